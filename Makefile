@@ -1,0 +1,46 @@
+# Crucible's entry points. The two that matter:
+#   make demo   install what is missing, build, start the local stack, run a task
+#   make test   install what is missing, build, run every test (what CI runs)
+BUILD ?= build
+CXX_COMPILER ?= clang++
+IMAGE ?= localhost/crucible/busybox:latest
+JOBS ?= $(shell nproc)
+
+.PHONY: all bootstrap configure build test lint demo up down clean
+
+all: build
+
+bootstrap:
+	scripts/bootstrap
+
+configure: bootstrap
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_CXX_COMPILER=$(CXX_COMPILER) \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+lint: bootstrap
+	node_modules/.bin/buf lint proto
+	node_modules/.bin/buf format --diff --exit-code proto
+
+test: build lint
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+up: build
+	deploy/local/up
+
+down:
+	deploy/local/down
+
+demo: up
+	@echo
+	@echo "== a sample task: a hardened busybox container, through the server, worker, executor and proxy"
+	$(BUILD)/bin/crucible --server=127.0.0.1:$${CRUCIBLE_SERVER_PORT:-8080} submit \
+	  --image $(IMAGE) --timeout 30s -- \
+	  sh -c 'echo "hello from task container: uid=$$(id -u), root fs: $$(touch /x 2>&1 || true)"; echo "and this went to stderr" >&2'
+	@echo
+	@echo "== the stack keeps running; stop it with: make down"
+
+clean:
+	rm -rf $(BUILD)
