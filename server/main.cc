@@ -1,0 +1,93 @@
+// crucible-server: the public TaskService and the workers' QueueService over
+// one scheduler and a SQLite store.
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <system_error>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/grpc_server.h"
+#include "glog/logging.h"
+#include "server/periodic.h"
+#include "server/queue_service.h"
+#include "server/scheduler/scheduler.h"
+#include "server/store/sqlite_task_store.h"
+#include "server/task_service.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:8080", "host:port to serve on");
+ABSL_FLAG(std::string, port_file, "",
+          "if set, the bound port is written to this file once serving");
+ABSL_FLAG(std::string, db, ".crucible/crucible.db",
+          "SQLite database file; its directory is created if missing");
+ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(30),
+          "a lease lapses this long after its last heartbeat");
+ABSL_FLAG(int, max_attempts, 3,
+          "attempts of a task whose spec sets no retry_policy.max_attempts");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "on SIGTERM, how long running calls get before they are cancelled");
+ABSL_FLAG(absl::Duration, sweep_interval, absl::Seconds(1),
+          "how often expired leases and due tasks are looked at");
+
+int main(int argc, char** argv) {
+  common::BlockStopSignals();
+  absl::ParseCommandLine(argc, argv);
+  common::InitLogging(argv[0]);
+
+  server::SqliteTaskStoreOptions store_options;
+  store_options.path = absl::GetFlag(FLAGS_db);
+  std::filesystem::path parent =
+      std::filesystem::path(store_options.path).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      LOG(ERROR) << "cannot create " << parent << ": " << ec.message();
+      return 1;
+    }
+  }
+  auto store = server::SqliteTaskStore::Open(store_options);
+  if (!store.ok()) {
+    LOG(ERROR) << "cannot open store: " << store.status();
+    return 1;
+  }
+
+  server::SchedulerOptions scheduler_options;
+  scheduler_options.lease_ttl = absl::GetFlag(FLAGS_lease_ttl);
+  scheduler_options.default_max_attempts = absl::GetFlag(FLAGS_max_attempts);
+  auto scheduler = server::Scheduler::Create(scheduler_options, **store,
+                                             common::Clock::Real());
+  if (!scheduler.ok()) {
+    LOG(ERROR) << "cannot start scheduler: " << scheduler.status();
+    return 1;
+  }
+
+  server::TaskService task_service(**scheduler);
+  server::QueueService queue_service(**scheduler);
+  common::GrpcServerOptions server_options;
+  server_options.listen_address = absl::GetFlag(FLAGS_listen);
+  server_options.port_file = absl::GetFlag(FLAGS_port_file);
+  server_options.health_service_names = {"crucible.v1.TaskService",
+                                         "crucible.v1.QueueService"};
+  auto grpc_server = common::GrpcServer::Start(
+      server_options, {&task_service, &queue_service});
+  if (!grpc_server.ok()) {
+    LOG(ERROR) << "cannot serve: " << grpc_server.status();
+    return 1;
+  }
+  LOG(INFO) << "crucible-server serving on port " << (*grpc_server)->port()
+            << ", store " << store_options.path;
+  {
+    server::Scheduler* s = scheduler->get();
+    server::PeriodicRunner sweeper(absl::GetFlag(FLAGS_sweep_interval),
+                                   [s] { s->ExpireLeases(); });
+    int sig = common::WaitForStopSignal();
+    LOG(INFO) << "signal " << sig << ": stopping";
+    (*grpc_server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  }
+  grpc_server->reset();
+  LOG(INFO) << "stopped";
+  return 0;
+}

@@ -1,0 +1,194 @@
+#include "server/queue_service.h"
+
+#include <atomic>
+#include <deque>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "common/grpc_status.h"
+#include "common/proto_time.h"
+#include "glog/logging.h"
+
+namespace server {
+namespace {
+
+using crucible::v1::ConnectRequest;
+using crucible::v1::ConnectResponse;
+
+// One worker's stream. Reads one message at a time and applies it to the
+// scheduler; the scheduler pushes assignments and cancels through Send().
+// One write in flight, the rest queued. Owns itself: deleted in OnDone,
+// after the worker session is closed (so Send is never called afterwards).
+class WorkerStream final
+    : public grpc::ServerBidiReactor<ConnectRequest, ConnectResponse>,
+      public WorkerSink {
+ public:
+  explicit WorkerStream(Scheduler& scheduler) : scheduler_(scheduler) {
+    StartRead(&request_);
+  }
+
+  void Send(ConnectResponse message) override {
+    absl::MutexLock lock(&mu_);
+    if (finished_ || finish_after_write_) return;  // the lease will lapse
+    pending_.push_back(std::move(message));
+    MaybeWriteLocked();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the worker closed its side, or the stream broke
+      EndSession();
+      FinishOnce(grpc::Status::OK);
+      return;
+    }
+    absl::Status s = Handle(request_);
+    if (!s.ok()) {
+      LOG(WARNING) << "worker stream " << worker_id_ << ": " << s;
+      EndSession();
+      FinishOnce(common::ToGrpcStatus(s));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      pending_.clear();
+      finish_after_write_ = true;
+      finish_status_ = grpc::Status(grpc::CANCELLED, "write failed");
+    }
+    if (finish_after_write_) {
+      FinishLocked(finish_status_);
+      return;
+    }
+    MaybeWriteLocked();
+  }
+
+  void OnCancel() override {
+    EndSession();
+    FinishOnce(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    EndSession();
+    delete this;
+  }
+
+ private:
+  // Applies one worker message. A non-OK status ends the stream; refused
+  // reports are answered with `rejected` and keep it open.
+  absl::Status Handle(const ConnectRequest& req) {
+    if (session_ == 0 && req.kind_case() != ConnectRequest::kHello) {
+      return absl::InvalidArgumentError("first message must be hello");
+    }
+    switch (req.kind_case()) {
+      case ConnectRequest::kHello: {
+        if (session_ != 0) return absl::InvalidArgumentError("second hello");
+        worker_id_ = req.hello().worker_id();
+        absl::StatusOr<int64_t> session =
+            scheduler_.ConnectWorker(worker_id_, req.hello().credits(), this);
+        if (!session.ok()) return session.status();
+        session_ = *session;
+        return absl::OkStatus();
+      }
+      case ConnectRequest::kCredit:
+        return scheduler_.AddCredits(session_, req.credit().credits());
+      case ConnectRequest::kHeartbeat: {
+        std::vector<std::string> ids(req.heartbeat().lease_ids().begin(),
+                                     req.heartbeat().lease_ids().end());
+        for (const std::string& stale : scheduler_.Heartbeat(ids)) {
+          Reject(stale, absl::FailedPreconditionError("lease is not live"));
+        }
+        return absl::OkStatus();
+      }
+      case ConnectRequest::kStarted:
+        Reject(req.started().lease_id(),
+               scheduler_.ReportStarted(
+                   req.started().lease_id(),
+                   common::FromProtoTime(req.started().start_time())));
+        return absl::OkStatus();
+      case ConnectRequest::kOutput:
+        Reject(req.output().lease_id(),
+               scheduler_.ReportOutput(req.output().lease_id(),
+                                       req.output().chunk()));
+        return absl::OkStatus();
+      case ConnectRequest::kCompletion:
+        Reject(req.completion().lease_id(),
+               scheduler_.ReportCompletion(req.completion()));
+        return absl::OkStatus();
+      case ConnectRequest::KIND_NOT_SET:
+        return absl::InvalidArgumentError("empty message");
+    }
+    return absl::InvalidArgumentError("unknown message");
+  }
+
+  // Answers a refused report with `rejected`; nothing if `s` is OK.
+  void Reject(const std::string& lease_id, const absl::Status& s) {
+    if (s.ok()) return;
+    VLOG(1) << "worker " << worker_id_ << ": report for lease " << lease_id
+            << " refused: " << s;
+    ConnectResponse msg;
+    msg.mutable_rejected()->set_lease_id(lease_id);
+    msg.mutable_rejected()->set_code(static_cast<int>(s.code()));
+    msg.mutable_rejected()->set_message(std::string(s.message()));
+    Send(std::move(msg));
+  }
+
+  void EndSession() {
+    // session_ is written only by the reading side before any other
+    // reaction can run, so reading it here is ordered by gRPC.
+    if (session_ != 0 && !ended_.exchange(true)) {
+      scheduler_.DisconnectWorker(session_);
+    }
+  }
+
+  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finished_ || pending_.empty()) return;
+    current_ = std::move(pending_.front());
+    pending_.pop_front();
+    writing_ = true;
+    StartWrite(&current_);
+  }
+  void FinishOnce(grpc::Status status) {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(std::move(status));
+  }
+  // Finishes now, or once the write in flight completes.
+  void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    if (writing_) {
+      if (!finish_after_write_) {
+        finish_after_write_ = true;
+        finish_status_ = std::move(status);
+      }
+      return;
+    }
+    finished_ = true;
+    Finish(std::move(status));
+  }
+
+  Scheduler& scheduler_;
+  ConnectRequest request_;   // touched only by the read side
+  std::string worker_id_;    // idem
+  std::atomic<int64_t> session_{0};
+  std::atomic<bool> ended_{false};
+  absl::Mutex mu_;
+  std::deque<ConnectResponse> pending_ ABSL_GUARDED_BY(mu_);
+  ConnectResponse current_ ABSL_GUARDED_BY(mu_);  // alive until WriteDone
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_after_write_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<ConnectRequest, ConnectResponse>* QueueService::Connect(
+    grpc::CallbackServerContext* ctx) {
+  return new WorkerStream(scheduler_);
+}
+
+}  // namespace server

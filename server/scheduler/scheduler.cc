@@ -1,0 +1,324 @@
+// Task admission, client operations, commit/announce plumbing and
+// retry/finish logic. Worker sessions and reports: scheduler_workers.cc.
+#include "server/scheduler/scheduler.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/proto_time.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+#include "server/scheduler/spec_validation.h"
+#include "server/scheduler/transitions.h"
+
+namespace server {
+
+using crucible::v1::Task;
+using crucible::v1::TaskEvent;
+using crucible::v1::TaskResult;
+using crucible::v1::TaskSpec;
+using crucible::v1::TaskState;
+
+Scheduler::Op::~Op() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  s_->publish_mu_.Lock();
+  s_->mu_.Unlock();
+  s_->Deliver(out);
+  s_->publish_mu_.Unlock();
+}
+
+Scheduler::Scheduler(const SchedulerOptions& options, TaskStore& store,
+                     const common::Clock& clock)
+    : options_(options), store_(store), clock_(clock) {}
+
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
+    const SchedulerOptions& options, TaskStore& store,
+    const common::Clock& clock) {
+  if (options.default_max_attempts < 1 || options.lease_ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "scheduler: default_max_attempts must be >= 1 and lease_ttl positive");
+  }
+  std::unique_ptr<Scheduler> s(new Scheduler(options, store, clock));
+  RETURN_IF_ERROR(s->Rebuild());
+  return s;
+}
+
+absl::Status Scheduler::Rebuild() {
+  ASSIGN_OR_RETURN(std::vector<Task> tasks, store_.LoadActiveTasks());
+  Op op(this);
+  int lapsed = 0;
+  for (Task& task : tasks) {
+    std::string id = task.id();
+    TaskState state = task.state();
+    AddEntryLocked(std::move(task));
+    if (state == crucible::v1::TASK_STATE_QUEUED) continue;
+    // A lease that was live when the server stopped cannot be trusted: no
+    // worker heartbeats it to us any more. Treat it as lapsed.
+    ++lapsed;
+    Entry& e = active_.at(id);
+    queue_.erase(KeyOf(e));
+    TaskResult result = e.task.result();
+    result.set_reason(crucible::v1::TERMINATION_REASON_INFRASTRUCTURE);
+    result.set_error_message("lease lapsed: server restarted");
+    *result.mutable_finish_time() = common::ToProtoTime(clock_.Now());
+    RETURN_IF_ERROR(
+        RetryOrFailLocked(e, std::move(result), "lease lapsed: server restarted",
+                          op.out));
+  }
+  LOG(INFO) << "scheduler rebuilt: " << active_.size() << " active tasks, "
+            << lapsed << " lapsed leases";
+  return absl::OkStatus();
+}
+
+std::string Scheduler::NewIdLocked() {
+  return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(rng_),
+                         absl::Uniform<uint64_t>(rng_));
+}
+
+Scheduler::QueueKey Scheduler::KeyOf(const Entry& e) {
+  return {-e.task.spec().priority(), e.order, e.task.id()};
+}
+
+void Scheduler::AddEntryLocked(Task task) {
+  Entry e;
+  e.order = next_order_++;
+  e.max_attempts = task.spec().retry_policy().max_attempts() > 0
+                       ? task.spec().retry_policy().max_attempts()
+                       : options_.default_max_attempts;
+  e.ready_at = task.spec().has_not_before()
+                   ? common::FromProtoTime(task.spec().not_before())
+                   : absl::InfinitePast();
+  e.task = std::move(task);
+  if (e.task.state() == crucible::v1::TASK_STATE_QUEUED) queue_.insert(KeyOf(e));
+  std::string id = e.task.id();
+  active_.emplace(std::move(id), std::move(e));
+}
+
+absl::Status Scheduler::CommitLocked(Entry& e, Task updated,
+                                     const std::string& message,
+                                     bool ends_attempt, Outbox& out) {
+  if (updated.state() != e.task.state()) {
+    RETURN_IF_ERROR(CheckTransition(e.task.state(), updated.state()));
+  }
+  absl::Time now = clock_.Now();
+  *updated.mutable_update_time() = common::ToProtoTime(now);
+  if (IsTerminal(updated.state())) {
+    *updated.mutable_end_time() = common::ToProtoTime(now);
+  }
+  RETURN_IF_ERROR(store_.UpdateTask(updated));
+  e.task = std::move(updated);
+  TaskEvent event;
+  event.set_task_id(e.task.id());
+  event.set_state(e.task.state());
+  event.set_attempt(e.task.attempt());
+  *event.mutable_event_time() = common::ToProtoTime(now);
+  event.set_message(message);
+  if (ends_attempt) *event.mutable_result() = e.task.result();
+  VLOG(1) << "task " << e.task.id() << " -> "
+          << crucible::v1::TaskState_Name(e.task.state()) << " " << message;
+  out.events.push_back(std::move(event));
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::FinishLocked(Entry& e, TaskState state,
+                                     TaskResult result,
+                                     const std::string& message, Outbox& out) {
+  Task updated = e.task;
+  updated.set_state(state);
+  *updated.mutable_result() = std::move(result);
+  RETURN_IF_ERROR(CommitLocked(e, std::move(updated), message,
+                               /*ends_attempt=*/true, out));
+  ReleaseLeaseLocked(e);
+  queue_.erase(KeyOf(e));
+  std::string id = e.task.id();
+  active_.erase(id);  // `e` is gone
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::RetryOrFailLocked(Entry& e, TaskResult result,
+                                          const std::string& infra_error,
+                                          Outbox& out) {
+  if (e.output_truncated) result.set_output_truncated(true);
+  if (e.cancel_requested) {
+    result.set_reason(crucible::v1::TERMINATION_REASON_CANCELLED);
+    result.set_error_message(e.cancel_reason);
+    return FinishLocked(e, crucible::v1::TASK_STATE_CANCELLED,
+                        std::move(result), "cancelled", out);
+  }
+  Task updated = e.task;
+  if (!infra_error.empty()) updated.set_last_error(infra_error);
+  std::string why = infra_error.empty() ? result.error_message() : infra_error;
+  if (updated.attempt() >= e.max_attempts) {
+    if (!infra_error.empty()) {
+      result.set_error_message(absl::StrCat("attempts exhausted (",
+                                            e.max_attempts, "): ", infra_error));
+    }
+    return FinishLocked(e, crucible::v1::TASK_STATE_FAILED, std::move(result),
+                        absl::StrCat("failed: ", why), out);
+  }
+  updated.set_state(crucible::v1::TASK_STATE_QUEUED);
+  *updated.mutable_result() = std::move(result);
+  absl::Duration backoff = BackoffLocked(e);
+  RETURN_IF_ERROR(CommitLocked(
+      e, std::move(updated),
+      absl::StrCat("retrying in ", absl::FormatDuration(backoff), ": ", why),
+      /*ends_attempt=*/true, out));
+  ReleaseLeaseLocked(e);
+  e.ready_at = std::max(e.ready_at, clock_.Now() + backoff);
+  queue_.insert(KeyOf(e));
+  return absl::OkStatus();
+}
+
+absl::Duration Scheduler::BackoffLocked(const Entry& e) {
+  const crucible::v1::RetryPolicy& p = e.task.spec().retry_policy();
+  absl::Duration initial = p.has_initial_backoff()
+                               ? common::FromProtoDuration(p.initial_backoff())
+                               : options_.initial_backoff;
+  absl::Duration cap = p.has_max_backoff()
+                           ? common::FromProtoDuration(p.max_backoff())
+                           : options_.max_backoff;
+  absl::Duration d = initial;
+  for (int i = 1; i < e.task.attempt() && d < cap; ++i) d *= 2;
+  d = std::min(d, cap);
+  double j = options_.backoff_jitter;
+  if (j > 0) d *= absl::Uniform(rng_, 1.0 - j, 1.0 + j);
+  return std::min(d, cap);
+}
+
+absl::StatusOr<Task> Scheduler::CreateTask(TaskSpec spec,
+                                           std::string request_id) {
+  RETURN_IF_ERROR(ValidateTaskSpec(spec));
+  RETURN_IF_ERROR(ValidateRequestId(request_id));
+  Op op(this);
+  Task task;
+  task.set_id(NewIdLocked());
+  *task.mutable_spec() = std::move(spec);
+  task.set_state(crucible::v1::TASK_STATE_QUEUED);
+  absl::Time now = clock_.Now();
+  *task.mutable_create_time() = common::ToProtoTime(now);
+  *task.mutable_update_time() = common::ToProtoTime(now);
+  task.set_tenant(options_.tenant);
+  task.set_request_id(std::move(request_id));
+  ASSIGN_OR_RETURN(CreateTaskResult created, store_.CreateTask(task));
+  if (!created.created) {
+    VLOG(1) << "CreateTask: request_id " << task.request_id()
+            << " already used by task " << created.task.id();
+    return std::move(created.task);
+  }
+  AddEntryLocked(task);
+  TaskEvent event;
+  event.set_task_id(task.id());
+  event.set_state(task.state());
+  *event.mutable_event_time() = task.create_time();
+  event.set_message("created");
+  op.out.events.push_back(std::move(event));
+  DispatchLocked(op.out);
+  return task;
+}
+
+absl::StatusOr<Task> Scheduler::GetTask(const std::string& task_id) {
+  // The store is written before memory changes, so it is never behind.
+  ASSIGN_OR_RETURN(Task task, store_.GetTask(task_id));
+  if (task.tenant() != options_.tenant) {
+    return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
+  }
+  return task;
+}
+
+absl::StatusOr<Task> Scheduler::LookupLocked(const std::string& task_id) {
+  auto it = active_.find(task_id);
+  if (it != active_.end()) return it->second.task;
+  return GetTask(task_id);
+}
+
+absl::StatusOr<ListTasksPage> Scheduler::ListTasks(ListTasksQuery query) {
+  query.tenant = options_.tenant;
+  if (query.page_size < 0) {
+    return absl::InvalidArgumentError("page_size: must not be negative");
+  }
+  if (query.page_size == 0) query.page_size = 50;
+  query.page_size = std::min(query.page_size, 1000);
+  return store_.ListTasks(query);
+}
+
+absl::StatusOr<Task> Scheduler::CancelTask(const std::string& task_id,
+                                           const std::string& reason) {
+  Op op(this);
+  auto it = active_.find(task_id);
+  if (it == active_.end()) {
+    ASSIGN_OR_RETURN(Task task, GetTask(task_id));
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", task_id, " already ended (",
+                     crucible::v1::TaskState_Name(task.state()), ")"));
+  }
+  Entry& e = it->second;
+  std::string why = reason.empty() ? "cancelled by client" : reason;
+  if (e.task.state() == crucible::v1::TASK_STATE_QUEUED) {
+    TaskResult result;
+    result.set_reason(crucible::v1::TERMINATION_REASON_CANCELLED);
+    result.set_error_message(why);
+    *result.mutable_finish_time() = common::ToProtoTime(clock_.Now());
+    RETURN_IF_ERROR(FinishLocked(e, crucible::v1::TASK_STATE_CANCELLED,
+                                 std::move(result), why, op.out));
+    return GetTask(task_id);
+  }
+  // LEASED or RUNNING: the worker kills the container and reports CANCELLED;
+  // if it never does, the lease lapses and the task ends CANCELLED then.
+  e.cancel_requested = true;
+  e.cancel_reason = why;
+  SendCancelLocked(e, op.out);
+  return e.task;
+}
+
+absl::StatusOr<TaskSubscription> Scheduler::Subscribe(
+    const std::string& task_id, TaskListener* listener) {
+  // mu_ then publish_mu_: no commit can slip between the snapshot and the
+  // registration, and every earlier announcement has been delivered.
+  absl::MutexLock lock(&mu_);
+  TaskSubscription sub;
+  ASSIGN_OR_RETURN(sub.task, LookupLocked(task_id));
+  if (IsTerminal(sub.task.state())) return sub;
+  absl::MutexLock plock(&publish_mu_);
+  sub.id = ++next_subscription_;
+  listeners_[task_id][sub.id] = listener;
+  subscription_task_[sub.id] = task_id;
+  return sub;
+}
+
+void Scheduler::Unsubscribe(int64_t subscription_id) {
+  absl::MutexLock plock(&publish_mu_);
+  auto it = subscription_task_.find(subscription_id);
+  if (it == subscription_task_.end()) return;
+  auto l = listeners_.find(it->second);
+  if (l != listeners_.end()) {
+    l->second.erase(subscription_id);
+    if (l->second.empty()) listeners_.erase(l);
+  }
+  subscription_task_.erase(it);
+}
+
+absl::StatusOr<std::vector<crucible::v1::OutputChunk>> Scheduler::ReadOutput(
+    const std::string& task_id, int32_t attempt, int64_t offset,
+    crucible::v1::OutputStream stream, int64_t max_bytes) {
+  return store_.ReadOutput(task_id, attempt, offset, stream, max_bytes);
+}
+
+void Scheduler::Deliver(const Outbox& out) {
+  for (const TaskEvent& event : out.events) {
+    auto it = listeners_.find(event.task_id());
+    if (it == listeners_.end()) continue;
+    for (const auto& [id, listener] : it->second) listener->OnEvent(event);
+  }
+  for (const auto& [task_id, chunk] : out.outputs) {
+    auto it = listeners_.find(task_id);
+    if (it == listeners_.end()) continue;
+    for (const auto& [id, listener] : it->second) listener->OnOutput(chunk);
+  }
+  for (const auto& [session, message] : out.messages) {
+    auto it = sinks_.find(session);
+    if (it != sinks_.end()) it->second->Send(message);
+  }
+}
+
+}  // namespace server

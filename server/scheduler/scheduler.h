@@ -1,0 +1,247 @@
+#ifndef CRUCIBLE_SERVER_SCHEDULER_SCHEDULER_H_
+#define CRUCIBLE_SERVER_SCHEDULER_SCHEDULER_H_
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "crucible/v1/queue_service.pb.h"
+#include "crucible/v1/task.pb.h"
+#include "server/store/task_store.h"
+
+namespace server {
+
+struct SchedulerOptions {
+  // Tenant of every task until authentication names one.
+  std::string tenant = "default";
+  // A lease lapses this long after it was granted or last extended.
+  absl::Duration lease_ttl = absl::Seconds(30);
+  // Attempts of a task whose retry_policy.max_attempts is 0.
+  int default_max_attempts = 3;
+  // Delay before the second attempt when the spec sets none; doubles after.
+  absl::Duration initial_backoff = absl::Seconds(1);
+  // Cap of the delay between attempts when the spec sets none.
+  absl::Duration max_backoff = absl::Minutes(1);
+  // Relative jitter applied to every backoff (0.2 = +-20%).
+  double backoff_jitter = 0.2;
+  // Output kept per attempt when the spec sets no max_output_bytes, and the
+  // most the server keeps whatever the spec says.
+  int64_t max_output_bytes = int64_t{16} << 20;
+};
+
+// Receives the messages for one connected worker (assignments, cancels).
+// Send() is called with no Scheduler lock held but under the delivery lock,
+// in the order the scheduler decided them: it must not block and must not
+// call into the Scheduler.
+class WorkerSink {
+ public:
+  virtual ~WorkerSink() = default;
+  virtual void Send(crucible::v1::ConnectResponse message) = 0;
+};
+
+// Follows one task. Called like WorkerSink::Send (no blocking, no calls into
+// the Scheduler), in commit order.
+class TaskListener {
+ public:
+  virtual ~TaskListener() = default;
+  // A state change, after it was stored.
+  virtual void OnEvent(const crucible::v1::TaskEvent& event) = 0;
+  // A chunk of output, after it was stored (as stored, cap applied).
+  virtual void OnOutput(const crucible::v1::OutputChunk& chunk) = 0;
+};
+
+// What Subscribe returns: the task as of the subscription, consistent with
+// the events that follow. `id` is 0 (nothing registered) if the task is
+// already terminal.
+struct TaskSubscription {
+  int64_t id = 0;
+  crucible::v1::Task task;
+};
+
+// The task lifecycle: admission, the queue, worker sessions with credits,
+// leases, retries with backoff, cancels and events. Every state change is
+// checked against the transition table, written to the store, then
+// announced (listeners, worker sinks). Thread-safe. No gRPC.
+//
+// Writes to the store happen under the scheduler's lock (simple and
+// ordered; a group-commit store keeps that short).
+class Scheduler {
+ public:
+  // Rebuilds the queue from `store`; tasks found LEASED or RUNNING count as
+  // lapsed leases (requeued, or FAILED when out of attempts). `store` and
+  // `clock` must outlive the scheduler.
+  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(
+      const SchedulerOptions& options, TaskStore& store,
+      const common::Clock& clock);
+
+  // --- Client API ---
+  // Validates, stores (durably) and queues a task. With a request_id already
+  // used by the tenant, returns the task created then.
+  absl::StatusOr<crucible::v1::Task> CreateTask(crucible::v1::TaskSpec spec,
+                                                std::string request_id);
+  absl::StatusOr<crucible::v1::Task> GetTask(const std::string& task_id);
+  // page_size 0 means 50; above 1000 means 1000.
+  absl::StatusOr<ListTasksPage> ListTasks(ListTasksQuery query);
+  // QUEUED -> CANCELLED at once; LEASED/RUNNING: the holding worker is told
+  // to cancel and the task ends when it reports. FAILED_PRECONDITION for a
+  // terminal task.
+  absl::StatusOr<crucible::v1::Task> CancelTask(const std::string& task_id,
+                                                const std::string& reason);
+  // Registers `listener` for the task's events and output.
+  absl::StatusOr<TaskSubscription> Subscribe(const std::string& task_id,
+                                             TaskListener* listener);
+  // After this returns, the listener is never called again.
+  void Unsubscribe(int64_t subscription_id);
+  // Stored output of one attempt (see TaskStore::ReadOutput).
+  absl::StatusOr<std::vector<crucible::v1::OutputChunk>> ReadOutput(
+      const std::string& task_id, int32_t attempt, int64_t offset,
+      crucible::v1::OutputStream stream, int64_t max_bytes);
+
+  // --- Worker API (QueueService) ---
+  // Opens a session for a worker with `credits` free slots; assignments go
+  // to `sink` (not owned; must stay valid until DisconnectWorker returns).
+  // A new session of the same worker_id replaces the old one.
+  absl::StatusOr<int64_t> ConnectWorker(const std::string& worker_id,
+                                        int credits, WorkerSink* sink);
+  // Ends the session; its leases stay until their deadlines. After this
+  // returns the sink is never called again.
+  void DisconnectWorker(int64_t session_id);
+  absl::Status AddCredits(int64_t session_id, int credits);
+  // Extends the named live leases; returns the ones that are not live.
+  std::vector<std::string> Heartbeat(const std::vector<std::string>& lease_ids);
+  // Every report: FAILED_PRECONDITION if the lease is not the task's live
+  // lease (the report is ignored).
+  absl::Status ReportStarted(const std::string& lease_id, absl::Time start_time);
+  absl::Status ReportOutput(const std::string& lease_id,
+                            crucible::v1::OutputChunk chunk);
+  absl::Status ReportCompletion(const crucible::v1::AttemptCompletion& completion);
+
+  // --- Timer ---
+  // Abandons attempts whose lease deadline passed (retry or fail), then hands
+  // out tasks that became due (not_before, backoff). Returns the number of
+  // leases expired. Called periodically by the service.
+  int ExpireLeases();
+
+ private:
+  struct Entry {
+    crucible::v1::Task task;
+    uint64_t order = 0;         // FIFO position among equal priorities
+    absl::Time ready_at;        // not handed out before (not_before, backoff)
+    int max_attempts = 0;
+    std::string lease_id;       // live lease; empty if none
+    absl::Time lease_deadline;
+    std::string worker_id;      // holder of the live lease
+    bool output_truncated = false;
+    bool cancel_requested = false;
+    std::string cancel_reason;
+  };
+  using QueueKey = std::tuple<int, uint64_t, std::string>;  // -prio, order, id
+  struct Session {
+    std::string worker_id;
+    int64_t credits = 0;
+  };
+  struct Outbox {
+    std::vector<crucible::v1::TaskEvent> events;
+    std::vector<std::pair<std::string, crucible::v1::OutputChunk>> outputs;
+    std::vector<std::pair<int64_t, crucible::v1::ConnectResponse>> messages;
+  };
+  class Op;
+
+  Scheduler(const SchedulerOptions& options, TaskStore& store,
+            const common::Clock& clock);
+  absl::Status Rebuild();
+  std::string NewIdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static QueueKey KeyOf(const Entry& e);
+  void AddEntryLocked(crucible::v1::Task task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // check table -> store -> outbox event. `e` unchanged on error.
+  absl::Status CommitLocked(Entry& e, crucible::v1::Task updated,
+                            const std::string& message, bool ends_attempt,
+                            Outbox& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DispatchLocked(Outbox& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status LeaseLocked(Entry& e, int64_t session_id, Outbox& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the task in a terminal state; erases `e`.
+  absl::Status FinishLocked(Entry& e, crucible::v1::TaskState state,
+                            crucible::v1::TaskResult result,
+                            const std::string& message, Outbox& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the attempt with `result`; requeues with backoff while attempts
+  // remain, else FAILED. `infra_error` non-empty marks an infrastructure
+  // failure (kept as last_error).
+  absl::Status RetryOrFailLocked(Entry& e, crucible::v1::TaskResult result,
+                                 const std::string& infra_error, Outbox& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration BackoffLocked(const Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseLeaseLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The entry whose live lease is `lease_id`, or FAILED_PRECONDITION. A
+  // lease past its deadline is expired on the spot.
+  absl::StatusOr<Entry*> LiveLeaseLocked(const std::string& lease_id,
+                                         Outbox& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendCancelLocked(const Entry& e, Outbox& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<crucible::v1::Task> LookupLocked(const std::string& task_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Deliver(const Outbox& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
+
+  const SchedulerOptions options_;
+  TaskStore& store_;
+  const common::Clock& clock_;
+
+  absl::Mutex mu_ ABSL_ACQUIRED_BEFORE(publish_mu_);
+  absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_order_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t next_session_ ABSL_GUARDED_BY(mu_) = 0;
+  // Non-terminal tasks only; terminal ones live in the store alone.
+  absl::flat_hash_map<std::string, Entry> active_ ABSL_GUARDED_BY(mu_);
+  std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);  // QUEUED tasks
+  absl::flat_hash_map<std::string, std::string> leases_ ABSL_GUARDED_BY(mu_);
+  absl::btree_map<int64_t, Session> sessions_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int64_t> session_of_worker_
+      ABSL_GUARDED_BY(mu_);
+
+  // Delivery. Taken while mu_ is still held and kept while delivering, so
+  // announcements leave in commit order and after Unsubscribe /
+  // DisconnectWorker return nothing is called.
+  absl::Mutex publish_mu_;
+  int64_t next_subscription_ ABSL_GUARDED_BY(publish_mu_) = 0;
+  absl::flat_hash_map<int64_t, WorkerSink*> sinks_ ABSL_GUARDED_BY(publish_mu_);
+  absl::flat_hash_map<std::string,
+                      absl::flat_hash_map<int64_t, TaskListener*>>
+      listeners_ ABSL_GUARDED_BY(publish_mu_);
+  absl::flat_hash_map<int64_t, std::string> subscription_task_
+      ABSL_GUARDED_BY(publish_mu_);
+};
+
+// One public operation: holds mu_ while the state changes; on destruction
+// takes the delivery lock, releases mu_ and announces what `out` collected.
+class ABSL_SCOPED_LOCKABLE Scheduler::Op {
+ public:
+  explicit Op(Scheduler* s) ABSL_EXCLUSIVE_LOCK_FUNCTION(s->mu_) : s_(s) {
+    s_->mu_.Lock();
+  }
+  ~Op() ABSL_UNLOCK_FUNCTION();
+  Op(const Op&) = delete;
+  Op& operator=(const Op&) = delete;
+  Outbox out;
+
+ private:
+  Scheduler* const s_;
+};
+
+}  // namespace server
+
+#endif  // CRUCIBLE_SERVER_SCHEDULER_SCHEDULER_H_

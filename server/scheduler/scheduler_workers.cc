@@ -1,0 +1,347 @@
+// Worker sessions, dispatch under credits, leases and the reports of the
+// QueueService protocol.
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/proto_time.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+#include "server/scheduler/scheduler.h"
+#include "server/scheduler/transitions.h"
+
+namespace server {
+
+using crucible::v1::ConnectResponse;
+using crucible::v1::OutputChunk;
+using crucible::v1::Task;
+using crucible::v1::TaskResult;
+
+namespace {
+
+bool RetryableCode(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<int64_t> Scheduler::ConnectWorker(const std::string& worker_id,
+                                                 int credits,
+                                                 WorkerSink* sink) {
+  if (worker_id.empty()) {
+    return absl::InvalidArgumentError("hello.worker_id: required");
+  }
+  if (credits < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "hello.credits: must not be negative (got ", credits, ")"));
+  }
+  Op op(this);
+  int64_t id = ++next_session_;
+  int64_t replaced = 0;
+  auto old = session_of_worker_.find(worker_id);
+  if (old != session_of_worker_.end()) {
+    replaced = old->second;
+    LOG(WARNING) << "worker " << worker_id << " reconnected; session "
+                 << replaced << " replaced by " << id;
+    sessions_.erase(replaced);
+  }
+  sessions_[id] = Session{worker_id, credits};
+  session_of_worker_[worker_id] = id;
+  {
+    // Registered under both locks, so the first delivery after this Op
+    // already reaches the new sink and none reaches the replaced one.
+    absl::MutexLock plock(&publish_mu_);
+    if (replaced != 0) sinks_.erase(replaced);
+    sinks_[id] = sink;
+  }
+  // Cancels the old session may have missed.
+  for (auto& [task_id, e] : active_) {
+    if (e.cancel_requested && e.worker_id == worker_id && !e.lease_id.empty()) {
+      SendCancelLocked(e, op.out);
+    }
+  }
+  LOG(INFO) << "worker " << worker_id << " connected (session " << id
+            << ", credits " << credits << ")";
+  DispatchLocked(op.out);
+  return id;
+}
+
+void Scheduler::DisconnectWorker(int64_t session_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(session_id);
+  if (it != sessions_.end()) {
+    LOG(INFO) << "worker " << it->second.worker_id << " disconnected (session "
+              << session_id << "); its leases run until their deadlines";
+    auto w = session_of_worker_.find(it->second.worker_id);
+    if (w != session_of_worker_.end() && w->second == session_id) {
+      session_of_worker_.erase(w);
+    }
+    sessions_.erase(it);
+  }
+  absl::MutexLock plock(&publish_mu_);
+  sinks_.erase(session_id);
+}
+
+absl::Status Scheduler::AddCredits(int64_t session_id, int credits) {
+  if (credits <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("credit.credits: must be positive (got ", credits, ")"));
+  }
+  Op op(this);
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) {
+    return absl::NotFoundError(absl::StrCat("no session ", session_id));
+  }
+  it->second.credits += credits;
+  DispatchLocked(op.out);
+  return absl::OkStatus();
+}
+
+void Scheduler::DispatchLocked(Outbox& out) {
+  absl::Time now = clock_.Now();
+  while (!queue_.empty()) {
+    // The session with the most credits left, so work spreads out.
+    auto best = sessions_.end();
+    for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+      if (it->second.credits > 0 &&
+          (best == sessions_.end() || it->second.credits > best->second.credits)) {
+        best = it;
+      }
+    }
+    if (best == sessions_.end()) return;
+    // Highest priority first, FIFO among equals; skip what is not due yet.
+    Entry* next = nullptr;
+    for (const QueueKey& key : queue_) {
+      Entry& e = active_.at(std::get<2>(key));
+      if (e.ready_at <= now) {
+        next = &e;
+        break;
+      }
+    }
+    if (next == nullptr) return;
+    absl::Status s = LeaseLocked(*next, best->first, out);
+    if (!s.ok()) {
+      LOG(WARNING) << "cannot lease task " << next->task.id() << ": " << s;
+      return;  // the timer retries
+    }
+  }
+}
+
+absl::Status Scheduler::LeaseLocked(Entry& e, int64_t session_id,
+                                    Outbox& out) {
+  Session& session = sessions_.at(session_id);
+  Task updated = e.task;
+  updated.set_state(crucible::v1::TASK_STATE_LEASED);
+  updated.set_attempt(e.task.attempt() + 1);
+  updated.clear_result();
+  RETURN_IF_ERROR(CommitLocked(
+      e, std::move(updated), absl::StrCat("leased to ", session.worker_id),
+      /*ends_attempt=*/false, out));
+  queue_.erase(KeyOf(e));
+  e.lease_id = NewIdLocked();
+  e.lease_deadline = clock_.Now() + options_.lease_ttl;
+  e.worker_id = session.worker_id;
+  e.output_truncated = false;
+  leases_[e.lease_id] = e.task.id();
+  --session.credits;
+  ConnectResponse msg;
+  crucible::v1::Assignment* a = msg.mutable_assignment();
+  *a->mutable_task() = e.task;
+  a->set_lease_id(e.lease_id);
+  *a->mutable_lease_deadline() = common::ToProtoTime(e.lease_deadline);
+  a->set_attempt(e.task.attempt());
+  out.messages.emplace_back(session_id, std::move(msg));
+  return absl::OkStatus();
+}
+
+void Scheduler::ReleaseLeaseLocked(Entry& e) {
+  if (e.lease_id.empty()) return;
+  leases_.erase(e.lease_id);
+  e.lease_id.clear();
+  e.worker_id.clear();
+}
+
+void Scheduler::SendCancelLocked(const Entry& e, Outbox& out) {
+  auto s = session_of_worker_.find(e.worker_id);
+  if (s == session_of_worker_.end()) return;  // lapses, then CANCELLED
+  ConnectResponse msg;
+  msg.mutable_cancel()->set_lease_id(e.lease_id);
+  msg.mutable_cancel()->set_reason(e.cancel_reason);
+  out.messages.emplace_back(s->second, std::move(msg));
+}
+
+absl::StatusOr<Scheduler::Entry*> Scheduler::LiveLeaseLocked(
+    const std::string& lease_id, Outbox& out) {
+  auto l = leases_.find(lease_id);
+  if (l != leases_.end()) {
+    auto it = active_.find(l->second);
+    if (it != active_.end() && it->second.lease_id == lease_id) {
+      Entry& e = it->second;
+      if (clock_.Now() < e.lease_deadline) return &e;
+      TaskResult result = e.task.result();
+      result.set_reason(crucible::v1::TERMINATION_REASON_INFRASTRUCTURE);
+      result.set_error_message("lease expired");
+      *result.mutable_finish_time() = common::ToProtoTime(clock_.Now());
+      RETURN_IF_ERROR(RetryOrFailLocked(e, std::move(result), "lease expired", out));
+      DispatchLocked(out);
+    }
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("lease ", lease_id, " is not live"));
+}
+
+std::vector<std::string> Scheduler::Heartbeat(
+    const std::vector<std::string>& lease_ids) {
+  Op op(this);
+  std::vector<std::string> stale;
+  for (const std::string& id : lease_ids) {
+    absl::StatusOr<Entry*> e = LiveLeaseLocked(id, op.out);
+    if (!e.ok()) {
+      stale.push_back(id);
+      continue;
+    }
+    (*e)->lease_deadline = clock_.Now() + options_.lease_ttl;
+  }
+  return stale;
+}
+
+absl::Status Scheduler::ReportStarted(const std::string& lease_id,
+                                      absl::Time start_time) {
+  Op op(this);
+  ASSIGN_OR_RETURN(Entry * e, LiveLeaseLocked(lease_id, op.out));
+  if (e->task.state() == crucible::v1::TASK_STATE_RUNNING) return absl::OkStatus();
+  Task updated = e->task;
+  updated.set_state(crucible::v1::TASK_STATE_RUNNING);
+  *updated.mutable_result()->mutable_start_time() =
+      common::ToProtoTime(start_time);
+  return CommitLocked(*e, std::move(updated), "container started",
+                      /*ends_attempt=*/false, op.out);
+}
+
+absl::Status Scheduler::ReportOutput(const std::string& lease_id,
+                                     OutputChunk chunk) {
+  Op op(this);
+  ASSIGN_OR_RETURN(Entry * e, LiveLeaseLocked(lease_id, op.out));
+  if (chunk.offset() < 0) {
+    return absl::InvalidArgumentError("output.chunk.offset: must not be negative");
+  }
+  chunk.set_attempt(e->task.attempt());
+  int64_t cap = e->task.spec().max_output_bytes() > 0
+                    ? std::min(e->task.spec().max_output_bytes(),
+                               options_.max_output_bytes)
+                    : options_.max_output_bytes;
+  ASSIGN_OR_RETURN(AppendOutputResult stored,
+                   store_.AppendOutput(e->task.id(), chunk, cap));
+  if (stored.truncated) e->output_truncated = true;
+  if (!stored.stored.data().empty()) {
+    op.out.outputs.emplace_back(e->task.id(), std::move(stored.stored));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::ReportCompletion(
+    const crucible::v1::AttemptCompletion& completion) {
+  Op op(this);
+  ASSIGN_OR_RETURN(Entry * e, LiveLeaseLocked(completion.lease_id(), op.out));
+  absl::Time now = clock_.Now();
+  TaskResult result;
+  if (completion.has_result()) result = completion.result();
+  if (!result.has_start_time() && e->task.result().has_start_time()) {
+    *result.mutable_start_time() = e->task.result().start_time();
+  }
+  if (!result.has_finish_time()) {
+    *result.mutable_finish_time() = common::ToProtoTime(now);
+  }
+  if (e->output_truncated) result.set_output_truncated(true);
+
+  if (completion.has_error()) {
+    auto code = static_cast<absl::StatusCode>(completion.error().code());
+    std::string msg = absl::StrCat(absl::StatusCodeToString(code), ": ",
+                                   completion.error().message());
+    if (RetryableCode(code)) {
+      result.set_reason(crucible::v1::TERMINATION_REASON_INFRASTRUCTURE);
+      result.set_error_message(msg);
+      RETURN_IF_ERROR(RetryOrFailLocked(*e, std::move(result), msg, op.out));
+    } else {
+      result.set_reason(crucible::v1::TERMINATION_REASON_REJECTED);
+      result.set_error_message(completion.error().message());
+      RETURN_IF_ERROR(FinishLocked(*e, crucible::v1::TASK_STATE_FAILED,
+                                   std::move(result), msg, op.out));
+    }
+    DispatchLocked(op.out);
+    return absl::OkStatus();
+  }
+  if (!completion.has_result()) {
+    return absl::InvalidArgumentError(
+        "completion: needs a result or an error");
+  }
+  switch (result.reason()) {
+    case crucible::v1::TERMINATION_REASON_EXITED:
+      if (result.exit_code() == 0) {
+        RETURN_IF_ERROR(FinishLocked(*e, crucible::v1::TASK_STATE_SUCCEEDED,
+                                     std::move(result), "exited 0", op.out));
+      } else if (e->task.spec().retry_policy().retry_on_nonzero_exit()) {
+        RETURN_IF_ERROR(RetryOrFailLocked(*e, std::move(result), "", op.out));
+      } else {
+        std::string msg = absl::StrCat("exited ", result.exit_code());
+        RETURN_IF_ERROR(FinishLocked(*e, crucible::v1::TASK_STATE_FAILED,
+                                     std::move(result), msg, op.out));
+      }
+      break;
+    case crucible::v1::TERMINATION_REASON_TIMEOUT:
+      RETURN_IF_ERROR(FinishLocked(*e, crucible::v1::TASK_STATE_TIMED_OUT,
+                                   std::move(result), "timed out", op.out));
+      break;
+    case crucible::v1::TERMINATION_REASON_CANCELLED:
+      RETURN_IF_ERROR(FinishLocked(*e, crucible::v1::TASK_STATE_CANCELLED,
+                                   std::move(result), "cancelled", op.out));
+      break;
+    case crucible::v1::TERMINATION_REASON_OOM_KILLED:
+    case crucible::v1::TERMINATION_REASON_OUTPUT_LIMIT:
+    case crucible::v1::TERMINATION_REASON_REJECTED: {
+      std::string msg = crucible::v1::TerminationReason_Name(result.reason());
+      RETURN_IF_ERROR(FinishLocked(*e, crucible::v1::TASK_STATE_FAILED,
+                                   std::move(result), msg, op.out));
+      break;
+    }
+    default: {  // INFRASTRUCTURE, or a reason this server does not know
+      std::string msg = result.error_message().empty()
+                            ? "infrastructure failure"
+                            : result.error_message();
+      result.set_reason(crucible::v1::TERMINATION_REASON_INFRASTRUCTURE);
+      RETURN_IF_ERROR(RetryOrFailLocked(*e, std::move(result), msg, op.out));
+      break;
+    }
+  }
+  DispatchLocked(op.out);
+  return absl::OkStatus();
+}
+
+int Scheduler::ExpireLeases() {
+  Op op(this);
+  absl::Time now = clock_.Now();
+  std::vector<std::string> expired;
+  for (const auto& [lease_id, task_id] : leases_) {
+    if (active_.at(task_id).lease_deadline <= now) expired.push_back(lease_id);
+  }
+  for (const std::string& lease_id : expired) {
+    // LiveLeaseLocked expires a lease past its deadline and says so.
+    absl::StatusOr<Entry*> e = LiveLeaseLocked(lease_id, op.out);
+    if (e.ok()) continue;
+    LOG(WARNING) << "lease " << lease_id << " expired";
+  }
+  DispatchLocked(op.out);
+  return static_cast<int>(expired.size());
+}
+
+}  // namespace server

@@ -1,0 +1,177 @@
+#include "server/scheduler/spec_validation.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "common/proto_time.h"
+#include "common/status_macros.h"
+
+namespace server {
+namespace {
+
+absl::Status Invalid(absl::string_view field, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
+}
+
+absl::Status NonNegative(absl::string_view field, int64_t value) {
+  if (value < 0) {
+    return Invalid(field, absl::StrCat("must not be negative (got ", value, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidDuration(absl::string_view field,
+                           const google::protobuf::Duration& d, bool positive) {
+  // Protobuf's own validity rule: seconds and nanos share a sign.
+  if ((d.seconds() > 0 && d.nanos() < 0) || (d.seconds() < 0 && d.nanos() > 0) ||
+      d.nanos() <= -1'000'000'000 || d.nanos() >= 1'000'000'000) {
+    return Invalid(field, "malformed duration");
+  }
+  absl::Duration value = common::FromProtoDuration(d);
+  if (positive && value <= absl::ZeroDuration()) {
+    return Invalid(field, absl::StrCat("must be positive (got ",
+                                       absl::FormatDuration(value), ")"));
+  }
+  if (!positive && value < absl::ZeroDuration()) {
+    return Invalid(field, absl::StrCat("must not be negative (got ",
+                                       absl::FormatDuration(value), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCommand(const crucible::v1::TaskSpec& spec) {
+  if (spec.command_size() > kMaxCommandEntries) {
+    return Invalid("spec.command", absl::StrCat("at most ", kMaxCommandEntries,
+                                                " entries (got ",
+                                                spec.command_size(), ")"));
+  }
+  size_t total = 0;
+  for (int i = 0; i < spec.command_size(); ++i) {
+    if (absl::StrContains(spec.command(i), '\0')) {
+      return Invalid(absl::StrCat("spec.command[", i, "]"), "contains NUL");
+    }
+    total += spec.command(i).size();
+  }
+  if (total > kMaxCommandBytes) {
+    return Invalid("spec.command", absl::StrCat("at most ", kMaxCommandBytes,
+                                                " bytes in total (got ", total,
+                                                ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateEnv(const crucible::v1::TaskSpec& spec) {
+  if (spec.env_size() > kMaxEnvEntries) {
+    return Invalid("spec.env", absl::StrCat("at most ", kMaxEnvEntries,
+                                            " entries (got ", spec.env_size(),
+                                            ")"));
+  }
+  size_t total = 0;
+  for (const auto& [name, value] : spec.env()) {
+    if (name.empty()) return Invalid("spec.env", "empty variable name");
+    if (absl::StrContains(name, '=') || absl::StrContains(name, '\0')) {
+      return Invalid(absl::StrCat("spec.env[", name, "]"),
+                     "name must not contain '=' or NUL");
+    }
+    if (absl::StrContains(value, '\0')) {
+      return Invalid(absl::StrCat("spec.env[", name, "]"), "value contains NUL");
+    }
+    total += name.size() + value.size() + 1;
+  }
+  if (total > kMaxEnvBytes) {
+    return Invalid("spec.env", absl::StrCat("at most ", kMaxEnvBytes,
+                                            " bytes in total (got ", total, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateLabels(const crucible::v1::TaskSpec& spec) {
+  if (spec.labels_size() > kMaxLabels) {
+    return Invalid("spec.labels", absl::StrCat("at most ", kMaxLabels,
+                                               " labels (got ",
+                                               spec.labels_size(), ")"));
+  }
+  for (const auto& [key, value] : spec.labels()) {
+    if (key.empty()) return Invalid("spec.labels", "empty key");
+    if (key.size() > kMaxLabelKeyBytes) {
+      return Invalid(absl::StrCat("spec.labels[", key.substr(0, 16), "...]"),
+                     absl::StrCat("key longer than ", kMaxLabelKeyBytes,
+                                  " bytes"));
+    }
+    if (value.size() > kMaxLabelValueBytes) {
+      return Invalid(absl::StrCat("spec.labels[", key, "]"),
+                     absl::StrCat("value longer than ", kMaxLabelValueBytes,
+                                  " bytes"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateResources(const crucible::v1::Resources& r) {
+  RETURN_IF_ERROR(NonNegative("spec.resources.memory_bytes", r.memory_bytes()));
+  RETURN_IF_ERROR(NonNegative("spec.resources.cpu_millis", r.cpu_millis()));
+  RETURN_IF_ERROR(NonNegative("spec.resources.pids_limit", r.pids_limit()));
+  RETURN_IF_ERROR(NonNegative("spec.resources.tmpfs_bytes", r.tmpfs_bytes()));
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRetry(const crucible::v1::RetryPolicy& p) {
+  RETURN_IF_ERROR(
+      NonNegative("spec.retry_policy.max_attempts", p.max_attempts()));
+  if (p.max_attempts() > kMaxAttemptsLimit) {
+    return Invalid("spec.retry_policy.max_attempts",
+                   absl::StrCat("at most ", kMaxAttemptsLimit, " (got ",
+                                p.max_attempts(), ")"));
+  }
+  if (p.has_initial_backoff()) {
+    RETURN_IF_ERROR(ValidDuration("spec.retry_policy.initial_backoff",
+                                  p.initial_backoff(), /*positive=*/false));
+  }
+  if (p.has_max_backoff()) {
+    RETURN_IF_ERROR(ValidDuration("spec.retry_policy.max_backoff",
+                                  p.max_backoff(), /*positive=*/false));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec) {
+  if (spec.image().empty()) return Invalid("spec.image", "required");
+  if (spec.image().size() > kMaxImageBytes) {
+    return Invalid("spec.image", absl::StrCat("at most ", kMaxImageBytes,
+                                              " bytes (got ",
+                                              spec.image().size(), ")"));
+  }
+  RETURN_IF_ERROR(ValidateCommand(spec));
+  RETURN_IF_ERROR(ValidateEnv(spec));
+  if (spec.stdin().size() > kMaxStdinBytes) {
+    return Invalid("spec.stdin", absl::StrCat("at most ", kMaxStdinBytes,
+                                              " bytes (got ",
+                                              spec.stdin().size(), ")"));
+  }
+  if (spec.working_dir().size() > kMaxWorkingDirBytes) {
+    return Invalid("spec.working_dir",
+                   absl::StrCat("at most ", kMaxWorkingDirBytes, " bytes"));
+  }
+  RETURN_IF_ERROR(ValidateResources(spec.resources()));
+  if (spec.has_timeout()) {
+    RETURN_IF_ERROR(
+        ValidDuration("spec.timeout", spec.timeout(), /*positive=*/true));
+  }
+  RETURN_IF_ERROR(NonNegative("spec.max_output_bytes", spec.max_output_bytes()));
+  RETURN_IF_ERROR(ValidateRetry(spec.retry_policy()));
+  RETURN_IF_ERROR(ValidateLabels(spec));
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRequestId(const std::string& request_id) {
+  if (request_id.size() > kMaxRequestIdBytes) {
+    return Invalid("request_id", absl::StrCat("at most ", kMaxRequestIdBytes,
+                                              " bytes (got ", request_id.size(),
+                                              ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace server

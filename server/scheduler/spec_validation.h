@@ -1,0 +1,34 @@
+#ifndef CRUCIBLE_SERVER_SCHEDULER_SPEC_VALIDATION_H_
+#define CRUCIBLE_SERVER_SCHEDULER_SPEC_VALIDATION_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "crucible/v1/task.pb.h"
+
+namespace server {
+
+// Limits a TaskSpec must respect to be accepted.
+inline constexpr size_t kMaxImageBytes = 512;
+inline constexpr int kMaxCommandEntries = 1024;
+inline constexpr size_t kMaxCommandBytes = 128 << 10;
+inline constexpr int kMaxEnvEntries = 256;
+inline constexpr size_t kMaxEnvBytes = 128 << 10;
+inline constexpr size_t kMaxStdinBytes = 1 << 20;
+inline constexpr size_t kMaxWorkingDirBytes = 4096;
+inline constexpr int kMaxLabels = 64;
+inline constexpr size_t kMaxLabelKeyBytes = 63;
+inline constexpr size_t kMaxLabelValueBytes = 256;
+inline constexpr int kMaxAttemptsLimit = 100;
+inline constexpr size_t kMaxRequestIdBytes = 128;
+
+// OK if `spec` can be accepted; otherwise INVALID_ARGUMENT whose message
+// starts with the offending field, e.g. "spec.image: required".
+absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec);
+
+// INVALID_ARGUMENT ("request_id: ...") if the idempotency key is too long.
+absl::Status ValidateRequestId(const std::string& request_id);
+
+}  // namespace server
+
+#endif  // CRUCIBLE_SERVER_SCHEDULER_SPEC_VALIDATION_H_

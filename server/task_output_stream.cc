@@ -1,0 +1,184 @@
+#include "server/task_output_stream.h"
+
+#include <utility>
+
+#include "common/grpc_status.h"
+#include "server/scheduler/transitions.h"
+
+namespace server {
+
+using crucible::v1::OutputChunk;
+
+TaskOutputStream::TaskOutputStream(
+    Scheduler& scheduler, const crucible::v1::StreamTaskOutputRequest& request)
+    : scheduler_(scheduler), request_(request) {}
+
+void TaskOutputStream::Start() {
+  if (request_.offset() < 0 || request_.attempt() < 0) {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(grpc::Status(grpc::INVALID_ARGUMENT,
+                              "offset and attempt must not be negative"));
+    return;
+  }
+  // Subscribing before reading the store means a chunk stored after the
+  // last page we read still reaches us live (duplicates are cut by offset).
+  absl::StatusOr<crucible::v1::Task> task;
+  int64_t subscription = 0;
+  if (request_.follow()) {
+    absl::StatusOr<TaskSubscription> sub =
+        scheduler_.Subscribe(request_.task_id(), this);
+    if (sub.ok()) {
+      subscription = sub->id;
+      task = std::move(sub->task);
+    } else {
+      task = sub.status();
+    }
+  } else {
+    task = scheduler_.GetTask(request_.task_id());
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (!task.ok()) {
+      FinishLocked(common::ToGrpcStatus(task.status()));
+      return;
+    }
+    subscription_ = subscription;
+    attempt_ = request_.attempt() > 0 ? request_.attempt() : task->attempt();
+    next_offset_ = request_.offset();
+    task_ended_ = !request_.follow() || IsTerminal(task->state());
+    backlog_done_ = attempt_ == 0;
+    started_ = true;
+  }
+  Pump(/*may_read=*/true);
+}
+
+void TaskOutputStream::OnEvent(const crucible::v1::TaskEvent& event) {
+  if (!IsTerminal(event.state())) return;
+  {
+    absl::MutexLock lock(&mu_);
+    task_ended_ = true;
+  }
+  Pump(/*may_read=*/false);
+}
+
+void TaskOutputStream::OnOutput(const OutputChunk& chunk) {
+  {
+    absl::MutexLock lock(&mu_);
+    live_.push_back(chunk);
+  }
+  Pump(/*may_read=*/false);  // never touches the store from a delivery
+}
+
+void TaskOutputStream::Pump(bool may_read) {
+  while (true) {
+    int32_t attempt;
+    int64_t from;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || !started_ || reading_ || writing_) return;
+      if (MaybeWriteLocked()) return;
+      if (!backlog_done_) {
+        if (!may_read) return;  // the reader or OnWriteDone carries on
+        reading_ = true;
+        attempt = attempt_;
+        from = next_offset_;
+      } else {
+        std::vector<OutputChunk> live;
+        live.swap(live_);
+        for (const OutputChunk& c : live) AcceptLocked(c);
+        if (MaybeWriteLocked()) return;
+        if (task_ended_) FinishLocked(grpc::Status::OK);
+        return;
+      }
+    }
+    absl::StatusOr<std::vector<OutputChunk>> chunks = scheduler_.ReadOutput(
+        request_.task_id(), attempt, from, request_.stream(), kPageBytes);
+    absl::MutexLock lock(&mu_);
+    reading_ = false;
+    if (!chunks.ok()) {
+      FinishLocked(common::ToGrpcStatus(chunks.status()));
+      return;
+    }
+    if (chunks->empty()) backlog_done_ = true;
+    for (const OutputChunk& c : *chunks) AcceptLocked(c);
+  }
+}
+
+void TaskOutputStream::AcceptLocked(const OutputChunk& chunk) {
+  if (request_.stream() != crucible::v1::OUTPUT_STREAM_UNSPECIFIED &&
+      chunk.stream() != request_.stream()) {
+    return;
+  }
+  if (chunk.attempt() != attempt_) {
+    // "Latest attempt": a retry started; follow it from its beginning.
+    if (request_.attempt() != 0 || chunk.attempt() < attempt_) return;
+    attempt_ = chunk.attempt();
+    next_offset_ = 0;
+  }
+  int64_t end = chunk.offset() + static_cast<int64_t>(chunk.data().size());
+  if (end <= next_offset_) return;
+  crucible::v1::StreamTaskOutputResponse response;
+  OutputChunk* out = response.mutable_chunk();
+  *out = chunk;
+  if (chunk.offset() < next_offset_) {
+    out->set_data(chunk.data().substr(next_offset_ - chunk.offset()));
+    out->set_offset(next_offset_);
+  }
+  next_offset_ = end;
+  pending_.push_back(std::move(response));
+}
+
+bool TaskOutputStream::MaybeWriteLocked() {
+  if (finished_ || writing_ || pending_.empty()) return false;
+  current_ = std::move(pending_.front());
+  pending_.pop_front();
+  writing_ = true;
+  StartWrite(&current_);
+  return true;
+}
+
+void TaskOutputStream::FinishLocked(grpc::Status status) {
+  if (finished_) return;
+  if (writing_) {
+    if (!finish_after_write_) {
+      finish_after_write_ = true;
+      finish_status_ = std::move(status);
+    }
+    return;
+  }
+  finished_ = true;
+  Finish(std::move(status));
+}
+
+void TaskOutputStream::OnWriteDone(bool ok) {
+  {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(grpc::Status(grpc::CANCELLED, "write failed"));
+      return;
+    }
+    if (finish_after_write_) {
+      FinishLocked(finish_status_);
+      return;
+    }
+  }
+  Pump(/*may_read=*/true);
+}
+
+void TaskOutputStream::OnCancel() {
+  absl::MutexLock lock(&mu_);
+  FinishLocked(grpc::Status::CANCELLED);
+}
+
+void TaskOutputStream::OnDone() {
+  int64_t sub;
+  {
+    absl::MutexLock lock(&mu_);
+    sub = subscription_;
+  }
+  if (sub != 0) scheduler_.Unsubscribe(sub);
+  delete this;
+}
+
+}  // namespace server

@@ -1,0 +1,73 @@
+#ifndef CRUCIBLE_SERVER_TASK_OUTPUT_STREAM_H_
+#define CRUCIBLE_SERVER_TASK_OUTPUT_STREAM_H_
+
+#include <deque>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "crucible/v1/task_service.grpc.pb.h"
+#include "server/scheduler/scheduler.h"
+
+namespace server {
+
+// The reactor of TaskService.StreamTaskOutput: stored output of one attempt
+// from an offset, then (with follow) live output until the task ends.
+// Attempt 0 means the latest, and with follow moves on to a new attempt when
+// the task is retried. Owns itself: deleted in OnDone, after unsubscribing.
+//
+// First version: stored pages are read from the store in Start() and
+// OnWriteDone(), i.e. on gRPC threads.
+class TaskOutputStream final
+    : public grpc::ServerWriteReactor<crucible::v1::StreamTaskOutputResponse>,
+      public TaskListener {
+ public:
+  TaskOutputStream(Scheduler& scheduler,
+                   const crucible::v1::StreamTaskOutputRequest& request);
+  // Subscribes, reads the first page and starts writing.
+  void Start();
+
+  void OnEvent(const crucible::v1::TaskEvent& event) override;
+  void OnOutput(const crucible::v1::OutputChunk& chunk) override;
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  // Bytes read from the store per page.
+  static constexpr int64_t kPageBytes = 1 << 20;
+
+  // Writes what is pending; reads the next stored page when allowed; moves
+  // live chunks in once the stored ones are exhausted; finishes at the end.
+  void Pump(bool may_read);
+  // Queues the part of `chunk` past next_offset_ (if it is of our attempt).
+  void AcceptLocked(const crucible::v1::OutputChunk& chunk)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  Scheduler& scheduler_;
+  const crucible::v1::StreamTaskOutputRequest request_;
+  absl::Mutex mu_;
+  int64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
+  int32_t attempt_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t next_offset_ ABSL_GUARDED_BY(mu_) = 0;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool backlog_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool task_ended_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<crucible::v1::OutputChunk> live_ ABSL_GUARDED_BY(mu_);
+  std::deque<crucible::v1::StreamTaskOutputResponse> pending_
+      ABSL_GUARDED_BY(mu_);
+  crucible::v1::StreamTaskOutputResponse current_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_after_write_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace server
+
+#endif  // CRUCIBLE_SERVER_TASK_OUTPUT_STREAM_H_

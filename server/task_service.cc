@@ -1,0 +1,200 @@
+#include "server/task_service.h"
+
+#include <deque>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "common/grpc_status.h"
+#include "glog/logging.h"
+#include "server/scheduler/transitions.h"
+#include "server/task_output_stream.h"
+
+namespace server {
+namespace {
+
+using crucible::v1::TaskEvent;
+using crucible::v1::WatchTaskResponse;
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx,
+                               const absl::Status& status,
+                               const char* method) {
+  if (!status.ok()) VLOG(1) << method << ": " << status;
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(common::ToGrpcStatus(status));
+  return reactor;
+}
+
+// Streams a task's current state, then each change, and finishes after the
+// terminal one. Owns itself: deleted in OnDone, after unsubscribing.
+class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
+                      public TaskListener {
+ public:
+  Watcher(Scheduler& scheduler, const std::string& task_id)
+      : scheduler_(scheduler) {
+    absl::StatusOr<TaskSubscription> sub = scheduler_.Subscribe(task_id, this);
+    if (!sub.ok()) {
+      FinishOnce(common::ToGrpcStatus(sub.status()));
+      return;
+    }
+    TaskEvent current;
+    current.set_task_id(sub->task.id());
+    current.set_state(sub->task.state());
+    current.set_attempt(sub->task.attempt());
+    *current.mutable_event_time() = sub->task.update_time();
+    current.set_message("current state");
+    if (sub->task.has_result()) *current.mutable_result() = sub->task.result();
+    absl::MutexLock lock(&mu_);
+    subscription_ = sub->id;
+    started_ = true;
+    PushLocked(std::move(current));
+    for (TaskEvent& e : early_) PushLocked(std::move(e));
+    early_.clear();
+  }
+
+  void OnEvent(const TaskEvent& event) override {
+    absl::MutexLock lock(&mu_);
+    // Events can arrive between Subscribe() and the current state being
+    // queued; they come after it.
+    if (!started_) {
+      early_.push_back(event);
+      return;
+    }
+    PushLocked(event);
+  }
+  void OnOutput(const crucible::v1::OutputChunk&) override {}
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) return FinishLocked(grpc::Status(grpc::CANCELLED, "write failed"));
+    if (pending_.empty() && sent_terminal_) return FinishLocked(grpc::Status::OK);
+    MaybeWriteLocked();
+  }
+  void OnCancel() override { FinishOnce(grpc::Status::CANCELLED); }
+  void OnDone() override {
+    int64_t sub;
+    {
+      absl::MutexLock lock(&mu_);
+      sub = subscription_;
+    }
+    if (sub != 0) scheduler_.Unsubscribe(sub);
+    delete this;
+  }
+
+ private:
+  void PushLocked(TaskEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || queued_terminal_) return;
+    queued_terminal_ = IsTerminal(event.state());
+    WatchTaskResponse response;
+    *response.mutable_event() = std::move(event);
+    pending_.push_back(std::move(response));
+    MaybeWriteLocked();
+  }
+  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finished_ || pending_.empty()) return;
+    current_ = std::move(pending_.front());
+    pending_.pop_front();
+    sent_terminal_ = IsTerminal(current_.event().state());
+    writing_ = true;
+    StartWrite(&current_);
+  }
+  void FinishOnce(grpc::Status status) {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(std::move(status));
+  }
+  // Finishes now, or after the write in flight completes.
+  void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    if (writing_) {
+      pending_.clear();
+      sent_terminal_ = true;  // OnWriteDone finishes
+      return;
+    }
+    finished_ = true;
+    Finish(std::move(status));
+  }
+
+  Scheduler& scheduler_;
+  absl::Mutex mu_;
+  int64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<TaskEvent> early_ ABSL_GUARDED_BY(mu_);
+  std::deque<WatchTaskResponse> pending_ ABSL_GUARDED_BY(mu_);
+  WatchTaskResponse current_ ABSL_GUARDED_BY(mu_);  // alive until WriteDone
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool queued_terminal_ ABSL_GUARDED_BY(mu_) = false;
+  bool sent_terminal_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* TaskService::CreateTask(
+    grpc::CallbackServerContext* ctx,
+    const crucible::v1::CreateTaskRequest* request,
+    crucible::v1::CreateTaskResponse* response) {
+  absl::StatusOr<crucible::v1::Task> task =
+      scheduler_.CreateTask(request->spec(), request->request_id());
+  if (task.ok()) *response->mutable_task() = *std::move(task);
+  return Done(ctx, task.status(), "CreateTask");
+}
+
+grpc::ServerUnaryReactor* TaskService::GetTask(
+    grpc::CallbackServerContext* ctx,
+    const crucible::v1::GetTaskRequest* request,
+    crucible::v1::GetTaskResponse* response) {
+  absl::StatusOr<crucible::v1::Task> task = scheduler_.GetTask(request->task_id());
+  if (task.ok()) *response->mutable_task() = *std::move(task);
+  return Done(ctx, task.status(), "GetTask");
+}
+
+grpc::ServerUnaryReactor* TaskService::ListTasks(
+    grpc::CallbackServerContext* ctx,
+    const crucible::v1::ListTasksRequest* request,
+    crucible::v1::ListTasksResponse* response) {
+  ListTasksQuery query;
+  query.page_size = request->page_size();
+  query.page_token = request->page_token();
+  for (int s : request->states()) {
+    query.states.push_back(static_cast<crucible::v1::TaskState>(s));
+  }
+  query.labels.insert(request->labels().begin(), request->labels().end());
+  absl::StatusOr<ListTasksPage> page = scheduler_.ListTasks(std::move(query));
+  if (page.ok()) {
+    for (crucible::v1::Task& t : page->tasks) {
+      *response->add_tasks() = std::move(t);
+    }
+    response->set_next_page_token(page->next_page_token);
+  }
+  return Done(ctx, page.status(), "ListTasks");
+}
+
+grpc::ServerUnaryReactor* TaskService::CancelTask(
+    grpc::CallbackServerContext* ctx,
+    const crucible::v1::CancelTaskRequest* request,
+    crucible::v1::CancelTaskResponse* response) {
+  absl::StatusOr<crucible::v1::Task> task =
+      scheduler_.CancelTask(request->task_id(), request->reason());
+  if (task.ok()) *response->mutable_task() = *std::move(task);
+  return Done(ctx, task.status(), "CancelTask");
+}
+
+grpc::ServerWriteReactor<WatchTaskResponse>* TaskService::WatchTask(
+    grpc::CallbackServerContext* ctx,
+    const crucible::v1::WatchTaskRequest* request) {
+  return new Watcher(scheduler_, request->task_id());
+}
+
+grpc::ServerWriteReactor<crucible::v1::StreamTaskOutputResponse>*
+TaskService::StreamTaskOutput(
+    grpc::CallbackServerContext* ctx,
+    const crucible::v1::StreamTaskOutputRequest* request) {
+  auto* stream = new TaskOutputStream(scheduler_, *request);
+  stream->Start();
+  return stream;
+}
+
+}  // namespace server

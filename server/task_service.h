@@ -1,0 +1,49 @@
+#ifndef CRUCIBLE_SERVER_TASK_SERVICE_H_
+#define CRUCIBLE_SERVER_TASK_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "crucible/v1/task_service.grpc.pb.h"
+#include "server/scheduler/scheduler.h"
+
+namespace server {
+
+// gRPC adapter of the public TaskService over a Scheduler: converts protos
+// and statuses, nothing else. Thread-safe. `scheduler` must outlive it.
+//
+// First version: unary reactions call the scheduler inline, so CreateTask
+// and CancelTask wait for their (fsynced) store write on a gRPC thread.
+class TaskService final : public crucible::v1::TaskService::CallbackService {
+ public:
+  explicit TaskService(Scheduler& scheduler) : scheduler_(scheduler) {}
+
+  grpc::ServerUnaryReactor* CreateTask(
+      grpc::CallbackServerContext* ctx,
+      const crucible::v1::CreateTaskRequest* request,
+      crucible::v1::CreateTaskResponse* response) override;
+  grpc::ServerUnaryReactor* GetTask(
+      grpc::CallbackServerContext* ctx,
+      const crucible::v1::GetTaskRequest* request,
+      crucible::v1::GetTaskResponse* response) override;
+  grpc::ServerUnaryReactor* ListTasks(
+      grpc::CallbackServerContext* ctx,
+      const crucible::v1::ListTasksRequest* request,
+      crucible::v1::ListTasksResponse* response) override;
+  grpc::ServerUnaryReactor* CancelTask(
+      grpc::CallbackServerContext* ctx,
+      const crucible::v1::CancelTaskRequest* request,
+      crucible::v1::CancelTaskResponse* response) override;
+  grpc::ServerWriteReactor<crucible::v1::WatchTaskResponse>* WatchTask(
+      grpc::CallbackServerContext* ctx,
+      const crucible::v1::WatchTaskRequest* request) override;
+  grpc::ServerWriteReactor<crucible::v1::StreamTaskOutputResponse>*
+  StreamTaskOutput(grpc::CallbackServerContext* ctx,
+                   const crucible::v1::StreamTaskOutputRequest* request) override;
+
+ private:
+  Scheduler& scheduler_;
+};
+
+}  // namespace server
+
+#endif  // CRUCIBLE_SERVER_TASK_SERVICE_H_
