@@ -1,0 +1,85 @@
+#include "worker/protocol.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace worker {
+
+using crucible::v1::ConnectRequest;
+
+ConnectRequest MakeHello(const std::string& worker_id, int credits) {
+  ConnectRequest req;
+  req.mutable_hello()->set_worker_id(worker_id);
+  req.mutable_hello()->set_credits(credits);
+  return req;
+}
+
+ConnectRequest MakeCredit(int credits) {
+  ConnectRequest req;
+  req.mutable_credit()->set_credits(credits);
+  return req;
+}
+
+ConnectRequest MakeHeartbeat(const std::vector<std::string>& lease_ids) {
+  ConnectRequest req;
+  for (const std::string& id : lease_ids) req.mutable_heartbeat()->add_lease_ids(id);
+  return req;
+}
+
+crucible::v1::RunRequest MakeRunRequest(const crucible::v1::Assignment& assignment) {
+  crucible::v1::RunRequest req;
+  req.set_run_id(assignment.lease_id());
+  req.set_task_id(assignment.task().id());
+  req.set_attempt(assignment.attempt());
+  *req.mutable_spec() = assignment.task().spec();
+  return req;
+}
+
+std::optional<ConnectRequest> RelayRunEvent(const std::string& lease_id,
+                                            const crucible::v1::RunResponse& event) {
+  ConnectRequest req;
+  switch (event.event_case()) {
+    case crucible::v1::RunResponse::kStarted:
+      req.mutable_started()->set_lease_id(lease_id);
+      *req.mutable_started()->mutable_start_time() = event.started().start_time();
+      return req;
+    case crucible::v1::RunResponse::kOutput:
+      req.mutable_output()->set_lease_id(lease_id);
+      *req.mutable_output()->mutable_chunk() = event.output();
+      return req;
+    default:
+      return std::nullopt;
+  }
+}
+
+ConnectRequest MakeCompletion(const std::string& lease_id, const absl::Status& run_status,
+                              const std::optional<crucible::v1::TaskResult>& result,
+                              StopCause cause, const std::string& cancel_reason) {
+  ConnectRequest req;
+  crucible::v1::AttemptCompletion* c = req.mutable_completion();
+  c->set_lease_id(lease_id);
+  if (result.has_value()) {
+    *c->mutable_result() = *result;
+    return req;
+  }
+  if (cause == StopCause::kServerCancel && !run_status.ok()) {
+    c->mutable_result()->set_reason(crucible::v1::TERMINATION_REASON_CANCELLED);
+    c->mutable_result()->set_error_message(
+        cancel_reason.empty() ? "cancelled" : absl::StrCat("cancelled: ", cancel_reason));
+    return req;
+  }
+  if (cause == StopCause::kShutdown) {
+    c->mutable_error()->set_code(static_cast<int>(absl::StatusCode::kUnavailable));
+    c->mutable_error()->set_message("worker stopped the run (shutting down)");
+    return req;
+  }
+  if (run_status.ok()) {
+    c->mutable_error()->set_code(static_cast<int>(absl::StatusCode::kInternal));
+    c->mutable_error()->set_message("executor ended the run without a result");
+    return req;
+  }
+  c->mutable_error()->set_code(static_cast<int>(run_status.code()));
+  c->mutable_error()->set_message(std::string(run_status.message()));
+  return req;
+}
+
+}  // namespace worker
