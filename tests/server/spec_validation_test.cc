@@ -1,0 +1,122 @@
+#include "server/scheduler/spec_validation.h"
+
+#include <string>
+
+#include "absl/strings/match.h"
+#include "gtest/gtest.h"
+
+namespace server {
+namespace {
+
+crucible::v1::TaskSpec Valid() {
+  crucible::v1::TaskSpec spec;
+  spec.set_image("localhost/crucible/busybox:latest");
+  spec.add_command("echo");
+  spec.add_command("hi");
+  (*spec.mutable_env())["A"] = "b";
+  (*spec.mutable_labels())["team"] = "x";
+  spec.mutable_timeout()->set_seconds(5);
+  return spec;
+}
+
+// The message must name the field; the code must be INVALID_ARGUMENT.
+void ExpectInvalid(const crucible::v1::TaskSpec& spec, const std::string& field) {
+  absl::Status s = ValidateTaskSpec(spec);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_TRUE(absl::StartsWith(s.message(), field)) << s.message();
+}
+
+TEST(SpecValidationTest, AcceptsAValidSpec) {
+  EXPECT_TRUE(ValidateTaskSpec(Valid()).ok());
+}
+
+TEST(SpecValidationTest, EmptyImageNamesTheField) {
+  crucible::v1::TaskSpec spec = Valid();
+  spec.clear_image();
+  ExpectInvalid(spec, "spec.image");
+  EXPECT_EQ(ValidateTaskSpec(spec).message(), "spec.image: required");
+}
+
+TEST(SpecValidationTest, NegativeMemoryNamesTheField) {
+  crucible::v1::TaskSpec spec = Valid();
+  spec.mutable_resources()->set_memory_bytes(-5);
+  ExpectInvalid(spec, "spec.resources.memory_bytes");
+  EXPECT_EQ(ValidateTaskSpec(spec).message(),
+            "spec.resources.memory_bytes: must not be negative (got -5)");
+}
+
+TEST(SpecValidationTest, RejectsEachLimit) {
+  crucible::v1::TaskSpec spec = Valid();
+  spec.set_image(std::string(513, 'a'));
+  ExpectInvalid(spec, "spec.image");
+
+  spec = Valid();
+  for (int i = 0; i < 1025; ++i) spec.add_command("x");
+  ExpectInvalid(spec, "spec.command");
+
+  spec = Valid();
+  spec.add_command(std::string(129 << 10, 'x'));
+  ExpectInvalid(spec, "spec.command");
+
+  spec = Valid();
+  (*spec.mutable_env())["A=B"] = "c";
+  ExpectInvalid(spec, "spec.env");
+
+  spec = Valid();
+  (*spec.mutable_env())[""] = "c";
+  ExpectInvalid(spec, "spec.env");
+
+  spec = Valid();
+  for (int i = 0; i < 257; ++i) (*spec.mutable_env())["V" + std::to_string(i)] = "";
+  ExpectInvalid(spec, "spec.env");
+
+  spec = Valid();
+  spec.set_stdin(std::string((1 << 20) + 1, 'x'));
+  ExpectInvalid(spec, "spec.stdin");
+
+  spec = Valid();
+  for (int i = 0; i < 65; ++i) (*spec.mutable_labels())["k" + std::to_string(i)] = "v";
+  ExpectInvalid(spec, "spec.labels");
+
+  spec = Valid();
+  (*spec.mutable_labels())[std::string(64, 'k')] = "v";
+  ExpectInvalid(spec, "spec.labels");
+
+  spec = Valid();
+  spec.mutable_resources()->set_cpu_millis(-1);
+  ExpectInvalid(spec, "spec.resources.cpu_millis");
+
+  spec = Valid();
+  spec.mutable_resources()->set_pids_limit(-1);
+  ExpectInvalid(spec, "spec.resources.pids_limit");
+
+  spec = Valid();
+  spec.mutable_resources()->set_tmpfs_bytes(-1);
+  ExpectInvalid(spec, "spec.resources.tmpfs_bytes");
+
+  spec = Valid();
+  spec.mutable_timeout()->set_seconds(0);
+  ExpectInvalid(spec, "spec.timeout");
+
+  spec = Valid();
+  spec.set_max_output_bytes(-1);
+  ExpectInvalid(spec, "spec.max_output_bytes");
+
+  spec = Valid();
+  spec.mutable_retry_policy()->set_max_attempts(-1);
+  ExpectInvalid(spec, "spec.retry_policy.max_attempts");
+
+  spec = Valid();
+  spec.mutable_retry_policy()->set_max_attempts(101);
+  ExpectInvalid(spec, "spec.retry_policy.max_attempts");
+}
+
+TEST(SpecValidationTest, RequestIdLength) {
+  EXPECT_TRUE(ValidateRequestId(std::string(128, 'r')).ok());
+  absl::Status s = ValidateRequestId(std::string(129, 'r'));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "request_id"));
+}
+
+}  // namespace
+}  // namespace server
