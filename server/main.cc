@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "common/grpc_server.h"
 #include "glog/logging.h"
+#include "server/blocking_pool.h"
 #include "server/periodic.h"
 #include "server/queue_service.h"
 #include "server/scheduler/scheduler.h"
@@ -28,6 +29,8 @@ ABSL_FLAG(int, max_attempts, 3,
           "attempts of a task whose spec sets no retry_policy.max_attempts");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "on SIGTERM, how long running calls get before they are cancelled");
+ABSL_FLAG(int, blocking_threads, 8,
+          "threads that run store-bound work on behalf of gRPC calls");
 ABSL_FLAG(absl::Duration, sweep_interval, absl::Seconds(1),
           "how often expired leases and due tasks are looked at");
 
@@ -64,8 +67,10 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  server::TaskService task_service(**scheduler);
-  server::QueueService queue_service(**scheduler);
+  // Outlives the services and the server: their pending jobs run on it.
+  server::BlockingPool pool(absl::GetFlag(FLAGS_blocking_threads));
+  server::TaskService task_service(**scheduler, pool);
+  server::QueueService queue_service(**scheduler, pool);
   common::GrpcServerOptions server_options;
   server_options.listen_address = absl::GetFlag(FLAGS_listen);
   server_options.port_file = absl::GetFlag(FLAGS_port_file);

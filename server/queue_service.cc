@@ -19,13 +19,17 @@ using crucible::v1::ConnectResponse;
 
 // One worker's stream. Reads one message at a time and applies it to the
 // scheduler; the scheduler pushes assignments and cancels through Send().
-// One write in flight, the rest queued. Owns itself: deleted in OnDone,
-// after the worker session is closed (so Send is never called afterwards).
+// One write in flight, the rest queued. Owns itself (see ReactorJobs): its
+// cleanup closes the worker session, so Send is never called after delete.
 class WorkerStream final
     : public grpc::ServerBidiReactor<ConnectRequest, ConnectResponse>,
       public WorkerSink {
  public:
-  explicit WorkerStream(Scheduler& scheduler) : scheduler_(scheduler) {
+  WorkerStream(Scheduler& scheduler, BlockingPool& pool)
+      : scheduler_(scheduler), jobs_(pool, [this] {
+          EndSession();
+          delete this;
+        }) {
     StartRead(&request_);
   }
 
@@ -38,18 +42,22 @@ class WorkerStream final
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the worker closed its side, or the stream broke
-      EndSession();
+      jobs_.Run([this] { EndSession(); });
       FinishOnce(grpc::Status::OK);
       return;
     }
-    absl::Status s = Handle(request_);
-    if (!s.ok()) {
-      LOG(WARNING) << "worker stream " << worker_id_ << ": " << s;
-      EndSession();
-      FinishOnce(common::ToGrpcStatus(s));
-      return;
-    }
-    StartRead(&request_);
+    jobs_.Run([this] {
+      absl::Status s = Handle(request_);
+      if (!s.ok()) {
+        LOG(WARNING) << "worker stream " << worker_id_ << ": " << s;
+        EndSession();
+        FinishOnce(common::ToGrpcStatus(s));
+        return;
+      }
+      // Under mu_: once finished (say, by OnCancel) no new read may start.
+      absl::MutexLock lock(&mu_);
+      if (!finished_ && !finish_after_write_) StartRead(&request_);
+    });
   }
 
   void OnWriteDone(bool ok) override {
@@ -68,14 +76,11 @@ class WorkerStream final
   }
 
   void OnCancel() override {
-    EndSession();
+    jobs_.Run([this] { EndSession(); });
     FinishOnce(grpc::Status::CANCELLED);
   }
 
-  void OnDone() override {
-    EndSession();
-    delete this;
-  }
+  void OnDone() override { jobs_.Done(); }
 
  private:
   // Applies one worker message. A non-OK status ends the stream; refused
@@ -137,9 +142,8 @@ class WorkerStream final
     Send(std::move(msg));
   }
 
+  // Closes the worker session once; its leases run until their deadlines.
   void EndSession() {
-    // session_ is written only by the reading side before any other
-    // reaction can run, so reading it here is ordered by gRPC.
     if (session_ != 0 && !ended_.exchange(true)) {
       scheduler_.DisconnectWorker(session_);
     }
@@ -182,13 +186,14 @@ class WorkerStream final
   bool finish_after_write_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  ReactorJobs jobs_;  // last: its cleanup uses the fields above
 };
 
 }  // namespace
 
 grpc::ServerBidiReactor<ConnectRequest, ConnectResponse>* QueueService::Connect(
     grpc::CallbackServerContext* ctx) {
-  return new WorkerStream(scheduler_);
+  return new WorkerStream(scheduler_, pool_);
 }
 
 }  // namespace server

@@ -4,19 +4,20 @@
 #include <grpcpp/grpcpp.h>
 
 #include "crucible/v1/queue_service.grpc.pb.h"
+#include "server/blocking_pool.h"
 #include "server/scheduler/scheduler.h"
 
 namespace server {
 
 // gRPC adapter of QueueService: one bidi Connect stream per worker, mapped
-// onto a Scheduler worker session. Thread-safe. `scheduler` must outlive it.
-//
-// First version: each worker message is handled inline in OnReadDone, so
-// reports that change state wait for their store write there; the stream
-// reads the next message only after that.
+// onto a Scheduler worker session. Each worker message is applied on `pool`
+// (reports wait for their store write), and the next one is read after
+// that, so a worker's reports are applied in order. Thread-safe.
+// `scheduler` and `pool` must outlive it and the server serving it.
 class QueueService final : public crucible::v1::QueueService::CallbackService {
  public:
-  explicit QueueService(Scheduler& scheduler) : scheduler_(scheduler) {}
+  QueueService(Scheduler& scheduler, BlockingPool& pool)
+      : scheduler_(scheduler), pool_(pool) {}
 
   grpc::ServerBidiReactor<crucible::v1::ConnectRequest,
                           crucible::v1::ConnectResponse>*
@@ -24,6 +25,7 @@ class QueueService final : public crucible::v1::QueueService::CallbackService {
 
  private:
   Scheduler& scheduler_;
+  BlockingPool& pool_;
 };
 
 }  // namespace server

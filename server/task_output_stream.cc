@@ -10,8 +10,19 @@ namespace server {
 using crucible::v1::OutputChunk;
 
 TaskOutputStream::TaskOutputStream(
-    Scheduler& scheduler, const crucible::v1::StreamTaskOutputRequest& request)
-    : scheduler_(scheduler), request_(request) {}
+    Scheduler& scheduler, BlockingPool& pool,
+    const crucible::v1::StreamTaskOutputRequest& request)
+    : scheduler_(scheduler), request_(request), jobs_(pool, [this] {
+        int64_t sub;
+        {
+          absl::MutexLock lock(&mu_);
+          sub = subscription_;
+        }
+        if (sub != 0) scheduler_.Unsubscribe(sub);
+        delete this;
+      }) {
+  jobs_.Run([this] { Start(); });
+}
 
 void TaskOutputStream::Start() {
   if (request_.offset() < 0 || request_.attempt() < 0) {
@@ -163,7 +174,7 @@ void TaskOutputStream::OnWriteDone(bool ok) {
       return;
     }
   }
-  Pump(/*may_read=*/true);
+  jobs_.Run([this] { Pump(/*may_read=*/true); });
 }
 
 void TaskOutputStream::OnCancel() {
@@ -171,14 +182,6 @@ void TaskOutputStream::OnCancel() {
   FinishLocked(grpc::Status::CANCELLED);
 }
 
-void TaskOutputStream::OnDone() {
-  int64_t sub;
-  {
-    absl::MutexLock lock(&mu_);
-    sub = subscription_;
-  }
-  if (sub != 0) scheduler_.Unsubscribe(sub);
-  delete this;
-}
+void TaskOutputStream::OnDone() { jobs_.Done(); }
 
 }  // namespace server

@@ -9,6 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "crucible/v1/task_service.grpc.pb.h"
+#include "server/blocking_pool.h"
 #include "server/scheduler/scheduler.h"
 
 namespace server {
@@ -16,18 +17,14 @@ namespace server {
 // The reactor of TaskService.StreamTaskOutput: stored output of one attempt
 // from an offset, then (with follow) live output until the task ends.
 // Attempt 0 means the latest, and with follow moves on to a new attempt when
-// the task is retried. Owns itself: deleted in OnDone, after unsubscribing.
-//
-// First version: stored pages are read from the store in Start() and
-// OnWriteDone(), i.e. on gRPC threads.
+// the task is retried. Owns itself (see ReactorJobs). Store reads run on the
+// pool; live chunks are queued by the scheduler's delivery without blocking.
 class TaskOutputStream final
     : public grpc::ServerWriteReactor<crucible::v1::StreamTaskOutputResponse>,
       public TaskListener {
  public:
-  TaskOutputStream(Scheduler& scheduler,
+  TaskOutputStream(Scheduler& scheduler, BlockingPool& pool,
                    const crucible::v1::StreamTaskOutputRequest& request);
-  // Subscribes, reads the first page and starts writing.
-  void Start();
 
   void OnEvent(const crucible::v1::TaskEvent& event) override;
   void OnOutput(const crucible::v1::OutputChunk& chunk) override;
@@ -39,6 +36,8 @@ class TaskOutputStream final
   // Bytes read from the store per page.
   static constexpr int64_t kPageBytes = 1 << 20;
 
+  // Subscribes, reads the first page and starts writing. On the pool.
+  void Start();
   // Writes what is pending; reads the next stored page when allowed; moves
   // live chunks in once the stored ones are exhausted; finishes at the end.
   void Pump(bool may_read);
@@ -66,6 +65,7 @@ class TaskOutputStream final
   bool finish_after_write_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  ReactorJobs jobs_;  // last: its cleanup reads the fields above
 };
 
 }  // namespace server

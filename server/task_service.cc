@@ -1,7 +1,6 @@
 #include "server/task_service.h"
 
 #include <deque>
-#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,40 +17,37 @@ namespace {
 using crucible::v1::TaskEvent;
 using crucible::v1::WatchTaskResponse;
 
-grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx,
-                               const absl::Status& status,
-                               const char* method) {
-  if (!status.ok()) VLOG(1) << method << ": " << status;
+// Runs `fn` (which returns the call's status) on the pool, then finishes.
+template <typename Fn>
+grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx,
+                                BlockingPool& pool, const char* method, Fn fn) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(common::ToGrpcStatus(status));
+  pool.Schedule([reactor, method, fn = std::move(fn)]() mutable {
+    absl::Status status = fn();
+    if (!status.ok()) VLOG(1) << method << ": " << status;
+    reactor->Finish(common::ToGrpcStatus(status));
+  });
   return reactor;
 }
 
 // Streams a task's current state, then each change, and finishes after the
-// terminal one. Owns itself: deleted in OnDone, after unsubscribing.
+// terminal one. Owns itself (see ReactorJobs).
 class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
                       public TaskListener {
  public:
-  Watcher(Scheduler& scheduler, const std::string& task_id)
-      : scheduler_(scheduler) {
-    absl::StatusOr<TaskSubscription> sub = scheduler_.Subscribe(task_id, this);
-    if (!sub.ok()) {
-      FinishOnce(common::ToGrpcStatus(sub.status()));
-      return;
-    }
-    TaskEvent current;
-    current.set_task_id(sub->task.id());
-    current.set_state(sub->task.state());
-    current.set_attempt(sub->task.attempt());
-    *current.mutable_event_time() = sub->task.update_time();
-    current.set_message("current state");
-    if (sub->task.has_result()) *current.mutable_result() = sub->task.result();
-    absl::MutexLock lock(&mu_);
-    subscription_ = sub->id;
-    started_ = true;
-    PushLocked(std::move(current));
-    for (TaskEvent& e : early_) PushLocked(std::move(e));
-    early_.clear();
+  Watcher(Scheduler& scheduler, BlockingPool& pool, std::string task_id)
+      : scheduler_(scheduler),
+        task_id_(std::move(task_id)),
+        jobs_(pool, [this] {
+          int64_t sub;
+          {
+            absl::MutexLock lock(&mu_);
+            sub = subscription_;
+          }
+          if (sub != 0) scheduler_.Unsubscribe(sub);
+          delete this;
+        }) {
+    jobs_.Run([this] { Start(); });
   }
 
   void OnEvent(const TaskEvent& event) override {
@@ -73,18 +69,30 @@ class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
     if (pending_.empty() && sent_terminal_) return FinishLocked(grpc::Status::OK);
     MaybeWriteLocked();
   }
-  void OnCancel() override { FinishOnce(grpc::Status::CANCELLED); }
-  void OnDone() override {
-    int64_t sub;
-    {
-      absl::MutexLock lock(&mu_);
-      sub = subscription_;
-    }
-    if (sub != 0) scheduler_.Unsubscribe(sub);
-    delete this;
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(grpc::Status::CANCELLED);
   }
+  void OnDone() override { jobs_.Done(); }
 
  private:
+  void Start() {
+    absl::StatusOr<TaskSubscription> sub = scheduler_.Subscribe(task_id_, this);
+    absl::MutexLock lock(&mu_);
+    if (!sub.ok()) return FinishLocked(common::ToGrpcStatus(sub.status()));
+    subscription_ = sub->id;
+    TaskEvent current;
+    current.set_task_id(sub->task.id());
+    current.set_state(sub->task.state());
+    current.set_attempt(sub->task.attempt());
+    *current.mutable_event_time() = sub->task.update_time();
+    current.set_message("current state");
+    if (sub->task.has_result()) *current.mutable_result() = sub->task.result();
+    started_ = true;
+    PushLocked(std::move(current));
+    for (TaskEvent& e : early_) PushLocked(std::move(e));
+    early_.clear();
+  }
   void PushLocked(TaskEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_ || queued_terminal_) return;
     queued_terminal_ = IsTerminal(event.state());
@@ -101,10 +109,6 @@ class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
     writing_ = true;
     StartWrite(&current_);
   }
-  void FinishOnce(grpc::Status status) {
-    absl::MutexLock lock(&mu_);
-    FinishLocked(std::move(status));
-  }
   // Finishes now, or after the write in flight completes.
   void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_) return;
@@ -118,6 +122,7 @@ class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
   }
 
   Scheduler& scheduler_;
+  const std::string task_id_;
   absl::Mutex mu_;
   int64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
@@ -128,6 +133,7 @@ class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
   bool queued_terminal_ ABSL_GUARDED_BY(mu_) = false;
   bool sent_terminal_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  ReactorJobs jobs_;  // last: its cleanup reads the fields above
 };
 
 }  // namespace
@@ -136,65 +142,71 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
     grpc::CallbackServerContext* ctx,
     const crucible::v1::CreateTaskRequest* request,
     crucible::v1::CreateTaskResponse* response) {
-  absl::StatusOr<crucible::v1::Task> task =
-      scheduler_.CreateTask(request->spec(), request->request_id());
-  if (task.ok()) *response->mutable_task() = *std::move(task);
-  return Done(ctx, task.status(), "CreateTask");
+  return Unary(ctx, pool_, "CreateTask", [this, request, response] {
+    absl::StatusOr<crucible::v1::Task> task =
+        scheduler_.CreateTask(request->spec(), request->request_id());
+    if (task.ok()) *response->mutable_task() = *std::move(task);
+    return task.status();
+  });
 }
 
 grpc::ServerUnaryReactor* TaskService::GetTask(
     grpc::CallbackServerContext* ctx,
     const crucible::v1::GetTaskRequest* request,
     crucible::v1::GetTaskResponse* response) {
-  absl::StatusOr<crucible::v1::Task> task = scheduler_.GetTask(request->task_id());
-  if (task.ok()) *response->mutable_task() = *std::move(task);
-  return Done(ctx, task.status(), "GetTask");
+  return Unary(ctx, pool_, "GetTask", [this, request, response] {
+    absl::StatusOr<crucible::v1::Task> task =
+        scheduler_.GetTask(request->task_id());
+    if (task.ok()) *response->mutable_task() = *std::move(task);
+    return task.status();
+  });
 }
 
 grpc::ServerUnaryReactor* TaskService::ListTasks(
     grpc::CallbackServerContext* ctx,
     const crucible::v1::ListTasksRequest* request,
     crucible::v1::ListTasksResponse* response) {
-  ListTasksQuery query;
-  query.page_size = request->page_size();
-  query.page_token = request->page_token();
-  for (int s : request->states()) {
-    query.states.push_back(static_cast<crucible::v1::TaskState>(s));
-  }
-  query.labels.insert(request->labels().begin(), request->labels().end());
-  absl::StatusOr<ListTasksPage> page = scheduler_.ListTasks(std::move(query));
-  if (page.ok()) {
+  return Unary(ctx, pool_, "ListTasks", [this, request, response] {
+    ListTasksQuery query;
+    query.page_size = request->page_size();
+    query.page_token = request->page_token();
+    for (int s : request->states()) {
+      query.states.push_back(static_cast<crucible::v1::TaskState>(s));
+    }
+    query.labels.insert(request->labels().begin(), request->labels().end());
+    absl::StatusOr<ListTasksPage> page = scheduler_.ListTasks(std::move(query));
+    if (!page.ok()) return page.status();
     for (crucible::v1::Task& t : page->tasks) {
       *response->add_tasks() = std::move(t);
     }
     response->set_next_page_token(page->next_page_token);
-  }
-  return Done(ctx, page.status(), "ListTasks");
+    return absl::OkStatus();
+  });
 }
 
 grpc::ServerUnaryReactor* TaskService::CancelTask(
     grpc::CallbackServerContext* ctx,
     const crucible::v1::CancelTaskRequest* request,
     crucible::v1::CancelTaskResponse* response) {
-  absl::StatusOr<crucible::v1::Task> task =
-      scheduler_.CancelTask(request->task_id(), request->reason());
-  if (task.ok()) *response->mutable_task() = *std::move(task);
-  return Done(ctx, task.status(), "CancelTask");
+  return Unary(ctx, pool_, "CancelTask", [this, request, response] {
+    absl::StatusOr<crucible::v1::Task> task =
+        scheduler_.CancelTask(request->task_id(), request->reason());
+    if (task.ok()) *response->mutable_task() = *std::move(task);
+    return task.status();
+  });
 }
 
 grpc::ServerWriteReactor<WatchTaskResponse>* TaskService::WatchTask(
     grpc::CallbackServerContext* ctx,
     const crucible::v1::WatchTaskRequest* request) {
-  return new Watcher(scheduler_, request->task_id());
+  return new Watcher(scheduler_, pool_, request->task_id());
 }
 
 grpc::ServerWriteReactor<crucible::v1::StreamTaskOutputResponse>*
 TaskService::StreamTaskOutput(
     grpc::CallbackServerContext* ctx,
     const crucible::v1::StreamTaskOutputRequest* request) {
-  auto* stream = new TaskOutputStream(scheduler_, *request);
-  stream->Start();
-  return stream;
+  return new TaskOutputStream(scheduler_, pool_, *request);
 }
 
 }  // namespace server

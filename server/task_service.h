@@ -4,18 +4,19 @@
 #include <grpcpp/grpcpp.h>
 
 #include "crucible/v1/task_service.grpc.pb.h"
+#include "server/blocking_pool.h"
 #include "server/scheduler/scheduler.h"
 
 namespace server {
 
 // gRPC adapter of the public TaskService over a Scheduler: converts protos
-// and statuses, nothing else. Thread-safe. `scheduler` must outlive it.
-//
-// First version: unary reactions call the scheduler inline, so CreateTask
-// and CancelTask wait for their (fsynced) store write on a gRPC thread.
+// and statuses, nothing else. Calls into the scheduler (which may wait for
+// a store write) run on `pool`, never in a reaction. Thread-safe.
+// `scheduler` and `pool` must outlive it and the server serving it.
 class TaskService final : public crucible::v1::TaskService::CallbackService {
  public:
-  explicit TaskService(Scheduler& scheduler) : scheduler_(scheduler) {}
+  TaskService(Scheduler& scheduler, BlockingPool& pool)
+      : scheduler_(scheduler), pool_(pool) {}
 
   grpc::ServerUnaryReactor* CreateTask(
       grpc::CallbackServerContext* ctx,
@@ -42,6 +43,7 @@ class TaskService final : public crucible::v1::TaskService::CallbackService {
 
  private:
   Scheduler& scheduler_;
+  BlockingPool& pool_;
 };
 
 }  // namespace server

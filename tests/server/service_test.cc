@@ -39,8 +39,8 @@ class ServiceTest : public testing::Test {
     auto scheduler = Scheduler::Create({}, *store_, clock_);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status();
     scheduler_ = *std::move(scheduler);
-    task_service_ = std::make_unique<TaskService>(*scheduler_);
-    queue_service_ = std::make_unique<QueueService>(*scheduler_);
+    task_service_ = std::make_unique<TaskService>(*scheduler_, pool_);
+    queue_service_ = std::make_unique<QueueService>(*scheduler_, pool_);
     auto server = common::GrpcServer::Start(
         {.listen_address = "127.0.0.1:0"},
         {task_service_.get(), queue_service_.get()});
@@ -112,6 +112,7 @@ class ServiceTest : public testing::Test {
   common::FakeClock clock_;
   std::unique_ptr<SqliteTaskStore> store_;
   std::unique_ptr<Scheduler> scheduler_;
+  BlockingPool pool_{4};
   std::unique_ptr<TaskService> task_service_;
   std::unique_ptr<QueueService> queue_service_;
   std::unique_ptr<common::GrpcServer> server_;
