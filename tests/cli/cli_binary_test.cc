@@ -1,0 +1,238 @@
+// Runs the built `crucible` binary against an in-process fake TaskService
+// (real gRPC on 127.0.0.1, ephemeral port).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "crucible/v1/task_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/process.h"
+#include "tests/testing/test_stack.h"
+
+namespace {
+
+using crucible::v1::Task;
+using testing::HasSubstr;
+using testing::StartsWith;
+
+// Serves one task: CreateTask returns it, StreamTaskOutput replays
+// `chunks`, GetTask returns `final`. Thread-safe.
+class FakeTasks final : public crucible::v1::TaskService::Service {
+ public:
+  grpc::Status CreateTask(grpc::ServerContext*, const crucible::v1::CreateTaskRequest* request,
+                          crucible::v1::CreateTaskResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    created_.push_back(*request);
+    if (!create_error_.ok()) return create_error_;
+    response->mutable_task()->set_id(final_.id());
+    *response->mutable_task()->mutable_spec() = request->spec();
+    response->mutable_task()->set_state(crucible::v1::TASK_STATE_QUEUED);
+    return grpc::Status::OK;
+  }
+  grpc::Status GetTask(grpc::ServerContext*, const crucible::v1::GetTaskRequest* request,
+                       crucible::v1::GetTaskResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    if (request->task_id() != final_.id()) return grpc::Status(grpc::NOT_FOUND, "no such task");
+    *response->mutable_task() = final_;
+    return grpc::Status::OK;
+  }
+  grpc::Status ListTasks(grpc::ServerContext*, const crucible::v1::ListTasksRequest* request,
+                         crucible::v1::ListTasksResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    *response->add_tasks() = final_;
+    return grpc::Status::OK;
+  }
+  grpc::Status StreamTaskOutput(
+      grpc::ServerContext*, const crucible::v1::StreamTaskOutputRequest* request,
+      grpc::ServerWriter<crucible::v1::StreamTaskOutputResponse>* writer) override {
+    std::vector<crucible::v1::OutputChunk> chunks;
+    {
+      absl::MutexLock lock(&mu_);
+      if (request->task_id() != final_.id() || !request->follow()) {
+        return grpc::Status(grpc::INVALID_ARGUMENT, "expected follow on the created task");
+      }
+      chunks = chunks_;
+    }
+    for (const auto& c : chunks) {
+      crucible::v1::StreamTaskOutputResponse r;
+      *r.mutable_chunk() = c;
+      writer->Write(r);
+    }
+    return grpc::Status::OK;
+  }
+
+  void AddChunk(crucible::v1::OutputStream stream, const std::string& data) {
+    absl::MutexLock lock(&mu_);
+    crucible::v1::OutputChunk c;
+    c.set_stream(stream);
+    c.set_data(data);
+    chunks_.push_back(c);
+  }
+  void set_final(Task t) {
+    absl::MutexLock lock(&mu_);
+    final_ = std::move(t);
+  }
+  void set_create_error(grpc::Status s) {
+    absl::MutexLock lock(&mu_);
+    create_error_ = std::move(s);
+  }
+  std::vector<crucible::v1::CreateTaskRequest> created() {
+    absl::MutexLock lock(&mu_);
+    return created_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  Task final_ ABSL_GUARDED_BY(mu_);
+  std::vector<crucible::v1::OutputChunk> chunks_ ABSL_GUARDED_BY(mu_);
+  grpc::Status create_error_ ABSL_GUARDED_BY(mu_);
+  std::vector<crucible::v1::CreateTaskRequest> created_ ABSL_GUARDED_BY(mu_);
+};
+
+Task Final(crucible::v1::TaskState state, crucible::v1::TerminationReason reason, int code) {
+  Task t;
+  t.set_id("task-1");
+  t.set_state(state);
+  t.mutable_spec()->set_image("busybox");
+  t.mutable_result()->set_reason(reason);
+  t.mutable_result()->set_exit_code(code);
+  return t;
+}
+
+class CliBinaryTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&tasks_);
+    server_ = builder.BuildAndStart();
+    ASSERT_GT(port, 0);
+    address_ = absl::StrCat("127.0.0.1:", port);
+  }
+  void TearDown() override {
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  }
+
+  testing_util::CommandResult Crucible(std::vector<std::string> args) {
+    args.insert(args.begin(), testing_util::BinaryPath("crucible"));
+    absl::StatusOr<testing_util::CommandResult> r =
+        testing_util::RunCommand(args, absl::Seconds(30));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : testing_util::CommandResult{};
+  }
+
+  FakeTasks tasks_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+};
+
+TEST_F(CliBinaryTest, SubmitWritesStreamsApartAndExitsWithTheTaskExitCode) {
+  tasks_.set_final(
+      Final(crucible::v1::TASK_STATE_FAILED, crucible::v1::TERMINATION_REASON_EXITED, 3));
+  tasks_.AddChunk(crucible::v1::OUTPUT_STREAM_STDOUT, "hi\n");
+  tasks_.AddChunk(crucible::v1::OUTPUT_STREAM_STDERR, "oops\n");
+  tasks_.AddChunk(crucible::v1::OUTPUT_STREAM_STDOUT, "bye\n");
+  testing_util::CommandResult r =
+      Crucible({"--server", address_, "submit", "--image", "busybox", "--timeout", "30s",
+                "--env", "A=1", "--", "sh", "-c", "echo hi; exit 3"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(r.out, "hi\nbye\n");
+  EXPECT_EQ(r.err, "oops\n");
+  ASSERT_EQ(tasks_.created().size(), 1u);
+  const crucible::v1::TaskSpec spec = tasks_.created()[0].spec();
+  EXPECT_EQ(spec.image(), "busybox");
+  EXPECT_THAT(spec.command(), testing::ElementsAre("sh", "-c", "echo hi; exit 3"));
+  EXPECT_EQ(spec.timeout().seconds(), 30);
+  EXPECT_EQ(spec.env().at("A"), "1");
+}
+
+TEST_F(CliBinaryTest, SubmitSucceededExitsZero) {
+  tasks_.set_final(
+      Final(crucible::v1::TASK_STATE_SUCCEEDED, crucible::v1::TERMINATION_REASON_EXITED, 0));
+  tasks_.AddChunk(crucible::v1::OUTPUT_STREAM_STDOUT, "ok\n");
+  testing_util::CommandResult r =
+      Crucible({"--server=" + address_, "submit", "--image", "busybox", "--", "true"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "ok\n");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(CliBinaryTest, SubmitTimedOutExits124WithALineOnStderr) {
+  Task t = Final(crucible::v1::TASK_STATE_TIMED_OUT, crucible::v1::TERMINATION_REASON_TIMEOUT,
+                 137);
+  t.mutable_result()->set_error_message("killed after 1s");
+  tasks_.set_final(t);
+  testing_util::CommandResult r =
+      Crucible({"--server", address_, "submit", "--image", "busybox", "--", "sleep", "9"});
+  EXPECT_EQ(r.exit_code, 124);
+  EXPECT_THAT(r.err, HasSubstr("crucible: task task-1 TIMED_OUT (TIMEOUT): killed after 1s"));
+}
+
+TEST_F(CliBinaryTest, SubmitDetachPrintsTheId) {
+  tasks_.set_final(
+      Final(crucible::v1::TASK_STATE_QUEUED, crucible::v1::TERMINATION_REASON_UNSPECIFIED, 0));
+  testing_util::CommandResult r =
+      Crucible({"--server", address_, "submit", "--detach", "--image", "busybox", "true"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "task-1\n");
+}
+
+TEST_F(CliBinaryTest, ServerRefusalIsPrintedWithItsCodeName) {
+  tasks_.set_create_error(grpc::Status(grpc::INVALID_ARGUMENT, "image is required"));
+  testing_util::CommandResult r =
+      Crucible({"--server", address_, "submit", "--image", "x", "--", "true"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "crucible: INVALID_ARGUMENT: image is required\n");
+}
+
+TEST_F(CliBinaryTest, GetJsonAndNotFound) {
+  tasks_.set_final(
+      Final(crucible::v1::TASK_STATE_SUCCEEDED, crucible::v1::TERMINATION_REASON_EXITED, 0));
+  testing_util::CommandResult r = Crucible({"--server", address_, "get", "task-1", "-o", "json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("{\"id\":\"task-1\""));
+  EXPECT_THAT(r.out, HasSubstr("\"state\":\"TASK_STATE_SUCCEEDED\""));
+  r = Crucible({"--server", address_, "get", "nope"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "crucible: NOT_FOUND: no such task\n");
+}
+
+TEST_F(CliBinaryTest, ListPrintsATable) {
+  tasks_.set_final(
+      Final(crucible::v1::TASK_STATE_SUCCEEDED, crucible::v1::TERMINATION_REASON_EXITED, 0));
+  testing_util::CommandResult r = Crucible({"--server", address_, "list"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("ID "));
+  EXPECT_THAT(r.out, HasSubstr("task-1  SUCCEEDED  0 "));
+}
+
+TEST(CliBinaryNoServerTest, UnavailableServerExits69) {
+  // Port 1 on loopback: nothing listens there.
+  absl::StatusOr<testing_util::CommandResult> r = testing_util::RunCommand(
+      {testing_util::BinaryPath("crucible"), "--server", "127.0.0.1:1", "get", "x"},
+      absl::Seconds(30));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit_code, 69);
+  EXPECT_THAT(r->err, StartsWith("crucible: UNAVAILABLE: "));
+}
+
+TEST(CliBinaryUsageTest, UsageErrorExits2AndHelpExits0) {
+  absl::StatusOr<testing_util::CommandResult> r =
+      testing_util::RunCommand({testing_util::BinaryPath("crucible"), "submit"}, absl::Seconds(30));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit_code, 2);
+  EXPECT_THAT(r->err, HasSubstr("submit needs --image"));
+  r = testing_util::RunCommand({testing_util::BinaryPath("crucible"), "--help"},
+                               absl::Seconds(30));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit_code, 0);
+  EXPECT_THAT(r->out, HasSubstr("Exit codes:"));
+}
+
+}  // namespace
