@@ -113,7 +113,9 @@ class WorkerStream final
         Reject(req.started().lease_id(),
                scheduler_.ReportStarted(
                    req.started().lease_id(),
-                   common::FromProtoTime(req.started().start_time())));
+                   req.started().has_start_time()
+                       ? common::FromProtoTime(req.started().start_time())
+                       : absl::InfinitePast()));
         return absl::OkStatus();
       case ConnectRequest::kOutput:
         Reject(req.output().lease_id(),

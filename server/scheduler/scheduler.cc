@@ -58,13 +58,9 @@ absl::Status Scheduler::Rebuild() {
     ++lapsed;
     Entry& e = active_.at(id);
     queue_.erase(KeyOf(e));
-    TaskResult result = e.task.result();
-    result.set_reason(crucible::v1::TERMINATION_REASON_INFRASTRUCTURE);
-    result.set_error_message("lease lapsed: server restarted");
-    *result.mutable_finish_time() = common::ToProtoTime(clock_.Now());
+    const std::string why = "lease lapsed: server restarted";
     RETURN_IF_ERROR(
-        RetryOrFailLocked(e, std::move(result), "lease lapsed: server restarted",
-                          op.out));
+        RetryOrFailLocked(e, AbandonedResult(e, why), why, op.out));
   }
   LOG(INFO) << "scheduler rebuilt: " << active_.size() << " active tasks, "
             << lapsed << " lapsed leases";

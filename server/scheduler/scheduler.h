@@ -123,7 +123,7 @@ class Scheduler {
   // Extends the named live leases; returns the ones that are not live.
   std::vector<std::string> Heartbeat(const std::vector<std::string>& lease_ids);
   // Every report: FAILED_PRECONDITION if the lease is not the task's live
-  // lease (the report is ignored).
+  // lease (the report is ignored). start_time InfinitePast means "now".
   absl::Status ReportStarted(const std::string& lease_id, absl::Time start_time);
   absl::Status ReportOutput(const std::string& lease_id,
                             crucible::v1::OutputChunk chunk);
@@ -144,6 +144,9 @@ class Scheduler {
     std::string lease_id;       // live lease; empty if none
     absl::Time lease_deadline;
     std::string worker_id;      // holder of the live lease
+    // When the current attempt's container started; InfinitePast if not yet.
+    // Kept here, not in task.result, which holds the last *ended* attempt.
+    absl::Time start_time = absl::InfinitePast();
     bool output_truncated = false;
     bool cancel_requested = false;
     std::string cancel_reason;
@@ -191,6 +194,9 @@ class Scheduler {
   absl::StatusOr<Entry*> LiveLeaseLocked(const std::string& lease_id,
                                          Outbox& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A result for an attempt abandoned now (lease lapsed): INFRASTRUCTURE.
+  crucible::v1::TaskResult AbandonedResult(const Entry& e,
+                                           const std::string& why) const;
   void SendCancelLocked(const Entry& e, Outbox& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<crucible::v1::Task> LookupLocked(const std::string& task_id)

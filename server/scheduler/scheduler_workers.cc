@@ -143,7 +143,6 @@ absl::Status Scheduler::LeaseLocked(Entry& e, int64_t session_id,
   Task updated = e.task;
   updated.set_state(crucible::v1::TASK_STATE_LEASED);
   updated.set_attempt(e.task.attempt() + 1);
-  updated.clear_result();
   RETURN_IF_ERROR(CommitLocked(
       e, std::move(updated), absl::StrCat("leased to ", session.worker_id),
       /*ends_attempt=*/false, out));
@@ -152,6 +151,7 @@ absl::Status Scheduler::LeaseLocked(Entry& e, int64_t session_id,
   e.lease_deadline = clock_.Now() + options_.lease_ttl;
   e.worker_id = session.worker_id;
   e.output_truncated = false;
+  e.start_time = absl::InfinitePast();
   leases_[e.lease_id] = e.task.id();
   --session.credits;
   ConnectResponse msg;
@@ -171,6 +171,18 @@ void Scheduler::ReleaseLeaseLocked(Entry& e) {
   e.worker_id.clear();
 }
 
+TaskResult Scheduler::AbandonedResult(const Entry& e,
+                                     const std::string& why) const {
+  TaskResult result;
+  result.set_reason(crucible::v1::TERMINATION_REASON_INFRASTRUCTURE);
+  result.set_error_message(why);
+  if (e.start_time != absl::InfinitePast()) {
+    *result.mutable_start_time() = common::ToProtoTime(e.start_time);
+  }
+  *result.mutable_finish_time() = common::ToProtoTime(clock_.Now());
+  return result;
+}
+
 void Scheduler::SendCancelLocked(const Entry& e, Outbox& out) {
   auto s = session_of_worker_.find(e.worker_id);
   if (s == session_of_worker_.end()) return;  // lapses, then CANCELLED
@@ -188,11 +200,8 @@ absl::StatusOr<Scheduler::Entry*> Scheduler::LiveLeaseLocked(
     if (it != active_.end() && it->second.lease_id == lease_id) {
       Entry& e = it->second;
       if (clock_.Now() < e.lease_deadline) return &e;
-      TaskResult result = e.task.result();
-      result.set_reason(crucible::v1::TERMINATION_REASON_INFRASTRUCTURE);
-      result.set_error_message("lease expired");
-      *result.mutable_finish_time() = common::ToProtoTime(clock_.Now());
-      RETURN_IF_ERROR(RetryOrFailLocked(e, std::move(result), "lease expired", out));
+      RETURN_IF_ERROR(RetryOrFailLocked(e, AbandonedResult(e, "lease expired"),
+                                        "lease expired", out));
       DispatchLocked(out);
     }
   }
@@ -222,10 +231,11 @@ absl::Status Scheduler::ReportStarted(const std::string& lease_id,
   if (e->task.state() == crucible::v1::TASK_STATE_RUNNING) return absl::OkStatus();
   Task updated = e->task;
   updated.set_state(crucible::v1::TASK_STATE_RUNNING);
-  *updated.mutable_result()->mutable_start_time() =
-      common::ToProtoTime(start_time);
-  return CommitLocked(*e, std::move(updated), "container started",
-                      /*ends_attempt=*/false, op.out);
+  RETURN_IF_ERROR(CommitLocked(*e, std::move(updated), "container started",
+                               /*ends_attempt=*/false, op.out));
+  e->start_time =
+      start_time == absl::InfinitePast() ? clock_.Now() : start_time;
+  return absl::OkStatus();
 }
 
 absl::Status Scheduler::ReportOutput(const std::string& lease_id,
@@ -256,8 +266,8 @@ absl::Status Scheduler::ReportCompletion(
   absl::Time now = clock_.Now();
   TaskResult result;
   if (completion.has_result()) result = completion.result();
-  if (!result.has_start_time() && e->task.result().has_start_time()) {
-    *result.mutable_start_time() = e->task.result().start_time();
+  if (!result.has_start_time() && e->start_time != absl::InfinitePast()) {
+    *result.mutable_start_time() = common::ToProtoTime(e->start_time);
   }
   if (!result.has_finish_time()) {
     *result.mutable_finish_time() = common::ToProtoTime(now);
