@@ -290,6 +290,7 @@ Commands:
         --priority N         higher runs first (default 0)
         --request-id ID      idempotency key: a retry returns the same task
         --detach, -d         print the task id and exit 0 without waiting
+      Interrupting (Ctrl-C) stops following; the task keeps running.
   get ID                 shows one task (-o json: the Task as JSON)
   list [--state S] [--label k=v] [--limit N]
                          lists tasks, newest first (default limit 50); S is one
