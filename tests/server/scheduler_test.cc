@@ -137,6 +137,22 @@ TEST_F(SchedulerTest, ExpiredLeaseRequeuesWithANewLease) {
   EXPECT_NE(got[0].lease_id(), lease);
 }
 
+TEST_F(SchedulerTest, DisconnectedWorkerKeepsItsLeasesUntilTheirDeadline) {
+  std::string id = Create(Spec());
+  FakeSink sink;
+  int64_t session = Connect(sink, 1);
+  std::string lease = sink.TakeAssignments().at(0).lease_id();
+  scheduler_->DisconnectWorker(session);
+  clock_.Advance(options_.lease_ttl - absl::Seconds(1));
+  EXPECT_EQ(scheduler_->ExpireLeases(), 0);
+  // Reconnected in time: its reports still count.
+  FakeSink again;
+  Connect(again, 0);
+  EXPECT_TRUE(scheduler_->Heartbeat({lease}).empty());
+  ASSERT_TRUE(scheduler_->ReportCompletion(Exited(lease, 0)).ok());
+  EXPECT_EQ(Get(id).state(), crucible::v1::TASK_STATE_SUCCEEDED);
+}
+
 TEST_F(SchedulerTest, CancelQueuedEndsAtOnce) {
   std::string id = Create(Spec());
   auto task = scheduler_->CancelTask(id, "no longer needed");

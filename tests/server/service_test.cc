@@ -246,6 +246,23 @@ TEST_F(ServiceTest, CancelOfARunningTaskReachesTheWorker) {
   EXPECT_EQ(task->state(), v1::TASK_STATE_CANCELLED);
 }
 
+TEST_F(ServiceTest, HeartbeatOnAnUnknownLeaseIsRejected) {
+  grpc::ClientContext worker_ctx;
+  SetDeadline(worker_ctx);
+  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
+  Hello(*worker, 0);
+  v1::ConnectRequest beat;
+  beat.mutable_heartbeat()->add_lease_ids("no-such-lease");
+  ASSERT_TRUE(worker->Write(beat));
+  v1::ConnectResponse msg;
+  ASSERT_TRUE(worker->Read(&msg));
+  ASSERT_TRUE(msg.has_rejected());
+  EXPECT_EQ(msg.rejected().lease_id(), "no-such-lease");
+  EXPECT_EQ(msg.rejected().code(), grpc::StatusCode::FAILED_PRECONDITION);
+  worker->WritesDone();
+  EXPECT_TRUE(worker->Finish().ok());
+}
+
 TEST_F(ServiceTest, ErrorsKeepTheirCodes) {
   grpc::ClientContext ctx;
   SetDeadline(ctx);
