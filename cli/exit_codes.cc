@@ -67,7 +67,8 @@ std::string EndingLine(const Task& task) {
     return "";
   }
   std::string line = absl::StrCat("crucible: task ", task.id(), " ", StateName(task.state()));
-  if (task.has_result() &&
+  // The reason says more than the state only for FAILED (OOM, refusal, ...).
+  if (task.state() == crucible::v1::TASK_STATE_FAILED && task.has_result() &&
       task.result().reason() != crucible::v1::TERMINATION_REASON_UNSPECIFIED) {
     absl::StrAppend(&line, " (", ReasonName(task.result().reason()), ")");
   }

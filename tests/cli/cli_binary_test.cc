@@ -171,7 +171,7 @@ TEST_F(CliBinaryTest, SubmitTimedOutExits124WithALineOnStderr) {
   testing_util::CommandResult r =
       Crucible({"--server", address_, "submit", "--image", "busybox", "--", "sleep", "9"});
   EXPECT_EQ(r.exit_code, 124);
-  EXPECT_THAT(r.err, HasSubstr("crucible: task task-1 TIMED_OUT (TIMEOUT): killed after 1s"));
+  EXPECT_THAT(r.err, HasSubstr("crucible: task task-1 TIMED_OUT: killed after 1s"));
 }
 
 TEST_F(CliBinaryTest, SubmitDetachPrintsTheId) {

@@ -50,7 +50,7 @@ TEST(ExitCodeTest, EndingLineOnlyForEndingsWithoutAnExitCode) {
   EXPECT_EQ(EndingLine(Ended(TASK_STATE_SUCCEEDED, TERMINATION_REASON_EXITED, 0)), "");
   EXPECT_EQ(EndingLine(Ended(TASK_STATE_FAILED, TERMINATION_REASON_EXITED, 2)), "");
   EXPECT_EQ(EndingLine(Ended(TASK_STATE_TIMED_OUT, TERMINATION_REASON_TIMEOUT, 137, "30s")),
-            "crucible: task abc TIMED_OUT (TIMEOUT): 30s");
+            "crucible: task abc TIMED_OUT: 30s");
   EXPECT_THAT(EndingLine(Ended(TASK_STATE_FAILED, TERMINATION_REASON_REJECTED, 0, "no")),
               HasSubstr("FAILED (REJECTED): no"));
 }
