@@ -143,6 +143,33 @@ absl::Status ListFlag(const std::string& name, const std::optional<std::string>&
 
 bool IsFlag(const std::string& word) { return word.size() > 1 && word[0] == '-'; }
 
+absl::StatusOr<Command> ParseCommandName(const std::string& word) {
+  if (word == "submit") return Command::kSubmit;
+  if (word == "get") return Command::kGet;
+  if (word == "list") return Command::kList;
+  if (word == "help") return Command::kHelp;
+  return Usage(absl::StrCat("unknown command \"", word, "\""));
+}
+
+// Checks what each command requires once everything is parsed.
+absl::Status Validate(const std::vector<std::string>& positional, Args& args) {
+  switch (args.command) {
+    case Command::kSubmit:
+      if (args.submit.image.empty()) return Usage("submit needs --image");
+      return absl::OkStatus();
+    case Command::kGet:
+      if (positional.size() != 1) return Usage("get takes exactly one task id");
+      args.task_id = positional[0];
+      return absl::OkStatus();
+    case Command::kList:
+      if (!positional.empty()) return Usage("list takes no arguments");
+      return absl::OkStatus();
+    case Command::kHelp:
+      return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
@@ -155,31 +182,23 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
   Cursor cursor(argv);
   while (!cursor.done()) {
     std::string word = cursor.next();
-    if (word == "--") {
+    if (word == "--") {  // the rest is the task's command (or positional)
       std::vector<std::string> rest = cursor.rest();
-      if (command == Command::kSubmit) {
-        args.submit.command = rest;
-      } else {
-        positional.insert(positional.end(), rest.begin(), rest.end());
-      }
+      std::vector<std::string>& into =
+          command == Command::kSubmit ? args.submit.command : positional;
+      into.insert(into.end(), rest.begin(), rest.end());
       break;
     }
     if (!IsFlag(word)) {
       if (!command.has_value()) {
-        if (word == "submit") command = Command::kSubmit;
-        else if (word == "get") command = Command::kGet;
-        else if (word == "list") command = Command::kList;
-        else if (word == "help") command = Command::kHelp;
-        else return Usage(absl::StrCat("unknown command \"", word, "\""));
-        continue;
-      }
-      if (command == Command::kSubmit) {  // the command starts here
+        ASSIGN_OR_RETURN(command, ParseCommandName(word));
+      } else if (command == Command::kSubmit) {  // the task's command starts here
         args.submit.command.push_back(word);
         std::vector<std::string> rest = cursor.rest();
         args.submit.command.insert(args.submit.command.end(), rest.begin(), rest.end());
-        break;
+      } else {
+        positional.push_back(word);
       }
-      positional.push_back(word);
       continue;
     }
     std::string name;
@@ -196,26 +215,8 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
     }
   }
   if (!server_set && !env_server.empty()) args.server = env_server;
-  if (help || !command.has_value() || *command == Command::kHelp) {
-    args.command = Command::kHelp;
-    return args;
-  }
-  args.command = *command;
-  switch (args.command) {
-    case Command::kSubmit:
-      if (args.submit.image.empty()) return Usage("submit needs --image");
-      if (!positional.empty()) return Usage("unexpected argument");
-      break;
-    case Command::kGet:
-      if (positional.size() != 1) return Usage("get takes exactly one task id");
-      args.task_id = positional[0];
-      break;
-    case Command::kList:
-      if (!positional.empty()) return Usage("list takes no arguments");
-      break;
-    case Command::kHelp:
-      break;
-  }
+  args.command = help || !command.has_value() ? Command::kHelp : *command;
+  RETURN_IF_ERROR(Validate(positional, args));
   return args;
 }
 

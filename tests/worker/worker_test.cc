@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/worker/fakes.h"
+#include "tests/worker/fake_services.h"
 
 namespace worker {
 namespace {
@@ -163,6 +163,28 @@ TEST_F(WorkerTest, AssignmentRunsSpecAndRelaysStartedOutputCompletionInOrder) {
   }
   EXPECT_GT(credit_at, completion_at);
   EXPECT_EQ(all[credit_at].credit().credits(), 1);
+}
+
+TEST_F(WorkerTest, EveryCompletionIsFollowedByOneCredit) {
+  StartWorker();
+  for (int i = 0; i < 5; ++i) {  // more tasks than the 3 slots, in sequence
+    const std::string lease = absl::StrCat("lease-", i);
+    ASSERT_TRUE(queue_.Send(Assign(lease, absl::StrCat("task-", i), 1)));
+    ASSERT_TRUE(queue_.WaitFor([&](const Messages& m) {
+      return HasCompletion(m, lease) && Credits(m) == i + 1;
+    })) << i;
+  }
+  // Each credit grants exactly one slot and comes right after a completion.
+  int completions = 0, credits = 0;
+  for (const ConnectRequest& m : queue_.Received()) {
+    if (m.has_completion()) ++completions;
+    if (m.has_credit()) {
+      EXPECT_EQ(m.credit().credits(), 1);
+      ++credits;
+      EXPECT_EQ(credits, completions);
+    }
+  }
+  EXPECT_EQ(credits, 5);
 }
 
 TEST_F(WorkerTest, RunErrorStatusBecomesCompletionErrorWithTheSameCode) {

@@ -1,4 +1,4 @@
-#include "tests/worker/fakes.h"
+#include "tests/worker/fake_services.h"
 
 #include <algorithm>
 

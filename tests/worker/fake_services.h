@@ -1,5 +1,5 @@
-#ifndef CRUCIBLE_TESTS_WORKER_FAKES_H_
-#define CRUCIBLE_TESTS_WORKER_FAKES_H_
+#ifndef CRUCIBLE_TESTS_WORKER_FAKE_SERVICES_H_
+#define CRUCIBLE_TESTS_WORKER_FAKE_SERVICES_H_
 
 #include <functional>
 #include <set>
@@ -82,4 +82,4 @@ class FakeExecutor final : public crucible::v1::ExecutorService::Service {
 
 }  // namespace worker_test
 
-#endif  // CRUCIBLE_TESTS_WORKER_FAKES_H_
+#endif  // CRUCIBLE_TESTS_WORKER_FAKE_SERVICES_H_
