@@ -1,0 +1,152 @@
+#include "executor/executor_service.h"
+
+#include <deque>
+#include <memory>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "common/grpc_status.h"
+#include "common/proto_time.h"
+#include "glog/logging.h"
+
+namespace executor {
+namespace {
+
+using crucible::v1::RunRequest;
+using crucible::v1::RunResponse;
+
+// Output queued beyond this many bytes blocks the run's thread (flow
+// control towards a slow caller).
+constexpr size_t kMaxQueuedBytes = 4 << 20;
+
+// One Run call. The run executes on thread_, which feeds messages into
+// queue_; reactions only start writes and Finish. Deleted in OnDone after
+// joining thread_.
+class RunReactor final : public grpc::ServerWriteReactor<RunResponse>,
+                         public runner::RunSink {
+ public:
+  RunReactor(runner::Runner& runner, const RunRequest& request)
+      : runner_(runner), request_(request),
+        control_(std::make_shared<runner::RunControl>()) {
+    thread_ = std::thread([this] { Body(); });
+  }
+
+  void OnStarted(const std::string& container_id, absl::Time start) override {
+    RunResponse r;
+    r.mutable_started()->set_container_id(container_id);
+    *r.mutable_started()->mutable_start_time() = common::ToProtoTime(start);
+    Enqueue(std::move(r));
+  }
+
+  void OnOutput(crucible::v1::OutputChunk chunk) override {
+    RunResponse r;
+    *r.mutable_output() = std::move(chunk);
+    Enqueue(std::move(r));
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    queued_bytes_ -= queue_.front().ByteSizeLong();
+    queue_.pop_front();
+    writing_ = false;
+    if (!ok) {
+      // The caller is gone: stop the run; nothing more will be written.
+      broken_ = true;
+      control_->Cancel();
+      queue_.clear();
+      queued_bytes_ = 0;
+    }
+    WriteOrFinishLocked();
+  }
+
+  void OnCancel() override {
+    VLOG(1) << "run " << request_.run_id() << ": call cancelled by the caller";
+    control_->Cancel();
+    absl::MutexLock lock(&mu_);
+    broken_ = true;
+  }
+
+  void OnDone() override {
+    thread_.join();
+    delete this;
+  }
+
+ private:
+  void Body() {
+    absl::StatusOr<crucible::v1::TaskResult> result =
+        runner_.Run(request_, *this, control_);
+    absl::MutexLock lock(&mu_);
+    if (result.ok()) {
+      RunResponse r;
+      *r.mutable_finished() = *std::move(result);
+      if (!broken_) {
+        queued_bytes_ += r.ByteSizeLong();
+        queue_.push_back(std::move(r));
+      }
+      final_status_ = grpc::Status::OK;
+    } else {
+      final_status_ = common::ToGrpcStatus(result.status());
+    }
+    finished_ = true;
+    WriteOrFinishLocked();
+  }
+
+  void Enqueue(RunResponse r) {
+    absl::MutexLock lock(&mu_);
+    auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return broken_ || queued_bytes_ < kMaxQueuedBytes;
+    };
+    mu_.Await(absl::Condition(&room));
+    if (broken_) return;
+    queued_bytes_ += r.ByteSizeLong();
+    queue_.push_back(std::move(r));
+    WriteOrFinishLocked();
+  }
+
+  void WriteOrFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finish_called_) return;
+    if (!queue_.empty() && !broken_) {
+      writing_ = true;
+      StartWrite(&queue_.front());
+      return;
+    }
+    if (finished_) {
+      finish_called_ = true;
+      Finish(final_status_);
+    }
+  }
+
+  runner::Runner& runner_;
+  const RunRequest request_;
+  const std::shared_ptr<runner::RunControl> control_;
+  std::thread thread_;
+  absl::Mutex mu_;
+  std::deque<RunResponse> queue_ ABSL_GUARDED_BY(mu_);
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<RunResponse>* ExecutorService::Run(
+    grpc::CallbackServerContext* context, const RunRequest* request) {
+  VLOG(1) << "Run " << request->run_id() << " task " << request->task_id();
+  return new RunReactor(runner_, *request);
+}
+
+grpc::ServerUnaryReactor* ExecutorService::Cancel(
+    grpc::CallbackServerContext* context, const crucible::v1::CancelRequest* request,
+    crucible::v1::CancelResponse* response) {
+  VLOG(1) << "Cancel " << request->run_id();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(common::ToGrpcStatus(runner_.Cancel(request->run_id())));
+  return reactor;
+}
+
+}  // namespace executor

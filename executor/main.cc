@@ -1,0 +1,152 @@
+// crucible-executor: runs task attempts in hardened containers through the
+// Docker Engine API and serves crucible.v1.ExecutorService.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/grpc_server.h"
+#include "executor/docker/engine_client.h"
+#include "executor/executor_service.h"
+#include "executor/policy/container_policy.h"
+#include "executor/runner/runner.h"
+#include "glog/logging.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:8082", "host:port to serve on");
+ABSL_FLAG(std::string, port_file, "",
+          "if set, the bound port is written to this file once serving");
+ABSL_FLAG(std::string, docker_host, "",
+          "engine address, unix:///path or tcp://host:port; default: env "
+          "DOCKER_HOST, else tcp://127.0.0.1:2375 (the docker-proxy)");
+ABSL_FLAG(int, slots, 4, "concurrent runs; more get RESOURCE_EXHAUSTED");
+ABSL_FLAG(std::string, executor_id, "",
+          "value of the crucible.executor label; default: the hostname");
+ABSL_FLAG(std::string, allowed_images, "localhost/crucible/",
+          "comma-separated image prefixes the policy allows");
+ABSL_FLAG(std::string, user, "65534:65534",
+          "numeric uid:gid containers run as (0 is refused)");
+ABSL_FLAG(absl::Duration, ping_interval, absl::Seconds(5),
+          "how often the engine is pinged to set the health status");
+ABSL_FLAG(absl::Duration, cancel_grace, absl::Seconds(3),
+          "on SIGTERM, how long running runs may go on before being cancelled");
+
+namespace {
+
+std::string DockerHost() {
+  std::string flag = absl::GetFlag(FLAGS_docker_host);
+  if (!flag.empty()) return flag;
+  const char* env = std::getenv("DOCKER_HOST");
+  if (env != nullptr && env[0] != '\0') return env;
+  return "tcp://127.0.0.1:2375";
+}
+
+std::string ExecutorId() {
+  std::string id = absl::GetFlag(FLAGS_executor_id);
+  if (!id.empty()) return id;
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0') return host;
+  return "executor";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  common::BlockStopSignals();
+  absl::ParseCommandLine(argc, argv);
+  common::InitLogging(argv[0]);
+
+  docker::EngineClientOptions engine_options;
+  engine_options.docker_host = DockerHost();
+  auto engine = docker::EngineClient::Create(engine_options);
+  if (!engine.ok()) {
+    LOG(ERROR) << "bad --docker_host: " << engine.status();
+    return 1;
+  }
+
+  policy::ContainerPolicyOptions policy_options;
+  policy_options.allowed_image_prefixes =
+      absl::StrSplit(absl::GetFlag(FLAGS_allowed_images), ',', absl::SkipEmpty());
+  policy_options.user = absl::GetFlag(FLAGS_user);
+  policy_options.executor_id = ExecutorId();
+  auto policy = policy::ContainerPolicy::Create(policy_options);
+  if (!policy.ok()) {
+    LOG(ERROR) << "bad policy flags: " << policy.status();
+    return 1;
+  }
+
+  runner::RunnerOptions runner_options;
+  runner_options.slots = absl::GetFlag(FLAGS_slots);
+  if (runner_options.slots <= 0) {
+    LOG(ERROR) << "--slots must be positive";
+    return 1;
+  }
+  runner::Runner runner(**engine, *policy, common::Clock::Real(), runner_options);
+  executor::ExecutorService service(runner);
+
+  common::GrpcServerOptions server_options;
+  server_options.listen_address = absl::GetFlag(FLAGS_listen);
+  server_options.port_file = absl::GetFlag(FLAGS_port_file);
+  server_options.health_service_names = {"crucible.v1.ExecutorService"};
+  auto grpc_server = common::GrpcServer::Start(server_options, {&service});
+  if (!grpc_server.ok()) {
+    LOG(ERROR) << "cannot serve: " << grpc_server.status();
+    return 1;
+  }
+  common::GrpcServer& server = **grpc_server;
+  server.SetServing(false);  // until the engine answers a ping
+  LOG(INFO) << "crucible-executor " << policy_options.executor_id
+            << " serving on port " << server.port() << ", engine "
+            << engine_options.docker_host << ", " << runner_options.slots
+            << " slots";
+
+  // Health follows the engine: SERVING only while it answers pings.
+  absl::Notification stop_pinging;
+  std::thread pinger([&] {
+    bool serving = false;
+    bool first = true;
+    do {
+      absl::Status ping = (*engine)->Ping();
+      if (ping.ok() != serving || first) {
+        if (ping.ok()) {
+          LOG(INFO) << "container engine at " << engine_options.docker_host
+                    << " reachable; SERVING";
+        } else {
+          LOG(ERROR) << "container engine unreachable, NOT_SERVING until it "
+                        "answers: " << ping;
+        }
+        serving = ping.ok();
+        server.SetServing(serving);
+        first = false;
+      }
+    } while (!stop_pinging.WaitForNotificationWithTimeout(
+        absl::GetFlag(FLAGS_ping_interval)));
+  });
+
+  int sig = common::WaitForStopSignal();
+  LOG(INFO) << "signal " << sig << ": NOT_SERVING, stopping";
+  stop_pinging.Notify();
+  pinger.join();
+  server.SetServing(false);
+  absl::Time cancel_at = absl::Now() + absl::GetFlag(FLAGS_cancel_grace);
+  while (runner.active_runs() > 0 && absl::Now() < cancel_at) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  if (runner.active_runs() > 0) {
+    LOG(INFO) << "cancelling " << runner.active_runs() << " running runs";
+    runner.CancelAll();
+  }
+  // Cancelled runs kill and remove their containers, then finish their calls.
+  server.Shutdown(absl::Seconds(20));
+  LOG(INFO) << "crucible-executor stopped";
+  return 0;
+}

@@ -1,0 +1,233 @@
+#include "executor/policy/container_policy.h"
+
+#include <algorithm>
+#include <map>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/proto_time.h"
+
+namespace policy {
+namespace {
+
+using nlohmann::json;
+
+constexpr int64_t kMinMemoryBytes = 6 * kMiB;  // the engines' own minimum
+
+absl::Status CheckUser(const std::string& user) {
+  std::vector<std::string> parts = absl::StrSplit(user, ':');
+  if (parts.size() != 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "user \"", user, "\" must be numeric \"uid:gid\""));
+  }
+  for (const std::string& p : parts) {
+    uint32_t id = 0;
+    if (!absl::SimpleAtoi(p, &id) || p.empty() ||
+        !std::all_of(p.begin(), p.end(), absl::ascii_isdigit)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "user \"", user, "\" must be numeric \"uid:gid\""));
+    }
+    if (id == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "user \"", user, "\": uid and gid 0 (root) are refused"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPair(absl::string_view name, int64_t def, int64_t max) {
+  if (def <= 0 || max <= 0 || def > max) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "policy ", name, ": default ", def, " and maximum ", max,
+        " must be positive with default <= maximum"));
+  }
+  return absl::OkStatus();
+}
+
+// Applies default and maximum to one requested limit.
+absl::StatusOr<int64_t> Limit(absl::string_view field, int64_t requested,
+                              int64_t def, int64_t max) {
+  if (requested < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " must not be negative (got ", requested, ")"));
+  }
+  if (requested == 0) return def;
+  if (requested > max) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " ", requested, " exceeds the executor's maximum ", max));
+  }
+  return requested;
+}
+
+bool ValidImageChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+         c == '_' || c == '-' || c == '/' || c == ':' || c == '@';
+}
+
+}  // namespace
+
+absl::StatusOr<ContainerPolicy> ContainerPolicy::Create(
+    ContainerPolicyOptions o) {
+  if (absl::Status s = CheckUser(o.user); !s.ok()) return s;
+  if (o.allowed_image_prefixes.empty()) {
+    return absl::InvalidArgumentError("policy allows no image prefix");
+  }
+  for (const std::string& p : o.allowed_image_prefixes) {
+    if (p.empty()) {
+      return absl::InvalidArgumentError(
+          "an empty allowed image prefix would allow every image");
+    }
+  }
+  for (auto [name, def, max] : {
+           std::tuple{"memory_bytes", o.default_memory_bytes, o.max_memory_bytes},
+           std::tuple{"cpu_millis", o.default_cpu_millis, o.max_cpu_millis},
+           std::tuple{"pids_limit", o.default_pids_limit, o.max_pids_limit},
+           std::tuple{"tmpfs_bytes", o.default_tmpfs_bytes, o.max_tmpfs_bytes},
+           std::tuple{"max_output_bytes", o.default_max_output_bytes,
+                      o.max_max_output_bytes},
+           std::tuple{"timeout_ms", absl::ToInt64Milliseconds(o.default_timeout),
+                      absl::ToInt64Milliseconds(o.max_timeout)},
+           std::tuple{"nofile", o.nofile_limit, o.nofile_limit},
+           std::tuple{"nproc", o.nproc_limit, o.nproc_limit}}) {
+    if (absl::Status s = CheckPair(name, def, max); !s.ok()) return s;
+  }
+  return ContainerPolicy(std::move(o));
+}
+
+absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
+    const crucible::v1::RunRequest& req) const {
+  const crucible::v1::TaskSpec& spec = req.spec();
+  if (req.run_id().empty()) return absl::InvalidArgumentError("run_id is required");
+  const std::string& image = spec.image();
+  if (image.empty()) return absl::InvalidArgumentError("spec.image is required");
+  if (image.size() > 512 || !std::all_of(image.begin(), image.end(), ValidImageChar) ||
+      absl::StrContains(image, "..") || absl::StrContains(image, "//")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.image \"", absl::CHexEscape(image.substr(0, 512)),
+                     "\" is not a valid image reference"));
+  }
+  bool allowed = std::any_of(
+      options_.allowed_image_prefixes.begin(), options_.allowed_image_prefixes.end(),
+      [&](const std::string& p) { return absl::StartsWith(image, p); });
+  if (!allowed) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "image \"", image, "\" is not allowed: the executor's policy allows only "
+        "images starting with ",
+        absl::StrJoin(options_.allowed_image_prefixes, " or ")));
+  }
+  if (!spec.stdin().empty()) {
+    return absl::UnimplementedError(
+        "spec.stdin is not supported by this executor yet; leave it empty");
+  }
+  const crucible::v1::Resources& r = spec.resources();
+  const ContainerPolicyOptions& o = options_;
+  ContainerPlan plan;
+  absl::StatusOr<int64_t> memory = Limit("spec.resources.memory_bytes",
+                                         r.memory_bytes(), o.default_memory_bytes,
+                                         o.max_memory_bytes);
+  if (!memory.ok()) return memory.status();
+  if (*memory < kMinMemoryBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.resources.memory_bytes ", *memory, " is below the minimum ",
+        kMinMemoryBytes));
+  }
+  absl::StatusOr<int64_t> cpu = Limit("spec.resources.cpu_millis", r.cpu_millis(),
+                                      o.default_cpu_millis, o.max_cpu_millis);
+  if (!cpu.ok()) return cpu.status();
+  absl::StatusOr<int64_t> pids = Limit("spec.resources.pids_limit", r.pids_limit(),
+                                       o.default_pids_limit, o.max_pids_limit);
+  if (!pids.ok()) return pids.status();
+  absl::StatusOr<int64_t> tmpfs = Limit("spec.resources.tmpfs_bytes",
+                                        r.tmpfs_bytes(), o.default_tmpfs_bytes,
+                                        o.max_tmpfs_bytes);
+  if (!tmpfs.ok()) return tmpfs.status();
+  absl::StatusOr<int64_t> output = Limit("spec.max_output_bytes",
+                                         spec.max_output_bytes(),
+                                         o.default_max_output_bytes,
+                                         o.max_max_output_bytes);
+  if (!output.ok()) return output.status();
+  plan.max_output_bytes = *output;
+  plan.timeout = o.default_timeout;
+  if (spec.has_timeout()) {
+    absl::Duration t = common::FromProtoDuration(spec.timeout());
+    if (t < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("spec.timeout must not be negative");
+    }
+    if (t > o.max_timeout) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("spec.timeout ", absl::FormatDuration(t),
+                       " exceeds the executor's maximum ",
+                       absl::FormatDuration(o.max_timeout)));
+    }
+    if (t > absl::ZeroDuration()) plan.timeout = t;
+  }
+
+  // Env sorted by key so the body is deterministic.
+  std::map<std::string, std::string> env(spec.env().begin(), spec.env().end());
+  json env_list = json::array();
+  for (const auto& [k, v] : env) {
+    if (k.empty() || absl::StrContains(k, '=') || absl::StrContains(k, '\0') ||
+        absl::StrContains(v, '\0')) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec.env key \"", absl::CHexEscape(k),
+          "\" is invalid (empty, contains '=' or NUL)"));
+    }
+    env_list.push_back(absl::StrCat(k, "=", v));
+  }
+  for (const std::string& arg : spec.command()) {
+    if (absl::StrContains(arg, '\0')) {
+      return absl::InvalidArgumentError("spec.command must not contain NUL bytes");
+    }
+  }
+
+  json host = {
+      {"Privileged", false},
+      {"CapDrop", {"ALL"}},
+      {"ReadonlyRootfs", true},
+      {"SecurityOpt", {"no-new-privileges"}},
+      {"NetworkMode", "none"},
+      {"Memory", *memory},
+      {"MemorySwap", *memory},
+      {"PidsLimit", *pids},
+      {"NanoCpus", *cpu * 1'000'000},
+      {"Tmpfs",
+       {{"/tmp", absl::StrCat("rw,noexec,nosuid,nodev,mode=1777,size=", *tmpfs)}}},
+      {"Ulimits",
+       {{{"Name", "nofile"}, {"Soft", o.nofile_limit}, {"Hard", o.nofile_limit}},
+        {{"Name", "nproc"}, {"Soft", o.nproc_limit}, {"Hard", o.nproc_limit}}}},
+      {"RestartPolicy", {{"Name", "no"}}},
+      {"AutoRemove", false},
+  };
+  json body = {
+      {"Image", image},
+      {"User", o.user},
+      {"Labels",
+       {{"crucible.task", req.task_id()},
+        {"crucible.attempt", absl::StrCat(req.attempt())},
+        {"crucible.run", req.run_id()},
+        {"crucible.executor", o.executor_id}}},
+      {"Env", env_list},
+      {"Tty", false},
+      {"OpenStdin", false},
+      {"AttachStdin", false},
+      {"AttachStdout", false},
+      {"AttachStderr", false},
+      {"NetworkDisabled", true},
+      {"HostConfig", host},
+  };
+  if (spec.command_size() > 0) {
+    body["Cmd"] = json(std::vector<std::string>(spec.command().begin(),
+                                                spec.command().end()));
+  }
+  if (!spec.working_dir().empty()) body["WorkingDir"] = spec.working_dir();
+  plan.create_body = std::move(body);
+  return plan;
+}
+
+}  // namespace policy

@@ -1,0 +1,267 @@
+#include "executor/runner/run.h"
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common/proto_time.h"
+#include "executor/docker/demux.h"
+#include "glog/logging.h"
+
+namespace runner {
+namespace {
+
+using crucible::v1::TaskResult;
+using crucible::v1::TerminationReason;
+using Kill = RunControl::Kill;
+
+// The engine's answer to starting a container whose argv[0] does not exist
+// or cannot be executed (runc's messages, relayed by Docker and Podman).
+bool IsMissingExecutable(const absl::Status& s) {
+  if (s.code() != absl::StatusCode::kInternal &&
+      s.code() != absl::StatusCode::kNotFound &&
+      s.code() != absl::StatusCode::kInvalidArgument) {
+    return false;
+  }
+  return absl::StrContains(s.message(), "executable file not found") ||
+         absl::StrContains(s.message(), "no such file or directory") ||
+         absl::StrContains(s.message(), "permission denied");
+}
+
+// One container's life after the policy and the slot. Confined to the
+// thread that calls Run, plus the waiter and watchdog threads it starts and
+// joins; fields they share are atomics or behind RunControl.
+class Execution {
+ public:
+  Execution(docker::EngineClient& engine, const common::Clock& clock,
+            const RunnerOptions& options, const crucible::v1::RunRequest& request,
+            const policy::ContainerPlan& plan, RunSink& sink, RunControl& control)
+      : engine_(engine), clock_(clock), options_(options), request_(request),
+        plan_(plan), sink_(sink), control_(control) {}
+
+  absl::StatusOr<TaskResult> Run() {
+    if (control_.cancelled()) return Ended(TerminationReason::TERMINATION_REASON_CANCELLED, "cancelled before the container was created");
+    if (absl::Status s = engine_.InspectImage(request_.spec().image()); !s.ok()) {
+      return s;
+    }
+    absl::StatusOr<std::string> id = engine_.CreateContainer(plan_.create_body);
+    if (!id.ok()) return id.status();
+    id_ = *id;
+    absl::StatusOr<TaskResult> result = RunContainer();
+    // Always remove, on every path, once the container exists.
+    if (absl::Status s = engine_.Remove(id_); !s.ok()) {
+      LOG(ERROR) << "run " << request_.run_id() << ": could not remove container "
+                 << id_ << " (label crucible.run=" << request_.run_id()
+                 << "): " << s;
+    }
+    return result;
+  }
+
+ private:
+  TaskResult Ended(TerminationReason reason, std::string message) {
+    TaskResult r;
+    r.set_reason(reason);
+    r.set_error_message(std::move(message));
+    if (start_time_ != absl::InfinitePast()) {
+      *r.mutable_start_time() = common::ToProtoTime(start_time_);
+    }
+    *r.mutable_finish_time() = common::ToProtoTime(clock_.Now());
+    return r;
+  }
+
+  absl::StatusOr<TaskResult> RunContainer() {
+    // Post wait(next-exit) before start, as docker run does: Podman answers
+    // a wait posted after the exit only after polling, or, for next-exit,
+    // never. If it still loses the race, WaitForExit falls back to inspect.
+    absl::Notification wait_sent, wait_done;
+    absl::StatusOr<int64_t> wait_result = absl::UnknownError("wait not done");
+    std::atomic<bool> stop_wait{false};
+    std::thread waiter([&] {
+      absl::StatusOr<int64_t> r = engine_.Wait(
+          id_, "next-exit", [&] { return stop_wait.load() || abort_streams_.load(); },
+          [&] { wait_sent.Notify(); });
+      wait_result = std::move(r);
+      if (!wait_sent.HasBeenNotified()) wait_sent.Notify();
+      wait_done.Notify();
+    });
+    absl::Cleanup join_waiter = [&] {
+      stop_wait = true;
+      waiter.join();
+    };
+    wait_sent.WaitForNotificationWithTimeout(options_.wait_post_timeout);
+    if (wait_done.HasBeenNotified() && !wait_result.ok()) return wait_result.status();
+    if (control_.cancelled()) {
+      return Ended(TerminationReason::TERMINATION_REASON_CANCELLED, "cancelled before start");
+    }
+    if (absl::Status s = engine_.Start(id_); !s.ok()) {
+      if (!IsMissingExecutable(s)) return s;
+      TaskResult r = Ended(TerminationReason::TERMINATION_REASON_REJECTED,
+                           absl::StrCat("the container could not start: ", s.message()));
+      r.set_exit_code(127);
+      return r;
+    }
+    start_time_ = clock_.Now();
+    sink_.OnStarted(id_, start_time_);
+    std::thread watchdog([this] { Watchdog(start_time_ + plan_.timeout); });
+    absl::Cleanup join_watchdog = [&] {
+      control_.MarkDone();
+      watchdog.join();
+    };
+
+    absl::Status logs = engine_.Logs(
+        id_, [this](absl::string_view b) { return OnLogBytes(b); },
+        [this] { return abort_streams_.load(); });
+    if (demux_.failed()) {
+      (void)engine_.Kill(id_);
+      return absl::InternalError(absl::StrCat("engine log stream: ", demux_.error()));
+    }
+    if (!logs.ok() && logs.code() != absl::StatusCode::kCancelled) {
+      LOG(WARNING) << "run " << request_.run_id() << ": log stream: " << logs;
+    }
+    absl::StatusOr<docker::ContainerState> state =
+        WaitForExit(wait_done, wait_result, stop_wait);
+    if (!state.ok()) return state.status();
+    return Result(*state);
+  }
+
+  // The container's final state: from wait if it answers in time after the
+  // logs ended, else by polling inspect until the container is not running.
+  absl::StatusOr<docker::ContainerState> WaitForExit(
+      absl::Notification& wait_done, const absl::StatusOr<int64_t>& wait_result,
+      std::atomic<bool>& stop_wait) {
+    bool waited = wait_done.WaitForNotificationWithTimeout(options_.wait_grace);
+    while (true) {
+      absl::StatusOr<docker::ContainerState> state = engine_.InspectContainer(id_);
+      if (!state.ok()) return state.status();
+      if ((waited && wait_result.ok()) ||
+          (!state->running && state->status != "created")) {
+        stop_wait = true;
+        return state;
+      }
+      if (abort_streams_.load()) {
+        return absl::UnavailableError(absl::StrCat(
+            "container ", id_, " did not stop after being killed"));
+      }
+      waited = wait_done.WaitForNotificationWithTimeout(
+          std::max(options_.poll_interval, absl::Milliseconds(500)));
+    }
+  }
+
+  // The exit code comes from inspect: the wait call may still be pending
+  // when the fallback found the container stopped.
+  TaskResult Result(const docker::ContainerState& state) {
+    TaskResult r;
+    switch (control_.killed_for()) {
+      case Kill::kCancelled:
+        r = Ended(TerminationReason::TERMINATION_REASON_CANCELLED, "cancelled; the container was killed");
+        break;
+      case Kill::kTimeout:
+        r = Ended(TerminationReason::TERMINATION_REASON_TIMEOUT,
+                  absl::StrCat("timed out after ", absl::FormatDuration(plan_.timeout),
+                               "; the container was killed"));
+        break;
+      case Kill::kOutputLimit:
+        r = Ended(TerminationReason::TERMINATION_REASON_OUTPUT_LIMIT,
+                  absl::StrCat("output exceeded ", plan_.max_output_bytes,
+                               " bytes; the container was killed"));
+        break;
+      case Kill::kNone:
+        if (state.oom_killed) {
+          r = Ended(TerminationReason::TERMINATION_REASON_OOM_KILLED,
+                    "the container ran out of memory and was killed");
+        } else {
+          r = Ended(TerminationReason::TERMINATION_REASON_EXITED, "");
+        }
+        break;
+    }
+    r.set_exit_code(static_cast<int32_t>(state.exit_code));
+    r.set_output_truncated(limit_hit_);
+    return r;
+  }
+
+  // Kills the container at the deadline or on a kill request; abandons the
+  // streams if the run does not end within kill_grace after that.
+  void Watchdog(absl::Time deadline) {
+    Kill why = Kill::kNone;
+    while (why == Kill::kNone) {
+      absl::Duration left = deadline - clock_.Now();
+      if (left <= absl::ZeroDuration()) {
+        why = Kill::kTimeout;
+        break;
+      }
+      why = control_.WaitForEvent(std::min(left, options_.poll_interval));
+      if (control_.done()) return;
+    }
+    control_.MarkKilled(why);
+    VLOG(1) << "run " << request_.run_id() << ": killing container " << id_;
+    if (absl::Status s = engine_.Kill(id_); !s.ok()) {
+      LOG(WARNING) << "run " << request_.run_id() << ": kill " << id_ << ": " << s;
+    }
+    if (!control_.WaitDone(options_.kill_grace)) abort_streams_ = true;
+  }
+
+  // Demultiplexes log bytes into numbered chunks, up to max_output_bytes.
+  bool OnLogBytes(absl::string_view bytes) {
+    std::vector<docker::Frame> frames;
+    if (!demux_.Feed(bytes, frames)) return false;
+    for (docker::Frame& f : frames) {
+      if (f.stream == docker::StreamId::kStdin) continue;
+      int64_t room = plan_.max_output_bytes - offset_;
+      const size_t size = f.data.size();
+      size_t n = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(room, 0)),
+                                  size);
+      if (n > 0) {
+        crucible::v1::OutputChunk chunk;
+        chunk.set_stream(f.stream == docker::StreamId::kStdout
+                             ? crucible::v1::OUTPUT_STREAM_STDOUT
+                             : crucible::v1::OUTPUT_STREAM_STDERR);
+        f.data.resize(n);
+        chunk.set_data(std::move(f.data));
+        chunk.set_offset(offset_);
+        chunk.set_attempt(request_.attempt());
+        offset_ += static_cast<int64_t>(n);
+        sink_.OnOutput(std::move(chunk));
+      }
+      if (n < size) {
+        limit_hit_ = true;
+        control_.RequestKill(Kill::kOutputLimit);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  docker::EngineClient& engine_;
+  const common::Clock& clock_;
+  const RunnerOptions& options_;
+  const crucible::v1::RunRequest& request_;
+  const policy::ContainerPlan& plan_;
+  RunSink& sink_;
+  RunControl& control_;
+  std::string id_;
+  absl::Time start_time_ = absl::InfinitePast();
+  std::atomic<bool> abort_streams_{false};
+  // Used on the logs thread (the Run thread) only.
+  docker::Demuxer demux_;
+  int64_t offset_ = 0;
+  bool limit_hit_ = false;
+};
+
+}  // namespace
+
+absl::StatusOr<TaskResult> ExecuteRun(docker::EngineClient& engine,
+                                      const common::Clock& clock,
+                                      const RunnerOptions& options,
+                                      const crucible::v1::RunRequest& request,
+                                      const policy::ContainerPlan& plan,
+                                      RunSink& sink, RunControl& control) {
+  return Execution(engine, clock, options, request, plan, sink, control).Run();
+}
+
+}  // namespace runner

@@ -1,0 +1,129 @@
+#include "executor/runner/runner.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "executor/runner/run.h"
+#include "glog/logging.h"
+
+namespace runner {
+
+void RunControl::Cancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  if (requested_ == Kill::kNone) requested_ = Kill::kCancelled;
+}
+
+bool RunControl::cancelled() const {
+  absl::MutexLock lock(&mu_);
+  return cancelled_;
+}
+
+void RunControl::RequestKill(Kill why) {
+  absl::MutexLock lock(&mu_);
+  if (requested_ == Kill::kNone) requested_ = why;
+}
+
+RunControl::Kill RunControl::killed_for() const {
+  absl::MutexLock lock(&mu_);
+  return killed_for_;
+}
+
+void RunControl::MarkKilled(Kill why) {
+  absl::MutexLock lock(&mu_);
+  if (killed_for_ == Kill::kNone) killed_for_ = why;
+}
+
+void RunControl::MarkDone() {
+  absl::MutexLock lock(&mu_);
+  done_ = true;
+}
+
+bool RunControl::done() const {
+  absl::MutexLock lock(&mu_);
+  return done_;
+}
+
+bool RunControl::WaitDone(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&done_), timeout);
+}
+
+RunControl::Kill RunControl::WaitForEvent(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return done_ || requested_ != Kill::kNone;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  return requested_;
+}
+
+Runner::Runner(docker::EngineClient& engine, const policy::ContainerPolicy& policy,
+               const common::Clock& clock, RunnerOptions options)
+    : engine_(engine), policy_(policy), clock_(clock), options_(std::move(options)) {}
+
+absl::StatusOr<crucible::v1::TaskResult> Runner::Run(
+    const crucible::v1::RunRequest& request, RunSink& sink,
+    std::shared_ptr<RunControl> control) {
+  // The policy refuses before any engine call and before taking a slot.
+  absl::StatusOr<policy::ContainerPlan> plan = policy_.Plan(request);
+  if (!plan.ok()) {
+    VLOG(1) << "run " << request.run_id() << " refused: " << plan.status();
+    return plan.status();
+  }
+  if (control == nullptr) control = std::make_shared<RunControl>();
+  {
+    absl::MutexLock lock(&mu_);
+    if (active_.count(request.run_id()) > 0) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("run ", request.run_id(), " is already running"));
+    }
+    if (static_cast<int>(active_.size()) >= options_.slots) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "all ", options_.slots, " executor slots are busy"));
+    }
+    active_[request.run_id()] = control;
+  }
+  VLOG(1) << "run " << request.run_id() << " (task " << request.task_id()
+          << " attempt " << request.attempt() << ") starting";
+  absl::StatusOr<crucible::v1::TaskResult> result =
+      ExecuteRun(engine_, clock_, options_, request, *plan, sink, *control);
+  {
+    absl::MutexLock lock(&mu_);
+    active_.erase(request.run_id());
+  }
+  if (result.ok()) {
+    VLOG(1) << "run " << request.run_id() << " finished: "
+            << crucible::v1::TerminationReason_Name(result->reason()) << " exit "
+            << result->exit_code();
+  } else {
+    LOG(WARNING) << "run " << request.run_id() << " failed: " << result.status();
+  }
+  return result;
+}
+
+absl::Status Runner::Cancel(const std::string& run_id) {
+  std::shared_ptr<RunControl> control;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = active_.find(run_id);
+    if (it == active_.end()) {
+      return absl::NotFoundError(absl::StrCat("no active run ", run_id));
+    }
+    control = it->second;
+  }
+  control->Cancel();
+  return absl::OkStatus();
+}
+
+void Runner::CancelAll() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, control] : active_) control->Cancel();
+}
+
+int Runner::active_runs() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(active_.size());
+}
+
+}  // namespace runner

@@ -1,0 +1,123 @@
+#ifndef CRUCIBLE_EXECUTOR_RUNNER_RUNNER_H_
+#define CRUCIBLE_EXECUTOR_RUNNER_RUNNER_H_
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "crucible/v1/executor_service.pb.h"
+#include "crucible/v1/task.pb.h"
+#include "executor/docker/engine_client.h"
+#include "executor/policy/container_policy.h"
+
+namespace runner {
+
+// Receives the events of one run, on the run's thread, in order. May block
+// briefly (e.g. for flow control) but should observe RunControl::cancelled.
+class RunSink {
+ public:
+  virtual ~RunSink() = default;
+  virtual void OnStarted(const std::string& container_id, absl::Time start) = 0;
+  virtual void OnOutput(crucible::v1::OutputChunk chunk) = 0;
+};
+
+// The shared control block of one run: the caller (or Runner::Cancel) asks
+// for cancellation; the run's watchdog waits on it for kill requests, and
+// the run marks it done. Thread-safe; no method blocks except WaitForEvent.
+class RunControl {
+ public:
+  enum class Kill { kNone, kCancelled, kTimeout, kOutputLimit };
+
+  // Requests cancellation: the container is killed and removed and the run
+  // ends with reason CANCELLED. Idempotent.
+  void Cancel();
+  bool cancelled() const;
+
+  // For the runner: asks the watchdog to kill the container for `why`
+  // (the first reason wins).
+  void RequestKill(Kill why);
+  // The reason of the kill the watchdog issued, if any.
+  Kill killed_for() const;
+  void MarkKilled(Kill why);
+  void MarkDone();
+  bool done() const;
+  // True once done, waiting at most `timeout`.
+  bool WaitDone(absl::Duration timeout);
+  // Returns the pending kill reason (kNone if none) once one is pending, the
+  // run is done, or `timeout` passed.
+  Kill WaitForEvent(absl::Duration timeout);
+
+ private:
+  mutable absl::Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  Kill requested_ ABSL_GUARDED_BY(mu_) = Kill::kNone;
+  Kill killed_for_ ABSL_GUARDED_BY(mu_) = Kill::kNone;
+};
+
+struct RunnerOptions {
+  // Concurrent runs; one more is refused with RESOURCE_EXHAUSTED.
+  int slots = 4;
+  // How long after posting wait (and before start) the runner waits for the
+  // wait request to have been sent.
+  absl::Duration wait_post_timeout = absl::Seconds(5);
+  // After the log stream ends, how long the wait call may take before the
+  // runner falls back to inspecting the container.
+  absl::Duration wait_grace = absl::Seconds(2);
+  // Interval of deadline checks and of the inspect fallback.
+  absl::Duration poll_interval = absl::Milliseconds(50);
+  // After a kill, how long before the streams are abandoned (engine hung).
+  absl::Duration kill_grace = absl::Seconds(15);
+};
+
+// Runs RunRequests as containers under a ContainerPolicy, at most `slots` at
+// once. Thread-safe: Run blocks the calling thread for the whole run and
+// may be called from several threads; Cancel and CancelAll never block.
+//
+// One run: policy -> image present -> create -> wait posted -> start ->
+// logs followed (demultiplexed into OutputChunks numbered by combined
+// offset; past max_output_bytes the container is killed: OUTPUT_LIMIT,
+// exactly max_output_bytes kept) -> exit code -> inspect (OOM_KILLED) ->
+// remove, always, on every path once the container exists. A watchdog
+// thread per run kills the container at the deadline (TIMEOUT, measured on
+// the injected clock from start) or on cancellation (CANCELLED).
+//
+// A missing executable (start fails with "executable file not found" or
+// similar) is a result: reason REJECTED, exit_code 127 (what docker run
+// reports), with the engine's message.
+class Runner {
+ public:
+  Runner(docker::EngineClient& engine, const policy::ContainerPolicy& policy,
+         const common::Clock& clock, RunnerOptions options);
+
+  // Runs `request` to its end and returns its result (see class comment and
+  // ExecutorService.Run for the error codes). `control` may be null; Cancel
+  // reaches the run through it either way.
+  absl::StatusOr<crucible::v1::TaskResult> Run(
+      const crucible::v1::RunRequest& request, RunSink& sink,
+      std::shared_ptr<RunControl> control);
+
+  // Cancels the active run `run_id`; NOT_FOUND if there is none.
+  absl::Status Cancel(const std::string& run_id);
+  // Cancels every active run.
+  void CancelAll();
+  int active_runs() const;
+
+ private:
+  docker::EngineClient& engine_;
+  const policy::ContainerPolicy& policy_;
+  const common::Clock& clock_;
+  const RunnerOptions options_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<RunControl>> active_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace runner
+
+#endif  // CRUCIBLE_EXECUTOR_RUNNER_RUNNER_H_

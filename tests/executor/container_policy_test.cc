@@ -1,0 +1,201 @@
+#include "executor/policy/container_policy.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "common/proto_time.h"
+#include "gtest/gtest.h"
+
+namespace policy {
+namespace {
+
+using nlohmann::json;
+
+crucible::v1::RunRequest Request() {
+  crucible::v1::RunRequest r;
+  r.set_run_id("lease-1");
+  r.set_task_id("task-1");
+  r.set_attempt(2);
+  r.mutable_spec()->set_image("localhost/crucible/busybox:latest");
+  r.mutable_spec()->add_command("echo");
+  r.mutable_spec()->add_command("hello");
+  return r;
+}
+
+ContainerPolicy Policy(ContainerPolicyOptions o = {}) {
+  o.executor_id = "ex-1";
+  auto p = ContainerPolicy::Create(o);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return *p;
+}
+
+TEST(ContainerPolicyTest, DefaultsProduceExactlyTheHardenedBody) {
+  crucible::v1::RunRequest req = Request();
+  (*req.mutable_spec()->mutable_env())["B"] = "2";
+  (*req.mutable_spec()->mutable_env())["A"] = "1=x";
+  req.mutable_spec()->set_working_dir("/tmp");
+  auto plan = Policy().Plan(req);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  json want = json::parse(R"({
+    "Image": "localhost/crucible/busybox:latest",
+    "Cmd": ["echo", "hello"],
+    "Env": ["A=1=x", "B=2"],
+    "WorkingDir": "/tmp",
+    "User": "65534:65534",
+    "Labels": {"crucible.task": "task-1", "crucible.attempt": "2",
+               "crucible.run": "lease-1", "crucible.executor": "ex-1"},
+    "Tty": false, "OpenStdin": false, "AttachStdin": false,
+    "AttachStdout": false, "AttachStderr": false, "NetworkDisabled": true,
+    "HostConfig": {
+      "Privileged": false,
+      "CapDrop": ["ALL"],
+      "ReadonlyRootfs": true,
+      "SecurityOpt": ["no-new-privileges"],
+      "NetworkMode": "none",
+      "Memory": 268435456,
+      "MemorySwap": 268435456,
+      "PidsLimit": 256,
+      "NanoCpus": 1000000000,
+      "Tmpfs": {"/tmp": "rw,noexec,nosuid,nodev,mode=1777,size=67108864"},
+      "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 1024},
+                  {"Name": "nproc", "Soft": 1024, "Hard": 1024}],
+      "RestartPolicy": {"Name": "no"},
+      "AutoRemove": false
+    }
+  })");
+  EXPECT_EQ(plan->create_body, want) << plan->create_body.dump(2);
+  EXPECT_EQ(plan->timeout, absl::Minutes(10));
+  EXPECT_EQ(plan->max_output_bytes, 16 * kMiB);
+  // Nothing that reaches the host.
+  for (const char* key : {"Binds", "Mounts", "Devices", "PidMode", "IpcMode",
+                          "UsernsMode", "CapAdd", "VolumesFrom"}) {
+    EXPECT_FALSE(plan->create_body["HostConfig"].contains(key)) << key;
+  }
+}
+
+TEST(ContainerPolicyTest, RequestedLimitsAreUsed) {
+  crucible::v1::RunRequest req = Request();
+  auto* r = req.mutable_spec()->mutable_resources();
+  r->set_memory_bytes(64 * kMiB);
+  r->set_cpu_millis(500);
+  r->set_pids_limit(32);
+  r->set_tmpfs_bytes(8 * kMiB);
+  *req.mutable_spec()->mutable_timeout() = common::ToProtoDuration(absl::Seconds(3));
+  req.mutable_spec()->set_max_output_bytes(100);
+  req.mutable_spec()->clear_command();
+  auto plan = Policy().Plan(req);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  const json& h = plan->create_body["HostConfig"];
+  EXPECT_EQ(h["Memory"], 64 * kMiB);
+  EXPECT_EQ(h["MemorySwap"], 64 * kMiB);
+  EXPECT_EQ(h["NanoCpus"], 500'000'000);
+  EXPECT_EQ(h["PidsLimit"], 32);
+  EXPECT_EQ(h["Tmpfs"]["/tmp"], "rw,noexec,nosuid,nodev,mode=1777,size=8388608");
+  EXPECT_FALSE(plan->create_body.contains("Cmd"));  // image default
+  EXPECT_FALSE(plan->create_body.contains("WorkingDir"));
+  EXPECT_EQ(plan->timeout, absl::Seconds(3));
+  EXPECT_EQ(plan->max_output_bytes, 100);
+}
+
+TEST(ContainerPolicyTest, DisallowedImageIsPermissionDeniedNamingImageAndRule) {
+  crucible::v1::RunRequest req = Request();
+  req.mutable_spec()->set_image("docker.io/library/busybox:latest");
+  auto plan = Policy().Plan(req);
+  ASSERT_EQ(plan.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(absl::StrContains(plan.status().message(), "docker.io/library/busybox"));
+  EXPECT_TRUE(absl::StrContains(plan.status().message(), "localhost/crucible/"));
+}
+
+TEST(ContainerPolicyTest, PrefixTricksAreRefused) {
+  for (const char* image : {"localhost/crucible/../evil:1", "localhost/crucible",
+                            "LOCALHOST/crucible/x", "localhost/crucible/x y",
+                            "localhost/crucible/x?a=b"}) {
+    crucible::v1::RunRequest req = Request();
+    req.mutable_spec()->set_image(image);
+    auto plan = Policy().Plan(req);
+    EXPECT_FALSE(plan.ok()) << image;
+  }
+}
+
+TEST(ContainerPolicyTest, LimitsAboveMaximaAreInvalidArgumentNamingFieldAndMax) {
+  struct Case {
+    void (*set)(crucible::v1::TaskSpec&);
+    const char* field;
+    const char* max;
+  };
+  const Case cases[] = {
+      {[](crucible::v1::TaskSpec& s) { s.mutable_resources()->set_memory_bytes(5 * kGiB); },
+       "memory_bytes", "4294967296"},
+      {[](crucible::v1::TaskSpec& s) { s.mutable_resources()->set_cpu_millis(4001); },
+       "cpu_millis", "4000"},
+      {[](crucible::v1::TaskSpec& s) { s.mutable_resources()->set_pids_limit(5000); },
+       "pids_limit", "4096"},
+      {[](crucible::v1::TaskSpec& s) { s.mutable_resources()->set_tmpfs_bytes(2 * kGiB); },
+       "tmpfs_bytes", "1073741824"},
+      {[](crucible::v1::TaskSpec& s) { s.set_max_output_bytes(257 * kMiB); },
+       "max_output_bytes", "268435456"},
+      {[](crucible::v1::TaskSpec& s) {
+         *s.mutable_timeout() = common::ToProtoDuration(absl::Hours(25));
+       },
+       "timeout", "24h"},
+  };
+  for (const Case& c : cases) {
+    crucible::v1::RunRequest req = Request();
+    c.set(*req.mutable_spec());
+    auto plan = Policy().Plan(req);
+    ASSERT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument) << c.field;
+    EXPECT_TRUE(absl::StrContains(plan.status().message(), c.field)) << plan.status();
+    EXPECT_TRUE(absl::StrContains(plan.status().message(), c.max)) << plan.status();
+  }
+}
+
+TEST(ContainerPolicyTest, NegativeAndMalformedInputsAreInvalidArgument) {
+  crucible::v1::RunRequest req = Request();
+  req.mutable_spec()->mutable_resources()->set_memory_bytes(-1);
+  EXPECT_EQ(Policy().Plan(req).status().code(), absl::StatusCode::kInvalidArgument);
+  req = Request();
+  (*req.mutable_spec()->mutable_env())["A=B"] = "x";
+  EXPECT_EQ(Policy().Plan(req).status().code(), absl::StatusCode::kInvalidArgument);
+  req = Request();
+  req.clear_run_id();
+  EXPECT_EQ(Policy().Plan(req).status().code(), absl::StatusCode::kInvalidArgument);
+  req = Request();
+  req.mutable_spec()->clear_image();
+  EXPECT_EQ(Policy().Plan(req).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ContainerPolicyTest, StdinIsUnimplemented) {
+  crucible::v1::RunRequest req = Request();
+  req.mutable_spec()->set_stdin("data");
+  auto plan = Policy().Plan(req);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_TRUE(absl::StrContains(plan.status().message(), "stdin"));
+}
+
+TEST(ContainerPolicyTest, RootAndNonNumericUsersAreRefusedAtLoad) {
+  for (const char* user : {"0:0", "0:65534", "65534:0", "root", "nobody:nogroup",
+                           "65534", "", "-1:1"}) {
+    ContainerPolicyOptions o;
+    o.user = user;
+    EXPECT_EQ(ContainerPolicy::Create(o).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << user;
+  }
+  ContainerPolicyOptions o;
+  o.user = "1000:1000";
+  EXPECT_TRUE(ContainerPolicy::Create(o).ok());
+}
+
+TEST(ContainerPolicyTest, BadOptionsAreRefusedAtLoad) {
+  ContainerPolicyOptions o;
+  o.default_memory_bytes = o.max_memory_bytes + 1;
+  EXPECT_FALSE(ContainerPolicy::Create(o).ok());
+  o = {};
+  o.allowed_image_prefixes = {""};
+  EXPECT_FALSE(ContainerPolicy::Create(o).ok());
+  o = {};
+  o.allowed_image_prefixes = {};
+  EXPECT_FALSE(ContainerPolicy::Create(o).ok());
+}
+
+}  // namespace
+}  // namespace policy

@@ -1,0 +1,247 @@
+// The runner and the engine client against a real engine (Podman's Docker
+// API), directly or through the docker-proxy: CRUCIBLE_TEST_DOCKER_HOST.
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "common/clock.h"
+#include "common/proto_time.h"
+#include "executor/docker/engine_client.h"
+#include "executor/policy/container_policy.h"
+#include "executor/runner/runner.h"
+#include "gtest/gtest.h"
+#include "tests/executor/engine_env.h"
+
+namespace runner {
+namespace {
+
+using crucible::v1::TerminationReason;
+using executor_testing::kBusybox;
+
+// Collects a run's events. Thread-safe.
+class CollectingSink : public RunSink {
+ public:
+  void OnStarted(const std::string& container_id, absl::Time start) override {
+    absl::MutexLock lock(&mu_);
+    container_id_ = container_id;
+    started_.Notify();
+  }
+  void OnOutput(crucible::v1::OutputChunk chunk) override {
+    absl::MutexLock lock(&mu_);
+    EXPECT_EQ(chunk.offset(), next_offset_) << "offsets must be contiguous";
+    next_offset_ = chunk.offset() + static_cast<int64_t>(chunk.data().size());
+    (chunk.stream() == crucible::v1::OUTPUT_STREAM_STDOUT ? stdout_ : stderr_) +=
+        chunk.data();
+  }
+  std::string out() { absl::MutexLock l(&mu_); return stdout_; }
+  std::string err() { absl::MutexLock l(&mu_); return stderr_; }
+  std::string container_id() { absl::MutexLock l(&mu_); return container_id_; }
+  absl::Notification started_;
+
+ private:
+  absl::Mutex mu_;
+  std::string stdout_ ABSL_GUARDED_BY(mu_), stderr_ ABSL_GUARDED_BY(mu_);
+  std::string container_id_ ABSL_GUARDED_BY(mu_);
+  int64_t next_offset_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CRUCIBLE_REQUIRE_ENGINE(host);
+    docker::EngineClientOptions eo;
+    eo.docker_host = host;
+    auto engine = docker::EngineClient::Create(eo);
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    engine_ = *std::move(engine);
+    ASSERT_TRUE(engine_->Ping().ok());
+    policy::ContainerPolicyOptions po;
+    po.executor_id = executor_id_;
+    auto policy = policy::ContainerPolicy::Create(po);
+    ASSERT_TRUE(policy.ok());
+    policy_ = std::make_unique<policy::ContainerPolicy>(*policy);
+    RunnerOptions ro;
+    ro.slots = 2;
+    runner_ = std::make_unique<Runner>(*engine_, *policy_, common::Clock::Real(), ro);
+  }
+
+  void TearDown() override {
+    if (engine_ == nullptr) return;
+    // Every run removes its container, on every path.
+    auto left = engine_->ListContainers("crucible.executor", executor_id_);
+    ASSERT_TRUE(left.ok()) << left.status();
+    EXPECT_TRUE(left->empty()) << left->size() << " containers left behind";
+    for (const auto& c : *left) (void)engine_->Remove(c.id);
+  }
+
+  crucible::v1::RunRequest Request(std::vector<std::string> argv) {
+    crucible::v1::RunRequest r;
+    r.set_run_id(absl::StrCat(executor_id_, "-run-", ++runs_));
+    r.set_task_id("task");
+    r.set_attempt(1);
+    r.mutable_spec()->set_image(kBusybox);
+    for (auto& a : argv) r.mutable_spec()->add_command(a);
+    *r.mutable_spec()->mutable_timeout() = common::ToProtoDuration(absl::Seconds(30));
+    return r;
+  }
+
+  const std::string executor_id_ = executor_testing::UniqueExecutorId();
+  int runs_ = 0;
+  std::unique_ptr<docker::EngineClient> engine_;
+  std::unique_ptr<policy::ContainerPolicy> policy_;
+  std::unique_ptr<Runner> runner_;
+};
+
+TEST_F(EngineTest, EchoHelloExitsZeroWithOutput) {
+  CollectingSink sink;
+  auto result = runner_->Run(Request({"echo", "hello"}), sink, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason(), TerminationReason::TERMINATION_REASON_EXITED);
+  EXPECT_EQ(result->exit_code(), 0);
+  EXPECT_EQ(sink.out(), "hello\n");
+  EXPECT_TRUE(sink.started_.HasBeenNotified());
+  EXPECT_FALSE(sink.container_id().empty());
+  EXPECT_TRUE(result->has_start_time());
+  EXPECT_TRUE(result->has_finish_time());
+}
+
+TEST_F(EngineTest, NonZeroExitAndStderrApartFromStdout) {
+  CollectingSink sink;
+  auto result = runner_->Run(
+      Request({"sh", "-c", "echo out; echo err >&2; exit 3"}), sink, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason(), TerminationReason::TERMINATION_REASON_EXITED);
+  EXPECT_EQ(result->exit_code(), 3);
+  EXPECT_EQ(sink.out(), "out\n");
+  EXPECT_EQ(sink.err(), "err\n");
+}
+
+TEST_F(EngineTest, RunsAsNonRootInAHardenedContainer) {
+  CollectingSink sink;
+  auto result = runner_->Run(
+      Request({"sh", "-c",
+               "id -u; touch /etc/x 2>/dev/null && echo rootfs-writable; "
+               "grep -q ' /tmp tmpfs .*noexec' /proc/mounts && echo tmp-noexec"}),
+      sink, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code(), 0);
+  // Note: this engine (Podman 4.3 in the sandbox) ignores mode=1777 on the
+  // /tmp tmpfs, so writing there as 65534 is not asserted.
+  EXPECT_EQ(sink.out(), "65534\ntmp-noexec\n");
+}
+
+TEST_F(EngineTest, ContainerIsRemovedAfterTheRun) {
+  CollectingSink sink;
+  auto result = runner_->Run(Request({"true"}), sink, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  auto left = engine_->ListContainers("crucible.executor", executor_id_);
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_TRUE(left->empty());
+  auto inspect = engine_->InspectContainer(sink.container_id());
+  EXPECT_EQ(inspect.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(EngineTest, TimeoutKillsTheContainer) {
+  crucible::v1::RunRequest req = Request({"sleep", "60"});
+  *req.mutable_spec()->mutable_timeout() = common::ToProtoDuration(absl::Seconds(1));
+  CollectingSink sink;
+  absl::Time begin = absl::Now();
+  auto result = runner_->Run(req, sink, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason(), TerminationReason::TERMINATION_REASON_TIMEOUT);
+  EXPECT_LT(absl::Now() - begin, absl::Seconds(3));
+}
+
+TEST_F(EngineTest, OutputPastTheLimitKillsAndKeepsExactlyTheLimit) {
+  crucible::v1::RunRequest req =
+      Request({"sh", "-c", "yes abcdefg | head -c 200000; sleep 30"});
+  req.mutable_spec()->set_max_output_bytes(1000);
+  CollectingSink sink;
+  auto result = runner_->Run(req, sink, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason(), TerminationReason::TERMINATION_REASON_OUTPUT_LIMIT);
+  EXPECT_TRUE(result->output_truncated());
+  EXPECT_EQ(sink.out().size(), 1000u);
+  EXPECT_TRUE(absl::StartsWith(sink.out(), "abcdefg\nabcdefg\n"));
+}
+
+TEST_F(EngineTest, CancelKillsAndEndsWithCancelled) {
+  crucible::v1::RunRequest req = Request({"sleep", "60"});
+  CollectingSink sink;
+  absl::StatusOr<crucible::v1::TaskResult> result;
+  std::thread run([&] { result = runner_->Run(req, sink, nullptr); });
+  ASSERT_TRUE(sink.started_.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(runner_->Cancel(req.run_id()).ok());
+  run.join();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason(), TerminationReason::TERMINATION_REASON_CANCELLED);
+  EXPECT_EQ(runner_->Cancel(req.run_id()).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(EngineTest, SlotsFullIsResourceExhausted) {
+  crucible::v1::RunRequest a = Request({"sleep", "60"});
+  crucible::v1::RunRequest b = Request({"sleep", "60"});
+  CollectingSink sa, sb, sc;
+  std::thread ta([&] { (void)runner_->Run(a, sa, nullptr); });
+  std::thread tb([&] { (void)runner_->Run(b, sb, nullptr); });
+  ASSERT_TRUE(sa.started_.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(sb.started_.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  auto third = runner_->Run(Request({"true"}), sc, nullptr);
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
+  runner_->CancelAll();
+  ta.join();
+  tb.join();
+}
+
+TEST_F(EngineTest, UnknownImageIsFailedPrecondition) {
+  crucible::v1::RunRequest req = Request({"true"});
+  req.mutable_spec()->set_image("localhost/crucible/does-not-exist:1");
+  CollectingSink sink;
+  auto result = runner_->Run(req, sink, nullptr);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(result.status().message(), "does-not-exist"));
+}
+
+TEST_F(EngineTest, DisallowedImageIsPermissionDeniedWithoutAContainer) {
+  crucible::v1::RunRequest req = Request({"true"});
+  req.mutable_spec()->set_image("docker.io/library/busybox:latest");
+  CollectingSink sink;
+  auto result = runner_->Run(req, sink, nullptr);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_FALSE(sink.started_.HasBeenNotified());
+  // TearDown checks that no container with our label exists.
+}
+
+TEST_F(EngineTest, MissingExecutableIsRejectedWith127) {
+  CollectingSink sink;
+  auto result = runner_->Run(Request({"/no/such/binary"}), sink, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason(), TerminationReason::TERMINATION_REASON_REJECTED);
+  EXPECT_EQ(result->exit_code(), 127);
+  EXPECT_FALSE(sink.started_.HasBeenNotified());
+}
+
+TEST(EngineUnreachableTest, UnreachableEngineIsUnavailable) {
+  docker::EngineClientOptions eo;
+  eo.docker_host = "unix:///nonexistent/engine.sock";
+  auto engine = docker::EngineClient::Create(eo);
+  ASSERT_TRUE(engine.ok());
+  EXPECT_EQ((*engine)->Ping().code(), absl::StatusCode::kUnavailable);
+  eo.docker_host = "tcp://127.0.0.1:1";
+  engine = docker::EngineClient::Create(eo);
+  ASSERT_TRUE(engine.ok());
+  absl::Status s = (*engine)->InspectImage(kBusybox);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(s.message(), "tcp://127.0.0.1:1"));
+  EXPECT_EQ(docker::EngineClient::Create({.docker_host = "ftp://x"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace runner
