@@ -142,8 +142,9 @@ int main(int argc, char** argv) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   if (runner.active_runs() > 0) {
-    LOG(INFO) << "cancelling " << runner.active_runs() << " running runs";
-    runner.CancelAll();
+    LOG(INFO) << "stopping " << runner.active_runs()
+              << " running runs (they end UNAVAILABLE, so they are retried)";
+    runner.ShutdownAll();
   }
   // Cancelled runs kill and remove their containers, then finish their calls.
   server.Shutdown(absl::Seconds(20));

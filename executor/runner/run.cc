@@ -46,6 +46,7 @@ class Execution {
         plan_(plan), sink_(sink), control_(control) {}
 
   absl::StatusOr<TaskResult> Run() {
+    if (control_.shutting_down()) return ShutdownError();
     if (control_.cancelled()) return Ended(TerminationReason::TERMINATION_REASON_CANCELLED, "cancelled before the container was created");
     if (absl::Status s = engine_.InspectImage(request_.spec().image()); !s.ok()) {
       return s;
@@ -64,6 +65,12 @@ class Execution {
   }
 
  private:
+  absl::Status ShutdownError() const {
+    return absl::UnavailableError(
+        "the executor is shutting down; the run was stopped and its container "
+        "removed");
+  }
+
   TaskResult Ended(TerminationReason reason, std::string message) {
     TaskResult r;
     r.set_reason(reason);
@@ -96,6 +103,7 @@ class Execution {
     };
     wait_sent.WaitForNotificationWithTimeout(options_.wait_post_timeout);
     if (wait_done.HasBeenNotified() && !wait_result.ok()) return wait_result.status();
+    if (control_.shutting_down()) return ShutdownError();
     if (control_.cancelled()) {
       return Ended(TerminationReason::TERMINATION_REASON_CANCELLED, "cancelled before start");
     }
@@ -127,6 +135,7 @@ class Execution {
     absl::StatusOr<docker::ContainerState> state =
         WaitForExit(wait_done, wait_result, stop_wait);
     if (!state.ok()) return state.status();
+    if (control_.killed_for() == Kill::kShutdown) return ShutdownError();
     return Result(*state);
   }
 
@@ -171,6 +180,7 @@ class Execution {
                   absl::StrCat("output exceeded ", plan_.max_output_bytes,
                                " bytes; the container was killed"));
         break;
+      case Kill::kShutdown:  // handled by the caller
       case Kill::kNone:
         if (state.oom_killed) {
           r = Ended(TerminationReason::TERMINATION_REASON_OOM_KILLED,

@@ -14,6 +14,18 @@ void RunControl::Cancel() {
   if (requested_ == Kill::kNone) requested_ = Kill::kCancelled;
 }
 
+void RunControl::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  shutdown_ = true;
+  if (requested_ == Kill::kNone) requested_ = Kill::kShutdown;
+}
+
+bool RunControl::shutting_down() const {
+  absl::MutexLock lock(&mu_);
+  return shutdown_;
+}
+
 bool RunControl::cancelled() const {
   absl::MutexLock lock(&mu_);
   return cancelled_;
@@ -116,9 +128,9 @@ absl::Status Runner::Cancel(const std::string& run_id) {
   return absl::OkStatus();
 }
 
-void Runner::CancelAll() {
+void Runner::ShutdownAll() {
   absl::MutexLock lock(&mu_);
-  for (auto& [id, control] : active_) control->Cancel();
+  for (auto& [id, control] : active_) control->Shutdown();
 }
 
 int Runner::active_runs() const {

@@ -32,12 +32,18 @@ class RunSink {
 // the run marks it done. Thread-safe; no method blocks except WaitForEvent.
 class RunControl {
  public:
-  enum class Kill { kNone, kCancelled, kTimeout, kOutputLimit };
+  enum class Kill { kNone, kCancelled, kTimeout, kOutputLimit, kShutdown };
 
   // Requests cancellation: the container is killed and removed and the run
   // ends with reason CANCELLED. Idempotent.
   void Cancel();
+  // Like Cancel, but the run ends with UNAVAILABLE (retryable) instead of a
+  // CANCELLED result: the executor is going away, the task was not
+  // cancelled by anyone.
+  void Shutdown();
+  // True after Cancel or Shutdown.
   bool cancelled() const;
+  bool shutting_down() const;
 
   // For the runner: asks the watchdog to kill the container for `why`
   // (the first reason wins).
@@ -56,6 +62,7 @@ class RunControl {
  private:
   mutable absl::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   Kill requested_ ABSL_GUARDED_BY(mu_) = Kill::kNone;
   Kill killed_for_ ABSL_GUARDED_BY(mu_) = Kill::kNone;
@@ -105,8 +112,9 @@ class Runner {
 
   // Cancels the active run `run_id`; NOT_FOUND if there is none.
   absl::Status Cancel(const std::string& run_id);
-  // Cancels every active run.
-  void CancelAll();
+  // Ends every active run with UNAVAILABLE (executor shutting down); their
+  // containers are killed and removed.
+  void ShutdownAll();
   int active_runs() const;
 
  private:

@@ -184,19 +184,25 @@ TEST_F(EngineTest, CancelKillsAndEndsWithCancelled) {
   EXPECT_EQ(runner_->Cancel(req.run_id()).code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(EngineTest, SlotsFullIsResourceExhausted) {
+TEST_F(EngineTest, SlotsFullIsResourceExhaustedAndShutdownEndsRunsUnavailable) {
   crucible::v1::RunRequest a = Request({"sleep", "60"});
   crucible::v1::RunRequest b = Request({"sleep", "60"});
   CollectingSink sa, sb, sc;
-  std::thread ta([&] { (void)runner_->Run(a, sa, nullptr); });
-  std::thread tb([&] { (void)runner_->Run(b, sb, nullptr); });
+  absl::StatusOr<crucible::v1::TaskResult> ra, rb;
+  std::thread ta([&] { ra = runner_->Run(a, sa, nullptr); });
+  std::thread tb([&] { rb = runner_->Run(b, sb, nullptr); });
   ASSERT_TRUE(sa.started_.WaitForNotificationWithTimeout(absl::Seconds(10)));
   ASSERT_TRUE(sb.started_.WaitForNotificationWithTimeout(absl::Seconds(10)));
   auto third = runner_->Run(Request({"true"}), sc, nullptr);
   EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
-  runner_->CancelAll();
+  // Shutdown is not a cancellation of the task: the runs end UNAVAILABLE
+  // (retryable), and their containers are removed (TearDown).
+  runner_->ShutdownAll();
   ta.join();
   tb.join();
+  EXPECT_EQ(ra.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(rb.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(runner_->active_runs(), 0);
 }
 
 TEST_F(EngineTest, UnknownImageIsFailedPrecondition) {
