@@ -17,6 +17,13 @@ namespace {
 
 using nlohmann::json;
 
+void AppendPercent(std::string& out, unsigned char c) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  out.push_back('%');
+  out.push_back(kHex[c >> 4]);
+  out.push_back(kHex[c & 15]);
+}
+
 // Percent-encodes everything but the characters image references and ids
 // use, so a name cannot smuggle a query or another path into the URL.
 std::string EscapePath(absl::string_view s) {
@@ -26,7 +33,7 @@ std::string EscapePath(absl::string_view s) {
         c == '/' || c == ':' || c == '@') {
       out.push_back(static_cast<char>(c));
     } else {
-      absl::StrAppend(&out, "%", absl::Hex(c, absl::kZeroPad2));
+      AppendPercent(out, c);
     }
   }
   return out;
@@ -39,7 +46,7 @@ std::string EscapeQuery(absl::string_view s) {
         c == '~') {
       out.push_back(static_cast<char>(c));
     } else {
-      absl::StrAppend(&out, "%", absl::Hex(c, absl::kZeroPad2));
+      AppendPercent(out, c);
     }
   }
   return out;

@@ -185,6 +185,15 @@ class Execution {
         if (state.oom_killed) {
           r = Ended(TerminationReason::TERMINATION_REASON_OOM_KILLED,
                     "the container ran out of memory and was killed");
+        } else if (state.exit_code == 137) {
+          // SIGKILL that the runner did not send. Podman 4.3 on cgroup v1
+          // (hybrid) reports OOMKilled=false for a memory-cgroup kill, so
+          // this is the only trace of it; a process SIGKILLing itself is
+          // the rare false positive.
+          r = Ended(TerminationReason::TERMINATION_REASON_OOM_KILLED,
+                    "the process was killed by SIGKILL (exit 137) that the "
+                    "executor did not send: most likely the memory limit "
+                    "(the engine did not report OOMKilled)");
         } else {
           r = Ended(TerminationReason::TERMINATION_REASON_EXITED, "");
         }

@@ -171,6 +171,17 @@ TEST_F(EngineTest, OutputPastTheLimitKillsAndKeepsExactlyTheLimit) {
   EXPECT_TRUE(absl::StartsWith(sink.out(), "abcdefg\nabcdefg\n"));
 }
 
+TEST_F(EngineTest, MemoryLimitKillIsOomKilled) {
+  crucible::v1::RunRequest req = Request(
+      {"sh", "-c", "a=$(head -c 64000000 /dev/zero | tr '\\0' a); echo ${#a}"});
+  req.mutable_spec()->mutable_resources()->set_memory_bytes(16 << 20);
+  CollectingSink sink;
+  auto result = runner_->Run(req, sink, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason(), TerminationReason::TERMINATION_REASON_OOM_KILLED)
+      << result->DebugString() << sink.out() << sink.err();
+}
+
 TEST_F(EngineTest, CancelKillsAndEndsWithCancelled) {
   crucible::v1::RunRequest req = Request({"sleep", "60"});
   CollectingSink sink;
