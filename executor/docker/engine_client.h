@@ -70,6 +70,7 @@ using AbortFn = std::function<bool()>;
 //   POST   /V/containers/create                   CreateContainer
 //   POST   /V/containers/{id}/wait?condition=...  Wait
 //   POST   /V/containers/{id}/start               Start
+//   POST   /V/containers/{id}/attach?stream=1&stdin=1  WriteStdin (Upgrade: tcp)
 //   GET    /V/containers/{id}/logs?follow=1&stdout=1&stderr=1   Logs
 //   POST   /V/containers/{id}/kill?signal=KILL    Kill
 //   GET    /V/containers/{id}/json                InspectContainer
@@ -106,6 +107,12 @@ class EngineClient {
   absl::Status Logs(absl::string_view id,
                     const std::function<bool(absl::string_view)>& on_bytes,
                     const AbortFn& abort);
+  // Attaches to the container's stdin (hijacked connection), writes `data`,
+  // then half-closes so the process sees EOF (needs OpenStdin and StdinOnce
+  // in the create body). Blocks while the process does not read; `abort`
+  // ends it with CANCELLED. No total timeout.
+  absl::Status WriteStdin(absl::string_view id, absl::string_view data,
+                          const AbortFn& abort);
   // Sends SIGKILL. OK if the container is not running (anymore).
   absl::Status Kill(absl::string_view id);
   absl::StatusOr<ContainerState> InspectContainer(absl::string_view id);
@@ -119,7 +126,7 @@ class EngineClient {
  private:
   struct Request;
   struct Response {
-    long code = 0;
+    long code = 0;  // NOLINT(runtime/int): curl's type
     std::string body;
   };
 

@@ -121,10 +121,6 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
         "images starting with ",
         absl::StrJoin(options_.allowed_image_prefixes, " or ")));
   }
-  if (!spec.stdin().empty()) {
-    return absl::UnimplementedError(
-        "spec.stdin is not supported by this executor yet; leave it empty");
-  }
   const crucible::v1::Resources& r = spec.resources();
   const ContainerPolicyOptions& o = options_;
   ContainerPlan plan;
@@ -226,6 +222,13 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
                                                 spec.command().end()));
   }
   if (!spec.working_dir().empty()) body["WorkingDir"] = spec.working_dir();
+  if (!spec.stdin().empty()) {
+    // The runner attaches to stdin, writes the bytes and closes it; with
+    // StdinOnce the engine then closes the process's stdin (EOF).
+    body["OpenStdin"] = true;
+    body["StdinOnce"] = true;
+    body["AttachStdin"] = true;
+  }
   plan.create_body = std::move(body);
   return plan;
 }

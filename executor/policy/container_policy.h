@@ -64,8 +64,8 @@ class ContainerPolicy {
   // The create body and limits for `request`. PERMISSION_DENIED if the image
   // is not allowed (naming the image and the allowed prefixes);
   // INVALID_ARGUMENT for a missing run_id or image, a malformed image or
-  // env, or a limit above its maximum (naming the field and the maximum);
-  // UNIMPLEMENTED for non-empty stdin (not supported yet).
+  // env, or a limit above its maximum (naming the field and the maximum).
+  // Non-empty stdin opens the container's stdin (OpenStdin, StdinOnce).
   absl::StatusOr<ContainerPlan> Plan(const crucible::v1::RunRequest& request) const;
 
   const ContainerPolicyOptions& options() const { return options_; }

@@ -121,6 +121,24 @@ class Execution {
       control_.MarkDone();
       watchdog.join();
     };
+    // stdin is fed on its own thread: the process may read it slowly, or
+    // not at all, while its output must keep flowing.
+    std::atomic<bool> stop_stdin{false};
+    std::thread feeder;
+    if (!request_.spec().stdin().empty()) {
+      feeder = std::thread([&] {
+        absl::Status s = engine_.WriteStdin(
+            id_, request_.spec().stdin(),
+            [&] { return stop_stdin.load() || abort_streams_.load(); });
+        if (!s.ok() && s.code() != absl::StatusCode::kCancelled) {
+          LOG(WARNING) << "run " << request_.run_id() << ": stdin: " << s;
+        }
+      });
+    }
+    absl::Cleanup join_feeder = [&] {
+      stop_stdin = true;
+      if (feeder.joinable()) feeder.join();
+    };
 
     absl::Status logs = engine_.Logs(
         id_, [this](absl::string_view b) { return OnLogBytes(b); },

@@ -163,12 +163,15 @@ TEST(ContainerPolicyTest, NegativeAndMalformedInputsAreInvalidArgument) {
   EXPECT_EQ(Policy().Plan(req).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST(ContainerPolicyTest, StdinIsUnimplemented) {
+TEST(ContainerPolicyTest, StdinOpensStdinOnce) {
   crucible::v1::RunRequest req = Request();
   req.mutable_spec()->set_stdin("data");
   auto plan = Policy().Plan(req);
-  EXPECT_EQ(plan.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_TRUE(absl::StrContains(plan.status().message(), "stdin"));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->create_body["OpenStdin"], true);
+  EXPECT_EQ(plan->create_body["StdinOnce"], true);
+  EXPECT_EQ(plan->create_body["AttachStdin"], true);
+  EXPECT_EQ(plan->create_body["Tty"], false);
 }
 
 TEST(ContainerPolicyTest, RootAndNonNumericUsersAreRefusedAtLoad) {

@@ -136,6 +136,38 @@ TEST_F(EngineTest, RunsAsNonRootInAHardenedContainer) {
   EXPECT_EQ(sink.out(), "65534\ntmp-noexec\n");
 }
 
+TEST_F(EngineTest, StdinIsWrittenAndClosed) {
+  crucible::v1::RunRequest req = Request({"sh", "-c", "wc -c; echo done"});
+  std::string input(100000, 'x');  // more than a pipe buffer
+  req.mutable_spec()->set_stdin(input);
+  CollectingSink sink;
+  auto result = runner_->Run(req, sink, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason(), TerminationReason::TERMINATION_REASON_EXITED);
+  EXPECT_EQ(result->exit_code(), 0);
+  EXPECT_EQ(sink.out(), "100000\ndone\n");
+}
+
+TEST_F(EngineTest, UnreadStdinDoesNotHoldUpTheRun) {
+  crucible::v1::RunRequest quick = Request({"echo", "hi"});
+  quick.mutable_spec()->set_stdin(std::string(200000, 'y'));
+  CollectingSink sink;
+  auto result = runner_->Run(quick, sink, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code(), 0);
+  EXPECT_EQ(sink.out(), "hi\n");
+
+  crucible::v1::RunRequest slow = Request({"sleep", "60"});
+  slow.mutable_spec()->set_stdin(std::string(200000, 'y'));
+  *slow.mutable_spec()->mutable_timeout() = common::ToProtoDuration(absl::Seconds(1));
+  CollectingSink sink2;
+  absl::Time begin = absl::Now();
+  result = runner_->Run(slow, sink2, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason(), TerminationReason::TERMINATION_REASON_TIMEOUT);
+  EXPECT_LT(absl::Now() - begin, absl::Seconds(3));
+}
+
 TEST_F(EngineTest, ContainerIsRemovedAfterTheRun) {
   CollectingSink sink;
   auto result = runner_->Run(Request({"true"}), sink, nullptr);
