@@ -375,10 +375,11 @@ absl::Status EngineClient::Start(absl::string_view id) {
 }
 
 absl::Status EngineClient::Logs(
-    absl::string_view id, const std::function<bool(absl::string_view)>& on_bytes,
+    absl::string_view id, bool follow, const std::function<bool(absl::string_view)>& on_bytes,
     const AbortFn& abort) {
   auto path = VersionedPath(absl::StrCat("/containers/", EscapePath(id),
-                                         "/logs?follow=1&stdout=1&stderr=1"));
+                                         "/logs?follow=", follow ? 1 : 0,
+                                         "&stdout=1&stderr=1"));
   if (!path.ok()) return path.status();
   Request r{.method = "GET", .path = *path, .streaming = true,
             .on_bytes = &on_bytes, .abort = &abort};

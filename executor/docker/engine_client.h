@@ -71,7 +71,7 @@ using AbortFn = std::function<bool()>;
 //   POST   /V/containers/{id}/wait?condition=...  Wait
 //   POST   /V/containers/{id}/start               Start
 //   POST   /V/containers/{id}/attach?stream=1&stdin=1  WriteStdin (Upgrade: tcp)
-//   GET    /V/containers/{id}/logs?follow=1&stdout=1&stderr=1   Logs
+//   GET    /V/containers/{id}/logs?follow={0,1}&stdout=1&stderr=1   Logs
 //   POST   /V/containers/{id}/kill?signal=KILL    Kill
 //   GET    /V/containers/{id}/json                InspectContainer
 //   DELETE /V/containers/{id}?force=1&v=1         Remove
@@ -101,10 +101,10 @@ class EngineClient {
                                const AbortFn& abort,
                                const std::function<void()>& on_sent);
   absl::Status Start(absl::string_view id);
-  // Follows the container's stdout+stderr (multiplexed format, raw bytes)
-  // until it exits. `on_bytes` returning false, or `abort` returning true,
-  // ends the call with CANCELLED. No total timeout.
-  absl::Status Logs(absl::string_view id,
+  // The container's stdout+stderr from the start (multiplexed format, raw
+  // bytes); with `follow`, until it exits. `on_bytes` returning false, or
+  // `abort` returning true, ends the call with CANCELLED. No total timeout.
+  absl::Status Logs(absl::string_view id, bool follow,
                     const std::function<bool(absl::string_view)>& on_bytes,
                     const AbortFn& abort);
   // Attaches to the container's stdin (hijacked connection), writes `data`,

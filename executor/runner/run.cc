@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -93,6 +94,7 @@ class Execution {
       absl::StatusOr<int64_t> r = engine_.Wait(
           id_, "next-exit", [&] { return stop_wait.load() || abort_streams_.load(); },
           [&] { wait_sent.Notify(); });
+      if (r.ok()) exit_seen_ = true;
       wait_result = std::move(r);
       if (!wait_sent.HasBeenNotified()) wait_sent.Notify();
       wait_done.Notify();
@@ -140,21 +142,55 @@ class Execution {
       if (feeder.joinable()) feeder.join();
     };
 
-    absl::Status logs = engine_.Logs(
-        id_, [this](absl::string_view b) { return OnLogBytes(b); },
-        [this] { return abort_streams_.load(); });
-    if (demux_.failed()) {
+    if (absl::Status s = FollowLogs(); !s.ok()) {
       (void)engine_.Kill(id_);
-      return absl::InternalError(absl::StrCat("engine log stream: ", demux_.error()));
-    }
-    if (!logs.ok() && logs.code() != absl::StatusCode::kCancelled) {
-      LOG(WARNING) << "run " << request_.run_id() << ": log stream: " << logs;
+      return s;
     }
     absl::StatusOr<docker::ContainerState> state =
         WaitForExit(wait_done, wait_result, stop_wait);
     if (!state.ok()) return state.status();
     if (control_.killed_for() == Kill::kShutdown) return ShutdownError();
     return Result(*state);
+  }
+
+  // Streams the output. Podman's log follow sometimes neither ends when the
+  // container exits nor delivers the last bytes, or ends with an error
+  // object inside a 200 answer; then the stream is abandoned (by the
+  // watchdog, logs_grace after the exit) or dropped, and the output is read
+  // again from the start without follow, skipping what was already sent.
+  absl::Status FollowLogs() {
+    auto abort = [this] { return abort_streams_.load() || logs_stop_.load(); };
+    absl::Status logs = engine_.Logs(
+        id_, /*follow=*/true,
+        [this](absl::string_view b) { return OnLogBytes(b, demux_, 0); }, abort);
+    if (limit_hit_ || abort_streams_.load()) return absl::OkStatus();
+    if (logs.ok() && !demux_.failed()) return absl::OkStatus();
+    LOG(WARNING) << "run " << request_.run_id() << ": log stream "
+                 << (demux_.failed() ? absl::StrCat("broken: ", absl::CHexEscape(bad_log_bytes_))
+                                     : std::string(logs_stop_.load() ? "stalled after the exit"
+                                                                     : logs.ToString()))
+                 << "; reading the output again";
+    bool follow = !exit_seen_.load();  // still running: follow again
+    docker::Demuxer again;
+    const int64_t skip = offset_;
+    // The watchdog keeps setting logs_stop_ after the exit; a read without
+    // follow ends by itself and must not be cut short by it.
+    logs_stop_ = false;
+    docker::AbortFn abort_again = [this, follow] {
+      return abort_streams_.load() || (follow && logs_stop_.load());
+    };
+    logs = engine_.Logs(
+        id_, follow,
+        [&](absl::string_view b) { return OnLogBytes(b, again, skip); }, abort_again);
+    if (again.failed()) {
+      return absl::InternalError(absl::StrCat(
+          "engine log stream broken twice: ", again.error(), " in: ",
+          absl::CHexEscape(bad_log_bytes_)));
+    }
+    if (!logs.ok() && !limit_hit_ && !abort_streams_.load() && !logs_stop_.load()) {
+      return logs;
+    }
+    return absl::OkStatus();
   }
 
   // The container's final state: from wait if it answers in time after the
@@ -222,33 +258,63 @@ class Execution {
     return r;
   }
 
-  // Kills the container at the deadline or on a kill request; abandons the
-  // streams if the run does not end within kill_grace after that.
+  // Kills the container at the deadline or on a kill request; notices the
+  // exit even if the wait call misses it (inspect every inspect_interval);
+  // stops a log stream that outlives the exit by logs_grace; abandons the
+  // streams if the run does not end within kill_grace after a kill.
   void Watchdog(absl::Time deadline) {
-    Kill why = Kill::kNone;
-    while (why == Kill::kNone) {
-      absl::Duration left = deadline - clock_.Now();
-      if (left <= absl::ZeroDuration()) {
-        why = Kill::kTimeout;
-        break;
+    bool killed = false;
+    absl::Time killed_at = absl::InfiniteFuture();
+    absl::Time exit_at = absl::InfiniteFuture();
+    absl::Time next_inspect = clock_.Now() + options_.inspect_interval;
+    while (true) {
+      Kill why = Kill::kNone;
+      if (killed) {
+        control_.WaitDone(options_.poll_interval);
+      } else {
+        why = control_.WaitForEvent(options_.poll_interval);
       }
-      why = control_.WaitForEvent(std::min(left, options_.poll_interval));
       if (control_.done()) return;
+      absl::Time now = clock_.Now();
+      if (!killed && why == Kill::kNone && now >= deadline) why = Kill::kTimeout;
+      if (!killed && why != Kill::kNone) {
+        killed = true;
+        killed_at = now;
+        control_.MarkKilled(why);
+        VLOG(1) << "run " << request_.run_id() << ": killing container " << id_;
+        if (absl::Status s = engine_.Kill(id_); !s.ok()) {
+          LOG(WARNING) << "run " << request_.run_id() << ": kill " << id_ << ": " << s;
+        }
+      }
+      if (exit_at == absl::InfiniteFuture()) {
+        if (!exit_seen_.load() && now >= next_inspect) {
+          next_inspect = now + options_.inspect_interval;
+          absl::StatusOr<docker::ContainerState> st = engine_.InspectContainer(id_);
+          if (st.ok() && !st->running && st->status != "created") exit_seen_ = true;
+        }
+        if (exit_seen_.load()) exit_at = now;
+      }
+      if (now >= exit_at + options_.logs_grace) logs_stop_ = true;
+      if (now >= killed_at + options_.kill_grace) abort_streams_ = true;
     }
-    control_.MarkKilled(why);
-    VLOG(1) << "run " << request_.run_id() << ": killing container " << id_;
-    if (absl::Status s = engine_.Kill(id_); !s.ok()) {
-      LOG(WARNING) << "run " << request_.run_id() << ": kill " << id_ << ": " << s;
-    }
-    if (!control_.WaitDone(options_.kill_grace)) abort_streams_ = true;
   }
 
   // Demultiplexes log bytes into numbered chunks, up to max_output_bytes.
-  bool OnLogBytes(absl::string_view bytes) {
+  // The first `skip` payload bytes were sent already (a re-read).
+  bool OnLogBytes(absl::string_view bytes, docker::Demuxer& demux, int64_t skip) {
     std::vector<docker::Frame> frames;
-    if (!demux_.Feed(bytes, frames)) return false;
+    if (!demux.Feed(bytes, frames)) {
+      bad_log_bytes_ = std::string(bytes.substr(0, 500));
+      return false;
+    }
     for (docker::Frame& f : frames) {
       if (f.stream == docker::StreamId::kStdin) continue;
+      if (skipped_ < skip) {
+        size_t drop = std::min<size_t>(static_cast<size_t>(skip - skipped_), f.data.size());
+        skipped_ += static_cast<int64_t>(drop);
+        f.data.erase(0, drop);
+        if (f.data.empty()) continue;
+      }
       int64_t room = plan_.max_output_bytes - offset_;
       const size_t size = f.data.size();
       size_t n = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(room, 0)),
@@ -284,9 +350,13 @@ class Execution {
   std::string id_;
   absl::Time start_time_ = absl::InfinitePast();
   std::atomic<bool> abort_streams_{false};
+  std::atomic<bool> logs_stop_{false};  // abandon the current log stream
+  std::atomic<bool> exit_seen_{false};  // wait answered or inspect saw it
   // Used on the logs thread (the Run thread) only.
   docker::Demuxer demux_;
   int64_t offset_ = 0;
+  int64_t skipped_ = 0;  // payload bytes dropped by a re-read
+  std::string bad_log_bytes_;
   bool limit_hit_ = false;
 };
 

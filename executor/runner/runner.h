@@ -81,6 +81,12 @@ struct RunnerOptions {
   absl::Duration poll_interval = absl::Milliseconds(50);
   // After a kill, how long before the streams are abandoned (engine hung).
   absl::Duration kill_grace = absl::Seconds(15);
+  // While the wait call has not answered, how often the container is
+  // inspected to notice its exit (Podman may miss it in wait and in logs).
+  absl::Duration inspect_interval = absl::Seconds(1);
+  // After the exit was noticed, how long the log stream may take to end
+  // before it is abandoned and the rest is read without follow.
+  absl::Duration logs_grace = absl::Seconds(2);
 };
 
 // Runs RunRequests as containers under a ContainerPolicy, at most `slots` at
