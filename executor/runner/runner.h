@@ -94,6 +94,7 @@ struct RunnerOptions {
 // may be called from several threads; Cancel and CancelAll never block.
 //
 // One run: policy -> image present -> create -> wait posted -> start ->
+// stdin written (if any) through a hijacked attach, on its own thread ->
 // logs followed (demultiplexed into OutputChunks numbered by combined
 // offset; past max_output_bytes the container is killed: OUTPUT_LIMIT,
 // exactly max_output_bytes kept) -> exit code -> inspect (OOM_KILLED) ->
