@@ -34,11 +34,15 @@ class FakeQueue final : public crucible::v1::QueueService::Service {
                absl::Duration timeout = absl::Seconds(10));
   Messages Received() const;
   int connects() const;
+  // Streams that ended (the worker half-closed or the stream broke).
+  int stream_ends() const;
+  bool WaitForStreamEnds(int n, absl::Duration timeout = absl::Seconds(10));
 
  private:
   mutable absl::Mutex mu_;
   Messages received_ ABSL_GUARDED_BY(mu_);
   int connects_ ABSL_GUARDED_BY(mu_) = 0;
+  int stream_ends_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::ServerContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   grpc::ServerReaderWriter<crucible::v1::ConnectResponse, crucible::v1::ConnectRequest>*
       stream_ ABSL_GUARDED_BY(mu_) = nullptr;
@@ -51,7 +55,7 @@ class FakeExecutor final : public crucible::v1::ExecutorService::Service {
   enum class Mode {
     kScript,          // started, stdout "hello\n", stderr "oops\n", exit 3
     kError,           // fails with error_code
-    kUntilCancelled,  // started, then waits for Cancel or the call's cancel
+    kUntilCancelled,  // started, then waits for Cancel, the call's cancel or Finish
   };
 
   void set_mode(Mode mode, grpc::StatusCode error_code = grpc::StatusCode::OK);
@@ -61,6 +65,8 @@ class FakeExecutor final : public crucible::v1::ExecutorService::Service {
   grpc::Status Cancel(grpc::ServerContext* ctx, const crucible::v1::CancelRequest* request,
                       crucible::v1::CancelResponse* response) override;
 
+  // Ends the kUntilCancelled run `run_id` with exit code 0.
+  void Finish(const std::string& run_id);
   std::vector<crucible::v1::RunRequest> runs() const;
   std::vector<std::string> cancels() const;
   // Run ids whose Run call was cancelled by the client.
@@ -78,6 +84,7 @@ class FakeExecutor final : public crucible::v1::ExecutorService::Service {
   std::set<std::string> active_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> cancels_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> call_cancelled_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> finish_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace worker_test
