@@ -151,11 +151,16 @@ absl::Status Worker::Serve() {
       outbound_bytes_ -= std::min(outbound_bytes_, it->ByteSizeLong());
       it = outbound_.erase(it);
     }
-    conn_ = &conn;
     outstanding_credits_ = DesiredCreditsLocked();
     conn.hello = MakeHello(options_.worker_id, outstanding_credits_);
   }
   conn.stream = stub_->Connect(&conn.ctx);
+  {
+    absl::MutexLock lock(&mu_);
+    conn_ = &conn;  // from here Stop() can cancel it and credits go on it
+    if (stop_) conn.ctx.TryCancel();
+    RegrantLocked();  // slots that freed up since the hello was made
+  }
   std::thread writer([this, &conn] { WriterLoop(conn); });
   ConnectResponse msg;
   while (conn.stream->Read(&msg)) {
