@@ -456,6 +456,23 @@ TEST_F(WorkerTest, ExecutorAddedToTheFileLaterGetsWork) {
   std::remove(path.c_str());
 }
 
+TEST_F(WorkerTest, ExecutorsFromADnsNameAreResolvedCheckedAndUsed) {
+  options_.fleet.discovery.static_addresses.clear();
+  options_.fleet.discovery.dns_name = absl::StrCat("localhost:", executor_main_.port);
+  StartWorker();
+  // localhost may also resolve to ::1, where nothing listens: that address
+  // stays out of rotation and adds no credits.
+  EXPECT_EQ(queue_.Received().front().hello().credits(), 3);
+  bool found = false;
+  for (const ExecutorView& v : worker_->PoolForTest().Snapshot()) {
+    if (v.address == executor_main_.address) found = v.healthy;
+  }
+  EXPECT_TRUE(found);
+  ASSERT_TRUE(queue_.Send(Assign("lease-n", "task-n", 1)));
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-n"); }));
+  EXPECT_EQ(executor_.runs().size(), 1u);
+}
+
 TEST_F(WorkerTest, DrainLetsTheRunningTaskFinishGrantsNothingAndRefusesNewWork) {
   executor_.set_mode(Mode::kUntilCancelled);
   StartWorker();
