@@ -80,12 +80,13 @@ void ExecutorPool::MarkUnhealthyLocked(Entry& e) {
 }
 
 absl::StatusOr<std::string> ExecutorPool::Acquire() {
+  const absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
   int best_free = 0;
   std::vector<std::map<std::string, Entry>::iterator> best;
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     const Entry& e = it->second;
-    if (!e.listed || !e.healthy) continue;
+    if (!e.listed || !e.healthy || e.full_until > now) continue;
     const int free = options_.slots_per_executor - e.in_flight;
     if (free <= 0 || free < best_free) continue;
     if (free > best_free) best.clear();
@@ -115,6 +116,13 @@ void ExecutorPool::Release(const std::string& address, bool reached) {
     }
   }
   ForgetIfUnusedLocked(address);
+}
+
+void ExecutorPool::MarkFull(const std::string& address) {
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(address);
+  if (it != entries_.end()) it->second.full_until = now + options_.full_backoff;
 }
 
 void ExecutorPool::ForgetIfUnusedLocked(const std::string& address) {

@@ -26,6 +26,9 @@ struct PoolOptions {
   // This many runs in a row that could not reach the executor take it out
   // of rotation until a check says it is back.
   int failures_to_eject = 3;
+  // An executor that refused a run for lack of slots (another worker fills
+  // it too) gets no new run for this long.
+  absl::Duration full_backoff = absl::Milliseconds(500);
 };
 
 // What the pool knows of one executor, for logs and tests.
@@ -67,6 +70,9 @@ class ExecutorPool {
   // A run on `address` ended. `reached` false when the run failed because
   // the executor could not be reached (or was lost mid-run).
   void Release(const std::string& address, bool reached);
+  // `address` refused a run with RESOURCE_EXHAUSTED: no run goes there for
+  // full_backoff. Its health and free-slot count are unchanged.
+  void MarkFull(const std::string& address);
 
   // Free slots summed over the executors in rotation.
   int FreeSlots() const;
@@ -83,6 +89,7 @@ class ExecutorPool {
     int failed_checks = 0;
     int failed_runs = 0;
     absl::Time next_check = absl::InfinitePast();
+    absl::Time full_until = absl::InfinitePast();
   };
   void MarkUnhealthyLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ForgetIfUnusedLocked(const std::string& address) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

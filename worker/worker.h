@@ -148,7 +148,7 @@ class Worker {
   size_t outbound_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   Connection* conn_ ABSL_GUARDED_BY(mu_) = nullptr;  // the open stream, if any
   int outstanding_credits_ ABSL_GUARDED_BY(mu_) = 0;  // granted, not yet used
-  int unplaced_ ABSL_GUARDED_BY(mu_) = 0;  // runs waiting for an executor
+  std::deque<std::string> unplaced_ ABSL_GUARDED_BY(mu_);  // leases waiting for an executor
   uint64_t capacity_generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on slot changes
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;  // no credits, no new runs

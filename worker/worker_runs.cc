@@ -40,7 +40,7 @@ void Worker::StartRun(const crucible::v1::Assignment& assignment) {
   run->assignment = assignment;
   run->lease_id = lease;
   runs_[lease] = run;
-  ++unplaced_;
+  unplaced_.push_back(lease);
   // Started under the lock so that the run's final step, which takes it,
   // sees run->thread assigned.
   run->thread = std::thread([this, run] { RunOne(run); });
@@ -49,24 +49,28 @@ void Worker::StartRun(const crucible::v1::Assignment& assignment) {
 bool Worker::Place(ActiveRun& run) {
   const absl::Time deadline = absl::Now() + options_.placement_timeout;
   bool waited = false;
+  absl::MutexLock lock(&mu_);
   while (true) {
-    absl::StatusOr<std::string> executor = fleet_.pool().Acquire();
-    absl::MutexLock lock(&mu_);
     const bool ended = run.silenced || run.cause != StopCause::kNone;
-    if (executor.ok() && !ended) {
-      run.executor = *executor;
-      --unplaced_;
-      if (waited) LOG(INFO) << "lease " << run.lease_id << " placed after waiting";
-      return true;
+    // First come, first placed: the server sent them in priority order.
+    if (!ended && unplaced_.front() == run.lease_id) {
+      absl::StatusOr<std::string> executor = fleet_.pool().Acquire();
+      if (executor.ok()) {
+        run.executor = *executor;
+        unplaced_.pop_front();
+        ++capacity_generation_;  // the next in line may go
+        if (waited) LOG(INFO) << "lease " << run.lease_id << " placed after waiting";
+        return true;
+      }
     }
-    if (executor.ok()) fleet_.pool().Release(*executor, /*reached=*/true);
     if (ended || absl::Now() >= deadline) {
-      --unplaced_;
+      unplaced_.erase(std::find(unplaced_.begin(), unplaced_.end(), run.lease_id));
+      ++capacity_generation_;
       absl::Status why =
           ended ? absl::CancelledError("stopped before it reached an executor")
-                : absl::UnavailableError(absl::StrCat(
-                      "no executor had a free slot within ",
-                      absl::FormatDuration(options_.placement_timeout)));
+                : absl::UnavailableError(
+                      absl::StrCat("no executor had a free slot within ",
+                                   absl::FormatDuration(options_.placement_timeout)));
       LOG_IF(WARNING, !ended) << "lease " << run.lease_id << ": " << why;
       EndRunLocked(run, MakeCompletion(run.lease_id, why, std::nullopt, run.cause,
                                        run.cancel_reason));
@@ -79,29 +83,46 @@ bool Worker::Place(ActiveRun& run) {
       return capacity_generation_ != generation || run.silenced ||
              run.cause != StopCause::kNone;
     };
-    mu_.AwaitWithDeadline(absl::Condition(&changed), deadline);
+    // Executors marked full come back by time alone: look again then.
+    mu_.AwaitWithDeadline(absl::Condition(&changed),
+                          std::min(deadline, absl::Now() + options_.fleet.pool.full_backoff));
   }
 }
 
 void Worker::RunOne(std::shared_ptr<ActiveRun> run) {
-  if (!Place(*run)) return;
   const crucible::v1::RunRequest request = MakeRunRequest(run->assignment);
   std::optional<crucible::v1::TaskResult> result;
-  absl::Status status = executors_.Run(
-      run->executor, request, RunDeadline(request.spec()), run->call,
-      [&](const crucible::v1::RunResponse& event) {
-        if (event.has_finished()) {
-          result = event.finished();
-          return;
-        }
-        std::optional<ConnectRequest> report = RelayRunEvent(run->lease_id, event);
-        if (!report.has_value()) return;
-        {
-          absl::MutexLock lock(&mu_);
-          if (run->silenced) return;
-        }
-        Enqueue(*std::move(report), /*may_block=*/true);
-      });
+  absl::Status status;
+  while (true) {
+    if (!Place(*run)) return;
+    bool any_event = false;
+    status = executors_.Run(
+        run->executor, request, RunDeadline(request.spec()), run->call,
+        [&](const crucible::v1::RunResponse& event) {
+          any_event = true;
+          if (event.has_finished()) {
+            result = event.finished();
+            return;
+          }
+          std::optional<ConnectRequest> report = RelayRunEvent(run->lease_id, event);
+          if (!report.has_value()) return;
+          {
+            absl::MutexLock lock(&mu_);
+            if (run->silenced) return;
+          }
+          Enqueue(*std::move(report), /*may_block=*/true);
+        });
+    if (status.code() != absl::StatusCode::kResourceExhausted || any_event) break;
+    // The executor is full (another worker fills it too): try another one
+    // rather than spend the task's attempt.
+    fleet_.pool().Release(run->executor, /*reached=*/true);
+    fleet_.pool().MarkFull(run->executor);
+    absl::MutexLock lock(&mu_);
+    VLOG(1) << "lease " << run->lease_id << ": executor " << run->executor
+            << " is full; placing it again";
+    run->executor.clear();
+    unplaced_.push_front(run->lease_id);  // it was first before
+  }
   // UNAVAILABLE: the executor could not be reached, died mid-run, or is
   // shutting down. Either way the attempt is reported at once as retryable
   // and the executor counts a failure (enough of them take it out).
@@ -199,7 +220,7 @@ void Worker::OnCapacityChange() {
 
 int Worker::DesiredCreditsLocked() const {
   if (draining_) return 0;
-  int free = fleet_.pool().FreeSlots() - unplaced_;
+  int free = fleet_.pool().FreeSlots() - static_cast<int>(unplaced_.size());
   if (options_.max_tasks > 0) {
     free = std::min(free, options_.max_tasks - static_cast<int>(runs_.size()));
   }

@@ -209,6 +209,20 @@ TEST_F(PoolTest, ReachedRunResetsTheFailureCount) {
   EXPECT_TRUE(Healthy("a:1"));
 }
 
+TEST_F(PoolTest, ExecutorThatSaidFullGetsNoRunForAWhile) {
+  ExecutorPool& pool =
+      MakePool({"a:1", "b:1"}, {.slots_per_executor = 2, .full_backoff = absl::Seconds(1)});
+  const std::string a = *pool.Acquire();
+  pool.Release(a, true);
+  pool.MarkFull(a);
+  const std::string b = a == "a:1" ? "b:1" : "a:1";
+  EXPECT_EQ(*pool.Acquire(), b);
+  EXPECT_EQ(*pool.Acquire(), b);
+  EXPECT_EQ(pool.Acquire().status().code(), absl::StatusCode::kUnavailable);
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(*pool.Acquire(), a);
+}
+
 TEST_F(PoolTest, VanishedExecutorLeavesAtOnceAndIsForgottenWhenItsRunsEnd) {
   ExecutorPool& pool = MakePool({"a:1", "b:1"});
   ASSERT_TRUE(pool.Acquire().ok());

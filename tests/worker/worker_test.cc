@@ -405,6 +405,7 @@ TEST_F(WorkerTest, AssignmentWithoutAFreeSlotIsGivenBackAfterThePlacementTimeout
   ASSERT_TRUE(queue_.Send(Assign("lease-1", "task-1", 1)));
   ASSERT_TRUE(queue_.Send(Assign("lease-2", "task-2", 1)));
   ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-2"); }));
+  EXPECT_TRUE(Started(queue_.Received(), "lease-1"));  // placed in arrival order
   const Messages reports = About(queue_.Received(), "lease-2");
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_EQ(reports[0].completion().error().code(), grpc::StatusCode::UNAVAILABLE);
@@ -431,6 +432,25 @@ TEST_F(WorkerTest, ExecutorThatCannotBeReachedMidRunIsReportedAtOnceAsRetryable)
   const Messages reports = About(queue_.Received(), "lease-u");
   EXPECT_EQ(reports.back().completion().error().code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(reports.back().completion().error().message(), testing::HasSubstr("lost"));
+}
+
+TEST_F(WorkerTest, FullExecutorIsSkippedWithoutSpendingTheAttempt) {
+  // The first executor is filled by someone else; the second joins later.
+  executor_.set_mode(Mode::kError, grpc::StatusCode::RESOURCE_EXHAUSTED);
+  Executor& second = AddExecutor();
+  second.SetServing(false);
+  options_.fleet.discovery.static_addresses.push_back(second.address);
+  options_.fleet.pool.full_backoff = absl::Milliseconds(50);
+  StartWorker();
+  ASSERT_TRUE(queue_.Send(Assign("lease-full", "task-full", 1)));
+  ASSERT_TRUE(executor_.WaitForRuns(2));  // tried again after the backoff
+  EXPECT_FALSE(HasCompletion(queue_.Received(), "lease-full"));
+  second.SetServing(true);
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-full"); }));
+  const Messages reports = About(queue_.Received(), "lease-full");
+  ASSERT_TRUE(reports.back().completion().has_result());
+  EXPECT_EQ(reports.back().completion().result().exit_code(), 3);  // the script's
+  EXPECT_EQ(second.service.runs().size(), 1u);
 }
 
 TEST_F(WorkerTest, ExecutorAddedToTheFileLaterGetsWork) {
