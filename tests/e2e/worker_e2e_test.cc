@@ -1,18 +1,26 @@
 // The worker end to end: real crucible-server, several crucible-executors
 // and one or two crucible-workers as processes, the real engine behind the
-// real docker-proxy. Executors are killed, added and drained under load.
+// real docker-proxy. Executors are killed and added, a worker is killed, its
+// server stream is cut, and it is drained, with tasks running.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -38,6 +46,99 @@ bool IsTerminal(TaskState s) {
 std::chrono::system_clock::time_point In(absl::Duration d) {
   return absl::ToChronoTime(absl::Now() + d);
 }
+
+// Forwards TCP connections from an ephemeral 127.0.0.1 port to `target`
+// and can cut them all, as a broken network would. Owns and joins its
+// threads. Thread-safe.
+class TcpRelay {
+ public:
+  explicit TcpRelay(int target) : target_(target) {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (bind(listener_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        listen(listener_, 16) != 0 ||
+        getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    accepter_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~TcpRelay() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    CutAll();
+    if (accepter_.joinable()) accepter_.join();
+    for (std::thread& t : pumps_) t.join();  // the accepter is gone: no more
+    close(listener_);
+  }
+  int port() const { return port_; }
+  // Closes every open connection; new ones are still accepted.
+  void CutAll() {
+    absl::MutexLock lock(&mu_);
+    for (int fd : open_) shutdown(fd, SHUT_RDWR);
+  }
+
+ private:
+  void AcceptLoop() {
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (stop_) return;
+      }
+      pollfd p{listener_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      const int client = accept(listener_, nullptr, nullptr);
+      if (client < 0) continue;
+      const int upstream = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(target_);
+      if (connect(upstream, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+        close(client);
+        close(upstream);
+        continue;
+      }
+      absl::MutexLock lock(&mu_);
+      open_.push_back(client);
+      open_.push_back(upstream);
+      pumps_.emplace_back([this, client, upstream] { Pump(client, upstream); });
+    }
+  }
+  void Pump(int a, int b) {
+    pollfd fds[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+    char buf[16384];
+    bool open = true;
+    while (open && poll(fds, 2, -1) > 0) {
+      for (int i = 0; i < 2 && open; ++i) {
+        if (fds[i].revents == 0) continue;
+        const ssize_t n = read(fds[i].fd, buf, sizeof(buf));
+        open = n > 0 && write(fds[1 - i].fd, buf, n) == n;
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    shutdown(a, SHUT_RDWR);
+    shutdown(b, SHUT_RDWR);
+    std::erase(open_, a);
+    std::erase(open_, b);
+    close(a);
+    close(b);
+  }
+
+  const int target_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::thread accepter_;
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<int> open_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> pumps_ ABSL_GUARDED_BY(mu_);
+};
 
 // Processes of one test, each on an ephemeral 127.0.0.1 port, logs in a
 // temp dir. Confined to the test thread; kills what is left when destroyed.
@@ -81,8 +182,11 @@ class Cluster {
     if (!port.ok()) return port.status();
     return absl::StrCat("127.0.0.1:", *port);
   }
-  absl::Status StartWorker(const std::string& name, std::vector<std::string> args) {
-    args.push_back(absl::StrCat("--server=127.0.0.1:", ports_["server"]));
+  // A worker of the server (or of `server_port`, e.g. a relay's).
+  absl::Status StartWorker(const std::string& name, std::vector<std::string> args,
+                           int server_port = 0) {
+    args.push_back(absl::StrCat("--server=127.0.0.1:",
+                                server_port != 0 ? server_port : ports_["server"]));
     args.push_back("--worker_id=" + name);
     args.push_back("--heartbeat_interval=500ms");
     args.push_back("--health_interval=200ms");
@@ -112,6 +216,7 @@ class Cluster {
     return false;
   }
   const std::string& dir() const { return dir_; }
+  int port(const std::string& name) { return ports_[name]; }
 
   std::string Submit(const std::vector<std::string>& argv) {
     crucible::v1::CreateTaskRequest req;
@@ -332,6 +437,28 @@ TEST_F(WorkerEndToEndTest, KilledWorkersTasksRunAgainOnASecondWorkerEachEndingOn
     EXPECT_EQ(t.attempt(), 2) << "the first attempt's lease lapsed";
     EXPECT_EQ(c.Stdout(id), "once\n");
   }
+}
+
+TEST_F(WorkerEndToEndTest, LostServerStreamResumesTheRunningTaskUnderItsLease) {
+  Cluster& c = *cluster_;
+  ASSERT_TRUE(c.StartServer({}).ok()) << c.Logs();
+  absl::StatusOr<std::string> e1 = c.StartExecutor("executor-1", 2);
+  ASSERT_TRUE(e1.ok()) << c.Logs();
+  TcpRelay relay(c.port("server"));
+  ASSERT_GT(relay.port(), 0);
+  ASSERT_TRUE(c.StartWorker("worker-1", {"--executors=" + *e1}, relay.port()).ok()) << c.Logs();
+
+  const std::string id = c.Submit({"sh", "-c", "echo before; sleep 3; echo after"});
+  ASSERT_THAT(c.Watch(id, crucible::v1::TASK_STATE_RUNNING),
+              testing::Contains(crucible::v1::TASK_STATE_RUNNING));
+  relay.CutAll();  // the worker's stream breaks; the task keeps running
+  ASSERT_TRUE(c.WaitForLog("worker-1", "resuming 1 running tasks")) << c.Logs();
+
+  EXPECT_EQ(Ends(c.Watch(id)), 1);
+  Task t = c.Get(id);
+  EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_SUCCEEDED) << t.DebugString();
+  EXPECT_EQ(t.attempt(), 1) << "resumed, not retried";
+  EXPECT_EQ(c.Stdout(id), "before\nafter\n");
 }
 
 TEST_F(WorkerEndToEndTest, SigtermDrainLetsTheRunningTaskFinishThenExitsZero) {
