@@ -26,6 +26,7 @@
 #include "absl/time/clock.h"
 #include "crucible/v1/task_service.grpc.pb.h"
 #include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/testing/process.h"
 #include "tests/testing/test_stack.h"
@@ -469,10 +470,22 @@ TEST_F(WorkerEndToEndTest, SigtermDrainLetsTheRunningTaskFinishThenExitsZero) {
   ASSERT_TRUE(c.StartWorker("worker-1", {"--executors=" + *e1, "--drain_grace=60s"}).ok())
       << c.Logs();
 
-  const std::string id = c.Submit({"sh", "-c", "sleep 2; echo drained"});
+  const std::string id = c.Submit({"sh", "-c", "sleep 3; echo drained"});
   ASSERT_THAT(c.Watch(id, crucible::v1::TASK_STATE_RUNNING),
               testing::Contains(crucible::v1::TASK_STATE_RUNNING));
-  absl::StatusOr<int> status = c.process("worker-1").Stop(SIGTERM, absl::Seconds(60));
+  ASSERT_EQ(kill(c.process("worker-1").pid(), SIGTERM), 0);
+  ASSERT_TRUE(c.WaitForLog("worker-1", "draining: no more credits; 1 running")) << c.Logs();
+  // Meanwhile its health says NOT_SERVING (the task still runs: 3 s).
+  auto health = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", c.port("worker-1")),
+                          grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(In(absl::Seconds(5)));
+  grpc::health::v1::HealthCheckResponse serving;
+  ASSERT_TRUE(health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &serving).ok());
+  EXPECT_EQ(serving.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_NE(c.Get(id).state(), crucible::v1::TASK_STATE_SUCCEEDED) << "drain checked too late";
+  absl::StatusOr<int> status = c.process("worker-1").Wait(absl::Seconds(60));
   ASSERT_TRUE(status.ok()) << c.Logs();
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
   Task t = c.Get(id);
