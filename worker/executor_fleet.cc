@@ -94,9 +94,9 @@ void ExecutorFleet::StartCheck(const std::string& address) {
             status.ok() && pending->response.status() == HealthCheckResponse::SERVING;
         if (!serving) {
           VLOG(1) << "executor " << address << " not serving: "
-                  << (status.ok() ? HealthCheckResponse::ServingStatus_Name(
-                                        pending->response.status())
-                                  : status.error_message());
+                  << (status.ok()
+                          ? HealthCheckResponse::ServingStatus_Name(pending->response.status())
+                          : status.error_message());
         }
         delete pending;
         const bool was_healthy = [&] {
@@ -107,8 +107,7 @@ void ExecutorFleet::StartCheck(const std::string& address) {
         }();
         if (pool_.CheckResult(address, serving) || was_healthy != serving) {
           if (was_healthy != serving) {
-            LOG(INFO) << "executor " << address
-                      << (serving ? " in rotation" : " out of rotation");
+            LOG(INFO) << "executor " << address << (serving ? " in rotation" : " out of rotation");
           }
           on_change_();
         }

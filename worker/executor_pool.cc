@@ -9,8 +9,7 @@
 
 namespace worker {
 
-ExecutorPool::ExecutorPool(PoolOptions options, const common::Clock& clock,
-                           absl::BitGenRef gen)
+ExecutorPool::ExecutorPool(PoolOptions options, const common::Clock& clock, absl::BitGenRef gen)
     : options_(options), clock_(clock), gen_(gen) {}
 
 bool ExecutorPool::SetListed(const std::vector<std::string>& addresses) {

@@ -61,8 +61,7 @@ absl::StatusOr<worker::WorkerOptions> OptionsFromFlags() {
     return absl::InvalidArgumentError(absl::StrCat("--server: ", s.message()));
   }
   worker::DiscoveryOptions& d = o.fleet.discovery;
-  d.static_addresses =
-      absl::StrSplit(absl::GetFlag(FLAGS_executors), ',', absl::SkipWhitespace());
+  d.static_addresses = absl::StrSplit(absl::GetFlag(FLAGS_executors), ',', absl::SkipWhitespace());
   d.dns_name = absl::GetFlag(FLAGS_executors_dns);
   d.file = absl::GetFlag(FLAGS_executors_file);
   if (d.static_addresses.empty() && d.dns_name.empty() && d.file.empty()) {
@@ -122,8 +121,8 @@ int main(int argc, char** argv) {
     LOG(ERROR) << server.status();
     return 1;
   }
-  LOG(INFO) << "crucible-worker " << options->worker_id << " health on port "
-            << (*server)->port() << "; server " << options->server_address;
+  LOG(INFO) << "crucible-worker " << options->worker_id << " health on port " << (*server)->port()
+            << "; server " << options->server_address;
 
   worker::Worker worker(*options);
   worker.Start();

@@ -54,8 +54,8 @@ void Worker::Drain(absl::Duration grace) {
     draining_ = true;
     running = static_cast<int>(runs_.size());
   }
-  LOG(INFO) << "draining: no more credits; " << running << " running tasks get up to "
-            << grace << " to finish";
+  LOG(INFO) << "draining: no more credits; " << running << " running tasks get up to " << grace
+            << " to finish";
   {
     absl::MutexLock lock(&mu_);
     auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return runs_.empty(); };
@@ -197,8 +197,7 @@ void Worker::WriterLoop(Connection& conn) {
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this, &conn]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !outbound_.empty() || conn.reader_done || stop_ ||
-               (stopping_ && runs_.empty());
+        return !outbound_.empty() || conn.reader_done || stop_ || (stopping_ && runs_.empty());
       };
       mu_.AwaitWithDeadline(absl::Condition(&ready), next_heartbeat);
       if (conn.reader_done || stop_) break;

@@ -1,6 +1,8 @@
 #ifndef CRUCIBLE_WORKER_WORKER_H_
 #define CRUCIBLE_WORKER_WORKER_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <cstddef>
 #include <deque>
 #include <map>
@@ -8,8 +10,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -146,8 +146,8 @@ class Worker {
   // are dropped on reconnect: the hello replaces them).
   std::deque<crucible::v1::ConnectRequest> outbound_ ABSL_GUARDED_BY(mu_);
   size_t outbound_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  Connection* conn_ ABSL_GUARDED_BY(mu_) = nullptr;  // the open stream, if any
-  int outstanding_credits_ ABSL_GUARDED_BY(mu_) = 0;  // granted, not yet used
+  Connection* conn_ ABSL_GUARDED_BY(mu_) = nullptr;        // the open stream, if any
+  int outstanding_credits_ ABSL_GUARDED_BY(mu_) = 0;       // granted, not yet used
   std::deque<std::string> unplaced_ ABSL_GUARDED_BY(mu_);  // leases waiting for an executor
   uint64_t capacity_generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on slot changes
   bool started_ ABSL_GUARDED_BY(mu_) = false;

@@ -15,8 +15,8 @@ using crucible::v1::ConnectRequest;
 
 void Worker::StartRun(const crucible::v1::Assignment& assignment) {
   const std::string& lease = assignment.lease_id();
-  VLOG(1) << "assignment: task " << assignment.task().id() << " attempt "
-          << assignment.attempt() << " lease " << lease;
+  VLOG(1) << "assignment: task " << assignment.task().id() << " attempt " << assignment.attempt()
+          << " lease " << lease;
   absl::MutexLock lock(&mu_);
   outstanding_credits_ = std::max(0, outstanding_credits_ - 1);
   if (runs_.contains(lease)) {
@@ -66,22 +66,20 @@ bool Worker::Place(ActiveRun& run) {
     if (ended || absl::Now() >= deadline) {
       unplaced_.erase(std::find(unplaced_.begin(), unplaced_.end(), run.lease_id));
       ++capacity_generation_;
-      absl::Status why =
-          ended ? absl::CancelledError("stopped before it reached an executor")
-                : absl::UnavailableError(
-                      absl::StrCat("no executor had a free slot within ",
-                                   absl::FormatDuration(options_.placement_timeout)));
+      absl::Status why = ended ? absl::CancelledError("stopped before it reached an executor")
+                               : absl::UnavailableError(absl::StrCat(
+                                     "no executor had a free slot within ",
+                                     absl::FormatDuration(options_.placement_timeout)));
       LOG_IF(WARNING, !ended) << "lease " << run.lease_id << ": " << why;
-      EndRunLocked(run, MakeCompletion(run.lease_id, why, std::nullopt, run.cause,
-                                       run.cancel_reason));
+      EndRunLocked(run,
+                   MakeCompletion(run.lease_id, why, std::nullopt, run.cause, run.cancel_reason));
       return false;
     }
     // Wait for a slot to free up, an executor to come back, or an end.
     waited = true;
     const uint64_t generation = capacity_generation_;
     auto changed = [this, &run, generation]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return capacity_generation_ != generation || run.silenced ||
-             run.cause != StopCause::kNone;
+      return capacity_generation_ != generation || run.silenced || run.cause != StopCause::kNone;
     };
     // Executors marked full come back by time alone: look again then.
     mu_.AwaitWithDeadline(absl::Condition(&changed),
@@ -96,22 +94,22 @@ void Worker::RunOne(std::shared_ptr<ActiveRun> run) {
   while (true) {
     if (!Place(*run)) return;
     bool any_event = false;
-    status = executors_.Run(
-        run->executor, request, RunDeadline(request.spec()), run->call,
-        [&](const crucible::v1::RunResponse& event) {
-          any_event = true;
-          if (event.has_finished()) {
-            result = event.finished();
-            return;
-          }
-          std::optional<ConnectRequest> report = RelayRunEvent(run->lease_id, event);
-          if (!report.has_value()) return;
-          {
-            absl::MutexLock lock(&mu_);
-            if (run->silenced) return;
-          }
-          Enqueue(*std::move(report), /*may_block=*/true);
-        });
+    status = executors_.Run(run->executor, request, RunDeadline(request.spec()), run->call,
+                            [&](const crucible::v1::RunResponse& event) {
+                              any_event = true;
+                              if (event.has_finished()) {
+                                result = event.finished();
+                                return;
+                              }
+                              std::optional<ConnectRequest> report =
+                                  RelayRunEvent(run->lease_id, event);
+                              if (!report.has_value()) return;
+                              {
+                                absl::MutexLock lock(&mu_);
+                                if (run->silenced) return;
+                              }
+                              Enqueue(*std::move(report), /*may_block=*/true);
+                            });
     if (status.code() != absl::StatusCode::kResourceExhausted || any_event) break;
     // The executor is full (another worker fills it too): try another one
     // rather than spend the task's attempt.
@@ -135,10 +133,8 @@ void Worker::RunOne(std::shared_ptr<ActiveRun> run) {
         absl::StrCat("executor ", run->executor, " lost: ", status.message()));
   }
   absl::MutexLock lock(&mu_);
-  VLOG(1) << "run of lease " << run->lease_id << " on " << run->executor
-          << " ended: " << status;
-  EndRunLocked(*run, MakeCompletion(run->lease_id, status, result, run->cause,
-                                    run->cancel_reason));
+  VLOG(1) << "run of lease " << run->lease_id << " on " << run->executor << " ended: " << status;
+  EndRunLocked(*run, MakeCompletion(run->lease_id, status, result, run->cause, run->cancel_reason));
 }
 
 void Worker::EndRunLocked(ActiveRun& run, ConnectRequest completion) {
@@ -185,8 +181,8 @@ void Worker::CancelFromServer(const crucible::v1::AssignmentCancel& cancel) {
 
 void Worker::OnRejected(const crucible::v1::ReportRejected& rejected) {
   LOG(WARNING) << "server rejected a report on lease " << rejected.lease_id() << " ("
-               << absl::StatusCodeToString(static_cast<absl::StatusCode>(rejected.code()))
-               << ": " << rejected.message() << "); abandoning that run";
+               << absl::StatusCodeToString(static_cast<absl::StatusCode>(rejected.code())) << ": "
+               << rejected.message() << "); abandoning that run";
   std::shared_ptr<ActiveRun> run;
   {
     absl::MutexLock lock(&mu_);

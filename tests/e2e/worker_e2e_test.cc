@@ -3,6 +3,7 @@
 // real docker-proxy. Executors are killed and added, a worker is killed, its
 // server stream is cut, and it is drained, with tasks running.
 #include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -17,12 +18,10 @@
 #include <thread>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/strings/match.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "crucible/v1/task_service.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -170,24 +169,23 @@ class Cluster {
     args.push_back("--db=" + dir_ + "/crucible.db");
     absl::StatusOr<int> port = Start("server", "server", args);
     if (!port.ok()) return port.status();
-    tasks_ = crucible::v1::TaskService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
+    tasks_ = crucible::v1::TaskService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
     return absl::OkStatus();
   }
   // An executor with `slots`; returns its address.
   absl::StatusOr<std::string> StartExecutor(const std::string& name, int slots) {
-    absl::StatusOr<int> port =
-        Start(name, "executor",
-              {"--docker_host=" + docker_host_, absl::StrCat("--slots=", slots),
-               "--executor_id=" + name});
+    absl::StatusOr<int> port = Start(name, "executor",
+                                     {"--docker_host=" + docker_host_,
+                                      absl::StrCat("--slots=", slots), "--executor_id=" + name});
     if (!port.ok()) return port.status();
     return absl::StrCat("127.0.0.1:", *port);
   }
   // A worker of the server (or of `server_port`, e.g. a relay's).
   absl::Status StartWorker(const std::string& name, std::vector<std::string> args,
                            int server_port = 0) {
-    args.push_back(absl::StrCat("--server=127.0.0.1:",
-                                server_port != 0 ? server_port : ports_["server"]));
+    args.push_back(
+        absl::StrCat("--server=127.0.0.1:", server_port != 0 ? server_port : ports_["server"]));
     args.push_back("--worker_id=" + name);
     args.push_back("--heartbeat_interval=500ms");
     args.push_back("--health_interval=200ms");
@@ -321,9 +319,8 @@ class WorkerEndToEndTest : public ::testing::Test {
   void RemoveLeftovers(const std::string& task_id) {
     const std::string filter = absl::StrCat(R"({"label":["crucible.task=)", task_id, R"("]})");
     absl::StatusOr<testing_util::CommandResult> list = testing_util::RunCommand(
-        {"/usr/bin/curl", "-fsS", "-G", "--unix-socket", stack_.engine_socket,
-         "--data-urlencode", "all=1", "--data-urlencode", "filters=" + filter,
-         "http://engine/v1.41/containers/json"},
+        {"/usr/bin/curl", "-fsS", "-G", "--unix-socket", stack_.engine_socket, "--data-urlencode",
+         "all=1", "--data-urlencode", "filters=" + filter, "http://engine/v1.41/containers/json"},
         absl::Seconds(10));
     if (!list.ok() || list->exit_code != 0) return;
     // The ids are the 64-hex "Id" fields; crude but dependency-free.
@@ -404,8 +401,8 @@ TEST_F(WorkerEndToEndTest, ExecutorKilledMidTaskIsRetriedOnAnotherAtOnce) {
   ASSERT_TRUE(c.process(first[0]).Stop(SIGKILL, absl::Seconds(10)).ok());
 
   // Watch deadline well under the 300 s lease: the worker reported the loss.
-  const std::vector<TaskState> states = c.Watch(id, crucible::v1::TASK_STATE_UNSPECIFIED,
-                                                 absl::Seconds(60));
+  const std::vector<TaskState> states =
+      c.Watch(id, crucible::v1::TASK_STATE_UNSPECIFIED, absl::Seconds(60));
   EXPECT_EQ(Ends(states), 1);
   Task t = c.Get(id);
   EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_SUCCEEDED) << t.DebugString();
@@ -476,9 +473,8 @@ TEST_F(WorkerEndToEndTest, SigtermDrainLetsTheRunningTaskFinishThenExitsZero) {
   ASSERT_EQ(kill(c.process("worker-1").pid(), SIGTERM), 0);
   ASSERT_TRUE(c.WaitForLog("worker-1", "draining: no more credits; 1 running")) << c.Logs();
   // Meanwhile its health says NOT_SERVING (the task still runs: 3 s).
-  auto health = grpc::health::v1::Health::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", c.port("worker-1")),
-                          grpc::InsecureChannelCredentials()));
+  auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", c.port("worker-1")), grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   ctx.set_deadline(In(absl::Seconds(5)));
   grpc::health::v1::HealthCheckResponse serving;

@@ -57,14 +57,13 @@ TEST(ProtocolTest, ErrorCodeIsPassedThrough) {
   auto c = MakeCompletion("L", absl::PermissionDeniedError("policy"), std::nullopt,
                           StopCause::kNone, "");
   EXPECT_EQ(c.completion().lease_id(), "L");
-  EXPECT_EQ(c.completion().error().code(),
-            static_cast<int>(absl::StatusCode::kPermissionDenied));
+  EXPECT_EQ(c.completion().error().code(), static_cast<int>(absl::StatusCode::kPermissionDenied));
   EXPECT_EQ(c.completion().error().message(), "policy");
 }
 
 TEST(ProtocolTest, ServerCancelWithoutResultIsACancelledResult) {
-  auto c = MakeCompletion("L", absl::CancelledError(""), std::nullopt,
-                          StopCause::kServerCancel, "bye");
+  auto c =
+      MakeCompletion("L", absl::CancelledError(""), std::nullopt, StopCause::kServerCancel, "bye");
   EXPECT_EQ(c.completion().result().reason(), crucible::v1::TERMINATION_REASON_CANCELLED);
 }
 
@@ -117,7 +116,7 @@ TEST_F(PoolTest, PicksTheExecutorWithTheMostFreeSlots) {
   ExecutorPool& pool = MakePool({"a:1", "b:1"}, {.slots_per_executor = 3});
   const std::string first = *pool.Acquire();
   const std::string second = *pool.Acquire();
-  EXPECT_NE(first, second);  // 3 free beats 2 free
+  EXPECT_NE(first, second);   // 3 free beats 2 free
   pool.Release(first, true);  // first: 3 free, second: 2 free
   EXPECT_EQ(*pool.Acquire(), first);
   EXPECT_EQ(pool.FreeSlots(), 4);
@@ -171,8 +170,8 @@ TEST_F(PoolTest, NotServingLeavesRotationAndIsRecheckedWithGrowingBackoff) {
     return a_due;
   };
   // Backoff 1 s, 2 s, 3 s (capped), 3 s.
-  for (absl::Duration delay : {absl::Seconds(1), absl::Seconds(2), absl::Seconds(3),
-                               absl::Seconds(3)}) {
+  for (absl::Duration delay :
+       {absl::Seconds(1), absl::Seconds(2), absl::Seconds(3), absl::Seconds(3)}) {
     clock_.Advance(delay - absl::Milliseconds(1));
     EXPECT_FALSE(check(false)) << delay;
     clock_.Advance(absl::Milliseconds(1));

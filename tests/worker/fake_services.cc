@@ -48,8 +48,7 @@ void FakeQueue::Drop() {
   if (ctx_ != nullptr) ctx_->TryCancel();
 }
 
-bool FakeQueue::WaitFor(const std::function<bool(const Messages&)>& pred,
-                        absl::Duration timeout) {
+bool FakeQueue::WaitFor(const std::function<bool(const Messages&)>& pred, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return pred(received_); };
   return mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);

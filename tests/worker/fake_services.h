@@ -1,12 +1,12 @@
 #ifndef CRUCIBLE_TESTS_WORKER_FAKE_SERVICES_H_
 #define CRUCIBLE_TESTS_WORKER_FAKE_SERVICES_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <functional>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -44,8 +44,8 @@ class FakeQueue final : public crucible::v1::QueueService::Service {
   int connects_ ABSL_GUARDED_BY(mu_) = 0;
   int stream_ends_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::ServerContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
-  grpc::ServerReaderWriter<crucible::v1::ConnectResponse, crucible::v1::ConnectRequest>*
-      stream_ ABSL_GUARDED_BY(mu_) = nullptr;
+  grpc::ServerReaderWriter<crucible::v1::ConnectResponse, crucible::v1::ConnectRequest>* stream_
+      ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 // An ExecutorService whose Run follows a script chosen by the test.
@@ -73,8 +73,7 @@ class FakeExecutor final : public crucible::v1::ExecutorService::Service {
   std::vector<std::string> call_cancelled() const;
   bool WaitForRuns(size_t n, absl::Duration timeout = absl::Seconds(10));
   // Waits until the Run call of `run_id` was seen cancelled by the client.
-  bool WaitForCallCancelled(const std::string& run_id,
-                            absl::Duration timeout = absl::Seconds(10));
+  bool WaitForCallCancelled(const std::string& run_id, absl::Duration timeout = absl::Seconds(10));
 
  private:
   mutable absl::Mutex mu_;

@@ -2,15 +2,15 @@
 // real gRPC servers on 127.0.0.1 ephemeral ports.
 #include "worker/worker.h"
 
+#include <google/protobuf/util/message_differencer.h>
+#include <grpcpp/grpcpp.h>
+
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <google/protobuf/util/message_differencer.h>
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -186,9 +186,8 @@ TEST_F(WorkerTest, AssignmentRunsSpecAndRelaysStartedOutputCompletionInOrder) {
   StartWorker();
   const ConnectResponse assignment = Assign("lease-1", "task-1", 2);
   ASSERT_TRUE(queue_.Send(assignment));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) {
-    return HasCompletion(m, "lease-1") && Credits(m) == 1;
-  }));
+  ASSERT_TRUE(queue_.WaitFor(
+      [](const Messages& m) { return HasCompletion(m, "lease-1") && Credits(m) == 1; }));
 
   ASSERT_EQ(executor_.runs().size(), 1u);
   const crucible::v1::RunRequest run = executor_.runs()[0];
@@ -249,9 +248,8 @@ TEST_F(WorkerTest, RunErrorStatusBecomesCompletionErrorWithTheSameCode) {
   executor_.set_mode(Mode::kError, grpc::StatusCode::FAILED_PRECONDITION);
   StartWorker();
   ASSERT_TRUE(queue_.Send(Assign("lease-e", "task-e", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) {
-    return HasCompletion(m, "lease-e") && Credits(m) == 1;
-  }));
+  ASSERT_TRUE(queue_.WaitFor(
+      [](const Messages& m) { return HasCompletion(m, "lease-e") && Credits(m) == 1; }));
   const Messages reports = About(queue_.Received(), "lease-e");
   ASSERT_EQ(reports.size(), 1u);
   ASSERT_TRUE(reports[0].completion().has_error());
@@ -268,9 +266,8 @@ TEST_F(WorkerTest, ServerCancelReachesTheExecutorAndTheCancelledResultIsRelayed)
   cancel.mutable_cancel()->set_lease_id("lease-c");
   cancel.mutable_cancel()->set_reason("user asked");
   ASSERT_TRUE(queue_.Send(cancel));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) {
-    return HasCompletion(m, "lease-c") && Credits(m) == 1;
-  }));
+  ASSERT_TRUE(queue_.WaitFor(
+      [](const Messages& m) { return HasCompletion(m, "lease-c") && Credits(m) == 1; }));
   EXPECT_THAT(executor_.cancels(), ElementsAre("lease-c"));
   const Messages reports = About(queue_.Received(), "lease-c");
   ASSERT_TRUE(reports.back().completion().has_result());
@@ -334,8 +331,7 @@ TEST_F(WorkerTest, AfterAReconnectRunningTasksAreResumedUnderTheirLeases) {
   ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-x"); }));
   const Messages reports = About(queue_.Received(), "lease-x");
   EXPECT_EQ(reports.back().completion().result().exit_code(), 0);
-  EXPECT_EQ(reports.back().completion().result().reason(),
-            crucible::v1::TERMINATION_REASON_EXITED);
+  EXPECT_EQ(reports.back().completion().result().reason(), crucible::v1::TERMINATION_REASON_EXITED);
 }
 
 TEST_F(WorkerTest, ResumedLeaseThatTheServerRefusesIsCancelled) {
@@ -345,7 +341,11 @@ TEST_F(WorkerTest, ResumedLeaseThatTheServerRefusesIsCancelled) {
   ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Started(m, "lease-y"); }));
   queue_.Drop();
   ASSERT_TRUE(queue_.WaitFor([](const Messages& all) {
-    return all.back().has_heartbeat() && [&] { int h = 0; for (const ConnectRequest& m : all) h += m.has_hello(); return h >= 2; }();
+    return all.back().has_heartbeat() && [&] {
+      int h = 0;
+      for (const ConnectRequest& m : all) h += m.has_hello();
+      return h >= 2;
+    }();
   }));
   ConnectResponse rejected;
   rejected.mutable_rejected()->set_lease_id("lease-y");
@@ -514,8 +514,7 @@ TEST_F(WorkerTest, DrainLetsTheRunningTaskFinishGrantsNothingAndRefusesNewWork) 
   drain.join();
   const Messages reports = About(queue_.Received(), "lease-d");
   ASSERT_TRUE(reports.back().has_completion());
-  EXPECT_EQ(reports.back().completion().result().reason(),
-            crucible::v1::TERMINATION_REASON_EXITED);
+  EXPECT_EQ(reports.back().completion().result().reason(), crucible::v1::TERMINATION_REASON_EXITED);
   EXPECT_TRUE(executor_.call_cancelled().empty());
   EXPECT_EQ(Credits(queue_.Received()), 0);  // none after the hello
   EXPECT_TRUE(queue_.WaitForStreamEnds(1));  // half-closed
