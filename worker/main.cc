@@ -13,15 +13,35 @@
 #include "absl/time/time.h"
 #include "common/grpc_server.h"
 #include "glog/logging.h"
+#include "worker/discovery.h"
 #include "worker/worker.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8081", "host:port of the health service");
 ABSL_FLAG(std::string, port_file, "", "if set, the bound port is written here");
 ABSL_FLAG(std::string, server, "127.0.0.1:8080", "host:port of crucible-server");
-ABSL_FLAG(std::string, executors, "127.0.0.1:8082",
-          "comma-separated host:port list of crucible-executors");
+ABSL_FLAG(std::string, executors, "",
+          "comma-separated host:port list of crucible-executors (127.0.0.1:8082 when "
+          "neither this, --executors_dns nor --executors_file is given)");
+ABSL_FLAG(std::string, executors_dns, "",
+          "host:port whose host resolves to the executors (e.g. a Kubernetes headless "
+          "Service), re-resolved every --resolve_interval");
+ABSL_FLAG(std::string, executors_file, "",
+          "file of host:port lines naming executors, re-read every --resolve_interval");
+ABSL_FLAG(absl::Duration, resolve_interval, absl::Seconds(5),
+          "how often --executors_dns and --executors_file are looked at again");
+ABSL_FLAG(int, executor_slots, 4, "tasks one executor runs at once (its --slots)");
+ABSL_FLAG(int, slots, 0,
+          "most tasks at once over all executors; 0: the free slots of the executors "
+          "in rotation");
+ABSL_FLAG(absl::Duration, health_interval, absl::Seconds(2),
+          "how often a healthy executor is checked (grpc.health.v1)");
+ABSL_FLAG(absl::Duration, health_retry_max, absl::Seconds(30),
+          "longest delay between checks of an executor out of rotation");
+ABSL_FLAG(absl::Duration, placement_timeout, absl::Seconds(30),
+          "how long an assignment waits for a free executor slot before it is given back");
+ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(25),
+          "on SIGTERM, how long running tasks may go on before they are cancelled");
 ABSL_FLAG(std::string, worker_id, "", "worker name; default <hostname>-<pid>");
-ABSL_FLAG(int, slots, 4, "tasks run at once (the credits granted to the server)");
 ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(5),
           "how often running leases are extended");
 
@@ -33,6 +53,52 @@ std::string DefaultWorkerId() {
   return absl::StrCat(host[0] != '\0' ? host : "worker", "-", getpid());
 }
 
+// Flags -> options; INVALID_ARGUMENT naming the flag.
+absl::StatusOr<worker::WorkerOptions> OptionsFromFlags() {
+  worker::WorkerOptions o;
+  o.server_address = absl::GetFlag(FLAGS_server);
+  if (absl::Status s = worker::ValidateHostPort(o.server_address); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--server: ", s.message()));
+  }
+  worker::DiscoveryOptions& d = o.fleet.discovery;
+  d.static_addresses = absl::StrSplit(absl::GetFlag(FLAGS_executors), ',', absl::SkipWhitespace());
+  d.dns_name = absl::GetFlag(FLAGS_executors_dns);
+  d.file = absl::GetFlag(FLAGS_executors_file);
+  if (d.static_addresses.empty() && d.dns_name.empty() && d.file.empty()) {
+    d.static_addresses = {"127.0.0.1:8082"};
+  }
+  if (absl::Status s = worker::Discovery::Validate(d); !s.ok()) return s;
+  o.fleet.resolve_interval = absl::GetFlag(FLAGS_resolve_interval);
+  o.fleet.pool.slots_per_executor = absl::GetFlag(FLAGS_executor_slots);
+  o.fleet.pool.probe_interval = absl::GetFlag(FLAGS_health_interval);
+  o.fleet.pool.retry_max = absl::GetFlag(FLAGS_health_retry_max);
+  o.max_tasks = absl::GetFlag(FLAGS_slots);
+  o.placement_timeout = absl::GetFlag(FLAGS_placement_timeout);
+  o.worker_id = absl::GetFlag(FLAGS_worker_id);
+  if (o.worker_id.empty()) o.worker_id = DefaultWorkerId();
+  o.heartbeat_interval = absl::GetFlag(FLAGS_heartbeat_interval);
+  const std::pair<const char*, absl::Duration> positive[] = {
+      {"--resolve_interval", o.fleet.resolve_interval},
+      {"--health_interval", o.fleet.pool.probe_interval},
+      {"--health_retry_max", o.fleet.pool.retry_max},
+      {"--placement_timeout", o.placement_timeout},
+      {"--heartbeat_interval", o.heartbeat_interval},
+  };
+  for (const auto& [flag, value] : positive) {
+    if (value <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": must be positive"));
+    }
+  }
+  if (absl::GetFlag(FLAGS_drain_grace) < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--drain_grace: must not be negative");
+  }
+  if (o.fleet.pool.slots_per_executor < 1) {
+    return absl::InvalidArgumentError("--executor_slots: must be at least 1");
+  }
+  if (o.max_tasks < 0) return absl::InvalidArgumentError("--slots: must not be negative");
+  return o;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -40,16 +106,9 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   common::InitLogging(argv[0]);
 
-  worker::WorkerOptions options;
-  options.server_address = absl::GetFlag(FLAGS_server);
-  options.executors = absl::StrSplit(absl::GetFlag(FLAGS_executors), ',', absl::SkipEmpty());
-  options.session.worker_id = absl::GetFlag(FLAGS_worker_id);
-  if (options.session.worker_id.empty()) options.session.worker_id = DefaultWorkerId();
-  options.session.slots = absl::GetFlag(FLAGS_slots);
-  options.session.heartbeat_interval = absl::GetFlag(FLAGS_heartbeat_interval);
-  if (options.executors.empty() || options.session.slots < 1 ||
-      options.session.heartbeat_interval <= absl::ZeroDuration()) {
-    LOG(ERROR) << "need --executors, --slots >= 1 and a positive --heartbeat_interval";
+  absl::StatusOr<worker::WorkerOptions> options = OptionsFromFlags();
+  if (!options.ok()) {
+    LOG(ERROR) << options.status().message();
     return 2;
   }
 
@@ -62,16 +121,15 @@ int main(int argc, char** argv) {
     LOG(ERROR) << server.status();
     return 1;
   }
-  LOG(INFO) << "crucible-worker health on port " << (*server)->port() << "; server "
-            << options.server_address << "; executors "
-            << absl::GetFlag(FLAGS_executors);
+  LOG(INFO) << "crucible-worker " << options->worker_id << " health on port " << (*server)->port()
+            << "; server " << options->server_address;
 
-  worker::Worker worker(options);
+  worker::Worker worker(*options);
   worker.Start();
   const int sig = common::WaitForStopSignal();
-  LOG(INFO) << "signal " << sig << ": stopping";
+  LOG(INFO) << "signal " << sig << ": draining";
   (*server)->SetServing(false);
-  worker.Stop();
+  worker.Drain(absl::GetFlag(FLAGS_drain_grace));
   (*server)->Shutdown(absl::Seconds(1));
   LOG(INFO) << "stopped";
   return 0;

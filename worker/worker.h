@@ -1,6 +1,11 @@
 #ifndef CRUCIBLE_WORKER_WORKER_H_
 #define CRUCIBLE_WORKER_WORKER_H_
 
+#include <grpcpp/grpcpp.h>
+
+#include <cstddef>
+#include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -11,18 +16,39 @@
 #include "crucible/v1/queue_service.grpc.pb.h"
 #include "worker/backoff.h"
 #include "worker/executor_client.h"
-#include "worker/executor_pool.h"
-#include "worker/queue_session.h"
+#include "worker/executor_fleet.h"
+#include "worker/protocol.h"
 
 namespace worker {
 
 struct WorkerOptions {
   // host:port of the server's QueueService.
   std::string server_address = "127.0.0.1:8080";
-  // host:port of every executor.
-  std::vector<std::string> executors = {"127.0.0.1:8082"};
-  // The stream's behaviour (worker id, slots, heartbeats, deadlines).
-  SessionOptions session;
+  // The executors: where they are, their slots, how they are checked.
+  FleetOptions fleet;
+  // Name sent in the hello; the server knows the worker by it.
+  std::string worker_id = "worker";
+  // The most tasks at once over all executors; 0: as many as the executors
+  // in rotation have slots.
+  int max_tasks = 0;
+  // How often the running leases are named in a heartbeat.
+  absl::Duration heartbeat_interval = absl::Seconds(5);
+  // An assignment that finds no free executor slot waits this long for one
+  // (its lease kept alive), then is given back as UNAVAILABLE.
+  absl::Duration placement_timeout = absl::Seconds(30);
+  // Deadline of a Run call: the spec's timeout plus this margin (container
+  // start and removal, output draining)...
+  absl::Duration run_deadline_margin = absl::Minutes(2);
+  // ...or this when the spec has no timeout (the executor applies its
+  // default, which the worker does not know). A guard against a stuck
+  // stream, not a task limit.
+  absl::Duration run_deadline_without_timeout = absl::Hours(24);
+  // Reports queued for the server beyond this many bytes make the run
+  // threads wait (back-pressure to the executors' streams).
+  size_t max_outbound_bytes = 16 << 20;
+  // On Stop: how long cancelled runs get to end and their reports to be
+  // written before the stream is cut.
+  absl::Duration stop_grace = absl::Seconds(8);
   // Delays between reconnections.
   BackoffOptions reconnect_backoff;
   // A stream that lasted at least this long resets the backoff.
@@ -31,32 +57,103 @@ struct WorkerOptions {
   absl::Duration cancel_deadline = absl::Seconds(5);
 };
 
-// Keeps one QueueService stream open (reconnecting with capped, jittered
-// exponential backoff when it ends) and runs its assignments on the
-// executors. Thread-safe; Start and Stop are called by the owner.
+// The queue worker: keeps one QueueService.Connect stream to the server
+// open (reconnecting with capped, jittered exponential backoff), runs each
+// assignment on the executor in rotation with the most free slots, relays
+// its events, output and result, and keeps its lease alive with heartbeats.
+// Credits granted to the server follow the free executor slots it can
+// reach. Runs outlive a lost stream: after a reconnect the worker resumes
+// heartbeats and reports for them under their leases (the server refuses
+// the ones whose lease lapsed, and those runs are cancelled).
+//
+// Threads, all owned and joined: the connection loop (which reads the
+// stream), one writer per stream (every write and the heartbeats), one
+// thread per run, and the fleet's. Thread-safe.
 class Worker {
  public:
   explicit Worker(WorkerOptions options);
   ~Worker();
 
-  // Starts the connection loop on a thread of its own.
+  // Finds and checks the executors, then starts the connection loop.
   void Start();
-  // Stops the stream (cancelling and reporting the running tasks) and joins
-  // the loop. Idempotent.
+  // Graceful end: grants no more credits and refuses new assignments; the
+  // running tasks get up to `grace` to finish; then Stop(). Returns after.
+  void Drain(absl::Duration grace);
+  // Cancels the running tasks, reports them as UNAVAILABLE (so the server
+  // retries them at once), half-closes the stream once they are reported
+  // (bounded by stop_grace), and joins every thread. Idempotent.
   void Stop();
 
+  // Runs held now (placed or waiting for an executor), for tests.
+  int RunsForTest() const;
+  bool DrainingForTest() const;
+  ExecutorPool& PoolForTest() { return fleet_.pool(); }
+
  private:
+  // One assignment being run. Fields other than the constants are guarded
+  // by mu_.
+  struct ActiveRun {
+    crucible::v1::Assignment assignment;
+    std::string lease_id;
+    std::string executor;  // address it runs on; empty until placed
+    RunCall call;          // thread-safe by itself
+    StopCause cause = StopCause::kNone;
+    std::string cancel_reason;
+    bool silenced = false;   // the server rejected a report: no more reports
+    bool completed = false;  // completion queued: no more heartbeats
+    std::thread thread;
+  };
+  struct Connection;
+
+  // worker.cc: the stream.
   void Loop();
+  absl::Status Serve();
+  void WriterLoop(Connection& conn);
+  void Handle(const crucible::v1::ConnectResponse& msg);
+  void ReapFinished();
+  // worker_runs.cc: assignments and runs.
+  void StartRun(const crucible::v1::Assignment& assignment);
+  void RunOne(std::shared_ptr<ActiveRun> run);
+  // Waits for an executor slot; false if the run ended before it got one.
+  bool Place(ActiveRun& run);
+  void EndRunLocked(ActiveRun& run, crucible::v1::ConnectRequest completion)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CancelFromServer(const crucible::v1::AssignmentCancel& cancel);
+  void OnRejected(const crucible::v1::ReportRejected& rejected);
+  void CancelAllRuns();
+  void OnCapacityChange();
+  // Grants the server the credits it lacks to match the reachable free
+  // slots (never takes any back: the protocol cannot).
+  void RegrantLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int DesiredCreditsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues a report. With `may_block`, waits while too many bytes are
+  // queued (unless the worker is stopping).
+  void Enqueue(crucible::v1::ConnectRequest msg, bool may_block);
+  void PushLocked(crucible::v1::ConnectRequest msg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<std::string> LiveLeasesLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration RunDeadline(const crucible::v1::TaskSpec& spec) const;
 
   const WorkerOptions options_;
   std::unique_ptr<crucible::v1::QueueService::Stub> stub_;
   ExecutorClient executors_;
-  ExecutorPool pool_;
+  ExecutorFleet fleet_;
   std::thread loop_;
 
-  absl::Mutex mu_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::shared_ptr<QueueSession> session_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<ActiveRun>> runs_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> finished_ ABSL_GUARDED_BY(mu_);  // to join
+  // Reports for the server; kept across streams (credits and heartbeats
+  // are dropped on reconnect: the hello replaces them).
+  std::deque<crucible::v1::ConnectRequest> outbound_ ABSL_GUARDED_BY(mu_);
+  size_t outbound_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  Connection* conn_ ABSL_GUARDED_BY(mu_) = nullptr;        // the open stream, if any
+  int outstanding_credits_ ABSL_GUARDED_BY(mu_) = 0;       // granted, not yet used
+  std::deque<std::string> unplaced_ ABSL_GUARDED_BY(mu_);  // leases waiting for an executor
+  uint64_t capacity_generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on slot changes
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;  // no credits, no new runs
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // runs cancelled; half-close when reported
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;      // the loop ends; nothing more is written
 };
 
 }  // namespace worker

@@ -1,11 +1,20 @@
-// The worker's domain pieces: protocol messages, executor choice, backoff.
+// The worker's domain pieces: protocol messages, the executor pool (routing,
+// health state, membership) with a fake clock, discovery, backoff.
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/random/random.h"
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "common/clock.h"
 #include "gtest/gtest.h"
 #include "worker/backoff.h"
+#include "worker/discovery.h"
 #include "worker/executor_pool.h"
 #include "worker/protocol.h"
 
@@ -48,14 +57,13 @@ TEST(ProtocolTest, ErrorCodeIsPassedThrough) {
   auto c = MakeCompletion("L", absl::PermissionDeniedError("policy"), std::nullopt,
                           StopCause::kNone, "");
   EXPECT_EQ(c.completion().lease_id(), "L");
-  EXPECT_EQ(c.completion().error().code(),
-            static_cast<int>(absl::StatusCode::kPermissionDenied));
+  EXPECT_EQ(c.completion().error().code(), static_cast<int>(absl::StatusCode::kPermissionDenied));
   EXPECT_EQ(c.completion().error().message(), "policy");
 }
 
 TEST(ProtocolTest, ServerCancelWithoutResultIsACancelledResult) {
-  auto c = MakeCompletion("L", absl::CancelledError(""), std::nullopt,
-                          StopCause::kServerCancel, "bye");
+  auto c =
+      MakeCompletion("L", absl::CancelledError(""), std::nullopt, StopCause::kServerCancel, "bye");
   EXPECT_EQ(c.completion().result().reason(), crucible::v1::TERMINATION_REASON_CANCELLED);
 }
 
@@ -69,22 +77,216 @@ TEST(ProtocolTest, OkWithoutResultIsRetryableInternal) {
   EXPECT_EQ(c.completion().error().code(), static_cast<int>(absl::StatusCode::kInternal));
 }
 
-TEST(ExecutorPoolTest, PicksLeastBusyAndRoundRobinsTies) {
-  ExecutorPool pool({"a", "b"});
-  EXPECT_EQ(*pool.Acquire(), "a");
-  EXPECT_EQ(*pool.Acquire(), "b");
-  EXPECT_EQ(*pool.Acquire(), "a");
-  pool.Release("a");
-  pool.Release("a");  // a: 0, b: 1
-  EXPECT_EQ(*pool.Acquire(), "a");  // least busy
-  EXPECT_EQ(*pool.Acquire(), "b");  // a: 1, b: 1: a tie, b's turn
-  EXPECT_EQ(pool.InFlight("a"), 1);
-  EXPECT_EQ(pool.InFlight("b"), 2);
+// A pool of `addresses`, all checked healthy.
+class PoolTest : public testing::Test {
+ protected:
+  ExecutorPool& MakePool(std::vector<std::string> addresses,
+                         PoolOptions options = {.slots_per_executor = 2}) {
+    pool_.emplace(options, clock_, gen_);
+    pool_->SetListed(addresses);
+    for (const std::string& a : pool_->DueChecks()) pool_->CheckResult(a, true);
+    return *pool_;
+  }
+  bool Healthy(const std::string& address) {
+    for (const ExecutorView& v : pool_->Snapshot()) {
+      if (v.address == address) return v.healthy;
+    }
+    return false;
+  }
+  common::FakeClock clock_;
+  absl::BitGen gen_;
+  std::optional<ExecutorPool> pool_;
+};
+
+TEST_F(PoolTest, NewExecutorsGetNoWorkUntilAHealthCheckSaysServing) {
+  PoolOptions options;
+  options.slots_per_executor = 2;
+  ExecutorPool pool(options, clock_, gen_);
+  EXPECT_TRUE(pool.SetListed({"a:1"}));
+  EXPECT_EQ(pool.FreeSlots(), 0);
+  EXPECT_EQ(pool.Acquire().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(pool.DueChecks(), std::vector<std::string>{"a:1"});
+  EXPECT_TRUE(pool.DueChecks().empty());  // one check at a time
+  EXPECT_TRUE(pool.CheckResult("a:1", true));
+  EXPECT_EQ(pool.FreeSlots(), 2);
+  EXPECT_EQ(*pool.Acquire(), "a:1");
 }
 
-TEST(ExecutorPoolTest, EmptyPoolIsFailedPrecondition) {
-  ExecutorPool pool({});
-  EXPECT_EQ(pool.Acquire().status().code(), absl::StatusCode::kFailedPrecondition);
+TEST_F(PoolTest, PicksTheExecutorWithTheMostFreeSlots) {
+  ExecutorPool& pool = MakePool({"a:1", "b:1"}, {.slots_per_executor = 3});
+  const std::string first = *pool.Acquire();
+  const std::string second = *pool.Acquire();
+  EXPECT_NE(first, second);   // 3 free beats 2 free
+  pool.Release(first, true);  // first: 3 free, second: 2 free
+  EXPECT_EQ(*pool.Acquire(), first);
+  EXPECT_EQ(pool.FreeSlots(), 4);
+  EXPECT_EQ(pool.InFlight(first) + pool.InFlight(second), 2);
+}
+
+TEST_F(PoolTest, TiesAreBrokenAtRandom) {
+  ExecutorPool& pool = MakePool({"a:1", "b:1", "c:1"});
+  std::map<std::string, int> firsts;
+  for (int i = 0; i < 300; ++i) {
+    const std::string a = *pool.Acquire();
+    ++firsts[a];
+    pool.Release(a, true);
+  }
+  // Every executor wins some ties (each with p = 1/3; all-or-nothing
+  // outcomes have probability ~1e-52).
+  EXPECT_EQ(firsts.size(), 3u);
+  for (const auto& [address, n] : firsts) EXPECT_GT(n, 30) << address;
+}
+
+TEST_F(PoolTest, FullPoolIsUnavailable) {
+  ExecutorPool& pool = MakePool({"a:1"});
+  ASSERT_TRUE(pool.Acquire().ok());
+  ASSERT_TRUE(pool.Acquire().ok());
+  EXPECT_EQ(pool.Acquire().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(pool.FreeSlots(), 0);
+}
+
+TEST_F(PoolTest, NotServingLeavesRotationAndIsRecheckedWithGrowingBackoff) {
+  PoolOptions options;
+  options.retry_initial = absl::Seconds(1);
+  options.retry_max = absl::Seconds(3);
+  ExecutorPool& pool = MakePool({"a:1", "b:1"}, options);
+  clock_.Advance(options.probe_interval);
+  ASSERT_EQ(pool.DueChecks().size(), 2u);
+  EXPECT_TRUE(pool.CheckResult("a:1", false));
+  pool.CheckResult("b:1", true);
+  EXPECT_FALSE(Healthy("a:1"));
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(*pool.Acquire(), "b:1") << i;
+    pool.Release("b:1", true);
+  }
+  // Answers the due checks (a: `a_serving`, others SERVING); true if a's
+  // check was due.
+  auto check = [&](bool a_serving) {
+    bool a_due = false;
+    for (const std::string& d : pool.DueChecks()) {
+      a_due = a_due || d == "a:1";
+      pool.CheckResult(d, d == "a:1" ? a_serving : true);
+    }
+    return a_due;
+  };
+  // Backoff 1 s, 2 s, 3 s (capped), 3 s.
+  for (absl::Duration delay :
+       {absl::Seconds(1), absl::Seconds(2), absl::Seconds(3), absl::Seconds(3)}) {
+    clock_.Advance(delay - absl::Milliseconds(1));
+    EXPECT_FALSE(check(false)) << delay;
+    clock_.Advance(absl::Milliseconds(1));
+    EXPECT_TRUE(check(false)) << delay;
+    EXPECT_FALSE(Healthy("a:1"));
+  }
+  clock_.Advance(absl::Seconds(3));
+  EXPECT_TRUE(check(true));
+  EXPECT_TRUE(Healthy("a:1"));  // recovered: back in rotation
+}
+
+TEST_F(PoolTest, RepeatedUnreachableRunsTakeAnExecutorOut) {
+  ExecutorPool& pool = MakePool({"a:1"}, {.slots_per_executor = 4, .failures_to_eject = 2});
+  ASSERT_TRUE(pool.Acquire().ok());
+  pool.Release("a:1", false);
+  EXPECT_TRUE(Healthy("a:1"));
+  EXPECT_EQ(pool.DueChecks(), std::vector<std::string>{"a:1"});  // checked soon
+  ASSERT_TRUE(pool.Acquire().ok());
+  pool.Release("a:1", false);
+  EXPECT_FALSE(Healthy("a:1"));
+  EXPECT_EQ(pool.FreeSlots(), 0);
+  pool.CheckResult("a:1", true);
+  EXPECT_TRUE(Healthy("a:1"));
+}
+
+TEST_F(PoolTest, ReachedRunResetsTheFailureCount) {
+  ExecutorPool& pool = MakePool({"a:1"}, {.slots_per_executor = 4, .failures_to_eject = 2});
+  ASSERT_TRUE(pool.Acquire().ok());
+  pool.Release("a:1", false);
+  ASSERT_TRUE(pool.Acquire().ok());
+  pool.Release("a:1", true);
+  ASSERT_TRUE(pool.Acquire().ok());
+  pool.Release("a:1", false);
+  EXPECT_TRUE(Healthy("a:1"));
+}
+
+TEST_F(PoolTest, ExecutorThatSaidFullGetsNoRunForAWhile) {
+  ExecutorPool& pool =
+      MakePool({"a:1", "b:1"}, {.slots_per_executor = 2, .full_backoff = absl::Seconds(1)});
+  const std::string a = *pool.Acquire();
+  pool.Release(a, true);
+  pool.MarkFull(a);
+  const std::string b = a == "a:1" ? "b:1" : "a:1";
+  EXPECT_EQ(*pool.Acquire(), b);
+  EXPECT_EQ(*pool.Acquire(), b);
+  EXPECT_EQ(pool.Acquire().status().code(), absl::StatusCode::kUnavailable);
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(*pool.Acquire(), a);
+}
+
+TEST_F(PoolTest, VanishedExecutorLeavesAtOnceAndIsForgottenWhenItsRunsEnd) {
+  ExecutorPool& pool = MakePool({"a:1", "b:1"});
+  ASSERT_TRUE(pool.Acquire().ok());
+  ASSERT_TRUE(pool.Acquire().ok());  // one on each (most free slots)
+  ASSERT_EQ(pool.InFlight("a:1"), 1);
+  EXPECT_TRUE(pool.SetListed({"b:1"}));
+  EXPECT_EQ(pool.FreeSlots(), 1);
+  EXPECT_EQ(*pool.Acquire(), "b:1");
+  EXPECT_EQ(pool.InFlight("a:1"), 1);  // still counted while it runs
+  pool.Release("a:1", true);
+  EXPECT_EQ(pool.Snapshot().size(), 1u);
+  EXPECT_FALSE(pool.SetListed({"b:1"}));  // no change
+}
+
+TEST_F(PoolTest, ExecutorAddedLaterIsCheckedThenGetsWork) {
+  ExecutorPool& pool = MakePool({"a:1"});
+  ASSERT_TRUE(pool.Acquire().ok());
+  ASSERT_TRUE(pool.Acquire().ok());
+  EXPECT_TRUE(pool.SetListed({"a:1", "b:1"}));
+  EXPECT_EQ(pool.Acquire().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(pool.DueChecks(), std::vector<std::string>{"b:1"});
+  EXPECT_TRUE(pool.CheckResult("b:1", true));
+  EXPECT_EQ(*pool.Acquire(), "b:1");
+}
+
+TEST(DiscoveryTest, ValidatesHostPortAndNamesTheFlag) {
+  EXPECT_TRUE(ValidateHostPort("exec-0.exec:8082").ok());
+  EXPECT_TRUE(ValidateHostPort("[::1]:8082").ok());
+  EXPECT_EQ(ValidateHostPort("nohost").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateHostPort("h:0").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateHostPort("::1:80").code(), absl::StatusCode::kInvalidArgument);
+  absl::Status s = Discovery::Validate({.static_addresses = {"a:1", "b"}});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(s.message(), "--executors")) << s;
+  s = Discovery::Validate({.dns_name = "svc"});
+  EXPECT_TRUE(absl::StrContains(s.message(), "--executors_dns")) << s;
+  EXPECT_EQ(Discovery::Validate({}).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(DiscoveryTest, ResolvesANameToEveryAddress) {
+  absl::StatusOr<std::vector<std::string>> r = ResolveHostPort("127.0.0.1:8082");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, std::vector<std::string>{"127.0.0.1:8082"});
+  r = ResolveHostPort("localhost:9");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NE(std::find(r->begin(), r->end(), "127.0.0.1:9"), r->end());
+  EXPECT_FALSE(ResolveHostPort("no-such-host.invalid:1").ok());
+}
+
+TEST(DiscoveryTest, FileIsReReadAndAFailureKeepsTheLastList) {
+  const std::string path = ::testing::TempDir() + "/executors.txt";
+  auto write = [&](const std::string& text) {
+    std::ofstream out(path, std::ios::trunc);
+    out << text;
+  };
+  write("# executors\n127.0.0.1:2\n\n  127.0.0.1:1  \n");
+  Discovery discovery({.static_addresses = {"127.0.0.1:3"}, .file = path});
+  EXPECT_EQ(discovery.Resolve(),
+            (std::vector<std::string>{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}));
+  write("127.0.0.1:4\n");
+  EXPECT_EQ(discovery.Resolve(), (std::vector<std::string>{"127.0.0.1:3", "127.0.0.1:4"}));
+  write("not an address\n");
+  EXPECT_EQ(discovery.Resolve(), (std::vector<std::string>{"127.0.0.1:3", "127.0.0.1:4"}));
+  std::remove(path.c_str());
+  EXPECT_EQ(discovery.Resolve(), (std::vector<std::string>{"127.0.0.1:3", "127.0.0.1:4"}));
 }
 
 TEST(BackoffTest, GrowsIsCappedAndJittered) {

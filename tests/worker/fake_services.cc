@@ -23,7 +23,19 @@ grpc::Status FakeQueue::Connect(grpc::ServerContext* ctx,
   absl::MutexLock lock(&mu_);
   ctx_ = nullptr;
   stream_ = nullptr;
+  ++stream_ends_;
   return grpc::Status::OK;
+}
+
+int FakeQueue::stream_ends() const {
+  absl::MutexLock lock(&mu_);
+  return stream_ends_;
+}
+
+bool FakeQueue::WaitForStreamEnds(int n, absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stream_ends_ >= n; };
+  return mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
 }
 
 bool FakeQueue::Send(const ConnectResponse& msg) {
@@ -36,8 +48,7 @@ void FakeQueue::Drop() {
   if (ctx_ != nullptr) ctx_->TryCancel();
 }
 
-bool FakeQueue::WaitFor(const std::function<bool(const Messages&)>& pred,
-                        absl::Duration timeout) {
+bool FakeQueue::WaitFor(const std::function<bool(const Messages&)>& pred, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return pred(received_); };
   return mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
@@ -98,7 +109,8 @@ grpc::Status FakeExecutor::Run(grpc::ServerContext* ctx, const crucible::v1::Run
     // Until Cancel(run_id) or the client cancels the call.
     absl::MutexLock lock(&mu_);
     auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return !active_.contains(request->run_id()) || ctx->IsCancelled();
+      return !active_.contains(request->run_id()) || ctx->IsCancelled() ||
+             finish_.contains(request->run_id());
     };
     while (!mu_.AwaitWithTimeout(absl::Condition(&done), absl::Milliseconds(20))) {
     }
@@ -107,7 +119,12 @@ grpc::Status FakeExecutor::Run(grpc::ServerContext* ctx, const crucible::v1::Run
       active_.erase(request->run_id());
       return grpc::Status::CANCELLED;
     }
-    result.set_reason(crucible::v1::TERMINATION_REASON_CANCELLED);
+    if (finish_.contains(request->run_id())) {
+      result.set_reason(crucible::v1::TERMINATION_REASON_EXITED);
+      result.set_exit_code(0);
+    } else {
+      result.set_reason(crucible::v1::TERMINATION_REASON_CANCELLED);
+    }
   }
   {
     absl::MutexLock lock(&mu_);
@@ -126,6 +143,11 @@ grpc::Status FakeExecutor::Cancel(grpc::ServerContext* ctx,
   cancels_.push_back(request->run_id());
   if (active_.erase(request->run_id()) == 0) return grpc::Status(grpc::NOT_FOUND, "no such run");
   return grpc::Status::OK;
+}
+
+void FakeExecutor::Finish(const std::string& run_id) {
+  absl::MutexLock lock(&mu_);
+  finish_.insert(run_id);
 }
 
 std::vector<crucible::v1::RunRequest> FakeExecutor::runs() const {

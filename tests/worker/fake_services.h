@@ -1,12 +1,12 @@
 #ifndef CRUCIBLE_TESTS_WORKER_FAKE_SERVICES_H_
 #define CRUCIBLE_TESTS_WORKER_FAKE_SERVICES_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <functional>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -34,14 +34,18 @@ class FakeQueue final : public crucible::v1::QueueService::Service {
                absl::Duration timeout = absl::Seconds(10));
   Messages Received() const;
   int connects() const;
+  // Streams that ended (the worker half-closed or the stream broke).
+  int stream_ends() const;
+  bool WaitForStreamEnds(int n, absl::Duration timeout = absl::Seconds(10));
 
  private:
   mutable absl::Mutex mu_;
   Messages received_ ABSL_GUARDED_BY(mu_);
   int connects_ ABSL_GUARDED_BY(mu_) = 0;
+  int stream_ends_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::ServerContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
-  grpc::ServerReaderWriter<crucible::v1::ConnectResponse, crucible::v1::ConnectRequest>*
-      stream_ ABSL_GUARDED_BY(mu_) = nullptr;
+  grpc::ServerReaderWriter<crucible::v1::ConnectResponse, crucible::v1::ConnectRequest>* stream_
+      ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 // An ExecutorService whose Run follows a script chosen by the test.
@@ -51,7 +55,7 @@ class FakeExecutor final : public crucible::v1::ExecutorService::Service {
   enum class Mode {
     kScript,          // started, stdout "hello\n", stderr "oops\n", exit 3
     kError,           // fails with error_code
-    kUntilCancelled,  // started, then waits for Cancel or the call's cancel
+    kUntilCancelled,  // started, then waits for Cancel, the call's cancel or Finish
   };
 
   void set_mode(Mode mode, grpc::StatusCode error_code = grpc::StatusCode::OK);
@@ -61,14 +65,15 @@ class FakeExecutor final : public crucible::v1::ExecutorService::Service {
   grpc::Status Cancel(grpc::ServerContext* ctx, const crucible::v1::CancelRequest* request,
                       crucible::v1::CancelResponse* response) override;
 
+  // Ends the kUntilCancelled run `run_id` with exit code 0.
+  void Finish(const std::string& run_id);
   std::vector<crucible::v1::RunRequest> runs() const;
   std::vector<std::string> cancels() const;
   // Run ids whose Run call was cancelled by the client.
   std::vector<std::string> call_cancelled() const;
   bool WaitForRuns(size_t n, absl::Duration timeout = absl::Seconds(10));
   // Waits until the Run call of `run_id` was seen cancelled by the client.
-  bool WaitForCallCancelled(const std::string& run_id,
-                            absl::Duration timeout = absl::Seconds(10));
+  bool WaitForCallCancelled(const std::string& run_id, absl::Duration timeout = absl::Seconds(10));
 
  private:
   mutable absl::Mutex mu_;
@@ -78,6 +83,7 @@ class FakeExecutor final : public crucible::v1::ExecutorService::Service {
   std::set<std::string> active_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> cancels_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> call_cancelled_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> finish_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace worker_test

@@ -2,12 +2,15 @@
 // real gRPC servers on 127.0.0.1 ephemeral ports.
 #include "worker/worker.h"
 
-#include <memory>
-#include <string>
-#include <vector>
-
 #include <google/protobuf/util/message_differencer.h>
 #include <grpcpp/grpcpp.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -25,11 +28,26 @@ using testing::ElementsAre;
 using testing::UnorderedElementsAre;
 
 std::unique_ptr<grpc::Server> StartServer(grpc::Service* service, int* port) {
+  grpc::EnableDefaultHealthCheckService(true);  // executors answer health checks
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), port);
   builder.RegisterService(service);
   return builder.BuildAndStart();
 }
+
+// A fake executor on its own server, with the standard health service.
+struct Executor {
+  Executor() {
+    server = StartServer(&service, &port);
+    address = absl::StrCat("127.0.0.1:", port);
+  }
+  ~Executor() { server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1))); }
+  void SetServing(bool serving) { server->GetHealthCheckService()->SetServingStatus(serving); }
+  worker_test::FakeExecutor service;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  std::string address;
+};
 
 ConnectResponse Assign(const std::string& lease, const std::string& task_id, int attempt) {
   ConnectResponse msg;
@@ -81,16 +99,20 @@ bool Started(const Messages& all, const std::string& lease) {
 class WorkerTest : public testing::Test {
  protected:
   void SetUp() override {
-    int queue_port = 0, executor_port = 0;
+    int queue_port = 0;
     queue_server_ = StartServer(&queue_, &queue_port);
-    executor_server_ = StartServer(&executor_, &executor_port);
     ASSERT_GT(queue_port, 0);
-    ASSERT_GT(executor_port, 0);
+    ASSERT_GT(executor_main_.port, 0);
     options_.server_address = absl::StrCat("127.0.0.1:", queue_port);
-    options_.executors = {absl::StrCat("127.0.0.1:", executor_port)};
-    options_.session.worker_id = "test-worker";
-    options_.session.slots = 3;
-    options_.session.heartbeat_interval = absl::Milliseconds(50);
+    options_.fleet.discovery.static_addresses = {executor_main_.address};
+    options_.fleet.pool.slots_per_executor = 3;
+    options_.fleet.pool.probe_interval = absl::Milliseconds(50);
+    options_.fleet.pool.retry_initial = absl::Milliseconds(20);
+    options_.fleet.pool.retry_max = absl::Milliseconds(100);
+    options_.fleet.tick = absl::Milliseconds(10);
+    options_.fleet.resolve_interval = absl::Milliseconds(50);
+    options_.worker_id = "test-worker";
+    options_.heartbeat_interval = absl::Milliseconds(50);
     options_.reconnect_backoff.initial = absl::Milliseconds(10);
     options_.reconnect_backoff.max = absl::Milliseconds(50);
   }
@@ -98,7 +120,6 @@ class WorkerTest : public testing::Test {
     if (worker_ != nullptr) worker_->Stop();
     worker_.reset();
     queue_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
-    executor_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   }
 
   // Starts the worker and waits for its hello.
@@ -108,29 +129,65 @@ class WorkerTest : public testing::Test {
     ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return !m.empty(); }));
   }
 
+  // Waits until the worker's pool has `address` in rotation (or not).
+  bool WaitForHealth(const std::string& address, bool healthy) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < deadline) {
+      for (const ExecutorView& v : worker_->PoolForTest().Snapshot()) {
+        if (v.address == address && v.healthy == healthy) return true;
+      }
+      absl::SleepFor(absl::Milliseconds(5));  // polling a condition, not a sync sleep
+    }
+    return false;
+  }
+
+  // Another fake executor, alive until after the worker stops.
+  Executor& AddExecutor() { return *extra_.emplace_back(std::make_unique<Executor>()); }
+
   worker_test::FakeQueue queue_;
-  worker_test::FakeExecutor executor_;
+  Executor executor_main_;
+  std::vector<std::unique_ptr<Executor>> extra_;
+  worker_test::FakeExecutor& executor_ = executor_main_.service;
   std::unique_ptr<grpc::Server> queue_server_;
-  std::unique_ptr<grpc::Server> executor_server_;
   WorkerOptions options_;
   std::unique_ptr<Worker> worker_;  // last: stopped before the fakes go
 };
 
-TEST_F(WorkerTest, HelloCarriesWorkerIdAndSlotsAsCredits) {
+TEST_F(WorkerTest, HelloCarriesWorkerIdAndTheReachableSlotsAsCredits) {
+  Executor& second = AddExecutor();
+  options_.fleet.discovery.static_addresses.push_back(second.address);
   StartWorker();
   const ConnectRequest first = queue_.Received().front();
   ASSERT_TRUE(first.has_hello());
   EXPECT_EQ(first.hello().worker_id(), "test-worker");
-  EXPECT_EQ(first.hello().credits(), 3);
+  EXPECT_EQ(first.hello().credits(), 6);  // 2 executors x 3 slots, both checked
+}
+
+TEST_F(WorkerTest, CreditsAreCappedByMaxTasks) {
+  options_.max_tasks = 2;
+  StartWorker();
+  EXPECT_EQ(queue_.Received().front().hello().credits(), 2);
+}
+
+TEST_F(WorkerTest, UnreachableExecutorsGiveNoCreditsUntilOneIsServing) {
+  Executor& later = AddExecutor();
+  later.SetServing(false);
+  options_.fleet.discovery.static_addresses = {later.address, "127.0.0.1:1"};
+  StartWorker();
+  EXPECT_EQ(queue_.Received().front().hello().credits(), 0);
+  later.SetServing(true);
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Credits(m) == 3; }));
+  ASSERT_TRUE(queue_.Send(Assign("lease-1", "task-1", 1)));
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-1"); }));
+  EXPECT_EQ(later.service.runs().size(), 1u);
 }
 
 TEST_F(WorkerTest, AssignmentRunsSpecAndRelaysStartedOutputCompletionInOrder) {
   StartWorker();
   const ConnectResponse assignment = Assign("lease-1", "task-1", 2);
   ASSERT_TRUE(queue_.Send(assignment));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) {
-    return HasCompletion(m, "lease-1") && Credits(m) == 1;
-  }));
+  ASSERT_TRUE(queue_.WaitFor(
+      [](const Messages& m) { return HasCompletion(m, "lease-1") && Credits(m) == 1; }));
 
   ASSERT_EQ(executor_.runs().size(), 1u);
   const crucible::v1::RunRequest run = executor_.runs()[0];
@@ -191,9 +248,8 @@ TEST_F(WorkerTest, RunErrorStatusBecomesCompletionErrorWithTheSameCode) {
   executor_.set_mode(Mode::kError, grpc::StatusCode::FAILED_PRECONDITION);
   StartWorker();
   ASSERT_TRUE(queue_.Send(Assign("lease-e", "task-e", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) {
-    return HasCompletion(m, "lease-e") && Credits(m) == 1;
-  }));
+  ASSERT_TRUE(queue_.WaitFor(
+      [](const Messages& m) { return HasCompletion(m, "lease-e") && Credits(m) == 1; }));
   const Messages reports = About(queue_.Received(), "lease-e");
   ASSERT_EQ(reports.size(), 1u);
   ASSERT_TRUE(reports[0].completion().has_error());
@@ -210,9 +266,8 @@ TEST_F(WorkerTest, ServerCancelReachesTheExecutorAndTheCancelledResultIsRelayed)
   cancel.mutable_cancel()->set_lease_id("lease-c");
   cancel.mutable_cancel()->set_reason("user asked");
   ASSERT_TRUE(queue_.Send(cancel));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) {
-    return HasCompletion(m, "lease-c") && Credits(m) == 1;
-  }));
+  ASSERT_TRUE(queue_.WaitFor(
+      [](const Messages& m) { return HasCompletion(m, "lease-c") && Credits(m) == 1; }));
   EXPECT_THAT(executor_.cancels(), ElementsAre("lease-c"));
   const Messages reports = About(queue_.Received(), "lease-c");
   ASSERT_TRUE(reports.back().completion().has_result());
@@ -253,22 +308,228 @@ TEST_F(WorkerTest, RejectedLeaseIsAbandonedWithoutFurtherReportsAndItsSlotFreed)
   EXPECT_TRUE(executor_.WaitForCallCancelled("lease-r"));
 }
 
-TEST_F(WorkerTest, ReconnectsWithAFreshHelloWhenTheStreamIsLost) {
+TEST_F(WorkerTest, AfterAReconnectRunningTasksAreResumedUnderTheirLeases) {
   executor_.set_mode(Mode::kUntilCancelled);
   StartWorker();
   ASSERT_TRUE(queue_.Send(Assign("lease-x", "task-x", 1)));
   ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Started(m, "lease-x"); }));
+  const size_t before = queue_.Received().size();
   queue_.Drop();
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& all) {
-    int hellos = 0;
-    for (const ConnectRequest& m : all) hellos += m.has_hello();
-    return hellos == 2;
+  ASSERT_TRUE(queue_.WaitFor([before](const Messages& all) {
+    return all.size() >= before + 2 && all[before].has_hello();
   }));
   EXPECT_EQ(queue_.connects(), 2);
-  // The run of the lost stream was cancelled at the executor, and the new
-  // hello offers every slot again.
-  EXPECT_TRUE(executor_.WaitForCallCancelled("lease-x"));
-  EXPECT_EQ(queue_.Received().back().hello().credits(), 3);
+  const Messages all = queue_.Received();
+  // The new hello offers only the free slots; the next message names the
+  // lease still running, so the server extends it.
+  EXPECT_EQ(all[before].hello().credits(), 2);
+  ASSERT_TRUE(all[before + 1].has_heartbeat());
+  EXPECT_THAT(all[before + 1].heartbeat().lease_ids(), ElementsAre("lease-x"));
+  EXPECT_TRUE(executor_.call_cancelled().empty());
+  // The run goes on and reports its end on the new stream.
+  executor_.Finish("lease-x");
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-x"); }));
+  const Messages reports = About(queue_.Received(), "lease-x");
+  EXPECT_EQ(reports.back().completion().result().exit_code(), 0);
+  EXPECT_EQ(reports.back().completion().result().reason(), crucible::v1::TERMINATION_REASON_EXITED);
+}
+
+TEST_F(WorkerTest, ResumedLeaseThatTheServerRefusesIsCancelled) {
+  executor_.set_mode(Mode::kUntilCancelled);
+  StartWorker();
+  ASSERT_TRUE(queue_.Send(Assign("lease-y", "task-y", 1)));
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Started(m, "lease-y"); }));
+  queue_.Drop();
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& all) {
+    return all.back().has_heartbeat() && [&] {
+      int h = 0;
+      for (const ConnectRequest& m : all) h += m.has_hello();
+      return h >= 2;
+    }();
+  }));
+  ConnectResponse rejected;
+  rejected.mutable_rejected()->set_lease_id("lease-y");
+  rejected.mutable_rejected()->set_code(grpc::StatusCode::FAILED_PRECONDITION);
+  ASSERT_TRUE(queue_.Send(rejected));
+  EXPECT_TRUE(executor_.WaitForCallCancelled("lease-y"));
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Credits(m) == 1; }));
+  EXPECT_FALSE(HasCompletion(queue_.Received(), "lease-y"));
+}
+
+TEST_F(WorkerTest, TasksSpreadOverExecutorsByFreeSlots) {
+  Executor& second = AddExecutor();
+  second.service.set_mode(Mode::kUntilCancelled);
+  executor_.set_mode(Mode::kUntilCancelled);
+  options_.fleet.discovery.static_addresses.push_back(second.address);
+  StartWorker();
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(queue_.Send(Assign(absl::StrCat("lease-", i), absl::StrCat("task-", i), 1)));
+  }
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) {
+    int started = 0;
+    for (int i = 0; i < 4; ++i) started += Started(m, absl::StrCat("lease-", i));
+    return started == 4;
+  }));
+  // 3 slots each: the most-free rule can put at most one more on either.
+  const size_t a = executor_.runs().size(), b = second.service.runs().size();
+  EXPECT_EQ(a + b, 4u);
+  EXPECT_EQ(a, 2u);
+  EXPECT_EQ(b, 2u);
+}
+
+TEST_F(WorkerTest, NotServingExecutorLeavesRotationAndComesBack) {
+  Executor& second = AddExecutor();
+  second.service.set_mode(Mode::kUntilCancelled);
+  executor_.set_mode(Mode::kUntilCancelled);
+  options_.fleet.discovery.static_addresses.push_back(second.address);
+  StartWorker();
+  second.SetServing(false);
+  ASSERT_TRUE(WaitForHealth(second.address, false));
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(queue_.Send(Assign(absl::StrCat("lease-", i), absl::StrCat("task-", i), 1)));
+  }
+  // Three fit on the executor in rotation; the fourth waits for a slot.
+  ASSERT_TRUE(executor_.WaitForRuns(3));
+  EXPECT_EQ(worker_->RunsForTest(), 4);
+  EXPECT_TRUE(second.service.runs().empty());
+  second.SetServing(true);
+  ASSERT_TRUE(second.service.WaitForRuns(1));
+  EXPECT_EQ(executor_.runs().size(), 3u);
+}
+
+TEST_F(WorkerTest, AssignmentWithoutAFreeSlotIsGivenBackAfterThePlacementTimeout) {
+  options_.fleet.pool.slots_per_executor = 1;
+  options_.placement_timeout = absl::Milliseconds(300);
+  executor_.set_mode(Mode::kUntilCancelled);
+  StartWorker();
+  ASSERT_TRUE(queue_.Send(Assign("lease-1", "task-1", 1)));
+  ASSERT_TRUE(queue_.Send(Assign("lease-2", "task-2", 1)));
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-2"); }));
+  EXPECT_TRUE(Started(queue_.Received(), "lease-1"));  // placed in arrival order
+  const Messages reports = About(queue_.Received(), "lease-2");
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].completion().error().code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(executor_.runs().size(), 1u);
+}
+
+TEST_F(WorkerTest, WaitingAssignmentRunsWhenASlotFrees) {
+  options_.fleet.pool.slots_per_executor = 1;
+  executor_.set_mode(Mode::kUntilCancelled);
+  StartWorker();
+  ASSERT_TRUE(queue_.Send(Assign("lease-1", "task-1", 1)));
+  ASSERT_TRUE(queue_.Send(Assign("lease-2", "task-2", 1)));
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Started(m, "lease-1"); }));
+  executor_.Finish("lease-1");
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Started(m, "lease-2"); }));
+  EXPECT_EQ(executor_.runs().size(), 2u);
+}
+
+TEST_F(WorkerTest, ExecutorThatCannotBeReachedMidRunIsReportedAtOnceAsRetryable) {
+  executor_.set_mode(Mode::kError, grpc::StatusCode::UNAVAILABLE);
+  StartWorker();
+  ASSERT_TRUE(queue_.Send(Assign("lease-u", "task-u", 1)));
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-u"); }));
+  const Messages reports = About(queue_.Received(), "lease-u");
+  EXPECT_EQ(reports.back().completion().error().code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(reports.back().completion().error().message(), testing::HasSubstr("lost"));
+}
+
+TEST_F(WorkerTest, FullExecutorIsSkippedWithoutSpendingTheAttempt) {
+  // The first executor is filled by someone else; the second joins later.
+  executor_.set_mode(Mode::kError, grpc::StatusCode::RESOURCE_EXHAUSTED);
+  Executor& second = AddExecutor();
+  second.SetServing(false);
+  options_.fleet.discovery.static_addresses.push_back(second.address);
+  options_.fleet.pool.full_backoff = absl::Milliseconds(50);
+  StartWorker();
+  ASSERT_TRUE(queue_.Send(Assign("lease-full", "task-full", 1)));
+  ASSERT_TRUE(executor_.WaitForRuns(2));  // tried again after the backoff
+  EXPECT_FALSE(HasCompletion(queue_.Received(), "lease-full"));
+  second.SetServing(true);
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-full"); }));
+  const Messages reports = About(queue_.Received(), "lease-full");
+  ASSERT_TRUE(reports.back().completion().has_result());
+  EXPECT_EQ(reports.back().completion().result().exit_code(), 3);  // the script's
+  EXPECT_EQ(second.service.runs().size(), 1u);
+}
+
+TEST_F(WorkerTest, ExecutorAddedToTheFileLaterGetsWork) {
+  const std::string path = testing::TempDir() + "/worker_test_executors.txt";
+  {
+    std::ofstream out(path, std::ios::trunc);
+    out << executor_main_.address << "\n";
+  }
+  Executor& second = AddExecutor();
+  options_.fleet.discovery.static_addresses.clear();
+  options_.fleet.discovery.file = path;
+  StartWorker();
+  EXPECT_EQ(queue_.Received().front().hello().credits(), 3);
+  {
+    std::ofstream out(path, std::ios::trunc);
+    out << second.address << "\n";  // the first one is gone, a new one came
+  }
+  ASSERT_TRUE(WaitForHealth(second.address, true));
+  ASSERT_TRUE(queue_.Send(Assign("lease-f", "task-f", 1)));
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-f"); }));
+  EXPECT_EQ(second.service.runs().size(), 1u);
+  EXPECT_TRUE(executor_.runs().empty());
+  std::remove(path.c_str());
+}
+
+TEST_F(WorkerTest, ExecutorsFromADnsNameAreResolvedCheckedAndUsed) {
+  options_.fleet.discovery.static_addresses.clear();
+  options_.fleet.discovery.dns_name = absl::StrCat("localhost:", executor_main_.port);
+  StartWorker();
+  // localhost may also resolve to ::1, where nothing listens: that address
+  // stays out of rotation and adds no credits.
+  EXPECT_EQ(queue_.Received().front().hello().credits(), 3);
+  bool found = false;
+  for (const ExecutorView& v : worker_->PoolForTest().Snapshot()) {
+    if (v.address == executor_main_.address) found = v.healthy;
+  }
+  EXPECT_TRUE(found);
+  ASSERT_TRUE(queue_.Send(Assign("lease-n", "task-n", 1)));
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-n"); }));
+  EXPECT_EQ(executor_.runs().size(), 1u);
+}
+
+TEST_F(WorkerTest, DrainLetsTheRunningTaskFinishGrantsNothingAndRefusesNewWork) {
+  executor_.set_mode(Mode::kUntilCancelled);
+  StartWorker();
+  ASSERT_TRUE(queue_.Send(Assign("lease-d", "task-d", 1)));
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Started(m, "lease-d"); }));
+  std::thread drain([this] { worker_->Drain(absl::Seconds(20)); });
+  // Credits granted earlier cannot be revoked: an assignment during the
+  // drain is given back at once as retryable.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!worker_->DrainingForTest() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));  // polling a condition
+  }
+  ASSERT_TRUE(worker_->DrainingForTest());
+  ASSERT_TRUE(queue_.Send(Assign("lease-late", "task-late", 1)));
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-late"); }));
+  EXPECT_EQ(About(queue_.Received(), "lease-late").back().completion().error().code(),
+            grpc::StatusCode::UNAVAILABLE);
+  executor_.Finish("lease-d");
+  drain.join();
+  const Messages reports = About(queue_.Received(), "lease-d");
+  ASSERT_TRUE(reports.back().has_completion());
+  EXPECT_EQ(reports.back().completion().result().reason(), crucible::v1::TERMINATION_REASON_EXITED);
+  EXPECT_TRUE(executor_.call_cancelled().empty());
+  EXPECT_EQ(Credits(queue_.Received()), 0);  // none after the hello
+  EXPECT_TRUE(queue_.WaitForStreamEnds(1));  // half-closed
+  EXPECT_EQ(queue_.connects(), 1);
+}
+
+TEST_F(WorkerTest, DrainCancelsWhatIsStillRunningAfterTheGrace) {
+  executor_.set_mode(Mode::kUntilCancelled);
+  StartWorker();
+  ASSERT_TRUE(queue_.Send(Assign("lease-g", "task-g", 1)));
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Started(m, "lease-g"); }));
+  worker_->Drain(absl::Milliseconds(100));
+  EXPECT_TRUE(executor_.WaitForCallCancelled("lease-g"));
+  const Messages reports = About(queue_.Received(), "lease-g");
+  EXPECT_EQ(reports.back().completion().error().code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(WorkerTest, StopReportsRunningTasksAsUnavailableSoTheServerRetries) {
@@ -285,7 +546,7 @@ TEST_F(WorkerTest, StopReportsRunningTasksAsUnavailableSoTheServerRetries) {
 }
 
 TEST_F(WorkerTest, MoreAssignmentsThanSlotsAreGivenBackAsRetryable) {
-  options_.session.slots = 1;
+  options_.max_tasks = 1;
   executor_.set_mode(Mode::kUntilCancelled);
   StartWorker();
   ASSERT_TRUE(queue_.Send(Assign("lease-1", "task-1", 1)));

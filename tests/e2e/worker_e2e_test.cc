@@ -1,0 +1,493 @@
+// The worker end to end: real crucible-server, several crucible-executors
+// and one or two crucible-workers as processes, the real engine behind the
+// real docker-proxy. Executors are killed and added, a worker is killed, its
+// server stream is cut, and it is drained, with tasks running.
+#include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "crucible/v1/task_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "tests/testing/process.h"
+#include "tests/testing/test_stack.h"
+
+namespace {
+
+using crucible::v1::Task;
+using crucible::v1::TaskState;
+using testing_util::Process;
+
+constexpr char kImage[] = "localhost/crucible/busybox:latest";
+
+bool IsTerminal(TaskState s) {
+  return s == crucible::v1::TASK_STATE_SUCCEEDED || s == crucible::v1::TASK_STATE_FAILED ||
+         s == crucible::v1::TASK_STATE_TIMED_OUT || s == crucible::v1::TASK_STATE_CANCELLED;
+}
+
+std::chrono::system_clock::time_point In(absl::Duration d) {
+  return absl::ToChronoTime(absl::Now() + d);
+}
+
+// Forwards TCP connections from an ephemeral 127.0.0.1 port to `target`
+// and can cut them all, as a broken network would. Owns and joins its
+// threads. Thread-safe.
+class TcpRelay {
+ public:
+  explicit TcpRelay(int target) : target_(target) {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (bind(listener_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        listen(listener_, 16) != 0 ||
+        getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    accepter_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~TcpRelay() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    CutAll();
+    if (accepter_.joinable()) accepter_.join();
+    for (std::thread& t : pumps_) t.join();  // the accepter is gone: no more
+    close(listener_);
+  }
+  int port() const { return port_; }
+  // Closes every open connection; new ones are still accepted.
+  void CutAll() {
+    absl::MutexLock lock(&mu_);
+    for (int fd : open_) shutdown(fd, SHUT_RDWR);
+  }
+
+ private:
+  void AcceptLoop() {
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (stop_) return;
+      }
+      pollfd p{listener_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      const int client = accept(listener_, nullptr, nullptr);
+      if (client < 0) continue;
+      const int upstream = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(target_);
+      if (connect(upstream, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+        close(client);
+        close(upstream);
+        continue;
+      }
+      absl::MutexLock lock(&mu_);
+      open_.push_back(client);
+      open_.push_back(upstream);
+      pumps_.emplace_back([this, client, upstream] { Pump(client, upstream); });
+    }
+  }
+  void Pump(int a, int b) {
+    pollfd fds[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+    char buf[16384];
+    bool open = true;
+    while (open && poll(fds, 2, -1) > 0) {
+      for (int i = 0; i < 2 && open; ++i) {
+        if (fds[i].revents == 0) continue;
+        const ssize_t n = read(fds[i].fd, buf, sizeof(buf));
+        open = n > 0 && write(fds[1 - i].fd, buf, n) == n;
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    shutdown(a, SHUT_RDWR);
+    shutdown(b, SHUT_RDWR);
+    std::erase(open_, a);
+    std::erase(open_, b);
+    close(a);
+    close(b);
+  }
+
+  const int target_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::thread accepter_;
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<int> open_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> pumps_ ABSL_GUARDED_BY(mu_);
+};
+
+// Processes of one test, each on an ephemeral 127.0.0.1 port, logs in a
+// temp dir. Confined to the test thread; kills what is left when destroyed.
+class Cluster {
+ public:
+  explicit Cluster(std::string docker_host)
+      : docker_host_(std::move(docker_host)), dir_(testing_util::MakeTempDir("workers")) {}
+
+  // Starts crucible-<binary> as `name`; returns its port.
+  absl::StatusOr<int> Start(const std::string& name, const std::string& binary,
+                            std::vector<std::string> args) {
+    const std::string port_file = absl::StrCat(dir_, "/", name, ".port");
+    args.insert(args.begin(), testing_util::BinaryPath("crucible-" + binary));
+    args.push_back("--listen=127.0.0.1:0");
+    args.push_back("--port_file=" + port_file);
+    // GLOG_v=1: the executor logs every Run with its task id.
+    absl::StatusOr<Process> p = Process::Start(args, absl::StrCat(dir_, "/", name, ".log"),
+                                               {"GLOG_v=1", "GLOG_logtostderr=1"});
+    if (!p.ok()) return p.status();
+    auto [it, added] = processes_.insert_or_assign(name, *std::move(p));
+    absl::StatusOr<int> port =
+        testing_util::WaitForPortFile(port_file, it->second, absl::Seconds(30));
+    if (port.ok()) ports_[name] = *port;
+    return port;
+  }
+
+  absl::Status StartServer(std::vector<std::string> args) {
+    args.push_back("--db=" + dir_ + "/crucible.db");
+    absl::StatusOr<int> port = Start("server", "server", args);
+    if (!port.ok()) return port.status();
+    tasks_ = crucible::v1::TaskService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
+    return absl::OkStatus();
+  }
+  // An executor with `slots`; returns its address.
+  absl::StatusOr<std::string> StartExecutor(const std::string& name, int slots) {
+    absl::StatusOr<int> port = Start(name, "executor",
+                                     {"--docker_host=" + docker_host_,
+                                      absl::StrCat("--slots=", slots), "--executor_id=" + name});
+    if (!port.ok()) return port.status();
+    return absl::StrCat("127.0.0.1:", *port);
+  }
+  // A worker of the server (or of `server_port`, e.g. a relay's).
+  absl::Status StartWorker(const std::string& name, std::vector<std::string> args,
+                           int server_port = 0) {
+    args.push_back(
+        absl::StrCat("--server=127.0.0.1:", server_port != 0 ? server_port : ports_["server"]));
+    args.push_back("--worker_id=" + name);
+    args.push_back("--heartbeat_interval=500ms");
+    args.push_back("--health_interval=200ms");
+    args.push_back("--health_retry_max=1s");
+    return Start(name, "worker", args).status();
+  }
+
+  Process& process(const std::string& name) { return processes_.at(name); }
+  std::string Log(const std::string& name) const {
+    return testing_util::ReadFile(absl::StrCat(dir_, "/", name, ".log"));
+  }
+  std::string Logs() const {
+    std::string out;
+    for (const auto& [name, p] : processes_) {
+      absl::StrAppend(&out, "==== ", name, " log\n", Log(name), "\n");
+    }
+    return out;
+  }
+  // Waits until `name`'s log contains `text`.
+  bool WaitForLog(const std::string& name, const std::string& text,
+                  absl::Duration timeout = absl::Seconds(30)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      if (absl::StrContains(Log(name), text)) return true;
+      absl::SleepFor(absl::Milliseconds(50));  // polling a condition
+    }
+    return false;
+  }
+  const std::string& dir() const { return dir_; }
+  int port(const std::string& name) { return ports_[name]; }
+
+  std::string Submit(const std::vector<std::string>& argv) {
+    crucible::v1::CreateTaskRequest req;
+    req.mutable_spec()->set_image(kImage);
+    for (const std::string& a : argv) req.mutable_spec()->add_command(a);
+    req.mutable_spec()->mutable_timeout()->set_seconds(60);
+    crucible::v1::CreateTaskResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(absl::Seconds(10)));
+    grpc::Status s = tasks_->CreateTask(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.task().id();
+  }
+
+  // Every state the task's watch shows until it ends (or until `until`).
+  std::vector<TaskState> Watch(const std::string& id,
+                               TaskState until = crucible::v1::TASK_STATE_UNSPECIFIED,
+                               absl::Duration timeout = absl::Seconds(90)) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(timeout));
+    crucible::v1::WatchTaskRequest req;
+    req.set_task_id(id);
+    auto reader = tasks_->WatchTask(&ctx, req);
+    crucible::v1::WatchTaskResponse event;
+    std::vector<TaskState> states;
+    while (reader->Read(&event)) {
+      states.push_back(event.event().state());
+      if (states.back() == until) {
+        ctx.TryCancel();
+        break;
+      }
+    }
+    reader->Finish().ok();  // CANCELLED when we stopped early; the states tell
+    return states;
+  }
+
+  Task Get(const std::string& id) {
+    crucible::v1::GetTaskRequest req;
+    req.set_task_id(id);
+    crucible::v1::GetTaskResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(absl::Seconds(10)));
+    grpc::Status s = tasks_->GetTask(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.task();
+  }
+
+  std::string Stdout(const std::string& id) {
+    crucible::v1::StreamTaskOutputRequest req;
+    req.set_task_id(id);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(absl::Seconds(30)));
+    auto reader = tasks_->StreamTaskOutput(&ctx, req);
+    crucible::v1::StreamTaskOutputResponse chunk;
+    std::string out;
+    while (reader->Read(&chunk)) {
+      if (chunk.chunk().stream() == crucible::v1::OUTPUT_STREAM_STDOUT) {
+        out += chunk.chunk().data();
+      }
+    }
+    EXPECT_TRUE(reader->Finish().ok());
+    return out;
+  }
+
+  // The executors whose log shows a Run of `task_id`.
+  std::vector<std::string> RanOn(const std::string& task_id,
+                                 const std::vector<std::string>& executors) const {
+    std::vector<std::string> out;
+    for (const std::string& e : executors) {
+      if (absl::StrContains(Log(e), absl::StrCat(" task ", task_id))) out.push_back(e);
+    }
+    return out;
+  }
+
+ private:
+  const std::string docker_host_;
+  const std::string dir_;
+  std::map<std::string, Process> processes_;
+  std::map<std::string, int> ports_;
+  std::unique_ptr<crucible::v1::TaskService::Stub> tasks_;
+};
+
+// Number of terminal states in a watch: a task ends exactly once.
+int Ends(const std::vector<TaskState>& states) {
+  int n = 0;
+  for (TaskState s : states) n += IsTerminal(s);
+  return n;
+}
+
+class WorkerEndToEndTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    stack_ = testing_util::TestStackFromEnv();
+    REQUIRE_TEST_STACK(stack_);
+    cluster_ = std::make_unique<Cluster>(stack_.docker_host);
+  }
+  void TearDown() override {
+    if (HasFailure() && cluster_ != nullptr) std::cerr << cluster_->Logs();
+  }
+  // Removes the containers of `task_id` that a killed executor left behind.
+  void RemoveLeftovers(const std::string& task_id) {
+    const std::string filter = absl::StrCat(R"({"label":["crucible.task=)", task_id, R"("]})");
+    absl::StatusOr<testing_util::CommandResult> list = testing_util::RunCommand(
+        {"/usr/bin/curl", "-fsS", "-G", "--unix-socket", stack_.engine_socket, "--data-urlencode",
+         "all=1", "--data-urlencode", "filters=" + filter, "http://engine/v1.41/containers/json"},
+        absl::Seconds(10));
+    if (!list.ok() || list->exit_code != 0) return;
+    // The ids are the 64-hex "Id" fields; crude but dependency-free.
+    size_t pos = 0;
+    while ((pos = list->out.find(R"("Id":")", pos)) != std::string::npos) {
+      pos += 6;
+      const std::string id = list->out.substr(pos, 64);
+      absl::StatusOr<testing_util::CommandResult> removed = testing_util::RunCommand(
+          {"/usr/bin/curl", "-fsS", "-X", "DELETE", "--unix-socket", stack_.engine_socket,
+           "http://engine/v1.41/containers/" + id + "?force=1"},
+          absl::Seconds(20));
+      if (!removed.ok()) std::cerr << "leftover " << id << ": " << removed.status() << "\n";
+    }
+  }
+
+  testing_util::TestStack stack_;
+  std::unique_ptr<Cluster> cluster_;
+};
+
+TEST_F(WorkerEndToEndTest, TasksSpreadOverExecutorsAndOneAddedLaterGetsWork) {
+  Cluster& c = *cluster_;
+  ASSERT_TRUE(c.StartServer({}).ok()) << c.Logs();
+  absl::StatusOr<std::string> e1 = c.StartExecutor("executor-1", 2);
+  absl::StatusOr<std::string> e2 = c.StartExecutor("executor-2", 2);
+  ASSERT_TRUE(e1.ok() && e2.ok()) << c.Logs();
+  const std::string file = c.dir() + "/executors.txt";
+  std::ofstream(file) << *e1 << "\n" << *e2 << "\n";
+  ASSERT_TRUE(c.StartWorker("worker-1", {"--executors_file=" + file, "--executor_slots=2",
+                                         "--resolve_interval=200ms"})
+                  .ok())
+      << c.Logs();
+
+  // Four tasks at once on 2 x 2 slots: the most-free rule spreads them.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(c.Submit({"sh", "-c", "sleep 1; echo ok"}));
+  std::map<std::string, int> per_executor;
+  for (const std::string& id : ids) {
+    EXPECT_EQ(Ends(c.Watch(id)), 1);
+    Task t = c.Get(id);
+    EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_SUCCEEDED) << t.DebugString();
+    for (const std::string& e : c.RanOn(id, {"executor-1", "executor-2"})) ++per_executor[e];
+  }
+  EXPECT_GE(per_executor["executor-1"], 1);
+  EXPECT_GE(per_executor["executor-2"], 1);
+  EXPECT_EQ(per_executor["executor-1"] + per_executor["executor-2"], 4);
+
+  // A third executor appears in the list, the first two go away: the next
+  // task runs on the newcomer, without a restart of the worker.
+  absl::StatusOr<std::string> e3 = c.StartExecutor("executor-3", 2);
+  ASSERT_TRUE(e3.ok()) << c.Logs();
+  std::ofstream(file, std::ios::trunc) << *e3 << "\n";
+  ASSERT_TRUE(c.WaitForLog("worker-1", "executor " + *e3 + " in rotation")) << c.Logs();
+  const std::string late = c.Submit({"sh", "-c", "echo late"});
+  EXPECT_EQ(Ends(c.Watch(late)), 1);
+  EXPECT_EQ(c.Get(late).state(), crucible::v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(c.Stdout(late), "late\n");
+  EXPECT_THAT(c.RanOn(late, {"executor-1", "executor-2", "executor-3"}),
+              testing::ElementsAre("executor-3"));
+}
+
+TEST_F(WorkerEndToEndTest, ExecutorKilledMidTaskIsRetriedOnAnotherAtOnce) {
+  Cluster& c = *cluster_;
+  // A lease far longer than the test: a retry cannot come from its lapse.
+  ASSERT_TRUE(c.StartServer({"--lease_ttl=300s"}).ok()) << c.Logs();
+  absl::StatusOr<std::string> e1 = c.StartExecutor("executor-1", 2);
+  absl::StatusOr<std::string> e2 = c.StartExecutor("executor-2", 2);
+  ASSERT_TRUE(e1.ok() && e2.ok()) << c.Logs();
+  ASSERT_TRUE(
+      c.StartWorker("worker-1", {"--executors=" + *e1 + "," + *e2, "--executor_slots=2"}).ok())
+      << c.Logs();
+
+  const std::string id = c.Submit({"sh", "-c", "sleep 2; echo done"});
+  ASSERT_THAT(c.Watch(id, crucible::v1::TASK_STATE_RUNNING),
+              testing::Contains(crucible::v1::TASK_STATE_RUNNING));
+  const std::vector<std::string> first = c.RanOn(id, {"executor-1", "executor-2"});
+  ASSERT_EQ(first.size(), 1u) << c.Logs();
+  const std::string other = first[0] == "executor-1" ? "executor-2" : "executor-1";
+  ASSERT_TRUE(c.process(first[0]).Stop(SIGKILL, absl::Seconds(10)).ok());
+
+  // Watch deadline well under the 300 s lease: the worker reported the loss.
+  const std::vector<TaskState> states =
+      c.Watch(id, crucible::v1::TASK_STATE_UNSPECIFIED, absl::Seconds(60));
+  EXPECT_EQ(Ends(states), 1);
+  Task t = c.Get(id);
+  EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_SUCCEEDED) << t.DebugString();
+  EXPECT_EQ(t.attempt(), 2);
+  EXPECT_EQ(c.Stdout(id), "done\n");
+  EXPECT_THAT(c.RanOn(id, {other}), testing::ElementsAre(other));
+  RemoveLeftovers(id);
+}
+
+TEST_F(WorkerEndToEndTest, KilledWorkersTasksRunAgainOnASecondWorkerEachEndingOnce) {
+  Cluster& c = *cluster_;
+  ASSERT_TRUE(c.StartServer({"--lease_ttl=3s", "--sweep_interval=200ms"}).ok()) << c.Logs();
+  absl::StatusOr<std::string> e1 = c.StartExecutor("executor-1", 4);
+  ASSERT_TRUE(e1.ok()) << c.Logs();
+  ASSERT_TRUE(c.StartWorker("worker-1", {"--executors=" + *e1}).ok()) << c.Logs();
+
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2; ++i) ids.push_back(c.Submit({"sh", "-c", "sleep 2; echo once"}));
+  for (const std::string& id : ids) {
+    ASSERT_THAT(c.Watch(id, crucible::v1::TASK_STATE_RUNNING),
+                testing::Contains(crucible::v1::TASK_STATE_RUNNING));
+  }
+  ASSERT_TRUE(c.process("worker-1").Stop(SIGKILL, absl::Seconds(10)).ok());
+  ASSERT_TRUE(c.StartWorker("worker-2", {"--executors=" + *e1}).ok()) << c.Logs();
+
+  for (const std::string& id : ids) {
+    EXPECT_EQ(Ends(c.Watch(id)), 1) << id;
+    Task t = c.Get(id);
+    EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_SUCCEEDED) << t.DebugString();
+    EXPECT_EQ(t.attempt(), 2) << "the first attempt's lease lapsed";
+    EXPECT_EQ(c.Stdout(id), "once\n");
+  }
+}
+
+TEST_F(WorkerEndToEndTest, LostServerStreamResumesTheRunningTaskUnderItsLease) {
+  Cluster& c = *cluster_;
+  ASSERT_TRUE(c.StartServer({}).ok()) << c.Logs();
+  absl::StatusOr<std::string> e1 = c.StartExecutor("executor-1", 2);
+  ASSERT_TRUE(e1.ok()) << c.Logs();
+  TcpRelay relay(c.port("server"));
+  ASSERT_GT(relay.port(), 0);
+  ASSERT_TRUE(c.StartWorker("worker-1", {"--executors=" + *e1}, relay.port()).ok()) << c.Logs();
+
+  const std::string id = c.Submit({"sh", "-c", "echo before; sleep 3; echo after"});
+  ASSERT_THAT(c.Watch(id, crucible::v1::TASK_STATE_RUNNING),
+              testing::Contains(crucible::v1::TASK_STATE_RUNNING));
+  relay.CutAll();  // the worker's stream breaks; the task keeps running
+  ASSERT_TRUE(c.WaitForLog("worker-1", "resuming 1 running tasks")) << c.Logs();
+
+  EXPECT_EQ(Ends(c.Watch(id)), 1);
+  Task t = c.Get(id);
+  EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_SUCCEEDED) << t.DebugString();
+  EXPECT_EQ(t.attempt(), 1) << "resumed, not retried";
+  EXPECT_EQ(c.Stdout(id), "before\nafter\n");
+}
+
+TEST_F(WorkerEndToEndTest, SigtermDrainLetsTheRunningTaskFinishThenExitsZero) {
+  Cluster& c = *cluster_;
+  ASSERT_TRUE(c.StartServer({}).ok()) << c.Logs();
+  absl::StatusOr<std::string> e1 = c.StartExecutor("executor-1", 2);
+  ASSERT_TRUE(e1.ok()) << c.Logs();
+  ASSERT_TRUE(c.StartWorker("worker-1", {"--executors=" + *e1, "--drain_grace=60s"}).ok())
+      << c.Logs();
+
+  const std::string id = c.Submit({"sh", "-c", "sleep 3; echo drained"});
+  ASSERT_THAT(c.Watch(id, crucible::v1::TASK_STATE_RUNNING),
+              testing::Contains(crucible::v1::TASK_STATE_RUNNING));
+  ASSERT_EQ(kill(c.process("worker-1").pid(), SIGTERM), 0);
+  ASSERT_TRUE(c.WaitForLog("worker-1", "draining: no more credits; 1 running")) << c.Logs();
+  // Meanwhile its health says NOT_SERVING (the task still runs: 3 s).
+  auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", c.port("worker-1")), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(In(absl::Seconds(5)));
+  grpc::health::v1::HealthCheckResponse serving;
+  ASSERT_TRUE(health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &serving).ok());
+  EXPECT_EQ(serving.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_NE(c.Get(id).state(), crucible::v1::TASK_STATE_SUCCEEDED) << "drain checked too late";
+  absl::StatusOr<int> status = c.process("worker-1").Wait(absl::Seconds(60));
+  ASSERT_TRUE(status.ok()) << c.Logs();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  Task t = c.Get(id);
+  EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_SUCCEEDED) << t.DebugString();
+  EXPECT_EQ(t.attempt(), 1) << "drained, not retried";
+  EXPECT_EQ(c.Stdout(id), "drained\n");
+}
+
+}  // namespace

@@ -1,0 +1,72 @@
+#ifndef CRUCIBLE_WORKER_EXECUTOR_FLEET_H_
+#define CRUCIBLE_WORKER_EXECUTOR_FLEET_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/random/random.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "worker/discovery.h"
+#include "worker/executor_pool.h"
+
+namespace worker {
+
+struct FleetOptions {
+  // Where the executors are.
+  DiscoveryOptions discovery;
+  // Slots, health-check intervals and backoff.
+  PoolOptions pool;
+  // How often DNS and the address file are looked at again.
+  absl::Duration resolve_interval = absl::Seconds(5);
+  // Deadline of one grpc.health.v1.Health/Check.
+  absl::Duration check_deadline = absl::Seconds(1);
+  // How often due checks are looked for (the checks' own pace is in `pool`).
+  absl::Duration tick = absl::Milliseconds(100);
+};
+
+// Keeps the ExecutorPool current: re-resolves the executors' addresses and
+// checks each executor with the standard gRPC health protocol
+// (grpc.health.v1.Health/Check, service ""), on a thread of its own; checks
+// run asynchronously so a slow executor does not hold up the others.
+// `on_change` runs (on any thread, without locks held) when the free slots
+// in rotation may have changed. Thread-safe.
+class ExecutorFleet {
+ public:
+  ExecutorFleet(FleetOptions options, std::function<void()> on_change);
+  ~ExecutorFleet();
+
+  // Resolves once, checks every executor once (waiting up to
+  // check_deadline for the answers), then starts the thread.
+  void Start();
+  // Stops the thread and waits for the checks in flight. Idempotent.
+  void Stop();
+
+  ExecutorPool& pool() { return pool_; }
+  const ExecutorPool& pool() const { return pool_; }
+
+ private:
+  void Loop();
+  void StartCheck(const std::string& address);
+
+  const FleetOptions options_;
+  const std::function<void()> on_change_;
+  absl::BitGen gen_;  // used only under the pool's lock
+  ExecutorPool pool_;
+  Discovery discovery_;  // the loop thread's
+  std::thread thread_;
+
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  int pending_checks_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, std::unique_ptr<grpc::health::v1::Health::Stub>> stubs_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace worker
+
+#endif  // CRUCIBLE_WORKER_EXECUTOR_FLEET_H_
