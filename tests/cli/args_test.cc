@@ -12,7 +12,7 @@ using testing::Pair;
 using testing::UnorderedElementsAre;
 
 absl::StatusOr<Args> Parse(std::vector<std::string> words, std::string env = "") {
-  return ParseArgs(words, env);
+  return ParseArgs(words, Environment{env, ""});
 }
 
 TEST(ParseArgsTest, SubmitWithEveryFlag) {
@@ -22,7 +22,7 @@ TEST(ParseArgsTest, SubmitWithEveryFlag) {
        "r1", "--detach", "--", "sh", "-c", "echo hi --image"});
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->command, Command::kSubmit);
-  EXPECT_EQ(a->server, "h:1");
+  EXPECT_EQ(a->connection.server, "h:1");
   EXPECT_EQ(a->submit.image, "busybox");
   EXPECT_EQ(a->submit.timeout, absl::Seconds(30));
   EXPECT_EQ(a->submit.memory_bytes, 64 << 20);
@@ -42,10 +42,10 @@ TEST(ParseArgsTest, SubmitCommandStartsAtFirstPositionalWord) {
 }
 
 TEST(ParseArgsTest, ServerPrecedenceFlagThenEnvThenDefault) {
-  EXPECT_EQ(Parse({"get", "t"}, "")->server, "127.0.0.1:8080");
-  EXPECT_EQ(Parse({"get", "t"}, "env:1")->server, "env:1");
-  EXPECT_EQ(Parse({"--server=flag:2", "get", "t"}, "env:1")->server, "flag:2");
-  EXPECT_EQ(Parse({"get", "t", "--server", "late:3"}, "env:1")->server, "late:3");
+  EXPECT_EQ(Parse({"get", "t"}, "")->connection.server, "127.0.0.1:8080");
+  EXPECT_EQ(Parse({"get", "t"}, "env:1")->connection.server, "env:1");
+  EXPECT_EQ(Parse({"--server=flag:2", "get", "t"}, "env:1")->connection.server, "flag:2");
+  EXPECT_EQ(Parse({"get", "t", "--server", "late:3"}, "env:1")->connection.server, "late:3");
 }
 
 TEST(ParseArgsTest, GetWithJsonOutputAnywhere) {
