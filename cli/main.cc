@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <grpc/support/log.h>
+
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/connection.h"
@@ -19,11 +21,20 @@ std::string Getenv(const char* name) {
   return value == nullptr ? "" : value;
 }
 
+// gRPC's own log lines ("Handshake failed ...") would come before the
+// CLI's error line, which already says what went wrong. GRPC_VERBOSITY set
+// in the environment brings them back for debugging.
+void QuietGrpcLogs() {
+  if (std::getenv("GRPC_VERBOSITY") != nullptr) return;
+  gpr_set_log_function([](gpr_log_func_args*) {});
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   // First, so that every thread started later (gRPC's) leaves SIGINT to it.
   cli::Interrupts interrupts;
+  QuietGrpcLogs();
   std::vector<std::string> words(argv + 1, argv + argc);
   absl::StatusOr<cli::Args> args = cli::ParseArgs(
       words, cli::Environment{Getenv("CRUCIBLE_SERVER"), Getenv("CRUCIBLE_TOKEN")});

@@ -166,18 +166,15 @@ absl::Status Commands::WatchEvents(const std::string& task_id, bool if_interrupt
   std::unique_ptr<grpc::ClientReader<crucible::v1::WatchTaskResponse>> reader =
       stub_->WatchTask(ctx.get(), request);
   crucible::v1::WatchTaskResponse response;
-  while (reader->Read(&response)) {
+  bool ended = false;
+  while (!ended && reader->Read(&response)) {
     on_event(response.event());
-    if (IsTerminal(response.event().state())) {
-      // The server ends the stream after this; do not depend on it.
-      ctx->TryCancel();
-      break;
-    }
+    // The server ends the stream after this; do not depend on it.
+    ended = IsTerminal(response.event().state());
   }
+  if (ended) ctx->TryCancel();
   grpc::Status status = reader->Finish();
-  if (status.error_code() == grpc::StatusCode::CANCELLED && !Interrupted()) {
-    return absl::OkStatus();  // our own TryCancel after the terminal event
-  }
+  if (ended) return absl::OkStatus();  // whatever our own TryCancel made of it
   return common::FromGrpcStatus(status);
 }
 
