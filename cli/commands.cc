@@ -157,10 +157,10 @@ int Commands::Cancel(const Args& args) {
       if (Interrupted()) return kExitInterrupted;
       return Fail(ended.status());
     }
-    if (args.output == OutputFormat::kText) {
-      output_.Out(absl::StrCat("task ", ended->id(), " ", StateName(ended->state()), "\n"));
-    }
-    return Ended(*ended, args.output);
+    output_.Out(args.output == OutputFormat::kJson
+                    ? TaskToJson(*ended) + "\n"
+                    : absl::StrCat("task ", ended->id(), " ", StateName(ended->state()), "\n"));
+    return ExitCodeForTask(*ended);
   }
   if (args.output == OutputFormat::kJson) {
     output_.Out(TaskToJson(*task) + "\n");
