@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -317,6 +318,57 @@ TEST_F(CliEndToEndTest, CtrlCWithoutATerminalStopsFollowingAndTheTaskGoesOn) {
   EXPECT_EQ(GetTask(task.id()).state(), crucible::v1::TASK_STATE_RUNNING);
   CommandResult r = Crucible({"cancel", "--wait", task.id()});  // clean up
   EXPECT_EQ(r.exit_code, 130) << r.err;
+}
+
+// On a terminal, Ctrl-C asks. script(1) runs the CLI on a pseudo-terminal
+// and passes what we write on: ^C (the terminal turns it into SIGINT) once
+// the task runs, then `answer` once the question is on the screen.
+CommandResult CtrlCOnATerminal(const std::string& crucible_args, const std::string& answer) {
+  const std::string dir = testing_util::MakeTempDir("tty");
+  const std::string ts = dir + "/typescript";
+  auto wait_for = [&ts](const std::string& text) {
+    return absl::StrCat("for i in $(seq 600); do grep -q '", text, "' ", ts,
+                        " 2>/dev/null && break; sleep 0.1; done; ");
+  };
+  const std::string feeder = absl::StrCat(
+      "(", wait_for("RUNNING"), "printf '\\003'; ", wait_for("y/N"), "printf '", answer,
+      "\\n'; ", wait_for("Script done"), ")");
+  const std::string script =
+      absl::StrCat(feeder, " | /usr/bin/script -qfec '", testing_util::BinaryPath("crucible"),
+                   " ", crucible_args, "' ", ts, " >/dev/null; echo $? > ", dir, "/rc");
+  absl::StatusOr<CommandResult> r =
+      testing_util::RunCommand({"/bin/bash", "-c", script}, absl::Seconds(90));
+  EXPECT_TRUE(r.ok()) << r.status();
+  CommandResult result;
+  EXPECT_TRUE(absl::SimpleAtoi(
+      absl::StripAsciiWhitespace(testing_util::ReadFile(dir + "/rc")), &result.exit_code));
+  result.out = testing_util::ReadFile(ts);
+  return result;
+}
+
+TEST_F(CliEndToEndTest, CtrlCOnATerminalAsksAndCancelsOnYes) {
+  const std::string run = "tty-yes-" + std::to_string(getpid());
+  CommandResult r = CtrlCOnATerminal(
+      absl::StrCat("--server ", local_->server_address(), " submit --label run=", run,
+                   " --image ", kImage, " -- sleep 60"),
+      "y");
+  EXPECT_EQ(r.exit_code, 130) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("? [y/N] "));
+  Task task = WaitForLabelledTask(run, crucible::v1::TASK_STATE_CANCELLED);
+  EXPECT_EQ(task.state(), crucible::v1::TASK_STATE_CANCELLED);
+}
+
+TEST_F(CliEndToEndTest, CtrlCOnATerminalLeavesTheTaskOnNo) {
+  const std::string run = "tty-no-" + std::to_string(getpid());
+  CommandResult r = CtrlCOnATerminal(
+      absl::StrCat("--server ", local_->server_address(), " submit --label run=", run,
+                   " --image ", kImage, " -- sleep 60"),
+      "n");
+  EXPECT_EQ(r.exit_code, 75) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("keeps running"));
+  Task task = WaitForLabelledTask(run, crucible::v1::TASK_STATE_RUNNING);
+  CommandResult cancelled = Crucible({"cancel", "--wait", task.id()});  // clean up
+  EXPECT_EQ(cancelled.exit_code, 130) << cancelled.err;
 }
 
 TEST_F(CliEndToEndTest, ProgressLineOnlyOnATerminal) {
