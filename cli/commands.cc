@@ -124,7 +124,7 @@ int Commands::ListWatch(const Args& args) {
   // ListTasks is the only way to see many tasks, so --watch polls it and
   // prints a task again when its state or attempt changed.
   std::map<std::string, std::pair<crucible::v1::TaskState, int>> seen;
-  bool first = true;
+  bool first = true;  // nothing printed yet
   do {
     absl::StatusOr<crucible::v1::ListTasksResponse> page =
         ListPage(args.list, args.list.page_token, args.list.limit);
@@ -140,10 +140,11 @@ int Commands::ListWatch(const Args& args) {
     }
     if (args.output == OutputFormat::kJson) {
       for (const Task& t : changed) output_.Out(TaskToJson(t) + "\n");
-    } else if (first || !changed.empty()) {
+    } else if (!changed.empty()) {
+      // The header once, above the first rows.
       output_.Out(FormatTable(changed, absl::Now(), /*header=*/first));
+      first = false;
     }
-    first = false;
   } while (interrupts_ == nullptr ? false : !interrupts_->WaitForInterrupt(args.list.interval));
   return kExitOk;
 }

@@ -137,7 +137,7 @@ int Commands::OnInterrupt(const SubmitArgs& submit, const std::string& id) {
   if (!cancelled.ok() && !absl::IsFailedPrecondition(cancelled.status())) {
     return Fail(cancelled.status());
   }
-  output_.Err(absl::StrCat("crucible: cancelling task ", id, "\n"));
+  if (cancelled.ok()) output_.Err(absl::StrCat("crucible: cancelling task ", id, "\n"));
   absl::StatusOr<Task> task = WaitForEnd(id, /*if_interrupted=*/false);
   if (!task.ok()) return Fail(task.status());
   return Ended(*task, OutputFormat::kText);
