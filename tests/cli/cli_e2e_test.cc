@@ -227,6 +227,34 @@ TEST_F(CliEndToEndTest, DetachThenWatchLogsAndGet) {
   EXPECT_THAT(r.out, HasSubstr("RESULT:     EXITED, exit code 4"));
 }
 
+TEST_F(CliEndToEndTest, LogsFollowWaitsForTheEndAndCtrlCStopsAWatch) {
+  CommandResult r = Crucible({"submit", "-d", "--image", kImage, "--", "sh", "-c",
+                              "echo a; sleep 1; echo b"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string id(absl::StripTrailingAsciiWhitespace(r.out));
+  r = Crucible({"logs", "--follow", id});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "a\nb\n");
+
+  const std::string run = "watch-sigint-" + std::to_string(getpid());
+  r = Crucible({"submit", "-d", "--label", "run=" + run, "--image", kImage, "--", "sleep", "60"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Task task = WaitForLabelledTask(run, crucible::v1::TASK_STATE_RUNNING);
+  Process watch = StartCrucible({"watch", task.id()}, run);
+  // Its first line (the current state) says it is watching.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!absl::StrContains(watch.Log(), "RUNNING") && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_THAT(watch.Log(), HasSubstr("RUNNING"));
+  absl::StatusOr<int> status = watch.Stop(SIGINT, absl::Seconds(30));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 75) << *status << watch.Log();
+  EXPECT_EQ(GetTask(task.id()).state(), crucible::v1::TASK_STATE_RUNNING);
+  r = Crucible({"cancel", "--wait", task.id()});  // clean up
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+}
+
 TEST_F(CliEndToEndTest, ListFiltersAndPages) {
   const std::string run = "list-" + std::to_string(getpid());
   for (const char* code : {"0", "1", "0"}) {
