@@ -1,6 +1,6 @@
 #include "cli/args.h"
 
-#include <cctype>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 
@@ -24,7 +25,6 @@ class Cursor {
  public:
   explicit Cursor(const std::vector<std::string>& args) : args_(args) {}
   bool done() const { return i_ >= args_.size(); }
-  const std::string& peek() const { return args_[i_]; }
   std::string next() { return args_[i_++]; }
   std::vector<std::string> rest() {
     std::vector<std::string> out(args_.begin() + i_, args_.end());
@@ -37,24 +37,38 @@ class Cursor {
   size_t i_ = 0;
 };
 
-// Splits "--name=value" into name and value; value empty if no '='.
-void SplitFlag(const std::string& word, std::string* name, std::optional<std::string>* value) {
-  size_t eq = word.find('=');
-  if (eq == std::string::npos) {
-    *name = word;
-    value->reset();
-  } else {
-    *name = word.substr(0, eq);
-    *value = word.substr(eq + 1);
-  }
-}
+// One flag as written: its name ("--memory", with '_' read as '-'), the
+// value after '=' if any, and the cursor to take a separate value from.
+struct Flag {
+  std::string name;
+  std::optional<std::string> inline_value;
+  Cursor* cursor;
 
-absl::StatusOr<std::string> TakeValue(const std::string& name,
-                                      const std::optional<std::string>& inline_value,
-                                      Cursor& cursor) {
-  if (inline_value.has_value()) return *inline_value;
-  if (cursor.done()) return Usage(absl::StrCat(name, " needs a value"));
-  return cursor.next();
+  bool Is(absl::string_view a, absl::string_view b = "") const {
+    return name == a || (!b.empty() && name == b);
+  }
+  absl::StatusOr<std::string> Value() const {
+    if (inline_value.has_value()) return *inline_value;
+    if (cursor->done()) return Usage(absl::StrCat(name, " needs a value"));
+    return cursor->next();
+  }
+  // A flag without a value must not be given one.
+  absl::Status NoValue() const {
+    if (inline_value.has_value()) return Usage(absl::StrCat(name, " takes no value"));
+    return absl::OkStatus();
+  }
+};
+
+Flag SplitFlag(const std::string& word, Cursor& cursor) {
+  Flag flag{word, std::nullopt, &cursor};
+  if (size_t eq = word.find('='); eq != std::string::npos) {
+    flag.name = word.substr(0, eq);
+    flag.inline_value = word.substr(eq + 1);
+  }
+  if (absl::StartsWith(flag.name, "--")) {
+    flag.name = "--" + absl::StrReplaceAll(flag.name.substr(2), {{"_", "-"}});
+  }
+  return flag;
 }
 
 absl::Status AddPair(const std::string& flag, const std::string& text,
@@ -67,21 +81,33 @@ absl::Status AddPair(const std::string& flag, const std::string& text,
   return absl::OkStatus();
 }
 
-// Handles a global flag; returns false if `name` is not one.
-absl::StatusOr<bool> GlobalFlag(const std::string& name,
-                                const std::optional<std::string>& value, Cursor& cursor,
-                                Args& args, bool& server_set, bool& help) {
-  if (name == "-h" || name == "--help") {
+template <typename Int>
+absl::StatusOr<Int> ParseCount(const std::string& flag, const std::string& text, Int min) {
+  Int n = 0;
+  if (!absl::SimpleAtoi(text, &n) || n < min) {
+    return Usage(absl::StrCat(flag, " takes an integer of at least ", min, ", got \"", text,
+                              "\""));
+  }
+  return n;
+}
+
+// Handles a global flag; returns false if `flag` is not one.
+absl::StatusOr<bool> GlobalFlag(const Flag& flag, Args& args, bool& server_set, bool& help) {
+  if (flag.Is("-h", "--help")) {
     help = true;
-    return true;
-  }
-  if (name == "--server") {
-    ASSIGN_OR_RETURN(args.server, TakeValue(name, value, cursor));
+  } else if (flag.Is("--server")) {
+    ASSIGN_OR_RETURN(args.connection.server, flag.Value());
     server_set = true;
-    return true;
-  }
-  if (name == "-o" || name == "--output") {
-    ASSIGN_OR_RETURN(std::string format, TakeValue(name, value, cursor));
+  } else if (flag.Is("--token")) {
+    ASSIGN_OR_RETURN(args.connection.token, flag.Value());
+  } else if (flag.Is("--tls")) {
+    RETURN_IF_ERROR(flag.NoValue());
+    args.connection.tls = true;
+  } else if (flag.Is("--ca-cert")) {
+    ASSIGN_OR_RETURN(args.connection.ca_cert, flag.Value());
+    args.connection.tls = true;
+  } else if (flag.Is("-o", "--output")) {
+    ASSIGN_OR_RETURN(std::string format, flag.Value());
     if (format == "json") {
       args.output = OutputFormat::kJson;
     } else if (format == "text") {
@@ -89,80 +115,189 @@ absl::StatusOr<bool> GlobalFlag(const std::string& name,
     } else {
       return Usage(absl::StrCat("-o takes text or json, got \"", format, "\""));
     }
-    return true;
+  } else {
+    return false;
   }
-  return false;
+  return true;
 }
 
-absl::Status SubmitFlag(const std::string& name, const std::optional<std::string>& value,
-                        Cursor& cursor, SubmitArgs& s) {
-  if (name == "--detach" || name == "-d") {
+absl::Status SubmitSwitch(const Flag& flag, SubmitArgs& s, bool& handled) {
+  handled = true;
+  if (flag.Is("--detach", "-d")) {
     s.detach = true;
+  } else if (flag.Is("--retry-on-nonzero-exit")) {
+    s.retry_on_nonzero_exit = true;
+  } else if (flag.Is("--cancel-on-interrupt")) {
+    s.cancel_on_interrupt = true;
+  } else {
+    handled = false;
     return absl::OkStatus();
   }
-  ASSIGN_OR_RETURN(std::string v, TakeValue(name, value, cursor));
-  if (name == "--image") {
+  return flag.NoValue();
+}
+
+absl::Status SubmitFlag(const Flag& flag, SubmitArgs& s) {
+  bool handled = false;
+  RETURN_IF_ERROR(SubmitSwitch(flag, s, handled));
+  if (handled) return absl::OkStatus();
+  if (!flag.Is("--image") && !flag.Is("--env", "-e") && !flag.Is("--label", "-l") &&
+      !flag.Is("--stdin") && !flag.Is("--workdir", "-w") && !flag.Is("--timeout") &&
+      !flag.Is("--memory") && !flag.Is("--cpu") && !flag.Is("--pids") &&
+      !flag.Is("--tmpfs") && !flag.Is("--max-output") && !flag.Is("--priority") &&
+      !flag.Is("--attempts") && !flag.Is("--request-id")) {
+    return Usage(absl::StrCat("unknown flag ", flag.name, " for submit"));
+  }
+  ASSIGN_OR_RETURN(std::string v, flag.Value());
+  if (flag.Is("--image")) {
     s.image = v;
-  } else if (name == "--timeout") {
+  } else if (flag.Is("--env", "-e")) {
+    RETURN_IF_ERROR(AddPair(flag.name, v, s.env));
+  } else if (flag.Is("--label", "-l")) {
+    RETURN_IF_ERROR(AddPair(flag.name, v, s.labels));
+  } else if (flag.Is("--stdin")) {
+    s.stdin_path = v;
+  } else if (flag.Is("--workdir", "-w")) {
+    s.working_dir = v;
+  } else if (flag.Is("--timeout")) {
     ASSIGN_OR_RETURN(s.timeout, ParseTimeout(v));
-  } else if (name == "--memory") {
+  } else if (flag.Is("--memory")) {
     ASSIGN_OR_RETURN(s.memory_bytes, ParseMemory(v));
-  } else if (name == "--env" || name == "-e") {
-    RETURN_IF_ERROR(AddPair(name, v, s.env));
-  } else if (name == "--label" || name == "-l") {
-    RETURN_IF_ERROR(AddPair(name, v, s.labels));
-  } else if (name == "--priority") {
-    if (!absl::SimpleAtoi(v, &s.priority)) return Usage("--priority takes an integer");
-  } else if (name == "--request-id") {
-    s.request_id = v;
+  } else if (flag.Is("--cpu")) {
+    ASSIGN_OR_RETURN(s.cpu_millis, ParseCpu(v));
+  } else if (flag.Is("--pids")) {
+    ASSIGN_OR_RETURN(s.pids_limit, ParseCount<int64_t>(flag.name, v, 1));
+  } else if (flag.Is("--tmpfs")) {
+    ASSIGN_OR_RETURN(s.tmpfs_bytes, ParseMemory(v));
+  } else if (flag.Is("--max-output")) {
+    ASSIGN_OR_RETURN(s.max_output_bytes, ParseMemory(v));
+  } else if (flag.Is("--priority")) {
+    ASSIGN_OR_RETURN(s.priority, ParseCount<int32_t>(flag.name, v, -1'000'000'000));
+  } else if (flag.Is("--attempts")) {
+    ASSIGN_OR_RETURN(s.max_attempts, ParseCount<int32_t>(flag.name, v, 1));
   } else {
-    return Usage(absl::StrCat("unknown flag ", name, " for submit"));
+    s.request_id = v;
   }
   return absl::OkStatus();
 }
 
-absl::Status ListFlag(const std::string& name, const std::optional<std::string>& value,
-                      Cursor& cursor, ListArgs& l) {
-  ASSIGN_OR_RETURN(std::string v, TakeValue(name, value, cursor));
-  if (name == "--state") {
+absl::Status ListFlag(const Flag& flag, ListArgs& l) {
+  if (flag.Is("--watch", "-w")) {
+    l.watch = true;
+    return flag.NoValue();
+  }
+  ASSIGN_OR_RETURN(std::string v, flag.Value());
+  if (flag.Is("--state")) {
     for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipEmpty())) {
       ASSIGN_OR_RETURN(crucible::v1::TaskState state, ParseState(std::string(part)));
       l.states.push_back(state);
     }
-  } else if (name == "--label" || name == "-l") {
-    RETURN_IF_ERROR(AddPair(name, v, l.labels));
-  } else if (name == "--limit") {
-    if (!absl::SimpleAtoi(v, &l.limit) || l.limit < 1) {
-      return Usage("--limit takes a positive integer");
-    }
+  } else if (flag.Is("--label", "-l")) {
+    RETURN_IF_ERROR(AddPair(flag.name, v, l.labels));
+  } else if (flag.Is("--limit")) {
+    ASSIGN_OR_RETURN(l.limit, ParseCount<int>(flag.name, v, 1));
+  } else if (flag.Is("--page-token")) {
+    l.page_token = v;
+  } else if (flag.Is("--interval")) {
+    ASSIGN_OR_RETURN(l.interval, ParseTimeout(v));
   } else {
-    return Usage(absl::StrCat("unknown flag ", name, " for list"));
+    return Usage(absl::StrCat("unknown flag ", flag.name, " for list"));
   }
   return absl::OkStatus();
+}
+
+absl::Status CancelFlag(const Flag& flag, CancelArgs& c) {
+  if (flag.Is("--wait")) {
+    c.wait = true;
+    return flag.NoValue();
+  }
+  if (!flag.Is("--reason")) return Usage(absl::StrCat("unknown flag ", flag.name, " for cancel"));
+  ASSIGN_OR_RETURN(c.reason, flag.Value());
+  return absl::OkStatus();
+}
+
+absl::Status LogsFlag(const Flag& flag, LogsArgs& l) {
+  if (flag.Is("--follow", "-f")) {
+    l.follow = true;
+    return flag.NoValue();
+  }
+  if (flag.Is("--stdout") || flag.Is("--stderr")) {
+    l.stream = flag.Is("--stdout") ? crucible::v1::OUTPUT_STREAM_STDOUT
+                                   : crucible::v1::OUTPUT_STREAM_STDERR;
+    return flag.NoValue();
+  }
+  if (flag.Is("--offset")) {
+    ASSIGN_OR_RETURN(std::string v, flag.Value());
+    ASSIGN_OR_RETURN(l.offset, ParseCount<int64_t>(flag.name, v, 0));
+  } else if (flag.Is("--attempt")) {
+    ASSIGN_OR_RETURN(std::string v, flag.Value());
+    ASSIGN_OR_RETURN(l.attempt, ParseCount<int32_t>(flag.name, v, 1));
+  } else {
+    return Usage(absl::StrCat("unknown flag ", flag.name, " for logs"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CommandFlag(const Flag& flag, Command command, Args& args) {
+  switch (command) {
+    case Command::kSubmit:
+      return SubmitFlag(flag, args.submit);
+    case Command::kList:
+      return ListFlag(flag, args.list);
+    case Command::kCancel:
+      return CancelFlag(flag, args.cancel);
+    case Command::kLogs:
+      return LogsFlag(flag, args.logs);
+    case Command::kHealth:
+      if (flag.Is("--service")) {
+        ASSIGN_OR_RETURN(args.health.service, flag.Value());
+        return absl::OkStatus();
+      }
+      break;
+    default:
+      break;
+  }
+  return Usage(absl::StrCat("unknown flag ", flag.name));
 }
 
 bool IsFlag(const std::string& word) { return word.size() > 1 && word[0] == '-'; }
 
 absl::StatusOr<Command> ParseCommandName(const std::string& word) {
-  if (word == "submit") return Command::kSubmit;
-  if (word == "get") return Command::kGet;
-  if (word == "list") return Command::kList;
-  if (word == "help") return Command::kHelp;
+  static const std::pair<const char*, Command> kNames[] = {
+      {"submit", Command::kSubmit}, {"get", Command::kGet},       {"list", Command::kList},
+      {"cancel", Command::kCancel}, {"logs", Command::kLogs},     {"watch", Command::kWatch},
+      {"health", Command::kHealth}, {"help", Command::kHelp}};
+  for (const auto& [name, command] : kNames) {
+    if (word == name) return command;
+  }
   return Usage(absl::StrCat("unknown command \"", word, "\""));
 }
 
 // Checks what each command requires once everything is parsed.
-absl::Status Validate(const std::vector<std::string>& positional, Args& args) {
+absl::Status Validate(const std::vector<std::string>& positional, bool server_set,
+                      Args& args) {
   switch (args.command) {
     case Command::kSubmit:
       if (args.submit.image.empty()) return Usage("submit needs --image");
+      if (args.submit.detach && args.submit.cancel_on_interrupt) {
+        return Usage("--cancel-on-interrupt needs a followed task, not --detach");
+      }
       return absl::OkStatus();
     case Command::kGet:
-      if (positional.size() != 1) return Usage("get takes exactly one task id");
+    case Command::kCancel:
+    case Command::kLogs:
+    case Command::kWatch:
+      if (positional.size() != 1) return Usage("this command takes exactly one task id");
       args.task_id = positional[0];
       return absl::OkStatus();
     case Command::kList:
       if (!positional.empty()) return Usage("list takes no arguments");
+      return absl::OkStatus();
+    case Command::kHealth:
+      if (positional.size() > 1) return Usage("health takes at most one address");
+      if (positional.size() == 1) {
+        if (server_set) return Usage("health: give the address or --server, not both");
+        args.connection.server = positional[0];
+      }
       return absl::OkStatus();
     case Command::kHelp:
       return absl::OkStatus();
@@ -172,8 +307,7 @@ absl::Status Validate(const std::vector<std::string>& positional, Args& args) {
 
 }  // namespace
 
-absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
-                               const std::string& env_server) {
+absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv, const Environment& env) {
   Args args;
   bool server_set = false;
   bool help = false;
@@ -201,22 +335,16 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
       }
       continue;
     }
-    std::string name;
-    std::optional<std::string> value;
-    SplitFlag(word, &name, &value);
-    ASSIGN_OR_RETURN(bool global, GlobalFlag(name, value, cursor, args, server_set, help));
+    const Flag flag = SplitFlag(word, cursor);
+    ASSIGN_OR_RETURN(bool global, GlobalFlag(flag, args, server_set, help));
     if (global) continue;
-    if (command == Command::kSubmit) {
-      RETURN_IF_ERROR(SubmitFlag(name, value, cursor, args.submit));
-    } else if (command == Command::kList) {
-      RETURN_IF_ERROR(ListFlag(name, value, cursor, args.list));
-    } else {
-      return Usage(absl::StrCat("unknown flag ", name));
-    }
+    if (!command.has_value()) return Usage(absl::StrCat("unknown flag ", flag.name));
+    RETURN_IF_ERROR(CommandFlag(flag, *command, args));
   }
-  if (!server_set && !env_server.empty()) args.server = env_server;
+  if (!server_set && !env.server.empty()) args.connection.server = env.server;
+  if (args.connection.token.empty()) args.connection.token = env.token;
   args.command = help || !command.has_value() ? Command::kHelp : *command;
-  RETURN_IF_ERROR(Validate(positional, args));
+  RETURN_IF_ERROR(Validate(positional, server_set, args));
   return args;
 }
 
@@ -229,7 +357,7 @@ absl::StatusOr<absl::Duration> ParseTimeout(const std::string& text) {
     return Usage(absl::StrCat("bad duration \"", text, "\" (try 30s, 5m, 1h30m)"));
   }
   if (d <= absl::ZeroDuration() || d == absl::InfiniteDuration()) {
-    return Usage(absl::StrCat("the timeout must be positive, got \"", text, "\""));
+    return Usage(absl::StrCat("the duration must be positive, got \"", text, "\""));
   }
   return d;
 }
@@ -251,9 +379,23 @@ absl::StatusOr<int64_t> ParseMemory(const std::string& text) {
   int64_t n = 0;
   if (!absl::SimpleAtoi(number, &n) || n <= 0 ||
       n > std::numeric_limits<int64_t>::max() / unit) {
-    return Usage(absl::StrCat("bad memory size \"", text, "\" (try 64Mi, 1Gi, 500M)"));
+    return Usage(absl::StrCat("bad size \"", text, "\" (try 64Mi, 1Gi, 500M)"));
   }
   return n * unit;
+}
+
+absl::StatusOr<int64_t> ParseCpu(const std::string& text) {
+  int64_t millis = 0;
+  if (absl::EndsWith(text, "m")) {
+    if (absl::SimpleAtoi(text.substr(0, text.size() - 1), &millis) && millis > 0) {
+      return millis;
+    }
+  } else if (double cores = 0; absl::SimpleAtod(text, &cores) && std::isfinite(cores) &&
+                               cores > 0 && cores < 1e6) {
+    millis = std::llround(cores * 1000);
+    if (millis > 0) return millis;
+  }
+  return Usage(absl::StrCat("bad CPU amount \"", text, "\" (try 0.5, 2 or 250m)"));
 }
 
 absl::StatusOr<crucible::v1::TaskState> ParseState(const std::string& text) {
@@ -267,56 +409,6 @@ absl::StatusOr<crucible::v1::TaskState> ParseState(const std::string& text) {
                               "timed_out, cancelled)"));
   }
   return state;
-}
-
-}  // namespace cli
-
-namespace cli {
-
-std::string HelpText() {
-  return R"(crucible: run tasks in hardened containers on a Crucible server.
-
-Usage:
-  crucible [--server HOST:PORT] [-o text|json] COMMAND [FLAGS] [-- ARGS]
-
-Commands:
-  submit --image IMG [FLAGS] -- CMD ARGS...
-      Creates a task, streams its stdout/stderr to this process's stdout/stderr
-      and exits with the task's exit code (see below).
-        --image IMG          container image (required)
-        --timeout DUR        wall-clock limit, e.g. 30s, 5m (default: executor's)
-        --memory SIZE        memory limit, e.g. 64Mi, 1Gi, 500M (default: executor's)
-        --env K=V            environment variable (repeatable)
-        --label k=v          label (repeatable)
-        --priority N         higher runs first (default 0)
-        --request-id ID      idempotency key: a retry returns the same task
-        --detach, -d         print the task id and exit 0 without waiting
-      Interrupting (Ctrl-C) stops following; the task keeps running.
-  get ID                 shows one task (-o json: the Task as JSON)
-  list [--state S] [--label k=v] [--limit N]
-                         lists tasks, newest first (default limit 50); S is one
-                         of queued, leased, running, succeeded, failed,
-                         timed_out, cancelled (repeatable or comma-separated);
-                         -o json prints one task per line
-  help                   this text
-
-Global flags (anywhere before "--"):
-  --server HOST:PORT     server address; default $CRUCIBLE_SERVER, else 127.0.0.1:8080
-  -o, --output FORMAT    text (default) or json
-  -h, --help             this text
-
-Exit codes:
-  0     success (submit: the task SUCCEEDED)
-  1-255 submit: the task FAILED and its process exited with this code
-  1     a request failed (the server's error is printed)
-  2     usage error
-  69    the server is unavailable or did not answer in time
-  124   submit: the task TIMED_OUT
-  125   submit: the task FAILED without an exit code (out of memory, output
-        limit, refused by the executor, infrastructure failures)
-  130   submit: the task was CANCELLED
-A task's own exit code may coincide with these; `crucible get ID` tells.
-)";
 }
 
 }  // namespace cli

@@ -15,49 +15,109 @@ namespace cli {
 
 inline constexpr char kDefaultServer[] = "127.0.0.1:8080";
 
-enum class Command { kHelp, kSubmit, kGet, kList };
+enum class Command { kHelp, kSubmit, kGet, kList, kCancel, kLogs, kWatch, kHealth };
 enum class OutputFormat { kText, kJson };
+
+// How to reach the server. Token and TLS are accepted now and used as given;
+// the server checks neither until authentication exists.
+struct ConnectionArgs {
+  std::string server = kDefaultServer;
+  // Sent as "authorization: Bearer TOKEN" on every call when not empty.
+  std::string token;
+  // Connect with TLS (system roots, or ca_cert).
+  bool tls = false;
+  // PEM file of the roots that sign the server's certificate; implies tls.
+  std::string ca_cert;
+};
 
 struct SubmitArgs {
   std::string image;
   std::vector<std::string> command;
-  std::optional<absl::Duration> timeout;
-  int64_t memory_bytes = 0;
   std::map<std::string, std::string> env;
   std::map<std::string, std::string> labels;
+  // File whose bytes become the task's stdin; "-" is this process's stdin.
+  std::optional<std::string> stdin_path;
+  std::string working_dir;
+  std::optional<absl::Duration> timeout;
+  int64_t memory_bytes = 0;
+  int64_t cpu_millis = 0;
+  int64_t pids_limit = 0;
+  int64_t tmpfs_bytes = 0;
+  int64_t max_output_bytes = 0;
   int32_t priority = 0;
+  // Total attempts (RetryPolicy.max_attempts); 0 means the server's default.
+  int32_t max_attempts = 0;
+  bool retry_on_nonzero_exit = false;
   std::string request_id;
   bool detach = false;
+  // On Ctrl-C while following, cancel the task without asking.
+  bool cancel_on_interrupt = false;
 };
 
 struct ListArgs {
   std::vector<crucible::v1::TaskState> states;
   std::map<std::string, std::string> labels;
+  // Tasks shown at most; pages are fetched until this many.
   int limit = 50;
+  // Start from this page token (printed by a previous list that stopped at
+  // its limit).
+  std::string page_token;
+  // Keep polling and print tasks whose state changed, until interrupted.
+  bool watch = false;
+  absl::Duration interval = absl::Seconds(2);
+};
+
+struct CancelArgs {
+  std::string reason;
+  // Wait until the task has ended (a running task ends once its container
+  // is gone) and exit like `watch`.
+  bool wait = false;
+};
+
+struct LogsArgs {
+  bool follow = false;
+  crucible::v1::OutputStream stream = crucible::v1::OUTPUT_STREAM_UNSPECIFIED;
+  int64_t offset = 0;
+  int32_t attempt = 0;  // 0: the latest
+};
+
+struct HealthArgs {
+  // The service asked about; empty asks about the whole process.
+  std::string service;
 };
 
 // A parsed command line.
 struct Args {
   Command command = Command::kHelp;
-  std::string server = kDefaultServer;
+  ConnectionArgs connection;
   OutputFormat output = OutputFormat::kText;
+  std::string task_id;  // get, cancel, logs, watch
   SubmitArgs submit;
-  std::string task_id;  // get
   ListArgs list;
+  CancelArgs cancel;
+  LogsArgs logs;
+  HealthArgs health;
 };
 
-// Parses argv[1..] (`args`). The server comes from --server, else
-// `env_server` (CRUCIBLE_SERVER) if not empty, else kDefaultServer. Global
-// flags (--server, -o/--output, -h/--help) may stand anywhere before "--".
-// Flags take their value as "--flag=v" or "--flag v". INVALID_ARGUMENT with
-// a readable message on a usage error. Pure.
-absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& args,
-                               const std::string& env_server);
+// What the environment provides: CRUCIBLE_SERVER, CRUCIBLE_TOKEN.
+struct Environment {
+  std::string server;
+  std::string token;
+};
+
+// Parses argv[1..] (`args`). Flags win over `env`, which wins over the
+// defaults. Global flags (--server, --token, --tls, --ca-cert, -o/--output,
+// -h/--help) may stand anywhere before "--". Flags take their value as
+// "--flag=v" or "--flag v"; "_" and "-" are the same in flag names.
+// INVALID_ARGUMENT with a readable message on a usage error. Pure.
+absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& args, const Environment& env);
 
 // "30s", "1m30s", "2h", "500ms"; a bare number means seconds.
 absl::StatusOr<absl::Duration> ParseTimeout(const std::string& text);
 // "64Mi", "1Gi", "512Ki", "100M", "1G", "1000k", "1048576" (bytes).
 absl::StatusOr<int64_t> ParseMemory(const std::string& text);
+// "0.5", "2" (cores) or "500m" (thousandths of a core) -> thousandths.
+absl::StatusOr<int64_t> ParseCpu(const std::string& text);
 // "running", "RUNNING", "TASK_STATE_RUNNING".
 absl::StatusOr<crucible::v1::TaskState> ParseState(const std::string& text);
 

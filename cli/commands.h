@@ -2,43 +2,83 @@
 #define CRUCIBLE_CLI_COMMANDS_H_
 
 #include <cstdio>
+#include <functional>
 #include <memory>
+#include <string>
 
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
 #include "cli/args.h"
+#include "cli/connection.h"
+#include "cli/interrupts.h"
+#include "cli/output.h"
 #include "crucible/v1/task_service.grpc.pb.h"
 
 namespace cli {
 
-// The subcommands, over a TaskService stub. Writes results to `out`, task
-// stderr and diagnostics to `err`; each method returns the process's exit
-// code. Confined to one thread.
+// What the process is attached to.
+struct Terminal {
+  FILE* in = stdin;
+  FILE* out = stdout;
+  FILE* err = stderr;
+  bool in_is_tty = false;   // Ctrl-C may ask whether to cancel
+  bool err_is_tty = false;  // a progress line is shown while following
+};
+
+// The subcommands. Writes results to the terminal's out, task stderr and
+// diagnostics to its err; each command returns the process's exit code (see
+// HelpText()). Confined to one thread (a Progress it starts has its own).
 class Commands {
  public:
-  // Deadline of every unary call.
-  static constexpr absl::Duration kUnaryDeadline = absl::Seconds(10);
-
-  Commands(std::shared_ptr<grpc::ChannelInterface> channel, FILE* out, FILE* err);
+  // `interrupts` may be null: Ctrl-C is then not handled.
+  Commands(Connection connection, Interrupts* interrupts, Terminal terminal);
 
   int Run(const Args& args);
+
+ private:
+  using Task = crucible::v1::Task;
+
   int Submit(const Args& args);
   int Get(const Args& args);
   int List(const Args& args);
+  int ListWatch(const Args& args);
+  int Cancel(const Args& args);
+  int Logs(const Args& args);
+  int Watch(const Args& args);
+  int Health(const Args& args);
 
- private:
-  // Streams the task's output (follow) until it ends; OK at the end.
-  absl::Status FollowOutput(const std::string& task_id);
-  // The task once terminal: GetTask, and WatchTask while it is not.
-  absl::StatusOr<crucible::v1::Task> WaitForEnd(const std::string& task_id);
-  absl::StatusOr<crucible::v1::Task> GetTask(const std::string& task_id);
+  // Submit, after CreateTask: follows the task in the foreground.
+  int Follow(const Args& args, const std::string& task_id);
+  // Ctrl-C while following `task_id`: cancel (and wait) or leave it running.
+  int OnInterrupt(const SubmitArgs& submit, const std::string& task_id);
+  // The exit code of an ended task, after the line that explains an ending
+  // without an exit code (text) or the task itself (json).
+  int Ended(const Task& task, OutputFormat format);
+
+  absl::StatusOr<Task> GetTask(const std::string& task_id);
+  absl::StatusOr<Task> CancelTask(const std::string& task_id, const std::string& reason);
+  // One ListTasks page.
+  absl::StatusOr<crucible::v1::ListTasksResponse> ListPage(const ListArgs& list,
+                                                           const std::string& token, int size);
+  // Streams output to `on_chunk`; interruptible. OK when the stream ended.
+  absl::Status StreamOutput(const crucible::v1::StreamTaskOutputRequest& request,
+                            const std::function<void(const crucible::v1::OutputChunk&)>& on_chunk);
+  // Streams events to `on_event` until the task ends; interruptible (see
+  // Interrupts::Scope for `if_interrupted`).
+  absl::Status WatchEvents(const std::string& task_id, bool if_interrupted,
+                           const std::function<void(const crucible::v1::TaskEvent&)>& on_event);
+  // The task once it has ended (WatchTask, then GetTask).
+  absl::StatusOr<Task> WaitForEnd(const std::string& task_id, bool if_interrupted);
+  // Prints the error line; returns its exit code.
   int Fail(const absl::Status& status);
+  bool Interrupted() const;
 
+  Connection connection_;
   std::unique_ptr<crucible::v1::TaskService::Stub> stub_;
-  FILE* out_;
-  FILE* err_;
+  Interrupts* interrupts_;
+  Terminal terminal_;
+  Output output_;
 };
 
 }  // namespace cli

@@ -36,6 +36,9 @@ int ExitCodeForTask(const Task& task) {
       return kExitCancelled;
     case crucible::v1::TASK_STATE_FAILED: {
       const int code = task.result().exit_code();
+      if (task.result().reason() == crucible::v1::TERMINATION_REASON_INFRASTRUCTURE) {
+        return kExitUnavailable;
+      }
       if (task.result().reason() == crucible::v1::TERMINATION_REASON_EXITED && code >= 1 &&
           code <= 255) {
         return code;
@@ -63,6 +66,7 @@ std::string ErrorLine(const absl::Status& status) {
 std::string EndingLine(const Task& task) {
   if (task.state() == crucible::v1::TASK_STATE_SUCCEEDED) return "";
   if (task.state() == crucible::v1::TASK_STATE_FAILED &&
+      task.result().reason() == crucible::v1::TERMINATION_REASON_EXITED &&
       ExitCodeForTask(task) != kExitNoExitCode) {
     return "";
   }

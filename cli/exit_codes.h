@@ -12,15 +12,17 @@ namespace cli {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;         // an RPC failed
 inline constexpr int kExitUsage = 2;         // bad command line
-inline constexpr int kExitUnavailable = 69;  // server unavailable (EX_UNAVAILABLE)
+inline constexpr int kExitUnavailable = 69;  // infrastructure (EX_UNAVAILABLE)
+inline constexpr int kExitInterrupted = 75;  // stopped following (EX_TEMPFAIL)
 inline constexpr int kExitTimedOut = 124;    // like timeout(1)
 inline constexpr int kExitNoExitCode = 125;  // failed without an exit code
 inline constexpr int kExitCancelled = 130;   // like a shell after SIGINT
 
 // The exit code of `submit` for a terminal task: SUCCEEDED -> 0; FAILED
 // with reason EXITED and a code in 1..255 -> that code; TIMED_OUT -> 124;
-// CANCELLED -> 130; any other FAILED -> 125. A task that is not terminal
-// -> kExitError.
+// CANCELLED -> 130; FAILED with reason INFRASTRUCTURE (Crucible failed, not
+// the task) -> 69; any other FAILED -> 125. A task that is not terminal ->
+// kExitError.
 int ExitCodeForTask(const crucible::v1::Task& task);
 
 // The exit code for a failed RPC: UNAVAILABLE and DEADLINE_EXCEEDED -> 69,

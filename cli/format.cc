@@ -48,10 +48,27 @@ std::string ExitColumn(const crucible::v1::Task& task) {
   return "-";
 }
 
+// "memory=64Mi cpu=500m timeout=30s" for the limits the spec sets.
+std::string Limits(const crucible::v1::TaskSpec& spec) {
+  std::vector<std::string> parts;
+  const crucible::v1::Resources& r = spec.resources();
+  if (r.memory_bytes() > 0) parts.push_back(absl::StrCat("memory=", r.memory_bytes()));
+  if (r.cpu_millis() > 0) parts.push_back(absl::StrCat("cpu=", r.cpu_millis(), "m"));
+  if (r.pids_limit() > 0) parts.push_back(absl::StrCat("pids=", r.pids_limit()));
+  if (r.tmpfs_bytes() > 0) parts.push_back(absl::StrCat("tmpfs=", r.tmpfs_bytes()));
+  if (spec.has_timeout()) {
+    parts.push_back(
+        absl::StrCat("timeout=", absl::FormatDuration(common::FromProtoDuration(spec.timeout()))));
+  }
+  if (spec.max_output_bytes() > 0) {
+    parts.push_back(absl::StrCat("max-output=", spec.max_output_bytes()));
+  }
+  return absl::StrJoin(parts, " ");
+}
+
 std::string TimeLine(const google::protobuf::Timestamp& t, absl::Time now) {
   absl::Time at = common::FromProtoTime(t);
-  return absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", at, absl::UTCTimeZone()), " (",
-                      FormatAge(now - at), " ago)");
+  return absl::StrCat(FormatTimestamp(at), " (", FormatAge(now - at), " ago)");
 }
 
 }  // namespace
@@ -77,7 +94,18 @@ std::string FormatTask(const crucible::v1::Task& task, absl::Time now) {
   line("COMMAND:", CommandLine(spec));
   line("ATTEMPT:", absl::StrCat(task.attempt()));
   if (task.has_create_time()) line("CREATED:", TimeLine(task.create_time(), now));
+  if (task.has_result() && task.result().has_start_time()) {
+    line("STARTED:", TimeLine(task.result().start_time(), now));
+  }
   if (task.has_end_time()) line("ENDED:", TimeLine(task.end_time(), now));
+  if (task.has_result() && task.result().has_start_time() && task.result().has_finish_time()) {
+    line("DURATION:", absl::FormatDuration(absl::Trunc(
+                          common::FromProtoTime(task.result().finish_time()) -
+                              common::FromProtoTime(task.result().start_time()),
+                          absl::Milliseconds(1))));
+  }
+  if (std::string limits = Limits(spec); !limits.empty()) line("LIMITS:", limits);
+  if (spec.priority() != 0) line("PRIORITY:", absl::StrCat(spec.priority()));
   if (task.has_result()) {
     const crucible::v1::TaskResult& r = task.result();
     std::string result = ReasonName(r.reason());
@@ -99,7 +127,8 @@ std::string FormatTask(const crucible::v1::Task& task, absl::Time now) {
   return out;
 }
 
-std::string FormatTable(const std::vector<crucible::v1::Task>& tasks, absl::Time now) {
+std::string FormatTable(const std::vector<crucible::v1::Task>& tasks, absl::Time now,
+                        bool header) {
   std::vector<std::vector<std::string>> rows = {
       {"ID", "STATE", "EXIT", "IMAGE", "COMMAND", "AGE"}};
   for (const crucible::v1::Task& t : tasks) {
@@ -114,7 +143,8 @@ std::string FormatTable(const std::vector<crucible::v1::Task>& tasks, absl::Time
     for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
   }
   std::string out;
-  for (const auto& row : rows) {
+  for (size_t r = header ? 0 : 1; r < rows.size(); ++r) {
+    const std::vector<std::string>& row = rows[r];
     std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
       absl::StrAppend(&line, row[i]);
@@ -125,12 +155,45 @@ std::string FormatTable(const std::vector<crucible::v1::Task>& tasks, absl::Time
   return out;
 }
 
-std::string TaskToJson(const crucible::v1::Task& task) {
+std::string ToJson(const google::protobuf::Message& message) {
   std::string json;
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = false;
-  if (!google::protobuf::util::MessageToJsonString(task, &json, options).ok()) return "{}";
+  options.always_print_primitive_fields = true;
+  if (!google::protobuf::util::MessageToJsonString(message, &json, options).ok()) return "{}";
   return json;
+}
+
+std::string TaskToJson(const crucible::v1::Task& task) { return ToJson(task); }
+
+std::string FormatTimestamp(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+std::string FormatEvent(const crucible::v1::TaskEvent& event) {
+  std::string line = absl::StrCat(
+      event.has_event_time() ? FormatTimestamp(common::FromProtoTime(event.event_time())) : "-",
+      "  ", StateName(event.state()));
+  if (event.attempt() > 0) absl::StrAppend(&line, "  attempt ", event.attempt());
+  if (event.has_result() &&
+      event.result().reason() != crucible::v1::TERMINATION_REASON_UNSPECIFIED) {
+    const crucible::v1::TaskResult& r = event.result();
+    absl::StrAppend(&line, "  ", ReasonName(r.reason()));
+    if (r.reason() == crucible::v1::TERMINATION_REASON_EXITED || r.exit_code() != 0) {
+      absl::StrAppend(&line, " (exit code ", r.exit_code(), ")");
+    }
+    if (!r.error_message().empty()) absl::StrAppend(&line, ": ", Ellipsize(r.error_message(), 200));
+  }
+  if (!event.message().empty()) absl::StrAppend(&line, "  -- ", Ellipsize(event.message(), 200));
+  return line;
+}
+
+std::string ProgressLine(const std::string& task_id, crucible::v1::TaskState state,
+                         int attempt, absl::Duration elapsed) {
+  std::string line = absl::StrCat("task ", task_id, " ", StateName(state));
+  if (attempt > 1) absl::StrAppend(&line, ", attempt ", attempt);
+  absl::StrAppend(&line, ", ", FormatAge(elapsed));
+  return line;
 }
 
 }  // namespace cli

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include <google/protobuf/message.h>
+
 #include "absl/time/time.h"
 #include "crucible/v1/task.pb.h"
 
@@ -12,14 +14,32 @@ namespace cli {
 // Human-readable, multi-line summary of a task (`crucible get`). Pure.
 std::string FormatTask(const crucible::v1::Task& task, absl::Time now);
 
-// The `crucible list` table: ID, STATE, EXIT, IMAGE, COMMAND, AGE. Pure.
-std::string FormatTable(const std::vector<crucible::v1::Task>& tasks, absl::Time now);
+// The `crucible list` table: ID, STATE, EXIT, IMAGE, COMMAND, AGE, with a
+// header line unless `header` is false. Pure.
+std::string FormatTable(const std::vector<crucible::v1::Task>& tasks, absl::Time now,
+                        bool header = true);
 
 // "5s", "3m", "2h", "4d".
 std::string FormatAge(absl::Duration age);
 
-// The task as one line of proto3 JSON.
+// Any message as one line of the protobuf JSON mapping (lowerCamelCase
+// names, enums by name, bytes in base64), zeros and empty strings included
+// so that scripts find every field.
+std::string ToJson(const google::protobuf::Message& message);
+// The task as one line of JSON (ToJson).
 std::string TaskToJson(const crucible::v1::Task& task);
+
+// "2026-11-26T05:51:09Z" (UTC, seconds).
+std::string FormatTimestamp(absl::Time t);
+
+// One line of `crucible watch`: time, state, attempt, then the result of an
+// ended attempt and the event's message. No newline. Pure.
+std::string FormatEvent(const crucible::v1::TaskEvent& event);
+
+// The progress line shown on a terminal while a task runs in the foreground:
+// "task ID RUNNING, attempt 2, 5s". Pure.
+std::string ProgressLine(const std::string& task_id, crucible::v1::TaskState state,
+                         int attempt, absl::Duration elapsed);
 
 }  // namespace cli
 

@@ -1,19 +1,43 @@
 // crucible: the command-line client of TaskService. See `crucible --help`.
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
+#include <grpc/support/log.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/connection.h"
 #include "cli/exit_codes.h"
+#include "cli/interrupts.h"
+
+namespace {
+
+std::string Getenv(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? "" : value;
+}
+
+// gRPC's own log lines ("Handshake failed ...") would come before the
+// CLI's error line, which already says what went wrong. GRPC_VERBOSITY set
+// in the environment brings them back for debugging.
+void QuietGrpcLogs() {
+  if (std::getenv("GRPC_VERBOSITY") != nullptr) return;
+  gpr_set_log_function([](gpr_log_func_args*) {});
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
+  // First, so that every thread started later (gRPC's) leaves SIGINT to it.
+  cli::Interrupts interrupts;
+  QuietGrpcLogs();
   std::vector<std::string> words(argv + 1, argv + argc);
-  const char* env_server = std::getenv("CRUCIBLE_SERVER");
-  absl::StatusOr<cli::Args> args = cli::ParseArgs(words, env_server ? env_server : "");
+  absl::StatusOr<cli::Args> args = cli::ParseArgs(
+      words, cli::Environment{Getenv("CRUCIBLE_SERVER"), Getenv("CRUCIBLE_TOKEN")});
   if (!args.ok()) {
     std::fprintf(stderr, "crucible: %s\nRun `crucible --help` for usage.\n",
                  std::string(args.status().message()).c_str());
@@ -23,7 +47,14 @@ int main(int argc, char** argv) {
     std::fputs(cli::HelpText().c_str(), stdout);
     return cli::kExitOk;
   }
-  cli::Commands commands(
-      grpc::CreateChannel(args->server, grpc::InsecureChannelCredentials()), stdout, stderr);
+  absl::StatusOr<cli::Connection> connection = cli::Connection::Open(args->connection);
+  if (!connection.ok()) {
+    std::fprintf(stderr, "crucible: %s\n", std::string(connection.status().message()).c_str());
+    return cli::kExitUsage;
+  }
+  cli::Terminal terminal;
+  terminal.in_is_tty = isatty(STDIN_FILENO) == 1;
+  terminal.err_is_tty = isatty(STDERR_FILENO) == 1;
+  cli::Commands commands(*std::move(connection), &interrupts, terminal);
   return commands.Run(*args);
 }

@@ -12,7 +12,7 @@ using testing::Pair;
 using testing::UnorderedElementsAre;
 
 absl::StatusOr<Args> Parse(std::vector<std::string> words, std::string env = "") {
-  return ParseArgs(words, env);
+  return ParseArgs(words, Environment{env, ""});
 }
 
 TEST(ParseArgsTest, SubmitWithEveryFlag) {
@@ -22,7 +22,7 @@ TEST(ParseArgsTest, SubmitWithEveryFlag) {
        "r1", "--detach", "--", "sh", "-c", "echo hi --image"});
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->command, Command::kSubmit);
-  EXPECT_EQ(a->server, "h:1");
+  EXPECT_EQ(a->connection.server, "h:1");
   EXPECT_EQ(a->submit.image, "busybox");
   EXPECT_EQ(a->submit.timeout, absl::Seconds(30));
   EXPECT_EQ(a->submit.memory_bytes, 64 << 20);
@@ -42,10 +42,10 @@ TEST(ParseArgsTest, SubmitCommandStartsAtFirstPositionalWord) {
 }
 
 TEST(ParseArgsTest, ServerPrecedenceFlagThenEnvThenDefault) {
-  EXPECT_EQ(Parse({"get", "t"}, "")->server, "127.0.0.1:8080");
-  EXPECT_EQ(Parse({"get", "t"}, "env:1")->server, "env:1");
-  EXPECT_EQ(Parse({"--server=flag:2", "get", "t"}, "env:1")->server, "flag:2");
-  EXPECT_EQ(Parse({"get", "t", "--server", "late:3"}, "env:1")->server, "late:3");
+  EXPECT_EQ(Parse({"get", "t"}, "")->connection.server, "127.0.0.1:8080");
+  EXPECT_EQ(Parse({"get", "t"}, "env:1")->connection.server, "env:1");
+  EXPECT_EQ(Parse({"--server=flag:2", "get", "t"}, "env:1")->connection.server, "flag:2");
+  EXPECT_EQ(Parse({"get", "t", "--server", "late:3"}, "env:1")->connection.server, "late:3");
 }
 
 TEST(ParseArgsTest, GetWithJsonOutputAnywhere) {
@@ -72,6 +72,79 @@ TEST(ParseArgsTest, ListFilters) {
   EXPECT_EQ(a->list.limit, 7);
 }
 
+TEST(ParseArgsTest, SubmitLimitsRetriesStdinAndSwitches) {
+  absl::StatusOr<Args> a =
+      Parse({"submit", "--image", "i", "--cpu", "0.5", "--pids=64", "--tmpfs", "16Mi",
+             "--max_output", "1Mi", "--attempts", "3", "--retry-on-nonzero-exit", "--stdin", "-",
+             "-w", "/tmp", "--cancel-on-interrupt", "true"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->submit.cpu_millis, 500);
+  EXPECT_EQ(a->submit.pids_limit, 64);
+  EXPECT_EQ(a->submit.tmpfs_bytes, 16 << 20);
+  EXPECT_EQ(a->submit.max_output_bytes, 1 << 20);
+  EXPECT_EQ(a->submit.max_attempts, 3);
+  EXPECT_TRUE(a->submit.retry_on_nonzero_exit);
+  EXPECT_EQ(a->submit.stdin_path, "-");
+  EXPECT_EQ(a->submit.working_dir, "/tmp");
+  EXPECT_TRUE(a->submit.cancel_on_interrupt);
+  EXPECT_THAT(a->submit.command, ElementsAre("true"));
+}
+
+TEST(ParseArgsTest, CancelLogsWatchHealth) {
+  absl::StatusOr<Args> a = Parse({"cancel", "t1", "--reason", "why", "--wait"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->command, Command::kCancel);
+  EXPECT_EQ(a->task_id, "t1");
+  EXPECT_EQ(a->cancel.reason, "why");
+  EXPECT_TRUE(a->cancel.wait);
+  a = Parse({"logs", "-f", "--stderr", "--offset", "10", "--attempt=2", "t2"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->task_id, "t2");
+  EXPECT_TRUE(a->logs.follow);
+  EXPECT_EQ(a->logs.stream, crucible::v1::OUTPUT_STREAM_STDERR);
+  EXPECT_EQ(a->logs.offset, 10);
+  EXPECT_EQ(a->logs.attempt, 2);
+  a = Parse({"watch", "t3"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->command, Command::kWatch);
+  a = Parse({"health", "h:9", "--service", "x.Y"}, "env:1");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->connection.server, "h:9");
+  EXPECT_EQ(a->health.service, "x.Y");
+  EXPECT_EQ(Parse({"health"}, "env:1")->connection.server, "env:1");
+}
+
+TEST(ParseArgsTest, ListPagingAndWatch) {
+  absl::StatusOr<Args> a =
+      Parse({"list", "--page-token", "abc", "-w", "--interval", "500ms"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->list.page_token, "abc");
+  EXPECT_TRUE(a->list.watch);
+  EXPECT_EQ(a->list.interval, absl::Milliseconds(500));
+}
+
+TEST(ParseArgsTest, ConnectionFlagsAndEnvironment) {
+  absl::StatusOr<Args> a = ParseArgs({"get", "t"}, Environment{"", "envtok"});
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->connection.token, "envtok");
+  EXPECT_FALSE(a->connection.tls);
+  a = ParseArgs({"--token=flagtok", "--ca_cert", "ca.pem", "get", "t"}, Environment{"", "envtok"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->connection.token, "flagtok");
+  EXPECT_TRUE(a->connection.tls);
+  EXPECT_EQ(a->connection.ca_cert, "ca.pem");
+}
+
+TEST(ParseValuesTest, Cpu) {
+  EXPECT_EQ(*ParseCpu("0.5"), 500);
+  EXPECT_EQ(*ParseCpu("2"), 2000);
+  EXPECT_EQ(*ParseCpu("250m"), 250);
+  EXPECT_FALSE(ParseCpu("0").ok());
+  EXPECT_FALSE(ParseCpu("-1").ok());
+  EXPECT_FALSE(ParseCpu("m").ok());
+  EXPECT_FALSE(ParseCpu("fast").ok());
+}
+
 TEST(ParseArgsTest, HelpWinsAndNoCommandIsHelp) {
   EXPECT_EQ(Parse({})->command, Command::kHelp);
   EXPECT_EQ(Parse({"--help"})->command, Command::kHelp);
@@ -95,6 +168,15 @@ TEST(ParseArgsTest, UsageErrors) {
            {"list", "--limit", "0"},
            {"list", "extra"},
            {"-o", "yaml", "list"},
+           {"submit", "--image", "i", "--detach=yes", "true"},
+           {"submit", "--image", "i", "-d", "--cancel-on-interrupt", "true"},
+           {"submit", "--image", "i", "--attempts", "0", "true"},
+           {"cancel"},
+           {"logs", "t", "--offset", "-1"},
+           {"watch", "a", "b"},
+           {"health", "a", "b"},
+           {"--server", "x:1", "health", "y:2"},
+           {"--tls=yes", "get", "t"},
        }) {
     absl::StatusOr<Args> a = Parse(words);
     EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument)
@@ -126,7 +208,9 @@ TEST(ParseValuesTest, MemorySizes) {
 
 TEST(HelpTextTest, ListsCommandsAndExitCodes) {
   const std::string help = HelpText();
-  for (const char* word : {"submit", "get ID", "list", "124", "125", "130", "69", "usage"}) {
+  for (const char* word : {"submit", "get ID", "list", "cancel ID", "logs ID", "watch ID",
+                           "health", "124", "125", "130", "69", "75", "usage", "--token",
+                           "--tls", "--ca-cert", "CRUCIBLE_SERVER", "CRUCIBLE_TOKEN"}) {
     EXPECT_THAT(help, HasSubstr(word));
   }
 }

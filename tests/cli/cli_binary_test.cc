@@ -34,9 +34,13 @@ class FakeTasks final : public crucible::v1::TaskService::Service {
     response->mutable_task()->set_state(crucible::v1::TASK_STATE_QUEUED);
     return grpc::Status::OK;
   }
-  grpc::Status GetTask(grpc::ServerContext*, const crucible::v1::GetTaskRequest* request,
+  grpc::Status GetTask(grpc::ServerContext* ctx, const crucible::v1::GetTaskRequest* request,
                        crucible::v1::GetTaskResponse* response) override {
     absl::MutexLock lock(&mu_);
+    auto auth = ctx->client_metadata().find("authorization");
+    last_authorization_ = auth == ctx->client_metadata().end()
+                              ? "(none)"
+                              : std::string(auth->second.data(), auth->second.size());
     if (request->task_id() != final_.id()) return grpc::Status(grpc::NOT_FOUND, "no such task");
     *response->mutable_task() = final_;
     return grpc::Status::OK;
@@ -81,6 +85,10 @@ class FakeTasks final : public crucible::v1::TaskService::Service {
     absl::MutexLock lock(&mu_);
     create_error_ = std::move(s);
   }
+  std::string last_authorization() {
+    absl::MutexLock lock(&mu_);
+    return last_authorization_;
+  }
   std::vector<crucible::v1::CreateTaskRequest> created() {
     absl::MutexLock lock(&mu_);
     return created_;
@@ -92,6 +100,7 @@ class FakeTasks final : public crucible::v1::TaskService::Service {
   std::vector<crucible::v1::OutputChunk> chunks_ ABSL_GUARDED_BY(mu_);
   grpc::Status create_error_ ABSL_GUARDED_BY(mu_);
   std::vector<crucible::v1::CreateTaskRequest> created_ ABSL_GUARDED_BY(mu_);
+  std::string last_authorization_ ABSL_GUARDED_BY(mu_);
 };
 
 Task Final(crucible::v1::TaskState state, crucible::v1::TerminationReason reason, int code) {
@@ -201,6 +210,32 @@ TEST_F(CliBinaryTest, GetJsonAndNotFound) {
   r = Crucible({"--server", address_, "get", "nope"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "crucible: NOT_FOUND: no such task\n");
+}
+
+TEST_F(CliBinaryTest, TokenIsSentAsBearerMetadataFromFlagOrEnvironment) {
+  tasks_.set_final(
+      Final(crucible::v1::TASK_STATE_SUCCEEDED, crucible::v1::TERMINATION_REASON_EXITED, 0));
+  testing_util::CommandResult r = Crucible({"--server", address_, "get", "task-1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(tasks_.last_authorization(), "(none)");
+  r = Crucible({"--server", address_, "--token", "s3cret", "get", "task-1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(tasks_.last_authorization(), "Bearer s3cret");
+  absl::StatusOr<testing_util::CommandResult> env = testing_util::RunCommand(
+      {testing_util::BinaryPath("crucible"), "get", "task-1"}, absl::Seconds(30),
+      {"CRUCIBLE_SERVER=" + address_, "CRUCIBLE_TOKEN=from-env"});
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_EQ(env->exit_code, 0) << env->err;
+  EXPECT_EQ(tasks_.last_authorization(), "Bearer from-env");
+}
+
+TEST_F(CliBinaryTest, TlsToAPlaintextServerFailsAndAMissingCaFileIsAUsageError) {
+  testing_util::CommandResult r = Crucible({"--server", address_, "--tls", "get", "task-1"});
+  EXPECT_EQ(r.exit_code, 69) << r.err;
+  EXPECT_THAT(r.err, StartsWith("crucible: UNAVAILABLE: "));
+  r = Crucible({"--server", address_, "--ca-cert", "/nonexistent.pem", "get", "task-1"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("/nonexistent.pem"));
 }
 
 TEST_F(CliBinaryTest, ListPrintsATable) {

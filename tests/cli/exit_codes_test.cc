@@ -33,7 +33,7 @@ TEST(ExitCodeTest, TaskEndings) {
   EXPECT_EQ(ExitCodeForTask(Ended(TASK_STATE_FAILED, TERMINATION_REASON_OOM_KILLED, 137)), 125);
   EXPECT_EQ(ExitCodeForTask(Ended(TASK_STATE_FAILED, TERMINATION_REASON_REJECTED, 0)), 125);
   EXPECT_EQ(ExitCodeForTask(Ended(TASK_STATE_FAILED, TERMINATION_REASON_INFRASTRUCTURE, 0)),
-            125);
+            69);
   EXPECT_EQ(ExitCodeForTask(Ended(TASK_STATE_RUNNING, TERMINATION_REASON_UNSPECIFIED, 0)), 1);
 }
 
@@ -53,6 +53,8 @@ TEST(ExitCodeTest, EndingLineOnlyForEndingsWithoutAnExitCode) {
             "crucible: task abc TIMED_OUT: 30s");
   EXPECT_THAT(EndingLine(Ended(TASK_STATE_FAILED, TERMINATION_REASON_REJECTED, 0, "no")),
               HasSubstr("FAILED (REJECTED): no"));
+  EXPECT_THAT(EndingLine(Ended(TASK_STATE_FAILED, TERMINATION_REASON_INFRASTRUCTURE, 0, "lost")),
+              HasSubstr("FAILED (INFRASTRUCTURE): lost"));
 }
 
 TEST(FormatTest, TableHasHeaderAndRows) {

@@ -1,0 +1,91 @@
+// The text of `crucible --help`. Kept apart from the parser so that each
+// stays readable; docs/user-guide.md explains the same in more words.
+#include "cli/args.h"
+
+namespace cli {
+
+std::string HelpText() {
+  return R"(crucible: run tasks in hardened containers on a Crucible server.
+
+Usage:
+  crucible [GLOBAL FLAGS] COMMAND [FLAGS] [-- ARGS]
+
+Commands:
+  submit --image IMG [FLAGS] [--] CMD ARGS...
+      Creates a task, streams its stdout/stderr to this process's stdout/stderr
+      and exits with the task's exit code (see below). With -o json, prints the
+      ended task as JSON instead of its output.
+        --image IMG              container image (required)
+        --env, -e K=V            environment variable (repeatable)
+        --label, -l k=v          label, for list --label (repeatable)
+        --stdin FILE             bytes for the task's stdin; - reads this stdin
+        --workdir, -w DIR        working directory in the container
+        --timeout DUR            wall-clock limit of an attempt: 30s, 5m, 1h30m
+        --memory SIZE            memory limit: 64Mi, 1Gi, 500M
+        --cpu CPUS               CPU limit in cores: 0.5, 2, 250m
+        --pids N                 most processes/threads in the container
+        --tmpfs SIZE             size of the writable /tmp
+        --max-output SIZE        stdout+stderr kept; past it the task is killed
+        --priority N             higher runs first (default 0)
+        --attempts N             total attempts on infrastructure failures
+                                 (default: the server's)
+        --retry-on-nonzero-exit  also retry when the process exits non-zero
+        --request-id ID          idempotency key: a retry returns the same task
+        --detach, -d             print the task id and exit 0 without waiting
+        --cancel-on-interrupt    Ctrl-C cancels the task without asking
+      Ctrl-C while following: on a terminal, asks whether to cancel the task;
+      otherwise stops following (exit 75) and the task keeps running.
+      Limits left out take the executor's defaults.
+  get ID                 shows one task
+  list [--state S] [--label k=v] [--limit N] [--page-token T] [--watch]
+                         lists tasks, newest first (default limit 50); S is one
+                         of queued, leased, running, succeeded, failed,
+                         timed_out, cancelled (repeatable or comma-separated).
+                         When more tasks match than --limit, the token of the
+                         next page is printed on stderr. --watch (-w) polls
+                         every --interval (default 2s) and prints each task
+                         again when its state changes, until Ctrl-C.
+  cancel ID [--reason R] [--wait]
+                         cancels a task; a running one ends once its container
+                         is gone. --wait waits for that and exits like watch.
+  logs ID [--follow|-f] [--stdout|--stderr] [--offset N] [--attempt N]
+                         prints a task's output (the latest attempt unless
+                         --attempt); --follow keeps printing until it ends;
+                         --offset N starts at byte N of the attempt's combined
+                         output.
+  watch ID               prints each state change until the task ends, then
+                         exits like submit
+  health [ADDR] [--service NAME]
+                         asks a server, worker or executor (grpc.health.v1)
+                         whether it serves; exit 0 if SERVING, 1 if not
+  help                   this text
+
+Global flags (anywhere before "--"):
+  --server HOST:PORT     server address; default $CRUCIBLE_SERVER, else 127.0.0.1:8080
+  --token TOKEN          sent as "authorization: Bearer TOKEN"; default
+                         $CRUCIBLE_TOKEN (accepted now; checked once the server
+                         authenticates)
+  --tls                  connect with TLS, trusting the system's roots
+  --ca-cert FILE         connect with TLS, trusting the roots in FILE (PEM)
+  -o, --output FORMAT    text (default) or json: the protobuf JSON mapping,
+                         one object per line
+  -h, --help             this text
+
+Exit codes:
+  0     success (submit, watch: the task SUCCEEDED)
+  1-255 submit, watch: the task FAILED and its process exited with this code
+  1     a request failed (the server's error is printed), or not SERVING
+  2     usage error
+  69    infrastructure: the server is unavailable or did not answer in time,
+        or the task FAILED because Crucible itself failed (worker lost, engine
+        unavailable) after its retries
+  75    Ctrl-C stopped following; the task keeps running
+  124   the task TIMED_OUT
+  125   the task FAILED without an exit code of its own (out of memory,
+        output limit, refused by the executor)
+  130   the task was CANCELLED
+A task's own exit code may coincide with these; `crucible get ID` tells.
+)";
+}
+
+}  // namespace cli

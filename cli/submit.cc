@@ -1,0 +1,231 @@
+// The commands that follow a task: submit, logs, watch; and what Ctrl-C does
+// while following.
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "cli/commands.h"
+#include "cli/exit_codes.h"
+#include "cli/format.h"
+#include "cli/progress.h"
+#include "common/grpc_status.h"
+#include "common/proto_time.h"
+
+namespace cli {
+namespace {
+
+using crucible::v1::OutputChunk;
+using crucible::v1::TaskEvent;
+
+absl::StatusOr<std::string> ReadStdin(const std::string& path, FILE* in) {
+  std::string data;
+  if (path == "-") {
+    char buffer[1 << 16];
+    size_t n;
+    while ((n = fread(buffer, 1, sizeof(buffer), in)) > 0) data.append(buffer, n);
+    if (ferror(in)) return absl::InvalidArgumentError("cannot read this process's stdin");
+    return data;
+  }
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return absl::InvalidArgumentError(absl::StrCat("cannot read --stdin ", path));
+  std::stringstream ss;
+  ss << file.rdbuf();
+  return ss.str();
+}
+
+absl::StatusOr<crucible::v1::CreateTaskRequest> BuildRequest(const SubmitArgs& s, FILE* in) {
+  crucible::v1::CreateTaskRequest request;
+  crucible::v1::TaskSpec* spec = request.mutable_spec();
+  spec->set_image(s.image);
+  for (const std::string& word : s.command) spec->add_command(word);
+  for (const auto& [k, v] : s.env) (*spec->mutable_env())[k] = v;
+  for (const auto& [k, v] : s.labels) (*spec->mutable_labels())[k] = v;
+  if (s.stdin_path.has_value()) {
+    absl::StatusOr<std::string> data = ReadStdin(*s.stdin_path, in);
+    if (!data.ok()) return data.status();
+    spec->set_stdin(*std::move(data));
+  }
+  spec->set_working_dir(s.working_dir);
+  crucible::v1::Resources* r = spec->mutable_resources();
+  r->set_memory_bytes(s.memory_bytes);
+  r->set_cpu_millis(s.cpu_millis);
+  r->set_pids_limit(s.pids_limit);
+  r->set_tmpfs_bytes(s.tmpfs_bytes);
+  if (s.timeout.has_value()) *spec->mutable_timeout() = common::ToProtoDuration(*s.timeout);
+  spec->set_max_output_bytes(s.max_output_bytes);
+  spec->set_priority(s.priority);
+  if (s.max_attempts > 0 || s.retry_on_nonzero_exit) {
+    spec->mutable_retry_policy()->set_max_attempts(s.max_attempts);
+    spec->mutable_retry_policy()->set_retry_on_nonzero_exit(s.retry_on_nonzero_exit);
+  }
+  request.set_request_id(s.request_id);
+  return request;
+}
+
+}  // namespace
+
+int Commands::Submit(const Args& args) {
+  absl::StatusOr<crucible::v1::CreateTaskRequest> request =
+      BuildRequest(args.submit, terminal_.in);
+  if (!request.ok()) {
+    output_.Err(absl::StrCat("crucible: ", request.status().message(), "\n"));
+    return kExitUsage;
+  }
+  std::unique_ptr<grpc::ClientContext> ctx = connection_.UnaryContext();
+  crucible::v1::CreateTaskResponse response;
+  grpc::Status created = stub_->CreateTask(ctx.get(), *request, &response);
+  if (!created.ok()) return Fail(common::FromGrpcStatus(created));
+  if (args.submit.detach) {
+    output_.Out(args.output == OutputFormat::kJson ? TaskToJson(response.task()) + "\n"
+                                                   : response.task().id() + "\n");
+    return kExitOk;
+  }
+  return Follow(args, response.task().id());
+}
+
+int Commands::Follow(const Args& args, const std::string& id) {
+  absl::Status followed = absl::OkStatus();
+  if (args.output == OutputFormat::kText) {
+    std::optional<Progress> progress;
+    if (terminal_.err_is_tty) progress.emplace(connection_, *stub_, output_, id);
+    crucible::v1::StreamTaskOutputRequest request;
+    request.set_task_id(id);
+    request.set_follow(true);
+    followed = StreamOutput(request, [this](const OutputChunk& chunk) {
+      if (chunk.stream() == crucible::v1::OUTPUT_STREAM_STDERR) {
+        output_.Err(chunk.data());
+      } else {
+        output_.Out(chunk.data());
+      }
+    });
+    if (progress.has_value()) progress->Stop();
+  }
+  if (Interrupted()) return OnInterrupt(args.submit, id);
+  if (!followed.ok()) {
+    output_.Err(absl::StrCat("crucible: following the output of task ", id,
+                             " failed; `crucible get ", id, "` shows it\n"));
+    return Fail(followed);
+  }
+  absl::StatusOr<Task> task = WaitForEnd(id, /*if_interrupted=*/true);
+  if (Interrupted()) return OnInterrupt(args.submit, id);
+  if (!task.ok()) return Fail(task.status());
+  return Ended(*task, args.output);
+}
+
+int Commands::OnInterrupt(const SubmitArgs& submit, const std::string& id) {
+  bool cancel = submit.cancel_on_interrupt;
+  // Ask only someone who can answer: stdin is a terminal and not the task's.
+  if (!cancel && terminal_.in_is_tty && submit.stdin_path != "-") {
+    output_.Err(absl::StrCat("\ncrucible: cancel task ", id, "? [y/N] "));
+    char answer[64] = {0};
+    if (fgets(answer, sizeof(answer), terminal_.in) != nullptr) {
+      cancel = absl::ascii_tolower(static_cast<unsigned char>(answer[0])) == 'y';
+    }
+  }
+  if (!cancel) {
+    output_.Err(absl::StrCat("crucible: stopped following task ", id,
+                             "; it keeps running (crucible logs -f ", id, ", crucible cancel ",
+                             id, ")\n"));
+    return kExitInterrupted;
+  }
+  absl::StatusOr<Task> cancelled = CancelTask(id, "interrupted in the crucible CLI");
+  // An ended task cannot be cancelled any more; it is reported as it ended.
+  if (!cancelled.ok() && !absl::IsFailedPrecondition(cancelled.status())) {
+    return Fail(cancelled.status());
+  }
+  if (cancelled.ok()) output_.Err(absl::StrCat("crucible: cancelling task ", id, "\n"));
+  absl::StatusOr<Task> task = WaitForEnd(id, /*if_interrupted=*/false);
+  if (!task.ok()) return Fail(task.status());
+  return Ended(*task, OutputFormat::kText);
+}
+
+absl::Status Commands::StreamOutput(
+    const crucible::v1::StreamTaskOutputRequest& request,
+    const std::function<void(const OutputChunk&)>& on_chunk) {
+  // No deadline: a task may run for long. The call ends when the task ends
+  // or on Ctrl-C.
+  std::unique_ptr<grpc::ClientContext> ctx = connection_.StreamContext();
+  Interrupts::Scope scope(interrupts_, ctx.get());
+  std::unique_ptr<grpc::ClientReader<crucible::v1::StreamTaskOutputResponse>> reader =
+      stub_->StreamTaskOutput(ctx.get(), request);
+  crucible::v1::StreamTaskOutputResponse response;
+  while (reader->Read(&response)) on_chunk(response.chunk());
+  return common::FromGrpcStatus(reader->Finish());
+}
+
+absl::Status Commands::WatchEvents(const std::string& task_id, bool if_interrupted,
+                                   const std::function<void(const TaskEvent&)>& on_event) {
+  std::unique_ptr<grpc::ClientContext> ctx = connection_.StreamContext();
+  Interrupts::Scope scope(interrupts_, ctx.get(), if_interrupted);
+  crucible::v1::WatchTaskRequest request;
+  request.set_task_id(task_id);
+  std::unique_ptr<grpc::ClientReader<crucible::v1::WatchTaskResponse>> reader =
+      stub_->WatchTask(ctx.get(), request);
+  crucible::v1::WatchTaskResponse response;
+  bool ended = false;
+  while (!ended && reader->Read(&response)) {
+    on_event(response.event());
+    // The server ends the stream after this; do not depend on it.
+    ended = IsTerminal(response.event().state());
+  }
+  if (ended) ctx->TryCancel();
+  grpc::Status status = reader->Finish();
+  if (ended) return absl::OkStatus();  // whatever our own TryCancel made of it
+  return common::FromGrpcStatus(status);
+}
+
+absl::StatusOr<crucible::v1::Task> Commands::WaitForEnd(const std::string& task_id,
+                                                        bool if_interrupted) {
+  absl::StatusOr<Task> task = GetTask(task_id);
+  if (!task.ok() || IsTerminal(task->state())) return task;
+  absl::Status watched = WatchEvents(task_id, if_interrupted, [](const TaskEvent&) {});
+  if (!watched.ok()) return watched;
+  return GetTask(task_id);
+}
+
+int Commands::Logs(const Args& args) {
+  crucible::v1::StreamTaskOutputRequest request;
+  request.set_task_id(args.task_id);
+  request.set_follow(args.logs.follow);
+  request.set_stream(args.logs.stream);
+  request.set_offset(args.logs.offset);
+  request.set_attempt(args.logs.attempt);
+  const bool json = args.output == OutputFormat::kJson;
+  absl::Status status = StreamOutput(request, [this, json](const OutputChunk& chunk) {
+    if (json) {
+      output_.Out(ToJson(chunk) + "\n");
+    } else if (chunk.stream() == crucible::v1::OUTPUT_STREAM_STDERR) {
+      output_.Err(chunk.data());
+    } else {
+      output_.Out(chunk.data());
+    }
+  });
+  if (Interrupted()) return kExitInterrupted;
+  if (!status.ok()) return Fail(status);
+  return kExitOk;
+}
+
+int Commands::Watch(const Args& args) {
+  const bool json = args.output == OutputFormat::kJson;
+  absl::Status status =
+      WatchEvents(args.task_id, /*if_interrupted=*/true, [this, json](const TaskEvent& event) {
+        output_.Out((json ? ToJson(event) : FormatEvent(event)) + "\n");
+      });
+  if (Interrupted()) return kExitInterrupted;
+  if (!status.ok()) return Fail(status);
+  absl::StatusOr<Task> task = GetTask(args.task_id);
+  if (!task.ok()) return Fail(task.status());
+  if (!IsTerminal(task->state())) {
+    output_.Err(absl::StrCat("crucible: the watch ended while task ", task->id(), " is ",
+                             StateName(task->state()), "\n"));
+    return kExitError;
+  }
+  if (std::string line = EndingLine(*task); !line.empty() && !json) output_.Err(line + "\n");
+  return ExitCodeForTask(*task);
+}
+
+}  // namespace cli

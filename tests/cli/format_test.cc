@@ -1,0 +1,107 @@
+// The pure formatting of events, progress, JSON and limits, and the status
+// line of Output on a (fake) terminal.
+#include <cstdio>
+#include <string>
+
+#include "cli/format.h"
+#include "cli/output.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace cli {
+namespace {
+
+using testing::HasSubstr;
+using testing::Not;
+
+TEST(FormatEventTest, TimeStateAttemptResultAndMessage) {
+  crucible::v1::TaskEvent event;
+  event.set_state(crucible::v1::TASK_STATE_FAILED);
+  event.set_attempt(2);
+  event.mutable_event_time()->set_seconds(1764136269);
+  event.mutable_result()->set_reason(crucible::v1::TERMINATION_REASON_EXITED);
+  event.mutable_result()->set_exit_code(4);
+  event.set_message("exited 4");
+  EXPECT_EQ(FormatEvent(event),
+            "2025-11-26T05:51:09Z  FAILED  attempt 2  EXITED (exit code 4)  -- exited 4");
+  crucible::v1::TaskEvent queued;
+  queued.set_state(crucible::v1::TASK_STATE_QUEUED);
+  EXPECT_EQ(FormatEvent(queued), "-  QUEUED");
+}
+
+TEST(ProgressLineTest, StateAttemptAfterTheFirstAndAge) {
+  EXPECT_EQ(ProgressLine("t1", crucible::v1::TASK_STATE_RUNNING, 1, absl::Seconds(5)),
+            "task t1 RUNNING, 5s");
+  EXPECT_EQ(ProgressLine("t1", crucible::v1::TASK_STATE_QUEUED, 2, absl::Minutes(3)),
+            "task t1 QUEUED, attempt 2, 3m");
+}
+
+TEST(ToJsonTest, OneLineWithZeroFieldsPresent) {
+  crucible::v1::Task task;
+  task.set_id("x");
+  task.mutable_result()->set_exit_code(0);
+  const std::string json = ToJson(task);
+  EXPECT_THAT(json, Not(HasSubstr("\n")));
+  EXPECT_THAT(json, HasSubstr("\"exitCode\":0"));
+  EXPECT_THAT(json, HasSubstr("\"state\":\"TASK_STATE_UNSPECIFIED\""));
+}
+
+TEST(FormatTaskTest, LimitsAndDuration) {
+  crucible::v1::Task task;
+  task.set_id("x");
+  task.mutable_spec()->mutable_resources()->set_memory_bytes(1024);
+  task.mutable_spec()->mutable_resources()->set_cpu_millis(500);
+  task.mutable_spec()->mutable_timeout()->set_seconds(30);
+  task.mutable_result()->mutable_start_time()->set_seconds(100);
+  task.mutable_result()->mutable_finish_time()->set_seconds(102);
+  const std::string text = FormatTask(task, absl::FromUnixSeconds(200));
+  EXPECT_THAT(text, HasSubstr("LIMITS:     memory=1024 cpu=500m timeout=30s\n"));
+  EXPECT_THAT(text, HasSubstr("DURATION:   2s\n"));
+}
+
+std::string Contents(FILE* f) {
+  std::string out;
+  rewind(f);
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), f)) > 0) out.append(buffer, n);
+  return out;
+}
+
+TEST(OutputTest, StatusLineIsErasedBeforeOutputAndRedrawnAtALineStart) {
+  FILE* out = tmpfile();
+  FILE* err = tmpfile();
+  ASSERT_NE(out, nullptr);
+  ASSERT_NE(err, nullptr);
+  {
+    Output output(out, err, /*status_line=*/true);
+    output.SetStatus("S1");
+    output.Out("partial");  // erases S1; no newline: S1 waits
+    output.Out(" line\n");  // the line is complete: S1 again
+    output.SetStatus("");    // erased for good
+  }
+  EXPECT_EQ(Contents(out), "partial line\n");
+  EXPECT_EQ(Contents(err), "S1\r\033[KS1\r\033[K");
+  // Redrawn after a complete line: erase, data, status again.
+  FILE* err2 = tmpfile();
+  {
+    Output output(out, err2, /*status_line=*/true);
+    output.SetStatus("S2");
+    output.Err("e\n");
+  }
+  EXPECT_EQ(Contents(err2), "S2\r\033[Ke\nS2");
+  FILE* err3 = tmpfile();
+  {
+    Output output(out, err3, /*status_line=*/false);
+    output.SetStatus("never");
+    output.Err("e\n");
+  }
+  EXPECT_EQ(Contents(err3), "e\n");
+  fclose(out);
+  fclose(err);
+  fclose(err2);
+  fclose(err3);
+}
+
+}  // namespace
+}  // namespace cli

@@ -1,0 +1,177 @@
+// Runs every example of the docs against a real local stack, so the docs
+// cannot drift: each ```console block of README.md and docs/*.md is a
+// transcript ("$ command", then its output) executed by bash with the stack's
+// addresses in place of the local stack's fixed ones (127.0.0.1:8080/8081/8082).
+// And checks that the operator guide lists every flag of every process.
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/docs/transcript.h"
+#include "tests/e2e/local_stack.h"
+#include "tests/testing/process.h"
+#include "tests/testing/test_stack.h"
+
+namespace {
+
+using docs_testing::OutputMatches;
+using docs_testing::ParseConsoleBlocks;
+using docs_testing::Step;
+
+TEST(TranscriptTest, ParsesConsoleBlocksOnly) {
+  std::vector<Step> steps = ParseConsoleBlocks(
+      "text\n```sh\n$ not run\n```\n```console\n$ echo a \\\n  b\na b\n$ true\n\n"
+      "$ echo 'x\n> y'\nx\ny\n```\n");
+  ASSERT_EQ(steps.size(), 3u);
+  EXPECT_EQ(steps[0].command, "echo a \\\n  b");
+  EXPECT_THAT(steps[0].expected, testing::ElementsAre("a b"));
+  EXPECT_TRUE(steps[1].expected.empty());
+  EXPECT_EQ(steps[2].command, "echo 'x\ny'");
+  EXPECT_THAT(steps[2].expected, testing::ElementsAre("x", "y"));
+}
+
+TEST(TranscriptTest, EllipsisMatchesLinesAndCharacters) {
+  EXPECT_TRUE(OutputMatches({"a", "b"}, "a\nb\n"));
+  EXPECT_FALSE(OutputMatches({"a", "b"}, "a\nc\n"));
+  EXPECT_FALSE(OutputMatches({"a"}, "a\nb\n"));
+  EXPECT_TRUE(OutputMatches({"...", "b"}, "x\ny\nb\n"));
+  EXPECT_TRUE(OutputMatches({"...", "b", "..."}, "b\n"));
+  EXPECT_TRUE(OutputMatches({"task ... ended..."}, "task 12ab ended (3s)\n"));
+  EXPECT_FALSE(OutputMatches({"task ... ended"}, "task 12ab ended (3s)\n"));
+  EXPECT_TRUE(OutputMatches({}, ""));
+}
+
+TEST(TranscriptTest, ScriptFramesEachStepAndKeepsItsStatus) {
+  std::vector<Step> steps = ParseConsoleBlocks(
+      "```console\n$ echo hi; (exit 3)\nhi\n$ echo $?\n3\n$ printf x\nx\n```\n");
+  absl::StatusOr<testing_util::CommandResult> r = testing_util::RunCommand(
+      {"/bin/bash", "-c", docs_testing::BuildScript(steps)}, absl::Seconds(30));
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::vector<docs_testing::Ran> ran = docs_testing::ParseRun(r->out);
+  ASSERT_EQ(ran.size(), 3u) << r->out;
+  EXPECT_EQ(ran[0].output, "hi\n");
+  EXPECT_EQ(ran[0].exit_code, 3);
+  EXPECT_EQ(ran[1].output, "3\n");
+  EXPECT_EQ(ran[1].exit_code, 0);
+  EXPECT_EQ(ran[2].output, "x");
+}
+
+class DocsTest : public testing::TestWithParam<const char*> {
+ protected:
+  static void SetUpTestSuite() {
+    stack_ = testing_util::TestStackFromEnv();
+    if (stack_.docker_host.empty()) return;
+    local_ = new testing_util::LocalStack;
+    start_status_ = local_->Start(stack_.docker_host);
+  }
+  static void TearDownTestSuite() {
+    delete local_;
+    local_ = nullptr;
+  }
+  void SetUp() override {
+    REQUIRE_TEST_STACK(stack_);
+    ASSERT_TRUE(start_status_.ok()) << start_status_ << "\n" << local_->Logs();
+  }
+  void TearDown() override {
+    if (HasFailure() && local_ != nullptr) std::cerr << local_->Logs();
+  }
+
+  static testing_util::TestStack stack_;
+  static testing_util::LocalStack* local_;
+  static absl::Status start_status_;
+};
+
+testing_util::TestStack DocsTest::stack_;
+testing_util::LocalStack* DocsTest::local_ = nullptr;
+absl::Status DocsTest::start_status_;
+
+TEST_P(DocsTest, EveryConsoleExampleRunsAsWritten) {
+  const std::string markdown = testing_util::ReadFile(testing_util::SourcePath(GetParam()));
+  ASSERT_FALSE(markdown.empty()) << GetParam();
+  std::vector<Step> steps = ParseConsoleBlocks(absl::StrReplaceAll(
+      markdown, {{"127.0.0.1:8080", local_->server_address()},
+                 {"127.0.0.1:8081", absl::StrCat("127.0.0.1:", local_->worker_port())},
+                 {"127.0.0.1:8082", absl::StrCat("127.0.0.1:", local_->executor_port())}}));
+  ASSERT_FALSE(steps.empty()) << GetParam() << " has no ```console example";
+  const std::string dir = testing_util::MakeTempDir("docs");
+  const std::string script =
+      absl::StrCat("cd ", dir, "\n", docs_testing::BuildScript(steps));
+  absl::StatusOr<testing_util::CommandResult> r = testing_util::RunCommand(
+      {"/bin/bash", "-c", script}, absl::Seconds(240),
+      {absl::StrCat("PATH=", testing_util::BinaryPath(""), ":",
+                    testing_util::SourcePath("node_modules/.bin"), ":/usr/bin:/bin"),
+       "CRUCIBLE_SERVER=" + local_->server_address()});
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::vector<docs_testing::Ran> ran = docs_testing::ParseRun(r->out);
+  ASSERT_EQ(ran.size(), steps.size()) << r->out;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const Step& step = steps[i];
+    const std::string where = absl::StrCat(GetParam(), ":", step.line, ": $ ", step.command);
+    // Only a command whose status the next step shows ("echo $?") may fail.
+    const bool status_shown = i + 1 < steps.size() && steps[i + 1].command == "echo $?";
+    if (!status_shown) {
+      EXPECT_EQ(ran[i].exit_code, 0) << where << "\noutput:\n" << ran[i].output;
+    }
+    EXPECT_TRUE(OutputMatches(step.expected, ran[i].output))
+        << where << "\nexpected:\n" << absl::StrJoin(step.expected, "\n") << "\nactual:\n"
+        << ran[i].output;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Docs, DocsTest,
+                         testing::Values("README.md", "docs/user-guide.md", "docs/cookbook.md",
+                                         "docs/operator-guide.md"),
+                         [](const testing::TestParamInfo<const char*>& info) {
+                           std::string name = info.param;
+                           for (char& c : name) {
+                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return name;
+                         });
+
+// The flags a binary defines in its main.cc, from --helpfull.
+std::vector<std::string> MainFlags(const std::string& binary) {
+  absl::StatusOr<testing_util::CommandResult> r = testing_util::RunCommand(
+      {testing_util::BinaryPath(binary), "--helpfull"}, absl::Seconds(30));
+  EXPECT_TRUE(r.ok()) << r.status();
+  std::vector<std::string> flags;
+  bool in_main = false;
+  for (absl::string_view line : absl::StrSplit(r.ok() ? r->out + r->err : "", '\n')) {
+    if (absl::StartsWith(line, "  Flags from ")) {
+      in_main = absl::EndsWith(line, "/main.cc:");
+      continue;
+    }
+    absl::string_view flag = absl::StripLeadingAsciiWhitespace(line);
+    if (in_main && absl::StartsWith(line, "    --")) {
+      flags.emplace_back(flag.substr(0, flag.find_first_of(" ")));
+    }
+  }
+  return flags;
+}
+
+TEST(OperatorGuideTest, ListsEveryFlagOfEveryProcess) {
+  const std::string guide =
+      testing_util::ReadFile(testing_util::SourcePath("docs/operator-guide.md"));
+  for (const char* binary : {"crucible-server", "crucible-worker", "crucible-executor"}) {
+    // The binary's own section: from its heading to the next one.
+    const std::string heading = absl::StrCat("### ", binary, "\n");
+    size_t begin = guide.find(heading);
+    ASSERT_NE(begin, std::string::npos) << "no section " << heading;
+    size_t end = guide.find("\n### ", begin + heading.size());
+    const std::string section = guide.substr(begin, end - begin);
+    std::vector<std::string> flags = MainFlags(binary);
+    EXPECT_GE(flags.size(), 3u) << binary;
+    for (const std::string& flag : flags) {
+      EXPECT_THAT(section, testing::HasSubstr(absl::StrCat("`", flag, "`")))
+          << binary << " has " << flag << " but the operator guide does not list it";
+    }
+  }
+}
+
+}  // namespace
