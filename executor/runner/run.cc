@@ -50,7 +50,14 @@ class Execution {
     if (control_.shutting_down()) return ShutdownError();
     if (control_.cancelled()) return Ended(TerminationReason::TERMINATION_REASON_CANCELLED, "cancelled before the container was created");
     if (absl::Status s = engine_.InspectImage(request_.spec().image()); !s.ok()) {
-      return s;
+      if (s.code() != absl::StatusCode::kFailedPrecondition || !plan_.pull_image) {
+        return s;
+      }
+      // Only images the policy allowed get here.
+      LOG(INFO) << "run " << request_.run_id() << ": pulling " << request_.spec().image();
+      if (absl::Status pulled = engine_.PullImage(request_.spec().image()); !pulled.ok()) {
+        return pulled;
+      }
     }
     absl::StatusOr<std::string> id = engine_.CreateContainer(plan_.create_body);
     if (!id.ok()) return id.status();

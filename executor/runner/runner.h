@@ -119,6 +119,16 @@ class Runner {
 
   // Cancels the active run `run_id`; NOT_FOUND if there is none.
   absl::Status Cancel(const std::string& run_id);
+  // From now on Run refuses new runs with UNAVAILABLE (the executor is
+  // draining); active runs go on. Irreversible.
+  void StopAccepting();
+  // Removes every container labelled crucible.executor=<the policy's
+  // executor_id> whose crucible.run label names no active run: containers
+  // left behind by a crash of this executor. Returns how many it removed;
+  // UNAVAILABLE if the engine cannot be reached. Runs started while it
+  // works are never touched (their run ids are active before their
+  // containers exist).
+  absl::StatusOr<int> ReapOrphans();
   // Ends every active run with UNAVAILABLE (executor shutting down); their
   // containers are killed and removed.
   void ShutdownAll();
@@ -131,6 +141,7 @@ class Runner {
   const RunnerOptions options_;
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<RunControl>> active_ ABSL_GUARDED_BY(mu_);
+  bool accepting_ ABSL_GUARDED_BY(mu_) = true;
 };
 
 }  // namespace runner
