@@ -87,6 +87,11 @@ struct RunnerOptions {
   // After the exit was noticed, how long the log stream may take to end
   // before it is abandoned and the rest is read without follow.
   absl::Duration logs_grace = absl::Seconds(2);
+  // While the container runs, this many inspections in a row failing with
+  // UNAVAILABLE (engine or proxy down, or hung past the client's request
+  // timeout) end the run UNAVAILABLE without waiting for the engine; its
+  // container is left to the orphan reaper.
+  int engine_failures_to_give_up = 3;
 };
 
 // Runs RunRequests as containers under a ContainerPolicy, at most `slots` at

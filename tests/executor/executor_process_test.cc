@@ -233,30 +233,46 @@ TEST_F(ExecutorProcessTest, OrphansAreReapedAtStartAndPeriodically) {
   EXPECT_EQ(run.out(), "ok\n");
 }
 
-// A private engine + proxy (deploy/local/engine) on the next port, so the
-// shared one is not disturbed; its Podman service is killed mid-run.
-TEST(EngineDiesTest, EngineKilledMidRunIsUnavailableNotAHang) {
-  testing_util::TestStack stack = testing_util::TestStackFromEnv();
-  REQUIRE_TEST_STACK(stack);
-  const char* port_env = std::getenv("CRUCIBLE_TEST_PRIVATE_PROXY_PORT");
-  ASSERT_NE(port_env, nullptr) << "run through ctest";
-  const std::string dir = testing_util::MakeTempDir("private-engine");
-  const std::string script = testing_util::SourcePath("deploy/local/engine");
-  auto started = testing_util::RunCommand({script, "start", dir, port_env}, absl::Seconds(120));
-  ASSERT_TRUE(started.ok()) << started.status();
-  ASSERT_EQ(started->exit_code, 0) << started->err;
-  struct StopEngine {
-    std::string script, dir, port;
-    ~StopEngine() {
-      // The engine was killed: start it again so that stop can remove the
-      // container it left, then stop everything.
-      (void)testing_util::RunCommand({script, "start", dir, port}, absl::Seconds(120));
-      (void)testing_util::RunCommand({script, "stop", dir}, absl::Seconds(60));
-    }
-  } stop{script, dir, port_env};
+// A private engine + proxy (deploy/local/engine) on the port after the
+// shared one, so that the shared engine is not disturbed. A run of `sleep 60`
+// is started, then the Podman service is killed or stopped (SIGSTOP): the
+// run must end UNAVAILABLE, long before the task's own timeout.
+class EngineDiesTest : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    testing_util::TestStack stack = testing_util::TestStackFromEnv();
+    REQUIRE_TEST_STACK(stack);
+    const char* port = std::getenv("CRUCIBLE_TEST_PRIVATE_PROXY_PORT");
+    ASSERT_NE(port, nullptr) << "run through ctest";
+    port_ = port;
+    dir_ = testing_util::MakeTempDir("private-engine");
+    auto started = testing_util::RunCommand({script_, "start", dir_, port_}, absl::Seconds(120));
+    ASSERT_TRUE(started.ok()) << started.status();
+    ASSERT_EQ(started->exit_code, 0) << started->err;
+    ASSERT_TRUE(absl::SimpleAtoi(
+        absl::StripAsciiWhitespace(testing_util::ReadFile(dir_ + "/engine.pid")),
+        &engine_pid_));
+  }
 
-  auto engine = docker::EngineClient::Create(
-      {.docker_host = absl::StrCat("tcp://127.0.0.1:", port_env)});
+  void TearDown() override {
+    if (dir_.empty()) return;
+    // Wake or restart the engine so that stop removes the container the
+    // abandoned run left, then stop everything.
+    kill(engine_pid_, SIGCONT);
+    (void)testing_util::RunCommand({script_, "start", dir_, port_}, absl::Seconds(120));
+    (void)testing_util::RunCommand({script_, "stop", dir_}, absl::Seconds(60));
+  }
+
+  const std::string script_ = testing_util::SourcePath("deploy/local/engine");
+  std::string port_, dir_;
+  int engine_pid_ = 0;
+};
+
+TEST_P(EngineDiesTest, RunEndsUnavailableNotAHang) {
+  docker::EngineClientOptions eo;
+  eo.docker_host = absl::StrCat("tcp://127.0.0.1:", port_);
+  eo.request_timeout = absl::Seconds(3);  // a hung engine is noticed sooner
+  auto engine = docker::EngineClient::Create(eo);
   ASSERT_TRUE(engine.ok());
   policy::ContainerPolicyOptions po;
   po.executor_id = executor_testing::UniqueExecutorId();
@@ -268,7 +284,7 @@ TEST(EngineDiesTest, EngineKilledMidRunIsUnavailableNotAHang) {
   req.mutable_spec()->set_image(executor_testing::kBusybox);
   req.mutable_spec()->add_command("sleep");
   req.mutable_spec()->add_command("60");
-  *req.mutable_spec()->mutable_timeout() = common::ToProtoDuration(absl::Seconds(50));
+  *req.mutable_spec()->mutable_timeout() = common::ToProtoDuration(absl::Seconds(55));
 
   class StartedSink : public runner::RunSink {
    public:
@@ -283,18 +299,21 @@ TEST(EngineDiesTest, EngineKilledMidRunIsUnavailableNotAHang) {
     done.Notify();
   });
   ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(absl::Seconds(30)));
-  int engine_pid = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(
-      absl::StripAsciiWhitespace(testing_util::ReadFile(dir + "/engine.pid")), &engine_pid));
-  ASSERT_EQ(kill(engine_pid, SIGKILL), 0);
-  absl::Time killed_at = absl::Now();
-  // Well before the task's own 50 s timeout.
+  ASSERT_EQ(kill(engine_pid_, GetParam()), 0);
+  absl::Time stopped_at = absl::Now();
+  // Well before the task's own 55 s timeout.
   bool ended = done.WaitForNotificationWithTimeout(absl::Seconds(30));
   if (!ended) runner.ShutdownAll();  // let the thread end before failing
   run.join();
-  ASSERT_TRUE(ended) << "the run hung after the engine died";
+  ASSERT_TRUE(ended) << "the run hung after the engine went away";
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable) << result.status();
-  EXPECT_LT(absl::Now() - killed_at, absl::Seconds(30));
+  EXPECT_LT(absl::Now() - stopped_at, absl::Seconds(30));
 }
+
+INSTANTIATE_TEST_SUITE_P(KilledOrStopped, EngineDiesTest,
+                         ::testing::Values(SIGKILL, SIGSTOP),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return info.param == SIGKILL ? "Killed" : "Stopped";
+                         });
 
 }  // namespace

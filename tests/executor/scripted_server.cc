@@ -4,14 +4,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace executor_testing {
 
-ScriptedServer::ScriptedServer(std::function<std::string(const std::string&)> respond)
-    : respond_(std::move(respond)) {
+ScriptedServer::ScriptedServer(std::function<std::string(const std::string&)> respond,
+                               bool concurrent)
+    : respond_(std::move(respond)), concurrent_(concurrent) {
   fd_ = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -42,10 +45,37 @@ std::vector<std::string> ScriptedServer::requests() {
 void ScriptedServer::Serve() {
   while (true) {
     int c = accept(fd_, nullptr, nullptr);
-    if (c < 0) return;
+    if (c < 0) break;
+    if (concurrent_) {
+      connections_.emplace_back([this, c] { Answer(c); });
+    } else {
+      Answer(c);
+    }
+  }
+  for (std::thread& t : connections_) t.join();
+}
+
+void ScriptedServer::Answer(int c) {
+  {
     std::string req;
     char buf[4096];
     while (!absl::StrContains(req, "\r\n\r\n")) {
+      ssize_t n = read(c, buf, sizeof(buf));
+      if (n <= 0) break;
+      req.append(buf, static_cast<size_t>(n));
+    }
+    // Read the body too: closing with unread bytes would reset the
+    // connection before the client reads the answer.
+    size_t header_end = req.find("\r\n\r\n");
+    std::string lower = absl::AsciiStrToLower(req.substr(0, header_end));
+    size_t cl = lower.find("content-length:");
+    size_t body_len = 0;
+    if (cl != std::string::npos) {
+      size_t eol = lower.find("\r\n", cl);
+      (void)absl::SimpleAtoi(
+          absl::StripAsciiWhitespace(lower.substr(cl + 15, eol - cl - 15)), &body_len);
+    }
+    while (header_end != std::string::npos && req.size() < header_end + 4 + body_len) {
       ssize_t n = read(c, buf, sizeof(buf));
       if (n <= 0) break;
       req.append(buf, static_cast<size_t>(n));
