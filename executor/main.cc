@@ -30,6 +30,9 @@ ABSL_FLAG(std::string, port_file, "",
 ABSL_FLAG(std::string, docker_host, "",
           "engine address, unix:///path or tcp://host:port; default: env "
           "DOCKER_HOST, else tcp://127.0.0.1:2375 (the docker-proxy)");
+ABSL_FLAG(absl::Duration, engine_timeout, absl::Seconds(30),
+          "limit of each non-streaming engine call; a run whose engine does "
+          "not answer 3 inspections in a row ends UNAVAILABLE");
 ABSL_FLAG(int, slots, 4, "concurrent runs; more get RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, executor_id, "",
           "value of the crucible.executor label; default: the hostname");
@@ -78,6 +81,7 @@ int main(int argc, char** argv) {
 
   docker::EngineClientOptions engine_options;
   engine_options.docker_host = DockerHost();
+  engine_options.request_timeout = absl::GetFlag(FLAGS_engine_timeout);
   auto engine = docker::EngineClient::Create(engine_options);
   if (!engine.ok()) {
     LOG(ERROR) << "bad --docker_host: " << engine.status();
