@@ -130,14 +130,29 @@ TEST_F(EngineTest, RunsAsNonRootInAHardenedContainer) {
   CollectingSink sink;
   auto result = runner_->Run(
       Request({"sh", "-c",
-               "id -u; touch /etc/x 2>/dev/null && echo rootfs-writable; "
-               "grep -q ' /tmp tmpfs .*noexec' /proc/mounts && echo tmp-noexec"}),
+               "id -u; id -g; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; "
+               "ls /sys/class/net; "
+               "touch /probe 2>/dev/null && echo rootfs-writable; "
+               "touch /etc/x 2>/dev/null && echo etc-writable; "
+               "grep -q ' /tmp tmpfs .*noexec' /proc/mounts && echo tmp-noexec; "
+               "grep -q ' /tmp tmpfs .*nosuid' /proc/mounts && echo tmp-nosuid; "
+               "grep -q ' /tmp tmpfs .*nodev' /proc/mounts && echo tmp-nodev"}),
       sink, nullptr);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->exit_code(), 0);
-  // Note: this engine (Podman 4.3 in the sandbox) ignores mode=1777 on the
-  // /tmp tmpfs, so writing there as 65534 is not asserted.
-  EXPECT_EQ(sink.out(), "65534\ntmp-noexec\n");
+  // uid and gid 65534; no effective capability; no-new-privileges; the
+  // engine's default seccomp filter (mode 2); only the loopback interface;
+  // / not writable; /tmp noexec,nosuid,nodev. (This engine, Podman 4.3 in
+  // the sandbox, ignores mode=1777 on /tmp, so writing there as 65534 is
+  // not asserted.)
+  EXPECT_EQ(sink.out(),
+            "65534\n65534\n"
+            "CapEff:\t0000000000000000\n"
+            "NoNewPrivs:\t1\n"
+            "Seccomp:\t2\n"
+            "lo\n"
+            "tmp-noexec\ntmp-nosuid\ntmp-nodev\n")
+      << sink.err();
 }
 
 TEST_F(EngineTest, StdinIsWrittenAndClosed) {
