@@ -3,6 +3,8 @@
 // without the /vX.Y prefix; every allowed call reaches the engine and works.
 #include <unistd.h>
 
+#include <cstdio>
+
 #include <string>
 #include <vector>
 
@@ -37,7 +39,19 @@ Answer Call(const std::string& base, const std::string& method,
   if (method == "HEAD") argv = {"/usr/bin/curl", "-sS", "--path-as-is", "--max-time",
                                 t, "-I", "-o", "/dev/null", "-w", "\n%{http_code}"};
   if (!body.empty()) {
-    argv.insert(argv.end(), {"-H", "Content-Type: application/json", "--data-binary", body});
+    // Large bodies through a file: one argv string may not exceed 128 KiB.
+    std::string data = body;
+    if (body.size() > 65536) {
+      const std::string path = testing_util::MakeTempDir("body") + "/body.json";
+      FILE* f = fopen(path.c_str(), "wb");
+      EXPECT_NE(f, nullptr);
+      if (f != nullptr) {
+        fwrite(body.data(), 1, body.size(), f);
+        fclose(f);
+      }
+      data = "@" + path;
+    }
+    argv.insert(argv.end(), {"-H", "Content-Type: application/json", "--data-binary", data});
   }
   argv.push_back(base + path);
   auto r = RunCommand(argv, absl::Seconds(30));
@@ -172,6 +186,64 @@ TEST_F(ProxyMatrixTest, EveryAllowedCallWorksWithAndWithoutVersion) {
     EXPECT_EQ(Call(base_, "DELETE", c + "?force=1&v=1").code, 204);
     EXPECT_EQ(Call(base_, "GET", c + "/json").code, 404);
   }
+}
+
+// Defence in depth: create bodies that ask for host access are refused by
+// the proxy itself, however spelled; a task's own strings that merely look
+// like such keys are not.
+TEST_F(ProxyMatrixTest, CreateBodiesAskingForTheHostAre403) {
+  const std::string image = absl::StrCat("\"Image\":\"", executor_testing::kBusybox, "\"");
+  const std::vector<std::string> host_configs = {
+      R"({"Privileged":true})",
+      R"({"privileged" : true})",
+      R"({"Binds":["/:/host"]})",
+      R"({"Mounts":[{"Type":"bind","Source":"/","Target":"/h"}]})",
+      R"({"Devices":[{"PathOnHost":"/dev/sda","PathInContainer":"/dev/sda"}]})",
+      R"({"CapAdd":["SYS_ADMIN"]})",
+      R"({"PidMode":"host"})",
+      R"({"NetworkMode":"host"})",
+      R"({"UsernsMode":"host"})",
+      R"({"IpcMode":"container:abc"})",
+      R"({"Sysctls":{"kernel.shm_rmid_forced":"1"}})",
+      R"({"SecurityOpt":["no-new-privileges","seccomp=unconfined"]})",
+      R"({"SecurityOpt":["label=disable"]})",
+      R"({"CgroupParent":"/host.slice"})",
+      R"({"\u0050rivileged":true})",                // an escape spelling the key
+      "{\"Bind\xc5\xbf\":[\"/:/h\"]}",              // "Bindſ" folds to Binds
+      "{\"Lin\xe2\x84\xaas\":[\"x:y\"]}",          // "LinKs" (Kelvin sign)
+  };
+  for (const std::string& hc : host_configs) {
+    Answer a = Call(base_, "POST", "/v1.41/containers/create",
+                    absl::StrCat("{", image, ",\"HostConfig\":", hc, "}"));
+    EXPECT_EQ(a.code, 403) << hc << " -> " << a.body;
+  }
+  // Too large to be looked at in full.
+  Answer big = Call(base_, "POST", "/v1.41/containers/create",
+                    absl::StrCat("{", image, ",\"Env\":[\"X=", std::string(250000, 'a'),
+                                 "\"],\"HostConfig\":{\"Privileged\":true}}"));
+  EXPECT_EQ(big.code, 403);
+
+  // What a task may legitimately say, in its own strings: allowed.
+  nlohmann::json good = {
+      {"Image", executor_testing::kBusybox},
+      {"Cmd", {"sh", "-c",
+               "echo '\"Privileged\": true, \"Binds\": [\"/:/h\"]'; "
+               "echo seccomp=unconfined PidMode host; printf '\\u0050'"}},
+      {"Env", {"TAB=a\tb", std::string("CTRL=\x01")}},
+      {"Labels", {{"crucible.executor", absl::StrCat("proxy-matrix-", getpid())}}},
+      {"HostConfig",
+       {{"Binds", nlohmann::json::array()},
+        {"NetworkMode", "none"},
+        {"SecurityOpt", {"no-new-privileges"}},
+        {"Ulimits",
+         {{{"Name", "nofile"}, {"Soft", 1024}, {"Hard", 1024}},
+          {{"Name", "nproc"}, {"Soft", 1024}, {"Hard", 1024}}}}}}};
+  const std::string body = good.dump();
+  ASSERT_TRUE(absl::StrContains(body, "\\u0001")) << body;  // an allowed escape
+  Answer created = Call(base_, "POST", "/v1.41/containers/create", body);
+  ASSERT_EQ(created.code, 201) << created.body;
+  const std::string id = nlohmann::json::parse(created.body)["Id"];
+  EXPECT_EQ(Call(base_, "DELETE", "/v1.41/containers/" + id + "?force=1").code, 204);
 }
 
 // The same configuration with CRUCIBLE_PROXY_ALLOW_PULL=1 lets pulls of a
