@@ -291,6 +291,26 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
     body["StdinOnce"] = true;
     body["AttachStdin"] = true;
   }
+  // The docker-proxy inspects create bodies and refuses what it cannot
+  // look at in full, and the two characters the engine folds to ASCII key
+  // letters: refuse them here, as the task's error, rather than as a
+  // proxy refusal the server would retry.
+  const std::string dumped =
+      body.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (dumped.size() > kMaxCreateBodyBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec is too large: its command, env and working_dir make a "
+        "container-create body of ", dumped.size(), " bytes; the limit is ",
+        kMaxCreateBodyBytes));
+  }
+  for (absl::string_view folding : {"\xc5\xbf", "\xe2\x84\xaa"}) {
+    if (absl::StrContains(dumped, folding)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec.command, spec.env or spec.working_dir contains U+017F or "
+          "U+212A, which the container engine folds to ASCII letters in "
+          "JSON keys; the docker-proxy refuses them"));
+    }
+  }
   plan.create_body = std::move(body);
   plan.pull_image = o.pull_images;
   return plan;

@@ -15,6 +15,9 @@ namespace policy {
 
 inline constexpr int64_t kMiB = int64_t{1} << 20;
 inline constexpr int64_t kGiB = int64_t{1} << 30;
+// The largest container-create body; the docker-proxy refuses larger ones
+// (deploy/docker-proxy/haproxy.cfg, body_big).
+inline constexpr size_t kMaxCreateBodyBytes = 200000;
 
 // Labels of every container: the executor that owns it, and the run, task
 // and attempt it belongs to.

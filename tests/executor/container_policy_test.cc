@@ -167,6 +167,24 @@ TEST(ContainerPolicyTest, NegativeAndMalformedInputsAreInvalidArgument) {
   EXPECT_EQ(Policy().Plan(req).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ContainerPolicyTest, WhatTheProxyWouldRefuseIsRefusedAsTheTasksError) {
+  crucible::v1::RunRequest req = Request();
+  (*req.mutable_spec()->mutable_env())["BIG"] = std::string(kMaxCreateBodyBytes, 'x');
+  auto plan = Policy().Plan(req);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(plan.status().message(), "too large")) << plan.status();
+  for (const char* folding : {"Bind\xc5\xbf", "Lin\xe2\x84\xaas"}) {
+    req = Request();
+    req.mutable_spec()->add_command(folding);
+    EXPECT_EQ(Policy().Plan(req).status().code(), absl::StatusCode::kInvalidArgument)
+        << folding;
+  }
+  // Other non-ASCII text is fine.
+  req = Request();
+  req.mutable_spec()->add_command("h\xc3\xa9llo \xe2\x9c\x93");
+  EXPECT_TRUE(Policy().Plan(req).ok());
+}
+
 TEST(ContainerPolicyTest, StdinOpensStdinOnce) {
   crucible::v1::RunRequest req = Request();
   req.mutable_spec()->set_stdin("data");
