@@ -13,6 +13,7 @@
 //           the same sequence, inspect, remove, events streamed back.
 // Both run `true` in localhost/crucible/busybox:latest, alternating, so
 // that a noisy neighbour hurts both alike.
+#include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,8 +23,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -39,7 +38,8 @@
 #include "executor/runner/runner.h"
 
 ABSL_FLAG(std::string, docker_host, "tcp://127.0.0.1:2375", "the docker-proxy");
-ABSL_FLAG(std::string, image, "localhost/crucible/busybox:latest", "image to run");
+ABSL_FLAG(std::string, image, "localhost/crucible/busybox:latest",
+          "image to run");
 ABSL_FLAG(int, iterations, 30, "runs of each path for the overhead figure");
 ABSL_FLAG(int, warmup, 3, "runs of each path before measuring");
 ABSL_FLAG(int, slots, 4, "executor slots for the throughput figure");
@@ -59,7 +59,8 @@ Stats Summarize(std::vector<absl::Duration> d) {
   absl::Duration sum;
   for (absl::Duration x : d) sum += x;
   auto at = [&](double q) {
-    return absl::ToDoubleMilliseconds(d[std::min(d.size() - 1, size_t(q * d.size()))]);
+    return absl::ToDoubleMilliseconds(
+        d[std::min(d.size() - 1, size_t(q * d.size()))]);
   };
   return {at(0.5), at(0.9), absl::ToDoubleMilliseconds(sum) / d.size()};
 }
@@ -74,14 +75,22 @@ bool RawRun(docker::EngineClient& engine, const nlohmann::json& body) {
   absl::Notification sent;
   absl::StatusOr<int64_t> code;
   std::thread waiter([&] {
-    code = engine.Wait(*id, "next-exit", [] { return false; }, [&] { sent.Notify(); });
+    code = engine.Wait(
+        *id, "next-exit", [] { return false; }, [&] { sent.Notify(); });
     if (!sent.HasBeenNotified()) sent.Notify();
   });
   sent.WaitForNotification();
   bool ok = engine.Start(*id).ok();
   std::string out;
-  ok = ok && engine.Logs(*id, true, [&](absl::string_view b) { out.append(b.data(), b.size()); return true; },
-                         [] { return false; }).ok();
+  ok = ok && engine
+                 .Logs(
+                     *id, true,
+                     [&](absl::string_view b) {
+                       out.append(b.data(), b.size());
+                       return true;
+                     },
+                     [] { return false; })
+                 .ok();
   waiter.join();
   ok = ok && code.ok() && *code == 0;
   ok = engine.Remove(*id).ok() && ok;
@@ -116,9 +125,11 @@ bool ExecutorRun(crucible::v1::ExecutorService::Stub& stub, int n) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  auto engine = docker::EngineClient::Create({.docker_host = absl::GetFlag(FLAGS_docker_host)});
+  auto engine = docker::EngineClient::Create(
+      {.docker_host = absl::GetFlag(FLAGS_docker_host)});
   if (!engine.ok() || !(*engine)->Ping().ok()) {
-    fprintf(stderr, "no engine at %s\n", absl::GetFlag(FLAGS_docker_host).c_str());
+    fprintf(stderr, "no engine at %s\n",
+            absl::GetFlag(FLAGS_docker_host).c_str());
     return 1;
   }
   policy::ContainerPolicyOptions po;
@@ -132,7 +143,8 @@ int main(int argc, char** argv) {
   executor::ExecutorService service(runner);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   auto stub = crucible::v1::ExecutorService::NewStub(grpc::CreateChannel(
@@ -159,13 +171,16 @@ int main(int argc, char** argv) {
   }
   Stats r = Summarize(raw), e = Summarize(exec);
   printf("one `true` at a time, %d runs each, alternating, through %s\n",
-         absl::GetFlag(FLAGS_iterations), absl::GetFlag(FLAGS_docker_host).c_str());
-  printf("  raw engine sequence : median %7.1f ms  p90 %7.1f ms  mean %7.1f ms\n",
-         r.median_ms, r.p90_ms, r.mean_ms);
-  printf("  executor Run (gRPC) : median %7.1f ms  p90 %7.1f ms  mean %7.1f ms\n",
-         e.median_ms, e.p90_ms, e.mean_ms);
-  printf("  executor / raw      : median %.2fx  mean %.2fx\n", e.median_ms / r.median_ms,
-         e.mean_ms / r.mean_ms);
+         absl::GetFlag(FLAGS_iterations),
+         absl::GetFlag(FLAGS_docker_host).c_str());
+  printf(
+      "  raw engine sequence : median %7.1f ms  p90 %7.1f ms  mean %7.1f ms\n",
+      r.median_ms, r.p90_ms, r.mean_ms);
+  printf(
+      "  executor Run (gRPC) : median %7.1f ms  p90 %7.1f ms  mean %7.1f ms\n",
+      e.median_ms, e.p90_ms, e.mean_ms);
+  printf("  executor / raw      : median %.2fx  mean %.2fx\n",
+         e.median_ms / r.median_ms, e.mean_ms / r.mean_ms);
 
   // Throughput: as many callers as slots, each running back to back.
   const int slots = absl::GetFlag(FLAGS_slots);
@@ -182,9 +197,11 @@ int main(int argc, char** argv) {
   }
   for (std::thread& t : callers) t.join();
   absl::Duration took = absl::Now() - start;
-  printf("%d runs of `true` with %d slots busy: %.1f s, %.2f containers/s (%d failed)\n",
-         total, slots, absl::ToDoubleSeconds(took), total / absl::ToDoubleSeconds(took),
-         failed.load());
+  printf(
+      "%d runs of `true` with %d slots busy: %.1f s, %.2f containers/s (%d "
+      "failed)\n",
+      total, slots, absl::ToDoubleSeconds(took),
+      total / absl::ToDoubleSeconds(took), failed.load());
   server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   return failed.load() == 0 ? 0 : 1;
 }

@@ -32,7 +32,8 @@ absl::Status GetInt(const json& v, absl::string_view key, int64_t& out) {
   return absl::OkStatus();
 }
 
-absl::Status GetDuration(const json& v, absl::string_view key, absl::Duration& out) {
+absl::Status GetDuration(const json& v, absl::string_view key,
+                         absl::Duration& out) {
   if (!v.is_string() || !absl::ParseDuration(v.get<std::string>(), &out)) {
     return TypeError(key, "a duration string such as \"90s\" or \"10m\"");
   }
@@ -43,7 +44,8 @@ absl::Status GetDuration(const json& v, absl::string_view key, absl::Duration& o
 template <typename T>
 absl::Status GetPair(const json& v, absl::string_view key, T& def, T& max,
                      absl::Status (*get)(const json&, absl::string_view, T&)) {
-  if (!v.is_object()) return TypeError(key, "an object {\"default\": ..., \"max\": ...}");
+  if (!v.is_object())
+    return TypeError(key, "an object {\"default\": ..., \"max\": ...}");
   for (auto it = v.begin(); it != v.end(); ++it) {
     const std::string sub = absl::StrCat(key, ".", it.key());
     absl::Status s;
@@ -62,13 +64,15 @@ absl::Status GetPair(const json& v, absl::string_view key, T& def, T& max,
 
 }  // namespace
 
-absl::Status ApplyPolicyJson(absl::string_view text, ContainerPolicyOptions& o) {
+absl::Status ApplyPolicyJson(absl::string_view text,
+                             ContainerPolicyOptions& o) {
   json doc = json::parse(text.begin(), text.end(), nullptr,
                          /*allow_exceptions=*/false, /*ignore_comments=*/true);
   if (doc.is_discarded()) {
     return absl::InvalidArgumentError("policy is not valid JSON");
   }
-  if (!doc.is_object()) return absl::InvalidArgumentError("policy must be a JSON object");
+  if (!doc.is_object())
+    return absl::InvalidArgumentError("policy must be a JSON object");
   using Setter = std::function<absl::Status(const json&, const std::string&)>;
   const std::map<std::string, Setter> setters = {
       {"images",
@@ -90,26 +94,35 @@ absl::Status ApplyPolicyJson(absl::string_view text, ContainerPolicyOptions& o) 
          o.pull_images = v.get<bool>();
          return absl::OkStatus();
        }},
-      {"user", [&](const json& v, const std::string& k) { return GetString(v, k, o.user); }},
+      {"user", [&](const json& v,
+                   const std::string& k) { return GetString(v, k, o.user); }},
       {"runtime",
-       [&](const json& v, const std::string& k) { return GetString(v, k, o.runtime); }},
+       [&](const json& v, const std::string& k) {
+         return GetString(v, k, o.runtime);
+       }},
       {"network",
-       [&](const json& v, const std::string& k) { return GetString(v, k, o.network); }},
+       [&](const json& v, const std::string& k) {
+         return GetString(v, k, o.network);
+       }},
       {"memory_bytes",
        [&](const json& v, const std::string& k) {
-         return GetPair<int64_t>(v, k, o.default_memory_bytes, o.max_memory_bytes, GetInt);
+         return GetPair<int64_t>(v, k, o.default_memory_bytes,
+                                 o.max_memory_bytes, GetInt);
        }},
       {"cpu_millis",
        [&](const json& v, const std::string& k) {
-         return GetPair<int64_t>(v, k, o.default_cpu_millis, o.max_cpu_millis, GetInt);
+         return GetPair<int64_t>(v, k, o.default_cpu_millis, o.max_cpu_millis,
+                                 GetInt);
        }},
       {"pids_limit",
        [&](const json& v, const std::string& k) {
-         return GetPair<int64_t>(v, k, o.default_pids_limit, o.max_pids_limit, GetInt);
+         return GetPair<int64_t>(v, k, o.default_pids_limit, o.max_pids_limit,
+                                 GetInt);
        }},
       {"tmpfs_bytes",
        [&](const json& v, const std::string& k) {
-         return GetPair<int64_t>(v, k, o.default_tmpfs_bytes, o.max_tmpfs_bytes, GetInt);
+         return GetPair<int64_t>(v, k, o.default_tmpfs_bytes, o.max_tmpfs_bytes,
+                                 GetInt);
        }},
       {"max_output_bytes",
        [&](const json& v, const std::string& k) {
@@ -121,8 +134,14 @@ absl::Status ApplyPolicyJson(absl::string_view text, ContainerPolicyOptions& o) 
          return GetPair<absl::Duration>(v, k, o.default_timeout, o.max_timeout,
                                         GetDuration);
        }},
-      {"nofile", [&](const json& v, const std::string& k) { return GetInt(v, k, o.nofile_limit); }},
-      {"nproc", [&](const json& v, const std::string& k) { return GetInt(v, k, o.nproc_limit); }},
+      {"nofile",
+       [&](const json& v, const std::string& k) {
+         return GetInt(v, k, o.nofile_limit);
+       }},
+      {"nproc",
+       [&](const json& v, const std::string& k) {
+         return GetInt(v, k, o.nproc_limit);
+       }},
   };
   for (auto it = doc.begin(); it != doc.end(); ++it) {
     auto setter = setters.find(it.key());
@@ -130,21 +149,25 @@ absl::Status ApplyPolicyJson(absl::string_view text, ContainerPolicyOptions& o) 
       return absl::InvalidArgumentError(
           absl::StrCat("unknown policy key \"", it.key(), "\""));
     }
-    if (absl::Status s = setter->second(it.value(), it.key()); !s.ok()) return s;
+    if (absl::Status s = setter->second(it.value(), it.key()); !s.ok())
+      return s;
   }
   return absl::OkStatus();
 }
 
-absl::Status ApplyPolicyFile(const std::string& path, ContainerPolicyOptions& o) {
+absl::Status ApplyPolicyFile(const std::string& path,
+                             ContainerPolicyOptions& o) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::NotFoundError(absl::StrCat("policy file ", path, " cannot be read"));
+    return absl::NotFoundError(
+        absl::StrCat("policy file ", path, " cannot be read"));
   }
   std::stringstream text;
   text << in.rdbuf();
   absl::Status s = ApplyPolicyJson(text.str(), o);
   if (!s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("policy file ", path, ": ", s.message()));
+    return absl::Status(s.code(),
+                        absl::StrCat("policy file ", path, ": ", s.message()));
   }
   return absl::OkStatus();
 }

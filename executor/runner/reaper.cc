@@ -19,7 +19,8 @@ void OrphanReaper::Loop() {
     absl::StatusOr<int> reaped = runner_.ReapOrphans();
     if (!reaped.ok()) {
       LOG(WARNING) << "orphan reaping failed, retrying in "
-                   << absl::FormatDuration(interval_) << ": " << reaped.status();
+                   << absl::FormatDuration(interval_) << ": "
+                   << reaped.status();
     } else if (*reaped > 0) {
       LOG(INFO) << "reaped " << *reaped << " orphaned containers";
     }

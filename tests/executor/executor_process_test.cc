@@ -1,6 +1,8 @@
 // The crucible-executor binary over gRPC against the real engine behind the
 // real proxy: SIGTERM drains, orphans are reaped at start and periodically;
 // and a private engine killed in the middle of a run.
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/client_unary_call.h>
 #include <sys/wait.h>
 
 #include <csignal>
@@ -9,9 +11,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/impl/codegen/client_unary_call.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -69,11 +68,17 @@ class RunCall {
     ctx_.TryCancel();
     thread_.join();
   }
-  bool WaitStarted() { return started_.WaitForNotificationWithTimeout(absl::Seconds(30)); }
-  bool WaitDone(absl::Duration d) { return done_.WaitForNotificationWithTimeout(d); }
+  bool WaitStarted() {
+    return started_.WaitForNotificationWithTimeout(absl::Seconds(30));
+  }
+  bool WaitDone(absl::Duration d) {
+    return done_.WaitForNotificationWithTimeout(d);
+  }
   // Valid after WaitDone.
   const grpc::Status& status() const { return status_; }
-  const std::optional<crucible::v1::TaskResult>& result() const { return result_; }
+  const std::optional<crucible::v1::TaskResult>& result() const {
+    return result_;
+  }
   const std::string& out() const { return out_; }
   absl::Time ended_at() const { return ended_at_; }
 
@@ -93,7 +98,8 @@ class ExecutorProcessTest : public ::testing::Test {
   void SetUp() override {
     stack_ = testing_util::TestStackFromEnv();
     REQUIRE_TEST_STACK(stack_);
-    auto engine = docker::EngineClient::Create({.docker_host = stack_.docker_host});
+    auto engine =
+        docker::EngineClient::Create({.docker_host = stack_.docker_host});
     ASSERT_TRUE(engine.ok());
     engine_ = *std::move(engine);
     dir_ = testing_util::MakeTempDir("executor");
@@ -110,19 +116,25 @@ class ExecutorProcessTest : public ::testing::Test {
 
   void StartExecutor(std::vector<std::string> extra) {
     std::vector<std::string> argv = {
-        testing_util::BinaryPath("crucible-executor"), "--listen=127.0.0.1:0",
-        "--port_file=" + dir_ + "/port", "--docker_host=" + stack_.docker_host,
-        "--executor_id=" + executor_id_, "--ping_interval=200ms", "--slots=3"};
+        testing_util::BinaryPath("crucible-executor"),
+        "--listen=127.0.0.1:0",
+        "--port_file=" + dir_ + "/port",
+        "--docker_host=" + stack_.docker_host,
+        "--executor_id=" + executor_id_,
+        "--ping_interval=200ms",
+        "--slots=3"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto p = Process::Start(argv, dir_ + "/executor.log");
     ASSERT_TRUE(p.ok()) << p.status();
     process_.emplace(*std::move(p));
-    auto port = testing_util::WaitForPortFile(dir_ + "/port", *process_, absl::Seconds(30));
+    auto port = testing_util::WaitForPortFile(dir_ + "/port", *process_,
+                                              absl::Seconds(30));
     ASSERT_TRUE(port.ok()) << port.status() << process_->Log();
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port),
                                    grpc::InsecureChannelCredentials());
     stub_ = crucible::v1::ExecutorService::NewStub(channel_);
-    ASSERT_TRUE(Eventually([&] { return Health() == "SERVING"; }, absl::Seconds(20)))
+    ASSERT_TRUE(
+        Eventually([&] { return Health() == "SERVING"; }, absl::Seconds(20)))
         << process_->Log();
   }
 
@@ -136,10 +148,12 @@ class ExecutorProcessTest : public ::testing::Test {
     static const grpc::internal::RpcMethod kCheck(
         "/grpc.health.v1.Health/Check", grpc::internal::RpcMethod::NORMAL_RPC);
     grpc::Status s = grpc::internal::BlockingUnaryCall<
-        grpc::health::v1::HealthCheckRequest, grpc::health::v1::HealthCheckResponse>(
-        channel_.get(), kCheck, &ctx, req, &resp);
+        grpc::health::v1::HealthCheckRequest,
+        grpc::health::v1::HealthCheckResponse>(channel_.get(), kCheck, &ctx,
+                                               req, &resp);
     if (!s.ok()) return absl::StrCat("error ", s.error_code());
-    return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status());
+    return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+        resp.status());
   }
 
   RunRequest Request(std::vector<std::string> argv) {
@@ -166,7 +180,8 @@ class ExecutorProcessTest : public ::testing::Test {
   }
 
   bool Gone(const std::string& id) {
-    return engine_->InspectContainer(id).status().code() == absl::StatusCode::kNotFound;
+    return engine_->InspectContainer(id).status().code() ==
+           absl::StatusCode::kNotFound;
   }
 
   testing_util::TestStack stack_;
@@ -179,7 +194,8 @@ class ExecutorProcessTest : public ::testing::Test {
   std::unique_ptr<crucible::v1::ExecutorService::Stub> stub_;
 };
 
-TEST_F(ExecutorProcessTest, SigtermStopsTakingRunsSaysNotServingAndDrainsWithinTheGrace) {
+TEST_F(ExecutorProcessTest,
+       SigtermStopsTakingRunsSaysNotServingAndDrainsWithinTheGrace) {
   StartExecutor({"--cancel_grace=3s"});
   RunCall short_run(*stub_, Request({"sh", "-c", "sleep 1; echo finished"}));
   RunCall long_run(*stub_, Request({"sleep", "60"}));
@@ -188,7 +204,8 @@ TEST_F(ExecutorProcessTest, SigtermStopsTakingRunsSaysNotServingAndDrainsWithinT
 
   absl::Time term_at = absl::Now();
   ASSERT_EQ(kill(process_->pid(), SIGTERM), 0);
-  EXPECT_TRUE(Eventually([&] { return Health() == "NOT_SERVING"; }, absl::Seconds(2)));
+  EXPECT_TRUE(
+      Eventually([&] { return Health() == "NOT_SERVING"; }, absl::Seconds(2)));
   RunCall refused(*stub_, Request({"true"}));
   ASSERT_TRUE(refused.WaitDone(absl::Seconds(10)));
   EXPECT_EQ(refused.status().error_code(), grpc::StatusCode::UNAVAILABLE)
@@ -198,7 +215,8 @@ TEST_F(ExecutorProcessTest, SigtermStopsTakingRunsSaysNotServingAndDrainsWithinT
   ASSERT_TRUE(short_run.WaitDone(absl::Seconds(30)));
   ASSERT_TRUE(short_run.status().ok()) << short_run.status().error_message();
   ASSERT_TRUE(short_run.result().has_value());
-  EXPECT_EQ(short_run.result()->reason(), crucible::v1::TERMINATION_REASON_EXITED);
+  EXPECT_EQ(short_run.result()->reason(),
+            crucible::v1::TERMINATION_REASON_EXITED);
   EXPECT_EQ(short_run.out(), "finished\n");
   // The long one is stopped at the end of the grace, UNAVAILABLE so that the
   // server retries it elsewhere; killing and removing it may take a while
@@ -246,12 +264,14 @@ class EngineDiesTest : public ::testing::TestWithParam<int> {
     ASSERT_NE(port, nullptr) << "run through ctest";
     port_ = port;
     dir_ = testing_util::MakeTempDir("private-engine");
-    auto started = testing_util::RunCommand({script_, "start", dir_, port_}, absl::Seconds(120));
+    auto started = testing_util::RunCommand({script_, "start", dir_, port_},
+                                            absl::Seconds(120));
     ASSERT_TRUE(started.ok()) << started.status();
     ASSERT_EQ(started->exit_code, 0) << started->err;
-    ASSERT_TRUE(absl::SimpleAtoi(
-        absl::StripAsciiWhitespace(testing_util::ReadFile(dir_ + "/engine.pid")),
-        &engine_pid_));
+    ASSERT_TRUE(
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(
+                             testing_util::ReadFile(dir_ + "/engine.pid")),
+                         &engine_pid_));
   }
 
   void TearDown() override {
@@ -259,7 +279,8 @@ class EngineDiesTest : public ::testing::TestWithParam<int> {
     // Wake or restart the engine so that stop removes the container the
     // abandoned run left, then stop everything.
     kill(engine_pid_, SIGCONT);
-    (void)testing_util::RunCommand({script_, "start", dir_, port_}, absl::Seconds(120));
+    (void)testing_util::RunCommand({script_, "start", dir_, port_},
+                                   absl::Seconds(120));
     (void)testing_util::RunCommand({script_, "stop", dir_}, absl::Seconds(60));
   }
 
@@ -278,17 +299,21 @@ TEST_P(EngineDiesTest, RunEndsUnavailableNotAHang) {
   po.executor_id = executor_testing::UniqueExecutorId();
   auto policy = policy::ContainerPolicy::Create(po);
   ASSERT_TRUE(policy.ok());
-  runner::Runner runner(**engine, *policy, common::Clock::Real(), runner::RunnerOptions{});
+  runner::Runner runner(**engine, *policy, common::Clock::Real(),
+                        runner::RunnerOptions{});
   RunRequest req;
   req.set_run_id("engine-dies");
   req.mutable_spec()->set_image(executor_testing::kBusybox);
   req.mutable_spec()->add_command("sleep");
   req.mutable_spec()->add_command("60");
-  *req.mutable_spec()->mutable_timeout() = common::ToProtoDuration(absl::Seconds(55));
+  *req.mutable_spec()->mutable_timeout() =
+      common::ToProtoDuration(absl::Seconds(55));
 
   class StartedSink : public runner::RunSink {
    public:
-    void OnStarted(const std::string&, absl::Time) override { started.Notify(); }
+    void OnStarted(const std::string&, absl::Time) override {
+      started.Notify();
+    }
     void OnOutput(crucible::v1::OutputChunk) override {}
     absl::Notification started;
   } sink;
@@ -306,7 +331,8 @@ TEST_P(EngineDiesTest, RunEndsUnavailableNotAHang) {
   if (!ended) runner.ShutdownAll();  // let the thread end before failing
   run.join();
   ASSERT_TRUE(ended) << "the run hung after the engine went away";
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable) << result.status();
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable)
+      << result.status();
   EXPECT_LT(absl::Now() - stopped_at, absl::Seconds(30));
 }
 

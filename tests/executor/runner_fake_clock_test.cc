@@ -26,9 +26,11 @@ using executor_testing::ScriptedServer;
 class FakeEngine {
  public:
   std::string Respond(const std::string& line) {
-    if (absl::StrContains(line, "/version")) return Http(200, R"({"ApiVersion":"1.41"})");
+    if (absl::StrContains(line, "/version"))
+      return Http(200, R"({"ApiVersion":"1.41"})");
     if (absl::StrContains(line, "/images/")) return Http(200, "{}");
-    if (absl::StrContains(line, "/containers/create")) return Http(201, R"({"Id":"c1"})");
+    if (absl::StrContains(line, "/containers/create"))
+      return Http(201, R"({"Id":"c1"})");
     if (absl::StrContains(line, "/start")) return Http(204, "");
     if (absl::StrContains(line, "/kill")) {
       killed_.Notify();
@@ -45,8 +47,12 @@ class FakeEngine {
     if (absl::StartsWith(line, "DELETE")) return Http(204, "");
     if (absl::StrContains(line, "/containers/c1/json")) {
       return killed_.HasBeenNotified()
-                 ? Http(200, R"({"State":{"Status":"exited","Running":false,"ExitCode":137}})")
-                 : Http(200, R"({"State":{"Status":"running","Running":true,"ExitCode":0}})");
+                 ? Http(
+                       200,
+                       R"({"State":{"Status":"exited","Running":false,"ExitCode":137}})")
+                 : Http(
+                       200,
+                       R"({"State":{"Status":"running","Running":true,"ExitCode":0}})");
     }
     return Http(500, R"({"message":"unexpected"})");
   }
@@ -73,8 +79,9 @@ class StartedSink : public RunSink {
 
 TEST(RunnerFakeClockTest, TheDeadlineOnTheInjectedClockKillsTheContainer) {
   FakeEngine fake;
-  ScriptedServer server([&](const std::string& line) { return fake.Respond(line); },
-                        /*concurrent=*/true);
+  ScriptedServer server(
+      [&](const std::string& line) { return fake.Respond(line); },
+      /*concurrent=*/true);
   auto engine = docker::EngineClient::Create({.docker_host = server.address()});
   ASSERT_TRUE(engine.ok());
   auto policy = policy::ContainerPolicy::Create({});
@@ -87,12 +94,14 @@ TEST(RunnerFakeClockTest, TheDeadlineOnTheInjectedClockKillsTheContainer) {
   crucible::v1::RunRequest req;
   req.set_run_id("r1");
   req.mutable_spec()->set_image("localhost/crucible/x:1");
-  *req.mutable_spec()->mutable_timeout() = common::ToProtoDuration(absl::Minutes(5));
+  *req.mutable_spec()->mutable_timeout() =
+      common::ToProtoDuration(absl::Minutes(5));
   StartedSink sink;
   absl::StatusOr<crucible::v1::TaskResult> result;
   std::thread run([&] { result = runner.Run(req, sink, nullptr); });
   ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(absl::Seconds(30)));
-  EXPECT_EQ(sink.start_, clock.Now()) << "start time comes from the injected clock";
+  EXPECT_EQ(sink.start_, clock.Now())
+      << "start time comes from the injected clock";
   EXPECT_FALSE(fake.killed());
 
   clock.Advance(absl::Minutes(5));  // exactly the deadline
@@ -114,8 +123,9 @@ TEST(RunnerFakeClockTest, TheDeadlineOnTheInjectedClockKillsTheContainer) {
 
 TEST(RunnerFakeClockTest, CancelKillsBeforeTheDeadline) {
   FakeEngine fake;
-  ScriptedServer server([&](const std::string& line) { return fake.Respond(line); },
-                        /*concurrent=*/true);
+  ScriptedServer server(
+      [&](const std::string& line) { return fake.Respond(line); },
+      /*concurrent=*/true);
   auto engine = docker::EngineClient::Create({.docker_host = server.address()});
   ASSERT_TRUE(engine.ok());
   auto policy = policy::ContainerPolicy::Create({});

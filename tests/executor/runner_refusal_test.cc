@@ -37,19 +37,23 @@ crucible::v1::RunRequest Request() {
 
 // Answers like an engine that has no image at all.
 std::string NoImageEngine(const std::string& line) {
-  if (absl::StrContains(line, "/version")) return Http(200, R"({"ApiVersion":"1.41"})");
+  if (absl::StrContains(line, "/version"))
+    return Http(200, R"({"ApiVersion":"1.41"})");
   if (absl::StrContains(line, "/images/create")) {
     return Http(200, "{\"error\":\"no registry here\"}\n");
   }
-  if (absl::StrContains(line, "/images/")) return Http(404, R"({"message":"no such image"})");
+  if (absl::StrContains(line, "/images/"))
+    return Http(404, R"({"message":"no such image"})");
   return Http(500, R"({"message":"unexpected"})");
 }
 
 class RunnerRefusalTest : public ::testing::Test {
  protected:
-  absl::StatusOr<crucible::v1::TaskResult> Run(const crucible::v1::RunRequest& req,
-                                               policy::ContainerPolicyOptions po = {}) {
-    auto engine = docker::EngineClient::Create({.docker_host = server_.address()});
+  absl::StatusOr<crucible::v1::TaskResult> Run(
+      const crucible::v1::RunRequest& req,
+      policy::ContainerPolicyOptions po = {}) {
+    auto engine =
+        docker::EngineClient::Create({.docker_host = server_.address()});
     EXPECT_TRUE(engine.ok());
     auto policy = policy::ContainerPolicy::Create(po);
     EXPECT_TRUE(policy.ok()) << policy.status();
@@ -71,37 +75,52 @@ TEST_F(RunnerRefusalTest, RequestsOutsideThePolicyMakeNoEngineCall) {
   };
   const Case cases[] = {
       {"disallowed image",
-       [](crucible::v1::RunRequest& r) { r.mutable_spec()->set_image("docker.io/library/busybox:1"); },
+       [](crucible::v1::RunRequest& r) {
+         r.mutable_spec()->set_image("docker.io/library/busybox:1");
+       },
        absl::StatusCode::kPermissionDenied, "allowed_images"},
       {"exact rule does not admit another tag",
-       [](crucible::v1::RunRequest& r) { r.mutable_spec()->set_image("localhost/other/x:2"); },
+       [](crucible::v1::RunRequest& r) {
+         r.mutable_spec()->set_image("localhost/other/x:2");
+       },
        absl::StatusCode::kPermissionDenied, "localhost/other/x:1"},
       {"memory above max",
        [](crucible::v1::RunRequest& r) {
-         r.mutable_spec()->mutable_resources()->set_memory_bytes(int64_t{5} << 30);
+         r.mutable_spec()->mutable_resources()->set_memory_bytes(int64_t{5}
+                                                                 << 30);
        },
        absl::StatusCode::kInvalidArgument, "memory_bytes.max"},
       {"cpu above max",
-       [](crucible::v1::RunRequest& r) { r.mutable_spec()->mutable_resources()->set_cpu_millis(4001); },
+       [](crucible::v1::RunRequest& r) {
+         r.mutable_spec()->mutable_resources()->set_cpu_millis(4001);
+       },
        absl::StatusCode::kInvalidArgument, "cpu_millis.max"},
       {"pids above max",
-       [](crucible::v1::RunRequest& r) { r.mutable_spec()->mutable_resources()->set_pids_limit(5000); },
+       [](crucible::v1::RunRequest& r) {
+         r.mutable_spec()->mutable_resources()->set_pids_limit(5000);
+       },
        absl::StatusCode::kInvalidArgument, "pids_limit.max"},
       {"tmpfs above max",
        [](crucible::v1::RunRequest& r) {
-         r.mutable_spec()->mutable_resources()->set_tmpfs_bytes(int64_t{2} << 30);
+         r.mutable_spec()->mutable_resources()->set_tmpfs_bytes(int64_t{2}
+                                                                << 30);
        },
        absl::StatusCode::kInvalidArgument, "tmpfs_bytes.max"},
       {"timeout above max",
        [](crucible::v1::RunRequest& r) {
-         *r.mutable_spec()->mutable_timeout() = common::ToProtoDuration(absl::Hours(25));
+         *r.mutable_spec()->mutable_timeout() =
+             common::ToProtoDuration(absl::Hours(25));
        },
        absl::StatusCode::kInvalidArgument, "timeout.max"},
       {"output above max",
-       [](crucible::v1::RunRequest& r) { r.mutable_spec()->set_max_output_bytes(int64_t{1} << 40); },
+       [](crucible::v1::RunRequest& r) {
+         r.mutable_spec()->set_max_output_bytes(int64_t{1} << 40);
+       },
        absl::StatusCode::kInvalidArgument, "max_output_bytes.max"},
       {"negative memory",
-       [](crucible::v1::RunRequest& r) { r.mutable_spec()->mutable_resources()->set_memory_bytes(-1); },
+       [](crucible::v1::RunRequest& r) {
+         r.mutable_spec()->mutable_resources()->set_memory_bytes(-1);
+       },
        absl::StatusCode::kInvalidArgument, "memory_bytes"},
   };
   policy::ContainerPolicyOptions po;
@@ -110,7 +129,8 @@ TEST_F(RunnerRefusalTest, RequestsOutsideThePolicyMakeNoEngineCall) {
     crucible::v1::RunRequest req = Request();
     c.mutate(req);
     auto result = Run(req, po);
-    EXPECT_EQ(result.status().code(), c.code) << c.name << ": " << result.status();
+    EXPECT_EQ(result.status().code(), c.code)
+        << c.name << ": " << result.status();
     EXPECT_TRUE(absl::StrContains(result.status().message(), c.rule))
         << c.name << ": " << result.status();
   }
@@ -123,12 +143,15 @@ TEST_F(RunnerRefusalTest, RootUserIsRefusedWhenThePolicyIsBuilt) {
     policy::ContainerPolicyOptions po;
     po.user = user;
     auto policy = policy::ContainerPolicy::Create(po);
-    EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument) << user;
-    EXPECT_TRUE(absl::StrContains(policy.status().message(), "root")) << policy.status();
+    EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument)
+        << user;
+    EXPECT_TRUE(absl::StrContains(policy.status().message(), "root"))
+        << policy.status();
   }
 }
 
-TEST_F(RunnerRefusalTest, MissingImageIsFailedPreconditionAndNotPulledByDefault) {
+TEST_F(RunnerRefusalTest,
+       MissingImageIsFailedPreconditionAndNotPulledByDefault) {
   auto result = Run(Request());
   EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(result.status().message(),
@@ -148,9 +171,10 @@ TEST_F(RunnerRefusalTest, MissingImageIsPulledWhenThePolicyAllows) {
   EXPECT_TRUE(absl::StrContains(result.status().message(), "no registry here"))
       << result.status();
   std::vector<std::string> requests = server_.requests();
-  EXPECT_TRUE(std::any_of(requests.begin(), requests.end(), [](const std::string& r) {
-    return absl::StartsWith(r, "POST /v1.41/images/create?fromImage=");
-  }));
+  EXPECT_TRUE(
+      std::any_of(requests.begin(), requests.end(), [](const std::string& r) {
+        return absl::StartsWith(r, "POST /v1.41/images/create?fromImage=");
+      }));
 }
 
 }  // namespace

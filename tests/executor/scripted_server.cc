@@ -12,8 +12,8 @@
 
 namespace executor_testing {
 
-ScriptedServer::ScriptedServer(std::function<std::string(const std::string&)> respond,
-                               bool concurrent)
+ScriptedServer::ScriptedServer(
+    std::function<std::string(const std::string&)> respond, bool concurrent)
     : respond_(std::move(respond)), concurrent_(concurrent) {
   fd_ = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -73,9 +73,11 @@ void ScriptedServer::Answer(int c) {
     if (cl != std::string::npos) {
       size_t eol = lower.find("\r\n", cl);
       (void)absl::SimpleAtoi(
-          absl::StripAsciiWhitespace(lower.substr(cl + 15, eol - cl - 15)), &body_len);
+          absl::StripAsciiWhitespace(lower.substr(cl + 15, eol - cl - 15)),
+          &body_len);
     }
-    while (header_end != std::string::npos && req.size() < header_end + 4 + body_len) {
+    while (header_end != std::string::npos &&
+           req.size() < header_end + 4 + body_len) {
       ssize_t n = read(c, buf, sizeof(buf));
       if (n <= 0) break;
       req.append(buf, static_cast<size_t>(n));
@@ -92,9 +94,9 @@ void ScriptedServer::Answer(int c) {
 }
 
 std::string Http(int code, const std::string& body) {
-  return absl::StrCat("HTTP/1.1 ", code, " X\r\nContent-Type: application/json\r\n",
-                      "Content-Length: ", body.size(), "\r\nConnection: close\r\n\r\n",
-                      body);
+  return absl::StrCat(
+      "HTTP/1.1 ", code, " X\r\nContent-Type: application/json\r\n",
+      "Content-Length: ", body.size(), "\r\nConnection: close\r\n\r\n", body);
 }
 
 }  // namespace executor_testing

@@ -20,8 +20,9 @@ namespace executor_testing {
 // Thread-safe.
 class ScriptedServer {
  public:
-  explicit ScriptedServer(std::function<std::string(const std::string&)> respond,
-                          bool concurrent = false);
+  explicit ScriptedServer(
+      std::function<std::string(const std::string&)> respond,
+      bool concurrent = false);
   ~ScriptedServer();
   std::string address() const;  // tcp://127.0.0.1:PORT
   std::vector<std::string> requests();

@@ -38,7 +38,8 @@ Parsed Reference(absl::string_view b) {
       p.failed = true;
       return p;
     }
-    size_t len = (size_t{h[4]} << 24) | (size_t{h[5]} << 16) | (size_t{h[6]} << 8) | h[7];
+    size_t len = (size_t{h[4]} << 24) | (size_t{h[5]} << 16) |
+                 (size_t{h[6]} << 8) | h[7];
     i += 8;
     size_t take = std::min(len, b.size() - i);
     std::string& dst = h[0] == 0 ? p.in : h[0] == 1 ? p.out : p.err;
@@ -55,7 +56,9 @@ Parsed Incremental(absl::string_view b, absl::string_view cuts) {
   size_t cut = 0;
   while (!b.empty()) {
     size_t n = b.size();
-    if (cut < cuts.size()) n = std::min(n, static_cast<size_t>(static_cast<uint8_t>(cuts[cut++])) + 1);
+    if (cut < cuts.size())
+      n = std::min(n,
+                   static_cast<size_t>(static_cast<uint8_t>(cuts[cut++])) + 1);
     std::vector<docker::Frame> frames;
     bool ok = d.Feed(b.substr(0, n), frames);
     for (const docker::Frame& f : frames) {
@@ -89,12 +92,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Parsed whole = Incremental(stream, "");
   Parsed split = Incremental(stream, cuts);
   for (const Parsed* got : {&whole, &split}) {
-    if (got->failed != want.failed || got->out != want.out || got->err != want.err ||
-        got->in != want.in) {
+    if (got->failed != want.failed || got->out != want.out ||
+        got->err != want.err || got->in != want.in) {
       abort();
     }
     if (!want.failed && got->at_boundary != want.at_boundary) abort();
-    if (got->out.size() + got->err.size() + got->in.size() > stream.size()) abort();
+    if (got->out.size() + got->err.size() + got->in.size() > stream.size())
+      abort();
   }
   return 0;
 }
