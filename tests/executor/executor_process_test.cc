@@ -6,12 +6,14 @@
 #include <sys/wait.h>
 
 #include <csignal>
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -249,6 +251,70 @@ TEST_F(ExecutorProcessTest, OrphansAreReapedAtStartAndPeriodically) {
   ASSERT_TRUE(run.WaitDone(absl::Seconds(60)));
   ASSERT_TRUE(run.status().ok()) << run.status().error_message();
   EXPECT_EQ(run.out(), "ok\n");
+}
+
+TEST_F(ExecutorProcessTest, PolicyFileIsAppliedToRuns) {
+  const std::string policy = dir_ + "/policy.json";
+  FILE* f = fopen(policy.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fputs(R"({"images": ["localhost/crucible/busybox:latest"],
+            "pids_limit": {"default": 16, "max": 32}})",
+        f);
+  fclose(f);
+  StartExecutor({"--policy_file=" + policy});
+
+  RunRequest too_many = Request({"true"});
+  too_many.mutable_spec()->mutable_resources()->set_pids_limit(64);
+  RunCall refused(*stub_, too_many);
+  ASSERT_TRUE(refused.WaitDone(absl::Seconds(30)));
+  EXPECT_EQ(refused.status().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(
+      absl::StrContains(refused.status().error_message(), "pids_limit.max"))
+      << refused.status().error_message();
+
+  RunRequest other = Request({"true"});
+  other.mutable_spec()->set_image("localhost/crucible/other:1");  // exact rule
+  RunCall denied(*stub_, other);
+  ASSERT_TRUE(denied.WaitDone(absl::Seconds(30)));
+  EXPECT_EQ(denied.status().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  // The file's default reaches the container.
+  RunCall run(*stub_,
+              Request({"sh", "-c",
+                       "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || "
+                       "cat /sys/fs/cgroup/pids.max"}));
+  ASSERT_TRUE(run.WaitDone(absl::Seconds(60)));
+  ASSERT_TRUE(run.status().ok()) << run.status().error_message();
+  EXPECT_EQ(run.out(), "16\n");
+}
+
+// A policy the executor cannot honour stops it at start, saying why.
+TEST(ExecutorBadPolicyTest, BadPolicyFileStopsTheExecutorAtStart) {
+  const std::string dir = testing_util::MakeTempDir("bad-policy");
+  struct Case {
+    const char* json;
+    const char* says;
+  };
+  for (const Case& c : std::initializer_list<Case>{
+           {R"({"user": "0:0"})", "root"},
+           {R"({"memroy_bytes": {"max": 1}})", "memroy_bytes"},
+           {R"({"network": "host"})", "host"},
+       }) {
+    const std::string path = dir + "/policy.json";
+    FILE* f = fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs(c.json, f);
+    fclose(f);
+    auto p = Process::Start(
+        {testing_util::BinaryPath("crucible-executor"), "--listen=127.0.0.1:0",
+         "--policy_file=" + path, "--docker_host=tcp://127.0.0.1:1"},
+        dir + "/executor.log");
+    ASSERT_TRUE(p.ok()) << p.status();
+    absl::StatusOr<int> status = p->Wait(absl::Seconds(30));
+    ASSERT_TRUE(status.ok()) << c.json;
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1) << c.json;
+    EXPECT_TRUE(absl::StrContains(p->Log(), c.says)) << p->Log();
+  }
 }
 
 // A private engine + proxy (deploy/local/engine) on the port after the
