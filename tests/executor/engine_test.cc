@@ -269,7 +269,10 @@ TEST_F(EngineTest, UnreadStdinDoesNotHoldUpTheRun) {
   result = runner_->Run(slow, sink2, nullptr);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->reason(), TerminationReason::TERMINATION_REASON_TIMEOUT);
-  EXPECT_LT(absl::Now() - sink2.started_at(), absl::Seconds(3));
+  EXPECT_LT(common::FromProtoTime(result->finish_time()) -
+                common::FromProtoTime(result->start_time()),
+            absl::Seconds(3));
+  EXPECT_LT(absl::Now() - sink2.started_at(), absl::Seconds(6));
 }
 
 TEST_F(EngineTest, ContainerIsRemovedAfterTheRun) {
@@ -291,12 +294,13 @@ TEST_F(EngineTest, Sleep60WithA1sTimeoutEndsTimedOutWithin3s) {
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->reason(), TerminationReason::TERMINATION_REASON_TIMEOUT);
   // The timeout runs from the container's start (creating it is not the
-  // task's time); the run, removal included, is over 3 s after that.
-  EXPECT_LT(absl::Now() - sink.started_at(), absl::Seconds(3));
-  // The result's own times say the same.
+  // task's time): the run ended (killed, exit seen) within 3 s of that...
   EXPECT_LT(common::FromProtoTime(result->finish_time()) -
                 common::FromProtoTime(result->start_time()),
             absl::Seconds(3));
+  // ... and Run returned soon after, the container removed (generous: a
+  // loaded machine's engine is slow to remove).
+  EXPECT_LT(absl::Now() - sink.started_at(), absl::Seconds(6));
 }
 
 TEST_F(EngineTest, YesWithAOneMiBCapEndsOutputLimitKeepingExactlyOneMiB) {
