@@ -19,6 +19,8 @@
 #include "executor/docker/engine_client.h"
 #include "executor/executor_service.h"
 #include "executor/policy/container_policy.h"
+#include "executor/policy/policy_file.h"
+#include "executor/runner/reaper.h"
 #include "executor/runner/runner.h"
 #include "glog/logging.h"
 
@@ -28,13 +30,25 @@ ABSL_FLAG(std::string, port_file, "",
 ABSL_FLAG(std::string, docker_host, "",
           "engine address, unix:///path or tcp://host:port; default: env "
           "DOCKER_HOST, else tcp://127.0.0.1:2375 (the docker-proxy)");
+ABSL_FLAG(absl::Duration, engine_timeout, absl::Seconds(30),
+          "limit of each non-streaming engine call; a run whose engine does "
+          "not answer 3 inspections in a row ends UNAVAILABLE");
 ABSL_FLAG(int, slots, 4, "concurrent runs; more get RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, executor_id, "",
           "value of the crucible.executor label; default: the hostname");
-ABSL_FLAG(std::string, allowed_images, "localhost/crucible/",
-          "comma-separated image prefixes the policy allows");
-ABSL_FLAG(std::string, user, "65534:65534",
-          "numeric uid:gid containers run as (0 is refused)");
+ABSL_FLAG(std::string, policy_file, "",
+          "JSON container policy (images, limits, user, runtime, network); "
+          "flags given explicitly override it");
+ABSL_FLAG(std::string, allowed_images, "",
+          "comma-separated image rules: exact references, or prefixes ending "
+          "in '/', ':' or '*'; default: the policy file's, else "
+          "localhost/crucible/");
+ABSL_FLAG(std::string, user, "",
+          "numeric uid:gid containers run as (0 is refused); default: the "
+          "policy file's, else 65534:65534");
+ABSL_FLAG(absl::Duration, reap_interval, absl::Seconds(60),
+          "how often containers labelled with this executor's id that no run "
+          "owns (left by a crash) are removed; also done at start");
 ABSL_FLAG(absl::Duration, ping_interval, absl::Seconds(5),
           "how often the engine is pinged to set the health status");
 ABSL_FLAG(absl::Duration, cancel_grace, absl::Seconds(3),
@@ -67,6 +81,7 @@ int main(int argc, char** argv) {
 
   docker::EngineClientOptions engine_options;
   engine_options.docker_host = DockerHost();
+  engine_options.request_timeout = absl::GetFlag(FLAGS_engine_timeout);
   auto engine = docker::EngineClient::Create(engine_options);
   if (!engine.ok()) {
     LOG(ERROR) << "bad --docker_host: " << engine.status();
@@ -74,13 +89,23 @@ int main(int argc, char** argv) {
   }
 
   policy::ContainerPolicyOptions policy_options;
-  policy_options.allowed_image_prefixes =
-      absl::StrSplit(absl::GetFlag(FLAGS_allowed_images), ',', absl::SkipEmpty());
-  policy_options.user = absl::GetFlag(FLAGS_user);
+  if (std::string path = absl::GetFlag(FLAGS_policy_file); !path.empty()) {
+    if (absl::Status s = policy::ApplyPolicyFile(path, policy_options); !s.ok()) {
+      LOG(ERROR) << "bad --policy_file: " << s;
+      return 1;
+    }
+  }
+  if (std::string rules = absl::GetFlag(FLAGS_allowed_images); !rules.empty()) {
+    policy::ParseImageRules(absl::StrSplit(rules, ',', absl::SkipEmpty()),
+                            policy_options);
+  }
+  if (std::string user = absl::GetFlag(FLAGS_user); !user.empty()) {
+    policy_options.user = user;
+  }
   policy_options.executor_id = ExecutorId();
   auto policy = policy::ContainerPolicy::Create(policy_options);
   if (!policy.ok()) {
-    LOG(ERROR) << "bad policy flags: " << policy.status();
+    LOG(ERROR) << "bad policy: " << policy.status();
     return 1;
   }
 
@@ -132,11 +157,17 @@ int main(int argc, char** argv) {
         absl::GetFlag(FLAGS_ping_interval)));
   });
 
+  // Containers of this executor that no run owns were left by a crash.
+  auto reaper = std::make_unique<runner::OrphanReaper>(
+      runner, absl::GetFlag(FLAGS_reap_interval));
+
   int sig = common::WaitForStopSignal();
-  LOG(INFO) << "signal " << sig << ": NOT_SERVING, stopping";
+  LOG(INFO) << "signal " << sig << ": NOT_SERVING, taking no new runs";
+  runner.StopAccepting();
   stop_pinging.Notify();
   pinger.join();
   server.SetServing(false);
+  reaper.reset();
   absl::Time cancel_at = absl::Now() + absl::GetFlag(FLAGS_cancel_grace);
   while (runner.active_runs() > 0 && absl::Now() < cancel_at) {
     absl::SleepFor(absl::Milliseconds(50));

@@ -319,6 +319,34 @@ absl::Status EngineClient::InspectImage(absl::string_view image) {
   return absl::OkStatus();
 }
 
+absl::Status EngineClient::PullImage(absl::string_view image) {
+  auto path = VersionedPath(
+      absl::StrCat("/images/create?fromImage=", EscapeQuery(image)));
+  if (!path.ok()) return path.status();
+  // A pull streams progress for as long as the download takes.
+  Request r{.method = "POST", .path = *path, .streaming = true};
+  auto resp = Do(r);
+  if (!resp.ok()) return resp.status();
+  if (resp->code == 403) return HttpError(r.method, r.path, *resp);
+  std::string error;
+  if (resp->code == 200) {
+    // The answer is a sequence of JSON objects; a failure is one with
+    // "error", still under 200.
+    for (absl::string_view line : absl::StrSplit(resp->body, '\n', absl::SkipWhitespace())) {
+      json j = ParseJson(line);
+      if (j.is_object() && j.contains("error") && j["error"].is_string()) {
+        error = j["error"].get<std::string>();
+      }
+    }
+    if (error.empty()) return absl::OkStatus();
+  } else {
+    error = absl::StrCat("HTTP ", resp->code, ": ", EngineMessage(resp->body));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "image \"", image, "\" is not present on the container engine at ",
+      options_.docker_host, " and could not be pulled: ", error));
+}
+
 absl::StatusOr<std::string> EngineClient::CreateContainer(const json& body) {
   auto path = VersionedPath("/containers/create");
   if (!path.ok()) return path.status();

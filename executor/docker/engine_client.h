@@ -67,6 +67,7 @@ using AbortFn = std::function<bool()>;
 //   GET    /_ping                                 Ping
 //   GET    /version                               NegotiateApiVersion
 //   GET    /V/images/{name}/json                  InspectImage
+//   POST   /V/images/create?fromImage={name}      PullImage (only if policy allows)
 //   POST   /V/containers/create                   CreateContainer
 //   POST   /V/containers/{id}/wait?condition=...  Wait
 //   POST   /V/containers/{id}/start               Start
@@ -92,6 +93,9 @@ class EngineClient {
 
   // OK if the image is present; FAILED_PRECONDITION naming it if not.
   absl::Status InspectImage(absl::string_view image);
+  // Pulls `image` from its registry. FAILED_PRECONDITION naming the image
+  // if the engine could not pull it (its progress stream reports an error).
+  absl::Status PullImage(absl::string_view image);
   // Creates a container from a create body; returns its id.
   absl::StatusOr<std::string> CreateContainer(const nlohmann::json& body);
   // Waits for `condition` ("next-exit", "not-running", ...) and returns the

@@ -60,7 +60,8 @@ absl::StatusOr<int64_t> Limit(absl::string_view field, int64_t requested,
   if (requested == 0) return def;
   if (requested > max) {
     return absl::InvalidArgumentError(absl::StrCat(
-        field, " ", requested, " exceeds the executor's maximum ", max));
+        field, " ", requested, " exceeds the executor's maximum ", max,
+        " (policy rule ", field.substr(field.rfind('.') + 1), ".max)"));
   }
   return requested;
 }
@@ -70,13 +71,68 @@ bool ValidImageChar(char c) {
          c == '_' || c == '-' || c == '/' || c == ':' || c == '@';
 }
 
+// A name the engine accepts for a network or runtime: no path, no mode.
+bool PlainName(absl::string_view s) {
+  return !s.empty() && s.size() <= 128 &&
+         std::all_of(s.begin(), s.end(), [](char c) {
+           return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+                  c == '.' || c == '_' || c == '-';
+         });
+}
+
+absl::Status CheckNetwork(const std::string& network) {
+  if (network == "none") return absl::OkStatus();
+  if (network == "host" || network == "bridge" || network == "default" ||
+      !PlainName(network)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "policy network \"", network, "\" is refused: use \"none\" or the "
+        "name of a user-defined network (never host, bridge, default, or "
+        "another container's or a path's namespace)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+void ParseImageRules(const std::vector<std::string>& rules,
+                     ContainerPolicyOptions& o) {
+  o.allowed_images.clear();
+  o.allowed_image_prefixes.clear();
+  for (absl::string_view rule : rules) {
+    rule = absl::StripAsciiWhitespace(rule);
+    if (rule.empty()) continue;
+    if (absl::ConsumeSuffix(&rule, "*")) {
+      o.allowed_image_prefixes.emplace_back(rule);
+    } else if (absl::EndsWith(rule, "/") || absl::EndsWith(rule, ":")) {
+      o.allowed_image_prefixes.emplace_back(rule);
+    } else {
+      o.allowed_images.emplace_back(rule);
+    }
+  }
+}
+
+bool ContainerPolicy::ImageAllowed(absl::string_view image) const {
+  const ContainerPolicyOptions& o = options_;
+  return std::find(o.allowed_images.begin(), o.allowed_images.end(), image) !=
+             o.allowed_images.end() ||
+         std::any_of(o.allowed_image_prefixes.begin(),
+                     o.allowed_image_prefixes.end(),
+                     [&](const std::string& p) { return absl::StartsWith(image, p); });
+}
 
 absl::StatusOr<ContainerPolicy> ContainerPolicy::Create(
     ContainerPolicyOptions o) {
   if (absl::Status s = CheckUser(o.user); !s.ok()) return s;
-  if (o.allowed_image_prefixes.empty()) {
-    return absl::InvalidArgumentError("policy allows no image prefix");
+  if (o.allowed_image_prefixes.empty() && o.allowed_images.empty()) {
+    return absl::InvalidArgumentError("policy allows no image");
+  }
+  for (const std::string& i : o.allowed_images) {
+    if (i.empty()) return absl::InvalidArgumentError("an allowed image is empty");
+  }
+  if (absl::Status s = CheckNetwork(o.network); !s.ok()) return s;
+  if (!o.runtime.empty() && !PlainName(o.runtime)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "policy runtime \"", o.runtime, "\" is not a plain runtime name"));
   }
   for (const std::string& p : o.allowed_image_prefixes) {
     if (p.empty()) {
@@ -112,14 +168,18 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
         absl::StrCat("spec.image \"", absl::CHexEscape(image.substr(0, 512)),
                      "\" is not a valid image reference"));
   }
-  bool allowed = std::any_of(
-      options_.allowed_image_prefixes.begin(), options_.allowed_image_prefixes.end(),
-      [&](const std::string& p) { return absl::StartsWith(image, p); });
-  if (!allowed) {
+  if (!ImageAllowed(image)) {
+    std::vector<std::string> rules;
+    for (const std::string& i : options_.allowed_images) {
+      rules.push_back(absl::StrCat("\"", i, "\""));
+    }
+    for (const std::string& p : options_.allowed_image_prefixes) {
+      rules.push_back(absl::StrCat("images starting with ", p));
+    }
     return absl::PermissionDeniedError(absl::StrCat(
-        "image \"", image, "\" is not allowed: the executor's policy allows only "
-        "images starting with ",
-        absl::StrJoin(options_.allowed_image_prefixes, " or ")));
+        "image \"", image, "\" is not allowed by the executor's image "
+        "allowlist (rule: allowed_images): it allows only ",
+        absl::StrJoin(rules, " or ")));
   }
   const crucible::v1::Resources& r = spec.resources();
   const ContainerPolicyOptions& o = options_;
@@ -159,7 +219,8 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
       return absl::InvalidArgumentError(
           absl::StrCat("spec.timeout ", absl::FormatDuration(t),
                        " exceeds the executor's maximum ",
-                       absl::FormatDuration(o.max_timeout)));
+                       absl::FormatDuration(o.max_timeout),
+                       " (policy rule timeout.max)"));
     }
     if (t > absl::ZeroDuration()) plan.timeout = t;
   }
@@ -187,7 +248,7 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
       {"CapDrop", {"ALL"}},
       {"ReadonlyRootfs", true},
       {"SecurityOpt", {"no-new-privileges"}},
-      {"NetworkMode", "none"},
+      {"NetworkMode", o.network},
       {"Memory", *memory},
       {"MemorySwap", *memory},
       {"PidsLimit", *pids},
@@ -204,19 +265,20 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
       {"Image", image},
       {"User", o.user},
       {"Labels",
-       {{"crucible.task", req.task_id()},
-        {"crucible.attempt", absl::StrCat(req.attempt())},
-        {"crucible.run", req.run_id()},
-        {"crucible.executor", o.executor_id}}},
+       {{kTaskLabel, req.task_id()},
+        {kAttemptLabel, absl::StrCat(req.attempt())},
+        {kRunLabel, req.run_id()},
+        {kExecutorLabel, o.executor_id}}},
       {"Env", env_list},
       {"Tty", false},
       {"OpenStdin", false},
       {"AttachStdin", false},
       {"AttachStdout", false},
       {"AttachStderr", false},
-      {"NetworkDisabled", true},
+      {"NetworkDisabled", o.network == "none"},
       {"HostConfig", host},
   };
+  if (!o.runtime.empty()) body["HostConfig"]["Runtime"] = o.runtime;
   if (spec.command_size() > 0) {
     body["Cmd"] = json(std::vector<std::string>(spec.command().begin(),
                                                 spec.command().end()));
@@ -229,7 +291,28 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
     body["StdinOnce"] = true;
     body["AttachStdin"] = true;
   }
+  // The docker-proxy inspects create bodies and refuses what it cannot
+  // look at in full, and the two characters the engine folds to ASCII key
+  // letters: refuse them here, as the task's error, rather than as a
+  // proxy refusal the server would retry.
+  const std::string dumped =
+      body.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (dumped.size() > kMaxCreateBodyBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec is too large: its command, env and working_dir make a "
+        "container-create body of ", dumped.size(), " bytes; the limit is ",
+        kMaxCreateBodyBytes));
+  }
+  for (absl::string_view folding : {"\xc5\xbf", "\xe2\x84\xaa"}) {
+    if (absl::StrContains(dumped, folding)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec.command, spec.env or spec.working_dir contains U+017F or "
+          "U+212A, which the container engine folds to ASCII letters in "
+          "JSON keys; the docker-proxy refuses them"));
+    }
+  }
   plan.create_body = std::move(body);
+  plan.pull_image = o.pull_images;
   return plan;
 }
 

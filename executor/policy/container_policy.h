@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "crucible/v1/executor_service.pb.h"
 #include "nlohmann/json.hpp"
@@ -14,10 +15,32 @@ namespace policy {
 
 inline constexpr int64_t kMiB = int64_t{1} << 20;
 inline constexpr int64_t kGiB = int64_t{1} << 30;
+// The largest container-create body; the docker-proxy refuses larger ones
+// (deploy/docker-proxy/haproxy.cfg, body_big).
+inline constexpr size_t kMaxCreateBodyBytes = 200000;
+
+// Labels of every container: the executor that owns it, and the run, task
+// and attempt it belongs to.
+inline constexpr char kExecutorLabel[] = "crucible.executor";
+inline constexpr char kRunLabel[] = "crucible.run";
+inline constexpr char kTaskLabel[] = "crucible.task";
+inline constexpr char kAttemptLabel[] = "crucible.attempt";
 
 struct ContainerPolicyOptions {
-  // An image is allowed iff its reference starts with one of these.
+  // An image is allowed iff its reference equals one of allowed_images or
+  // starts with one of allowed_image_prefixes (see ParseImageRules).
+  std::vector<std::string> allowed_images;
   std::vector<std::string> allowed_image_prefixes = {"localhost/crucible/"};
+  // Pull a missing image (only images the rules above allow). Off: a
+  // missing image is FAILED_PRECONDITION, and the proxy denies pulls.
+  bool pull_images = false;
+  // OCI runtime of every container (HostConfig.Runtime), e.g. "runsc" for
+  // gVisor; empty: the engine's default.
+  std::string runtime;
+  // The network every container joins: "none" (no interface but lo), or
+  // the name of a user-defined network. "host", "bridge", "default" and
+  // "container:..." / "ns:..." are refused.
+  std::string network = "none";
   // "uid:gid" the process runs as; numeric, uid and gid 0 are refused.
   std::string user = "65534:65534";
   // Written into the crucible.executor label of every container.
@@ -41,11 +64,19 @@ struct ContainerPolicyOptions {
   int64_t nproc_limit = 1024;
 };
 
+// Sorts image rules into allowed_images (exact references) and
+// allowed_image_prefixes: a rule ending in '/' or ':' is a prefix; a rule
+// ending in '*' is a prefix without the '*'; anything else is exact.
+void ParseImageRules(const std::vector<std::string>& rules,
+                     ContainerPolicyOptions& options);
+
 // What the runner needs to run one request.
 struct ContainerPlan {
   nlohmann::json create_body;  // body of POST /containers/create
   absl::Duration timeout;
   int64_t max_output_bytes;
+  // Pull the image if the engine does not have it.
+  bool pull_image = false;
 };
 
 // Turns RunRequests into hardened container-create bodies, or refuses them.
@@ -58,17 +89,20 @@ struct ContainerPlan {
 class ContainerPolicy {
  public:
   // INVALID_ARGUMENT for a root or non-numeric user, a default above its
-  // maximum, a non-positive limit or no allowed image prefix.
+  // maximum, a non-positive limit, no allowed image, an empty prefix, or a
+  // network or runtime name that is refused or malformed.
   static absl::StatusOr<ContainerPolicy> Create(ContainerPolicyOptions options);
 
   // The create body and limits for `request`. PERMISSION_DENIED if the image
-  // is not allowed (naming the image and the allowed prefixes);
+  // is not allowed (naming the image and the rules);
   // INVALID_ARGUMENT for a missing run_id or image, a malformed image or
   // env, or a limit above its maximum (naming the field and the maximum).
   // Non-empty stdin opens the container's stdin (OpenStdin, StdinOnce).
   absl::StatusOr<ContainerPlan> Plan(const crucible::v1::RunRequest& request) const;
 
   const ContainerPolicyOptions& options() const { return options_; }
+  // True if the image allowlist admits `image` (exact name or prefix).
+  bool ImageAllowed(absl::string_view image) const;
 
  private:
   explicit ContainerPolicy(ContainerPolicyOptions options)

@@ -50,12 +50,24 @@ class Execution {
     if (control_.shutting_down()) return ShutdownError();
     if (control_.cancelled()) return Ended(TerminationReason::TERMINATION_REASON_CANCELLED, "cancelled before the container was created");
     if (absl::Status s = engine_.InspectImage(request_.spec().image()); !s.ok()) {
-      return s;
+      if (s.code() != absl::StatusCode::kFailedPrecondition || !plan_.pull_image) {
+        return s;
+      }
+      // Only images the policy allowed get here.
+      LOG(INFO) << "run " << request_.run_id() << ": pulling " << request_.spec().image();
+      if (absl::Status pulled = engine_.PullImage(request_.spec().image()); !pulled.ok()) {
+        return pulled;
+      }
     }
     absl::StatusOr<std::string> id = engine_.CreateContainer(plan_.create_body);
     if (!id.ok()) return id.status();
     id_ = *id;
     absl::StatusOr<TaskResult> result = RunContainer();
+    if (engine_lost_.load()) {
+      LOG(WARNING) << "run " << request_.run_id() << ": container " << id_
+                   << " left to the orphan reaper: the engine stopped answering";
+      return result;
+    }
     // Always remove, on every path, once the container exists.
     if (absl::Status s = engine_.Remove(id_); !s.ok()) {
       LOG(ERROR) << "run " << request_.run_id() << ": could not remove container "
@@ -70,6 +82,13 @@ class Execution {
     return absl::UnavailableError(
         "the executor is shutting down; the run was stopped and its container "
         "removed");
+  }
+
+  absl::Status EngineLostError() const {
+    return absl::UnavailableError(absl::StrCat(
+        "the container engine stopped answering during the run (",
+        options_.engine_failures_to_give_up, " inspections of container ", id_,
+        " failed in a row); the run was abandoned"));
   }
 
   TaskResult Ended(TerminationReason reason, std::string message) {
@@ -142,9 +161,11 @@ class Execution {
       if (feeder.joinable()) feeder.join();
     };
 
-    if (absl::Status s = FollowLogs(); !s.ok()) {
+    absl::Status logs = FollowLogs();
+    if (engine_lost_.load()) return EngineLostError();
+    if (!logs.ok()) {
       (void)engine_.Kill(id_);
-      return s;
+      return logs;
     }
     absl::StatusOr<docker::ContainerState> state =
         WaitForExit(wait_done, wait_result, stop_wait);
@@ -267,6 +288,7 @@ class Execution {
     absl::Time killed_at = absl::InfiniteFuture();
     absl::Time exit_at = absl::InfiniteFuture();
     absl::Time next_inspect = clock_.Now() + options_.inspect_interval;
+    int engine_failures = 0;
     while (true) {
       Kill why = Kill::kNone;
       if (killed) {
@@ -291,6 +313,16 @@ class Execution {
           next_inspect = now + options_.inspect_interval;
           absl::StatusOr<docker::ContainerState> st = engine_.InspectContainer(id_);
           if (st.ok() && !st->running && st->status != "created") exit_seen_ = true;
+          engine_failures = st.status().code() == absl::StatusCode::kUnavailable
+                                ? engine_failures + 1
+                                : 0;
+          if (engine_failures >= options_.engine_failures_to_give_up) {
+            LOG(WARNING) << "run " << request_.run_id() << ": engine lost: "
+                         << st.status();
+            engine_lost_ = true;
+            abort_streams_ = true;
+            return;
+          }
         }
         if (exit_seen_.load()) exit_at = now;
       }
@@ -352,6 +384,7 @@ class Execution {
   std::atomic<bool> abort_streams_{false};
   std::atomic<bool> logs_stop_{false};  // abandon the current log stream
   std::atomic<bool> exit_seen_{false};  // wait answered or inspect saw it
+  std::atomic<bool> engine_lost_{false};  // the watchdog gave up on the engine
   // Used on the logs thread (the Run thread) only.
   docker::Demuxer demux_;
   int64_t offset_ = 0;

@@ -1,6 +1,7 @@
 #include "executor/runner/runner.h"
 
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "executor/runner/run.h"
@@ -86,6 +87,10 @@ absl::StatusOr<crucible::v1::TaskResult> Runner::Run(
   if (control == nullptr) control = std::make_shared<RunControl>();
   {
     absl::MutexLock lock(&mu_);
+    if (!accepting_) {
+      return absl::UnavailableError(
+          "the executor is shutting down and takes no new runs");
+    }
     if (active_.count(request.run_id()) > 0) {
       return absl::AlreadyExistsError(
           absl::StrCat("run ", request.run_id(), " is already running"));
@@ -126,6 +131,45 @@ absl::Status Runner::Cancel(const std::string& run_id) {
   }
   control->Cancel();
   return absl::OkStatus();
+}
+
+void Runner::StopAccepting() {
+  absl::MutexLock lock(&mu_);
+  accepting_ = false;
+}
+
+absl::StatusOr<int> Runner::ReapOrphans() {
+  const std::string& executor_id = policy_.options().executor_id;
+  absl::StatusOr<std::vector<docker::ContainerSummary>> listed =
+      engine_.ListContainers(policy::kExecutorLabel, executor_id);
+  if (!listed.ok()) return listed.status();
+  std::vector<docker::ContainerSummary> orphans;
+  {
+    absl::MutexLock lock(&mu_);
+    for (docker::ContainerSummary& c : *listed) {
+      auto run = c.labels.find(policy::kRunLabel);
+      if (run != c.labels.end() && active_.count(run->second) > 0) continue;
+      orphans.push_back(std::move(c));
+    }
+  }
+  int removed = 0;
+  absl::Status first_error;
+  for (const docker::ContainerSummary& c : orphans) {
+    // Engine calls outside the lock: Remove may take seconds.
+    if (absl::Status s = engine_.Remove(c.id); !s.ok()) {
+      LOG(WARNING) << "could not reap orphan container " << c.id << ": " << s;
+      if (first_error.ok()) first_error = s;
+      continue;
+    }
+    LOG(INFO) << "reaped orphan container " << c.id << " (state " << c.state
+              << ", " << policy::kRunLabel << "="
+              << (c.labels.count(policy::kRunLabel) > 0 ? c.labels.at(policy::kRunLabel)
+                                                        : "?")
+              << ") that no run of executor " << executor_id << " owns";
+    ++removed;
+  }
+  if (removed == 0 && !first_error.ok()) return first_error;
+  return removed;
 }
 
 void Runner::ShutdownAll() {

@@ -87,6 +87,11 @@ struct RunnerOptions {
   // After the exit was noticed, how long the log stream may take to end
   // before it is abandoned and the rest is read without follow.
   absl::Duration logs_grace = absl::Seconds(2);
+  // While the container runs, this many inspections in a row failing with
+  // UNAVAILABLE (engine or proxy down, or hung past the client's request
+  // timeout) end the run UNAVAILABLE without waiting for the engine; its
+  // container is left to the orphan reaper.
+  int engine_failures_to_give_up = 3;
 };
 
 // Runs RunRequests as containers under a ContainerPolicy, at most `slots` at
@@ -119,6 +124,16 @@ class Runner {
 
   // Cancels the active run `run_id`; NOT_FOUND if there is none.
   absl::Status Cancel(const std::string& run_id);
+  // From now on Run refuses new runs with UNAVAILABLE (the executor is
+  // draining); active runs go on. Irreversible.
+  void StopAccepting();
+  // Removes every container labelled crucible.executor=<the policy's
+  // executor_id> whose crucible.run label names no active run: containers
+  // left behind by a crash of this executor. Returns how many it removed;
+  // UNAVAILABLE if the engine cannot be reached. Runs started while it
+  // works are never touched (their run ids are active before their
+  // containers exist).
+  absl::StatusOr<int> ReapOrphans();
   // Ends every active run with UNAVAILABLE (executor shutting down); their
   // containers are killed and removed.
   void ShutdownAll();
@@ -131,6 +146,7 @@ class Runner {
   const RunnerOptions options_;
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<RunControl>> active_ ABSL_GUARDED_BY(mu_);
+  bool accepting_ ABSL_GUARDED_BY(mu_) = true;
 };
 
 }  // namespace runner

@@ -1,8 +1,12 @@
 #include "executor/policy/container_policy.h"
 
+#include <string>
+#include <vector>
+
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "common/proto_time.h"
+#include "executor/policy/policy_file.h"
 #include "gtest/gtest.h"
 
 namespace policy {
@@ -163,6 +167,24 @@ TEST(ContainerPolicyTest, NegativeAndMalformedInputsAreInvalidArgument) {
   EXPECT_EQ(Policy().Plan(req).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ContainerPolicyTest, WhatTheProxyWouldRefuseIsRefusedAsTheTasksError) {
+  crucible::v1::RunRequest req = Request();
+  (*req.mutable_spec()->mutable_env())["BIG"] = std::string(kMaxCreateBodyBytes, 'x');
+  auto plan = Policy().Plan(req);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(plan.status().message(), "too large")) << plan.status();
+  for (const char* folding : {"Bind\xc5\xbf", "Lin\xe2\x84\xaas"}) {
+    req = Request();
+    req.mutable_spec()->add_command(folding);
+    EXPECT_EQ(Policy().Plan(req).status().code(), absl::StatusCode::kInvalidArgument)
+        << folding;
+  }
+  // Other non-ASCII text is fine.
+  req = Request();
+  req.mutable_spec()->add_command("h\xc3\xa9llo \xe2\x9c\x93");
+  EXPECT_TRUE(Policy().Plan(req).ok());
+}
+
 TEST(ContainerPolicyTest, StdinOpensStdinOnce) {
   crucible::v1::RunRequest req = Request();
   req.mutable_spec()->set_stdin("data");
@@ -198,6 +220,132 @@ TEST(ContainerPolicyTest, BadOptionsAreRefusedAtLoad) {
   o = {};
   o.allowed_image_prefixes = {};
   EXPECT_FALSE(ContainerPolicy::Create(o).ok());
+}
+
+TEST(ContainerPolicyTest, ImageRulesAreExactNamesOrPrefixes) {
+  ContainerPolicyOptions o;
+  ParseImageRules({"localhost/crucible/", "registry.example/tools/python:3.12",
+                   "ghcr.io/acme/*", "quay.io/x:"},
+                  o);
+  EXPECT_EQ(o.allowed_images,
+            std::vector<std::string>{"registry.example/tools/python:3.12"});
+  EXPECT_EQ(o.allowed_image_prefixes,
+            (std::vector<std::string>{"localhost/crucible/", "ghcr.io/acme/", "quay.io/x:"}));
+  ContainerPolicy p = Policy(o);
+  for (const char* ok : {"localhost/crucible/busybox:latest",
+                         "registry.example/tools/python:3.12", "ghcr.io/acme/tool:1",
+                         "quay.io/x:2"}) {
+    EXPECT_TRUE(p.ImageAllowed(ok)) << ok;
+  }
+  for (const char* no : {"registry.example/tools/python:3.13",
+                         "registry.example/tools/python:3.12-evil",
+                         "ghcr.io/acmeco/tool:1", "quay.io/xy:1"}) {
+    EXPECT_FALSE(p.ImageAllowed(no)) << no;
+  }
+}
+
+TEST(ContainerPolicyTest, RuntimeAndNetworkComeFromThePolicy) {
+  ContainerPolicyOptions o;
+  o.runtime = "runsc";
+  o.network = "tasks";
+  auto plan = Policy(o).Plan(Request());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->create_body["HostConfig"]["Runtime"], "runsc");
+  EXPECT_EQ(plan->create_body["HostConfig"]["NetworkMode"], "tasks");
+  EXPECT_EQ(plan->create_body["NetworkDisabled"], false);
+  // The default: no runtime named, no network.
+  plan = Policy().Plan(Request());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_FALSE(plan->create_body["HostConfig"].contains("Runtime"));
+  EXPECT_EQ(plan->create_body["HostConfig"]["NetworkMode"], "none");
+  for (const char* net : {"host", "bridge", "default", "container:abc", "ns:/proc/1/ns/net", ""}) {
+    ContainerPolicyOptions bad;
+    bad.network = net;
+    EXPECT_EQ(ContainerPolicy::Create(bad).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << net;
+  }
+  ContainerPolicyOptions bad;
+  bad.runtime = "/usr/bin/evil --flag";
+  EXPECT_EQ(ContainerPolicy::Create(bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PolicyFileTest, EveryKeyIsApplied) {
+  ContainerPolicyOptions o;
+  absl::Status s = ApplyPolicyJson(R"({
+    // comments are allowed
+    "images": ["localhost/crucible/", "registry.example/py:3"],
+    "pull_images": true,
+    "user": "1000:1000",
+    "runtime": "runsc",
+    "network": "none",
+    "memory_bytes": {"default": 67108864, "max": 134217728},
+    "cpu_millis": {"default": 500, "max": 2000},
+    "pids_limit": {"default": 64, "max": 128},
+    "tmpfs_bytes": {"default": 1048576, "max": 2097152},
+    "max_output_bytes": {"default": 1024, "max": 4096},
+    "timeout": {"default": "30s", "max": "5m"},
+    "nofile": 256,
+    "nproc": 512
+  })", o);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(o.allowed_image_prefixes, std::vector<std::string>{"localhost/crucible/"});
+  EXPECT_EQ(o.allowed_images, std::vector<std::string>{"registry.example/py:3"});
+  EXPECT_TRUE(o.pull_images);
+  EXPECT_EQ(o.user, "1000:1000");
+  EXPECT_EQ(o.runtime, "runsc");
+  EXPECT_EQ(o.default_memory_bytes, 64 * kMiB);
+  EXPECT_EQ(o.max_memory_bytes, 128 * kMiB);
+  EXPECT_EQ(o.default_cpu_millis, 500);
+  EXPECT_EQ(o.max_cpu_millis, 2000);
+  EXPECT_EQ(o.default_pids_limit, 64);
+  EXPECT_EQ(o.max_pids_limit, 128);
+  EXPECT_EQ(o.default_tmpfs_bytes, 1 * kMiB);
+  EXPECT_EQ(o.max_tmpfs_bytes, 2 * kMiB);
+  EXPECT_EQ(o.default_max_output_bytes, 1024);
+  EXPECT_EQ(o.max_max_output_bytes, 4096);
+  EXPECT_EQ(o.default_timeout, absl::Seconds(30));
+  EXPECT_EQ(o.max_timeout, absl::Minutes(5));
+  EXPECT_EQ(o.nofile_limit, 256);
+  EXPECT_EQ(o.nproc_limit, 512);
+  ASSERT_TRUE(ContainerPolicy::Create(o).ok());
+
+  // Keys the file does not name keep their value.
+  ContainerPolicyOptions partial;
+  ASSERT_TRUE(ApplyPolicyJson(R"({"pids_limit": {"max": 10000}})", partial).ok());
+  EXPECT_EQ(partial.max_pids_limit, 10000);
+  EXPECT_EQ(partial.default_pids_limit, ContainerPolicyOptions{}.default_pids_limit);
+  EXPECT_EQ(partial.user, "65534:65534");
+}
+
+TEST(PolicyFileTest, MistakesAreInvalidArgumentNamingTheKey) {
+  struct Case {
+    const char* json;
+    const char* key;
+  };
+  for (const Case& c : std::initializer_list<Case>{
+           {R"({"memory": {"max": 1}})", "memory"},
+           {R"({"memory_bytes": {"maximum": 1}})", "memory_bytes.maximum"},
+           {R"({"memory_bytes": {"max": "1G"}})", "memory_bytes.max"},
+           {R"({"timeout": {"max": 60}})", "timeout.max"},
+           {R"({"images": "localhost/"})", "images"},
+           {R"({"images": [""]})", "images"},
+           {R"({"pull_images": "yes"})", "pull_images"},
+           {R"({"user": 65534})", "user"},
+           {R"([1, 2])", "object"},
+           {R"({"user": )", "JSON"},
+       }) {
+    ContainerPolicyOptions o;
+    absl::Status s = ApplyPolicyJson(c.json, o);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.json;
+    EXPECT_TRUE(absl::StrContains(s.message(), c.key)) << s;
+  }
+  // Values are checked when the policy is built: root is refused.
+  ContainerPolicyOptions o;
+  ASSERT_TRUE(ApplyPolicyJson(R"({"user": "0:0"})", o).ok());
+  EXPECT_EQ(ContainerPolicy::Create(o).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ApplyPolicyFile("/nonexistent/policy.json", o).code(),
+            absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -2,86 +2,19 @@
 // version negotiation and error mapping, e.g. a proxy's 403.
 #include "executor/docker/engine_client.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <functional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "tests/executor/scripted_server.h"
 
 namespace docker {
 namespace {
 
-// Answers each request with respond(request line). Thread-safe.
-class ScriptedServer {
- public:
-  explicit ScriptedServer(std::function<std::string(const std::string&)> respond)
-      : respond_(std::move(respond)) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    socklen_t len = sizeof(addr);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    listen(fd_, 16);
-    thread_ = std::thread([this] { Serve(); });
-  }
-  ~ScriptedServer() {
-    shutdown(fd_, SHUT_RDWR);
-    close(fd_);
-    thread_.join();
-  }
-  std::string address() const { return absl::StrCat("tcp://127.0.0.1:", port_); }
-  std::vector<std::string> requests() {
-    absl::MutexLock lock(&mu_);
-    return requests_;
-  }
-
- private:
-  void Serve() {
-    while (true) {
-      int c = accept(fd_, nullptr, nullptr);
-      if (c < 0) return;
-      std::string req;
-      char buf[4096];
-      while (!absl::StrContains(req, "\r\n\r\n")) {
-        ssize_t n = read(c, buf, sizeof(buf));
-        if (n <= 0) break;
-        req.append(buf, static_cast<size_t>(n));
-      }
-      std::string line = req.substr(0, req.find("\r\n"));
-      {
-        absl::MutexLock lock(&mu_);
-        requests_.push_back(line);
-      }
-      std::string resp = respond_(line);
-      (void)!write(c, resp.data(), resp.size());
-      close(c);
-    }
-  }
-
-  std::function<std::string(const std::string&)> respond_;
-  int fd_ = -1;
-  int port_ = 0;
-  std::thread thread_;
-  absl::Mutex mu_;
-  std::vector<std::string> requests_ ABSL_GUARDED_BY(mu_);
-};
-
-std::string Http(int code, const std::string& body) {
-  return absl::StrCat("HTTP/1.1 ", code, " X\r\nContent-Type: application/json\r\n",
-                      "Content-Length: ", body.size(), "\r\nConnection: close\r\n\r\n",
-                      body);
-}
+using executor_testing::Http;
+using executor_testing::ScriptedServer;
 
 std::unique_ptr<EngineClient> Client(const std::string& address) {
   auto c = EngineClient::Create({.docker_host = address});
@@ -151,6 +84,48 @@ TEST(EngineClientTest, ImageNamesCannotEscapeThePath) {
   auto client = Client(server.address());
   ASSERT_TRUE(client->InspectImage("a?b#c d").ok());
   EXPECT_EQ(server.requests()[1], "GET /v1.41/images/a%3Fb%23c%20d/json HTTP/1.1");
+}
+
+TEST(EngineClientTest, PullReportsAnErrorInsideA200StreamAsFailedPrecondition) {
+  ScriptedServer server([](const std::string& line) {
+    if (absl::StrContains(line, "/version")) return Http(200, R"({"ApiVersion":"1.41"})");
+    if (absl::StrContains(line, "fromImage=localhost%2Fgood%3A1")) {
+      return Http(200, "{\"status\":\"Pulling\"}\n{\"status\":\"Done\"}\n");
+    }
+    return Http(200, "{\"status\":\"Pulling\"}\n{\"error\":\"manifest unknown\"}\n");
+  });
+  auto client = Client(server.address());
+  EXPECT_TRUE(client->PullImage("localhost/good:1").ok());
+  absl::Status bad = client->PullImage("localhost/bad:1");
+  EXPECT_EQ(bad.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(bad.message(), "localhost/bad:1")) << bad;
+  EXPECT_TRUE(absl::StrContains(bad.message(), "manifest unknown")) << bad;
+  EXPECT_EQ(server.requests()[1],
+            "POST /v1.41/images/create?fromImage=localhost%2Fgood%3A1 HTTP/1.1");
+}
+
+TEST(EngineClientTest, EveryCallCarriesTheNegotiatedVersion) {
+  ScriptedServer server([](const std::string& line) {
+    if (absl::StrContains(line, "/version")) return Http(200, R"({"ApiVersion":"1.40"})");
+    return Http(500, R"({"message":"x"})");
+  });
+  auto client = Client(server.address());
+  (void)client->InspectImage("i");
+  (void)client->CreateContainer({{"Image", "i"}});
+  (void)client->Start("c");
+  (void)client->Kill("c");
+  (void)client->InspectContainer("c");
+  (void)client->Remove("c");
+  (void)client->ListContainers("k", "v");
+  (void)client->Logs("c", false, [](absl::string_view) { return true; },
+                     [] { return false; });
+  (void)client->Wait("c", "next-exit", [] { return false; }, nullptr);
+  std::vector<std::string> requests = server.requests();
+  ASSERT_EQ(requests.size(), 10u);
+  EXPECT_EQ(requests[0], "GET /version HTTP/1.1");  // negotiated once
+  for (size_t i = 1; i < requests.size(); ++i) {
+    EXPECT_TRUE(absl::StrContains(requests[i], " /v1.40/")) << requests[i];
+  }
 }
 
 }  // namespace

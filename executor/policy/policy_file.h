@@ -1,0 +1,45 @@
+#ifndef CRUCIBLE_EXECUTOR_POLICY_POLICY_FILE_H_
+#define CRUCIBLE_EXECUTOR_POLICY_POLICY_FILE_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "executor/policy/container_policy.h"
+
+namespace policy {
+
+// Applies a JSON policy document to `options`; keys it does not name keep
+// their value. Every key is optional:
+//
+//   {
+//     "images": ["localhost/crucible/", "registry.example/tools/python:3.12",
+//                "ghcr.io/acme/*"],         // see ParseImageRules
+//     "pull_images": false,
+//     "user": "65534:65534",                // numeric, never uid or gid 0
+//     "runtime": "runsc",                   // OCI runtime; "" = engine default
+//     "network": "none",
+//     "memory_bytes":     {"default": 268435456, "max": 4294967296},
+//     "cpu_millis":       {"default": 1000, "max": 4000},
+//     "pids_limit":       {"default": 256, "max": 4096},
+//     "tmpfs_bytes":      {"default": 67108864, "max": 1073741824},
+//     "max_output_bytes": {"default": 16777216, "max": 268435456},
+//     "timeout":          {"default": "10m", "max": "24h"},
+//     "nofile": 1024,
+//     "nproc": 1024
+//   }
+//
+// INVALID_ARGUMENT naming the key for malformed JSON, an unknown key (a
+// typo must not silently loosen nothing), or a value of the wrong type.
+// The values themselves are checked by ContainerPolicy::Create.
+absl::Status ApplyPolicyJson(absl::string_view json_text,
+                             ContainerPolicyOptions& options);
+
+// ApplyPolicyJson on the contents of the file at `path`; NOT_FOUND if it
+// cannot be read. Messages name the path.
+absl::Status ApplyPolicyFile(const std::string& path,
+                             ContainerPolicyOptions& options);
+
+}  // namespace policy
+
+#endif  // CRUCIBLE_EXECUTOR_POLICY_POLICY_FILE_H_

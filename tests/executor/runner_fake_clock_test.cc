@@ -1,0 +1,154 @@
+// The runner's deadline logic on a FakeClock, against a scripted engine
+// that holds wait and logs open until the container is killed: the timeout
+// is decided by the injected clock alone, with no real waiting for it.
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "common/clock.h"
+#include "common/proto_time.h"
+#include "executor/docker/engine_client.h"
+#include "executor/policy/container_policy.h"
+#include "executor/runner/runner.h"
+#include "gtest/gtest.h"
+#include "tests/executor/scripted_server.h"
+
+namespace runner {
+namespace {
+
+using executor_testing::Http;
+using executor_testing::ScriptedServer;
+
+// A container that runs until killed, then reports exit 137.
+class FakeEngine {
+ public:
+  std::string Respond(const std::string& line) {
+    if (absl::StrContains(line, "/version"))
+      return Http(200, R"({"ApiVersion":"1.41"})");
+    if (absl::StrContains(line, "/images/")) return Http(200, "{}");
+    if (absl::StrContains(line, "/containers/create"))
+      return Http(201, R"({"Id":"c1"})");
+    if (absl::StrContains(line, "/start")) return Http(204, "");
+    if (absl::StrContains(line, "/kill")) {
+      killed_.Notify();
+      return Http(204, "");
+    }
+    if (absl::StrContains(line, "/wait")) {
+      killed_.WaitForNotification();
+      return Http(200, R"({"StatusCode":137})");
+    }
+    if (absl::StrContains(line, "/logs")) {
+      killed_.WaitForNotification();
+      return Http(200, "");
+    }
+    if (absl::StartsWith(line, "DELETE")) return Http(204, "");
+    if (absl::StrContains(line, "/containers/c1/json")) {
+      return killed_.HasBeenNotified()
+                 ? Http(
+                       200,
+                       R"({"State":{"Status":"exited","Running":false,"ExitCode":137}})")
+                 : Http(
+                       200,
+                       R"({"State":{"Status":"running","Running":true,"ExitCode":0}})");
+    }
+    return Http(500, R"({"message":"unexpected"})");
+  }
+  bool killed() const { return killed_.HasBeenNotified(); }
+  // Releases held calls (at the end of a test that never killed).
+  void Release() {
+    if (!killed_.HasBeenNotified()) killed_.Notify();
+  }
+
+ private:
+  absl::Notification killed_;
+};
+
+class StartedSink : public RunSink {
+ public:
+  void OnStarted(const std::string&, absl::Time start) override {
+    start_ = start;
+    started.Notify();
+  }
+  void OnOutput(crucible::v1::OutputChunk) override {}
+  absl::Notification started;
+  absl::Time start_;
+};
+
+TEST(RunnerFakeClockTest, TheDeadlineOnTheInjectedClockKillsTheContainer) {
+  FakeEngine fake;
+  ScriptedServer server(
+      [&](const std::string& line) { return fake.Respond(line); },
+      /*concurrent=*/true);
+  auto engine = docker::EngineClient::Create({.docker_host = server.address()});
+  ASSERT_TRUE(engine.ok());
+  auto policy = policy::ContainerPolicy::Create({});
+  ASSERT_TRUE(policy.ok());
+  common::FakeClock clock;
+  RunnerOptions ro;
+  ro.inspect_interval = absl::Hours(1);  // on the fake clock: never, here
+  Runner runner(**engine, *policy, clock, ro);
+
+  crucible::v1::RunRequest req;
+  req.set_run_id("r1");
+  req.mutable_spec()->set_image("localhost/crucible/x:1");
+  *req.mutable_spec()->mutable_timeout() =
+      common::ToProtoDuration(absl::Minutes(5));
+  StartedSink sink;
+  absl::StatusOr<crucible::v1::TaskResult> result;
+  std::thread run([&] { result = runner.Run(req, sink, nullptr); });
+  ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_EQ(sink.start_, clock.Now())
+      << "start time comes from the injected clock";
+  EXPECT_FALSE(fake.killed());
+
+  clock.Advance(absl::Minutes(5));  // exactly the deadline
+  run.join();
+  fake.Release();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(fake.killed());
+  EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_TIMEOUT);
+  EXPECT_EQ(result->exit_code(), 137);
+  EXPECT_EQ(common::FromProtoTime(result->finish_time()) -
+                common::FromProtoTime(result->start_time()),
+            absl::Minutes(5));
+  bool removed = false;
+  for (const std::string& r : server.requests()) {
+    if (absl::StartsWith(r, "DELETE /v1.41/containers/c1")) removed = true;
+  }
+  EXPECT_TRUE(removed);
+}
+
+TEST(RunnerFakeClockTest, CancelKillsBeforeTheDeadline) {
+  FakeEngine fake;
+  ScriptedServer server(
+      [&](const std::string& line) { return fake.Respond(line); },
+      /*concurrent=*/true);
+  auto engine = docker::EngineClient::Create({.docker_host = server.address()});
+  ASSERT_TRUE(engine.ok());
+  auto policy = policy::ContainerPolicy::Create({});
+  ASSERT_TRUE(policy.ok());
+  common::FakeClock clock;
+  RunnerOptions ro;
+  ro.inspect_interval = absl::Hours(1);
+  Runner runner(**engine, *policy, clock, ro);
+  crucible::v1::RunRequest req;
+  req.set_run_id("r2");
+  req.mutable_spec()->set_image("localhost/crucible/x:1");
+  StartedSink sink;
+  absl::StatusOr<crucible::v1::TaskResult> result;
+  std::thread run([&] { result = runner.Run(req, sink, nullptr); });
+  ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  clock.Advance(absl::Minutes(9));  // the default timeout is 10 min
+  ASSERT_TRUE(runner.Cancel("r2").ok());
+  run.join();
+  fake.Release();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_CANCELLED);
+  EXPECT_EQ(result->exit_code(), 137);
+}
+
+}  // namespace
+}  // namespace runner
