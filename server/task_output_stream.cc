@@ -75,7 +75,16 @@ void TaskOutputStream::OnEvent(const crucible::v1::TaskEvent& event) {
 void TaskOutputStream::OnOutput(const OutputChunk& chunk) {
   {
     absl::MutexLock lock(&mu_);
+    live_bytes_ += chunk.data().size();
     live_.push_back(chunk);
+    if (live_bytes_ > kMaxLiveBytes) {
+      // The reader is slow (a write or a read is in flight, which resumes
+      // the pump): drop what piled up and read it again from the store,
+      // where it is, instead of holding it here.
+      live_.clear();
+      live_bytes_ = 0;
+      backlog_done_ = false;
+    }
   }
   Pump(/*may_read=*/false);  // never touches the store from a delivery
 }
@@ -96,6 +105,7 @@ void TaskOutputStream::Pump(bool may_read) {
       } else {
         std::vector<OutputChunk> live;
         live.swap(live_);
+        live_bytes_ = 0;
         for (const OutputChunk& c : live) AcceptLocked(c);
         if (MaybeWriteLocked()) return;
         if (task_ended_) FinishLocked(grpc::Status::OK);

@@ -35,6 +35,8 @@ class TaskOutputStream final
  private:
   // Bytes read from the store per page.
   static constexpr int64_t kPageBytes = 1 << 20;
+  // Live output held for a slow reader before falling back to the store.
+  static constexpr int64_t kMaxLiveBytes = 4 << 20;
 
   // Subscribes, reads the first page and starts writing. On the pool.
   void Start();
@@ -58,6 +60,7 @@ class TaskOutputStream final
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool task_ended_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<crucible::v1::OutputChunk> live_ ABSL_GUARDED_BY(mu_);
+  int64_t live_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<crucible::v1::StreamTaskOutputResponse> pending_
       ABSL_GUARDED_BY(mu_);
   crucible::v1::StreamTaskOutputResponse current_ ABSL_GUARDED_BY(mu_);

@@ -9,14 +9,21 @@
 
 namespace server {
 
+struct TaskServiceOptions {
+  // Events a WatchTask stream may hold for a slow reader; past it the
+  // stream ends with RESOURCE_EXHAUSTED (resume with a new WatchTask).
+  size_t max_watch_backlog = 1024;
+};
+
 // gRPC adapter of the public TaskService over a Scheduler: converts protos
 // and statuses, nothing else. Calls into the scheduler (which may wait for
 // a store write) run on `pool`, never in a reaction. Thread-safe.
 // `scheduler` and `pool` must outlive it and the server serving it.
 class TaskService final : public crucible::v1::TaskService::CallbackService {
  public:
-  TaskService(Scheduler& scheduler, BlockingPool& pool)
-      : scheduler_(scheduler), pool_(pool) {}
+  TaskService(Scheduler& scheduler, BlockingPool& pool,
+              TaskServiceOptions options = {})
+      : scheduler_(scheduler), pool_(pool), options_(options) {}
 
   grpc::ServerUnaryReactor* CreateTask(
       grpc::CallbackServerContext* ctx,
@@ -44,6 +51,7 @@ class TaskService final : public crucible::v1::TaskService::CallbackService {
  private:
   Scheduler& scheduler_;
   BlockingPool& pool_;
+  const TaskServiceOptions options_;
 };
 
 }  // namespace server

@@ -3,10 +3,12 @@
 #include "server/scheduler/scheduler.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
@@ -22,15 +24,31 @@ using crucible::v1::TaskSpec;
 using crucible::v1::TaskState;
 
 Scheduler::Op::~Op() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  s_->publish_mu_.Lock();
+  if (out.empty() && !then) {
+    s_->mu_.Unlock();
+    return;
+  }
+  // Registered under mu_, so callbacks (and announcements) run in the order
+  // the operations decided them, each after its writes are durable.
+  uint64_t op = ++s_->last_op_;
+  Scheduler* s = s_;
+  s_->store_.AfterDurable(
+      s_->store_.LastTicket(),
+      [s, op, out = std::move(out), then = std::move(then)](absl::Status st) {
+        if (st.ok()) {
+          absl::MutexLock lock(&s->publish_mu_);
+          s->Deliver(out, op);
+        }
+        if (then) then(std::move(st));
+      });
   s_->mu_.Unlock();
-  s_->Deliver(out);
-  s_->publish_mu_.Unlock();
 }
 
 Scheduler::Scheduler(const SchedulerOptions& options, TaskStore& store,
                      const common::Clock& clock)
     : options_(options), store_(store), clock_(clock) {}
+
+Scheduler::~Scheduler() { store_.DrainCallbacks(); }
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
     const SchedulerOptions& options, TaskStore& store,
@@ -57,7 +75,7 @@ absl::Status Scheduler::Rebuild() {
     // worker heartbeats it to us any more. Treat it as lapsed.
     ++lapsed;
     Entry& e = active_.at(id);
-    queue_.erase(KeyOf(e));
+    DequeueLocked(e);
     const std::string why = "lease lapsed: server restarted";
     RETURN_IF_ERROR(
         RetryOrFailLocked(e, AbandonedResult(e, why), why, op.out));
@@ -76,6 +94,11 @@ Scheduler::QueueKey Scheduler::KeyOf(const Entry& e) {
   return {-e.task.spec().priority(), e.order, e.task.id()};
 }
 
+std::string Scheduler::RequestKey(const std::string& tenant,
+                                  const std::string& request_id) {
+  return absl::StrCat(tenant, std::string(1, '\0'), request_id);
+}
+
 void Scheduler::AddEntryLocked(Task task) {
   Entry e;
   e.order = next_order_++;
@@ -85,10 +108,53 @@ void Scheduler::AddEntryLocked(Task task) {
   e.ready_at = task.spec().has_not_before()
                    ? common::FromProtoTime(task.spec().not_before())
                    : absl::InfinitePast();
+  // A backoff decided before a restart still holds.
+  if (task.has_next_attempt_time()) {
+    e.ready_at =
+        std::max(e.ready_at, common::FromProtoTime(task.next_attempt_time()));
+  }
   e.task = std::move(task);
-  if (e.task.state() == crucible::v1::TASK_STATE_QUEUED) queue_.insert(KeyOf(e));
+  if (!e.task.request_id().empty()) {
+    requests_[RequestKey(e.task.tenant(), e.task.request_id())] = e.task.id();
+  }
   std::string id = e.task.id();
-  active_.emplace(std::move(id), std::move(e));
+  auto [it, inserted] = active_.emplace(std::move(id), std::move(e));
+  if (it->second.task.state() == crucible::v1::TASK_STATE_QUEUED) {
+    EnqueueLocked(it->second);
+  }
+}
+
+void Scheduler::EnqueueLocked(Entry& e) {
+  if (e.ready_at <= clock_.Now()) {
+    ready_.insert(KeyOf(e));
+    ready_fifo_.emplace(e.order, e.task.id());
+  } else {
+    delayed_.emplace(e.ready_at, e.task.id());
+  }
+}
+
+void Scheduler::DequeueLocked(Entry& e) {
+  ready_.erase(KeyOf(e));
+  ready_fifo_.erase({e.order, e.task.id()});
+  delayed_.erase({e.ready_at, e.task.id()});
+}
+
+void Scheduler::PromoteDueLocked(absl::Time now) {
+  while (!delayed_.empty() && delayed_.begin()->first <= now) {
+    Entry& e = active_.at(delayed_.begin()->second);
+    delayed_.erase(delayed_.begin());
+    ready_.insert(KeyOf(e));
+    ready_fifo_.emplace(e.order, e.task.id());
+  }
+}
+
+Scheduler::Entry& Scheduler::PickLocked() {
+  ++dispatches_;
+  if (options_.fairness_interval > 0 &&
+      dispatches_ % options_.fairness_interval == 0) {
+    return active_.at(ready_fifo_.begin()->second);
+  }
+  return active_.at(std::get<2>(*ready_.begin()));
 }
 
 absl::Status Scheduler::CommitLocked(Entry& e, Task updated,
@@ -102,7 +168,7 @@ absl::Status Scheduler::CommitLocked(Entry& e, Task updated,
   if (IsTerminal(updated.state())) {
     *updated.mutable_end_time() = common::ToProtoTime(now);
   }
-  RETURN_IF_ERROR(store_.UpdateTask(updated));
+  store_.Submit(TaskWrite::Update(updated));
   e.task = std::move(updated);
   TaskEvent event;
   event.set_task_id(e.task.id());
@@ -119,14 +185,19 @@ absl::Status Scheduler::CommitLocked(Entry& e, Task updated,
 
 absl::Status Scheduler::FinishLocked(Entry& e, TaskState state,
                                      TaskResult result,
-                                     const std::string& message, Outbox& out) {
+                                     const std::string& message, Outbox& out,
+                                     Task* ended) {
   Task updated = e.task;
   updated.set_state(state);
   *updated.mutable_result() = std::move(result);
   RETURN_IF_ERROR(CommitLocked(e, std::move(updated), message,
                                /*ends_attempt=*/true, out));
   ReleaseLeaseLocked(e);
-  queue_.erase(KeyOf(e));
+  DequeueLocked(e);
+  if (ended != nullptr) *ended = e.task;
+  if (!e.task.request_id().empty()) {
+    requests_.erase(RequestKey(e.task.tenant(), e.task.request_id()));
+  }
   std::string id = e.task.id();
   active_.erase(id);  // `e` is gone
   return absl::OkStatus();
@@ -156,13 +227,17 @@ absl::Status Scheduler::RetryOrFailLocked(Entry& e, TaskResult result,
   updated.set_state(crucible::v1::TASK_STATE_QUEUED);
   *updated.mutable_result() = std::move(result);
   absl::Duration backoff = BackoffLocked(e);
+  absl::Time next = clock_.Now() + backoff;
+  // Stored with the task, so a restart keeps the backoff.
+  *updated.mutable_next_attempt_time() = common::ToProtoTime(next);
   RETURN_IF_ERROR(CommitLocked(
       e, std::move(updated),
       absl::StrCat("retrying in ", absl::FormatDuration(backoff), ": ", why),
       /*ends_attempt=*/true, out));
   ReleaseLeaseLocked(e);
-  e.ready_at = std::max(e.ready_at, clock_.Now() + backoff);
-  queue_.insert(KeyOf(e));
+  DequeueLocked(e);
+  e.ready_at = std::max(e.ready_at, next);
+  EnqueueLocked(e);
   return absl::OkStatus();
 }
 
@@ -182,11 +257,43 @@ absl::Duration Scheduler::BackoffLocked(const Entry& e) {
   return std::min(d, cap);
 }
 
-absl::StatusOr<Task> Scheduler::CreateTask(TaskSpec spec,
-                                           std::string request_id) {
-  RETURN_IF_ERROR(ValidateTaskSpec(spec));
-  RETURN_IF_ERROR(ValidateRequestId(request_id));
+void Scheduler::CreateTaskAsync(TaskSpec spec, std::string request_id,
+                                CreateDone done) {
+  absl::Status valid = ValidateTaskSpec(spec, options_.limits);
+  if (valid.ok()) valid = ValidateRequestId(request_id);
+  if (!valid.ok()) return done(valid);
   Op op(this);
+  CreateLocked(std::move(spec), std::move(request_id), std::move(done), op);
+}
+
+void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
+                             CreateDone done, Op& op) {
+  auto answer = [&op, done = std::move(done)](Task task) mutable {
+    op.then = [done = std::move(done), task = std::move(task)](absl::Status s) {
+      if (s.ok()) return done(task);
+      done(s);
+    };
+  };
+  if (!request_id.empty()) {
+    // Active tasks are known here; a task that already ended was durable
+    // before anyone could end it (its id only leaves after its create is
+    // durable), so the store has it.
+    auto r = requests_.find(RequestKey(options_.tenant, request_id));
+    if (r != requests_.end()) {
+      VLOG(1) << "CreateTask: request_id " << request_id << " is task "
+              << r->second;
+      return answer(active_.at(r->second).task);
+    }
+    absl::StatusOr<Task> stored =
+        store_.FindByRequestId(options_.tenant, request_id);
+    if (stored.ok()) return answer(*std::move(stored));
+    if (!absl::IsNotFound(stored.status())) {
+      op.then = [done = std::move(done), st = stored.status()](absl::Status) {
+        done(st);
+      };
+      return;
+    }
+  }
   Task task;
   task.set_id(NewIdLocked());
   *task.mutable_spec() = std::move(spec);
@@ -196,12 +303,7 @@ absl::StatusOr<Task> Scheduler::CreateTask(TaskSpec spec,
   *task.mutable_update_time() = common::ToProtoTime(now);
   task.set_tenant(options_.tenant);
   task.set_request_id(std::move(request_id));
-  ASSIGN_OR_RETURN(CreateTaskResult created, store_.CreateTask(task));
-  if (!created.created) {
-    VLOG(1) << "CreateTask: request_id " << task.request_id()
-            << " already used by task " << created.task.id();
-    return std::move(created.task);
-  }
+  store_.Submit(TaskWrite::Insert(task));
   AddEntryLocked(task);
   TaskEvent event;
   event.set_task_id(task.id());
@@ -210,22 +312,42 @@ absl::StatusOr<Task> Scheduler::CreateTask(TaskSpec spec,
   event.set_message("created");
   op.out.events.push_back(std::move(event));
   DispatchLocked(op.out);
-  return task;
+  answer(std::move(task));
+}
+
+absl::StatusOr<Task> Scheduler::CreateTask(TaskSpec spec,
+                                           std::string request_id) {
+  absl::Notification done;
+  absl::StatusOr<Task> result;
+  CreateTaskAsync(std::move(spec), std::move(request_id),
+                  [&](absl::StatusOr<Task> t) {
+                    result = std::move(t);
+                    done.Notify();
+                  });
+  done.WaitForNotification();
+  return result;
 }
 
 absl::StatusOr<Task> Scheduler::GetTask(const std::string& task_id) {
-  // The store is written before memory changes, so it is never behind.
+  // Never show a state a crash could undo: wait for what memory says (or
+  // what was written before the task left memory) to be durable.
+  WriteTicket ticket;
+  std::optional<Task> active;
+  {
+    absl::MutexLock lock(&mu_);
+    ticket = store_.LastTicket();
+    auto it = active_.find(task_id);
+    if (it != active_.end() && it->second.task.tenant() == options_.tenant) {
+      active = it->second.task;
+    }
+  }
+  RETURN_IF_ERROR(store_.AwaitDurable(ticket));
+  if (active) return *std::move(active);
   ASSIGN_OR_RETURN(Task task, store_.GetTask(task_id));
   if (task.tenant() != options_.tenant) {
     return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
   }
   return task;
-}
-
-absl::StatusOr<Task> Scheduler::LookupLocked(const std::string& task_id) {
-  auto it = active_.find(task_id);
-  if (it != active_.end()) return it->second.task;
-  return GetTask(task_id);
 }
 
 absl::StatusOr<ListTasksPage> Scheduler::ListTasks(ListTasksQuery query) {
@@ -235,18 +357,36 @@ absl::StatusOr<ListTasksPage> Scheduler::ListTasks(ListTasksQuery query) {
   }
   if (query.page_size == 0) query.page_size = 50;
   query.page_size = std::min(query.page_size, 1000);
+  RETURN_IF_ERROR(store_.AwaitDurable(store_.LastTicket()));
   return store_.ListTasks(query);
 }
 
 absl::StatusOr<Task> Scheduler::CancelTask(const std::string& task_id,
                                            const std::string& reason) {
-  Op op(this);
+  absl::StatusOr<Task> result;
+  WriteTicket ticket;
+  {
+    Op op(this);
+    result = CancelLocked(task_id, reason, op.out);
+    ticket = store_.LastTicket();
+  }
+  RETURN_IF_ERROR(result.status());
+  RETURN_IF_ERROR(store_.AwaitDurable(ticket));
+  return result;
+}
+
+absl::StatusOr<Task> Scheduler::CancelLocked(const std::string& task_id,
+                                             const std::string& reason,
+                                             Outbox& out) {
   auto it = active_.find(task_id);
-  if (it == active_.end()) {
-    ASSIGN_OR_RETURN(Task task, GetTask(task_id));
+  if (it == active_.end() || it->second.task.tenant() != options_.tenant) {
+    absl::StatusOr<Task> task = store_.GetTask(task_id);
+    if (!task.ok() || task->tenant() != options_.tenant) {
+      return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
+    }
     return absl::FailedPreconditionError(
         absl::StrCat("task ", task_id, " already ended (",
-                     crucible::v1::TaskState_Name(task.state()), ")"));
+                     crucible::v1::TaskState_Name(task->state()), ")"));
   }
   Entry& e = it->second;
   std::string why = reason.empty() ? "cancelled by client" : reason;
@@ -255,15 +395,16 @@ absl::StatusOr<Task> Scheduler::CancelTask(const std::string& task_id,
     result.set_reason(crucible::v1::TERMINATION_REASON_CANCELLED);
     result.set_error_message(why);
     *result.mutable_finish_time() = common::ToProtoTime(clock_.Now());
+    Task ended;
     RETURN_IF_ERROR(FinishLocked(e, crucible::v1::TASK_STATE_CANCELLED,
-                                 std::move(result), why, op.out));
-    return GetTask(task_id);
+                                 result, why, out, &ended));
+    return ended;
   }
   // LEASED or RUNNING: the worker kills the container and reports CANCELLED;
   // if it never does, the lease lapses and the task ends CANCELLED then.
   e.cancel_requested = true;
   e.cancel_reason = why;
-  SendCancelLocked(e, op.out);
+  SendCancelLocked(e, why, out);
   return e.task;
 }
 
@@ -271,14 +412,33 @@ absl::StatusOr<TaskSubscription> Scheduler::Subscribe(
     const std::string& task_id, TaskListener* listener) {
   // mu_ then publish_mu_: no commit can slip between the snapshot and the
   // registration, and every earlier announcement has been delivered.
-  absl::MutexLock lock(&mu_);
   TaskSubscription sub;
-  ASSIGN_OR_RETURN(sub.task, LookupLocked(task_id));
-  if (IsTerminal(sub.task.state())) return sub;
-  absl::MutexLock plock(&publish_mu_);
-  sub.id = ++next_subscription_;
-  listeners_[task_id][sub.id] = listener;
-  subscription_task_[sub.id] = task_id;
+  WriteTicket ticket;
+  bool active = false;
+  {
+    absl::MutexLock lock(&mu_);
+    ticket = store_.LastTicket();
+    auto it = active_.find(task_id);
+    active = it != active_.end() && it->second.task.tenant() == options_.tenant;
+    if (active) {
+      sub.task = it->second.task;
+      absl::MutexLock plock(&publish_mu_);
+      sub.id = ++next_subscription_;
+      // Operations up to last_op_ are in the snapshot; later ones reach us.
+      listeners_[task_id][sub.id] = Listener{listener, last_op_};
+      subscription_task_[sub.id] = task_id;
+    }
+  }
+  if (!active) {  // ended (or unknown): nothing to follow
+    ASSIGN_OR_RETURN(sub.task, GetTask(task_id));
+    return sub;
+  }
+  // The snapshot is shown only once durable.
+  absl::Status s = store_.AwaitDurable(ticket);
+  if (!s.ok()) {
+    Unsubscribe(sub.id);
+    return s;
+  }
   return sub;
 }
 
@@ -297,24 +457,38 @@ void Scheduler::Unsubscribe(int64_t subscription_id) {
 absl::StatusOr<std::vector<crucible::v1::OutputChunk>> Scheduler::ReadOutput(
     const std::string& task_id, int32_t attempt, int64_t offset,
     crucible::v1::OutputStream stream, int64_t max_bytes) {
+  // What was reported before this call is readable.
+  RETURN_IF_ERROR(store_.AwaitDurable(store_.LastTicket()));
   return store_.ReadOutput(task_id, attempt, offset, stream, max_bytes);
 }
 
-void Scheduler::Deliver(const Outbox& out) {
+void Scheduler::Deliver(const Outbox& out, uint64_t op) {
   for (const TaskEvent& event : out.events) {
     auto it = listeners_.find(event.task_id());
     if (it == listeners_.end()) continue;
-    for (const auto& [id, listener] : it->second) listener->OnEvent(event);
+    for (const auto& [id, l] : it->second) {
+      if (op > l.after_op) l.listener->OnEvent(event);
+    }
   }
   for (const auto& [task_id, chunk] : out.outputs) {
     auto it = listeners_.find(task_id);
     if (it == listeners_.end()) continue;
-    for (const auto& [id, listener] : it->second) listener->OnOutput(chunk);
+    for (const auto& [id, l] : it->second) {
+      if (op > l.after_op) l.listener->OnOutput(chunk);
+    }
   }
   for (const auto& [session, message] : out.messages) {
     auto it = sinks_.find(session);
     if (it != sinks_.end()) it->second->Send(message);
   }
+}
+
+}  // namespace server
+
+namespace server {
+
+absl::StatusOr<int> Scheduler::PurgeExpired(int limit) {
+  return store_.PurgeEndedBefore(clock_.Now() - options_.retention, limit);
 }
 
 }  // namespace server
