@@ -53,15 +53,18 @@ class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
     jobs_.Run([this] { Start(); });
   }
 
-  void OnEvent(const TaskEvent& event) override {
+  void OnEvent(const TaskEvent& event) override { OnEvents({event}); }
+  void OnEvents(const std::vector<TaskEvent>& events) override {
     absl::MutexLock lock(&mu_);
-    // Events can arrive between Subscribe() and the current state being
-    // queued; they come after it.
-    if (!started_) {
-      early_.push_back(event);
-      return;
+    for (const TaskEvent& event : events) {
+      // Events can arrive between Subscribe() and the current state being
+      // queued; they come after it.
+      if (!started_) {
+        early_.push_back(event);
+      } else {
+        PushLocked(event);
+      }
     }
-    PushLocked(event);
   }
   void OnOutput(const crucible::v1::OutputChunk&) override {}
 
@@ -99,7 +102,7 @@ class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
   }
   void PushLocked(TaskEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_ || finish_after_write_ || queued_terminal_) return;
-    if (pending_.size() >= max_backlog_) {
+    if (pending_.size() + (writing_ ? 1 : 0) >= max_backlog_) {
       // A slow reader must not hold events without bound (nor slow anyone
       // else): it gets an error and resumes with a new WatchTask, which
       // starts from the current state.
@@ -164,9 +167,11 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
     const crucible::v1::CreateTaskRequest* request,
     crucible::v1::CreateTaskResponse* response) {
   // Answered from the store's callback thread once the task is durable;
-  // no pool thread waits for the commit.
+  // nothing waits for the commit. Without a request_id the scheduler only
+  // decides in memory, so that runs right in the reaction; with one it may
+  // read the store, so on the pool.
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  pool_.Schedule([this, reactor, request, response] {
+  auto create = [this, reactor, request, response] {
     scheduler_.CreateTaskAsync(
         request->spec(), request->request_id(),
         [reactor, response](absl::StatusOr<crucible::v1::Task> task) {
@@ -177,7 +182,12 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
           }
           reactor->Finish(common::ToGrpcStatus(task.status()));
         });
-  });
+  };
+  if (request->request_id().empty()) {
+    create();
+  } else {
+    pool_.Schedule(std::move(create));
+  }
   return reactor;
 }
 

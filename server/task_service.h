@@ -10,8 +10,9 @@
 namespace server {
 
 struct TaskServiceOptions {
-  // Events a WatchTask stream may hold for a slow reader; past it the
-  // stream ends with RESOURCE_EXHAUSTED (resume with a new WatchTask).
+  // Events a WatchTask stream may hold (queued or being written) for a slow
+  // reader; past it the stream ends with RESOURCE_EXHAUSTED (resume with a
+  // new WatchTask, which starts from the current state).
   size_t max_watch_backlog = 1024;
 };
 

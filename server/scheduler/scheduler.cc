@@ -463,11 +463,22 @@ absl::StatusOr<std::vector<crucible::v1::OutputChunk>> Scheduler::ReadOutput(
 }
 
 void Scheduler::Deliver(const Outbox& out, uint64_t op) {
+  // Per task, its events of this operation in one call.
+  std::vector<std::pair<std::string, std::vector<TaskEvent>>> by_task;
   for (const TaskEvent& event : out.events) {
-    auto it = listeners_.find(event.task_id());
-    if (it == listeners_.end()) continue;
-    for (const auto& [id, l] : it->second) {
-      if (op > l.after_op) l.listener->OnEvent(event);
+    if (!listeners_.contains(event.task_id())) continue;
+    auto it = std::find_if(by_task.begin(), by_task.end(), [&](const auto& p) {
+      return p.first == event.task_id();
+    });
+    if (it == by_task.end()) {
+      by_task.emplace_back(event.task_id(), std::vector<TaskEvent>{});
+      it = by_task.end() - 1;
+    }
+    it->second.push_back(event);
+  }
+  for (const auto& [task_id, events] : by_task) {
+    for (const auto& [id, l] : listeners_.at(task_id)) {
+      if (op > l.after_op) l.listener->OnEvents(events);
     }
   }
   for (const auto& [task_id, chunk] : out.outputs) {

@@ -72,6 +72,11 @@ class TaskListener {
   virtual ~TaskListener() = default;
   // A state change, after it was stored.
   virtual void OnEvent(const crucible::v1::TaskEvent& event) = 0;
+  // The changes one operation made to the task, in order (one call, so a
+  // listener sees them as one burst).
+  virtual void OnEvents(const std::vector<crucible::v1::TaskEvent>& events) {
+    for (const crucible::v1::TaskEvent& e : events) OnEvent(e);
+  }
   // A chunk of output, after it was stored (as stored, cap applied).
   virtual void OnOutput(const crucible::v1::OutputChunk& chunk) = 0;
 };
