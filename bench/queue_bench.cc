@@ -6,6 +6,8 @@
 // running one with --server). Reports tasks/s from the first CreateTask to
 // the moment the server holds no unfinished task: created -> leased ->
 // completed. Not a test; see bench/README.md.
+#include <sys/resource.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -241,6 +243,14 @@ int main(int argc, char** argv) {
       tasks / absl::ToDoubleSeconds(created - start), secs,
       idle ? "" : " (TIMED OUT waiting)", tasks / secs,
       static_cast<long long>(completed.load()), creator.failures());
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  double cpu = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+               (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  std::printf(
+      "cpu: %.2fs user+sys in this process (clients, workers%s): %.0f us per "
+      "task, %.2f cores busy\n",
+      cpu, store ? ", server" : "", cpu / tasks * 1e6, cpu / secs);
   if (store) {
     std::printf("store commits (batches): %lld, %.1f writes per commit\n",
                 static_cast<long long>(store->batches_committed()),

@@ -157,7 +157,11 @@ class WorkerStream final
     current_ = std::move(pending_.front());
     pending_.pop_front();
     writing_ = true;
-    StartWrite(&current_);
+    // More queued: let gRPC coalesce them into one send; the last of a run
+    // goes without the hint, which flushes.
+    grpc::WriteOptions options;
+    if (!pending_.empty()) options.set_buffer_hint();
+    StartWrite(&current_, options);
   }
   void FinishOnce(grpc::Status status) {
     absl::MutexLock lock(&mu_);
