@@ -112,10 +112,10 @@ class Creator {
 // A worker that completes each assignment at once (exit 0) and hands the
 // credit back, in batches of a sixteenth of its credits.
 void Worker(std::shared_ptr<grpc::Channel> channel, int id, int credits,
-            std::atomic<bool>& stop, std::atomic<int64_t>& completed) {
+            grpc::ClientContext* ctx, std::atomic<bool>& stop,
+            std::atomic<int64_t>& completed) {
   auto stub = v1::QueueService::NewStub(channel);
-  grpc::ClientContext ctx;
-  auto stream = stub->Connect(&ctx);
+  auto stream = stub->Connect(ctx);
   v1::ConnectRequest hello;
   hello.mutable_hello()->set_worker_id(absl::StrCat("bench-worker-", id));
   hello.mutable_hello()->set_credits(credits);
@@ -139,7 +139,7 @@ void Worker(std::shared_ptr<grpc::Channel> channel, int id, int credits,
       if (!stream->Write(credit)) break;
     }
   }
-  ctx.TryCancel();
+  ctx->TryCancel();
   stream->Finish().IgnoreError();
 }
 
@@ -215,10 +215,12 @@ int main(int argc, char** argv) {
   std::atomic<bool> stop{false};
   std::atomic<int64_t> completed{0};
   std::vector<std::thread> workers;
+  std::vector<std::unique_ptr<grpc::ClientContext>> worker_ctxs;
   for (int i = 0; i < absl::GetFlag(FLAGS_workers); ++i) {
+    worker_ctxs.push_back(std::make_unique<grpc::ClientContext>());
     workers.emplace_back(Worker, Channel(target, 100 + i), i,
-                         absl::GetFlag(FLAGS_credits), std::ref(stop),
-                         std::ref(completed));
+                         absl::GetFlag(FLAGS_credits), worker_ctxs.back().get(),
+                         std::ref(stop), std::ref(completed));
   }
   auto control = v1::TaskService::NewStub(Channel(target, 99));
 
@@ -229,8 +231,9 @@ int main(int argc, char** argv) {
   bool idle = WaitIdle(*control, absl::Minutes(5));
   absl::Time end = absl::Now();
   stop = true;
-  grpc_server.reset();  // ends the worker streams
+  for (auto& ctx : worker_ctxs) ctx->TryCancel();  // ends the worker streams
   for (std::thread& t : workers) t.join();
+  grpc_server.reset();
 
   double secs = absl::ToDoubleSeconds(end - start);
   std::printf(

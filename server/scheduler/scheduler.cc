@@ -24,7 +24,11 @@ using crucible::v1::TaskSpec;
 using crucible::v1::TaskState;
 
 Scheduler::Op::~Op() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  if (out.empty() && !then) {
+  // Events and output nobody follows need no announcement (the count only
+  // grows under mu_, which we hold, so a new subscriber is never missed).
+  bool followed = s_->listener_count_.load() > 0 &&
+                  (!out.events.empty() || !out.outputs.empty());
+  if (!followed && out.messages.empty() && !then) {
     s_->mu_.Unlock();
     return;
   }
@@ -157,19 +161,20 @@ Scheduler::Entry& Scheduler::PickLocked() {
   return active_.at(std::get<2>(*ready_.begin()));
 }
 
-absl::Status Scheduler::CommitLocked(Entry& e, Task updated,
+absl::Status Scheduler::CommitLocked(Entry& e, TaskState to,
+                                     absl::FunctionRef<void(Task&)> change,
                                      const std::string& message,
                                      bool ends_attempt, Outbox& out) {
-  if (updated.state() != e.task.state()) {
-    RETURN_IF_ERROR(CheckTransition(e.task.state(), updated.state()));
+  if (to != e.task.state()) {
+    RETURN_IF_ERROR(CheckTransition(e.task.state(), to));
   }
+  // In place: no copy of the task per transition.
+  change(e.task);
+  e.task.set_state(to);
   absl::Time now = clock_.Now();
-  *updated.mutable_update_time() = common::ToProtoTime(now);
-  if (IsTerminal(updated.state())) {
-    *updated.mutable_end_time() = common::ToProtoTime(now);
-  }
-  store_.Submit(TaskWrite::Update(updated));
-  e.task = std::move(updated);
+  *e.task.mutable_update_time() = common::ToProtoTime(now);
+  if (IsTerminal(to)) *e.task.mutable_end_time() = common::ToProtoTime(now);
+  store_.Submit(TaskWrite::Update(e.task));
   TaskEvent event;
   event.set_task_id(e.task.id());
   event.set_state(e.task.state());
@@ -186,12 +191,14 @@ absl::Status Scheduler::CommitLocked(Entry& e, Task updated,
 absl::Status Scheduler::FinishLocked(Entry& e, TaskState state,
                                      TaskResult result,
                                      const std::string& message, Outbox& out,
-                                     Task* ended) {
-  Task updated = e.task;
-  updated.set_state(state);
-  *updated.mutable_result() = std::move(result);
-  RETURN_IF_ERROR(CommitLocked(e, std::move(updated), message,
-                               /*ends_attempt=*/true, out));
+                                     Task* ended, const std::string& last_error) {
+  RETURN_IF_ERROR(CommitLocked(
+      e, state,
+      [&](Task& t) {
+        *t.mutable_result() = std::move(result);
+        if (!last_error.empty()) t.set_last_error(last_error);
+      },
+      message, /*ends_attempt=*/true, out));
   ReleaseLeaseLocked(e);
   DequeueLocked(e);
   if (ended != nullptr) *ended = e.task;
@@ -213,25 +220,26 @@ absl::Status Scheduler::RetryOrFailLocked(Entry& e, TaskResult result,
     return FinishLocked(e, crucible::v1::TASK_STATE_CANCELLED,
                         std::move(result), "cancelled", out);
   }
-  Task updated = e.task;
-  if (!infra_error.empty()) updated.set_last_error(infra_error);
   std::string why = infra_error.empty() ? result.error_message() : infra_error;
-  if (updated.attempt() >= e.max_attempts) {
+  if (e.task.attempt() >= e.max_attempts) {
     if (!infra_error.empty()) {
       result.set_error_message(absl::StrCat("attempts exhausted (",
                                             e.max_attempts, "): ", infra_error));
     }
     return FinishLocked(e, crucible::v1::TASK_STATE_FAILED, std::move(result),
-                        absl::StrCat("failed: ", why), out);
+                        absl::StrCat("failed: ", why), out, nullptr,
+                        infra_error);
   }
-  updated.set_state(crucible::v1::TASK_STATE_QUEUED);
-  *updated.mutable_result() = std::move(result);
   absl::Duration backoff = BackoffLocked(e);
   absl::Time next = clock_.Now() + backoff;
-  // Stored with the task, so a restart keeps the backoff.
-  *updated.mutable_next_attempt_time() = common::ToProtoTime(next);
   RETURN_IF_ERROR(CommitLocked(
-      e, std::move(updated),
+      e, crucible::v1::TASK_STATE_QUEUED,
+      [&](Task& t) {
+        if (!infra_error.empty()) t.set_last_error(infra_error);
+        *t.mutable_result() = std::move(result);
+        // Stored with the task, so a restart keeps the backoff.
+        *t.mutable_next_attempt_time() = common::ToProtoTime(next);
+      },
       absl::StrCat("retrying in ", absl::FormatDuration(backoff), ": ", why),
       /*ends_attempt=*/true, out));
   ReleaseLeaseLocked(e);
@@ -427,6 +435,7 @@ absl::StatusOr<TaskSubscription> Scheduler::Subscribe(
       // Operations up to last_op_ are in the snapshot; later ones reach us.
       listeners_[task_id][sub.id] = Listener{listener, last_op_};
       subscription_task_[sub.id] = task_id;
+      listener_count_.fetch_add(1);
     }
   }
   if (!active) {  // ended (or unknown): nothing to follow
@@ -446,6 +455,7 @@ void Scheduler::Unsubscribe(int64_t subscription_id) {
   absl::MutexLock plock(&publish_mu_);
   auto it = subscription_task_.find(subscription_id);
   if (it == subscription_task_.end()) return;
+  listener_count_.fetch_sub(1);
   auto l = listeners_.find(it->second);
   if (l != listeners_.end()) {
     l->second.erase(subscription_id);

@@ -1,6 +1,7 @@
 #ifndef CRUCIBLE_SERVER_SCHEDULER_SCHEDULER_H_
 #define CRUCIBLE_SERVER_SCHEDULER_SCHEDULER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -13,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -231,8 +233,10 @@ class Scheduler {
   // Ends an attempt that outlived timeout + grace.
   absl::Status TimeOutLocked(Entry& e, Outbox& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // check table -> store -> outbox event. `e` unchanged on error.
-  absl::Status CommitLocked(Entry& e, crucible::v1::Task updated,
+  // Check the table (`e` unchanged on error), apply `change` and the new
+  // state to e.task, queue the store write, add the event to `out`.
+  absl::Status CommitLocked(Entry& e, crucible::v1::TaskState to,
+                            absl::FunctionRef<void(crucible::v1::Task&)> change,
                             const std::string& message, bool ends_attempt,
                             Outbox& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DispatchLocked(Outbox& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -242,7 +246,8 @@ class Scheduler {
   absl::Status FinishLocked(Entry& e, crucible::v1::TaskState state,
                             crucible::v1::TaskResult result,
                             const std::string& message, Outbox& out,
-                            crucible::v1::Task* ended = nullptr)
+                            crucible::v1::Task* ended = nullptr,
+                            const std::string& last_error = "")
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends the attempt with `result`; requeues with backoff while attempts
   // remain, else FAILED. `infra_error` non-empty marks an infrastructure
@@ -283,6 +288,8 @@ class Scheduler {
   uint64_t dispatches_ ABSL_GUARDED_BY(mu_) = 0;
   // Operations that announce something, numbered in lock order.
   uint64_t last_op_ ABSL_GUARDED_BY(mu_) = 0;
+  // Subscriptions registered; grows only under mu_ (and publish_mu_).
+  std::atomic<int64_t> listener_count_{0};
   // (tenant, request_id) -> id of active tasks.
   absl::flat_hash_map<std::string, std::string> requests_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::string> leases_ ABSL_GUARDED_BY(mu_);

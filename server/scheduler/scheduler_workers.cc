@@ -133,13 +133,14 @@ void Scheduler::DispatchLocked(Outbox& out) {
 absl::Status Scheduler::LeaseLocked(Entry& e, int64_t session_id,
                                     Outbox& out) {
   Session& session = sessions_.at(session_id);
-  Task updated = e.task;
-  updated.set_state(crucible::v1::TASK_STATE_LEASED);
-  updated.set_attempt(e.task.attempt() + 1);
-  updated.clear_next_attempt_time();
   DequeueLocked(e);
   RETURN_IF_ERROR(CommitLocked(
-      e, std::move(updated), absl::StrCat("leased to ", session.worker_id),
+      e, crucible::v1::TASK_STATE_LEASED,
+      [](Task& t) {
+        t.set_attempt(t.attempt() + 1);
+        t.clear_next_attempt_time();
+      },
+      absl::StrCat("leased to ", session.worker_id),
       /*ends_attempt=*/false, out));
   e.lease_id = NewIdLocked();
   e.lease_deadline = clock_.Now() + options_.lease_ttl;
@@ -227,9 +228,8 @@ absl::Status Scheduler::ReportStarted(const std::string& lease_id,
   Op op(this);
   ASSIGN_OR_RETURN(Entry * e, LiveLeaseLocked(lease_id, op.out));
   if (e->task.state() == crucible::v1::TASK_STATE_RUNNING) return absl::OkStatus();
-  Task updated = e->task;
-  updated.set_state(crucible::v1::TASK_STATE_RUNNING);
-  RETURN_IF_ERROR(CommitLocked(*e, std::move(updated), "container started",
+  RETURN_IF_ERROR(CommitLocked(*e, crucible::v1::TASK_STATE_RUNNING,
+                               [](Task&) {}, "container started",
                                /*ends_attempt=*/false, op.out));
   e->start_time =
       start_time == absl::InfinitePast() ? clock_.Now() : start_time;

@@ -229,30 +229,43 @@ absl::Status Migrate(sqlite3* db) {
   return absl::OkStatus();
 }
 
-// Binds a task's row columns: state, end_time_us, task blob at 1..3.
-void BindRow(Stmt& stmt, const Task& task, int first) {
-  stmt.Bind(first, static_cast<int64_t>(task.state()));
-  if (task.has_end_time()) {
-    stmt.Bind(first + 1, Micros(task.end_time()));
+// Binds a task's changing columns: state, end_time_us, task blob.
+void BindRow(Stmt& stmt, const TaskRow& row, int first) {
+  stmt.Bind(first, static_cast<int64_t>(row.state));
+  if (row.end_time_us.has_value()) {
+    stmt.Bind(first + 1, *row.end_time_us);
   } else {
     stmt.BindNull(first + 1);
   }
-  stmt.BindBlob(first + 2, task.SerializeAsString());
+  stmt.BindBlob(first + 2, row.blob);
 }
 
 }  // namespace
 
-TaskWrite TaskWrite::Insert(Task task) {
+TaskRow TaskRow::Of(const Task& task) {
+  TaskRow row;
+  row.id = task.id();
+  row.state = task.state();
+  if (task.has_end_time()) row.end_time_us = Micros(task.end_time());
+  row.blob = task.SerializeAsString();
+  return row;
+}
+
+TaskWrite TaskWrite::Insert(const Task& task) {
   TaskWrite w;
   w.kind = Kind::kInsert;
-  w.task = std::move(task);
+  w.row = TaskRow::Of(task);
+  w.row.tenant = task.tenant();
+  w.row.request_id = task.request_id();
+  w.row.create_time_us = Micros(task.create_time());
+  w.row.priority = task.spec().priority();
   return w;
 }
 
-TaskWrite TaskWrite::Update(Task task) {
+TaskWrite TaskWrite::Update(const Task& task) {
   TaskWrite w;
   w.kind = Kind::kUpdate;
-  w.task = std::move(task);
+  w.row = TaskRow::Of(task);
   return w;
 }
 
@@ -440,7 +453,8 @@ absl::Status SqliteTaskStore::ApplyBatch(std::vector<Pending>& batch) {
   // in the row the first one made (so creation order, and seq, hold).
   struct Row {
     bool insert;
-    const Task* task;
+    const TaskRow* first;  // the insert's columns
+    const TaskRow* last;   // the latest state
   };
   std::vector<Row> rows;
   absl::flat_hash_map<absl::string_view, size_t> row_of;
@@ -451,11 +465,11 @@ absl::Status SqliteTaskStore::ApplyBatch(std::vector<Pending>& batch) {
       outputs.push_back(&w);
       continue;
     }
-    auto [it, fresh] = row_of.try_emplace(w.task.id(), rows.size());
+    auto [it, fresh] = row_of.try_emplace(w.row.id, rows.size());
     if (fresh) {
-      rows.push_back(Row{w.kind == TaskWrite::Kind::kInsert, &w.task});
+      rows.push_back(Row{w.kind == TaskWrite::Kind::kInsert, &w.row, &w.row});
     } else {
-      rows[it->second].task = &w.task;
+      rows[it->second].last = &w.row;
     }
   }
   Stmt insert(write_db_,
@@ -466,23 +480,22 @@ absl::Status SqliteTaskStore::ApplyBatch(std::vector<Pending>& batch) {
               "UPDATE tasks SET state = ?, end_time_us = ?, task = ? "
               "WHERE id = ?");
   for (const Row& row : rows) {
-    const Task& t = *row.task;
+    const TaskRow& t = *row.first;
     if (row.insert) {
       insert.Reset();
-      insert.Bind(1, t.id()).Bind(2, t.tenant());
-      if (t.request_id().empty()) {
+      insert.Bind(1, t.id).Bind(2, t.tenant);
+      if (t.request_id.empty()) {
         insert.BindNull(3);
       } else {
-        insert.Bind(3, t.request_id());
+        insert.Bind(3, t.request_id);
       }
-      insert.Bind(4, Micros(t.create_time()))
-          .Bind(5, static_cast<int64_t>(t.spec().priority()));
-      BindRow(insert, t, 6);
+      insert.Bind(4, t.create_time_us).Bind(5, int64_t{t.priority});
+      BindRow(insert, *row.last, 6);
       RETURN_IF_ERROR(insert.Run());
     } else {
       update.Reset();
-      BindRow(update, t, 1);
-      update.Bind(4, t.id());
+      BindRow(update, *row.last, 1);
+      update.Bind(4, t.id);
       RETURN_IF_ERROR(update.Run());
     }
   }

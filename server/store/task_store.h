@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,21 @@ struct ListTasksPage {
   std::string next_page_token;
 };
 
+// A task as stored: the indexed columns and the serialized proto.
+struct TaskRow {
+  std::string id;
+  std::string tenant;      // inserts only
+  std::string request_id;  // inserts only; empty for none
+  int64_t create_time_us = 0;
+  int32_t priority = 0;
+  int32_t state = 0;
+  std::optional<int64_t> end_time_us;
+  std::string blob;
+
+  // Serializes `task` (one allocation, instead of a copy of the proto).
+  static TaskRow Of(const crucible::v1::Task& task);
+};
+
 // One write, as queued to the store's writer.
 struct TaskWrite {
   enum class Kind {
@@ -47,12 +63,12 @@ struct TaskWrite {
     kOutput,
   };
   Kind kind = Kind::kUpdate;
-  crucible::v1::Task task;             // kInsert, kUpdate
+  TaskRow row;                         // kInsert, kUpdate
   std::string task_id;                 // kOutput
   crucible::v1::OutputChunk chunk;     // kOutput
 
-  static TaskWrite Insert(crucible::v1::Task task);
-  static TaskWrite Update(crucible::v1::Task task);
+  static TaskWrite Insert(const crucible::v1::Task& task);
+  static TaskWrite Update(const crucible::v1::Task& task);
   static TaskWrite Output(std::string task_id, crucible::v1::OutputChunk chunk);
 };
 
