@@ -24,7 +24,8 @@ class TaskOutputStream final
       public TaskListener {
  public:
   TaskOutputStream(Scheduler& scheduler, BlockingPool& pool,
-                   const crucible::v1::StreamTaskOutputRequest& request);
+                   const crucible::v1::StreamTaskOutputRequest& request,
+                   int64_t max_live_bytes);
 
   void OnEvent(const crucible::v1::TaskEvent& event) override;
   void OnOutput(const crucible::v1::OutputChunk& chunk) override;
@@ -35,8 +36,6 @@ class TaskOutputStream final
  private:
   // Bytes read from the store per page.
   static constexpr int64_t kPageBytes = 1 << 20;
-  // Live output held for a slow reader before falling back to the store.
-  static constexpr int64_t kMaxLiveBytes = 4 << 20;
 
   // Subscribes, reads the first page and starts writing. On the pool.
   void Start();
@@ -51,6 +50,8 @@ class TaskOutputStream final
 
   Scheduler& scheduler_;
   const crucible::v1::StreamTaskOutputRequest request_;
+  // Live output held for a slow reader before falling back to the store.
+  const int64_t max_live_bytes_;
   absl::Mutex mu_;
   int64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
   int32_t attempt_ ABSL_GUARDED_BY(mu_) = 0;

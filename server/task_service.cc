@@ -248,7 +248,8 @@ grpc::ServerWriteReactor<crucible::v1::StreamTaskOutputResponse>*
 TaskService::StreamTaskOutput(
     grpc::CallbackServerContext* ctx,
     const crucible::v1::StreamTaskOutputRequest* request) {
-  return new TaskOutputStream(scheduler_, pool_, *request);
+  return new TaskOutputStream(scheduler_, pool_, *request,
+                              options_.max_follow_live_bytes);
 }
 
 }  // namespace server

@@ -14,6 +14,9 @@ struct TaskServiceOptions {
   // reader; past it the stream ends with RESOURCE_EXHAUSTED (resume with a
   // new WatchTask, which starts from the current state).
   size_t max_watch_backlog = 1024;
+  // Live output a StreamTaskOutput follower may fall behind by; past it the
+  // stream drops it and reads it again from the store.
+  int64_t max_follow_live_bytes = int64_t{4} << 20;
 };
 
 // gRPC adapter of the public TaskService over a Scheduler: converts protos

@@ -499,6 +499,58 @@ TEST_F(ServiceTest, ListTasksPagesNewestFirstWithFilters) {
             grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+class SlowFollowerTest : public ServiceTest {
+ protected:
+  TaskServiceOptions TaskOptions() override {
+    return {.max_follow_live_bytes = 100 << 10};
+  }
+};
+
+TEST_F(SlowFollowerTest, ASlowOutputFollowerMissesNothing) {
+  grpc::ClientContext worker_ctx;
+  SetDeadline(worker_ctx, 60);
+  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
+  Hello(*worker, 1);
+  std::string id = CreateTask();
+  v1::ConnectResponse msg;
+  ASSERT_TRUE(worker->Read(&msg));
+  const std::string lease = msg.assignment().lease_id();
+
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, 60);
+  v1::StreamTaskOutputRequest req;
+  req.set_task_id(id);
+  req.set_follow(true);
+  auto reader = tasks_->StreamTaskOutput(&ctx, req);
+  Output(*worker, lease, 0, v1::OUTPUT_STREAM_STDOUT, "start");
+  v1::StreamTaskOutputResponse resp;
+  ASSERT_TRUE(reader->Read(&resp));  // following live from here
+  // Then it stops reading while far more output than the server holds for
+  // a live follower (here 100 KiB) arrives.
+  std::string expected = "start";
+  int64_t offset = 5;
+  for (int i = 0; i < 128; ++i) {
+    std::string data(64 << 10, static_cast<char>('a' + i % 26));
+    Output(*worker, lease, offset, v1::OUTPUT_STREAM_STDOUT, data);
+    offset += data.size();
+    expected += data;
+  }
+  Complete(*worker, lease, v1::TERMINATION_REASON_EXITED, 0);
+  Sync(*worker);
+  std::string got = resp.chunk().data();
+  int64_t next = resp.chunk().offset() + resp.chunk().data().size();
+  while (reader->Read(&resp)) {
+    ASSERT_EQ(resp.chunk().offset(), next);
+    got += resp.chunk().data();
+    next += resp.chunk().data().size();
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(got.size(), expected.size());
+  EXPECT_TRUE(got == expected);
+  worker->WritesDone();
+  EXPECT_TRUE(worker->Finish().ok());
+}
+
 class SlowWatcherTest : public ServiceTest {
  protected:
   TaskServiceOptions TaskOptions() override { return {.max_watch_backlog = 1}; }
