@@ -353,6 +353,55 @@ TEST_F(ServiceTest, CreditsAreHonoured) {
   EXPECT_TRUE(worker->Finish().ok());
 }
 
+TEST_F(ServiceTest, ASlowWorkerDoesNotSlowTheOthers) {
+  // A worker that takes two assignments and then stays silent.
+  grpc::ClientContext slow_ctx;
+  SetDeadline(slow_ctx, 20);
+  std::unique_ptr<WorkerStream> slow = queue_->Connect(&slow_ctx);
+  v1::ConnectRequest hello;
+  hello.mutable_hello()->set_worker_id("slow-worker");
+  hello.mutable_hello()->set_credits(2);
+  ASSERT_TRUE(slow->Write(hello));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10; ++i) ids.push_back(CreateTask());
+  v1::ConnectResponse held;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(slow->Read(&held));
+    ASSERT_TRUE(held.has_assignment());
+  }
+  // A second worker, one slot, gets and finishes everything else.
+  grpc::ClientContext fast_ctx;
+  SetDeadline(fast_ctx, 20);
+  std::unique_ptr<WorkerStream> fast = queue_->Connect(&fast_ctx);
+  Hello(*fast, 1);
+  int done = 0;
+  v1::ConnectResponse msg;
+  while (done < 8 && fast->Read(&msg)) {
+    ASSERT_TRUE(msg.has_assignment());
+    Complete(*fast, msg.assignment().lease_id(), v1::TERMINATION_REASON_EXITED,
+             0);
+    v1::ConnectRequest credit;
+    credit.mutable_credit()->set_credits(1);
+    ASSERT_TRUE(fast->Write(credit));
+    ++done;
+  }
+  EXPECT_EQ(done, 8);
+  Sync(*fast);
+  int succeeded = 0;
+  int leased = 0;
+  for (const std::string& id : ids) {
+    v1::TaskState state = GetTask(*tasks_, id).state();
+    succeeded += state == v1::TASK_STATE_SUCCEEDED;
+    leased += state == v1::TASK_STATE_LEASED;
+  }
+  EXPECT_EQ(succeeded, 8);
+  EXPECT_EQ(leased, 2);  // held by the slow worker, never more than its credits
+  fast->WritesDone();
+  EXPECT_TRUE(fast->Finish().ok());
+  slow_ctx.TryCancel();
+  slow->Finish().IgnoreError();
+}
+
 TEST_F(ServiceTest, HeartbeatsExtendAndALostWorkersTaskIsRequeuedAfterTheLease) {
   std::string id = CreateTask();
   std::string lease;
