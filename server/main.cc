@@ -1,5 +1,9 @@
 // crucible-server: the public TaskService and the workers' QueueService over
 // one scheduler and a SQLite store.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -7,6 +11,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
@@ -33,9 +38,35 @@ ABSL_FLAG(int, blocking_threads, 8,
           "threads that run store-bound work on behalf of gRPC calls");
 ABSL_FLAG(absl::Duration, sweep_interval, absl::Seconds(1),
           "how often expired leases and due tasks are looked at");
+ABSL_FLAG(int, fairness_interval, 10,
+          "every n-th dispatch goes to the oldest ready task whatever its "
+          "priority (bounded starvation); 0: strict priority");
+ABSL_FLAG(absl::Duration, timeout_grace, absl::Seconds(30),
+          "an attempt with no result by its timeout plus this is ended "
+          "TIMED_OUT by the server");
+ABSL_FLAG(absl::Duration, retention, absl::Hours(24 * 7),
+          "finished tasks and their output are purged this long after they "
+          "ended");
+ABSL_FLAG(int64_t, max_output_bytes, int64_t{16} << 20,
+          "output kept per attempt at most (and when the spec sets none)");
+ABSL_FLAG(int64_t, max_stdin_bytes, int64_t{1} << 20,
+          "largest spec.stdin accepted (at most 1 MiB)");
+ABSL_FLAG(int64_t, max_memory_bytes, 0,
+          "largest spec.resources.memory_bytes accepted; 0: no maximum");
+ABSL_FLAG(int64_t, max_cpu_millis, 0,
+          "largest spec.resources.cpu_millis accepted; 0: no maximum");
+ABSL_FLAG(int64_t, max_pids_limit, 0,
+          "largest spec.resources.pids_limit accepted; 0: no maximum");
+ABSL_FLAG(int64_t, max_tmpfs_bytes, 0,
+          "largest spec.resources.tmpfs_bytes accepted; 0: no maximum");
+ABSL_FLAG(absl::Duration, max_timeout, absl::ZeroDuration(),
+          "longest spec.timeout accepted; 0: no maximum");
 
 int main(int argc, char** argv) {
   common::BlockStopSignals();
+  // Abseil's lock-order graph costs a few percent on every lock; the
+  // thread-safety annotations already check lock use at build time.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::ParseCommandLine(argc, argv);
   common::InitLogging(argv[0]);
 
@@ -60,6 +91,18 @@ int main(int argc, char** argv) {
   server::SchedulerOptions scheduler_options;
   scheduler_options.lease_ttl = absl::GetFlag(FLAGS_lease_ttl);
   scheduler_options.default_max_attempts = absl::GetFlag(FLAGS_max_attempts);
+  scheduler_options.fairness_interval = absl::GetFlag(FLAGS_fairness_interval);
+  scheduler_options.timeout_grace = absl::GetFlag(FLAGS_timeout_grace);
+  scheduler_options.retention = absl::GetFlag(FLAGS_retention);
+  scheduler_options.max_output_bytes = absl::GetFlag(FLAGS_max_output_bytes);
+  server::ValidationLimits& limits = scheduler_options.limits;
+  limits.max_stdin_bytes = absl::GetFlag(FLAGS_max_stdin_bytes);
+  limits.max_memory_bytes = absl::GetFlag(FLAGS_max_memory_bytes);
+  limits.max_cpu_millis = absl::GetFlag(FLAGS_max_cpu_millis);
+  limits.max_pids_limit = absl::GetFlag(FLAGS_max_pids_limit);
+  limits.max_tmpfs_bytes = absl::GetFlag(FLAGS_max_tmpfs_bytes);
+  limits.max_timeout = absl::GetFlag(FLAGS_max_timeout);
+  limits.max_output_bytes = absl::GetFlag(FLAGS_max_output_bytes);
   auto scheduler = server::Scheduler::Create(scheduler_options, **store,
                                              common::Clock::Real());
   if (!scheduler.ok()) {
@@ -84,15 +127,34 @@ int main(int argc, char** argv) {
   }
   LOG(INFO) << "crucible-server serving on port " << (*grpc_server)->port()
             << ", store " << store_options.path;
+  std::atomic<bool> store_failed{false};
   {
     server::Scheduler* s = scheduler->get();
-    server::PeriodicRunner sweeper(absl::GetFlag(FLAGS_sweep_interval),
-                                   [s] { s->ExpireLeases(); });
+    server::SqliteTaskStore* st = store->get();
+    server::PeriodicRunner sweeper(
+        absl::GetFlag(FLAGS_sweep_interval), [s, st, &store_failed] {
+          // Memory runs ahead of the store; once a commit failed the two
+          // disagree, so stop and let a restart rebuild from the store.
+          if (!st->health().ok()) {
+            if (!store_failed.exchange(true)) {
+              LOG(ERROR) << "store failed, stopping: " << st->health();
+              kill(getpid(), SIGTERM);
+            }
+            return;
+          }
+          s->ExpireLeases();
+          absl::StatusOr<int> purged = s->PurgeExpired();
+          if (!purged.ok()) {
+            LOG(WARNING) << "retention purge: " << purged.status();
+          } else if (*purged > 0) {
+            LOG(INFO) << "retention: purged " << *purged << " ended tasks";
+          }
+        });
     int sig = common::WaitForStopSignal();
     LOG(INFO) << "signal " << sig << ": stopping";
     (*grpc_server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
   }
   grpc_server->reset();
   LOG(INFO) << "stopped";
-  return 0;
+  return store_failed ? 1 : 0;
 }

@@ -46,18 +46,19 @@ class WorkerStream final
       FinishOnce(grpc::Status::OK);
       return;
     }
-    jobs_.Run([this] {
-      absl::Status s = Handle(request_);
-      if (!s.ok()) {
-        LOG(WARNING) << "worker stream " << worker_id_ << ": " << s;
-        EndSession();
-        FinishOnce(common::ToGrpcStatus(s));
-        return;
-      }
-      // Under mu_: once finished (say, by OnCancel) no new read may start.
-      absl::MutexLock lock(&mu_);
-      if (!finished_ && !finish_after_write_) StartRead(&request_);
-    });
+    // Applied right here: the scheduler does no disk I/O under its lock
+    // (writes are queued to the store's writer), so this never waits for
+    // more than an in-memory decision, and saves a thread hop per message.
+    absl::Status s = Handle(request_);
+    if (!s.ok()) {
+      LOG(WARNING) << "worker stream " << worker_id_ << ": " << s;
+      jobs_.Run([this] { EndSession(); });
+      FinishOnce(common::ToGrpcStatus(s));
+      return;
+    }
+    // Under mu_: once finished (say, by OnCancel) no new read may start.
+    absl::MutexLock lock(&mu_);
+    if (!finished_ && !finish_after_write_) StartRead(&request_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -156,7 +157,11 @@ class WorkerStream final
     current_ = std::move(pending_.front());
     pending_.pop_front();
     writing_ = true;
-    StartWrite(&current_);
+    // More queued: let gRPC coalesce them into one send; the last of a run
+    // goes without the hint, which flushes.
+    grpc::WriteOptions options;
+    if (!pending_.empty()) options.set_buffer_hint();
+    StartWrite(&current_, options);
   }
   void FinishOnce(grpc::Status status) {
     absl::MutexLock lock(&mu_);

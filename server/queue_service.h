@@ -10,9 +10,10 @@
 namespace server {
 
 // gRPC adapter of QueueService: one bidi Connect stream per worker, mapped
-// onto a Scheduler worker session. Each worker message is applied on `pool`
-// (reports wait for their store write), and the next one is read after
-// that, so a worker's reports are applied in order. Thread-safe.
+// onto a Scheduler worker session. Each worker message is applied in the
+// read reaction (the scheduler queues its writes and never waits for the
+// disk), and the next one is read after that, so a worker's reports are
+// applied in order. Thread-safe.
 // `scheduler` and `pool` must outlive it and the server serving it.
 class QueueService final : public crucible::v1::QueueService::CallbackService {
  public:

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "common/grpc_status.h"
+#include "glog/logging.h"
 #include "server/scheduler/transitions.h"
 
 namespace server {
@@ -11,8 +12,12 @@ using crucible::v1::OutputChunk;
 
 TaskOutputStream::TaskOutputStream(
     Scheduler& scheduler, BlockingPool& pool,
-    const crucible::v1::StreamTaskOutputRequest& request)
-    : scheduler_(scheduler), request_(request), jobs_(pool, [this] {
+    const crucible::v1::StreamTaskOutputRequest& request,
+    int64_t max_live_bytes)
+    : scheduler_(scheduler),
+      request_(request),
+      max_live_bytes_(max_live_bytes),
+      jobs_(pool, [this] {
         int64_t sub;
         {
           absl::MutexLock lock(&mu_);
@@ -75,7 +80,18 @@ void TaskOutputStream::OnEvent(const crucible::v1::TaskEvent& event) {
 void TaskOutputStream::OnOutput(const OutputChunk& chunk) {
   {
     absl::MutexLock lock(&mu_);
+    live_bytes_ += chunk.data().size();
     live_.push_back(chunk);
+    if (live_bytes_ > max_live_bytes_ && started_ && (writing_ || reading_)) {
+      // The reader is slow (a write or a read is in flight, which resumes
+      // the pump): drop what piled up and read it again from the store,
+      // where it is, instead of holding it here.
+      VLOG(1) << "output follower of " << request_.task_id()
+              << " fell behind; reading again from the store";
+      live_.clear();
+      live_bytes_ = 0;
+      backlog_done_ = false;
+    }
   }
   Pump(/*may_read=*/false);  // never touches the store from a delivery
 }
@@ -96,6 +112,7 @@ void TaskOutputStream::Pump(bool may_read) {
       } else {
         std::vector<OutputChunk> live;
         live.swap(live_);
+        live_bytes_ = 0;
         for (const OutputChunk& c : live) AcceptLocked(c);
         if (MaybeWriteLocked()) return;
         if (task_ended_) FinishLocked(grpc::Status::OK);

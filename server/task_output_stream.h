@@ -24,7 +24,8 @@ class TaskOutputStream final
       public TaskListener {
  public:
   TaskOutputStream(Scheduler& scheduler, BlockingPool& pool,
-                   const crucible::v1::StreamTaskOutputRequest& request);
+                   const crucible::v1::StreamTaskOutputRequest& request,
+                   int64_t max_live_bytes);
 
   void OnEvent(const crucible::v1::TaskEvent& event) override;
   void OnOutput(const crucible::v1::OutputChunk& chunk) override;
@@ -49,6 +50,8 @@ class TaskOutputStream final
 
   Scheduler& scheduler_;
   const crucible::v1::StreamTaskOutputRequest request_;
+  // Live output held for a slow reader before falling back to the store.
+  const int64_t max_live_bytes_;
   absl::Mutex mu_;
   int64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
   int32_t attempt_ ABSL_GUARDED_BY(mu_) = 0;
@@ -58,6 +61,7 @@ class TaskOutputStream final
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool task_ended_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<crucible::v1::OutputChunk> live_ ABSL_GUARDED_BY(mu_);
+  int64_t live_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<crucible::v1::StreamTaskOutputResponse> pending_
       ABSL_GUARDED_BY(mu_);
   crucible::v1::StreamTaskOutputResponse current_ ABSL_GUARDED_BY(mu_);

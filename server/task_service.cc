@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "glog/logging.h"
@@ -35,9 +36,11 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx,
 class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
                       public TaskListener {
  public:
-  Watcher(Scheduler& scheduler, BlockingPool& pool, std::string task_id)
+  Watcher(Scheduler& scheduler, BlockingPool& pool, std::string task_id,
+          size_t max_backlog)
       : scheduler_(scheduler),
         task_id_(std::move(task_id)),
+        max_backlog_(max_backlog),
         jobs_(pool, [this] {
           int64_t sub;
           {
@@ -50,15 +53,18 @@ class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
     jobs_.Run([this] { Start(); });
   }
 
-  void OnEvent(const TaskEvent& event) override {
+  void OnEvent(const TaskEvent& event) override { OnEvents({event}); }
+  void OnEvents(const std::vector<TaskEvent>& events) override {
     absl::MutexLock lock(&mu_);
-    // Events can arrive between Subscribe() and the current state being
-    // queued; they come after it.
-    if (!started_) {
-      early_.push_back(event);
-      return;
+    for (const TaskEvent& event : events) {
+      // Events can arrive between Subscribe() and the current state being
+      // queued; they come after it.
+      if (!started_) {
+        early_.push_back(event);
+      } else {
+        PushLocked(event);
+      }
     }
-    PushLocked(event);
   }
   void OnOutput(const crucible::v1::OutputChunk&) override {}
 
@@ -66,6 +72,7 @@ class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
     absl::MutexLock lock(&mu_);
     writing_ = false;
     if (!ok) return FinishLocked(grpc::Status(grpc::CANCELLED, "write failed"));
+    if (finish_after_write_) return FinishLocked(finish_status_);
     if (pending_.empty() && sent_terminal_) return FinishLocked(grpc::Status::OK);
     MaybeWriteLocked();
   }
@@ -94,7 +101,18 @@ class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
     early_.clear();
   }
   void PushLocked(TaskEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_ || queued_terminal_) return;
+    if (finished_ || finish_after_write_ || queued_terminal_) return;
+    if (pending_.size() + (writing_ ? 1 : 0) >= max_backlog_) {
+      // A slow reader must not hold events without bound (nor slow anyone
+      // else): it gets an error and resumes with a new WatchTask, which
+      // starts from the current state.
+      pending_.clear();
+      return FinishLocked(grpc::Status(
+          grpc::RESOURCE_EXHAUSTED,
+          absl::StrCat("watcher fell more than ", max_backlog_,
+                       " events behind; call WatchTask again to resume from "
+                       "the current state")));
+    }
     queued_terminal_ = IsTerminal(event.state());
     WatchTaskResponse response;
     *response.mutable_event() = std::move(event);
@@ -114,7 +132,10 @@ class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
     if (finished_) return;
     if (writing_) {
       pending_.clear();
-      sent_terminal_ = true;  // OnWriteDone finishes
+      if (!finish_after_write_) {  // OnWriteDone finishes
+        finish_after_write_ = true;
+        finish_status_ = std::move(status);
+      }
       return;
     }
     finished_ = true;
@@ -123,6 +144,7 @@ class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
 
   Scheduler& scheduler_;
   const std::string task_id_;
+  const size_t max_backlog_;
   absl::Mutex mu_;
   int64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
@@ -132,6 +154,8 @@ class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool queued_terminal_ ABSL_GUARDED_BY(mu_) = false;
   bool sent_terminal_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_after_write_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   ReactorJobs jobs_;  // last: its cleanup reads the fields above
 };
@@ -142,12 +166,29 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
     grpc::CallbackServerContext* ctx,
     const crucible::v1::CreateTaskRequest* request,
     crucible::v1::CreateTaskResponse* response) {
-  return Unary(ctx, pool_, "CreateTask", [this, request, response] {
-    absl::StatusOr<crucible::v1::Task> task =
-        scheduler_.CreateTask(request->spec(), request->request_id());
-    if (task.ok()) *response->mutable_task() = *std::move(task);
-    return task.status();
-  });
+  // Answered from the store's callback thread once the task is durable;
+  // nothing waits for the commit. Without a request_id the scheduler only
+  // decides in memory, so that runs right in the reaction; with one it may
+  // read the store, so on the pool.
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto create = [this, reactor, request, response] {
+    scheduler_.CreateTaskAsync(
+        request->spec(), request->request_id(),
+        [reactor, response](absl::StatusOr<crucible::v1::Task> task) {
+          if (task.ok()) {
+            *response->mutable_task() = *std::move(task);
+          } else {
+            VLOG(1) << "CreateTask: " << task.status();
+          }
+          reactor->Finish(common::ToGrpcStatus(task.status()));
+        });
+  };
+  if (request->request_id().empty()) {
+    create();
+  } else {
+    pool_.Schedule(std::move(create));
+  }
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* TaskService::GetTask(
@@ -199,14 +240,16 @@ grpc::ServerUnaryReactor* TaskService::CancelTask(
 grpc::ServerWriteReactor<WatchTaskResponse>* TaskService::WatchTask(
     grpc::CallbackServerContext* ctx,
     const crucible::v1::WatchTaskRequest* request) {
-  return new Watcher(scheduler_, pool_, request->task_id());
+  return new Watcher(scheduler_, pool_, request->task_id(),
+                     options_.max_watch_backlog);
 }
 
 grpc::ServerWriteReactor<crucible::v1::StreamTaskOutputResponse>*
 TaskService::StreamTaskOutput(
     grpc::CallbackServerContext* ctx,
     const crucible::v1::StreamTaskOutputRequest* request) {
-  return new TaskOutputStream(scheduler_, pool_, *request);
+  return new TaskOutputStream(scheduler_, pool_, *request,
+                              options_.max_follow_live_bytes);
 }
 
 }  // namespace server

@@ -9,14 +9,25 @@
 
 namespace server {
 
+struct TaskServiceOptions {
+  // Events a WatchTask stream may hold (queued or being written) for a slow
+  // reader; past it the stream ends with RESOURCE_EXHAUSTED (resume with a
+  // new WatchTask, which starts from the current state).
+  size_t max_watch_backlog = 1024;
+  // Live output a StreamTaskOutput follower may fall behind by; past it the
+  // stream drops it and reads it again from the store.
+  int64_t max_follow_live_bytes = int64_t{4} << 20;
+};
+
 // gRPC adapter of the public TaskService over a Scheduler: converts protos
 // and statuses, nothing else. Calls into the scheduler (which may wait for
 // a store write) run on `pool`, never in a reaction. Thread-safe.
 // `scheduler` and `pool` must outlive it and the server serving it.
 class TaskService final : public crucible::v1::TaskService::CallbackService {
  public:
-  TaskService(Scheduler& scheduler, BlockingPool& pool)
-      : scheduler_(scheduler), pool_(pool) {}
+  TaskService(Scheduler& scheduler, BlockingPool& pool,
+              TaskServiceOptions options = {})
+      : scheduler_(scheduler), pool_(pool), options_(options) {}
 
   grpc::ServerUnaryReactor* CreateTask(
       grpc::CallbackServerContext* ctx,
@@ -44,6 +55,7 @@ class TaskService final : public crucible::v1::TaskService::CallbackService {
  private:
   Scheduler& scheduler_;
   BlockingPool& pool_;
+  const TaskServiceOptions options_;
 };
 
 }  // namespace server

@@ -3,10 +3,12 @@
 #include "server/scheduler/scheduler.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
@@ -22,15 +24,35 @@ using crucible::v1::TaskSpec;
 using crucible::v1::TaskState;
 
 Scheduler::Op::~Op() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  s_->publish_mu_.Lock();
+  // Events and output nobody follows need no announcement (the count only
+  // grows under mu_, which we hold, so a new subscriber is never missed).
+  bool followed = s_->listener_count_.load() > 0 &&
+                  (!out.events.empty() || !out.outputs.empty());
+  if (!followed && out.messages.empty() && !then) {
+    s_->mu_.Unlock();
+    return;
+  }
+  // Registered under mu_, so callbacks (and announcements) run in the order
+  // the operations decided them, each after its writes are durable.
+  uint64_t op = ++s_->last_op_;
+  Scheduler* s = s_;
+  s_->store_.AfterDurable(
+      s_->store_.LastTicket(),
+      [s, op, out = std::move(out), then = std::move(then)](absl::Status st) {
+        if (st.ok()) {
+          absl::MutexLock lock(&s->publish_mu_);
+          s->Deliver(out, op);
+        }
+        if (then) then(std::move(st));
+      });
   s_->mu_.Unlock();
-  s_->Deliver(out);
-  s_->publish_mu_.Unlock();
 }
 
 Scheduler::Scheduler(const SchedulerOptions& options, TaskStore& store,
                      const common::Clock& clock)
     : options_(options), store_(store), clock_(clock) {}
+
+Scheduler::~Scheduler() { store_.DrainCallbacks(); }
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
     const SchedulerOptions& options, TaskStore& store,
@@ -57,7 +79,7 @@ absl::Status Scheduler::Rebuild() {
     // worker heartbeats it to us any more. Treat it as lapsed.
     ++lapsed;
     Entry& e = active_.at(id);
-    queue_.erase(KeyOf(e));
+    DequeueLocked(e);
     const std::string why = "lease lapsed: server restarted";
     RETURN_IF_ERROR(
         RetryOrFailLocked(e, AbandonedResult(e, why), why, op.out));
@@ -76,6 +98,11 @@ Scheduler::QueueKey Scheduler::KeyOf(const Entry& e) {
   return {-e.task.spec().priority(), e.order, e.task.id()};
 }
 
+std::string Scheduler::RequestKey(const std::string& tenant,
+                                  const std::string& request_id) {
+  return absl::StrCat(tenant, std::string(1, '\0'), request_id);
+}
+
 void Scheduler::AddEntryLocked(Task task) {
   Entry e;
   e.order = next_order_++;
@@ -85,25 +112,69 @@ void Scheduler::AddEntryLocked(Task task) {
   e.ready_at = task.spec().has_not_before()
                    ? common::FromProtoTime(task.spec().not_before())
                    : absl::InfinitePast();
+  // A backoff decided before a restart still holds.
+  if (task.has_next_attempt_time()) {
+    e.ready_at =
+        std::max(e.ready_at, common::FromProtoTime(task.next_attempt_time()));
+  }
   e.task = std::move(task);
-  if (e.task.state() == crucible::v1::TASK_STATE_QUEUED) queue_.insert(KeyOf(e));
+  if (!e.task.request_id().empty()) {
+    requests_[RequestKey(e.task.tenant(), e.task.request_id())] = e.task.id();
+  }
   std::string id = e.task.id();
-  active_.emplace(std::move(id), std::move(e));
+  auto [it, inserted] = active_.emplace(std::move(id), std::move(e));
+  if (it->second.task.state() == crucible::v1::TASK_STATE_QUEUED) {
+    EnqueueLocked(it->second);
+  }
 }
 
-absl::Status Scheduler::CommitLocked(Entry& e, Task updated,
+void Scheduler::EnqueueLocked(Entry& e) {
+  if (e.ready_at <= clock_.Now()) {
+    ready_.insert(KeyOf(e));
+    ready_fifo_.emplace(e.order, e.task.id());
+  } else {
+    delayed_.emplace(e.ready_at, e.task.id());
+  }
+}
+
+void Scheduler::DequeueLocked(Entry& e) {
+  ready_.erase(KeyOf(e));
+  ready_fifo_.erase({e.order, e.task.id()});
+  delayed_.erase({e.ready_at, e.task.id()});
+}
+
+void Scheduler::PromoteDueLocked(absl::Time now) {
+  while (!delayed_.empty() && delayed_.begin()->first <= now) {
+    Entry& e = active_.at(delayed_.begin()->second);
+    delayed_.erase(delayed_.begin());
+    ready_.insert(KeyOf(e));
+    ready_fifo_.emplace(e.order, e.task.id());
+  }
+}
+
+Scheduler::Entry& Scheduler::PickLocked() {
+  ++dispatches_;
+  if (options_.fairness_interval > 0 &&
+      dispatches_ % options_.fairness_interval == 0) {
+    return active_.at(ready_fifo_.begin()->second);
+  }
+  return active_.at(std::get<2>(*ready_.begin()));
+}
+
+absl::Status Scheduler::CommitLocked(Entry& e, TaskState to,
+                                     absl::FunctionRef<void(Task&)> change,
                                      const std::string& message,
                                      bool ends_attempt, Outbox& out) {
-  if (updated.state() != e.task.state()) {
-    RETURN_IF_ERROR(CheckTransition(e.task.state(), updated.state()));
+  if (to != e.task.state()) {
+    RETURN_IF_ERROR(CheckTransition(e.task.state(), to));
   }
+  // In place: no copy of the task per transition.
+  change(e.task);
+  e.task.set_state(to);
   absl::Time now = clock_.Now();
-  *updated.mutable_update_time() = common::ToProtoTime(now);
-  if (IsTerminal(updated.state())) {
-    *updated.mutable_end_time() = common::ToProtoTime(now);
-  }
-  RETURN_IF_ERROR(store_.UpdateTask(updated));
-  e.task = std::move(updated);
+  *e.task.mutable_update_time() = common::ToProtoTime(now);
+  if (IsTerminal(to)) *e.task.mutable_end_time() = common::ToProtoTime(now);
+  store_.Submit(TaskWrite::Update(e.task));
   TaskEvent event;
   event.set_task_id(e.task.id());
   event.set_state(e.task.state());
@@ -119,14 +190,21 @@ absl::Status Scheduler::CommitLocked(Entry& e, Task updated,
 
 absl::Status Scheduler::FinishLocked(Entry& e, TaskState state,
                                      TaskResult result,
-                                     const std::string& message, Outbox& out) {
-  Task updated = e.task;
-  updated.set_state(state);
-  *updated.mutable_result() = std::move(result);
-  RETURN_IF_ERROR(CommitLocked(e, std::move(updated), message,
-                               /*ends_attempt=*/true, out));
+                                     const std::string& message, Outbox& out,
+                                     Task* ended, const std::string& last_error) {
+  RETURN_IF_ERROR(CommitLocked(
+      e, state,
+      [&](Task& t) {
+        *t.mutable_result() = std::move(result);
+        if (!last_error.empty()) t.set_last_error(last_error);
+      },
+      message, /*ends_attempt=*/true, out));
   ReleaseLeaseLocked(e);
-  queue_.erase(KeyOf(e));
+  DequeueLocked(e);
+  if (ended != nullptr) *ended = e.task;
+  if (!e.task.request_id().empty()) {
+    requests_.erase(RequestKey(e.task.tenant(), e.task.request_id()));
+  }
   std::string id = e.task.id();
   active_.erase(id);  // `e` is gone
   return absl::OkStatus();
@@ -142,27 +220,32 @@ absl::Status Scheduler::RetryOrFailLocked(Entry& e, TaskResult result,
     return FinishLocked(e, crucible::v1::TASK_STATE_CANCELLED,
                         std::move(result), "cancelled", out);
   }
-  Task updated = e.task;
-  if (!infra_error.empty()) updated.set_last_error(infra_error);
   std::string why = infra_error.empty() ? result.error_message() : infra_error;
-  if (updated.attempt() >= e.max_attempts) {
+  if (e.task.attempt() >= e.max_attempts) {
     if (!infra_error.empty()) {
       result.set_error_message(absl::StrCat("attempts exhausted (",
                                             e.max_attempts, "): ", infra_error));
     }
     return FinishLocked(e, crucible::v1::TASK_STATE_FAILED, std::move(result),
-                        absl::StrCat("failed: ", why), out);
+                        absl::StrCat("failed: ", why), out, nullptr,
+                        infra_error);
   }
-  updated.set_state(crucible::v1::TASK_STATE_QUEUED);
-  *updated.mutable_result() = std::move(result);
   absl::Duration backoff = BackoffLocked(e);
+  absl::Time next = clock_.Now() + backoff;
   RETURN_IF_ERROR(CommitLocked(
-      e, std::move(updated),
+      e, crucible::v1::TASK_STATE_QUEUED,
+      [&](Task& t) {
+        if (!infra_error.empty()) t.set_last_error(infra_error);
+        *t.mutable_result() = std::move(result);
+        // Stored with the task, so a restart keeps the backoff.
+        *t.mutable_next_attempt_time() = common::ToProtoTime(next);
+      },
       absl::StrCat("retrying in ", absl::FormatDuration(backoff), ": ", why),
       /*ends_attempt=*/true, out));
   ReleaseLeaseLocked(e);
-  e.ready_at = std::max(e.ready_at, clock_.Now() + backoff);
-  queue_.insert(KeyOf(e));
+  DequeueLocked(e);
+  e.ready_at = std::max(e.ready_at, next);
+  EnqueueLocked(e);
   return absl::OkStatus();
 }
 
@@ -182,11 +265,43 @@ absl::Duration Scheduler::BackoffLocked(const Entry& e) {
   return std::min(d, cap);
 }
 
-absl::StatusOr<Task> Scheduler::CreateTask(TaskSpec spec,
-                                           std::string request_id) {
-  RETURN_IF_ERROR(ValidateTaskSpec(spec));
-  RETURN_IF_ERROR(ValidateRequestId(request_id));
+void Scheduler::CreateTaskAsync(TaskSpec spec, std::string request_id,
+                                CreateDone done) {
+  absl::Status valid = ValidateTaskSpec(spec, options_.limits);
+  if (valid.ok()) valid = ValidateRequestId(request_id);
+  if (!valid.ok()) return done(valid);
   Op op(this);
+  CreateLocked(std::move(spec), std::move(request_id), std::move(done), op);
+}
+
+void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
+                             CreateDone done, Op& op) {
+  auto answer = [&op, done = std::move(done)](Task task) mutable {
+    op.then = [done = std::move(done), task = std::move(task)](absl::Status s) {
+      if (s.ok()) return done(task);
+      done(s);
+    };
+  };
+  if (!request_id.empty()) {
+    // Active tasks are known here; a task that already ended was durable
+    // before anyone could end it (its id only leaves after its create is
+    // durable), so the store has it.
+    auto r = requests_.find(RequestKey(options_.tenant, request_id));
+    if (r != requests_.end()) {
+      VLOG(1) << "CreateTask: request_id " << request_id << " is task "
+              << r->second;
+      return answer(active_.at(r->second).task);
+    }
+    absl::StatusOr<Task> stored =
+        store_.FindByRequestId(options_.tenant, request_id);
+    if (stored.ok()) return answer(*std::move(stored));
+    if (!absl::IsNotFound(stored.status())) {
+      op.then = [done = std::move(done), st = stored.status()](absl::Status) {
+        done(st);
+      };
+      return;
+    }
+  }
   Task task;
   task.set_id(NewIdLocked());
   *task.mutable_spec() = std::move(spec);
@@ -196,12 +311,7 @@ absl::StatusOr<Task> Scheduler::CreateTask(TaskSpec spec,
   *task.mutable_update_time() = common::ToProtoTime(now);
   task.set_tenant(options_.tenant);
   task.set_request_id(std::move(request_id));
-  ASSIGN_OR_RETURN(CreateTaskResult created, store_.CreateTask(task));
-  if (!created.created) {
-    VLOG(1) << "CreateTask: request_id " << task.request_id()
-            << " already used by task " << created.task.id();
-    return std::move(created.task);
-  }
+  store_.Submit(TaskWrite::Insert(task));
   AddEntryLocked(task);
   TaskEvent event;
   event.set_task_id(task.id());
@@ -210,22 +320,42 @@ absl::StatusOr<Task> Scheduler::CreateTask(TaskSpec spec,
   event.set_message("created");
   op.out.events.push_back(std::move(event));
   DispatchLocked(op.out);
-  return task;
+  answer(std::move(task));
+}
+
+absl::StatusOr<Task> Scheduler::CreateTask(TaskSpec spec,
+                                           std::string request_id) {
+  absl::Notification done;
+  absl::StatusOr<Task> result;
+  CreateTaskAsync(std::move(spec), std::move(request_id),
+                  [&](absl::StatusOr<Task> t) {
+                    result = std::move(t);
+                    done.Notify();
+                  });
+  done.WaitForNotification();
+  return result;
 }
 
 absl::StatusOr<Task> Scheduler::GetTask(const std::string& task_id) {
-  // The store is written before memory changes, so it is never behind.
+  // Never show a state a crash could undo: wait for what memory says (or
+  // what was written before the task left memory) to be durable.
+  WriteTicket ticket;
+  std::optional<Task> active;
+  {
+    absl::MutexLock lock(&mu_);
+    ticket = store_.LastTicket();
+    auto it = active_.find(task_id);
+    if (it != active_.end() && it->second.task.tenant() == options_.tenant) {
+      active = it->second.task;
+    }
+  }
+  RETURN_IF_ERROR(store_.AwaitDurable(ticket));
+  if (active) return *std::move(active);
   ASSIGN_OR_RETURN(Task task, store_.GetTask(task_id));
   if (task.tenant() != options_.tenant) {
     return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
   }
   return task;
-}
-
-absl::StatusOr<Task> Scheduler::LookupLocked(const std::string& task_id) {
-  auto it = active_.find(task_id);
-  if (it != active_.end()) return it->second.task;
-  return GetTask(task_id);
 }
 
 absl::StatusOr<ListTasksPage> Scheduler::ListTasks(ListTasksQuery query) {
@@ -235,18 +365,36 @@ absl::StatusOr<ListTasksPage> Scheduler::ListTasks(ListTasksQuery query) {
   }
   if (query.page_size == 0) query.page_size = 50;
   query.page_size = std::min(query.page_size, 1000);
+  RETURN_IF_ERROR(store_.AwaitDurable(store_.LastTicket()));
   return store_.ListTasks(query);
 }
 
 absl::StatusOr<Task> Scheduler::CancelTask(const std::string& task_id,
                                            const std::string& reason) {
-  Op op(this);
+  absl::StatusOr<Task> result;
+  WriteTicket ticket;
+  {
+    Op op(this);
+    result = CancelLocked(task_id, reason, op.out);
+    ticket = store_.LastTicket();
+  }
+  RETURN_IF_ERROR(result.status());
+  RETURN_IF_ERROR(store_.AwaitDurable(ticket));
+  return result;
+}
+
+absl::StatusOr<Task> Scheduler::CancelLocked(const std::string& task_id,
+                                             const std::string& reason,
+                                             Outbox& out) {
   auto it = active_.find(task_id);
-  if (it == active_.end()) {
-    ASSIGN_OR_RETURN(Task task, GetTask(task_id));
+  if (it == active_.end() || it->second.task.tenant() != options_.tenant) {
+    absl::StatusOr<Task> task = store_.GetTask(task_id);
+    if (!task.ok() || task->tenant() != options_.tenant) {
+      return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
+    }
     return absl::FailedPreconditionError(
         absl::StrCat("task ", task_id, " already ended (",
-                     crucible::v1::TaskState_Name(task.state()), ")"));
+                     crucible::v1::TaskState_Name(task->state()), ")"));
   }
   Entry& e = it->second;
   std::string why = reason.empty() ? "cancelled by client" : reason;
@@ -255,15 +403,16 @@ absl::StatusOr<Task> Scheduler::CancelTask(const std::string& task_id,
     result.set_reason(crucible::v1::TERMINATION_REASON_CANCELLED);
     result.set_error_message(why);
     *result.mutable_finish_time() = common::ToProtoTime(clock_.Now());
+    Task ended;
     RETURN_IF_ERROR(FinishLocked(e, crucible::v1::TASK_STATE_CANCELLED,
-                                 std::move(result), why, op.out));
-    return GetTask(task_id);
+                                 result, why, out, &ended));
+    return ended;
   }
   // LEASED or RUNNING: the worker kills the container and reports CANCELLED;
   // if it never does, the lease lapses and the task ends CANCELLED then.
   e.cancel_requested = true;
   e.cancel_reason = why;
-  SendCancelLocked(e, op.out);
+  SendCancelLocked(e, why, out);
   return e.task;
 }
 
@@ -271,14 +420,34 @@ absl::StatusOr<TaskSubscription> Scheduler::Subscribe(
     const std::string& task_id, TaskListener* listener) {
   // mu_ then publish_mu_: no commit can slip between the snapshot and the
   // registration, and every earlier announcement has been delivered.
-  absl::MutexLock lock(&mu_);
   TaskSubscription sub;
-  ASSIGN_OR_RETURN(sub.task, LookupLocked(task_id));
-  if (IsTerminal(sub.task.state())) return sub;
-  absl::MutexLock plock(&publish_mu_);
-  sub.id = ++next_subscription_;
-  listeners_[task_id][sub.id] = listener;
-  subscription_task_[sub.id] = task_id;
+  WriteTicket ticket;
+  bool active = false;
+  {
+    absl::MutexLock lock(&mu_);
+    ticket = store_.LastTicket();
+    auto it = active_.find(task_id);
+    active = it != active_.end() && it->second.task.tenant() == options_.tenant;
+    if (active) {
+      sub.task = it->second.task;
+      absl::MutexLock plock(&publish_mu_);
+      sub.id = ++next_subscription_;
+      // Operations up to last_op_ are in the snapshot; later ones reach us.
+      listeners_[task_id][sub.id] = Listener{listener, last_op_};
+      subscription_task_[sub.id] = task_id;
+      listener_count_.fetch_add(1);
+    }
+  }
+  if (!active) {  // ended (or unknown): nothing to follow
+    ASSIGN_OR_RETURN(sub.task, GetTask(task_id));
+    return sub;
+  }
+  // The snapshot is shown only once durable.
+  absl::Status s = store_.AwaitDurable(ticket);
+  if (!s.ok()) {
+    Unsubscribe(sub.id);
+    return s;
+  }
   return sub;
 }
 
@@ -286,6 +455,7 @@ void Scheduler::Unsubscribe(int64_t subscription_id) {
   absl::MutexLock plock(&publish_mu_);
   auto it = subscription_task_.find(subscription_id);
   if (it == subscription_task_.end()) return;
+  listener_count_.fetch_sub(1);
   auto l = listeners_.find(it->second);
   if (l != listeners_.end()) {
     l->second.erase(subscription_id);
@@ -297,24 +467,49 @@ void Scheduler::Unsubscribe(int64_t subscription_id) {
 absl::StatusOr<std::vector<crucible::v1::OutputChunk>> Scheduler::ReadOutput(
     const std::string& task_id, int32_t attempt, int64_t offset,
     crucible::v1::OutputStream stream, int64_t max_bytes) {
+  // What was reported before this call is readable.
+  RETURN_IF_ERROR(store_.AwaitDurable(store_.LastTicket()));
   return store_.ReadOutput(task_id, attempt, offset, stream, max_bytes);
 }
 
-void Scheduler::Deliver(const Outbox& out) {
+void Scheduler::Deliver(const Outbox& out, uint64_t op) {
+  // Per task, its events of this operation in one call.
+  std::vector<std::pair<std::string, std::vector<TaskEvent>>> by_task;
   for (const TaskEvent& event : out.events) {
-    auto it = listeners_.find(event.task_id());
-    if (it == listeners_.end()) continue;
-    for (const auto& [id, listener] : it->second) listener->OnEvent(event);
+    if (!listeners_.contains(event.task_id())) continue;
+    auto it = std::find_if(by_task.begin(), by_task.end(), [&](const auto& p) {
+      return p.first == event.task_id();
+    });
+    if (it == by_task.end()) {
+      by_task.emplace_back(event.task_id(), std::vector<TaskEvent>{});
+      it = by_task.end() - 1;
+    }
+    it->second.push_back(event);
+  }
+  for (const auto& [task_id, events] : by_task) {
+    for (const auto& [id, l] : listeners_.at(task_id)) {
+      if (op > l.after_op) l.listener->OnEvents(events);
+    }
   }
   for (const auto& [task_id, chunk] : out.outputs) {
     auto it = listeners_.find(task_id);
     if (it == listeners_.end()) continue;
-    for (const auto& [id, listener] : it->second) listener->OnOutput(chunk);
+    for (const auto& [id, l] : it->second) {
+      if (op > l.after_op) l.listener->OnOutput(chunk);
+    }
   }
   for (const auto& [session, message] : out.messages) {
     auto it = sinks_.find(session);
     if (it != sinks_.end()) it->second->Send(message);
   }
+}
+
+}  // namespace server
+
+namespace server {
+
+absl::StatusOr<int> Scheduler::PurgeExpired(int limit) {
+  return store_.PurgeEndedBefore(clock_.Now() - options_.retention, limit);
 }
 
 }  // namespace server

@@ -1,7 +1,9 @@
 #ifndef CRUCIBLE_SERVER_SCHEDULER_SCHEDULER_H_
 #define CRUCIBLE_SERVER_SCHEDULER_SCHEDULER_H_
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -12,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -20,6 +23,7 @@
 #include "common/clock.h"
 #include "crucible/v1/queue_service.pb.h"
 #include "crucible/v1/task.pb.h"
+#include "server/scheduler/spec_validation.h"
 #include "server/store/task_store.h"
 
 namespace server {
@@ -40,6 +44,17 @@ struct SchedulerOptions {
   // Output kept per attempt when the spec sets no max_output_bytes, and the
   // most the server keeps whatever the spec says.
   int64_t max_output_bytes = int64_t{16} << 20;
+  // Bounded starvation: every n-th dispatch goes to the oldest ready task
+  // whatever its priority, so a ready task waits at most about n times the
+  // number of older ready tasks. 0 means strict priority order.
+  int fairness_interval = 10;
+  // If an attempt of a task with a timeout brings no result this long after
+  // timeout (counted from its start), the server ends it TIMED_OUT itself.
+  absl::Duration timeout_grace = absl::Seconds(30);
+  // Terminal tasks and their output are purged this long after they ended.
+  absl::Duration retention = absl::Hours(24 * 7);
+  // Maxima every spec must respect.
+  ValidationLimits limits;
 };
 
 // Receives the messages for one connected worker (assignments, cancels).
@@ -59,6 +74,11 @@ class TaskListener {
   virtual ~TaskListener() = default;
   // A state change, after it was stored.
   virtual void OnEvent(const crucible::v1::TaskEvent& event) = 0;
+  // The changes one operation made to the task, in order (one call, so a
+  // listener sees them as one burst).
+  virtual void OnEvents(const std::vector<crucible::v1::TaskEvent>& events) {
+    for (const crucible::v1::TaskEvent& e : events) OnEvent(e);
+  }
   // A chunk of output, after it was stored (as stored, cap applied).
   virtual void OnOutput(const crucible::v1::OutputChunk& chunk) = 0;
 };
@@ -76,8 +96,11 @@ struct TaskSubscription {
 // checked against the transition table, written to the store, then
 // announced (listeners, worker sinks). Thread-safe. No gRPC.
 //
-// Writes to the store happen under the scheduler's lock (simple and
-// ordered; a group-commit store keeps that short).
+// State changes are decided in memory under the scheduler's lock and
+// submitted to the store's writer in that order; the lock is never held
+// while the store commits. What an operation announces (events, output,
+// assignments, cancels, the answer to CreateTask) leaves only once its
+// writes are durable, in operation order.
 class Scheduler {
  public:
   // Rebuilds the queue from `store`; tasks found LEASED or RUNNING count as
@@ -88,16 +111,23 @@ class Scheduler {
       const common::Clock& clock);
 
   // --- Client API ---
-  // Validates, stores (durably) and queues a task. With a request_id already
-  // used by the tenant, returns the task created then.
+  // Validates, stores and queues a task; `done` runs once the task is
+  // durable (on the store's callback thread, or at once for an invalid
+  // spec); it must not block. With a request_id already used by the tenant,
+  // answers the task created then.
+  using CreateDone = std::function<void(absl::StatusOr<crucible::v1::Task>)>;
+  void CreateTaskAsync(crucible::v1::TaskSpec spec, std::string request_id,
+                       CreateDone done);
+  // CreateTaskAsync, waiting for the answer.
   absl::StatusOr<crucible::v1::Task> CreateTask(crucible::v1::TaskSpec spec,
                                                 std::string request_id);
+  // The task as last durably recorded.
   absl::StatusOr<crucible::v1::Task> GetTask(const std::string& task_id);
   // page_size 0 means 50; above 1000 means 1000.
   absl::StatusOr<ListTasksPage> ListTasks(ListTasksQuery query);
   // QUEUED -> CANCELLED at once; LEASED/RUNNING: the holding worker is told
-  // to cancel and the task ends when it reports. FAILED_PRECONDITION for a
-  // terminal task.
+  // to cancel and the task ends when it reports (or its lease lapses).
+  // FAILED_PRECONDITION for a terminal task. Returns once durable.
   absl::StatusOr<crucible::v1::Task> CancelTask(const std::string& task_id,
                                                 const std::string& reason);
   // Registers `listener` for the task's events and output.
@@ -131,9 +161,16 @@ class Scheduler {
 
   // --- Timer ---
   // Abandons attempts whose lease deadline passed (retry or fail), then hands
-  // out tasks that became due (not_before, backoff). Returns the number of
-  // leases expired. Called periodically by the service.
+  // out tasks that became due (not_before, backoff). Also ends attempts that
+  // outlived timeout + grace (TIMED_OUT). Returns the number of attempts
+  // ended. Called periodically by the service.
   int ExpireLeases();
+  // Deletes terminal tasks that ended more than `retention` ago (at most
+  // `limit` per call). Returns how many were deleted.
+  absl::StatusOr<int> PurgeExpired(int limit = 1000);
+
+  // Waits for every announcement decided so far to be delivered.
+  ~Scheduler();
 
  private:
   struct Entry {
@@ -143,15 +180,23 @@ class Scheduler {
     int max_attempts = 0;
     std::string lease_id;       // live lease; empty if none
     absl::Time lease_deadline;
+    // Server-side end of the running attempt: start + timeout + grace.
+    absl::Time run_deadline = absl::InfiniteFuture();
     std::string worker_id;      // holder of the live lease
     // When the current attempt's container started; InfinitePast if not yet.
     // Kept here, not in task.result, which holds the last *ended* attempt.
     absl::Time start_time = absl::InfinitePast();
     bool output_truncated = false;
+    int64_t output_bytes = 0;   // kept of the current attempt
+    int64_t output_end = 0;     // end offset of the last chunk taken
     bool cancel_requested = false;
     std::string cancel_reason;
   };
   using QueueKey = std::tuple<int, uint64_t, std::string>;  // -prio, order, id
+  struct Listener {
+    TaskListener* listener;
+    uint64_t after_op;  // only announcements of later operations
+  };
   struct Session {
     std::string worker_id;
     int64_t credits = 0;
@@ -160,6 +205,9 @@ class Scheduler {
     std::vector<crucible::v1::TaskEvent> events;
     std::vector<std::pair<std::string, crucible::v1::OutputChunk>> outputs;
     std::vector<std::pair<int64_t, crucible::v1::ConnectResponse>> messages;
+    bool empty() const {
+      return events.empty() && outputs.empty() && messages.empty();
+    }
   };
   class Op;
 
@@ -169,8 +217,26 @@ class Scheduler {
   std::string NewIdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static QueueKey KeyOf(const Entry& e);
   void AddEntryLocked(crucible::v1::Task task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // check table -> store -> outbox event. `e` unchanged on error.
-  absl::Status CommitLocked(Entry& e, crucible::v1::Task updated,
+  // The queue: ready_ (priority, FIFO) and ready_fifo_ (FIFO) hold QUEUED
+  // tasks that are due, delayed_ those waiting for ready_at. No dispatch
+  // scans them.
+  void EnqueueLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DequeueLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PromoteDueLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Entry& PickLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CreateLocked(crucible::v1::TaskSpec spec, std::string request_id,
+                    CreateDone done, Op& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<crucible::v1::Task> CancelLocked(const std::string& task_id,
+                                                  const std::string& reason,
+                                                  Outbox& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends an attempt that outlived timeout + grace.
+  absl::Status TimeOutLocked(Entry& e, Outbox& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Check the table (`e` unchanged on error), apply `change` and the new
+  // state to e.task, queue the store write, add the event to `out`.
+  absl::Status CommitLocked(Entry& e, crucible::v1::TaskState to,
+                            absl::FunctionRef<void(crucible::v1::Task&)> change,
                             const std::string& message, bool ends_attempt,
                             Outbox& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DispatchLocked(Outbox& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -179,7 +245,9 @@ class Scheduler {
   // Ends the task in a terminal state; erases `e`.
   absl::Status FinishLocked(Entry& e, crucible::v1::TaskState state,
                             crucible::v1::TaskResult result,
-                            const std::string& message, Outbox& out)
+                            const std::string& message, Outbox& out,
+                            crucible::v1::Task* ended = nullptr,
+                            const std::string& last_error = "")
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends the attempt with `result`; requeues with backoff while attempts
   // remain, else FAILED. `infra_error` non-empty marks an infrastructure
@@ -197,11 +265,12 @@ class Scheduler {
   // A result for an attempt abandoned now (lease lapsed): INFRASTRUCTURE.
   crucible::v1::TaskResult AbandonedResult(const Entry& e,
                                            const std::string& why) const;
-  void SendCancelLocked(const Entry& e, Outbox& out)
+  void SendCancelLocked(const Entry& e, const std::string& reason, Outbox& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<crucible::v1::Task> LookupLocked(const std::string& task_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Deliver(const Outbox& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
+  void Deliver(const Outbox& out, uint64_t op)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
+  static std::string RequestKey(const std::string& tenant,
+                                const std::string& request_id);
 
   const SchedulerOptions options_;
   TaskStore& store_;
@@ -213,27 +282,36 @@ class Scheduler {
   int64_t next_session_ ABSL_GUARDED_BY(mu_) = 0;
   // Non-terminal tasks only; terminal ones live in the store alone.
   absl::flat_hash_map<std::string, Entry> active_ ABSL_GUARDED_BY(mu_);
-  std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);  // QUEUED tasks
+  std::set<QueueKey> ready_ ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<uint64_t, std::string>> ready_fifo_ ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<absl::Time, std::string>> delayed_ ABSL_GUARDED_BY(mu_);
+  uint64_t dispatches_ ABSL_GUARDED_BY(mu_) = 0;
+  // Operations that announce something, numbered in lock order.
+  uint64_t last_op_ ABSL_GUARDED_BY(mu_) = 0;
+  // Subscriptions registered; grows only under mu_ (and publish_mu_).
+  std::atomic<int64_t> listener_count_{0};
+  // (tenant, request_id) -> id of active tasks.
+  absl::flat_hash_map<std::string, std::string> requests_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::string> leases_ ABSL_GUARDED_BY(mu_);
   absl::btree_map<int64_t, Session> sessions_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int64_t> session_of_worker_
       ABSL_GUARDED_BY(mu_);
 
-  // Delivery. Taken while mu_ is still held and kept while delivering, so
-  // announcements leave in commit order and after Unsubscribe /
-  // DisconnectWorker return nothing is called.
+  // Delivery, on the store's callback thread in operation order; after
+  // Unsubscribe / DisconnectWorker return nothing is called.
   absl::Mutex publish_mu_;
   int64_t next_subscription_ ABSL_GUARDED_BY(publish_mu_) = 0;
   absl::flat_hash_map<int64_t, WorkerSink*> sinks_ ABSL_GUARDED_BY(publish_mu_);
-  absl::flat_hash_map<std::string,
-                      absl::flat_hash_map<int64_t, TaskListener*>>
+  absl::flat_hash_map<std::string, absl::flat_hash_map<int64_t, Listener>>
       listeners_ ABSL_GUARDED_BY(publish_mu_);
   absl::flat_hash_map<int64_t, std::string> subscription_task_
       ABSL_GUARDED_BY(publish_mu_);
 };
 
-// One public operation: holds mu_ while the state changes; on destruction
-// takes the delivery lock, releases mu_ and announces what `out` collected.
+// One public operation: holds mu_ while the state changes. On destruction
+// it numbers itself, asks the store to run the announcement of `out` and
+// then `then` (with the store's status) once every write so far is durable,
+// and releases mu_.
 class ABSL_SCOPED_LOCKABLE Scheduler::Op {
  public:
   explicit Op(Scheduler* s) ABSL_EXCLUSIVE_LOCK_FUNCTION(s->mu_) : s_(s) {
@@ -243,6 +321,7 @@ class ABSL_SCOPED_LOCKABLE Scheduler::Op {
   Op(const Op&) = delete;
   Op& operator=(const Op&) = delete;
   Outbox out;
+  std::function<void(absl::Status)> then;
 
  private:
   Scheduler* const s_;

@@ -67,7 +67,7 @@ absl::StatusOr<int64_t> Scheduler::ConnectWorker(const std::string& worker_id,
   // Cancels the old session may have missed.
   for (auto& [task_id, e] : active_) {
     if (e.cancel_requested && e.worker_id == worker_id && !e.lease_id.empty()) {
-      SendCancelLocked(e, op.out);
+      SendCancelLocked(e, e.cancel_reason, op.out);
     }
   }
   LOG(INFO) << "worker " << worker_id << " connected (session " << id
@@ -108,9 +108,10 @@ absl::Status Scheduler::AddCredits(int64_t session_id, int credits) {
 }
 
 void Scheduler::DispatchLocked(Outbox& out) {
-  absl::Time now = clock_.Now();
-  while (!queue_.empty()) {
-    // The session with the most credits left, so work spreads out.
+  PromoteDueLocked(clock_.Now());
+  while (!ready_.empty()) {
+    // The session with the most credits left, so work spreads out (a look
+    // at each connected worker, not at the queue).
     auto best = sessions_.end();
     for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
       if (it->second.credits > 0 &&
@@ -119,19 +120,11 @@ void Scheduler::DispatchLocked(Outbox& out) {
       }
     }
     if (best == sessions_.end()) return;
-    // Highest priority first, FIFO among equals; skip what is not due yet.
-    Entry* next = nullptr;
-    for (const QueueKey& key : queue_) {
-      Entry& e = active_.at(std::get<2>(key));
-      if (e.ready_at <= now) {
-        next = &e;
-        break;
-      }
-    }
-    if (next == nullptr) return;
-    absl::Status s = LeaseLocked(*next, best->first, out);
+    // Highest priority first, FIFO among equals; now and then the oldest.
+    Entry& next = PickLocked();
+    absl::Status s = LeaseLocked(next, best->first, out);
     if (!s.ok()) {
-      LOG(WARNING) << "cannot lease task " << next->task.id() << ": " << s;
+      LOG(WARNING) << "cannot lease task " << next.task.id() << ": " << s;
       return;  // the timer retries
     }
   }
@@ -140,17 +133,22 @@ void Scheduler::DispatchLocked(Outbox& out) {
 absl::Status Scheduler::LeaseLocked(Entry& e, int64_t session_id,
                                     Outbox& out) {
   Session& session = sessions_.at(session_id);
-  Task updated = e.task;
-  updated.set_state(crucible::v1::TASK_STATE_LEASED);
-  updated.set_attempt(e.task.attempt() + 1);
+  DequeueLocked(e);
   RETURN_IF_ERROR(CommitLocked(
-      e, std::move(updated), absl::StrCat("leased to ", session.worker_id),
+      e, crucible::v1::TASK_STATE_LEASED,
+      [](Task& t) {
+        t.set_attempt(t.attempt() + 1);
+        t.clear_next_attempt_time();
+      },
+      absl::StrCat("leased to ", session.worker_id),
       /*ends_attempt=*/false, out));
-  queue_.erase(KeyOf(e));
   e.lease_id = NewIdLocked();
   e.lease_deadline = clock_.Now() + options_.lease_ttl;
   e.worker_id = session.worker_id;
   e.output_truncated = false;
+  e.output_bytes = 0;
+  e.output_end = 0;
+  e.run_deadline = absl::InfiniteFuture();
   e.start_time = absl::InfinitePast();
   leases_[e.lease_id] = e.task.id();
   --session.credits;
@@ -183,12 +181,13 @@ TaskResult Scheduler::AbandonedResult(const Entry& e,
   return result;
 }
 
-void Scheduler::SendCancelLocked(const Entry& e, Outbox& out) {
+void Scheduler::SendCancelLocked(const Entry& e, const std::string& reason,
+                                 Outbox& out) {
   auto s = session_of_worker_.find(e.worker_id);
   if (s == session_of_worker_.end()) return;  // lapses, then CANCELLED
   ConnectResponse msg;
   msg.mutable_cancel()->set_lease_id(e.lease_id);
-  msg.mutable_cancel()->set_reason(e.cancel_reason);
+  msg.mutable_cancel()->set_reason(reason);
   out.messages.emplace_back(s->second, std::move(msg));
 }
 
@@ -229,12 +228,18 @@ absl::Status Scheduler::ReportStarted(const std::string& lease_id,
   Op op(this);
   ASSIGN_OR_RETURN(Entry * e, LiveLeaseLocked(lease_id, op.out));
   if (e->task.state() == crucible::v1::TASK_STATE_RUNNING) return absl::OkStatus();
-  Task updated = e->task;
-  updated.set_state(crucible::v1::TASK_STATE_RUNNING);
-  RETURN_IF_ERROR(CommitLocked(*e, std::move(updated), "container started",
+  RETURN_IF_ERROR(CommitLocked(*e, crucible::v1::TASK_STATE_RUNNING,
+                               [](Task&) {}, "container started",
                                /*ends_attempt=*/false, op.out));
   e->start_time =
       start_time == absl::InfinitePast() ? clock_.Now() : start_time;
+  if (e->task.spec().has_timeout()) {
+    // Counted on our clock from the report, so a skewed worker clock cannot
+    // shorten it.
+    e->run_deadline = clock_.Now() +
+                      common::FromProtoDuration(e->task.spec().timeout()) +
+                      options_.timeout_grace;
+  }
   return absl::OkStatus();
 }
 
@@ -250,12 +255,23 @@ absl::Status Scheduler::ReportOutput(const std::string& lease_id,
                     ? std::min(e->task.spec().max_output_bytes(),
                                options_.max_output_bytes)
                     : options_.max_output_bytes;
-  ASSIGN_OR_RETURN(AppendOutputResult stored,
-                   store_.AppendOutput(e->task.id(), chunk, cap));
-  if (stored.truncated) e->output_truncated = true;
-  if (!stored.stored.data().empty()) {
-    op.out.outputs.emplace_back(e->task.id(), std::move(stored.stored));
+  // A replayed report (same or older offsets) adds nothing.
+  int64_t end = chunk.offset() + static_cast<int64_t>(chunk.data().size());
+  if (end <= e->output_end) return absl::OkStatus();
+  if (chunk.offset() < e->output_end) {
+    chunk.set_data(chunk.data().substr(e->output_end - chunk.offset()));
+    chunk.set_offset(e->output_end);
   }
+  e->output_end = end;
+  int64_t room = std::max<int64_t>(0, cap - e->output_bytes);
+  if (room < static_cast<int64_t>(chunk.data().size())) {
+    e->output_truncated = true;
+    chunk.mutable_data()->resize(room);
+  }
+  if (chunk.data().empty()) return absl::OkStatus();
+  e->output_bytes += chunk.data().size();
+  store_.Submit(TaskWrite::Output(e->task.id(), chunk));
+  op.out.outputs.emplace_back(e->task.id(), std::move(chunk));
   return absl::OkStatus();
 }
 
@@ -337,12 +353,32 @@ absl::Status Scheduler::ReportCompletion(
   return absl::OkStatus();
 }
 
+absl::Status Scheduler::TimeOutLocked(Entry& e, Outbox& out) {
+  const std::string why = "no result within the timeout plus grace";
+  SendCancelLocked(e, why, out);
+  TaskResult result = AbandonedResult(e, why);
+  result.set_reason(crucible::v1::TERMINATION_REASON_TIMEOUT);
+  if (e.output_truncated) result.set_output_truncated(true);
+  return FinishLocked(e, crucible::v1::TASK_STATE_TIMED_OUT, std::move(result),
+                      "timed out (server)", out);
+}
+
 int Scheduler::ExpireLeases() {
   Op op(this);
   absl::Time now = clock_.Now();
   std::vector<std::string> expired;
+  std::vector<std::string> timed_out;
   for (const auto& [lease_id, task_id] : leases_) {
-    if (active_.at(task_id).lease_deadline <= now) expired.push_back(lease_id);
+    const Entry& e = active_.at(task_id);
+    if (e.run_deadline <= now) {
+      timed_out.push_back(task_id);
+    } else if (e.lease_deadline <= now) {
+      expired.push_back(lease_id);
+    }
+  }
+  for (const std::string& task_id : timed_out) {
+    absl::Status s = TimeOutLocked(active_.at(task_id), op.out);
+    if (!s.ok()) LOG(WARNING) << "cannot time out task " << task_id << ": " << s;
   }
   for (const std::string& lease_id : expired) {
     // LiveLeaseLocked expires a lease past its deadline and says so.
@@ -351,7 +387,7 @@ int Scheduler::ExpireLeases() {
     LOG(WARNING) << "lease " << lease_id << " expired";
   }
   DispatchLocked(op.out);
-  return static_cast<int>(expired.size());
+  return static_cast<int>(expired.size() + timed_out.size());
 }
 
 }  // namespace server

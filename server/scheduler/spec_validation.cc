@@ -1,5 +1,7 @@
 #include "server/scheduler/spec_validation.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -134,9 +136,42 @@ absl::Status ValidateRetry(const crucible::v1::RetryPolicy& p) {
   return absl::OkStatus();
 }
 
+absl::Status AtMost(absl::string_view field, int64_t value, int64_t max) {
+  if (max > 0 && value > max) {
+    return Invalid(field, absl::StrCat("at most ", max,
+                                       " (the server's maximum; got ", value,
+                                       ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WithinLimits(const crucible::v1::TaskSpec& spec,
+                          const ValidationLimits& limits) {
+  const crucible::v1::Resources& r = spec.resources();
+  RETURN_IF_ERROR(AtMost("spec.resources.memory_bytes", r.memory_bytes(),
+                         limits.max_memory_bytes));
+  RETURN_IF_ERROR(AtMost("spec.resources.cpu_millis", r.cpu_millis(),
+                         limits.max_cpu_millis));
+  RETURN_IF_ERROR(AtMost("spec.resources.pids_limit", r.pids_limit(),
+                         limits.max_pids_limit));
+  RETURN_IF_ERROR(AtMost("spec.resources.tmpfs_bytes", r.tmpfs_bytes(),
+                         limits.max_tmpfs_bytes));
+  RETURN_IF_ERROR(AtMost("spec.max_output_bytes", spec.max_output_bytes(),
+                         limits.max_output_bytes));
+  if (spec.has_timeout() && limits.max_timeout > absl::ZeroDuration() &&
+      common::FromProtoDuration(spec.timeout()) > limits.max_timeout) {
+    return Invalid("spec.timeout",
+                   absl::StrCat("at most ",
+                                absl::FormatDuration(limits.max_timeout),
+                                " (the server's maximum)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec) {
+absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec,
+                              const ValidationLimits& limits) {
   if (spec.image().empty()) return Invalid("spec.image", "required");
   if (spec.image().size() > kMaxImageBytes) {
     return Invalid("spec.image", absl::StrCat("at most ", kMaxImageBytes,
@@ -145,8 +180,9 @@ absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec) {
   }
   RETURN_IF_ERROR(ValidateCommand(spec));
   RETURN_IF_ERROR(ValidateEnv(spec));
-  if (spec.stdin().size() > kMaxStdinBytes) {
-    return Invalid("spec.stdin", absl::StrCat("at most ", kMaxStdinBytes,
+  int64_t max_stdin = std::min<int64_t>(limits.max_stdin_bytes, kMaxStdinBytes);
+  if (static_cast<int64_t>(spec.stdin().size()) > max_stdin) {
+    return Invalid("spec.stdin", absl::StrCat("at most ", max_stdin,
                                               " bytes (got ",
                                               spec.stdin().size(), ")"));
   }
@@ -162,6 +198,7 @@ absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec) {
   RETURN_IF_ERROR(NonNegative("spec.max_output_bytes", spec.max_output_bytes()));
   RETURN_IF_ERROR(ValidateRetry(spec.retry_policy()));
   RETURN_IF_ERROR(ValidateLabels(spec));
+  RETURN_IF_ERROR(WithinLimits(spec, limits));
   return absl::OkStatus();
 }
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "crucible/v1/task.pb.h"
 
 namespace server {
@@ -22,9 +23,26 @@ inline constexpr size_t kMaxLabelValueBytes = 256;
 inline constexpr int kMaxAttemptsLimit = 100;
 inline constexpr size_t kMaxRequestIdBytes = 128;
 
+// The server's configured maxima of what a spec may ask for. 0 means no
+// maximum beyond the fixed limits above.
+struct ValidationLimits {
+  // Bytes of standard input.
+  int64_t max_stdin_bytes = kMaxStdinBytes;
+  // resources.memory_bytes, cpu_millis, pids_limit, tmpfs_bytes.
+  int64_t max_memory_bytes = 0;
+  int64_t max_cpu_millis = 0;
+  int64_t max_pids_limit = 0;
+  int64_t max_tmpfs_bytes = 0;
+  // timeout.
+  absl::Duration max_timeout = absl::ZeroDuration();
+  // max_output_bytes.
+  int64_t max_output_bytes = 0;
+};
+
 // OK if `spec` can be accepted; otherwise INVALID_ARGUMENT whose message
 // starts with the offending field, e.g. "spec.image: required".
-absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec);
+absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec,
+                              const ValidationLimits& limits = {});
 
 // INVALID_ARGUMENT ("request_id: ...") if the idempotency key is too long.
 absl::Status ValidateRequestId(const std::string& request_id);

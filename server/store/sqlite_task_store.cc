@@ -2,14 +2,19 @@
 
 #include <sqlite3.h>
 
+#include <memory>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
+#include "glog/logging.h"
+#include "server/store/sqlite_util.h"
 
 namespace server {
 namespace {
@@ -46,98 +51,14 @@ CREATE TABLE output_chunks (
   PRIMARY KEY (task_id, attempt, byte_offset)
 );
 )sql",
+    // 2: when a task ended, for retention.
+    R"sql(
+ALTER TABLE tasks ADD COLUMN end_time_us INTEGER;
+CREATE INDEX tasks_by_end ON tasks(end_time_us) WHERE end_time_us IS NOT NULL;
+)sql",
 };
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
-constexpr absl::string_view kPageTokenPrefix = "seq:";
-
-absl::Status SqliteError(sqlite3* db, absl::string_view what) {
-  // Busy / locked means another connection holds the file: retryable.
-  int code = sqlite3_errcode(db);
-  std::string msg = absl::StrCat("sqlite ", what, ": ", sqlite3_errmsg(db));
-  if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
-    return absl::UnavailableError(msg);
-  }
-  return absl::InternalError(msg);
-}
-
-// A prepared statement, finalized on destruction. Confined to one thread.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
-      status_ = SqliteError(db, "prepare");
-    }
-  }
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  const absl::Status& status() const { return status_; }
-  Stmt& Bind(int i, int64_t v) {
-    if (stmt_) sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  Stmt& Bind(int i, absl::string_view v) {
-    if (stmt_) sqlite3_bind_text(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& BindBlob(int i, absl::string_view v) {
-    if (stmt_) sqlite3_bind_blob(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& BindNull(int i) {
-    if (stmt_) sqlite3_bind_null(stmt_, i);
-    return *this;
-  }
-  // True if a row is available; false when done. Errors go to status().
-  bool Step() {
-    if (!status_.ok()) return false;
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc != SQLITE_DONE) status_ = SqliteError(db_, "step");
-    return false;
-  }
-  // Runs a statement that returns no rows.
-  absl::Status Run() {
-    while (Step()) {
-    }
-    return status_;
-  }
-  int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
-  std::string Blob(int col) {
-    const void* p = sqlite3_column_blob(stmt_, col);
-    int n = sqlite3_column_bytes(stmt_, col);
-    return p == nullptr ? std::string() : std::string(static_cast<const char*>(p), n);
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  absl::Status status_;
-};
-
-// BEGIN IMMEDIATE ... COMMIT; rolls back unless Commit() succeeded.
-class Transaction {
- public:
-  explicit Transaction(sqlite3* db) : db_(db) {
-    status_ = Stmt(db_, "BEGIN IMMEDIATE").Run();
-  }
-  ~Transaction() {
-    if (status_.ok() && !done_) {
-      Stmt(db_, "ROLLBACK").Run().IgnoreError();
-    }
-  }
-  const absl::Status& status() const { return status_; }
-  absl::Status Commit() {
-    done_ = true;
-    return Stmt(db_, "COMMIT").Run();
-  }
-
- private:
-  sqlite3* db_;
-  absl::Status status_;
-  bool done_ = false;
-};
+constexpr absl::string_view kPageTokenPrefix = "v1:seq:";
 
 absl::StatusOr<Task> ParseTask(const std::string& bytes) {
   Task task;
@@ -154,17 +75,16 @@ bool IsTerminal(TaskState s) {
          s == crucible::v1::TASK_STATE_CANCELLED;
 }
 
-}  // namespace
+int64_t Micros(const google::protobuf::Timestamp& t) {
+  return absl::ToUnixMicros(common::FromProtoTime(t));
+}
 
-int SqliteTaskStore::CurrentSchemaVersion() { return kNumMigrations; }
-
-absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
-    const SqliteTaskStoreOptions& options) {
+absl::StatusOr<sqlite3*> OpenConnection(const SqliteTaskStoreOptions& options) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(
-      options.path.c_str(), &db,
-      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-      nullptr);
+  int rc = sqlite3_open_v2(options.path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                               SQLITE_OPEN_NOMUTEX,
+                           nullptr);
   if (rc != SQLITE_OK) {
     absl::Status s = absl::UnavailableError(absl::StrCat(
         "cannot open ", options.path, ": ",
@@ -173,46 +93,15 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
     return s;
   }
   sqlite3_busy_timeout(db, options.busy_timeout_ms);
-  std::unique_ptr<SqliteTaskStore> store(new SqliteTaskStore(db));
-  absl::MutexLock lock(&store->mu_);
-  // WAL keeps readers off the writer's back; FULL syncs the WAL on every
-  // commit, which is what makes "CreateTask returned OK" mean "on disk".
-  {
-    Stmt wal(db, "PRAGMA journal_mode=WAL");
-    if (!wal.Step() || wal.Blob(0) != "wal") {
-      RETURN_IF_ERROR(wal.status());
-      return absl::FailedPreconditionError(
-          absl::StrCat(options.path, ": cannot switch to WAL mode"));
-    }
-  }
-  RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=FULL"));
-  RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys=ON"));
-  RETURN_IF_ERROR(store->Migrate());
-  return store;
+  return db;
 }
 
-SqliteTaskStore::~SqliteTaskStore() {
-  absl::MutexLock lock(&mu_);
-  sqlite3_close(db_);
-}
-
-absl::Status SqliteTaskStore::Exec(const std::string& sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    absl::Status s = absl::InternalError(
-        absl::StrCat("sqlite exec: ", err ? err : "unknown error"));
-    sqlite3_free(err);
-    return s;
-  }
-  return absl::OkStatus();
-}
-
-absl::Status SqliteTaskStore::Migrate() {
-  RETURN_IF_ERROR(
-      Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
+absl::Status Migrate(sqlite3* db) {
+  RETURN_IF_ERROR(ExecSql(
+      db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
   int64_t version = 0;
   {
-    Stmt get(db_, "SELECT MAX(version) FROM schema_version");
+    Stmt get(db, "SELECT MAX(version) FROM schema_version");
     if (get.Step()) version = get.Int(0);
     RETURN_IF_ERROR(get.status());
   }
@@ -222,10 +111,10 @@ absl::Status SqliteTaskStore::Migrate() {
         kNumMigrations, ")"));
   }
   for (int64_t v = version; v < kNumMigrations; ++v) {
-    Transaction tx(db_);
+    Transaction tx(db);
     RETURN_IF_ERROR(tx.status());
-    RETURN_IF_ERROR(Exec(kMigrations[v]));
-    RETURN_IF_ERROR(Stmt(db_, "INSERT INTO schema_version (version) VALUES (?)")
+    RETURN_IF_ERROR(ExecSql(db, kMigrations[v]));
+    RETURN_IF_ERROR(Stmt(db, "INSERT INTO schema_version (version) VALUES (?)")
                         .Bind(1, v + 1)
                         .Run());
     RETURN_IF_ERROR(tx.Commit());
@@ -233,47 +122,295 @@ absl::Status SqliteTaskStore::Migrate() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<CreateTaskResult> SqliteTaskStore::CreateTask(const Task& task) {
-  absl::MutexLock lock(&mu_);
-  Transaction tx(db_);
-  RETURN_IF_ERROR(tx.status());
-  if (!task.request_id().empty()) {
-    Stmt find(db_, "SELECT task FROM tasks WHERE tenant = ? AND request_id = ?");
-    find.Bind(1, task.tenant()).Bind(2, task.request_id());
-    if (find.Step()) {
-      ASSIGN_OR_RETURN(Task existing, ParseTask(find.Blob(0)));
-      return CreateTaskResult{std::move(existing), false};
-    }
-    RETURN_IF_ERROR(find.status());
-  }
-  {
-    Stmt exists(db_, "SELECT 1 FROM tasks WHERE id = ?");
-    exists.Bind(1, task.id());
-    if (exists.Step()) {
-      return absl::AlreadyExistsError(absl::StrCat("task ", task.id()));
-    }
-    RETURN_IF_ERROR(exists.status());
-  }
-  Stmt insert(db_,
-              "INSERT INTO tasks (id, tenant, request_id, state, priority, "
-              "create_time_us, task) VALUES (?, ?, ?, ?, ?, ?, ?)");
-  insert.Bind(1, task.id()).Bind(2, task.tenant());
-  if (task.request_id().empty()) {
-    insert.BindNull(3);
+// Binds a task's changing columns: state, end_time_us, task blob.
+void BindRow(Stmt& stmt, const TaskRow& row, int first) {
+  stmt.Bind(first, static_cast<int64_t>(row.state));
+  if (row.end_time_us.has_value()) {
+    stmt.Bind(first + 1, *row.end_time_us);
   } else {
-    insert.Bind(3, task.request_id());
+    stmt.BindNull(first + 1);
   }
-  insert.Bind(4, static_cast<int64_t>(task.state()))
-      .Bind(5, static_cast<int64_t>(task.spec().priority()))
-      .Bind(6, absl::ToUnixMicros(common::FromProtoTime(task.create_time())))
-      .BindBlob(7, task.SerializeAsString());
-  RETURN_IF_ERROR(insert.Run());
-  RETURN_IF_ERROR(tx.Commit());
-  return CreateTaskResult{task, true};
+  stmt.BindBlob(first + 2, row.blob);
+}
+
+}  // namespace
+
+TaskRow TaskRow::Of(const Task& task) {
+  TaskRow row;
+  row.id = task.id();
+  row.state = task.state();
+  if (task.has_end_time()) row.end_time_us = Micros(task.end_time());
+  row.blob = task.SerializeAsString();
+  return row;
+}
+
+TaskWrite TaskWrite::Insert(const Task& task) {
+  TaskWrite w;
+  w.kind = Kind::kInsert;
+  w.row = TaskRow::Of(task);
+  w.row.tenant = task.tenant();
+  w.row.request_id = task.request_id();
+  w.row.create_time_us = Micros(task.create_time());
+  w.row.priority = task.spec().priority();
+  return w;
+}
+
+TaskWrite TaskWrite::Update(const Task& task) {
+  TaskWrite w;
+  w.kind = Kind::kUpdate;
+  w.row = TaskRow::Of(task);
+  return w;
+}
+
+TaskWrite TaskWrite::Output(std::string task_id, OutputChunk chunk) {
+  TaskWrite w;
+  w.kind = Kind::kOutput;
+  w.task_id = std::move(task_id);
+  w.chunk = std::move(chunk);
+  return w;
+}
+
+int SqliteTaskStore::CurrentSchemaVersion() { return kNumMigrations; }
+
+absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
+    const SqliteTaskStoreOptions& options) {
+  ASSIGN_OR_RETURN(sqlite3 * write_db, OpenConnection(options));
+  // WAL keeps readers off the writer's back; FULL syncs the WAL on every
+  // commit, which is what makes a committed batch survive a crash.
+  absl::Status s = [&]() -> absl::Status {
+    Stmt wal(write_db, "PRAGMA journal_mode=WAL");
+    if (!wal.Step() || wal.Blob(0) != "wal") {
+      RETURN_IF_ERROR(wal.status());
+      return absl::FailedPreconditionError(
+          absl::StrCat(options.path, ": cannot switch to WAL mode"));
+    }
+    return absl::OkStatus();
+  }();
+  if (s.ok()) s = ExecSql(write_db, "PRAGMA synchronous=FULL");
+  if (s.ok()) s = Migrate(write_db);
+  if (!s.ok()) {
+    sqlite3_close(write_db);
+    return s;
+  }
+  absl::StatusOr<sqlite3*> read_db = OpenConnection(options);
+  if (!read_db.ok()) {
+    sqlite3_close(write_db);
+    return read_db.status();
+  }
+  return std::unique_ptr<SqliteTaskStore>(
+      new SqliteTaskStore(options, write_db, *read_db));
+}
+
+SqliteTaskStore::SqliteTaskStore(const SqliteTaskStoreOptions& options,
+                                 sqlite3* write_db, sqlite3* read_db)
+    : options_(options), write_db_(write_db), read_db_(read_db) {
+  writer_ = std::thread([this] { WriterLoop(); });
+  callback_thread_ = std::thread([this] { CallbackLoop(); });
+}
+
+SqliteTaskStore::~SqliteTaskStore() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  writer_.join();
+  callback_thread_.join();
+  sqlite3_close(write_db_);
+  absl::MutexLock lock(&read_mu_);
+  sqlite3_close(read_db_);
+}
+
+WriteTicket SqliteTaskStore::Enqueue(Pending pending) {
+  absl::MutexLock lock(&mu_);
+  pending.ticket = ++last_ticket_;
+  WriteTicket ticket = pending.ticket;
+  queue_.push_back(std::move(pending));
+  return ticket;
+}
+
+WriteTicket SqliteTaskStore::Submit(TaskWrite write) {
+  Pending p;
+  p.write = std::move(write);
+  return Enqueue(std::move(p));
+}
+
+WriteTicket SqliteTaskStore::LastTicket() {
+  absl::MutexLock lock(&mu_);
+  return last_ticket_;
+}
+
+void SqliteTaskStore::AfterDurable(WriteTicket ticket,
+                                   std::function<void(absl::Status)> fn) {
+  absl::MutexLock lock(&mu_);
+  callbacks_.push_back(Callback{ticket, std::move(fn)});
+}
+
+absl::Status SqliteTaskStore::AwaitDurable(WriteTicket ticket) {
+  absl::MutexLock lock(&mu_);
+  DurableArg arg{this, ticket};
+  mu_.Await(absl::Condition(&SqliteTaskStore::IsDurable, &arg));
+  return durable_ >= ticket ? absl::OkStatus() : failed_;
+}
+
+void SqliteTaskStore::DrainCallbacks() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(this, &SqliteTaskStore::Drained));
+}
+
+absl::Status SqliteTaskStore::health() {
+  absl::MutexLock lock(&mu_);
+  return failed_;
+}
+
+int64_t SqliteTaskStore::batches_committed() {
+  absl::MutexLock lock(&mu_);
+  return batches_;
+}
+
+bool SqliteTaskStore::IsDurable(DurableArg* arg) {
+  arg->store->mu_.AssertHeld();
+  return arg->store->Durable(arg->ticket);
+}
+
+bool SqliteTaskStore::CallbackReady() const {
+  if (!callbacks_.empty()) return Durable(callbacks_.front().ticket);
+  return stopping_ && writer_done_;
+}
+
+void SqliteTaskStore::WriterLoop() {
+  while (true) {
+    std::vector<Pending> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &SqliteTaskStore::WriterReady));
+      if (queue_.empty()) {  // stopping, and everything is written
+        writer_done_ = true;
+        return;
+      }
+      // A job runs alone; writes are taken up to the next job.
+      if (queue_.front().job) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      } else {
+        while (!queue_.empty() && !queue_.front().job &&
+               static_cast<int>(batch.size()) < options_.max_batch) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+      }
+    }
+    absl::Status broken;
+    {
+      absl::MutexLock lock(&mu_);
+      broken = failed_;
+    }
+    absl::Status s = broken.ok() ? ApplyBatch(batch) : broken;
+    absl::MutexLock lock(&mu_);
+    if (s.ok()) {
+      durable_ = batch.back().ticket;
+      ++batches_;
+    } else if (failed_.ok()) {
+      LOG(ERROR) << "store: commit failed, the store is now read-only: " << s;
+      failed_ = absl::UnavailableError(absl::StrCat("store failed: ", s.message()));
+    }
+  }
+}
+
+void SqliteTaskStore::CallbackLoop() {
+  while (true) {
+    Callback cb;
+    absl::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &SqliteTaskStore::CallbackReady));
+      if (callbacks_.empty()) return;  // stopping, writer done, all run
+      cb = std::move(callbacks_.front());
+      callbacks_.pop_front();
+      status = durable_ >= cb.ticket ? absl::OkStatus() : failed_;
+      callback_running_ = true;
+    }
+    cb.fn(std::move(status));
+    absl::MutexLock lock(&mu_);
+    callback_running_ = false;
+  }
+}
+
+absl::Status SqliteTaskStore::ApplyBatch(std::vector<Pending>& batch) {
+  Transaction tx(write_db_);
+  RETURN_IF_ERROR(tx.status());
+  if (batch.front().job) {
+    RETURN_IF_ERROR(batch.front().job(write_db_));
+    return tx.Commit();
+  }
+  // Several writes of one task in a batch: only the last state is written,
+  // in the row the first one made (so creation order, and seq, hold).
+  struct Row {
+    bool insert;
+    const TaskRow* first;  // the insert's columns
+    const TaskRow* last;   // the latest state
+  };
+  std::vector<Row> rows;
+  absl::flat_hash_map<absl::string_view, size_t> row_of;
+  std::vector<const TaskWrite*> outputs;
+  for (const Pending& p : batch) {
+    const TaskWrite& w = p.write;
+    if (w.kind == TaskWrite::Kind::kOutput) {
+      outputs.push_back(&w);
+      continue;
+    }
+    auto [it, fresh] = row_of.try_emplace(w.row.id, rows.size());
+    if (fresh) {
+      rows.push_back(Row{w.kind == TaskWrite::Kind::kInsert, &w.row, &w.row});
+    } else {
+      rows[it->second].last = &w.row;
+    }
+  }
+  Stmt insert(write_db_,
+              "INSERT OR IGNORE INTO tasks (id, tenant, request_id, "
+              "create_time_us, priority, state, end_time_us, task) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  Stmt update(write_db_,
+              "UPDATE tasks SET state = ?, end_time_us = ?, task = ? "
+              "WHERE id = ?");
+  for (const Row& row : rows) {
+    const TaskRow& t = *row.first;
+    if (row.insert) {
+      insert.Reset();
+      insert.Bind(1, t.id).Bind(2, t.tenant);
+      if (t.request_id.empty()) {
+        insert.BindNull(3);
+      } else {
+        insert.Bind(3, t.request_id);
+      }
+      insert.Bind(4, t.create_time_us).Bind(5, int64_t{t.priority});
+      BindRow(insert, *row.last, 6);
+      RETURN_IF_ERROR(insert.Run());
+    } else {
+      update.Reset();
+      BindRow(update, *row.last, 1);
+      update.Bind(4, t.id);
+      RETURN_IF_ERROR(update.Run());
+    }
+  }
+  if (!outputs.empty()) {
+    Stmt out(write_db_,
+             "INSERT OR IGNORE INTO output_chunks (task_id, attempt, "
+             "byte_offset, stream, data) VALUES (?, ?, ?, ?, ?)");
+    for (const TaskWrite* w : outputs) {
+      out.Reset();
+      out.Bind(1, w->task_id)
+          .Bind(2, w->chunk.attempt())
+          .Bind(3, w->chunk.offset())
+          .Bind(4, static_cast<int64_t>(w->chunk.stream()))
+          .BindBlob(5, w->chunk.data());
+      RETURN_IF_ERROR(out.Run());
+    }
+  }
+  return tx.Commit();
 }
 
 absl::StatusOr<Task> SqliteTaskStore::GetTaskLocked(const std::string& task_id) {
-  Stmt get(db_, "SELECT task FROM tasks WHERE id = ?");
+  Stmt get(read_db_, "SELECT task FROM tasks WHERE id = ?");
   get.Bind(1, task_id);
   if (get.Step()) return ParseTask(get.Blob(0));
   RETURN_IF_ERROR(get.status());
@@ -281,15 +418,27 @@ absl::StatusOr<Task> SqliteTaskStore::GetTaskLocked(const std::string& task_id) 
 }
 
 absl::StatusOr<Task> SqliteTaskStore::GetTask(const std::string& task_id) {
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(&read_mu_);
   return GetTaskLocked(task_id);
+}
+
+absl::StatusOr<Task> SqliteTaskStore::FindByRequestId(
+    const std::string& tenant, const std::string& request_id) {
+  absl::MutexLock lock(&read_mu_);
+  Stmt find(read_db_, "SELECT task FROM tasks WHERE tenant = ? AND request_id = ?");
+  find.Bind(1, tenant).Bind(2, request_id);
+  if (find.Step()) return ParseTask(find.Blob(0));
+  RETURN_IF_ERROR(find.status());
+  return absl::NotFoundError(absl::StrCat("request_id ", request_id, " not found"));
 }
 
 absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
     const ListTasksQuery& query) {
   int64_t before = INT64_MAX;
   if (!query.page_token.empty()) {
-    absl::string_view token = query.page_token;
+    std::string decoded;
+    absl::string_view token;
+    if (absl::WebSafeBase64Unescape(query.page_token, &decoded)) token = decoded;
     if (!absl::ConsumePrefix(&token, kPageTokenPrefix) ||
         !absl::SimpleAtoi(token, &before)) {
       return absl::InvalidArgumentError("page_token: malformed");
@@ -303,8 +452,8 @@ absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
   }
   absl::StrAppend(&sql, " ORDER BY seq DESC");
 
-  absl::MutexLock lock(&mu_);
-  Stmt list(db_, sql.c_str());
+  absl::MutexLock lock(&read_mu_);
+  Stmt list(read_db_, sql.c_str());
   list.Bind(1, query.tenant).Bind(2, before);
   ListTasksPage page;
   int64_t last_seq = 0;
@@ -320,7 +469,8 @@ absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
     }
     if (!match) continue;
     if (static_cast<int>(page.tasks.size()) == query.page_size) {
-      page.next_page_token = absl::StrCat(kPageTokenPrefix, last_seq);
+      page.next_page_token = absl::WebSafeBase64Escape(
+          absl::StrCat(kPageTokenPrefix, last_seq));
       break;
     }
     last_seq = list.Int(0);
@@ -330,22 +480,10 @@ absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
   return page;
 }
 
-absl::Status SqliteTaskStore::UpdateTask(const Task& task) {
-  absl::MutexLock lock(&mu_);
-  Stmt update(db_, "UPDATE tasks SET state = ?, task = ? WHERE id = ?");
-  update.Bind(1, static_cast<int64_t>(task.state()))
-      .BindBlob(2, task.SerializeAsString())
-      .Bind(3, task.id());
-  RETURN_IF_ERROR(update.Run());
-  if (sqlite3_changes(db_) == 0) {
-    return absl::NotFoundError(absl::StrCat("task ", task.id(), " not found"));
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::vector<Task>> SqliteTaskStore::LoadActiveTasks() {
-  absl::MutexLock lock(&mu_);
-  Stmt list(db_, "SELECT task FROM tasks WHERE state IN (?, ?, ?) ORDER BY seq");
+  absl::MutexLock lock(&read_mu_);
+  Stmt list(read_db_,
+            "SELECT task FROM tasks WHERE state IN (?, ?, ?) ORDER BY seq");
   list.Bind(1, int64_t{crucible::v1::TASK_STATE_QUEUED})
       .Bind(2, int64_t{crucible::v1::TASK_STATE_LEASED})
       .Bind(3, int64_t{crucible::v1::TASK_STATE_RUNNING});
@@ -358,49 +496,6 @@ absl::StatusOr<std::vector<Task>> SqliteTaskStore::LoadActiveTasks() {
   return tasks;
 }
 
-absl::StatusOr<AppendOutputResult> SqliteTaskStore::AppendOutput(
-    const std::string& task_id, const OutputChunk& chunk, int64_t max_bytes) {
-  absl::MutexLock lock(&mu_);
-  Transaction tx(db_);
-  RETURN_IF_ERROR(tx.status());
-  AppendOutputResult result;
-  result.stored = chunk;
-  result.stored.clear_data();
-  {
-    Stmt dup(db_,
-             "SELECT 1 FROM output_chunks WHERE task_id = ? AND attempt = ? "
-             "AND byte_offset = ?");
-    dup.Bind(1, task_id).Bind(2, chunk.attempt()).Bind(3, chunk.offset());
-    if (dup.Step()) return result;
-    RETURN_IF_ERROR(dup.status());
-  }
-  int64_t used = 0;
-  {
-    Stmt sum(db_,
-             "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM output_chunks "
-             "WHERE task_id = ? AND attempt = ?");
-    sum.Bind(1, task_id).Bind(2, chunk.attempt());
-    if (sum.Step()) used = sum.Int(0);
-    RETURN_IF_ERROR(sum.status());
-  }
-  int64_t room = std::max<int64_t>(0, max_bytes - used);
-  int64_t keep = std::min<int64_t>(room, chunk.data().size());
-  result.truncated = keep < static_cast<int64_t>(chunk.data().size());
-  if (keep == 0) return result;
-  result.stored.set_data(chunk.data().substr(0, keep));
-  RETURN_IF_ERROR(Stmt(db_,
-                       "INSERT INTO output_chunks (task_id, attempt, "
-                       "byte_offset, stream, data) VALUES (?, ?, ?, ?, ?)")
-                      .Bind(1, task_id)
-                      .Bind(2, chunk.attempt())
-                      .Bind(3, chunk.offset())
-                      .Bind(4, static_cast<int64_t>(chunk.stream()))
-                      .BindBlob(5, result.stored.data())
-                      .Run());
-  RETURN_IF_ERROR(tx.Commit());
-  return result;
-}
-
 absl::StatusOr<std::vector<OutputChunk>> SqliteTaskStore::ReadOutput(
     const std::string& task_id, int32_t attempt, int64_t offset,
     OutputStream stream, int64_t max_bytes) {
@@ -411,8 +506,8 @@ absl::StatusOr<std::vector<OutputChunk>> SqliteTaskStore::ReadOutput(
     absl::StrAppend(&sql, " AND stream = ", int{stream});
   }
   absl::StrAppend(&sql, " ORDER BY byte_offset");
-  absl::MutexLock lock(&mu_);
-  Stmt read(db_, sql.c_str());
+  absl::MutexLock lock(&read_mu_);
+  Stmt read(read_db_, sql.c_str());
   read.Bind(1, task_id).Bind(2, attempt).Bind(3, offset);
   std::vector<OutputChunk> chunks;
   int64_t total = 0;
@@ -432,6 +527,35 @@ absl::StatusOr<std::vector<OutputChunk>> SqliteTaskStore::ReadOutput(
   }
   RETURN_IF_ERROR(read.status());
   return chunks;
+}
+
+absl::StatusOr<int> SqliteTaskStore::PurgeEndedBefore(absl::Time cutoff,
+                                                      int limit) {
+  auto purged = std::make_shared<int>(0);
+  Pending p;
+  p.job = [purged, cutoff, limit](sqlite3* db) -> absl::Status {
+    std::vector<std::string> ids;
+    {
+      Stmt old(db,
+               "SELECT id FROM tasks WHERE end_time_us IS NOT NULL AND "
+               "end_time_us < ? LIMIT ?");
+      old.Bind(1, absl::ToUnixMicros(cutoff)).Bind(2, int64_t{limit});
+      while (old.Step()) ids.push_back(old.Blob(0));
+      RETURN_IF_ERROR(old.status());
+    }
+    Stmt chunks(db, "DELETE FROM output_chunks WHERE task_id = ?");
+    Stmt tasks(db, "DELETE FROM tasks WHERE id = ?");
+    for (const std::string& id : ids) {
+      chunks.Reset();
+      RETURN_IF_ERROR(chunks.Bind(1, id).Run());
+      tasks.Reset();
+      RETURN_IF_ERROR(tasks.Bind(1, id).Run());
+    }
+    *purged = static_cast<int>(ids.size());
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(AwaitDurable(Enqueue(std::move(p))));
+  return *purged;
 }
 
 }  // namespace server

@@ -1,8 +1,11 @@
 #ifndef CRUCIBLE_SERVER_STORE_SQLITE_TASK_STORE_H_
 #define CRUCIBLE_SERVER_STORE_SQLITE_TASK_STORE_H_
 
+#include <deque>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -20,45 +23,108 @@ struct SqliteTaskStoreOptions {
   std::string path;
   // How long a statement waits for a lock held by another connection.
   int busy_timeout_ms = 5000;
+  // Most writes committed in one transaction.
+  int max_batch = 4096;
 };
 
-// TaskStore on one SQLite file in WAL mode with synchronous=FULL, so a write
-// that returned OK survives a crash. Tasks are kept as serialized protos next
-// to the indexed columns the queries need. Thread-safe: one mutex serializes
-// the single connection (a group-commit writer can replace it later).
+// TaskStore on one SQLite file in WAL mode with synchronous=FULL, so a
+// committed write survives a crash. Tasks are kept as serialized protos next
+// to the indexed columns the queries need.
+//
+// Thread-safe. One writer thread owns the write connection and commits the
+// queued writes in batches: one transaction and one fsync per batch, and
+// several writes of one task in a batch become one row write. Reads go
+// through a second connection (WAL: they never block the writer). A
+// callback thread runs AfterDurable callbacks, so the writer moves on to the
+// next batch while the last one is announced.
 class SqliteTaskStore final : public TaskStore {
  public:
   // Opens (or creates) the database and applies pending migrations.
   static absl::StatusOr<std::unique_ptr<SqliteTaskStore>> Open(
       const SqliteTaskStoreOptions& options);
+  // Commits what is queued, runs the remaining callbacks, joins the threads.
   ~SqliteTaskStore() override;
 
-  absl::StatusOr<CreateTaskResult> CreateTask(
-      const crucible::v1::Task& task) override;
+  WriteTicket Submit(TaskWrite write) override;
+  WriteTicket LastTicket() override;
+  void AfterDurable(WriteTicket ticket,
+                    std::function<void(absl::Status)> fn) override;
+  absl::Status AwaitDurable(WriteTicket ticket) override;
+  void DrainCallbacks() override;
+  absl::Status health() override;
+
   absl::StatusOr<crucible::v1::Task> GetTask(
       const std::string& task_id) override;
+  absl::StatusOr<crucible::v1::Task> FindByRequestId(
+      const std::string& tenant, const std::string& request_id) override;
   absl::StatusOr<ListTasksPage> ListTasks(const ListTasksQuery& query) override;
-  absl::Status UpdateTask(const crucible::v1::Task& task) override;
   absl::StatusOr<std::vector<crucible::v1::Task>> LoadActiveTasks() override;
-  absl::StatusOr<AppendOutputResult> AppendOutput(
-      const std::string& task_id, const crucible::v1::OutputChunk& chunk,
-      int64_t max_bytes) override;
   absl::StatusOr<std::vector<crucible::v1::OutputChunk>> ReadOutput(
       const std::string& task_id, int32_t attempt, int64_t offset,
       crucible::v1::OutputStream stream, int64_t max_bytes) override;
+  absl::StatusOr<int> PurgeEndedBefore(absl::Time cutoff, int limit) override;
 
   // The schema version after migrations.
   static int CurrentSchemaVersion();
+  // Batches committed so far (for tests and the benchmark).
+  int64_t batches_committed();
 
  private:
-  explicit SqliteTaskStore(sqlite3* db) : db_(db) {}
-  absl::Status Migrate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status Exec(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A queued write, or a job run alone in its own transaction.
+  struct Pending {
+    WriteTicket ticket = 0;
+    TaskWrite write;
+    std::function<absl::Status(sqlite3*)> job;
+  };
+  struct Callback {
+    WriteTicket ticket;
+    std::function<void(absl::Status)> fn;
+  };
+
+  SqliteTaskStore(const SqliteTaskStoreOptions& options, sqlite3* write_db,
+                  sqlite3* read_db);
+  WriteTicket Enqueue(Pending pending);
+  void WriterLoop();
+  void CallbackLoop();
+  // On the writer thread.
+  absl::Status ApplyBatch(std::vector<Pending>& batch);
+  bool WriterReady() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || !queue_.empty();
+  }
+  bool CallbackReady() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Durable(WriteTicket t) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return durable_ >= t || !failed_.ok();
+  }
+  struct DurableArg {
+    SqliteTaskStore* store;
+    WriteTicket ticket;
+  };
+  static bool IsDurable(DurableArg* arg);
+  bool Drained() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return callbacks_.empty() && !callback_running_;
+  }
   absl::StatusOr<crucible::v1::Task> GetTaskLocked(const std::string& task_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
+
+  const SqliteTaskStoreOptions options_;
+  sqlite3* const write_db_;  // the writer thread's alone after Open
+
+  absl::Mutex read_mu_;
+  sqlite3* const read_db_ ABSL_PT_GUARDED_BY(read_mu_);
 
   absl::Mutex mu_;
-  sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  WriteTicket last_ticket_ ABSL_GUARDED_BY(mu_) = 0;
+  WriteTicket durable_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status failed_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool writer_done_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t batches_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<Callback> callbacks_ ABSL_GUARDED_BY(mu_);
+  bool callback_running_ ABSL_GUARDED_BY(mu_) = false;
+
+  std::thread writer_;
+  std::thread callback_thread_;
 };
 
 }  // namespace server

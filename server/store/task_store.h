@@ -2,12 +2,15 @@
 #define CRUCIBLE_SERVER_STORE_TASK_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "crucible/v1/task.pb.h"
 
 namespace server {
@@ -33,62 +36,91 @@ struct ListTasksPage {
   std::string next_page_token;
 };
 
-// Result of TaskStore::CreateTask.
-struct CreateTaskResult {
-  // The stored task: the new one, or the one created earlier with the same
-  // (tenant, request_id).
-  crucible::v1::Task task;
-  // False if an existing task was returned.
-  bool created = false;
+// A task as stored: the indexed columns and the serialized proto.
+struct TaskRow {
+  std::string id;
+  std::string tenant;      // inserts only
+  std::string request_id;  // inserts only; empty for none
+  int64_t create_time_us = 0;
+  int32_t priority = 0;
+  int32_t state = 0;
+  std::optional<int64_t> end_time_us;
+  std::string blob;
+
+  // Serializes `task` (one allocation, instead of a copy of the proto).
+  static TaskRow Of(const crucible::v1::Task& task);
 };
 
-// Result of TaskStore::AppendOutput.
-struct AppendOutputResult {
-  // The chunk as stored (possibly cut at the cap); empty data if nothing was
-  // stored (duplicate offset or cap reached).
-  crucible::v1::OutputChunk stored;
-  // True if bytes were dropped because of the cap.
-  bool truncated = false;
+// One write, as queued to the store's writer.
+struct TaskWrite {
+  enum class Kind {
+    // Insert a new task row; ignored if the id or (tenant, request_id) is
+    // already stored (the scheduler decides idempotency; this is the net).
+    kInsert,
+    // Replace the stored task with the same id (ignored if there is none).
+    kUpdate,
+    // Store a chunk of output; ignored if (task, attempt, offset) is stored.
+    kOutput,
+  };
+  Kind kind = Kind::kUpdate;
+  TaskRow row;                         // kInsert, kUpdate
+  std::string task_id;                 // kOutput
+  crucible::v1::OutputChunk chunk;     // kOutput
+
+  static TaskWrite Insert(const crucible::v1::Task& task);
+  static TaskWrite Update(const crucible::v1::Task& task);
+  static TaskWrite Output(std::string task_id, crucible::v1::OutputChunk chunk);
 };
+
+// Orders writes: the n-th write submitted has ticket n (from 1).
+using WriteTicket = uint64_t;
 
 // Durable storage of tasks and their output. Implementations are
-// thread-safe. A method that returned OK has made its write durable.
+// thread-safe.
 //
-// The interface is per-operation on purpose: a later implementation may
-// batch concurrent writes (group commit) behind the same calls.
+// Writes are asynchronous and ordered: Submit() queues a write and returns
+// at once; one writer applies queued writes in submission order, many per
+// transaction (group commit), and a write is durable once its batch is
+// committed. AfterDurable() runs a callback once every write submitted
+// before it is durable, callbacks in the order they were registered, on the
+// store's own thread. Reads see committed writes only and never block the
+// writer.
 class TaskStore {
  public:
   virtual ~TaskStore() = default;
 
-  // Stores a new task (id, tenant, state, create_time set by the caller).
-  // If task.request_id() is non-empty and a task of the same tenant already
-  // has it, returns that task with created == false and stores nothing.
-  // ALREADY_EXISTS if the id is taken.
-  virtual absl::StatusOr<CreateTaskResult> CreateTask(
-      const crucible::v1::Task& task) = 0;
+  // Queues a write. Never blocks on disk. After a failed commit the store is
+  // broken for good (see health()) and writes are dropped.
+  virtual WriteTicket Submit(TaskWrite write) = 0;
+  // The ticket of the last write submitted (0 if none).
+  virtual WriteTicket LastTicket() = 0;
+  // Runs `fn` on the store's callback thread once `ticket` (and so every
+  // earlier write) is durable, with OK, or with the error that broke the
+  // store. Callbacks run one at a time in registration order; register them
+  // in non-decreasing ticket order. `fn` must not block on the store.
+  virtual void AfterDurable(WriteTicket ticket,
+                            std::function<void(absl::Status)> fn) = 0;
+  // Blocks until `ticket` is durable (OK) or the store broke (its error).
+  virtual absl::Status AwaitDurable(WriteTicket ticket) = 0;
+  // Blocks until every callback registered so far has run.
+  virtual void DrainCallbacks() = 0;
+  // OK while writes succeed; the error of the first failed commit after.
+  virtual absl::Status health() = 0;
 
   // NOT_FOUND if there is no such task.
   virtual absl::StatusOr<crucible::v1::Task> GetTask(
       const std::string& task_id) = 0;
+  // The task of `tenant` created with `request_id`; NOT_FOUND if none.
+  virtual absl::StatusOr<crucible::v1::Task> FindByRequestId(
+      const std::string& tenant, const std::string& request_id) = 0;
 
   // Newest first. INVALID_ARGUMENT for a malformed page token.
   virtual absl::StatusOr<ListTasksPage> ListTasks(
       const ListTasksQuery& query) = 0;
 
-  // Replaces the stored task with the same id. NOT_FOUND if there is none.
-  virtual absl::Status UpdateTask(const crucible::v1::Task& task) = 0;
-
   // Every task in a non-terminal state (QUEUED, LEASED, RUNNING), oldest
   // first (creation order).
   virtual absl::StatusOr<std::vector<crucible::v1::Task>> LoadActiveTasks() = 0;
-
-  // Stores a chunk of one attempt's output (chunk.attempt, chunk.offset).
-  // At most `max_bytes` bytes are kept per attempt; the rest is dropped and
-  // reported as truncated. A chunk starting at an offset already stored is
-  // ignored (a replayed report).
-  virtual absl::StatusOr<AppendOutputResult> AppendOutput(
-      const std::string& task_id, const crucible::v1::OutputChunk& chunk,
-      int64_t max_bytes) = 0;
 
   // Output of one attempt from `offset` on (the first chunk is cut so that
   // it starts at `offset`), in offset order, at most `max_bytes` bytes in
@@ -96,6 +128,14 @@ class TaskStore {
   virtual absl::StatusOr<std::vector<crucible::v1::OutputChunk>> ReadOutput(
       const std::string& task_id, int32_t attempt, int64_t offset,
       crucible::v1::OutputStream stream, int64_t max_bytes) = 0;
+
+  // Deletes up to `limit` terminal tasks that ended before `cutoff`, with
+  // their output, durably. Returns how many were deleted.
+  virtual absl::StatusOr<int> PurgeEndedBefore(absl::Time cutoff,
+                                               int limit) = 0;
+
+  // Submit + AwaitDurable.
+  absl::Status Write(TaskWrite write) { return AwaitDurable(Submit(std::move(write))); }
 };
 
 }  // namespace server

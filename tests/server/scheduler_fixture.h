@@ -1,6 +1,7 @@
 #ifndef CRUCIBLE_TESTS_SERVER_SCHEDULER_FIXTURE_H_
 #define CRUCIBLE_TESTS_SERVER_SCHEDULER_FIXTURE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,14 +17,18 @@
 namespace server {
 
 // Collects what the scheduler sends to one worker. Thread-safe.
+// Announcements leave once durable, on the store's thread: the Take*
+// methods first wait (settle) for every one decided so far.
 class FakeSink : public WorkerSink {
  public:
+  std::function<void()> settle = [] {};
   void Send(crucible::v1::ConnectResponse message) override {
     absl::MutexLock lock(&mu_);
     messages_.push_back(std::move(message));
   }
   // Returns and forgets the assignments received so far.
   std::vector<crucible::v1::Assignment> TakeAssignments() {
+    settle();
     absl::MutexLock lock(&mu_);
     std::vector<crucible::v1::Assignment> out;
     std::vector<crucible::v1::ConnectResponse> rest;
@@ -38,6 +43,7 @@ class FakeSink : public WorkerSink {
     return out;
   }
   std::vector<crucible::v1::AssignmentCancel> TakeCancels() {
+    settle();
     absl::MutexLock lock(&mu_);
     std::vector<crucible::v1::AssignmentCancel> out;
     std::vector<crucible::v1::ConnectResponse> rest;
@@ -96,7 +102,10 @@ class SchedulerTest : public testing::Test {
     EXPECT_TRUE(task.ok()) << task.status();
     return task.ok() ? *task : crucible::v1::Task();
   }
+  // Waits until every announcement decided so far was delivered.
+  void Settle() { store_->DrainCallbacks(); }
   int64_t Connect(FakeSink& sink, int credits, const std::string& id = "w1") {
+    sink.settle = [this] { Settle(); };
     auto session = scheduler_->ConnectWorker(id, credits, &sink);
     EXPECT_TRUE(session.ok()) << session.status();
     return session.ok() ? *session : 0;

@@ -180,6 +180,7 @@ TEST_F(SchedulerTest, OutputIsStoredPerAttemptAndCapped) {
   std::string all;
   for (const auto& c : *stored) all += c.data();
   EXPECT_EQ(all, "hello wo");
+  Settle();
   EXPECT_EQ(listener.output(), "hello wo");
   EXPECT_TRUE(Get(id).result().output_truncated());
   scheduler_->Unsubscribe(sub->id);
@@ -196,6 +197,7 @@ TEST_F(SchedulerTest, SubscribersSeeEveryTransitionInOrder) {
   std::string lease = sink.TakeAssignments().at(0).lease_id();
   ASSERT_TRUE(scheduler_->ReportStarted(lease, clock_.Now()).ok());
   ASSERT_TRUE(scheduler_->ReportCompletion(Exited(lease, 0)).ok());
+  Settle();
   EXPECT_EQ(listener.states(),
             (std::vector<TaskState>{crucible::v1::TASK_STATE_LEASED,
                                     crucible::v1::TASK_STATE_RUNNING,

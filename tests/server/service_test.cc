@@ -31,6 +31,7 @@ void SetDeadline(grpc::ClientContext& ctx, int seconds = 10) {
 
 class ServiceTest : public testing::Test {
  protected:
+  virtual TaskServiceOptions TaskOptions() { return {}; }
   void SetUp() override {
     auto store = SqliteTaskStore::Open(
         {.path = testing_util::FreshDir() + "/tasks.db"});
@@ -39,7 +40,8 @@ class ServiceTest : public testing::Test {
     auto scheduler = Scheduler::Create({}, *store_, clock_);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status();
     scheduler_ = *std::move(scheduler);
-    task_service_ = std::make_unique<TaskService>(*scheduler_, pool_);
+    task_service_ =
+        std::make_unique<TaskService>(*scheduler_, pool_, TaskOptions());
     queue_service_ = std::make_unique<QueueService>(*scheduler_, pool_);
     auto server = common::GrpcServer::Start(
         {.listen_address = "127.0.0.1:0"},
@@ -55,10 +57,11 @@ class ServiceTest : public testing::Test {
     if (server_) server_->Shutdown(absl::Seconds(1));
   }
 
-  std::string CreateTask() {
+  std::string CreateTask(v1::TaskSpec spec = {}) {
     grpc::ClientContext ctx;
     SetDeadline(ctx);
     v1::CreateTaskRequest req;
+    *req.mutable_spec() = std::move(spec);
     req.mutable_spec()->set_image("localhost/crucible/busybox:latest");
     req.mutable_spec()->add_command("echo");
     v1::CreateTaskResponse resp;
@@ -82,8 +85,12 @@ class ServiceTest : public testing::Test {
     EXPECT_TRUE(s.ok()) << s.error_message();
     return out;
   }
+
+ public:
   using WorkerStream =
       grpc::ClientReaderWriter<v1::ConnectRequest, v1::ConnectResponse>;
+
+ protected:
   static void Hello(WorkerStream& w, int credits) {
     v1::ConnectRequest req;
     req.mutable_hello()->set_worker_id("fake-worker");
@@ -297,6 +304,356 @@ TEST_F(ServiceTest, ErrorsKeepTheirCodes) {
   v1::ConnectResponse msg;
   EXPECT_FALSE(worker->Read(&msg));
   EXPECT_EQ(worker->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+v1::Task GetTask(v1::TaskService::Stub& stub, const std::string& id) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  v1::GetTaskRequest req;
+  req.set_task_id(id);
+  v1::GetTaskResponse resp;
+  grpc::Status s = stub.GetTask(&ctx, req, &resp);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return resp.task();
+}
+
+// Sends a heartbeat naming no live lease and waits for its rejection: every
+// message the worker sent before it has been applied.
+void Sync(ServiceTest::WorkerStream& w) {
+  v1::ConnectRequest beat;
+  beat.mutable_heartbeat()->add_lease_ids("sync");
+  ASSERT_TRUE(w.Write(beat));
+  v1::ConnectResponse msg;
+  ASSERT_TRUE(w.Read(&msg));
+  ASSERT_TRUE(msg.has_rejected()) << msg.ShortDebugString();
+  ASSERT_EQ(msg.rejected().lease_id(), "sync");
+}
+
+TEST_F(ServiceTest, CreditsAreHonoured) {
+  grpc::ClientContext worker_ctx;
+  SetDeadline(worker_ctx, 20);
+  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
+  Hello(*worker, 2);
+  std::vector<std::string> ids = {CreateTask(), CreateTask(), CreateTask()};
+  v1::ConnectResponse msg;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(worker->Read(&msg));
+    ASSERT_TRUE(msg.has_assignment());
+    EXPECT_EQ(msg.assignment().task().id(), ids[i]);
+  }
+  // Two credits, two assignments: the third waits.
+  EXPECT_EQ(GetTask(*tasks_, ids[2]).state(), v1::TASK_STATE_QUEUED);
+  v1::ConnectRequest credit;
+  credit.mutable_credit()->set_credits(1);
+  ASSERT_TRUE(worker->Write(credit));
+  ASSERT_TRUE(worker->Read(&msg));
+  ASSERT_TRUE(msg.has_assignment());
+  EXPECT_EQ(msg.assignment().task().id(), ids[2]);
+  worker->WritesDone();
+  EXPECT_TRUE(worker->Finish().ok());
+}
+
+TEST_F(ServiceTest, ASlowWorkerDoesNotSlowTheOthers) {
+  // A worker that takes two assignments and then stays silent.
+  grpc::ClientContext slow_ctx;
+  SetDeadline(slow_ctx, 20);
+  std::unique_ptr<WorkerStream> slow = queue_->Connect(&slow_ctx);
+  v1::ConnectRequest hello;
+  hello.mutable_hello()->set_worker_id("slow-worker");
+  hello.mutable_hello()->set_credits(2);
+  ASSERT_TRUE(slow->Write(hello));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10; ++i) ids.push_back(CreateTask());
+  v1::ConnectResponse held;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(slow->Read(&held));
+    ASSERT_TRUE(held.has_assignment());
+  }
+  // A second worker, one slot, gets and finishes everything else.
+  grpc::ClientContext fast_ctx;
+  SetDeadline(fast_ctx, 20);
+  std::unique_ptr<WorkerStream> fast = queue_->Connect(&fast_ctx);
+  Hello(*fast, 1);
+  int done = 0;
+  v1::ConnectResponse msg;
+  while (done < 8 && fast->Read(&msg)) {
+    ASSERT_TRUE(msg.has_assignment());
+    Complete(*fast, msg.assignment().lease_id(), v1::TERMINATION_REASON_EXITED,
+             0);
+    v1::ConnectRequest credit;
+    credit.mutable_credit()->set_credits(1);
+    ASSERT_TRUE(fast->Write(credit));
+    ++done;
+  }
+  EXPECT_EQ(done, 8);
+  Sync(*fast);
+  int succeeded = 0;
+  int leased = 0;
+  for (const std::string& id : ids) {
+    v1::TaskState state = GetTask(*tasks_, id).state();
+    succeeded += state == v1::TASK_STATE_SUCCEEDED;
+    leased += state == v1::TASK_STATE_LEASED;
+  }
+  EXPECT_EQ(succeeded, 8);
+  EXPECT_EQ(leased, 2);  // held by the slow worker, never more than its credits
+  fast->WritesDone();
+  EXPECT_TRUE(fast->Finish().ok());
+  slow_ctx.TryCancel();
+  slow->Finish().IgnoreError();
+}
+
+TEST_F(ServiceTest, HeartbeatsExtendAndALostWorkersTaskIsRequeuedAfterTheLease) {
+  std::string id = CreateTask();
+  std::string lease;
+  {
+    grpc::ClientContext worker_ctx;
+    SetDeadline(worker_ctx, 20);
+    std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
+    Hello(*worker, 1);
+    v1::ConnectResponse msg;
+    ASSERT_TRUE(worker->Read(&msg));
+    ASSERT_TRUE(msg.has_assignment());
+    lease = msg.assignment().lease_id();
+    clock_.Advance(absl::Seconds(20));
+    v1::ConnectRequest beat;
+    beat.mutable_heartbeat()->add_lease_ids(lease);
+    ASSERT_TRUE(worker->Write(beat));
+    Sync(*worker);
+    // 40 s after the lease, 20 s after the heartbeat: still live (ttl 30 s).
+    clock_.Advance(absl::Seconds(20));
+    EXPECT_EQ(scheduler_->ExpireLeases(), 0);
+    EXPECT_EQ(GetTask(*tasks_, id).state(), v1::TASK_STATE_LEASED);
+    worker->WritesDone();  // the worker goes away
+    EXPECT_TRUE(worker->Finish().ok());
+  }
+  // Its lease runs out: the task is requeued for another worker.
+  clock_.Advance(absl::Seconds(11));
+  EXPECT_EQ(scheduler_->ExpireLeases(), 1);
+  v1::Task task = GetTask(*tasks_, id);
+  EXPECT_EQ(task.state(), v1::TASK_STATE_QUEUED);
+  EXPECT_FALSE(task.last_error().empty());
+  clock_.Advance(absl::Minutes(2));  // past the backoff
+  grpc::ClientContext worker_ctx;
+  SetDeadline(worker_ctx, 20);
+  std::unique_ptr<WorkerStream> other = queue_->Connect(&worker_ctx);
+  Hello(*other, 1);
+  v1::ConnectResponse msg;
+  ASSERT_TRUE(other->Read(&msg));
+  ASSERT_TRUE(msg.has_assignment());
+  EXPECT_EQ(msg.assignment().task().id(), id);
+  EXPECT_EQ(msg.assignment().attempt(), 2);
+  EXPECT_NE(msg.assignment().lease_id(), lease);
+  other->WritesDone();
+  EXPECT_TRUE(other->Finish().ok());
+}
+
+TEST_F(ServiceTest, ManyWatchersSeeTheSameEvents) {
+  grpc::ClientContext worker_ctx;
+  SetDeadline(worker_ctx, 20);
+  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
+  Hello(*worker, 1);
+  std::string id = CreateTask();
+  v1::ConnectResponse msg;
+  ASSERT_TRUE(worker->Read(&msg));
+  const std::string lease = msg.assignment().lease_id();
+  constexpr int kWatchers = 5;
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::WatchTaskResponse>>> watches;
+  for (int i = 0; i < kWatchers; ++i) {
+    ctxs.push_back(std::make_unique<grpc::ClientContext>());
+    SetDeadline(*ctxs.back());
+    v1::WatchTaskRequest req;
+    req.set_task_id(id);
+    watches.push_back(tasks_->WatchTask(ctxs.back().get(), req));
+    v1::WatchTaskResponse first;
+    ASSERT_TRUE(watches.back()->Read(&first));
+    EXPECT_EQ(first.event().state(), v1::TASK_STATE_LEASED);
+  }
+  v1::ConnectRequest started;
+  started.mutable_started()->set_lease_id(lease);
+  ASSERT_TRUE(worker->Write(started));
+  Complete(*worker, lease, v1::TERMINATION_REASON_EXITED, 0);
+  for (auto& watch : watches) {
+    std::vector<v1::TaskState> states;
+    v1::WatchTaskResponse event;
+    while (watch->Read(&event)) states.push_back(event.event().state());
+    EXPECT_TRUE(watch->Finish().ok());
+    EXPECT_EQ(states, (std::vector<v1::TaskState>{v1::TASK_STATE_RUNNING,
+                                                  v1::TASK_STATE_SUCCEEDED}));
+  }
+  worker->WritesDone();
+  EXPECT_TRUE(worker->Finish().ok());
+}
+
+TEST_F(ServiceTest, OutputPastTheSpecsCapIsDroppedAndReported) {
+  grpc::ClientContext worker_ctx;
+  SetDeadline(worker_ctx, 20);
+  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
+  Hello(*worker, 1);
+  v1::TaskSpec spec;
+  spec.set_max_output_bytes(5);
+  std::string id = CreateTask(spec);
+  v1::ConnectResponse msg;
+  ASSERT_TRUE(worker->Read(&msg));
+  const std::string lease = msg.assignment().lease_id();
+  Output(*worker, lease, 0, v1::OUTPUT_STREAM_STDOUT, "hello world");
+  Complete(*worker, lease, v1::TERMINATION_REASON_EXITED, 0);
+  Sync(*worker);
+  v1::Task task = GetTask(*tasks_, id);
+  EXPECT_EQ(task.state(), v1::TASK_STATE_SUCCEEDED);
+  EXPECT_TRUE(task.result().output_truncated());
+  EXPECT_EQ(ReadOutput(id, 0, v1::OUTPUT_STREAM_UNSPECIFIED), "hello");
+  EXPECT_EQ(ReadOutput(id, 2, v1::OUTPUT_STREAM_STDOUT), "llo");
+  worker->WritesDone();
+  EXPECT_TRUE(worker->Finish().ok());
+}
+
+TEST_F(ServiceTest, ListTasksPagesNewestFirstWithFilters) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    v1::TaskSpec spec;
+    (*spec.mutable_labels())["team"] = i % 2 ? "b" : "a";
+    ids.push_back(CreateTask(spec));
+  }
+  std::vector<std::string> seen;
+  std::string token;
+  do {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    v1::ListTasksRequest req;
+    req.set_page_size(2);
+    req.set_page_token(token);
+    v1::ListTasksResponse resp;
+    ASSERT_TRUE(tasks_->ListTasks(&ctx, req, &resp).ok());
+    for (const v1::Task& t : resp.tasks()) seen.push_back(t.id());
+    token = resp.next_page_token();
+  } while (!token.empty());
+  EXPECT_EQ(seen, (std::vector<std::string>{ids[4], ids[3], ids[2], ids[1],
+                                            ids[0]}));
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  v1::ListTasksRequest req;
+  (*req.mutable_labels())["team"] = "b";
+  req.add_states(v1::TASK_STATE_QUEUED);
+  v1::ListTasksResponse resp;
+  ASSERT_TRUE(tasks_->ListTasks(&ctx, req, &resp).ok());
+  ASSERT_EQ(resp.tasks_size(), 2);
+  EXPECT_EQ(resp.tasks(0).id(), ids[3]);
+  EXPECT_EQ(resp.tasks(1).id(), ids[1]);
+  grpc::ClientContext bad_ctx;
+  SetDeadline(bad_ctx);
+  v1::ListTasksRequest bad;
+  bad.set_page_token("not-a-token");
+  EXPECT_EQ(tasks_->ListTasks(&bad_ctx, bad, &resp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+class SlowFollowerTest : public ServiceTest {
+ protected:
+  TaskServiceOptions TaskOptions() override {
+    return {.max_follow_live_bytes = 100 << 10};
+  }
+};
+
+TEST_F(SlowFollowerTest, ASlowOutputFollowerMissesNothing) {
+  grpc::ClientContext worker_ctx;
+  SetDeadline(worker_ctx, 60);
+  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
+  Hello(*worker, 1);
+  std::string id = CreateTask();
+  v1::ConnectResponse msg;
+  ASSERT_TRUE(worker->Read(&msg));
+  const std::string lease = msg.assignment().lease_id();
+
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, 60);
+  v1::StreamTaskOutputRequest req;
+  req.set_task_id(id);
+  req.set_follow(true);
+  auto reader = tasks_->StreamTaskOutput(&ctx, req);
+  Output(*worker, lease, 0, v1::OUTPUT_STREAM_STDOUT, "start");
+  v1::StreamTaskOutputResponse resp;
+  ASSERT_TRUE(reader->Read(&resp));  // following live from here
+  // Then it stops reading while far more output than the server holds for
+  // a live follower (here 100 KiB) arrives.
+  std::string expected = "start";
+  int64_t offset = 5;
+  for (int i = 0; i < 128; ++i) {
+    std::string data(64 << 10, static_cast<char>('a' + i % 26));
+    Output(*worker, lease, offset, v1::OUTPUT_STREAM_STDOUT, data);
+    offset += data.size();
+    expected += data;
+  }
+  Complete(*worker, lease, v1::TERMINATION_REASON_EXITED, 0);
+  Sync(*worker);
+  std::string got = resp.chunk().data();
+  int64_t next = resp.chunk().offset() + resp.chunk().data().size();
+  while (reader->Read(&resp)) {
+    ASSERT_EQ(resp.chunk().offset(), next);
+    got += resp.chunk().data();
+    next += resp.chunk().data().size();
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(got.size(), expected.size());
+  EXPECT_TRUE(got == expected);
+  worker->WritesDone();
+  EXPECT_TRUE(worker->Finish().ok());
+}
+
+class SlowWatcherTest : public ServiceTest {
+ protected:
+  TaskServiceOptions TaskOptions() override { return {.max_watch_backlog = 1}; }
+};
+
+TEST_F(SlowWatcherTest, AWatcherThatFallsBehindGetsAnErrorItCanResumeFrom) {
+  grpc::ClientContext worker_ctx;
+  SetDeadline(worker_ctx, 20);
+  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
+  Hello(*worker, 2);
+  v1::TaskSpec spec;
+  spec.mutable_retry_policy()->set_max_attempts(3);
+  spec.mutable_retry_policy()->mutable_initial_backoff();  // zero: at once
+  std::string id = CreateTask(spec);
+  v1::ConnectResponse msg;
+  ASSERT_TRUE(worker->Read(&msg));
+  const std::string lease = msg.assignment().lease_id();
+
+  grpc::ClientContext watch_ctx;
+  SetDeadline(watch_ctx);
+  v1::WatchTaskRequest watch_req;
+  watch_req.set_task_id(id);
+  auto watch = tasks_->WatchTask(&watch_ctx, watch_req);
+  v1::WatchTaskResponse event;
+  ASSERT_TRUE(watch->Read(&event));
+  // One report, two events at once (QUEUED for the retry, LEASED again):
+  // more than this watcher may hold.
+  v1::ConnectRequest failed;
+  failed.mutable_completion()->set_lease_id(lease);
+  failed.mutable_completion()->mutable_error()->set_code(
+      grpc::StatusCode::UNAVAILABLE);
+  ASSERT_TRUE(worker->Write(failed));
+  while (watch->Read(&event)) {
+  }
+  EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // The scheduler went on: the retry was leased.
+  ASSERT_TRUE(worker->Read(&msg));
+  ASSERT_TRUE(msg.has_assignment());
+  EXPECT_EQ(msg.assignment().attempt(), 2);
+
+  // Resume: a new WatchTask starts from the current state.
+  grpc::ClientContext again_ctx;
+  SetDeadline(again_ctx);
+  auto again = tasks_->WatchTask(&again_ctx, watch_req);
+  ASSERT_TRUE(again->Read(&event));
+  EXPECT_EQ(event.event().state(), v1::TASK_STATE_LEASED);
+  EXPECT_EQ(event.event().attempt(), 2);
+  Complete(*worker, msg.assignment().lease_id(), v1::TERMINATION_REASON_EXITED,
+           0);
+  ASSERT_TRUE(again->Read(&event));
+  EXPECT_EQ(event.event().state(), v1::TASK_STATE_SUCCEEDED);
+  EXPECT_TRUE(again->Finish().ok());
+  worker->WritesDone();
+  EXPECT_TRUE(worker->Finish().ok());
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/proto_time.h"
 #include "gtest/gtest.h"
 #include "tests/server/test_util.h"
@@ -71,37 +73,89 @@ TEST_F(SqliteTaskStoreTest, OpensInWalModeWithSchemaVersion) {
   sqlite3_close(db);
 }
 
-TEST_F(SqliteTaskStoreTest, CreateGetUpdateSurviveReopen) {
-  auto created = store_->CreateTask(MakeTask("a"));
-  ASSERT_TRUE(created.ok()) << created.status();
-  EXPECT_TRUE(created->created);
+TEST_F(SqliteTaskStoreTest, WritesAreDurableInOrderAndSurviveReopen) {
+  ASSERT_TRUE(store_->Write(TaskWrite::Insert(MakeTask("a"))).ok());
   Task t = MakeTask("a");
   t.set_state(crucible::v1::TASK_STATE_LEASED);
   t.set_attempt(1);
-  ASSERT_TRUE(store_->UpdateTask(t).ok());
+  ASSERT_TRUE(store_->Write(TaskWrite::Update(t)).ok());
   Reopen();
   auto got = store_->GetTask("a");
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->state(), crucible::v1::TASK_STATE_LEASED);
   EXPECT_EQ(got->attempt(), 1);
   EXPECT_EQ(store_->GetTask("nope").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store_->UpdateTask(MakeTask("nope")).code(),
-            absl::StatusCode::kNotFound);
-  EXPECT_EQ(store_->CreateTask(MakeTask("a")).status().code(),
-            absl::StatusCode::kAlreadyExists);
+  // An insert of a taken id is ignored, not an error for its batch.
+  Task dup = MakeTask("a");
+  dup.set_attempt(7);
+  ASSERT_TRUE(store_->Write(TaskWrite::Insert(dup)).ok());
+  EXPECT_EQ(store_->GetTask("a")->attempt(), 1);
 }
 
-TEST_F(SqliteTaskStoreTest, RequestIdIsIdempotentPerTenant) {
-  ASSERT_TRUE(store_->CreateTask(MakeTask("a", "r1")).ok());
-  auto again = store_->CreateTask(MakeTask("b", "r1"));
-  ASSERT_TRUE(again.ok());
-  EXPECT_FALSE(again->created);
-  EXPECT_EQ(again->task.id(), "a");
+TEST_F(SqliteTaskStoreTest, ConcurrentWritesShareCommits) {
+  // Many writes queued at once are committed in far fewer transactions,
+  // and the last write of a task wins even when it shares a batch.
+  constexpr int kTasks = 2000;
+  WriteTicket last = 0;
+  for (int i = 0; i < kTasks; ++i) {
+    Task t = MakeTask(absl::StrCat("t", i));
+    last = store_->Submit(TaskWrite::Insert(t));
+    t.set_state(crucible::v1::TASK_STATE_SUCCEEDED);
+    *t.mutable_end_time() = common::ToProtoTime(absl::FromUnixSeconds(200));
+    last = store_->Submit(TaskWrite::Update(t));
+  }
+  EXPECT_EQ(last, WriteTicket{2 * kTasks});
+  absl::Notification called;
+  store_->AfterDurable(last, [&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    called.Notify();
+  });
+  ASSERT_TRUE(store_->AwaitDurable(last).ok());
+  ASSERT_TRUE(called.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_LT(store_->batches_committed(), kTasks);
+  auto active = store_->LoadActiveTasks();
+  ASSERT_TRUE(active.ok());
+  EXPECT_TRUE(active->empty());
+  ListTasksQuery q{.tenant = "default", .page_size = 1};
+  auto page = store_->ListTasks(q);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->tasks.size(), 1u);
+  EXPECT_EQ(page->tasks[0].id(), absl::StrCat("t", kTasks - 1));
+  EXPECT_EQ(page->tasks[0].state(), crucible::v1::TASK_STATE_SUCCEEDED);
+}
+
+TEST_F(SqliteTaskStoreTest, CallbacksRunInOrderAfterDurability) {
+  std::vector<int> order;
+  absl::Mutex mu;
+  for (int i = 0; i < 50; ++i) {
+    WriteTicket t = store_->Submit(TaskWrite::Insert(MakeTask(absl::StrCat(i))));
+    store_->AfterDurable(t, [&, i, t](absl::Status s) {
+      EXPECT_TRUE(s.ok());
+      // Durable means readable through the store's reads.
+      EXPECT_TRUE(store_->GetTask(absl::StrCat(i)).ok());
+      absl::MutexLock lock(&mu);
+      order.push_back(i);
+    });
+  }
+  store_->DrainCallbacks();
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(order.size(), 50u);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(order[i], i);
+}
+
+TEST_F(SqliteTaskStoreTest, FindsByRequestIdPerTenant) {
+  ASSERT_TRUE(store_->Write(TaskWrite::Insert(MakeTask("a", "r1"))).ok());
+  // The unique index is a safety net: a second insert is ignored.
+  ASSERT_TRUE(store_->Write(TaskWrite::Insert(MakeTask("b", "r1"))).ok());
   Task other = MakeTask("c", "r1");
   other.set_tenant("other");
-  auto other_tenant = store_->CreateTask(other);
-  ASSERT_TRUE(other_tenant.ok());
-  EXPECT_TRUE(other_tenant->created);
+  ASSERT_TRUE(store_->Write(TaskWrite::Insert(other)).ok());
+  auto found = store_->FindByRequestId("default", "r1");
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(found->id(), "a");
+  EXPECT_EQ(store_->FindByRequestId("other", "r1")->id(), "c");
+  EXPECT_EQ(store_->FindByRequestId("default", "r2").status().code(),
+            absl::StatusCode::kNotFound);
   EXPECT_EQ(store_->GetTask("b").status().code(), absl::StatusCode::kNotFound);
 }
 
@@ -110,7 +164,7 @@ TEST_F(SqliteTaskStoreTest, ListsNewestFirstWithPagesAndFilters) {
     Task t = MakeTask(absl::StrCat("t", i));
     (*t.mutable_spec()->mutable_labels())["parity"] = i % 2 ? "odd" : "even";
     if (i == 4) t.set_state(crucible::v1::TASK_STATE_SUCCEEDED);
-    ASSERT_TRUE(store_->CreateTask(t).ok());
+    ASSERT_TRUE(store_->Write(TaskWrite::Insert(t)).ok());
   }
   ListTasksQuery q{.tenant = "default", .page_size = 2};
   auto page = store_->ListTasks(q);
@@ -118,6 +172,8 @@ TEST_F(SqliteTaskStoreTest, ListsNewestFirstWithPagesAndFilters) {
   ASSERT_EQ(page->tasks.size(), 2u);
   EXPECT_EQ(page->tasks[0].id(), "t4");
   EXPECT_EQ(page->tasks[1].id(), "t3");
+  // Tasks created after the first page do not shift the next ones.
+  ASSERT_TRUE(store_->Write(TaskWrite::Insert(MakeTask("t5"))).ok());
   q.page_token = page->next_page_token;
   page = store_->ListTasks(q);
   ASSERT_TRUE(page.ok());
@@ -138,30 +194,29 @@ TEST_F(SqliteTaskStoreTest, ListsNewestFirstWithPagesAndFilters) {
   EXPECT_EQ(page->tasks[0].id(), "t2");
   EXPECT_EQ(page->tasks[1].id(), "t0");
 
-  ListTasksQuery bad{.tenant = "default", .page_size = 1, .page_token = "x"};
-  EXPECT_EQ(store_->ListTasks(bad).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  for (std::string token : {"x", "seq:3", "djE6c2VxOmFi"}) {
+    ListTasksQuery bad{.tenant = "default", .page_size = 1, .page_token = token};
+    EXPECT_EQ(store_->ListTasks(bad).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << token;
+  }
 
   auto active = store_->LoadActiveTasks();
   ASSERT_TRUE(active.ok());
-  EXPECT_EQ(active->size(), 4u);
+  EXPECT_EQ(active->size(), 5u);
   EXPECT_EQ((*active)[0].id(), "t0");
 }
 
-TEST_F(SqliteTaskStoreTest, OutputIsCappedDedupedAndReadFromOffset) {
-  ASSERT_TRUE(store_->CreateTask(MakeTask("a")).ok());
-  auto r = store_->AppendOutput("a", Chunk(1, 0, "hello "), 10);
-  ASSERT_TRUE(r.ok());
-  EXPECT_FALSE(r->truncated);
-  r = store_->AppendOutput("a", Chunk(1, 0, "hello "), 10);  // replay
-  ASSERT_TRUE(r.ok());
-  EXPECT_TRUE(r->stored.data().empty());
-  r = store_->AppendOutput(
-      "a", Chunk(1, 6, "world!", crucible::v1::OUTPUT_STREAM_STDERR), 10);
-  ASSERT_TRUE(r.ok());
-  EXPECT_TRUE(r->truncated);
-  EXPECT_EQ(r->stored.data(), "worl");
-  ASSERT_TRUE(store_->AppendOutput("a", Chunk(2, 0, "second"), 10).ok());
+TEST_F(SqliteTaskStoreTest, OutputIsDedupedAndReadFromOffset) {
+  ASSERT_TRUE(store_->Write(TaskWrite::Insert(MakeTask("a"))).ok());
+  ASSERT_TRUE(store_->Write(TaskWrite::Output("a", Chunk(1, 0, "hello "))).ok());
+  // A replay of the same offset is ignored.
+  ASSERT_TRUE(store_->Write(TaskWrite::Output("a", Chunk(1, 0, "HELLO "))).ok());
+  ASSERT_TRUE(store_
+                  ->Write(TaskWrite::Output(
+                      "a", Chunk(1, 6, "worl", crucible::v1::OUTPUT_STREAM_STDERR)))
+                  .ok());
+  ASSERT_TRUE(store_->Write(TaskWrite::Output("a", Chunk(2, 0, "second"))).ok());
 
   auto all = store_->ReadOutput("a", 1, 0, crucible::v1::OUTPUT_STREAM_UNSPECIFIED,
                                 1 << 20);
@@ -183,6 +238,28 @@ TEST_F(SqliteTaskStoreTest, OutputIsCappedDedupedAndReadFromOffset) {
   ASSERT_EQ(err->size(), 1u);
   EXPECT_EQ((*err)[0].data(), "worl");
   EXPECT_EQ((*err)[0].offset(), 6);
+}
+
+TEST_F(SqliteTaskStoreTest, PurgeDeletesTasksThatEndedBeforeTheCutoff) {
+  Task old_task = MakeTask("old");
+  old_task.set_state(crucible::v1::TASK_STATE_SUCCEEDED);
+  *old_task.mutable_end_time() = common::ToProtoTime(absl::FromUnixSeconds(100));
+  Task recent = MakeTask("recent");
+  recent.set_state(crucible::v1::TASK_STATE_FAILED);
+  *recent.mutable_end_time() = common::ToProtoTime(absl::FromUnixSeconds(300));
+  ASSERT_TRUE(store_->Write(TaskWrite::Insert(old_task)).ok());
+  ASSERT_TRUE(store_->Write(TaskWrite::Insert(recent)).ok());
+  ASSERT_TRUE(store_->Write(TaskWrite::Insert(MakeTask("queued"))).ok());
+  ASSERT_TRUE(store_->Write(TaskWrite::Output("old", Chunk(1, 0, "x"))).ok());
+  auto purged = store_->PurgeEndedBefore(absl::FromUnixSeconds(200), 100);
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  EXPECT_EQ(*purged, 1);
+  EXPECT_EQ(store_->GetTask("old").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->ReadOutput("old", 1, 0,
+                                 crucible::v1::OUTPUT_STREAM_UNSPECIFIED, 100)
+                  ->empty());
+  EXPECT_TRUE(store_->GetTask("recent").ok());
+  EXPECT_TRUE(store_->GetTask("queued").ok());
 }
 
 }  // namespace

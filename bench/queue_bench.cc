@@ -1,0 +1,264 @@
+// crucible-queue-bench: tasks per second through the queue path alone.
+//
+// Many concurrent CreateTask callers (gRPC, callback API) and workers that
+// speak QueueService and complete each assignment at once, against a
+// crucible-server (in-process by default, on a durable SQLite file; or a
+// running one with --server). Reports tasks/s from the first CreateTask to
+// the moment the server holds no unfinished task: created -> leased ->
+// completed. Not a test; see bench/README.md.
+#include <sys/resource.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/grpc_server.h"
+#include "crucible/v1/queue_service.grpc.pb.h"
+#include "crucible/v1/task_service.grpc.pb.h"
+#include "server/blocking_pool.h"
+#include "server/queue_service.h"
+#include "server/scheduler/scheduler.h"
+#include "server/store/sqlite_task_store.h"
+#include "server/task_service.h"
+
+ABSL_FLAG(int, tasks, 50000, "tasks to push through");
+ABSL_FLAG(int, inflight, 256, "CreateTask calls in flight at once");
+ABSL_FLAG(int, channels, 4, "client channels (connections) for CreateTask");
+ABSL_FLAG(int, workers, 4, "QueueService workers");
+ABSL_FLAG(int, credits, 256, "credits each worker keeps granted");
+ABSL_FLAG(std::string, server, "",
+          "host:port of a running crucible-server; empty: start one in-process");
+ABSL_FLAG(std::string, db, "crucible-queue-bench.db",
+          "SQLite file of the in-process server (deleted first)");
+ABSL_FLAG(int, blocking_threads, 8, "in-process server: blocking pool threads");
+
+namespace {
+
+namespace v1 = crucible::v1;
+
+std::shared_ptr<grpc::Channel> Channel(const std::string& target, int i) {
+  grpc::ChannelArguments args;
+  args.SetInt("crucible.bench.channel", i);  // a connection of its own
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
+// Keeps `inflight` CreateTask calls going until `total` were answered OK.
+class Creator {
+ public:
+  Creator(const std::vector<std::shared_ptr<grpc::Channel>>& channels, int total)
+      : total_(total) {
+    for (const auto& c : channels) stubs_.push_back(v1::TaskService::NewStub(c));
+  }
+  void Run(int inflight) {
+    for (int i = 0; i < inflight; ++i) Issue(i);
+    done_.WaitForNotification();
+  }
+  int failures() const { return failures_.load(); }
+
+ private:
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::CreateTaskRequest req;
+    v1::CreateTaskResponse resp;
+  };
+  void Issue(int n) {
+    if (issued_.fetch_add(1) >= total_) return;
+    auto* call = new Call;
+    call->ctx.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::seconds(60));
+    call->req.mutable_spec()->set_image("localhost/crucible/busybox:latest");
+    call->req.mutable_spec()->add_command("true");
+    stubs_[n % stubs_.size()]->async()->CreateTask(
+        &call->ctx, &call->req, &call->resp, [this, call, n](grpc::Status s) {
+          delete call;
+          if (!s.ok()) {
+            if (failures_.fetch_add(1) < 5) {
+              std::fprintf(stderr, "CreateTask: %s\n", s.error_message().c_str());
+            }
+            issued_.fetch_sub(1);  // try that one again
+          } else if (answered_.fetch_add(1) + 1 == total_) {
+            done_.Notify();
+            return;
+          }
+          Issue(n);
+        });
+  }
+
+  const int total_;
+  std::vector<std::unique_ptr<v1::TaskService::Stub>> stubs_;
+  std::atomic<int> issued_{0};
+  std::atomic<int> answered_{0};
+  std::atomic<int> failures_{0};
+  absl::Notification done_;
+};
+
+// A worker that completes each assignment at once (exit 0) and hands the
+// credit back, in batches of a sixteenth of its credits.
+void Worker(std::shared_ptr<grpc::Channel> channel, int id, int credits,
+            grpc::ClientContext* ctx, std::atomic<bool>& stop,
+            std::atomic<int64_t>& completed) {
+  auto stub = v1::QueueService::NewStub(channel);
+  auto stream = stub->Connect(ctx);
+  v1::ConnectRequest hello;
+  hello.mutable_hello()->set_worker_id(absl::StrCat("bench-worker-", id));
+  hello.mutable_hello()->set_credits(credits);
+  if (!stream->Write(hello)) return;
+  const int batch = std::max(1, credits / 16);
+  int owed = 0;
+  v1::ConnectResponse msg;
+  while (!stop.load() && stream->Read(&msg)) {
+    if (!msg.has_assignment()) continue;
+    v1::ConnectRequest done;
+    v1::AttemptCompletion* c = done.mutable_completion();
+    c->set_lease_id(msg.assignment().lease_id());
+    c->mutable_result()->set_reason(v1::TERMINATION_REASON_EXITED);
+    c->mutable_result()->set_exit_code(0);
+    if (!stream->Write(done)) break;
+    completed.fetch_add(1);
+    if (++owed >= batch) {
+      v1::ConnectRequest credit;
+      credit.mutable_credit()->set_credits(owed);
+      owed = 0;
+      if (!stream->Write(credit)) break;
+    }
+  }
+  ctx->TryCancel();
+  stream->Finish().IgnoreError();
+}
+
+// Polls until the server holds no QUEUED, LEASED or RUNNING task.
+bool WaitIdle(v1::TaskService::Stub& stub, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::ListTasksRequest req;
+    req.set_page_size(1);
+    req.add_states(v1::TASK_STATE_QUEUED);
+    req.add_states(v1::TASK_STATE_LEASED);
+    req.add_states(v1::TASK_STATE_RUNNING);
+    v1::ListTasksResponse resp;
+    if (stub.ListTasks(&ctx, req, &resp).ok() && resp.tasks_size() == 0) {
+      return true;
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  // Abseil's lock-order graph costs a few percent on every lock; the
+  // thread-safety annotations already check lock use at build time.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  const int tasks = absl::GetFlag(FLAGS_tasks);
+
+  std::unique_ptr<server::SqliteTaskStore> store;
+  std::unique_ptr<server::Scheduler> scheduler;
+  std::unique_ptr<server::BlockingPool> pool;
+  std::unique_ptr<server::TaskService> task_service;
+  std::unique_ptr<server::QueueService> queue_service;
+  std::unique_ptr<common::GrpcServer> grpc_server;
+  std::string target = absl::GetFlag(FLAGS_server);
+  if (target.empty()) {
+    std::string db = absl::GetFlag(FLAGS_db);
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      std::filesystem::remove(db + suffix);
+    }
+    auto opened = server::SqliteTaskStore::Open({.path = db});
+    if (!opened.ok()) {
+      std::fprintf(stderr, "store: %s\n", opened.status().ToString().c_str());
+      return 1;
+    }
+    store = *std::move(opened);
+    auto created = server::Scheduler::Create({}, *store, common::Clock::Real());
+    if (!created.ok()) return 1;
+    scheduler = *std::move(created);
+    pool = std::make_unique<server::BlockingPool>(
+        absl::GetFlag(FLAGS_blocking_threads));
+    task_service = std::make_unique<server::TaskService>(*scheduler, *pool);
+    queue_service = std::make_unique<server::QueueService>(*scheduler, *pool);
+    auto started = common::GrpcServer::Start(
+        {.listen_address = "127.0.0.1:0"},
+        {task_service.get(), queue_service.get()});
+    if (!started.ok()) {
+      std::fprintf(stderr, "server: %s\n", started.status().ToString().c_str());
+      return 1;
+    }
+    grpc_server = *std::move(started);
+    target = absl::StrCat("127.0.0.1:", grpc_server->port());
+  }
+
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < absl::GetFlag(FLAGS_channels); ++i) {
+    channels.push_back(Channel(target, i));
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> completed{0};
+  std::vector<std::thread> workers;
+  std::vector<std::unique_ptr<grpc::ClientContext>> worker_ctxs;
+  for (int i = 0; i < absl::GetFlag(FLAGS_workers); ++i) {
+    worker_ctxs.push_back(std::make_unique<grpc::ClientContext>());
+    workers.emplace_back(Worker, Channel(target, 100 + i), i,
+                         absl::GetFlag(FLAGS_credits), worker_ctxs.back().get(),
+                         std::ref(stop), std::ref(completed));
+  }
+  auto control = v1::TaskService::NewStub(Channel(target, 99));
+
+  absl::Time start = absl::Now();
+  Creator creator(channels, tasks);
+  creator.Run(absl::GetFlag(FLAGS_inflight));
+  absl::Time created = absl::Now();
+  bool idle = WaitIdle(*control, absl::Minutes(5));
+  absl::Time end = absl::Now();
+  stop = true;
+  for (auto& ctx : worker_ctxs) ctx->TryCancel();  // ends the worker streams
+  for (std::thread& t : workers) t.join();
+  grpc_server.reset();
+
+  double secs = absl::ToDoubleSeconds(end - start);
+  std::printf(
+      "tasks=%d inflight=%d workers=%d credits=%d\n"
+      "created in %.2fs (%.0f/s); all ended after %.2fs%s\n"
+      "throughput: %.0f tasks/s created -> leased -> completed\n"
+      "completions sent: %lld, CreateTask failures retried: %d\n",
+      tasks, absl::GetFlag(FLAGS_inflight), absl::GetFlag(FLAGS_workers),
+      absl::GetFlag(FLAGS_credits), absl::ToDoubleSeconds(created - start),
+      tasks / absl::ToDoubleSeconds(created - start), secs,
+      idle ? "" : " (TIMED OUT waiting)", tasks / secs,
+      static_cast<long long>(completed.load()), creator.failures());
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  double cpu = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+               (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  std::printf(
+      "cpu: %.2fs user+sys in this process (clients, workers%s): %.0f us per "
+      "task, %.2f cores busy\n",
+      cpu, store ? ", server" : "", cpu / tasks * 1e6, cpu / secs);
+  if (store) {
+    std::printf("store commits (batches): %lld, %.1f writes per commit\n",
+                static_cast<long long>(store->batches_committed()),
+                static_cast<double>(store->LastTicket()) /
+                    std::max<int64_t>(1, store->batches_committed()));
+  }
+  return idle ? 0 : 1;
+}
