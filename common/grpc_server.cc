@@ -9,7 +9,11 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "grpc/health/v1/health.pb.h"
@@ -101,6 +105,16 @@ void InitLogging(const char* argv0) {
     FLAGS_logtostderr = true;
   }
   google::InitGoogleLogging(argv0);
+}
+
+void ParseFlags(int argc, char** argv, absl::string_view usage) {
+  absl::FlagsUsageConfig config;
+  auto ours = [](absl::string_view file) { return !absl::StrContains(file, "absl/"); };
+  config.contains_help_flags = ours;
+  config.contains_helpshort_flags = ours;
+  absl::SetFlagsUsageConfig(config);
+  absl::SetProgramUsageMessage(usage);
+  absl::ParseCommandLine(argc, argv);
 }
 
 }  // namespace common

@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace common {
@@ -62,6 +63,11 @@ int WaitForStopSignal();
 
 // Initialises glog for a binary: logs to stderr unless GLOG_log_dir is set.
 void InitLogging(const char* argv0);
+
+// Parses the command line (absl flags) with `usage` as the text `--help`
+// starts with. `--help` lists every flag the binary defines (absl's default
+// lists only those of a source file named like the binary).
+void ParseFlags(int argc, char** argv, absl::string_view usage);
 
 }  // namespace common
 

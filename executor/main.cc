@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -76,7 +75,10 @@ std::string ExecutorId() {
 
 int main(int argc, char** argv) {
   common::BlockStopSignals();
-  absl::ParseCommandLine(argc, argv);
+  common::ParseFlags(
+      argc, argv,
+      "runs Crucible tasks in hardened containers through the Docker Engine API "
+      "(behind the docker-proxy).");
   common::InitLogging(argv[0]);
 
   docker::EngineClientOptions engine_options;

@@ -10,7 +10,6 @@
 #include <system_error>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -67,7 +66,9 @@ int main(int argc, char** argv) {
   // Abseil's lock-order graph costs a few percent on every lock; the
   // thread-safety annotations already check lock use at build time.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  absl::ParseCommandLine(argc, argv);
+  common::ParseFlags(
+      argc, argv,
+      "the Crucible API (TaskService) and durable task queue (QueueService).");
   common::InitLogging(argv[0]);
 
   server::SqliteTaskStoreOptions store_options;

@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
@@ -103,7 +102,9 @@ absl::StatusOr<worker::WorkerOptions> OptionsFromFlags() {
 
 int main(int argc, char** argv) {
   common::BlockStopSignals();
-  absl::ParseCommandLine(argc, argv);
+  common::ParseFlags(
+      argc, argv,
+      "takes tasks from crucible-server and runs them on crucible-executors.");
   common::InitLogging(argv[0]);
 
   absl::StatusOr<worker::WorkerOptions> options = OptionsFromFlags();
