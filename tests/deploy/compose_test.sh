@@ -67,15 +67,16 @@ check "engine answers" OK \
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 CRUCIBLE_ENGINE_SOCKET="$engine_dir/engine.sock" CRUCIBLE_ENGINE_GID=$gid \
-  CRUCIBLE_SERVER_PORT="$port" compose up -d >"$engine_dir/up.log" 2>&1
+  CRUCIBLE_SERVER_PORT="$port" CRUCIBLE_EXECUTORS=2 compose up -d >"$engine_dir/up.log" 2>&1
 check "podman-compose up" 0 "$?"
 
-ctr() { echo "${project}_$1_1"; }
+ctr() { echo "${project}_$1_${2:-1}"; }
 # Health checks, as podman runs them (no systemd timers here: run them).
-for s in server docker-proxy executor worker; do
+# executor_2: the second replica (CRUCIBLE_EXECUTORS=2).
+for s in server docker-proxy executor executor_2 worker; do
   ok=no
   for _ in $(seq 60); do
-    if "$podman" healthcheck run "$(ctr "$s")" >/dev/null 2>&1; then ok=yes; break; fi
+    if "$podman" healthcheck run "${project}_${s%_2}_$([ "$s" = executor_2 ] && echo 2 || echo 1)" >/dev/null 2>&1; then ok=yes; break; fi
     sleep 0.5
   done
   check "$s: healthy" yes "$ok"
