@@ -31,6 +31,9 @@ engine_pid=""
 cleanup() {
   if [ -n "${KEEP:-}" ]; then echo "KEEP: left the stack and the engine (pid $engine_pid) running"; return; fi
   compose down -v >"$engine_dir/down.log" 2>&1
+  # Whatever podman-compose left behind of this project (and only of it).
+  "$podman" ps -aq --filter "label=io.podman.compose.project=$project" |
+    xargs -r "$podman" rm -f -t 2 >/dev/null 2>&1
   if [ -n "$engine_pid" ]; then kill "$engine_pid" 2>/dev/null; wait "$engine_pid" 2>/dev/null; fi
   rm -f "$engine_dir/engine.sock"
 }
@@ -66,8 +69,10 @@ check "engine answers" OK \
   "$(curl -sS --max-time 5 --unix-socket "$engine_dir/engine.sock" http://d/_ping 2>&1)"
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-CRUCIBLE_ENGINE_SOCKET="$engine_dir/engine.sock" CRUCIBLE_ENGINE_GID=$gid \
-  CRUCIBLE_SERVER_PORT="$port" CRUCIBLE_EXECUTORS=2 compose up -d >"$engine_dir/up.log" 2>&1
+# podman-compose reads the file anew for every command (down too): export.
+export CRUCIBLE_ENGINE_SOCKET="$engine_dir/engine.sock" CRUCIBLE_ENGINE_GID=$gid \
+  CRUCIBLE_SERVER_PORT="$port" CRUCIBLE_EXECUTORS=2
+compose up -d >"$engine_dir/up.log" 2>&1
 check "podman-compose up" 0 "$?"
 
 ctr() { echo "${project}_$1_${2:-1}"; }
