@@ -53,6 +53,8 @@ proxy="localhost/crucible/docker-proxy:$tag"
 check "docker-proxy: haproxy.cfg is deploy/docker-proxy/haproxy.cfg" \
   "$(sha256sum <"$root/deploy/docker-proxy/haproxy.cfg")" \
   "$(run --entrypoint sh "$proxy" -c 'sha256sum </etc/crucible/docker-proxy/haproxy.cfg')"
+check "docker-proxy: stop signal (soft stop as PID 1)" SIGUSR1 \
+  "$("$podman" image inspect --format '{{.Config.StopSignal}}' "$proxy")"
 check "docker-proxy: haproxy -c accepts it" 0 \
   "$(run --read-only --cap-drop=ALL "$proxy" -c -q -f /etc/crucible/docker-proxy/haproxy.cfg >/dev/null; echo $?)"
 
