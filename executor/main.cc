@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -34,7 +36,9 @@ ABSL_FLAG(absl::Duration, engine_timeout, absl::Seconds(30),
           "not answer 3 inspections in a row ends UNAVAILABLE");
 ABSL_FLAG(int, slots, 4, "concurrent runs; more get RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, executor_id, "",
-          "value of the crucible.executor label; default: the hostname");
+          "value of the crucible.executor label, unique per executor sharing an "
+          "engine; default: <hostname>-<port of --listen>, or <hostname>-<pid> "
+          "when that port is 0");
 ABSL_FLAG(std::string, policy_file, "",
           "JSON container policy (images, limits, user, runtime, network); "
           "flags given explicitly override it");
@@ -63,12 +67,23 @@ std::string DockerHost() {
   return "tcp://127.0.0.1:2375";
 }
 
+// The reaper removes every container carrying this id that no run of ours
+// owns, so two executors on one engine must never share it. The port keeps
+// it stable across restarts (a restarted executor reaps what its
+// predecessor left); an ephemeral port cannot, so the pid stands in.
 std::string ExecutorId() {
   std::string id = absl::GetFlag(FLAGS_executor_id);
   if (!id.empty()) return id;
   char host[256] = {0};
-  if (gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0') return host;
-  return "executor";
+  std::string name = "executor";
+  if (gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0') name = host;
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  absl::string_view port = listen;
+  if (size_t colon = port.rfind(':'); colon != absl::string_view::npos) {
+    port = port.substr(colon + 1);
+  }
+  if (port.empty() || port == "0") return absl::StrCat(name, "-", getpid());
+  return absl::StrCat(name, "-", port);
 }
 
 }  // namespace
