@@ -44,26 +44,8 @@ std::vector<nlohmann::json> JsonLines(const std::string& text) {
   return out;
 }
 
-class CliEndToEndTest : public testing::Test {
+class CliEndToEndTest : public testing_util::LocalStackSuite<> {
  protected:
-  static void SetUpTestSuite() {
-    stack_ = testing_util::TestStackFromEnv();
-    if (stack_.docker_host.empty()) return;
-    local_ = new LocalStack;
-    start_status_ = local_->Start(stack_.docker_host);
-  }
-  static void TearDownTestSuite() {
-    delete local_;
-    local_ = nullptr;
-  }
-  void SetUp() override {
-    REQUIRE_TEST_STACK(stack_);
-    ASSERT_TRUE(start_status_.ok()) << start_status_ << "\n" << local_->Logs();
-  }
-  void TearDown() override {
-    if (HasFailure() && local_ != nullptr) std::cerr << local_->Logs();
-  }
-
   // Runs `crucible --server <stack> args...` to completion.
   CommandResult Crucible(std::vector<std::string> args, const std::string& stdin_data = "") {
     args.insert(args.begin(), {testing_util::BinaryPath("crucible"), "--server",
@@ -118,14 +100,8 @@ class CliEndToEndTest : public testing::Test {
     return response.task();
   }
 
-  static testing_util::TestStack stack_;
-  static LocalStack* local_;
-  static absl::Status start_status_;
 };
 
-testing_util::TestStack CliEndToEndTest::stack_;
-LocalStack* CliEndToEndTest::local_ = nullptr;
-absl::Status CliEndToEndTest::start_status_;
 
 TEST_F(CliEndToEndTest, SubmitStreamsOutputAndExitsWithTheTaskExitCode) {
   CommandResult r = Crucible({"submit", "--image", kImage, "--env", "WHO=world", "--workdir",

@@ -62,34 +62,8 @@ TEST(TranscriptTest, ScriptFramesEachStepAndKeepsItsStatus) {
   EXPECT_EQ(ran[2].output, "x");
 }
 
-class DocsTest : public testing::TestWithParam<const char*> {
- protected:
-  static void SetUpTestSuite() {
-    stack_ = testing_util::TestStackFromEnv();
-    if (stack_.docker_host.empty()) return;
-    local_ = new testing_util::LocalStack;
-    start_status_ = local_->Start(stack_.docker_host);
-  }
-  static void TearDownTestSuite() {
-    delete local_;
-    local_ = nullptr;
-  }
-  void SetUp() override {
-    REQUIRE_TEST_STACK(stack_);
-    ASSERT_TRUE(start_status_.ok()) << start_status_ << "\n" << local_->Logs();
-  }
-  void TearDown() override {
-    if (HasFailure() && local_ != nullptr) std::cerr << local_->Logs();
-  }
+using DocsTest = testing_util::LocalStackSuite<testing::TestWithParam<const char*>>;
 
-  static testing_util::TestStack stack_;
-  static testing_util::LocalStack* local_;
-  static absl::Status start_status_;
-};
-
-testing_util::TestStack DocsTest::stack_;
-testing_util::LocalStack* DocsTest::local_ = nullptr;
-absl::Status DocsTest::start_status_;
 
 TEST_P(DocsTest, EveryConsoleExampleRunsAsWritten) {
   const std::string markdown = testing_util::ReadFile(testing_util::SourcePath(GetParam()));

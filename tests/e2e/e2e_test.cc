@@ -47,26 +47,8 @@ struct Output {
   std::string stdout_bytes, stderr_bytes;
 };
 
-class EndToEndTest : public ::testing::Test {
+class EndToEndTest : public testing_util::LocalStackSuite<> {
  protected:
-  static void SetUpTestSuite() {
-    stack_ = testing_util::TestStackFromEnv();
-    if (stack_.docker_host.empty()) return;
-    local_ = new LocalStack;
-    start_status_ = local_->Start(stack_.docker_host);
-  }
-  static void TearDownTestSuite() {
-    delete local_;
-    local_ = nullptr;
-  }
-  void SetUp() override {
-    REQUIRE_TEST_STACK(stack_);
-    ASSERT_TRUE(start_status_.ok()) << start_status_ << "\n" << local_->Logs();
-  }
-  void TearDown() override {
-    if (HasFailure() && local_ != nullptr) std::cerr << local_->Logs();
-  }
-
   // Submits `argv` in busybox and waits (WatchTask) until it ends.
   Task RunTask(std::vector<std::string> argv) {
     CreateTaskRequest req;
@@ -122,14 +104,8 @@ class EndToEndTest : public ::testing::Test {
     return out;
   }
 
-  static testing_util::TestStack stack_;
-  static LocalStack* local_;
-  static absl::Status start_status_;
 };
 
-testing_util::TestStack EndToEndTest::stack_;
-LocalStack* EndToEndTest::local_ = nullptr;
-absl::Status EndToEndTest::start_status_;
 
 TEST_F(EndToEndTest, EchoHelloSucceedsWithItsOutput) {
   Task task = RunTask({"echo", "hello"});

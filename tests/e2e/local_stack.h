@@ -5,9 +5,13 @@
 #include <optional>
 #include <string>
 
+#include <iostream>
+
 #include "absl/status/status.h"
 #include "crucible/v1/task_service.grpc.pb.h"
+#include "gtest/gtest.h"
 #include "tests/testing/process.h"
+#include "tests/testing/test_stack.h"
 
 namespace testing_util {
 
@@ -39,6 +43,35 @@ class LocalStack {
   std::optional<Process> server_, executor_, worker_;
   int server_port_ = 0, executor_port_ = 0, worker_port_ = 0;
   std::unique_ptr<crucible::v1::TaskService::Stub> tasks_;
+};
+
+// A GoogleTest fixture whose tests share one LocalStack, started once per
+// suite against the engine fixture (tests fail in CI, skip elsewhere, when
+// there is none). `Base` is ::testing::Test or ::testing::TestWithParam<T>.
+template <typename Base = ::testing::Test>
+class LocalStackSuite : public Base {
+ protected:
+  static void SetUpTestSuite() {
+    stack_ = TestStackFromEnv();
+    if (stack_.docker_host.empty()) return;
+    local_ = new LocalStack;
+    start_status_ = local_->Start(stack_.docker_host);
+  }
+  static void TearDownTestSuite() {
+    delete local_;
+    local_ = nullptr;
+  }
+  void SetUp() override {
+    REQUIRE_TEST_STACK(stack_);
+    ASSERT_TRUE(start_status_.ok()) << start_status_ << "\n" << local_->Logs();
+  }
+  void TearDown() override {
+    if (this->HasFailure() && local_ != nullptr) std::cerr << local_->Logs();
+  }
+
+  static inline TestStack stack_;
+  static inline LocalStack* local_ = nullptr;
+  static inline absl::Status start_status_;
 };
 
 }  // namespace testing_util
