@@ -326,7 +326,10 @@ TEST_F(CliEndToEndTest, CtrlCWithoutATerminalStopsFollowingAndTheTaskGoesOn) {
 
 // On a terminal, Ctrl-C asks. script(1) runs the CLI on a pseudo-terminal
 // and passes what we write on: ^C (the terminal turns it into SIGINT) once
-// the task runs, then `answer` once the question is on the screen.
+// the task runs, then `answer` once the question is on the screen. The CLI
+// is exec'd: script(1) runs it through $SHELL (dash when unset, as in CI),
+// and dash, having seen the SIGINT too, kills itself once its child exits,
+// which would turn every exit code into 130.
 CommandResult CtrlCOnATerminal(const std::string& crucible_args, const std::string& answer) {
   const std::string dir = testing_util::MakeTempDir("tty");
   const std::string ts = dir + "/typescript";
@@ -338,7 +341,7 @@ CommandResult CtrlCOnATerminal(const std::string& crucible_args, const std::stri
       "(", wait_for("RUNNING"), "printf '\\003'; ", wait_for("y/N"), "printf '", answer,
       "\\n'; ", wait_for("Script done"), ")");
   const std::string script =
-      absl::StrCat(feeder, " | /usr/bin/script -qfec '", testing_util::BinaryPath("crucible"),
+      absl::StrCat(feeder, " | /usr/bin/script -qfec 'exec ", testing_util::BinaryPath("crucible"),
                    " ", crucible_args, "' ", ts, " >/dev/null; echo $? > ", dir, "/rc");
   absl::StatusOr<CommandResult> r =
       testing_util::RunCommand({"/bin/bash", "-c", script}, absl::Seconds(90));
@@ -378,7 +381,7 @@ TEST_F(CliEndToEndTest, CtrlCOnATerminalLeavesTheTaskOnNo) {
 TEST_F(CliEndToEndTest, ProgressLineOnlyOnATerminal) {
   // script(1) gives the CLI a pseudo-terminal as stdin, stdout and stderr.
   const std::string command = absl::StrCat(
-      testing_util::BinaryPath("crucible"), " --server ", local_->server_address(),
+      "exec ", testing_util::BinaryPath("crucible"), " --server ", local_->server_address(),
       " submit --image ", kImage, " -- sh -c 'sleep 2; echo done'");
   absl::StatusOr<CommandResult> r = testing_util::RunCommand(
       {"/usr/bin/script", "-qfec", command, "/dev/null"}, absl::Seconds(60));
