@@ -110,29 +110,39 @@ class Creator {
 };
 
 // A worker that completes each assignment at once (exit 0) and hands the
-// credit back, in batches of a sixteenth of its credits.
+// credit back, in batches of a sixteenth of its credits. It takes
+// assignments in batches and answers each batch with one CompletionBatch,
+// as a busy worker may.
 void Worker(std::shared_ptr<grpc::Channel> channel, int id, int credits,
             grpc::ClientContext* ctx, std::atomic<bool>& stop,
-            std::atomic<int64_t>& completed) {
+            std::atomic<int64_t>& completed, std::atomic<int64_t>& messages) {
   auto stub = v1::QueueService::NewStub(channel);
   auto stream = stub->Connect(ctx);
   v1::ConnectRequest hello;
   hello.mutable_hello()->set_worker_id(absl::StrCat("bench-worker-", id));
   hello.mutable_hello()->set_credits(credits);
+  hello.mutable_hello()->set_accepts_assignment_batches(true);
   if (!stream->Write(hello)) return;
   const int batch = std::max(1, credits / 16);
   int owed = 0;
   v1::ConnectResponse msg;
   while (!stop.load() && stream->Read(&msg)) {
-    if (!msg.has_assignment()) continue;
     v1::ConnectRequest done;
-    v1::AttemptCompletion* c = done.mutable_completion();
-    c->set_lease_id(msg.assignment().lease_id());
-    c->mutable_result()->set_reason(v1::TERMINATION_REASON_EXITED);
-    c->mutable_result()->set_exit_code(0);
+    auto complete = [&done](const v1::Assignment& a) {
+      v1::AttemptCompletion* c = done.mutable_completions()->add_completions();
+      c->set_lease_id(a.lease_id());
+      c->mutable_result()->set_reason(v1::TERMINATION_REASON_EXITED);
+      c->mutable_result()->set_exit_code(0);
+    };
+    if (msg.has_assignment()) complete(msg.assignment());
+    for (const v1::Assignment& a : msg.assignments().assignments()) complete(a);
+    const int n = done.completions().completions_size();
+    if (n == 0) continue;
+    messages.fetch_add(1);
     if (!stream->Write(done)) break;
-    completed.fetch_add(1);
-    if (++owed >= batch) {
+    completed.fetch_add(n);
+    owed += n;
+    if (owed >= batch) {
       v1::ConnectRequest credit;
       credit.mutable_credit()->set_credits(owed);
       owed = 0;
@@ -214,13 +224,14 @@ int main(int argc, char** argv) {
   }
   std::atomic<bool> stop{false};
   std::atomic<int64_t> completed{0};
+  std::atomic<int64_t> messages{0};  // carrying assignments
   std::vector<std::thread> workers;
   std::vector<std::unique_ptr<grpc::ClientContext>> worker_ctxs;
   for (int i = 0; i < absl::GetFlag(FLAGS_workers); ++i) {
     worker_ctxs.push_back(std::make_unique<grpc::ClientContext>());
     workers.emplace_back(Worker, Channel(target, 100 + i), i,
                          absl::GetFlag(FLAGS_credits), worker_ctxs.back().get(),
-                         std::ref(stop), std::ref(completed));
+                         std::ref(stop), std::ref(completed), std::ref(messages));
   }
   auto control = v1::TaskService::NewStub(Channel(target, 99));
 
@@ -240,12 +251,13 @@ int main(int argc, char** argv) {
       "tasks=%d inflight=%d workers=%d credits=%d\n"
       "created in %.2fs (%.0f/s); all ended after %.2fs%s\n"
       "throughput: %.0f tasks/s created -> leased -> completed\n"
-      "completions sent: %lld, CreateTask failures retried: %d\n",
+      "completions sent: %lld in %lld messages, CreateTask failures retried: %d\n",
       tasks, absl::GetFlag(FLAGS_inflight), absl::GetFlag(FLAGS_workers),
       absl::GetFlag(FLAGS_credits), absl::ToDoubleSeconds(created - start),
       tasks / absl::ToDoubleSeconds(created - start), secs,
       idle ? "" : " (TIMED OUT waiting)", tasks / secs,
-      static_cast<long long>(completed.load()), creator.failures());
+      static_cast<long long>(completed.load()), static_cast<long long>(messages.load()),
+      creator.failures());
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   double cpu = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +

@@ -94,6 +94,10 @@ class WorkerStream final
       case ConnectRequest::kHello: {
         if (session_ != 0) return absl::InvalidArgumentError("second hello");
         worker_id_ = req.hello().worker_id();
+        {
+          absl::MutexLock lock(&mu_);
+          batches_ = req.hello().accepts_assignment_batches();
+        }
         absl::StatusOr<int64_t> session =
             scheduler_.ConnectWorker(worker_id_, req.hello().credits(), this);
         if (!session.ok()) return session.status();
@@ -127,6 +131,11 @@ class WorkerStream final
         Reject(req.completion().lease_id(),
                scheduler_.ReportCompletion(req.completion()));
         return absl::OkStatus();
+      case ConnectRequest::kCompletions:
+        for (const crucible::v1::AttemptCompletion& c : req.completions().completions()) {
+          Reject(c.lease_id(), scheduler_.ReportCompletion(c));
+        }
+        return absl::OkStatus();
       case ConnectRequest::KIND_NOT_SET:
         return absl::InvalidArgumentError("empty message");
     }
@@ -156,6 +165,23 @@ class WorkerStream final
     if (writing_ || finished_ || pending_.empty()) return;
     current_ = std::move(pending_.front());
     pending_.pop_front();
+    // Assignments that queued up while the stream was busy go out as one
+    // message to a worker that takes batches: one write and one read per
+    // batch instead of per task.
+    if (batches_ && current_.has_assignment() && !pending_.empty() &&
+        pending_.front().has_assignment()) {
+      crucible::v1::AssignmentBatch batch;
+      *batch.add_assignments() = std::move(*current_.mutable_assignment());
+      size_t bytes = batch.assignments(0).ByteSizeLong();
+      while (!pending_.empty() && pending_.front().has_assignment() &&
+             batch.assignments_size() < kMaxBatch) {
+        bytes += pending_.front().assignment().ByteSizeLong();
+        if (bytes > kMaxBatchBytes) break;
+        *batch.add_assignments() = std::move(*pending_.front().mutable_assignment());
+        pending_.pop_front();
+      }
+      *current_.mutable_assignments() = std::move(batch);
+    }
     writing_ = true;
     // More queued: let gRPC coalesce them into one send; the last of a run
     // goes without the hint, which flushes.
@@ -181,6 +207,10 @@ class WorkerStream final
     Finish(std::move(status));
   }
 
+  // Bounds of one AssignmentBatch: well under gRPC's 4 MiB message limit.
+  static constexpr int kMaxBatch = 256;
+  static constexpr size_t kMaxBatchBytes = 1 << 20;
+
   Scheduler& scheduler_;
   ConnectRequest request_;   // touched only by the read side
   std::string worker_id_;    // idem
@@ -190,6 +220,7 @@ class WorkerStream final
   std::deque<ConnectResponse> pending_ ABSL_GUARDED_BY(mu_);
   ConnectResponse current_ ABSL_GUARDED_BY(mu_);  // alive until WriteDone
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool batches_ ABSL_GUARDED_BY(mu_) = false;  // the worker takes AssignmentBatch
   bool finish_after_write_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

@@ -10,6 +10,7 @@ ConnectRequest MakeHello(const std::string& worker_id, int credits) {
   ConnectRequest req;
   req.mutable_hello()->set_worker_id(worker_id);
   req.mutable_hello()->set_credits(credits);
+  req.mutable_hello()->set_accepts_assignment_batches(true);
   return req;
 }
 

@@ -235,6 +235,9 @@ void Worker::Handle(const ConnectResponse& msg) {
     case ConnectResponse::kAssignment:
       StartRun(msg.assignment());
       break;
+    case ConnectResponse::kAssignments:
+      for (const crucible::v1::Assignment& a : msg.assignments().assignments()) StartRun(a);
+      break;
     case ConnectResponse::kCancel:
       CancelFromServer(msg.cancel());
       break;

@@ -38,7 +38,7 @@ Scheduler::Op::~Op() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Scheduler* s = s_;
   s_->store_.AfterDurable(
       s_->store_.LastTicket(),
-      [s, op, out = std::move(out), then = std::move(then)](absl::Status st) {
+      [s, op, out = std::move(out), then = std::move(then)](absl::Status st) mutable {
         if (st.ok()) {
           absl::MutexLock lock(&s->publish_mu_);
           s->Deliver(out, op);
@@ -472,7 +472,7 @@ absl::StatusOr<std::vector<crucible::v1::OutputChunk>> Scheduler::ReadOutput(
   return store_.ReadOutput(task_id, attempt, offset, stream, max_bytes);
 }
 
-void Scheduler::Deliver(const Outbox& out, uint64_t op) {
+void Scheduler::Deliver(Outbox& out, uint64_t op) {
   // Per task, its events of this operation in one call.
   std::vector<std::pair<std::string, std::vector<TaskEvent>>> by_task;
   for (const TaskEvent& event : out.events) {
@@ -498,9 +498,9 @@ void Scheduler::Deliver(const Outbox& out, uint64_t op) {
       if (op > l.after_op) l.listener->OnOutput(chunk);
     }
   }
-  for (const auto& [session, message] : out.messages) {
+  for (auto& [session, message] : out.messages) {
     auto it = sinks_.find(session);
-    if (it != sinks_.end()) it->second->Send(message);
+    if (it != sinks_.end()) it->second->Send(std::move(message));
   }
 }
 

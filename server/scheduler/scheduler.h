@@ -267,7 +267,7 @@ class Scheduler {
                                            const std::string& why) const;
   void SendCancelLocked(const Entry& e, const std::string& reason, Outbox& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Deliver(const Outbox& out, uint64_t op)
+  void Deliver(Outbox& out, uint64_t op)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
   static std::string RequestKey(const std::string& tenant,
                                 const std::string& request_id);

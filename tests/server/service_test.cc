@@ -7,6 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
@@ -91,10 +92,11 @@ class ServiceTest : public testing::Test {
       grpc::ClientReaderWriter<v1::ConnectRequest, v1::ConnectResponse>;
 
  protected:
-  static void Hello(WorkerStream& w, int credits) {
+  static void Hello(WorkerStream& w, int credits, bool batches = false) {
     v1::ConnectRequest req;
     req.mutable_hello()->set_worker_id("fake-worker");
     req.mutable_hello()->set_credits(credits);
+    req.mutable_hello()->set_accepts_assignment_batches(batches);
     ASSERT_TRUE(w.Write(req));
   }
   static void Output(WorkerStream& w, const std::string& lease, int64_t offset,
@@ -349,6 +351,79 @@ TEST_F(ServiceTest, CreditsAreHonoured) {
   ASSERT_TRUE(worker->Read(&msg));
   ASSERT_TRUE(msg.has_assignment());
   EXPECT_EQ(msg.assignment().task().id(), ids[2]);
+  worker->WritesDone();
+  EXPECT_TRUE(worker->Finish().ok());
+}
+
+TEST_F(ServiceTest, AssignmentsComeBatchedOnlyToWorkersThatTakeBatches) {
+  constexpr int kEach = 30;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2 * kEach; ++i) ids.push_back(CreateTask());
+  // Each worker's hello makes the server hand out kEach queued tasks at once.
+  auto assigned = [&](bool batches, int* messages) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, 20);
+    std::unique_ptr<WorkerStream> worker = queue_->Connect(&ctx);
+    Hello(*worker, kEach, batches);
+    std::vector<std::string> got;
+    *messages = 0;
+    v1::ConnectResponse msg;
+    while (static_cast<int>(got.size()) < kEach && worker->Read(&msg)) {
+      ++*messages;
+      if (msg.has_assignment()) {
+        got.push_back(msg.assignment().task().id());
+      } else {
+        EXPECT_TRUE(batches) << "a batch to a worker that takes none";
+        EXPECT_TRUE(msg.has_assignments()) << msg.ShortDebugString();
+        for (const v1::Assignment& a : msg.assignments().assignments()) {
+          got.push_back(a.task().id());
+        }
+      }
+    }
+    Sync(*worker);  // nothing beyond the credits came
+    worker->WritesDone();
+    EXPECT_TRUE(worker->Finish().ok());
+    return got;
+  };
+  int single_messages = 0;
+  EXPECT_EQ(assigned(false, &single_messages),
+            std::vector<std::string>(ids.begin(), ids.begin() + kEach));
+  EXPECT_EQ(single_messages, kEach);
+  int batched_messages = 0;
+  EXPECT_EQ(assigned(true, &batched_messages),
+            std::vector<std::string>(ids.begin() + kEach, ids.end()));
+  EXPECT_LT(batched_messages, kEach);
+}
+
+TEST_F(ServiceTest, ACompletionBatchIsJudgedPerCompletion) {
+  grpc::ClientContext worker_ctx;
+  SetDeadline(worker_ctx, 20);
+  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
+  Hello(*worker, 3);
+  std::vector<std::string> ids = {CreateTask(), CreateTask(), CreateTask()};
+  std::vector<std::string> leases;
+  v1::ConnectResponse msg;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(worker->Read(&msg));
+    ASSERT_TRUE(msg.has_assignment());
+    leases.push_back(msg.assignment().lease_id());
+  }
+  v1::ConnectRequest batch;
+  for (const std::string& lease : {leases[0], std::string("stale"), leases[1]}) {
+    v1::AttemptCompletion* c = batch.mutable_completions()->add_completions();
+    c->set_lease_id(lease);
+    c->mutable_result()->set_reason(v1::TERMINATION_REASON_EXITED);
+    c->mutable_result()->set_exit_code(0);
+  }
+  ASSERT_TRUE(worker->Write(batch));
+  ASSERT_TRUE(worker->Read(&msg));
+  ASSERT_TRUE(msg.has_rejected()) << msg.ShortDebugString();
+  EXPECT_EQ(msg.rejected().lease_id(), "stale");
+  EXPECT_EQ(msg.rejected().code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  Sync(*worker);
+  EXPECT_EQ(GetTask(*tasks_, ids[0]).state(), v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(GetTask(*tasks_, ids[1]).state(), v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(GetTask(*tasks_, ids[2]).state(), v1::TASK_STATE_LEASED);
   worker->WritesDone();
   EXPECT_TRUE(worker->Finish().ok());
 }

@@ -222,6 +222,21 @@ TEST_F(WorkerTest, AssignmentRunsSpecAndRelaysStartedOutputCompletionInOrder) {
   EXPECT_EQ(all[credit_at].credit().credits(), 1);
 }
 
+TEST_F(WorkerTest, TakesAssignmentsInBatches) {
+  StartWorker();
+  EXPECT_TRUE(queue_.Received().front().hello().accepts_assignment_batches());
+  ConnectResponse batch;
+  for (const char* n : {"1", "2"}) {
+    *batch.mutable_assignments()->add_assignments() =
+        Assign(absl::StrCat("lease-b", n), absl::StrCat("task-b", n), 1).assignment();
+  }
+  ASSERT_TRUE(queue_.Send(batch));
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) {
+    return HasCompletion(m, "lease-b1") && HasCompletion(m, "lease-b2");
+  }));
+  EXPECT_EQ(executor_.runs().size(), 2u);
+}
+
 TEST_F(WorkerTest, EveryCompletionIsFollowedByOneCredit) {
   StartWorker();
   for (int i = 0; i < 5; ++i) {  // more tasks than the 3 slots, in sequence
