@@ -1,11 +1,18 @@
 #include "server/blocking_pool.h"
 
+#include <pthread.h>
+
 #include <utility>
 
 namespace server {
 
 BlockingPool::BlockingPool(int threads) {
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  for (int i = 0; i < threads; ++i) {
+    threads_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "blocking-pool");  // for top -H, perf
+      Loop();
+    });
+  }
 }
 
 BlockingPool::~BlockingPool() {

@@ -94,6 +94,12 @@ std::string Scheduler::NewIdLocked() {
                          absl::Uniform<uint64_t>(rng_));
 }
 
+std::string Scheduler::NewTaskIdLocked() {
+  const uint64_t ms = static_cast<uint64_t>(absl::ToUnixMillis(clock_.Now()));
+  return absl::StrFormat("%012x%04x%016x", ms & ((uint64_t{1} << 48) - 1),
+                         absl::Uniform<uint16_t>(rng_), absl::Uniform<uint64_t>(rng_));
+}
+
 Scheduler::QueueKey Scheduler::KeyOf(const Entry& e) {
   return {-e.task.spec().priority(), e.order, e.task.id()};
 }
@@ -303,7 +309,7 @@ void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
     }
   }
   Task task;
-  task.set_id(NewIdLocked());
+  task.set_id(NewTaskIdLocked());
   *task.mutable_spec() = std::move(spec);
   task.set_state(crucible::v1::TASK_STATE_QUEUED);
   absl::Time now = clock_.Now();

@@ -1,5 +1,6 @@
 #include "server/store/sqlite_task_store.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include <memory>
@@ -204,8 +205,15 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
 SqliteTaskStore::SqliteTaskStore(const SqliteTaskStoreOptions& options,
                                  sqlite3* write_db, sqlite3* read_db)
     : options_(options), write_db_(write_db), read_db_(read_db) {
-  writer_ = std::thread([this] { WriterLoop(); });
-  callback_thread_ = std::thread([this] { CallbackLoop(); });
+  // Named for top -H and perf.
+  writer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "store-writer");
+    WriterLoop();
+  });
+  callback_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "store-callback");
+    CallbackLoop();
+  });
 }
 
 SqliteTaskStore::~SqliteTaskStore() {

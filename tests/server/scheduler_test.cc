@@ -2,6 +2,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "tests/server/scheduler_fixture.h"
 
 namespace server {
@@ -75,6 +76,25 @@ TEST_F(SchedulerTest, LeaseIdsAreUniqueAndCarryADeadline) {
   EXPECT_EQ(got[0].lease_id().size(), 32u);
   EXPECT_EQ(common::FromProtoTime(got[0].lease_deadline()),
             clock_.Now() + options_.lease_ttl);
+}
+
+TEST_F(SchedulerTest, TaskIdsAreUniqueHexAndSortByCreationTime) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    ids.push_back(Create(Spec()));
+    ids.push_back(Create(Spec()));  // same millisecond: still unique
+    clock_.Advance(absl::Milliseconds(1));
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(ids[i].size(), 32u);
+    EXPECT_EQ(ids[i].find_first_not_of("0123456789abcdef"), std::string::npos) << ids[i];
+    if (i > 0) EXPECT_NE(ids[i], ids[i - 1]);
+    // Ids of later milliseconds sort after earlier ones.
+    if (i >= 2) EXPECT_LT(ids[i - 2], ids[i]);
+  }
+  // The first 12 hex digits are the creation time in milliseconds.
+  EXPECT_EQ(ids.back().substr(0, 12),
+            absl::StrFormat("%012x", absl::ToUnixMillis(clock_.Now() - absl::Milliseconds(1))));
 }
 
 TEST_F(SchedulerTest, StaleLeaseIsRefused) {
