@@ -18,7 +18,8 @@ using crucible::v1::ConnectRequest;
 using crucible::v1::ConnectResponse;
 
 // One worker's stream. Reads one message at a time and applies it to the
-// scheduler; the scheduler pushes assignments and cancels through Send().
+// scheduler; the scheduler queues assignments and cancels through Send()
+// and sends them with Flush() once per commit.
 // One write in flight, the rest queued. Owns itself (see ReactorJobs): its
 // cleanup closes the worker session, so Send is never called after delete.
 class WorkerStream final
@@ -33,10 +34,15 @@ class WorkerStream final
     StartRead(&request_);
   }
 
+  // From the scheduler: queued until Flush, so that the assignments of one
+  // commit can go out as one batch.
   void Send(ConnectResponse message) override {
     absl::MutexLock lock(&mu_);
     if (finished_ || finish_after_write_) return;  // the lease will lapse
     pending_.push_back(std::move(message));
+  }
+  void Flush() override {
+    absl::MutexLock lock(&mu_);
     MaybeWriteLocked();
   }
 
@@ -151,7 +157,10 @@ class WorkerStream final
     msg.mutable_rejected()->set_lease_id(lease_id);
     msg.mutable_rejected()->set_code(static_cast<int>(s.code()));
     msg.mutable_rejected()->set_message(std::string(s.message()));
-    Send(std::move(msg));
+    absl::MutexLock lock(&mu_);
+    if (finished_ || finish_after_write_) return;
+    pending_.push_back(std::move(msg));
+    MaybeWriteLocked();
   }
 
   // Closes the worker session once; its leases run until their deadlines.

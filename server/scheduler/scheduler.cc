@@ -52,7 +52,19 @@ Scheduler::Scheduler(const SchedulerOptions& options, TaskStore& store,
                      const common::Clock& clock)
     : options_(options), store_(store), clock_(clock) {}
 
-Scheduler::~Scheduler() { store_.DrainCallbacks(); }
+Scheduler::~Scheduler() {
+  store_.DrainCallbacks();
+  store_.SetBurstEnd(nullptr);
+}
+
+void Scheduler::FlushSinks() {
+  absl::MutexLock lock(&publish_mu_);
+  for (int64_t session : unflushed_) {
+    auto it = sinks_.find(session);
+    if (it != sinks_.end()) it->second->Flush();
+  }
+  unflushed_.clear();
+}
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
     const SchedulerOptions& options, TaskStore& store,
@@ -62,6 +74,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
         "scheduler: default_max_attempts must be >= 1 and lease_ttl positive");
   }
   std::unique_ptr<Scheduler> s(new Scheduler(options, store, clock));
+  store.SetBurstEnd([p = s.get()] { p->FlushSinks(); });
   RETURN_IF_ERROR(s->Rebuild());
   return s;
 }
@@ -181,6 +194,10 @@ absl::Status Scheduler::CommitLocked(Entry& e, TaskState to,
   *e.task.mutable_update_time() = common::ToProtoTime(now);
   if (IsTerminal(to)) *e.task.mutable_end_time() = common::ToProtoTime(now);
   store_.Submit(TaskWrite::Update(e.task));
+  VLOG(1) << "task " << e.task.id() << " -> "
+          << crucible::v1::TaskState_Name(e.task.state()) << " " << message;
+  // Events only go to watchers; none can subscribe while mu_ is held.
+  if (listener_count_.load() == 0) return absl::OkStatus();
   TaskEvent event;
   event.set_task_id(e.task.id());
   event.set_state(e.task.state());
@@ -188,8 +205,6 @@ absl::Status Scheduler::CommitLocked(Entry& e, TaskState to,
   *event.mutable_event_time() = common::ToProtoTime(now);
   event.set_message(message);
   if (ends_attempt) *event.mutable_result() = e.task.result();
-  VLOG(1) << "task " << e.task.id() << " -> "
-          << crucible::v1::TaskState_Name(e.task.state()) << " " << message;
   out.events.push_back(std::move(event));
   return absl::OkStatus();
 }
@@ -319,12 +334,14 @@ void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
   task.set_request_id(std::move(request_id));
   store_.Submit(TaskWrite::Insert(task));
   AddEntryLocked(task);
-  TaskEvent event;
-  event.set_task_id(task.id());
-  event.set_state(task.state());
-  *event.mutable_event_time() = task.create_time();
-  event.set_message("created");
-  op.out.events.push_back(std::move(event));
+  if (listener_count_.load() > 0) {  // as in CommitLocked
+    TaskEvent event;
+    event.set_task_id(task.id());
+    event.set_state(task.state());
+    *event.mutable_event_time() = task.create_time();
+    event.set_message("created");
+    op.out.events.push_back(std::move(event));
+  }
   DispatchLocked(op.out);
   answer(std::move(task));
 }
@@ -506,7 +523,11 @@ void Scheduler::Deliver(Outbox& out, uint64_t op) {
   }
   for (auto& [session, message] : out.messages) {
     auto it = sinks_.find(session);
-    if (it != sinks_.end()) it->second->Send(std::move(message));
+    if (it == sinks_.end()) continue;
+    it->second->Send(std::move(message));
+    if (std::find(unflushed_.begin(), unflushed_.end(), session) == unflushed_.end()) {
+      unflushed_.push_back(session);
+    }
   }
 }
 

@@ -58,13 +58,17 @@ struct SchedulerOptions {
 };
 
 // Receives the messages for one connected worker (assignments, cancels).
-// Send() is called with no Scheduler lock held but under the delivery lock,
-// in the order the scheduler decided them: it must not block and must not
-// call into the Scheduler.
+// Send() and Flush() are called with no Scheduler lock held but under the
+// delivery lock, messages in the order the scheduler decided them: they
+// must not block and must not call into the Scheduler.
 class WorkerSink {
  public:
   virtual ~WorkerSink() = default;
+  // Queues a message for the worker.
   virtual void Send(crucible::v1::ConnectResponse message) = 0;
+  // Sends what was queued: called once the store's callbacks of a commit
+  // have all run, so one commit's messages can go out together.
+  virtual void Flush() {}
 };
 
 // Follows one task. Called like WorkerSink::Send (no blocking, no calls into
@@ -273,6 +277,8 @@ class Scheduler {
                                            const std::string& why) const;
   void SendCancelLocked(const Entry& e, const std::string& reason, Outbox& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Flushes the sinks Deliver sent to (the store's burst end).
+  void FlushSinks() ABSL_LOCKS_EXCLUDED(publish_mu_);
   void Deliver(Outbox& out, uint64_t op)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
   static std::string RequestKey(const std::string& tenant,
@@ -308,6 +314,8 @@ class Scheduler {
   absl::Mutex publish_mu_;
   int64_t next_subscription_ ABSL_GUARDED_BY(publish_mu_) = 0;
   absl::flat_hash_map<int64_t, WorkerSink*> sinks_ ABSL_GUARDED_BY(publish_mu_);
+  // Sessions with messages sent since the last flush.
+  std::vector<int64_t> unflushed_ ABSL_GUARDED_BY(publish_mu_);
   absl::flat_hash_map<std::string, absl::flat_hash_map<int64_t, Listener>>
       listeners_ ABSL_GUARDED_BY(publish_mu_);
   absl::flat_hash_map<int64_t, std::string> subscription_task_

@@ -223,6 +223,9 @@ SqliteTaskStore::~SqliteTaskStore() {
   }
   writer_.join();
   callback_thread_.join();
+  insert_task_.reset();  // finalized before their connection closes
+  update_task_.reset();
+  insert_output_.reset();
   sqlite3_close(write_db_);
   absl::MutexLock lock(&read_mu_);
   sqlite3_close(read_db_);
@@ -324,22 +327,40 @@ void SqliteTaskStore::WriterLoop() {
   }
 }
 
+void SqliteTaskStore::SetBurstEnd(std::function<void()> fn) {
+  absl::MutexLock lock(&mu_);
+  burst_end_ = std::move(fn);
+}
+
 void SqliteTaskStore::CallbackLoop() {
+  bool in_burst = false;  // callbacks ran since the last burst end
   while (true) {
     Callback cb;
     absl::Status status;
+    std::function<void()> burst_end;
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(this, &SqliteTaskStore::CallbackReady));
-      if (callbacks_.empty()) return;  // stopping, writer done, all run
-      cb = std::move(callbacks_.front());
-      callbacks_.pop_front();
-      status = durable_ >= cb.ticket ? absl::OkStatus() : failed_;
-      callback_running_ = true;
+      callback_running_ = false;
+      const bool next_ready = !callbacks_.empty() && Durable(callbacks_.front().ticket);
+      if (in_burst && !next_ready) {
+        in_burst = false;
+        burst_end = burst_end_;  // a copy: SetBurstEnd may run meanwhile
+        callback_running_ = burst_end != nullptr;  // so Drained waits for it
+      } else {
+        mu_.Await(absl::Condition(this, &SqliteTaskStore::CallbackReady));
+        if (callbacks_.empty()) return;  // stopping, writer done, all run
+        cb = std::move(callbacks_.front());
+        callbacks_.pop_front();
+        status = durable_ >= cb.ticket ? absl::OkStatus() : failed_;
+        callback_running_ = true;
+      }
     }
-    cb.fn(std::move(status));
-    absl::MutexLock lock(&mu_);
-    callback_running_ = false;
+    if (cb.fn) {
+      cb.fn(std::move(status));
+      in_burst = true;
+    } else if (burst_end) {
+      burst_end();
+    }
   }
 }
 
@@ -373,13 +394,17 @@ absl::Status SqliteTaskStore::ApplyBatch(std::vector<Pending>& batch) {
       rows[it->second].last = &w.row;
     }
   }
-  Stmt insert(write_db_,
-              "INSERT OR IGNORE INTO tasks (id, tenant, request_id, "
-              "create_time_us, priority, state, end_time_us, task) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-  Stmt update(write_db_,
-              "UPDATE tasks SET state = ?, end_time_us = ?, task = ? "
-              "WHERE id = ?");
+  auto prepared = [this](std::unique_ptr<Stmt>& stmt, const char* sql) -> Stmt& {
+    if (stmt == nullptr) stmt = std::make_unique<Stmt>(write_db_, sql);
+    return *stmt;
+  };
+  Stmt& insert = prepared(insert_task_,
+                          "INSERT OR IGNORE INTO tasks (id, tenant, request_id, "
+                          "create_time_us, priority, state, end_time_us, task) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  Stmt& update = prepared(update_task_,
+                          "UPDATE tasks SET state = ?, end_time_us = ?, task = ? "
+                          "WHERE id = ?");
   for (const Row& row : rows) {
     const TaskRow& t = *row.first;
     if (row.insert) {
@@ -401,9 +426,9 @@ absl::Status SqliteTaskStore::ApplyBatch(std::vector<Pending>& batch) {
     }
   }
   if (!outputs.empty()) {
-    Stmt out(write_db_,
-             "INSERT OR IGNORE INTO output_chunks (task_id, attempt, "
-             "byte_offset, stream, data) VALUES (?, ?, ?, ?, ?)");
+    Stmt& out = prepared(insert_output_,
+                         "INSERT OR IGNORE INTO output_chunks (task_id, attempt, "
+                         "byte_offset, stream, data) VALUES (?, ?, ?, ?, ?)");
     for (const TaskWrite* w : outputs) {
       out.Reset();
       out.Bind(1, w->task_id)

@@ -18,6 +18,8 @@ struct sqlite3;
 
 namespace server {
 
+class Stmt;  // sqlite_util.h
+
 struct SqliteTaskStoreOptions {
   // Path of the database file; created if missing (its directory must exist).
   std::string path;
@@ -51,6 +53,7 @@ class SqliteTaskStore final : public TaskStore {
                     std::function<void(absl::Status)> fn) override;
   absl::Status AwaitDurable(WriteTicket ticket) override;
   void DrainCallbacks() override;
+  void SetBurstEnd(std::function<void()> fn) override;
   absl::Status health() override;
 
   absl::StatusOr<crucible::v1::Task> GetTask(
@@ -108,6 +111,8 @@ class SqliteTaskStore final : public TaskStore {
 
   const SqliteTaskStoreOptions options_;
   sqlite3* const write_db_;  // the writer thread's alone after Open
+  // The writer thread's statements, prepared on first use.
+  std::unique_ptr<Stmt> insert_task_, update_task_, insert_output_;
 
   absl::Mutex read_mu_;
   sqlite3* const read_db_ ABSL_PT_GUARDED_BY(read_mu_);
@@ -122,6 +127,7 @@ class SqliteTaskStore final : public TaskStore {
   int64_t batches_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<Callback> callbacks_ ABSL_GUARDED_BY(mu_);
   bool callback_running_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void()> burst_end_ ABSL_GUARDED_BY(mu_);
 
   std::thread writer_;
   std::thread callback_thread_;

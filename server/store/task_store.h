@@ -100,6 +100,11 @@ class TaskStore {
   // in non-decreasing ticket order. `fn` must not block on the store.
   virtual void AfterDurable(WriteTicket ticket,
                             std::function<void(absl::Status)> fn) = 0;
+  // Runs `fn` on the callback thread after a burst: whenever it has run
+  // callbacks and the next one (if any) is not durable yet, before it
+  // waits. Lets callbacks queue messages and the caller send them once per
+  // burst. nullptr clears it. Call it while no callback runs.
+  virtual void SetBurstEnd(std::function<void()> fn) = 0;
   // Blocks until `ticket` is durable (OK) or the store broke (its error).
   virtual absl::Status AwaitDurable(WriteTicket ticket) = 0;
   // Blocks until every callback registered so far has run.

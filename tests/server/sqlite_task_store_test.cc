@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -129,7 +130,7 @@ TEST_F(SqliteTaskStoreTest, CallbacksRunInOrderAfterDurability) {
   absl::Mutex mu;
   for (int i = 0; i < 50; ++i) {
     WriteTicket t = store_->Submit(TaskWrite::Insert(MakeTask(absl::StrCat(i))));
-    store_->AfterDurable(t, [&, i, t](absl::Status s) {
+    store_->AfterDurable(t, [&, i](absl::Status s) {
       EXPECT_TRUE(s.ok());
       // Durable means readable through the store's reads.
       EXPECT_TRUE(store_->GetTask(absl::StrCat(i)).ok());
@@ -141,6 +142,38 @@ TEST_F(SqliteTaskStoreTest, CallbacksRunInOrderAfterDurability) {
   absl::MutexLock lock(&mu);
   ASSERT_EQ(order.size(), 50u);
   for (int i = 0; i < 50; ++i) EXPECT_EQ(order[i], i);
+}
+
+TEST_F(SqliteTaskStoreTest, BurstEndRunsAfterEachRunOfCallbacksAndBeforeDrainReturns) {
+  // Each entry: the callback number, or -1 for a burst end.
+  std::vector<int> log;
+  absl::Mutex mu;
+  store_->SetBurstEnd([&] {
+    absl::MutexLock lock(&mu);
+    log.push_back(-1);
+  });
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 20; ++i) {
+      WriteTicket t = store_->Submit(TaskWrite::Insert(MakeTask(absl::StrCat(round, "-", i))));
+      store_->AfterDurable(t, [&, i](absl::Status s) {
+        EXPECT_TRUE(s.ok());
+        absl::MutexLock lock(&mu);
+        log.push_back(i);
+      });
+    }
+    store_->DrainCallbacks();
+    absl::MutexLock lock(&mu);
+    // The round's callbacks all ran, and a burst end after the last one.
+    ASSERT_GE(log.size(), 21u);
+    EXPECT_EQ(log.back(), -1);
+    EXPECT_EQ(log[log.size() - 2], 19);
+    // Never two burst ends in a row, nor one without a callback before it.
+    for (size_t k = 0; k < log.size(); ++k) {
+      if (log[k] == -1) EXPECT_TRUE(k > 0 && log[k - 1] != -1) << k;
+    }
+    EXPECT_EQ(std::count(log.begin(), log.end(), 19), round + 1);
+  }
+  store_->SetBurstEnd(nullptr);
 }
 
 TEST_F(SqliteTaskStoreTest, FindsByRequestIdPerTenant) {
