@@ -1,0 +1,128 @@
+// grpc_floor: what one unary CreateTask round trip costs on this machine,
+// with nothing behind it. A TaskService whose CreateTask answers at once
+// (no validation, store or scheduler) and the queue bench's client (the
+// callback API, the same in-flight calls and channels) in one process.
+// Not a test; see bench/README.md. Its figure is the floor under
+// crucible-queue-bench, which does this call and more for every task.
+#include <sys/resource.h>
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "crucible/v1/task_service.grpc.pb.h"
+
+ABSL_FLAG(int, calls, 50000, "CreateTask calls to make");
+ABSL_FLAG(int, inflight, 256, "calls in flight at once");
+ABSL_FLAG(int, channels, 4, "client channels (connections)");
+
+namespace {
+
+namespace v1 = crucible::v1;
+
+// Answers every CreateTask at once with a task carrying the spec.
+class ImmediateTaskService final : public v1::TaskService::CallbackService {
+  grpc::ServerUnaryReactor* CreateTask(grpc::CallbackServerContext* ctx,
+                                       const v1::CreateTaskRequest* request,
+                                       v1::CreateTaskResponse* response) override {
+    *response->mutable_task()->mutable_spec() = request->spec();
+    response->mutable_task()->set_id("0123456789abcdef0123456789abcdef");
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+};
+
+// Keeps `inflight` calls going until `total` were answered.
+class Caller {
+ public:
+  Caller(std::vector<std::unique_ptr<v1::TaskService::Stub>> stubs, int total)
+      : stubs_(std::move(stubs)), total_(total) {}
+  void Run(int inflight) {
+    for (int i = 0; i < inflight; ++i) Issue(i);
+    done_.WaitForNotification();
+  }
+  int failures() const { return failures_.load(); }
+
+ private:
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::CreateTaskRequest req;
+    v1::CreateTaskResponse resp;
+  };
+  void Issue(int n) {
+    if (issued_.fetch_add(1) >= total_) return;
+    auto* call = new Call;
+    call->req.mutable_spec()->set_image("localhost/crucible/busybox:latest");
+    call->req.mutable_spec()->add_command("true");
+    stubs_[n % stubs_.size()]->async()->CreateTask(
+        &call->ctx, &call->req, &call->resp, [this, call, n](grpc::Status s) {
+          delete call;
+          if (!s.ok()) failures_.fetch_add(1);
+          if (answered_.fetch_add(1) + 1 == total_) {
+            done_.Notify();
+            return;
+          }
+          Issue(n);
+        });
+  }
+
+  const std::vector<std::unique_ptr<v1::TaskService::Stub>> stubs_;
+  const int total_;
+  std::atomic<int> issued_{0};
+  std::atomic<int> answered_{0};
+  std::atomic<int> failures_{0};
+  absl::Notification done_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const int calls = absl::GetFlag(FLAGS_calls);
+  ImmediateTaskService service;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr) {
+    std::fprintf(stderr, "cannot start the server\n");
+    return 1;
+  }
+  std::vector<std::unique_ptr<v1::TaskService::Stub>> stubs;
+  for (int i = 0; i < absl::GetFlag(FLAGS_channels); ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("crucible.bench.channel", i);  // a connection of its own
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    stubs.push_back(v1::TaskService::NewStub(grpc::CreateCustomChannel(
+        absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), args)));
+  }
+  Caller caller(std::move(stubs), calls);
+  const absl::Time start = absl::Now();
+  caller.Run(absl::GetFlag(FLAGS_inflight));
+  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  server->Shutdown();
+
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const double cpu = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+                     (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  std::printf(
+      "calls=%d inflight=%d channels=%d failures=%d\n"
+      "%.0f CreateTask calls/s; %.0f us CPU per call (client and server), "
+      "%.2f cores busy\n",
+      calls, absl::GetFlag(FLAGS_inflight), absl::GetFlag(FLAGS_channels),
+      caller.failures(), calls / secs, cpu / calls * 1e6, cpu / secs);
+  return caller.failures() == 0 ? 0 : 1;
+}
