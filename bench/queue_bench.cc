@@ -23,9 +23,9 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/create_load.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
 #include "crucible/v1/queue_service.grpc.pb.h"
@@ -50,64 +50,6 @@ ABSL_FLAG(int, blocking_threads, 8, "in-process server: blocking pool threads");
 namespace {
 
 namespace v1 = crucible::v1;
-
-std::shared_ptr<grpc::Channel> Channel(const std::string& target, int i) {
-  grpc::ChannelArguments args;
-  args.SetInt("crucible.bench.channel", i);  // a connection of its own
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                   args);
-}
-
-// Keeps `inflight` CreateTask calls going until `total` were answered OK.
-class Creator {
- public:
-  Creator(const std::vector<std::shared_ptr<grpc::Channel>>& channels, int total)
-      : total_(total) {
-    for (const auto& c : channels) stubs_.push_back(v1::TaskService::NewStub(c));
-  }
-  void Run(int inflight) {
-    for (int i = 0; i < inflight; ++i) Issue(i);
-    done_.WaitForNotification();
-  }
-  int failures() const { return failures_.load(); }
-
- private:
-  struct Call {
-    grpc::ClientContext ctx;
-    v1::CreateTaskRequest req;
-    v1::CreateTaskResponse resp;
-  };
-  void Issue(int n) {
-    if (issued_.fetch_add(1) >= total_) return;
-    auto* call = new Call;
-    call->ctx.set_deadline(std::chrono::system_clock::now() +
-                           std::chrono::seconds(60));
-    call->req.mutable_spec()->set_image("localhost/crucible/busybox:latest");
-    call->req.mutable_spec()->add_command("true");
-    stubs_[n % stubs_.size()]->async()->CreateTask(
-        &call->ctx, &call->req, &call->resp, [this, call, n](grpc::Status s) {
-          delete call;
-          if (!s.ok()) {
-            if (failures_.fetch_add(1) < 5) {
-              std::fprintf(stderr, "CreateTask: %s\n", s.error_message().c_str());
-            }
-            issued_.fetch_sub(1);  // try that one again
-          } else if (answered_.fetch_add(1) + 1 == total_) {
-            done_.Notify();
-            return;
-          }
-          Issue(n);
-        });
-  }
-
-  const int total_;
-  std::vector<std::unique_ptr<v1::TaskService::Stub>> stubs_;
-  std::atomic<int> issued_{0};
-  std::atomic<int> answered_{0};
-  std::atomic<int> failures_{0};
-  absl::Notification done_;
-};
 
 // A worker that completes each assignment at once (exit 0) and hands the
 // credit back, in batches of a sixteenth of its credits. It takes
@@ -220,7 +162,7 @@ int main(int argc, char** argv) {
 
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   for (int i = 0; i < absl::GetFlag(FLAGS_channels); ++i) {
-    channels.push_back(Channel(target, i));
+    channels.push_back(bench::Channel(target, i));
   }
   std::atomic<bool> stop{false};
   std::atomic<int64_t> completed{0};
@@ -229,14 +171,14 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<grpc::ClientContext>> worker_ctxs;
   for (int i = 0; i < absl::GetFlag(FLAGS_workers); ++i) {
     worker_ctxs.push_back(std::make_unique<grpc::ClientContext>());
-    workers.emplace_back(Worker, Channel(target, 100 + i), i,
+    workers.emplace_back(Worker, bench::Channel(target, 100 + i), i,
                          absl::GetFlag(FLAGS_credits), worker_ctxs.back().get(),
                          std::ref(stop), std::ref(completed), std::ref(messages));
   }
-  auto control = v1::TaskService::NewStub(Channel(target, 99));
+  auto control = v1::TaskService::NewStub(bench::Channel(target, 99));
 
   absl::Time start = absl::Now();
-  Creator creator(channels, tasks);
+  bench::CreateLoad creator(channels, tasks);
   creator.Run(absl::GetFlag(FLAGS_inflight));
   absl::Time created = absl::Now();
   bool idle = WaitIdle(*control, absl::Minutes(5));
