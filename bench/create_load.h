@@ -26,7 +26,8 @@ inline std::shared_ptr<grpc::Channel> Channel(const std::string& target, int i) 
 }
 
 // Keeps `inflight` CreateTask calls (callback API) going over `channels`
-// until `total` were answered OK; a failed call is made again.
+// until `total` were answered OK; a failed call is made again. Run() from
+// one thread; the calls complete on gRPC's threads.
 class CreateLoad {
  public:
   CreateLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels, int total)

@@ -31,6 +31,7 @@ namespace {
 namespace v1 = crucible::v1;
 
 // Answers every CreateTask at once with a task carrying the spec.
+// Stateless, so thread-safe.
 class ImmediateTaskService final : public v1::TaskService::CallbackService {
   grpc::ServerUnaryReactor* CreateTask(grpc::CallbackServerContext* ctx,
                                        const v1::CreateTaskRequest* request,
