@@ -117,6 +117,29 @@ class ServiceTest : public testing::Test {
     ASSERT_TRUE(w.Write(req));
   }
 
+  // Reads the worker's next message, which must be an assignment; returns
+  // its lease ("" after a failure).
+  static std::string NextLease(WorkerStream& w) {
+    v1::ConnectResponse msg;
+    if (!w.Read(&msg) || !msg.has_assignment()) {
+      ADD_FAILURE() << "expected an assignment, got " << msg.ShortDebugString();
+      return "";
+    }
+    return msg.assignment().lease_id();
+  }
+  // Connects a worker and says hello with `credits` (taking assignment
+  // batches if `batches`); its calls end after `deadline_seconds`. The
+  // stream's context lives as long as the test.
+  std::unique_ptr<WorkerStream> ConnectWorker(int credits, bool batches = false,
+                                              int deadline_seconds = 20) {
+    grpc::ClientContext& ctx =
+        *worker_contexts_.emplace_back(std::make_unique<grpc::ClientContext>());
+    SetDeadline(ctx, deadline_seconds);
+    std::unique_ptr<WorkerStream> worker = queue_->Connect(&ctx);
+    Hello(*worker, credits, batches);
+    return worker;
+  }
+
   // Members in this order so the server goes before what it serves.
   common::FakeClock clock_;
   std::unique_ptr<SqliteTaskStore> store_;
@@ -127,13 +150,11 @@ class ServiceTest : public testing::Test {
   std::unique_ptr<common::GrpcServer> server_;
   std::unique_ptr<v1::TaskService::Stub> tasks_;
   std::unique_ptr<v1::QueueService::Stub> queue_;
+  std::vector<std::unique_ptr<grpc::ClientContext>> worker_contexts_;
 };
 
 TEST_F(ServiceTest, FirstTaskEndToEnd) {
-  grpc::ClientContext worker_ctx;
-  SetDeadline(worker_ctx, 20);
-  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
-  Hello(*worker, 1);
+  std::unique_ptr<WorkerStream> worker = ConnectWorker(1);
   std::string id = CreateTask();
   ASSERT_FALSE(id.empty());
 
@@ -194,15 +215,9 @@ TEST_F(ServiceTest, FirstTaskEndToEnd) {
 }
 
 TEST_F(ServiceTest, FollowedOutputStreamsUntilTheTaskEnds) {
-  grpc::ClientContext worker_ctx;
-  SetDeadline(worker_ctx, 20);
-  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
-  Hello(*worker, 1);
+  std::unique_ptr<WorkerStream> worker = ConnectWorker(1);
   std::string id = CreateTask();
-  v1::ConnectResponse msg;
-  ASSERT_TRUE(worker->Read(&msg));
-  ASSERT_TRUE(msg.has_assignment());
-  const std::string lease = msg.assignment().lease_id();
+  const std::string lease = NextLease(*worker);
 
   grpc::ClientContext ctx;
   SetDeadline(ctx);
@@ -227,14 +242,9 @@ TEST_F(ServiceTest, FollowedOutputStreamsUntilTheTaskEnds) {
 }
 
 TEST_F(ServiceTest, CancelOfARunningTaskReachesTheWorker) {
-  grpc::ClientContext worker_ctx;
-  SetDeadline(worker_ctx, 20);
-  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
-  Hello(*worker, 1);
+  std::unique_ptr<WorkerStream> worker = ConnectWorker(1);
   std::string id = CreateTask();
-  v1::ConnectResponse msg;
-  ASSERT_TRUE(worker->Read(&msg));
-  const std::string lease = msg.assignment().lease_id();
+  const std::string lease = NextLease(*worker);
 
   grpc::ClientContext ctx;
   SetDeadline(ctx);
@@ -243,6 +253,7 @@ TEST_F(ServiceTest, CancelOfARunningTaskReachesTheWorker) {
   req.set_reason("test");
   v1::CancelTaskResponse resp;
   ASSERT_TRUE(tasks_->CancelTask(&ctx, req, &resp).ok());
+  v1::ConnectResponse msg;
   ASSERT_TRUE(worker->Read(&msg));
   ASSERT_TRUE(msg.has_cancel());
   EXPECT_EQ(msg.cancel().lease_id(), lease);
@@ -256,10 +267,7 @@ TEST_F(ServiceTest, CancelOfARunningTaskReachesTheWorker) {
 }
 
 TEST_F(ServiceTest, HeartbeatOnAnUnknownLeaseIsRejected) {
-  grpc::ClientContext worker_ctx;
-  SetDeadline(worker_ctx);
-  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
-  Hello(*worker, 0);
+  std::unique_ptr<WorkerStream> worker = ConnectWorker(0, /*batches=*/false, /*deadline_seconds=*/10);
   v1::ConnectRequest beat;
   beat.mutable_heartbeat()->add_lease_ids("no-such-lease");
   ASSERT_TRUE(worker->Write(beat));
@@ -332,10 +340,7 @@ void Sync(ServiceTest::WorkerStream& w) {
 }
 
 TEST_F(ServiceTest, CreditsAreHonoured) {
-  grpc::ClientContext worker_ctx;
-  SetDeadline(worker_ctx, 20);
-  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
-  Hello(*worker, 2);
+  std::unique_ptr<WorkerStream> worker = ConnectWorker(2);
   std::vector<std::string> ids = {CreateTask(), CreateTask(), CreateTask()};
   v1::ConnectResponse msg;
   for (int i = 0; i < 2; ++i) {
@@ -361,10 +366,7 @@ TEST_F(ServiceTest, AssignmentsComeBatchedOnlyToWorkersThatTakeBatches) {
   for (int i = 0; i < 2 * kEach; ++i) ids.push_back(CreateTask());
   // Each worker's hello makes the server hand out kEach queued tasks at once.
   auto assigned = [&](bool batches, int* messages) {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, 20);
-    std::unique_ptr<WorkerStream> worker = queue_->Connect(&ctx);
-    Hello(*worker, kEach, batches);
+    std::unique_ptr<WorkerStream> worker = ConnectWorker(kEach, batches);
     std::vector<std::string> got;
     *messages = 0;
     v1::ConnectResponse msg;
@@ -396,10 +398,7 @@ TEST_F(ServiceTest, AssignmentsComeBatchedOnlyToWorkersThatTakeBatches) {
 }
 
 TEST_F(ServiceTest, ACompletionBatchIsJudgedPerCompletion) {
-  grpc::ClientContext worker_ctx;
-  SetDeadline(worker_ctx, 20);
-  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
-  Hello(*worker, 3);
+  std::unique_ptr<WorkerStream> worker = ConnectWorker(3);
   std::vector<std::string> ids = {CreateTask(), CreateTask(), CreateTask()};
   std::vector<std::string> leases;
   v1::ConnectResponse msg;
@@ -445,10 +444,7 @@ TEST_F(ServiceTest, ASlowWorkerDoesNotSlowTheOthers) {
     ASSERT_TRUE(held.has_assignment());
   }
   // A second worker, one slot, gets and finishes everything else.
-  grpc::ClientContext fast_ctx;
-  SetDeadline(fast_ctx, 20);
-  std::unique_ptr<WorkerStream> fast = queue_->Connect(&fast_ctx);
-  Hello(*fast, 1);
+  std::unique_ptr<WorkerStream> fast = ConnectWorker(1);
   int done = 0;
   v1::ConnectResponse msg;
   while (done < 8 && fast->Read(&msg)) {
@@ -481,10 +477,7 @@ TEST_F(ServiceTest, HeartbeatsExtendAndALostWorkersTaskIsRequeuedAfterTheLease) 
   std::string id = CreateTask();
   std::string lease;
   {
-    grpc::ClientContext worker_ctx;
-    SetDeadline(worker_ctx, 20);
-    std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
-    Hello(*worker, 1);
+    std::unique_ptr<WorkerStream> worker = ConnectWorker(1);
     v1::ConnectResponse msg;
     ASSERT_TRUE(worker->Read(&msg));
     ASSERT_TRUE(msg.has_assignment());
@@ -508,10 +501,7 @@ TEST_F(ServiceTest, HeartbeatsExtendAndALostWorkersTaskIsRequeuedAfterTheLease) 
   EXPECT_EQ(task.state(), v1::TASK_STATE_QUEUED);
   EXPECT_FALSE(task.last_error().empty());
   clock_.Advance(absl::Minutes(2));  // past the backoff
-  grpc::ClientContext worker_ctx;
-  SetDeadline(worker_ctx, 20);
-  std::unique_ptr<WorkerStream> other = queue_->Connect(&worker_ctx);
-  Hello(*other, 1);
+  std::unique_ptr<WorkerStream> other = ConnectWorker(1);
   v1::ConnectResponse msg;
   ASSERT_TRUE(other->Read(&msg));
   ASSERT_TRUE(msg.has_assignment());
@@ -523,14 +513,9 @@ TEST_F(ServiceTest, HeartbeatsExtendAndALostWorkersTaskIsRequeuedAfterTheLease) 
 }
 
 TEST_F(ServiceTest, ManyWatchersSeeTheSameEvents) {
-  grpc::ClientContext worker_ctx;
-  SetDeadline(worker_ctx, 20);
-  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
-  Hello(*worker, 1);
+  std::unique_ptr<WorkerStream> worker = ConnectWorker(1);
   std::string id = CreateTask();
-  v1::ConnectResponse msg;
-  ASSERT_TRUE(worker->Read(&msg));
-  const std::string lease = msg.assignment().lease_id();
+  const std::string lease = NextLease(*worker);
   constexpr int kWatchers = 5;
   std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
   std::vector<std::unique_ptr<grpc::ClientReader<v1::WatchTaskResponse>>> watches;
@@ -561,16 +546,11 @@ TEST_F(ServiceTest, ManyWatchersSeeTheSameEvents) {
 }
 
 TEST_F(ServiceTest, OutputPastTheSpecsCapIsDroppedAndReported) {
-  grpc::ClientContext worker_ctx;
-  SetDeadline(worker_ctx, 20);
-  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
-  Hello(*worker, 1);
+  std::unique_ptr<WorkerStream> worker = ConnectWorker(1);
   v1::TaskSpec spec;
   spec.set_max_output_bytes(5);
   std::string id = CreateTask(spec);
-  v1::ConnectResponse msg;
-  ASSERT_TRUE(worker->Read(&msg));
-  const std::string lease = msg.assignment().lease_id();
+  const std::string lease = NextLease(*worker);
   Output(*worker, lease, 0, v1::OUTPUT_STREAM_STDOUT, "hello world");
   Complete(*worker, lease, v1::TERMINATION_REASON_EXITED, 0);
   Sync(*worker);
@@ -631,14 +611,9 @@ class SlowFollowerTest : public ServiceTest {
 };
 
 TEST_F(SlowFollowerTest, ASlowOutputFollowerMissesNothing) {
-  grpc::ClientContext worker_ctx;
-  SetDeadline(worker_ctx, 60);
-  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
-  Hello(*worker, 1);
+  std::unique_ptr<WorkerStream> worker = ConnectWorker(1, /*batches=*/false, /*deadline_seconds=*/60);
   std::string id = CreateTask();
-  v1::ConnectResponse msg;
-  ASSERT_TRUE(worker->Read(&msg));
-  const std::string lease = msg.assignment().lease_id();
+  const std::string lease = NextLease(*worker);
 
   grpc::ClientContext ctx;
   SetDeadline(ctx, 60);
@@ -681,17 +656,12 @@ class SlowWatcherTest : public ServiceTest {
 };
 
 TEST_F(SlowWatcherTest, AWatcherThatFallsBehindGetsAnErrorItCanResumeFrom) {
-  grpc::ClientContext worker_ctx;
-  SetDeadline(worker_ctx, 20);
-  std::unique_ptr<WorkerStream> worker = queue_->Connect(&worker_ctx);
-  Hello(*worker, 2);
+  std::unique_ptr<WorkerStream> worker = ConnectWorker(2);
   v1::TaskSpec spec;
   spec.mutable_retry_policy()->set_max_attempts(3);
   spec.mutable_retry_policy()->mutable_initial_backoff();  // zero: at once
   std::string id = CreateTask(spec);
-  v1::ConnectResponse msg;
-  ASSERT_TRUE(worker->Read(&msg));
-  const std::string lease = msg.assignment().lease_id();
+  const std::string lease = NextLease(*worker);
 
   grpc::ClientContext watch_ctx;
   SetDeadline(watch_ctx);
@@ -711,6 +681,7 @@ TEST_F(SlowWatcherTest, AWatcherThatFallsBehindGetsAnErrorItCanResumeFrom) {
   }
   EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   // The scheduler went on: the retry was leased.
+  v1::ConnectResponse msg;
   ASSERT_TRUE(worker->Read(&msg));
   ASSERT_TRUE(msg.has_assignment());
   EXPECT_EQ(msg.assignment().attempt(), 2);
