@@ -2,6 +2,7 @@
 // that holds wait and logs open until the container is killed: the timeout
 // is decided by the injected clock alone, with no real waiting for it.
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -77,20 +78,31 @@ class StartedSink : public RunSink {
   absl::Time start_;
 };
 
-TEST(RunnerFakeClockTest, TheDeadlineOnTheInjectedClockKillsTheContainer) {
-  FakeEngine fake;
-  ScriptedServer server(
-      [&](const std::string& line) { return fake.Respond(line); },
-      /*concurrent=*/true);
-  auto engine = docker::EngineClient::Create({.docker_host = server.address()});
-  ASSERT_TRUE(engine.ok());
-  auto policy = policy::ContainerPolicy::Create({});
-  ASSERT_TRUE(policy.ok());
-  common::FakeClock clock;
-  RunnerOptions ro;
-  ro.inspect_interval = absl::Hours(1);  // on the fake clock: never, here
-  Runner runner(**engine, *policy, clock, ro);
+// A Runner on a FakeClock over the scripted engine.
+class RunnerFakeClockTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    auto engine = docker::EngineClient::Create({.docker_host = server_.address()});
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    engine_ = *std::move(engine);
+    auto policy = policy::ContainerPolicy::Create({});
+    ASSERT_TRUE(policy.ok()) << policy.status();
+    policy_.emplace(*std::move(policy));
+    RunnerOptions ro;
+    ro.inspect_interval = absl::Hours(1);  // on the fake clock: never, here
+    runner_ = std::make_unique<Runner>(*engine_, *policy_, clock_, ro);
+  }
 
+  FakeEngine fake_;
+  ScriptedServer server_{[this](const std::string& line) { return fake_.Respond(line); },
+                         /*concurrent=*/true};
+  std::unique_ptr<docker::EngineClient> engine_;
+  std::optional<policy::ContainerPolicy> policy_;
+  common::FakeClock clock_;
+  std::unique_ptr<Runner> runner_;  // last: goes first
+};
+
+TEST_F(RunnerFakeClockTest, TheDeadlineOnTheInjectedClockKillsTheContainer) {
   crucible::v1::RunRequest req;
   req.set_run_id("r1");
   req.mutable_spec()->set_image("localhost/crucible/x:1");
@@ -98,53 +110,41 @@ TEST(RunnerFakeClockTest, TheDeadlineOnTheInjectedClockKillsTheContainer) {
       common::ToProtoDuration(absl::Minutes(5));
   StartedSink sink;
   absl::StatusOr<crucible::v1::TaskResult> result;
-  std::thread run([&] { result = runner.Run(req, sink, nullptr); });
+  std::thread run([&] { result = runner_->Run(req, sink, nullptr); });
   ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(absl::Seconds(30)));
-  EXPECT_EQ(sink.start_, clock.Now())
+  EXPECT_EQ(sink.start_, clock_.Now())
       << "start time comes from the injected clock";
-  EXPECT_FALSE(fake.killed());
+  EXPECT_FALSE(fake_.killed());
 
-  clock.Advance(absl::Minutes(5));  // exactly the deadline
+  clock_.Advance(absl::Minutes(5));  // exactly the deadline
   run.join();
-  fake.Release();
+  fake_.Release();
   ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_TRUE(fake.killed());
+  EXPECT_TRUE(fake_.killed());
   EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_TIMEOUT);
   EXPECT_EQ(result->exit_code(), 137);
   EXPECT_EQ(common::FromProtoTime(result->finish_time()) -
                 common::FromProtoTime(result->start_time()),
             absl::Minutes(5));
   bool removed = false;
-  for (const std::string& r : server.requests()) {
+  for (const std::string& r : server_.requests()) {
     if (absl::StartsWith(r, "DELETE /v1.41/containers/c1")) removed = true;
   }
   EXPECT_TRUE(removed);
 }
 
-TEST(RunnerFakeClockTest, CancelKillsBeforeTheDeadline) {
-  FakeEngine fake;
-  ScriptedServer server(
-      [&](const std::string& line) { return fake.Respond(line); },
-      /*concurrent=*/true);
-  auto engine = docker::EngineClient::Create({.docker_host = server.address()});
-  ASSERT_TRUE(engine.ok());
-  auto policy = policy::ContainerPolicy::Create({});
-  ASSERT_TRUE(policy.ok());
-  common::FakeClock clock;
-  RunnerOptions ro;
-  ro.inspect_interval = absl::Hours(1);
-  Runner runner(**engine, *policy, clock, ro);
+TEST_F(RunnerFakeClockTest, CancelKillsBeforeTheDeadline) {
   crucible::v1::RunRequest req;
   req.set_run_id("r2");
   req.mutable_spec()->set_image("localhost/crucible/x:1");
   StartedSink sink;
   absl::StatusOr<crucible::v1::TaskResult> result;
-  std::thread run([&] { result = runner.Run(req, sink, nullptr); });
+  std::thread run([&] { result = runner_->Run(req, sink, nullptr); });
   ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(absl::Seconds(30)));
-  clock.Advance(absl::Minutes(9));  // the default timeout is 10 min
-  ASSERT_TRUE(runner.Cancel("r2").ok());
+  clock_.Advance(absl::Minutes(9));  // the default timeout is 10 min
+  ASSERT_TRUE(runner_->Cancel("r2").ok());
   run.join();
-  fake.Release();
+  fake_.Release();
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_CANCELLED);
   EXPECT_EQ(result->exit_code(), 137);
