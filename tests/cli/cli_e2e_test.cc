@@ -89,16 +89,7 @@ class CliEndToEndTest : public testing_util::LocalStackSuite<> {
     return last;
   }
 
-  Task GetTask(const std::string& id) {
-    crucible::v1::GetTaskRequest request;
-    request.set_task_id(id);
-    crucible::v1::GetTaskResponse response;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    grpc::Status s = local_->tasks().GetTask(&ctx, request, &response);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return response.task();
-  }
+  Task GetTask(const std::string& id) { return testing_util::GetTaskOrFail(local_->tasks(), id); }
 
 };
 

@@ -76,14 +76,7 @@ class EndToEndTest : public testing_util::LocalStackSuite<> {
     grpc::Status s = reader->Finish();
     EXPECT_TRUE(s.ok()) << s.error_message();
     EXPECT_TRUE(IsTerminal(last)) << "watch ended in " << TaskState_Name(last);
-    crucible::v1::GetTaskRequest get;
-    get.set_task_id(id);
-    crucible::v1::GetTaskResponse got;
-    grpc::ClientContext get_ctx;
-    get_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    s = local_->tasks().GetTask(&get_ctx, get, &got);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return got.task();
+    return testing_util::GetTaskOrFail(local_->tasks(), id);
   }
 
   Output ReadOutput(const std::string& id) {

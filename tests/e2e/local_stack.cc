@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 
+#include <chrono>
 #include <csignal>
 
 #include <grpcpp/grpcpp.h>
@@ -76,6 +77,17 @@ std::string LocalStack::Logs() const {
                     ReadFile(absl::StrCat(dir_, "/", name, ".log")), "\n");
   }
   return out;
+}
+
+crucible::v1::Task GetTaskOrFail(crucible::v1::TaskService::Stub& tasks, const std::string& id) {
+  crucible::v1::GetTaskRequest request;
+  request.set_task_id(id);
+  crucible::v1::GetTaskResponse response;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::Status s = tasks.GetTask(&ctx, request, &response);
+  EXPECT_TRUE(s.ok()) << "GetTask " << id << ": " << s.error_message();
+  return response.task();
 }
 
 }  // namespace testing_util

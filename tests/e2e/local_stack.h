@@ -45,6 +45,10 @@ class LocalStack {
   std::unique_ptr<crucible::v1::TaskService::Stub> tasks_;
 };
 
+// GetTask through `tasks` with a 10 s deadline; a failed call fails the
+// test (and gives an empty task).
+crucible::v1::Task GetTaskOrFail(crucible::v1::TaskService::Stub& tasks, const std::string& id);
+
 // A GoogleTest fixture whose tests share one LocalStack, started once per
 // suite against the engine fixture (tests fail in CI, skip elsewhere, when
 // there is none). `Base` is ::testing::Test or ::testing::TestWithParam<T>.

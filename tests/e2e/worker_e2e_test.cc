@@ -27,6 +27,7 @@
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/local_stack.h"
 #include "tests/testing/process.h"
 #include "tests/testing/test_stack.h"
 
@@ -252,16 +253,7 @@ class Cluster {
     return states;
   }
 
-  Task Get(const std::string& id) {
-    crucible::v1::GetTaskRequest req;
-    req.set_task_id(id);
-    crucible::v1::GetTaskResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(In(absl::Seconds(10)));
-    grpc::Status s = tasks_->GetTask(&ctx, req, &resp);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return resp.task();
-  }
+  Task Get(const std::string& id) { return testing_util::GetTaskOrFail(*tasks_, id); }
 
   std::string Stdout(const std::string& id) {
     crucible::v1::StreamTaskOutputRequest req;
