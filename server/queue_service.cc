@@ -157,10 +157,8 @@ class WorkerStream final
     msg.mutable_rejected()->set_lease_id(lease_id);
     msg.mutable_rejected()->set_code(static_cast<int>(s.code()));
     msg.mutable_rejected()->set_message(std::string(s.message()));
-    absl::MutexLock lock(&mu_);
-    if (finished_ || finish_after_write_) return;
-    pending_.push_back(std::move(msg));
-    MaybeWriteLocked();
+    Send(std::move(msg));
+    Flush();  // at once: no commit to wait for
   }
 
   // Closes the worker session once; its leases run until their deadlines.
