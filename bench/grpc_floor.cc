@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
+  builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);  // as common::GrpcServer
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr) {
     std::fprintf(stderr, "cannot start the server\n");
