@@ -298,8 +298,8 @@ void Scheduler::CreateTaskAsync(TaskSpec spec, std::string request_id,
 void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
                              CreateDone done, Op& op) {
   auto answer = [&op, done = std::move(done)](Task task) mutable {
-    op.then = [done = std::move(done), task = std::move(task)](absl::Status s) {
-      if (s.ok()) return done(task);
+    op.then = [done = std::move(done), task = std::move(task)](absl::Status s) mutable {
+      if (s.ok()) return done(std::move(task));
       done(s);
     };
   };
