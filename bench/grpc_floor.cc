@@ -24,7 +24,8 @@
 
 ABSL_FLAG(int, calls, 50000, "CreateTask calls to make");
 ABSL_FLAG(int, inflight, 256, "calls in flight at once");
-ABSL_FLAG(int, channels, 4, "client channels (connections)");
+ABSL_FLAG(int, channels, 1, "client channels (connections), as the queue bench");
+ABSL_FLAG(int, caller_threads, 2, "threads making the calls");
 
 namespace {
 
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < absl::GetFlag(FLAGS_channels); ++i) {
     channels.push_back(bench::Channel(absl::StrCat("127.0.0.1:", port), i));
   }
-  bench::CreateLoad caller(channels, calls);
+  bench::CreateLoad caller(channels, calls, absl::GetFlag(FLAGS_caller_threads));
   const absl::Time start = absl::Now();
   caller.Run(absl::GetFlag(FLAGS_inflight));
   const double secs = absl::ToDoubleSeconds(absl::Now() - start);

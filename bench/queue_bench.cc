@@ -1,7 +1,7 @@
 // crucible-queue-bench: tasks per second through the queue path alone.
 //
-// Many concurrent CreateTask callers (gRPC, callback API) and workers that
-// speak QueueService and complete each assignment at once, against a
+// Many concurrent CreateTask callers (gRPC, completion queues) and workers
+// that speak QueueService and complete each assignment at once, against a
 // crucible-server (in-process by default, on a durable SQLite file; or a
 // running one with --server). Reports tasks/s from the first CreateTask to
 // the moment the server holds no unfinished task: created -> leased ->
@@ -38,7 +38,10 @@
 
 ABSL_FLAG(int, tasks, 50000, "tasks to push through");
 ABSL_FLAG(int, inflight, 256, "CreateTask calls in flight at once");
-ABSL_FLAG(int, channels, 4, "client channels (connections) for CreateTask");
+ABSL_FLAG(int, channels, 1,
+          "client channels (connections) the CreateTask calls share; 1 is one "
+          "client process, more are as many processes");
+ABSL_FLAG(int, caller_threads, 2, "threads making the CreateTask calls");
 ABSL_FLAG(int, workers, 4, "QueueService workers");
 ABSL_FLAG(int, credits, 256, "credits each worker keeps granted");
 ABSL_FLAG(std::string, server, "",
@@ -178,7 +181,7 @@ int main(int argc, char** argv) {
   auto control = v1::TaskService::NewStub(bench::Channel(target, 99));
 
   absl::Time start = absl::Now();
-  bench::CreateLoad creator(channels, tasks);
+  bench::CreateLoad creator(channels, tasks, absl::GetFlag(FLAGS_caller_threads));
   creator.Run(absl::GetFlag(FLAGS_inflight));
   absl::Time created = absl::Now();
   bool idle = WaitIdle(*control, absl::Minutes(5));
