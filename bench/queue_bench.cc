@@ -126,6 +126,10 @@ int main(int argc, char** argv) {
   // thread-safety annotations already check lock use at build time.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const int tasks = absl::GetFlag(FLAGS_tasks);
+  if (absl::GetFlag(FLAGS_channels) < 1 || absl::GetFlag(FLAGS_caller_threads) < 1) {
+    std::fprintf(stderr, "--channels and --caller_threads must be at least 1\n");
+    return 2;
+  }
 
   std::unique_ptr<server::SqliteTaskStore> store;
   std::unique_ptr<server::Scheduler> scheduler;
