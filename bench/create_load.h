@@ -30,6 +30,14 @@ inline std::shared_ptr<grpc::Channel> Channel(const std::string& target, int i) 
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
 }
 
+// Whether CreateLoad can run with `channels` channels and `threads` caller
+// threads; says why not on stderr.
+inline bool LoadShapeOk(int channels, int threads) {
+  if (channels >= 1 && threads >= 1) return true;
+  std::fprintf(stderr, "--channels and --caller_threads must be at least 1\n");
+  return false;
+}
+
 // Keeps `inflight` CreateTask calls going over `channels` until `total`
 // were answered OK; a failed call is made again.
 //

@@ -50,8 +50,8 @@ class ImmediateTaskService final : public v1::TaskService::CallbackService {
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const int calls = absl::GetFlag(FLAGS_calls);
-  if (absl::GetFlag(FLAGS_channels) < 1 || absl::GetFlag(FLAGS_caller_threads) < 1) {
-    std::fprintf(stderr, "--channels and --caller_threads must be at least 1\n");
+  if (!bench::LoadShapeOk(absl::GetFlag(FLAGS_channels),
+                          absl::GetFlag(FLAGS_caller_threads))) {
     return 2;
   }
   ImmediateTaskService service;

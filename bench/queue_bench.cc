@@ -126,8 +126,8 @@ int main(int argc, char** argv) {
   // thread-safety annotations already check lock use at build time.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const int tasks = absl::GetFlag(FLAGS_tasks);
-  if (absl::GetFlag(FLAGS_channels) < 1 || absl::GetFlag(FLAGS_caller_threads) < 1) {
-    std::fprintf(stderr, "--channels and --caller_threads must be at least 1\n");
+  if (!bench::LoadShapeOk(absl::GetFlag(FLAGS_channels),
+                          absl::GetFlag(FLAGS_caller_threads))) {
     return 2;
   }
 
