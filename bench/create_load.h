@@ -76,7 +76,12 @@ class CreateLoad {
 
   // Starts call `n` on `cq` unless all calls were made; says if it did.
   bool Issue(grpc::CompletionQueue& cq, int n) {
-    if (issued_.fetch_add(1) >= total_) return false;
+    // Counts only calls made: a failed call gives its slot back, and an
+    // increment past `total` would keep it from being made again.
+    int made = issued_.load();
+    do {
+      if (made >= total_) return false;
+    } while (!issued_.compare_exchange_weak(made, made + 1));
     auto* call = new Call;
     call->n = n;
     call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
@@ -113,7 +118,7 @@ class CreateLoad {
   const int total_;
   const int threads_;
   std::vector<std::unique_ptr<crucible::v1::TaskService::Stub>> stubs_;
-  std::atomic<int> issued_{0};
+  std::atomic<int> issued_{0};  // calls made and not failed
   std::atomic<int> failures_{0};
 };
 
