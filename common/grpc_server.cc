@@ -2,9 +2,7 @@
 
 #include <signal.h>
 
-#include <cstdio>
 #include <cstdlib>
-#include <fstream>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -15,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/port_file.h"
 #include "glog/logging.h"
 #include "grpc/health/v1/health.pb.h"
 
@@ -41,17 +40,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
                      " (address in use or not local?)"));
   }
   if (!options.port_file.empty()) {
-    // Write then rename, so a reader never sees a half-written file.
-    const std::string tmp = options.port_file + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << port << "\n";
-      if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp));
-    }
-    if (std::rename(tmp.c_str(), options.port_file.c_str()) != 0) {
-      return absl::InternalError(
-          absl::StrCat("cannot rename ", tmp, " to ", options.port_file));
-    }
+    if (absl::Status s = WritePortFile(options.port_file, port); !s.ok()) return s;
   }
   auto result = std::unique_ptr<GrpcServer>(
       new GrpcServer(std::move(server), port, options.health_service_names));
