@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
+#include "common/process.h"
 #include "executor/docker/engine_client.h"
 #include "executor/executor_service.h"
 #include "executor/policy/container_policy.h"

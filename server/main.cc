@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
+#include "common/process.h"
 #include "glog/logging.h"
 #include "server/blocking_pool.h"
 #include "server/periodic.h"

@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/grpc_server.h"
+#include "common/process.h"
 #include "glog/logging.h"
 #include "worker/discovery.h"
 #include "worker/worker.h"

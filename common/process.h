@@ -1,0 +1,26 @@
+#ifndef CRUCIBLE_COMMON_PROCESS_H_
+#define CRUCIBLE_COMMON_PROCESS_H_
+
+#include "absl/strings/string_view.h"
+
+// What every binary's main() does the same way: signals, logging, flags.
+namespace common {
+
+// Blocks SIGTERM and SIGINT in the calling thread and every thread it starts
+// afterwards, so that WaitForStopSignal can take them. Call first in main().
+void BlockStopSignals();
+
+// Waits for SIGTERM or SIGINT and returns its number.
+int WaitForStopSignal();
+
+// Initialises glog for a binary: logs to stderr unless GLOG_log_dir is set.
+void InitLogging(const char* argv0);
+
+// Parses the command line (absl flags) with `usage` as the text `--help`
+// starts with. `--help` lists every flag the binary defines (absl's default
+// lists only those of a source file named like the binary).
+void ParseFlags(int argc, char** argv, absl::string_view usage);
+
+}  // namespace common
+
+#endif  // CRUCIBLE_COMMON_PROCESS_H_
