@@ -36,9 +36,14 @@ absl::Status EngineClient::WriteStdin(absl::string_view id, absl::string_view da
   auto path = VersionedPath(absl::StrCat("/containers/", id,
                                          "/attach?stream=1&stdin=1"));
   if (!path.ok()) return path.status();
+  // A hex id or a container name (crucible-<run id>), sent unescaped.
+  if (id.empty() || !absl::ascii_isalnum(static_cast<unsigned char>(id[0]))) {
+    return absl::InvalidArgumentError("bad container id or name");
+  }
   for (char c : id) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c))) {
-      return absl::InvalidArgumentError("bad container id");
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' &&
+        c != '_' && c != '-') {
+      return absl::InvalidArgumentError("bad container id or name");
     }
   }
   std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());

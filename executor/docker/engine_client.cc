@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace docker {
 namespace {
@@ -347,8 +348,10 @@ absl::Status EngineClient::PullImage(absl::string_view image) {
       options_.docker_host, " and could not be pulled: ", error));
 }
 
-absl::StatusOr<std::string> EngineClient::CreateContainer(const json& body) {
-  auto path = VersionedPath("/containers/create");
+absl::StatusOr<std::string> EngineClient::CreateContainer(
+    absl::string_view name, const json& body) {
+  auto path = VersionedPath(
+      absl::StrCat("/containers/create?name=", EscapeQuery(name)));
   if (!path.ok()) return path.status();
   // replace: invalid UTF-8 must not throw (proto3 strings are UTF-8 anyway).
   Request r{.method = "POST", .path = *path,
@@ -500,6 +503,12 @@ void EngineClient::AppendSummaries(const json& j,
     ContainerSummary s;
     s.id = c.value("Id", "");
     s.state = c.value("State", "");
+    if (c.contains("Names") && c["Names"].is_array() && !c["Names"].empty() &&
+        c["Names"][0].is_string()) {
+      // Docker and Podman report "/name".
+      s.name = std::string(
+          absl::StripPrefix(c["Names"][0].get_ref<const std::string&>(), "/"));
+    }
     if (c.contains("Labels") && c["Labels"].is_object()) {
       for (auto it = c["Labels"].begin(); it != c["Labels"].end(); ++it) {
         if (it.value().is_string()) s.labels[it.key()] = it.value().get<std::string>();

@@ -43,6 +43,9 @@ struct ContainerState {
 // One entry of ListContainers.
 struct ContainerSummary {
   std::string id;
+  // The container's name, without the leading '/' the engine reports (the
+  // first of its names); empty if it has none.
+  std::string name;
   std::string state;
   std::map<std::string, std::string> labels;
 };
@@ -68,15 +71,20 @@ using AbortFn = std::function<bool()>;
 //   GET    /version                               NegotiateApiVersion
 //   GET    /V/images/{name}/json                  InspectImage
 //   POST   /V/images/create?fromImage={name}      PullImage (only if policy allows)
-//   POST   /V/containers/create                   CreateContainer
-//   POST   /V/containers/{id}/wait?condition=...  Wait
-//   POST   /V/containers/{id}/start               Start
-//   POST   /V/containers/{id}/attach?stream=1&stdin=1  WriteStdin (Upgrade: tcp)
-//   GET    /V/containers/{id}/logs?follow={0,1}&stdout=1&stderr=1   Logs
-//   POST   /V/containers/{id}/kill?signal=KILL    Kill
-//   GET    /V/containers/{id}/json                InspectContainer
-//   DELETE /V/containers/{id}?force=1&v=1         Remove
-//   GET    /V/containers/json?all=1&filters=...   ListContainers
+//   POST   /V/containers/create?name={name}       CreateContainer
+//   POST   /V/containers/{name}/wait?condition=...  Wait
+//   POST   /V/containers/{name}/start             Start
+//   POST   /V/containers/{name}/attach?stream=1&stdin=1  WriteStdin (Upgrade: tcp)
+//   GET    /V/containers/{name}/logs?follow={0,1}&stdout=1&stderr=1   Logs
+//   POST   /V/containers/{name}/kill?signal=KILL  Kill
+//   GET    /V/containers/{name}/json              InspectContainer
+//   DELETE /V/containers/{name}?force=1&v=1       Remove
+//   GET    /V/containers/json?all=1&filters={"label":["K=V"]} (URL-encoded)
+//                                                 ListContainers
+//
+// The per-container calls take a container name or id; Crucible always
+// passes the name it created the container with (policy::ContainerName),
+// as the docker-proxy allows them only on crucible-* names.
 class EngineClient {
  public:
   // INVALID_ARGUMENT if `options.docker_host` is not unix:// or tcp://.
@@ -96,8 +104,9 @@ class EngineClient {
   // Pulls `image` from its registry. FAILED_PRECONDITION naming the image
   // if the engine could not pull it (its progress stream reports an error).
   absl::Status PullImage(absl::string_view image);
-  // Creates a container from a create body; returns its id.
-  absl::StatusOr<std::string> CreateContainer(const nlohmann::json& body);
+  // Creates a container named `name` from a create body; returns its id.
+  absl::StatusOr<std::string> CreateContainer(absl::string_view name,
+                                              const nlohmann::json& body);
   // Waits for `condition` ("next-exit", "not-running", ...) and returns the
   // exit code. `on_sent` (may be empty) is called once the request has been
   // written. No total timeout; `abort` ends it with CANCELLED.

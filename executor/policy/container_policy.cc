@@ -80,6 +80,18 @@ bool PlainName(absl::string_view s) {
          });
 }
 
+// A run or executor id that may go into a container name and a label
+// filter as is: 1-`max` characters of [A-Za-z0-9_.-], the first
+// alphanumeric (the engine's own rule for names), nothing a URL escapes.
+bool ValidId(absl::string_view s, size_t max) {
+  return !s.empty() && s.size() <= max &&
+         absl::ascii_isalnum(static_cast<unsigned char>(s[0])) &&
+         std::all_of(s.begin(), s.end(), [](char c) {
+           return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+                  c == '.' || c == '_' || c == '-';
+         });
+}
+
 absl::Status CheckNetwork(const std::string& network) {
   if (network == "none") return absl::OkStatus();
   if (network == "host" || network == "bridge" || network == "default" ||
@@ -93,6 +105,10 @@ absl::Status CheckNetwork(const std::string& network) {
 }
 
 }  // namespace
+
+std::string ContainerName(absl::string_view run_id) {
+  return absl::StrCat(kContainerNamePrefix, run_id);
+}
 
 void ParseImageRules(const std::vector<std::string>& rules,
                      ContainerPolicyOptions& o) {
@@ -130,6 +146,12 @@ absl::StatusOr<ContainerPolicy> ContainerPolicy::Create(
     if (i.empty()) return absl::InvalidArgumentError("an allowed image is empty");
   }
   if (absl::Status s = CheckNetwork(o.network); !s.ok()) return s;
+  if (!ValidId(o.executor_id, 128)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "executor_id \"", absl::CHexEscape(o.executor_id.substr(0, 128)),
+        "\" must be 1-128 characters of [A-Za-z0-9_.-] starting with a "
+        "letter or digit"));
+  }
   if (!o.runtime.empty() && !PlainName(o.runtime)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "policy runtime \"", o.runtime, "\" is not a plain runtime name"));
@@ -160,6 +182,14 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
     const crucible::v1::RunRequest& req) const {
   const crucible::v1::TaskSpec& spec = req.spec();
   if (req.run_id().empty()) return absl::InvalidArgumentError("run_id is required");
+  // The run id names the container (ContainerName), which the docker-proxy
+  // matches against the same character set.
+  if (!ValidId(req.run_id(), 64)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "run_id \"", absl::CHexEscape(req.run_id().substr(0, 64)),
+        "\" must be 1-64 characters of [A-Za-z0-9_.-] starting with a "
+        "letter or digit"));
+  }
   const std::string& image = spec.image();
   if (image.empty()) return absl::InvalidArgumentError("spec.image is required");
   if (image.size() > 512 || !std::all_of(image.begin(), image.end(), ValidImageChar) ||
@@ -311,6 +341,7 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
           "JSON keys; the docker-proxy refuses them"));
     }
   }
+  plan.name = ContainerName(req.run_id());
   plan.create_body = std::move(body);
   plan.pull_image = o.pull_images;
   return plan;

@@ -26,6 +26,17 @@ inline constexpr char kRunLabel[] = "crucible.run";
 inline constexpr char kTaskLabel[] = "crucible.task";
 inline constexpr char kAttemptLabel[] = "crucible.attempt";
 
+// Every task container is named kContainerNamePrefix + its run id, and every
+// per-container call uses that name: the docker-proxy allows those calls
+// only on names with this prefix (deploy/docker-proxy/haproxy.cfg), never on
+// the engine's hex ids, so that a subverted executor cannot reach other
+// workloads' containers on the same engine.
+inline constexpr char kContainerNamePrefix[] = "crucible-";
+
+// The name of the container of run `run_id`: kContainerNamePrefix + run_id.
+// Plan refuses run ids that would not make a valid name.
+std::string ContainerName(absl::string_view run_id);
+
 struct ContainerPolicyOptions {
   // An image is allowed iff its reference equals one of allowed_images or
   // starts with one of allowed_image_prefixes (see ParseImageRules).
@@ -43,7 +54,9 @@ struct ContainerPolicyOptions {
   std::string network = "none";
   // "uid:gid" the process runs as; numeric, uid and gid 0 are refused.
   std::string user = "65534:65534";
-  // Written into the crucible.executor label of every container.
+  // Written into the crucible.executor label of every container; 1-128
+  // characters of [A-Za-z0-9_.-], starting with a letter or digit (the
+  // docker-proxy allows the orphan list only with such a label filter).
   std::string executor_id = "executor";
   // Defaults (used when the spec says 0 / unset) and maxima.
   int64_t default_memory_bytes = 256 * kMiB;
@@ -72,6 +85,9 @@ void ParseImageRules(const std::vector<std::string>& rules,
 
 // What the runner needs to run one request.
 struct ContainerPlan {
+  // The container's name, ContainerName(run_id): sent with the create and
+  // used by every later call on the container.
+  std::string name;
   nlohmann::json create_body;  // body of POST /containers/create
   absl::Duration timeout;
   int64_t max_output_bytes;
@@ -89,14 +105,17 @@ struct ContainerPlan {
 class ContainerPolicy {
  public:
   // INVALID_ARGUMENT for a root or non-numeric user, a default above its
-  // maximum, a non-positive limit, no allowed image, an empty prefix, or a
-  // network or runtime name that is refused or malformed.
+  // maximum, a non-positive limit, no allowed image, an empty prefix, a
+  // network or runtime name that is refused or malformed, or a malformed
+  // executor_id.
   static absl::StatusOr<ContainerPolicy> Create(ContainerPolicyOptions options);
 
-  // The create body and limits for `request`. PERMISSION_DENIED if the image
-  // is not allowed (naming the image and the rules);
-  // INVALID_ARGUMENT for a missing run_id or image, a malformed image or
-  // env, or a limit above its maximum (naming the field and the maximum).
+  // The container name, create body and limits for `request`.
+  // PERMISSION_DENIED if the image is not allowed (naming the image and the
+  // rules); INVALID_ARGUMENT for a run_id that is not 1-64 characters of
+  // [A-Za-z0-9_.-] starting with a letter or digit, a missing image, a
+  // malformed image or env, or a limit above its maximum (naming the field
+  // and the maximum).
   // Non-empty stdin opens the container's stdin (OpenStdin, StdinOnce).
   absl::StatusOr<ContainerPlan> Plan(const crucible::v1::RunRequest& request) const;
 

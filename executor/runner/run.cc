@@ -59,20 +59,22 @@ class Execution {
         return pulled;
       }
     }
-    absl::StatusOr<std::string> id = engine_.CreateContainer(plan_.create_body);
+    absl::StatusOr<std::string> id =
+        engine_.CreateContainer(plan_.name, plan_.create_body);
     if (!id.ok()) return id.status();
     id_ = *id;
     absl::StatusOr<TaskResult> result = RunContainer();
     if (engine_lost_.load()) {
-      LOG(WARNING) << "run " << request_.run_id() << ": container " << id_
-                   << " left to the orphan reaper: the engine stopped answering";
+      LOG(WARNING)
+          << "run " << request_.run_id() << ": container " << name_
+          << " left to the orphan reaper: the engine stopped answering";
       return result;
     }
     // Always remove, on every path, once the container exists.
-    if (absl::Status s = engine_.Remove(id_); !s.ok()) {
-      LOG(ERROR) << "run " << request_.run_id() << ": could not remove container "
-                 << id_ << " (label crucible.run=" << request_.run_id()
-                 << "): " << s;
+    if (absl::Status s = engine_.Remove(name_); !s.ok()) {
+      LOG(ERROR) << "run " << request_.run_id()
+                 << ": could not remove container " << name_
+                 << " (label crucible.run=" << request_.run_id() << "): " << s;
     }
     return result;
   }
@@ -87,8 +89,8 @@ class Execution {
   absl::Status EngineLostError() const {
     return absl::UnavailableError(absl::StrCat(
         "the container engine stopped answering during the run (",
-        options_.engine_failures_to_give_up, " inspections of container ", id_,
-        " failed in a row); the run was abandoned"));
+        options_.engine_failures_to_give_up, " inspections of container ",
+        name_, " failed in a row); the run was abandoned"));
   }
 
   TaskResult Ended(TerminationReason reason, std::string message) {
@@ -111,7 +113,8 @@ class Execution {
     std::atomic<bool> stop_wait{false};
     std::thread waiter([&] {
       absl::StatusOr<int64_t> r = engine_.Wait(
-          id_, "next-exit", [&] { return stop_wait.load() || abort_streams_.load(); },
+          name_, "next-exit",
+          [&] { return stop_wait.load() || abort_streams_.load(); },
           [&] { wait_sent.Notify(); });
       if (r.ok()) exit_seen_ = true;
       wait_result = std::move(r);
@@ -128,7 +131,7 @@ class Execution {
     if (control_.cancelled()) {
       return Ended(TerminationReason::TERMINATION_REASON_CANCELLED, "cancelled before start");
     }
-    if (absl::Status s = engine_.Start(id_); !s.ok()) {
+    if (absl::Status s = engine_.Start(name_); !s.ok()) {
       if (!IsMissingExecutable(s)) return s;
       TaskResult r = Ended(TerminationReason::TERMINATION_REASON_REJECTED,
                            absl::StrCat("the container could not start: ", s.message()));
@@ -149,7 +152,7 @@ class Execution {
     if (!request_.spec().stdin().empty()) {
       feeder = std::thread([&] {
         absl::Status s = engine_.WriteStdin(
-            id_, request_.spec().stdin(),
+            name_, request_.spec().stdin(),
             [&] { return stop_stdin.load() || abort_streams_.load(); });
         if (!s.ok() && s.code() != absl::StatusCode::kCancelled) {
           LOG(WARNING) << "run " << request_.run_id() << ": stdin: " << s;
@@ -164,7 +167,7 @@ class Execution {
     absl::Status logs = FollowLogs();
     if (engine_lost_.load()) return EngineLostError();
     if (!logs.ok()) {
-      (void)engine_.Kill(id_);
+      (void)engine_.Kill(name_);
       return logs;
     }
     absl::StatusOr<docker::ContainerState> state =
@@ -182,8 +185,9 @@ class Execution {
   absl::Status FollowLogs() {
     auto abort = [this] { return abort_streams_.load() || logs_stop_.load(); };
     absl::Status logs = engine_.Logs(
-        id_, /*follow=*/true,
-        [this](absl::string_view b) { return OnLogBytes(b, demux_, 0); }, abort);
+        name_, /*follow=*/true,
+        [this](absl::string_view b) { return OnLogBytes(b, demux_, 0); },
+        abort);
     if (limit_hit_ || abort_streams_.load()) return absl::OkStatus();
     if (logs.ok() && !demux_.failed()) return absl::OkStatus();
     LOG(WARNING) << "run " << request_.run_id() << ": log stream "
@@ -201,8 +205,9 @@ class Execution {
       return abort_streams_.load() || (follow && logs_stop_.load());
     };
     logs = engine_.Logs(
-        id_, follow,
-        [&](absl::string_view b) { return OnLogBytes(b, again, skip); }, abort_again);
+        name_, follow,
+        [&](absl::string_view b) { return OnLogBytes(b, again, skip); },
+        abort_again);
     if (again.failed()) {
       return absl::InternalError(absl::StrCat(
           "engine log stream broken twice: ", again.error(), " in: ",
@@ -221,7 +226,8 @@ class Execution {
       std::atomic<bool>& stop_wait) {
     bool waited = wait_done.WaitForNotificationWithTimeout(options_.wait_grace);
     while (true) {
-      absl::StatusOr<docker::ContainerState> state = engine_.InspectContainer(id_);
+      absl::StatusOr<docker::ContainerState> state =
+          engine_.InspectContainer(name_);
       if (!state.ok()) return state.status();
       if ((waited && wait_result.ok()) ||
           (!state->running && state->status != "created")) {
@@ -230,7 +236,7 @@ class Execution {
       }
       if (abort_streams_.load()) {
         return absl::UnavailableError(absl::StrCat(
-            "container ", id_, " did not stop after being killed"));
+            "container ", name_, " did not stop after being killed"));
       }
       waited = wait_done.WaitForNotificationWithTimeout(
           std::max(options_.poll_interval, absl::Milliseconds(500)));
@@ -303,15 +309,18 @@ class Execution {
         killed = true;
         killed_at = now;
         control_.MarkKilled(why);
-        VLOG(1) << "run " << request_.run_id() << ": killing container " << id_;
-        if (absl::Status s = engine_.Kill(id_); !s.ok()) {
-          LOG(WARNING) << "run " << request_.run_id() << ": kill " << id_ << ": " << s;
+        VLOG(1) << "run " << request_.run_id() << ": killing container "
+                << name_;
+        if (absl::Status s = engine_.Kill(name_); !s.ok()) {
+          LOG(WARNING) << "run " << request_.run_id() << ": kill " << name_
+                       << ": " << s;
         }
       }
       if (exit_at == absl::InfiniteFuture()) {
         if (!exit_seen_.load() && now >= next_inspect) {
           next_inspect = now + options_.inspect_interval;
-          absl::StatusOr<docker::ContainerState> st = engine_.InspectContainer(id_);
+          absl::StatusOr<docker::ContainerState> st =
+              engine_.InspectContainer(name_);
           if (st.ok() && !st->running && st->status != "created") exit_seen_ = true;
           engine_failures = st.status().code() == absl::StatusCode::kUnavailable
                                 ? engine_failures + 1
@@ -379,7 +388,10 @@ class Execution {
   const policy::ContainerPlan& plan_;
   RunSink& sink_;
   RunControl& control_;
-  std::string id_;
+  // The container's name (plan_.name): every engine call on the container
+  // uses it, as the docker-proxy refuses the engine's hex ids.
+  const std::string& name_ = plan_.name;
+  std::string id_;  // the engine's id, reported to the sink only
   absl::Time start_time_ = absl::InfinitePast();
   std::atomic<bool> abort_streams_{false};
   std::atomic<bool> logs_stop_{false};  // abandon the current log stream

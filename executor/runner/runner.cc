@@ -3,7 +3,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "executor/runner/run.h"
 #include "glog/logging.h"
 
@@ -149,23 +151,43 @@ absl::StatusOr<int> Runner::ReapOrphans() {
     for (docker::ContainerSummary& c : *listed) {
       auto run = c.labels.find(policy::kRunLabel);
       if (run != c.labels.end() && active_.count(run->second) > 0) continue;
+      absl::string_view name_run = c.name;
+      if (absl::ConsumePrefix(&name_run, policy::kContainerNamePrefix) &&
+          active_.count(std::string(name_run)) > 0) {
+        continue;
+      }
       orphans.push_back(std::move(c));
     }
   }
   int removed = 0;
   absl::Status first_error;
   for (const docker::ContainerSummary& c : orphans) {
+    const std::string run = c.labels.count(policy::kRunLabel) > 0
+                                ? c.labels.at(policy::kRunLabel)
+                                : "?";
+    // Only containers named crucible-*: the docker-proxy refuses every call
+    // on other names and on hex ids, and such a container is not one this
+    // executor created (another workload's, carrying our label, or one from
+    // a version that did not name its containers).
+    if (!absl::StartsWith(c.name, policy::kContainerNamePrefix)) {
+      LOG(WARNING) << "left container " << c.id << " (name \"" << c.name
+                   << "\", " << policy::kRunLabel << "=" << run
+                   << ") alone: it carries " << policy::kExecutorLabel << "="
+                   << executor_id << " but its name lacks the "
+                   << policy::kContainerNamePrefix
+                   << " prefix of the containers Crucible creates; remove it "
+                      "on the engine itself if it is a leftover";
+      continue;
+    }
     // Engine calls outside the lock: Remove may take seconds.
-    if (absl::Status s = engine_.Remove(c.id); !s.ok()) {
-      LOG(WARNING) << "could not reap orphan container " << c.id << ": " << s;
+    if (absl::Status s = engine_.Remove(c.name); !s.ok()) {
+      LOG(WARNING) << "could not reap orphan container " << c.name << ": " << s;
       if (first_error.ok()) first_error = s;
       continue;
     }
-    LOG(INFO) << "reaped orphan container " << c.id << " (state " << c.state
-              << ", " << policy::kRunLabel << "="
-              << (c.labels.count(policy::kRunLabel) > 0 ? c.labels.at(policy::kRunLabel)
-                                                        : "?")
-              << ") that no run of executor " << executor_id << " owns";
+    LOG(INFO) << "reaped orphan container " << c.name << " (id " << c.id
+              << ", state " << c.state << ", " << policy::kRunLabel << "="
+              << run << ") that no run of executor " << executor_id << " owns";
     ++removed;
   }
   if (removed == 0 && !first_error.ok()) return first_error;

@@ -127,9 +127,11 @@ class Runner {
   // From now on Run refuses new runs with UNAVAILABLE (the executor is
   // draining); active runs go on. Irreversible.
   void StopAccepting();
-  // Removes every container labelled crucible.executor=<the policy's
-  // executor_id> whose crucible.run label names no active run: containers
-  // left behind by a crash of this executor. Returns how many it removed;
+  // Removes, by name, every container labelled crucible.executor=<the
+  // policy's executor_id> whose crucible.run label (and name) names no
+  // active run: containers left behind by a crash of this executor. Listed
+  // containers whose name lacks policy::kContainerNamePrefix are left alone
+  // (logged): Crucible did not create them. Returns how many it removed;
   // UNAVAILABLE if the engine cannot be reached. Runs started while it
   // works are never touched (their run ids are active before their
   // containers exist).

@@ -167,6 +167,59 @@ TEST(ContainerPolicyTest, NegativeAndMalformedInputsAreInvalidArgument) {
   EXPECT_EQ(Policy().Plan(req).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ContainerPolicyTest, ThePlanCarriesTheContainerNameOfTheRun) {
+  EXPECT_EQ(ContainerName("0123456789abcdef0123456789abcdef"),
+            "crucible-0123456789abcdef0123456789abcdef");
+  crucible::v1::RunRequest req = Request();
+  req.set_run_id("0123456789abcdef0123456789abcdef");
+  auto plan = Policy().Plan(req);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->name, "crucible-0123456789abcdef0123456789abcdef");
+  EXPECT_TRUE(absl::StartsWith(plan->name, kContainerNamePrefix));
+  // The run label names the same run (the guard checks the two agree).
+  EXPECT_EQ(plan->create_body["Labels"][kRunLabel],
+            "0123456789abcdef0123456789abcdef");
+  for (const std::string& ok :
+       {std::string("a"), std::string("A.b_c-9"), std::string(64, 'f')}) {
+    req.set_run_id(ok);
+    plan = Policy().Plan(req);
+    ASSERT_TRUE(plan.ok()) << ok << ": " << plan.status();
+    EXPECT_EQ(plan->name, "crucible-" + ok);
+  }
+}
+
+TEST(ContainerPolicyTest, ARunIdThatIsNoContainerNameIsRefusedNamingTheField) {
+  for (const std::string& bad :
+       {std::string(65, 'f'), std::string("-x"), std::string(".x"),
+        std::string("_x"), std::string("a/b"), std::string("../x"),
+        std::string("a b"), std::string("a?b"), std::string("a%2e"),
+        std::string("a:b"), std::string("Ã©tÃ©"), std::string("a\0b", 3)}) {
+    crucible::v1::RunRequest req = Request();
+    req.set_run_id(bad);
+    auto plan = Policy().Plan(req);
+    EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_TRUE(absl::StrContains(plan.status().message(), "run_id"))
+        << plan.status();
+  }
+}
+
+TEST(ContainerPolicyTest, AnExecutorIdThatIsNoPlainLabelValueIsRefusedAtLoad) {
+  for (const std::string& bad :
+       {std::string(""), std::string("-x"), std::string("a b"),
+        std::string("a\"]"), std::string("a=b"), std::string("a*"),
+        std::string(129, 'e')}) {
+    ContainerPolicyOptions o;
+    o.executor_id = bad;
+    auto p = ContainerPolicy::Create(o);
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_TRUE(absl::StrContains(p.status().message(), "executor_id"))
+        << p.status();
+  }
+  ContainerPolicyOptions o;
+  o.executor_id = "host-1.example_2-50051";
+  EXPECT_TRUE(ContainerPolicy::Create(o).ok());
+}
+
 TEST(ContainerPolicyTest, WhatTheProxyWouldRefuseIsRefusedAsTheTasksError) {
   crucible::v1::RunRequest req = Request();
   (*req.mutable_spec()->mutable_env())["BIG"] = std::string(kMaxCreateBodyBytes, 'x');

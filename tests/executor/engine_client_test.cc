@@ -111,7 +111,7 @@ TEST(EngineClientTest, EveryCallCarriesTheNegotiatedVersion) {
   });
   auto client = Client(server.address());
   (void)client->InspectImage("i");
-  (void)client->CreateContainer({{"Image", "i"}});
+  (void)client->CreateContainer("crucible-r", {{"Image", "i"}});
   (void)client->Start("c");
   (void)client->Kill("c");
   (void)client->InspectContainer("c");
@@ -126,6 +126,45 @@ TEST(EngineClientTest, EveryCallCarriesTheNegotiatedVersion) {
   for (size_t i = 1; i < requests.size(); ++i) {
     EXPECT_TRUE(absl::StrContains(requests[i], " /v1.40/")) << requests[i];
   }
+}
+
+TEST(EngineClientTest, CreateSendsTheNameAndListReportsNamesWithoutSlash) {
+  ScriptedServer server([](const std::string& line) {
+    if (absl::StrContains(line, "/version"))
+      return Http(200, R"({"ApiVersion":"1.41"})");
+    if (absl::StrContains(line, "/containers/create"))
+      return Http(201, R"({"Id":"abc"})");
+    return Http(200, R"([
+      {"Id":"1","Names":["/crucible-r1"],"State":"exited","Labels":{"crucible.run":"r1"}},
+      {"Id":"2","Names":["crucible-r2"],"State":"running","Labels":{}},
+      {"Id":"3","State":"created"}])");
+  });
+  auto client = Client(server.address());
+  absl::StatusOr<std::string> id =
+      client->CreateContainer("crucible-a.b_c-1", {{"Image", "i"}});
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(*id, "abc");
+  // A name cannot smuggle another parameter into the query.
+  (void)client->CreateContainer("x&y=1 #", {{"Image", "i"}});
+  auto listed = client->ListContainers("crucible.executor", "ex-1");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 3u);
+  EXPECT_EQ((*listed)[0].name, "crucible-r1");
+  EXPECT_EQ((*listed)[0].id, "1");
+  EXPECT_EQ((*listed)[0].labels.at("crucible.run"), "r1");
+  EXPECT_EQ((*listed)[1].name, "crucible-r2");
+  EXPECT_EQ((*listed)[2].name, "");
+  std::vector<std::string> requests = server.requests();
+  ASSERT_EQ(requests.size(), 4u);
+  EXPECT_EQ(requests[1],
+            "POST /v1.41/containers/create?name=crucible-a.b_c-1 HTTP/1.1");
+  EXPECT_EQ(requests[2],
+            "POST /v1.41/containers/create?name=x%26y%3D1%20%23 HTTP/1.1");
+  // Exactly the query the docker-proxy allows (deploy/docker-proxy/haproxy.cfg,
+  // list_query).
+  EXPECT_EQ(requests[3],
+            "GET /v1.41/containers/json?all=1&filters=%7B%22label%22%3A%5B%22"
+            "crucible.executor%3Dex-1%22%5D%7D HTTP/1.1");
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
@@ -17,6 +18,7 @@
 #include "executor/runner/runner.h"
 #include "gtest/gtest.h"
 #include "tests/executor/engine_env.h"
+#include "tests/testing/test_stack.h"
 
 namespace runner {
 namespace {
@@ -81,7 +83,7 @@ class EngineTest : public ::testing::Test {
     auto left = engine_->ListContainers("crucible.executor", executor_id_);
     ASSERT_TRUE(left.ok()) << left.status();
     EXPECT_TRUE(left->empty()) << left->size() << " containers left behind";
-    for (const auto& c : *left) (void)engine_->Remove(c.id);
+    for (const auto& c : *left) (void)engine_->Remove(c.name);
   }
 
   crucible::v1::RunRequest Request(std::vector<std::string> argv) {
@@ -206,8 +208,7 @@ TEST_F(EngineTest, OrphanIsReapedAndActiveRunsAreNot) {
   crucible::v1::RunRequest orphan_req = Request({"sleep", "60"});
   auto plan = policy_->Plan(orphan_req);
   ASSERT_TRUE(plan.ok()) << plan.status();
-  auto orphan = engine_->CreateContainer(plan->create_body);
-  ASSERT_TRUE(orphan.ok()) << orphan.status();
+  ASSERT_TRUE(engine_->CreateContainer(plan->name, plan->create_body).ok());
   // Another executor's container is not ours to reap.
   policy::ContainerPolicyOptions other_options;
   other_options.executor_id = executor_id_ + "-other";
@@ -215,8 +216,19 @@ TEST_F(EngineTest, OrphanIsReapedAndActiveRunsAreNot) {
   ASSERT_TRUE(other_policy.ok());
   auto other_plan = other_policy->Plan(Request({"true"}));
   ASSERT_TRUE(other_plan.ok());
-  auto other = engine_->CreateContainer(other_plan->create_body);
-  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE(
+      engine_->CreateContainer(other_plan->name, other_plan->create_body).ok());
+  // A container with this executor's label but not named crucible-*: not
+  // one Crucible created (the proxy would refuse to remove it anyway), so
+  // it is left alone. Made on the engine itself, past the proxy.
+  const std::string socket = testing_util::TestStackFromEnv().engine_socket;
+  ASSERT_FALSE(socket.empty()) << "run through ctest";
+  auto direct =
+      docker::EngineClient::Create({.docker_host = "unix://" + socket});
+  ASSERT_TRUE(direct.ok()) << direct.status();
+  const std::string foreign = "foreign-" + executor_id_;
+  ASSERT_TRUE((*direct)->CreateContainer(foreign, plan->create_body).ok());
+  absl::Cleanup remove_foreign = [&] { (void)(*direct)->Remove(foreign); };
   // And a live run whose container must survive the reaping.
   crucible::v1::RunRequest live = Request({"sleep", "60"});
   CollectingSink sink;
@@ -228,13 +240,16 @@ TEST_F(EngineTest, OrphanIsReapedAndActiveRunsAreNot) {
   absl::StatusOr<int> reaped = runner_->ReapOrphans();
   ASSERT_TRUE(reaped.ok()) << reaped.status();
   EXPECT_EQ(*reaped, 1);
-  EXPECT_EQ(engine_->InspectContainer(*orphan).status().code(),
+  EXPECT_EQ(engine_->InspectContainer(plan->name).status().code(),
             absl::StatusCode::kNotFound);
-  auto live_state = engine_->InspectContainer(sink.container_id());
+  auto live_state =
+      engine_->InspectContainer(policy::ContainerName(live.run_id()));
   ASSERT_TRUE(live_state.ok()) << live_state.status();
   EXPECT_TRUE(live_state->running);
-  EXPECT_TRUE(engine_->InspectContainer(*other).ok());
-  EXPECT_TRUE(engine_->Remove(*other).ok());
+  EXPECT_TRUE(engine_->InspectContainer(other_plan->name).ok());
+  EXPECT_TRUE(engine_->Remove(other_plan->name).ok());
+  EXPECT_TRUE((*direct)->InspectContainer(foreign).ok());
+  EXPECT_TRUE((*direct)->Remove(foreign).ok());
 
   control->Cancel();
   run.join();
@@ -276,13 +291,16 @@ TEST_F(EngineTest, UnreadStdinDoesNotHoldUpTheRun) {
 }
 
 TEST_F(EngineTest, ContainerIsRemovedAfterTheRun) {
+  crucible::v1::RunRequest req = Request({"true"});
   CollectingSink sink;
-  auto result = runner_->Run(Request({"true"}), sink, nullptr);
+  auto result = runner_->Run(req, sink, nullptr);
   ASSERT_TRUE(result.ok()) << result.status();
   auto left = engine_->ListContainers("crucible.executor", executor_id_);
   ASSERT_TRUE(left.ok()) << left.status();
   EXPECT_TRUE(left->empty());
-  auto inspect = engine_->InspectContainer(sink.container_id());
+  // The sink got the engine's id; calls through the proxy use the name.
+  EXPECT_NE(sink.container_id(), policy::ContainerName(req.run_id()));
+  auto inspect = engine_->InspectContainer(policy::ContainerName(req.run_id()));
   EXPECT_EQ(inspect.status().code(), absl::StatusCode::kNotFound);
 }
 

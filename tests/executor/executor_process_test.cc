@@ -113,7 +113,7 @@ class ExecutorProcessTest : public ::testing::Test {
     auto left = engine_->ListContainers(policy::kExecutorLabel, executor_id_);
     ASSERT_TRUE(left.ok()) << left.status();
     EXPECT_TRUE(left->empty()) << left->size() << " containers left behind";
-    for (const auto& c : *left) (void)engine_->Remove(c.id);
+    for (const auto& c : *left) (void)engine_->Remove(c.name);
   }
 
   void StartExecutor(std::vector<std::string> extra) {
@@ -168,7 +168,8 @@ class ExecutorProcessTest : public ::testing::Test {
     return r;
   }
 
-  // A container as a crashed executor leaves it: labelled, no run.
+  // A container as a crashed executor leaves it: labelled, no run. Returns
+  // its name.
   std::string CreateOrphan() {
     policy::ContainerPolicyOptions po;
     po.executor_id = executor_id_;
@@ -176,13 +177,14 @@ class ExecutorProcessTest : public ::testing::Test {
     EXPECT_TRUE(policy.ok());
     auto plan = policy->Plan(Request({"sleep", "60"}));
     EXPECT_TRUE(plan.ok()) << plan.status();
-    auto id = engine_->CreateContainer(plan->create_body);
+    if (!plan.ok()) return "";
+    auto id = engine_->CreateContainer(plan->name, plan->create_body);
     EXPECT_TRUE(id.ok()) << id.status();
-    return id.ok() ? *id : "";
+    return id.ok() ? plan->name : "";
   }
 
-  bool Gone(const std::string& id) {
-    return engine_->InspectContainer(id).status().code() ==
+  bool Gone(const std::string& name) {
+    return engine_->InspectContainer(name).status().code() ==
            absl::StatusCode::kNotFound;
   }
 

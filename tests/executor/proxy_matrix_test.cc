@@ -200,29 +200,39 @@ TEST_F(ProxyMatrixTest, EveryAllowedCallWorksWithAndWithoutVersion) {
             .code,
         200);
 
+    // Calls on a container name it crucible-<run id>, never by hex id.
+    const std::string run =
+        absl::StrCat("proxy-matrix-", getpid(), v.empty() ? "-a" : "-b");
+    const std::string name = "crucible-" + run;
     nlohmann::json body = {
         {"Image", executor_testing::kBusybox},
         {"Cmd", {"sh", "-c", "echo through-the-proxy; sleep 60"}},
         {"OpenStdin", true},
         {"User", "65534:65534"},
         {"Labels",
-         {{"crucible.executor", absl::StrCat("proxy-matrix-", getpid())}}},
+         {{"crucible.executor", absl::StrCat("proxy-matrix-", getpid())},
+          {"crucible.run", run}}},
         {"HostConfig",
          {{"NetworkMode", "none"},
           {"CapDrop", {"ALL"}},
           {"Ulimits",
            {{{"Name", "nofile"}, {"Soft", 1024}, {"Hard", 1024}},
             {{"Name", "nproc"}, {"Soft", 1024}, {"Hard", 1024}}}}}}};
-    Answer created = Call(base_, "POST", v + "/containers/create", body.dump());
+    Answer created =
+        Call(base_, "POST", v + "/containers/create?name=" + name, body.dump());
     ASSERT_EQ(created.code, 201) << created.body;
     const std::string id = nlohmann::json::parse(created.body)["Id"];
-    const std::string c = v + "/containers/" + id;
+    const std::string c = v + "/containers/" + name;
     EXPECT_EQ(Call(base_, "POST", c + "/start").code, 204);
     EXPECT_EQ(Call(base_, "GET", c + "/json").code, 200);
-    Answer listed =
-        Call(base_, "GET",
-             v + "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22"
-                 "crucible.executor%22%5D%7D");
+    // Only with exactly the executor's label filter
+    // (tests/executor/proxy_ownership_test.cc checks the others are 403).
+    Answer listed = Call(
+        base_, "GET",
+        absl::StrCat(v,
+                     "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22"
+                     "crucible.executor%3Dproxy-matrix-",
+                     getpid(), "%22%5D%7D"));
     EXPECT_EQ(listed.code, 200);
     EXPECT_TRUE(absl::StrContains(listed.body, id));
     // Attach for stdin only reaches the engine, which answers 200 (no
@@ -297,11 +307,14 @@ TEST_F(ProxyMatrixTest, CreateBodiesAskingForTheHostAre403) {
           {{"Name", "nproc"}, {"Soft", 1024}, {"Hard", 1024}}}}}}};
   const std::string body = good.dump();
   ASSERT_TRUE(absl::StrContains(body, "\\u0001")) << body;  // an allowed escape
-  Answer created = Call(base_, "POST", "/v1.41/containers/create", body);
+  const std::string name =
+      absl::StrCat("crucible-proxy-matrix-good-", getpid());
+  Answer created =
+      Call(base_, "POST", "/v1.41/containers/create?name=" + name, body);
   ASSERT_EQ(created.code, 201) << created.body;
-  const std::string id = nlohmann::json::parse(created.body)["Id"];
-  EXPECT_EQ(Call(base_, "DELETE", "/v1.41/containers/" + id + "?force=1").code,
-            204);
+  EXPECT_EQ(
+      Call(base_, "DELETE", "/v1.41/containers/" + name + "?force=1").code,
+      204);
 }
 
 // The same configuration with CRUCIBLE_PROXY_ALLOW_PULL=1 lets pulls of a

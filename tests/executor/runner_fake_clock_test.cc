@@ -1,10 +1,12 @@
 // The runner's deadline logic on a FakeClock, against a scripted engine
 // that holds wait and logs open until the container is killed: the timeout
 // is decided by the injected clock alone, with no real waiting for it.
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
@@ -23,7 +25,8 @@ namespace {
 using executor_testing::Http;
 using executor_testing::ScriptedServer;
 
-// A container that runs until killed, then reports exit 137.
+// A container that runs until killed, then reports exit 137. Its engine id
+// is "c1"; the runner must address it by name (crucible-<run id>).
 class FakeEngine {
  public:
   std::string Respond(const std::string& line) {
@@ -46,7 +49,8 @@ class FakeEngine {
       return Http(200, "");
     }
     if (absl::StartsWith(line, "DELETE")) return Http(204, "");
-    if (absl::StrContains(line, "/containers/c1/json")) {
+    if (absl::StrContains(line, "/containers/crucible-r") &&
+        absl::StrContains(line, "/json ")) {
       return killed_.HasBeenNotified()
                  ? Http(
                        200,
@@ -126,11 +130,20 @@ TEST_F(RunnerFakeClockTest, TheDeadlineOnTheInjectedClockKillsTheContainer) {
   EXPECT_EQ(common::FromProtoTime(result->finish_time()) -
                 common::FromProtoTime(result->start_time()),
             absl::Minutes(5));
+  const std::vector<std::string> requests = server_.requests();
   bool removed = false;
-  for (const std::string& r : server_.requests()) {
-    if (absl::StartsWith(r, "DELETE /v1.41/containers/c1")) removed = true;
+  for (const std::string& r : requests) {
+    if (absl::StartsWith(r, "DELETE /v1.41/containers/crucible-r1?"))
+      removed = true;
+    // Every call on the container uses its name, never the engine's id.
+    EXPECT_FALSE(absl::StrContains(r, "/containers/c1")) << r;
   }
   EXPECT_TRUE(removed);
+  EXPECT_TRUE(
+      std::any_of(requests.begin(), requests.end(), [](const std::string& r) {
+        return absl::StartsWith(
+            r, "POST /v1.41/containers/create?name=crucible-r1 ");
+      }));
 }
 
 TEST_F(RunnerFakeClockTest, CancelKillsBeforeTheDeadline) {

@@ -117,6 +117,9 @@ TEST_F(RunnerRefusalTest, RequestsOutsideThePolicyMakeNoEngineCall) {
          r.mutable_spec()->set_max_output_bytes(int64_t{1} << 40);
        },
        absl::StatusCode::kInvalidArgument, "max_output_bytes.max"},
+      {"run id that is no container name",
+       [](crucible::v1::RunRequest& r) { r.set_run_id("../x"); },
+       absl::StatusCode::kInvalidArgument, "run_id"},
       {"negative memory",
        [](crucible::v1::RunRequest& r) {
          r.mutable_spec()->mutable_resources()->set_memory_bytes(-1);
