@@ -10,7 +10,6 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -42,14 +41,8 @@ ABSL_FLAG(std::string, executor_id, "",
           "when that port is 0");
 ABSL_FLAG(std::string, policy_file, "",
           "JSON container policy (images, limits, user, runtime, network); "
-          "flags given explicitly override it");
-ABSL_FLAG(std::string, allowed_images, "",
-          "comma-separated image rules: exact references, or prefixes ending "
-          "in '/', ':' or '*'; default: the policy file's, else "
-          "localhost/crucible/");
-ABSL_FLAG(std::string, user, "",
-          "numeric uid:gid containers run as (0 is refused); default: the "
-          "policy file's, else 65534:65534");
+          "the docker-proxy's engine guard must read the same file; empty: "
+          "the built-in policy");
 ABSL_FLAG(absl::Duration, reap_interval, absl::Seconds(60),
           "how often containers labelled with this executor's id that no run "
           "owns (left by a crash) are removed; also done at start");
@@ -112,13 +105,6 @@ int main(int argc, char** argv) {
       LOG(ERROR) << "bad --policy_file: " << s;
       return 1;
     }
-  }
-  if (std::string rules = absl::GetFlag(FLAGS_allowed_images); !rules.empty()) {
-    policy::ParseImageRules(absl::StrSplit(rules, ',', absl::SkipEmpty()),
-                            policy_options);
-  }
-  if (std::string user = absl::GetFlag(FLAGS_user); !user.empty()) {
-    policy_options.user = user;
   }
   policy_options.executor_id = ExecutorId();
   auto policy = policy::ContainerPolicy::Create(policy_options);

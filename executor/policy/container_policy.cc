@@ -19,6 +19,7 @@ namespace {
 using nlohmann::json;
 
 constexpr int64_t kMinMemoryBytes = 6 * kMiB;  // the engines' own minimum
+constexpr char kReadOnlyTmpfs[] = "ro,noexec,nosuid,nodev,size=4096";
 
 absl::Status CheckUser(const std::string& user) {
   std::vector<std::string> parts = absl::StrSplit(user, ':');
@@ -267,6 +268,13 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
     }
     env_list.push_back(absl::StrCat(k, "=", v));
   }
+  if (!spec.working_dir().empty() &&
+      (spec.working_dir()[0] != '/' || spec.working_dir().size() > 4096 ||
+       absl::StrContains(spec.working_dir(), '\0'))) {
+    return absl::InvalidArgumentError(
+        "spec.working_dir must be an absolute path (starting with '/', "
+        "at most 4096 bytes, no NUL)");
+  }
   for (const std::string& arg : spec.command()) {
     if (absl::StrContains(arg, '\0')) {
       return absl::InvalidArgumentError("spec.command must not contain NUL bytes");
@@ -283,8 +291,19 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
       {"MemorySwap", *memory},
       {"PidsLimit", *pids},
       {"NanoCpus", *cpu * 1'000'000},
+      // /tmp is the one writable place: owned by the task's user (U: runc
+      // gives a tmpfs the mode of the image's own /tmp, so mode=1777 alone
+      // leaves it root's 0755), empty (notmpcopyup), noexec and sized.
+      // Podman mounts /run and /var/tmp (writable and executable, half the
+      // host's RAM) and /dev/shm, /dev/mqueue in read-only containers:
+      // tiny read-only mounts take their places.
       {"Tmpfs",
-       {{"/tmp", absl::StrCat("rw,noexec,nosuid,nodev,mode=1777,size=", *tmpfs)}}},
+       {{"/tmp", absl::StrCat("rw,noexec,nosuid,nodev,mode=1777,size=", *tmpfs,
+                              ",U,notmpcopyup")},
+        {"/run", kReadOnlyTmpfs},
+        {"/var/tmp", kReadOnlyTmpfs},
+        {"/dev/shm", kReadOnlyTmpfs},
+        {"/dev/mqueue", kReadOnlyTmpfs}}},
       {"Ulimits",
        {{{"Name", "nofile"}, {"Soft", o.nofile_limit}, {"Hard", o.nofile_limit}},
         {{"Name", "nproc"}, {"Soft", o.nproc_limit}, {"Hard", o.nproc_limit}}}},

@@ -59,7 +59,11 @@ TEST(ContainerPolicyTest, DefaultsProduceExactlyTheHardenedBody) {
       "MemorySwap": 268435456,
       "PidsLimit": 256,
       "NanoCpus": 1000000000,
-      "Tmpfs": {"/tmp": "rw,noexec,nosuid,nodev,mode=1777,size=67108864"},
+      "Tmpfs": {"/tmp": "rw,noexec,nosuid,nodev,mode=1777,size=67108864,U,notmpcopyup",
+                "/run": "ro,noexec,nosuid,nodev,size=4096",
+                "/var/tmp": "ro,noexec,nosuid,nodev,size=4096",
+                "/dev/shm": "ro,noexec,nosuid,nodev,size=4096",
+                "/dev/mqueue": "ro,noexec,nosuid,nodev,size=4096"},
       "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 1024},
                   {"Name": "nproc", "Soft": 1024, "Hard": 1024}],
       "RestartPolicy": {"Name": "no"},
@@ -93,11 +97,22 @@ TEST(ContainerPolicyTest, RequestedLimitsAreUsed) {
   EXPECT_EQ(h["MemorySwap"], 64 * kMiB);
   EXPECT_EQ(h["NanoCpus"], 500'000'000);
   EXPECT_EQ(h["PidsLimit"], 32);
-  EXPECT_EQ(h["Tmpfs"]["/tmp"], "rw,noexec,nosuid,nodev,mode=1777,size=8388608");
+  EXPECT_EQ(h["Tmpfs"]["/tmp"],
+            "rw,noexec,nosuid,nodev,mode=1777,size=8388608,U,notmpcopyup");
   EXPECT_FALSE(plan->create_body.contains("Cmd"));  // image default
   EXPECT_FALSE(plan->create_body.contains("WorkingDir"));
   EXPECT_EQ(plan->timeout, absl::Seconds(3));
   EXPECT_EQ(plan->max_output_bytes, 100);
+}
+
+TEST(ContainerPolicyTest, RelativeWorkingDirIsInvalid) {
+  for (const char* dir : {"relative/dir", "./x", "~/x"}) {
+    crucible::v1::RunRequest req = Request();
+    req.mutable_spec()->set_working_dir(dir);
+    auto plan = Policy().Plan(req);
+    EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument) << dir;
+    EXPECT_TRUE(absl::StrContains(plan.status().message(), "working_dir")) << dir;
+  }
 }
 
 TEST(ContainerPolicyTest, DisallowedImageIsPermissionDeniedNamingImageAndRule) {

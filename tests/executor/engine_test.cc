@@ -144,9 +144,7 @@ TEST_F(EngineTest, RunsAsNonRootInAHardenedContainer) {
   EXPECT_EQ(result->exit_code(), 0);
   // uid and gid 65534; no effective capability; no-new-privileges; the
   // engine's default seccomp filter (mode 2); only the loopback interface;
-  // / not writable; /tmp noexec,nosuid,nodev. (This engine, Podman 4.3 in
-  // the sandbox, ignores mode=1777 on /tmp, so writing there as 65534 is
-  // not asserted.)
+  // / not writable; /tmp noexec,nosuid,nodev (writing there: below).
   EXPECT_EQ(sink.out(),
             "65534\n65534\n"
             "CapEff:\t0000000000000000\n"
@@ -155,6 +153,37 @@ TEST_F(EngineTest, RunsAsNonRootInAHardenedContainer) {
             "lo\n"
             "tmp-noexec\ntmp-nosuid\ntmp-nodev\n")
       << sink.err();
+}
+
+// The task's one scratch directory: it can write /tmp (noexec, sized) and
+// nothing else, and cannot execute a binary it wrote anywhere. Every mount
+// point and every directory outside /proc and /sys is tried.
+constexpr char kScratchCheck[] = R"sh(
+fail=0; t=.probe.$$
+bad() { echo "FAIL $*"; fail=1; }
+runs() { cp /bin/busybox "$1/bb" 2>/dev/null && chmod 755 "$1/bb" 2>/dev/null || return 2
+  [ "$("$1/bb" echo RAN 2>/dev/null)" = RAN ]; }
+{ echo x > /tmp/$t; } 2>/dev/null || bad "/tmp not writable"
+opts=$(awk '$2=="/tmp"{o=$4} END{print o}' /proc/mounts)
+case ",$opts," in *,noexec,*) ;; *) bad "/tmp not noexec: $opts";; esac
+case ",$opts," in *,size=*) ;; *) bad "/tmp has no size: $opts";; esac
+runs /tmp; [ $? = 1 ] || bad "a binary copied to /tmp runs (or cannot be copied)"
+rm -f /tmp/$t /tmp/bb
+for d in $( { awk '{print $2}' /proc/mounts; find / \( -path /proc -o -path /sys -o -path /tmp \) -prune -o -type d -print 2>/dev/null; } | sort -u); do
+  [ "$d" = /tmp ] && continue
+  case "$d" in /proc|/proc/*|/sys|/sys/*) continue;; esac
+  if touch "$d/$t" 2>/dev/null; then rm -f "$d/$t"; x=""; runs "$d" && x=" and runs binaries"; rm -f "$d/bb"; bad "$d writable$x"; fi
+done
+[ $fail = 0 ] && echo SCRATCH-OK
+exit $fail
+)sh";
+
+TEST_F(EngineTest, OnlyTmpIsWritableAndNothingWrittenCanRun) {
+  CollectingSink sink;
+  auto result = runner_->Run(Request({"sh", "-c", kScratchCheck}), sink, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code(), 0) << sink.out() << sink.err();
+  EXPECT_EQ(sink.out(), "SCRATCH-OK\n") << sink.err();
 }
 
 TEST_F(EngineTest, StdinIsWrittenAndClosed) {

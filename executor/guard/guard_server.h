@@ -1,0 +1,67 @@
+#ifndef CRUCIBLE_EXECUTOR_GUARD_GUARD_SERVER_H_
+#define CRUCIBLE_EXECUTOR_GUARD_GUARD_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "executor/guard/create_guard.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}
+
+namespace guard {
+
+struct GuardServerOptions {
+  // Where to listen: a loopback address, since only the docker-proxy
+  // (HAProxy, same pod or host) sends it the creates.
+  std::string host = "127.0.0.1";
+  // 0 picks a free port (see port()).
+  int port = 2376;
+  // The engine's Unix socket, e.g. /var/run/docker.sock.
+  std::string engine_socket;
+  // Timeout of the forwarded create (connect and answer).
+  absl::Duration engine_timeout = absl::Seconds(60);
+};
+
+// The engine guard's HTTP side: serves exactly POST /[vX.Y/]containers/create
+// (everything else 403), passes method, query and body to CreateGuard, and
+// forwards only the admitted, re-encoded body to the engine socket, relaying
+// the engine's status and body. Refusals answer 403 with a JSON "message"
+// (the engine's error shape) and are logged once. Request header blocks
+// over 8 KiB and bodies over kMaxCreateBodyBytes (counted as read) are
+// refused by the HTTP layer; so is a Transfer-Encoding.
+// Thread-safe: requests run on the HTTP library's worker threads.
+class GuardServer {
+ public:
+  // Binds the port; INVALID_ARGUMENT without an engine socket, UNAVAILABLE
+  // if the address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<GuardServer>> Start(
+      GuardServerOptions options, CreateGuard guard);
+  // Stops serving and joins the serving thread.
+  ~GuardServer();
+
+  int port() const { return port_; }
+
+ private:
+  GuardServer(GuardServerOptions options, CreateGuard guard);
+  void Serve();
+  // Decides one POST: admitted creates go to the engine, the rest 403.
+  void Handle(const httplib::Request& req, httplib::Response& res) const;
+
+  const GuardServerOptions options_;
+  const CreateGuard guard_;
+  std::unique_ptr<httplib::Server> http_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace guard
+
+#endif  // CRUCIBLE_EXECUTOR_GUARD_GUARD_SERVER_H_

@@ -1,0 +1,91 @@
+// crucible-docker-guard: the engine guard behind the docker-proxy. HAProxy
+// sends it every container create; it forwards to the engine only bodies
+// that the executor's own container policy produces (executor/guard).
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "common/process.h"
+#include "common/port_file.h"
+#include "executor/guard/create_guard.h"
+#include "executor/guard/describe.h"
+#include "executor/guard/guard_server.h"
+#include "executor/policy/container_policy.h"
+#include "executor/policy/policy_file.h"
+#include "glog/logging.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:2376",
+          "host:port to serve on; keep it on loopback (only the docker-proxy "
+          "talks to it)");
+ABSL_FLAG(std::string, port_file, "",
+          "if set, the bound port is written to this file once serving");
+ABSL_FLAG(std::string, engine_socket, "",
+          "the engine's Unix socket, e.g. /var/run/docker.sock (required)");
+ABSL_FLAG(std::string, policy_file, "",
+          "the executor's JSON container policy file: the same file as the "
+          "executor's --policy_file; empty: the built-in defaults, as the "
+          "executor without one");
+ABSL_FLAG(std::string, executor_id, "",
+          "if set, the only crucible.executor label admitted (a proxy in one "
+          "executor's pod); empty: any");
+ABSL_FLAG(bool, describe, false,
+          "print what the guard admits under the policy (Markdown) and exit");
+ABSL_FLAG(absl::Duration, engine_timeout, absl::Seconds(60),
+          "limit of each forwarded create");
+
+int main(int argc, char** argv) {
+  common::BlockStopSignals();
+  common::ParseFlags(argc, argv,
+                     "admits to the container engine only the container "
+                     "creates that Crucible's container policy produces.");
+  common::InitLogging(argv[0]);
+
+  policy::ContainerPolicyOptions policy_options;
+  if (std::string path = absl::GetFlag(FLAGS_policy_file); !path.empty()) {
+    if (absl::Status s = policy::ApplyPolicyFile(path, policy_options); !s.ok()) {
+      LOG(ERROR) << "bad --policy_file: " << s;
+      return 1;
+    }
+  }
+  if (auto policy = policy::ContainerPolicy::Create(policy_options); !policy.ok()) {
+    LOG(ERROR) << "bad policy: " << policy.status();
+    return 1;
+  }
+
+  if (absl::GetFlag(FLAGS_describe)) {
+    std::cout << guard::DescribeAllowedCreate(policy_options);
+    return 0;
+  }
+
+  guard::GuardServerOptions options;
+  std::pair<std::string, std::string> host_port =
+      absl::StrSplit(absl::GetFlag(FLAGS_listen), absl::MaxSplits(':', 1));
+  options.host = host_port.first;
+  if (!absl::SimpleAtoi(host_port.second, &options.port) || options.port < 0) {
+    LOG(ERROR) << "--listen must be host:port";
+    return 1;
+  }
+  options.engine_socket = absl::GetFlag(FLAGS_engine_socket);
+  options.engine_timeout = absl::GetFlag(FLAGS_engine_timeout);
+  auto server = guard::GuardServer::Start(
+      options, guard::CreateGuard(policy_options, absl::GetFlag(FLAGS_executor_id)));
+  if (!server.ok()) {
+    LOG(ERROR) << "cannot serve: " << server.status();
+    return 1;
+  }
+  if (std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
+    if (absl::Status s = common::WritePortFile(path, (*server)->port()); !s.ok()) {
+      LOG(ERROR) << s;
+      return 1;
+    }
+  }
+  LOG(INFO) << "crucible-docker-guard serving on " << options.host << ":"
+            << (*server)->port() << ", engine " << options.engine_socket;
+  int sig = common::WaitForStopSignal();
+  LOG(INFO) << "signal " << sig << ": stopping";
+  server->reset();
+  return 0;
+}

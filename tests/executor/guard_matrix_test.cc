@@ -1,0 +1,219 @@
+// The engine guard behind the real docker-proxy, in front of the real
+// engine (the test stack: HAProxy with deploy/docker-proxy/haproxy.cfg and
+// crucible-docker-guard with the built-in policy): every create body the
+// executor's policy plans is created; every hostile one (the generated
+// family of tests/executor/create_bodies.h) is refused before the engine,
+// and the engine shows that none of them was created.
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/executor/create_bodies.h"
+#include "tests/testing/test_stack.h"
+
+namespace {
+
+using testing_util::CreateRequest;
+
+struct Answer {
+  long code = 0;  // NOLINT(runtime/int): curl's type
+  std::string body;
+};
+
+size_t Append(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// One request with libcurl; `unix_socket` empty means TCP to `url`'s host.
+Answer Request(const std::string& method, const std::string& url,
+               const std::string& body, const std::string& unix_socket = "") {
+  Answer a;
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) return a;
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  if (!body.empty() || method == "POST") {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(body.size()));
+  }
+  if (!unix_socket.empty()) {
+    curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, unix_socket.c_str());
+  }
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &a.body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  if (curl_easy_perform(curl) == CURLE_OK) {
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &a.code);
+  }
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  return a;
+}
+
+// Sends raw bytes to 127.0.0.1:`port` and returns what comes back within
+// `wait` (the connection is closed by the peer, or the wait ends).
+std::string RawExchange(int port, const std::string& bytes, absl::Duration wait) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    size_t sent = 0;
+    while (sent < bytes.size()) {
+      ssize_t n = send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+    timeval tv = absl::ToTimeval(wait);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return out;
+}
+
+class GuardMatrixTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    stack_ = testing_util::TestStackFromEnv();
+    REQUIRE_TEST_STACK(stack_);
+    base_ = absl::StrCat("http://", absl::StripPrefix(stack_.docker_host, "tcp://"));
+    ASSERT_TRUE(absl::SimpleAtoi(
+        stack_.docker_host.substr(stack_.docker_host.rfind(':') + 1), &port_));
+    prefix_ = absl::StrFormat("gm%08x", absl::Uniform<uint32_t>(bitgen_));
+  }
+
+  // Whatever a failed assertion let through is removed, on the engine itself.
+  void TearDown() override {
+    if (stack_.engine_socket.empty()) return;
+    for (const std::string& name : ContainersNamed(prefix_)) {
+      Request("DELETE", absl::StrCat("http://engine/v1.41/containers/",
+                                     absl::StripPrefix(name, "/"), "?force=1"),
+              "", stack_.engine_socket);
+    }
+  }
+
+  // Names of the engine's containers (on its own socket) containing `part`.
+  std::vector<std::string> ContainersNamed(const std::string& part) {
+    const std::string filters = absl::StrCat(R"({"name":[")", part, R"("]})");
+    char* escaped = curl_easy_escape(nullptr, filters.c_str(), 0);
+    Answer a = Request("GET", absl::StrCat("http://engine/v1.41/containers/json?all=1&filters=",
+                                           escaped),
+                       "", stack_.engine_socket);
+    curl_free(escaped);
+    std::vector<std::string> names;
+    EXPECT_EQ(a.code, 200) << a.body;
+    nlohmann::json list = nlohmann::json::parse(a.body, nullptr, false);
+    if (!list.is_array()) return names;
+    for (const auto& c : list) {
+      for (const auto& n : c.value("Names", nlohmann::json::array())) {
+        names.push_back(n.get<std::string>());
+      }
+    }
+    return names;
+  }
+
+  testing_util::TestStack stack_;
+  std::string base_;
+  int port_ = 0;
+  absl::BitGen bitgen_;
+  std::string prefix_;  // in every run id (and so container name) made here
+};
+
+TEST_F(GuardMatrixTest, EveryRealBodyIsCreated) {
+  auto options = testing_util::GuardTestPolicy(/*named_network=*/false);
+  options.executor_id = prefix_;
+  const auto real = testing_util::RealCreateRequests(options, prefix_ + "-real-");
+  ASSERT_EQ(real.size(), 32u);
+  for (const CreateRequest& r : real) {
+    for (const char* version : {"/v1.41", ""}) {
+      Answer created = Request(
+          "POST", absl::StrCat(base_, version, "/containers/create?", r.query), r.body);
+      EXPECT_EQ(created.code, 201) << r.what << ": " << created.body;
+      const std::string name(absl::StripPrefix(r.query, "name="));
+      EXPECT_EQ(Request("DELETE", absl::StrCat(base_, "/v1.41/containers/", name, "?force=1"),
+                        "").code,
+                204)
+          << r.what;
+    }
+  }
+  EXPECT_TRUE(ContainersNamed(prefix_).empty());
+}
+
+TEST_F(GuardMatrixTest, EveryHostileBodyIsRefusedAndNothingIsCreated) {
+  auto options = testing_util::GuardTestPolicy(/*named_network=*/false);
+  options.executor_id = prefix_;
+  const CreateRequest base =
+      testing_util::RealCreateRequests(options, prefix_ + "-bad-").back();
+  const auto hostile = testing_util::HostileCreateRequests(base);
+  ASSERT_GT(hostile.size(), 300u);
+  for (const CreateRequest& r : hostile) {
+    Answer a = Request("POST", absl::StrCat(base_, "/v1.41/containers/create?", r.query),
+                       r.body);
+    // 403 from the guard (or HAProxy), 413 for the oversized body: never
+    // the engine's own answer.
+    EXPECT_TRUE(a.code == 403 || a.code == 413) << r.what << ": HTTP " << a.code
+                                                << " " << a.body.substr(0, 300);
+  }
+  EXPECT_TRUE(ContainersNamed(prefix_).empty())
+      << "a hostile create reached the engine";
+}
+
+// Transfer-encoded bodies, oversized header blocks and bodies that are
+// larger than the advertised length never reach the engine.
+TEST_F(GuardMatrixTest, HttpTricksAreRefused) {
+  auto options = testing_util::GuardTestPolicy(/*named_network=*/false);
+  options.executor_id = prefix_;
+  const CreateRequest real =
+      testing_util::RealCreateRequests(options, prefix_ + "-http-").front();
+  const std::string head = absl::StrCat("POST /v1.41/containers/create?", real.query,
+                                        " HTTP/1.1\r\nHost: d\r\n"
+                                        "Content-Type: application/json\r\n");
+  // Chunked.
+  const std::string chunked = absl::StrCat(
+      head, "Transfer-Encoding: chunked\r\n\r\n",
+      absl::StrFormat("%x\r\n", real.body.size()), real.body, "\r\n0\r\n\r\n");
+  EXPECT_TRUE(absl::StartsWith(RawExchange(port_, chunked, absl::Seconds(3)),
+                               "HTTP/1.1 400"));
+  // A header block over 8 KiB, with the body intact.
+  const std::string big_headers = absl::StrCat(
+      head, "X-Pad: ", std::string(9000, 'a'), "\r\nContent-Length: ",
+      real.body.size(), "\r\n\r\n", real.body);
+  EXPECT_TRUE(absl::StartsWith(RawExchange(port_, big_headers, absl::Seconds(3)),
+                               "HTTP/1.1 400"));
+  // A Content-Length shorter than the body: the rest is a second request,
+  // which is a hostile create of its own and must be refused as such.
+  nlohmann::json hostile = nlohmann::json::parse(real.body);
+  hostile["HostConfig"]["Privileged"] = true;
+  const std::string smuggled = absl::StrCat(
+      head, "Content-Length: 2\r\n\r\n{}", head,
+      "Content-Length: ", hostile.dump().size(), "\r\n\r\n", hostile.dump());
+  const std::string answer = RawExchange(port_, smuggled, absl::Seconds(3));
+  EXPECT_FALSE(absl::StrContains(answer, "HTTP/1.1 201")) << answer;
+  EXPECT_TRUE(ContainersNamed(prefix_).empty());
+}
+
+}  // namespace
