@@ -391,7 +391,12 @@ TEST_P(EngineDiesTest, RunEndsUnavailableNotAHang) {
     result = runner.Run(req, sink, nullptr);
     done.Notify();
   });
-  ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  if (!sink.started.WaitForNotificationWithTimeout(absl::Seconds(30))) {
+    // End the run before failing: a joinable thread must not be destroyed.
+    runner.ShutdownAll();
+    run.join();
+    FAIL() << "the run did not start: " << result.status();
+  }
   ASSERT_EQ(kill(engine_pid_, GetParam()), 0);
   absl::Time stopped_at = absl::Now();
   // Well before the task's own 55 s timeout.
