@@ -2,10 +2,14 @@
 # Brings deploy/compose/compose.yaml up with podman-compose (Debian's) on the
 # images deploy/docker/build made, against a Podman engine API served from
 # the same storage (build/images/), and runs a task end to end: CLI ->
-# server -> worker -> executor -> docker-proxy -> engine. Checks every
-# service's health check, the hardening each container really got, that only
-# the proxy mounts the engine socket (read-only) and that the proxy is on the
-# internal engine network alone with the executor. Tears everything down.
+# server -> worker -> executor -> docker-proxy -> docker-guard -> engine.
+# Checks every service's health check, the hardening each container really
+# got, that only the proxy and the guard mount the engine socket (read-only),
+# that the proxy is on the internal engine network alone with the executor
+# and the guard on another alone with the proxy, that the executor and the
+# guard read the same policy file, and that a hostile create sent from the
+# executor's container to the proxy is refused by the guard and never
+# reaches the engine. Tears everything down.
 #   tests/deploy/compose_test.sh REPO_ROOT      KEEP=1: leave it all running
 set -uo pipefail
 root="$(cd "${1:?usage: compose_test.sh REPO_ROOT}" && pwd)"
@@ -31,6 +35,7 @@ engine_pid=""
 cleanup() {
   if [ -n "${KEEP:-}" ]; then echo "KEEP: left the stack and the engine (pid $engine_pid) running"; return; fi
   compose down -v >"$engine_dir/down.log" 2>&1
+  "$podman" rm -f crucible-hostile >/dev/null 2>&1  # only if the guard failed
   # Whatever podman-compose left behind of this project (and only of it).
   "$podman" ps -aq --filter "label=io.podman.compose.project=$project" |
     xargs -r "$podman" rm -f -t 2 >/dev/null 2>&1
@@ -78,7 +83,7 @@ check "podman-compose up" 0 "$?"
 ctr() { echo "${project}_$1_${2:-1}"; }
 # Health checks, as podman runs them (no systemd timers here: run them).
 # executor_2: the second replica (CRUCIBLE_EXECUTORS=2).
-for s in server docker-proxy executor executor_2 worker; do
+for s in server docker-guard docker-proxy executor executor_2 worker; do
   ok=no
   for _ in $(seq 60); do
     if "$podman" healthcheck run "${project}_${s%_2}_$([ "$s" = executor_2 ] && echo 2 || echo 1)" >/dev/null 2>&1; then ok=yes; break; fi
@@ -88,9 +93,9 @@ for s in server docker-proxy executor executor_2 worker; do
 done
 
 # What each container really got.
-for s in server worker executor docker-proxy; do
+for s in server worker executor docker-proxy docker-guard; do
   c="$(ctr "$s")"
-  want=10001:10001; [ "$s" = docker-proxy ] && want=10001:$gid
+  want=10001:10001; case "$s" in docker-proxy|docker-guard) want=10001:$gid ;; esac
   check "$s: user" "$want" "$("$podman" inspect --format "{{.Config.User}}" "$c")"
   check "$s: read-only root" true "$("$podman" inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$c")"
   check "$s: no-new-privileges" yes \
@@ -99,16 +104,39 @@ for s in server worker executor docker-proxy; do
     "$("$podman" exec "$c" awk '/^CapEff:/{print $2}' /proc/1/status 2>&1)"
   check "$s: process uid" 10001 "$("$podman" exec "$c" awk '/^Uid:/{print $2}' /proc/1/status 2>&1)"
   socket="$("$podman" inspect --format '{{range .Mounts}}{{if eq .Destination "/run/crucible-engine/engine.sock"}}{{.RW}}{{end}}{{end}}' "$c")"
-  if [ "$s" = docker-proxy ]; then
-    check "$s: engine socket mounted read-only" false "$socket"
-  else
-    check "$s: no engine socket" "" "$socket"
-  fi
+  case "$s" in
+    docker-proxy|docker-guard) check "$s: engine socket mounted read-only" false "$socket" ;;
+    *) check "$s: no engine socket" "" "$socket" ;;
+  esac
+  policy="$("$podman" inspect --format '{{range .Mounts}}{{if eq .Destination "/etc/crucible/policy.json"}}{{.Source}} {{.RW}}{{end}}{{end}}' "$c")"
+  case "$s" in
+    executor|docker-guard)
+      check "$s: deploy/compose/policy.json mounted read-only" \
+        "$(realpath "$root/deploy/compose/policy.json") false" "$policy" ;;
+    *) check "$s: no policy file" "" "$policy" ;;
+  esac
 done
-check "docker-proxy: networks" "${project}_engine" \
-  "$("$podman" inspect --format '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$(ctr docker-proxy)" | xargs)"
-check "engine network is internal" true \
-  "$("$podman" network inspect --format '{{.Internal}}' "${project}_engine")"
+networks() {
+  "$podman" inspect --format '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$1" |
+    xargs -n1 | sort | xargs
+}
+check "docker-proxy: networks" "${project}_engine ${project}_guard" "$(networks "$(ctr docker-proxy)")"
+check "docker-guard: networks" "${project}_guard" "$(networks "$(ctr docker-guard)")"
+check "executor: networks" "${project}_backend ${project}_engine" "$(networks "$(ctr executor)")"
+for n in engine guard; do
+  check "$n network is internal" true \
+    "$("$podman" network inspect --format '{{.Internal}}' "${project}_$n")"
+done
+# The guard runs crucible-docker-guard on the policy file; the proxy sends
+# creates to it, the executor reads the same file.
+check "docker-guard: runs crucible-docker-guard on the policy file" \
+  "/usr/local/bin/crucible-docker-guard --listen=0.0.0.0:2376 --engine_socket=/run/crucible-engine/engine.sock --policy_file=/etc/crucible/policy.json" \
+  "$("$podman" exec "$(ctr docker-guard)" sh -c 'tr "\0" " " </proc/1/cmdline' 2>&1 | xargs)"
+check "docker-proxy: CRUCIBLE_GUARD_ADDR" docker-guard:2376 \
+  "$("$podman" exec "$(ctr docker-proxy)" sh -c 'tr "\0" "\n" </proc/1/environ | sed -n "s/^CRUCIBLE_GUARD_ADDR=//p"' 2>&1)"
+check "executor: reads the policy file" yes \
+  "$("$podman" exec "$(ctr executor)" sh -c 'tr "\0" "\n" </proc/1/cmdline' 2>&1 |
+     grep -qx -- --policy_file=/etc/crucible/policy.json && echo yes || echo no)"
 
 # A task, end to end: the CLI in the server's container ...
 out="$("$podman" exec "$(ctr server)" crucible --server=127.0.0.1:8080 submit \
@@ -121,6 +149,32 @@ check "task: output" "hello-from-compose 65534" "$(echo "$out" | grep -E '^(hell
   --entrypoint crucible "localhost/crucible/server:${CRUCIBLE_TAG:-dev}" \
   --server="127.0.0.1:$port" submit --image "$busybox" --timeout 60s -- sh -c 'exit 3' >/dev/null 2>&1
 check "task through the published port: exit code 3" 3 "$?"
+
+# A subverted executor: from inside an executor container (bash's /dev/tcp;
+# the image has no curl), a create asking for root, the host's root
+# filesystem, privileges and the host's network, labelled as a run, sent to
+# the proxy as the executor sends creates. HAProxy lets the path through to
+# the guard, which answers 403 with its own message; no container of that
+# name ever reaches the engine. (Which rule refuses which body is
+# tests/executor/guard_matrix_test.cc's subject; this checks the wiring: a
+# legitimate create went through the guard in the tasks above, a hostile one
+# is stopped there.) And the executor cannot reach the guard directly: it
+# is not on the guard network.
+refusals() { "$podman" logs "$(ctr docker-guard)" 2>&1 | grep -c 'guard_server\.cc:[0-9]*\] guard: '; }
+before="$(refusals)"
+hostile='{"Image":"'"$busybox"'","Cmd":["sh"],"User":"0:0","HostConfig":{"Privileged":true,"Binds":["/:/host"],"NetworkMode":"host"},"Labels":{"crucible.executor":"compose","crucible.run":"hostile","crucible.task":"hostile","crucible.attempt":"1"}}'
+reply="$("$podman" exec -e BODY="$hostile" "$(ctr executor)" bash -c '
+  exec 3<>/dev/tcp/docker-proxy/2375 || exit 1
+  printf "POST /v1.41/containers/create?name=crucible-hostile HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" "${#BODY}" "$BODY" >&3
+  timeout 10 cat <&3' 2>&1)"
+check "hostile create from the executor: 403" 403 "$(echo "$reply" | awk 'NR==1{print $2}')"
+check "hostile create: refused by the guard (its message)" yes \
+  "$(echo "$reply" | grep -q '^{"message":"crucible engine guard: .*"}' && echo yes || echo no)"
+check "hostile create: the guard logged the refusal" $((before + 1)) "$(refusals)"
+check "hostile create: no such container on the engine" no \
+  "$("$podman" container exists crucible-hostile && echo yes || echo no)"
+check "executor cannot reach the guard directly" refused \
+  "$("$podman" exec "$(ctr executor)" bash -c 'timeout 5 bash -c "exec 3<>/dev/tcp/docker-guard/2376" 2>/dev/null && echo reached || echo refused' 2>&1)"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -2,9 +2,12 @@
 # Checks Crucible's images (built by deploy/docker/build into
 # deploy/docker/podman's storage) for what deploy/SECURITY.md promises:
 # each runs as appuser, uid and gid 10001; no setuid/setgid file; no compiler
-# or headers in a runtime image; every shared library of each binary present;
-# and, for real, the server serving as appuser on a read-only root filesystem
-# with every capability dropped and no-new-privileges, answering the CLI.
+# or headers in a runtime image; every shared library of each binary present
+# (the docker-proxy image: HAProxy and crucible-docker-guard, the engine
+# guard, which runs there read-only as uid 10001 and reads the policy files
+# deploy/compose and deploy/k8s ship); and, for real, the server serving as
+# appuser on a read-only root filesystem with every capability dropped and
+# no-new-privileges, answering the CLI.
 #   tests/deploy/images_test.sh REPO_ROOT [--build]   (--build: build first)
 set -uo pipefail
 root="$(cd "${1:?usage: images_test.sh REPO_ROOT [--build]}" && pwd)"
@@ -57,6 +60,31 @@ check "docker-proxy: stop signal (soft stop as PID 1)" SIGUSR1 \
   "$("$podman" image inspect --format '{{.Config.StopSignal}}' "$proxy")"
 check "docker-proxy: haproxy -c accepts it" 0 \
   "$(run --read-only --cap-drop=ALL "$proxy" -c -q -f /etc/crucible/docker-proxy/haproxy.cfg >/dev/null; echo $?)"
+
+# The engine guard in the same image: present, every library found, and it
+# runs read-only as uid 10001 with no capabilities (--describe prints what
+# it admits and exits). The policy files the compose stack and the
+# Kubernetes base ship are the built-in policy made explicit: read by the
+# guard in the image, they must admit exactly what the built-in one does.
+guard=/usr/local/bin/crucible-docker-guard
+check "docker-proxy: carries $guard" yes \
+  "$(run --entrypoint sh "$proxy" -c "test -x $guard && echo yes || echo no")"
+check "docker-proxy: every library of $guard found" "" \
+  "$(run --entrypoint ldd "$proxy" "$guard" | grep 'not found')"
+guard_run() {
+  "$podman" run --rm --pull=never --network=none --read-only --cap-drop=ALL \
+    --security-opt=no-new-privileges --user 10001:10001 --entrypoint "$guard" "$@"
+}
+builtin="$(guard_run "$proxy" --describe 2>/dev/null)"
+check "docker-guard: --describe exits 0 (read-only, uid 10001)" 0 \
+  "$(guard_run "$proxy" --describe >/dev/null 2>&1; echo $?)"
+check "docker-guard: --describe says what it admits" yes \
+  "$(echo "$builtin" | grep -q '^`POST /\[vX.Y/\]containers/create' && echo yes || echo no)"
+for f in deploy/compose/policy.json deploy/k8s/base/policy.json; do
+  check "docker-guard: $f is the built-in policy" "$builtin" \
+    "$(guard_run --volume "$root/$f:/etc/crucible/policy.json:ro" "$proxy" \
+         --policy_file=/etc/crucible/policy.json --describe 2>&1)"
+done
 
 # The server for real: hardened as the compose file and the manifests run it.
 server="localhost/crucible/server:$tag"
