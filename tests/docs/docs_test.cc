@@ -2,7 +2,9 @@
 // cannot drift: each ```console block of README.md and docs/*.md is a
 // transcript ("$ command", then its output) executed by bash with the stack's
 // addresses in place of the local stack's fixed ones (127.0.0.1:8080/8081/8082).
-// And checks that the operator guide lists every flag of every process.
+// And checks that the operator guide lists every flag of every process
+// (the engine guard's too).
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -132,12 +134,14 @@ std::vector<std::string> MainFlags(const std::string& binary) {
 TEST(OperatorGuideTest, ListsEveryFlagOfEveryProcess) {
   const std::string guide =
       testing_util::ReadFile(testing_util::SourcePath("docs/operator-guide.md"));
-  for (const char* binary : {"crucible-server", "crucible-worker", "crucible-executor"}) {
-    // The binary's own section: from its heading to the next one.
+  for (const char* binary : {"crucible-server", "crucible-worker", "crucible-executor",
+                             "crucible-docker-guard"}) {
+    // The binary's own section: from its heading to the next heading.
     const std::string heading = absl::StrCat("### ", binary, "\n");
     size_t begin = guide.find(heading);
     ASSERT_NE(begin, std::string::npos) << "no section " << heading;
-    size_t end = guide.find("\n### ", begin + heading.size());
+    size_t end = std::min(guide.find("\n### ", begin + heading.size()),
+                          guide.find("\n## ", begin + heading.size()));
     const std::string section = guide.substr(begin, end - begin);
     std::vector<std::string> flags = MainFlags(binary);
     EXPECT_GE(flags.size(), 3u) << binary;
