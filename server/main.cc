@@ -19,6 +19,7 @@
 #include "server/blocking_pool.h"
 #include "server/periodic.h"
 #include "server/queue_service.h"
+#include "server/scheduler/request_validation.h"
 #include "server/scheduler/scheduler.h"
 #include "server/store/sqlite_task_store.h"
 #include "server/task_service.h"
@@ -119,6 +120,8 @@ int main(int argc, char** argv) {
   common::GrpcServerOptions server_options;
   server_options.listen_address = absl::GetFlag(FLAGS_listen);
   server_options.port_file = absl::GetFlag(FLAGS_port_file);
+  server_options.max_receive_message_bytes =
+      static_cast<int>(server::kMaxReceiveMessageBytes);
   server_options.health_service_names = {"crucible.v1.TaskService",
                                          "crucible.v1.QueueService"};
   auto grpc_server = common::GrpcServer::Start(

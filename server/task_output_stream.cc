@@ -4,6 +4,8 @@
 
 #include "common/grpc_status.h"
 #include "glog/logging.h"
+#include "server/raw_messages.h"
+#include "server/scheduler/request_validation.h"
 #include "server/scheduler/transitions.h"
 
 namespace server {
@@ -30,10 +32,11 @@ TaskOutputStream::TaskOutputStream(
 }
 
 void TaskOutputStream::Start() {
-  if (request_.offset() < 0 || request_.attempt() < 0) {
+  if (absl::Status valid = ValidateOutputRequest(
+          request_.stream(), request_.offset(), request_.attempt());
+      !valid.ok()) {
     absl::MutexLock lock(&mu_);
-    FinishLocked(grpc::Status(grpc::INVALID_ARGUMENT,
-                              "offset and attempt must not be negative"));
+    FinishLocked(common::ToGrpcStatus(valid));
     return;
   }
   // Subscribing before reading the store means a chunk stored after the
@@ -158,7 +161,7 @@ void TaskOutputStream::AcceptLocked(const OutputChunk& chunk) {
 
 bool TaskOutputStream::MaybeWriteLocked() {
   if (finished_ || writing_ || pending_.empty()) return false;
-  current_ = std::move(pending_.front());
+  current_ = SerializeMessage(pending_.front());
   pending_.pop_front();
   writing_ = true;
   StartWrite(&current_);

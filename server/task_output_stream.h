@@ -20,7 +20,7 @@ namespace server {
 // the task is retried. Owns itself (see ReactorJobs). Store reads run on the
 // pool; live chunks are queued by the scheduler's delivery without blocking.
 class TaskOutputStream final
-    : public grpc::ServerWriteReactor<crucible::v1::StreamTaskOutputResponse>,
+    : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
       public TaskListener {
  public:
   TaskOutputStream(Scheduler& scheduler, BlockingPool& pool,
@@ -64,7 +64,7 @@ class TaskOutputStream final
   int64_t live_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<crucible::v1::StreamTaskOutputResponse> pending_
       ABSL_GUARDED_BY(mu_);
-  crucible::v1::StreamTaskOutputResponse current_ ABSL_GUARDED_BY(mu_);
+  grpc::ByteBuffer current_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_after_write_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);

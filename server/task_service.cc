@@ -1,6 +1,7 @@
 #include "server/task_service.h"
 
 #include <deque>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "glog/logging.h"
+#include "server/raw_messages.h"
 #include "server/scheduler/transitions.h"
 #include "server/task_output_stream.h"
 
@@ -18,14 +20,29 @@ namespace {
 using crucible::v1::TaskEvent;
 using crucible::v1::WatchTaskResponse;
 
-// Runs `fn` (which returns the call's status) on the pool, then finishes.
-template <typename Fn>
+// Parses the request, runs `fn(request, response)` (which returns the
+// call's status) on the pool, then serializes the response and finishes.
+template <typename Request, typename Response, typename Fn>
 grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx,
-                                BlockingPool& pool, const char* method, Fn fn) {
+                                BlockingPool& pool, const char* method,
+                                const grpc::ByteBuffer* raw_request,
+                                grpc::ByteBuffer* raw_response, Fn fn) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  pool.Schedule([reactor, method, fn = std::move(fn)]() mutable {
-    absl::Status status = fn();
-    if (!status.ok()) VLOG(1) << method << ": " << status;
+  // std::function needs a copyable capture.
+  auto request = std::make_shared<Request>();
+  if (absl::Status parsed = ParseRequest(*raw_request, *request); !parsed.ok()) {
+    VLOG(1) << method << ": " << parsed;
+    reactor->Finish(common::ToGrpcStatus(parsed));
+    return reactor;
+  }
+  pool.Schedule([reactor, method, request, raw_response, fn = std::move(fn)]() {
+    Response response;
+    absl::Status status = fn(*request, response);
+    if (status.ok()) {
+      *raw_response = SerializeMessage(response);
+    } else {
+      VLOG(1) << method << ": " << status;
+    }
     reactor->Finish(common::ToGrpcStatus(status));
   });
   return reactor;
@@ -33,7 +50,7 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx,
 
 // Streams a task's current state, then each change, and finishes after the
 // terminal one. Owns itself (see ReactorJobs).
-class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
+class Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
                       public TaskListener {
  public:
   Watcher(Scheduler& scheduler, BlockingPool& pool, std::string task_id,
@@ -121,9 +138,9 @@ class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
   }
   void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || finished_ || pending_.empty()) return;
-    current_ = std::move(pending_.front());
+    sent_terminal_ = IsTerminal(pending_.front().event().state());
+    current_ = SerializeMessage(pending_.front());
     pending_.pop_front();
-    sent_terminal_ = IsTerminal(current_.event().state());
     writing_ = true;
     StartWrite(&current_);
   }
@@ -150,7 +167,7 @@ class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<TaskEvent> early_ ABSL_GUARDED_BY(mu_);
   std::deque<WatchTaskResponse> pending_ ABSL_GUARDED_BY(mu_);
-  WatchTaskResponse current_ ABSL_GUARDED_BY(mu_);  // alive until WriteDone
+  grpc::ByteBuffer current_ ABSL_GUARDED_BY(mu_);  // alive until WriteDone
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool queued_terminal_ ABSL_GUARDED_BY(mu_) = false;
   bool sent_terminal_ ABSL_GUARDED_BY(mu_) = false;
@@ -163,27 +180,36 @@ class Watcher final : public grpc::ServerWriteReactor<WatchTaskResponse>,
 }  // namespace
 
 grpc::ServerUnaryReactor* TaskService::CreateTask(
-    grpc::CallbackServerContext* ctx,
-    const crucible::v1::CreateTaskRequest* request,
-    crucible::v1::CreateTaskResponse* response) {
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
   // Answered from the store's callback thread once the task is durable;
   // nothing waits for the commit. Without a request_id the scheduler only
   // decides in memory, so that runs right in the reaction; with one it may
   // read the store, so on the pool.
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  auto create = [this, reactor, request, response] {
+  auto request = std::make_shared<crucible::v1::CreateTaskRequest>();
+  if (absl::Status parsed = ParseRequest(*raw_request, *request); !parsed.ok()) {
+    VLOG(1) << "CreateTask: " << parsed;
+    reactor->Finish(common::ToGrpcStatus(parsed));
+    return reactor;
+  }
+  const bool inline_create = request->request_id().empty();
+  auto create = [this, reactor, request, raw_response] {
     scheduler_.CreateTaskAsync(
-        request->spec(), request->request_id(),
-        [reactor, response](absl::StatusOr<crucible::v1::Task> task) {
+        std::move(*request->mutable_spec()),
+        std::move(*request->mutable_request_id()),
+        [reactor, raw_response](absl::StatusOr<crucible::v1::Task> task) {
           if (task.ok()) {
-            *response->mutable_task() = *std::move(task);
+            crucible::v1::CreateTaskResponse response;
+            *response.mutable_task() = *std::move(task);
+            *raw_response = SerializeMessage(response);
           } else {
             VLOG(1) << "CreateTask: " << task.status();
           }
           reactor->Finish(common::ToGrpcStatus(task.status()));
         });
   };
-  if (request->request_id().empty()) {
+  if (inline_create) {
     create();
   } else {
     pool_.Schedule(std::move(create));
@@ -192,63 +218,75 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
 }
 
 grpc::ServerUnaryReactor* TaskService::GetTask(
-    grpc::CallbackServerContext* ctx,
-    const crucible::v1::GetTaskRequest* request,
-    crucible::v1::GetTaskResponse* response) {
-  return Unary(ctx, pool_, "GetTask", [this, request, response] {
-    absl::StatusOr<crucible::v1::Task> task =
-        scheduler_.GetTask(request->task_id());
-    if (task.ok()) *response->mutable_task() = *std::move(task);
-    return task.status();
-  });
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Unary<crucible::v1::GetTaskRequest, crucible::v1::GetTaskResponse>(
+      ctx, pool_, "GetTask", request, response,
+      [this](const crucible::v1::GetTaskRequest& request,
+             crucible::v1::GetTaskResponse& response) {
+        absl::StatusOr<crucible::v1::Task> task =
+            scheduler_.GetTask(request.task_id());
+        if (task.ok()) *response.mutable_task() = *std::move(task);
+        return task.status();
+      });
 }
 
 grpc::ServerUnaryReactor* TaskService::ListTasks(
-    grpc::CallbackServerContext* ctx,
-    const crucible::v1::ListTasksRequest* request,
-    crucible::v1::ListTasksResponse* response) {
-  return Unary(ctx, pool_, "ListTasks", [this, request, response] {
-    ListTasksQuery query;
-    query.page_size = request->page_size();
-    query.page_token = request->page_token();
-    for (int s : request->states()) {
-      query.states.push_back(static_cast<crucible::v1::TaskState>(s));
-    }
-    query.labels.insert(request->labels().begin(), request->labels().end());
-    absl::StatusOr<ListTasksPage> page = scheduler_.ListTasks(std::move(query));
-    if (!page.ok()) return page.status();
-    for (crucible::v1::Task& t : page->tasks) {
-      *response->add_tasks() = std::move(t);
-    }
-    response->set_next_page_token(page->next_page_token);
-    return absl::OkStatus();
-  });
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Unary<crucible::v1::ListTasksRequest, crucible::v1::ListTasksResponse>(
+      ctx, pool_, "ListTasks", request, response,
+      [this](const crucible::v1::ListTasksRequest& request,
+             crucible::v1::ListTasksResponse& response) {
+        ListTasksQuery query;
+        query.page_size = request.page_size();
+        query.page_token = request.page_token();
+        for (int s : request.states()) {
+          query.states.push_back(static_cast<crucible::v1::TaskState>(s));
+        }
+        query.labels.insert(request.labels().begin(), request.labels().end());
+        absl::StatusOr<ListTasksPage> page =
+            scheduler_.ListTasks(std::move(query));
+        if (!page.ok()) return page.status();
+        for (crucible::v1::Task& t : page->tasks) {
+          *response.add_tasks() = std::move(t);
+        }
+        response.set_next_page_token(page->next_page_token);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* TaskService::CancelTask(
-    grpc::CallbackServerContext* ctx,
-    const crucible::v1::CancelTaskRequest* request,
-    crucible::v1::CancelTaskResponse* response) {
-  return Unary(ctx, pool_, "CancelTask", [this, request, response] {
-    absl::StatusOr<crucible::v1::Task> task =
-        scheduler_.CancelTask(request->task_id(), request->reason());
-    if (task.ok()) *response->mutable_task() = *std::move(task);
-    return task.status();
-  });
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Unary<crucible::v1::CancelTaskRequest, crucible::v1::CancelTaskResponse>(
+      ctx, pool_, "CancelTask", request, response,
+      [this](const crucible::v1::CancelTaskRequest& request,
+             crucible::v1::CancelTaskResponse& response) {
+        absl::StatusOr<crucible::v1::Task> task =
+            scheduler_.CancelTask(request.task_id(), request.reason());
+        if (task.ok()) *response.mutable_task() = *std::move(task);
+        return task.status();
+      });
 }
 
-grpc::ServerWriteReactor<WatchTaskResponse>* TaskService::WatchTask(
-    grpc::CallbackServerContext* ctx,
-    const crucible::v1::WatchTaskRequest* request) {
-  return new Watcher(scheduler_, pool_, request->task_id(),
+grpc::ServerWriteReactor<grpc::ByteBuffer>* TaskService::WatchTask(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_request) {
+  crucible::v1::WatchTaskRequest request;
+  if (absl::Status parsed = ParseRequest(*raw_request, request); !parsed.ok()) {
+    return FailedStream(common::ToGrpcStatus(parsed));
+  }
+  return new Watcher(scheduler_, pool_, request.task_id(),
                      options_.max_watch_backlog);
 }
 
-grpc::ServerWriteReactor<crucible::v1::StreamTaskOutputResponse>*
-TaskService::StreamTaskOutput(
-    grpc::CallbackServerContext* ctx,
-    const crucible::v1::StreamTaskOutputRequest* request) {
-  return new TaskOutputStream(scheduler_, pool_, *request,
+grpc::ServerWriteReactor<grpc::ByteBuffer>* TaskService::StreamTaskOutput(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_request) {
+  crucible::v1::StreamTaskOutputRequest request;
+  if (absl::Status parsed = ParseRequest(*raw_request, request); !parsed.ok()) {
+    return FailedStream(common::ToGrpcStatus(parsed));
+  }
+  return new TaskOutputStream(scheduler_, pool_, request,
                               options_.max_follow_live_bytes);
 }
 

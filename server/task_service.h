@@ -19,38 +19,44 @@ struct TaskServiceOptions {
   int64_t max_follow_live_bytes = int64_t{4} << 20;
 };
 
+// Every TaskService method takes its request as bytes and parses it itself
+// (see raw_messages.h), so that a malformed request is INVALID_ARGUMENT.
+using RawTaskServiceBase = crucible::v1::TaskService::WithRawCallbackMethod_CreateTask<
+    crucible::v1::TaskService::WithRawCallbackMethod_GetTask<
+        crucible::v1::TaskService::WithRawCallbackMethod_ListTasks<
+            crucible::v1::TaskService::WithRawCallbackMethod_CancelTask<
+                crucible::v1::TaskService::WithRawCallbackMethod_WatchTask<
+                    crucible::v1::TaskService::WithRawCallbackMethod_StreamTaskOutput<
+                        crucible::v1::TaskService::Service>>>>>>;
+
 // gRPC adapter of the public TaskService over a Scheduler: converts protos
 // and statuses, nothing else. Calls into the scheduler (which may wait for
 // a store write) run on `pool`, never in a reaction. Thread-safe.
 // `scheduler` and `pool` must outlive it and the server serving it.
-class TaskService final : public crucible::v1::TaskService::CallbackService {
+class TaskService final : public RawTaskServiceBase {
  public:
   TaskService(Scheduler& scheduler, BlockingPool& pool,
               TaskServiceOptions options = {})
       : scheduler_(scheduler), pool_(pool), options_(options) {}
 
-  grpc::ServerUnaryReactor* CreateTask(
+  grpc::ServerUnaryReactor* CreateTask(grpc::CallbackServerContext* ctx,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* GetTask(grpc::CallbackServerContext* ctx,
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ListTasks(grpc::CallbackServerContext* ctx,
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* CancelTask(grpc::CallbackServerContext* ctx,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchTask(
       grpc::CallbackServerContext* ctx,
-      const crucible::v1::CreateTaskRequest* request,
-      crucible::v1::CreateTaskResponse* response) override;
-  grpc::ServerUnaryReactor* GetTask(
+      const grpc::ByteBuffer* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* StreamTaskOutput(
       grpc::CallbackServerContext* ctx,
-      const crucible::v1::GetTaskRequest* request,
-      crucible::v1::GetTaskResponse* response) override;
-  grpc::ServerUnaryReactor* ListTasks(
-      grpc::CallbackServerContext* ctx,
-      const crucible::v1::ListTasksRequest* request,
-      crucible::v1::ListTasksResponse* response) override;
-  grpc::ServerUnaryReactor* CancelTask(
-      grpc::CallbackServerContext* ctx,
-      const crucible::v1::CancelTaskRequest* request,
-      crucible::v1::CancelTaskResponse* response) override;
-  grpc::ServerWriteReactor<crucible::v1::WatchTaskResponse>* WatchTask(
-      grpc::CallbackServerContext* ctx,
-      const crucible::v1::WatchTaskRequest* request) override;
-  grpc::ServerWriteReactor<crucible::v1::StreamTaskOutputResponse>*
-  StreamTaskOutput(grpc::CallbackServerContext* ctx,
-                   const crucible::v1::StreamTaskOutputRequest* request) override;
+      const grpc::ByteBuffer* request) override;
 
  private:
   Scheduler& scheduler_;

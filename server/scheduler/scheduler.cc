@@ -12,6 +12,8 @@
 #include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "server/scheduler/request_validation.h"
 #include "server/scheduler/spec_validation.h"
 #include "server/scheduler/transitions.h"
 
@@ -290,6 +292,13 @@ void Scheduler::CreateTaskAsync(TaskSpec spec, std::string request_id,
                                 CreateDone done) {
   absl::Status valid = ValidateTaskSpec(spec, options_.limits);
   if (valid.ok()) valid = ValidateRequestId(request_id);
+  if (valid.ok() && spec.has_not_before() &&
+      common::FromProtoTime(spec.not_before()) >
+          clock_.Now() + kMaxNotBeforeAhead) {
+    valid = absl::InvalidArgumentError(
+        absl::StrCat("spec.not_before: at most ",
+                     absl::FormatDuration(kMaxNotBeforeAhead), " ahead"));
+  }
   if (!valid.ok()) return done(valid);
   Op op(this);
   CreateLocked(std::move(spec), std::move(request_id), std::move(done), op);
@@ -297,9 +306,11 @@ void Scheduler::CreateTaskAsync(TaskSpec spec, std::string request_id,
 
 void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
                              CreateDone done, Op& op) {
-  auto answer = [&op, done = std::move(done)](Task task) mutable {
-    op.then = [done = std::move(done), task = std::move(task)](absl::Status s) mutable {
-      if (s.ok()) return done(std::move(task));
+  // Answers once every write decided so far is durable. Called once.
+  auto answer = [&op, &done](absl::StatusOr<Task> result) {
+    op.then = [done = std::move(done),
+               result = std::move(result)](absl::Status s) mutable {
+      if (s.ok()) return done(std::move(result));
       done(s);
     };
   };
@@ -308,20 +319,27 @@ void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
     // before anyone could end it (its id only leaves after its create is
     // durable), so the store has it.
     auto r = requests_.find(RequestKey(options_.tenant, request_id));
+    absl::StatusOr<Task> existing;
     if (r != requests_.end()) {
-      VLOG(1) << "CreateTask: request_id " << request_id << " is task "
-              << r->second;
-      return answer(active_.at(r->second).task);
+      existing = active_.at(r->second).task;
+    } else {
+      existing = store_.FindByRequestId(options_.tenant, request_id);
     }
-    absl::StatusOr<Task> stored =
-        store_.FindByRequestId(options_.tenant, request_id);
-    if (stored.ok()) return answer(*std::move(stored));
-    if (!absl::IsNotFound(stored.status())) {
-      op.then = [done = std::move(done), st = stored.status()](absl::Status) {
-        done(st);
-      };
-      return;
+    if (existing.ok()) {
+      // The stored spec is the one submitted, so comparing with it holds
+      // across restarts. Equivalent: an empty sub-message equals an unset
+      // one, map order does not matter.
+      if (!google::protobuf::util::MessageDifferencer::Equivalent(
+              existing->spec(), spec)) {
+        return answer(absl::AlreadyExistsError(absl::StrCat(
+            "request_id ", Abbreviate(request_id), " was already used for task ",
+            existing->id(), " with a different spec")));
+      }
+      VLOG(1) << "CreateTask: request_id " << Abbreviate(request_id)
+              << " is task " << existing->id();
+      return answer(*std::move(existing));
     }
+    if (!absl::IsNotFound(existing.status())) return answer(existing.status());
   }
   Task task;
   task.set_id(NewTaskIdLocked());
@@ -360,6 +378,7 @@ absl::StatusOr<Task> Scheduler::CreateTask(TaskSpec spec,
 }
 
 absl::StatusOr<Task> Scheduler::GetTask(const std::string& task_id) {
+  RETURN_IF_ERROR(ValidateTaskId(task_id));
   // Never show a state a crash could undo: wait for what memory says (or
   // what was written before the task left memory) to be durable.
   WriteTicket ticket;
@@ -374,15 +393,19 @@ absl::StatusOr<Task> Scheduler::GetTask(const std::string& task_id) {
   }
   RETURN_IF_ERROR(store_.AwaitDurable(ticket));
   if (active) return *std::move(active);
-  ASSIGN_OR_RETURN(Task task, store_.GetTask(task_id));
-  if (task.tenant() != options_.tenant) {
-    return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
+  absl::StatusOr<Task> task = store_.GetTask(task_id);
+  if ((task.ok() && task->tenant() != options_.tenant) ||
+      absl::IsNotFound(task.status())) {
+    return absl::NotFoundError(
+        absl::StrCat("task ", Abbreviate(task_id), " not found"));
   }
   return task;
 }
 
 absl::StatusOr<ListTasksPage> Scheduler::ListTasks(ListTasksQuery query) {
   query.tenant = options_.tenant;
+  RETURN_IF_ERROR(
+      ValidateListFilter(query.states, query.page_token, query.labels));
   if (query.page_size < 0) {
     return absl::InvalidArgumentError("page_size: must not be negative");
   }
@@ -394,6 +417,8 @@ absl::StatusOr<ListTasksPage> Scheduler::ListTasks(ListTasksQuery query) {
 
 absl::StatusOr<Task> Scheduler::CancelTask(const std::string& task_id,
                                            const std::string& reason) {
+  RETURN_IF_ERROR(ValidateTaskId(task_id));
+  RETURN_IF_ERROR(ValidateCancelReason(reason));
   absl::StatusOr<Task> result;
   WriteTicket ticket;
   {
@@ -413,7 +438,8 @@ absl::StatusOr<Task> Scheduler::CancelLocked(const std::string& task_id,
   if (it == active_.end() || it->second.task.tenant() != options_.tenant) {
     absl::StatusOr<Task> task = store_.GetTask(task_id);
     if (!task.ok() || task->tenant() != options_.tenant) {
-      return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
+      return absl::NotFoundError(
+          absl::StrCat("task ", Abbreviate(task_id), " not found"));
     }
     return absl::FailedPreconditionError(
         absl::StrCat("task ", task_id, " already ended (",
@@ -441,6 +467,7 @@ absl::StatusOr<Task> Scheduler::CancelLocked(const std::string& task_id,
 
 absl::StatusOr<TaskSubscription> Scheduler::Subscribe(
     const std::string& task_id, TaskListener* listener) {
+  RETURN_IF_ERROR(ValidateTaskId(task_id));
   // mu_ then publish_mu_: no commit can slip between the snapshot and the
   // registration, and every earlier announcement has been delivered.
   TaskSubscription sub;
@@ -490,6 +517,8 @@ void Scheduler::Unsubscribe(int64_t subscription_id) {
 absl::StatusOr<std::vector<crucible::v1::OutputChunk>> Scheduler::ReadOutput(
     const std::string& task_id, int32_t attempt, int64_t offset,
     crucible::v1::OutputStream stream, int64_t max_bytes) {
+  RETURN_IF_ERROR(ValidateTaskId(task_id));
+  RETURN_IF_ERROR(ValidateOutputRequest(stream, offset, attempt));
   // What was reported before this call is readable.
   RETURN_IF_ERROR(store_.AwaitDurable(store_.LastTicket()));
   return store_.ReadOutput(task_id, attempt, offset, stream, max_bytes);

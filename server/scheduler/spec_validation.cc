@@ -7,9 +7,15 @@
 #include "absl/strings/string_view.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
+#include "server/scheduler/request_validation.h"
 
 namespace server {
 namespace {
+
+// The ranges protobuf defines for its well-known time types.
+constexpr int64_t kMaxProtoDurationSeconds = 315'576'000'000;
+constexpr int64_t kMinProtoTimestampSeconds = -62'135'596'800;  // 0001-01-01
+constexpr int64_t kMaxProtoTimestampSeconds = 253'402'300'799;  // 9999-12-31
 
 absl::Status Invalid(absl::string_view field, absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
@@ -29,7 +35,17 @@ absl::Status ValidDuration(absl::string_view field,
       d.nanos() <= -1'000'000'000 || d.nanos() >= 1'000'000'000) {
     return Invalid(field, "malformed duration");
   }
+  // Beyond ~10,000 years a Duration is not valid protobuf (its JSON form
+  // fails); beyond kMaxSpecDuration it is not a sane limit.
+  if (d.seconds() > kMaxProtoDurationSeconds ||
+      d.seconds() < -kMaxProtoDurationSeconds) {
+    return Invalid(field, "outside the range of google.protobuf.Duration");
+  }
   absl::Duration value = common::FromProtoDuration(d);
+  if (value > kMaxSpecDuration) {
+    return Invalid(field, absl::StrCat("at most ",
+                                       absl::FormatDuration(kMaxSpecDuration)));
+  }
   if (positive && value <= absl::ZeroDuration()) {
     return Invalid(field, absl::StrCat("must be positive (got ",
                                        absl::FormatDuration(value), ")"));
@@ -72,11 +88,11 @@ absl::Status ValidateEnv(const crucible::v1::TaskSpec& spec) {
   for (const auto& [name, value] : spec.env()) {
     if (name.empty()) return Invalid("spec.env", "empty variable name");
     if (absl::StrContains(name, '=') || absl::StrContains(name, '\0')) {
-      return Invalid(absl::StrCat("spec.env[", name, "]"),
+      return Invalid(absl::StrCat("spec.env[", Abbreviate(name), "]"),
                      "name must not contain '=' or NUL");
     }
     if (absl::StrContains(value, '\0')) {
-      return Invalid(absl::StrCat("spec.env[", name, "]"), "value contains NUL");
+      return Invalid(absl::StrCat("spec.env[", Abbreviate(name), "]"), "value contains NUL");
     }
     total += name.size() + value.size() + 1;
   }
@@ -96,12 +112,12 @@ absl::Status ValidateLabels(const crucible::v1::TaskSpec& spec) {
   for (const auto& [key, value] : spec.labels()) {
     if (key.empty()) return Invalid("spec.labels", "empty key");
     if (key.size() > kMaxLabelKeyBytes) {
-      return Invalid(absl::StrCat("spec.labels[", key.substr(0, 16), "...]"),
+      return Invalid(absl::StrCat("spec.labels[", Abbreviate(key), "]"),
                      absl::StrCat("key longer than ", kMaxLabelKeyBytes,
                                   " bytes"));
     }
     if (value.size() > kMaxLabelValueBytes) {
-      return Invalid(absl::StrCat("spec.labels[", key, "]"),
+      return Invalid(absl::StrCat("spec.labels[", Abbreviate(key), "]"),
                      absl::StrCat("value longer than ", kMaxLabelValueBytes,
                                   " bytes"));
     }
@@ -132,6 +148,12 @@ absl::Status ValidateRetry(const crucible::v1::RetryPolicy& p) {
   if (p.has_max_backoff()) {
     RETURN_IF_ERROR(ValidDuration("spec.retry_policy.max_backoff",
                                   p.max_backoff(), /*positive=*/false));
+  }
+  if (p.has_initial_backoff() && p.has_max_backoff() &&
+      common::FromProtoDuration(p.initial_backoff()) >
+          common::FromProtoDuration(p.max_backoff())) {
+    return Invalid("spec.retry_policy.initial_backoff",
+                   "must not be larger than max_backoff");
   }
   return absl::OkStatus();
 }
@@ -194,6 +216,15 @@ absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec,
   if (spec.has_timeout()) {
     RETURN_IF_ERROR(
         ValidDuration("spec.timeout", spec.timeout(), /*positive=*/true));
+  }
+  if (spec.has_not_before()) {
+    const google::protobuf::Timestamp& t = spec.not_before();
+    if (t.seconds() < kMinProtoTimestampSeconds ||
+        t.seconds() > kMaxProtoTimestampSeconds || t.nanos() < 0 ||
+        t.nanos() >= 1'000'000'000) {
+      return Invalid("spec.not_before",
+                     "outside the range of google.protobuf.Timestamp");
+    }
   }
   RETURN_IF_ERROR(NonNegative("spec.max_output_bytes", spec.max_output_bytes()));
   RETURN_IF_ERROR(ValidateRetry(spec.retry_policy()));

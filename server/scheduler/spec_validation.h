@@ -22,6 +22,8 @@ inline constexpr size_t kMaxLabelKeyBytes = 63;
 inline constexpr size_t kMaxLabelValueBytes = 256;
 inline constexpr int kMaxAttemptsLimit = 100;
 inline constexpr size_t kMaxRequestIdBytes = 128;
+// Longest timeout, initial_backoff or max_backoff.
+inline constexpr absl::Duration kMaxSpecDuration = absl::Hours(24 * 30);
 
 // The server's configured maxima of what a spec may ask for. 0 means no
 // maximum beyond the fixed limits above.
