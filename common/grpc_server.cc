@@ -1,11 +1,11 @@
 #include "common/grpc_server.h"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/port_file.h"
+#include "crucible/descriptor_set.h"
 #include "glog/logging.h"
 #include "grpc/health/v1/health.pb.h"
 
@@ -16,7 +16,10 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   grpc::EnableDefaultHealthCheckService(true);
   // Referenced so the linker keeps the health schema for reflection.
   grpc::health::v1::HealthCheckResponse::descriptor();
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  absl::StatusOr<std::unique_ptr<DescriptorIndex>> index =
+      DescriptorIndex::Create(crucible_proto::DocumentedDescriptorSet());
+  if (!index.ok()) return index.status();
+  auto reflection = std::make_unique<ServerReflection>(*std::move(index));
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options.listen_address,
@@ -25,6 +28,10 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   // Nothing serves channelz here, so its per-call accounting is pure cost.
   builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
   for (grpc::Service* service : services) builder.RegisterService(service);
+  for (grpc::Service* service : reflection->services()) {
+    builder.RegisterService(service);
+  }
+  builder.SetOption(reflection->ServiceListOption());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     return absl::UnavailableError(
@@ -35,14 +42,19 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     if (absl::Status s = WritePortFile(options.port_file, port); !s.ok()) return s;
   }
   auto result = std::unique_ptr<GrpcServer>(
-      new GrpcServer(std::move(server), port, options.health_service_names));
+      new GrpcServer(std::move(reflection), std::move(server), port,
+                     options.health_service_names));
   result->SetServing(true);
   return result;
 }
 
-GrpcServer::GrpcServer(std::unique_ptr<grpc::Server> server, int port,
+GrpcServer::GrpcServer(std::unique_ptr<ServerReflection> reflection,
+                       std::unique_ptr<grpc::Server> server, int port,
                        std::vector<std::string> names)
-    : server_(std::move(server)), port_(port), health_names_(std::move(names)) {}
+    : reflection_(std::move(reflection)),
+      server_(std::move(server)),
+      port_(port),
+      health_names_(std::move(names)) {}
 
 GrpcServer::~GrpcServer() { Shutdown(absl::ZeroDuration()); }
 

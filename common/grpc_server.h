@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/server_reflection.h"
 
 namespace common {
 
@@ -27,7 +28,8 @@ struct GrpcServerOptions {
 };
 
 // A started gRPC server with the standard health service
-// (grpc.health.v1.Health) and server reflection. Thread-safe.
+// (grpc.health.v1.Health) and server reflection (grpc.reflection.v1 and
+// v1alpha) whose descriptors keep the comments of proto/. Thread-safe.
 class GrpcServer {
  public:
   // Builds and starts a server for `services` (not owned; they must outlive
@@ -47,8 +49,11 @@ class GrpcServer {
   grpc::Server* server() { return server_.get(); }
 
  private:
-  GrpcServer(std::unique_ptr<grpc::Server> server, int port,
+  GrpcServer(std::unique_ptr<ServerReflection> reflection,
+             std::unique_ptr<grpc::Server> server, int port,
              std::vector<std::string> names);
+  // Declared first so that it outlives the server that calls it.
+  const std::unique_ptr<ServerReflection> reflection_;
   std::unique_ptr<grpc::Server> server_;
   const int port_;
   const std::vector<std::string> health_names_;
