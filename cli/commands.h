@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "cli/args.h"
 #include "cli/connection.h"
 #include "cli/interrupts.h"
@@ -56,6 +57,16 @@ class Commands {
   // without an exit code (text) or the task itself (json).
   int Ended(const Task& task, OutputFormat format);
 
+  // Attempts of CreateTask on UNAVAILABLE or DEADLINE_EXCEEDED, and the
+  // backoff between them (doubling, capped).
+  static constexpr int kCreateAttempts = 4;
+  static constexpr absl::Duration kCreateInitialBackoff = absl::Milliseconds(250);
+  static constexpr absl::Duration kCreateMaxBackoff = absl::Seconds(2);
+
+  // CreateTask, retried with the same request (so the same request_id) on
+  // UNAVAILABLE and DEADLINE_EXCEEDED, up to kCreateAttempts.
+  absl::Status CreateTask(const crucible::v1::CreateTaskRequest& request,
+                          crucible::v1::CreateTaskResponse* response);
   absl::StatusOr<Task> GetTask(const std::string& task_id);
   absl::StatusOr<Task> CancelTask(const std::string& task_id, const std::string& reason);
   // One ListTasks page.

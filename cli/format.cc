@@ -1,8 +1,13 @@
 #include "cli/format.h"
 
 #include <algorithm>
+#include <memory>
+#include <utility>
 
+#include <google/protobuf/duration.pb.h>
+#include <google/protobuf/timestamp.pb.h>
 #include <google/protobuf/util/json_util.h>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -69,6 +74,53 @@ std::string Limits(const crucible::v1::TaskSpec& spec) {
 std::string TimeLine(const google::protobuf::Timestamp& t, absl::Time now) {
   absl::Time at = common::FromProtoTime(t);
   return absl::StrCat(FormatTimestamp(at), " (", FormatAge(now - at), " ago)");
+}
+
+// Clears every Duration and Timestamp in `m` that is outside protobuf's
+// range, adding (its JSON pointer, its value as a string) to `cleared`.
+void ClearOutOfRangeTimes(google::protobuf::Message& m, const std::string& pointer,
+                          std::vector<std::pair<std::string, std::string>>& cleared) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* r = m.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  r->ListFields(m, &fields);
+  for (const FieldDescriptor* f : fields) {
+    if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || f->is_map()) continue;
+    const std::string path = absl::StrCat(pointer, "/", f->json_name());
+    if (f->is_repeated()) {
+      for (int i = 0; i < r->FieldSize(m, f); ++i) {
+        ClearOutOfRangeTimes(*r->MutableRepeatedMessage(&m, f, i), absl::StrCat(path, "/", i),
+                             cleared);
+      }
+      continue;
+    }
+    google::protobuf::Message* sub = r->MutableMessage(&m, f);
+    if (auto* d = dynamic_cast<google::protobuf::Duration*>(sub)) {
+      const bool valid = d->seconds() >= -315'576'000'000 && d->seconds() <= 315'576'000'000 &&
+                         d->nanos() > -1'000'000'000 && d->nanos() < 1'000'000'000 &&
+                         !(d->seconds() > 0 && d->nanos() < 0) &&
+                         !(d->seconds() < 0 && d->nanos() > 0);
+      if (!valid) {
+        cleared.emplace_back(path, d->nanos() == 0
+                                       ? absl::StrCat(d->seconds(), "s")
+                                       : absl::StrCat(d->seconds(), "s ", d->nanos(), "ns"));
+        r->ClearField(&m, f);
+      }
+    } else if (auto* t = dynamic_cast<google::protobuf::Timestamp*>(sub)) {
+      const bool valid = t->seconds() >= -62'135'596'800 && t->seconds() <= 253'402'300'799 &&
+                         t->nanos() >= 0 && t->nanos() < 1'000'000'000;
+      if (!valid) {
+        cleared.emplace_back(
+            path, absl::FormatTime(absl::RFC3339_full,
+                                   absl::FromUnixSeconds(t->seconds()) +
+                                       absl::Nanoseconds(t->nanos()),
+                                   absl::UTCTimeZone()));
+        r->ClearField(&m, f);
+      }
+    } else {
+      ClearOutOfRangeTimes(*sub, path, cleared);
+    }
+  }
 }
 
 }  // namespace
@@ -160,8 +212,22 @@ std::string ToJson(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = false;
   options.always_print_primitive_fields = true;
-  if (!google::protobuf::util::MessageToJsonString(message, &json, options).ok()) return "{}";
-  return json;
+  if (google::protobuf::util::MessageToJsonString(message, &json, options).ok()) return json;
+  // The printer refuses a Duration or Timestamp outside protobuf's range
+  // (a task stored before the server refused them): print the rest, and
+  // those as strings of what they hold.
+  std::unique_ptr<google::protobuf::Message> copy(message.New());
+  copy->CopyFrom(message);
+  std::vector<std::pair<std::string, std::string>> out_of_range;
+  ClearOutOfRangeTimes(*copy, "", out_of_range);
+  json.clear();
+  if (!google::protobuf::util::MessageToJsonString(*copy, &json, options).ok()) return "{}";
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(json, nullptr, false);
+  if (j.is_discarded()) return "{}";
+  for (const auto& [pointer, value] : out_of_range) {
+    j[nlohmann::ordered_json::json_pointer(pointer)] = value;
+  }
+  return j.dump();
 }
 
 std::string TaskToJson(const crucible::v1::Task& task) { return ToJson(task); }

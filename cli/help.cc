@@ -31,6 +31,9 @@ Commands:
                                  (default: the server's)
         --retry-on-nonzero-exit  also retry when the process exits non-zero
         --request-id ID          idempotency key: a retry returns the same task
+                                 (default: a random one; submit retries
+                                 CreateTask with it when the server is
+                                 unavailable or slow, never making two tasks)
         --detach, -d             print the task id and exit 0 without waiting
         --cancel-on-interrupt    Ctrl-C cancels the task without asking
       Ctrl-C while following: on a terminal, asks whether to cancel the task;

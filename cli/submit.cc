@@ -1,13 +1,17 @@
 // The commands that follow a task: submit, logs, watch; and what Ctrl-C does
 // while following.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/format.h"
@@ -37,6 +41,13 @@ absl::StatusOr<std::string> ReadStdin(const std::string& path, FILE* in) {
   return ss.str();
 }
 
+// 128 random bits, in hex, after a prefix that says who made it up.
+std::string NewRequestId() {
+  std::random_device random;
+  return absl::StrFormat("crucible-cli-%08x%08x%08x%08x", random(), random(),
+                         random(), random());
+}
+
 absl::StatusOr<crucible::v1::CreateTaskRequest> BuildRequest(const SubmitArgs& s, FILE* in) {
   crucible::v1::CreateTaskRequest request;
   crucible::v1::TaskSpec* spec = request.mutable_spec();
@@ -62,7 +73,9 @@ absl::StatusOr<crucible::v1::CreateTaskRequest> BuildRequest(const SubmitArgs& s
     spec->mutable_retry_policy()->set_max_attempts(s.max_attempts);
     spec->mutable_retry_policy()->set_retry_on_nonzero_exit(s.retry_on_nonzero_exit);
   }
-  request.set_request_id(s.request_id);
+  // Without --request-id, one made up here: every attempt of this submit
+  // carries it (see Commands::CreateTask).
+  request.set_request_id(s.request_id.empty() ? NewRequestId() : s.request_id);
   return request;
 }
 
@@ -75,16 +88,36 @@ int Commands::Submit(const Args& args) {
     output_.Err(absl::StrCat("crucible: ", request.status().message(), "\n"));
     return kExitUsage;
   }
-  std::unique_ptr<grpc::ClientContext> ctx = connection_.UnaryContext();
   crucible::v1::CreateTaskResponse response;
-  grpc::Status created = stub_->CreateTask(ctx.get(), *request, &response);
-  if (!created.ok()) return Fail(common::FromGrpcStatus(created));
+  absl::Status created = CreateTask(*request, &response);
+  if (!created.ok()) return Fail(created);
   if (args.submit.detach) {
     output_.Out(args.output == OutputFormat::kJson ? TaskToJson(response.task()) + "\n"
                                                    : response.task().id() + "\n");
     return kExitOk;
   }
   return Follow(args, response.task().id());
+}
+
+absl::Status Commands::CreateTask(const crucible::v1::CreateTaskRequest& request,
+                                  crucible::v1::CreateTaskResponse* response) {
+  // A create whose answer was lost (DEADLINE_EXCEEDED) may have been stored;
+  // one refused as UNAVAILABLE may be retried. Every attempt carries the same
+  // request_id, so the server answers a repeat with the task it stored: one
+  // submit never makes two tasks.
+  absl::Duration backoff = kCreateInitialBackoff;
+  for (int attempt = 1;; ++attempt) {
+    std::unique_ptr<grpc::ClientContext> ctx = connection_.UnaryContext();
+    grpc::Status status = stub_->CreateTask(ctx.get(), request, response);
+    if (status.ok()) return absl::OkStatus();
+    const bool retryable = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                           status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+    if (!retryable || attempt >= kCreateAttempts || Interrupted()) {
+      return common::FromGrpcStatus(status);
+    }
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, kCreateMaxBackoff);
+  }
 }
 
 int Commands::Follow(const Args& args, const std::string& id) {

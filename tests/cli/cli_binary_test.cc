@@ -29,6 +29,11 @@ class FakeTasks final : public crucible::v1::TaskService::Service {
     absl::MutexLock lock(&mu_);
     created_.push_back(*request);
     if (!create_error_.ok()) return create_error_;
+    // As if stored, but the answer was lost.
+    if (lost_answers_ > 0) {
+      --lost_answers_;
+      return lost_answer_status_;
+    }
     response->mutable_task()->set_id(final_.id());
     *response->mutable_task()->mutable_spec() = request->spec();
     response->mutable_task()->set_state(crucible::v1::TASK_STATE_QUEUED);
@@ -81,6 +86,12 @@ class FakeTasks final : public crucible::v1::TaskService::Service {
     absl::MutexLock lock(&mu_);
     final_ = std::move(t);
   }
+  // The next `n` creates fail with `status` (after being recorded).
+  void LoseAnswers(int n, grpc::Status status) {
+    absl::MutexLock lock(&mu_);
+    lost_answers_ = n;
+    lost_answer_status_ = std::move(status);
+  }
   void set_create_error(grpc::Status s) {
     absl::MutexLock lock(&mu_);
     create_error_ = std::move(s);
@@ -99,6 +110,8 @@ class FakeTasks final : public crucible::v1::TaskService::Service {
   Task final_ ABSL_GUARDED_BY(mu_);
   std::vector<crucible::v1::OutputChunk> chunks_ ABSL_GUARDED_BY(mu_);
   grpc::Status create_error_ ABSL_GUARDED_BY(mu_);
+  int lost_answers_ ABSL_GUARDED_BY(mu_) = 0;
+  grpc::Status lost_answer_status_ ABSL_GUARDED_BY(mu_);
   std::vector<crucible::v1::CreateTaskRequest> created_ ABSL_GUARDED_BY(mu_);
   std::string last_authorization_ ABSL_GUARDED_BY(mu_);
 };
@@ -190,6 +203,47 @@ TEST_F(CliBinaryTest, SubmitDetachPrintsTheId) {
       Crucible({"--server", address_, "submit", "--detach", "--image", "busybox", "true"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "task-1\n");
+}
+
+// One submit, one task: a lost answer (UNAVAILABLE, DEADLINE_EXCEEDED) is
+// retried with the same generated request_id.
+TEST_F(CliBinaryTest, SubmitRetriesCreateWithTheSameRequestId) {
+  tasks_.set_final(
+      Final(crucible::v1::TASK_STATE_QUEUED, crucible::v1::TERMINATION_REASON_UNSPECIFIED, 0));
+  for (grpc::StatusCode code : {grpc::UNAVAILABLE, grpc::DEADLINE_EXCEEDED}) {
+    SCOPED_TRACE(code);
+    const size_t before = tasks_.created().size();
+    tasks_.LoseAnswers(2, grpc::Status(code, "lost"));
+    testing_util::CommandResult r =
+        Crucible({"--server", address_, "submit", "--detach", "--image", "busybox", "true"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "task-1\n");
+    std::vector<crucible::v1::CreateTaskRequest> created = tasks_.created();
+    ASSERT_EQ(created.size(), before + 3);
+    EXPECT_FALSE(created[before].request_id().empty());
+    EXPECT_EQ(created[before + 1].request_id(), created[before].request_id());
+    EXPECT_EQ(created[before + 2].request_id(), created[before].request_id());
+  }
+  // Two submits are two tasks: each has its own request_id.
+  ASSERT_GE(tasks_.created().size(), 6u);
+  EXPECT_NE(tasks_.created()[0].request_id(), tasks_.created()[3].request_id());
+}
+
+TEST_F(CliBinaryTest, SubmitGivesUpAfterAFewAttemptsAndNeverRetriesAUserError) {
+  tasks_.LoseAnswers(100, grpc::Status(grpc::UNAVAILABLE, "down"));
+  testing_util::CommandResult r =
+      Crucible({"--server", address_, "submit", "--detach", "--image", "busybox",
+                "--request-id", "mine", "true"});
+  EXPECT_NE(r.exit_code, 0);
+  std::vector<crucible::v1::CreateTaskRequest> created = tasks_.created();
+  EXPECT_EQ(created.size(), 4u);
+  for (const auto& c : created) EXPECT_EQ(c.request_id(), "mine");
+
+  tasks_.LoseAnswers(0, grpc::Status::OK);
+  tasks_.set_create_error(grpc::Status(grpc::ALREADY_EXISTS, "request_id reused"));
+  r = Crucible({"--server", address_, "submit", "--detach", "--image", "busybox", "true"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(tasks_.created().size(), created.size() + 1);
 }
 
 TEST_F(CliBinaryTest, ServerRefusalIsPrintedWithItsCodeName) {

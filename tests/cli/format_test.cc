@@ -46,6 +46,24 @@ TEST(ToJsonTest, OneLineWithZeroFieldsPresent) {
   EXPECT_THAT(json, HasSubstr("\"state\":\"TASK_STATE_UNSPECIFIED\""));
 }
 
+// A task stored before the server refused out-of-range times still prints
+// as JSON: those fields as strings, the rest as usual.
+TEST(ToJsonTest, OutOfRangeDurationsAndTimestampsPrintAsStrings) {
+  crucible::v1::Task task;
+  task.set_id("x");
+  task.mutable_spec()->set_image("img");
+  task.mutable_spec()->mutable_timeout()->set_seconds(INT64_MAX);
+  task.mutable_spec()->mutable_not_before()->set_seconds(INT64_MAX / 2);
+  task.mutable_spec()->mutable_retry_policy()->mutable_max_backoff()->set_seconds(5);
+  const std::string json = ToJson(task);
+  EXPECT_THAT(json, Not(HasSubstr("\n")));
+  EXPECT_THAT(json, HasSubstr("\"id\":\"x\""));
+  EXPECT_THAT(json, HasSubstr("\"image\":\"img\""));
+  EXPECT_THAT(json, HasSubstr("\"timeout\":\"9223372036854775807s\""));
+  EXPECT_THAT(json, HasSubstr("\"notBefore\":\""));
+  EXPECT_THAT(json, HasSubstr("\"maxBackoff\":\"5s\""));
+}
+
 TEST(FormatTaskTest, LimitsAndDuration) {
   crucible::v1::Task task;
   task.set_id("x");
