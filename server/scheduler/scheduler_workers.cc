@@ -7,6 +7,7 @@
 #include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
+#include "server/scheduler/request_validation.h"
 #include "server/scheduler/scheduler.h"
 #include "server/scheduler/transitions.h"
 
@@ -205,7 +206,7 @@ absl::StatusOr<Scheduler::Entry*> Scheduler::LiveLeaseLocked(
     }
   }
   return absl::FailedPreconditionError(
-      absl::StrCat("lease ", lease_id, " is not live"));
+      absl::StrCat("lease ", Abbreviate(lease_id), " is not live"));
 }
 
 std::vector<std::string> Scheduler::Heartbeat(
