@@ -111,6 +111,10 @@ absl::Status ValidateLabels(const crucible::v1::TaskSpec& spec) {
   }
   for (const auto& [key, value] : spec.labels()) {
     if (key.empty()) return Invalid("spec.labels", "empty key");
+    if (absl::StrContains(key, '\0') || absl::StrContains(value, '\0')) {
+      return Invalid(absl::StrCat("spec.labels[", Abbreviate(key), "]"),
+                     "contains NUL");
+    }
     if (key.size() > kMaxLabelKeyBytes) {
       return Invalid(absl::StrCat("spec.labels[", Abbreviate(key), "]"),
                      absl::StrCat("key longer than ", kMaxLabelKeyBytes,
@@ -211,6 +215,9 @@ absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec,
   if (spec.working_dir().size() > kMaxWorkingDirBytes) {
     return Invalid("spec.working_dir",
                    absl::StrCat("at most ", kMaxWorkingDirBytes, " bytes"));
+  }
+  if (absl::StrContains(spec.working_dir(), '\0')) {
+    return Invalid("spec.working_dir", "contains NUL");
   }
   RETURN_IF_ERROR(ValidateResources(spec.resources()));
   if (spec.has_timeout()) {

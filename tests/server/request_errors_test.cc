@@ -417,6 +417,14 @@ TEST_F(RequestErrorsTest, EveryUserErrorHasAUserCodeAndAShortMessage) {
          (*s.mutable_env())[kHuge + "="] = "v";
        }),
        StatusCode::INVALID_ARGUMENT},
+      {"NUL in working_dir", spec_with([](v1::TaskSpec& s) {
+         s.set_working_dir(std::string("/tmp\0x", 6));
+       }),
+       StatusCode::INVALID_ARGUMENT},
+      {"NUL in a label value", spec_with([](v1::TaskSpec& s) {
+         (*s.mutable_labels())["k"] = std::string("a\0b", 3);
+       }),
+       StatusCode::INVALID_ARGUMENT},
       {"100 KB image", spec_with([](v1::TaskSpec& s) { s.set_image(kHuge); }),
        StatusCode::INVALID_ARGUMENT},
       {"empty image", spec_with([](v1::TaskSpec& s) { s.clear_image(); }),
