@@ -74,8 +74,10 @@ std::string LeadingComment(const pb::FileDescriptorProto& file,
 class ServerReflectionTest : public testing::Test {
  protected:
   void SetUp() override {
-    auto server = GrpcServer::Start({.listen_address = "127.0.0.1:0"},
-                                    {&task_service_, &executor_service_});
+    GrpcServerOptions options;
+    options.listen_address = "127.0.0.1:0";
+    auto server =
+        GrpcServer::Start(options, {&task_service_, &executor_service_});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
