@@ -53,21 +53,28 @@ class TaskServiceServicer(object):
 
     def CreateTask(self, request, context):
         """Accepts a task. Once this returns OK the task is stored durably. With a
-        request_id already used by the same tenant, returns the existing task.
+        request_id already used by the same tenant and the same spec, returns the
+        existing task; with a different spec, ALREADY_EXISTS naming that task.
+        On DEADLINE_EXCEEDED or UNAVAILABLE the task may have been stored: retry
+        with the same request_id. A malformed request (invalid UTF-8, a value out
+        of range) is INVALID_ARGUMENT; one larger than the largest valid request
+        RESOURCE_EXHAUSTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetTask(self, request, context):
-        """Returns one task. NOT_FOUND if there is no such task.
+        """Returns one task. NOT_FOUND if there is no such task; INVALID_ARGUMENT
+        for an empty task_id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListTasks(self, request, context):
-        """Lists tasks, newest first.
+        """Lists tasks, newest first. INVALID_ARGUMENT for a state outside
+        TaskState or a malformed page_token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
