@@ -219,6 +219,11 @@ absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec,
   if (absl::StrContains(spec.working_dir(), '\0')) {
     return Invalid("spec.working_dir", "contains NUL");
   }
+  // The executors (and the engine guard) accept only absolute paths; a
+  // relative one would otherwise be accepted here and refused there.
+  if (!spec.working_dir().empty() && spec.working_dir()[0] != '/') {
+    return Invalid("spec.working_dir", "must be an absolute path");
+  }
   RETURN_IF_ERROR(ValidateResources(spec.resources()));
   if (spec.has_timeout()) {
     RETURN_IF_ERROR(

@@ -63,6 +63,10 @@ TEST(SpecValidationTest, RejectsEachLimit) {
   ExpectInvalid(spec, "spec.env");
 
   spec = Valid();
+  spec.set_working_dir("relative/dir");
+  ExpectInvalid(spec, "spec.working_dir");
+
+  spec = Valid();
   (*spec.mutable_env())[""] = "c";
   ExpectInvalid(spec, "spec.env");
 
