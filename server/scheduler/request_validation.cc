@@ -101,17 +101,22 @@ absl::Status ValidateListFilter(
                                           " filters (got ", labels.size(), ")"));
   }
   for (const auto& [key, value] : labels) {
-    if (key.empty()) return Invalid("labels", "empty key");
-    if (key.size() > kMaxLabelKeyBytes) {
-      return Invalid(absl::StrCat("labels[", Abbreviate(key), "]"),
-                     absl::StrCat("key longer than ", kMaxLabelKeyBytes,
-                                  " bytes"));
-    }
-    if (value.size() > kMaxLabelValueBytes) {
-      return Invalid(absl::StrCat("labels[", Abbreviate(key), "]"),
-                     absl::StrCat("value longer than ", kMaxLabelValueBytes,
-                                  " bytes"));
-    }
+    if (absl::Status s = ValidateLabel("labels", key, value); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateLabel(absl::string_view field, absl::string_view key,
+                           absl::string_view value) {
+  if (key.empty()) return Invalid(field, "empty key");
+  if (key.size() > kMaxLabelKeyBytes) {
+    return Invalid(absl::StrCat(field, "[", Abbreviate(key), "]"),
+                   absl::StrCat("key longer than ", kMaxLabelKeyBytes, " bytes"));
+  }
+  if (value.size() > kMaxLabelValueBytes) {
+    return Invalid(absl::StrCat(field, "[", Abbreviate(key), "]"),
+                   absl::StrCat("value longer than ", kMaxLabelValueBytes,
+                                " bytes"));
   }
   return absl::OkStatus();
 }

@@ -49,6 +49,13 @@ bool IsValidUtf8(absl::string_view s);
 // through this.
 std::string Abbreviate(absl::string_view input);
 
+// One label `key`=`value` of `field` ("spec.labels", or "labels" for a
+// ListTasks filter): INVALID_ARGUMENT for an empty key ("<field>: empty
+// key"), or a key or value longer than kMaxLabelKeyBytes /
+// kMaxLabelValueBytes ("<field>[<key, abbreviated>]: ...").
+absl::Status ValidateLabel(absl::string_view field, absl::string_view key,
+                           absl::string_view value);
+
 // INVALID_ARGUMENT "task_id is required" if empty, or if longer than
 // kMaxTaskIdBytes. (An unknown id of a valid length is NOT_FOUND, later.)
 absl::Status ValidateTaskId(absl::string_view task_id);

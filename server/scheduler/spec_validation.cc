@@ -110,20 +110,10 @@ absl::Status ValidateLabels(const crucible::v1::TaskSpec& spec) {
                                                spec.labels_size(), ")"));
   }
   for (const auto& [key, value] : spec.labels()) {
-    if (key.empty()) return Invalid("spec.labels", "empty key");
+    RETURN_IF_ERROR(ValidateLabel("spec.labels", key, value));
     if (absl::StrContains(key, '\0') || absl::StrContains(value, '\0')) {
       return Invalid(absl::StrCat("spec.labels[", Abbreviate(key), "]"),
                      "contains NUL");
-    }
-    if (key.size() > kMaxLabelKeyBytes) {
-      return Invalid(absl::StrCat("spec.labels[", Abbreviate(key), "]"),
-                     absl::StrCat("key longer than ", kMaxLabelKeyBytes,
-                                  " bytes"));
-    }
-    if (value.size() > kMaxLabelValueBytes) {
-      return Invalid(absl::StrCat("spec.labels[", Abbreviate(key), "]"),
-                     absl::StrCat("value longer than ", kMaxLabelValueBytes,
-                                  " bytes"));
     }
   }
   return absl::OkStatus();
