@@ -26,6 +26,13 @@ void Refuse(httplib::Response& res, int code, const std::string& message) {
                   "application/json");
 }
 
+// Anything but a container create: 403, logged.
+void RefuseNotCreate(const httplib::Request& req, httplib::Response& res) {
+  LOG(WARNING) << "guard: refused " << req.method << " " << req.target.substr(0, 100)
+               << ": not a container create";
+  Refuse(res, 403, "crucible engine guard: only container creates are served here");
+}
+
 struct EngineReply {
   long code = 0;  // NOLINT(runtime/int): curl's type
   std::string body;
@@ -99,16 +106,11 @@ absl::StatusOr<std::unique_ptr<GuardServer>> GuardServer::Start(
   // method is refused.
   http.Post(".*", [s = server.get()](const httplib::Request& req,
                                      httplib::Response& res) { s->Handle(req, res); });
-  auto refuse = [](const httplib::Request& req, httplib::Response& res) {
-    LOG(WARNING) << "guard: refused " << req.method << " " << req.target.substr(0, 100)
-                 << ": not a container create";
-    Refuse(res, 403, "crucible engine guard: only container creates are served here");
-  };
-  http.Get(".*", refuse);
-  http.Put(".*", refuse);
-  http.Patch(".*", refuse);
-  http.Delete(".*", refuse);
-  http.Options(".*", refuse);
+  http.Get(".*", RefuseNotCreate);
+  http.Put(".*", RefuseNotCreate);
+  http.Patch(".*", RefuseNotCreate);
+  http.Delete(".*", RefuseNotCreate);
+  http.Options(".*", RefuseNotCreate);
   const std::string& host = server->options_.host;
   if (server->options_.port == 0) {
     server->port_ = http.bind_to_any_port(host);
@@ -128,9 +130,7 @@ void GuardServer::Handle(const httplib::Request& req, httplib::Response& res) co
   const std::string path = req.target.substr(0, q);
   const std::string query = q == std::string::npos ? "" : req.target.substr(q + 1);
   if (!std::regex_match(path, CreatePath())) {
-    LOG(WARNING) << "guard: refused POST " << req.target.substr(0, 100)
-                 << ": not a container create";
-    Refuse(res, 403, "crucible engine guard: only container creates are served here");
+    RefuseNotCreate(req, res);
     return;
   }
   if (req.has_header("Transfer-Encoding")) {
