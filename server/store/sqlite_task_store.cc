@@ -3,7 +3,9 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+#include <filesystem>
 #include <memory>
+#include <system_error>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -94,6 +96,11 @@ absl::StatusOr<sqlite3*> OpenConnection(const SqliteTaskStoreOptions& options) {
     return s;
   }
   sqlite3_busy_timeout(db, options.busy_timeout_ms);
+  // Keep the WAL and its index (-shm) when the last connection closes: a
+  // WAL database cannot even be read without them, and on a full disk they
+  // could not be made again, so a restart there would fail to open.
+  int persist = 1;
+  sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
   return db;
 }
 
@@ -259,18 +266,23 @@ void SqliteTaskStore::AfterDurable(WriteTicket ticket,
 absl::Status SqliteTaskStore::AwaitDurable(WriteTicket ticket) {
   absl::MutexLock lock(&mu_);
   DurableArg arg{this, ticket};
-  mu_.Await(absl::Condition(&SqliteTaskStore::IsDurable, &arg));
-  return durable_ >= ticket ? absl::OkStatus() : failed_;
+  mu_.Await(absl::Condition(&SqliteTaskStore::IsDurableOrFull, &arg));
+  if (durable_ >= ticket) return absl::OkStatus();
+  return failed_.ok() ? full_ : failed_;
 }
 
 void SqliteTaskStore::DrainCallbacks() {
   absl::MutexLock lock(&mu_);
+  ++drain_waiters_;  // a writer waiting for space tries once more, then gives up
   mu_.Await(absl::Condition(this, &SqliteTaskStore::Drained));
+  --drain_waiters_;
 }
 
 absl::Status SqliteTaskStore::health() {
+  // Asked on every dispatch: no lock while all is well.
+  if (!unhealthy_.load(std::memory_order_acquire)) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
-  return failed_;
+  return failed_.ok() ? full_ : failed_;
 }
 
 int64_t SqliteTaskStore::batches_committed() {
@@ -283,6 +295,11 @@ bool SqliteTaskStore::IsDurable(DurableArg* arg) {
   return arg->store->Durable(arg->ticket);
 }
 
+bool SqliteTaskStore::IsDurableOrFull(DurableArg* arg) {
+  arg->store->mu_.AssertHeld();
+  return arg->store->Durable(arg->ticket) || !arg->store->full_.ok();
+}
+
 bool SqliteTaskStore::CallbackReady() const {
   if (!callbacks_.empty()) return Durable(callbacks_.front().ticket);
   return stopping_ && writer_done_;
@@ -290,32 +307,9 @@ bool SqliteTaskStore::CallbackReady() const {
 
 void SqliteTaskStore::WriterLoop() {
   while (true) {
-    std::vector<Pending> batch;
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(this, &SqliteTaskStore::WriterReady));
-      if (queue_.empty()) {  // stopping, and everything is written
-        writer_done_ = true;
-        return;
-      }
-      // A job runs alone; writes are taken up to the next job.
-      if (queue_.front().job) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      } else {
-        while (!queue_.empty() && !queue_.front().job &&
-               static_cast<int>(batch.size()) < options_.max_batch) {
-          batch.push_back(std::move(queue_.front()));
-          queue_.pop_front();
-        }
-      }
-    }
-    absl::Status broken;
-    {
-      absl::MutexLock lock(&mu_);
-      broken = failed_;
-    }
-    absl::Status s = broken.ok() ? ApplyBatch(batch) : broken;
+    std::vector<Pending> batch = NextBatch();
+    if (batch.empty()) return;
+    absl::Status s = CommitBatch(batch);
     absl::MutexLock lock(&mu_);
     if (s.ok()) {
       durable_ = batch.back().ticket;
@@ -323,7 +317,96 @@ void SqliteTaskStore::WriterLoop() {
     } else if (failed_.ok()) {
       LOG(ERROR) << "store: commit failed, the store is now read-only: " << s;
       failed_ = absl::UnavailableError(absl::StrCat("store failed: ", s.message()));
+      unhealthy_.store(true, std::memory_order_release);
     }
+  }
+}
+
+std::vector<SqliteTaskStore::Pending> SqliteTaskStore::NextBatch() {
+  std::vector<Pending> batch;
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(this, &SqliteTaskStore::WriterReady));
+  if (queue_.empty()) {  // stopping, and everything is written
+    writer_done_ = true;
+    return batch;
+  }
+  // A job runs alone; writes are taken up to the next job.
+  if (queue_.front().job) {
+    batch.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+    return batch;
+  }
+  while (!queue_.empty() && !queue_.front().job &&
+         static_cast<int>(batch.size()) < options_.max_batch) {
+    batch.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  return batch;
+}
+
+absl::Status SqliteTaskStore::CommitBatch(std::vector<Pending>& batch) {
+  bool last_try = false;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!failed_.ok()) return failed_;
+    }
+    absl::Status s = ApplyBatch(batch);  // rolled back if it failed
+    ResetStatements();
+    absl::Status full = s.ok() ? absl::OkStatus() : FullError(s);
+    absl::MutexLock lock(&mu_);
+    if (s.ok() && !full_.ok()) {
+      LOG(WARNING) << "store: writes succeed again on " << options_.path;
+      full_ = absl::OkStatus();
+      unhealthy_.store(false, std::memory_order_release);
+    }
+    if (s.ok() || full.ok()) return s;
+    // The disk is full: nothing is lost yet (the batch is rolled back and
+    // kept, later writes queue behind it), so wait for space instead of
+    // breaking the store. Memory stays ahead of the file meanwhile.
+    if (full_.ok()) {
+      LOG(ERROR) << "store: " << full.message() << " (" << batch.size() + queue_.size()
+                 << " writes waiting)";
+      full_ = full;
+      unhealthy_.store(true, std::memory_order_release);
+    }
+    if (last_try) {  // stopping or draining: no one will wait for space
+      LOG(ERROR) << "store: giving up with the disk still full; "
+                 << batch.size() + queue_.size() << " writes not stored";
+      return absl::UnavailableError(
+          absl::StrCat("stopped while the disk was full: ", full.message()));
+    }
+    // Real time, not a Clock: this waits on the disk, not on the domain.
+    if (!RetryNow()) {
+      mu_.AwaitWithTimeout(absl::Condition(this, &SqliteTaskStore::RetryNow),
+                           options_.full_retry_interval);
+    }
+    last_try = RetryNow();
+  }
+}
+
+absl::Status SqliteTaskStore::FullError(const absl::Status& s) const {
+  std::filesystem::path dir = std::filesystem::path(options_.path).parent_path();
+  if (dir.empty()) dir = ".";
+  std::error_code ec;
+  const std::filesystem::space_info space = std::filesystem::space(dir, ec);
+  // SQLite says SQLITE_FULL for ENOSPC on its files, but a full disk can
+  // also surface as SQLITE_IOERR (say, growing the WAL index).
+  constexpr uintmax_t kNearlyFull = 1 << 20;
+  const bool no_space = !ec && space.available < kNearlyFull;
+  if (!absl::IsResourceExhausted(s) && !(absl::IsInternal(s) && no_space)) {
+    return absl::OkStatus();
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the task store is full: no space left on the disk of ", options_.path,
+      ec ? "" : absl::StrCat(" (", space.available, " bytes free)"),
+      "; writes wait and resume by themselves once space is freed (",
+      s.message(), ")"));
+}
+
+void SqliteTaskStore::ResetStatements() {
+  for (std::unique_ptr<Stmt>* stmt : {&insert_task_, &update_task_, &insert_output_}) {
+    if (*stmt != nullptr) (*stmt)->Reset();
   }
 }
 
@@ -564,6 +647,8 @@ absl::StatusOr<std::vector<OutputChunk>> SqliteTaskStore::ReadOutput(
 
 absl::StatusOr<int> SqliteTaskStore::PurgeEndedBefore(absl::Time cutoff,
                                                       int limit) {
+  // A delete needs room in the WAL too: it would only queue behind the rest.
+  RETURN_IF_ERROR(health());
   auto purged = std::make_shared<int>(0);
   Pending p;
   p.job = [purged, cutoff, limit](sqlite3* db) -> absl::Status {

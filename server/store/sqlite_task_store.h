@@ -1,6 +1,7 @@
 #ifndef CRUCIBLE_SERVER_STORE_SQLITE_TASK_STORE_H_
 #define CRUCIBLE_SERVER_STORE_SQLITE_TASK_STORE_H_
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -12,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/store/task_store.h"
 
 struct sqlite3;
@@ -27,6 +29,9 @@ struct SqliteTaskStoreOptions {
   int busy_timeout_ms = 5000;
   // Most writes committed in one transaction.
   int max_batch = 4096;
+  // While the disk is full, how often the writer tries the waiting batch
+  // again (the probe that notices space is back).
+  absl::Duration full_retry_interval = absl::Seconds(1);
 };
 
 // TaskStore on one SQLite file in WAL mode with synchronous=FULL, so a
@@ -39,6 +44,11 @@ struct SqliteTaskStoreOptions {
 // through a second connection (WAL: they never block the writer). A
 // callback thread runs AfterDurable callbacks, so the writer moves on to the
 // next batch while the last one is announced.
+//
+// A full disk (SQLITE_FULL, or an I/O error with no space left) does not
+// break the store: the batch is rolled back and kept, later writes queue
+// behind it, health() says RESOURCE_EXHAUSTED, and the writer tries the
+// batch again every full_retry_interval until it commits.
 class SqliteTaskStore final : public TaskStore {
  public:
   // Opens (or creates) the database and applies pending migrations.
@@ -89,10 +99,21 @@ class SqliteTaskStore final : public TaskStore {
   WriteTicket Enqueue(Pending pending);
   void WriterLoop();
   void CallbackLoop();
-  // On the writer thread.
+  // On the writer thread: the next batch (empty once stopped and drained);
+  // commits it, retrying while the disk is full.
+  std::vector<Pending> NextBatch();
+  absl::Status CommitBatch(std::vector<Pending>& batch);
   absl::Status ApplyBatch(std::vector<Pending>& batch);
+  void ResetStatements();
+  // The store-full status if `s` (a failed commit) means the disk is full;
+  // OK if it failed for another reason.
+  absl::Status FullError(const absl::Status& s) const;
   bool WriterReady() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return stopping_ || !queue_.empty();
+  }
+  // Ends the wait between two tries on a full disk early.
+  bool RetryNow() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || drain_waiters_ > 0;
   }
   bool CallbackReady() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Durable(WriteTicket t) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -103,6 +124,8 @@ class SqliteTaskStore final : public TaskStore {
     WriteTicket ticket;
   };
   static bool IsDurable(DurableArg* arg);
+  // Durable, or the disk is full (AwaitDurable does not wait for space).
+  static bool IsDurableOrFull(DurableArg* arg);
   bool Drained() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return callbacks_.empty() && !callback_running_;
   }
@@ -122,6 +145,12 @@ class SqliteTaskStore final : public TaskStore {
   WriteTicket last_ticket_ ABSL_GUARDED_BY(mu_) = 0;
   WriteTicket durable_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status failed_ ABSL_GUARDED_BY(mu_);
+  // RESOURCE_EXHAUSTED while the disk is full and writes wait; OK otherwise.
+  absl::Status full_ ABSL_GUARDED_BY(mu_);
+  // !failed_.ok() || !full_.ok(), for health() without the lock.
+  std::atomic<bool> unhealthy_{false};
+  // Callers blocked in DrainCallbacks.
+  int drain_waiters_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool writer_done_ ABSL_GUARDED_BY(mu_) = false;
   int64_t batches_ ABSL_GUARDED_BY(mu_) = 0;

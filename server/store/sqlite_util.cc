@@ -11,6 +11,7 @@ absl::Status SqliteError(sqlite3* db, absl::string_view what) {
   if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
     return absl::UnavailableError(msg);
   }
+  if (code == SQLITE_FULL) return absl::ResourceExhaustedError(msg);
   return absl::InternalError(msg);
 }
 

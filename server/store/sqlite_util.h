@@ -14,7 +14,8 @@ namespace server {
 // Small helpers over SQLite's C API for the store.
 
 // The connection's last error as a status: UNAVAILABLE for busy/locked
-// (retryable), INTERNAL otherwise.
+// (retryable), RESOURCE_EXHAUSTED for a full disk (SQLITE_FULL), INTERNAL
+// otherwise.
 absl::Status SqliteError(sqlite3* db, absl::string_view what);
 
 // Runs SQL with no parameters and no rows (migrations, pragmas).
@@ -90,17 +91,23 @@ class Transaction {
     status_ = Stmt(db_, "BEGIN IMMEDIATE").Run();
   }
   ~Transaction() {
-    if (status_.ok() && !done_) {
-      Stmt(db_, "ROLLBACK").Run().IgnoreError();
-    }
+    if (status_.ok() && !done_) RollbackIfOpen();
   }
   const absl::Status& status() const { return status_; }
   absl::Status Commit() {
     done_ = true;
-    return Stmt(db_, "COMMIT").Run();
+    absl::Status s = Stmt(db_, "COMMIT").Run();
+    // A COMMIT that failed (a full disk) may leave the transaction open;
+    // end it, or the connection could never begin the next one.
+    if (!s.ok()) RollbackIfOpen();
+    return s;
   }
 
  private:
+  // SQLite may already have rolled back on its own (SQLITE_FULL can).
+  void RollbackIfOpen() {
+    if (!sqlite3_get_autocommit(db_)) Stmt(db_, "ROLLBACK").Run().IgnoreError();
+  }
   sqlite3* db_;
   absl::Status status_;
   bool done_ = false;

@@ -89,8 +89,10 @@ class TaskStore {
  public:
   virtual ~TaskStore() = default;
 
-  // Queues a write. Never blocks on disk. After a failed commit the store is
-  // broken for good (see health()) and writes are dropped.
+  // Queues a write. Never blocks on disk. While the disk is full (health()
+  // is RESOURCE_EXHAUSTED) writes wait in memory, in order, and are
+  // committed once space is back. After a commit fails for any other reason
+  // the store is broken for good (see health()) and writes are dropped.
   virtual WriteTicket Submit(TaskWrite write) = 0;
   // The ticket of the last write submitted (0 if none).
   virtual WriteTicket LastTicket() = 0;
@@ -105,11 +107,18 @@ class TaskStore {
   // waits. Lets callbacks queue messages and the caller send them once per
   // burst. nullptr clears it. Call it while no callback runs.
   virtual void SetBurstEnd(std::function<void()> fn) = 0;
-  // Blocks until `ticket` is durable (OK) or the store broke (its error).
+  // Blocks until `ticket` is durable (OK), the store broke (its error), or
+  // the disk is full (RESOURCE_EXHAUSTED: the write still waits and is
+  // committed once space is back).
   virtual absl::Status AwaitDurable(WriteTicket ticket) = 0;
-  // Blocks until every callback registered so far has run.
+  // Blocks until every callback registered so far has run. While the disk
+  // is full it gives up after one more try (a shutdown cannot wait for
+  // space): the writes still waiting are dropped, their callbacks get the
+  // error and the store is broken for good.
   virtual void DrainCallbacks() = 0;
-  // OK while writes succeed; the error of the first failed commit after.
+  // OK while writes succeed; RESOURCE_EXHAUSTED ("the task store is full:
+  // ...") while the disk is full and writes wait; the error of a commit
+  // that failed for any other reason, for good.
   virtual absl::Status health() = 0;
 
   // NOT_FOUND if there is no such task.
@@ -135,7 +144,8 @@ class TaskStore {
       crucible::v1::OutputStream stream, int64_t max_bytes) = 0;
 
   // Deletes up to `limit` terminal tasks that ended before `cutoff`, with
-  // their output, durably. Returns how many were deleted.
+  // their output, durably. Returns how many were deleted. While the disk is
+  // full, RESOURCE_EXHAUSTED at once.
   virtual absl::StatusOr<int> PurgeEndedBefore(absl::Time cutoff,
                                                int limit) = 0;
 
