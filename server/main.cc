@@ -9,7 +9,10 @@
 #include <string>
 #include <system_error>
 
+#include <grpcpp/health_check_service_interface.h>
+
 #include "absl/flags/flag.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -29,6 +32,9 @@ ABSL_FLAG(std::string, port_file, "",
           "if set, the bound port is written to this file once serving");
 ABSL_FLAG(std::string, db, ".crucible/crucible.db",
           "SQLite database file; its directory is created if missing");
+ABSL_FLAG(absl::Duration, store_full_retry, absl::Seconds(1),
+          "while the disk of --db is full, how often the waiting writes are "
+          "tried again (writing resumes by itself once space is freed)");
 ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(30),
           "a lease lapses this long after its last heartbeat");
 ABSL_FLAG(int, max_attempts, 3,
@@ -63,6 +69,9 @@ ABSL_FLAG(int64_t, max_tmpfs_bytes, 0,
 ABSL_FLAG(absl::Duration, max_timeout, absl::ZeroDuration(),
           "longest spec.timeout accepted; 0: no maximum");
 
+// Health entry of the store's writes.
+constexpr char kStoreHealth[] = "crucible.store";
+
 int main(int argc, char** argv) {
   common::BlockStopSignals();
   // Abseil's lock-order graph costs a few percent on every lock; the
@@ -75,6 +84,7 @@ int main(int argc, char** argv) {
 
   server::SqliteTaskStoreOptions store_options;
   store_options.path = absl::GetFlag(FLAGS_db);
+  store_options.full_retry_interval = absl::GetFlag(FLAGS_store_full_retry);
   std::filesystem::path parent =
       std::filesystem::path(store_options.path).parent_path();
   if (!parent.empty()) {
@@ -122,7 +132,8 @@ int main(int argc, char** argv) {
   server_options.port_file = absl::GetFlag(FLAGS_port_file);
   server_options.max_receive_message_bytes =
       static_cast<int>(server::kMaxReceiveMessageBytes);
-  server_options.health_service_names = {"crucible.v1.TaskService",
+  // "crucible.store": NOT_SERVING while the disk is full (see the sweeper).
+  server_options.health_service_names = {kStoreHealth, "crucible.v1.TaskService",
                                          "crucible.v1.QueueService"};
   auto grpc_server = common::GrpcServer::Start(
       server_options, {&task_service, &queue_service});
@@ -136,11 +147,24 @@ int main(int argc, char** argv) {
   {
     server::Scheduler* s = scheduler->get();
     server::SqliteTaskStore* st = store->get();
+    grpc::HealthCheckServiceInterface* health =
+        (*grpc_server)->server()->GetHealthCheckService();
+    bool store_full = false;  // the sweeper's alone
     server::PeriodicRunner sweeper(
-        absl::GetFlag(FLAGS_sweep_interval), [s, st, &store_failed] {
-          // Memory runs ahead of the store; once a commit failed the two
-          // disagree, so stop and let a restart rebuild from the store.
-          if (!st->health().ok()) {
+        absl::GetFlag(FLAGS_sweep_interval),
+        [s, st, health, &store_failed, &store_full] {
+          // A full disk degrades, it does not stop us: writes wait, new
+          // tasks are refused, reads go on, and the store resumes by itself.
+          // "" stays SERVING, or a liveness probe would restart us in a loop.
+          const absl::Status store_health = st->health();
+          const bool full = absl::IsResourceExhausted(store_health);
+          if (full != store_full && health != nullptr) {
+            health->SetServingStatus(kStoreHealth, !full);
+          }
+          store_full = full;
+          // Any other failed commit: memory has run ahead of the store for
+          // good, so stop and let a restart rebuild from the store.
+          if (!store_health.ok() && !full) {
             if (!store_failed.exchange(true)) {
               LOG(ERROR) << "store failed, stopping: " << st->health();
               kill(getpid(), SIGTERM);
@@ -148,6 +172,7 @@ int main(int argc, char** argv) {
             return;
           }
           s->ExpireLeases();
+          if (full) return;  // a purge needs room in the store too
           absl::StatusOr<int> purged = s->PurgeExpired();
           if (!purged.ok()) {
             LOG(WARNING) << "retention purge: " << purged.status();

@@ -25,6 +25,16 @@ using crucible::v1::TaskResult;
 using crucible::v1::TaskSpec;
 using crucible::v1::TaskState;
 
+namespace {
+
+// A read waits for what it shows to be durable; while the disk is full
+// (RESOURCE_EXHAUSTED) it shows what is durable instead of waiting.
+absl::Status DurableOrFull(absl::Status s) {
+  return absl::IsResourceExhausted(s) ? absl::OkStatus() : s;
+}
+
+}  // namespace
+
 Scheduler::Op::~Op() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // Events and output nobody follows need no announcement (the count only
   // grows under mu_, which we hold, so a new subscriber is never missed).
@@ -44,6 +54,7 @@ Scheduler::Op::~Op() ABSL_NO_THREAD_SAFETY_ANALYSIS {
         if (st.ok()) {
           absl::MutexLock lock(&s->publish_mu_);
           s->Deliver(out, op);
+          s->delivered_op_ = op;
         }
         if (then) then(std::move(st));
       });
@@ -299,6 +310,8 @@ void Scheduler::CreateTaskAsync(TaskSpec spec, std::string request_id,
         absl::StrCat("spec.not_before: at most ",
                      absl::FormatDuration(kMaxNotBeforeAhead), " ahead"));
   }
+  // While the disk is full nothing new is taken on (reads go on).
+  if (valid.ok()) valid = store_.health();
   if (!valid.ok()) return done(valid);
   Op op(this);
   CreateLocked(std::move(spec), std::move(request_id), std::move(done), op);
@@ -391,7 +404,12 @@ absl::StatusOr<Task> Scheduler::GetTask(const std::string& task_id) {
       active = it->second.task;
     }
   }
-  RETURN_IF_ERROR(store_.AwaitDurable(ticket));
+  absl::Status durable = store_.AwaitDurable(ticket);
+  if (absl::IsResourceExhausted(durable)) {
+    active.reset();  // the disk is full: show what is durable, from the store
+  } else {
+    RETURN_IF_ERROR(durable);
+  }
   if (active) return *std::move(active);
   absl::StatusOr<Task> task = store_.GetTask(task_id);
   if ((task.ok() && task->tenant() != options_.tenant) ||
@@ -411,7 +429,7 @@ absl::StatusOr<ListTasksPage> Scheduler::ListTasks(ListTasksQuery query) {
   }
   if (query.page_size == 0) query.page_size = 50;
   query.page_size = std::min(query.page_size, 1000);
-  RETURN_IF_ERROR(store_.AwaitDurable(store_.LastTicket()));
+  RETURN_IF_ERROR(DurableOrFull(store_.AwaitDurable(store_.LastTicket())));
   return store_.ListTasks(query);
 }
 
@@ -419,15 +437,23 @@ absl::StatusOr<Task> Scheduler::CancelTask(const std::string& task_id,
                                            const std::string& reason) {
   RETURN_IF_ERROR(ValidateTaskId(task_id));
   RETURN_IF_ERROR(ValidateCancelReason(reason));
+  RETURN_IF_ERROR(store_.health());  // refused while the disk is full
   absl::StatusOr<Task> result;
-  WriteTicket ticket;
+  absl::Notification stored;
+  absl::Status durable;
   {
     Op op(this);
     result = CancelLocked(task_id, reason, op.out);
-    ticket = store_.LastTicket();
+    // Answered once durable, even if the disk fills meanwhile (the cancel
+    // took effect in memory: RESOURCE_EXHAUSTED would be a wrong answer).
+    op.then = [&](absl::Status s) {
+      durable = std::move(s);
+      stored.Notify();
+    };
   }
+  stored.WaitForNotification();
   RETURN_IF_ERROR(result.status());
-  RETURN_IF_ERROR(store_.AwaitDurable(ticket));
+  RETURN_IF_ERROR(durable);
   return result;
 }
 
@@ -494,6 +520,19 @@ absl::StatusOr<TaskSubscription> Scheduler::Subscribe(
   }
   // The snapshot is shown only once durable.
   absl::Status s = store_.AwaitDurable(ticket);
+  if (absl::IsResourceExhausted(s)) {
+    // The disk is full: start from what the store has instead. Every
+    // operation delivered so far is in it; later ones reach the listener
+    // (some again, harmlessly). A change made while nobody followed the
+    // task is not announced again: the watcher sees the next one.
+    {
+      absl::MutexLock plock(&publish_mu_);
+      listeners_.at(task_id).at(sub.id).after_op = delivered_op_;
+    }
+    absl::StatusOr<Task> stored = store_.GetTask(task_id);
+    s = stored.status();
+    if (s.ok()) sub.task = *std::move(stored);
+  }
   if (!s.ok()) {
     Unsubscribe(sub.id);
     return s;
@@ -519,8 +558,9 @@ absl::StatusOr<std::vector<crucible::v1::OutputChunk>> Scheduler::ReadOutput(
     crucible::v1::OutputStream stream, int64_t max_bytes) {
   RETURN_IF_ERROR(ValidateTaskId(task_id));
   RETURN_IF_ERROR(ValidateOutputRequest(stream, offset, attempt));
-  // What was reported before this call is readable.
-  RETURN_IF_ERROR(store_.AwaitDurable(store_.LastTicket()));
+  // What was reported before this call is readable (or, while the disk is
+  // full, what is durable).
+  RETURN_IF_ERROR(DurableOrFull(store_.AwaitDurable(store_.LastTicket())));
   return store_.ReadOutput(task_id, attempt, offset, stream, max_bytes);
 }
 

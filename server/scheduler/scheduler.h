@@ -316,6 +316,8 @@ class Scheduler {
   absl::flat_hash_map<int64_t, WorkerSink*> sinks_ ABSL_GUARDED_BY(publish_mu_);
   // Sessions with messages sent since the last flush.
   std::vector<int64_t> unflushed_ ABSL_GUARDED_BY(publish_mu_);
+  // The last operation delivered (all earlier ones are, and are durable).
+  uint64_t delivered_op_ ABSL_GUARDED_BY(publish_mu_) = 0;
   absl::flat_hash_map<std::string, absl::flat_hash_map<int64_t, Listener>>
       listeners_ ABSL_GUARDED_BY(publish_mu_);
   absl::flat_hash_map<int64_t, std::string> subscription_task_

@@ -109,6 +109,10 @@ absl::Status Scheduler::AddCredits(int64_t session_id, int credits) {
 }
 
 void Scheduler::DispatchLocked(Outbox& out) {
+  // While the disk is full an assignment could not leave (it goes once
+  // durable) and its lease would lapse meanwhile: hand out nothing; the
+  // sweep dispatches again once writes succeed.
+  if (!store_.health().ok()) return;
   PromoteDueLocked(clock_.Now());
   while (!ready_.empty()) {
     // The session with the most credits left, so work spreads out (a look
