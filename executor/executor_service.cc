@@ -149,4 +149,13 @@ grpc::ServerUnaryReactor* ExecutorService::Cancel(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* ExecutorService::Describe(
+    grpc::CallbackServerContext* context, const crucible::v1::DescribeRequest* request,
+    crucible::v1::DescribeResponse* response) {
+  *response->mutable_accepts() = runner_.policy().Accepts();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
 }  // namespace executor

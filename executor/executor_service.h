@@ -20,6 +20,9 @@ class ExecutorService final : public crucible::v1::ExecutorService::CallbackServ
   grpc::ServerUnaryReactor* Cancel(grpc::CallbackServerContext* context,
                                    const crucible::v1::CancelRequest* request,
                                    crucible::v1::CancelResponse* response) override;
+  grpc::ServerUnaryReactor* Describe(grpc::CallbackServerContext* context,
+                                     const crucible::v1::DescribeRequest* request,
+                                     crucible::v1::DescribeResponse* response) override;
 
  private:
   runner::Runner& runner_;

@@ -68,6 +68,16 @@ ABSL_FLAG(int64_t, max_tmpfs_bytes, 0,
           "largest spec.resources.tmpfs_bytes accepted; 0: no maximum");
 ABSL_FLAG(absl::Duration, max_timeout, absl::ZeroDuration(),
           "longest spec.timeout accepted; 0: no maximum");
+ABSL_FLAG(bool, fleet_admission, true,
+          "refuse at CreateTask a task that no connected executor accepts "
+          "(image rules and maxima, which workers pass on from their "
+          "executors); false: admit on the server's own limits alone");
+ABSL_FLAG(absl::Duration, fleet_memory, absl::Minutes(10),
+          "what a worker's executors accept is still counted this long "
+          "after its stream ended");
+ABSL_FLAG(absl::Duration, admission_wait, absl::Seconds(10),
+          "for this long after start, a CreateTask that finds no executor "
+          "known waits for one instead of failing UNAVAILABLE at once");
 
 // Health entry of the store's writes.
 constexpr char kStoreHealth[] = "crucible.store";
@@ -116,6 +126,11 @@ int main(int argc, char** argv) {
   limits.max_tmpfs_bytes = absl::GetFlag(FLAGS_max_tmpfs_bytes);
   limits.max_timeout = absl::GetFlag(FLAGS_max_timeout);
   limits.max_output_bytes = absl::GetFlag(FLAGS_max_output_bytes);
+  server::FleetAdmission fleet(
+      {.enabled = absl::GetFlag(FLAGS_fleet_admission),
+       .memory = absl::GetFlag(FLAGS_fleet_memory)},
+      common::Clock::Real());
+  scheduler_options.admission = &fleet;
   auto scheduler = server::Scheduler::Create(scheduler_options, **store,
                                              common::Clock::Real());
   if (!scheduler.ok()) {
@@ -125,8 +140,13 @@ int main(int argc, char** argv) {
 
   // Outlives the services and the server: their pending jobs run on it.
   server::BlockingPool pool(absl::GetFlag(FLAGS_blocking_threads));
-  server::TaskService task_service(**scheduler, pool);
-  server::QueueService queue_service(**scheduler, pool);
+  server::TaskServiceOptions task_options;
+  if (absl::GetFlag(FLAGS_fleet_admission)) {
+    task_options.fleet = &fleet;
+    task_options.admission_wait_until = absl::Now() + absl::GetFlag(FLAGS_admission_wait);
+  }
+  server::TaskService task_service(**scheduler, pool, task_options);
+  server::QueueService queue_service(**scheduler, pool, &fleet);
   common::GrpcServerOptions server_options;
   server_options.listen_address = absl::GetFlag(FLAGS_listen);
   server_options.port_file = absl::GetFlag(FLAGS_port_file);

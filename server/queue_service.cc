@@ -26,8 +26,8 @@ class WorkerStream final
     : public grpc::ServerBidiReactor<ConnectRequest, ConnectResponse>,
       public WorkerSink {
  public:
-  WorkerStream(Scheduler& scheduler, BlockingPool& pool)
-      : scheduler_(scheduler), jobs_(pool, [this] {
+  WorkerStream(Scheduler& scheduler, FleetAdmission* fleet, BlockingPool& pool)
+      : scheduler_(scheduler), fleet_(fleet), jobs_(pool, [this] {
           EndSession();
           delete this;
         }) {
@@ -108,8 +108,22 @@ class WorkerStream final
             scheduler_.ConnectWorker(worker_id_, req.hello().credits(), this);
         if (!session.ok()) return session.status();
         session_ = *session;
+        if (fleet_ != nullptr) {
+          if (req.hello().publishes_executors()) {
+            fleet_->Publish(worker_id_, session_,
+                            {req.hello().executors().begin(), req.hello().executors().end()});
+          } else {
+            fleet_->PublishUnknown(worker_id_, session_);
+          }
+        }
         return absl::OkStatus();
       }
+      case ConnectRequest::kExecutors:
+        if (fleet_ != nullptr) {
+          fleet_->Publish(worker_id_, session_,
+                          {req.executors().executors().begin(), req.executors().executors().end()});
+        }
+        return absl::OkStatus();
       case ConnectRequest::kCredit:
         return scheduler_.AddCredits(session_, req.credit().credits());
       case ConnectRequest::kHeartbeat: {
@@ -164,6 +178,7 @@ class WorkerStream final
   // Closes the worker session once; its leases run until their deadlines.
   void EndSession() {
     if (session_ != 0 && !ended_.exchange(true)) {
+      if (fleet_ != nullptr) fleet_->Disconnected(worker_id_, session_);
       scheduler_.DisconnectWorker(session_);
     }
   }
@@ -219,6 +234,7 @@ class WorkerStream final
   static constexpr size_t kMaxBatchBytes = 1 << 20;
 
   Scheduler& scheduler_;
+  FleetAdmission* const fleet_;  // may be null
   ConnectRequest request_;   // touched only by the read side
   std::string worker_id_;    // idem
   std::atomic<int64_t> session_{0};
@@ -238,7 +254,7 @@ class WorkerStream final
 
 grpc::ServerBidiReactor<ConnectRequest, ConnectResponse>* QueueService::Connect(
     grpc::CallbackServerContext* ctx) {
-  return new WorkerStream(scheduler_, pool_);
+  return new WorkerStream(scheduler_, fleet_, pool_);
 }
 
 }  // namespace server

@@ -5,6 +5,7 @@
 
 #include "crucible/v1/queue_service.grpc.pb.h"
 #include "server/blocking_pool.h"
+#include "server/scheduler/fleet_admission.h"
 #include "server/scheduler/scheduler.h"
 
 namespace server {
@@ -13,12 +14,13 @@ namespace server {
 // onto a Scheduler worker session. Each worker message is applied in the
 // read reaction (the scheduler queues its writes and never waits for the
 // disk), and the next one is read after that, so a worker's reports are
-// applied in order. Thread-safe.
-// `scheduler` and `pool` must outlive it and the server serving it.
+// applied in order. What each worker says its executors accept goes to
+// `fleet` (if not null), for admission at CreateTask. Thread-safe.
+// `scheduler`, `pool` and `fleet` must outlive it and the server serving it.
 class QueueService final : public crucible::v1::QueueService::CallbackService {
  public:
-  QueueService(Scheduler& scheduler, BlockingPool& pool)
-      : scheduler_(scheduler), pool_(pool) {}
+  QueueService(Scheduler& scheduler, BlockingPool& pool, FleetAdmission* fleet = nullptr)
+      : scheduler_(scheduler), pool_(pool), fleet_(fleet) {}
 
   grpc::ServerBidiReactor<crucible::v1::ConnectRequest,
                           crucible::v1::ConnectResponse>*
@@ -27,6 +29,7 @@ class QueueService final : public crucible::v1::QueueService::CallbackService {
  private:
   Scheduler& scheduler_;
   BlockingPool& pool_;
+  FleetAdmission* const fleet_;
 };
 
 }  // namespace server

@@ -1,5 +1,6 @@
 #include "server/task_service.h"
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <string>
@@ -8,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "glog/logging.h"
 #include "server/raw_messages.h"
@@ -193,8 +195,20 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
     reactor->Finish(common::ToGrpcStatus(parsed));
     return reactor;
   }
-  const bool inline_create = request->request_id().empty();
-  auto create = [this, reactor, request, raw_response] {
+  // Just after start, before any worker has said what its executors
+  // accept: wait for one on the pool rather than refuse (bounded by
+  // admission_wait_until and the call's deadline).
+  const bool await_fleet = options_.fleet != nullptr && !options_.fleet->Known() &&
+                           absl::Now() < options_.admission_wait_until;
+  const bool inline_create = request->request_id().empty() && !await_fleet;
+  auto create = [this, ctx, await_fleet, reactor, request, raw_response] {
+    if (await_fleet) {
+      const absl::Time until =
+          std::min(options_.admission_wait_until, absl::FromChrono(ctx->deadline()));
+      while (!options_.fleet->Known() && absl::Now() < until) {
+        absl::SleepFor(absl::Milliseconds(50));
+      }
+    }
     scheduler_.CreateTaskAsync(
         std::move(*request->mutable_spec()),
         std::move(*request->mutable_request_id()),

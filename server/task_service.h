@@ -17,6 +17,12 @@ struct TaskServiceOptions {
   // Live output a StreamTaskOutput follower may fall behind by; past it the
   // stream drops it and reads it again from the store.
   int64_t max_follow_live_bytes = int64_t{4} << 20;
+  // The fleet the scheduler admits specs against (SchedulerOptions::
+  // admission), if any. Until `admission_wait_until`, a CreateTask that
+  // finds no executor known waits for one (workers reconnect within seconds
+  // of a server start) instead of being refused at once as UNAVAILABLE.
+  const FleetAdmission* fleet = nullptr;
+  absl::Time admission_wait_until = absl::InfinitePast();
 };
 
 // Every TaskService method takes its request as bytes and parses it itself

@@ -61,6 +61,7 @@ void ExecutorFleet::Loop() {
       const std::vector<std::string> addresses = discovery_.Resolve();
       if (pool_.SetListed(addresses)) {
         LOG(INFO) << "executors now: " << absl::StrJoin(addresses, ",");
+        ForgetUnlisted();
         on_change_();
       }
     }
@@ -76,18 +77,13 @@ void ExecutorFleet::StartCheck(const std::string& address) {
   };
   auto* pending = new Pending;
   pending->ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.check_deadline));
-  grpc::health::v1::Health::Stub* stub;
+  grpc::health::v1::Health::Stub* health;
   {
     absl::MutexLock lock(&mu_);
-    auto& s = stubs_[address];
-    if (s == nullptr) {
-      s = grpc::health::v1::Health::NewStub(
-          grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-    }
-    stub = s.get();
+    health = StubsLocked(address).health.get();
     ++pending_checks_;
   }
-  stub->async()->Check(
+  health->async()->Check(
       &pending->ctx, &pending->request, &pending->response,
       [this, pending, address](grpc::Status status) {
         const bool serving =
@@ -111,9 +107,84 @@ void ExecutorFleet::StartCheck(const std::string& address) {
           }
           on_change_();
         }
+        // Entering rotation (perhaps restarted with another policy), or
+        // never described: ask what it accepts.
+        bool describe;
+        {
+          absl::MutexLock lock(&mu_);
+          describe = serving && (!was_healthy || !accepts_.contains(address));
+        }
+        if (describe) StartDescribe(address);
         absl::MutexLock lock(&mu_);
         --pending_checks_;
       });
+}
+
+void ExecutorFleet::StartDescribe(const std::string& address) {
+  struct Pending {
+    grpc::ClientContext ctx;
+    crucible::v1::DescribeRequest request;
+    crucible::v1::DescribeResponse response;
+  };
+  auto* pending = new Pending;
+  pending->ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.check_deadline));
+  crucible::v1::ExecutorService::Stub* executor;
+  {
+    absl::MutexLock lock(&mu_);
+    executor = StubsLocked(address).executor.get();
+    ++pending_checks_;
+  }
+  executor->async()->Describe(
+      &pending->ctx, &pending->request, &pending->response,
+      [this, pending, address](grpc::Status status) {
+        bool changed = false;
+        if (!status.ok()) {
+          // Described again when it next enters rotation.
+          LOG(WARNING) << "executor " << address
+                       << " did not say what it accepts: " << status.error_message();
+        } else {
+          absl::MutexLock lock(&mu_);
+          crucible::v1::ExecutorAccepts& known = accepts_[address];
+          changed = known.SerializeAsString() !=
+                    pending->response.accepts().SerializeAsString();
+          known = pending->response.accepts();
+        }
+        delete pending;
+        if (changed) {
+          LOG(INFO) << "executor " << address << " described what it accepts";
+          on_change_();
+        }
+        absl::MutexLock lock(&mu_);
+        --pending_checks_;
+      });
+}
+
+ExecutorFleet::Stubs& ExecutorFleet::StubsLocked(const std::string& address) {
+  Stubs& stubs = stubs_[address];
+  if (stubs.health == nullptr) {
+    std::shared_ptr<grpc::Channel> channel =
+        grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+    stubs.health = grpc::health::v1::Health::NewStub(channel);
+    stubs.executor = crucible::v1::ExecutorService::NewStub(channel);
+  }
+  return stubs;
+}
+
+std::vector<crucible::v1::ExecutorAccepts> ExecutorFleet::Accepts() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<crucible::v1::ExecutorAccepts> accepts;
+  accepts.reserve(accepts_.size());
+  for (const auto& [address, a] : accepts_) accepts.push_back(a);
+  return accepts;
+}
+
+void ExecutorFleet::ForgetUnlisted() {
+  std::set<std::string> listed;
+  for (const ExecutorView& v : pool_.Snapshot()) {
+    if (v.listed) listed.insert(v.address);
+  }
+  absl::MutexLock lock(&mu_);
+  std::erase_if(accepts_, [&](const auto& entry) { return !listed.contains(entry.first); });
 }
 
 }  // namespace worker

@@ -6,10 +6,12 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/random/random.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "crucible/v1/executor_service.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "worker/discovery.h"
 #include "worker/executor_pool.h"
@@ -33,8 +35,11 @@ struct FleetOptions {
 // checks each executor with the standard gRPC health protocol
 // (grpc.health.v1.Health/Check, service ""), on a thread of its own; checks
 // run asynchronously so a slow executor does not hold up the others.
-// `on_change` runs (on any thread, without locks held) when the free slots
-// in rotation may have changed. Thread-safe.
+// An executor that answers SERVING is also asked what it accepts
+// (ExecutorService.Describe) when it enters rotation, and that is kept while
+// discovery lists it, in rotation or not. `on_change` runs (on any thread,
+// without locks held) when the free slots in rotation or Accepts() may have
+// changed. Thread-safe.
 class ExecutorFleet {
  public:
   ExecutorFleet(FleetOptions options, std::function<void()> on_change);
@@ -48,10 +53,22 @@ class ExecutorFleet {
 
   ExecutorPool& pool() { return pool_; }
   const ExecutorPool& pool() const { return pool_; }
+  // What each listed executor that has answered Describe accepts, in the
+  // order of their addresses.
+  std::vector<crucible::v1::ExecutorAccepts> Accepts() const;
 
  private:
+  // One channel per executor address, with its two stubs.
+  struct Stubs {
+    std::unique_ptr<grpc::health::v1::Health::Stub> health;
+    std::unique_ptr<crucible::v1::ExecutorService::Stub> executor;
+  };
   void Loop();
+  Stubs& StubsLocked(const std::string& address) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartCheck(const std::string& address);
+  void StartDescribe(const std::string& address);
+  // Forgets what executors no longer listed accept.
+  void ForgetUnlisted();
 
   const FleetOptions options_;
   const std::function<void()> on_change_;
@@ -60,11 +77,11 @@ class ExecutorFleet {
   Discovery discovery_;  // the loop thread's
   std::thread thread_;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   int pending_checks_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, std::unique_ptr<grpc::health::v1::Health::Stub>> stubs_
-      ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Stubs> stubs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, crucible::v1::ExecutorAccepts> accepts_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace worker

@@ -6,11 +6,21 @@ namespace worker {
 
 using crucible::v1::ConnectRequest;
 
-ConnectRequest MakeHello(const std::string& worker_id, int credits) {
+ConnectRequest MakeHello(const std::string& worker_id, int credits,
+                         const std::vector<crucible::v1::ExecutorAccepts>& executors) {
   ConnectRequest req;
-  req.mutable_hello()->set_worker_id(worker_id);
-  req.mutable_hello()->set_credits(credits);
-  req.mutable_hello()->set_accepts_assignment_batches(true);
+  crucible::v1::WorkerHello& hello = *req.mutable_hello();
+  hello.set_worker_id(worker_id);
+  hello.set_credits(credits);
+  hello.set_accepts_assignment_batches(true);
+  hello.set_publishes_executors(true);
+  hello.mutable_executors()->Add(executors.begin(), executors.end());
+  return req;
+}
+
+ConnectRequest MakeExecutorsUpdate(const std::vector<crucible::v1::ExecutorAccepts>& executors) {
+  ConnectRequest req;
+  req.mutable_executors()->mutable_executors()->Add(executors.begin(), executors.end());
   return req;
 }
 

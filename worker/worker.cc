@@ -23,8 +23,11 @@ struct Worker::Connection {
 
 namespace {
 
-// Credits and heartbeats belong to one stream; reports survive it.
-bool PerStream(const ConnectRequest& msg) { return msg.has_credit() || msg.has_heartbeat(); }
+// Credits, heartbeats and executor updates belong to one stream (the next
+// hello replaces them); reports survive it.
+bool PerStream(const ConnectRequest& msg) {
+  return msg.has_credit() || msg.has_heartbeat() || msg.has_executors();
+}
 
 }  // namespace
 
@@ -152,7 +155,8 @@ absl::Status Worker::Serve() {
       it = outbound_.erase(it);
     }
     outstanding_credits_ = DesiredCreditsLocked();
-    conn.hello = MakeHello(options_.worker_id, outstanding_credits_);
+    published_executors_ = fleet_.Accepts();
+    conn.hello = MakeHello(options_.worker_id, outstanding_credits_, published_executors_);
   }
   conn.stream = stub_->Connect(&conn.ctx);
   {

@@ -126,6 +126,10 @@ class Worker {
   // slots (never takes any back: the protocol cannot).
   void RegrantLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int DesiredCreditsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tells the server what the executors accept if that changed since the
+  // hello or the last update.
+  void PublishExecutorsLocked(std::vector<crucible::v1::ExecutorAccepts> executors)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues a report. With `may_block`, waits while too many bytes are
   // queued (unless the worker is stopping).
   void Enqueue(crucible::v1::ConnectRequest msg, bool may_block);
@@ -150,6 +154,8 @@ class Worker {
   int outstanding_credits_ ABSL_GUARDED_BY(mu_) = 0;       // granted, not yet used
   std::deque<std::string> unplaced_ ABSL_GUARDED_BY(mu_);  // leases waiting for an executor
   uint64_t capacity_generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on slot changes
+  // What the server was last told the executors accept.
+  std::vector<crucible::v1::ExecutorAccepts> published_executors_ ABSL_GUARDED_BY(mu_);
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;  // no credits, no new runs
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // runs cancelled; half-close when reported

@@ -209,9 +209,24 @@ void Worker::CancelAllRuns() {
 }
 
 void Worker::OnCapacityChange() {
+  std::vector<crucible::v1::ExecutorAccepts> executors = fleet_.Accepts();
   absl::MutexLock lock(&mu_);
   ++capacity_generation_;
   RegrantLocked();
+  PublishExecutorsLocked(std::move(executors));
+}
+
+void Worker::PublishExecutorsLocked(std::vector<crucible::v1::ExecutorAccepts> executors) {
+  auto same = [](const crucible::v1::ExecutorAccepts& a, const crucible::v1::ExecutorAccepts& b) {
+    return a.SerializeAsString() == b.SerializeAsString();
+  };
+  if (std::equal(executors.begin(), executors.end(), published_executors_.begin(),
+                 published_executors_.end(), same)) {
+    return;
+  }
+  published_executors_ = std::move(executors);
+  // Without a stream the next hello carries them.
+  if (conn_ != nullptr) PushLocked(MakeExecutorsUpdate(published_executors_));
 }
 
 int Worker::DesiredCreditsLocked() const {

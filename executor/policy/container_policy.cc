@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/image_reference.h"
 #include "common/proto_time.h"
 
 namespace policy {
@@ -65,11 +66,6 @@ absl::StatusOr<int64_t> Limit(absl::string_view field, int64_t requested,
         " (policy rule ", field.substr(field.rfind('.') + 1), ".max)"));
   }
   return requested;
-}
-
-bool ValidImageChar(char c) {
-  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' ||
-         c == '_' || c == '-' || c == '/' || c == ':' || c == '@';
 }
 
 // A name the engine accepts for a network or runtime: no path, no mode.
@@ -137,6 +133,23 @@ bool ContainerPolicy::ImageAllowed(absl::string_view image) const {
                      [&](const std::string& p) { return absl::StartsWith(image, p); });
 }
 
+crucible::v1::ExecutorAccepts ContainerPolicy::Accepts() const {
+  const ContainerPolicyOptions& o = options_;
+  crucible::v1::ExecutorAccepts a;
+  a.set_executor_id(o.executor_id);
+  for (const std::string& i : o.allowed_images) a.add_images(i);
+  for (const std::string& p : o.allowed_image_prefixes) a.add_image_prefixes(p);
+  a.set_max_memory_bytes(o.max_memory_bytes);
+  a.set_min_memory_bytes(kMinMemoryBytes);
+  a.set_max_cpu_millis(o.max_cpu_millis);
+  a.set_max_pids_limit(o.max_pids_limit);
+  a.set_max_tmpfs_bytes(o.max_tmpfs_bytes);
+  a.set_max_output_bytes(o.max_max_output_bytes);
+  *a.mutable_max_timeout() = common::ToProtoDuration(o.max_timeout);
+  a.set_network(o.network);
+  return a;
+}
+
 absl::StatusOr<ContainerPolicy> ContainerPolicy::Create(
     ContainerPolicyOptions o) {
   if (absl::Status s = CheckUser(o.user); !s.ok()) return s;
@@ -193,11 +206,10 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
   }
   const std::string& image = spec.image();
   if (image.empty()) return absl::InvalidArgumentError("spec.image is required");
-  if (image.size() > 512 || !std::all_of(image.begin(), image.end(), ValidImageChar) ||
-      absl::StrContains(image, "..") || absl::StrContains(image, "//")) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("spec.image \"", absl::CHexEscape(image.substr(0, 512)),
-                     "\" is not a valid image reference"));
+  if (absl::Status s = common::ValidateImageReference(image); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.image \"", absl::CHexEscape(image.substr(0, 64)),
+        image.size() > 64 ? "...\": " : "\": ", s.message()));
   }
   if (!ImageAllowed(image)) {
     std::vector<std::string> rules;

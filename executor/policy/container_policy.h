@@ -120,6 +120,9 @@ class ContainerPolicy {
   absl::StatusOr<ContainerPlan> Plan(const crucible::v1::RunRequest& request) const;
 
   const ContainerPolicyOptions& options() const { return options_; }
+  // What Plan accepts, as the executor publishes it (ExecutorService.Describe):
+  // the image rules and every maximum (and the memory minimum) it checks.
+  crucible::v1::ExecutorAccepts Accepts() const;
   // True if the image allowlist admits `image` (exact name or prefix).
   bool ImageAllowed(absl::string_view image) const;
 

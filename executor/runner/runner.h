@@ -140,6 +140,7 @@ class Runner {
   // containers are killed and removed.
   void ShutdownAll();
   int active_runs() const;
+  const policy::ContainerPolicy& policy() const { return policy_; }
 
  private:
   docker::EngineClient& engine_;

@@ -354,6 +354,13 @@ void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
     }
     if (!absl::IsNotFound(existing.status())) return answer(existing.status());
   }
+  // After the request_id lookup: a repeat of a create that was accepted
+  // returns its task whatever the fleet is now. In memory only.
+  if (options_.admission != nullptr) {
+    if (absl::Status admitted = options_.admission->Check(spec); !admitted.ok()) {
+      return answer(admitted);
+    }
+  }
   Task task;
   task.set_id(NewTaskIdLocked());
   *task.mutable_spec() = std::move(spec);

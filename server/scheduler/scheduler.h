@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "crucible/v1/queue_service.pb.h"
 #include "crucible/v1/task.pb.h"
+#include "server/scheduler/fleet_admission.h"
 #include "server/scheduler/spec_validation.h"
 #include "server/store/task_store.h"
 
@@ -55,6 +56,9 @@ struct SchedulerOptions {
   absl::Duration retention = absl::Hours(24 * 7);
   // Maxima every spec must respect.
   ValidationLimits limits;
+  // If set, a spec must also be accepted by the fleet (see FleetAdmission);
+  // it must outlive the scheduler.
+  const FleetAdmission* admission = nullptr;
 };
 
 // Receives the messages for one connected worker (assignments, cancels).

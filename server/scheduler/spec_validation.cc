@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/image_reference.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "server/scheduler/request_validation.h"
@@ -62,6 +63,11 @@ absl::Status ValidateCommand(const crucible::v1::TaskSpec& spec) {
     return Invalid("spec.command", absl::StrCat("at most ", kMaxCommandEntries,
                                                 " entries (got ",
                                                 spec.command_size(), ")"));
+  }
+  // No program can have an empty name; an empty command (not [""]) runs
+  // the image's own.
+  if (spec.command_size() > 0 && spec.command(0).empty()) {
+    return Invalid("spec.command[0]", "empty: it names the program to run");
   }
   size_t total = 0;
   for (int i = 0; i < spec.command_size(); ++i) {
@@ -193,6 +199,10 @@ absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec,
     return Invalid("spec.image", absl::StrCat("at most ", kMaxImageBytes,
                                               " bytes (got ",
                                               spec.image().size(), ")"));
+  }
+  if (absl::Status s = common::ValidateImageReference(spec.image()); !s.ok()) {
+    return Invalid("spec.image", absl::StrCat("\"", Abbreviate(spec.image()), "\" is ",
+                                              s.message()));
   }
   RETURN_IF_ERROR(ValidateCommand(spec));
   RETURN_IF_ERROR(ValidateEnv(spec));

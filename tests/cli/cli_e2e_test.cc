@@ -123,10 +123,16 @@ TEST_F(CliEndToEndTest, TimeoutRefusalAndServerErrorsHaveTheirOwnExitCodes) {
   EXPECT_EQ(r.exit_code, 124) << r.err;
   EXPECT_THAT(r.err, HasSubstr("TIMED_OUT"));
 
-  // Outside the executor's image allowlist: refused, no exit code of its own.
-  r = Crucible({"submit", "--image", "docker.io/library/alpine:3", "--", "true"});
+  // Allowed, but the engine lacks it: refused by the executor, no exit code
+  // of its own.
+  r = Crucible({"submit", "--image", "localhost/crucible/no-such-image:1", "--", "true"});
   EXPECT_EQ(r.exit_code, 125) << r.err;
   EXPECT_THAT(r.err, HasSubstr("FAILED (REJECTED)"));
+
+  // Outside every executor's image allowlist: refused at CreateTask.
+  r = Crucible({"submit", "--image", "docker.io/library/alpine:3", "--", "true"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, StartsWith("crucible: INVALID_ARGUMENT: spec.image"));
 
   r = Crucible({"submit", "--image", kImage, "--request-id", std::string(200, 'x'), "true"});
   EXPECT_EQ(r.exit_code, 1);

@@ -126,6 +126,13 @@ inside() {
   check "iptables runs" 0 "$(iptables -V >/dev/null 2>&1; echo $?)"
   check "netavark runs" 0 "$(/usr/lib/podman/netavark --version >/dev/null 2>&1; echo $?)"
   check "python3 has PyYAML (the manifest test)" 0 "$(/usr/bin/python3 -c 'import yaml' 2>&1; echo $?)"
+  # The Python client (clients/python) and its tests: grpc, protobuf, venv
+  # and pip for the offline install, mypy for its type hints, and the
+  # generator's grpc_python_plugin.
+  check "python3 has grpc, protobuf, ensurepip (python3-venv), pip, setuptools (the Python client)" 0 \
+    "$(/usr/bin/python3 -c 'import setuptools, grpc, google.protobuf, ensurepip, pip' >/dev/null 2>&1; echo $?)"
+  program mypy
+  program grpc_python_plugin
   check "podman-compose runs" 0 \
     "$(CONTAINERS_CONF=/repo/deploy/docker/containers.conf podman-compose version >/dev/null 2>&1; echo $?)"
   # haproxy accepts the proxy's configuration (any "${VAR}" set to a

@@ -31,6 +31,7 @@ using crucible::v1::WatchTaskRequest;
 using crucible::v1::WatchTaskResponse;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::testing::StartsWith;
 using testing_util::LocalStack;
 using testing_util::RunCommand;
 
@@ -205,6 +206,62 @@ TEST_F(EndToEndTest, BadSpecIsInvalidArgumentNamingTheField) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.field;
     EXPECT_THAT(s.error_message(), HasSubstr(c.field));
   }
+}
+
+// What the executor's policy refuses is refused at CreateTask, by what the
+// worker passed on from it, before any task is stored.
+TEST_F(EndToEndTest, WhatNoExecutorWouldRunIsRefusedAtCreateTask) {
+  struct Case {
+    std::function<void(crucible::v1::TaskSpec&)> mutate;
+    const char* field;
+    const char* limit;  // the executor's limit the message names
+  };
+  for (const Case& c : std::initializer_list<Case>{
+           {[](crucible::v1::TaskSpec& s) {
+              s.mutable_resources()->set_memory_bytes(int64_t{1} << 50);
+            },
+            "spec.resources.memory_bytes", "4294967296"},
+           {[](crucible::v1::TaskSpec& s) {
+              s.mutable_timeout()->set_seconds(int64_t{100} * 365 * 24 * 3600);
+            },
+            "spec.timeout", ""},
+           {[](crucible::v1::TaskSpec& s) {
+              s.mutable_timeout()->set_seconds(25 * 3600);
+            },
+            "spec.timeout", "24h"},
+           {[](crucible::v1::TaskSpec& s) { s.set_image("docker.io/library/alpine:3"); },
+            "spec.image", "localhost/crucible/"},
+           {[](crucible::v1::TaskSpec& s) { s.set_image("not a valid ref!!"); }, "spec.image",
+            "not a valid image reference"},
+           {[](crucible::v1::TaskSpec& s) {
+              s.clear_command();
+              s.add_command("");
+            },
+            "spec.command[0]", ""},
+           {[](crucible::v1::TaskSpec& s) { s.set_working_dir("relative/dir"); },
+            "spec.working_dir", ""},
+       }) {
+    CreateTaskRequest req;
+    req.mutable_spec()->set_image(kImage);
+    req.mutable_spec()->add_command("true");
+    req.mutable_spec()->mutable_labels()->insert({"case", "refused-at-create"});
+    c.mutate(*req.mutable_spec());
+    CreateTaskResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    grpc::Status s = local_->tasks().CreateTask(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.field << ": "
+                                                                   << s.error_message();
+    EXPECT_THAT(s.error_message(), StartsWith(c.field));
+    EXPECT_THAT(s.error_message(), HasSubstr(c.limit));
+  }
+  crucible::v1::ListTasksRequest list;
+  list.mutable_labels()->insert({"case", "refused-at-create"});
+  crucible::v1::ListTasksResponse listed;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ASSERT_TRUE(local_->tasks().ListTasks(&ctx, list, &listed).ok());
+  EXPECT_EQ(listed.tasks_size(), 0) << "a refused task was stored";
 }
 
 TEST_F(EndToEndTest, ReflectionListsServicesForBufCurl) {

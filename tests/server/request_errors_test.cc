@@ -462,7 +462,11 @@ TEST_F(RequestErrorsTest, EveryUserErrorHasAUserCodeAndAShortMessage) {
 TEST_F(RequestErrorsTest, TheLargestValidRequestFitsUnderTheReceiveLimit) {
   v1::CreateTaskRequest req;
   v1::TaskSpec& spec = *req.mutable_spec();
-  spec.set_image(std::string(kMaxImageBytes, 'i'));
+  // The longest reference the grammar allows within kMaxImageBytes: a name
+  // of 255 bytes, a tag of 128, and a digest that fills the rest.
+  std::string image = std::string(255, 'i') + ":" + std::string(128, 't') + "@sha256:";
+  image += std::string(kMaxImageBytes - image.size(), 'f');
+  spec.set_image(image);
   const size_t word = kMaxCommandBytes / kMaxCommandEntries;
   for (int i = 0; i < kMaxCommandEntries; ++i) spec.add_command(std::string(word, 'c'));
   const size_t env_value = kMaxEnvBytes / kMaxEnvEntries - 8;

@@ -37,6 +37,29 @@ TEST(SpecValidationTest, EmptyImageNamesTheField) {
   EXPECT_EQ(ValidateTaskSpec(spec).message(), "spec.image: required");
 }
 
+TEST(SpecValidationTest, ImageMustFollowTheReferenceGrammar) {
+  for (const std::string& image : {std::string("   "), std::string("not a valid ref!!"),
+                                   std::string("nul\0inside", 11), std::string("UPPER"),
+                                   std::string("a//b")}) {
+    crucible::v1::TaskSpec spec = Valid();
+    spec.set_image(image);
+    ExpectInvalid(spec, "spec.image");
+    EXPECT_TRUE(absl::StrContains(ValidateTaskSpec(spec).message(),
+                                  "not a valid image reference"))
+        << ValidateTaskSpec(spec);
+  }
+}
+
+TEST(SpecValidationTest, AnEmptyProgramNameIsInvalid) {
+  crucible::v1::TaskSpec spec = Valid();
+  spec.clear_command();
+  spec.add_command("");
+  ExpectInvalid(spec, "spec.command[0]");
+  // No command at all runs the image's own.
+  spec.clear_command();
+  EXPECT_TRUE(ValidateTaskSpec(spec).ok());
+}
+
 TEST(SpecValidationTest, NegativeMemoryNamesTheField) {
   crucible::v1::TaskSpec spec = Valid();
   spec.mutable_resources()->set_memory_bytes(-5);

@@ -145,6 +145,20 @@ grpc::Status FakeExecutor::Cancel(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+grpc::Status FakeExecutor::Describe(grpc::ServerContext* ctx,
+                                    const crucible::v1::DescribeRequest* request,
+                                    crucible::v1::DescribeResponse* response) {
+  absl::MutexLock lock(&mu_);
+  response->mutable_accepts()->set_executor_id(executor_id_);
+  response->mutable_accepts()->add_image_prefixes("localhost/crucible/");
+  return grpc::Status::OK;
+}
+
+void FakeExecutor::set_executor_id(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  executor_id_ = id;
+}
+
 void FakeExecutor::Finish(const std::string& run_id) {
   absl::MutexLock lock(&mu_);
   finish_.insert(run_id);

@@ -64,6 +64,10 @@ class FakeExecutor final : public crucible::v1::ExecutorService::Service {
                    grpc::ServerWriter<crucible::v1::RunResponse>* writer) override;
   grpc::Status Cancel(grpc::ServerContext* ctx, const crucible::v1::CancelRequest* request,
                       crucible::v1::CancelResponse* response) override;
+  // Answers with what set_executor_id made it say.
+  grpc::Status Describe(grpc::ServerContext* ctx, const crucible::v1::DescribeRequest* request,
+                        crucible::v1::DescribeResponse* response) override;
+  void set_executor_id(const std::string& id);
 
   // Ends the kUntilCancelled run `run_id` with exit code 0.
   void Finish(const std::string& run_id);
@@ -84,6 +88,7 @@ class FakeExecutor final : public crucible::v1::ExecutorService::Service {
   std::vector<std::string> cancels_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> call_cancelled_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> finish_ ABSL_GUARDED_BY(mu_);
+  std::string executor_id_ ABSL_GUARDED_BY(mu_) = "fake";
 };
 
 }  // namespace worker_test

@@ -163,6 +163,49 @@ TEST_F(WorkerTest, HelloCarriesWorkerIdAndTheReachableSlotsAsCredits) {
   EXPECT_EQ(first.hello().credits(), 6);  // 2 executors x 3 slots, both checked
 }
 
+TEST_F(WorkerTest, HelloPublishesWhatEachExecutorAccepts) {
+  executor_.set_executor_id("exec-a");
+  Executor& second = AddExecutor();
+  second.service.set_executor_id("exec-b");
+  options_.fleet.discovery.static_addresses.push_back(second.address);
+  StartWorker();
+  const crucible::v1::WorkerHello hello = queue_.Received().front().hello();
+  EXPECT_TRUE(hello.publishes_executors());
+  std::vector<std::string> ids;
+  for (const crucible::v1::ExecutorAccepts& a : hello.executors()) ids.push_back(a.executor_id());
+  EXPECT_THAT(ids, UnorderedElementsAre("exec-a", "exec-b"));
+}
+
+TEST_F(WorkerTest, AnExecutorThatComesOrGoesIsPublishedAgain) {
+  const std::string path = testing::TempDir() + "/worker_test_published.txt";
+  {
+    std::ofstream out(path, std::ios::trunc);
+    out << executor_main_.address << "\n";
+  }
+  executor_.set_executor_id("exec-a");
+  Executor& second = AddExecutor();
+  second.service.set_executor_id("exec-b");
+  options_.fleet.discovery.static_addresses.clear();
+  options_.fleet.discovery.file = path;
+  StartWorker();
+  ASSERT_EQ(queue_.Received().front().hello().executors_size(), 1);
+  {
+    std::ofstream out(path, std::ios::trunc);
+    out << second.address << "\n";  // a is gone, b came
+  }
+  auto only_b = [](const Messages& m) {
+    for (const ConnectRequest& r : m) {
+      if (r.has_executors() && r.executors().executors_size() == 1 &&
+          r.executors().executors(0).executor_id() == "exec-b") {
+        return true;
+      }
+    }
+    return false;
+  };
+  EXPECT_TRUE(queue_.WaitFor(only_b));
+  std::remove(path.c_str());
+}
+
 TEST_F(WorkerTest, CreditsAreCappedByMaxTasks) {
   options_.max_tasks = 2;
   StartWorker();
