@@ -37,6 +37,12 @@ ABSL_FLAG(absl::Duration, store_full_retry, absl::Seconds(1),
           "tried again (writing resumes by itself once space is freed)");
 ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(30),
           "a lease lapses this long after its last heartbeat");
+ABSL_FLAG(absl::Duration, restart_lease_grace, absl::Seconds(20),
+          "at start, leases that were live are kept this long for their "
+          "workers to reconnect and name them; then they lapse (0: at once)");
+ABSL_FLAG(absl::Duration, lost_worker_grace, absl::Seconds(5),
+          "the leases of a worker whose stream ended without a goodbye lapse "
+          "this long after, unless it reconnects and names them");
 ABSL_FLAG(int, max_attempts, 3,
           "attempts of a task whose spec sets no retry_policy.max_attempts");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
@@ -113,6 +119,8 @@ int main(int argc, char** argv) {
 
   server::SchedulerOptions scheduler_options;
   scheduler_options.lease_ttl = absl::GetFlag(FLAGS_lease_ttl);
+  scheduler_options.restart_grace = absl::GetFlag(FLAGS_restart_lease_grace);
+  scheduler_options.lost_worker_grace = absl::GetFlag(FLAGS_lost_worker_grace);
   scheduler_options.default_max_attempts = absl::GetFlag(FLAGS_max_attempts);
   scheduler_options.fairness_interval = absl::GetFlag(FLAGS_fairness_interval);
   scheduler_options.timeout_grace = absl::GetFlag(FLAGS_timeout_grace);
@@ -202,6 +210,9 @@ int main(int argc, char** argv) {
         });
     int sig = common::WaitForStopSignal();
     LOG(INFO) << "signal " << sig << ": stopping";
+    // Workers half-close their streams on this and reconnect (to the next
+    // server) at once, which also lets the shutdown below end early.
+    (*scheduler)->GoAway("server shutting down");
     (*grpc_server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
   }
   grpc_server->reset();

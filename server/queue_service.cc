@@ -22,13 +22,17 @@ using crucible::v1::ConnectResponse;
 // and sends them with Flush() once per commit.
 // One write in flight, the rest queued. Owns itself (see ReactorJobs): its
 // cleanup closes the worker session, so Send is never called after delete.
+// A stream that ends cancelled (the worker died or the network broke) rather
+// than by the worker's half-close tells the scheduler the worker is lost.
 class WorkerStream final
     : public grpc::ServerBidiReactor<ConnectRequest, ConnectResponse>,
       public WorkerSink {
  public:
-  WorkerStream(Scheduler& scheduler, FleetAdmission* fleet, BlockingPool& pool)
-      : scheduler_(scheduler), fleet_(fleet), jobs_(pool, [this] {
+  WorkerStream(Scheduler& scheduler, FleetAdmission* fleet, BlockingPool& pool,
+               grpc::CallbackServerContext* ctx)
+      : scheduler_(scheduler), fleet_(fleet), ctx_(ctx), jobs_(pool, [this] {
           EndSession();
+          if (session_ != 0 && lost_.load()) scheduler_.WorkerLost(worker_id_);
           delete this;
         }) {
     StartRead(&request_);
@@ -83,11 +87,17 @@ class WorkerStream final
   }
 
   void OnCancel() override {
+    lost_ = true;
     jobs_.Run([this] { EndSession(); });
     FinishOnce(grpc::Status::CANCELLED);
   }
 
-  void OnDone() override { jobs_.Done(); }
+  void OnDone() override {
+    // Only now is it certain whether the worker got our status (a clean
+    // end) or the call broke; the context is gone after this returns.
+    if (ctx_->IsCancelled()) lost_ = true;
+    jobs_.Done();
+  }
 
  private:
   // Applies one worker message. A non-OK status ends the stream; refused
@@ -129,7 +139,11 @@ class WorkerStream final
       case ConnectRequest::kHeartbeat: {
         std::vector<std::string> ids(req.heartbeat().lease_ids().begin(),
                                      req.heartbeat().lease_ids().end());
-        for (const std::string& stale : scheduler_.Heartbeat(ids)) {
+        std::vector<crucible::v1::HeldLease> held(
+            req.heartbeat().held_leases().begin(),
+            req.heartbeat().held_leases().end());
+        for (const std::string& stale :
+             scheduler_.Heartbeat(session_, ids, held)) {
           Reject(stale, absl::FailedPreconditionError("lease is not live"));
         }
         return absl::OkStatus();
@@ -235,6 +249,8 @@ class WorkerStream final
 
   Scheduler& scheduler_;
   FleetAdmission* const fleet_;  // may be null
+  grpc::CallbackServerContext* const ctx_;  // valid until OnDone returns
+  std::atomic<bool> lost_{false};  // ended cancelled: no clean goodbye
   ConnectRequest request_;   // touched only by the read side
   std::string worker_id_;    // idem
   std::atomic<int64_t> session_{0};
@@ -254,7 +270,7 @@ class WorkerStream final
 
 grpc::ServerBidiReactor<ConnectRequest, ConnectResponse>* QueueService::Connect(
     grpc::CallbackServerContext* ctx) {
-  return new WorkerStream(scheduler_, fleet_, pool_);
+  return new WorkerStream(scheduler_, fleet_, pool_, ctx);
 }
 
 }  // namespace server

@@ -36,6 +36,20 @@ ConnectRequest MakeHeartbeat(const std::vector<std::string>& lease_ids) {
   return req;
 }
 
+ConnectRequest MakeResumeHeartbeat(const std::vector<crucible::v1::HeldLease>& held) {
+  ConnectRequest req;
+  req.mutable_heartbeat()->mutable_held_leases()->Add(held.begin(), held.end());
+  return req;
+}
+
+crucible::v1::HeldLease HeldLeaseOf(const crucible::v1::Assignment& assignment) {
+  crucible::v1::HeldLease held;
+  held.set_lease_id(assignment.lease_id());
+  held.set_task_id(assignment.task().id());
+  held.set_attempt(assignment.attempt());
+  return held;
+}
+
 crucible::v1::RunRequest MakeRunRequest(const crucible::v1::Assignment& assignment) {
   crucible::v1::RunRequest req;
   req.set_run_id(assignment.lease_id());

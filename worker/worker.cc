@@ -19,6 +19,7 @@ struct Worker::Connection {
   std::unique_ptr<grpc::ClientReaderWriter<ConnectRequest, ConnectResponse>> stream;
   ConnectRequest hello;
   bool reader_done = false;
+  bool going_away = false;  // the server said so: half-close, reconnect at once
 };
 
 namespace {
@@ -29,12 +30,21 @@ bool PerStream(const ConnectRequest& msg) {
   return msg.has_credit() || msg.has_heartbeat() || msg.has_executors();
 }
 
+std::shared_ptr<grpc::Channel> ServerChannel(const WorkerOptions& options) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(options.reconnect_backoff.initial)));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(options.channel_reconnect_max)));
+  return grpc::CreateCustomChannel(options.server_address, grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
 }  // namespace
 
 Worker::Worker(WorkerOptions options)
     : options_(std::move(options)),
-      stub_(crucible::v1::QueueService::NewStub(
-          grpc::CreateChannel(options_.server_address, grpc::InsecureChannelCredentials()))),
+      stub_(crucible::v1::QueueService::NewStub(ServerChannel(options_))),
       executors_(ExecutorClient::Options{options_.cancel_deadline}),
       fleet_(options_.fleet, [this] { OnCapacityChange(); }) {}
 
@@ -115,6 +125,7 @@ bool Worker::DrainingForTest() const {
 void Worker::Loop() {
   absl::BitGen gen;
   Backoff backoff(options_.reconnect_backoff, gen);
+  bool went_away_before = false;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
@@ -122,7 +133,8 @@ void Worker::Loop() {
     }
     LOG(INFO) << "connecting to " << options_.server_address << " as " << options_.worker_id;
     const absl::Time start = absl::Now();
-    const absl::Status status = Serve();
+    bool going_away = false;
+    const absl::Status status = Serve(going_away);
     ReapFinished();
     int running;
     {
@@ -131,8 +143,14 @@ void Worker::Loop() {
       running = static_cast<int>(runs_.size());
     }
     if (absl::Now() - start >= options_.backoff_reset_after) backoff.Reset();
-    const absl::Duration delay = backoff.Next();
-    LOG(WARNING) << "server stream ended (" << status << "); " << running
+    if (going_away) backoff.Reset();
+    // The first time at once (another server may be there already); if the
+    // next server says so too, with backoff.
+    const absl::Duration delay =
+        going_away && !went_away_before ? absl::ZeroDuration() : backoff.Next();
+    went_away_before = going_away;
+    LOG(WARNING) << "server stream ended (" << status
+                 << (going_away ? ", the server went away" : "") << "); " << running
                  << " tasks go on; reconnecting in " << delay;
     absl::MutexLock lock(&mu_);
     auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || stopping_; };
@@ -140,7 +158,7 @@ void Worker::Loop() {
   }
 }
 
-absl::Status Worker::Serve() {
+absl::Status Worker::Serve(bool& going_away) {
   Connection conn;
   {
     absl::MutexLock lock(&mu_);
@@ -176,6 +194,7 @@ absl::Status Worker::Serve() {
     conn.reader_done = true;
     conn_ = nullptr;
     outstanding_credits_ = 0;
+    going_away = conn.going_away;
   }
   writer.join();
   return common::FromGrpcStatus(conn.stream->Finish());
@@ -183,17 +202,19 @@ absl::Status Worker::Serve() {
 
 void Worker::WriterLoop(Connection& conn) {
   if (!conn.stream->Write(conn.hello)) return;  // the reader sees the broken stream
-  std::vector<std::string> leases;
+  std::vector<crucible::v1::HeldLease> held;
   {
     absl::MutexLock lock(&mu_);
-    leases = LiveLeasesLocked();
+    held = HeldLeasesLocked();
   }
-  // Resuming: name at once the leases this worker still runs, so they are
-  // extended (or refused as lapsed) before anything else.
-  if (!leases.empty()) {
-    LOG(INFO) << "resuming " << leases.size() << " running tasks on the new stream";
-    if (!conn.stream->Write(MakeHeartbeat(leases))) return;
+  // Resuming: name at once the leases this worker still holds, with their
+  // task and attempt, so they are extended, taken back by a restarted
+  // server, or refused as lapsed, before any report under them.
+  if (!held.empty()) {
+    LOG(INFO) << "resuming " << held.size() << " running tasks on the new stream";
+    if (!conn.stream->Write(MakeResumeHeartbeat(held))) return;
   }
+  std::vector<std::string> leases;
   absl::Time next_heartbeat = absl::Now() + options_.heartbeat_interval;
   bool half_close = false;
   while (true) {
@@ -201,10 +222,16 @@ void Worker::WriterLoop(Connection& conn) {
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this, &conn]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !outbound_.empty() || conn.reader_done || stop_ || (stopping_ && runs_.empty());
+        return !outbound_.empty() || conn.reader_done || stop_ || conn.going_away ||
+               (stopping_ && runs_.empty());
       };
       mu_.AwaitWithDeadline(absl::Condition(&ready), next_heartbeat);
       if (conn.reader_done || stop_) break;
+      if (conn.going_away) {
+        // Nothing more for this server: what is queued goes to the next.
+        half_close = true;
+        break;
+      }
       if (outbound_.empty() && stopping_ && runs_.empty()) {
         half_close = true;
         break;
@@ -220,7 +247,12 @@ void Worker::WriterLoop(Connection& conn) {
       outbound_.pop_front();
       outbound_bytes_ -= std::min(outbound_bytes_, msg.ByteSizeLong());
     }
-    if (!conn.stream->Write(msg)) {
+    const bool written = conn.stream->Write(msg);
+    if (written && msg.has_completion()) {
+      absl::MutexLock lock(&mu_);
+      ended_unsent_.erase(msg.completion().lease_id());
+    }
+    if (!written) {
       absl::MutexLock lock(&mu_);
       // Not sent: a report goes out again on the next stream.
       if (!PerStream(msg)) {
@@ -248,6 +280,13 @@ void Worker::Handle(const ConnectResponse& msg) {
     case ConnectResponse::kRejected:
       OnRejected(msg.rejected());
       break;
+    case ConnectResponse::kGoingAway: {
+      LOG(INFO) << "the server is going away (" << msg.going_away().reason()
+                << "); reconnecting at once";
+      absl::MutexLock lock(&mu_);
+      if (conn_ != nullptr) conn_->going_away = true;
+      break;
+    }
     default:
       LOG(WARNING) << "ignoring an empty message from the server";
   }
@@ -277,6 +316,15 @@ void Worker::PushLocked(ConnectRequest msg) {
   if (stop_) return;
   outbound_bytes_ += msg.ByteSizeLong();
   outbound_.push_back(std::move(msg));
+}
+
+std::vector<crucible::v1::HeldLease> Worker::HeldLeasesLocked() const {
+  std::vector<crucible::v1::HeldLease> held;
+  for (const auto& [lease, run] : runs_) {
+    if (!run->silenced && !run->completed) held.push_back(HeldLeaseOf(run->assignment));
+  }
+  for (const auto& [lease, h] : ended_unsent_) held.push_back(h);
+  return held;
 }
 
 std::vector<std::string> Worker::LiveLeasesLocked() const {

@@ -51,6 +51,10 @@ struct WorkerOptions {
   absl::Duration stop_grace = absl::Seconds(8);
   // Delays between reconnections.
   BackoffOptions reconnect_backoff;
+  // Longest delay between the channel's own attempts to reach a server that
+  // is down (gRPC's default grows to 2 min), so a restarted server is found
+  // within about this plus reconnect_backoff.max of its start.
+  absl::Duration channel_reconnect_max = absl::Seconds(2);
   // A stream that lasted at least this long resets the backoff.
   absl::Duration backoff_reset_after = absl::Seconds(10);
   // Deadline of ExecutorService.Cancel.
@@ -107,7 +111,8 @@ class Worker {
 
   // worker.cc: the stream.
   void Loop();
-  absl::Status Serve();
+  // `going_away`: the server said it is going away (a clean shutdown).
+  absl::Status Serve(bool& going_away);
   void WriterLoop(Connection& conn);
   void Handle(const crucible::v1::ConnectResponse& msg);
   void ReapFinished();
@@ -135,6 +140,10 @@ class Worker {
   void Enqueue(crucible::v1::ConnectRequest msg, bool may_block);
   void PushLocked(crucible::v1::ConnectRequest msg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<std::string> LiveLeasesLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Leases of the runs going on and of those whose completion is not
+  // written yet: what a new stream names first.
+  std::vector<crucible::v1::HeldLease> HeldLeasesLocked() const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration RunDeadline(const crucible::v1::TaskSpec& spec) const;
 
   const WorkerOptions options_;
@@ -153,6 +162,9 @@ class Worker {
   Connection* conn_ ABSL_GUARDED_BY(mu_) = nullptr;        // the open stream, if any
   int outstanding_credits_ ABSL_GUARDED_BY(mu_) = 0;       // granted, not yet used
   std::deque<std::string> unplaced_ ABSL_GUARDED_BY(mu_);  // leases waiting for an executor
+  // Runs ended whose completion is queued but not yet written, by lease: a
+  // restarted server must take their lease back before the completion.
+  std::map<std::string, crucible::v1::HeldLease> ended_unsent_ ABSL_GUARDED_BY(mu_);
   uint64_t capacity_generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on slot changes
   // What the server was last told the executors accept.
   std::vector<crucible::v1::ExecutorAccepts> published_executors_ ABSL_GUARDED_BY(mu_);

@@ -138,7 +138,10 @@ void Worker::RunOne(std::shared_ptr<ActiveRun> run) {
 }
 
 void Worker::EndRunLocked(ActiveRun& run, ConnectRequest completion) {
-  if (!run.silenced) PushLocked(std::move(completion));
+  if (!run.silenced && !stop_) {
+    PushLocked(std::move(completion));
+    ended_unsent_[run.lease_id] = HeldLeaseOf(run.assignment);
+  }
   run.completed = true;
   finished_.push_back(std::move(run.thread));
   ++capacity_generation_;

@@ -86,6 +86,12 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
     return absl::InvalidArgumentError(
         "scheduler: default_max_attempts must be >= 1 and lease_ttl positive");
   }
+  if (options.restart_grace < absl::ZeroDuration() ||
+      options.lost_worker_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "scheduler: restart_grace and lost_worker_grace must not be negative "
+        "(--restart_lease_grace, --lost_worker_grace)");
+  }
   std::unique_ptr<Scheduler> s(new Scheduler(options, store, clock));
   store.SetBurstEnd([p = s.get()] { p->FlushSinks(); });
   RETURN_IF_ERROR(s->Rebuild());
@@ -95,23 +101,36 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
 absl::Status Scheduler::Rebuild() {
   ASSIGN_OR_RETURN(std::vector<Task> tasks, store_.LoadActiveTasks());
   Op op(this);
-  int lapsed = 0;
+  const absl::Time now = clock_.Now();
+  int kept = 0;
   for (Task& task : tasks) {
     std::string id = task.id();
     TaskState state = task.state();
     AddEntryLocked(std::move(task));
     if (state == crucible::v1::TASK_STATE_QUEUED) continue;
-    // A lease that was live when the server stopped cannot be trusted: no
-    // worker heartbeats it to us any more. Treat it as lapsed.
-    ++lapsed;
+    // The worker that held the lease most likely still runs the attempt and
+    // reconnects within seconds; the store keeps no lease id, so the lease
+    // waits, unclaimed, for a worker to name its task and attempt.
+    ++kept;
     Entry& e = active_.at(id);
     DequeueLocked(e);
-    const std::string why = "lease lapsed: server restarted";
-    RETURN_IF_ERROR(
-        RetryOrFailLocked(e, AbandonedResult(e, why), why, op.out));
+    e.lease_deadline = now + options_.restart_grace;
+    unclaimed_.insert(id);
+    if (state == crucible::v1::TASK_STATE_RUNNING) {
+      // The start report was the task's last stored change.
+      e.start_time = common::FromProtoTime(e.task.update_time());
+      if (e.task.spec().has_timeout()) {
+        e.run_deadline = e.start_time +
+                         common::FromProtoDuration(e.task.spec().timeout()) +
+                         options_.timeout_grace;
+      }
+    }
   }
+  const int lapsed = LapseUnclaimedLocked(now, op.out);
   LOG(INFO) << "scheduler rebuilt: " << active_.size() << " active tasks, "
-            << lapsed << " lapsed leases";
+            << kept - lapsed << " live leases kept for "
+            << absl::FormatDuration(options_.restart_grace)
+            << " for their workers to name them";
   return absl::OkStatus();
 }
 

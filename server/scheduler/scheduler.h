@@ -34,6 +34,14 @@ struct SchedulerOptions {
   std::string tenant = "default";
   // A lease lapses this long after it was granted or last extended.
   absl::Duration lease_ttl = absl::Seconds(30);
+  // At start, leases the store shows live are kept this long for their
+  // workers to reconnect and name them (Heartbeat's `held`); those not named
+  // by then lapse. 0: they lapse at once.
+  absl::Duration restart_grace = absl::Seconds(20);
+  // The leases of a worker whose stream ended without a goodbye lapse this
+  // long after (if sooner than their deadline) unless it reconnects and
+  // names them.
+  absl::Duration lost_worker_grace = absl::Seconds(5);
   // Attempts of a task whose retry_policy.max_attempts is 0.
   int default_max_attempts = 3;
   // Delay before the second attempt when the spec sets none; doubles after.
@@ -111,9 +119,11 @@ struct TaskSubscription {
 // writes are durable, in operation order.
 class Scheduler {
  public:
-  // Rebuilds the queue from `store`; tasks found LEASED or RUNNING count as
-  // lapsed leases (requeued, or FAILED when out of attempts). `store` and
-  // `clock` must outlive the scheduler.
+  // Rebuilds the queue from `store`. Tasks found LEASED or RUNNING keep
+  // their attempt for `restart_grace`, for their worker to take the lease
+  // back (Heartbeat's `held`); then they count as lapsed leases (requeued,
+  // or FAILED when out of attempts). `store` and `clock` must outlive the
+  // scheduler.
   static absl::StatusOr<std::unique_ptr<Scheduler>> Create(
       const SchedulerOptions& options, TaskStore& store,
       const common::Clock& clock);
@@ -157,9 +167,21 @@ class Scheduler {
   // Ends the session; its leases stay until their deadlines. After this
   // returns the sink is never called again.
   void DisconnectWorker(int64_t session_id);
+  // The stream of `worker_id` ended without a goodbye: unless the worker
+  // has connected again meanwhile, its leases lapse `lost_worker_grace`
+  // from now (or at their deadline, if sooner) unless it names them again.
+  void WorkerLost(const std::string& worker_id);
   absl::Status AddCredits(int64_t session_id, int credits);
-  // Extends the named live leases; returns the ones that are not live.
-  std::vector<std::string> Heartbeat(const std::vector<std::string>& lease_ids);
+  // Extends the named live leases, and takes back for the session's worker
+  // the `held` leases of tasks kept since the restart (same task and
+  // attempt, within restart_grace); returns the ones that are not live.
+  std::vector<std::string> Heartbeat(
+      int64_t session_id, const std::vector<std::string>& lease_ids,
+      const std::vector<crucible::v1::HeldLease>& held = {});
+  // A clean shutdown: tells every connected worker (and any that connects
+  // later) that the server is going away, so it reconnects at once, and
+  // hands out nothing more. Leases stay as they are.
+  void GoAway(const std::string& reason);
   // Every report: FAILED_PRECONDITION if the lease is not the task's live
   // lease (the report is ignored). start_time InfinitePast means "now".
   absl::Status ReportStarted(const std::string& lease_id, absl::Time start_time);
@@ -191,6 +213,8 @@ class Scheduler {
     // Server-side end of the running attempt: start + timeout + grace.
     absl::Time run_deadline = absl::InfiniteFuture();
     std::string worker_id;      // holder of the live lease
+    // Why the lease lapses at lease_deadline, if not for want of heartbeats.
+    std::string lapse_why;
     // When the current attempt's container started; InfinitePast if not yet.
     // Kept here, not in task.result, which holds the last *ended* attempt.
     absl::Time start_time = absl::InfinitePast();
@@ -271,6 +295,14 @@ class Scheduler {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration BackoffLocked(const Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseLeaseLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives the lease of a task kept since the restart to `worker_id`, if
+  // `held` names its task and attempt in time. False if it does not.
+  bool ClaimLocked(const crucible::v1::HeldLease& held,
+                   const std::string& worker_id, Outbox& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Lapses the kept leases nobody claimed within restart_grace.
+  int LapseUnclaimedLocked(absl::Time now, Outbox& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The entry whose live lease is `lease_id`, or FAILED_PRECONDITION. A
   // lease past its deadline is expired on the spot.
   absl::StatusOr<Entry*> LiveLeaseLocked(const std::string& lease_id,
@@ -309,6 +341,12 @@ class Scheduler {
   // (tenant, request_id) -> id of active tasks.
   absl::flat_hash_map<std::string, std::string> requests_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::string> leases_ ABSL_GUARDED_BY(mu_);
+  // Ids of tasks found LEASED or RUNNING at start whose lease no worker has
+  // claimed yet (their lease id is unknown: the store keeps none); each
+  // lapses at its entry's lease_deadline.
+  std::set<std::string> unclaimed_ ABSL_GUARDED_BY(mu_);
+  bool going_away_ ABSL_GUARDED_BY(mu_) = false;
+  std::string going_away_reason_ ABSL_GUARDED_BY(mu_);
   absl::btree_map<int64_t, Session> sessions_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int64_t> session_of_worker_
       ABSL_GUARDED_BY(mu_);

@@ -73,8 +73,47 @@ absl::StatusOr<int64_t> Scheduler::ConnectWorker(const std::string& worker_id,
   }
   LOG(INFO) << "worker " << worker_id << " connected (session " << id
             << ", credits " << credits << ")";
+  if (going_away_) {
+    ConnectResponse bye;
+    bye.mutable_going_away()->set_reason(going_away_reason_);
+    op.out.messages.emplace_back(id, std::move(bye));
+  }
   DispatchLocked(op.out);
   return id;
+}
+
+void Scheduler::WorkerLost(const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  // Connected again already: the new stream's heartbeat names its leases.
+  if (session_of_worker_.contains(worker_id)) return;
+  const absl::Time lapse = clock_.Now() + options_.lost_worker_grace;
+  int shortened = 0;
+  for (const auto& [lease_id, task_id] : leases_) {
+    Entry& e = active_.at(task_id);
+    if (e.worker_id != worker_id || e.lease_deadline <= lapse) continue;
+    e.lease_deadline = lapse;
+    e.lapse_why = absl::StrCat("lease lapsed: worker ", worker_id,
+                               " lost (its stream ended without a goodbye)");
+    ++shortened;
+  }
+  LOG(WARNING) << "worker " << worker_id
+               << " lost (its stream ended without a goodbye); its "
+               << shortened << " leases lapse in "
+               << absl::FormatDuration(options_.lost_worker_grace)
+               << " unless it reconnects and names them";
+}
+
+void Scheduler::GoAway(const std::string& reason) {
+  Op op(this);
+  going_away_ = true;
+  going_away_reason_ = reason;
+  for (const auto& [session_id, session] : sessions_) {
+    ConnectResponse bye;
+    bye.mutable_going_away()->set_reason(reason);
+    op.out.messages.emplace_back(session_id, std::move(bye));
+  }
+  LOG(INFO) << "going away (" << reason << "): told " << sessions_.size()
+            << " workers; no more assignments";
 }
 
 void Scheduler::DisconnectWorker(int64_t session_id) {
@@ -113,6 +152,7 @@ void Scheduler::DispatchLocked(Outbox& out) {
   // durable) and its lease would lapse meanwhile: hand out nothing; the
   // sweep dispatches again once writes succeed.
   if (!store_.health().ok()) return;
+  if (going_away_) return;  // what is handed out now would wait for a restart
   PromoteDueLocked(clock_.Now());
   while (!ready_.empty()) {
     // The session with the most credits left, so work spreads out (a look
@@ -150,6 +190,7 @@ absl::Status Scheduler::LeaseLocked(Entry& e, int64_t session_id,
   e.lease_id = NewIdLocked();
   e.lease_deadline = clock_.Now() + options_.lease_ttl;
   e.worker_id = session.worker_id;
+  e.lapse_why.clear();
   e.output_truncated = false;
   e.output_bytes = 0;
   e.output_end = 0;
@@ -168,10 +209,59 @@ absl::Status Scheduler::LeaseLocked(Entry& e, int64_t session_id,
 }
 
 void Scheduler::ReleaseLeaseLocked(Entry& e) {
+  unclaimed_.erase(e.task.id());
   if (e.lease_id.empty()) return;
   leases_.erase(e.lease_id);
   e.lease_id.clear();
   e.worker_id.clear();
+  e.lapse_why.clear();
+}
+
+bool Scheduler::ClaimLocked(const crucible::v1::HeldLease& held,
+                            const std::string& worker_id, Outbox& out) {
+  auto u = unclaimed_.find(held.task_id());
+  if (u == unclaimed_.end() || held.lease_id().empty() ||
+      held.lease_id().size() > 128 || leases_.contains(held.lease_id())) {
+    return false;
+  }
+  Entry& e = active_.at(*u);
+  // Fencing: only the attempt stored as leased is live; its lapse may not
+  // have been recorded before the restart, but then nothing said so.
+  if (held.attempt() != e.task.attempt() || clock_.Now() >= e.lease_deadline) {
+    return false;
+  }
+  unclaimed_.erase(u);
+  e.lease_id = held.lease_id();
+  e.worker_id = worker_id;
+  e.lease_deadline = clock_.Now() + options_.lease_ttl;
+  leases_[e.lease_id] = e.task.id();
+  LOG(INFO) << "worker " << worker_id << " took back the lease of task "
+            << e.task.id() << " (attempt " << e.task.attempt() << ")";
+  if (e.cancel_requested) SendCancelLocked(e, e.cancel_reason, out);
+  return true;
+}
+
+int Scheduler::LapseUnclaimedLocked(absl::Time now, Outbox& out) {
+  std::vector<std::string> lapsed;
+  for (const std::string& task_id : unclaimed_) {
+    if (active_.at(task_id).lease_deadline <= now) lapsed.push_back(task_id);
+  }
+  const std::string why = absl::StrCat(
+      "lease lapsed: server restarted and no worker named it within ",
+      absl::FormatDuration(options_.restart_grace));
+  for (const std::string& task_id : lapsed) {
+    Entry& e = active_.at(task_id);
+    absl::Status s = RetryOrFailLocked(e, AbandonedResult(e, why), why, out);
+    if (!s.ok()) {
+      LOG(WARNING) << "cannot lapse the lease of task " << task_id << ": " << s;
+      unclaimed_.erase(task_id);
+    }
+  }
+  if (!lapsed.empty()) {
+    LOG(WARNING) << lapsed.size() << " leases kept since the restart lapsed: "
+                 << "no worker named them";
+  }
+  return static_cast<int>(lapsed.size());
 }
 
 TaskResult Scheduler::AbandonedResult(const Entry& e,
@@ -204,8 +294,10 @@ absl::StatusOr<Scheduler::Entry*> Scheduler::LiveLeaseLocked(
     if (it != active_.end() && it->second.lease_id == lease_id) {
       Entry& e = it->second;
       if (clock_.Now() < e.lease_deadline) return &e;
-      RETURN_IF_ERROR(RetryOrFailLocked(e, AbandonedResult(e, "lease expired"),
-                                        "lease expired", out));
+      const std::string why =
+          e.lapse_why.empty() ? "lease expired" : e.lapse_why;
+      RETURN_IF_ERROR(
+          RetryOrFailLocked(e, AbandonedResult(e, why), why, out));
       DispatchLocked(out);
     }
   }
@@ -214,17 +306,29 @@ absl::StatusOr<Scheduler::Entry*> Scheduler::LiveLeaseLocked(
 }
 
 std::vector<std::string> Scheduler::Heartbeat(
-    const std::vector<std::string>& lease_ids) {
+    int64_t session_id, const std::vector<std::string>& lease_ids,
+    const std::vector<crucible::v1::HeldLease>& held) {
   Op op(this);
   std::vector<std::string> stale;
-  for (const std::string& id : lease_ids) {
+  auto extend = [&](const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     absl::StatusOr<Entry*> e = LiveLeaseLocked(id, op.out);
     if (!e.ok()) {
       stale.push_back(id);
-      continue;
+      return;
     }
     (*e)->lease_deadline = clock_.Now() + options_.lease_ttl;
+    (*e)->lapse_why.clear();
+  };
+  auto session = sessions_.find(session_id);
+  for (const crucible::v1::HeldLease& h : held) {
+    if (leases_.contains(h.lease_id())) {
+      extend(h.lease_id());
+    } else if (session == sessions_.end() ||
+               !ClaimLocked(h, session->second.worker_id, op.out)) {
+      stale.push_back(h.lease_id());
+    }
   }
+  for (const std::string& id : lease_ids) extend(id);
   return stale;
 }
 
@@ -391,8 +495,9 @@ int Scheduler::ExpireLeases() {
     if (e.ok()) continue;
     LOG(WARNING) << "lease " << lease_id << " expired";
   }
+  const int unclaimed = LapseUnclaimedLocked(now, op.out);
   DispatchLocked(op.out);
-  return static_cast<int>(expired.size() + timed_out.size());
+  return static_cast<int>(expired.size() + timed_out.size()) + unclaimed;
 }
 
 }  // namespace server

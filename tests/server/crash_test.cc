@@ -42,7 +42,7 @@ class ServerProcess {
         {absl::StrCat(getenv("CRUCIBLE_BIN_DIR"), "/crucible-server"),
          "--listen=127.0.0.1:0", absl::StrCat("--port_file=", port_file),
          absl::StrCat("--db=", dir_, "/tasks.db"), "--lease_ttl=2s",
-         "--sweep_interval=100ms"},
+         "--restart_lease_grace=1s", "--sweep_interval=100ms"},
         absl::StrCat(dir_, "/server-", run_, ".log"));
     ASSERT_TRUE(p.ok()) << p.status();
     process_ = std::make_unique<testing_util::Process>(*std::move(p));
@@ -195,7 +195,7 @@ TEST(ServerCrashTest, AcknowledgedTasksSurviveSigkillAndEndOnce) {
   }
 
   // A new worker finishes everything that is left (leases live at the kill
-  // count as lapsed).
+  // lapse after the 1 s restart grace: this worker does not name them).
   TestWorker again(second.channel(), "crash-worker-2");
   std::vector<v1::Task> all;
   deadline = absl::Now() + absl::Seconds(60);

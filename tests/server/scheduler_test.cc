@@ -116,16 +116,16 @@ TEST_F(SchedulerTest, StaleLeaseIsRefused) {
   EXPECT_EQ(scheduler_->ReportOutput(lease, chunk).code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Get(id).state(), crucible::v1::TASK_STATE_SUCCEEDED);
-  EXPECT_EQ(scheduler_->Heartbeat({lease}), std::vector<std::string>{lease});
+  EXPECT_EQ(scheduler_->Heartbeat(0, {lease}), std::vector<std::string>{lease});
 }
 
 TEST_F(SchedulerTest, HeartbeatExtendsTheLease) {
   std::string id = Create(Spec());
   FakeSink sink;
-  Connect(sink, 1);
+  int64_t session = Connect(sink, 1);
   std::string lease = sink.TakeAssignments().at(0).lease_id();
   clock_.Advance(options_.lease_ttl - absl::Seconds(5));
-  EXPECT_TRUE(scheduler_->Heartbeat({lease}).empty());
+  EXPECT_TRUE(scheduler_->Heartbeat(session, {lease}).empty());
   clock_.Advance(absl::Seconds(10));  // past the original deadline
   EXPECT_EQ(scheduler_->ExpireLeases(), 0);
   EXPECT_EQ(Get(id).state(), crucible::v1::TASK_STATE_LEASED);
@@ -167,8 +167,8 @@ TEST_F(SchedulerTest, DisconnectedWorkerKeepsItsLeasesUntilTheirDeadline) {
   EXPECT_EQ(scheduler_->ExpireLeases(), 0);
   // Reconnected in time: its reports still count.
   FakeSink again;
-  Connect(again, 0);
-  EXPECT_TRUE(scheduler_->Heartbeat({lease}).empty());
+  int64_t resumed = Connect(again, 0);
+  EXPECT_TRUE(scheduler_->Heartbeat(resumed, {lease}).empty());
   ASSERT_TRUE(scheduler_->ReportCompletion(Exited(lease, 0)).ok());
   EXPECT_EQ(Get(id).state(), crucible::v1::TASK_STATE_SUCCEEDED);
 }
@@ -242,7 +242,7 @@ TEST_F(SchedulerTest, CreateRejectsAnInvalidSpec) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(SchedulerTest, RestartRebuildsTheQueueAndLapsesLiveLeases) {
+TEST_F(SchedulerTest, RestartRebuildsTheQueueAndLapsesUnclaimedLeasesAfterTheGrace) {
   std::string low = Create(Spec(0));
   std::string high = Create(Spec(9));
   std::string running = Create(Spec(10));
@@ -257,6 +257,10 @@ TEST_F(SchedulerTest, RestartRebuildsTheQueueAndLapsesLiveLeases) {
     ASSERT_TRUE(scheduler_->ReportStarted(got[0].lease_id(), clock_.Now()).ok());
   }
   Restart();
+  // Kept for the grace; nobody names them, so they lapse then.
+  EXPECT_EQ(Get(running).state(), crucible::v1::TASK_STATE_RUNNING);
+  clock_.Advance(options_.restart_grace);
+  EXPECT_EQ(scheduler_->ExpireLeases(), 2);
   crucible::v1::Task t = Get(running);
   EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_QUEUED);
   EXPECT_EQ(t.attempt(), 1);
