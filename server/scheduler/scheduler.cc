@@ -472,13 +472,15 @@ absl::StatusOr<Task> Scheduler::CancelTask(const std::string& task_id,
     result = CancelLocked(task_id, reason, op.out);
     // Answered once durable, even if the disk fills meanwhile (the cancel
     // took effect in memory: RESOURCE_EXHAUSTED would be a wrong answer).
-    op.then = [&](absl::Status s) {
-      durable = std::move(s);
-      stored.Notify();
-    };
+    if (result.ok()) {
+      op.then = [&](absl::Status s) {
+        durable = std::move(s);
+        stored.Notify();
+      };
+    }
   }
-  stored.WaitForNotification();
   RETURN_IF_ERROR(result.status());
+  stored.WaitForNotification();
   RETURN_IF_ERROR(durable);
   return result;
 }
