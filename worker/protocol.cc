@@ -39,6 +39,8 @@ ConnectRequest MakeHeartbeat(const std::vector<std::string>& lease_ids) {
 ConnectRequest MakeResumeHeartbeat(const std::vector<crucible::v1::HeldLease>& held) {
   ConnectRequest req;
   req.mutable_heartbeat()->mutable_held_leases()->Add(held.begin(), held.end());
+  // The ids alone too, for a server that does not know held_leases.
+  for (const crucible::v1::HeldLease& h : held) req.mutable_heartbeat()->add_lease_ids(h.lease_id());
   return req;
 }
 

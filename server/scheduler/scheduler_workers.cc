@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
@@ -320,7 +321,9 @@ std::vector<std::string> Scheduler::Heartbeat(
     (*e)->lapse_why.clear();
   };
   auto session = sessions_.find(session_id);
+  absl::flat_hash_set<std::string> named;
   for (const crucible::v1::HeldLease& h : held) {
+    named.insert(h.lease_id());
     if (leases_.contains(h.lease_id())) {
       extend(h.lease_id());
     } else if (session == sessions_.end() ||
@@ -328,7 +331,10 @@ std::vector<std::string> Scheduler::Heartbeat(
       stale.push_back(h.lease_id());
     }
   }
-  for (const std::string& id : lease_ids) extend(id);
+  // A worker lists its held leases in lease_ids too (for older servers).
+  for (const std::string& id : lease_ids) {
+    if (!named.contains(id)) extend(id);
+  }
   return stale;
 }
 

@@ -85,7 +85,8 @@ TEST_F(SchedulerLeasesTest, RestartKeepsNamedLeasesAndLapsesTheOthersAfterTheGra
   EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_QUEUED);
   EXPECT_EQ(t.attempt(), 1);
   EXPECT_TRUE(absl::StrContains(t.last_error(), "server restarted")) << t.last_error();
-  EXPECT_EQ(scheduler_->Heartbeat(session, {}, {Held(got[1])}),
+  // Refused once, though named in both fields.
+  EXPECT_EQ(scheduler_->Heartbeat(session, {got[1].lease_id()}, {Held(got[1])}),
             std::vector<std::string>{got[1].lease_id()});
   EXPECT_EQ(scheduler_->ReportCompletion(Exited(got[1].lease_id(), 0)).code(),
             absl::StatusCode::kFailedPrecondition);
@@ -125,7 +126,8 @@ TEST_F(SchedulerLeasesTest, AKeptLeaseGoesOnlyToItsAttemptAndOnlyOnce) {
   empty.clear_lease_id();
   EXPECT_EQ(scheduler_->Heartbeat(w1, {}, {empty}).size(), 1u);
 
-  EXPECT_TRUE(scheduler_->Heartbeat(w1, {}, {Held(got[0])}).empty());
+  // Named in both fields, as workers do: taken back once, refused never.
+  EXPECT_TRUE(scheduler_->Heartbeat(w1, {got[0].lease_id()}, {Held(got[0])}).empty());
   // Named again (a later resume): extended, not refused.
   EXPECT_TRUE(scheduler_->Heartbeat(w1, {}, {Held(got[0])}).empty());
   // Another worker naming the same task and attempt under another id loses.

@@ -383,6 +383,11 @@ TEST_F(WorkerTest, AfterAReconnectRunningTasksAreResumedUnderTheirLeases) {
   EXPECT_EQ(all[before].hello().credits(), 2);
   ASSERT_TRUE(all[before + 1].has_heartbeat());
   EXPECT_THAT(all[before + 1].heartbeat().lease_ids(), ElementsAre("lease-x"));
+  // With its task and attempt, for a server that restarted.
+  ASSERT_EQ(all[before + 1].heartbeat().held_leases_size(), 1);
+  EXPECT_EQ(all[before + 1].heartbeat().held_leases(0).lease_id(), "lease-x");
+  EXPECT_EQ(all[before + 1].heartbeat().held_leases(0).task_id(), "task-x");
+  EXPECT_EQ(all[before + 1].heartbeat().held_leases(0).attempt(), 1);
   EXPECT_TRUE(executor_.call_cancelled().empty());
   // The run goes on and reports its end on the new stream.
   executor_.Finish("lease-x");
