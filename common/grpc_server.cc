@@ -27,6 +27,11 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   // Nothing serves channelz here, so its per-call accounting is pure cost.
   builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
+  // gRPC sets SO_REUSEPORT by default, which lets a second process bind a
+  // port in use and share its connections: two servers on one database, or
+  // two executors with the same <hostname>-<port> id removing each other's
+  // containers. A port in use must fail the start instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   for (grpc::Service* service : services) builder.RegisterService(service);
   for (grpc::Service* service : reflection->services()) {
     builder.RegisterService(service);
