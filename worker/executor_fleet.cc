@@ -95,24 +95,25 @@ void ExecutorFleet::StartCheck(const std::string& address) {
                           : status.error_message());
         }
         delete pending;
-        const bool was_healthy = [&] {
-          for (const ExecutorView& v : pool_.Snapshot()) {
-            if (v.address == address) return v.healthy;
-          }
-          return false;
-        }();
-        if (pool_.CheckResult(address, serving) || was_healthy != serving) {
-          if (was_healthy != serving) {
-            LOG(INFO) << "executor " << address << (serving ? " in rotation" : " out of rotation");
+        const bool was_healthy = pool_.InRotation(address);
+        const bool slots_changed = pool_.CheckResult(address, serving);
+        // SERVING does not always mean in rotation: one coming back waits
+        // out the pool's rejoin window first.
+        const bool healthy = pool_.InRotation(address);
+        if (slots_changed || was_healthy != healthy) {
+          if (was_healthy != healthy) {
+            LOG(INFO) << "executor " << address << (healthy ? " in rotation" : " out of rotation");
           }
           on_change_();
+        } else if (serving && !healthy) {
+          VLOG(1) << "executor " << address << " SERVING, back in rotation after the rejoin window";
         }
         // Entering rotation (perhaps restarted with another policy), or
         // never described: ask what it accepts.
         bool describe;
         {
           absl::MutexLock lock(&mu_);
-          describe = serving && (!was_healthy || !accepts_.contains(address));
+          describe = healthy && (!was_healthy || !accepts_.contains(address));
         }
         if (describe) StartDescribe(address);
         absl::MutexLock lock(&mu_);

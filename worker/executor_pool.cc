@@ -58,8 +58,20 @@ bool ExecutorPool::CheckResult(const std::string& address, bool serving) {
   e.checking = false;
   if (!e.listed) return false;
   const int before = FreeSlotsLocked();
+  if (serving && !e.healthy && e.was_in_rotation) {
+    // Back from an outage: only after a stable window of SERVING checks.
+    if (e.serving_since == absl::InfiniteFuture()) e.serving_since = now;
+    const absl::Duration left = options_.rejoin_window - (now - e.serving_since);
+    if (left > absl::ZeroDuration()) {
+      e.failed_checks = 0;  // so a failure in the window backs off from the start
+      e.next_check = now + std::min(options_.retry_initial, left);
+      return false;
+    }
+  }
   if (serving) {
     e.healthy = true;
+    e.was_in_rotation = true;
+    e.serving_since = absl::InfiniteFuture();
     e.failed_checks = 0;
     e.failed_runs = 0;
     e.next_check = now + options_.probe_interval;
@@ -69,8 +81,15 @@ bool ExecutorPool::CheckResult(const std::string& address, bool serving) {
   return FreeSlotsLocked() != before;
 }
 
+bool ExecutorPool::InRotation(const std::string& address) const {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(address);
+  return it != entries_.end() && it->second.listed && it->second.healthy;
+}
+
 void ExecutorPool::MarkUnhealthyLocked(Entry& e) {
   e.healthy = false;
+  e.serving_since = absl::InfiniteFuture();
   // Backoff: retry_initial * 2^(failed checks so far), capped.
   const double factor = std::pow(2.0, std::min(e.failed_checks, 30));
   const absl::Duration delay = std::min(options_.retry_initial * factor, options_.retry_max);

@@ -21,8 +21,14 @@ struct PoolOptions {
   // An executor out of rotation is checked again after a delay that starts
   // here and doubles with every failed check...
   absl::Duration retry_initial = absl::Milliseconds(500);
-  // ...up to this.
-  absl::Duration retry_max = absl::Seconds(30);
+  // ...up to this (--health_retry_max): how late, at worst, the return of
+  // an executor is noticed.
+  absl::Duration retry_max = absl::Seconds(2);
+  // An executor that was in rotation and left it re-enters only after
+  // SERVING checks in a row spanning at least this long (--rejoin_window),
+  // checked every retry_initial meanwhile; one that never was in rotation
+  // enters at its first SERVING check. Zero: at the first SERVING check.
+  absl::Duration rejoin_window = absl::Seconds(2);
   // This many runs in a row that could not reach the executor take it out
   // of rotation until a check says it is back.
   int failures_to_eject = 3;
@@ -45,7 +51,10 @@ struct ExecutorView {
 // they get work; an executor enters rotation when a health check says
 // SERVING and leaves it when a check fails or says NOT_SERVING, or when
 // `failures_to_eject` runs in a row could not reach it; executors out of
-// rotation are re-checked with exponential backoff. An executor no longer
+// rotation are re-checked with exponential backoff (capped at retry_max).
+// One that left rotation comes back only once it has answered SERVING for
+// `rejoin_window` without a failed check, so an executor whose engine
+// flaps is not handed runs between two failures. An executor no longer
 // listed leaves at once but is remembered until its runs end. Thread-safe.
 // No gRPC, no I/O: the caller does the checks and reports them.
 class ExecutorPool {
@@ -62,6 +71,8 @@ class ExecutorPool {
   // The outcome of a check of `address`: `serving` true only for SERVING.
   // True if the number of free slots in rotation changed.
   bool CheckResult(const std::string& address, bool serving);
+  // Whether `address` is in rotation.
+  bool InRotation(const std::string& address) const;
 
   // The executor for a new run: the healthy one with the most free slots,
   // ties broken at random; counts the run until Release. UNAVAILABLE if no
@@ -84,7 +95,10 @@ class ExecutorPool {
   struct Entry {
     bool listed = true;
     bool healthy = false;
+    bool was_in_rotation = false;  // ever, since it was (re)listed
     bool checking = false;
+    // First of the SERVING checks in a row while out of rotation.
+    absl::Time serving_since = absl::InfiniteFuture();
     int in_flight = 0;
     int failed_checks = 0;
     int failed_runs = 0;

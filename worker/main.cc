@@ -35,8 +35,12 @@ ABSL_FLAG(int, slots, 0,
           "in rotation");
 ABSL_FLAG(absl::Duration, health_interval, absl::Seconds(2),
           "how often a healthy executor is checked (grpc.health.v1)");
-ABSL_FLAG(absl::Duration, health_retry_max, absl::Seconds(30),
-          "longest delay between checks of an executor out of rotation");
+ABSL_FLAG(absl::Duration, health_retry_max, absl::Seconds(2),
+          "longest delay between checks of an executor out of rotation (from 500ms, "
+          "doubling): how late, at worst, its return is noticed");
+ABSL_FLAG(absl::Duration, rejoin_window, absl::Seconds(2),
+          "an executor that left rotation re-enters only after SERVING checks in a row "
+          "spanning this long (0: at the first); new executors enter at their first");
 ABSL_FLAG(absl::Duration, placement_timeout, absl::Seconds(30),
           "how long an assignment waits for a free executor slot before it is given back");
 ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(25),
@@ -72,6 +76,10 @@ absl::StatusOr<worker::WorkerOptions> OptionsFromFlags() {
   o.fleet.pool.slots_per_executor = absl::GetFlag(FLAGS_executor_slots);
   o.fleet.pool.probe_interval = absl::GetFlag(FLAGS_health_interval);
   o.fleet.pool.retry_max = absl::GetFlag(FLAGS_health_retry_max);
+  o.fleet.pool.rejoin_window = absl::GetFlag(FLAGS_rejoin_window);
+  if (o.fleet.pool.rejoin_window < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--rejoin_window: must not be negative");
+  }
   o.max_tasks = absl::GetFlag(FLAGS_slots);
   o.placement_timeout = absl::GetFlag(FLAGS_placement_timeout);
   o.worker_id = absl::GetFlag(FLAGS_worker_id);

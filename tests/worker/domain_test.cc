@@ -149,6 +149,7 @@ TEST_F(PoolTest, NotServingLeavesRotationAndIsRecheckedWithGrowingBackoff) {
   PoolOptions options;
   options.retry_initial = absl::Seconds(1);
   options.retry_max = absl::Seconds(3);
+  options.rejoin_window = absl::ZeroDuration();  // the window has its own test
   ExecutorPool& pool = MakePool({"a:1", "b:1"}, options);
   clock_.Advance(options.probe_interval);
   ASSERT_EQ(pool.DueChecks().size(), 2u);
@@ -184,7 +185,9 @@ TEST_F(PoolTest, NotServingLeavesRotationAndIsRecheckedWithGrowingBackoff) {
 }
 
 TEST_F(PoolTest, RepeatedUnreachableRunsTakeAnExecutorOut) {
-  ExecutorPool& pool = MakePool({"a:1"}, {.slots_per_executor = 4, .failures_to_eject = 2});
+  ExecutorPool& pool = MakePool({"a:1"}, {.slots_per_executor = 4,
+                                          .rejoin_window = absl::ZeroDuration(),
+                                          .failures_to_eject = 2});
   ASSERT_TRUE(pool.Acquire().ok());
   pool.Release("a:1", false);
   EXPECT_TRUE(Healthy("a:1"));
@@ -195,6 +198,110 @@ TEST_F(PoolTest, RepeatedUnreachableRunsTakeAnExecutorOut) {
   EXPECT_EQ(pool.FreeSlots(), 0);
   pool.CheckResult("a:1", true);
   EXPECT_TRUE(Healthy("a:1"));
+}
+
+// Answers every due check of `pool` with `serving`; how many were due.
+int AnswerDueChecks(ExecutorPool& pool, bool serving) {
+  int n = 0;
+  for (const std::string& d : pool.DueChecks()) {
+    pool.CheckResult(d, serving);
+    ++n;
+  }
+  return n;
+}
+
+TEST_F(PoolTest, ExecutorBackFromAnOutageWaitsForAStableWindow) {
+  PoolOptions options;
+  options.retry_initial = absl::Milliseconds(500);
+  options.rejoin_window = absl::Seconds(2);
+  ExecutorPool& pool = MakePool({"a:1"}, options);
+  clock_.Advance(options.probe_interval);
+  ASSERT_EQ(AnswerDueChecks(pool, false), 1);
+  EXPECT_FALSE(Healthy("a:1"));
+  // SERVING again at t=0.5 s; checked every 500 ms; in rotation once the
+  // checks in a row span 2 s, not before.
+  clock_.Advance(absl::Milliseconds(500));
+  ASSERT_EQ(AnswerDueChecks(pool, true), 1);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(Healthy("a:1")) << i;
+    EXPECT_EQ(pool.FreeSlots(), 0);
+    clock_.Advance(absl::Milliseconds(499));
+    EXPECT_EQ(AnswerDueChecks(pool, true), 0) << i;  // not due yet
+    clock_.Advance(absl::Milliseconds(1));
+    ASSERT_EQ(AnswerDueChecks(pool, true), 1) << i;
+  }
+  EXPECT_FALSE(Healthy("a:1"));  // 1.5 s of SERVING so far
+  clock_.Advance(absl::Milliseconds(500));
+  ASSERT_EQ(AnswerDueChecks(pool, true), 1);
+  EXPECT_TRUE(Healthy("a:1"));
+  EXPECT_EQ(pool.FreeSlots(), options.slots_per_executor);
+  // Healthy again: checked at the probe interval.
+  clock_.Advance(options.probe_interval - absl::Milliseconds(1));
+  EXPECT_EQ(AnswerDueChecks(pool, true), 0);
+}
+
+TEST_F(PoolTest, AFailedCheckInTheWindowStartsItAgain) {
+  PoolOptions options;
+  options.retry_initial = absl::Milliseconds(500);
+  options.rejoin_window = absl::Seconds(2);
+  ExecutorPool& pool = MakePool({"a:1"}, options);
+  clock_.Advance(options.probe_interval);
+  ASSERT_EQ(AnswerDueChecks(pool, false), 1);
+  for (int i = 0; i < 3; ++i) {  // SERVING for 1.5 s...
+    clock_.Advance(absl::Milliseconds(500));
+    ASSERT_EQ(AnswerDueChecks(pool, true), 1);
+  }
+  clock_.Advance(absl::Milliseconds(500));
+  ASSERT_EQ(AnswerDueChecks(pool, false), 1);  // ...then a flap
+  clock_.Advance(absl::Milliseconds(500));
+  ASSERT_EQ(AnswerDueChecks(pool, true), 1);
+  for (int i = 0; i < 3; ++i) {
+    clock_.Advance(absl::Milliseconds(500));
+    ASSERT_EQ(AnswerDueChecks(pool, true), 1);
+    EXPECT_FALSE(Healthy("a:1")) << i;  // the window counts from after the flap
+  }
+  clock_.Advance(absl::Milliseconds(500));
+  ASSERT_EQ(AnswerDueChecks(pool, true), 1);
+  EXPECT_TRUE(Healthy("a:1"));
+}
+
+TEST_F(PoolTest, ExecutorEjectedAfterLostRunsWaitsForTheWindowToo) {
+  ExecutorPool& pool = MakePool({"a:1"}, {.slots_per_executor = 4,
+                                          .retry_initial = absl::Milliseconds(500),
+                                          .rejoin_window = absl::Seconds(1),
+                                          .failures_to_eject = 1});
+  ASSERT_TRUE(pool.Acquire().ok());
+  pool.Release("a:1", false);
+  EXPECT_FALSE(Healthy("a:1"));
+  // Its health still says SERVING (the engine, not the executor, was
+  // lost): that alone does not bring it back at once.
+  clock_.Advance(absl::Milliseconds(500));
+  ASSERT_EQ(AnswerDueChecks(pool, true), 1);
+  EXPECT_FALSE(Healthy("a:1"));
+  clock_.Advance(absl::Milliseconds(500));
+  ASSERT_EQ(AnswerDueChecks(pool, true), 1);
+  EXPECT_FALSE(Healthy("a:1"));
+  clock_.Advance(absl::Milliseconds(500));
+  ASSERT_EQ(AnswerDueChecks(pool, true), 1);
+  EXPECT_TRUE(Healthy("a:1"));
+}
+
+TEST_F(PoolTest, ExecutorsNeverInRotationEnterAtTheirFirstServingCheck) {
+  PoolOptions options;
+  options.rejoin_window = absl::Seconds(10);
+  ExecutorPool& pool = MakePool({"a:1"}, options);  // checked SERVING once
+  EXPECT_TRUE(Healthy("a:1"));
+  ASSERT_TRUE(pool.SetListed({"a:1", "b:1"}));
+  ASSERT_EQ(AnswerDueChecks(pool, false), 1);  // b, not yet serving
+  clock_.Advance(options.retry_initial);
+  ASSERT_EQ(AnswerDueChecks(pool, true), 1);
+  EXPECT_TRUE(Healthy("b:1"));  // never was in rotation: no window
+}
+
+TEST_F(PoolTest, OutOfRotationIsCheckedAtLeastEveryFewSecondsByDefault) {
+  const PoolOptions defaults;
+  EXPECT_LE(defaults.retry_max, absl::Seconds(2));
+  EXPECT_LE(defaults.rejoin_window, absl::Seconds(2));
 }
 
 TEST_F(PoolTest, ReachedRunResetsTheFailureCount) {
