@@ -5,19 +5,18 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/string_view.h"
-#include "absl/synchronization/notification.h"
+#include "absl/random/random.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
 #include "common/process.h"
 #include "executor/docker/engine_client.h"
+#include "executor/engine_health.h"
+#include "executor/executor_id.h"
 #include "executor/executor_service.h"
 #include "executor/policy/container_policy.h"
 #include "executor/policy/policy_file.h"
@@ -37,8 +36,14 @@ ABSL_FLAG(absl::Duration, engine_timeout, absl::Seconds(30),
 ABSL_FLAG(int, slots, 4, "concurrent runs; more get RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, executor_id, "",
           "value of the crucible.executor label, unique per executor sharing an "
-          "engine; default: <hostname>-<port of --listen>, or <hostname>-<pid> "
-          "when that port is 0");
+          "engine; default: the id kept in --executor_id_file if set, else "
+          "<hostname>-<port of --listen>, or <hostname>-<pid> when that port is 0 "
+          "(not stable across restarts)");
+ABSL_FLAG(std::string, executor_id_file, "",
+          "if set (and --executor_id is not), the executor's id is kept in this "
+          "file: read at start, generated and written if missing, and locked "
+          "while the executor runs (a second executor on the same file refuses "
+          "to start); one file per executor, on a disk that outlives restarts");
 ABSL_FLAG(std::string, policy_file, "",
           "JSON container policy (images, limits, user, runtime, network); "
           "the docker-proxy's engine guard must read the same file; empty: "
@@ -47,7 +52,11 @@ ABSL_FLAG(absl::Duration, reap_interval, absl::Seconds(60),
           "how often containers labelled with this executor's id that no run "
           "owns (left by a crash) are removed; also done at start");
 ABSL_FLAG(absl::Duration, ping_interval, absl::Seconds(5),
-          "how often the engine is pinged to set the health status");
+          "how often the engine is pinged while it answers; any engine call "
+          "that finds it unreachable sets NOT_SERVING at once");
+ABSL_FLAG(absl::Duration, unhealthy_ping_interval, absl::Seconds(1),
+          "how often the engine is pinged while it does not answer (NOT_SERVING); "
+          "the first successful ping sets SERVING and reaps orphans at once");
 ABSL_FLAG(absl::Duration, cancel_grace, absl::Seconds(3),
           "on SIGTERM, how long running runs may go on before being cancelled");
 
@@ -61,23 +70,10 @@ std::string DockerHost() {
   return "tcp://127.0.0.1:2375";
 }
 
-// The reaper removes every container carrying this id that no run of ours
-// owns, so two executors on one engine must never share it. The port keeps
-// it stable across restarts (a restarted executor reaps what its
-// predecessor left); an ephemeral port cannot, so the pid stands in.
-std::string ExecutorId() {
-  std::string id = absl::GetFlag(FLAGS_executor_id);
-  if (!id.empty()) return id;
+std::string HostName() {
   char host[256] = {0};
-  std::string name = "executor";
-  if (gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0') name = host;
-  const std::string listen = absl::GetFlag(FLAGS_listen);
-  absl::string_view port = listen;
-  if (size_t colon = port.rfind(':'); colon != absl::string_view::npos) {
-    port = port.substr(colon + 1);
-  }
-  if (port.empty() || port == "0") return absl::StrCat(name, "-", getpid());
-  return absl::StrCat(name, "-", port);
+  if (gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0') return host;
+  return "executor";
 }
 
 }  // namespace
@@ -90,9 +86,37 @@ int main(int argc, char** argv) {
       "(behind the docker-proxy).");
   common::InitLogging(argv[0]);
 
+  executor::ExecutorIdOptions id_options{
+      .id = absl::GetFlag(FLAGS_executor_id),
+      .id_file = absl::GetFlag(FLAGS_executor_id_file),
+      .listen = absl::GetFlag(FLAGS_listen),
+      .hostname = HostName(),
+      .pid = static_cast<int>(getpid())};
+  absl::BitGen gen;
+  auto identity = executor::ExecutorIdentity::Resolve(id_options, gen);
+  if (!identity.ok()) {
+    LOG(ERROR) << "no executor id: " << identity.status();
+    return 1;
+  }
+
+  // Health follows the engine: NOT_SERVING from the first call that finds
+  // it unreachable, SERVING again from the first ping it answers.
+  executor::EngineHealthOptions health_options;
+  health_options.ping_interval = absl::GetFlag(FLAGS_ping_interval);
+  health_options.unhealthy_ping_interval = absl::GetFlag(FLAGS_unhealthy_ping_interval);
+  if (health_options.ping_interval <= absl::ZeroDuration() ||
+      health_options.unhealthy_ping_interval <= absl::ZeroDuration()) {
+    LOG(ERROR) << "--ping_interval and --unhealthy_ping_interval must be positive";
+    return 1;
+  }
+  executor::EngineHealth health(common::Clock::Real(), health_options);
+
   docker::EngineClientOptions engine_options;
   engine_options.docker_host = DockerHost();
   engine_options.request_timeout = absl::GetFlag(FLAGS_engine_timeout);
+  engine_options.on_unreachable = [&health](const absl::Status& s) {
+    health.ReportUnreachable(s);
+  };
   auto engine = docker::EngineClient::Create(engine_options);
   if (!engine.ok()) {
     LOG(ERROR) << "bad --docker_host: " << engine.status();
@@ -106,7 +130,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  policy_options.executor_id = ExecutorId();
+  policy_options.executor_id = identity->id();
   auto policy = policy::ContainerPolicy::Create(policy_options);
   if (!policy.ok()) {
     LOG(ERROR) << "bad policy: " << policy.status();
@@ -133,43 +157,32 @@ int main(int argc, char** argv) {
   }
   common::GrpcServer& server = **grpc_server;
   server.SetServing(false);  // until the engine answers a ping
+  if (identity->stable()) {
+    LOG(INFO) << "executor id " << identity->id() << " from " << identity->source();
+  } else {
+    LOG(WARNING) << "executor id " << identity->id() << " from " << identity->source()
+                 << ": a restarted executor will not reap this one's orphans";
+  }
   LOG(INFO) << "crucible-executor " << policy_options.executor_id
             << " serving on port " << server.port() << ", engine "
             << engine_options.docker_host << ", " << runner_options.slots
             << " slots";
 
-  // Health follows the engine: SERVING only while it answers pings.
-  absl::Notification stop_pinging;
-  std::thread pinger([&] {
-    bool serving = false;
-    bool first = true;
-    do {
-      absl::Status ping = (*engine)->Ping();
-      if (ping.ok() != serving || first) {
-        if (ping.ok()) {
-          LOG(INFO) << "container engine at " << engine_options.docker_host
-                    << " reachable; SERVING";
-        } else {
-          LOG(ERROR) << "container engine unreachable, NOT_SERVING until it "
-                        "answers: " << ping;
-        }
-        serving = ping.ok();
-        server.SetServing(serving);
-        first = false;
-      }
-    } while (!stop_pinging.WaitForNotificationWithTimeout(
-        absl::GetFlag(FLAGS_ping_interval)));
-  });
-
-  // Containers of this executor that no run owns were left by a crash.
+  // Containers of this executor that no run owns were left by a crash, or
+  // by runs whose engine was lost mid-run: reaped at start, every
+  // --reap_interval and as soon as the engine is back after an outage.
   auto reaper = std::make_unique<runner::OrphanReaper>(
       runner, absl::GetFlag(FLAGS_reap_interval));
+  health.Start([&engine] { return (*engine)->Ping(); },
+               [&server, &reaper](bool serving, bool after_outage) {
+                 server.SetServing(serving);
+                 if (serving && after_outage) reaper->ReapNow();
+               });
 
   int sig = common::WaitForStopSignal();
   LOG(INFO) << "signal " << sig << ": NOT_SERVING, taking no new runs";
   runner.StopAccepting();
-  stop_pinging.Notify();
-  pinger.join();
+  health.Stop();
   server.SetServing(false);
   reaper.reset();
   absl::Time cancel_at = absl::Now() + absl::GetFlag(FLAGS_cancel_grace);

@@ -60,9 +60,9 @@ absl::Status EngineClient::WriteStdin(absl::string_view id, absl::string_view da
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(absl::ToInt64Milliseconds(options_.connect_timeout)));
   auto unavailable = [&](absl::string_view what) {
-    return absl::UnavailableError(absl::StrCat(
+    return Unreachable(absl::UnavailableError(absl::StrCat(
         "container engine at ", options_.docker_host, " unreachable during POST ",
-        *path, ": ", what));
+        *path, ": ", what)));
   };
   if (CURLcode rc = curl_easy_perform(c); rc != CURLE_OK) {
     return unavailable(curl_easy_strerror(rc));

@@ -235,10 +235,10 @@ absl::StatusOr<EngineClient::Response> EngineClient::Do(const Request& r) {
   }
   if (rc != CURLE_OK) {
     std::string detail = errbuf[0] != 0 ? errbuf : curl_easy_strerror(rc);
-    return absl::UnavailableError(absl::StrCat(
+    return Unreachable(absl::UnavailableError(absl::StrCat(
         "container engine at ", options_.docker_host, " unreachable during ",
         r.method, " ", r.path, ": ", detail,
-        " (is the engine or docker-proxy running? check --docker_host)"));
+        " (is the engine or docker-proxy running? check --docker_host)")));
   }
   return resp;
 }
@@ -257,9 +257,9 @@ absl::Status EngineClient::HttpError(absl::string_view method,
     case 502:
     case 503:
     case 504:
-      return absl::UnavailableError(absl::StrCat(
+      return Unreachable(absl::UnavailableError(absl::StrCat(
           "container engine behind ", options_.docker_host,
-          " unavailable: ", what, ": ", msg));
+          " unavailable: ", what, ": ", msg)));
     case 404:
       return absl::NotFoundError(absl::StrCat(what, ": ", msg));
     case 400:
@@ -269,6 +269,11 @@ absl::Status EngineClient::HttpError(absl::string_view method,
     default:
       return absl::InternalError(absl::StrCat(what, ": ", msg));
   }
+}
+
+absl::Status EngineClient::Unreachable(absl::Status status) const {
+  if (options_.on_unreachable) options_.on_unreachable(status);
+  return status;
 }
 
 absl::Status EngineClient::Ping() {

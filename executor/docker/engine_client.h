@@ -29,6 +29,11 @@ struct EngineClientOptions {
   absl::Duration connect_timeout = absl::Seconds(5);
   // Total timeout of every non-streaming call.
   absl::Duration request_timeout = absl::Seconds(60);
+  // If set, called with the error whenever a call finds the engine
+  // unreachable: a transport failure (refused, reset, timed out) or a
+  // proxy's 502/503/504; never for a 403 refusal or an engine's own error.
+  // Runs on the calling thread: must be cheap, thread-safe, non-blocking.
+  std::function<void(const absl::Status&)> on_unreachable;
 };
 
 // What InspectContainer reports about a container's state.
@@ -152,6 +157,8 @@ class EngineClient {
                               std::vector<ContainerSummary>& out);
   absl::Status HttpError(absl::string_view method, absl::string_view path,
                          const Response& response) const;
+  // Tells options_.on_unreachable about `status`, then returns it.
+  absl::Status Unreachable(absl::Status status) const;
 
   const EngineClientOptions options_;
   const std::string unix_socket_;  // empty for tcp://

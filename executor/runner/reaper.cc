@@ -10,12 +10,25 @@ OrphanReaper::OrphanReaper(Runner& runner, absl::Duration interval)
 }
 
 OrphanReaper::~OrphanReaper() {
-  stop_.Notify();
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
   thread_.join();
 }
 
+void OrphanReaper::ReapNow() {
+  absl::MutexLock lock(&mu_);
+  now_ = true;
+}
+
+int OrphanReaper::rounds() const {
+  absl::MutexLock lock(&mu_);
+  return rounds_;
+}
+
 void OrphanReaper::Loop() {
-  do {
+  while (true) {
     absl::StatusOr<int> reaped = runner_.ReapOrphans();
     if (!reaped.ok()) {
       LOG(WARNING) << "orphan reaping failed, retrying in "
@@ -24,7 +37,12 @@ void OrphanReaper::Loop() {
     } else if (*reaped > 0) {
       LOG(INFO) << "reaped " << *reaped << " orphaned containers";
     }
-  } while (!stop_.WaitForNotificationWithTimeout(interval_));
+    absl::MutexLock lock(&mu_);
+    ++rounds_;
+    mu_.AwaitWithTimeout(absl::Condition(this, &OrphanReaper::WakeLocked), interval_);
+    if (stop_) return;
+    now_ = false;
+  }
 }
 
 }  // namespace runner

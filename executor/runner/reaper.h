@@ -3,7 +3,8 @@
 
 #include <thread>
 
-#include "absl/synchronization/notification.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "executor/runner/runner.h"
 
@@ -11,9 +12,10 @@ namespace runner {
 
 // Removes the executor's orphaned containers (Runner::ReapOrphans) once at
 // construction and then every `interval`, on a thread it owns, until it is
-// destroyed. A failed round (engine unreachable) is logged and retried at
-// the next one. Thread-safe: it has no methods but the destructor, which
-// stops and joins the thread.
+// destroyed; ReapNow asks for a round at once (e.g. when the engine is back
+// after an outage, so containers of runs lost in it do not run on). A
+// failed round (engine unreachable) is logged and retried at the next one.
+// Thread-safe; the destructor stops and joins the thread.
 class OrphanReaper {
  public:
   OrphanReaper(Runner& runner, absl::Duration interval);
@@ -21,12 +23,22 @@ class OrphanReaper {
   OrphanReaper(const OrphanReaper&) = delete;
   OrphanReaper& operator=(const OrphanReaper&) = delete;
 
+  // Starts a round now on the reaper's thread (or right after the one in
+  // progress); requests made before it starts are one round. Never blocks.
+  void ReapNow();
+  // Rounds finished so far, failed ones included.
+  int rounds() const;
+
  private:
   void Loop();
+  bool WakeLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || now_; }
 
   Runner& runner_;
   const absl::Duration interval_;
-  absl::Notification stop_;
+  mutable absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool now_ ABSL_GUARDED_BY(mu_) = false;
+  int rounds_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 
