@@ -45,6 +45,15 @@ ABSL_FLAG(absl::Duration, lost_worker_grace, absl::Seconds(5),
           "this long after, unless it reconnects and names them");
 ABSL_FLAG(int, max_attempts, 3,
           "attempts of a task whose spec sets no retry_policy.max_attempts");
+ABSL_FLAG(absl::Duration, infra_initial_backoff, absl::Seconds(1),
+          "an attempt that ended for the system's own faults (engine, "
+          "executor or worker lost; not counted against max_attempts) is "
+          "retried after this, doubled with each such failure...");
+ABSL_FLAG(absl::Duration, infra_max_backoff, absl::Seconds(30),
+          "...up to this");
+ABSL_FLAG(absl::Duration, infra_horizon, absl::Hours(1),
+          "a task whose attempts keep failing for the system's faults this "
+          "long ends FAILED (INFRASTRUCTURE)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "on SIGTERM, how long running calls get before they are cancelled");
 ABSL_FLAG(int, blocking_threads, 8,
@@ -122,6 +131,9 @@ int main(int argc, char** argv) {
   scheduler_options.restart_grace = absl::GetFlag(FLAGS_restart_lease_grace);
   scheduler_options.lost_worker_grace = absl::GetFlag(FLAGS_lost_worker_grace);
   scheduler_options.default_max_attempts = absl::GetFlag(FLAGS_max_attempts);
+  scheduler_options.infra_initial_backoff = absl::GetFlag(FLAGS_infra_initial_backoff);
+  scheduler_options.infra_max_backoff = absl::GetFlag(FLAGS_infra_max_backoff);
+  scheduler_options.infra_horizon = absl::GetFlag(FLAGS_infra_horizon);
   scheduler_options.fairness_interval = absl::GetFlag(FLAGS_fairness_interval);
   scheduler_options.timeout_grace = absl::GetFlag(FLAGS_timeout_grace);
   scheduler_options.retention = absl::GetFlag(FLAGS_retention);

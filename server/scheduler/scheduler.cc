@@ -265,7 +265,8 @@ absl::Status Scheduler::FinishLocked(Entry& e, TaskState state,
 
 absl::Status Scheduler::RetryOrFailLocked(Entry& e, TaskResult result,
                                           const std::string& infra_error,
-                                          Outbox& out) {
+                                          Outbox& out, Blame blame) {
+  if (infra_error.empty()) blame = Blame::kTask;
   if (e.output_truncated) result.set_output_truncated(true);
   if (e.cancel_requested) {
     result.set_reason(crucible::v1::TERMINATION_REASON_CANCELLED);
@@ -274,8 +275,23 @@ absl::Status Scheduler::RetryOrFailLocked(Entry& e, TaskResult result,
                         std::move(result), "cancelled", out);
   }
   std::string why = infra_error.empty() ? result.error_message() : infra_error;
-  if (e.task.attempt() >= e.max_attempts) {
-    if (!infra_error.empty()) {
+  const absl::Time now = clock_.Now();
+  const bool system = blame == Blame::kSystem;
+  // The system's faults are not the task's attempts: they have a budget of
+  // their own, in time.
+  const int infra_failures = e.task.infrastructure_failures() + (system ? 1 : 0);
+  const absl::Time failing_since =
+      e.task.has_infrastructure_failing_since()
+          ? common::FromProtoTime(e.task.infrastructure_failing_since())
+          : now;
+  if (system ? now - failing_since >= options_.infra_horizon
+             : e.task.attempt() - infra_failures >= e.max_attempts) {
+    if (system) {
+      result.set_error_message(absl::StrCat(
+          "the infrastructure kept failing for ", absl::FormatDuration(now - failing_since),
+          " (", infra_failures, " attempts; horizon ",
+          absl::FormatDuration(options_.infra_horizon), "): ", infra_error));
+    } else if (!infra_error.empty()) {
       result.set_error_message(absl::StrCat("attempts exhausted (",
                                             e.max_attempts, "): ", infra_error));
     }
@@ -283,8 +299,8 @@ absl::Status Scheduler::RetryOrFailLocked(Entry& e, TaskResult result,
                         absl::StrCat("failed: ", why), out, nullptr,
                         infra_error);
   }
-  absl::Duration backoff = BackoffLocked(e);
-  absl::Time next = clock_.Now() + backoff;
+  absl::Duration backoff = system ? InfraBackoffLocked(infra_failures) : BackoffLocked(e);
+  absl::Time next = now + backoff;
   RETURN_IF_ERROR(CommitLocked(
       e, crucible::v1::TASK_STATE_QUEUED,
       [&](Task& t) {
@@ -292,6 +308,12 @@ absl::Status Scheduler::RetryOrFailLocked(Entry& e, TaskResult result,
         *t.mutable_result() = std::move(result);
         // Stored with the task, so a restart keeps the backoff.
         *t.mutable_next_attempt_time() = common::ToProtoTime(next);
+        t.set_infrastructure_failures(infra_failures);
+        if (system) {
+          *t.mutable_infrastructure_failing_since() = common::ToProtoTime(failing_since);
+        } else {
+          t.clear_infrastructure_failing_since();
+        }
       },
       absl::StrCat("retrying in ", absl::FormatDuration(backoff), ": ", why),
       /*ends_attempt=*/true, out));
@@ -300,6 +322,15 @@ absl::Status Scheduler::RetryOrFailLocked(Entry& e, TaskResult result,
   e.ready_at = std::max(e.ready_at, next);
   EnqueueLocked(e);
   return absl::OkStatus();
+}
+
+absl::Duration Scheduler::InfraBackoffLocked(int failures) {
+  absl::Duration d = options_.infra_initial_backoff;
+  for (int i = 1; i < failures && d < options_.infra_max_backoff; ++i) d *= 2;
+  d = std::min(d, options_.infra_max_backoff);
+  double j = options_.backoff_jitter;
+  if (j > 0) d *= absl::Uniform(rng_, 1.0 - j, 1.0 + j);
+  return std::min(d, options_.infra_max_backoff);
 }
 
 absl::Duration Scheduler::BackoffLocked(const Entry& e) {
@@ -311,7 +342,8 @@ absl::Duration Scheduler::BackoffLocked(const Entry& e) {
                            ? common::FromProtoDuration(p.max_backoff())
                            : options_.max_backoff;
   absl::Duration d = initial;
-  for (int i = 1; i < e.task.attempt() && d < cap; ++i) d *= 2;
+  const int used = e.task.attempt() - e.task.infrastructure_failures();
+  for (int i = 1; i < used && d < cap; ++i) d *= 2;
   d = std::min(d, cap);
   double j = options_.backoff_jitter;
   if (j > 0) d *= absl::Uniform(rng_, 1.0 - j, 1.0 + j);

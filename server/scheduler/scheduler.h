@@ -44,6 +44,15 @@ struct SchedulerOptions {
   absl::Duration lost_worker_grace = absl::Seconds(5);
   // Attempts of a task whose retry_policy.max_attempts is 0.
   int default_max_attempts = 3;
+  // An attempt that ends for the system's own faults (engine or executor
+  // unreachable, executor full, worker lost, lease lapsed) does not count
+  // against max_attempts: the task is requeued after this backoff, doubled
+  // with each such failure up to infra_max_backoff (with backoff_jitter)...
+  absl::Duration infra_initial_backoff = absl::Seconds(1);
+  absl::Duration infra_max_backoff = absl::Seconds(30);
+  // ...until its attempts have kept failing that way for this long; then it
+  // ends FAILED (INFRASTRUCTURE).
+  absl::Duration infra_horizon = absl::Hours(1);
   // Delay before the second attempt when the spec sets none; doubles after.
   absl::Duration initial_backoff = absl::Seconds(1);
   // Cap of the delay between attempts when the spec sets none.
@@ -68,6 +77,11 @@ struct SchedulerOptions {
   // it must outlive the scheduler.
   const FleetAdmission* admission = nullptr;
 };
+
+// Whose fault an attempt's failure is: the task's (it counts against
+// max_attempts) or the system's (it does not; see SchedulerOptions::
+// infra_horizon).
+enum class Blame { kTask, kSystem };
 
 // Receives the messages for one connected worker (assignments, cancels).
 // Send() and Flush() are called with no Scheduler lock held but under the
@@ -287,13 +301,16 @@ class Scheduler {
                             crucible::v1::Task* ended = nullptr,
                             const std::string& last_error = "")
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Ends the attempt with `result`; requeues with backoff while attempts
-  // remain, else FAILED. `infra_error` non-empty marks an infrastructure
-  // failure (kept as last_error).
+  // Ends the attempt with `result`; requeues with backoff while the budget
+  // of `blame` allows, else FAILED. `infra_error` non-empty marks a failure
+  // without a result (kept as last_error), the system's unless `blame`
+  // says otherwise; an empty one is the task's (a non-zero exit retried).
   absl::Status RetryOrFailLocked(Entry& e, crucible::v1::TaskResult result,
-                                 const std::string& infra_error, Outbox& out)
+                                 const std::string& infra_error, Outbox& out,
+                                 Blame blame = Blame::kSystem)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration BackoffLocked(const Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration InfraBackoffLocked(int failures) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseLeaseLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Gives the lease of a task kept since the restart to `worker_id`, if
   // `held` names its task and attempt in time. False if it does not.

@@ -35,6 +35,21 @@ bool RetryableCode(absl::StatusCode code) {
   }
 }
 
+// Of the retryable codes, those that say the system failed (an engine,
+// executor or worker unreachable or full, a conflict) rather than anything
+// about the task. A deadline, an internal error or an unknown one may come
+// from the task itself (a stream it broke), so they spend its attempts.
+Blame BlameOf(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kResourceExhausted:
+      return Blame::kSystem;
+    default:
+      return Blame::kTask;
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<int64_t> Scheduler::ConnectWorker(const std::string& worker_id,
@@ -412,7 +427,7 @@ absl::Status Scheduler::ReportCompletion(
     if (RetryableCode(code)) {
       result.set_reason(crucible::v1::TERMINATION_REASON_INFRASTRUCTURE);
       result.set_error_message(msg);
-      RETURN_IF_ERROR(RetryOrFailLocked(*e, std::move(result), msg, op.out));
+      RETURN_IF_ERROR(RetryOrFailLocked(*e, std::move(result), msg, op.out, BlameOf(code)));
     } else {
       result.set_reason(crucible::v1::TERMINATION_REASON_REJECTED);
       result.set_error_message(completion.error().message());

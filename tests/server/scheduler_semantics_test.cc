@@ -52,7 +52,7 @@ TEST_F(SchedulerTest, BackoffIsStoredAndHonouredAfterRestart) {
     Connect(sink, 1);
     std::string lease = sink.TakeAssignments().at(0).lease_id();
     ASSERT_TRUE(scheduler_
-                    ->ReportCompletion(Error(lease, absl::StatusCode::kUnavailable))
+                    ->ReportCompletion(Error(lease, absl::StatusCode::kInternal))
                     .ok());
   }
   crucible::v1::Task t = Get(id);

@@ -674,8 +674,9 @@ TEST_F(SlowWatcherTest, AWatcherThatFallsBehindGetsAnErrorItCanResumeFrom) {
   // more than this watcher may hold.
   v1::ConnectRequest failed;
   failed.mutable_completion()->set_lease_id(lease);
+  // INTERNAL: a retry on the task's own budget, with its zero backoff.
   failed.mutable_completion()->mutable_error()->set_code(
-      grpc::StatusCode::UNAVAILABLE);
+      grpc::StatusCode::INTERNAL);
   ASSERT_TRUE(worker->Write(failed));
   while (watch->Read(&event)) {
   }
