@@ -1,5 +1,6 @@
 #include "tests/chaos/chaos_stack.h"
 
+#include <unistd.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -85,7 +86,10 @@ absl::StatusOr<std::string> ChaosStack::StartExecutor(const std::string& name, i
   absl::StatusOr<int> port =
       Start(name, name, "executor",
             {"--docker_host=" + docker_host_, absl::StrCat("--slots=", slots),
-             "--executor_id=" + name},
+             // Unique on the shared test engine: an executor reaps every
+             // container carrying its id, so another test's "executor-1"
+             // running at the same time would remove ours.
+             absl::StrCat("--executor_id=chaos-", getpid(), "-", name)},
             0);
   if (!port.ok()) return port.status();
   executors_.push_back(name);
