@@ -39,6 +39,10 @@ cleanup() {
   # Whatever podman-compose left behind of this project (and only of it).
   "$podman" ps -aq --filter "label=io.podman.compose.project=$project" |
     xargs -r "$podman" rm -f -t 2 >/dev/null 2>&1
+  # podman-compose's down leaves the project's networks (in the machine's
+  # global network configuration): remove them too.
+  "$podman" network ls -q --filter "label=io.podman.compose.project=$project" |
+    xargs -r "$podman" network rm -f >/dev/null 2>&1
   if [ -n "$engine_pid" ]; then kill "$engine_pid" 2>/dev/null; wait "$engine_pid" 2>/dev/null; fi
   rm -f "$engine_dir/engine.sock"
 }
