@@ -62,6 +62,11 @@ def pod_spec(obj):
     return obj["spec"]["template"]["spec"]
 
 
+def all_containers(spec):
+    """Init containers (native sidecars among them), then the others."""
+    return (spec.get("initContainers") or []) + (spec.get("containers") or [])
+
+
 def env_value(container, name):
     return next((e.get("value", "") for e in container.get("env") or []
                  if e["name"] == name), None)
@@ -205,7 +210,7 @@ def audit_executor_pod(docs):
     if d is None:
         return [f"{EXECUTOR_POD} not rendered"]
     spec = pod_spec(d)
-    by_name = {c["name"]: c for c in spec.get("containers") or []}
+    by_name = {c["name"]: c for c in all_containers(spec)}
     missing = [c for c in ("executor", PROXY_CONTAINER, GUARD_CONTAINER) if c not in by_name]
     if missing:
         return [f"{EXECUTOR_POD}: no container {c}" for c in missing]
@@ -289,7 +294,7 @@ class RenderedOverlays(unittest.TestCase):
                      for v in pod_spec(d).get("volumes") or [] if "hostPath" in v]
             self.assertEqual(paths, [("crucible-executor", "engine-socket")], o)
             ex = pod_spec(find(docs, "Deployment", "crucible-executor"))
-            users = sorted((c["name"], m.get("readOnly")) for c in ex["containers"]
+            users = sorted((c["name"], m.get("readOnly")) for c in all_containers(ex)
                            for m in c.get("volumeMounts") or [] if m["name"] == "engine-socket")
             self.assertEqual(users, [(GUARD_CONTAINER, True), (PROXY_CONTAINER, True)], o)
 
@@ -301,7 +306,7 @@ class RenderedOverlays(unittest.TestCase):
     def test_the_guard_sidecar_is_hardened_and_on_loopback(self):
         for o, docs in self.rendered.items():
             ex = pod_spec(find(docs, "Deployment", "crucible-executor"))
-            by_name = {c["name"]: c for c in ex["containers"]}
+            by_name = {c["name"]: c for c in all_containers(ex)}
             guard, proxy = by_name[GUARD_CONTAINER], by_name[PROXY_CONTAINER]
             self.assertEqual(guard["securityContext"], proxy["securityContext"], o)
             sc = guard["securityContext"]
@@ -318,14 +323,14 @@ class RenderedOverlays(unittest.TestCase):
             for kind in ("requests", "limits"):
                 self.assertEqual(sorted(guard["resources"][kind]), ["cpu", "memory"], o)
             if o == "local":  # images are loaded into the node, never pulled
-                self.assertEqual({c["name"]: c.get("imagePullPolicy") for c in ex["containers"]},
+                self.assertEqual({c["name"]: c.get("imagePullPolicy") for c in all_containers(ex)},
                                  {"executor": "Never", PROXY_CONTAINER: "Never",
                                   GUARD_CONTAINER: "Never"})
 
     def test_executor_and_guard_read_one_policy_configmap(self):
         for o, docs in self.rendered.items():
             ex = pod_spec(find(docs, "Deployment", "crucible-executor"))
-            by_name = {c["name"]: c for c in ex["containers"]}
+            by_name = {c["name"]: c for c in all_containers(ex)}
             sources = {c: policy_source(EXECUTOR_POD, ex, by_name[c], docs)
                        for c in ("executor", GUARD_CONTAINER)}
             self.assertEqual(sources["executor"], sources[GUARD_CONTAINER], o)
@@ -338,7 +343,7 @@ class RenderedOverlays(unittest.TestCase):
             self.assertEqual(policy["user"], "65534:65534", o)
             self.assertEqual(policy["images"], ["localhost/crucible/"], o)
             # No image rules or task user left in flags or env.
-            for c in ex["containers"]:
+            for c in all_containers(ex):
                 for a in (c.get("args") or []):
                     self.assertFalse(a.startswith(("--allowed_images", "--user")), f"{o}: {a}")
                 for e in c.get("env") or []:
@@ -362,8 +367,11 @@ class RenderedOverlays(unittest.TestCase):
             svc = find(docs, "Service", "crucible-executor")
             self.assertEqual(svc["spec"]["clusterIP"], "None", o)
             ex = pod_spec(find(docs, "Deployment", "crucible-executor"))
-            self.assertEqual([c["name"] for c in ex["containers"]],
-                             ["executor", PROXY_CONTAINER, GUARD_CONTAINER])
+            self.assertEqual([c["name"] for c in ex["containers"]], ["executor"], o)
+            # The guard, then the proxy: native sidecars that outlive the
+            # executor at a pod stop.
+            self.assertEqual([(c["name"], c.get("restartPolicy")) for c in ex["initContainers"]],
+                             [(GUARD_CONTAINER, "Always"), (PROXY_CONTAINER, "Always")], o)
             self.assertIn("--docker_host=tcp://127.0.0.1:2375", ex["containers"][0]["args"])
             for name in ("crucible-worker", "crucible-executor"):
                 find(docs, "PodDisruptionBudget", name)
@@ -417,7 +425,8 @@ class AuditCatchesViolations(unittest.TestCase):
         return pod_spec(find(docs, "Deployment", name))["containers"]
 
     def container(self, docs, name):
-        return next(c for c in self.containers(docs, "crucible-executor") if c["name"] == name)
+        return next(c for c in all_containers(pod_spec(find(docs, "Deployment", "crucible-executor")))
+                    if c["name"] == name)
 
     def guard(self, docs):
         return self.container(docs, GUARD_CONTAINER)
@@ -441,10 +450,10 @@ class AuditCatchesViolations(unittest.TestCase):
             "root": lambda d: sc("crucible-worker")(d).update(runAsUser=0),
             "other uid": lambda d: sc("crucible-worker")(d).update(runAsUser=1000),
             "runAsNonRoot": lambda d: sc("crucible-worker")(d).update(runAsNonRoot=False),
-            "writable root": lambda d: sc("crucible-executor", 1)(d).pop("readOnlyRootFilesystem"),
+            "writable root": lambda d: self.proxy(d)["securityContext"].pop("readOnlyRootFilesystem"),
             "escalation": lambda d: sc("crucible-executor")(d).update(allowPrivilegeEscalation=True),
             "privileged": lambda d: sc("crucible-worker")(d).update(privileged=True),
-            "cap add": lambda d: sc("crucible-executor", 1)(d)["capabilities"].update(add=["NET_ADMIN"]),
+            "cap add": lambda d: self.proxy(d)["securityContext"]["capabilities"].update(add=["NET_ADMIN"]),
             "cap drop": lambda d: sc("crucible-worker")(d)["capabilities"].update(drop=["NET_RAW"]),
             "seccomp": lambda d: sc("crucible-worker")(d).update(seccompProfile={"type": "Unconfined"}),
             "no limits": lambda d: self.containers(d, "crucible-worker")[0]["resources"].pop("limits"),
@@ -453,11 +462,11 @@ class AuditCatchesViolations(unittest.TestCase):
             "no readiness": lambda d: self.containers(d, "crucible-executor")[0].pop("readinessProbe"),
             "hostNetwork": lambda d: pod_spec(find(d, "Deployment", "crucible-worker")).update(hostNetwork=True),
             "token": lambda d: find(d, "ServiceAccount", "crucible-worker").pop("automountServiceAccountToken"),
-            "proxy on all addresses": lambda d: self.containers(d, "crucible-executor")[1]["env"][0].update(
+            "proxy on all addresses": lambda d: self.env(self.proxy(d), "CRUCIBLE_PROXY_BIND").update(
                 value="0.0.0.0:2375"),
             "socket in executor": lambda d: self.containers(d, "crucible-executor")[0]["volumeMounts"].append(
                 {"name": "engine-socket", "mountPath": "/var/run/docker.sock"}),
-            "socket writable": lambda d: self.containers(d, "crucible-executor")[1]["volumeMounts"][1].pop("readOnly"),
+            "socket writable": lambda d: self.mount(self.proxy(d), "engine-socket").pop("readOnly"),
             "another hostPath": lambda d: pod_spec(find(d, "Deployment", "crucible-worker"))["volumes"][0].update(
                 hostPath={"path": "/etc", "type": "Directory"}),
             "hostPort": lambda d: self.containers(d, "crucible-worker")[0]["ports"][0].update(hostPort=8081),
@@ -467,7 +476,7 @@ class AuditCatchesViolations(unittest.TestCase):
                 self.containers(d, "crucible-worker")[0]["volumeMounts"].append(
                     {"name": "engine-socket", "mountPath": "/run/crucible-engine/engine.sock",
                      "readOnly": True})),
-            "no guard": lambda d: self.containers(d, "crucible-executor").pop(2),
+            "no guard": lambda d: pod_spec(find(d, "Deployment", "crucible-executor"))["initContainers"].pop(0),
             "guard on all addresses": lambda d: self.guard(d)["args"].__setitem__(
                 0, "--listen=0.0.0.0:2376"),
             "guard writable root": lambda d: self.guard(d)["securityContext"].pop("readOnlyRootFilesystem"),
