@@ -12,6 +12,19 @@ the executor pod's docker-proxy and docker-guard sidecars alone; both listen
 on loopback only, the proxy sends creates to the guard, and the executor and
 the guard read the same policy file from one mounted ConfigMap.
 
+How the objects fit together (issue 24): every Service selects a workload's
+pods on ports they declare; the NetworkPolicies, evaluated as the API
+defines them over Crucible's pods, clients in this and in other namespaces,
+unlabelled pods, kube-dns and the outside, admit exactly the flows the
+README names (clients -> server, workers -> server, workers -> executors,
+everyone here -> DNS), each side (egress, ingress) on its own; probes point
+at declared ports, liveness (health service "liveness") differs from
+readiness (""); no HPA target sets replicas; every PDB lets a pod go at the
+HPA's minimum or the replica count; the worker finds executors by DNS
+through their headless Service; the proxy and the guard are native sidecars
+and the executor's grace period covers its stop; every image names a
+registry. AuditCatchesViolations breaks each rule once and expects a failure.
+
 Usage: k8s_manifests_test.py REPO_ROOT   (needs kubectl and python3-yaml)
 """
 
@@ -245,17 +258,414 @@ def audit_executor_pod(docs):
     return bad
 
 
+# --- Static checks of how the objects fit together (issue 24, point 3) ---
+
+LIVENESS_SERVICE = "liveness"
+PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+NAMESPACE = "crucible"
+DNS_PORT = 53
+# The executor's stop: --cancel_grace, then kill and remove of its task
+# containers and server.Shutdown(20 s) for its calls (executor/main.cc);
+# the sidecars stop after it within the same grace period.
+EXECUTOR_SHUTDOWN_SECONDS = 20
+EXECUTOR_STOP_MARGIN_SECONDS = 10
+
+
+def selector_matches(selector, labels):
+    """A LabelSelector (matchLabels and matchExpressions) against labels.
+    An empty selector matches everything."""
+    selector = selector or {}
+    labels = labels or {}
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], e.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def workloads(docs):
+    return [d for d in docs if d["kind"] in WORKLOADS]
+
+
+def pod_labels(workload):
+    if workload["kind"] == "Pod":
+        return workload["metadata"].get("labels") or {}
+    if workload["kind"] == "CronJob":
+        return workload["spec"]["jobTemplate"]["spec"]["template"]["metadata"].get("labels") or {}
+    return workload["spec"]["template"]["metadata"].get("labels") or {}
+
+
+def namespace_of(obj):
+    return obj["metadata"].get("namespace", "default")
+
+
+def container_ports(container):
+    """{name or number: (number, protocol)} of a container's declared ports."""
+    out = {}
+    for p in container.get("ports") or []:
+        v = (p["containerPort"], p.get("protocol", "TCP"))
+        out[p["containerPort"]] = v
+        if "name" in p:
+            out[p["name"]] = v
+    return out
+
+
+def probe_handler(probe):
+    """The part of a probe that says what is checked (not how often)."""
+    return {k: v for k, v in (probe or {}).items()
+            if k in ("grpc", "httpGet", "tcpSocket", "exec")}
+
+
+def audit_probes(name, spec):
+    """Every probe on a declared port of its own container; liveness never
+    the same check as readiness; Crucible's own processes (native gRPC
+    health) with liveness on the "liveness" service and readiness on ""."""
+    bad = []
+    for c in all_containers(spec):
+        cname = f"{name}/{c['name']}"
+        ports = container_ports(c)
+        for probe in PROBES:
+            h = probe_handler(c.get(probe))
+            for kind in ("grpc", "httpGet", "tcpSocket"):
+                if kind in h and h[kind].get("port") not in ports:
+                    bad.append(f"{cname}: {probe} {kind} port {h[kind].get('port')!r} "
+                               "is not a declared container port")
+        live, ready = c.get("livenessProbe"), c.get("readinessProbe")
+        if live and ready:
+            lh, rh = probe_handler(live), probe_handler(ready)
+            if lh == rh:
+                bad.append(f"{cname}: the liveness probe is the readiness probe ({lh})")
+        if c["name"] in ENGINE_CONTAINERS:
+            continue
+        lg, rg = probe_handler(live).get("grpc"), probe_handler(ready).get("grpc")
+        if lg is not None and lg.get("service") != LIVENESS_SERVICE:
+            bad.append(f"{cname}: liveness checks health service {lg.get('service')!r}, "
+                       f"not {LIVENESS_SERVICE!r}")
+        if rg is not None and rg.get("service", "") != "":
+            bad.append(f"{cname}: readiness checks health service {rg.get('service')!r}, not \"\"")
+    return bad
+
+
+def audit_services(docs):
+    """Every Service selects the pods of a workload in its namespace, and
+    each of its ports targets a port those pods declare."""
+    bad = []
+    for svc in (d for d in docs if d["kind"] == "Service"):
+        name = f"Service/{svc['metadata']['name']}"
+        sel = svc["spec"].get("selector")
+        if not sel:
+            bad.append(f"{name}: no selector")
+            continue
+        matched = [w for w in workloads(docs) if namespace_of(w) == namespace_of(svc)
+                   and selector_matches({"matchLabels": sel}, pod_labels(w))]
+        if not matched:
+            bad.append(f"{name}: selector {sel} matches no workload's pods")
+            continue
+        for w in matched:
+            ports = {}
+            for c in pod_spec(w).get("containers") or []:
+                ports.update(container_ports(c))
+            for p in svc["spec"].get("ports") or []:
+                target = p.get("targetPort", p["port"])
+                if target not in ports:
+                    bad.append(f"{name}: port {p['port']} targets {target!r}, which "
+                               f"{w['kind']}/{w['metadata']['name']} does not declare")
+    return bad
+
+
+def replicas_of(docs, workload):
+    """The pod count a PDB must allow for: the HPA's minimum if one scales
+    the workload, else its replicas (1 when unset)."""
+    for h in docs:
+        if h["kind"] == "HorizontalPodAutoscaler":
+            ref = h["spec"]["scaleTargetRef"]
+            if (ref["kind"], ref["name"]) == (workload["kind"], workload["metadata"]["name"]):
+                return h["spec"].get("minReplicas", 1)
+    return workload["spec"].get("replicas", 1)
+
+
+def pdb_count(value, replicas):
+    if isinstance(value, str) and value.endswith("%"):
+        return -(-int(value[:-1]) * replicas // 100)  # rounded up, as the API does
+    return int(value)
+
+
+def audit_scaling(docs):
+    """No HPA target also sets replicas (each apply would reset the count);
+    every PDB selects a workload and lets at least one of its pods go."""
+    bad = []
+    for h in (d for d in docs if d["kind"] == "HorizontalPodAutoscaler"):
+        ref = h["spec"]["scaleTargetRef"]
+        target = next((d for d in docs if d["kind"] == ref["kind"]
+                       and d["metadata"]["name"] == ref["name"]), None)
+        if target is None:
+            bad.append(f"HorizontalPodAutoscaler/{h['metadata']['name']}: no {ref['kind']}/{ref['name']}")
+        elif "replicas" in target["spec"]:
+            bad.append(f"{ref['kind']}/{ref['name']}: sets replicas "
+                       f"({target['spec']['replicas']}) but HorizontalPodAutoscaler/"
+                       f"{h['metadata']['name']} manages its count")
+    for pdb in (d for d in docs if d["kind"] == "PodDisruptionBudget"):
+        name = f"PodDisruptionBudget/{pdb['metadata']['name']}"
+        matched = [w for w in workloads(docs) if namespace_of(w) == namespace_of(pdb)
+                   and selector_matches(pdb["spec"].get("selector"), pod_labels(w))]
+        if not matched:
+            bad.append(f"{name}: selects no workload")
+            continue
+        replicas = sum(replicas_of(docs, w) for w in matched)
+        spec = pdb["spec"]
+        if "maxUnavailable" in spec:
+            allowed = pdb_count(spec["maxUnavailable"], replicas)
+        elif "minAvailable" in spec:
+            allowed = replicas - pdb_count(spec["minAvailable"], replicas)
+        else:
+            allowed = replicas  # an empty budget allows everything
+        if allowed < 1:
+            bad.append(f"{name}: allows {allowed} disruptions of {replicas} pods "
+                       "(a node drain would block)")
+    return bad
+
+
+def audit_discovery(docs):
+    """The worker finds executors by DNS: --executors_dns names a headless
+    Service that selects the executor pods, on the executor's gRPC port."""
+    worker = next((d for d in docs if d["kind"] == "Deployment"
+                   and d["metadata"]["name"] == "crucible-worker"), None)
+    executor = next((d for d in docs if f"{d['kind']}/{d['metadata']['name']}" == EXECUTOR_POD), None)
+    if worker is None or executor is None:
+        return ["the worker or the executor is not rendered"]
+    w = pod_spec(worker)["containers"][0]
+    bad = []
+    if flag_value(w, "executors") is not None or flag_value(w, "executors_file") is not None:
+        bad.append("crucible-worker: --executors or --executors_file set beside DNS discovery")
+    dns = flag_value(w, "executors_dns")
+    if not dns or ":" not in dns:
+        return bad + [f"crucible-worker: --executors_dns is {dns!r}, not SERVICE:PORT"]
+    host, port = dns.rsplit(":", 1)
+    svc_name = host.split(".")[0]
+    svc = next((d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == svc_name), None)
+    if svc is None:
+        return bad + [f"crucible-worker: --executors_dns names no Service ({svc_name})"]
+    if svc["spec"].get("clusterIP") != "None":
+        bad.append(f"Service/{svc_name}: not headless (DNS would give one virtual IP)")
+    if not selector_matches({"matchLabels": svc["spec"].get("selector") or {"-": "-"}},
+                            pod_labels(executor)):
+        bad.append(f"Service/{svc_name}: does not select the executor pods")
+    ex_ports = container_ports(pod_spec(executor)["containers"][0])
+    if int(port) not in [p["port"] for p in svc["spec"].get("ports") or []] or \
+            ex_ports.get(int(port), (None,))[0] != int(port):
+        bad.append(f"crucible-worker: --executors_dns port {port} is not the executor's gRPC port")
+    return bad
+
+
+def duration_seconds(text):
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    for u in ("ms", "s", "m", "h"):
+        if text.endswith(u) and text[:-len(u)].replace(".", "", 1).isdigit():
+            return float(text[:-len(u)]) * units[u]
+    raise ValueError(text)
+
+
+def audit_executor_stop(docs):
+    """A pod stop must not orphan task containers: the proxy and the guard
+    are native sidecars (they outlive the executor), and the grace period
+    covers --cancel_grace, the kill and removal and the call shutdown."""
+    d = next((d for d in docs if f"{d['kind']}/{d['metadata']['name']}" == EXECUTOR_POD), None)
+    if d is None:
+        return [f"{EXECUTOR_POD} not rendered"]
+    spec = pod_spec(d)
+    bad = []
+    sidecars = {c["name"]: c for c in spec.get("initContainers") or []}
+    for n in (GUARD_CONTAINER, PROXY_CONTAINER):
+        if sidecars.get(n, {}).get("restartPolicy") != "Always":
+            bad.append(f"{EXECUTOR_POD}/{n}: not a native sidecar (an init container with "
+                       "restartPolicy: Always): it would stop with the executor")
+    executor = next((c for c in spec.get("containers") or [] if c["name"] == "executor"), None)
+    grace = duration_seconds(flag_value(executor or {}, "cancel_grace") or "3s")
+    need = grace + EXECUTOR_SHUTDOWN_SECONDS + EXECUTOR_STOP_MARGIN_SECONDS
+    have = spec.get("terminationGracePeriodSeconds", 30)
+    if have < need:
+        bad.append(f"{EXECUTOR_POD}: terminationGracePeriodSeconds {have} < {need:g} "
+                   "(--cancel_grace + call shutdown + removal)")
+    return bad
+
+
+def audit_images(docs):
+    """Every image names its registry (a bare crucible/x is docker.io's)."""
+    bad = []
+    for w in workloads(docs):
+        for c in all_containers(pod_spec(w)):
+            first = c["image"].split("/")[0]
+            if "/" not in c["image"] or not ("." in first or ":" in first or first == "localhost"):
+                bad.append(f"{w['metadata']['name']}/{c['name']}: image {c['image']} names no registry")
+    return bad
+
+
+# NetworkPolicy evaluation, as the API defines it: a pod selected by no
+# policy of a direction is open in it; otherwise a connection passes if a
+# rule of a policy selecting the pod admits the peer and the port, and it
+# must pass both the source's egress and the destination's ingress.
+
+def policies_for(docs, pod, direction):
+    out = []
+    for p in (d for d in docs if d["kind"] == "NetworkPolicy"):
+        types = p["spec"].get("policyTypes") or (
+            ["Ingress"] + (["Egress"] if "egress" in p["spec"] else []))
+        if direction in types and namespace_of(p) == pod["ns"] and \
+                selector_matches(p["spec"].get("podSelector"), pod["labels"]):
+            out.append(p)
+    return out
+
+
+def peer_matches(peer, policy_ns, pod):
+    if "ipBlock" in peer:
+        return True  # counted as open to everyone: no rule here may need it
+    ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")
+    if ns_sel is None:
+        in_ns = pod["ns"] == policy_ns
+    else:
+        in_ns = selector_matches(ns_sel, pod["ns_labels"])
+    return in_ns and (pod_sel is None or selector_matches(pod_sel, pod["labels"]))
+
+
+def port_matches(rule_ports, dest, port, protocol):
+    if not rule_ports:
+        return True
+    for rp in rule_ports:
+        if rp.get("protocol", "TCP") != protocol:
+            continue
+        p = rp.get("port")
+        if p is None:
+            return True
+        if isinstance(p, str):
+            p = dest["named_ports"].get(p)
+        if p is not None and p <= port <= rp.get("endPort", p):
+            return True
+    return False
+
+
+def admits(docs, direction, src, dest, port, protocol="TCP"):
+    """Whether the policies of one side (the source's egress or the
+    destination's ingress) let the connection through."""
+    selected, peer = (src, dest) if direction == "Egress" else (dest, src)
+    pols = policies_for(docs, selected, direction)
+    if not pols:
+        return True
+    key, peers_key = ("egress", "to") if direction == "Egress" else ("ingress", "from")
+    for p in pols:
+        for rule in p["spec"].get(key) or []:
+            peers = rule.get(peers_key)
+            if (not peers or any(peer_matches(x, namespace_of(p), peer) for x in peers)) \
+                    and port_matches(rule.get("ports"), dest, port, protocol):
+                return True
+    return False
+
+
+def model_pod(name, ns, labels, ns_labels=None, ports=None):
+    ns_labels = dict(ns_labels or {})
+    ns_labels.setdefault("kubernetes.io/metadata.name", ns)
+    named = {}
+    tcp = set()
+    for c in ports or []:
+        for k, (num, proto) in container_ports(c).items():
+            if isinstance(k, str):
+                named[k] = num
+            tcp.add((num, proto))
+    return {"name": name, "ns": ns, "labels": labels or {}, "ns_labels": ns_labels,
+            "named_ports": named, "ports": tcp}
+
+
+def audit_network(docs):
+    """Every flow between Crucible's pods, clients, DNS and the rest of the
+    cluster: exactly the flows the README names pass."""
+    ns_obj = next((d for d in docs if d["kind"] == "Namespace"), None)
+    ns_labels = (ns_obj or {}).get("metadata", {}).get("labels") or {}
+    pods = {}
+    for w in workloads(docs):
+        comp = pod_labels(w).get("app.kubernetes.io/component", w["metadata"]["name"])
+        pods[comp] = model_pod(comp, namespace_of(w), pod_labels(w), ns_labels,
+                               all_containers(pod_spec(w)))
+    client = {"crucible.io/client": "true"}
+    others = [
+        model_pod("client (this namespace)", NAMESPACE, client, ns_labels),
+        model_pod("client (client namespace)", "team-a", client, client),
+        model_pod("unlabelled pod (client namespace)", "team-a", {}, client),
+        model_pod("client-labelled pod (unlabelled namespace)", "team-b", client),
+        model_pod("other pod (this namespace)", NAMESPACE, {"app": "other"}, ns_labels),
+        model_pod("other pod", "team-b", {"app": "other"}),
+        model_pod("kube-dns", "kube-system", {"k8s-app": "kube-dns"}),
+        model_pod("internet", "(outside)", {}),
+    ]
+    for o in others:
+        pods[o["name"]] = o
+    for p in ("server", "worker", "executor"):
+        if p not in pods:
+            return [f"no {p} workload rendered"]
+    want = {
+        ("client (this namespace)", "server", pods["server"]["named_ports"].get("grpc"), "TCP"),
+        ("client (client namespace)", "server", pods["server"]["named_ports"].get("grpc"), "TCP"),
+        ("worker", "server", pods["server"]["named_ports"].get("grpc"), "TCP"),
+        ("worker", "executor", pods["executor"]["named_ports"].get("grpc"), "TCP"),
+    }
+    # DNS from every pod of this namespace.
+    for p in pods.values():
+        if p["ns"] == NAMESPACE:
+            for proto in ("UDP", "TCP"):
+                want.add((p["name"], "kube-dns", DNS_PORT, proto))
+    # Every port any pod declares, DNS's, and a few that nothing needs.
+    ports = set().union(*(p["ports"] for p in pods.values())) | {
+        (DNS_PORT, "UDP"), (DNS_PORT, "TCP"), (443, "TCP"), (2375, "TCP"), (2376, "TCP")}
+    # Each side is checked on its own: a documented flow passes both the
+    # source's egress and the destination's ingress; any other flow is
+    # refused by every side these policies govern (egress of this
+    # namespace's pods, ingress to them), so no policy opens more than it
+    # needs even where the other side would still refuse. Pods of other
+    # namespaces are not under these policies: their egress is their
+    # namespace's business.
+    bad = []
+    for src in pods.values():
+        for dest in pods.values():
+            if src is dest or NAMESPACE not in (src["ns"], dest["ns"]):
+                continue
+            for port, proto in sorted(ports):
+                flow = f"{src['name']} -> {dest['name']} {proto} {port}"
+                key = (src["name"], dest["name"], port, proto)
+                eg = admits(docs, "Egress", src, dest, port, proto)
+                ing = admits(docs, "Ingress", src, dest, port, proto)
+                if key in want:
+                    if not (eg and ing):
+                        bad.append(f"NetworkPolicy: {flow} is blocked "
+                                   f"({'ingress' if eg else 'egress'}), but the README says it flows")
+                    continue
+                if src["ns"] == NAMESPACE and eg:
+                    bad.append(f"NetworkPolicy: egress admits {flow}, which no documented flow needs")
+                if dest["ns"] == NAMESPACE and ing:
+                    bad.append(f"NetworkPolicy: ingress admits {flow}, which no documented flow needs")
+    return bad
+
+
 def audit(docs):
     """Returns every violation in one rendered overlay."""
     bad = []
     for d in docs:
         if d["kind"] in WORKLOADS:
             bad += audit_pod(f"{d['kind']}/{d['metadata']['name']}", pod_spec(d))
+            bad += audit_probes(f"{d['kind']}/{d['metadata']['name']}", pod_spec(d))
         if d["kind"] == "ServiceAccount" and d.get("automountServiceAccountToken") is not False:
             bad.append(f"ServiceAccount/{d['metadata']['name']}: token automounted")
         if d["kind"] in RBAC_KINDS:
             bad.append(f"{d['kind']}/{d['metadata']['name']}: RBAC object (no Kubernetes API access)")
-    return bad + audit_executor_pod(docs)
+    return (bad + audit_executor_pod(docs) + audit_services(docs) + audit_scaling(docs) +
+            audit_discovery(docs) + audit_executor_stop(docs) + audit_images(docs) +
+            audit_network(docs))
 
 
 def find(docs, kind, name):
@@ -391,6 +801,13 @@ class RenderedOverlays(unittest.TestCase):
             self.assertEqual([f["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
                               for f in rules[0]["from"]], ["worker"])
 
+    def test_production_images_name_the_registry_placeholder(self):
+        docs = self.rendered["production"]
+        images = {c["image"] for d in docs if d["kind"] in WORKLOADS
+                  for c in all_containers(pod_spec(d))}
+        self.assertEqual(sorted(images), [f"registry.example.com/crucible/{n}:0.1.0"
+                                          for n in ("docker-proxy", "executor", "server", "worker")])
+
     def test_proxy_config_is_the_repositorys_allowlist(self):
         with open(PROXY_CFG) as f:
             want = f.read()
@@ -433,6 +850,34 @@ class AuditCatchesViolations(unittest.TestCase):
 
     def proxy(self, docs):
         return self.container(docs, PROXY_CONTAINER)
+
+    def executor(self, docs):
+        return self.container(docs, "executor")
+
+    def worker(self, docs):
+        return self.containers(docs, "crucible-worker")[0]
+
+    def server(self, docs):
+        return pod_spec(find(docs, "StatefulSet", "crucible-server"))["containers"][0]
+
+    @staticmethod
+    def server_peers(docs):
+        return find(docs, "NetworkPolicy", "crucible-server")["spec"]["ingress"][0]["from"]
+
+    def make_plain(self, docs, name):
+        """Moves a native sidecar to the pod's ordinary containers."""
+        spec = pod_spec(find(docs, "Deployment", "crucible-executor"))
+        c = self.container(docs, name)
+        spec["initContainers"].remove(c)
+        c.pop("restartPolicy")
+        spec["containers"].append(c)
+
+    @staticmethod
+    def set_flag(container, flag, arg):
+        """Replaces --flag=... in the container's args with arg."""
+        args = container["args"]
+        i = next(i for i, a in enumerate(args) if a.startswith(f"--{flag}="))
+        args[i] = arg
 
     @staticmethod
     def mount(container, volume):
@@ -507,6 +952,59 @@ class AuditCatchesViolations(unittest.TestCase):
             "a Role": lambda d: d.append({"kind": "Role", "metadata": {"name": "crucible"}}),
             "a ClusterRoleBinding": lambda d: d.append(
                 {"kind": "ClusterRoleBinding", "metadata": {"name": "crucible"}}),
+            # Services, probes, scaling, discovery, stop, images.
+            "service selects nothing": lambda d: find(d, "Service", "crucible-server")["spec"][
+                "selector"].update({"app.kubernetes.io/component": "srv"}),
+            "service on an undeclared port": lambda d: find(d, "Service", "crucible-executor")[
+                "spec"]["ports"][0].update(targetPort="http"),
+            "liveness is readiness": lambda d: self.executor(d).update(
+                livenessProbe=copy.deepcopy(self.executor(d)["readinessProbe"])),
+            "liveness on the readiness service": lambda d: self.worker(d)["livenessProbe"][
+                "grpc"].pop("service"),
+            "readiness on the liveness service": lambda d: self.server(d)["readinessProbe"][
+                "grpc"].update(service="liveness"),
+            "probe on an undeclared port": lambda d: self.worker(d)["readinessProbe"][
+                "grpc"].update(port=9999),
+            "sidecar probe on an undeclared port": lambda d: self.guard(d).update(
+                readinessProbe={"tcpSocket": {"port": 2376}}),
+            "HPA target with replicas": lambda d: find(d, "Deployment", "crucible-worker")[
+                "spec"].update(replicas=2),
+            "PDB blocks a drain": lambda d: (
+                find(d, "PodDisruptionBudget", "crucible-worker")["spec"].pop("maxUnavailable"),
+                find(d, "PodDisruptionBudget", "crucible-worker")["spec"].update(minAvailable=1)),
+            "PDB of 0%": lambda d: find(d, "PodDisruptionBudget", "crucible-executor")[
+                "spec"].update(maxUnavailable="0%"),
+            "PDB selects nothing": lambda d: find(d, "PodDisruptionBudget", "crucible-executor")[
+                "spec"]["selector"]["matchLabels"].update({"app.kubernetes.io/component": "x"}),
+            "one executor address": lambda d: self.set_flag(
+                self.worker(d), "executors_dns", "--executors=crucible-executor:8082"),
+            "executors by a non-headless Service": lambda d: find(
+                d, "Service", "crucible-executor")["spec"].pop("clusterIP"),
+            "executors by another port": lambda d: self.set_flag(
+                self.worker(d), "executors_dns", "--executors_dns=crucible-executor:8081"),
+            "proxy a plain sidecar": lambda d: self.make_plain(d, PROXY_CONTAINER),
+            "guard not restarted as a sidecar": lambda d: self.guard(d).pop("restartPolicy"),
+            "grace shorter than the executor's stop": lambda d: pod_spec(
+                find(d, "Deployment", "crucible-executor")).update(terminationGracePeriodSeconds=30),
+            "grace shorter than a longer cancel_grace": lambda d: self.set_flag(
+                self.executor(d), "cancel_grace", "--cancel_grace=1m"),
+            "image without a registry": lambda d: self.executor(d).update(image="crucible/executor:1"),
+            # NetworkPolicies.
+            "clients of this namespace only": lambda d: self.server_peers(d).pop(2),
+            "clients from any namespace": lambda d: self.server_peers(d)[2].update(namespaceSelector={}),
+            "any pod of a client namespace": lambda d: self.server_peers(d)[2].pop("podSelector"),
+            "no client egress": lambda d: d.remove(find(d, "NetworkPolicy", "crucible-client")),
+            "no default deny": lambda d: d.remove(find(d, "NetworkPolicy", "crucible-default-deny")),
+            "executor open to all": lambda d: find(d, "NetworkPolicy", "crucible-executor")[
+                "spec"]["ingress"][0].pop("from"),
+            "executor on every port": lambda d: find(d, "NetworkPolicy", "crucible-executor")[
+                "spec"]["ingress"][0].pop("ports"),
+            "worker egress anywhere": lambda d: find(d, "NetworkPolicy", "crucible-worker")[
+                "spec"]["egress"].append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}),
+            "workers cannot reach executors": lambda d: find(d, "NetworkPolicy", "crucible-worker")[
+                "spec"]["egress"].pop(1),
+            "DNS on every port": lambda d: find(d, "NetworkPolicy", "crucible-allow-dns")[
+                "spec"]["egress"][0].pop("ports"),
         }
         for what, mutate in cases.items():
             with self.subTest(what):
