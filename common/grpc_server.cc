@@ -32,6 +32,15 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   // two executors with the same <hostname>-<port> id removing each other's
   // containers. A port in use must fail the start instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Clients (the worker's channels) send keepalive pings to find a dead
+  // peer within seconds, also on idle connections. gRPC's defaults admit
+  // pings at most every 5 min, and only with calls in flight, and answer
+  // more with GOAWAY ENHANCE_YOUR_CALM, which would cut the worker's
+  // streams; admit them down to kMinClientPingInterval instead.
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(kMinClientPingInterval)));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   for (grpc::Service* service : services) builder.RegisterService(service);
   for (grpc::Service* service : reflection->services()) {
     builder.RegisterService(service);
@@ -43,13 +52,18 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
         absl::StrCat("cannot listen on ", options.listen_address,
                      " (address in use or not local?)"));
   }
-  if (!options.port_file.empty()) {
-    if (absl::Status s = WritePortFile(options.port_file, port); !s.ok()) return s;
-  }
   auto result = std::unique_ptr<GrpcServer>(
       new GrpcServer(std::move(reflection), std::move(server), port,
                      options.health_service_names));
-  result->SetServing(true);
+  if (grpc::HealthCheckServiceInterface* health =
+          result->server_->GetHealthCheckService()) {
+    health->SetServingStatus(kLivenessService, true);
+  }
+  result->SetServing(options.initially_ready);
+  // Last: whoever waits for the port file finds the health statuses set.
+  if (!options.port_file.empty()) {
+    if (absl::Status s = WritePortFile(options.port_file, port); !s.ok()) return s;
+  }
   return result;
 }
 
@@ -64,17 +78,27 @@ GrpcServer::GrpcServer(std::unique_ptr<ServerReflection> reflection,
 GrpcServer::~GrpcServer() { Shutdown(absl::ZeroDuration()); }
 
 void GrpcServer::SetServing(bool serving) {
+  if (server_ == nullptr) return;  // shut down
   grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
   if (health == nullptr) return;
-  health->SetServingStatus(serving);
+  // Not SetServingStatus(bool): that one sets every service, liveness too.
+  health->SetServingStatus("", serving);
   for (const std::string& name : health_names_) {
     health->SetServingStatus(name, serving);
   }
 }
 
+void GrpcServer::BeginStop() {
+  if (server_ == nullptr) return;
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  // Every service NOT_SERVING, and later SetServingStatus calls ignored, so
+  // a dependency coming back cannot make a stopping process look ready.
+  if (health != nullptr) health->Shutdown();
+}
+
 void GrpcServer::Shutdown(absl::Duration grace) {
   if (server_ == nullptr) return;
-  SetServing(false);
+  BeginStop();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
   server_.reset();

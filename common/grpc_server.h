@@ -14,6 +14,18 @@
 
 namespace common {
 
+// The health service name that means "the process is alive and its gRPC
+// server answers": SERVING from the start until the process begins to stop,
+// whatever its dependencies do. For liveness probes. "" and the names in
+// GrpcServerOptions::health_service_names mean readiness: "can do its job
+// now".
+inline constexpr char kLivenessService[] = "liveness";
+
+// Clients may send keepalive pings this often, with or without calls in
+// flight, without the server answering GOAWAY ENHANCE_YOUR_CALM; clients
+// must not ping more often (the worker refuses a shorter --keepalive_time).
+inline constexpr absl::Duration kMinClientPingInterval = absl::Seconds(5);
+
 struct GrpcServerOptions {
   // host:port to listen on; port 0 picks a free port (see GrpcServer::port).
   std::string listen_address = "127.0.0.1:0";
@@ -23,6 +35,10 @@ struct GrpcServerOptions {
   // Fully qualified names of the services, reported by the health service
   // next to the overall "" entry.
   std::vector<std::string> health_service_names;
+  // Whether readiness ("" and health_service_names) starts SERVING; false:
+  // NOT_SERVING until SetServing(true). kLivenessService always starts
+  // SERVING.
+  bool initially_ready = true;
   // Largest request message accepted.
   int max_receive_message_bytes = 64 << 20;
 };
@@ -41,10 +57,15 @@ class GrpcServer {
 
   // The bound port.
   int port() const { return port_; }
-  // Sets SERVING / NOT_SERVING for "" and every health_service_name.
+  // Readiness: sets SERVING / NOT_SERVING for "" and every
+  // health_service_name; kLivenessService is left as it is. No effect once
+  // BeginStop was called.
   void SetServing(bool serving);
+  // The process begins to stop: every health service, kLivenessService
+  // too, reports NOT_SERVING from now on, for good. Calls still run.
+  void BeginStop();
   // Stops accepting calls, waits up to `grace` for running calls, then
-  // cancels the rest. Health reports NOT_SERVING from the first moment.
+  // cancels the rest. BeginStop first, if it was not called.
   void Shutdown(absl::Duration grace);
   grpc::Server* server() { return server_.get(); }
 

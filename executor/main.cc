@@ -150,13 +150,13 @@ int main(int argc, char** argv) {
   server_options.listen_address = absl::GetFlag(FLAGS_listen);
   server_options.port_file = absl::GetFlag(FLAGS_port_file);
   server_options.health_service_names = {"crucible.v1.ExecutorService"};
+  server_options.initially_ready = false;  // until the engine answers a ping
   auto grpc_server = common::GrpcServer::Start(server_options, {&service});
   if (!grpc_server.ok()) {
     LOG(ERROR) << "cannot serve: " << grpc_server.status();
     return 1;
   }
   common::GrpcServer& server = **grpc_server;
-  server.SetServing(false);  // until the engine answers a ping
   if (identity->stable()) {
     LOG(INFO) << "executor id " << identity->id() << " from " << identity->source();
   } else {
@@ -181,9 +181,11 @@ int main(int argc, char** argv) {
 
   int sig = common::WaitForStopSignal();
   LOG(INFO) << "signal " << sig << ": NOT_SERVING, taking no new runs";
+  // Readiness and liveness NOT_SERVING for good: the engine coming back
+  // (health's last callback) cannot undo it.
+  server.BeginStop();
   runner.StopAccepting();
   health.Stop();
-  server.SetServing(false);
   reaper.reset();
   absl::Time cancel_at = absl::Now() + absl::GetFlag(FLAGS_cancel_grace);
   while (runner.active_runs() > 0 && absl::Now() < cancel_at) {

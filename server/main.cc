@@ -222,6 +222,7 @@ int main(int argc, char** argv) {
         });
     int sig = common::WaitForStopSignal();
     LOG(INFO) << "signal " << sig << ": stopping";
+    (*grpc_server)->BeginStop();  // every health service NOT_SERVING, liveness too
     // Workers half-close their streams on this and reconnect (to the next
     // server) at once, which also lets the shutdown below end early.
     (*scheduler)->GoAway("server shutting down");

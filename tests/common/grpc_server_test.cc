@@ -1,0 +1,84 @@
+// common::GrpcServer's health services over a real in-process server and a
+// real health stub: "liveness" SERVING from the start until BeginStop,
+// whatever readiness ("" and the named services) says.
+#include "common/grpc_server.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+
+namespace common {
+namespace {
+
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+class GrpcServerHealthTest : public testing::Test {
+ protected:
+  void Start(bool initially_ready) {
+    GrpcServerOptions options;
+    options.health_service_names = {"crucible.v1.ExecutorService"};
+    options.initially_ready = initially_ready;
+    absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(options, {});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    stub_ = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials()));
+  }
+
+  // The status of `service`, or the call's error code as text.
+  std::string Check(const std::string& service) {
+    HealthCheckRequest request;
+    request.set_service(service);
+    HealthCheckResponse response;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    grpc::Status s = stub_->Check(&ctx, request, &response);
+    if (!s.ok()) return absl::StrCat("error ", s.error_code());
+    return HealthCheckResponse::ServingStatus_Name(response.status());
+  }
+
+  std::unique_ptr<GrpcServer> server_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> stub_;
+};
+
+TEST_F(GrpcServerHealthTest, LivenessStaysServingWhileReadinessFlips) {
+  Start(/*initially_ready=*/true);
+  EXPECT_EQ(Check(kLivenessService), "SERVING");
+  EXPECT_EQ(Check(""), "SERVING");
+  EXPECT_EQ(Check("crucible.v1.ExecutorService"), "SERVING");
+  server_->SetServing(false);
+  EXPECT_EQ(Check(""), "NOT_SERVING");
+  EXPECT_EQ(Check("crucible.v1.ExecutorService"), "NOT_SERVING");
+  EXPECT_EQ(Check(kLivenessService), "SERVING");
+  server_->SetServing(true);
+  EXPECT_EQ(Check(""), "SERVING");
+  EXPECT_EQ(Check(kLivenessService), "SERVING");
+}
+
+TEST_F(GrpcServerHealthTest, NotReadyAtStartIsStillAlive) {
+  Start(/*initially_ready=*/false);
+  EXPECT_EQ(Check(""), "NOT_SERVING");
+  EXPECT_EQ(Check("crucible.v1.ExecutorService"), "NOT_SERVING");
+  EXPECT_EQ(Check(kLivenessService), "SERVING");
+}
+
+TEST_F(GrpcServerHealthTest, BeginStopTurnsEverythingNotServingForGood) {
+  Start(/*initially_ready=*/true);
+  server_->BeginStop();
+  EXPECT_EQ(Check(kLivenessService), "NOT_SERVING");
+  EXPECT_EQ(Check(""), "NOT_SERVING");
+  EXPECT_EQ(Check("crucible.v1.ExecutorService"), "NOT_SERVING");
+  server_->SetServing(true);  // e.g. the engine came back meanwhile
+  EXPECT_EQ(Check(""), "NOT_SERVING");
+  EXPECT_EQ(Check(kLivenessService), "NOT_SERVING");
+}
+
+}  // namespace
+}  // namespace common
