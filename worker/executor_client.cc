@@ -41,8 +41,7 @@ crucible::v1::ExecutorService::Stub* ExecutorClient::StubFor(const std::string& 
   absl::MutexLock lock(&mu_);
   auto& stub = stubs_[address];
   if (stub == nullptr) {
-    stub = crucible::v1::ExecutorService::NewStub(
-        grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    stub = crucible::v1::ExecutorService::NewStub(MakeWorkerChannel(address, options_.channel));
   }
   return stub.get();
 }

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "crucible/v1/executor_service.grpc.pb.h"
+#include "worker/channel.h"
 
 namespace worker {
 
@@ -41,6 +42,8 @@ class ExecutorClient {
   struct Options {
     // Deadline of ExecutorService.Cancel.
     absl::Duration cancel_deadline = absl::Seconds(5);
+    // Keepalives and reconnection of the channels.
+    ChannelOptions channel;
   };
   explicit ExecutorClient(Options options) : options_(options) {}
   ~ExecutorClient();

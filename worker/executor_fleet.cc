@@ -15,8 +15,10 @@ using grpc::health::v1::HealthCheckResponse;
 
 // Checks run on gRPC's callback threads and report to the pool, which
 // is why the fleet, not the pool, owns the stubs.
-ExecutorFleet::ExecutorFleet(FleetOptions options, std::function<void()> on_change)
+ExecutorFleet::ExecutorFleet(FleetOptions options, ChannelOptions channel,
+                             std::function<void()> on_change)
     : options_(std::move(options)),
+      channel_(channel),
       on_change_(std::move(on_change)),
       pool_(options_.pool, common::Clock::Real(), gen_),
       discovery_(options_.discovery) {}
@@ -163,8 +165,7 @@ void ExecutorFleet::StartDescribe(const std::string& address) {
 ExecutorFleet::Stubs& ExecutorFleet::StubsLocked(const std::string& address) {
   Stubs& stubs = stubs_[address];
   if (stubs.health == nullptr) {
-    std::shared_ptr<grpc::Channel> channel =
-        grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+    std::shared_ptr<grpc::Channel> channel = MakeWorkerChannel(address, channel_);
     stubs.health = grpc::health::v1::Health::NewStub(channel);
     stubs.executor = crucible::v1::ExecutorService::NewStub(channel);
   }

@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "crucible/v1/executor_service.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "worker/channel.h"
 #include "worker/discovery.h"
 #include "worker/executor_pool.h"
 
@@ -42,7 +43,8 @@ struct FleetOptions {
 // changed. Thread-safe.
 class ExecutorFleet {
  public:
-  ExecutorFleet(FleetOptions options, std::function<void()> on_change);
+  // `channel`: how the channels to the executors are made.
+  ExecutorFleet(FleetOptions options, ChannelOptions channel, std::function<void()> on_change);
   ~ExecutorFleet();
 
   // Resolves once, checks every executor once (waiting up to
@@ -71,6 +73,7 @@ class ExecutorFleet {
   void ForgetUnlisted();
 
   const FleetOptions options_;
+  const ChannelOptions channel_;
   const std::function<void()> on_change_;
   absl::BitGen gen_;  // used only under the pool's lock
   ExecutorPool pool_;

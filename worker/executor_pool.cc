@@ -158,6 +158,13 @@ int ExecutorPool::FreeSlotsLocked() const {
   return free;
 }
 
+int ExecutorPool::InRotationCount() const {
+  absl::MutexLock lock(&mu_);
+  int n = 0;
+  for (const auto& [address, e] : entries_) n += e.listed && e.healthy ? 1 : 0;
+  return n;
+}
+
 int ExecutorPool::FreeSlots() const {
   absl::MutexLock lock(&mu_);
   return FreeSlotsLocked();

@@ -85,6 +85,8 @@ class ExecutorPool {
   // full_backoff. Its health and free-slot count are unchanged.
   void MarkFull(const std::string& address);
 
+  // Executors listed and in rotation.
+  int InRotationCount() const;
   // Free slots summed over the executors in rotation.
   int FreeSlots() const;
   // Runs in flight on `address` (0 if unknown).

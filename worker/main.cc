@@ -1,5 +1,7 @@
 // crucible-worker: takes tasks from the server's QueueService and runs them
-// on executors. Serves only gRPC health and reflection on --listen.
+// on executors. Serves only gRPC health and reflection on --listen: "" and
+// crucible.worker ready while it has a stream to the server and an executor
+// in rotation; "liveness" until it stops.
 #include <unistd.h>
 
 #include <memory>
@@ -48,6 +50,20 @@ ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(25),
 ABSL_FLAG(std::string, worker_id, "", "worker name; default <hostname>-<pid>");
 ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(5),
           "how often running leases are extended");
+ABSL_FLAG(absl::Duration, keepalive_time, absl::Seconds(15),
+          "a keepalive ping goes on every channel (server, executors) after this long "
+          "without one, calls or not (at least 10s: servers refuse pings more often)");
+ABSL_FLAG(absl::Duration, keepalive_timeout, absl::Seconds(10),
+          "a keepalive ping unanswered this long closes the connection; the channel "
+          "reconnects, resolving its name again");
+
+namespace {
+
+// The worker's readiness service next to "" (crucible.worker serves no
+// service of its own on --listen).
+constexpr char kWorkerHealth[] = "crucible.worker";
+
+}  // namespace
 
 namespace {
 
@@ -85,6 +101,10 @@ absl::StatusOr<worker::WorkerOptions> OptionsFromFlags() {
   o.worker_id = absl::GetFlag(FLAGS_worker_id);
   if (o.worker_id.empty()) o.worker_id = DefaultWorkerId();
   o.heartbeat_interval = absl::GetFlag(FLAGS_heartbeat_interval);
+  o.channel.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
+  o.channel.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
+  o.channel.initial_reconnect_backoff = o.reconnect_backoff.initial;
+  if (absl::Status s = worker::ValidateChannelOptions(o.channel); !s.ok()) return s;
   const std::pair<const char*, absl::Duration> positive[] = {
       {"--resolve_interval", o.fleet.resolve_interval},
       {"--health_interval", o.fleet.pool.probe_interval},
@@ -125,6 +145,9 @@ int main(int argc, char** argv) {
   common::GrpcServerOptions server_options;
   server_options.listen_address = absl::GetFlag(FLAGS_listen);
   server_options.port_file = absl::GetFlag(FLAGS_port_file);
+  server_options.health_service_names = {kWorkerHealth};
+  // Until a stream to the server is open and an executor is in rotation.
+  server_options.initially_ready = false;
   absl::StatusOr<std::unique_ptr<common::GrpcServer>> server =
       common::GrpcServer::Start(server_options, {});
   if (!server.ok()) {
@@ -134,11 +157,12 @@ int main(int argc, char** argv) {
   LOG(INFO) << "crucible-worker " << options->worker_id << " health on port " << (*server)->port()
             << "; server " << options->server_address;
 
-  worker::Worker worker(*options);
+  common::GrpcServer* health = server->get();
+  worker::Worker worker(*options, [health](bool ready) { health->SetServing(ready); });
   worker.Start();
   const int sig = common::WaitForStopSignal();
   LOG(INFO) << "signal " << sig << ": draining";
-  (*server)->SetServing(false);
+  (*server)->BeginStop();  // readiness and liveness NOT_SERVING for good
   worker.Drain(absl::GetFlag(FLAGS_drain_grace));
   (*server)->Shutdown(absl::Seconds(1));
   LOG(INFO) << "stopped";

@@ -30,23 +30,15 @@ bool PerStream(const ConnectRequest& msg) {
   return msg.has_credit() || msg.has_heartbeat() || msg.has_executors();
 }
 
-std::shared_ptr<grpc::Channel> ServerChannel(const WorkerOptions& options) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-              static_cast<int>(absl::ToInt64Milliseconds(options.reconnect_backoff.initial)));
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-              static_cast<int>(absl::ToInt64Milliseconds(options.channel_reconnect_max)));
-  return grpc::CreateCustomChannel(options.server_address, grpc::InsecureChannelCredentials(),
-                                   args);
-}
-
 }  // namespace
 
-Worker::Worker(WorkerOptions options)
+Worker::Worker(WorkerOptions options, ReadinessCallback on_readiness)
     : options_(std::move(options)),
-      stub_(crucible::v1::QueueService::NewStub(ServerChannel(options_))),
-      executors_(ExecutorClient::Options{options_.cancel_deadline}),
-      fleet_(options_.fleet, [this] { OnCapacityChange(); }) {}
+      on_readiness_(std::move(on_readiness)),
+      stub_(crucible::v1::QueueService::NewStub(
+          MakeWorkerChannel(options_.server_address, options_.channel))),
+      executors_(ExecutorClient::Options{options_.cancel_deadline, options_.channel}),
+      fleet_(options_.fleet, options_.channel, [this] { OnCapacityChange(); }) {}
 
 Worker::~Worker() { Stop(); }
 
@@ -120,6 +112,42 @@ int Worker::RunsForTest() const {
 bool Worker::DrainingForTest() const {
   absl::MutexLock lock(&mu_);
   return draining_;
+}
+
+bool Worker::ReadyForTest(std::string* reason) const {
+  absl::MutexLock lock(&mu_);
+  if (reason != nullptr) *reason = readiness_.Reason();
+  return readiness_.ready();
+}
+
+void Worker::SetStreamUp(bool up) {
+  {
+    absl::MutexLock lock(&mu_);
+    readiness_.SetStreamUp(up);
+  }
+  UpdateReadiness();
+}
+
+void Worker::UpdateReadiness() {
+  bool ready;
+  std::string reason;
+  {
+    absl::MutexLock lock(&mu_);
+    readiness_.SetExecutorsInRotation(fleet_.pool().InRotationCount());
+    if (!readiness_.StartPublishing()) return;
+    ready = readiness_.ready();
+    reason = readiness_.Reason();
+  }
+  // Published without the lock; a change meanwhile is published next, by
+  // this thread, so the health service ends with the current state.
+  while (true) {
+    LOG(INFO) << (ready ? "ready (SERVING): " : "not ready (NOT_SERVING): ") << reason;
+    if (on_readiness_) on_readiness_(ready);
+    absl::MutexLock lock(&mu_);
+    if (!readiness_.PublishedOne()) return;
+    ready = readiness_.ready();
+    reason = readiness_.Reason();
+  }
 }
 
 void Worker::Loop() {
@@ -197,11 +225,13 @@ absl::Status Worker::Serve(bool& going_away) {
     going_away = conn.going_away;
   }
   writer.join();
+  SetStreamUp(false);
   return common::FromGrpcStatus(conn.stream->Finish());
 }
 
 void Worker::WriterLoop(Connection& conn) {
   if (!conn.stream->Write(conn.hello)) return;  // the reader sees the broken stream
+  SetStreamUp(true);
   std::vector<crucible::v1::HeldLease> held;
   {
     absl::MutexLock lock(&mu_);

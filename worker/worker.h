@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -15,9 +16,11 @@
 #include "absl/time/time.h"
 #include "crucible/v1/queue_service.grpc.pb.h"
 #include "worker/backoff.h"
+#include "worker/channel.h"
 #include "worker/executor_client.h"
 #include "worker/executor_fleet.h"
 #include "worker/protocol.h"
+#include "worker/readiness.h"
 
 namespace worker {
 
@@ -51,10 +54,11 @@ struct WorkerOptions {
   absl::Duration stop_grace = absl::Seconds(8);
   // Delays between reconnections.
   BackoffOptions reconnect_backoff;
-  // Longest delay between the channel's own attempts to reach a server that
-  // is down (gRPC's default grows to 2 min), so a restarted server is found
-  // within about this plus reconnect_backoff.max of its start.
-  absl::Duration channel_reconnect_max = absl::Seconds(2);
+  // Keepalives, reconnection and re-resolution of every channel, to the
+  // server and to the executors. Its max_reconnect_backoff bounds the
+  // channel's own attempts to reach a server that is down, so a restarted
+  // server is found within about that plus reconnect_backoff.max.
+  ChannelOptions channel;
   // A stream that lasted at least this long resets the backoff.
   absl::Duration backoff_reset_after = absl::Seconds(10);
   // Deadline of ExecutorService.Cancel.
@@ -70,12 +74,21 @@ struct WorkerOptions {
 // heartbeats and reports for them under their leases (the server refuses
 // the ones whose lease lapsed, and those runs are cancelled).
 //
+// Readiness (see Readiness): ready while a stream to the server is open
+// (hello sent) and at least one executor is in rotation; each change is
+// logged with its reason and handed to `on_readiness`.
+//
 // Threads, all owned and joined: the connection loop (which reads the
 // stream), one writer per stream (every write and the heartbeats), one
 // thread per run, and the fleet's. Thread-safe.
 class Worker {
  public:
-  explicit Worker(WorkerOptions options);
+  // Called with the new readiness on each change (first with true, once
+  // ready), on any of the worker's threads, without locks held; calls do
+  // not overlap, and the last one carries the current state.
+  using ReadinessCallback = std::function<void(bool ready)>;
+
+  explicit Worker(WorkerOptions options, ReadinessCallback on_readiness = nullptr);
   ~Worker();
 
   // Finds and checks the executors, then starts the connection loop.
@@ -91,6 +104,8 @@ class Worker {
   // Runs held now (placed or waiting for an executor), for tests.
   int RunsForTest() const;
   bool DrainingForTest() const;
+  // Whether the worker is ready now, and why (or why not).
+  bool ReadyForTest(std::string* reason = nullptr) const;
   ExecutorPool& PoolForTest() { return fleet_.pool(); }
 
  private:
@@ -127,6 +142,9 @@ class Worker {
   void OnRejected(const crucible::v1::ReportRejected& rejected);
   void CancelAllRuns();
   void OnCapacityChange();
+  // Recomputes readiness and publishes a change. Call without mu_ held.
+  void UpdateReadiness() ABSL_LOCKS_EXCLUDED(mu_);
+  void SetStreamUp(bool up) ABSL_LOCKS_EXCLUDED(mu_);
   // Grants the server the credits it lacks to match the reachable free
   // slots (never takes any back: the protocol cannot).
   void RegrantLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -147,6 +165,7 @@ class Worker {
   absl::Duration RunDeadline(const crucible::v1::TaskSpec& spec) const;
 
   const WorkerOptions options_;
+  const ReadinessCallback on_readiness_;
   std::unique_ptr<crucible::v1::QueueService::Stub> stub_;
   ExecutorClient executors_;
   ExecutorFleet fleet_;
@@ -168,6 +187,7 @@ class Worker {
   uint64_t capacity_generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on slot changes
   // What the server was last told the executors accept.
   std::vector<crucible::v1::ExecutorAccepts> published_executors_ ABSL_GUARDED_BY(mu_);
+  Readiness readiness_ ABSL_GUARDED_BY(mu_);
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;  // no credits, no new runs
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // runs cancelled; half-close when reported

@@ -132,9 +132,13 @@ void Worker::RunOne(std::shared_ptr<ActiveRun> run) {
     status = absl::UnavailableError(
         absl::StrCat("executor ", run->executor, " lost: ", status.message()));
   }
-  absl::MutexLock lock(&mu_);
-  VLOG(1) << "run of lease " << run->lease_id << " on " << run->executor << " ended: " << status;
-  EndRunLocked(*run, MakeCompletion(run->lease_id, status, result, run->cause, run->cancel_reason));
+  {
+    absl::MutexLock lock(&mu_);
+    VLOG(1) << "run of lease " << run->lease_id << " on " << run->executor << " ended: " << status;
+    EndRunLocked(*run,
+                 MakeCompletion(run->lease_id, status, result, run->cause, run->cancel_reason));
+  }
+  UpdateReadiness();  // failed runs may have taken the executor out of rotation
 }
 
 void Worker::EndRunLocked(ActiveRun& run, ConnectRequest completion) {
@@ -213,10 +217,13 @@ void Worker::CancelAllRuns() {
 
 void Worker::OnCapacityChange() {
   std::vector<crucible::v1::ExecutorAccepts> executors = fleet_.Accepts();
-  absl::MutexLock lock(&mu_);
-  ++capacity_generation_;
-  RegrantLocked();
-  PublishExecutorsLocked(std::move(executors));
+  {
+    absl::MutexLock lock(&mu_);
+    ++capacity_generation_;
+    RegrantLocked();
+    PublishExecutorsLocked(std::move(executors));
+  }
+  UpdateReadiness();
 }
 
 void Worker::PublishExecutorsLocked(std::vector<crucible::v1::ExecutorAccepts> executors) {

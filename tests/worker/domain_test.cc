@@ -17,9 +17,44 @@
 #include "worker/discovery.h"
 #include "worker/executor_pool.h"
 #include "worker/protocol.h"
+#include "worker/readiness.h"
 
 namespace worker {
 namespace {
+
+TEST(ReadinessTest, ReadyOnlyWithAStreamAndAnExecutorInRotation) {
+  Readiness r;
+  EXPECT_FALSE(r.ready());
+  r.SetStreamUp(true);
+  EXPECT_FALSE(r.ready());
+  EXPECT_EQ(r.Reason(), "no executor in rotation");
+  r.SetExecutorsInRotation(2);
+  EXPECT_TRUE(r.ready());
+  r.SetStreamUp(false);
+  EXPECT_FALSE(r.ready());
+  EXPECT_EQ(r.Reason(), "no stream to the server");
+  r.SetExecutorsInRotation(0);
+  EXPECT_FALSE(r.ready());
+}
+
+TEST(ReadinessTest, PublishesEachChangeOnceAndEndsWithTheCurrentState) {
+  Readiness r;
+  EXPECT_FALSE(r.StartPublishing());  // not ready, as published at start
+  r.SetStreamUp(true);
+  r.SetExecutorsInRotation(1);
+  ASSERT_TRUE(r.StartPublishing());  // publish "ready"
+  // Meanwhile the stream drops: another caller does not publish...
+  r.SetStreamUp(false);
+  EXPECT_FALSE(r.StartPublishing());
+  // ...the one publishing goes on with the new state, then stops.
+  EXPECT_TRUE(r.PublishedOne());
+  EXPECT_FALSE(r.ready());
+  EXPECT_FALSE(r.PublishedOne());
+  EXPECT_FALSE(r.StartPublishing());  // nothing new
+  r.SetStreamUp(true);
+  EXPECT_TRUE(r.StartPublishing());
+  EXPECT_FALSE(r.PublishedOne());
+}
 
 TEST(ProtocolTest, RunRequestUsesLeaseAsRunIdAndCopiesSpec) {
   crucible::v1::Assignment a;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/worker/fake_services.h"
@@ -27,10 +28,12 @@ using Mode = worker_test::FakeExecutor::Mode;
 using testing::ElementsAre;
 using testing::UnorderedElementsAre;
 
+// Starts a server on 127.0.0.1:`*port` (0: any free port, written back).
 std::unique_ptr<grpc::Server> StartServer(grpc::Service* service, int* port) {
   grpc::EnableDefaultHealthCheckService(true);  // executors answer health checks
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), port);
+  builder.AddListeningPort(absl::StrCat("127.0.0.1:", *port), grpc::InsecureServerCredentials(),
+                           port);
   builder.RegisterService(service);
   return builder.BuildAndStart();
 }
@@ -99,11 +102,10 @@ bool Started(const Messages& all, const std::string& lease) {
 class WorkerTest : public testing::Test {
  protected:
   void SetUp() override {
-    int queue_port = 0;
-    queue_server_ = StartServer(&queue_, &queue_port);
-    ASSERT_GT(queue_port, 0);
+    queue_server_ = StartServer(&queue_, &queue_port_);
+    ASSERT_GT(queue_port_, 0);
     ASSERT_GT(executor_main_.port, 0);
-    options_.server_address = absl::StrCat("127.0.0.1:", queue_port);
+    options_.server_address = absl::StrCat("127.0.0.1:", queue_port_);
     options_.fleet.discovery.static_addresses = {executor_main_.address};
     options_.fleet.pool.slots_per_executor = 3;
     options_.fleet.pool.probe_interval = absl::Milliseconds(50);
@@ -141,17 +143,110 @@ class WorkerTest : public testing::Test {
     return false;
   }
 
+  // Waits until the worker's readiness is `ready`.
+  bool WaitForReady(bool ready) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < deadline) {
+      if (worker_->ReadyForTest() == ready) return true;
+      absl::SleepFor(absl::Milliseconds(5));  // polling a condition, not a sync sleep
+    }
+    return false;
+  }
+
+  // Waits until the worker's readiness has `reason`.
+  bool WaitForReason(const std::string& reason) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    std::string now;
+    while (absl::Now() < deadline) {
+      worker_->ReadyForTest(&now);
+      if (now == reason) return true;
+      absl::SleepFor(absl::Milliseconds(5));  // polling a condition, not a sync sleep
+    }
+    return false;
+  }
+
+  // What the worker published through its readiness callback, in order.
+  struct Published {
+    void Add(bool ready) {
+      absl::MutexLock lock(&mu);
+      states.push_back(ready);
+    }
+    std::vector<bool> Get() {
+      absl::MutexLock lock(&mu);
+      return states;
+    }
+    absl::Mutex mu;
+    std::vector<bool> states ABSL_GUARDED_BY(mu);
+  };
+
   // Another fake executor, alive until after the worker stops.
   Executor& AddExecutor() { return *extra_.emplace_back(std::make_unique<Executor>()); }
 
   worker_test::FakeQueue queue_;
+  worker_test::FakeQueue queue_again_;  // a restarted server's, on the same port
+  int queue_port_ = 0;
   Executor executor_main_;
   std::vector<std::unique_ptr<Executor>> extra_;
   worker_test::FakeExecutor& executor_ = executor_main_.service;
   std::unique_ptr<grpc::Server> queue_server_;
   WorkerOptions options_;
+  Published published_;
   std::unique_ptr<Worker> worker_;  // last: stopped before the fakes go
 };
+
+TEST_F(WorkerTest, ReadyOnlyWithAStreamToTheServerAndAnExecutorInRotation) {
+  options_.fleet.pool.rejoin_window = absl::ZeroDuration();
+  worker_ = std::make_unique<Worker>(options_, [this](bool ready) { published_.Add(ready); });
+  worker_->Start();
+  ASSERT_TRUE(WaitForReady(true));
+  std::string reason;
+
+  executor_main_.SetServing(false);  // the only executor leaves rotation
+  ASSERT_TRUE(WaitForReady(false));
+  EXPECT_FALSE(worker_->ReadyForTest(&reason));
+  EXPECT_EQ(reason, "no executor in rotation");
+  executor_main_.SetServing(true);
+  ASSERT_TRUE(WaitForReady(true));
+
+  // The server goes away: no stream.
+  queue_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Milliseconds(100)));
+  queue_server_->Wait();
+  ASSERT_TRUE(WaitForReady(false));
+  EXPECT_FALSE(worker_->ReadyForTest(&reason));
+  EXPECT_EQ(reason, "no stream to the server");
+  // It comes back on the same port: ready once the hello is sent.
+  queue_server_ = StartServer(&queue_again_, &queue_port_);
+  ASSERT_NE(queue_server_, nullptr);
+  ASSERT_TRUE(queue_again_.WaitFor([](const Messages& m) { return !m.empty(); }));
+  ASSERT_TRUE(WaitForReady(true));
+  EXPECT_TRUE(worker_->ReadyForTest(&reason));
+  EXPECT_EQ(reason, "stream to the server open; executors in rotation: 1");
+  worker_->Stop();
+  EXPECT_THAT(published_.Get(), ElementsAre(true, false, true, false, true, false));
+}
+
+TEST_F(WorkerTest, NotReadyWithoutAServerEvenWithExecutorsInRotation) {
+  options_.server_address = "127.0.0.1:1";  // nothing listens there
+  worker_ = std::make_unique<Worker>(options_, [this](bool ready) { published_.Add(ready); });
+  worker_->Start();
+  ASSERT_TRUE(WaitForHealth(executor_main_.address, true));
+  std::string reason;
+  EXPECT_FALSE(worker_->ReadyForTest(&reason));
+  EXPECT_EQ(reason, "no stream to the server");
+  EXPECT_TRUE(published_.Get().empty());  // never ready, nothing to publish
+}
+
+TEST_F(WorkerTest, NotReadyWithAStreamButNoExecutorInRotation) {
+  executor_main_.SetServing(false);
+  worker_ = std::make_unique<Worker>(options_, [this](bool ready) { published_.Add(ready); });
+  worker_->Start();
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return !m.empty(); }));  // the hello
+  ASSERT_TRUE(WaitForReason("no executor in rotation"));  // the stream is up
+  EXPECT_FALSE(worker_->ReadyForTest());
+  executor_main_.SetServing(true);  // new executors enter at their first SERVING check
+  ASSERT_TRUE(WaitForReady(true));
+  EXPECT_THAT(published_.Get(), ElementsAre(true));
+}
 
 TEST_F(WorkerTest, HelloCarriesWorkerIdAndTheReachableSlotsAsCredits) {
   Executor& second = AddExecutor();
