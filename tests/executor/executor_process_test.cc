@@ -319,6 +319,59 @@ TEST(ExecutorBadPolicyTest, BadPolicyFileStopsTheExecutorAtStart) {
   }
 }
 
+// Health services of one channel's server: `service`'s status, or the
+// call's error.
+std::string HealthOf(grpc::Channel& channel, const std::string& service) {
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(service);
+  grpc::health::v1::HealthCheckResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  static const grpc::internal::RpcMethod kCheck(
+      "/grpc.health.v1.Health/Check", grpc::internal::RpcMethod::NORMAL_RPC);
+  grpc::Status s = grpc::internal::BlockingUnaryCall<
+      grpc::health::v1::HealthCheckRequest,
+      grpc::health::v1::HealthCheckResponse>(&channel, kCheck, &ctx, req,
+                                             &resp);
+  if (!s.ok()) return absl::StrCat("error ", s.error_code());
+  return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+      resp.status());
+}
+
+// An executor whose engine cannot be reached is not ready ("" and
+// crucible.v1.ExecutorService NOT_SERVING) but alive ("liveness" SERVING),
+// so a liveness probe does not restart it (and kill its runs) during an
+// engine outage; at SIGTERM liveness turns NOT_SERVING too. Needs no engine.
+TEST(ExecutorLivenessTest, AliveButNotReadyWhileTheEngineIsUnreachable) {
+  const std::string dir = testing_util::MakeTempDir("liveness");
+  auto p = Process::Start(
+      {testing_util::BinaryPath("crucible-executor"), "--listen=127.0.0.1:0",
+       "--port_file=" + dir + "/port", "--docker_host=tcp://127.0.0.1:1",
+       "--executor_id=" + executor_testing::UniqueExecutorId(),
+       "--unhealthy_ping_interval=200ms"},
+      dir + "/executor.log");
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto port = testing_util::WaitForPortFile(dir + "/port", *p, absl::Seconds(30));
+  ASSERT_TRUE(port.ok()) << port.status() << p->Log();
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials());
+  // Several rounds of failed pings: liveness holds all along.
+  for (absl::Time until = absl::Now() + absl::Seconds(2); absl::Now() < until;
+       absl::SleepFor(absl::Milliseconds(200))) {
+    EXPECT_EQ(HealthOf(*channel, "liveness"), "SERVING") << p->Log();
+    EXPECT_EQ(HealthOf(*channel, ""), "NOT_SERVING") << p->Log();
+    EXPECT_EQ(HealthOf(*channel, "crucible.v1.ExecutorService"), "NOT_SERVING");
+  }
+  ASSERT_EQ(kill(p->pid(), SIGTERM), 0);
+  EXPECT_TRUE(Eventually(
+      [&] { return HealthOf(*channel, "liveness") != "SERVING"; },
+      absl::Seconds(5)))
+      << p->Log();
+  absl::StatusOr<int> status = p->Wait(absl::Seconds(30));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << p->Log();
+}
+
 // A private engine + proxy (deploy/local/engine) on the port after the
 // shared one, so that the shared engine is not disturbed. A run of `sleep 60`
 // is started, then the Podman service is killed or stopped (SIGSTOP): the
