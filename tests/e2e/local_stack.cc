@@ -6,11 +6,40 @@
 #include <csignal>
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/client_unary_call.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpc/health/v1/health.pb.h"
 #include "tests/testing/test_stack.h"
 
 namespace testing_util {
+namespace {
+
+// Waits until the process on 127.0.0.1:`port` reports "" SERVING (ready);
+// DEADLINE_EXCEEDED naming `name` otherwise.
+absl::Status WaitReady(const std::string& name, int port, absl::Duration timeout) {
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
+  static const grpc::internal::RpcMethod kCheck("/grpc.health.v1.Health/Check",
+                                                grpc::internal::RpcMethod::NORMAL_RPC);
+  for (const absl::Time until = absl::Now() + timeout; absl::Now() < until;) {
+    grpc::health::v1::HealthCheckRequest req;
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+    grpc::Status s = grpc::internal::BlockingUnaryCall<grpc::health::v1::HealthCheckRequest,
+                                                       grpc::health::v1::HealthCheckResponse>(
+        channel.get(), kCheck, &ctx, req, &resp);
+    if (s.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+      return absl::OkStatus();
+    }
+    absl::SleepFor(absl::Milliseconds(50));  // polling a condition
+  }
+  return absl::DeadlineExceededError(absl::StrCat(name, " not ready within ", absl::FormatDuration(timeout)));
+}
+
+}  // namespace
 
 absl::Status LocalStack::StartOne(const std::string& name,
                                   std::vector<std::string> args,
@@ -42,6 +71,13 @@ absl::Status LocalStack::Start(const std::string& docker_host) {
                 absl::StrCat("--executors=127.0.0.1:", executor_port_)},
                worker_, worker_port_);
   if (!s.ok()) return s;
+  // Ready: the executor's engine answers, the worker has its stream to the
+  // server and the executor in rotation.
+  for (const auto& [name, port] : {std::pair<const char*, int>{"executor", executor_port_},
+                                   {"worker", worker_port_}}) {
+    s = WaitReady(name, port, absl::Seconds(60));
+    if (!s.ok()) return s;
+  }
   tasks_ = crucible::v1::TaskService::NewStub(grpc::CreateChannel(
       server_address(), grpc::InsecureChannelCredentials()));
   return absl::OkStatus();
