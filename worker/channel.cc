@@ -15,8 +15,8 @@ absl::Duration MinKeepaliveTime() { return 2 * common::kMinClientPingInterval; }
 absl::Status ValidateChannelOptions(const ChannelOptions& options) {
   if (options.keepalive_time < MinKeepaliveTime()) {
     // The servers would count the pings as abuse and cut the connection.
-    return absl::InvalidArgumentError(
-        absl::StrCat("--keepalive_time: must be at least ", absl::FormatDuration(MinKeepaliveTime())));
+    return absl::InvalidArgumentError(absl::StrCat("--keepalive_time: must be at least ",
+                                                   absl::FormatDuration(MinKeepaliveTime())));
   }
   if (options.keepalive_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--keepalive_timeout: must be positive");

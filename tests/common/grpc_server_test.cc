@@ -25,11 +25,13 @@ class GrpcServerHealthTest : public testing::Test {
     GrpcServerOptions options;
     options.health_service_names = {"crucible.v1.ExecutorService"};
     options.initially_ready = initially_ready;
-    absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(options, {});
+    absl::StatusOr<std::unique_ptr<GrpcServer>> server =
+        GrpcServer::Start(options, {});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
-    stub_ = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials()));
+    stub_ = grpc::health::v1::Health::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                            grpc::InsecureChannelCredentials()));
   }
 
   // The status of `service`, or the call's error code as text.
