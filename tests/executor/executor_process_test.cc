@@ -95,6 +95,25 @@ class RunCall {
   std::thread thread_;
 };
 
+// Health services of one channel's server: `service`'s status, or the
+// call's error.
+std::string HealthOf(grpc::Channel& channel, const std::string& service) {
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(service);
+  grpc::health::v1::HealthCheckResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  static const grpc::internal::RpcMethod kCheck(
+      "/grpc.health.v1.Health/Check", grpc::internal::RpcMethod::NORMAL_RPC);
+  grpc::Status s = grpc::internal::BlockingUnaryCall<
+      grpc::health::v1::HealthCheckRequest,
+      grpc::health::v1::HealthCheckResponse>(&channel, kCheck, &ctx, req,
+                                             &resp);
+  if (!s.ok()) return absl::StrCat("error ", s.error_code());
+  return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+      resp.status());
+}
+
 class ExecutorProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -141,22 +160,7 @@ class ExecutorProcessTest : public ::testing::Test {
   }
 
   // The health status of the executor's service, or the call's error.
-  std::string Health() {
-    grpc::health::v1::HealthCheckRequest req;
-    req.set_service("crucible.v1.ExecutorService");
-    grpc::health::v1::HealthCheckResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-    static const grpc::internal::RpcMethod kCheck(
-        "/grpc.health.v1.Health/Check", grpc::internal::RpcMethod::NORMAL_RPC);
-    grpc::Status s = grpc::internal::BlockingUnaryCall<
-        grpc::health::v1::HealthCheckRequest,
-        grpc::health::v1::HealthCheckResponse>(channel_.get(), kCheck, &ctx,
-                                               req, &resp);
-    if (!s.ok()) return absl::StrCat("error ", s.error_code());
-    return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
-        resp.status());
-  }
+  std::string Health() { return HealthOf(*channel_, "crucible.v1.ExecutorService"); }
 
   RunRequest Request(std::vector<std::string> argv) {
     RunRequest r;
@@ -319,24 +323,6 @@ TEST(ExecutorBadPolicyTest, BadPolicyFileStopsTheExecutorAtStart) {
   }
 }
 
-// Health services of one channel's server: `service`'s status, or the
-// call's error.
-std::string HealthOf(grpc::Channel& channel, const std::string& service) {
-  grpc::health::v1::HealthCheckRequest req;
-  req.set_service(service);
-  grpc::health::v1::HealthCheckResponse resp;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-  static const grpc::internal::RpcMethod kCheck(
-      "/grpc.health.v1.Health/Check", grpc::internal::RpcMethod::NORMAL_RPC);
-  grpc::Status s = grpc::internal::BlockingUnaryCall<
-      grpc::health::v1::HealthCheckRequest,
-      grpc::health::v1::HealthCheckResponse>(&channel, kCheck, &ctx, req,
-                                             &resp);
-  if (!s.ok()) return absl::StrCat("error ", s.error_code());
-  return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
-      resp.status());
-}
 
 // An executor whose engine cannot be reached is not ready ("" and
 // crucible.v1.ExecutorService NOT_SERVING) but alive ("liveness" SERVING),
