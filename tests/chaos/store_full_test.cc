@@ -30,6 +30,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/process.h"
 #include "tests/testing/small_disk.h"
+#include "tests/testing/sqlite_check.h"
 #include "tests/testing/test_stack.h"
 
 namespace {
@@ -56,20 +57,7 @@ bool Eventually(const std::function<bool()>& done, absl::Duration timeout) {
   return true;
 }
 
-std::string IntegrityCheck(const std::string& path) {
-  sqlite3* db = nullptr;
-  std::string result = "cannot open";
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, nullptr) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW) {
-      result = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    }
-    sqlite3_finalize(stmt);
-  }
-  sqlite3_close(db);
-  return result;
-}
+using ::testing_util::IntegrityCheck;
 
 class StoreFullChaosTest : public testing::Test {
  protected:

@@ -20,6 +20,7 @@
 #include "tests/server/scheduler_fixture.h"
 #include "tests/server/test_util.h"
 #include "tests/testing/small_disk.h"
+#include "tests/testing/sqlite_check.h"
 
 namespace server {
 namespace {
@@ -29,21 +30,7 @@ using crucible::v1::TaskState;
 
 constexpr int64_t kDiskBytes = 4 << 20;
 
-// "ok" from PRAGMA integrity_check on the file at `path`.
-std::string IntegrityCheck(const std::string& path) {
-  sqlite3* db = nullptr;
-  std::string result = "cannot open";
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, nullptr) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW) {
-      result = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    }
-    sqlite3_finalize(stmt);
-  }
-  sqlite3_close(db);
-  return result;
-}
+using ::testing_util::IntegrityCheck;
 
 // Members in this order: the disk outlives the store on it.
 class StoreFullTest : public testing::Test {
