@@ -33,6 +33,7 @@
 #include "server/blocking_pool.h"
 #include "server/queue_service.h"
 #include "server/scheduler/scheduler.h"
+#include "server/outbox/durable_outbox.h"
 #include "server/store/sqlite_task_store.h"
 #include "server/task_service.h"
 
@@ -132,6 +133,7 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<server::SqliteTaskStore> store;
+  std::unique_ptr<server::DurableOutbox> outbox;
   std::unique_ptr<server::Scheduler> scheduler;
   std::unique_ptr<server::BlockingPool> pool;
   std::unique_ptr<server::TaskService> task_service;
@@ -149,7 +151,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     store = *std::move(opened);
-    auto created = server::Scheduler::Create({}, *store, common::Clock::Real());
+    outbox = std::make_unique<server::DurableOutbox>(*store, server::DurableOutboxOptions{});
+    auto created = server::Scheduler::Create({}, *store, *outbox, common::Clock::Real());
     if (!created.ok()) return 1;
     scheduler = *std::move(created);
     pool = std::make_unique<server::BlockingPool>(
@@ -215,11 +218,11 @@ int main(int argc, char** argv) {
       "cpu: %.2fs user+sys in this process (clients, workers%s): %.0f us per "
       "task, %.2f cores busy\n",
       cpu, store ? ", server" : "", cpu / tasks * 1e6, cpu / secs);
-  if (store) {
+  if (outbox) {
     std::printf("store commits (batches): %lld, %.1f writes per commit\n",
-                static_cast<long long>(store->batches_committed()),
-                static_cast<double>(store->LastTicket()) /
-                    std::max<int64_t>(1, store->batches_committed()));
+                static_cast<long long>(outbox->batches_committed()),
+                static_cast<double>(outbox->LastTicket()) /
+                    std::max<int64_t>(1, outbox->batches_committed()));
   }
   return idle ? 0 : 1;
 }

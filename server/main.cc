@@ -24,6 +24,7 @@
 #include "server/queue_service.h"
 #include "server/scheduler/request_validation.h"
 #include "server/scheduler/scheduler.h"
+#include "server/outbox/durable_outbox.h"
 #include "server/store/sqlite_task_store.h"
 #include "server/task_service.h"
 
@@ -109,7 +110,6 @@ int main(int argc, char** argv) {
 
   server::SqliteTaskStoreOptions store_options;
   store_options.path = absl::GetFlag(FLAGS_db);
-  store_options.full_retry_interval = absl::GetFlag(FLAGS_store_full_retry);
   std::filesystem::path parent =
       std::filesystem::path(store_options.path).parent_path();
   if (!parent.empty()) {
@@ -125,6 +125,8 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "cannot open store: " << store.status();
     return 1;
   }
+  server::DurableOutbox outbox(
+      **store, {.full_retry_interval = absl::GetFlag(FLAGS_store_full_retry)});
 
   server::SchedulerOptions scheduler_options;
   scheduler_options.lease_ttl = absl::GetFlag(FLAGS_lease_ttl);
@@ -151,7 +153,7 @@ int main(int argc, char** argv) {
        .memory = absl::GetFlag(FLAGS_fleet_memory)},
       common::Clock::Real());
   scheduler_options.admission = &fleet;
-  auto scheduler = server::Scheduler::Create(scheduler_options, **store,
+  auto scheduler = server::Scheduler::Create(scheduler_options, **store, outbox,
                                              common::Clock::Real());
   if (!scheduler.ok()) {
     LOG(ERROR) << "cannot start scheduler: " << scheduler.status();
@@ -186,7 +188,7 @@ int main(int argc, char** argv) {
   std::atomic<bool> store_failed{false};
   {
     server::Scheduler* s = scheduler->get();
-    server::SqliteTaskStore* st = store->get();
+    server::DurableOutbox* st = &outbox;
     grpc::HealthCheckServiceInterface* health =
         (*grpc_server)->server()->GetHealthCheckService();
     bool store_full = false;  // the sweeper's alone

@@ -1,5 +1,6 @@
-// Task admission, client operations, commit/announce plumbing and
-// retry/finish logic. Worker sessions and reports: scheduler_workers.cc.
+// Task admission, client operations and the commit/announce plumbing (Op).
+// State changes of an attempt: scheduler_attempts.cc; worker sessions and
+// dispatch: scheduler_workers.cc; their reports: scheduler_reports.cc.
 #include "server/scheduler/scheduler.h"
 
 #include <algorithm>
@@ -38,7 +39,7 @@ absl::Status DurableOrFull(absl::Status s) {
 Scheduler::Op::~Op() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // Events and output nobody follows need no announcement (the count only
   // grows under mu_, which we hold, so a new subscriber is never missed).
-  bool followed = s_->listener_count_.load() > 0 &&
+  bool followed = s_->delivery_.followed() &&
                   (!out.events.empty() || !out.outputs.empty());
   if (!followed && out.messages.empty() && !then) {
     s_->mu_.Unlock();
@@ -48,39 +49,30 @@ Scheduler::Op::~Op() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // the operations decided them, each after its writes are durable.
   uint64_t op = ++s_->last_op_;
   Scheduler* s = s_;
-  s_->store_.AfterDurable(
-      s_->store_.LastTicket(),
+  s_->outbox_.AfterDurable(
+      s_->outbox_.LastTicket(),
       [s, op, out = std::move(out), then = std::move(then)](absl::Status st) mutable {
-        if (st.ok()) {
-          absl::MutexLock lock(&s->publish_mu_);
-          s->Deliver(out, op);
-          s->delivered_op_ = op;
-        }
+        if (st.ok()) s->delivery_.Deliver(out, op);
         if (then) then(std::move(st));
       });
   s_->mu_.Unlock();
 }
 
 Scheduler::Scheduler(const SchedulerOptions& options, TaskStore& store,
-                     const common::Clock& clock)
-    : options_(options), store_(store), clock_(clock) {}
+                     DurableOutbox& outbox, const common::Clock& clock)
+    : options_(options),
+      store_(store),
+      outbox_(outbox),
+      clock_(clock),
+      queue_(options.fairness_interval) {}
 
 Scheduler::~Scheduler() {
-  store_.DrainCallbacks();
-  store_.SetBurstEnd(nullptr);
-}
-
-void Scheduler::FlushSinks() {
-  absl::MutexLock lock(&publish_mu_);
-  for (int64_t session : unflushed_) {
-    auto it = sinks_.find(session);
-    if (it != sinks_.end()) it->second->Flush();
-  }
-  unflushed_.clear();
+  outbox_.DrainCallbacks();
+  outbox_.SetBurstEnd(nullptr);
 }
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
-    const SchedulerOptions& options, TaskStore& store,
+    const SchedulerOptions& options, TaskStore& store, DurableOutbox& outbox,
     const common::Clock& clock) {
   if (options.default_max_attempts < 1 || options.lease_ttl <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
@@ -92,8 +84,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
         "scheduler: restart_grace and lost_worker_grace must not be negative "
         "(--restart_lease_grace, --lost_worker_grace)");
   }
-  std::unique_ptr<Scheduler> s(new Scheduler(options, store, clock));
-  store.SetBurstEnd([p = s.get()] { p->FlushSinks(); });
+  std::unique_ptr<Scheduler> s(new Scheduler(options, store, outbox, clock));
+  outbox.SetBurstEnd([p = s.get()] { p->delivery_.FlushSinks(); });
   RETURN_IF_ERROR(s->Rebuild());
   return s;
 }
@@ -145,8 +137,8 @@ std::string Scheduler::NewTaskIdLocked() {
                          absl::Uniform<uint16_t>(rng_), absl::Uniform<uint64_t>(rng_));
 }
 
-Scheduler::QueueKey Scheduler::KeyOf(const Entry& e) {
-  return {-e.task.spec().priority(), e.order, e.task.id()};
+QueuePosition Scheduler::PositionOf(const Entry& e) {
+  return {e.task.id(), e.task.spec().priority(), e.order, e.ready_at};
 }
 
 std::string Scheduler::RequestKey(const std::string& tenant,
@@ -179,176 +171,9 @@ void Scheduler::AddEntryLocked(Task task) {
   }
 }
 
-void Scheduler::EnqueueLocked(Entry& e) {
-  if (e.ready_at <= clock_.Now()) {
-    ready_.insert(KeyOf(e));
-    ready_fifo_.emplace(e.order, e.task.id());
-  } else {
-    delayed_.emplace(e.ready_at, e.task.id());
-  }
-}
+void Scheduler::EnqueueLocked(Entry& e) { queue_.Add(PositionOf(e), clock_.Now()); }
 
-void Scheduler::DequeueLocked(Entry& e) {
-  ready_.erase(KeyOf(e));
-  ready_fifo_.erase({e.order, e.task.id()});
-  delayed_.erase({e.ready_at, e.task.id()});
-}
-
-void Scheduler::PromoteDueLocked(absl::Time now) {
-  while (!delayed_.empty() && delayed_.begin()->first <= now) {
-    Entry& e = active_.at(delayed_.begin()->second);
-    delayed_.erase(delayed_.begin());
-    ready_.insert(KeyOf(e));
-    ready_fifo_.emplace(e.order, e.task.id());
-  }
-}
-
-Scheduler::Entry& Scheduler::PickLocked() {
-  ++dispatches_;
-  if (options_.fairness_interval > 0 &&
-      dispatches_ % options_.fairness_interval == 0) {
-    return active_.at(ready_fifo_.begin()->second);
-  }
-  return active_.at(std::get<2>(*ready_.begin()));
-}
-
-absl::Status Scheduler::CommitLocked(Entry& e, TaskState to,
-                                     absl::FunctionRef<void(Task&)> change,
-                                     const std::string& message,
-                                     bool ends_attempt, Outbox& out) {
-  if (to != e.task.state()) {
-    RETURN_IF_ERROR(CheckTransition(e.task.state(), to));
-  }
-  // In place: no copy of the task per transition.
-  change(e.task);
-  e.task.set_state(to);
-  absl::Time now = clock_.Now();
-  *e.task.mutable_update_time() = common::ToProtoTime(now);
-  if (IsTerminal(to)) *e.task.mutable_end_time() = common::ToProtoTime(now);
-  store_.Submit(TaskWrite::Update(e.task));
-  VLOG(1) << "task " << e.task.id() << " -> "
-          << crucible::v1::TaskState_Name(e.task.state()) << " " << message;
-  // Events only go to watchers; none can subscribe while mu_ is held.
-  if (listener_count_.load() == 0) return absl::OkStatus();
-  TaskEvent event;
-  event.set_task_id(e.task.id());
-  event.set_state(e.task.state());
-  event.set_attempt(e.task.attempt());
-  *event.mutable_event_time() = common::ToProtoTime(now);
-  event.set_message(message);
-  if (ends_attempt) *event.mutable_result() = e.task.result();
-  out.events.push_back(std::move(event));
-  return absl::OkStatus();
-}
-
-absl::Status Scheduler::FinishLocked(Entry& e, TaskState state,
-                                     TaskResult result,
-                                     const std::string& message, Outbox& out,
-                                     Task* ended, const std::string& last_error) {
-  RETURN_IF_ERROR(CommitLocked(
-      e, state,
-      [&](Task& t) {
-        *t.mutable_result() = std::move(result);
-        if (!last_error.empty()) t.set_last_error(last_error);
-      },
-      message, /*ends_attempt=*/true, out));
-  ReleaseLeaseLocked(e);
-  DequeueLocked(e);
-  if (ended != nullptr) *ended = e.task;
-  if (!e.task.request_id().empty()) {
-    requests_.erase(RequestKey(e.task.tenant(), e.task.request_id()));
-  }
-  std::string id = e.task.id();
-  active_.erase(id);  // `e` is gone
-  return absl::OkStatus();
-}
-
-absl::Status Scheduler::RetryOrFailLocked(Entry& e, TaskResult result,
-                                          const std::string& infra_error,
-                                          Outbox& out, Blame blame) {
-  if (infra_error.empty()) blame = Blame::kTask;
-  if (e.output_truncated) result.set_output_truncated(true);
-  if (e.cancel_requested) {
-    result.set_reason(crucible::v1::TERMINATION_REASON_CANCELLED);
-    result.set_error_message(e.cancel_reason);
-    return FinishLocked(e, crucible::v1::TASK_STATE_CANCELLED,
-                        std::move(result), "cancelled", out);
-  }
-  std::string why = infra_error.empty() ? result.error_message() : infra_error;
-  const absl::Time now = clock_.Now();
-  const bool system = blame == Blame::kSystem;
-  // The system's faults are not the task's attempts: they have a budget of
-  // their own, in time.
-  const int infra_failures = e.task.infrastructure_failures() + (system ? 1 : 0);
-  const absl::Time failing_since =
-      e.task.has_infrastructure_failing_since()
-          ? common::FromProtoTime(e.task.infrastructure_failing_since())
-          : now;
-  if (system ? now - failing_since >= options_.infra_horizon
-             : e.task.attempt() - infra_failures >= e.max_attempts) {
-    if (system) {
-      result.set_error_message(absl::StrCat(
-          "the infrastructure kept failing for ", absl::FormatDuration(now - failing_since),
-          " (", infra_failures, " attempts; horizon ",
-          absl::FormatDuration(options_.infra_horizon), "): ", infra_error));
-    } else if (!infra_error.empty()) {
-      result.set_error_message(absl::StrCat("attempts exhausted (",
-                                            e.max_attempts, "): ", infra_error));
-    }
-    return FinishLocked(e, crucible::v1::TASK_STATE_FAILED, std::move(result),
-                        absl::StrCat("failed: ", why), out, nullptr,
-                        infra_error);
-  }
-  absl::Duration backoff = system ? InfraBackoffLocked(infra_failures) : BackoffLocked(e);
-  absl::Time next = now + backoff;
-  RETURN_IF_ERROR(CommitLocked(
-      e, crucible::v1::TASK_STATE_QUEUED,
-      [&](Task& t) {
-        if (!infra_error.empty()) t.set_last_error(infra_error);
-        *t.mutable_result() = std::move(result);
-        // Stored with the task, so a restart keeps the backoff.
-        *t.mutable_next_attempt_time() = common::ToProtoTime(next);
-        t.set_infrastructure_failures(infra_failures);
-        if (system) {
-          *t.mutable_infrastructure_failing_since() = common::ToProtoTime(failing_since);
-        } else {
-          t.clear_infrastructure_failing_since();
-        }
-      },
-      absl::StrCat("retrying in ", absl::FormatDuration(backoff), ": ", why),
-      /*ends_attempt=*/true, out));
-  ReleaseLeaseLocked(e);
-  DequeueLocked(e);
-  e.ready_at = std::max(e.ready_at, next);
-  EnqueueLocked(e);
-  return absl::OkStatus();
-}
-
-absl::Duration Scheduler::InfraBackoffLocked(int failures) {
-  absl::Duration d = options_.infra_initial_backoff;
-  for (int i = 1; i < failures && d < options_.infra_max_backoff; ++i) d *= 2;
-  d = std::min(d, options_.infra_max_backoff);
-  double j = options_.backoff_jitter;
-  if (j > 0) d *= absl::Uniform(rng_, 1.0 - j, 1.0 + j);
-  return std::min(d, options_.infra_max_backoff);
-}
-
-absl::Duration Scheduler::BackoffLocked(const Entry& e) {
-  const crucible::v1::RetryPolicy& p = e.task.spec().retry_policy();
-  absl::Duration initial = p.has_initial_backoff()
-                               ? common::FromProtoDuration(p.initial_backoff())
-                               : options_.initial_backoff;
-  absl::Duration cap = p.has_max_backoff()
-                           ? common::FromProtoDuration(p.max_backoff())
-                           : options_.max_backoff;
-  absl::Duration d = initial;
-  const int used = e.task.attempt() - e.task.infrastructure_failures();
-  for (int i = 1; i < used && d < cap; ++i) d *= 2;
-  d = std::min(d, cap);
-  double j = options_.backoff_jitter;
-  if (j > 0) d *= absl::Uniform(rng_, 1.0 - j, 1.0 + j);
-  return std::min(d, cap);
-}
+void Scheduler::DequeueLocked(Entry& e) { queue_.Remove(PositionOf(e)); }
 
 void Scheduler::CreateTaskAsync(TaskSpec spec, std::string request_id,
                                 CreateDone done) {
@@ -362,13 +187,43 @@ void Scheduler::CreateTaskAsync(TaskSpec spec, std::string request_id,
                      absl::FormatDuration(kMaxNotBeforeAhead), " ahead"));
   }
   // While the disk is full nothing new is taken on (reads go on).
-  if (valid.ok()) valid = store_.health();
+  if (valid.ok()) valid = outbox_.health();
   if (!valid.ok()) return done(valid);
-  Op op(this);
-  CreateLocked(std::move(spec), std::move(request_id), std::move(done), op);
+  const std::string key = RequestKey(options_.tenant, request_id);
+  while (true) {
+    // No disk under the lock: a request_id no active task has is looked up
+    // in the store first. A task that already ended was durable before
+    // anyone could end it (its id only leaves after its create is durable),
+    // so the store has it.
+    uint64_t ends = 0;
+    std::optional<absl::StatusOr<Task>> stored;
+    if (!request_id.empty()) {
+      bool active = false;
+      {
+        absl::MutexLock lock(&mu_);
+        active = requests_.contains(key);
+        ends = RequestEndsLocked(key);
+      }
+      if (!active) stored = store_.FindByRequestId(options_.tenant, request_id);
+    }
+    Op op(this);
+    // A task of this request_id may have been created and ended while the
+    // store was read: read again.
+    if (!request_id.empty() && !requests_.contains(key) && RequestEndsLocked(key) != ends) {
+      continue;
+    }
+    return CreateLocked(std::move(spec), std::move(request_id), std::move(stored),
+                        std::move(done), op);
+  }
+}
+
+uint64_t& Scheduler::RequestEndsLocked(const std::string& key) {
+  constexpr size_t kBuckets = sizeof(request_ends_) / sizeof(request_ends_[0]);
+  return request_ends_[absl::Hash<std::string>()(key) % kBuckets];
 }
 
 void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
+                             std::optional<absl::StatusOr<Task>> stored,
                              CreateDone done, Op& op) {
   // Answers once every write decided so far is durable. Called once.
   auto answer = [&op, &done](absl::StatusOr<Task> result) {
@@ -379,15 +234,13 @@ void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
     };
   };
   if (!request_id.empty()) {
-    // Active tasks are known here; a task that already ended was durable
-    // before anyone could end it (its id only leaves after its create is
-    // durable), so the store has it.
+    // An active task answers from memory; else the store's answer holds.
     auto r = requests_.find(RequestKey(options_.tenant, request_id));
-    absl::StatusOr<Task> existing;
+    absl::StatusOr<Task> existing = absl::NotFoundError("no such request_id");
     if (r != requests_.end()) {
       existing = active_.at(r->second).task;
-    } else {
-      existing = store_.FindByRequestId(options_.tenant, request_id);
+    } else if (stored.has_value()) {
+      existing = *std::move(stored);
     }
     if (existing.ok()) {
       // The stored spec is the one submitted, so comparing with it holds
@@ -421,9 +274,9 @@ void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
   *task.mutable_update_time() = common::ToProtoTime(now);
   task.set_tenant(options_.tenant);
   task.set_request_id(std::move(request_id));
-  store_.Submit(TaskWrite::Insert(task));
+  outbox_.Submit(TaskWrite::Insert(task));
   AddEntryLocked(task);
-  if (listener_count_.load() > 0) {  // as in CommitLocked
+  if (delivery_.followed()) {  // as in CommitLocked
     TaskEvent event;
     event.set_task_id(task.id());
     event.set_state(task.state());
@@ -456,13 +309,13 @@ absl::StatusOr<Task> Scheduler::GetTask(const std::string& task_id) {
   std::optional<Task> active;
   {
     absl::MutexLock lock(&mu_);
-    ticket = store_.LastTicket();
+    ticket = outbox_.LastTicket();
     auto it = active_.find(task_id);
     if (it != active_.end() && it->second.task.tenant() == options_.tenant) {
       active = it->second.task;
     }
   }
-  absl::Status durable = store_.AwaitDurable(ticket);
+  absl::Status durable = outbox_.AwaitDurable(ticket);
   if (absl::IsResourceExhausted(durable)) {
     active.reset();  // the disk is full: show what is durable, from the store
   } else {
@@ -487,7 +340,7 @@ absl::StatusOr<ListTasksPage> Scheduler::ListTasks(ListTasksQuery query) {
   }
   if (query.page_size == 0) query.page_size = 50;
   query.page_size = std::min(query.page_size, 1000);
-  RETURN_IF_ERROR(DurableOrFull(store_.AwaitDurable(store_.LastTicket())));
+  RETURN_IF_ERROR(DurableOrFull(outbox_.AwaitDurable(outbox_.LastTicket())));
   return store_.ListTasks(query);
 }
 
@@ -495,7 +348,7 @@ absl::StatusOr<Task> Scheduler::CancelTask(const std::string& task_id,
                                            const std::string& reason) {
   RETURN_IF_ERROR(ValidateTaskId(task_id));
   RETURN_IF_ERROR(ValidateCancelReason(reason));
-  RETURN_IF_ERROR(store_.health());  // refused while the disk is full
+  RETURN_IF_ERROR(outbox_.health());  // refused while the disk is full
   absl::StatusOr<Task> result;
   absl::Notification stored;
   absl::Status durable;
@@ -504,15 +357,25 @@ absl::StatusOr<Task> Scheduler::CancelTask(const std::string& task_id,
     result = CancelLocked(task_id, reason, op.out);
     // Answered once durable, even if the disk fills meanwhile (the cancel
     // took effect in memory: RESOURCE_EXHAUSTED would be a wrong answer).
-    if (result.ok()) {
-      op.then = [&](absl::Status s) {
-        durable = std::move(s);
-        stored.Notify();
-      };
+    // Not active: answered once its end is durable, from the store.
+    op.then = [&](absl::Status s) {
+      durable = std::move(s);
+      stored.Notify();
+    };
+  }
+  stored.WaitForNotification();
+  if (absl::IsNotFound(result.status())) {
+    // Ended (or unknown): the store says which, read without the lock.
+    absl::StatusOr<Task> task = store_.GetTask(task_id);
+    if (!task.ok() || task->tenant() != options_.tenant) {
+      return absl::NotFoundError(
+          absl::StrCat("task ", Abbreviate(task_id), " not found"));
     }
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", task_id, " already ended (",
+                     crucible::v1::TaskState_Name(task->state()), ")"));
   }
   RETURN_IF_ERROR(result.status());
-  stored.WaitForNotification();
   RETURN_IF_ERROR(durable);
   return result;
 }
@@ -522,14 +385,7 @@ absl::StatusOr<Task> Scheduler::CancelLocked(const std::string& task_id,
                                              Outbox& out) {
   auto it = active_.find(task_id);
   if (it == active_.end() || it->second.task.tenant() != options_.tenant) {
-    absl::StatusOr<Task> task = store_.GetTask(task_id);
-    if (!task.ok() || task->tenant() != options_.tenant) {
-      return absl::NotFoundError(
-          absl::StrCat("task ", Abbreviate(task_id), " not found"));
-    }
-    return absl::FailedPreconditionError(
-        absl::StrCat("task ", task_id, " already ended (",
-                     crucible::v1::TaskState_Name(task->state()), ")"));
+    return absl::NotFoundError("not active");
   }
   Entry& e = it->second;
   std::string why = reason.empty() ? "cancelled by client" : reason;
@@ -554,24 +410,20 @@ absl::StatusOr<Task> Scheduler::CancelLocked(const std::string& task_id,
 absl::StatusOr<TaskSubscription> Scheduler::Subscribe(
     const std::string& task_id, TaskListener* listener) {
   RETURN_IF_ERROR(ValidateTaskId(task_id));
-  // mu_ then publish_mu_: no commit can slip between the snapshot and the
-  // registration, and every earlier announcement has been delivered.
+  // Registered under mu_: no operation can slip between the snapshot and
+  // the registration.
   TaskSubscription sub;
   WriteTicket ticket;
   bool active = false;
   {
     absl::MutexLock lock(&mu_);
-    ticket = store_.LastTicket();
+    ticket = outbox_.LastTicket();
     auto it = active_.find(task_id);
     active = it != active_.end() && it->second.task.tenant() == options_.tenant;
     if (active) {
       sub.task = it->second.task;
-      absl::MutexLock plock(&publish_mu_);
-      sub.id = ++next_subscription_;
       // Operations up to last_op_ are in the snapshot; later ones reach us.
-      listeners_[task_id][sub.id] = Listener{listener, last_op_};
-      subscription_task_[sub.id] = task_id;
-      listener_count_.fetch_add(1);
+      sub.id = delivery_.Subscribe(task_id, listener, last_op_);
     }
   }
   if (!active) {  // ended (or unknown): nothing to follow
@@ -579,16 +431,13 @@ absl::StatusOr<TaskSubscription> Scheduler::Subscribe(
     return sub;
   }
   // The snapshot is shown only once durable.
-  absl::Status s = store_.AwaitDurable(ticket);
+  absl::Status s = outbox_.AwaitDurable(ticket);
   if (absl::IsResourceExhausted(s)) {
     // The disk is full: start from what the store has instead. Every
     // operation delivered so far is in it; later ones reach the listener
     // (some again, harmlessly). A change made while nobody followed the
     // task is not announced again: the watcher sees the next one.
-    {
-      absl::MutexLock plock(&publish_mu_);
-      listeners_.at(task_id).at(sub.id).after_op = delivered_op_;
-    }
+    delivery_.FollowFromDelivered(sub.id);
     absl::StatusOr<Task> stored = store_.GetTask(task_id);
     s = stored.status();
     if (s.ok()) sub.task = *std::move(stored);
@@ -601,16 +450,7 @@ absl::StatusOr<TaskSubscription> Scheduler::Subscribe(
 }
 
 void Scheduler::Unsubscribe(int64_t subscription_id) {
-  absl::MutexLock plock(&publish_mu_);
-  auto it = subscription_task_.find(subscription_id);
-  if (it == subscription_task_.end()) return;
-  listener_count_.fetch_sub(1);
-  auto l = listeners_.find(it->second);
-  if (l != listeners_.end()) {
-    l->second.erase(subscription_id);
-    if (l->second.empty()) listeners_.erase(l);
-  }
-  subscription_task_.erase(it);
+  delivery_.Unsubscribe(subscription_id);
 }
 
 absl::StatusOr<std::vector<crucible::v1::OutputChunk>> Scheduler::ReadOutput(
@@ -620,51 +460,13 @@ absl::StatusOr<std::vector<crucible::v1::OutputChunk>> Scheduler::ReadOutput(
   RETURN_IF_ERROR(ValidateOutputRequest(stream, offset, attempt));
   // What was reported before this call is readable (or, while the disk is
   // full, what is durable).
-  RETURN_IF_ERROR(DurableOrFull(store_.AwaitDurable(store_.LastTicket())));
+  RETURN_IF_ERROR(DurableOrFull(outbox_.AwaitDurable(outbox_.LastTicket())));
   return store_.ReadOutput(task_id, attempt, offset, stream, max_bytes);
 }
 
-void Scheduler::Deliver(Outbox& out, uint64_t op) {
-  // Per task, its events of this operation in one call.
-  std::vector<std::pair<std::string, std::vector<TaskEvent>>> by_task;
-  for (const TaskEvent& event : out.events) {
-    if (!listeners_.contains(event.task_id())) continue;
-    auto it = std::find_if(by_task.begin(), by_task.end(), [&](const auto& p) {
-      return p.first == event.task_id();
-    });
-    if (it == by_task.end()) {
-      by_task.emplace_back(event.task_id(), std::vector<TaskEvent>{});
-      it = by_task.end() - 1;
-    }
-    it->second.push_back(event);
-  }
-  for (const auto& [task_id, events] : by_task) {
-    for (const auto& [id, l] : listeners_.at(task_id)) {
-      if (op > l.after_op) l.listener->OnEvents(events);
-    }
-  }
-  for (const auto& [task_id, chunk] : out.outputs) {
-    auto it = listeners_.find(task_id);
-    if (it == listeners_.end()) continue;
-    for (const auto& [id, l] : it->second) {
-      if (op > l.after_op) l.listener->OnOutput(chunk);
-    }
-  }
-  for (auto& [session, message] : out.messages) {
-    auto it = sinks_.find(session);
-    if (it == sinks_.end()) continue;
-    it->second->Send(std::move(message));
-    if (std::find(unflushed_.begin(), unflushed_.end(), session) == unflushed_.end()) {
-      unflushed_.push_back(session);
-    }
-  }
-}
-
-}  // namespace server
-
-namespace server {
-
 absl::StatusOr<int> Scheduler::PurgeExpired(int limit) {
+  // A delete needs room in the WAL too.
+  RETURN_IF_ERROR(outbox_.health());
   return store_.PurgeEndedBefore(clock_.Now() - options_.retention, limit);
 }
 

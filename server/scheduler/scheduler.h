@@ -1,13 +1,12 @@
 #ifndef CRUCIBLE_SERVER_SCHEDULER_SCHEDULER_H_
 #define CRUCIBLE_SERVER_SCHEDULER_SCHEDULER_H_
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -23,6 +22,9 @@
 #include "common/clock.h"
 #include "crucible/v1/queue_service.pb.h"
 #include "crucible/v1/task.pb.h"
+#include "server/delivery/delivery.h"
+#include "server/outbox/durable_outbox.h"
+#include "server/queue/ready_queue.h"
 #include "server/scheduler/fleet_admission.h"
 #include "server/scheduler/spec_validation.h"
 #include "server/store/task_store.h"
@@ -83,36 +85,6 @@ struct SchedulerOptions {
 // infra_horizon).
 enum class Blame { kTask, kSystem };
 
-// Receives the messages for one connected worker (assignments, cancels).
-// Send() and Flush() are called with no Scheduler lock held but under the
-// delivery lock, messages in the order the scheduler decided them: they
-// must not block and must not call into the Scheduler.
-class WorkerSink {
- public:
-  virtual ~WorkerSink() = default;
-  // Queues a message for the worker.
-  virtual void Send(crucible::v1::ConnectResponse message) = 0;
-  // Sends what was queued: called once the store's callbacks of a commit
-  // have all run, so one commit's messages can go out together.
-  virtual void Flush() {}
-};
-
-// Follows one task. Called like WorkerSink::Send (no blocking, no calls into
-// the Scheduler), in commit order.
-class TaskListener {
- public:
-  virtual ~TaskListener() = default;
-  // A state change, after it was stored.
-  virtual void OnEvent(const crucible::v1::TaskEvent& event) = 0;
-  // The changes one operation made to the task, in order (one call, so a
-  // listener sees them as one burst).
-  virtual void OnEvents(const std::vector<crucible::v1::TaskEvent>& events) {
-    for (const crucible::v1::TaskEvent& e : events) OnEvent(e);
-  }
-  // A chunk of output, after it was stored (as stored, cap applied).
-  virtual void OnOutput(const crucible::v1::OutputChunk& chunk) = 0;
-};
-
 // What Subscribe returns: the task as of the subscription, consistent with
 // the events that follow. `id` is 0 (nothing registered) if the task is
 // already terminal.
@@ -121,14 +93,15 @@ struct TaskSubscription {
   crucible::v1::Task task;
 };
 
-// The task lifecycle: admission, the queue, worker sessions with credits,
-// leases, retries with backoff, cancels and events. Every state change is
-// checked against the transition table, written to the store, then
-// announced (listeners, worker sinks). Thread-safe. No gRPC.
+// The task state machine: admission, worker sessions with credits, leases,
+// retries with backoff, cancels and events, over a ReadyQueue. Every state
+// change is checked against the transition table, submitted to the
+// DurableOutbox, then announced (Delivery: listeners, worker sinks).
+// Thread-safe. No gRPC.
 //
 // State changes are decided in memory under the scheduler's lock and
-// submitted to the store's writer in that order; the lock is never held
-// while the store commits. What an operation announces (events, output,
+// submitted to the outbox in that order; the lock is never held while the
+// store commits or reads. What an operation announces (events, output,
 // assignments, cancels, the answer to CreateTask) leaves only once its
 // writes are durable, in operation order.
 class Scheduler {
@@ -136,10 +109,11 @@ class Scheduler {
   // Rebuilds the queue from `store`. Tasks found LEASED or RUNNING keep
   // their attempt for `restart_grace`, for their worker to take the lease
   // back (Heartbeat's `held`); then they count as lapsed leases (requeued,
-  // or FAILED when out of attempts). `store` and `clock` must outlive the
-  // scheduler.
+  // or FAILED when out of attempts). Reads go to `store`, writes through
+  // `outbox` (committing to the same store). `store`, `outbox` and `clock`
+  // must outlive the scheduler.
   static absl::StatusOr<std::unique_ptr<Scheduler>> Create(
-      const SchedulerOptions& options, TaskStore& store,
+      const SchedulerOptions& options, TaskStore& store, DurableOutbox& outbox,
       const common::Clock& clock);
 
   // --- Client API ---
@@ -210,8 +184,15 @@ class Scheduler {
   // ended. Called periodically by the service.
   int ExpireLeases();
   // Deletes terminal tasks that ended more than `retention` ago (at most
-  // `limit` per call). Returns how many were deleted.
+  // `limit` per call). Returns how many were deleted. RESOURCE_EXHAUSTED at
+  // once while the disk is full.
   absl::StatusOr<int> PurgeExpired(int limit = 1000);
+
+  // The outbox's health: OK, RESOURCE_EXHAUSTED while the disk is full (no
+  // new work is taken on), or the error that broke it.
+  absl::Status store_health() { return outbox_.health(); }
+  // Waits until everything decided so far is announced (for tests).
+  void SettleForTest() { outbox_.DrainCallbacks(); }
 
   // Waits for every announcement decided so far to be delivered.
   ~Scheduler();
@@ -238,27 +219,15 @@ class Scheduler {
     bool cancel_requested = false;
     std::string cancel_reason;
   };
-  using QueueKey = std::tuple<int, uint64_t, std::string>;  // -prio, order, id
-  struct Listener {
-    TaskListener* listener;
-    uint64_t after_op;  // only announcements of later operations
-  };
   struct Session {
     std::string worker_id;
     int64_t credits = 0;
   };
-  struct Outbox {
-    std::vector<crucible::v1::TaskEvent> events;
-    std::vector<std::pair<std::string, crucible::v1::OutputChunk>> outputs;
-    std::vector<std::pair<int64_t, crucible::v1::ConnectResponse>> messages;
-    bool empty() const {
-      return events.empty() && outputs.empty() && messages.empty();
-    }
-  };
+  using Outbox = Announcement;
   class Op;
 
   Scheduler(const SchedulerOptions& options, TaskStore& store,
-            const common::Clock& clock);
+            DurableOutbox& outbox, const common::Clock& clock);
   absl::Status Rebuild();
   // 128 random bits, in hex: lease ids (fencing tokens).
   std::string NewIdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -267,17 +236,16 @@ class Scheduler {
   // touch the right edge of the store's id indexes instead of a random page
   // per task.
   std::string NewTaskIdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static QueueKey KeyOf(const Entry& e);
+  static QueuePosition PositionOf(const Entry& e);
   void AddEntryLocked(crucible::v1::Task task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The queue: ready_ (priority, FIFO) and ready_fifo_ (FIFO) hold QUEUED
-  // tasks that are due, delayed_ those waiting for ready_at. No dispatch
-  // scans them.
   void EnqueueLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DequeueLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PromoteDueLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  Entry& PickLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `stored`: the store's task of `request_id` (or NOT_FOUND), read without
+  // the lock; nullopt if it was not read (an active task has it).
   void CreateLocked(crucible::v1::TaskSpec spec, std::string request_id,
+                    std::optional<absl::StatusOr<crucible::v1::Task>> stored,
                     CreateDone done, Op& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // NOT_FOUND if `task_id` is not active (ended, or unknown).
   absl::StatusOr<crucible::v1::Task> CancelLocked(const std::string& task_id,
                                                   const std::string& reason,
                                                   Outbox& out)
@@ -330,33 +298,31 @@ class Scheduler {
                                            const std::string& why) const;
   void SendCancelLocked(const Entry& e, const std::string& reason, Outbox& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Flushes the sinks Deliver sent to (the store's burst end).
-  void FlushSinks() ABSL_LOCKS_EXCLUDED(publish_mu_);
-  void Deliver(Outbox& out, uint64_t op)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_);
   static std::string RequestKey(const std::string& tenant,
                                 const std::string& request_id);
+  // Counts ends of tasks with a request_id, by a hash of the key: a create
+  // that read the store without the lock reads again if one of its bucket
+  // ended meanwhile (it may have been created and ended in between).
+  uint64_t& RequestEndsLocked(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SchedulerOptions options_;
   TaskStore& store_;
+  DurableOutbox& outbox_;
   const common::Clock& clock_;
+  Delivery delivery_;
 
-  absl::Mutex mu_ ABSL_ACQUIRED_BEFORE(publish_mu_);
+  absl::Mutex mu_;
   absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
   uint64_t next_order_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t next_session_ ABSL_GUARDED_BY(mu_) = 0;
   // Non-terminal tasks only; terminal ones live in the store alone.
   absl::flat_hash_map<std::string, Entry> active_ ABSL_GUARDED_BY(mu_);
-  std::set<QueueKey> ready_ ABSL_GUARDED_BY(mu_);
-  std::set<std::pair<uint64_t, std::string>> ready_fifo_ ABSL_GUARDED_BY(mu_);
-  std::set<std::pair<absl::Time, std::string>> delayed_ ABSL_GUARDED_BY(mu_);
-  uint64_t dispatches_ ABSL_GUARDED_BY(mu_) = 0;
+  ReadyQueue queue_ ABSL_GUARDED_BY(mu_);
   // Operations that announce something, numbered in lock order.
   uint64_t last_op_ ABSL_GUARDED_BY(mu_) = 0;
-  // Subscriptions registered; grows only under mu_ (and publish_mu_).
-  std::atomic<int64_t> listener_count_{0};
   // (tenant, request_id) -> id of active tasks.
   absl::flat_hash_map<std::string, std::string> requests_ ABSL_GUARDED_BY(mu_);
+  uint64_t request_ends_[64] ABSL_GUARDED_BY(mu_) = {};
   absl::flat_hash_map<std::string, std::string> leases_ ABSL_GUARDED_BY(mu_);
   // Ids of tasks found LEASED or RUNNING at start whose lease no worker has
   // claimed yet (their lease id is unknown: the store keeps none); each
@@ -368,25 +334,12 @@ class Scheduler {
   absl::flat_hash_map<std::string, int64_t> session_of_worker_
       ABSL_GUARDED_BY(mu_);
 
-  // Delivery, on the store's callback thread in operation order; after
-  // Unsubscribe / DisconnectWorker return nothing is called.
-  absl::Mutex publish_mu_;
-  int64_t next_subscription_ ABSL_GUARDED_BY(publish_mu_) = 0;
-  absl::flat_hash_map<int64_t, WorkerSink*> sinks_ ABSL_GUARDED_BY(publish_mu_);
-  // Sessions with messages sent since the last flush.
-  std::vector<int64_t> unflushed_ ABSL_GUARDED_BY(publish_mu_);
-  // The last operation delivered (all earlier ones are, and are durable).
-  uint64_t delivered_op_ ABSL_GUARDED_BY(publish_mu_) = 0;
-  absl::flat_hash_map<std::string, absl::flat_hash_map<int64_t, Listener>>
-      listeners_ ABSL_GUARDED_BY(publish_mu_);
-  absl::flat_hash_map<int64_t, std::string> subscription_task_
-      ABSL_GUARDED_BY(publish_mu_);
 };
 
 // One public operation: holds mu_ while the state changes. On destruction
-// it numbers itself, asks the store to run the announcement of `out` and
-// then `then` (with the store's status) once every write so far is durable,
-// and releases mu_.
+// it numbers itself, asks the outbox to run the announcement of `out` and
+// then `then` (with the outbox's status) once every write so far is
+// durable, and releases mu_.
 class ABSL_SCOPED_LOCKABLE Scheduler::Op {
  public:
   explicit Op(Scheduler* s) ABSL_EXCLUSIVE_LOCK_FUNCTION(s->mu_) : s_(s) {

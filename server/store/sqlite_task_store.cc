@@ -1,6 +1,5 @@
 #include "server/store/sqlite_task_store.h"
 
-#include <pthread.h>
 #include <sqlite3.h>
 
 #include <filesystem>
@@ -27,10 +26,18 @@ using crucible::v1::OutputStream;
 using crucible::v1::Task;
 using crucible::v1::TaskState;
 
-// Each entry moves the schema from version i to i+1. Never edit a shipped
-// entry; append a new one.
-const char* const kMigrations[] = {
-    R"sql(
+absl::StatusOr<Task> ParseTask(const std::string& bytes);
+absl::Status BackfillLabels(sqlite3* db);
+
+// Each entry moves the schema from version i to i+1: its SQL, then its
+// backfill (if any), in one transaction. Never edit a shipped entry; append
+// a new one.
+struct Migration {
+  const char* sql;
+  absl::Status (*backfill)(sqlite3* db) = nullptr;
+};
+const Migration kMigrations[] = {
+    {R"sql(
 CREATE TABLE tasks (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   id TEXT NOT NULL UNIQUE,
@@ -53,12 +60,24 @@ CREATE TABLE output_chunks (
   data BLOB NOT NULL,
   PRIMARY KEY (task_id, attempt, byte_offset)
 );
-)sql",
+)sql"},
     // 2: when a task ended, for retention.
-    R"sql(
+    {R"sql(
 ALTER TABLE tasks ADD COLUMN end_time_us INTEGER;
 CREATE INDEX tasks_by_end ON tasks(end_time_us) WHERE end_time_us IS NOT NULL;
+)sql"},
+    // 3: labels, so ListTasks filters them in SQL; ordered by seq within
+    // each (key, value), so a filtered page reads only matching rows.
+    {R"sql(
+CREATE TABLE task_labels (
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (key, value, seq)
+) WITHOUT ROWID;
+CREATE INDEX task_labels_by_seq ON task_labels(seq);
 )sql",
+     &BackfillLabels},
 };
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
 constexpr absl::string_view kPageTokenPrefix = "v1:seq:";
@@ -71,11 +90,17 @@ absl::StatusOr<Task> ParseTask(const std::string& bytes) {
   return task;
 }
 
-bool IsTerminal(TaskState s) {
-  return s == crucible::v1::TASK_STATE_SUCCEEDED ||
-         s == crucible::v1::TASK_STATE_FAILED ||
-         s == crucible::v1::TASK_STATE_TIMED_OUT ||
-         s == crucible::v1::TASK_STATE_CANCELLED;
+absl::Status BackfillLabels(sqlite3* db) {
+  Stmt tasks(db, "SELECT seq, task FROM tasks");
+  Stmt insert(db, "INSERT OR IGNORE INTO task_labels (key, value, seq) VALUES (?, ?, ?)");
+  while (tasks.Step()) {
+    ASSIGN_OR_RETURN(Task task, ParseTask(tasks.Blob(1)));
+    for (const auto& [key, value] : task.spec().labels()) {
+      insert.Reset();
+      RETURN_IF_ERROR(insert.Bind(1, key).Bind(2, value).Bind(3, tasks.Int(0)).Run());
+    }
+  }
+  return tasks.status();
 }
 
 int64_t Micros(const google::protobuf::Timestamp& t) {
@@ -121,7 +146,10 @@ absl::Status Migrate(sqlite3* db) {
   for (int64_t v = version; v < kNumMigrations; ++v) {
     Transaction tx(db);
     RETURN_IF_ERROR(tx.status());
-    RETURN_IF_ERROR(ExecSql(db, kMigrations[v]));
+    RETURN_IF_ERROR(ExecSql(db, kMigrations[v].sql));
+    if (kMigrations[v].backfill != nullptr) {
+      RETURN_IF_ERROR(kMigrations[v].backfill(db));
+    }
     RETURN_IF_ERROR(Stmt(db, "INSERT INTO schema_version (version) VALUES (?)")
                         .Bind(1, v + 1)
                         .Run());
@@ -160,6 +188,7 @@ TaskWrite TaskWrite::Insert(const Task& task) {
   w.row.request_id = task.request_id();
   w.row.create_time_us = Micros(task.create_time());
   w.row.priority = task.spec().priority();
+  w.row.labels.assign(task.spec().labels().begin(), task.spec().labels().end());
   return w;
 }
 
@@ -180,8 +209,26 @@ TaskWrite TaskWrite::Output(std::string task_id, OutputChunk chunk) {
 
 int SqliteTaskStore::CurrentSchemaVersion() { return kNumMigrations; }
 
+// A read connection of the pool, for one read.
+class SqliteTaskStore::ReadConnection {
+ public:
+  explicit ReadConnection(SqliteTaskStore* store)
+      : store_(store), db_(store->AcquireRead()) {}
+  ~ReadConnection() { store_->ReleaseRead(db_); }
+  ReadConnection(const ReadConnection&) = delete;
+  ReadConnection& operator=(const ReadConnection&) = delete;
+  sqlite3* get() const { return db_; }
+
+ private:
+  SqliteTaskStore* const store_;
+  sqlite3* const db_;
+};
+
 absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
     const SqliteTaskStoreOptions& options) {
+  if (options.read_connections < 1) {
+    return absl::InvalidArgumentError("store: read_connections must be >= 1");
+  }
   ASSIGN_OR_RETURN(sqlite3 * write_db, OpenConnection(options));
   // WAL keeps readers off the writer's back; FULL syncs the WAL on every
   // commit, which is what makes a committed batch survive a crash.
@@ -196,193 +243,59 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
   }();
   if (s.ok()) s = ExecSql(write_db, "PRAGMA synchronous=FULL");
   if (s.ok()) s = Migrate(write_db);
+  std::vector<sqlite3*> read_dbs;
+  while (s.ok() && static_cast<int>(read_dbs.size()) < options.read_connections) {
+    absl::StatusOr<sqlite3*> read_db = OpenConnection(options);
+    s = read_db.status();
+    if (s.ok()) read_dbs.push_back(*read_db);
+  }
   if (!s.ok()) {
+    for (sqlite3* db : read_dbs) sqlite3_close(db);
     sqlite3_close(write_db);
     return s;
   }
-  absl::StatusOr<sqlite3*> read_db = OpenConnection(options);
-  if (!read_db.ok()) {
-    sqlite3_close(write_db);
-    return read_db.status();
-  }
   return std::unique_ptr<SqliteTaskStore>(
-      new SqliteTaskStore(options, write_db, *read_db));
+      new SqliteTaskStore(options, write_db, std::move(read_dbs)));
 }
 
 SqliteTaskStore::SqliteTaskStore(const SqliteTaskStoreOptions& options,
-                                 sqlite3* write_db, sqlite3* read_db)
-    : options_(options), write_db_(write_db), read_db_(read_db) {
-  // Named for top -H and perf.
-  writer_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "store-writer");
-    WriterLoop();
-  });
-  callback_thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "store-callback");
-    CallbackLoop();
-  });
-}
+                                 sqlite3* write_db, std::vector<sqlite3*> read_dbs)
+    : options_(options), write_db_(write_db), idle_reads_(read_dbs), read_dbs_(read_dbs) {}
 
 SqliteTaskStore::~SqliteTaskStore() {
   {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
+    absl::MutexLock lock(&write_mu_);
+    // Finalized before their connection closes.
+    insert_task_.reset();
+    update_task_.reset();
+    insert_output_.reset();
+    insert_label_.reset();
+    sqlite3_close(write_db_);
   }
-  writer_.join();
-  callback_thread_.join();
-  insert_task_.reset();  // finalized before their connection closes
-  update_task_.reset();
-  insert_output_.reset();
-  sqlite3_close(write_db_);
   absl::MutexLock lock(&read_mu_);
-  sqlite3_close(read_db_);
+  CHECK_EQ(idle_reads_.size(), read_dbs_.size()) << "store destroyed during a read";
+  for (sqlite3* db : read_dbs_) sqlite3_close(db);
 }
 
-WriteTicket SqliteTaskStore::Enqueue(Pending pending) {
-  absl::MutexLock lock(&mu_);
-  pending.ticket = ++last_ticket_;
-  WriteTicket ticket = pending.ticket;
-  queue_.push_back(std::move(pending));
-  return ticket;
+sqlite3* SqliteTaskStore::AcquireRead() {
+  absl::MutexLock lock(&read_mu_);
+  read_mu_.Await(absl::Condition(this, &SqliteTaskStore::ReadFree));
+  sqlite3* db = idle_reads_.back();
+  idle_reads_.pop_back();
+  return db;
 }
 
-WriteTicket SqliteTaskStore::Submit(TaskWrite write) {
-  Pending p;
-  p.write = std::move(write);
-  return Enqueue(std::move(p));
+void SqliteTaskStore::ReleaseRead(sqlite3* db) {
+  absl::MutexLock lock(&read_mu_);
+  idle_reads_.push_back(db);
 }
 
-WriteTicket SqliteTaskStore::LastTicket() {
-  absl::MutexLock lock(&mu_);
-  return last_ticket_;
-}
-
-void SqliteTaskStore::AfterDurable(WriteTicket ticket,
-                                   std::function<void(absl::Status)> fn) {
-  absl::MutexLock lock(&mu_);
-  callbacks_.push_back(Callback{ticket, std::move(fn)});
-}
-
-absl::Status SqliteTaskStore::AwaitDurable(WriteTicket ticket) {
-  absl::MutexLock lock(&mu_);
-  DurableArg arg{this, ticket};
-  mu_.Await(absl::Condition(&SqliteTaskStore::IsDurableOrFull, &arg));
-  if (durable_ >= ticket) return absl::OkStatus();
-  return failed_.ok() ? full_ : failed_;
-}
-
-void SqliteTaskStore::DrainCallbacks() {
-  absl::MutexLock lock(&mu_);
-  ++drain_waiters_;  // a writer waiting for space tries once more, then gives up
-  mu_.Await(absl::Condition(this, &SqliteTaskStore::Drained));
-  --drain_waiters_;
-}
-
-absl::Status SqliteTaskStore::health() {
-  // Asked on every dispatch: no lock while all is well.
-  if (!unhealthy_.load(std::memory_order_acquire)) return absl::OkStatus();
-  absl::MutexLock lock(&mu_);
-  return failed_.ok() ? full_ : failed_;
-}
-
-int64_t SqliteTaskStore::batches_committed() {
-  absl::MutexLock lock(&mu_);
-  return batches_;
-}
-
-bool SqliteTaskStore::IsDurable(DurableArg* arg) {
-  arg->store->mu_.AssertHeld();
-  return arg->store->Durable(arg->ticket);
-}
-
-bool SqliteTaskStore::IsDurableOrFull(DurableArg* arg) {
-  arg->store->mu_.AssertHeld();
-  return arg->store->Durable(arg->ticket) || !arg->store->full_.ok();
-}
-
-bool SqliteTaskStore::CallbackReady() const {
-  if (!callbacks_.empty()) return Durable(callbacks_.front().ticket);
-  return stopping_ && writer_done_;
-}
-
-void SqliteTaskStore::WriterLoop() {
-  while (true) {
-    std::vector<Pending> batch = NextBatch();
-    if (batch.empty()) return;
-    absl::Status s = CommitBatch(batch);
-    absl::MutexLock lock(&mu_);
-    if (s.ok()) {
-      durable_ = batch.back().ticket;
-      ++batches_;
-    } else if (failed_.ok()) {
-      LOG(ERROR) << "store: commit failed, the store is now read-only: " << s;
-      failed_ = absl::UnavailableError(absl::StrCat("store failed: ", s.message()));
-      unhealthy_.store(true, std::memory_order_release);
-    }
-  }
-}
-
-std::vector<SqliteTaskStore::Pending> SqliteTaskStore::NextBatch() {
-  std::vector<Pending> batch;
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(this, &SqliteTaskStore::WriterReady));
-  if (queue_.empty()) {  // stopping, and everything is written
-    writer_done_ = true;
-    return batch;
-  }
-  // A job runs alone; writes are taken up to the next job.
-  if (queue_.front().job) {
-    batch.push_back(std::move(queue_.front()));
-    queue_.pop_front();
-    return batch;
-  }
-  while (!queue_.empty() && !queue_.front().job &&
-         static_cast<int>(batch.size()) < options_.max_batch) {
-    batch.push_back(std::move(queue_.front()));
-    queue_.pop_front();
-  }
-  return batch;
-}
-
-absl::Status SqliteTaskStore::CommitBatch(std::vector<Pending>& batch) {
-  bool last_try = false;
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (!failed_.ok()) return failed_;
-    }
-    absl::Status s = ApplyBatch(batch);  // rolled back if it failed
-    ResetStatements();
-    absl::Status full = s.ok() ? absl::OkStatus() : FullError(s);
-    absl::MutexLock lock(&mu_);
-    if (s.ok() && !full_.ok()) {
-      LOG(WARNING) << "store: writes succeed again on " << options_.path;
-      full_ = absl::OkStatus();
-      unhealthy_.store(false, std::memory_order_release);
-    }
-    if (s.ok() || full.ok()) return s;
-    // The disk is full: nothing is lost yet (the batch is rolled back and
-    // kept, later writes queue behind it), so wait for space instead of
-    // breaking the store. Memory stays ahead of the file meanwhile.
-    if (full_.ok()) {
-      LOG(ERROR) << "store: " << full.message() << " (" << batch.size() + queue_.size()
-                 << " writes waiting)";
-      full_ = full;
-      unhealthy_.store(true, std::memory_order_release);
-    }
-    if (last_try) {  // stopping or draining: no one will wait for space
-      LOG(ERROR) << "store: giving up with the disk still full; "
-                 << batch.size() + queue_.size() << " writes not stored";
-      return absl::UnavailableError(
-          absl::StrCat("stopped while the disk was full: ", full.message()));
-    }
-    // Real time, not a Clock: this waits on the disk, not on the domain.
-    if (!RetryNow()) {
-      mu_.AwaitWithTimeout(absl::Condition(this, &SqliteTaskStore::RetryNow),
-                           options_.full_retry_interval);
-    }
-    last_try = RetryNow();
-  }
+absl::Status SqliteTaskStore::Commit(absl::Span<const TaskWrite> writes) {
+  if (writes.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&write_mu_);
+  absl::Status s = ApplyBatch(writes);  // rolled back if it failed
+  ResetStatements();
+  return s.ok() ? s : FullError(s);
 }
 
 absl::Status SqliteTaskStore::FullError(const absl::Status& s) const {
@@ -395,7 +308,7 @@ absl::Status SqliteTaskStore::FullError(const absl::Status& s) const {
   constexpr uintmax_t kNearlyFull = 1 << 20;
   const bool no_space = !ec && space.available < kNearlyFull;
   if (!absl::IsResourceExhausted(s) && !(absl::IsInternal(s) && no_space)) {
-    return absl::OkStatus();
+    return s;
   }
   return absl::ResourceExhaustedError(absl::StrCat(
       "the task store is full: no space left on the disk of ", options_.path,
@@ -405,55 +318,15 @@ absl::Status SqliteTaskStore::FullError(const absl::Status& s) const {
 }
 
 void SqliteTaskStore::ResetStatements() {
-  for (std::unique_ptr<Stmt>* stmt : {&insert_task_, &update_task_, &insert_output_}) {
+  for (std::unique_ptr<Stmt>* stmt :
+       {&insert_task_, &update_task_, &insert_output_, &insert_label_}) {
     if (*stmt != nullptr) (*stmt)->Reset();
   }
 }
 
-void SqliteTaskStore::SetBurstEnd(std::function<void()> fn) {
-  absl::MutexLock lock(&mu_);
-  burst_end_ = std::move(fn);
-}
-
-void SqliteTaskStore::CallbackLoop() {
-  bool in_burst = false;  // callbacks ran since the last burst end
-  while (true) {
-    Callback cb;
-    absl::Status status;
-    std::function<void()> burst_end;
-    {
-      absl::MutexLock lock(&mu_);
-      callback_running_ = false;
-      const bool next_ready = !callbacks_.empty() && Durable(callbacks_.front().ticket);
-      if (in_burst && !next_ready) {
-        in_burst = false;
-        burst_end = burst_end_;  // a copy: SetBurstEnd may run meanwhile
-        callback_running_ = burst_end != nullptr;  // so Drained waits for it
-      } else {
-        mu_.Await(absl::Condition(this, &SqliteTaskStore::CallbackReady));
-        if (callbacks_.empty()) return;  // stopping, writer done, all run
-        cb = std::move(callbacks_.front());
-        callbacks_.pop_front();
-        status = durable_ >= cb.ticket ? absl::OkStatus() : failed_;
-        callback_running_ = true;
-      }
-    }
-    if (cb.fn) {
-      cb.fn(std::move(status));
-      in_burst = true;
-    } else if (burst_end) {
-      burst_end();
-    }
-  }
-}
-
-absl::Status SqliteTaskStore::ApplyBatch(std::vector<Pending>& batch) {
+absl::Status SqliteTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
   Transaction tx(write_db_);
   RETURN_IF_ERROR(tx.status());
-  if (batch.front().job) {
-    RETURN_IF_ERROR(batch.front().job(write_db_));
-    return tx.Commit();
-  }
   // Several writes of one task in a batch: only the last state is written,
   // in the row the first one made (so creation order, and seq, hold).
   struct Row {
@@ -464,8 +337,7 @@ absl::Status SqliteTaskStore::ApplyBatch(std::vector<Pending>& batch) {
   std::vector<Row> rows;
   absl::flat_hash_map<absl::string_view, size_t> row_of;
   std::vector<const TaskWrite*> outputs;
-  for (const Pending& p : batch) {
-    const TaskWrite& w = p.write;
+  for (const TaskWrite& w : writes) {
     if (w.kind == TaskWrite::Kind::kOutput) {
       outputs.push_back(&w);
       continue;
@@ -477,7 +349,8 @@ absl::Status SqliteTaskStore::ApplyBatch(std::vector<Pending>& batch) {
       rows[it->second].last = &w.row;
     }
   }
-  auto prepared = [this](std::unique_ptr<Stmt>& stmt, const char* sql) -> Stmt& {
+  auto prepared = [this](std::unique_ptr<Stmt>& stmt, const char* sql)
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) -> Stmt& {
     if (stmt == nullptr) stmt = std::make_unique<Stmt>(write_db_, sql);
     return *stmt;
   };
@@ -501,6 +374,10 @@ absl::Status SqliteTaskStore::ApplyBatch(std::vector<Pending>& batch) {
       insert.Bind(4, t.create_time_us).Bind(5, int64_t{t.priority});
       BindRow(insert, *row.last, 6);
       RETURN_IF_ERROR(insert.Run());
+      // Not ignored (a new id and request_id): label the new row.
+      if (sqlite3_changes(write_db_) == 1) {
+        RETURN_IF_ERROR(InsertLabels(t, sqlite3_last_insert_rowid(write_db_)));
+      }
     } else {
       update.Reset();
       BindRow(update, *row.last, 1);
@@ -525,23 +402,32 @@ absl::Status SqliteTaskStore::ApplyBatch(std::vector<Pending>& batch) {
   return tx.Commit();
 }
 
-absl::StatusOr<Task> SqliteTaskStore::GetTaskLocked(const std::string& task_id) {
-  Stmt get(read_db_, "SELECT task FROM tasks WHERE id = ?");
+absl::Status SqliteTaskStore::InsertLabels(const TaskRow& row, int64_t seq) {
+  if (row.labels.empty()) return absl::OkStatus();
+  if (insert_label_ == nullptr) {
+    insert_label_ = std::make_unique<Stmt>(
+        write_db_, "INSERT OR IGNORE INTO task_labels (key, value, seq) VALUES (?, ?, ?)");
+  }
+  for (const auto& [key, value] : row.labels) {
+    insert_label_->Reset();
+    RETURN_IF_ERROR(insert_label_->Bind(1, key).Bind(2, value).Bind(3, seq).Run());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Task> SqliteTaskStore::GetTask(const std::string& task_id) {
+  ReadConnection db(this);
+  Stmt get(db.get(), "SELECT task FROM tasks WHERE id = ?");
   get.Bind(1, task_id);
   if (get.Step()) return ParseTask(get.Blob(0));
   RETURN_IF_ERROR(get.status());
   return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
 }
 
-absl::StatusOr<Task> SqliteTaskStore::GetTask(const std::string& task_id) {
-  absl::MutexLock lock(&read_mu_);
-  return GetTaskLocked(task_id);
-}
-
 absl::StatusOr<Task> SqliteTaskStore::FindByRequestId(
     const std::string& tenant, const std::string& request_id) {
-  absl::MutexLock lock(&read_mu_);
-  Stmt find(read_db_, "SELECT task FROM tasks WHERE tenant = ? AND request_id = ?");
+  ReadConnection db(this);
+  Stmt find(db.get(), "SELECT task FROM tasks WHERE tenant = ? AND request_id = ?");
   find.Bind(1, tenant).Bind(2, request_id);
   if (find.Step()) return ParseTask(find.Blob(0));
   RETURN_IF_ERROR(find.status());
@@ -560,35 +446,46 @@ absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
       return absl::InvalidArgumentError("page_token: malformed");
     }
   }
-  std::string sql = "SELECT seq, task FROM tasks WHERE tenant = ? AND seq < ?";
+  // With labels, the first one drives the scan (its rows, newest first) and
+  // the others are looked up by (key, value, seq): only matching tasks are
+  // read, however many others there are.
+  std::string sql;
+  if (query.labels.empty()) {
+    sql = "SELECT t.seq, t.task FROM tasks t WHERE t.seq < ?1";
+  } else {
+    sql = "SELECT t.seq, t.task FROM task_labels l JOIN tasks t ON t.seq = l.seq "
+          "WHERE l.key = ?3 AND l.value = ?4 AND l.seq < ?1";
+    for (size_t i = 1; i < query.labels.size(); ++i) {
+      absl::StrAppend(&sql, " AND EXISTS (SELECT 1 FROM task_labels m WHERE m.key = ?",
+                      3 + 2 * i, " AND m.value = ?", 4 + 2 * i, " AND m.seq = t.seq)");
+    }
+  }
+  absl::StrAppend(&sql, " AND t.tenant = ?2");
   if (!query.states.empty()) {
     std::vector<std::string> states;
     for (TaskState s : query.states) states.push_back(absl::StrCat(int{s}));
-    absl::StrAppend(&sql, " AND state IN (", absl::StrJoin(states, ","), ")");
+    absl::StrAppend(&sql, " AND t.state IN (", absl::StrJoin(states, ","), ")");
   }
-  absl::StrAppend(&sql, " ORDER BY seq DESC");
+  absl::StrAppend(&sql, query.labels.empty() ? " ORDER BY t.seq DESC" : " ORDER BY l.seq DESC",
+                  " LIMIT ", int64_t{query.page_size} + 1);
 
-  absl::MutexLock lock(&read_mu_);
-  Stmt list(read_db_, sql.c_str());
-  list.Bind(1, query.tenant).Bind(2, before);
+  ReadConnection db(this);
+  Stmt list(db.get(), sql.c_str());
+  list.Bind(1, before).Bind(2, query.tenant);
+  int param = 3;
+  for (const auto& [key, value] : query.labels) {
+    list.Bind(param, key).Bind(param + 1, value);
+    param += 2;
+  }
   ListTasksPage page;
   int64_t last_seq = 0;
   while (list.Step()) {
-    ASSIGN_OR_RETURN(Task task, ParseTask(list.Blob(1)));
-    bool match = true;
-    for (const auto& [key, value] : query.labels) {
-      auto it = task.spec().labels().find(key);
-      if (it == task.spec().labels().end() || it->second != value) {
-        match = false;
-        break;
-      }
-    }
-    if (!match) continue;
     if (static_cast<int>(page.tasks.size()) == query.page_size) {
       page.next_page_token = absl::WebSafeBase64Escape(
           absl::StrCat(kPageTokenPrefix, last_seq));
       break;
     }
+    ASSIGN_OR_RETURN(Task task, ParseTask(list.Blob(1)));
     last_seq = list.Int(0);
     page.tasks.push_back(std::move(task));
   }
@@ -597,8 +494,8 @@ absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
 }
 
 absl::StatusOr<std::vector<Task>> SqliteTaskStore::LoadActiveTasks() {
-  absl::MutexLock lock(&read_mu_);
-  Stmt list(read_db_,
+  ReadConnection db(this);
+  Stmt list(db.get(),
             "SELECT task FROM tasks WHERE state IN (?, ?, ?) ORDER BY seq");
   list.Bind(1, int64_t{crucible::v1::TASK_STATE_QUEUED})
       .Bind(2, int64_t{crucible::v1::TASK_STATE_LEASED})
@@ -606,7 +503,7 @@ absl::StatusOr<std::vector<Task>> SqliteTaskStore::LoadActiveTasks() {
   std::vector<Task> tasks;
   while (list.Step()) {
     ASSIGN_OR_RETURN(Task task, ParseTask(list.Blob(0)));
-    if (!IsTerminal(task.state())) tasks.push_back(std::move(task));
+    tasks.push_back(std::move(task));
   }
   RETURN_IF_ERROR(list.status());
   return tasks;
@@ -622,8 +519,8 @@ absl::StatusOr<std::vector<OutputChunk>> SqliteTaskStore::ReadOutput(
     absl::StrAppend(&sql, " AND stream = ", int{stream});
   }
   absl::StrAppend(&sql, " ORDER BY byte_offset");
-  absl::MutexLock lock(&read_mu_);
-  Stmt read(read_db_, sql.c_str());
+  ReadConnection db(this);
+  Stmt read(db.get(), sql.c_str());
   read.Bind(1, task_id).Bind(2, attempt).Bind(3, offset);
   std::vector<OutputChunk> chunks;
   int64_t total = 0;
@@ -647,33 +544,39 @@ absl::StatusOr<std::vector<OutputChunk>> SqliteTaskStore::ReadOutput(
 
 absl::StatusOr<int> SqliteTaskStore::PurgeEndedBefore(absl::Time cutoff,
                                                       int limit) {
-  // A delete needs room in the WAL too: it would only queue behind the rest.
-  RETURN_IF_ERROR(health());
-  auto purged = std::make_shared<int>(0);
-  Pending p;
-  p.job = [purged, cutoff, limit](sqlite3* db) -> absl::Status {
-    std::vector<std::string> ids;
-    {
-      Stmt old(db,
-               "SELECT id FROM tasks WHERE end_time_us IS NOT NULL AND "
-               "end_time_us < ? LIMIT ?");
-      old.Bind(1, absl::ToUnixMicros(cutoff)).Bind(2, int64_t{limit});
-      while (old.Step()) ids.push_back(old.Blob(0));
-      RETURN_IF_ERROR(old.status());
-    }
-    Stmt chunks(db, "DELETE FROM output_chunks WHERE task_id = ?");
-    Stmt tasks(db, "DELETE FROM tasks WHERE id = ?");
-    for (const std::string& id : ids) {
-      chunks.Reset();
-      RETURN_IF_ERROR(chunks.Bind(1, id).Run());
-      tasks.Reset();
-      RETURN_IF_ERROR(tasks.Bind(1, id).Run());
-    }
-    *purged = static_cast<int>(ids.size());
-    return absl::OkStatus();
-  };
-  RETURN_IF_ERROR(AwaitDurable(Enqueue(std::move(p))));
-  return *purged;
+  absl::MutexLock lock(&write_mu_);
+  int purged = 0;
+  Transaction tx(write_db_);
+  absl::Status s = tx.status();
+  if (s.ok()) s = PurgeLocked(cutoff, limit, purged);
+  if (s.ok()) s = tx.Commit();
+  if (!s.ok()) return FullError(s);  // rolled back
+  return purged;
+}
+
+absl::Status SqliteTaskStore::PurgeLocked(absl::Time cutoff, int limit, int& purged) {
+  std::vector<std::pair<int64_t, std::string>> old;
+  {
+    Stmt find(write_db_,
+              "SELECT seq, id FROM tasks WHERE end_time_us IS NOT NULL AND "
+              "end_time_us < ? LIMIT ?");
+    find.Bind(1, absl::ToUnixMicros(cutoff)).Bind(2, int64_t{limit});
+    while (find.Step()) old.emplace_back(find.Int(0), find.Blob(1));
+    RETURN_IF_ERROR(find.status());
+  }
+  Stmt chunks(write_db_, "DELETE FROM output_chunks WHERE task_id = ?");
+  Stmt labels(write_db_, "DELETE FROM task_labels WHERE seq = ?");
+  Stmt tasks(write_db_, "DELETE FROM tasks WHERE seq = ?");
+  for (const auto& [seq, id] : old) {
+    chunks.Reset();
+    RETURN_IF_ERROR(chunks.Bind(1, id).Run());
+    labels.Reset();
+    RETURN_IF_ERROR(labels.Bind(1, seq).Run());
+    tasks.Reset();
+    RETURN_IF_ERROR(tasks.Bind(1, seq).Run());
+  }
+  purged = static_cast<int>(old.size());
+  return absl::OkStatus();
 }
 
 }  // namespace server

@@ -1,12 +1,8 @@
 #ifndef CRUCIBLE_SERVER_STORE_SQLITE_TASK_STORE_H_
 #define CRUCIBLE_SERVER_STORE_SQLITE_TASK_STORE_H_
 
-#include <atomic>
-#include <deque>
-#include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -14,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "server/store/task_store.h"
 
 struct sqlite3;
@@ -27,45 +24,32 @@ struct SqliteTaskStoreOptions {
   std::string path;
   // How long a statement waits for a lock held by another connection.
   int busy_timeout_ms = 5000;
-  // Most writes committed in one transaction.
-  int max_batch = 4096;
-  // While the disk is full, how often the writer tries the waiting batch
-  // again (the probe that notices space is back).
-  absl::Duration full_retry_interval = absl::Seconds(1);
+  // Connections for reads (WAL: they never block the writer nor each
+  // other); a read waits for a free one.
+  int read_connections = 4;
 };
 
 // TaskStore on one SQLite file in WAL mode with synchronous=FULL, so a
-// committed write survives a crash. Tasks are kept as serialized protos next
-// to the indexed columns the queries need.
+// committed batch survives a crash. Tasks are kept as serialized protos next
+// to the indexed columns the queries need; labels in a table of their own,
+// so ListTasks filters them in SQL.
 //
-// Thread-safe. One writer thread owns the write connection and commits the
-// queued writes in batches: one transaction and one fsync per batch, and
-// several writes of one task in a batch become one row write. Reads go
-// through a second connection (WAL: they never block the writer). A
-// callback thread runs AfterDurable callbacks, so the writer moves on to the
-// next batch while the last one is announced.
+// Thread-safe, and owns no thread. One write connection commits batches
+// (one transaction and one fsync per batch; several writes of one task in a
+// batch become one row write) and purges, one at a time; reads take one of
+// a small pool of read connections.
 //
-// A full disk (SQLITE_FULL, or an I/O error with no space left) does not
-// break the store: the batch is rolled back and kept, later writes queue
-// behind it, health() says RESOURCE_EXHAUSTED, and the writer tries the
-// batch again every full_retry_interval until it commits.
+// A full disk (SQLITE_FULL, or an I/O error with no space left) rolls the
+// batch back and answers RESOURCE_EXHAUSTED, so the caller can keep it and
+// try again.
 class SqliteTaskStore final : public TaskStore {
  public:
   // Opens (or creates) the database and applies pending migrations.
   static absl::StatusOr<std::unique_ptr<SqliteTaskStore>> Open(
       const SqliteTaskStoreOptions& options);
-  // Commits what is queued, runs the remaining callbacks, joins the threads.
   ~SqliteTaskStore() override;
 
-  WriteTicket Submit(TaskWrite write) override;
-  WriteTicket LastTicket() override;
-  void AfterDurable(WriteTicket ticket,
-                    std::function<void(absl::Status)> fn) override;
-  absl::Status AwaitDurable(WriteTicket ticket) override;
-  void DrainCallbacks() override;
-  void SetBurstEnd(std::function<void()> fn) override;
-  absl::Status health() override;
-
+  absl::Status Commit(absl::Span<const TaskWrite> writes) override;
   absl::StatusOr<crucible::v1::Task> GetTask(
       const std::string& task_id) override;
   absl::StatusOr<crucible::v1::Task> FindByRequestId(
@@ -79,87 +63,42 @@ class SqliteTaskStore final : public TaskStore {
 
   // The schema version after migrations.
   static int CurrentSchemaVersion();
-  // Batches committed so far (for tests and the benchmark).
-  int64_t batches_committed();
 
  private:
-  // A queued write, or a job run alone in its own transaction.
-  struct Pending {
-    WriteTicket ticket = 0;
-    TaskWrite write;
-    std::function<absl::Status(sqlite3*)> job;
-  };
-  struct Callback {
-    WriteTicket ticket;
-    std::function<void(absl::Status)> fn;
-  };
+  class ReadConnection;
 
   SqliteTaskStore(const SqliteTaskStoreOptions& options, sqlite3* write_db,
-                  sqlite3* read_db);
-  WriteTicket Enqueue(Pending pending);
-  void WriterLoop();
-  void CallbackLoop();
-  // On the writer thread: the next batch (empty once stopped and drained);
-  // commits it, retrying while the disk is full.
-  std::vector<Pending> NextBatch();
-  absl::Status CommitBatch(std::vector<Pending>& batch);
-  absl::Status ApplyBatch(std::vector<Pending>& batch);
-  void ResetStatements();
+                  std::vector<sqlite3*> read_dbs);
+  absl::Status ApplyBatch(absl::Span<const TaskWrite> writes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status InsertLabels(const TaskRow& row, int64_t seq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status PurgeLocked(absl::Time cutoff, int limit, int& purged)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  void ResetStatements() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // The store-full status if `s` (a failed commit) means the disk is full;
-  // OK if it failed for another reason.
+  // `s` itself otherwise.
   absl::Status FullError(const absl::Status& s) const;
-  bool WriterReady() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stopping_ || !queue_.empty();
+  // A free read connection, waiting for one if all are taken.
+  sqlite3* AcquireRead();
+  void ReleaseRead(sqlite3* db);
+  bool ReadFree() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_) {
+    return !idle_reads_.empty();
   }
-  // Ends the wait between two tries on a full disk early.
-  bool RetryNow() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stopping_ || drain_waiters_ > 0;
-  }
-  bool CallbackReady() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool Durable(WriteTicket t) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return durable_ >= t || !failed_.ok();
-  }
-  struct DurableArg {
-    SqliteTaskStore* store;
-    WriteTicket ticket;
-  };
-  static bool IsDurable(DurableArg* arg);
-  // Durable, or the disk is full (AwaitDurable does not wait for space).
-  static bool IsDurableOrFull(DurableArg* arg);
-  bool Drained() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return callbacks_.empty() && !callback_running_;
-  }
-  absl::StatusOr<crucible::v1::Task> GetTaskLocked(const std::string& task_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
 
   const SqliteTaskStoreOptions options_;
-  sqlite3* const write_db_;  // the writer thread's alone after Open
-  // The writer thread's statements, prepared on first use.
-  std::unique_ptr<Stmt> insert_task_, update_task_, insert_output_;
+
+  absl::Mutex write_mu_;
+  sqlite3* const write_db_ ABSL_PT_GUARDED_BY(write_mu_);
+  // Statements of the write connection, prepared on first use.
+  std::unique_ptr<Stmt> insert_task_ ABSL_GUARDED_BY(write_mu_);
+  std::unique_ptr<Stmt> update_task_ ABSL_GUARDED_BY(write_mu_);
+  std::unique_ptr<Stmt> insert_output_ ABSL_GUARDED_BY(write_mu_);
+  std::unique_ptr<Stmt> insert_label_ ABSL_GUARDED_BY(write_mu_);
 
   absl::Mutex read_mu_;
-  sqlite3* const read_db_ ABSL_PT_GUARDED_BY(read_mu_);
-
-  absl::Mutex mu_;
-  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
-  WriteTicket last_ticket_ ABSL_GUARDED_BY(mu_) = 0;
-  WriteTicket durable_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Status failed_ ABSL_GUARDED_BY(mu_);
-  // RESOURCE_EXHAUSTED while the disk is full and writes wait; OK otherwise.
-  absl::Status full_ ABSL_GUARDED_BY(mu_);
-  // !failed_.ok() || !full_.ok(), for health() without the lock.
-  std::atomic<bool> unhealthy_{false};
-  // Callers blocked in DrainCallbacks.
-  int drain_waiters_ ABSL_GUARDED_BY(mu_) = 0;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  bool writer_done_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t batches_ ABSL_GUARDED_BY(mu_) = 0;
-  std::deque<Callback> callbacks_ ABSL_GUARDED_BY(mu_);
-  bool callback_running_ ABSL_GUARDED_BY(mu_) = false;
-  std::function<void()> burst_end_ ABSL_GUARDED_BY(mu_);
-
-  std::thread writer_;
-  std::thread callback_thread_;
+  std::vector<sqlite3*> idle_reads_ ABSL_GUARDED_BY(read_mu_);
+  const std::vector<sqlite3*> read_dbs_;  // all of them, for the destructor
 };
 
 }  // namespace server

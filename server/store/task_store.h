@@ -2,15 +2,16 @@
 #define CRUCIBLE_SERVER_STORE_TASK_STORE_H_
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "crucible/v1/task.pb.h"
 
 namespace server {
@@ -46,12 +47,14 @@ struct TaskRow {
   int32_t state = 0;
   std::optional<int64_t> end_time_us;
   std::string blob;
+  // Inserts only: the spec's labels, for ListTasks' filter.
+  std::vector<std::pair<std::string, std::string>> labels;
 
   // Serializes `task` (one allocation, instead of a copy of the proto).
   static TaskRow Of(const crucible::v1::Task& task);
 };
 
-// One write, as queued to the store's writer.
+// One write of a batch (TaskStore::Commit).
 struct TaskWrite {
   enum class Kind {
     // Insert a new task row; ignored if the id or (tenant, request_id) is
@@ -72,54 +75,21 @@ struct TaskWrite {
   static TaskWrite Output(std::string task_id, crucible::v1::OutputChunk chunk);
 };
 
-// Orders writes: the n-th write submitted has ticket n (from 1).
-using WriteTicket = uint64_t;
-
-// Durable storage of tasks and their output. Implementations are
-// thread-safe.
-//
-// Writes are asynchronous and ordered: Submit() queues a write and returns
-// at once; one writer applies queued writes in submission order, many per
-// transaction (group commit), and a write is durable once its batch is
-// committed. AfterDurable() runs a callback once every write submitted
-// before it is durable, callbacks in the order they were registered, on the
-// store's own thread. Reads see committed writes only and never block the
-// writer.
+// Durable storage of tasks and their output: commits batches of writes and
+// answers reads. Implementations are thread-safe and own no threads: the
+// commit pipeline (ordering, group commit, announcing once durable, waiting
+// out a full disk) is DurableOutbox's. Reads see committed writes only and
+// never wait for a commit.
 class TaskStore {
  public:
   virtual ~TaskStore() = default;
 
-  // Queues a write. Never blocks on disk. While the disk is full (health()
-  // is RESOURCE_EXHAUSTED) writes wait in memory, in order, and are
-  // committed once space is back. After a commit fails for any other reason
-  // the store is broken for good (see health()) and writes are dropped.
-  virtual WriteTicket Submit(TaskWrite write) = 0;
-  // The ticket of the last write submitted (0 if none).
-  virtual WriteTicket LastTicket() = 0;
-  // Runs `fn` on the store's callback thread once `ticket` (and so every
-  // earlier write) is durable, with OK, or with the error that broke the
-  // store. Callbacks run one at a time in registration order; register them
-  // in non-decreasing ticket order. `fn` must not block on the store.
-  virtual void AfterDurable(WriteTicket ticket,
-                            std::function<void(absl::Status)> fn) = 0;
-  // Runs `fn` on the callback thread after a burst: whenever it has run
-  // callbacks and the next one (if any) is not durable yet, before it
-  // waits. Lets callbacks queue messages and the caller send them once per
-  // burst. nullptr clears it. Call it while no callback runs.
-  virtual void SetBurstEnd(std::function<void()> fn) = 0;
-  // Blocks until `ticket` is durable (OK), the store broke (its error), or
-  // the disk is full (RESOURCE_EXHAUSTED: the write still waits and is
-  // committed once space is back).
-  virtual absl::Status AwaitDurable(WriteTicket ticket) = 0;
-  // Blocks until every callback registered so far has run. While the disk
-  // is full it gives up after one more try (a shutdown cannot wait for
-  // space): the writes still waiting are dropped, their callbacks get the
-  // error and the store is broken for good.
-  virtual void DrainCallbacks() = 0;
-  // OK while writes succeed; RESOURCE_EXHAUSTED ("the task store is full:
-  // ...") while the disk is full and writes wait; the error of a commit
-  // that failed for any other reason, for good.
-  virtual absl::Status health() = 0;
+  // Commits `writes` in one transaction, in order: all of them or none.
+  // Several writes of one task may become one row write. RESOURCE_EXHAUSTED
+  // ("the task store is full: ...") when the disk is full: nothing is
+  // committed and the same batch may be committed again later. Any other
+  // error: nothing is committed. Commits and purges run one at a time.
+  virtual absl::Status Commit(absl::Span<const TaskWrite> writes) = 0;
 
   // NOT_FOUND if there is no such task.
   virtual absl::StatusOr<crucible::v1::Task> GetTask(
@@ -144,13 +114,11 @@ class TaskStore {
       crucible::v1::OutputStream stream, int64_t max_bytes) = 0;
 
   // Deletes up to `limit` terminal tasks that ended before `cutoff`, with
-  // their output, durably. Returns how many were deleted. While the disk is
-  // full, RESOURCE_EXHAUSTED at once.
+  // their output, durably, in a transaction of its own. Returns how many
+  // were deleted.
   virtual absl::StatusOr<int> PurgeEndedBefore(absl::Time cutoff,
                                                int limit) = 0;
 
-  // Submit + AwaitDurable.
-  absl::Status Write(TaskWrite write) { return AwaitDurable(Submit(std::move(write))); }
 };
 
 }  // namespace server

@@ -24,6 +24,7 @@
 #include "server/blocking_pool.h"
 #include "server/scheduler/request_validation.h"
 #include "server/scheduler/scheduler.h"
+#include "server/outbox/durable_outbox.h"
 #include "server/store/sqlite_task_store.h"
 #include "server/task_service.h"
 #include "tests/server/test_util.h"
@@ -60,7 +61,8 @@ class RequestErrorsTest : public testing::Test {
     auto store = SqliteTaskStore::Open({.path = dir_ + "/tasks.db"});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
-    auto scheduler = Scheduler::Create({}, *store_, clock_);
+    outbox_ = std::make_unique<DurableOutbox>(*store_, DurableOutboxOptions{});
+    auto scheduler = Scheduler::Create({}, *store_, *outbox_, clock_);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status();
     scheduler_ = *std::move(scheduler);
     service_ = std::make_unique<TaskService>(*scheduler_, pool_);
@@ -83,6 +85,7 @@ class RequestErrorsTest : public testing::Test {
     server_.reset();
     service_.reset();
     scheduler_.reset();
+    outbox_.reset();
     store_.reset();
   }
 
@@ -182,6 +185,7 @@ class RequestErrorsTest : public testing::Test {
   common::FakeClock clock_{absl::FromUnixSeconds(1'800'000'000)};
   BlockingPool pool_{4};
   std::unique_ptr<SqliteTaskStore> store_;
+  std::unique_ptr<DurableOutbox> outbox_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<TaskService> service_;
   std::unique_ptr<common::GrpcServer> server_;

@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/proto_time.h"
 #include "gtest/gtest.h"
+#include "server/outbox/durable_outbox.h"
 #include "server/scheduler/scheduler.h"
 #include "server/store/sqlite_task_store.h"
 #include "tests/server/test_util.h"
@@ -75,13 +76,15 @@ class SchedulerTest : public testing::Test {
     auto store = SqliteTaskStore::Open({.path = path_});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
-    auto scheduler = Scheduler::Create(options_, *store_, clock_);
+    outbox_ = std::make_unique<DurableOutbox>(*store_, DurableOutboxOptions{});
+    auto scheduler = Scheduler::Create(options_, *store_, *outbox_, clock_);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status();
     scheduler_ = *std::move(scheduler);
   }
   // Drops the scheduler and the store and opens both again, as a restart.
   void Restart() {
     scheduler_.reset();
+    outbox_.reset();
     store_.reset();
     Open();
   }
@@ -103,7 +106,7 @@ class SchedulerTest : public testing::Test {
     return task.ok() ? *task : crucible::v1::Task();
   }
   // Waits until every announcement decided so far was delivered.
-  void Settle() { store_->DrainCallbacks(); }
+  void Settle() { outbox_->DrainCallbacks(); }
   int64_t Connect(FakeSink& sink, int credits, const std::string& id = "w1") {
     sink.settle = [this] { Settle(); };
     auto session = scheduler_->ConnectWorker(id, credits, &sink);
@@ -131,6 +134,7 @@ class SchedulerTest : public testing::Test {
   SchedulerOptions options_;
   std::string path_;
   std::unique_ptr<SqliteTaskStore> store_;
+  std::unique_ptr<DurableOutbox> outbox_;
   std::unique_ptr<Scheduler> scheduler_;
 };
 

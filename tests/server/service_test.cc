@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "server/queue_service.h"
 #include "server/scheduler/scheduler.h"
+#include "server/outbox/durable_outbox.h"
 #include "server/store/sqlite_task_store.h"
 #include "server/task_service.h"
 #include "tests/server/test_util.h"
@@ -38,7 +39,8 @@ class ServiceTest : public testing::Test {
         {.path = testing_util::FreshDir() + "/tasks.db"});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
-    auto scheduler = Scheduler::Create({}, *store_, clock_);
+    outbox_ = std::make_unique<DurableOutbox>(*store_, DurableOutboxOptions{});
+    auto scheduler = Scheduler::Create({}, *store_, *outbox_, clock_);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status();
     scheduler_ = *std::move(scheduler);
     task_service_ =
@@ -143,6 +145,7 @@ class ServiceTest : public testing::Test {
   // Members in this order so the server goes before what it serves.
   common::FakeClock clock_;
   std::unique_ptr<SqliteTaskStore> store_;
+  std::unique_ptr<DurableOutbox> outbox_;
   std::unique_ptr<Scheduler> scheduler_;
   BlockingPool pool_{4};
   std::unique_ptr<TaskService> task_service_;

@@ -2,13 +2,12 @@
 
 #include <sqlite3.h>
 
-#include <algorithm>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
+#include "absl/types/span.h"
 #include "common/proto_time.h"
 #include "gtest/gtest.h"
 #include "tests/server/test_util.h"
@@ -52,6 +51,9 @@ class SqliteTaskStoreTest : public testing::Test {
     return c;
   }
 
+  // One write committed on its own.
+  absl::Status Write(TaskWrite w) { return store_->Commit(absl::MakeConstSpan(&w, 1)); }
+
   std::string path_;
   std::unique_ptr<SqliteTaskStore> store_;
 };
@@ -75,11 +77,11 @@ TEST_F(SqliteTaskStoreTest, OpensInWalModeWithSchemaVersion) {
 }
 
 TEST_F(SqliteTaskStoreTest, WritesAreDurableInOrderAndSurviveReopen) {
-  ASSERT_TRUE(store_->Write(TaskWrite::Insert(MakeTask("a"))).ok());
+  ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("a"))).ok());
   Task t = MakeTask("a");
   t.set_state(crucible::v1::TASK_STATE_LEASED);
   t.set_attempt(1);
-  ASSERT_TRUE(store_->Write(TaskWrite::Update(t)).ok());
+  ASSERT_TRUE(Write(TaskWrite::Update(t)).ok());
   Reopen();
   auto got = store_->GetTask("a");
   ASSERT_TRUE(got.ok()) << got.status();
@@ -89,100 +91,17 @@ TEST_F(SqliteTaskStoreTest, WritesAreDurableInOrderAndSurviveReopen) {
   // An insert of a taken id is ignored, not an error for its batch.
   Task dup = MakeTask("a");
   dup.set_attempt(7);
-  ASSERT_TRUE(store_->Write(TaskWrite::Insert(dup)).ok());
+  ASSERT_TRUE(Write(TaskWrite::Insert(dup)).ok());
   EXPECT_EQ(store_->GetTask("a")->attempt(), 1);
 }
 
-TEST_F(SqliteTaskStoreTest, ConcurrentWritesShareCommits) {
-  // Many writes queued at once are committed in far fewer transactions,
-  // and the last write of a task wins even when it shares a batch.
-  constexpr int kTasks = 2000;
-  WriteTicket last = 0;
-  for (int i = 0; i < kTasks; ++i) {
-    Task t = MakeTask(absl::StrCat("t", i));
-    last = store_->Submit(TaskWrite::Insert(t));
-    t.set_state(crucible::v1::TASK_STATE_SUCCEEDED);
-    *t.mutable_end_time() = common::ToProtoTime(absl::FromUnixSeconds(200));
-    last = store_->Submit(TaskWrite::Update(t));
-  }
-  EXPECT_EQ(last, WriteTicket{2 * kTasks});
-  absl::Notification called;
-  store_->AfterDurable(last, [&](absl::Status s) {
-    EXPECT_TRUE(s.ok()) << s;
-    called.Notify();
-  });
-  ASSERT_TRUE(store_->AwaitDurable(last).ok());
-  ASSERT_TRUE(called.WaitForNotificationWithTimeout(absl::Seconds(30)));
-  EXPECT_LT(store_->batches_committed(), kTasks);
-  auto active = store_->LoadActiveTasks();
-  ASSERT_TRUE(active.ok());
-  EXPECT_TRUE(active->empty());
-  ListTasksQuery q{.tenant = "default", .page_size = 1};
-  auto page = store_->ListTasks(q);
-  ASSERT_TRUE(page.ok());
-  ASSERT_EQ(page->tasks.size(), 1u);
-  EXPECT_EQ(page->tasks[0].id(), absl::StrCat("t", kTasks - 1));
-  EXPECT_EQ(page->tasks[0].state(), crucible::v1::TASK_STATE_SUCCEEDED);
-}
-
-TEST_F(SqliteTaskStoreTest, CallbacksRunInOrderAfterDurability) {
-  std::vector<int> order;
-  absl::Mutex mu;
-  for (int i = 0; i < 50; ++i) {
-    WriteTicket t = store_->Submit(TaskWrite::Insert(MakeTask(absl::StrCat(i))));
-    store_->AfterDurable(t, [&, i](absl::Status s) {
-      EXPECT_TRUE(s.ok());
-      // Durable means readable through the store's reads.
-      EXPECT_TRUE(store_->GetTask(absl::StrCat(i)).ok());
-      absl::MutexLock lock(&mu);
-      order.push_back(i);
-    });
-  }
-  store_->DrainCallbacks();
-  absl::MutexLock lock(&mu);
-  ASSERT_EQ(order.size(), 50u);
-  for (int i = 0; i < 50; ++i) EXPECT_EQ(order[i], i);
-}
-
-TEST_F(SqliteTaskStoreTest, BurstEndRunsAfterEachRunOfCallbacksAndBeforeDrainReturns) {
-  // Each entry: the callback number, or -1 for a burst end.
-  std::vector<int> log;
-  absl::Mutex mu;
-  store_->SetBurstEnd([&] {
-    absl::MutexLock lock(&mu);
-    log.push_back(-1);
-  });
-  for (int round = 0; round < 3; ++round) {
-    for (int i = 0; i < 20; ++i) {
-      WriteTicket t = store_->Submit(TaskWrite::Insert(MakeTask(absl::StrCat(round, "-", i))));
-      store_->AfterDurable(t, [&, i](absl::Status s) {
-        EXPECT_TRUE(s.ok());
-        absl::MutexLock lock(&mu);
-        log.push_back(i);
-      });
-    }
-    store_->DrainCallbacks();
-    absl::MutexLock lock(&mu);
-    // The round's callbacks all ran, and a burst end after the last one.
-    ASSERT_GE(log.size(), 21u);
-    EXPECT_EQ(log.back(), -1);
-    EXPECT_EQ(log[log.size() - 2], 19);
-    // Never two burst ends in a row, nor one without a callback before it.
-    for (size_t k = 0; k < log.size(); ++k) {
-      if (log[k] == -1) EXPECT_TRUE(k > 0 && log[k - 1] != -1) << k;
-    }
-    EXPECT_EQ(std::count(log.begin(), log.end(), 19), round + 1);
-  }
-  store_->SetBurstEnd(nullptr);
-}
-
 TEST_F(SqliteTaskStoreTest, FindsByRequestIdPerTenant) {
-  ASSERT_TRUE(store_->Write(TaskWrite::Insert(MakeTask("a", "r1"))).ok());
+  ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("a", "r1"))).ok());
   // The unique index is a safety net: a second insert is ignored.
-  ASSERT_TRUE(store_->Write(TaskWrite::Insert(MakeTask("b", "r1"))).ok());
+  ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("b", "r1"))).ok());
   Task other = MakeTask("c", "r1");
   other.set_tenant("other");
-  ASSERT_TRUE(store_->Write(TaskWrite::Insert(other)).ok());
+  ASSERT_TRUE(Write(TaskWrite::Insert(other)).ok());
   auto found = store_->FindByRequestId("default", "r1");
   ASSERT_TRUE(found.ok());
   EXPECT_EQ(found->id(), "a");
@@ -197,7 +116,7 @@ TEST_F(SqliteTaskStoreTest, ListsNewestFirstWithPagesAndFilters) {
     Task t = MakeTask(absl::StrCat("t", i));
     (*t.mutable_spec()->mutable_labels())["parity"] = i % 2 ? "odd" : "even";
     if (i == 4) t.set_state(crucible::v1::TASK_STATE_SUCCEEDED);
-    ASSERT_TRUE(store_->Write(TaskWrite::Insert(t)).ok());
+    ASSERT_TRUE(Write(TaskWrite::Insert(t)).ok());
   }
   ListTasksQuery q{.tenant = "default", .page_size = 2};
   auto page = store_->ListTasks(q);
@@ -206,7 +125,7 @@ TEST_F(SqliteTaskStoreTest, ListsNewestFirstWithPagesAndFilters) {
   EXPECT_EQ(page->tasks[0].id(), "t4");
   EXPECT_EQ(page->tasks[1].id(), "t3");
   // Tasks created after the first page do not shift the next ones.
-  ASSERT_TRUE(store_->Write(TaskWrite::Insert(MakeTask("t5"))).ok());
+  ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("t5"))).ok());
   q.page_token = page->next_page_token;
   page = store_->ListTasks(q);
   ASSERT_TRUE(page.ok());
@@ -240,16 +159,94 @@ TEST_F(SqliteTaskStoreTest, ListsNewestFirstWithPagesAndFilters) {
   EXPECT_EQ((*active)[0].id(), "t0");
 }
 
+TEST_F(SqliteTaskStoreTest, FiltersLabelsInSqlOverPages) {
+  // 30 tasks: team a/b alternating, tier gold every third.
+  std::vector<TaskWrite> batch;
+  for (int i = 0; i < 30; ++i) {
+    Task t = MakeTask(absl::StrCat("t", i));
+    auto& labels = *t.mutable_spec()->mutable_labels();
+    labels["team"] = i % 2 ? "b" : "a";
+    if (i % 3 == 0) labels["tier"] = "gold";
+    batch.push_back(TaskWrite::Insert(t));
+  }
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  // team=a and tier=gold: t0, t6, t12, t18, t24; newest first, 2 per page.
+  ListTasksQuery q{.tenant = "default", .page_size = 2};
+  q.labels = {{"team", "a"}, {"tier", "gold"}};
+  std::vector<std::string> ids;
+  for (int pages = 0; pages < 10; ++pages) {
+    auto page = store_->ListTasks(q);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const Task& t : page->tasks) ids.push_back(t.id());
+    if (page->next_page_token.empty()) break;
+    q.page_token = page->next_page_token;
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"t24", "t18", "t12", "t6", "t0"}));
+  // A value nobody has, and a tenant that has none of them.
+  q = ListTasksQuery{.tenant = "default", .page_size = 10};
+  q.labels = {{"team", "c"}};
+  EXPECT_TRUE(store_->ListTasks(q)->tasks.empty());
+  q = ListTasksQuery{.tenant = "other", .page_size = 10};
+  q.labels = {{"team", "a"}};
+  EXPECT_TRUE(store_->ListTasks(q)->tasks.empty());
+}
+
+TEST_F(SqliteTaskStoreTest, MigrationLabelsTasksStoredBeforeIt) {
+  Task t = MakeTask("old");
+  (*t.mutable_spec()->mutable_labels())["team"] = "a";
+  ASSERT_TRUE(Write(TaskWrite::Insert(t)).ok());
+  store_.reset();
+  // Back to schema 2, as a store written by the previous release.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP TABLE task_labels; DELETE FROM schema_version "
+                         "WHERE version > 2",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  Reopen();
+  ListTasksQuery q{.tenant = "default", .page_size = 10};
+  q.labels = {{"team", "a"}};
+  auto page = store_->ListTasks(q);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->tasks.size(), 1u);
+  EXPECT_EQ(page->tasks[0].id(), "old");
+}
+
+TEST_F(SqliteTaskStoreTest, AFailedCommitLeavesNothing) {
+  ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("a"))).ok());
+  // A write the database refuses (a trigger aborts the insert of "c")
+  // fails the whole batch: the insert before it is not committed either.
+  std::vector<TaskWrite> batch = {TaskWrite::Insert(MakeTask("b")),
+                                  TaskWrite::Insert(MakeTask("c"))};
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TRIGGER no_c BEFORE INSERT ON tasks WHEN NEW.id = 'c' "
+                         "BEGIN SELECT RAISE(ABORT, 'no c'); END",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  absl::Status s = store_->Commit(batch);
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(absl::IsResourceExhausted(s)) << s;
+  EXPECT_TRUE(store_->GetTask("a").ok());
+  EXPECT_EQ(store_->GetTask("b").status().code(), absl::StatusCode::kNotFound);
+  // The store goes on: the next batch commits.
+  EXPECT_TRUE(Write(TaskWrite::Insert(MakeTask("d"))).ok());
+  EXPECT_TRUE(store_->GetTask("d").ok());
+}
+
 TEST_F(SqliteTaskStoreTest, OutputIsDedupedAndReadFromOffset) {
-  ASSERT_TRUE(store_->Write(TaskWrite::Insert(MakeTask("a"))).ok());
-  ASSERT_TRUE(store_->Write(TaskWrite::Output("a", Chunk(1, 0, "hello "))).ok());
+  ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("a"))).ok());
+  ASSERT_TRUE(Write(TaskWrite::Output("a", Chunk(1, 0, "hello "))).ok());
   // A replay of the same offset is ignored.
-  ASSERT_TRUE(store_->Write(TaskWrite::Output("a", Chunk(1, 0, "HELLO "))).ok());
-  ASSERT_TRUE(store_
-                  ->Write(TaskWrite::Output(
-                      "a", Chunk(1, 6, "worl", crucible::v1::OUTPUT_STREAM_STDERR)))
-                  .ok());
-  ASSERT_TRUE(store_->Write(TaskWrite::Output("a", Chunk(2, 0, "second"))).ok());
+  ASSERT_TRUE(Write(TaskWrite::Output("a", Chunk(1, 0, "HELLO "))).ok());
+  ASSERT_TRUE(
+      Write(TaskWrite::Output("a", Chunk(1, 6, "worl", crucible::v1::OUTPUT_STREAM_STDERR)))
+          .ok());
+  ASSERT_TRUE(Write(TaskWrite::Output("a", Chunk(2, 0, "second"))).ok());
 
   auto all = store_->ReadOutput("a", 1, 0, crucible::v1::OUTPUT_STREAM_UNSPECIFIED,
                                 1 << 20);
@@ -275,15 +272,17 @@ TEST_F(SqliteTaskStoreTest, OutputIsDedupedAndReadFromOffset) {
 
 TEST_F(SqliteTaskStoreTest, PurgeDeletesTasksThatEndedBeforeTheCutoff) {
   Task old_task = MakeTask("old");
+  (*old_task.mutable_spec()->mutable_labels())["l"] = "v";
   old_task.set_state(crucible::v1::TASK_STATE_SUCCEEDED);
   *old_task.mutable_end_time() = common::ToProtoTime(absl::FromUnixSeconds(100));
   Task recent = MakeTask("recent");
+  (*recent.mutable_spec()->mutable_labels())["l"] = "v";
   recent.set_state(crucible::v1::TASK_STATE_FAILED);
   *recent.mutable_end_time() = common::ToProtoTime(absl::FromUnixSeconds(300));
-  ASSERT_TRUE(store_->Write(TaskWrite::Insert(old_task)).ok());
-  ASSERT_TRUE(store_->Write(TaskWrite::Insert(recent)).ok());
-  ASSERT_TRUE(store_->Write(TaskWrite::Insert(MakeTask("queued"))).ok());
-  ASSERT_TRUE(store_->Write(TaskWrite::Output("old", Chunk(1, 0, "x"))).ok());
+  ASSERT_TRUE(Write(TaskWrite::Insert(old_task)).ok());
+  ASSERT_TRUE(Write(TaskWrite::Insert(recent)).ok());
+  ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("queued"))).ok());
+  ASSERT_TRUE(Write(TaskWrite::Output("old", Chunk(1, 0, "x"))).ok());
   auto purged = store_->PurgeEndedBefore(absl::FromUnixSeconds(200), 100);
   ASSERT_TRUE(purged.ok()) << purged.status();
   EXPECT_EQ(*purged, 1);
@@ -293,6 +292,13 @@ TEST_F(SqliteTaskStoreTest, PurgeDeletesTasksThatEndedBeforeTheCutoff) {
                   ->empty());
   EXPECT_TRUE(store_->GetTask("recent").ok());
   EXPECT_TRUE(store_->GetTask("queued").ok());
+  // Its labels went with it: a filter finds only what is left.
+  ListTasksQuery q{.tenant = "default", .page_size = 10};
+  q.labels = {{"l", "v"}};
+  auto page = store_->ListTasks(q);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->tasks.size(), 1u);
+  EXPECT_EQ(page->tasks[0].id(), "recent");
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "server/scheduler/scheduler.h"
 #include "server/scheduler/transitions.h"
+#include "server/outbox/durable_outbox.h"
 #include "server/store/sqlite_task_store.h"
 #include "tests/server/scheduler_fixture.h"
 #include "tests/server/test_util.h"
@@ -47,12 +48,18 @@ class StoreFullTest : public testing::Test {
     if (disk_ != nullptr) disk_->Free().IgnoreError();  // nothing waits at exit
   }
   void Open() {
-    store_.reset();
-    auto store = SqliteTaskStore::Open(
-        {.path = path_, .full_retry_interval = absl::Milliseconds(20)});
+    Close();
+    auto store = SqliteTaskStore::Open({.path = path_});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
+    outbox_ = std::make_unique<DurableOutbox>(
+        *store_, DurableOutboxOptions{.full_retry_interval = absl::Milliseconds(20)});
   }
+  void Close() {
+    outbox_.reset();
+    store_.reset();
+  }
+  absl::Status Write(TaskWrite w) { return outbox_->AwaitDurable(outbox_->Submit(std::move(w))); }
   void Fill() {
     auto filled = disk_->Fill();
     ASSERT_TRUE(filled.ok()) << filled.status();
@@ -69,8 +76,8 @@ class StoreFullTest : public testing::Test {
   }
   // Submits `write` and waits until the store says it is full.
   WriteTicket SubmitUntilFull(TaskWrite write) {
-    WriteTicket t = store_->Submit(std::move(write));
-    absl::Status s = store_->AwaitDurable(t);
+    WriteTicket t = outbox_->Submit(std::move(write));
+    absl::Status s = outbox_->AwaitDurable(t);
     EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
     return t;
   }
@@ -79,36 +86,37 @@ class StoreFullTest : public testing::Test {
   ::testing_util::SmallDisk* disk_ = nullptr;
   std::string path_;
   std::unique_ptr<SqliteTaskStore> store_;
+  std::unique_ptr<DurableOutbox> outbox_;
 };
 
 TEST_F(StoreFullTest, WritesWaitWhileFullAndResumeInOrderOnceSpaceIsBack) {
-  ASSERT_TRUE(store_->Write(TaskWrite::Insert(MakeTask("a"))).ok());
+  ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("a"))).ok());
   Fill();
 
   // The first commit on the full disk fails: the store says why and where.
   SubmitUntilFull(TaskWrite::Update(MakeTask("a", crucible::v1::TASK_STATE_LEASED)));
-  absl::Status health = store_->health();
+  absl::Status health = outbox_->health();
   EXPECT_EQ(health.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(absl::StrContains(health.message(), "the task store is full")) << health;
   EXPECT_TRUE(absl::StrContains(health.message(), path_)) << health;
 
   // More writes queue behind it, in order; none is durable yet.
-  store_->Submit(TaskWrite::Update(MakeTask("a", crucible::v1::TASK_STATE_RUNNING)));
+  outbox_->Submit(TaskWrite::Update(MakeTask("a", crucible::v1::TASK_STATE_RUNNING)));
   crucible::v1::OutputChunk chunk;
   chunk.set_attempt(1);
   chunk.set_data(std::string(64 << 10, 'x'));  // more than a page of WAL
-  store_->Submit(TaskWrite::Output("a", chunk));
+  outbox_->Submit(TaskWrite::Output("a", chunk));
   Task done = MakeTask("a", crucible::v1::TASK_STATE_SUCCEEDED);
   *done.mutable_end_time() = common::ToProtoTime(absl::FromUnixSeconds(200));
-  store_->Submit(TaskWrite::Update(done));
-  WriteTicket last = store_->Submit(TaskWrite::Insert(MakeTask("b")));
+  outbox_->Submit(TaskWrite::Update(done));
+  WriteTicket last = outbox_->Submit(TaskWrite::Insert(MakeTask("b")));
   absl::Notification durable;
   absl::Status durable_status;
-  store_->AfterDurable(last, [&](absl::Status s) {
+  outbox_->AfterDurable(last, [&](absl::Status s) {
     durable_status = s;
     durable.Notify();
   });
-  EXPECT_EQ(store_->AwaitDurable(last).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(outbox_->AwaitDurable(last).code(), absl::StatusCode::kResourceExhausted);
   EXPECT_FALSE(durable.WaitForNotificationWithTimeout(absl::Milliseconds(100)));
 
   // Reads go on, showing what is durable.
@@ -119,16 +127,13 @@ TEST_F(StoreFullTest, WritesWaitWhileFullAndResumeInOrderOnceSpaceIsBack) {
   auto page = store_->ListTasks({.tenant = "default"});
   ASSERT_TRUE(page.ok()) << page.status();
   EXPECT_EQ(page->tasks.size(), 1u);
-  // A purge needs room too: refused at once rather than queued.
-  EXPECT_EQ(store_->PurgeEndedBefore(absl::InfiniteFuture(), 10).status().code(),
-            absl::StatusCode::kResourceExhausted);
 
   // Space is back: the writer notices by itself and commits everything.
   ASSERT_TRUE(disk_->Free().ok());
   ASSERT_TRUE(durable.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_TRUE(durable_status.ok()) << durable_status;
-  EXPECT_TRUE(store_->health().ok()) << store_->health();
-  EXPECT_TRUE(store_->AwaitDurable(last).ok());
+  EXPECT_TRUE(outbox_->health().ok()) << outbox_->health();
+  EXPECT_TRUE(outbox_->AwaitDurable(last).ok());
   EXPECT_EQ(store_->GetTask("a")->state(), crucible::v1::TASK_STATE_SUCCEEDED);
   EXPECT_TRUE(store_->GetTask("b").ok());
   auto out = store_->ReadOutput("a", 1, 0, crucible::v1::OUTPUT_STREAM_UNSPECIFIED, 1 << 20);
@@ -136,38 +141,38 @@ TEST_F(StoreFullTest, WritesWaitWhileFullAndResumeInOrderOnceSpaceIsBack) {
   ASSERT_EQ(out->size(), 1u);
   EXPECT_EQ((*out)[0].data().size(), size_t{64 << 10});
   // And it keeps writing.
-  EXPECT_TRUE(store_->Write(TaskWrite::Insert(MakeTask("c"))).ok());
-  store_.reset();
+  EXPECT_TRUE(Write(TaskWrite::Insert(MakeTask("c"))).ok());
+  Close();
   EXPECT_EQ(IntegrityCheck(path_), "ok");
 }
 
 TEST_F(StoreFullTest, FillsAgainAndRecoversAgain) {
   for (int round = 0; round < 3; ++round) {
-    ASSERT_TRUE(store_->Write(TaskWrite::Insert(MakeTask(absl::StrCat("r", round)))).ok());
+    ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask(absl::StrCat("r", round)))).ok());
     Fill();
     WriteTicket t = SubmitUntilFull(TaskWrite::Insert(MakeTask(absl::StrCat("f", round))));
     absl::Notification durable;
-    store_->AfterDurable(t, [&](absl::Status s) {
+    outbox_->AfterDurable(t, [&](absl::Status s) {
       EXPECT_TRUE(s.ok()) << s;
       durable.Notify();
     });
     ASSERT_TRUE(disk_->Free().ok());
     ASSERT_TRUE(durable.WaitForNotificationWithTimeout(absl::Seconds(10))) << round;
-    EXPECT_TRUE(store_->health().ok());
+    EXPECT_TRUE(outbox_->health().ok());
   }
-  store_.reset();
+  Close();
   EXPECT_EQ(IntegrityCheck(path_), "ok");
 }
 
 TEST_F(StoreFullTest, OpensAndReadsOnAFullDisk) {
   // A server restarted while the disk is full must come up (and serve
   // reads) instead of crash-looping.
-  ASSERT_TRUE(store_->Write(TaskWrite::Insert(MakeTask("a"))).ok());
-  store_.reset();
+  ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("a"))).ok());
+  Close();
   Fill();
   Open();
   if (HasFatalFailure()) return;
-  EXPECT_TRUE(store_->health().ok());  // nothing failed yet
+  EXPECT_TRUE(outbox_->health().ok());  // nothing failed yet
   EXPECT_TRUE(store_->GetTask("a").ok());
   auto active = store_->LoadActiveTasks();
   ASSERT_TRUE(active.ok()) << active.status();
@@ -179,14 +184,14 @@ TEST_F(StoreFullTest, OpensAndReadsOnAFullDisk) {
 TEST_F(StoreFullTest, DrainWhileFullGivesUpAfterOneMoreTry) {
   // A shutdown cannot wait for space: the waiting writes are dropped (never
   // acknowledged), their callbacks told, and the store is broken for good.
-  ASSERT_TRUE(store_->Write(TaskWrite::Insert(MakeTask("a"))).ok());
+  ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("a"))).ok());
   Fill();
   WriteTicket t = SubmitUntilFull(TaskWrite::Insert(MakeTask("b")));
   absl::Status status;
-  store_->AfterDurable(t, [&](absl::Status s) { status = s; });
-  store_->DrainCallbacks();
+  outbox_->AfterDurable(t, [&](absl::Status s) { status = s; });
+  outbox_->DrainCallbacks();
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
-  absl::Status health = store_->health();
+  absl::Status health = outbox_->health();
   EXPECT_FALSE(health.ok());
   EXPECT_NE(health.code(), absl::StatusCode::kResourceExhausted);
   ASSERT_TRUE(disk_->Free().ok());
@@ -223,7 +228,7 @@ class SchedulerStoreFullTest : public StoreFullTest {
     StoreFullTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     options_.backoff_jitter = 0;
-    auto scheduler = Scheduler::Create(options_, *store_, clock_);
+    auto scheduler = Scheduler::Create(options_, *store_, *outbox_, clock_);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status();
     scheduler_ = *std::move(scheduler);
   }
@@ -251,7 +256,7 @@ class SchedulerStoreFullTest : public StoreFullTest {
 
 TEST_F(SchedulerStoreFullTest, RefusesNewWorkKeepsReportsAndResumesAlone) {
   FakeSink sink;
-  sink.settle = [this] { store_->DrainCallbacks(); };
+  sink.settle = [this] { outbox_->DrainCallbacks(); };
   auto session = scheduler_->ConnectWorker("w1", 1, &sink);
   ASSERT_TRUE(session.ok());
   auto t1 = scheduler_->CreateTask(Spec(), "r1");
@@ -262,13 +267,13 @@ TEST_F(SchedulerStoreFullTest, RefusesNewWorkKeepsReportsAndResumesAlone) {
   ASSERT_EQ(assigned.size(), 1u);
   const std::string lease = assigned[0].lease_id();
   ASSERT_TRUE(scheduler_->ReportStarted(lease, absl::InfinitePast()).ok());
-  ASSERT_TRUE(store_->AwaitDurable(store_->LastTicket()).ok());
+  ASSERT_TRUE(outbox_->AwaitDurable(outbox_->LastTicket()).ok());
 
   Fill();
   crucible::v1::OutputChunk chunk;
   chunk.set_data(std::string(16 << 10, 'o'));
   ASSERT_TRUE(scheduler_->ReportOutput(lease, chunk).ok());  // kept
-  ASSERT_EQ(store_->AwaitDurable(store_->LastTicket()).code(),
+  ASSERT_EQ(outbox_->AwaitDurable(outbox_->LastTicket()).code(),
             absl::StatusCode::kResourceExhausted);
 
   // New work and cancels are refused with the reason.
@@ -302,6 +307,8 @@ TEST_F(SchedulerStoreFullTest, RefusesNewWorkKeepsReportsAndResumesAlone) {
   EXPECT_EQ(scheduler_->ReportCompletion(Exited0(lease)).code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(scheduler_->GetTask(t1->id())->state(), crucible::v1::TASK_STATE_RUNNING);
+  // A purge needs room too: refused at once.
+  EXPECT_EQ(scheduler_->PurgeExpired().status().code(), absl::StatusCode::kResourceExhausted);
   // A credit while full hands out nothing (the lease would lapse unsent).
   ASSERT_TRUE(scheduler_->AddCredits(*session, 1).ok());
 
@@ -309,7 +316,7 @@ TEST_F(SchedulerStoreFullTest, RefusesNewWorkKeepsReportsAndResumesAlone) {
   ASSERT_TRUE(disk_->Free().ok());
   ASSERT_TRUE(events.WaitEnded());
   EXPECT_EQ(events.states().back(), crucible::v1::TASK_STATE_SUCCEEDED);
-  EXPECT_TRUE(store_->health().ok());
+  EXPECT_TRUE(outbox_->health().ok());
   EXPECT_EQ(scheduler_->GetTask(t1->id())->state(), crucible::v1::TASK_STATE_SUCCEEDED);
   auto output = scheduler_->ReadOutput(t1->id(), 1, 0, crucible::v1::OUTPUT_STREAM_UNSPECIFIED,
                                        1 << 20);

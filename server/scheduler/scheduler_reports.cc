@@ -1,0 +1,221 @@
+// The reports of the QueueService protocol (started, output, completion)
+// and the timer that ends attempts whose lease or run deadline passed.
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/proto_time.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+#include "server/scheduler/scheduler.h"
+
+namespace server {
+
+using crucible::v1::OutputChunk;
+using crucible::v1::Task;
+using crucible::v1::TaskResult;
+
+namespace {
+
+bool RetryableCode(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Of the retryable codes, those that say the system failed (an engine,
+// executor or worker unreachable or full, a conflict) rather than anything
+// about the task. A deadline, an internal error or an unknown one may come
+// from the task itself (a stream it broke), so they spend its attempts.
+Blame BlameOf(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kResourceExhausted:
+      return Blame::kSystem;
+    default:
+      return Blame::kTask;
+  }
+}
+
+}  // namespace
+
+absl::Status Scheduler::ReportStarted(const std::string& lease_id,
+                                      absl::Time start_time) {
+  Op op(this);
+  ASSIGN_OR_RETURN(Entry * e, LiveLeaseLocked(lease_id, op.out));
+  if (e->task.state() == crucible::v1::TASK_STATE_RUNNING) return absl::OkStatus();
+  RETURN_IF_ERROR(CommitLocked(*e, crucible::v1::TASK_STATE_RUNNING,
+                               [](Task&) {}, "container started",
+                               /*ends_attempt=*/false, op.out));
+  e->start_time =
+      start_time == absl::InfinitePast() ? clock_.Now() : start_time;
+  if (e->task.spec().has_timeout()) {
+    // Counted on our clock from the report, so a skewed worker clock cannot
+    // shorten it.
+    e->run_deadline = clock_.Now() +
+                      common::FromProtoDuration(e->task.spec().timeout()) +
+                      options_.timeout_grace;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::ReportOutput(const std::string& lease_id,
+                                     OutputChunk chunk) {
+  Op op(this);
+  ASSIGN_OR_RETURN(Entry * e, LiveLeaseLocked(lease_id, op.out));
+  if (chunk.offset() < 0) {
+    return absl::InvalidArgumentError("output.chunk.offset: must not be negative");
+  }
+  chunk.set_attempt(e->task.attempt());
+  int64_t cap = e->task.spec().max_output_bytes() > 0
+                    ? std::min(e->task.spec().max_output_bytes(),
+                               options_.max_output_bytes)
+                    : options_.max_output_bytes;
+  // A replayed report (same or older offsets) adds nothing.
+  int64_t end = chunk.offset() + static_cast<int64_t>(chunk.data().size());
+  if (end <= e->output_end) return absl::OkStatus();
+  if (chunk.offset() < e->output_end) {
+    chunk.set_data(chunk.data().substr(e->output_end - chunk.offset()));
+    chunk.set_offset(e->output_end);
+  }
+  e->output_end = end;
+  int64_t room = std::max<int64_t>(0, cap - e->output_bytes);
+  if (room < static_cast<int64_t>(chunk.data().size())) {
+    e->output_truncated = true;
+    chunk.mutable_data()->resize(room);
+  }
+  if (chunk.data().empty()) return absl::OkStatus();
+  e->output_bytes += chunk.data().size();
+  outbox_.Submit(TaskWrite::Output(e->task.id(), chunk));
+  op.out.outputs.emplace_back(e->task.id(), std::move(chunk));
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::ReportCompletion(
+    const crucible::v1::AttemptCompletion& completion) {
+  Op op(this);
+  ASSIGN_OR_RETURN(Entry * e, LiveLeaseLocked(completion.lease_id(), op.out));
+  absl::Time now = clock_.Now();
+  TaskResult result;
+  if (completion.has_result()) result = completion.result();
+  if (!result.has_start_time() && e->start_time != absl::InfinitePast()) {
+    *result.mutable_start_time() = common::ToProtoTime(e->start_time);
+  }
+  if (!result.has_finish_time()) {
+    *result.mutable_finish_time() = common::ToProtoTime(now);
+  }
+  if (e->output_truncated) result.set_output_truncated(true);
+
+  if (completion.has_error()) {
+    auto code = static_cast<absl::StatusCode>(completion.error().code());
+    std::string msg = absl::StrCat(absl::StatusCodeToString(code), ": ",
+                                   completion.error().message());
+    if (RetryableCode(code)) {
+      result.set_reason(crucible::v1::TERMINATION_REASON_INFRASTRUCTURE);
+      result.set_error_message(msg);
+      RETURN_IF_ERROR(RetryOrFailLocked(*e, std::move(result), msg, op.out, BlameOf(code)));
+    } else {
+      result.set_reason(crucible::v1::TERMINATION_REASON_REJECTED);
+      result.set_error_message(completion.error().message());
+      RETURN_IF_ERROR(FinishLocked(*e, crucible::v1::TASK_STATE_FAILED,
+                                   std::move(result), msg, op.out));
+    }
+    DispatchLocked(op.out);
+    return absl::OkStatus();
+  }
+  if (!completion.has_result()) {
+    return absl::InvalidArgumentError(
+        "completion: needs a result or an error");
+  }
+  switch (result.reason()) {
+    case crucible::v1::TERMINATION_REASON_EXITED:
+      if (result.exit_code() == 0) {
+        RETURN_IF_ERROR(FinishLocked(*e, crucible::v1::TASK_STATE_SUCCEEDED,
+                                     std::move(result), "exited 0", op.out));
+      } else if (e->task.spec().retry_policy().retry_on_nonzero_exit()) {
+        RETURN_IF_ERROR(RetryOrFailLocked(*e, std::move(result), "", op.out));
+      } else {
+        std::string msg = absl::StrCat("exited ", result.exit_code());
+        RETURN_IF_ERROR(FinishLocked(*e, crucible::v1::TASK_STATE_FAILED,
+                                     std::move(result), msg, op.out));
+      }
+      break;
+    case crucible::v1::TERMINATION_REASON_TIMEOUT:
+      RETURN_IF_ERROR(FinishLocked(*e, crucible::v1::TASK_STATE_TIMED_OUT,
+                                   std::move(result), "timed out", op.out));
+      break;
+    case crucible::v1::TERMINATION_REASON_CANCELLED:
+      RETURN_IF_ERROR(FinishLocked(*e, crucible::v1::TASK_STATE_CANCELLED,
+                                   std::move(result), "cancelled", op.out));
+      break;
+    case crucible::v1::TERMINATION_REASON_OOM_KILLED:
+    case crucible::v1::TERMINATION_REASON_OUTPUT_LIMIT:
+    case crucible::v1::TERMINATION_REASON_REJECTED: {
+      std::string msg = crucible::v1::TerminationReason_Name(result.reason());
+      RETURN_IF_ERROR(FinishLocked(*e, crucible::v1::TASK_STATE_FAILED,
+                                   std::move(result), msg, op.out));
+      break;
+    }
+    default: {  // INFRASTRUCTURE, or a reason this server does not know
+      std::string msg = result.error_message().empty()
+                            ? "infrastructure failure"
+                            : result.error_message();
+      result.set_reason(crucible::v1::TERMINATION_REASON_INFRASTRUCTURE);
+      RETURN_IF_ERROR(RetryOrFailLocked(*e, std::move(result), msg, op.out));
+      break;
+    }
+  }
+  DispatchLocked(op.out);
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::TimeOutLocked(Entry& e, Outbox& out) {
+  const std::string why = "no result within the timeout plus grace";
+  SendCancelLocked(e, why, out);
+  TaskResult result = AbandonedResult(e, why);
+  result.set_reason(crucible::v1::TERMINATION_REASON_TIMEOUT);
+  if (e.output_truncated) result.set_output_truncated(true);
+  return FinishLocked(e, crucible::v1::TASK_STATE_TIMED_OUT, std::move(result),
+                      "timed out (server)", out);
+}
+
+int Scheduler::ExpireLeases() {
+  Op op(this);
+  absl::Time now = clock_.Now();
+  std::vector<std::string> expired;
+  std::vector<std::string> timed_out;
+  for (const auto& [lease_id, task_id] : leases_) {
+    const Entry& e = active_.at(task_id);
+    if (e.run_deadline <= now) {
+      timed_out.push_back(task_id);
+    } else if (e.lease_deadline <= now) {
+      expired.push_back(lease_id);
+    }
+  }
+  for (const std::string& task_id : timed_out) {
+    absl::Status s = TimeOutLocked(active_.at(task_id), op.out);
+    if (!s.ok()) LOG(WARNING) << "cannot time out task " << task_id << ": " << s;
+  }
+  for (const std::string& lease_id : expired) {
+    // LiveLeaseLocked expires a lease past its deadline and says so.
+    absl::StatusOr<Entry*> e = LiveLeaseLocked(lease_id, op.out);
+    if (e.ok()) continue;
+    LOG(WARNING) << "lease " << lease_id << " expired";
+  }
+  const int unclaimed = LapseUnclaimedLocked(now, op.out);
+  DispatchLocked(op.out);
+  return static_cast<int>(expired.size() + timed_out.size()) + unclaimed;
+}
+
+}  // namespace server
