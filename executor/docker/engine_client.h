@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "executor/docker/engine.h"
 #include "nlohmann/json.hpp"
 
 namespace docker {
@@ -36,33 +37,11 @@ struct EngineClientOptions {
   std::function<void(const absl::Status&)> on_unreachable;
 };
 
-// What InspectContainer reports about a container's state.
-struct ContainerState {
-  std::string status;  // "created", "running", "exited", ...
-  bool running = false;
-  bool oom_killed = false;
-  int64_t exit_code = 0;
-  std::string error;  // the engine's State.Error, if any
-};
-
-// One entry of ListContainers.
-struct ContainerSummary {
-  std::string id;
-  // The container's name, without the leading '/' the engine reports (the
-  // first of its names); empty if it has none.
-  std::string name;
-  std::string state;
-  std::map<std::string, std::string> labels;
-};
-
-// Returns true to abort a streaming call; polled about once per second and
-// whenever data arrives. Must be cheap and thread-safe.
-using AbortFn = std::function<bool()>;
-
-// A client of the Docker Engine API (as served by Docker, Podman or a
-// docker-socket-proxy) over HTTP/1.1 with libcurl. Every call uses its own
-// connection, so calls may run concurrently from several threads, and
-// streaming calls (Wait, Logs) do not block the others. Thread-safe.
+// The real Engine: a client of the Docker Engine API (as served by Docker,
+// Podman or a docker-socket-proxy) over HTTP/1.1 with libcurl. Every call
+// uses its own connection, so calls may run concurrently from several
+// threads, and streaming calls (Wait, Logs) do not block the others.
+// Thread-safe.
 //
 // Errors: engine or proxy unreachable, timeouts, a proxy's 403 or 5xx
 // gateway answers -> UNAVAILABLE with a message naming the address;
@@ -90,7 +69,7 @@ using AbortFn = std::function<bool()>;
 // The per-container calls take a container name or id; Crucible always
 // passes the name it created the container with (policy::ContainerName),
 // as the docker-proxy allows them only on crucible-* names.
-class EngineClient {
+class EngineClient final : public Engine {
  public:
   // INVALID_ARGUMENT if `options.docker_host` is not unix:// or tcp://.
   static absl::StatusOr<std::unique_ptr<EngineClient>> Create(
@@ -98,48 +77,35 @@ class EngineClient {
 
   const std::string& docker_host() const { return options_.docker_host; }
 
-  // OK if the engine answers /_ping.
-  absl::Status Ping();
+  // Engine (see engine.h); Ping is GET /_ping.
+  absl::Status Ping() override;
+  absl::Status InspectImage(absl::string_view image) override;
+  // Fails with FAILED_PRECONDITION if the pull's progress stream reports an
+  // error.
+  absl::Status PullImage(absl::string_view image) override;
+  absl::StatusOr<std::string> CreateContainer(
+      absl::string_view name, const nlohmann::json& body) override;
+  // `on_sent` is called once the request has been written.
+  absl::StatusOr<int64_t> Wait(absl::string_view id, absl::string_view condition,
+                               const AbortFn& abort,
+                               const std::function<void()>& on_sent) override;
+  absl::Status Start(absl::string_view id) override;
+  absl::Status Logs(absl::string_view id, bool follow,
+                    const std::function<bool(absl::string_view)>& on_bytes,
+                    const AbortFn& abort) override;
+  // Attaches to the container's stdin (hijacked connection), writes `data`,
+  // then half-closes (needs OpenStdin and StdinOnce in the create body).
+  absl::Status WriteStdin(absl::string_view id, absl::string_view data,
+                          const AbortFn& abort) override;
+  absl::Status Kill(absl::string_view id) override;
+  absl::StatusOr<ContainerState> InspectContainer(absl::string_view id) override;
+  absl::Status Remove(absl::string_view id) override;
+  absl::StatusOr<std::vector<ContainerSummary>> ListContainers(
+      absl::string_view label_key, absl::string_view label_value) override;
+
   // The API version used: min(engine's ApiVersion, max_api_version). Cached
   // after the first success; every versioned call negotiates first.
   absl::StatusOr<std::string> NegotiateApiVersion();
-
-  // OK if the image is present; FAILED_PRECONDITION naming it if not.
-  absl::Status InspectImage(absl::string_view image);
-  // Pulls `image` from its registry. FAILED_PRECONDITION naming the image
-  // if the engine could not pull it (its progress stream reports an error).
-  absl::Status PullImage(absl::string_view image);
-  // Creates a container named `name` from a create body; returns its id.
-  absl::StatusOr<std::string> CreateContainer(absl::string_view name,
-                                              const nlohmann::json& body);
-  // Waits for `condition` ("next-exit", "not-running", ...) and returns the
-  // exit code. `on_sent` (may be empty) is called once the request has been
-  // written. No total timeout; `abort` ends it with CANCELLED.
-  absl::StatusOr<int64_t> Wait(absl::string_view id, absl::string_view condition,
-                               const AbortFn& abort,
-                               const std::function<void()>& on_sent);
-  absl::Status Start(absl::string_view id);
-  // The container's stdout+stderr from the start (multiplexed format, raw
-  // bytes); with `follow`, until it exits. `on_bytes` returning false, or
-  // `abort` returning true, ends the call with CANCELLED. No total timeout.
-  absl::Status Logs(absl::string_view id, bool follow,
-                    const std::function<bool(absl::string_view)>& on_bytes,
-                    const AbortFn& abort);
-  // Attaches to the container's stdin (hijacked connection), writes `data`,
-  // then half-closes so the process sees EOF (needs OpenStdin and StdinOnce
-  // in the create body). Blocks while the process does not read; `abort`
-  // ends it with CANCELLED. No total timeout.
-  absl::Status WriteStdin(absl::string_view id, absl::string_view data,
-                          const AbortFn& abort);
-  // Sends SIGKILL. OK if the container is not running (anymore).
-  absl::Status Kill(absl::string_view id);
-  absl::StatusOr<ContainerState> InspectContainer(absl::string_view id);
-  // Force-removes the container and its anonymous volumes. OK if it is
-  // already gone.
-  absl::Status Remove(absl::string_view id);
-  // All containers (running or not) carrying label `key=value`.
-  absl::StatusOr<std::vector<ContainerSummary>> ListContainers(
-      absl::string_view label_key, absl::string_view label_value);
 
  private:
   struct Request;

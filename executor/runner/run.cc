@@ -13,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/proto_time.h"
 #include "executor/docker/demux.h"
+#include "executor/docker/engine.h"
 #include "glog/logging.h"
 
 namespace runner {
@@ -40,7 +41,7 @@ bool IsMissingExecutable(const absl::Status& s) {
 // joins; fields they share are atomics or behind RunControl.
 class Execution {
  public:
-  Execution(docker::EngineClient& engine, const common::Clock& clock,
+  Execution(docker::Engine& engine, const common::Clock& clock,
             const RunnerOptions& options, const crucible::v1::RunRequest& request,
             const policy::ContainerPlan& plan, RunSink& sink, RunControl& control)
       : engine_(engine), clock_(clock), options_(options), request_(request),
@@ -381,7 +382,7 @@ class Execution {
     return true;
   }
 
-  docker::EngineClient& engine_;
+  docker::Engine& engine_;
   const common::Clock& clock_;
   const RunnerOptions& options_;
   const crucible::v1::RunRequest& request_;
@@ -407,7 +408,7 @@ class Execution {
 
 }  // namespace
 
-absl::StatusOr<TaskResult> ExecuteRun(docker::EngineClient& engine,
+absl::StatusOr<TaskResult> ExecuteRun(docker::Engine& engine,
                                       const common::Clock& clock,
                                       const RunnerOptions& options,
                                       const crucible::v1::RunRequest& request,

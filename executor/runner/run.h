@@ -4,7 +4,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "crucible/v1/executor_service.pb.h"
-#include "executor/docker/engine_client.h"
+#include "executor/docker/engine.h"
 #include "executor/policy/container_policy.h"
 #include "executor/runner/runner.h"
 
@@ -14,7 +14,7 @@ namespace runner {
 // and the slot). Internal to Runner; blocks the calling thread and joins
 // every thread it starts before returning.
 absl::StatusOr<crucible::v1::TaskResult> ExecuteRun(
-    docker::EngineClient& engine, const common::Clock& clock,
+    docker::Engine& engine, const common::Clock& clock,
     const RunnerOptions& options, const crucible::v1::RunRequest& request,
     const policy::ContainerPlan& plan, RunSink& sink, RunControl& control);
 

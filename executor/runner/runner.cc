@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "executor/docker/engine.h"
 #include "executor/runner/run.h"
 #include "glog/logging.h"
 
@@ -73,7 +74,7 @@ RunControl::Kill RunControl::WaitForEvent(absl::Duration timeout) {
   return requested_;
 }
 
-Runner::Runner(docker::EngineClient& engine, const policy::ContainerPolicy& policy,
+Runner::Runner(docker::Engine& engine, const policy::ContainerPolicy& policy,
                const common::Clock& clock, RunnerOptions options)
     : engine_(engine), policy_(policy), clock_(clock), options_(std::move(options)) {}
 

@@ -13,7 +13,7 @@
 #include "common/clock.h"
 #include "crucible/v1/executor_service.pb.h"
 #include "crucible/v1/task.pb.h"
-#include "executor/docker/engine_client.h"
+#include "executor/docker/engine.h"
 #include "executor/policy/container_policy.h"
 
 namespace runner {
@@ -112,7 +112,7 @@ struct RunnerOptions {
 // reports), with the engine's message.
 class Runner {
  public:
-  Runner(docker::EngineClient& engine, const policy::ContainerPolicy& policy,
+  Runner(docker::Engine& engine, const policy::ContainerPolicy& policy,
          const common::Clock& clock, RunnerOptions options);
 
   // Runs `request` to its end and returns its result (see class comment and
@@ -143,7 +143,7 @@ class Runner {
   const policy::ContainerPolicy& policy() const { return policy_; }
 
  private:
-  docker::EngineClient& engine_;
+  docker::Engine& engine_;
   const policy::ContainerPolicy& policy_;
   const common::Clock& clock_;
   const RunnerOptions options_;

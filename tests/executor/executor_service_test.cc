@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/proto_time.h"
 #include "crucible/v1/executor_service.grpc.pb.h"
+#include "executor/docker/engine_client.h"
 #include "gtest/gtest.h"
 #include "tests/executor/engine_env.h"
 

@@ -1,0 +1,102 @@
+#ifndef CRUCIBLE_EXECUTOR_DOCKER_ENGINE_H_
+#define CRUCIBLE_EXECUTOR_DOCKER_ENGINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "nlohmann/json.hpp"
+
+namespace docker {
+
+// What InspectContainer reports about a container's state.
+struct ContainerState {
+  std::string status;  // "created", "running", "exited", ...
+  bool running = false;
+  bool oom_killed = false;
+  int64_t exit_code = 0;
+  std::string error;  // the engine's State.Error, if any
+};
+
+// One entry of ListContainers.
+struct ContainerSummary {
+  std::string id;
+  // The container's name, without the leading '/' the engine reports (the
+  // first of its names); empty if it has none.
+  std::string name;
+  std::string state;
+  std::map<std::string, std::string> labels;
+};
+
+// Returns true to abort a streaming call; polled about once per second and
+// whenever data arrives. Must be cheap and thread-safe.
+using AbortFn = std::function<bool()>;
+
+// The container engine as the runner, the orphan reaper and the engine's
+// health checks see it: the one seam between the executor's logic and the
+// outside world. EngineClient (HTTP to the Docker Engine API) is the real
+// implementation; tests/testing/fake_engine.h is an in-process one with
+// scriptable faults. Implementations are thread-safe, and the streaming
+// calls (Wait, Logs, WriteStdin) do not block the others.
+//
+// Errors every implementation follows: engine unreachable -> UNAVAILABLE;
+// unknown container -> NOT_FOUND; missing image (InspectImage) ->
+// FAILED_PRECONDITION naming it; an aborted streaming call -> CANCELLED;
+// other engine errors -> INTERNAL with the engine's message.
+//
+// The per-container calls take a container name or id; Crucible always
+// passes the name it created the container with (policy::ContainerName).
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  // OK if the engine answers.
+  virtual absl::Status Ping() = 0;
+  // OK if the image is present; FAILED_PRECONDITION naming it if not.
+  virtual absl::Status InspectImage(absl::string_view image) = 0;
+  // Pulls `image` from its registry. FAILED_PRECONDITION naming the image
+  // if the engine could not pull it.
+  virtual absl::Status PullImage(absl::string_view image) = 0;
+  // Creates a container named `name` from a create body; returns its id.
+  virtual absl::StatusOr<std::string> CreateContainer(
+      absl::string_view name, const nlohmann::json& body) = 0;
+  // Waits for `condition` ("next-exit", "not-running", ...) and returns the
+  // exit code. `on_sent` (may be empty) is called once the request has been
+  // made. No total timeout; `abort` ends it with CANCELLED.
+  virtual absl::StatusOr<int64_t> Wait(absl::string_view id,
+                                       absl::string_view condition,
+                                       const AbortFn& abort,
+                                       const std::function<void()>& on_sent) = 0;
+  virtual absl::Status Start(absl::string_view id) = 0;
+  // The container's stdout+stderr from the start (multiplexed format, raw
+  // bytes); with `follow`, until it exits. `on_bytes` returning false, or
+  // `abort` returning true, ends the call with CANCELLED. No total timeout.
+  virtual absl::Status Logs(
+      absl::string_view id, bool follow,
+      const std::function<bool(absl::string_view)>& on_bytes,
+      const AbortFn& abort) = 0;
+  // Writes `data` to the container's stdin, then closes it so the process
+  // sees EOF. Blocks while the process does not read; `abort` ends it with
+  // CANCELLED. No total timeout.
+  virtual absl::Status WriteStdin(absl::string_view id, absl::string_view data,
+                                  const AbortFn& abort) = 0;
+  // Sends SIGKILL. OK if the container is not running (anymore).
+  virtual absl::Status Kill(absl::string_view id) = 0;
+  virtual absl::StatusOr<ContainerState> InspectContainer(
+      absl::string_view id) = 0;
+  // Force-removes the container and its anonymous volumes. OK if it is
+  // already gone.
+  virtual absl::Status Remove(absl::string_view id) = 0;
+  // All containers (running or not) carrying label `key=value`.
+  virtual absl::StatusOr<std::vector<ContainerSummary>> ListContainers(
+      absl::string_view label_key, absl::string_view label_value) = 0;
+};
+
+}  // namespace docker
+
+#endif  // CRUCIBLE_EXECUTOR_DOCKER_ENGINE_H_
