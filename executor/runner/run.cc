@@ -119,8 +119,10 @@ class Execution {
           [&] { wait_sent.Notify(); });
       if (r.ok()) exit_seen_ = true;
       wait_result = std::move(r);
-      if (!wait_sent.HasBeenNotified()) wait_sent.Notify();
+      // Done before sent: a wait that failed before it was sent is seen as
+      // failed by the check right after wait_sent, and nothing is started.
       wait_done.Notify();
+      if (!wait_sent.HasBeenNotified()) wait_sent.Notify();
     });
     absl::Cleanup join_waiter = [&] {
       stop_wait = true;
@@ -141,7 +143,7 @@ class Execution {
     }
     start_time_ = clock_.Now();
     sink_.OnStarted(id_, start_time_);
-    std::thread watchdog([this] { Watchdog(start_time_ + plan_.timeout); });
+    std::thread watchdog([this] { Watchdog(start_time_); });
     absl::Cleanup join_watchdog = [&] {
       control_.MarkDone();
       watchdog.join();
@@ -290,11 +292,14 @@ class Execution {
   // exit even if the wait call misses it (inspect every inspect_interval);
   // stops a log stream that outlives the exit by logs_grace; abandons the
   // streams if the run does not end within kill_grace after a kill.
-  void Watchdog(absl::Time deadline) {
+  void Watchdog(absl::Time start) {
+    const absl::Time deadline = start + plan_.timeout;
     bool killed = false;
     absl::Time killed_at = absl::InfiniteFuture();
     absl::Time exit_at = absl::InfiniteFuture();
-    absl::Time next_inspect = clock_.Now() + options_.inspect_interval;
+    // From the start, not from when this thread got going: a clock that
+    // moved meanwhile does not push the first inspection back.
+    absl::Time next_inspect = start + options_.inspect_interval;
     int engine_failures = 0;
     while (true) {
       Kill why = Kill::kNone;

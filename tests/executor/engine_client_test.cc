@@ -167,5 +167,46 @@ TEST(EngineClientTest, CreateSendsTheNameAndListReportsNamesWithoutSlash) {
             "crucible.executor%3Dex-1%22%5D%7D HTTP/1.1");
 }
 
+// The request line of every call the runner makes on a container, as the
+// table in engine_client.h and the docker-proxy's allowlist have them (the
+// runner's own tests use the fake engine and see none of this).
+TEST(EngineClientTest, ContainerCallsUseTheNameInTheDocumentedRequestLines) {
+  ScriptedServer server([](const std::string& line) {
+    if (absl::StrContains(line, "/version")) return Http(200, R"({"ApiVersion":"1.41"})");
+    if (absl::StrContains(line, "/_ping")) return Http(200, "OK");
+    if (absl::StrContains(line, "/create")) return Http(201, R"({"Id":"abc"})");
+    if (absl::StrContains(line, "/wait")) return Http(200, R"({"StatusCode":0})");
+    if (absl::StrContains(line, "/json ")) {
+      return Http(200, R"({"State":{"Status":"exited","Running":false,"ExitCode":0}})");
+    }
+    if (absl::StrContains(line, "/logs")) return Http(200, "");
+    return Http(204, "");
+  });
+  auto client = Client(server.address());
+  ASSERT_TRUE(client->Ping().ok());
+  ASSERT_TRUE(client->CreateContainer("crucible-r1", {{"Image", "i"}}).ok());
+  ASSERT_TRUE(client->Wait("crucible-r1", "next-exit", [] { return false; }, nullptr).ok());
+  ASSERT_TRUE(client->Start("crucible-r1").ok());
+  auto bytes = [](absl::string_view) { return true; };
+  ASSERT_TRUE(client->Logs("crucible-r1", true, bytes, [] { return false; }).ok());
+  ASSERT_TRUE(client->Logs("crucible-r1", false, bytes, [] { return false; }).ok());
+  ASSERT_TRUE(client->Kill("crucible-r1").ok());
+  ASSERT_TRUE(client->InspectContainer("crucible-r1").ok());
+  ASSERT_TRUE(client->Remove("crucible-r1").ok());
+  EXPECT_EQ(server.requests(),
+            (std::vector<std::string>{
+                "GET /_ping HTTP/1.1",
+                "GET /version HTTP/1.1",
+                "POST /v1.41/containers/create?name=crucible-r1 HTTP/1.1",
+                "POST /v1.41/containers/crucible-r1/wait?condition=next-exit HTTP/1.1",
+                "POST /v1.41/containers/crucible-r1/start HTTP/1.1",
+                "GET /v1.41/containers/crucible-r1/logs?follow=1&stdout=1&stderr=1 HTTP/1.1",
+                "GET /v1.41/containers/crucible-r1/logs?follow=0&stdout=1&stderr=1 HTTP/1.1",
+                "POST /v1.41/containers/crucible-r1/kill?signal=KILL HTTP/1.1",
+                "GET /v1.41/containers/crucible-r1/json HTTP/1.1",
+                "DELETE /v1.41/containers/crucible-r1?force=1&v=1 HTTP/1.1",
+            }));
+}
+
 }  // namespace
 }  // namespace docker

@@ -1,23 +1,22 @@
 // The runner refuses requests outside the policy before any engine call:
-// its engine is a scripted HTTP server that records every request.
+// its engine is the in-process fake, which records every call.
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "common/clock.h"
 #include "common/proto_time.h"
-#include "executor/docker/engine_client.h"
 #include "executor/policy/container_policy.h"
 #include "executor/runner/runner.h"
 #include "gtest/gtest.h"
-#include "tests/executor/scripted_server.h"
+#include "tests/testing/fake_engine.h"
 
 namespace runner {
 namespace {
 
-using executor_testing::Http;
-using executor_testing::ScriptedServer;
+using testing_util::FakeEngine;
 
 class NullSink : public RunSink {
  public:
@@ -35,35 +34,20 @@ crucible::v1::RunRequest Request() {
   return r;
 }
 
-// Answers like an engine that has no image at all.
-std::string NoImageEngine(const std::string& line) {
-  if (absl::StrContains(line, "/version"))
-    return Http(200, R"({"ApiVersion":"1.41"})");
-  if (absl::StrContains(line, "/images/create")) {
-    return Http(200, "{\"error\":\"no registry here\"}\n");
-  }
-  if (absl::StrContains(line, "/images/"))
-    return Http(404, R"({"message":"no such image"})");
-  return Http(500, R"({"message":"unexpected"})");
-}
-
 class RunnerRefusalTest : public ::testing::Test {
  protected:
   absl::StatusOr<crucible::v1::TaskResult> Run(
       const crucible::v1::RunRequest& req,
       policy::ContainerPolicyOptions po = {}) {
-    auto engine =
-        docker::EngineClient::Create({.docker_host = server_.address()});
-    EXPECT_TRUE(engine.ok());
     auto policy = policy::ContainerPolicy::Create(po);
     EXPECT_TRUE(policy.ok()) << policy.status();
-    Runner runner(**engine, *policy, clock_, RunnerOptions{});
+    Runner runner(engine_, *policy, clock_, RunnerOptions{});
     NullSink sink;
     return runner.Run(req, sink, nullptr);
   }
 
   common::FakeClock clock_;
-  ScriptedServer server_{NoImageEngine};
+  FakeEngine engine_;  // has no image, and its pulls fail
 };
 
 TEST_F(RunnerRefusalTest, RequestsOutsideThePolicyMakeNoEngineCall) {
@@ -137,8 +121,8 @@ TEST_F(RunnerRefusalTest, RequestsOutsideThePolicyMakeNoEngineCall) {
     EXPECT_TRUE(absl::StrContains(result.status().message(), c.rule))
         << c.name << ": " << result.status();
   }
-  EXPECT_TRUE(server_.requests().empty())
-      << "engine called: " << server_.requests().front();
+  EXPECT_TRUE(engine_.calls().empty())
+      << "engine called: " << engine_.calls().front();
 }
 
 TEST_F(RunnerRefusalTest, RootUserIsRefusedWhenThePolicyIsBuilt) {
@@ -159,10 +143,8 @@ TEST_F(RunnerRefusalTest,
   EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(result.status().message(),
                                 "localhost/crucible/busybox:latest"));
-  for (const std::string& r : server_.requests()) {
-    EXPECT_FALSE(absl::StrContains(r, "/images/create")) << r;
-    EXPECT_FALSE(absl::StrContains(r, "/containers/")) << r;
-  }
+  EXPECT_EQ(engine_.calls(), std::vector<std::string>{
+                                "inspect-image localhost/crucible/busybox:latest"});
 }
 
 TEST_F(RunnerRefusalTest, MissingImageIsPulledWhenThePolicyAllows) {
@@ -173,11 +155,8 @@ TEST_F(RunnerRefusalTest, MissingImageIsPulledWhenThePolicyAllows) {
   EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(result.status().message(), "no registry here"))
       << result.status();
-  std::vector<std::string> requests = server_.requests();
-  EXPECT_TRUE(
-      std::any_of(requests.begin(), requests.end(), [](const std::string& r) {
-        return absl::StartsWith(r, "POST /v1.41/images/create?fromImage=");
-      }));
+  EXPECT_EQ(engine_.CallCount(FakeEngine::Op::kPullImage), 1);
+  EXPECT_EQ(engine_.CallCount(FakeEngine::Op::kCreate), 0);
 }
 
 }  // namespace
