@@ -11,6 +11,7 @@
 #include "cli/exit_codes.h"
 #include "cli/format.h"
 #include "common/grpc_status.h"
+#include "common/task_state.h"
 
 namespace cli {
 
@@ -165,7 +166,7 @@ int Commands::Cancel(const Args& args) {
   }
   if (args.output == OutputFormat::kJson) {
     output_.Out(TaskToJson(*task) + "\n");
-  } else if (IsTerminal(task->state())) {
+  } else if (common::IsTerminal(task->state())) {
     output_.Out(absl::StrCat("task ", task->id(), " ", StateName(task->state()), "\n"));
   } else {
     output_.Out(absl::StrCat("task ", task->id(), " ", StateName(task->state()),

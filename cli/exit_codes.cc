@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/task_state.h"
 
 namespace cli {
 
@@ -17,13 +18,6 @@ std::string ReasonName(crucible::v1::TerminationReason reason) {
   std::string name = crucible::v1::TerminationReason_Name(reason);
   if (absl::StartsWith(name, "TERMINATION_REASON_")) name = name.substr(19);
   return name.empty() ? absl::StrCat("REASON_", static_cast<int>(reason)) : name;
-}
-
-bool IsTerminal(crucible::v1::TaskState state) {
-  return state == crucible::v1::TASK_STATE_SUCCEEDED ||
-         state == crucible::v1::TASK_STATE_FAILED ||
-         state == crucible::v1::TASK_STATE_TIMED_OUT ||
-         state == crucible::v1::TASK_STATE_CANCELLED;
 }
 
 int ExitCodeForTask(const Task& task) {

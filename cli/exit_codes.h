@@ -40,7 +40,6 @@ std::string EndingLine(const crucible::v1::Task& task);
 std::string StateName(crucible::v1::TaskState state);
 // "EXITED" for TERMINATION_REASON_EXITED.
 std::string ReasonName(crucible::v1::TerminationReason reason);
-bool IsTerminal(crucible::v1::TaskState state);
 
 }  // namespace cli
 

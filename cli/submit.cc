@@ -18,6 +18,7 @@
 #include "cli/progress.h"
 #include "common/grpc_status.h"
 #include "common/proto_time.h"
+#include "common/task_state.h"
 
 namespace cli {
 namespace {
@@ -203,7 +204,7 @@ absl::Status Commands::WatchEvents(const std::string& task_id, bool if_interrupt
   while (!ended && reader->Read(&response)) {
     on_event(response.event());
     // The server ends the stream after this; do not depend on it.
-    ended = IsTerminal(response.event().state());
+    ended = common::IsTerminal(response.event().state());
   }
   if (ended) ctx->TryCancel();
   grpc::Status status = reader->Finish();
@@ -214,7 +215,7 @@ absl::Status Commands::WatchEvents(const std::string& task_id, bool if_interrupt
 absl::StatusOr<crucible::v1::Task> Commands::WaitForEnd(const std::string& task_id,
                                                         bool if_interrupted) {
   absl::StatusOr<Task> task = GetTask(task_id);
-  if (!task.ok() || IsTerminal(task->state())) return task;
+  if (!task.ok() || common::IsTerminal(task->state())) return task;
   absl::Status watched = WatchEvents(task_id, if_interrupted, [](const TaskEvent&) {});
   if (!watched.ok()) return watched;
   return GetTask(task_id);
@@ -252,7 +253,7 @@ int Commands::Watch(const Args& args) {
   if (!status.ok()) return Fail(status);
   absl::StatusOr<Task> task = GetTask(args.task_id);
   if (!task.ok()) return Fail(task.status());
-  if (!IsTerminal(task->state())) {
+  if (!common::IsTerminal(task->state())) {
     output_.Err(absl::StrCat("crucible: the watch ended while task ", task->id(), " is ",
                              StateName(task->state()), "\n"));
     return kExitError;

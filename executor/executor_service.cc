@@ -1,6 +1,5 @@
 #include "executor/executor_service.h"
 
-#include <deque>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -9,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "common/proto_time.h"
+#include "common/stream_write_queue.h"
 #include "glog/logging.h"
 
 namespace executor {
@@ -22,7 +22,7 @@ using crucible::v1::RunResponse;
 constexpr size_t kMaxQueuedBytes = 4 << 20;
 
 // One Run call. The run executes on thread_, which feeds messages into
-// queue_; reactions only start writes and Finish. Deleted in OnDone after
+// out_; reactions only start writes and Finish. Deleted in OnDone after
 // joining thread_.
 class RunReactor final : public grpc::ServerWriteReactor<RunResponse>,
                          public runner::RunSink {
@@ -47,18 +47,11 @@ class RunReactor final : public grpc::ServerWriteReactor<RunResponse>,
   }
 
   void OnWriteDone(bool ok) override {
+    // The caller is gone: stop the run; nothing more is written, and the
+    // stream finishes once the run has ended (Body).
+    if (!ok) control_->Cancel();
     absl::MutexLock lock(&mu_);
-    queued_bytes_ -= queue_.front().ByteSizeLong();
-    queue_.pop_front();
-    writing_ = false;
-    if (!ok) {
-      // The caller is gone: stop the run; nothing more will be written.
-      broken_ = true;
-      control_->Cancel();
-      queue_.clear();
-      queued_bytes_ = 0;
-    }
-    WriteOrFinishLocked();
+    out_.OnWriteDone(ok);
   }
 
   void OnCancel() override {
@@ -78,44 +71,24 @@ class RunReactor final : public grpc::ServerWriteReactor<RunResponse>,
     absl::StatusOr<crucible::v1::TaskResult> result =
         runner_.Run(request_, *this, control_);
     absl::MutexLock lock(&mu_);
-    if (result.ok()) {
-      RunResponse r;
-      *r.mutable_finished() = *std::move(result);
-      if (!broken_) {
-        queued_bytes_ += r.ByteSizeLong();
-        queue_.push_back(std::move(r));
-      }
-      final_status_ = grpc::Status::OK;
-    } else {
-      final_status_ = common::ToGrpcStatus(result.status());
-    }
-    finished_ = true;
-    WriteOrFinishLocked();
+    if (broken_) return out_.Finish(grpc::Status::CANCELLED);
+    if (!result.ok()) return out_.FinishAfterQueued(common::ToGrpcStatus(result.status()));
+    RunResponse r;
+    *r.mutable_finished() = *std::move(result);
+    out_.Push(std::move(r));
+    out_.FinishAfterQueued(grpc::Status::OK);
   }
 
   void Enqueue(RunResponse r) {
     absl::MutexLock lock(&mu_);
     auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return broken_ || queued_bytes_ < kMaxQueuedBytes;
+      return broken_ || out_.broken() || out_.queued_bytes() < kMaxQueuedBytes;
     };
     mu_.Await(absl::Condition(&room));
     if (broken_) return;
-    queued_bytes_ += r.ByteSizeLong();
-    queue_.push_back(std::move(r));
-    WriteOrFinishLocked();
-  }
-
-  void WriteOrFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || finish_called_) return;
-    if (!queue_.empty() && !broken_) {
-      writing_ = true;
-      StartWrite(&queue_.front());
-      return;
-    }
-    if (finished_) {
-      finish_called_ = true;
-      Finish(final_status_);
-    }
+    const size_t bytes = r.ByteSizeLong();
+    out_.Push(std::move(r), bytes);  // dropped after a failed write
+    out_.Write();
   }
 
   runner::Runner& runner_;
@@ -123,13 +96,11 @@ class RunReactor final : public grpc::ServerWriteReactor<RunResponse>,
   const std::shared_ptr<runner::RunControl> control_;
   std::thread thread_;
   absl::Mutex mu_;
-  std::deque<RunResponse> queue_ ABSL_GUARDED_BY(mu_);
-  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool broken_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+  // The stream finishes once the run has ended, even after a failed write.
+  common::StreamWriteQueue<RunReactor, RunResponse> out_ ABSL_GUARDED_BY(mu_){
+      this,
+      {.on_failure = common::StreamWriteQueue<RunReactor, RunResponse>::OnWriteFailure::kWaitForFinish}};
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;  // the caller cancelled
 };
 
 }  // namespace

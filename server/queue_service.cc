@@ -1,7 +1,6 @@
 #include "server/queue_service.h"
 
 #include <atomic>
-#include <deque>
 #include <string>
 #include <utility>
 #include <vector>
@@ -9,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "common/proto_time.h"
+#include "common/stream_write_queue.h"
 #include "glog/logging.h"
 
 namespace server {
@@ -42,12 +42,11 @@ class WorkerStream final
   // commit can go out as one batch.
   void Send(ConnectResponse message) override {
     absl::MutexLock lock(&mu_);
-    if (finished_ || finish_after_write_) return;  // the lease will lapse
-    pending_.push_back(std::move(message));
+    out_.Push(std::move(message));  // dropped once finishing: the lease will lapse
   }
   void Flush() override {
     absl::MutexLock lock(&mu_);
-    MaybeWriteLocked();
+    WriteLocked();
   }
 
   void OnReadDone(bool ok) override {
@@ -68,22 +67,12 @@ class WorkerStream final
     }
     // Under mu_: once finished (say, by OnCancel) no new read may start.
     absl::MutexLock lock(&mu_);
-    if (!finished_ && !finish_after_write_) StartRead(&request_);
+    if (!out_.finishing()) StartRead(&request_);
   }
 
   void OnWriteDone(bool ok) override {
     absl::MutexLock lock(&mu_);
-    writing_ = false;
-    if (!ok) {
-      pending_.clear();
-      finish_after_write_ = true;
-      finish_status_ = grpc::Status(grpc::CANCELLED, "write failed");
-    }
-    if (finish_after_write_) {
-      FinishLocked(finish_status_);
-      return;
-    }
-    MaybeWriteLocked();
+    if (out_.OnWriteDone(ok, /*write_next=*/false)) WriteLocked();  // batches
   }
 
   void OnCancel() override {
@@ -197,50 +186,32 @@ class WorkerStream final
     }
   }
 
-  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || finished_ || pending_.empty()) return;
-    current_ = std::move(pending_.front());
-    pending_.pop_front();
+  void WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto& pending = out_.pending();
+    if (out_.writing() || out_.finishing() || pending.empty()) return;
     // Assignments that queued up while the stream was busy go out as one
     // message to a worker that takes batches: one write and one read per
     // batch instead of per task.
-    if (batches_ && current_.has_assignment() && !pending_.empty() &&
-        pending_.front().has_assignment()) {
-      crucible::v1::AssignmentBatch batch;
-      *batch.add_assignments() = std::move(*current_.mutable_assignment());
-      size_t bytes = batch.assignments(0).ByteSizeLong();
-      while (!pending_.empty() && pending_.front().has_assignment() &&
-             batch.assignments_size() < kMaxBatch) {
-        bytes += pending_.front().assignment().ByteSizeLong();
-        if (bytes > kMaxBatchBytes) break;
-        *batch.add_assignments() = std::move(*pending_.front().mutable_assignment());
-        pending_.pop_front();
-      }
-      *current_.mutable_assignments() = std::move(batch);
+    if (!batches_ || !pending.front().message.has_assignment() || pending.size() < 2 ||
+        !pending[1].message.has_assignment()) {
+      out_.Write();
+      return;
     }
-    writing_ = true;
-    // More queued: let gRPC coalesce them into one send; the last of a run
-    // goes without the hint, which flushes.
-    grpc::WriteOptions options;
-    if (!pending_.empty()) options.set_buffer_hint();
-    StartWrite(&current_, options);
+    ConnectResponse message;
+    crucible::v1::AssignmentBatch& batch = *message.mutable_assignments();
+    size_t bytes = 0;
+    while (!pending.empty() && pending.front().message.has_assignment() &&
+           batch.assignments_size() < kMaxBatch) {
+      bytes += pending.front().message.assignment().ByteSizeLong();
+      if (batch.assignments_size() > 0 && bytes > kMaxBatchBytes) break;
+      *batch.add_assignments() = std::move(*pending.front().message.mutable_assignment());
+      pending.pop_front();
+    }
+    out_.WriteThis(std::move(message));
   }
   void FinishOnce(grpc::Status status) {
     absl::MutexLock lock(&mu_);
-    FinishLocked(std::move(status));
-  }
-  // Finishes now, or once the write in flight completes.
-  void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_) return;
-    if (writing_) {
-      if (!finish_after_write_) {
-        finish_after_write_ = true;
-        finish_status_ = std::move(status);
-      }
-      return;
-    }
-    finished_ = true;
-    Finish(std::move(status));
+    out_.Finish(std::move(status));
   }
 
   // Bounds of one AssignmentBatch: well under gRPC's 4 MiB message limit.
@@ -256,13 +227,11 @@ class WorkerStream final
   std::atomic<int64_t> session_{0};
   std::atomic<bool> ended_{false};
   absl::Mutex mu_;
-  std::deque<ConnectResponse> pending_ ABSL_GUARDED_BY(mu_);
-  ConnectResponse current_ ABSL_GUARDED_BY(mu_);  // alive until WriteDone
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  // More queued: gRPC may coalesce them into one send; the last of a run
+  // goes without the hint, which flushes.
+  common::StreamWriteQueue<WorkerStream, ConnectResponse> out_ ABSL_GUARDED_BY(mu_){
+      this, {.buffer_hint_while_queued = true}};
   bool batches_ ABSL_GUARDED_BY(mu_) = false;  // the worker takes AssignmentBatch
-  bool finish_after_write_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
   ReactorJobs jobs_;  // last: its cleanup uses the fields above
 };
 

@@ -3,10 +3,10 @@
 #include <utility>
 
 #include "common/grpc_status.h"
+#include "common/task_state.h"
 #include "glog/logging.h"
 #include "server/raw_messages.h"
 #include "server/scheduler/request_validation.h"
-#include "server/scheduler/transitions.h"
 
 namespace server {
 
@@ -36,7 +36,7 @@ void TaskOutputStream::Start() {
           request_.stream(), request_.offset(), request_.attempt());
       !valid.ok()) {
     absl::MutexLock lock(&mu_);
-    FinishLocked(common::ToGrpcStatus(valid));
+    out_.Finish(common::ToGrpcStatus(valid));
     return;
   }
   // Subscribing before reading the store means a chunk stored after the
@@ -58,13 +58,13 @@ void TaskOutputStream::Start() {
   {
     absl::MutexLock lock(&mu_);
     if (!task.ok()) {
-      FinishLocked(common::ToGrpcStatus(task.status()));
+      out_.Finish(common::ToGrpcStatus(task.status()));
       return;
     }
     subscription_ = subscription;
     attempt_ = request_.attempt() > 0 ? request_.attempt() : task->attempt();
     next_offset_ = request_.offset();
-    task_ended_ = !request_.follow() || IsTerminal(task->state());
+    task_ended_ = !request_.follow() || common::IsTerminal(task->state());
     backlog_done_ = attempt_ == 0;
     started_ = true;
   }
@@ -72,7 +72,7 @@ void TaskOutputStream::Start() {
 }
 
 void TaskOutputStream::OnEvent(const crucible::v1::TaskEvent& event) {
-  if (!IsTerminal(event.state())) return;
+  if (!common::IsTerminal(event.state())) return;
   {
     absl::MutexLock lock(&mu_);
     task_ended_ = true;
@@ -85,7 +85,7 @@ void TaskOutputStream::OnOutput(const OutputChunk& chunk) {
     absl::MutexLock lock(&mu_);
     live_bytes_ += chunk.data().size();
     live_.push_back(chunk);
-    if (live_bytes_ > max_live_bytes_ && started_ && (writing_ || reading_)) {
+    if (live_bytes_ > max_live_bytes_ && started_ && (out_.writing() || reading_)) {
       // The reader is slow (a write or a read is in flight, which resumes
       // the pump): drop what piled up and read it again from the store,
       // where it is, instead of holding it here.
@@ -105,8 +105,8 @@ void TaskOutputStream::Pump(bool may_read) {
     int64_t from;
     {
       absl::MutexLock lock(&mu_);
-      if (finished_ || !started_ || reading_ || writing_) return;
-      if (MaybeWriteLocked()) return;
+      if (out_.finishing() || !started_ || reading_ || out_.writing()) return;
+      if (out_.Write()) return;
       if (!backlog_done_) {
         if (!may_read) return;  // the reader or OnWriteDone carries on
         reading_ = true;
@@ -117,8 +117,8 @@ void TaskOutputStream::Pump(bool may_read) {
         live.swap(live_);
         live_bytes_ = 0;
         for (const OutputChunk& c : live) AcceptLocked(c);
-        if (MaybeWriteLocked()) return;
-        if (task_ended_) FinishLocked(grpc::Status::OK);
+        if (out_.Write()) return;
+        if (task_ended_) out_.Finish(grpc::Status::OK);
         return;
       }
     }
@@ -127,7 +127,7 @@ void TaskOutputStream::Pump(bool may_read) {
     absl::MutexLock lock(&mu_);
     reading_ = false;
     if (!chunks.ok()) {
-      FinishLocked(common::ToGrpcStatus(chunks.status()));
+      out_.Finish(common::ToGrpcStatus(chunks.status()));
       return;
     }
     if (chunks->empty()) backlog_done_ = true;
@@ -156,50 +156,21 @@ void TaskOutputStream::AcceptLocked(const OutputChunk& chunk) {
     out->set_offset(next_offset_);
   }
   next_offset_ = end;
-  pending_.push_back(std::move(response));
-}
-
-bool TaskOutputStream::MaybeWriteLocked() {
-  if (finished_ || writing_ || pending_.empty()) return false;
-  current_ = SerializeMessage(pending_.front());
-  pending_.pop_front();
-  writing_ = true;
-  StartWrite(&current_);
-  return true;
-}
-
-void TaskOutputStream::FinishLocked(grpc::Status status) {
-  if (finished_) return;
-  if (writing_) {
-    if (!finish_after_write_) {
-      finish_after_write_ = true;
-      finish_status_ = std::move(status);
-    }
-    return;
-  }
-  finished_ = true;
-  Finish(std::move(status));
+  out_.Push(SerializeMessage(response));
 }
 
 void TaskOutputStream::OnWriteDone(bool ok) {
   {
     absl::MutexLock lock(&mu_);
-    writing_ = false;
-    if (!ok) {
-      FinishLocked(grpc::Status(grpc::CANCELLED, "write failed"));
-      return;
-    }
-    if (finish_after_write_) {
-      FinishLocked(finish_status_);
-      return;
-    }
+    // Finished, broken, or the next queued write started: nothing to pump.
+    if (!out_.OnWriteDone(ok) || out_.writing()) return;
   }
   jobs_.Run([this] { Pump(/*may_read=*/true); });
 }
 
 void TaskOutputStream::OnCancel() {
   absl::MutexLock lock(&mu_);
-  FinishLocked(grpc::Status::CANCELLED);
+  out_.Finish(grpc::Status::CANCELLED);
 }
 
 void TaskOutputStream::OnDone() { jobs_.Done(); }

@@ -1,13 +1,13 @@
 #ifndef CRUCIBLE_SERVER_TASK_OUTPUT_STREAM_H_
 #define CRUCIBLE_SERVER_TASK_OUTPUT_STREAM_H_
 
-#include <deque>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "common/stream_write_queue.h"
 #include "crucible/v1/task_service.grpc.pb.h"
 #include "server/blocking_pool.h"
 #include "server/scheduler/scheduler.h"
@@ -45,8 +45,6 @@ class TaskOutputStream final
   // Queues the part of `chunk` past next_offset_ (if it is of our attempt).
   void AcceptLocked(const crucible::v1::OutputChunk& chunk)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Scheduler& scheduler_;
   const crucible::v1::StreamTaskOutputRequest request_;
@@ -62,13 +60,7 @@ class TaskOutputStream final
   bool task_ended_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<crucible::v1::OutputChunk> live_ ABSL_GUARDED_BY(mu_);
   int64_t live_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  std::deque<crucible::v1::StreamTaskOutputResponse> pending_
-      ABSL_GUARDED_BY(mu_);
-  grpc::ByteBuffer current_ ABSL_GUARDED_BY(mu_);
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool finish_after_write_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  common::StreamWriteQueue<TaskOutputStream, grpc::ByteBuffer> out_ ABSL_GUARDED_BY(mu_){this};
   ReactorJobs jobs_;  // last: its cleanup reads the fields above
 };
 

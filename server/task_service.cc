@@ -1,7 +1,6 @@
 #include "server/task_service.h"
 
 #include <algorithm>
-#include <deque>
 #include <memory>
 #include <string>
 #include <utility>
@@ -11,9 +10,10 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
+#include "common/stream_write_queue.h"
+#include "common/task_state.h"
 #include "glog/logging.h"
 #include "server/raw_messages.h"
-#include "server/scheduler/transitions.h"
 #include "server/task_output_stream.h"
 
 namespace server {
@@ -89,15 +89,11 @@ class Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
 
   void OnWriteDone(bool ok) override {
     absl::MutexLock lock(&mu_);
-    writing_ = false;
-    if (!ok) return FinishLocked(grpc::Status(grpc::CANCELLED, "write failed"));
-    if (finish_after_write_) return FinishLocked(finish_status_);
-    if (pending_.empty() && sent_terminal_) return FinishLocked(grpc::Status::OK);
-    MaybeWriteLocked();
+    out_.OnWriteDone(ok);
   }
   void OnCancel() override {
     absl::MutexLock lock(&mu_);
-    FinishLocked(grpc::Status::CANCELLED);
+    out_.Finish(grpc::Status::CANCELLED);
   }
   void OnDone() override { jobs_.Done(); }
 
@@ -105,7 +101,7 @@ class Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   void Start() {
     absl::StatusOr<TaskSubscription> sub = scheduler_.Subscribe(task_id_, this);
     absl::MutexLock lock(&mu_);
-    if (!sub.ok()) return FinishLocked(common::ToGrpcStatus(sub.status()));
+    if (!sub.ok()) return out_.Finish(common::ToGrpcStatus(sub.status()));
     subscription_ = sub->id;
     TaskEvent current;
     current.set_task_id(sub->task.id());
@@ -120,45 +116,26 @@ class Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
     early_.clear();
   }
   void PushLocked(TaskEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_ || finish_after_write_ || queued_terminal_) return;
-    if (pending_.size() + (writing_ ? 1 : 0) >= max_backlog_) {
+    if (out_.finishing()) return;  // after the terminal event, or an error
+    if (out_.backlog() >= max_backlog_) {
       // A slow reader must not hold events without bound (nor slow anyone
       // else): it gets an error and resumes with a new WatchTask, which
       // starts from the current state.
-      pending_.clear();
-      return FinishLocked(grpc::Status(
+      return out_.Finish(grpc::Status(
           grpc::RESOURCE_EXHAUSTED,
           absl::StrCat("watcher fell more than ", max_backlog_,
                        " events behind; call WatchTask again to resume from "
                        "the current state")));
     }
-    queued_terminal_ = IsTerminal(event.state());
+    const bool terminal = common::IsTerminal(event.state());
     WatchTaskResponse response;
     *response.mutable_event() = std::move(event);
-    pending_.push_back(std::move(response));
-    MaybeWriteLocked();
-  }
-  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || finished_ || pending_.empty()) return;
-    sent_terminal_ = IsTerminal(pending_.front().event().state());
-    current_ = SerializeMessage(pending_.front());
-    pending_.pop_front();
-    writing_ = true;
-    StartWrite(&current_);
-  }
-  // Finishes now, or after the write in flight completes.
-  void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_) return;
-    if (writing_) {
-      pending_.clear();
-      if (!finish_after_write_) {  // OnWriteDone finishes
-        finish_after_write_ = true;
-        finish_status_ = std::move(status);
-      }
-      return;
+    out_.Push(SerializeMessage(response));
+    if (terminal) {
+      out_.FinishAfterQueued(grpc::Status::OK);
+    } else {
+      out_.Write();
     }
-    finished_ = true;
-    Finish(std::move(status));
   }
 
   Scheduler& scheduler_;
@@ -168,14 +145,7 @@ class Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   int64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<TaskEvent> early_ ABSL_GUARDED_BY(mu_);
-  std::deque<WatchTaskResponse> pending_ ABSL_GUARDED_BY(mu_);
-  grpc::ByteBuffer current_ ABSL_GUARDED_BY(mu_);  // alive until WriteDone
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool queued_terminal_ ABSL_GUARDED_BY(mu_) = false;
-  bool sent_terminal_ ABSL_GUARDED_BY(mu_) = false;
-  bool finish_after_write_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  common::StreamWriteQueue<Watcher, grpc::ByteBuffer> out_ ABSL_GUARDED_BY(mu_){this};
   ReactorJobs jobs_;  // last: its cleanup reads the fields above
 };
 

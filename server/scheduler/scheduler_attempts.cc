@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
+#include "common/task_state.h"
 #include "glog/logging.h"
 #include "server/scheduler/scheduler.h"
 #include "server/scheduler/transitions.h"
@@ -31,7 +32,7 @@ absl::Status Scheduler::CommitLocked(Entry& e, TaskState to,
   e.task.set_state(to);
   absl::Time now = clock_.Now();
   *e.task.mutable_update_time() = common::ToProtoTime(now);
-  if (IsTerminal(to)) *e.task.mutable_end_time() = common::ToProtoTime(now);
+  if (common::IsTerminal(to)) *e.task.mutable_end_time() = common::ToProtoTime(now);
   outbox_.Submit(TaskWrite::Update(e.task));
   VLOG(1) << "task " << e.task.id() << " -> "
           << crucible::v1::TaskState_Name(e.task.state()) << " " << message;

@@ -35,11 +35,6 @@ constexpr std::pair<S, S> kAllowed[] = {
 
 }  // namespace
 
-bool IsTerminal(TaskState state) {
-  return state == S::TASK_STATE_SUCCEEDED || state == S::TASK_STATE_FAILED ||
-         state == S::TASK_STATE_TIMED_OUT || state == S::TASK_STATE_CANCELLED;
-}
-
 absl::Status CheckTransition(TaskState from, TaskState to) {
   for (const auto& [f, t] : kAllowed) {
     if (f == from && t == to) return absl::OkStatus();

@@ -6,9 +6,6 @@
 
 namespace server {
 
-// True for SUCCEEDED, FAILED, TIMED_OUT and CANCELLED.
-bool IsTerminal(crucible::v1::TaskState state);
-
 // The one place that says which state changes a task may make. OK if
 // `from -> to` is allowed, FAILED_PRECONDITION otherwise (terminal states
 // never change; UNSPECIFIED is never a valid source or target).

@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/task_state.h"
 #include "executor/docker/engine_client.h"
 #include "executor/policy/container_policy.h"
 #include "tests/testing/test_stack.h"
@@ -23,11 +24,6 @@ using crucible::v1::TaskState;
 using testing_util::Process;
 
 namespace {
-
-bool IsTerminal(TaskState s) {
-  return s == crucible::v1::TASK_STATE_SUCCEEDED || s == crucible::v1::TASK_STATE_FAILED ||
-         s == crucible::v1::TASK_STATE_TIMED_OUT || s == crucible::v1::TASK_STATE_CANCELLED;
-}
 
 std::chrono::system_clock::time_point In(absl::Duration d) {
   return absl::ToChronoTime(absl::Now() + d);
@@ -206,7 +202,7 @@ void TerminalCounter::Watch(const std::string& task_id) {
     auto reader = impl_->stub->WatchTask(raw, request);
     crucible::v1::WatchTaskResponse response;
     while (reader->Read(&response)) {
-      if (!IsTerminal(response.event().state())) continue;
+      if (!common::IsTerminal(response.event().state())) continue;
       absl::MutexLock lock(&impl_->mu);
       ++impl_->counts[task_id];
     }
@@ -245,14 +241,14 @@ std::vector<Task> AwaitTerminal(crucible::v1::TaskService::Stub& tasks,
   while (true) {
     bool all = true;
     for (size_t i = 0; i < ids.size(); ++i) {
-      if (IsTerminal(last[i].state())) continue;
+      if (common::IsTerminal(last[i].state())) continue;
       crucible::v1::GetTaskRequest request;
       request.set_task_id(ids[i]);
       crucible::v1::GetTaskResponse response;
       grpc::ClientContext ctx;
       ctx.set_deadline(In(absl::Seconds(5)));
       if (tasks.GetTask(&ctx, request, &response).ok()) last[i] = response.task();
-      all = all && IsTerminal(last[i].state());
+      all = all && common::IsTerminal(last[i].state());
     }
     if (all || absl::Now() >= until) return last;
     absl::SleepFor(absl::Milliseconds(200));

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/task_state.h"
 #include "crucible/v1/task_service.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -36,13 +37,6 @@ using testing_util::LocalStack;
 using testing_util::RunCommand;
 
 constexpr char kImage[] = "localhost/crucible/busybox:latest";
-
-bool IsTerminal(TaskState s) {
-  return s == crucible::v1::TASK_STATE_SUCCEEDED ||
-         s == crucible::v1::TASK_STATE_FAILED ||
-         s == crucible::v1::TASK_STATE_TIMED_OUT ||
-         s == crucible::v1::TASK_STATE_CANCELLED;
-}
 
 struct Output {
   std::string stdout_bytes, stderr_bytes;
@@ -76,7 +70,7 @@ class EndToEndTest : public testing_util::LocalStackSuite<> {
     while (reader->Read(&event)) last = event.event().state();
     grpc::Status s = reader->Finish();
     EXPECT_TRUE(s.ok()) << s.error_message();
-    EXPECT_TRUE(IsTerminal(last)) << "watch ended in " << TaskState_Name(last);
+    EXPECT_TRUE(common::IsTerminal(last)) << "watch ended in " << TaskState_Name(last);
     return testing_util::GetTaskOrFail(local_->tasks(), id);
   }
 

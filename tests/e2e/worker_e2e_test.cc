@@ -23,6 +23,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/task_state.h"
 #include "crucible/v1/task_service.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -38,11 +39,6 @@ using crucible::v1::TaskState;
 using testing_util::Process;
 
 constexpr char kImage[] = "localhost/crucible/busybox:latest";
-
-bool IsTerminal(TaskState s) {
-  return s == crucible::v1::TASK_STATE_SUCCEEDED || s == crucible::v1::TASK_STATE_FAILED ||
-         s == crucible::v1::TASK_STATE_TIMED_OUT || s == crucible::v1::TASK_STATE_CANCELLED;
-}
 
 std::chrono::system_clock::time_point In(absl::Duration d) {
   return absl::ToChronoTime(absl::Now() + d);
@@ -293,7 +289,7 @@ class Cluster {
 // Number of terminal states in a watch: a task ends exactly once.
 int Ends(const std::vector<TaskState>& states) {
   int n = 0;
-  for (TaskState s : states) n += IsTerminal(s);
+  for (TaskState s : states) n += common::IsTerminal(s);
   return n;
 }
 

@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/proto_time.h"
+#include "common/task_state.h"
 #include "gtest/gtest.h"
 #include "server/scheduler/scheduler.h"
 #include "server/scheduler/transitions.h"
@@ -207,7 +208,7 @@ class EventLog : public TaskListener {
   void OnEvent(const crucible::v1::TaskEvent& event) override {
     absl::MutexLock lock(&mu_);
     states_.push_back(event.state());
-    if (IsTerminal(event.state())) ended_.Notify();
+    if (common::IsTerminal(event.state())) ended_.Notify();
   }
   void OnOutput(const crucible::v1::OutputChunk&) override {}
   bool WaitEnded() { return ended_.WaitForNotificationWithTimeout(absl::Seconds(10)); }

@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/task_state.h"
 #include "gtest/gtest.h"
 
 namespace server {
@@ -50,14 +51,14 @@ TEST(TransitionsTest, AllowsExactlyTheLifecycle) {
 TEST(TransitionsTest, TerminalStatesNeverChange) {
   for (S from : {S::TASK_STATE_SUCCEEDED, S::TASK_STATE_FAILED,
                  S::TASK_STATE_TIMED_OUT, S::TASK_STATE_CANCELLED}) {
-    EXPECT_TRUE(IsTerminal(from));
+    EXPECT_TRUE(common::IsTerminal(from));
     for (S to : kAll) {
       EXPECT_EQ(CheckTransition(from, to).code(),
                 absl::StatusCode::kFailedPrecondition);
     }
   }
-  EXPECT_FALSE(IsTerminal(S::TASK_STATE_RUNNING));
-  EXPECT_FALSE(IsTerminal(S::TASK_STATE_QUEUED));
+  EXPECT_FALSE(common::IsTerminal(S::TASK_STATE_RUNNING));
+  EXPECT_FALSE(common::IsTerminal(S::TASK_STATE_QUEUED));
 }
 
 }  // namespace
