@@ -4,7 +4,6 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstddef>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -12,11 +11,13 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "crucible/v1/queue_service.grpc.pb.h"
 #include "worker/backoff.h"
 #include "worker/channel.h"
+#include "worker/core/worker_core.h"
 #include "worker/executor_client.h"
 #include "worker/executor_fleet.h"
 #include "worker/protocol.h"
@@ -65,22 +66,23 @@ struct WorkerOptions {
   absl::Duration cancel_deadline = absl::Seconds(5);
 };
 
-// The queue worker: keeps one QueueService.Connect stream to the server
-// open (reconnecting with capped, jittered exponential backoff), runs each
-// assignment on the executor in rotation with the most free slots, relays
-// its events, output and result, and keeps its lease alive with heartbeats.
-// Credits granted to the server follow the free executor slots it can
-// reach. Runs outlive a lost stream: after a reconnect the worker resumes
-// heartbeats and reports for them under their leases (the server refuses
-// the ones whose lease lapsed, and those runs are cancelled).
+// The queue worker's gRPC adapter: keeps one QueueService.Connect stream to
+// the server open (reconnecting with capped, jittered exponential backoff),
+// hands what the server sends to the WorkerCore (worker/core/), writes what
+// the core queues, and runs the core's runs on executors (ExecutorClient,
+// a thread per run). What the worker decides (placement, credits,
+// heartbeats, drain, readiness) is the core's; see WorkerCore. Runs outlive
+// a lost stream: after a reconnect the worker resumes heartbeats and
+// reports for them under their leases (the server refuses the ones whose
+// lease lapsed, and those runs are cancelled).
 //
 // Readiness (see Readiness): ready while a stream to the server is open
 // (hello sent) and at least one executor is in rotation; each change is
 // logged with its reason and handed to `on_readiness`.
 //
 // Threads, all owned and joined: the connection loop (which reads the
-// stream), one writer per stream (every write and the heartbeats), one
-// thread per run, and the fleet's. Thread-safe.
+// stream), one writer per stream, a ticker (the core's time-driven
+// decisions), one thread per run, and the fleet's. Thread-safe.
 class Worker {
  public:
   // Called with the new readiness on each change (first with true, once
@@ -102,27 +104,50 @@ class Worker {
   void Stop();
 
   // Runs held now (placed or waiting for an executor), for tests.
-  int RunsForTest() const;
-  bool DrainingForTest() const;
+  int RunsForTest() const { return core_.runs(); }
+  bool DrainingForTest() const { return core_.draining(); }
+  // Waits up to `timeout` for Drain to have begun.
+  bool AwaitDrainingForTest(absl::Duration timeout) { return core_.AwaitDraining(timeout); }
   // Whether the worker is ready now, and why (or why not).
-  bool ReadyForTest(std::string* reason = nullptr) const;
+  bool ReadyForTest(std::string* reason = nullptr) const { return core_.ready(reason); }
   ExecutorPool& PoolForTest() { return fleet_.pool(); }
 
  private:
-  // One assignment being run. Fields other than the constants are guarded
-  // by mu_.
-  struct ActiveRun {
-    crucible::v1::Assignment assignment;
-    std::string lease_id;
-    std::string executor;  // address it runs on; empty until placed
-    RunCall call;          // thread-safe by itself
-    StopCause cause = StopCause::kNone;
-    std::string cancel_reason;
-    bool silenced = false;   // the server rejected a report: no more reports
-    bool completed = false;  // completion queued: no more heartbeats
-    std::thread thread;
-  };
   struct Connection;
+  // Runs the core's runs on executors, a thread each (worker_runs.cc).
+  class Launcher final : public RunLauncher {
+   public:
+    explicit Launcher(ExecutorClient& executors) : executors_(executors) {}
+    // The core that gets the runs' events; set once, before any Launch.
+    void Bind(WorkerCore& core) { core_ = &core; }
+    void Launch(const std::string& executor, const crucible::v1::RunRequest& request,
+                absl::Duration deadline) override;
+    void CancelCall(const std::string& lease) override;
+    void CancelOnExecutor(const std::string& executor, const std::string& lease) override;
+    // Joins the threads of the runs that ended.
+    void ReapFinished();
+    // Waits for every run thread to end, then joins them.
+    void JoinAll();
+
+   private:
+    // One lease's call handle, shared by its attempts at placement.
+    struct Entry {
+      std::shared_ptr<RunCall> call = std::make_shared<RunCall>();
+      int threads = 0;
+    };
+    void RunOne(uint64_t id, std::string executor, crucible::v1::RunRequest request,
+                absl::Duration deadline, std::shared_ptr<RunCall> call);
+    std::shared_ptr<RunCall> CallLocked(const std::string& lease)
+        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+    ExecutorClient& executors_;
+    WorkerCore* core_ = nullptr;
+    absl::Mutex mu_;
+    uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
+    std::map<std::string, Entry> calls_ ABSL_GUARDED_BY(mu_);
+    std::map<uint64_t, std::thread> threads_ ABSL_GUARDED_BY(mu_);
+    std::vector<std::thread> finished_ ABSL_GUARDED_BY(mu_);  // to join
+  };
 
   // worker.cc: the stream.
   void Loop();
@@ -130,68 +155,23 @@ class Worker {
   absl::Status Serve(bool& going_away);
   void WriterLoop(Connection& conn);
   void Handle(const crucible::v1::ConnectResponse& msg);
-  void ReapFinished();
-  // worker_runs.cc: assignments and runs.
-  void StartRun(const crucible::v1::Assignment& assignment);
-  void RunOne(std::shared_ptr<ActiveRun> run);
-  // Waits for an executor slot; false if the run ended before it got one.
-  bool Place(ActiveRun& run);
-  void EndRunLocked(ActiveRun& run, crucible::v1::ConnectRequest completion)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void CancelFromServer(const crucible::v1::AssignmentCancel& cancel);
-  void OnRejected(const crucible::v1::ReportRejected& rejected);
-  void CancelAllRuns();
-  void OnCapacityChange();
-  // Recomputes readiness and publishes a change. Call without mu_ held.
-  void UpdateReadiness() ABSL_LOCKS_EXCLUDED(mu_);
-  void SetStreamUp(bool up) ABSL_LOCKS_EXCLUDED(mu_);
-  // Grants the server the credits it lacks to match the reachable free
-  // slots (never takes any back: the protocol cannot).
-  void RegrantLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  int DesiredCreditsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Tells the server what the executors accept if that changed since the
-  // hello or the last update.
-  void PublishExecutorsLocked(std::vector<crucible::v1::ExecutorAccepts> executors)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Queues a report. With `may_block`, waits while too many bytes are
-  // queued (unless the worker is stopping).
-  void Enqueue(crucible::v1::ConnectRequest msg, bool may_block);
-  void PushLocked(crucible::v1::ConnectRequest msg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::vector<std::string> LiveLeasesLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Leases of the runs going on and of those whose completion is not
-  // written yet: what a new stream names first.
-  std::vector<crucible::v1::HeldLease> HeldLeasesLocked() const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Duration RunDeadline(const crucible::v1::TaskSpec& spec) const;
+  void TickerLoop();
 
   const WorkerOptions options_;
-  const ReadinessCallback on_readiness_;
   std::unique_ptr<crucible::v1::QueueService::Stub> stub_;
   ExecutorClient executors_;
+  Launcher launcher_;
   ExecutorFleet fleet_;
+  WorkerCore core_;
   std::thread loop_;
+  std::thread ticker_;
 
   mutable absl::Mutex mu_;
-  std::map<std::string, std::shared_ptr<ActiveRun>> runs_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::thread> finished_ ABSL_GUARDED_BY(mu_);  // to join
-  // Reports for the server; kept across streams (credits and heartbeats
-  // are dropped on reconnect: the hello replaces them).
-  std::deque<crucible::v1::ConnectRequest> outbound_ ABSL_GUARDED_BY(mu_);
-  size_t outbound_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  Connection* conn_ ABSL_GUARDED_BY(mu_) = nullptr;        // the open stream, if any
-  int outstanding_credits_ ABSL_GUARDED_BY(mu_) = 0;       // granted, not yet used
-  std::deque<std::string> unplaced_ ABSL_GUARDED_BY(mu_);  // leases waiting for an executor
-  // Runs ended whose completion is queued but not yet written, by lease: a
-  // restarted server must take their lease back before the completion.
-  std::map<std::string, crucible::v1::HeldLease> ended_unsent_ ABSL_GUARDED_BY(mu_);
-  uint64_t capacity_generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on slot changes
-  // What the server was last told the executors accept.
-  std::vector<crucible::v1::ExecutorAccepts> published_executors_ ABSL_GUARDED_BY(mu_);
-  Readiness readiness_ ABSL_GUARDED_BY(mu_);
+  Connection* conn_ ABSL_GUARDED_BY(mu_) = nullptr;  // the open stream, if any
   bool started_ ABSL_GUARDED_BY(mu_) = false;
-  bool draining_ ABSL_GUARDED_BY(mu_) = false;  // no credits, no new runs
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // runs cancelled; half-close when reported
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;      // the loop ends; nothing more is written
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;  // Stop() began: no reconnecting
+  // Stop's grace is over: streams are cut, the ticker ends.
+  bool cut_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace worker
