@@ -109,8 +109,8 @@ TEST_F(RunnerFaultTest, FailedCreateIsReturnedAndTouchesNothingElse) {
   engine_.FailNext(Op::kCreate, absl::UnavailableError("proxy down"));
   absl::StatusOr<TaskResult> result = Run(Request("c"));
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(engine_.calls(),
-            (std::vector<std::string>{"inspect-image localhost/crucible/x:1", "create crucible-c"}));
+  EXPECT_EQ(engine_.calls(), (std::vector<std::string>{
+                                "inspect-image localhost/crucible/x:1", "create crucible-c"}));
 }
 
 TEST_F(RunnerFaultTest, FailedStartIsReturnedAndTheContainerRemoved) {

@@ -1,5 +1,7 @@
 // The worker against a fake QueueService and a fake ExecutorService, both
-// real gRPC servers on 127.0.0.1 ephemeral ports.
+// real gRPC servers on 127.0.0.1 ephemeral ports. The core's decisions
+// alone (placement, its timeout, max_tasks, drain refusals, back-pressure)
+// are tested on fake time in core_test.cc.
 #include "worker/worker.h"
 
 #include <google/protobuf/util/message_differencer.h>
@@ -143,15 +145,9 @@ class WorkerTest : public testing::Test {
     return false;
   }
 
-  // Waits until the worker's readiness is `ready`.
-  bool WaitForReady(bool ready) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (absl::Now() < deadline) {
-      if (worker_->ReadyForTest() == ready) return true;
-      absl::SleepFor(absl::Milliseconds(5));  // polling a condition, not a sync sleep
-    }
-    return false;
-  }
+  // Waits until the worker last published `ready` (workers made with
+  // published_ as their readiness callback).
+  bool WaitForReady(bool ready) { return published_.WaitForLast(ready); }
 
   // Waits until the worker's readiness has `reason`.
   bool WaitForReason(const std::string& reason) {
@@ -174,6 +170,13 @@ class WorkerTest : public testing::Test {
     std::vector<bool> Get() {
       absl::MutexLock lock(&mu);
       return states;
+    }
+    bool WaitForLast(bool ready) {
+      absl::MutexLock lock(&mu);
+      auto last = [this, ready]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+        return states.empty() ? !ready : states.back() == ready;
+      };
+      return mu.AwaitWithTimeout(absl::Condition(&last), absl::Seconds(10));
     }
     absl::Mutex mu;
     std::vector<bool> states ABSL_GUARDED_BY(mu);
@@ -299,12 +302,6 @@ TEST_F(WorkerTest, AnExecutorThatComesOrGoesIsPublishedAgain) {
   };
   EXPECT_TRUE(queue_.WaitFor(only_b));
   std::remove(path.c_str());
-}
-
-TEST_F(WorkerTest, CreditsAreCappedByMaxTasks) {
-  options_.max_tasks = 2;
-  StartWorker();
-  EXPECT_EQ(queue_.Received().front().hello().credits(), 2);
 }
 
 TEST_F(WorkerTest, UnreachableExecutorsGiveNoCreditsUntilOneIsServing) {
@@ -514,27 +511,6 @@ TEST_F(WorkerTest, ResumedLeaseThatTheServerRefusesIsCancelled) {
   EXPECT_FALSE(HasCompletion(queue_.Received(), "lease-y"));
 }
 
-TEST_F(WorkerTest, TasksSpreadOverExecutorsByFreeSlots) {
-  Executor& second = AddExecutor();
-  second.service.set_mode(Mode::kUntilCancelled);
-  executor_.set_mode(Mode::kUntilCancelled);
-  options_.fleet.discovery.static_addresses.push_back(second.address);
-  StartWorker();
-  for (int i = 0; i < 4; ++i) {
-    ASSERT_TRUE(queue_.Send(Assign(absl::StrCat("lease-", i), absl::StrCat("task-", i), 1)));
-  }
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) {
-    int started = 0;
-    for (int i = 0; i < 4; ++i) started += Started(m, absl::StrCat("lease-", i));
-    return started == 4;
-  }));
-  // 3 slots each: the most-free rule can put at most one more on either.
-  const size_t a = executor_.runs().size(), b = second.service.runs().size();
-  EXPECT_EQ(a + b, 4u);
-  EXPECT_EQ(a, 2u);
-  EXPECT_EQ(b, 2u);
-}
-
 TEST_F(WorkerTest, NotServingExecutorLeavesRotationAndComesBack) {
   Executor& second = AddExecutor();
   second.service.set_mode(Mode::kUntilCancelled);
@@ -553,33 +529,6 @@ TEST_F(WorkerTest, NotServingExecutorLeavesRotationAndComesBack) {
   second.SetServing(true);
   ASSERT_TRUE(second.service.WaitForRuns(1));
   EXPECT_EQ(executor_.runs().size(), 3u);
-}
-
-TEST_F(WorkerTest, AssignmentWithoutAFreeSlotIsGivenBackAfterThePlacementTimeout) {
-  options_.fleet.pool.slots_per_executor = 1;
-  options_.placement_timeout = absl::Milliseconds(300);
-  executor_.set_mode(Mode::kUntilCancelled);
-  StartWorker();
-  ASSERT_TRUE(queue_.Send(Assign("lease-1", "task-1", 1)));
-  ASSERT_TRUE(queue_.Send(Assign("lease-2", "task-2", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-2"); }));
-  EXPECT_TRUE(Started(queue_.Received(), "lease-1"));  // placed in arrival order
-  const Messages reports = About(queue_.Received(), "lease-2");
-  ASSERT_EQ(reports.size(), 1u);
-  EXPECT_EQ(reports[0].completion().error().code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(executor_.runs().size(), 1u);
-}
-
-TEST_F(WorkerTest, WaitingAssignmentRunsWhenASlotFrees) {
-  options_.fleet.pool.slots_per_executor = 1;
-  executor_.set_mode(Mode::kUntilCancelled);
-  StartWorker();
-  ASSERT_TRUE(queue_.Send(Assign("lease-1", "task-1", 1)));
-  ASSERT_TRUE(queue_.Send(Assign("lease-2", "task-2", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Started(m, "lease-1"); }));
-  executor_.Finish("lease-1");
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Started(m, "lease-2"); }));
-  EXPECT_EQ(executor_.runs().size(), 2u);
 }
 
 TEST_F(WorkerTest, ExecutorThatCannotBeReachedMidRunIsReportedAtOnceAsRetryable) {
@@ -659,11 +608,7 @@ TEST_F(WorkerTest, DrainLetsTheRunningTaskFinishGrantsNothingAndRefusesNewWork) 
   std::thread drain([this] { worker_->Drain(absl::Seconds(20)); });
   // Credits granted earlier cannot be revoked: an assignment during the
   // drain is given back at once as retryable.
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (!worker_->DrainingForTest() && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(5));  // polling a condition
-  }
-  ASSERT_TRUE(worker_->DrainingForTest());
+  ASSERT_TRUE(worker_->AwaitDrainingForTest(absl::Seconds(10)));
   ASSERT_TRUE(queue_.Send(Assign("lease-late", "task-late", 1)));
   ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-late"); }));
   EXPECT_EQ(About(queue_.Received(), "lease-late").back().completion().error().code(),
@@ -701,17 +646,6 @@ TEST_F(WorkerTest, StopReportsRunningTasksAsUnavailableSoTheServerRetries) {
   ASSERT_TRUE(reports.back().has_completion());
   EXPECT_EQ(reports.back().completion().error().code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_TRUE(executor_.WaitForCallCancelled("lease-s"));
-}
-
-TEST_F(WorkerTest, MoreAssignmentsThanSlotsAreGivenBackAsRetryable) {
-  options_.max_tasks = 1;
-  executor_.set_mode(Mode::kUntilCancelled);
-  StartWorker();
-  ASSERT_TRUE(queue_.Send(Assign("lease-1", "task-1", 1)));
-  ASSERT_TRUE(queue_.Send(Assign("lease-2", "task-2", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-2"); }));
-  const Messages reports = About(queue_.Received(), "lease-2");
-  EXPECT_EQ(reports.back().completion().error().code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
 }
 
 }  // namespace
