@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdlib>
 
@@ -31,6 +32,8 @@ int WaitForStopSignal() {
   }
   return sig;
 }
+
+void RequestStop() { kill(getpid(), SIGTERM); }
 
 void InitLogging(const char* argv0) {
   if (std::getenv("GLOG_log_dir") == nullptr &&

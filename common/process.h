@@ -13,6 +13,10 @@ void BlockStopSignals();
 // Waits for SIGTERM or SIGINT and returns its number.
 int WaitForStopSignal();
 
+// Asks this process to stop as a SIGTERM would (WaitForStopSignal returns
+// it), for a library that finds the process cannot go on.
+void RequestStop();
+
 // Initialises glog for a binary: logs to stderr unless GLOG_log_dir is set.
 void InitLogging(const char* argv0);
 

@@ -1,15 +1,9 @@
 // crucible-server: the public TaskService and the workers' QueueService over
 // one scheduler and a SQLite store.
-#include <signal.h>
-#include <unistd.h>
-
-#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <system_error>
-
-#include <grpcpp/health_check_service_interface.h>
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
@@ -20,11 +14,11 @@
 #include "common/process.h"
 #include "glog/logging.h"
 #include "server/blocking_pool.h"
-#include "server/periodic.h"
+#include "server/maintenance.h"
 #include "server/queue_service.h"
 #include "server/scheduler/request_validation.h"
-#include "server/scheduler/scheduler.h"
 #include "server/outbox/durable_outbox.h"
+#include "server/scheduler/scheduler.h"
 #include "server/store/sqlite_task_store.h"
 #include "server/task_service.h"
 
@@ -174,7 +168,7 @@ int main(int argc, char** argv) {
   server_options.port_file = absl::GetFlag(FLAGS_port_file);
   server_options.max_receive_message_bytes =
       static_cast<int>(server::kMaxReceiveMessageBytes);
-  // "crucible.store": NOT_SERVING while the disk is full (see the sweeper).
+  // "crucible.store": NOT_SERVING while the disk is full (server::Maintenance).
   server_options.health_service_names = {kStoreHealth, "crucible.v1.TaskService",
                                          "crucible.v1.QueueService"};
   auto grpc_server = common::GrpcServer::Start(
@@ -185,43 +179,12 @@ int main(int argc, char** argv) {
   }
   LOG(INFO) << "crucible-server serving on port " << (*grpc_server)->port()
             << ", store " << store_options.path;
-  std::atomic<bool> store_failed{false};
+  bool store_failed = false;
   {
-    server::Scheduler* s = scheduler->get();
-    server::DurableOutbox* st = &outbox;
-    grpc::HealthCheckServiceInterface* health =
-        (*grpc_server)->server()->GetHealthCheckService();
-    bool store_full = false;  // the sweeper's alone
-    server::PeriodicRunner sweeper(
-        absl::GetFlag(FLAGS_sweep_interval),
-        [s, st, health, &store_failed, &store_full] {
-          // A full disk degrades, it does not stop us: writes wait, new
-          // tasks are refused, reads go on, and the store resumes by itself.
-          // "" stays SERVING, or a liveness probe would restart us in a loop.
-          const absl::Status store_health = st->health();
-          const bool full = absl::IsResourceExhausted(store_health);
-          if (full != store_full && health != nullptr) {
-            health->SetServingStatus(kStoreHealth, !full);
-          }
-          store_full = full;
-          // Any other failed commit: memory has run ahead of the store for
-          // good, so stop and let a restart rebuild from the store.
-          if (!store_health.ok() && !full) {
-            if (!store_failed.exchange(true)) {
-              LOG(ERROR) << "store failed, stopping: " << st->health();
-              kill(getpid(), SIGTERM);
-            }
-            return;
-          }
-          s->ExpireLeases();
-          if (full) return;  // a purge needs room in the store too
-          absl::StatusOr<int> purged = s->PurgeExpired();
-          if (!purged.ok()) {
-            LOG(WARNING) << "retention purge: " << purged.status();
-          } else if (*purged > 0) {
-            LOG(INFO) << "retention: purged " << *purged << " ended tasks";
-          }
-        });
+    server::Maintenance maintenance(**scheduler, (*grpc_server)->server()->GetHealthCheckService(),
+                                    {.interval = absl::GetFlag(FLAGS_sweep_interval),
+                                     .store_health_service = kStoreHealth},
+                                    common::RequestStop);
     int sig = common::WaitForStopSignal();
     LOG(INFO) << "signal " << sig << ": stopping";
     (*grpc_server)->BeginStop();  // every health service NOT_SERVING, liveness too
@@ -229,6 +192,7 @@ int main(int argc, char** argv) {
     // server) at once, which also lets the shutdown below end early.
     (*scheduler)->GoAway("server shutting down");
     (*grpc_server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+    store_failed = maintenance.store_failed();
   }
   grpc_server->reset();
   LOG(INFO) << "stopped";
