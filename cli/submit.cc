@@ -18,6 +18,7 @@
 #include "cli/progress.h"
 #include "common/grpc_status.h"
 #include "common/proto_time.h"
+#include "common/retry.h"
 #include "common/task_state.h"
 
 namespace cli {
@@ -111,8 +112,8 @@ absl::Status Commands::CreateTask(const crucible::v1::CreateTaskRequest& request
     std::unique_ptr<grpc::ClientContext> ctx = connection_.UnaryContext();
     grpc::Status status = stub_->CreateTask(ctx.get(), request, response);
     if (status.ok()) return absl::OkStatus();
-    const bool retryable = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                           status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+    const bool retryable = common::RetryCall(static_cast<absl::StatusCode>(status.error_code()),
+                                             /*idempotent=*/!request.request_id().empty());
     if (!retryable || attempt >= kCreateAttempts || Interrupted()) {
       return common::FromGrpcStatus(status);
     }

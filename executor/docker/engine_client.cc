@@ -250,7 +250,9 @@ absl::Status EngineClient::HttpError(absl::string_view method,
   std::string msg = EngineMessage(resp.body);
   switch (resp.code) {
     case 403:
-      return absl::UnavailableError(absl::StrCat(
+      // A configuration error (the policy and the proxy disagree), not an
+      // outage: no retry fixes it.
+      return absl::PermissionDeniedError(absl::StrCat(
           "the docker proxy at ", options_.docker_host, " refused ", method,
           " ", path, " (403 Forbidden): allow this path in the proxy's "
           "configuration. ", msg));

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
+#include "common/retry.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "server/scheduler/scheduler.h"
@@ -16,39 +17,6 @@ namespace server {
 using crucible::v1::OutputChunk;
 using crucible::v1::Task;
 using crucible::v1::TaskResult;
-
-namespace {
-
-bool RetryableCode(absl::StatusCode code) {
-  switch (code) {
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kAborted:
-    case absl::StatusCode::kResourceExhausted:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kInternal:
-    case absl::StatusCode::kUnknown:
-      return true;
-    default:
-      return false;
-  }
-}
-
-// Of the retryable codes, those that say the system failed (an engine,
-// executor or worker unreachable or full, a conflict) rather than anything
-// about the task. A deadline, an internal error or an unknown one may come
-// from the task itself (a stream it broke), so they spend its attempts.
-Blame BlameOf(absl::StatusCode code) {
-  switch (code) {
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kAborted:
-    case absl::StatusCode::kResourceExhausted:
-      return Blame::kSystem;
-    default:
-      return Blame::kTask;
-  }
-}
-
-}  // namespace
 
 absl::Status Scheduler::ReportStarted(const std::string& lease_id,
                                       absl::Time start_time) {
@@ -121,10 +89,13 @@ absl::Status Scheduler::ReportCompletion(
     auto code = static_cast<absl::StatusCode>(completion.error().code());
     std::string msg = absl::StrCat(absl::StatusCodeToString(code), ": ",
                                    completion.error().message());
-    if (RetryableCode(code)) {
+    const common::AttemptFailure failure = common::ClassifyAttemptFailure(code);
+    if (failure != common::AttemptFailure::kFinal) {
       result.set_reason(crucible::v1::TERMINATION_REASON_INFRASTRUCTURE);
       result.set_error_message(msg);
-      RETURN_IF_ERROR(RetryOrFailLocked(*e, std::move(result), msg, op.out, BlameOf(code)));
+      RETURN_IF_ERROR(RetryOrFailLocked(
+          *e, std::move(result), msg, op.out,
+          failure == common::AttemptFailure::kSystem ? Blame::kSystem : Blame::kTask));
     } else {
       result.set_reason(crucible::v1::TERMINATION_REASON_REJECTED);
       result.set_error_message(completion.error().message());

@@ -22,14 +22,14 @@ std::unique_ptr<EngineClient> Client(const std::string& address) {
   return *std::move(c);
 }
 
-TEST(EngineClientTest, ProxyRefusalIsUnavailableSayingTheProxyRefusedThePath) {
+TEST(EngineClientTest, ProxyRefusalIsPermissionDeniedSayingTheProxyRefusedThePath) {
   ScriptedServer server([](const std::string& line) {
     if (absl::StrContains(line, "/version")) return Http(200, R"({"ApiVersion":"1.41"})");
     return Http(403, "<html>403 Forbidden</html>");
   });
   auto client = Client(server.address());
   absl::Status s = client->Kill("abc");
-  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(absl::StrContains(s.message(), "proxy")) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "refused")) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "POST /v1.41/containers/abc/kill")) << s;

@@ -148,3 +148,51 @@ TEST_F(SchedulerInfraTest, TheCountsSurviveARestart) {
 
 }  // namespace
 }  // namespace server
+
+namespace server {
+namespace {
+
+// Every code an executor or worker may report, read the one way
+// (common::ClassifyAttemptFailure): the system's fault, maybe the task's,
+// or final. Each code on a task of its own, first attempt.
+TEST_F(SchedulerInfraTest, EachErrorCodeIsTheSystemsTheTasksOrFinal) {
+  struct Case {
+    absl::StatusCode code;
+    crucible::v1::TaskState state;
+    int infrastructure_failures;
+  };
+  const std::vector<Case> cases = {
+      {absl::StatusCode::kUnavailable, crucible::v1::TASK_STATE_QUEUED, 1},
+      {absl::StatusCode::kAborted, crucible::v1::TASK_STATE_QUEUED, 1},
+      {absl::StatusCode::kResourceExhausted, crucible::v1::TASK_STATE_QUEUED, 1},
+      {absl::StatusCode::kDeadlineExceeded, crucible::v1::TASK_STATE_QUEUED, 0},
+      {absl::StatusCode::kInternal, crucible::v1::TASK_STATE_QUEUED, 0},
+      {absl::StatusCode::kUnknown, crucible::v1::TASK_STATE_QUEUED, 0},
+      // A proxy's 403 arrives as PERMISSION_DENIED: configuration, not outage.
+      {absl::StatusCode::kPermissionDenied, crucible::v1::TASK_STATE_FAILED, 0},
+      {absl::StatusCode::kFailedPrecondition, crucible::v1::TASK_STATE_FAILED, 0},
+      {absl::StatusCode::kInvalidArgument, crucible::v1::TASK_STATE_FAILED, 0},
+      {absl::StatusCode::kNotFound, crucible::v1::TASK_STATE_FAILED, 0},
+  };
+  FakeSink sink;
+  int64_t session = Connect(sink, 1);
+  for (const Case& c : cases) {
+    const std::string id = Create(Spec());
+    std::vector<Assignment> got = sink.TakeAssignments();
+    ASSERT_EQ(got.size(), 1u) << absl::StatusCodeToString(c.code);
+    Fail(sink, session, got[0], c.code);
+    const crucible::v1::Task t = Get(id);
+    EXPECT_EQ(t.state(), c.state) << absl::StatusCodeToString(c.code);
+    EXPECT_EQ(t.infrastructure_failures(), c.infrastructure_failures)
+        << absl::StatusCodeToString(c.code);
+    if (c.state == crucible::v1::TASK_STATE_FAILED) {
+      EXPECT_EQ(t.result().reason(), crucible::v1::TERMINATION_REASON_REJECTED)
+          << absl::StatusCodeToString(c.code);
+    } else {
+      ASSERT_TRUE(scheduler_->CancelTask(id, "").ok());  // out of the way of the next
+    }
+  }
+}
+
+}  // namespace
+}  // namespace server
