@@ -51,6 +51,13 @@ class SqliteTaskStoreTest : public testing::Test {
     return c;
   }
 
+  // Runs `sql` on the database file through a connection of its own.
+  void ExecOnFile(const char* sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
   // One write committed on its own.
   absl::Status Write(TaskWrite w) { return store_->Commit(absl::MakeConstSpan(&w, 1)); }
 
@@ -197,14 +204,7 @@ TEST_F(SqliteTaskStoreTest, MigrationLabelsTasksStoredBeforeIt) {
   ASSERT_TRUE(Write(TaskWrite::Insert(t)).ok());
   store_.reset();
   // Back to schema 2, as a store written by the previous release.
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "DROP TABLE task_labels; DELETE FROM schema_version "
-                         "WHERE version > 2",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  ExecOnFile("DROP TABLE task_labels; DELETE FROM schema_version WHERE version > 2");
   Reopen();
   ListTasksQuery q{.tenant = "default", .page_size = 10};
   q.labels = {{"team", "a"}};
@@ -220,14 +220,9 @@ TEST_F(SqliteTaskStoreTest, AFailedCommitLeavesNothing) {
   // fails the whole batch: the insert before it is not committed either.
   std::vector<TaskWrite> batch = {TaskWrite::Insert(MakeTask("b")),
                                   TaskWrite::Insert(MakeTask("c"))};
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "CREATE TRIGGER no_c BEFORE INSERT ON tasks WHEN NEW.id = 'c' "
-                         "BEGIN SELECT RAISE(ABORT, 'no c'); END",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  ExecOnFile(
+      "CREATE TRIGGER no_c BEFORE INSERT ON tasks WHEN NEW.id = 'c' "
+      "BEGIN SELECT RAISE(ABORT, 'no c'); END");
   absl::Status s = store_->Commit(batch);
   EXPECT_FALSE(s.ok());
   EXPECT_FALSE(absl::IsResourceExhausted(s)) << s;
