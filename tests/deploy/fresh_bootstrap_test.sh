@@ -8,7 +8,8 @@
 # configuration, python3 with PyYAML, podman-compose, mmdebstrap, and a real
 # nested Podman engine (runc, conmon, netavark with iptables, aardvark-dns)
 # running hardened busybox containers on an internal network, as the
-# engine tests and the compose stack do. Not checked: kubectl (the
+# engine tests and the compose stack do, and a pod (catatonit, for its
+# pause image), as the kube play test does. Not checked: kubectl (the
 # manifest test's), which this kind of machine ships and bootstrap does not
 # install.
 #   tests/deploy/fresh_bootstrap_test.sh REPO_ROOT       KEEP=1: keep the container
@@ -78,6 +79,11 @@ inside_engine() {
   check "engine: the peer's name resolves on the internal network (netavark, iptables, aardvark-dns)" yes \
     "$(echo "$out" | grep -q '^Address: 10\.' && echo yes || echo "no: $(echo "$out" | tail -3 | xargs)")"
   "$pod" rm -f -t 0 fresh-peer >/dev/null 2>&1
+  # A pod, as tests/deploy/kube_play_test.sh plays the manifests: Podman
+  # builds its pause image around catatonit.
+  check "engine: a pod starts (its pause image, catatonit)" 0 \
+    "$("$pod" pod create --name fresh-pod >/dev/null 2>&1 && "$pod" pod start fresh-pod >/dev/null 2>&1; echo $?)"
+  "$pod" pod rm -f -t 0 fresh-pod >/dev/null 2>&1
   "$pod" network rm -f fresh-engine >/dev/null 2>&1
   # The Docker-compatible API, as deploy/local/engine serves it.
   "$pod" system service --time=0 "unix://$store/engine.sock" >"$store/service.log" 2>&1 </dev/null &
@@ -116,7 +122,7 @@ inside() {
   # deploy/docker/* call, and what podman and netavark call underneath.
   for p in make cmake ninja clang clang++ g++ pkg-config protoc grpc_cpp_plugin \
            podman runc conmon /usr/lib/podman/netavark /usr/lib/podman/aardvark-dns \
-           iptables ip6tables haproxy curl /usr/bin/python3 podman-compose mmdebstrap \
+           iptables ip6tables catatonit haproxy curl /usr/bin/python3 podman-compose mmdebstrap \
            node npm node_modules/.bin/buf \
            setsid script timeout awk sha256sum tar xargs find chgrp seq ldd unshare; do
     program "$p"
