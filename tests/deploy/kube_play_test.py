@@ -26,9 +26,9 @@ engine API served from that storage, and checks them running (issue 24):
   on the engine.
 
 Podman 4.3 cannot play the rendered overlay as it is. The test changes only
-what it cannot take, and says why at each change (`to_plays` below): the
-native sidecars become ordinary containers, probes are taken out (the test
-runs them), the StatefulSet becomes a Deployment with its claim, $(VAR)
+what it cannot take, and says why at each change (`to_plays` in
+kube_play_transform.py): the native sidecars become ordinary containers,
+probes are taken out (the test runs them), the StatefulSet becomes a Deployment with its claim, $(VAR)
 references are expanded (the executor pods become one Pod each),
 containerPorts are not published on the host, each pod's emptyDir gets a
 name of its own, the engine socket's hostPath points at the test engine's
@@ -55,7 +55,6 @@ images are missing or the engine cannot start.
 """
 
 import atexit
-import copy
 import ipaddress
 import json
 import os
@@ -74,6 +73,7 @@ ROOT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
 sys.argv[1:] = []
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import k8s_manifests_test as manifests  # noqa: E402
+from kube_play_transform import played_volumes, to_plays  # noqa: E402
 
 PODMAN = os.path.join(ROOT, "deploy", "docker", "podman")
 STORE = os.environ.get("CRUCIBLE_IMAGE_STORE") or os.path.join(ROOT, "build", "images")
@@ -88,7 +88,6 @@ CLIENT = "kube-play-client"
 BUSYBOX = "localhost/crucible/busybox:latest"
 EXECUTORS = 2
 APP_UID = 10001
-HOST_SOCKET = "/run/podman/podman.sock"  # the local overlay's hostPath
 
 passed = 0
 failed = 0
@@ -143,204 +142,6 @@ def wait_for(what, predicate, timeout, interval=0.5):
         time.sleep(interval)
 
 
-# --- The transform: rendered overlay -> what Podman 4.3 plays ---------------
-
-def expand_vars(words, env):
-    """Kubernetes expands $(NAME) in command and args from the container's
-    env ($$ escapes); Podman 4.3 does not (4.7 does)."""
-    def one(word):
-        return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
-                      lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)),
-                      word)
-    return [one(w) for w in words] if words else words
-
-
-def container_env(container, pod_name, namespace):
-    env = {}
-    for e in container.get("env") or []:
-        if "value" in e:
-            env[e["name"]] = e["value"]
-        else:
-            path = ((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
-            if path == "metadata.name":
-                env[e["name"]] = pod_name
-            elif path == "metadata.namespace":
-                env[e["name"]] = namespace
-            else:
-                raise ValueError(f"{container['name']}: env {e['name']}: {e} not handled here")
-    return env
-
-
-def own_empty_dirs(spec, owner):
-    """Podman 4.3 makes an emptyDir a named volume called as the pod's
-    volume, so every pod with a volume `tmp` would share one. Each gets
-    its own (<owner>-<volume>), as each pod does on Kubernetes. (It is on
-    disk and root's, mode 0755, where Kubernetes gives a memory-backed
-    0777 one; nothing of Crucible writes its /tmp.)"""
-    for v in spec.get("volumes") or []:
-        if "emptyDir" in v:
-            new = f"{owner}-{v['name']}"
-            for c in spec["containers"] + (spec.get("initContainers") or []):
-                for m in c.get("volumeMounts") or []:
-                    if m["name"] == v["name"]:
-                        m["name"] = new
-            v["name"] = new
-
-
-def uses_vars(spec):
-    return any("$(" in w for c in manifests.all_containers(spec)
-               for w in (c.get("command") or []) + (c.get("args") or []))
-
-
-def services_for(docs, workload):
-    """The Services that select this workload's pods, as (name, ports)."""
-    labels = manifests.pod_labels(workload)
-    out = []
-    for s in docs:
-        if s["kind"] == "Service" and s["spec"].get("selector") and \
-                manifests.selector_matches({"matchLabels": s["spec"]["selector"]}, labels):
-            out.append(s)
-    return out
-
-
-def to_plays(docs, engine_socket, executors):
-    """Returns [(name, aliases, [documents])], one `kube play` each, and
-    the probes the test runs itself: {pod name: {container: probes}}."""
-    configmaps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
-    played_configmaps = set()
-    plays, probes = [], {}
-    # Server first, then the executors, then the worker (its readiness
-    # needs both), as a cluster would converge to.
-    order = {"StatefulSet": 0, "Deployment": 1}
-    workloads = sorted((d for d in docs if d["kind"] in ("StatefulSet", "Deployment")),
-                       key=lambda d: (order[d["kind"]], d["metadata"]["name"] == "crucible-worker"))
-    for w in workloads:
-        w = copy.deepcopy(w)
-        name = w["metadata"]["name"]
-        namespace = w["metadata"].get("namespace", "default")
-        spec = w["spec"]["template"]["spec"]
-        out = []
-
-        # Native sidecars (init containers with restartPolicy: Always,
-        # Kubernetes >= 1.29): Podman 4.3 runs init containers to completion
-        # before the others and refuses probes on them, so the proxy and the
-        # guard would hold the pod's start forever. They become ordinary
-        # containers, first in the list; the kubelet's stop order for them
-        # (after the executor) is played by the test's pod stop below.
-        sidecars = [c for c in spec.get("initContainers") or []
-                    if c.get("restartPolicy") == "Always"]
-        for c in sidecars:
-            del c["restartPolicy"]
-        spec["initContainers"] = [c for c in spec.get("initContainers") or []
-                                  if c not in sidecars]
-        if not spec["initContainers"]:
-            del spec["initContainers"]
-        spec["containers"] = sidecars + spec["containers"]
-
-        # Probes: Podman 4.3 ignores grpc probes, turns an exec probe into a
-        # health check that joins its argv with spaces under /bin/sh and
-        # kills PID 1 when it fails (so `bash -c 'exec 3<>/dev/tcp/...'`
-        # would kill the proxy), and schedules health checks only through
-        # systemd, which these machines lack. They are taken out; the test
-        # asks each one itself, as the kubelet would (wait_ready below).
-        kept = {}
-        for c in spec["containers"]:
-            kept[c["name"]] = {k: c.pop(k) for k in
-                               ("startupProbe", "readinessProbe", "livenessProbe") if k in c}
-
-        # The engine socket: the node's Podman socket becomes the test
-        # engine's (same type, Socket; group 2375, mode 0660, as the node
-        # requirement says).
-        for v in spec.get("volumes") or []:
-            if "hostPath" in v:
-                if v["hostPath"]["path"] != HOST_SOCKET:
-                    raise ValueError(f"{name}: unexpected hostPath {v['hostPath']}")
-                v["hostPath"]["path"] = engine_socket
-
-        # ConfigMaps the pods mount, played once, with the first workload
-        # that mounts them (Podman makes a volume of each).
-        for v in spec.get("volumes") or []:
-            cm = (v.get("configMap") or {}).get("name")
-            if cm and cm not in played_configmaps:
-                out.append(configmaps[cm])
-                played_configmaps.add(cm)
-
-        # Services: Podman 4.3 has none. A Service's name becomes a DNS
-        # alias of every pod it selects on the test's network (aardvark-dns
-        # answers with all of them, as a headless Service's name does), so
-        # it must not remap ports: each Service port is its target port.
-        aliases = []
-        for s in services_for(docs, w):
-            for p in s["spec"]["ports"]:
-                target = p.get("targetPort", p["port"])
-                if isinstance(target, str):
-                    target = next(cp["containerPort"] for c in spec["containers"]
-                                  for cp in c.get("ports") or [] if cp.get("name") == target)
-                if target != p["port"]:
-                    raise ValueError(f"Service {s['metadata']['name']}: port {p['port']} -> {target}")
-            aliases.append(s["metadata"]["name"])
-
-        # Ports: Podman 4.3 publishes every containerPort on the host at
-        # the same port (Kubernetes publishes none without a hostPort): the
-        # second executor pod would not start (8082 taken) and the server
-        # would take the machine's 8080. Every port of a pod is reachable on
-        # the test's network without them.
-        for c in spec["containers"]:
-            c.pop("ports", None)
-
-        if w["kind"] == "StatefulSet":
-            # Podman 4.3 plays no StatefulSet. One replica of it is a
-            # Deployment whose pod mounts the claim a StatefulSet would make
-            # for it (<template>-<set>-0), played as a PersistentVolumeClaim
-            # (a Podman volume, kept across pod restarts).
-            if w["spec"].get("replicas", 1) != 1:
-                raise ValueError(f"{name}: more than one StatefulSet replica")
-            for t in w["spec"].pop("volumeClaimTemplates", []):
-                claim = f"{t['metadata']['name']}-{name}-0"
-                out.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                            "metadata": {"name": claim, "namespace": namespace},
-                            "spec": t["spec"]})
-                spec.setdefault("volumes", []).append(
-                    {"name": t["metadata"]["name"], "persistentVolumeClaim": {"claimName": claim}})
-            w["spec"].pop("serviceName", None)
-            w["kind"] = "Deployment"
-
-        # The executor Deployment scaled to two, as `kubectl scale` would.
-        if name == "crucible-executor":
-            w["spec"]["replicas"] = executors
-
-        # Podman 4.3 does not expand $(VAR) in command and args (the
-        # executor's and the guard's --executor_id=$(POD_NAME)), and one
-        # Deployment template cannot carry a value per replica: a workload
-        # that uses them becomes one Pod per replica, named as its pod's
-        # name, with the references expanded (POD_NAME's fieldRef gives
-        # Podman's pod name, the same).
-        if uses_vars(spec):
-            for i in range(w["spec"].get("replicas", 1)):
-                pod_name = f"{name}-{i}"
-                pod_spec = copy.deepcopy(spec)
-                own_empty_dirs(pod_spec, pod_name)
-                for c in pod_spec["containers"] + (pod_spec.get("initContainers") or []):
-                    env = container_env(c, pod_name, namespace)
-                    for key in ("command", "args"):
-                        if c.get(key):
-                            c[key] = expand_vars(c[key], env)
-                out.append({"apiVersion": "v1", "kind": "Pod",
-                            "metadata": {"name": pod_name, "namespace": namespace,
-                                         "labels": w["spec"]["template"]["metadata"]["labels"]},
-                            "spec": pod_spec})
-                probes[pod_name] = kept
-        else:
-            own_empty_dirs(spec, name)  # one replica each here
-            out.append(w)
-            # Podman names a Deployment's pods <name>-pod-<i>.
-            for i in range(w["spec"].get("replicas", 1)):
-                probes[f"{name}-pod-{i}"] = kept
-
-        plays.append((name, aliases, out))
-    return plays, probes
-
-
 # --- The test's own engine, network and cleanup ------------------------------
 
 engine = None
@@ -362,18 +163,6 @@ def free_subnet():
         if not any(net.overlaps(u) for u in used):
             return str(net)
     raise RuntimeError("no free subnet in 10.213.0.0/16")
-
-
-def played_volumes(plays):
-    names = set()
-    for _, _, docs in plays:
-        for d in docs:
-            if d["kind"] in ("PersistentVolumeClaim", "ConfigMap"):
-                names.add(d["metadata"]["name"])
-            elif d["kind"] in ("Pod", "Deployment"):
-                spec = d["spec"] if d["kind"] == "Pod" else d["spec"]["template"]["spec"]
-                names.update(v["name"] for v in spec.get("volumes") or [] if "emptyDir" in v)
-    return names
 
 
 def cleanup(plays, at_exit=True):
@@ -526,7 +315,7 @@ def get_task(task_id):
         return {}
 
 
-def submit(*command, detach=True):
+def submit(*command):
     rc, out = cli("submit", "--detach", "--image", BUSYBOX, "--timeout", "120s", "--", *command)
     return out.splitlines()[-1].strip() if rc == 0 and out else None
 
@@ -604,30 +393,23 @@ def stop_pod_as_kubelet(pod, grace):
     return took, code
 
 
-def main():
-    os.makedirs(NETWORK_DIR, exist_ok=True)
-    docs = manifests.render(os.path.join(ROOT, "deploy", "k8s", "overlays", "local"))
-    plays, probes = to_plays(docs, ENGINE_SOCKET, EXECUTORS)
-    atexit.register(cleanup, plays)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    cleanup(plays, at_exit=False)  # whatever a killed (or KEEP) earlier run left
-    t_start = time.monotonic()
-
+def start(plays):
+    """Images, the engine, the network, the plays. False if the rest
+    cannot run."""
     for image in ("server", "worker", "executor", "docker-proxy"):
         if not check(f"localhost/crucible/{image}:{TAG} is built (deploy/docker/build)", 0,
                      podman("image", "exists", f"localhost/crucible/{image}:{TAG}", quiet=True)[0]):
-            return
+            return False
     make_busybox()
     if not check("engine answers (Podman's API on the images' storage)", "OK", start_engine()):
-        return
+        return False
 
     # The test's network, its configuration in the test's own directory. Its
     # bridge gets a name of its own too: Podman would name it podman1, as it
     # may name a network of the machine's configuration at the same time.
-    rc, out = podman("network", "create", "--internal", "--subnet", free_subnet(), NETWORK)
+    rc, _ = podman("network", "create", "--internal", "--subnet", free_subnet(), NETWORK)
     if not check("network created", 0, rc):
-        return
+        return False
     path = os.path.join(NETWORK_DIR, f"{NETWORK}.json")
     with open(path) as f:
         net = json.load(f)
@@ -642,20 +424,23 @@ def main():
         with open(path, "w") as f:
             yaml.safe_dump_all(play_docs, f, sort_keys=False)
         net_arg = NETWORK + (":" + ",".join(f"alias={a}" for a in aliases) if aliases else "")
-        rc, out = podman("kube", "play", "--network", net_arg, path, timeout=180)
+        rc, _ = podman("kube", "play", "--network", net_arg, path, timeout=180)
         check(f"kube play {name} (aliases: {', '.join(aliases) or 'none'})", 0, rc)
+    return True
 
-    # Every pod running, every container of it running.
-    pods = sorted(probes)
+
+def check_pods(pods, probes):
+    """Every pod running, every container of it running, and the probes as
+    the kubelet asks them: startup, then readiness until they answer (a
+    minute), then liveness once."""
+    def state(pod):
+        return stdout_of("pod", "inspect", "--format", "{{.State}}", pod)
     for pod in pods:
-        ok = wait_for(pod, lambda: stdout_of("pod", "inspect", "--format", "{{.State}}", pod) == "Running", 30)
-        check(f"{pod}: running", "Running", stdout_of("pod", "inspect", "--format", "{{.State}}", pod))
+        wait_for(pod, lambda: state(pod) == "Running", 30)
+        check(f"{pod}: running", "Running", state(pod))
         for cname, ctr in sorted(pod_containers(pod).items()):
             check(f"{pod}/{cname}: running", "running",
                   stdout_of("inspect", "--format", "{{.State.Status}}", ctr))
-
-    # The probes, as the kubelet asks them: startup, then readiness until
-    # they answer (a minute), then liveness once.
     for pod in pods:
         for cname, kinds in probes[pod].items():
             for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -665,8 +450,9 @@ def main():
                         wait_for(kind, lambda: run_probe(pod, cname, kinds[kind]), 60, 1)
                     check(f"{pod}/{cname}: {kind} answers", True, bool(ok))
 
-    # What each container really got.
-    rendered = {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
+
+def check_hardening(pods, rendered):
+    """What each container really got."""
     for pod in pods:
         workload = re.sub(r"-(pod-)?\d+$", "", pod)
         spec = rendered[workload]["spec"]["template"]["spec"]
@@ -678,30 +464,33 @@ def main():
         for cname, ctr in sorted(pod_containers(pod).items()):
             info = json.loads(stdout_of("inspect", ctr))[0]
             st = proc_status(ctr)
-            check(f"{pod}/{cname}: user", f"{APP_UID}:{APP_UID}", info["Config"]["User"])
-            check(f"{pod}/{cname}: process uids", [str(APP_UID)] * 4, st.get("Uid"))
-            check(f"{pod}/{cname}: process gids", [str(APP_UID)] * 4, st.get("Gid"))
-            check(f"{pod}/{cname}: groups", groups, sorted(set(st.get("Groups") or [])))
-            check(f"{pod}/{cname}: read-only root filesystem", True, info["HostConfig"]["ReadonlyRootfs"])
-            rc, out = podman("exec", ctr, "sh", "-c", "touch /kube-play 2>&1", quiet=True)
-            check(f"{pod}/{cname}: writing / fails", "Read-only file system",
+            name = f"{pod}/{cname}"
+            check(f"{name}: user", f"{APP_UID}:{APP_UID}", info["Config"]["User"])
+            check(f"{name}: process uids", [str(APP_UID)] * 4, st.get("Uid"))
+            check(f"{name}: process gids", [str(APP_UID)] * 4, st.get("Gid"))
+            check(f"{name}: groups", groups, sorted(set(st.get("Groups") or [])))
+            check(f"{name}: read-only root filesystem", True, info["HostConfig"]["ReadonlyRootfs"])
+            _, out = podman("exec", ctr, "sh", "-c", "touch /kube-play 2>&1", quiet=True)
+            check(f"{name}: writing / fails", "Read-only file system",
                   "Read-only file system" if "Read-only file system" in out else out)
-            check(f"{pod}/{cname}: no effective capabilities", ["0000000000000000"], st.get("CapEff"))
-            check(f"{pod}/{cname}: no permitted capabilities", ["0000000000000000"], st.get("CapPrm"))
-            check(f"{pod}/{cname}: no-new-privileges (inspect)", True,
+            check(f"{name}: no effective capabilities", ["0000000000000000"], st.get("CapEff"))
+            check(f"{name}: no permitted capabilities", ["0000000000000000"], st.get("CapPrm"))
+            check(f"{name}: no-new-privileges (inspect)", True,
                   "no-new-privileges" in (info["HostConfig"].get("SecurityOpt") or []))
-            check(f"{pod}/{cname}: NoNewPrivs", ["1"], st.get("NoNewPrivs"))
-            check(f"{pod}/{cname}: seccomp filter", ["2"], st.get("Seccomp"))
+            check(f"{name}: NoNewPrivs", ["1"], st.get("NoNewPrivs"))
+            check(f"{name}: seccomp filter", ["2"], st.get("Seccomp"))
             socket_mounts = [m for m in info.get("Mounts") or []
                              if m.get("Destination") == "/run/crucible-engine/engine.sock"]
             if cname in ("docker-proxy", "docker-guard"):
-                check(f"{pod}/{cname}: the engine socket, read-only", [False],
+                check(f"{name}: the engine socket, read-only", [False],
                       [m.get("RW") for m in socket_mounts])
             else:
-                check(f"{pod}/{cname}: no engine socket", [], socket_mounts)
+                check(f"{name}: no engine socket", [], socket_mounts)
 
-    # A client on the pods' network (as a client pod): a task end to end
-    # through the crucible-server Service name.
+
+def check_end_to_end():
+    """A client on the pods' network (as a client pod): a task end to end
+    through the crucible-server Service name."""
     rc, _ = podman("run", "-d", "--name", CLIENT, "--network", NETWORK, "--pull=never",
                    "--read-only", "--cap-drop=ALL", "--security-opt=no-new-privileges",
                    "--entrypoint", "sleep", f"localhost/crucible/server:{TAG}", "infinity")
@@ -710,17 +499,18 @@ def main():
                   "echo hello-from-kube; id -u")
     check("task through crucible-server: exit code", 0, rc)
     check("task through crucible-server: output", ["hello-from-kube", "65534"],
-          [l for l in out.splitlines() if l in ("hello-from-kube", "65534")])
+          [line for line in out.splitlines() if line in ("hello-from-kube", "65534")])
 
-    # Two executors, both used: eight tasks at once (four slots each).
-    executor_pods = [p for p in pods if p.startswith("crucible-executor-")]
+
+def check_both_executors(executor_pods):
+    """Two executors, both used: eight tasks at once (four slots each)."""
     check("executor pods", EXECUTORS, len(executor_pods))
     ids = [submit("sh", "-c", "sleep 3; echo done") for _ in range(8)]
     check("eight tasks submitted", 8, len([i for i in ids if i]))
     seen = {}
 
     def all_seen():
-        for name, executor, task, _ in task_containers():
+        for _, executor, task, _ in task_containers():
             seen[task] = executor
         return all(i in seen for i in ids if i)
     wait_for("containers", all_seen, 60, 0.3)
@@ -731,18 +521,22 @@ def main():
     print(f"     tasks per executor: "
           f"{ {e: list(seen.values()).count(e) for e in sorted(set(seen.values()))} }")
 
-    # An executor pod stopped during a running task, as the kubelet stops
-    # it. First a task that runs past the executor's --cancel_grace (3s):
-    # cancelled, its container removed, run again on the other executor
-    # once, never beside the first run.
-    grace = rendered["crucible-executor"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 2))
 
-    def running_on(task):
-        for name, executor, t, state in task_containers():
-            if t == task and state == "running":
-                return executor
-        return None
+def running_on(task):
+    """The executor whose container of the task is running, if any."""
+    for _, executor, t, state in task_containers():
+        if t == task and state == "running":
+            return executor
+    return None
+
+
+def check_pod_stop(executor_pods, grace):
+    """Executor pods stopped during a running task, as the kubelet stops
+    them. First a task that runs past the executor's --cancel_grace (3s):
+    cancelled, its container removed, run again on the other executor
+    once, never beside the first run. Then one that ends within the grace
+    on the other: SUCCEEDED in its one attempt, in one container."""
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 2))
     long_id = submit("sh", "-c", "sleep 8; echo long-done")
     stopped = wait_for("long task running", lambda: running_on(long_id), 30, 0.2)
     check("long task running", True, bool(stopped))
@@ -770,11 +564,9 @@ def main():
     check("long task: two containers started (one per attempt)", 2, len(set(starts)))
     check("long task: the retry started after the first run was gone", True,
           starts_never_overlap(events))
-    rc, out = cli("logs", long_id, timeout=30)
+    _, out = cli("logs", long_id, timeout=30)
     check("long task: output of its last attempt", "long-done", out.strip())
 
-    # Then a task that ends within --cancel_grace: it ends SUCCEEDED in its
-    # one attempt, in one container, while its executor stops.
     short_id = submit("sh", "-c", "sleep 2; echo short-done")
     on = wait_for("short task running", lambda: running_on(short_id), 30, 0.1)
     check("short task running on the remaining executor", other, on)
@@ -788,6 +580,28 @@ def main():
     events = container_events(short_id, since)
     check("short task: one container started", 1,
           len(set(n for e, n in events if e == "start")))
+
+
+def main():
+    os.makedirs(NETWORK_DIR, exist_ok=True)
+    docs = manifests.render(os.path.join(ROOT, "deploy", "k8s", "overlays", "local"))
+    rendered = {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
+    plays, probes = to_plays(docs, ENGINE_SOCKET, EXECUTORS)
+    atexit.register(cleanup, plays)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    cleanup(plays, at_exit=False)  # whatever a killed (or KEEP) earlier run left
+    t_start = time.monotonic()
+    if not start(plays):
+        return
+    pods = sorted(probes)
+    check_pods(pods, probes)
+    check_hardening(pods, rendered)
+    check_end_to_end()
+    executor_pods = [p for p in pods if p.startswith("crucible-executor-")]
+    check_both_executors(executor_pods)
+    check_pod_stop(executor_pods,
+                   rendered["crucible-executor"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])
     check("no task container left on the engine", [], task_containers())
     print(f"     {time.monotonic() - t_start:.0f} s")
 
