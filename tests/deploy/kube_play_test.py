@@ -25,18 +25,18 @@ engine API served from that storage, and checks them running (issue 24):
   it); the executor exits 0 within the grace, and no task container is left
   on the engine.
 
-Podman 4.3 cannot play the rendered overlay as it is. The test changes only
-what it cannot take, and says why at each change (`to_plays` in
+Podman 4.3 cannot play the rendered overlay as it is. The test changes
+only what it cannot take, and says why at each change (`to_plays` in
 kube_play_transform.py): the native sidecars become ordinary containers,
-probes are taken out (the test runs them), the StatefulSet becomes a Deployment with its claim, $(VAR)
-references are expanded (the executor pods become one Pod each),
-containerPorts are not published on the host, each pod's emptyDir gets a
-name of its own, the engine socket's hostPath points at the test engine's
-socket, and Services become network aliases on a network of the test's
-own, whose configuration stays in the test's directory (never the
-machine's /etc/containers/networks). Namespace, ServiceAccounts,
-NetworkPolicies, the HPA and the PDBs mean nothing to Podman and are not
-played; it ignores nodeSelector and affinity
+probes are taken out (the test runs them), the StatefulSet becomes a
+Deployment with its claim, $(VAR) references are expanded (the executor
+pods become one Pod each), containerPorts are not published on the host,
+each pod's emptyDir gets a name of its own, the engine socket's hostPath
+points at the test engine's socket, and Services become network aliases on
+a network of the test's own, whose configuration stays in the test's
+directory (never the machine's /etc/containers/networks). Namespace,
+ServiceAccounts, NetworkPolicies, the HPA and the PDBs mean nothing to
+Podman and are not played; it ignores nodeSelector and affinity
 (tests/deploy/k8s_manifests_test.py checks them statically).
 
 Podman also starts a pod's containers together, where the kubelet starts
