@@ -45,7 +45,8 @@ using AbortFn = std::function<bool()>;
 // calls (Wait, Logs, WriteStdin) do not block the others.
 //
 // Errors every implementation follows: engine unreachable -> UNAVAILABLE;
-// unknown container -> NOT_FOUND; missing image (InspectImage) ->
+// a call the engine's guard refuses -> PERMISSION_DENIED (a configuration
+// error, never retried); unknown container -> NOT_FOUND; missing image (InspectImage) ->
 // FAILED_PRECONDITION naming it; an aborted streaming call -> CANCELLED;
 // other engine errors -> INTERNAL with the engine's message.
 //

@@ -43,8 +43,9 @@ struct EngineClientOptions {
 // threads, and streaming calls (Wait, Logs) do not block the others.
 // Thread-safe.
 //
-// Errors: engine or proxy unreachable, timeouts, a proxy's 403 or 5xx
-// gateway answers -> UNAVAILABLE with a message naming the address;
+// Errors: engine or proxy unreachable, timeouts, a proxy's 5xx gateway
+// answers -> UNAVAILABLE with a message naming the address; a proxy's 403
+// (the path is not allowed) -> PERMISSION_DENIED;
 // unknown container -> NOT_FOUND; missing image (InspectImage) ->
 // FAILED_PRECONDITION naming it; an aborted streaming call -> CANCELLED;
 // other engine errors -> INTERNAL with the engine's message. No exceptions
