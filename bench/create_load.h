@@ -3,6 +3,8 @@
 
 // The CreateTask callers of the benchmarks: crucible-queue-bench and
 // grpc_floor load a server with the very same client.
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -11,14 +13,13 @@
 #include <thread>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "crucible/v1/task_service.grpc.pb.h"
 
 namespace bench {
 
 // A channel with a connection of its own (`i` tells them apart).
-inline std::shared_ptr<grpc::Channel> Channel(const std::string& target, int i) {
+inline std::shared_ptr<grpc::Channel> Channel(const std::string& target,
+                                              int i) {
   grpc::ChannelArguments args;
   args.SetInt("crucible.bench.channel", i);
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
@@ -27,7 +28,8 @@ inline std::shared_ptr<grpc::Channel> Channel(const std::string& target, int i) 
   // the two cores goes to the callers. They change nothing in the server.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   args.SetInt(GRPC_ARG_ENABLE_CHANNELZ, 0);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+                                   args);
 }
 
 // Whether CreateLoad can run with `channels` channels and `threads` caller
@@ -48,10 +50,11 @@ inline bool LoadShapeOk(int channels, int threads) {
 // task, on the cores the server needs.)
 class CreateLoad {
  public:
-  CreateLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels, int total,
-             int threads)
+  CreateLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+             int total, int threads)
       : total_(total), threads_(threads) {
-    for (const auto& c : channels) stubs_.push_back(crucible::v1::TaskService::NewStub(c));
+    for (const auto& c : channels)
+      stubs_.push_back(crucible::v1::TaskService::NewStub(c));
   }
   // Returns when all `total` calls were answered OK.
   void Run(int inflight) {
@@ -70,7 +73,8 @@ class CreateLoad {
     crucible::v1::CreateTaskRequest req;
     crucible::v1::CreateTaskResponse resp;
     grpc::Status status;
-    std::unique_ptr<grpc::ClientAsyncResponseReader<crucible::v1::CreateTaskResponse>>
+    std::unique_ptr<
+        grpc::ClientAsyncResponseReader<crucible::v1::CreateTaskResponse>>
         reader;
   };
 
@@ -84,10 +88,12 @@ class CreateLoad {
     } while (!issued_.compare_exchange_weak(made, made + 1));
     auto* call = new Call;
     call->n = n;
-    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    call->ctx.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::seconds(60));
     call->req.mutable_spec()->set_image("localhost/crucible/busybox:latest");
     call->req.mutable_spec()->add_command("true");
-    call->reader = stubs_[n % stubs_.size()]->AsyncCreateTask(&call->ctx, call->req, &cq);
+    call->reader =
+        stubs_[n % stubs_.size()]->AsyncCreateTask(&call->ctx, call->req, &cq);
     call->reader->Finish(&call->resp, &call->status, call);
     return true;
   }
@@ -104,7 +110,8 @@ class CreateLoad {
       --outstanding;
       if (!call->status.ok()) {
         if (failures_.fetch_add(1) < 5) {
-          std::fprintf(stderr, "CreateTask: %s\n", call->status.error_message().c_str());
+          std::fprintf(stderr, "CreateTask: %s\n",
+                       call->status.error_message().c_str());
         }
         issued_.fetch_sub(1);  // make that one again
       }

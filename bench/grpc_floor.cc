@@ -5,14 +5,13 @@
 // in one process.
 // Not a test; see bench/README.md. Its figure is the floor under
 // crucible-queue-bench, which does this call and more for every task.
+#include <grpcpp/grpcpp.h>
 #include <sys/resource.h>
 
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -24,7 +23,8 @@
 
 ABSL_FLAG(int, calls, 50000, "CreateTask calls to make");
 ABSL_FLAG(int, inflight, 256, "calls in flight at once");
-ABSL_FLAG(int, channels, 1, "client channels (connections), as the queue bench");
+ABSL_FLAG(int, channels, 1,
+          "client channels (connections), as the queue bench");
 ABSL_FLAG(int, caller_threads, 2, "threads making the calls");
 
 namespace {
@@ -34,9 +34,9 @@ namespace v1 = crucible::v1;
 // Answers every CreateTask at once with a task carrying the spec.
 // Stateless, so thread-safe.
 class ImmediateTaskService final : public v1::TaskService::CallbackService {
-  grpc::ServerUnaryReactor* CreateTask(grpc::CallbackServerContext* ctx,
-                                       const v1::CreateTaskRequest* request,
-                                       v1::CreateTaskResponse* response) override {
+  grpc::ServerUnaryReactor* CreateTask(
+      grpc::CallbackServerContext* ctx, const v1::CreateTaskRequest* request,
+      v1::CreateTaskResponse* response) override {
     *response->mutable_task()->mutable_spec() = request->spec();
     response->mutable_task()->set_id("0123456789abcdef0123456789abcdef");
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
@@ -57,9 +57,11 @@ int main(int argc, char** argv) {
   ImmediateTaskService service;
   int port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
   builder.RegisterService(&service);
-  builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);  // as common::GrpcServer
+  builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ,
+                             0);  // as common::GrpcServer
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr) {
     std::fprintf(stderr, "cannot start the server\n");
@@ -69,7 +71,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < absl::GetFlag(FLAGS_channels); ++i) {
     channels.push_back(bench::Channel(absl::StrCat("127.0.0.1:", port), i));
   }
-  bench::CreateLoad caller(channels, calls, absl::GetFlag(FLAGS_caller_threads));
+  bench::CreateLoad caller(channels, calls,
+                           absl::GetFlag(FLAGS_caller_threads));
   const absl::Time start = absl::Now();
   caller.Run(absl::GetFlag(FLAGS_inflight));
   const double secs = absl::ToDoubleSeconds(absl::Now() - start);

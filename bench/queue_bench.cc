@@ -6,6 +6,7 @@
 // running one with --server). Reports tasks/s from the first CreateTask to
 // the moment the server holds no unfinished task: created -> leased ->
 // completed. Not a test; see bench/README.md.
+#include <grpcpp/grpcpp.h>
 #include <sys/resource.h>
 
 #include <atomic>
@@ -16,8 +17,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -31,9 +30,9 @@
 #include "crucible/v1/queue_service.grpc.pb.h"
 #include "crucible/v1/task_service.grpc.pb.h"
 #include "server/blocking_pool.h"
+#include "server/outbox/durable_outbox.h"
 #include "server/queue_service.h"
 #include "server/scheduler/scheduler.h"
-#include "server/outbox/durable_outbox.h"
 #include "server/store/sqlite_task_store.h"
 #include "server/task_service.h"
 
@@ -45,8 +44,9 @@ ABSL_FLAG(int, channels, 1,
 ABSL_FLAG(int, caller_threads, 2, "threads making the CreateTask calls");
 ABSL_FLAG(int, workers, 4, "QueueService workers");
 ABSL_FLAG(int, credits, 256, "credits each worker keeps granted");
-ABSL_FLAG(std::string, server, "",
-          "host:port of a running crucible-server; empty: start one in-process");
+ABSL_FLAG(
+    std::string, server, "",
+    "host:port of a running crucible-server; empty: start one in-process");
 ABSL_FLAG(std::string, db, "crucible-queue-bench.db",
           "SQLite file of the in-process server (deleted first)");
 ABSL_FLAG(int, blocking_threads, 8, "in-process server: blocking pool threads");
@@ -104,7 +104,8 @@ bool WaitIdle(v1::TaskService::Stub& stub, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
     v1::ListTasksRequest req;
     req.set_page_size(1);
     req.add_states(v1::TASK_STATE_QUEUED);
@@ -151,17 +152,19 @@ int main(int argc, char** argv) {
       return 1;
     }
     store = *std::move(opened);
-    outbox = std::make_unique<server::DurableOutbox>(*store, server::DurableOutboxOptions{});
-    auto created = server::Scheduler::Create({}, *store, *outbox, common::Clock::Real());
+    outbox = std::make_unique<server::DurableOutbox>(
+        *store, server::DurableOutboxOptions{});
+    auto created =
+        server::Scheduler::Create({}, *store, *outbox, common::Clock::Real());
     if (!created.ok()) return 1;
     scheduler = *std::move(created);
     pool = std::make_unique<server::BlockingPool>(
         absl::GetFlag(FLAGS_blocking_threads));
     task_service = std::make_unique<server::TaskService>(*scheduler, *pool);
     queue_service = std::make_unique<server::QueueService>(*scheduler, *pool);
-    auto started = common::GrpcServer::Start(
-        {.listen_address = "127.0.0.1:0"},
-        {task_service.get(), queue_service.get()});
+    auto started =
+        common::GrpcServer::Start({.listen_address = "127.0.0.1:0"},
+                                  {task_service.get(), queue_service.get()});
     if (!started.ok()) {
       std::fprintf(stderr, "server: %s\n", started.status().ToString().c_str());
       return 1;
@@ -183,12 +186,14 @@ int main(int argc, char** argv) {
     worker_ctxs.push_back(std::make_unique<grpc::ClientContext>());
     workers.emplace_back(Worker, bench::Channel(target, 100 + i), i,
                          absl::GetFlag(FLAGS_credits), worker_ctxs.back().get(),
-                         std::ref(stop), std::ref(completed), std::ref(messages));
+                         std::ref(stop), std::ref(completed),
+                         std::ref(messages));
   }
   auto control = v1::TaskService::NewStub(bench::Channel(target, 99));
 
   absl::Time start = absl::Now();
-  bench::CreateLoad creator(channels, tasks, absl::GetFlag(FLAGS_caller_threads));
+  bench::CreateLoad creator(channels, tasks,
+                            absl::GetFlag(FLAGS_caller_threads));
   creator.Run(absl::GetFlag(FLAGS_inflight));
   absl::Time created = absl::Now();
   bool idle = WaitIdle(*control, absl::Minutes(5));
@@ -203,13 +208,14 @@ int main(int argc, char** argv) {
       "tasks=%d inflight=%d workers=%d credits=%d\n"
       "created in %.2fs (%.0f/s); all ended after %.2fs%s\n"
       "throughput: %.0f tasks/s created -> leased -> completed\n"
-      "completions sent: %lld in %lld messages, CreateTask failures retried: %d\n",
+      "completions sent: %lld in %lld messages, CreateTask failures retried: "
+      "%d\n",
       tasks, absl::GetFlag(FLAGS_inflight), absl::GetFlag(FLAGS_workers),
       absl::GetFlag(FLAGS_credits), absl::ToDoubleSeconds(created - start),
       tasks / absl::ToDoubleSeconds(created - start), secs,
       idle ? "" : " (TIMED OUT waiting)", tasks / secs,
-      static_cast<long long>(completed.load()), static_cast<long long>(messages.load()),
-      creator.failures());
+      static_cast<long long>(completed.load()),
+      static_cast<long long>(messages.load()), creator.failures());
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   double cpu = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +

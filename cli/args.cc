@@ -54,7 +54,8 @@ struct Flag {
   }
   // A flag without a value must not be given one.
   absl::Status NoValue() const {
-    if (inline_value.has_value()) return Usage(absl::StrCat(name, " takes no value"));
+    if (inline_value.has_value())
+      return Usage(absl::StrCat(name, " takes no value"));
     return absl::OkStatus();
   }
 };
@@ -82,17 +83,19 @@ absl::Status AddPair(const std::string& flag, const std::string& text,
 }
 
 template <typename Int>
-absl::StatusOr<Int> ParseCount(const std::string& flag, const std::string& text, Int min) {
+absl::StatusOr<Int> ParseCount(const std::string& flag, const std::string& text,
+                               Int min) {
   Int n = 0;
   if (!absl::SimpleAtoi(text, &n) || n < min) {
-    return Usage(absl::StrCat(flag, " takes an integer of at least ", min, ", got \"", text,
-                              "\""));
+    return Usage(absl::StrCat(flag, " takes an integer of at least ", min,
+                              ", got \"", text, "\""));
   }
   return n;
 }
 
 // Handles a global flag; returns false if `flag` is not one.
-absl::StatusOr<bool> GlobalFlag(const Flag& flag, Args& args, bool& server_set, bool& help) {
+absl::StatusOr<bool> GlobalFlag(const Flag& flag, Args& args, bool& server_set,
+                                bool& help) {
   if (flag.Is("-h", "--help")) {
     help = true;
   } else if (flag.Is("--server")) {
@@ -140,11 +143,13 @@ absl::Status SubmitFlag(const Flag& flag, SubmitArgs& s) {
   bool handled = false;
   RETURN_IF_ERROR(SubmitSwitch(flag, s, handled));
   if (handled) return absl::OkStatus();
-  if (!flag.Is("--image") && !flag.Is("--env", "-e") && !flag.Is("--label", "-l") &&
-      !flag.Is("--stdin") && !flag.Is("--workdir", "-w") && !flag.Is("--timeout") &&
+  if (!flag.Is("--image") && !flag.Is("--env", "-e") &&
+      !flag.Is("--label", "-l") && !flag.Is("--stdin") &&
+      !flag.Is("--workdir", "-w") && !flag.Is("--timeout") &&
       !flag.Is("--memory") && !flag.Is("--cpu") && !flag.Is("--pids") &&
-      !flag.Is("--tmpfs") && !flag.Is("--max-output") && !flag.Is("--priority") &&
-      !flag.Is("--attempts") && !flag.Is("--request-id")) {
+      !flag.Is("--tmpfs") && !flag.Is("--max-output") &&
+      !flag.Is("--priority") && !flag.Is("--attempts") &&
+      !flag.Is("--request-id")) {
     return Usage(absl::StrCat("unknown flag ", flag.name, " for submit"));
   }
   ASSIGN_OR_RETURN(std::string v, flag.Value());
@@ -171,7 +176,8 @@ absl::Status SubmitFlag(const Flag& flag, SubmitArgs& s) {
   } else if (flag.Is("--max-output")) {
     ASSIGN_OR_RETURN(s.max_output_bytes, ParseMemory(v));
   } else if (flag.Is("--priority")) {
-    ASSIGN_OR_RETURN(s.priority, ParseCount<int32_t>(flag.name, v, -1'000'000'000));
+    ASSIGN_OR_RETURN(s.priority,
+                     ParseCount<int32_t>(flag.name, v, -1'000'000'000));
   } else if (flag.Is("--attempts")) {
     ASSIGN_OR_RETURN(s.max_attempts, ParseCount<int32_t>(flag.name, v, 1));
   } else {
@@ -188,7 +194,8 @@ absl::Status ListFlag(const Flag& flag, ListArgs& l) {
   ASSIGN_OR_RETURN(std::string v, flag.Value());
   if (flag.Is("--state")) {
     for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipEmpty())) {
-      ASSIGN_OR_RETURN(crucible::v1::TaskState state, ParseState(std::string(part)));
+      ASSIGN_OR_RETURN(crucible::v1::TaskState state,
+                       ParseState(std::string(part)));
       l.states.push_back(state);
     }
   } else if (flag.Is("--label", "-l")) {
@@ -210,7 +217,8 @@ absl::Status CancelFlag(const Flag& flag, CancelArgs& c) {
     c.wait = true;
     return flag.NoValue();
   }
-  if (!flag.Is("--reason")) return Usage(absl::StrCat("unknown flag ", flag.name, " for cancel"));
+  if (!flag.Is("--reason"))
+    return Usage(absl::StrCat("unknown flag ", flag.name, " for cancel"));
   ASSIGN_OR_RETURN(c.reason, flag.Value());
   return absl::OkStatus();
 }
@@ -259,12 +267,15 @@ absl::Status CommandFlag(const Flag& flag, Command command, Args& args) {
   return Usage(absl::StrCat("unknown flag ", flag.name));
 }
 
-bool IsFlag(const std::string& word) { return word.size() > 1 && word[0] == '-'; }
+bool IsFlag(const std::string& word) {
+  return word.size() > 1 && word[0] == '-';
+}
 
 absl::StatusOr<Command> ParseCommandName(const std::string& word) {
   static const std::pair<const char*, Command> kNames[] = {
-      {"submit", Command::kSubmit}, {"get", Command::kGet},       {"list", Command::kList},
-      {"cancel", Command::kCancel}, {"logs", Command::kLogs},     {"watch", Command::kWatch},
+      {"submit", Command::kSubmit}, {"get", Command::kGet},
+      {"list", Command::kList},     {"cancel", Command::kCancel},
+      {"logs", Command::kLogs},     {"watch", Command::kWatch},
       {"health", Command::kHealth}, {"help", Command::kHelp}};
   for (const auto& [name, command] : kNames) {
     if (word == name) return command;
@@ -273,29 +284,33 @@ absl::StatusOr<Command> ParseCommandName(const std::string& word) {
 }
 
 // Checks what each command requires once everything is parsed.
-absl::Status Validate(const std::vector<std::string>& positional, bool server_set,
-                      Args& args) {
+absl::Status Validate(const std::vector<std::string>& positional,
+                      bool server_set, Args& args) {
   switch (args.command) {
     case Command::kSubmit:
       if (args.submit.image.empty()) return Usage("submit needs --image");
       if (args.submit.detach && args.submit.cancel_on_interrupt) {
-        return Usage("--cancel-on-interrupt needs a followed task, not --detach");
+        return Usage(
+            "--cancel-on-interrupt needs a followed task, not --detach");
       }
       return absl::OkStatus();
     case Command::kGet:
     case Command::kCancel:
     case Command::kLogs:
     case Command::kWatch:
-      if (positional.size() != 1) return Usage("this command takes exactly one task id");
+      if (positional.size() != 1)
+        return Usage("this command takes exactly one task id");
       args.task_id = positional[0];
       return absl::OkStatus();
     case Command::kList:
       if (!positional.empty()) return Usage("list takes no arguments");
       return absl::OkStatus();
     case Command::kHealth:
-      if (positional.size() > 1) return Usage("health takes at most one address");
+      if (positional.size() > 1)
+        return Usage("health takes at most one address");
       if (positional.size() == 1) {
-        if (server_set) return Usage("health: give the address or --server, not both");
+        if (server_set)
+          return Usage("health: give the address or --server, not both");
         args.connection.server = positional[0];
       }
       return absl::OkStatus();
@@ -307,7 +322,8 @@ absl::Status Validate(const std::vector<std::string>& positional, bool server_se
 
 }  // namespace
 
-absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv, const Environment& env) {
+absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
+                               const Environment& env) {
   Args args;
   bool server_set = false;
   bool help = false;
@@ -326,10 +342,12 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv, const Envir
     if (!IsFlag(word)) {
       if (!command.has_value()) {
         ASSIGN_OR_RETURN(command, ParseCommandName(word));
-      } else if (command == Command::kSubmit) {  // the task's command starts here
+      } else if (command ==
+                 Command::kSubmit) {  // the task's command starts here
         args.submit.command.push_back(word);
         std::vector<std::string> rest = cursor.rest();
-        args.submit.command.insert(args.submit.command.end(), rest.begin(), rest.end());
+        args.submit.command.insert(args.submit.command.end(), rest.begin(),
+                                   rest.end());
       } else {
         positional.push_back(word);
       }
@@ -338,7 +356,8 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv, const Envir
     const Flag flag = SplitFlag(word, cursor);
     ASSIGN_OR_RETURN(bool global, GlobalFlag(flag, args, server_set, help));
     if (global) continue;
-    if (!command.has_value()) return Usage(absl::StrCat("unknown flag ", flag.name));
+    if (!command.has_value())
+      return Usage(absl::StrCat("unknown flag ", flag.name));
     RETURN_IF_ERROR(CommandFlag(flag, *command, args));
   }
   if (!server_set && !env.server.empty()) args.connection.server = env.server;
@@ -354,19 +373,27 @@ absl::StatusOr<absl::Duration> ParseTimeout(const std::string& text) {
   if (absl::SimpleAtoi(text, &seconds)) {
     d = absl::Seconds(seconds);
   } else if (!absl::ParseDuration(text, &d)) {
-    return Usage(absl::StrCat("bad duration \"", text, "\" (try 30s, 5m, 1h30m)"));
+    return Usage(
+        absl::StrCat("bad duration \"", text, "\" (try 30s, 5m, 1h30m)"));
   }
   if (d <= absl::ZeroDuration() || d == absl::InfiniteDuration()) {
-    return Usage(absl::StrCat("the duration must be positive, got \"", text, "\""));
+    return Usage(
+        absl::StrCat("the duration must be positive, got \"", text, "\""));
   }
   return d;
 }
 
 absl::StatusOr<int64_t> ParseMemory(const std::string& text) {
   static const std::pair<const char*, int64_t> kUnits[] = {
-      {"Ki", int64_t{1} << 10}, {"Mi", int64_t{1} << 20}, {"Gi", int64_t{1} << 30},
-      {"Ti", int64_t{1} << 40}, {"k", 1000},  {"K", 1000}, {"M", 1000'000},
-      {"G", 1000'000'000},      {"T", 1000'000'000'000}};
+      {"Ki", int64_t{1} << 10},
+      {"Mi", int64_t{1} << 20},
+      {"Gi", int64_t{1} << 30},
+      {"Ti", int64_t{1} << 40},
+      {"k", 1000},
+      {"K", 1000},
+      {"M", 1000'000},
+      {"G", 1000'000'000},
+      {"T", 1000'000'000'000}};
   std::string number = text;
   int64_t unit = 1;
   for (const auto& [suffix, factor] : kUnits) {
@@ -387,15 +414,18 @@ absl::StatusOr<int64_t> ParseMemory(const std::string& text) {
 absl::StatusOr<int64_t> ParseCpu(const std::string& text) {
   int64_t millis = 0;
   if (absl::EndsWith(text, "m")) {
-    if (absl::SimpleAtoi(text.substr(0, text.size() - 1), &millis) && millis > 0) {
+    if (absl::SimpleAtoi(text.substr(0, text.size() - 1), &millis) &&
+        millis > 0) {
       return millis;
     }
-  } else if (double cores = 0; absl::SimpleAtod(text, &cores) && std::isfinite(cores) &&
-                               cores > 0 && cores < 1e6) {
+  } else if (double cores = 0; absl::SimpleAtod(text, &cores) &&
+                               std::isfinite(cores) && cores > 0 &&
+                               cores < 1e6) {
     millis = std::llround(cores * 1000);
     if (millis > 0) return millis;
   }
-  return Usage(absl::StrCat("bad CPU amount \"", text, "\" (try 0.5, 2 or 250m)"));
+  return Usage(
+      absl::StrCat("bad CPU amount \"", text, "\" (try 0.5, 2 or 250m)"));
 }
 
 absl::StatusOr<crucible::v1::TaskState> ParseState(const std::string& text) {

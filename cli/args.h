@@ -15,7 +15,16 @@ namespace cli {
 
 inline constexpr char kDefaultServer[] = "127.0.0.1:8080";
 
-enum class Command { kHelp, kSubmit, kGet, kList, kCancel, kLogs, kWatch, kHealth };
+enum class Command {
+  kHelp,
+  kSubmit,
+  kGet,
+  kList,
+  kCancel,
+  kLogs,
+  kWatch,
+  kHealth
+};
 enum class OutputFormat { kText, kJson };
 
 // How to reach the server. Token and TLS are accepted now and used as given;
@@ -110,7 +119,8 @@ struct Environment {
 // -h/--help) may stand anywhere before "--". Flags take their value as
 // "--flag=v" or "--flag v"; "_" and "-" are the same in flag names.
 // INVALID_ARGUMENT with a readable message on a usage error. Pure.
-absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& args, const Environment& env);
+absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& args,
+                               const Environment& env);
 
 // "30s", "1m30s", "2h", "500ms"; a bare number means seconds.
 absl::StatusOr<absl::Duration> ParseTimeout(const std::string& text);

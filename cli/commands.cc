@@ -15,7 +15,8 @@
 
 namespace cli {
 
-Commands::Commands(Connection connection, Interrupts* interrupts, Terminal terminal)
+Commands::Commands(Connection connection, Interrupts* interrupts,
+                   Terminal terminal)
     : connection_(std::move(connection)),
       stub_(crucible::v1::TaskService::NewStub(connection_.channel())),
       interrupts_(interrupts),
@@ -54,7 +55,8 @@ bool Commands::Interrupted() const {
   return interrupts_ != nullptr && interrupts_->interrupted();
 }
 
-absl::StatusOr<crucible::v1::Task> Commands::GetTask(const std::string& task_id) {
+absl::StatusOr<crucible::v1::Task> Commands::GetTask(
+    const std::string& task_id) {
   std::unique_ptr<grpc::ClientContext> ctx = connection_.UnaryContext();
   crucible::v1::GetTaskRequest request;
   request.set_task_id(task_id);
@@ -64,8 +66,8 @@ absl::StatusOr<crucible::v1::Task> Commands::GetTask(const std::string& task_id)
   return response.task();
 }
 
-absl::StatusOr<crucible::v1::Task> Commands::CancelTask(const std::string& task_id,
-                                                        const std::string& reason) {
+absl::StatusOr<crucible::v1::Task> Commands::CancelTask(
+    const std::string& task_id, const std::string& reason) {
   std::unique_ptr<grpc::ClientContext> ctx = connection_.UnaryContext();
   crucible::v1::CancelTaskRequest request;
   request.set_task_id(task_id);
@@ -79,14 +81,14 @@ absl::StatusOr<crucible::v1::Task> Commands::CancelTask(const std::string& task_
 int Commands::Get(const Args& args) {
   absl::StatusOr<Task> task = GetTask(args.task_id);
   if (!task.ok()) return Fail(task.status());
-  output_.Out(args.output == OutputFormat::kJson ? TaskToJson(*task) + "\n"
-                                                 : FormatTask(*task, absl::Now()));
+  output_.Out(args.output == OutputFormat::kJson
+                  ? TaskToJson(*task) + "\n"
+                  : FormatTask(*task, absl::Now()));
   return kExitOk;
 }
 
-absl::StatusOr<crucible::v1::ListTasksResponse> Commands::ListPage(const ListArgs& list,
-                                                                   const std::string& token,
-                                                                   int size) {
+absl::StatusOr<crucible::v1::ListTasksResponse> Commands::ListPage(
+    const ListArgs& list, const std::string& token, int size) {
   crucible::v1::ListTasksRequest request;
   request.set_page_size(std::min(size, 1000));
   request.set_page_token(token);
@@ -103,8 +105,8 @@ int Commands::List(const Args& args) {
   std::vector<Task> tasks;
   std::string token = args.list.page_token;
   do {
-    absl::StatusOr<crucible::v1::ListTasksResponse> page =
-        ListPage(args.list, token, args.list.limit - static_cast<int>(tasks.size()));
+    absl::StatusOr<crucible::v1::ListTasksResponse> page = ListPage(
+        args.list, token, args.list.limit - static_cast<int>(tasks.size()));
     if (!page.ok()) return Fail(page.status());
     for (const Task& t : page->tasks()) {
       if (static_cast<int>(tasks.size()) < args.list.limit) tasks.push_back(t);
@@ -117,7 +119,9 @@ int Commands::List(const Args& args) {
     output_.Out(FormatTable(tasks, absl::Now()));
   }
   // More than --limit: say how to go on, apart from the listing itself.
-  if (!token.empty()) output_.Err(absl::StrCat("crucible: more tasks: --page-token ", token, "\n"));
+  if (!token.empty())
+    output_.Err(
+        absl::StrCat("crucible: more tasks: --page-token ", token, "\n"));
   return kExitOk;
 }
 
@@ -133,7 +137,8 @@ int Commands::ListWatch(const Args& args) {
     std::vector<Task> changed;
     // Oldest first, so that lines read in the order things happened.
     for (auto it = page->tasks().rbegin(); it != page->tasks().rend(); ++it) {
-      std::pair<crucible::v1::TaskState, int> now = {it->state(), it->attempt()};
+      std::pair<crucible::v1::TaskState, int> now = {it->state(),
+                                                     it->attempt()};
       auto [where, inserted] = seen.emplace(it->id(), now);
       if (!inserted && where->second == now) continue;
       where->second = now;
@@ -146,7 +151,9 @@ int Commands::ListWatch(const Args& args) {
       output_.Out(FormatTable(changed, absl::Now(), /*header=*/first));
       first = false;
     }
-  } while (interrupts_ == nullptr ? false : !interrupts_->WaitForInterrupt(args.list.interval));
+  } while (interrupts_ == nullptr
+               ? false
+               : !interrupts_->WaitForInterrupt(args.list.interval));
   return kExitOk;
 }
 
@@ -154,23 +161,27 @@ int Commands::Cancel(const Args& args) {
   absl::StatusOr<Task> task = CancelTask(args.task_id, args.cancel.reason);
   if (!task.ok()) return Fail(task.status());
   if (args.cancel.wait) {
-    absl::StatusOr<Task> ended = WaitForEnd(args.task_id, /*if_interrupted=*/true);
+    absl::StatusOr<Task> ended =
+        WaitForEnd(args.task_id, /*if_interrupted=*/true);
     if (!ended.ok()) {
       if (Interrupted()) return kExitInterrupted;
       return Fail(ended.status());
     }
     output_.Out(args.output == OutputFormat::kJson
                     ? TaskToJson(*ended) + "\n"
-                    : absl::StrCat("task ", ended->id(), " ", StateName(ended->state()), "\n"));
+                    : absl::StrCat("task ", ended->id(), " ",
+                                   StateName(ended->state()), "\n"));
     return ExitCodeForTask(*ended);
   }
   if (args.output == OutputFormat::kJson) {
     output_.Out(TaskToJson(*task) + "\n");
   } else if (common::IsTerminal(task->state())) {
-    output_.Out(absl::StrCat("task ", task->id(), " ", StateName(task->state()), "\n"));
+    output_.Out(
+        absl::StrCat("task ", task->id(), " ", StateName(task->state()), "\n"));
   } else {
-    output_.Out(absl::StrCat("task ", task->id(), " ", StateName(task->state()),
-                             ": cancel requested; it ends once its container is gone\n"));
+    output_.Out(absl::StrCat(
+        "task ", task->id(), " ", StateName(task->state()),
+        ": cancel requested; it ends once its container is gone\n"));
   }
   return kExitOk;
 }

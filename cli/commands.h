@@ -1,12 +1,12 @@
 #ifndef CRUCIBLE_CLI_COMMANDS_H_
 #define CRUCIBLE_CLI_COMMANDS_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -60,7 +60,8 @@ class Commands {
   // Attempts of CreateTask on UNAVAILABLE or DEADLINE_EXCEEDED, and the
   // backoff between them (doubling, capped).
   static constexpr int kCreateAttempts = 4;
-  static constexpr absl::Duration kCreateInitialBackoff = absl::Milliseconds(250);
+  static constexpr absl::Duration kCreateInitialBackoff =
+      absl::Milliseconds(250);
   static constexpr absl::Duration kCreateMaxBackoff = absl::Seconds(2);
 
   // CreateTask, retried with the same request (so the same request_id) on
@@ -68,19 +69,23 @@ class Commands {
   absl::Status CreateTask(const crucible::v1::CreateTaskRequest& request,
                           crucible::v1::CreateTaskResponse* response);
   absl::StatusOr<Task> GetTask(const std::string& task_id);
-  absl::StatusOr<Task> CancelTask(const std::string& task_id, const std::string& reason);
+  absl::StatusOr<Task> CancelTask(const std::string& task_id,
+                                  const std::string& reason);
   // One ListTasks page.
-  absl::StatusOr<crucible::v1::ListTasksResponse> ListPage(const ListArgs& list,
-                                                           const std::string& token, int size);
+  absl::StatusOr<crucible::v1::ListTasksResponse> ListPage(
+      const ListArgs& list, const std::string& token, int size);
   // Streams output to `on_chunk`; interruptible. OK when the stream ended.
-  absl::Status StreamOutput(const crucible::v1::StreamTaskOutputRequest& request,
-                            const std::function<void(const crucible::v1::OutputChunk&)>& on_chunk);
+  absl::Status StreamOutput(
+      const crucible::v1::StreamTaskOutputRequest& request,
+      const std::function<void(const crucible::v1::OutputChunk&)>& on_chunk);
   // Streams events to `on_event` until the task ends; interruptible (see
   // Interrupts::Scope for `if_interrupted`).
-  absl::Status WatchEvents(const std::string& task_id, bool if_interrupted,
-                           const std::function<void(const crucible::v1::TaskEvent&)>& on_event);
+  absl::Status WatchEvents(
+      const std::string& task_id, bool if_interrupted,
+      const std::function<void(const crucible::v1::TaskEvent&)>& on_event);
   // The task once it has ended (WatchTask, then GetTask).
-  absl::StatusOr<Task> WaitForEnd(const std::string& task_id, bool if_interrupted);
+  absl::StatusOr<Task> WaitForEnd(const std::string& task_id,
+                                  bool if_interrupted);
   // Prints the error line; returns its exit code.
   int Fail(const absl::Status& status);
   bool Interrupted() const;

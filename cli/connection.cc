@@ -16,7 +16,8 @@ absl::StatusOr<Connection> Connection::Open(const ConnectionArgs& args) {
       std::stringstream pem;
       pem << in.rdbuf();
       if (!in.good() && !in.eof()) {
-        return absl::InvalidArgumentError(absl::StrCat("cannot read --ca-cert ", args.ca_cert));
+        return absl::InvalidArgumentError(
+            absl::StrCat("cannot read --ca-cert ", args.ca_cert));
       }
       if (pem.str().empty()) {
         return absl::InvalidArgumentError(
@@ -42,7 +43,8 @@ std::unique_ptr<grpc::ClientContext> Connection::UnaryContext() const {
 
 std::unique_ptr<grpc::ClientContext> Connection::StreamContext() const {
   auto ctx = std::make_unique<grpc::ClientContext>();
-  if (!token_.empty()) ctx->AddMetadata("authorization", absl::StrCat("Bearer ", token_));
+  if (!token_.empty())
+    ctx->AddMetadata("authorization", absl::StrCat("Bearer ", token_));
   return ctx;
 }
 

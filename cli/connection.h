@@ -1,10 +1,10 @@
 #ifndef CRUCIBLE_CLI_CONNECTION_H_
 #define CRUCIBLE_CLI_CONNECTION_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -23,7 +23,8 @@ class Connection {
   // INVALID_ARGUMENT if the CA file cannot be read.
   static absl::StatusOr<Connection> Open(const ConnectionArgs& args);
   // For tests: a given channel, no token.
-  explicit Connection(std::shared_ptr<grpc::Channel> channel, std::string token = "")
+  explicit Connection(std::shared_ptr<grpc::Channel> channel,
+                      std::string token = "")
       : channel_(std::move(channel)), token_(std::move(token)) {}
 
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }

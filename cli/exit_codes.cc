@@ -17,7 +17,8 @@ std::string StateName(crucible::v1::TaskState state) {
 std::string ReasonName(crucible::v1::TerminationReason reason) {
   std::string name = crucible::v1::TerminationReason_Name(reason);
   if (absl::StartsWith(name, "TERMINATION_REASON_")) name = name.substr(19);
-  return name.empty() ? absl::StrCat("REASON_", static_cast<int>(reason)) : name;
+  return name.empty() ? absl::StrCat("REASON_", static_cast<int>(reason))
+                      : name;
 }
 
 int ExitCodeForTask(const Task& task) {
@@ -30,11 +31,12 @@ int ExitCodeForTask(const Task& task) {
       return kExitCancelled;
     case crucible::v1::TASK_STATE_FAILED: {
       const int code = task.result().exit_code();
-      if (task.result().reason() == crucible::v1::TERMINATION_REASON_INFRASTRUCTURE) {
+      if (task.result().reason() ==
+          crucible::v1::TERMINATION_REASON_INFRASTRUCTURE) {
         return kExitUnavailable;
       }
-      if (task.result().reason() == crucible::v1::TERMINATION_REASON_EXITED && code >= 1 &&
-          code <= 255) {
+      if (task.result().reason() == crucible::v1::TERMINATION_REASON_EXITED &&
+          code >= 1 && code <= 255) {
         return code;
       }
       return kExitNoExitCode;
@@ -53,8 +55,8 @@ int ExitCodeForStatus(const absl::Status& status) {
 }
 
 std::string ErrorLine(const absl::Status& status) {
-  return absl::StrCat("crucible: ", absl::StatusCodeToString(status.code()), ": ",
-                      status.message());
+  return absl::StrCat("crucible: ", absl::StatusCodeToString(status.code()),
+                      ": ", status.message());
 }
 
 std::string EndingLine(const Task& task) {
@@ -64,7 +66,8 @@ std::string EndingLine(const Task& task) {
       ExitCodeForTask(task) != kExitNoExitCode) {
     return "";
   }
-  std::string line = absl::StrCat("crucible: task ", task.id(), " ", StateName(task.state()));
+  std::string line =
+      absl::StrCat("crucible: task ", task.id(), " ", StateName(task.state()));
   // The reason says more than the state only for FAILED (OOM, refusal, ...).
   if (task.state() == crucible::v1::TASK_STATE_FAILED && task.has_result() &&
       task.result().reason() != crucible::v1::TERMINATION_REASON_UNSPECIFIED) {

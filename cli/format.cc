@@ -1,13 +1,13 @@
 #include "cli/format.h"
 
-#include <algorithm>
-#include <memory>
-#include <utility>
-
 #include <google/protobuf/duration.pb.h>
 #include <google/protobuf/timestamp.pb.h>
 #include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -19,7 +19,8 @@ namespace {
 
 // Quotes an argv word for display if it has spaces or quotes.
 std::string ShellWord(const std::string& word) {
-  if (!word.empty() && word.find_first_of(" \t\n'\"$\\") == std::string::npos) return word;
+  if (!word.empty() && word.find_first_of(" \t\n'\"$\\") == std::string::npos)
+    return word;
   std::string out = "'";
   for (char c : word) {
     if (c == '\'') {
@@ -57,13 +58,18 @@ std::string ExitColumn(const crucible::v1::Task& task) {
 std::string Limits(const crucible::v1::TaskSpec& spec) {
   std::vector<std::string> parts;
   const crucible::v1::Resources& r = spec.resources();
-  if (r.memory_bytes() > 0) parts.push_back(absl::StrCat("memory=", r.memory_bytes()));
-  if (r.cpu_millis() > 0) parts.push_back(absl::StrCat("cpu=", r.cpu_millis(), "m"));
-  if (r.pids_limit() > 0) parts.push_back(absl::StrCat("pids=", r.pids_limit()));
-  if (r.tmpfs_bytes() > 0) parts.push_back(absl::StrCat("tmpfs=", r.tmpfs_bytes()));
+  if (r.memory_bytes() > 0)
+    parts.push_back(absl::StrCat("memory=", r.memory_bytes()));
+  if (r.cpu_millis() > 0)
+    parts.push_back(absl::StrCat("cpu=", r.cpu_millis(), "m"));
+  if (r.pids_limit() > 0)
+    parts.push_back(absl::StrCat("pids=", r.pids_limit()));
+  if (r.tmpfs_bytes() > 0)
+    parts.push_back(absl::StrCat("tmpfs=", r.tmpfs_bytes()));
   if (spec.has_timeout()) {
-    parts.push_back(
-        absl::StrCat("timeout=", absl::FormatDuration(common::FromProtoDuration(spec.timeout()))));
+    parts.push_back(absl::StrCat(
+        "timeout=",
+        absl::FormatDuration(common::FromProtoDuration(spec.timeout()))));
   }
   if (spec.max_output_bytes() > 0) {
     parts.push_back(absl::StrCat("max-output=", spec.max_output_bytes()));
@@ -78,37 +84,42 @@ std::string TimeLine(const google::protobuf::Timestamp& t, absl::Time now) {
 
 // Clears every Duration and Timestamp in `m` that is outside protobuf's
 // range, adding (its JSON pointer, its value as a string) to `cleared`.
-void ClearOutOfRangeTimes(google::protobuf::Message& m, const std::string& pointer,
-                          std::vector<std::pair<std::string, std::string>>& cleared) {
+void ClearOutOfRangeTimes(
+    google::protobuf::Message& m, const std::string& pointer,
+    std::vector<std::pair<std::string, std::string>>& cleared) {
   using google::protobuf::FieldDescriptor;
   const google::protobuf::Reflection* r = m.GetReflection();
   std::vector<const FieldDescriptor*> fields;
   r->ListFields(m, &fields);
   for (const FieldDescriptor* f : fields) {
-    if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || f->is_map()) continue;
+    if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || f->is_map())
+      continue;
     const std::string path = absl::StrCat(pointer, "/", f->json_name());
     if (f->is_repeated()) {
       for (int i = 0; i < r->FieldSize(m, f); ++i) {
-        ClearOutOfRangeTimes(*r->MutableRepeatedMessage(&m, f, i), absl::StrCat(path, "/", i),
-                             cleared);
+        ClearOutOfRangeTimes(*r->MutableRepeatedMessage(&m, f, i),
+                             absl::StrCat(path, "/", i), cleared);
       }
       continue;
     }
     google::protobuf::Message* sub = r->MutableMessage(&m, f);
     if (auto* d = dynamic_cast<google::protobuf::Duration*>(sub)) {
-      const bool valid = d->seconds() >= -315'576'000'000 && d->seconds() <= 315'576'000'000 &&
-                         d->nanos() > -1'000'000'000 && d->nanos() < 1'000'000'000 &&
-                         !(d->seconds() > 0 && d->nanos() < 0) &&
-                         !(d->seconds() < 0 && d->nanos() > 0);
+      const bool valid =
+          d->seconds() >= -315'576'000'000 && d->seconds() <= 315'576'000'000 &&
+          d->nanos() > -1'000'000'000 && d->nanos() < 1'000'000'000 &&
+          !(d->seconds() > 0 && d->nanos() < 0) &&
+          !(d->seconds() < 0 && d->nanos() > 0);
       if (!valid) {
-        cleared.emplace_back(path, d->nanos() == 0
-                                       ? absl::StrCat(d->seconds(), "s")
-                                       : absl::StrCat(d->seconds(), "s ", d->nanos(), "ns"));
+        cleared.emplace_back(
+            path, d->nanos() == 0
+                      ? absl::StrCat(d->seconds(), "s")
+                      : absl::StrCat(d->seconds(), "s ", d->nanos(), "ns"));
         r->ClearField(&m, f);
       }
     } else if (auto* t = dynamic_cast<google::protobuf::Timestamp*>(sub)) {
-      const bool valid = t->seconds() >= -62'135'596'800 && t->seconds() <= 253'402'300'799 &&
-                         t->nanos() >= 0 && t->nanos() < 1'000'000'000;
+      const bool valid = t->seconds() >= -62'135'596'800 &&
+                         t->seconds() <= 253'402'300'799 && t->nanos() >= 0 &&
+                         t->nanos() < 1'000'000'000;
       if (!valid) {
         cleared.emplace_back(
             path, absl::FormatTime(absl::RFC3339_full,
@@ -127,7 +138,8 @@ void ClearOutOfRangeTimes(google::protobuf::Message& m, const std::string& point
 
 std::string FormatAge(absl::Duration age) {
   if (age < absl::ZeroDuration()) age = absl::ZeroDuration();
-  if (age < absl::Minutes(1)) return absl::StrCat(absl::ToInt64Seconds(age), "s");
+  if (age < absl::Minutes(1))
+    return absl::StrCat(absl::ToInt64Seconds(age), "s");
   if (age < absl::Hours(1)) return absl::StrCat(absl::ToInt64Minutes(age), "m");
   if (age < absl::Hours(48)) return absl::StrCat(absl::ToInt64Hours(age), "h");
   return absl::StrCat(absl::ToInt64Hours(age) / 24, "d");
@@ -136,7 +148,8 @@ std::string FormatAge(absl::Duration age) {
 std::string FormatTask(const crucible::v1::Task& task, absl::Time now) {
   std::string out;
   auto line = [&out](absl::string_view key, absl::string_view value) {
-    absl::StrAppend(&out, key, std::string(std::max<int>(1, 12 - key.size()), ' '), value,
+    absl::StrAppend(&out, key,
+                    std::string(std::max<int>(1, 12 - key.size()), ' '), value,
                     "\n");
   };
   const crucible::v1::TaskSpec& spec = task.spec();
@@ -145,18 +158,21 @@ std::string FormatTask(const crucible::v1::Task& task, absl::Time now) {
   line("IMAGE:", spec.image());
   line("COMMAND:", CommandLine(spec));
   line("ATTEMPT:", absl::StrCat(task.attempt()));
-  if (task.has_create_time()) line("CREATED:", TimeLine(task.create_time(), now));
+  if (task.has_create_time())
+    line("CREATED:", TimeLine(task.create_time(), now));
   if (task.has_result() && task.result().has_start_time()) {
     line("STARTED:", TimeLine(task.result().start_time(), now));
   }
   if (task.has_end_time()) line("ENDED:", TimeLine(task.end_time(), now));
-  if (task.has_result() && task.result().has_start_time() && task.result().has_finish_time()) {
+  if (task.has_result() && task.result().has_start_time() &&
+      task.result().has_finish_time()) {
     line("DURATION:", absl::FormatDuration(absl::Trunc(
                           common::FromProtoTime(task.result().finish_time()) -
                               common::FromProtoTime(task.result().start_time()),
                           absl::Milliseconds(1))));
   }
-  if (std::string limits = Limits(spec); !limits.empty()) line("LIMITS:", limits);
+  if (std::string limits = Limits(spec); !limits.empty())
+    line("LIMITS:", limits);
   if (spec.priority() != 0) line("PRIORITY:", absl::StrCat(spec.priority()));
   if (task.has_result()) {
     const crucible::v1::TaskResult& r = task.result();
@@ -172,27 +188,31 @@ std::string FormatTask(const crucible::v1::Task& task, absl::Time now) {
   if (!task.last_error().empty()) line("LAST ERROR:", task.last_error());
   if (!spec.labels().empty()) {
     std::vector<std::string> labels;
-    for (const auto& [k, v] : spec.labels()) labels.push_back(absl::StrCat(k, "=", v));
+    for (const auto& [k, v] : spec.labels())
+      labels.push_back(absl::StrCat(k, "=", v));
     std::sort(labels.begin(), labels.end());
     line("LABELS:", absl::StrJoin(labels, ","));
   }
   return out;
 }
 
-std::string FormatTable(const std::vector<crucible::v1::Task>& tasks, absl::Time now,
-                        bool header) {
+std::string FormatTable(const std::vector<crucible::v1::Task>& tasks,
+                        absl::Time now, bool header) {
   std::vector<std::vector<std::string>> rows = {
       {"ID", "STATE", "EXIT", "IMAGE", "COMMAND", "AGE"}};
   for (const crucible::v1::Task& t : tasks) {
-    std::string age = t.has_create_time()
-                          ? FormatAge(now - common::FromProtoTime(t.create_time()))
-                          : "-";
-    rows.push_back({t.id(), StateName(t.state()), ExitColumn(t), Ellipsize(t.spec().image(), 40),
+    std::string age =
+        t.has_create_time()
+            ? FormatAge(now - common::FromProtoTime(t.create_time()))
+            : "-";
+    rows.push_back({t.id(), StateName(t.state()), ExitColumn(t),
+                    Ellipsize(t.spec().image(), 40),
                     Ellipsize(CommandLine(t.spec()), 40), age});
   }
   std::vector<size_t> widths(rows[0].size(), 0);
   for (const auto& row : rows) {
-    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+    for (size_t i = 0; i < row.size(); ++i)
+      widths[i] = std::max(widths[i], row[i].size());
   }
   std::string out;
   for (size_t r = header ? 0 : 1; r < rows.size(); ++r) {
@@ -200,7 +220,8 @@ std::string FormatTable(const std::vector<crucible::v1::Task>& tasks, absl::Time
     std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
       absl::StrAppend(&line, row[i]);
-      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+      if (i + 1 < row.size())
+        line += std::string(widths[i] - row[i].size() + 2, ' ');
     }
     absl::StrAppend(&out, line, "\n");
   }
@@ -212,7 +233,8 @@ std::string ToJson(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = false;
   options.always_print_primitive_fields = true;
-  if (google::protobuf::util::MessageToJsonString(message, &json, options).ok()) return json;
+  if (google::protobuf::util::MessageToJsonString(message, &json, options).ok())
+    return json;
   // The printer refuses a Duration or Timestamp outside protobuf's range
   // (a task stored before the server refused them): print the rest, and
   // those as strings of what they hold.
@@ -221,8 +243,10 @@ std::string ToJson(const google::protobuf::Message& message) {
   std::vector<std::pair<std::string, std::string>> out_of_range;
   ClearOutOfRangeTimes(*copy, "", out_of_range);
   json.clear();
-  if (!google::protobuf::util::MessageToJsonString(*copy, &json, options).ok()) return "{}";
-  nlohmann::ordered_json j = nlohmann::ordered_json::parse(json, nullptr, false);
+  if (!google::protobuf::util::MessageToJsonString(*copy, &json, options).ok())
+    return "{}";
+  nlohmann::ordered_json j =
+      nlohmann::ordered_json::parse(json, nullptr, false);
   if (j.is_discarded()) return "{}";
   for (const auto& [pointer, value] : out_of_range) {
     j[nlohmann::ordered_json::json_pointer(pointer)] = value;
@@ -238,24 +262,31 @@ std::string FormatTimestamp(absl::Time t) {
 
 std::string FormatEvent(const crucible::v1::TaskEvent& event) {
   std::string line = absl::StrCat(
-      event.has_event_time() ? FormatTimestamp(common::FromProtoTime(event.event_time())) : "-",
+      event.has_event_time()
+          ? FormatTimestamp(common::FromProtoTime(event.event_time()))
+          : "-",
       "  ", StateName(event.state()));
-  if (event.attempt() > 0) absl::StrAppend(&line, "  attempt ", event.attempt());
+  if (event.attempt() > 0)
+    absl::StrAppend(&line, "  attempt ", event.attempt());
   if (event.has_result() &&
       event.result().reason() != crucible::v1::TERMINATION_REASON_UNSPECIFIED) {
     const crucible::v1::TaskResult& r = event.result();
     absl::StrAppend(&line, "  ", ReasonName(r.reason()));
-    if (r.reason() == crucible::v1::TERMINATION_REASON_EXITED || r.exit_code() != 0) {
+    if (r.reason() == crucible::v1::TERMINATION_REASON_EXITED ||
+        r.exit_code() != 0) {
       absl::StrAppend(&line, " (exit code ", r.exit_code(), ")");
     }
-    if (!r.error_message().empty()) absl::StrAppend(&line, ": ", Ellipsize(r.error_message(), 200));
+    if (!r.error_message().empty())
+      absl::StrAppend(&line, ": ", Ellipsize(r.error_message(), 200));
   }
-  if (!event.message().empty()) absl::StrAppend(&line, "  -- ", Ellipsize(event.message(), 200));
+  if (!event.message().empty())
+    absl::StrAppend(&line, "  -- ", Ellipsize(event.message(), 200));
   return line;
 }
 
-std::string ProgressLine(const std::string& task_id, crucible::v1::TaskState state,
-                         int attempt, absl::Duration elapsed) {
+std::string ProgressLine(const std::string& task_id,
+                         crucible::v1::TaskState state, int attempt,
+                         absl::Duration elapsed) {
   std::string line = absl::StrCat("task ", task_id, " ", StateName(state));
   if (attempt > 1) absl::StrAppend(&line, ", attempt ", attempt);
   absl::StrAppend(&line, ", ", FormatAge(elapsed));

@@ -1,10 +1,10 @@
 #ifndef CRUCIBLE_CLI_FORMAT_H_
 #define CRUCIBLE_CLI_FORMAT_H_
 
+#include <google/protobuf/message.h>
+
 #include <string>
 #include <vector>
-
-#include <google/protobuf/message.h>
 
 #include "absl/time/time.h"
 #include "crucible/v1/task.pb.h"
@@ -16,8 +16,8 @@ std::string FormatTask(const crucible::v1::Task& task, absl::Time now);
 
 // The `crucible list` table: ID, STATE, EXIT, IMAGE, COMMAND, AGE, with a
 // header line unless `header` is false. Pure.
-std::string FormatTable(const std::vector<crucible::v1::Task>& tasks, absl::Time now,
-                        bool header = true);
+std::string FormatTable(const std::vector<crucible::v1::Task>& tasks,
+                        absl::Time now, bool header = true);
 
 // "5s", "3m", "2h", "4d".
 std::string FormatAge(absl::Duration age);
@@ -38,8 +38,9 @@ std::string FormatEvent(const crucible::v1::TaskEvent& event);
 
 // The progress line shown on a terminal while a task runs in the foreground:
 // "task ID RUNNING, attempt 2, 5s". Pure.
-std::string ProgressLine(const std::string& task_id, crucible::v1::TaskState state,
-                         int attempt, absl::Duration elapsed);
+std::string ProgressLine(const std::string& task_id,
+                         crucible::v1::TaskState state, int attempt,
+                         absl::Duration elapsed);
 
 }  // namespace cli
 

@@ -22,11 +22,13 @@ int Commands::Health(const Args& args) {
   if (args.output == OutputFormat::kJson) {
     output_.Out(ToJson(response) + "\n");
   } else {
-    output_.Out(
-        grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()) + "\n");
+    output_.Out(grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+                    response.status()) +
+                "\n");
   }
-  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? kExitOk
-                                                                             : kExitError;
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING
+             ? kExitOk
+             : kExitError;
 }
 
 }  // namespace cli

@@ -68,7 +68,8 @@ bool Interrupts::interrupted() const {
 
 bool Interrupts::WaitForInterrupt(absl::Duration timeout) const {
   absl::MutexLock lock(&mu_);
-  return mu_.AwaitWithTimeout(absl::Condition(this, &Interrupts::InterruptedLocked), timeout);
+  return mu_.AwaitWithTimeout(
+      absl::Condition(this, &Interrupts::InterruptedLocked), timeout);
 }
 
 Interrupts::Scope::Scope(Interrupts* interrupts, grpc::ClientContext* ctx,

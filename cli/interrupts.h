@@ -1,9 +1,9 @@
 #ifndef CRUCIBLE_CLI_INTERRUPTS_H_
 #define CRUCIBLE_CLI_INTERRUPTS_H_
 
-#include <thread>
-
 #include <grpcpp/grpcpp.h>
+
+#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -31,7 +31,8 @@ class Interrupts {
   // may be null (nothing happens).
   class Scope {
    public:
-    Scope(Interrupts* interrupts, grpc::ClientContext* ctx, bool if_interrupted = true);
+    Scope(Interrupts* interrupts, grpc::ClientContext* ctx,
+          bool if_interrupted = true);
     ~Scope();
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;
@@ -50,7 +51,9 @@ class Interrupts {
  private:
   void Loop();
   void OnSignal();
-  bool InterruptedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return count_ > 0; }
+  bool InterruptedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return count_ > 0;
+  }
 
   mutable absl::Mutex mu_;
   int count_ ABSL_GUARDED_BY(mu_) = 0;

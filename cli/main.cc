@@ -1,12 +1,11 @@
 // crucible: the command-line client of TaskService. See `crucible --help`.
+#include <grpc/support/log.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
-
-#include <grpc/support/log.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -37,7 +36,8 @@ int main(int argc, char** argv) {
   QuietGrpcLogs();
   std::vector<std::string> words(argv + 1, argv + argc);
   absl::StatusOr<cli::Args> args = cli::ParseArgs(
-      words, cli::Environment{Getenv("CRUCIBLE_SERVER"), Getenv("CRUCIBLE_TOKEN")});
+      words,
+      cli::Environment{Getenv("CRUCIBLE_SERVER"), Getenv("CRUCIBLE_TOKEN")});
   if (!args.ok()) {
     std::fprintf(stderr, "crucible: %s\nRun `crucible --help` for usage.\n",
                  std::string(args.status().message()).c_str());
@@ -47,9 +47,11 @@ int main(int argc, char** argv) {
     std::fputs(cli::HelpText().c_str(), stdout);
     return cli::kExitOk;
   }
-  absl::StatusOr<cli::Connection> connection = cli::Connection::Open(args->connection);
+  absl::StatusOr<cli::Connection> connection =
+      cli::Connection::Open(args->connection);
   if (!connection.ok()) {
-    std::fprintf(stderr, "crucible: %s\n", std::string(connection.status().message()).c_str());
+    std::fprintf(stderr, "crucible: %s\n",
+                 std::string(connection.status().message()).c_str());
     return cli::kExitUsage;
   }
   cli::Terminal terminal;

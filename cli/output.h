@@ -27,7 +27,8 @@ class Output {
   void SetStatus(std::string line);
 
  private:
-  void Write(FILE* f, absl::string_view data) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Write(FILE* f, absl::string_view data)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EraseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DrawLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

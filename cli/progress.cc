@@ -4,8 +4,9 @@
 
 namespace cli {
 
-Progress::Progress(const Connection& connection, crucible::v1::TaskService::Stub& stub,
-                   Output& output, std::string task_id)
+Progress::Progress(const Connection& connection,
+                   crucible::v1::TaskService::Stub& stub, Output& output,
+                   std::string task_id)
     : stub_(stub),
       output_(output),
       task_id_(std::move(task_id)),
@@ -36,7 +37,8 @@ void Progress::Watch() {
   while (reader->Read(&response)) {
     {
       absl::MutexLock lock(&mu_);
-      if (response.event().state() != state_ || response.event().attempt() != attempt_) {
+      if (response.event().state() != state_ ||
+          response.event().attempt() != attempt_) {
         state_ = response.event().state();
         attempt_ = response.event().attempt();
         since_ = absl::Now();

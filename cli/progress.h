@@ -1,11 +1,11 @@
 #ifndef CRUCIBLE_CLI_PROGRESS_H_
 #define CRUCIBLE_CLI_PROGRESS_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <thread>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -22,8 +22,8 @@ namespace cli {
 // through Output. Thread-safe; owns its two threads.
 class Progress {
  public:
-  Progress(const Connection& connection, crucible::v1::TaskService::Stub& stub, Output& output,
-           std::string task_id);
+  Progress(const Connection& connection, crucible::v1::TaskService::Stub& stub,
+           Output& output, std::string task_id);
   // Stop().
   ~Progress();
   Progress(const Progress&) = delete;
@@ -43,7 +43,8 @@ class Progress {
   std::unique_ptr<grpc::ClientContext> ctx_;  // of the WatchTask call
   absl::Notification stop_;
   absl::Mutex mu_;
-  crucible::v1::TaskState state_ ABSL_GUARDED_BY(mu_) = crucible::v1::TASK_STATE_QUEUED;
+  crucible::v1::TaskState state_ ABSL_GUARDED_BY(mu_) =
+      crucible::v1::TASK_STATE_QUEUED;
   int attempt_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time since_ ABSL_GUARDED_BY(mu_) = absl::Now();
   std::thread watcher_;

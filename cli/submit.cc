@@ -32,12 +32,16 @@ absl::StatusOr<std::string> ReadStdin(const std::string& path, FILE* in) {
   if (path == "-") {
     char buffer[1 << 16];
     size_t n;
-    while ((n = fread(buffer, 1, sizeof(buffer), in)) > 0) data.append(buffer, n);
-    if (ferror(in)) return absl::InvalidArgumentError("cannot read this process's stdin");
+    while ((n = fread(buffer, 1, sizeof(buffer), in)) > 0)
+      data.append(buffer, n);
+    if (ferror(in))
+      return absl::InvalidArgumentError("cannot read this process's stdin");
     return data;
   }
   std::ifstream file(path, std::ios::binary);
-  if (!file) return absl::InvalidArgumentError(absl::StrCat("cannot read --stdin ", path));
+  if (!file)
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read --stdin ", path));
   std::stringstream ss;
   ss << file.rdbuf();
   return ss.str();
@@ -50,7 +54,8 @@ std::string NewRequestId() {
                          random(), random());
 }
 
-absl::StatusOr<crucible::v1::CreateTaskRequest> BuildRequest(const SubmitArgs& s, FILE* in) {
+absl::StatusOr<crucible::v1::CreateTaskRequest> BuildRequest(
+    const SubmitArgs& s, FILE* in) {
   crucible::v1::CreateTaskRequest request;
   crucible::v1::TaskSpec* spec = request.mutable_spec();
   spec->set_image(s.image);
@@ -68,12 +73,14 @@ absl::StatusOr<crucible::v1::CreateTaskRequest> BuildRequest(const SubmitArgs& s
   r->set_cpu_millis(s.cpu_millis);
   r->set_pids_limit(s.pids_limit);
   r->set_tmpfs_bytes(s.tmpfs_bytes);
-  if (s.timeout.has_value()) *spec->mutable_timeout() = common::ToProtoDuration(*s.timeout);
+  if (s.timeout.has_value())
+    *spec->mutable_timeout() = common::ToProtoDuration(*s.timeout);
   spec->set_max_output_bytes(s.max_output_bytes);
   spec->set_priority(s.priority);
   if (s.max_attempts > 0 || s.retry_on_nonzero_exit) {
     spec->mutable_retry_policy()->set_max_attempts(s.max_attempts);
-    spec->mutable_retry_policy()->set_retry_on_nonzero_exit(s.retry_on_nonzero_exit);
+    spec->mutable_retry_policy()->set_retry_on_nonzero_exit(
+        s.retry_on_nonzero_exit);
   }
   // Without --request-id, one made up here: every attempt of this submit
   // carries it (see Commands::CreateTask).
@@ -94,15 +101,17 @@ int Commands::Submit(const Args& args) {
   absl::Status created = CreateTask(*request, &response);
   if (!created.ok()) return Fail(created);
   if (args.submit.detach) {
-    output_.Out(args.output == OutputFormat::kJson ? TaskToJson(response.task()) + "\n"
-                                                   : response.task().id() + "\n");
+    output_.Out(args.output == OutputFormat::kJson
+                    ? TaskToJson(response.task()) + "\n"
+                    : response.task().id() + "\n");
     return kExitOk;
   }
   return Follow(args, response.task().id());
 }
 
-absl::Status Commands::CreateTask(const crucible::v1::CreateTaskRequest& request,
-                                  crucible::v1::CreateTaskResponse* response) {
+absl::Status Commands::CreateTask(
+    const crucible::v1::CreateTaskRequest& request,
+    crucible::v1::CreateTaskResponse* response) {
   // A create whose answer was lost (DEADLINE_EXCEEDED) may have been stored;
   // one refused as UNAVAILABLE may be retried. Every attempt carries the same
   // request_id, so the server answers a repeat with the task it stored: one
@@ -112,8 +121,9 @@ absl::Status Commands::CreateTask(const crucible::v1::CreateTaskRequest& request
     std::unique_ptr<grpc::ClientContext> ctx = connection_.UnaryContext();
     grpc::Status status = stub_->CreateTask(ctx.get(), request, response);
     if (status.ok()) return absl::OkStatus();
-    const bool retryable = common::RetryCall(static_cast<absl::StatusCode>(status.error_code()),
-                                             /*idempotent=*/!request.request_id().empty());
+    const bool retryable =
+        common::RetryCall(static_cast<absl::StatusCode>(status.error_code()),
+                          /*idempotent=*/!request.request_id().empty());
     if (!retryable || attempt >= kCreateAttempts || Interrupted()) {
       return common::FromGrpcStatus(status);
     }
@@ -126,7 +136,8 @@ int Commands::Follow(const Args& args, const std::string& id) {
   absl::Status followed = absl::OkStatus();
   if (args.output == OutputFormat::kText) {
     std::optional<Progress> progress;
-    if (terminal_.err_is_tty) progress.emplace(connection_, *stub_, output_, id);
+    if (terminal_.err_is_tty)
+      progress.emplace(connection_, *stub_, output_, id);
     crucible::v1::StreamTaskOutputRequest request;
     request.set_task_id(id);
     request.set_follow(true);
@@ -158,21 +169,24 @@ int Commands::OnInterrupt(const SubmitArgs& submit, const std::string& id) {
     output_.Err(absl::StrCat("\ncrucible: cancel task ", id, "? [y/N] "));
     char answer[64] = {0};
     if (fgets(answer, sizeof(answer), terminal_.in) != nullptr) {
-      cancel = absl::ascii_tolower(static_cast<unsigned char>(answer[0])) == 'y';
+      cancel =
+          absl::ascii_tolower(static_cast<unsigned char>(answer[0])) == 'y';
     }
   }
   if (!cancel) {
     output_.Err(absl::StrCat("crucible: stopped following task ", id,
-                             "; it keeps running (crucible logs -f ", id, ", crucible cancel ",
-                             id, ")\n"));
+                             "; it keeps running (crucible logs -f ", id,
+                             ", crucible cancel ", id, ")\n"));
     return kExitInterrupted;
   }
-  absl::StatusOr<Task> cancelled = CancelTask(id, "interrupted in the crucible CLI");
+  absl::StatusOr<Task> cancelled =
+      CancelTask(id, "interrupted in the crucible CLI");
   // An ended task cannot be cancelled any more; it is reported as it ended.
   if (!cancelled.ok() && !absl::IsFailedPrecondition(cancelled.status())) {
     return Fail(cancelled.status());
   }
-  if (cancelled.ok()) output_.Err(absl::StrCat("crucible: cancelling task ", id, "\n"));
+  if (cancelled.ok())
+    output_.Err(absl::StrCat("crucible: cancelling task ", id, "\n"));
   absl::StatusOr<Task> task = WaitForEnd(id, /*if_interrupted=*/false);
   if (!task.ok()) return Fail(task.status());
   return Ended(*task, OutputFormat::kText);
@@ -185,15 +199,16 @@ absl::Status Commands::StreamOutput(
   // or on Ctrl-C.
   std::unique_ptr<grpc::ClientContext> ctx = connection_.StreamContext();
   Interrupts::Scope scope(interrupts_, ctx.get());
-  std::unique_ptr<grpc::ClientReader<crucible::v1::StreamTaskOutputResponse>> reader =
-      stub_->StreamTaskOutput(ctx.get(), request);
+  std::unique_ptr<grpc::ClientReader<crucible::v1::StreamTaskOutputResponse>>
+      reader = stub_->StreamTaskOutput(ctx.get(), request);
   crucible::v1::StreamTaskOutputResponse response;
   while (reader->Read(&response)) on_chunk(response.chunk());
   return common::FromGrpcStatus(reader->Finish());
 }
 
-absl::Status Commands::WatchEvents(const std::string& task_id, bool if_interrupted,
-                                   const std::function<void(const TaskEvent&)>& on_event) {
+absl::Status Commands::WatchEvents(
+    const std::string& task_id, bool if_interrupted,
+    const std::function<void(const TaskEvent&)>& on_event) {
   std::unique_ptr<grpc::ClientContext> ctx = connection_.StreamContext();
   Interrupts::Scope scope(interrupts_, ctx.get(), if_interrupted);
   crucible::v1::WatchTaskRequest request;
@@ -213,11 +228,12 @@ absl::Status Commands::WatchEvents(const std::string& task_id, bool if_interrupt
   return common::FromGrpcStatus(status);
 }
 
-absl::StatusOr<crucible::v1::Task> Commands::WaitForEnd(const std::string& task_id,
-                                                        bool if_interrupted) {
+absl::StatusOr<crucible::v1::Task> Commands::WaitForEnd(
+    const std::string& task_id, bool if_interrupted) {
   absl::StatusOr<Task> task = GetTask(task_id);
   if (!task.ok() || common::IsTerminal(task->state())) return task;
-  absl::Status watched = WatchEvents(task_id, if_interrupted, [](const TaskEvent&) {});
+  absl::Status watched =
+      WatchEvents(task_id, if_interrupted, [](const TaskEvent&) {});
   if (!watched.ok()) return watched;
   return GetTask(task_id);
 }
@@ -230,15 +246,16 @@ int Commands::Logs(const Args& args) {
   request.set_offset(args.logs.offset);
   request.set_attempt(args.logs.attempt);
   const bool json = args.output == OutputFormat::kJson;
-  absl::Status status = StreamOutput(request, [this, json](const OutputChunk& chunk) {
-    if (json) {
-      output_.Out(ToJson(chunk) + "\n");
-    } else if (chunk.stream() == crucible::v1::OUTPUT_STREAM_STDERR) {
-      output_.Err(chunk.data());
-    } else {
-      output_.Out(chunk.data());
-    }
-  });
+  absl::Status status =
+      StreamOutput(request, [this, json](const OutputChunk& chunk) {
+        if (json) {
+          output_.Out(ToJson(chunk) + "\n");
+        } else if (chunk.stream() == crucible::v1::OUTPUT_STREAM_STDERR) {
+          output_.Err(chunk.data());
+        } else {
+          output_.Out(chunk.data());
+        }
+      });
   if (Interrupted()) return kExitInterrupted;
   if (!status.ok()) return Fail(status);
   return kExitOk;
@@ -246,8 +263,9 @@ int Commands::Logs(const Args& args) {
 
 int Commands::Watch(const Args& args) {
   const bool json = args.output == OutputFormat::kJson;
-  absl::Status status =
-      WatchEvents(args.task_id, /*if_interrupted=*/true, [this, json](const TaskEvent& event) {
+  absl::Status status = WatchEvents(
+      args.task_id, /*if_interrupted=*/true,
+      [this, json](const TaskEvent& event) {
         output_.Out((json ? ToJson(event) : FormatEvent(event)) + "\n");
       });
   if (Interrupted()) return kExitInterrupted;
@@ -255,11 +273,13 @@ int Commands::Watch(const Args& args) {
   absl::StatusOr<Task> task = GetTask(args.task_id);
   if (!task.ok()) return Fail(task.status());
   if (!common::IsTerminal(task->state())) {
-    output_.Err(absl::StrCat("crucible: the watch ended while task ", task->id(), " is ",
-                             StateName(task->state()), "\n"));
+    output_.Err(absl::StrCat("crucible: the watch ended while task ",
+                             task->id(), " is ", StateName(task->state()),
+                             "\n"));
     return kExitError;
   }
-  if (std::string line = EndingLine(*task); !line.empty() && !json) output_.Err(line + "\n");
+  if (std::string line = EndingLine(*task); !line.empty() && !json)
+    output_.Err(line + "\n");
   return ExitCodeForTask(*task);
 }
 

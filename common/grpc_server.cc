@@ -12,7 +12,8 @@
 namespace common {
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
-    const GrpcServerOptions& options, const std::vector<grpc::Service*>& services) {
+    const GrpcServerOptions& options,
+    const std::vector<grpc::Service*>& services) {
   grpc::EnableDefaultHealthCheckService(true);
   // Referenced so the linker keeps the health schema for reflection.
   grpc::health::v1::HealthCheckResponse::descriptor();
@@ -62,7 +63,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   result->SetServing(options.initially_ready);
   // Last: whoever waits for the port file finds the health statuses set.
   if (!options.port_file.empty()) {
-    if (absl::Status s = WritePortFile(options.port_file, port); !s.ok()) return s;
+    if (absl::Status s = WritePortFile(options.port_file, port); !s.ok())
+      return s;
   }
   return result;
 }

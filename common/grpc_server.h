@@ -1,11 +1,11 @@
 #ifndef CRUCIBLE_COMMON_GRPC_SERVER_H_
 #define CRUCIBLE_COMMON_GRPC_SERVER_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -51,7 +51,8 @@ class GrpcServer {
   // Builds and starts a server for `services` (not owned; they must outlive
   // the server). UNAVAILABLE if the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(
-      const GrpcServerOptions& options, const std::vector<grpc::Service*>& services);
+      const GrpcServerOptions& options,
+      const std::vector<grpc::Service*>& services);
 
   ~GrpcServer();
 

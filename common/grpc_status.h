@@ -1,9 +1,9 @@
 #ifndef CRUCIBLE_COMMON_GRPC_STATUS_H_
 #define CRUCIBLE_COMMON_GRPC_STATUS_H_
 
-#include <string>
-
 #include <grpcpp/support/status.h>
+
+#include <string>
 
 #include "absl/status/status.h"
 

@@ -18,8 +18,12 @@ absl::Status Invalid(absl::string_view why) {
       absl::StrCat("not a valid image reference: ", why));
 }
 
-bool LowerAlnum(char c) { return absl::ascii_islower(c) || absl::ascii_isdigit(c); }
-bool Alnum(char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)); }
+bool LowerAlnum(char c) {
+  return absl::ascii_islower(c) || absl::ascii_isdigit(c);
+}
+bool Alnum(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c));
+}
 bool Word(char c) { return Alnum(c) || c == '_'; }
 
 // [a-z0-9]+ ( ("." | "_" | "__" | "-"+) [a-z0-9]+ )*
@@ -59,7 +63,8 @@ bool Domain(absl::string_view s) {
     const size_t close = s.find(']');
     if (close == absl::string_view::npos || close < 3) return false;
     for (char c : s.substr(1, close - 1)) {
-      if (!absl::ascii_isxdigit(static_cast<unsigned char>(c)) && c != ':') return false;
+      if (!absl::ascii_isxdigit(static_cast<unsigned char>(c)) && c != ':')
+        return false;
     }
     host = {};
     s.remove_prefix(close + 1);
@@ -140,7 +145,8 @@ absl::Status ValidateImageReference(absl::string_view reference) {
   }
   if (name.empty()) return Invalid("no repository name");
   if (name.size() > kMaxNameBytes) {
-    return Invalid(absl::StrCat("the name is longer than ", kMaxNameBytes, " bytes"));
+    return Invalid(
+        absl::StrCat("the name is longer than ", kMaxNameBytes, " bytes"));
   }
   std::vector<absl::string_view> components = absl::StrSplit(name, '/');
   for (size_t i = 0; i < components.size(); ++i) {

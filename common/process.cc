@@ -45,7 +45,9 @@ void InitLogging(const char* argv0) {
 
 void ParseFlags(int argc, char** argv, absl::string_view usage) {
   absl::FlagsUsageConfig config;
-  auto ours = [](absl::string_view file) { return !absl::StrContains(file, "absl/"); };
+  auto ours = [](absl::string_view file) {
+    return !absl::StrContains(file, "absl/");
+  };
   config.contains_help_flags = ours;
   config.contains_helpshort_flags = ours;
   absl::SetFlagsUsageConfig(config);

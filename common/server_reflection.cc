@@ -1,11 +1,11 @@
 #include "common/server_reflection.h"
 
+#include <grpcpp/impl/server_builder_plugin.h>
+#include <grpcpp/impl/server_initializer.h>
+
 #include <algorithm>
 #include <set>
 #include <utility>
-
-#include <grpcpp/impl/server_builder_plugin.h>
-#include <grpcpp/impl/server_initializer.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"

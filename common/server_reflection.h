@@ -1,15 +1,15 @@
 #ifndef CRUCIBLE_COMMON_SERVER_REFLECTION_H_
 #define CRUCIBLE_COMMON_SERVER_REFLECTION_H_
 
-#include <memory>
-#include <string>
-#include <string_view>
-#include <vector>
-
 #include <google/protobuf/descriptor.pb.h>
 #include <google/protobuf/descriptor_database.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/server_builder_option.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"

@@ -5,9 +5,9 @@
 #include "absl/status/statusor.h"
 
 // Abseil 20220623 has no public RETURN_IF_ERROR / ASSIGN_OR_RETURN.
-#define RETURN_IF_ERROR(expr)                                \
-  do {                                                       \
-    ::absl::Status crucible_status_macro_ = (expr);          \
+#define RETURN_IF_ERROR(expr)                                        \
+  do {                                                               \
+    ::absl::Status crucible_status_macro_ = (expr);                  \
     if (!crucible_status_macro_.ok()) return crucible_status_macro_; \
   } while (0)
 

@@ -40,7 +40,8 @@ class StreamWriteQueue {
     bool buffer_hint_while_queued = false;
   };
 
-  explicit StreamWriteQueue(Reactor* reactor) : StreamWriteQueue(reactor, Options{}) {}
+  explicit StreamWriteQueue(Reactor* reactor)
+      : StreamWriteQueue(reactor, Options{}) {}
   StreamWriteQueue(Reactor* reactor, Options options)
       : reactor_(reactor), options_(options) {}
   StreamWriteQueue(const StreamWriteQueue&) = delete;
@@ -92,7 +93,8 @@ class StreamWriteQueue {
     if (!ok) {
       Drop();
       broken_ = true;
-      if (options_.on_failure == OnWriteFailure::kFinish || finish_after_write_ || drain_) {
+      if (options_.on_failure == OnWriteFailure::kFinish ||
+          finish_after_write_ || drain_) {
         FinishNow(grpc::Status(grpc::CANCELLED, "write failed"));
       }
       return false;
@@ -143,7 +145,8 @@ class StreamWriteQueue {
     in_flight_bytes_ = bytes;
     writing_ = true;
     grpc::WriteOptions options;
-    if (options_.buffer_hint_while_queued && !pending_.empty()) options.set_buffer_hint();
+    if (options_.buffer_hint_while_queued && !pending_.empty())
+      options.set_buffer_hint();
     reactor_->StartWrite(&current_, options);
     return true;
   }

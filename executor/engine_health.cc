@@ -7,7 +7,8 @@
 
 namespace executor {
 
-EngineHealth::EngineHealth(const common::Clock& clock, EngineHealthOptions options)
+EngineHealth::EngineHealth(const common::Clock& clock,
+                           EngineHealthOptions options)
     : clock_(clock), options_(options) {}
 
 EngineHealth::~EngineHealth() { Stop(); }
@@ -52,7 +53,8 @@ void EngineHealth::Loop() {
       absl::MutexLock lock(&mu_);
       const absl::Duration wait = next_ping - clock_.Now();
       if (wait > absl::ZeroDuration() && !WakeLocked()) {
-        mu_.AwaitWithTimeout(absl::Condition(this, &EngineHealth::WakeLocked), wait);
+        mu_.AwaitWithTimeout(absl::Condition(this, &EngineHealth::WakeLocked),
+                             wait);
       }
       if (stop_) return;
       if (report_pending_) {
@@ -66,7 +68,8 @@ void EngineHealth::Loop() {
       // only a ping says the engine is back; a report never postpones the
       // next one (calls failing all the time must not starve the pings).
       Observe(false, why);
-      next_ping = std::min(next_ping, clock_.Now() + options_.unhealthy_ping_interval);
+      next_ping =
+          std::min(next_ping, clock_.Now() + options_.unhealthy_ping_interval);
       continue;
     }
     if (clock_.Now() < next_ping) continue;
@@ -76,8 +79,8 @@ void EngineHealth::Loop() {
       ++pings_;
     }
     Observe(ping.ok(), ping);
-    next_ping = clock_.Now() +
-                (ping.ok() ? options_.ping_interval : options_.unhealthy_ping_interval);
+    next_ping = clock_.Now() + (ping.ok() ? options_.ping_interval
+                                          : options_.unhealthy_ping_interval);
   }
 }
 
@@ -100,7 +103,8 @@ void EngineHealth::Observe(bool ok, const absl::Status& why) {
         // Still down: said once when it started.
         if (first_failure) {
           down_since_ = clock_.Now();
-          LOG(ERROR) << "container engine unreachable, NOT_SERVING until it answers a ping: "
+          LOG(ERROR) << "container engine unreachable, NOT_SERVING until it "
+                        "answers a ping: "
                      << why;
         } else {
           VLOG(1) << "container engine still unreachable: " << why;
@@ -114,13 +118,15 @@ void EngineHealth::Observe(bool ok, const absl::Status& why) {
   }
   if (!changed) return;
   if (ok && after_outage) {
-    LOG(INFO) << "container engine reachable again after " << absl::FormatDuration(down)
-              << "; SERVING";
+    LOG(INFO) << "container engine reachable again after "
+              << absl::FormatDuration(down) << "; SERVING";
   } else if (ok) {
     LOG(INFO) << "container engine reachable; SERVING";
   } else {
-    LOG(ERROR) << "container engine unreachable, NOT_SERVING until it answers a ping (every "
-               << absl::FormatDuration(options_.unhealthy_ping_interval) << "): " << why;
+    LOG(ERROR) << "container engine unreachable, NOT_SERVING until it answers "
+                  "a ping (every "
+               << absl::FormatDuration(options_.unhealthy_ping_interval)
+               << "): " << why;
   }
   on_change_(ok, after_outage);
 }

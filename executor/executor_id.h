@@ -33,8 +33,8 @@ class ExecutorIdentity {
   // FAILED_PRECONDITION if the id file is locked by another process (a
   // running executor uses it); INTERNAL if it cannot be read or written;
   // the id itself is checked later by the policy (ContainerPolicy::Create).
-  static absl::StatusOr<ExecutorIdentity> Resolve(const ExecutorIdOptions& options,
-                                                  absl::BitGenRef gen);
+  static absl::StatusOr<ExecutorIdentity> Resolve(
+      const ExecutorIdOptions& options, absl::BitGenRef gen);
 
   ExecutorIdentity(ExecutorIdentity&& other) noexcept;
   ExecutorIdentity& operator=(ExecutorIdentity&& other) noexcept;
@@ -48,7 +48,10 @@ class ExecutorIdentity {
 
  private:
   ExecutorIdentity(std::string id, std::string source, bool stable, int fd)
-      : id_(std::move(id)), source_(std::move(source)), stable_(stable), fd_(fd) {}
+      : id_(std::move(id)),
+        source_(std::move(source)),
+        stable_(stable),
+        fd_(fd) {}
 
   std::string id_;
   std::string source_;

@@ -28,7 +28,8 @@ class RunReactor final : public grpc::ServerWriteReactor<RunResponse>,
                          public runner::RunSink {
  public:
   RunReactor(runner::Runner& runner, const RunRequest& request)
-      : runner_(runner), request_(request),
+      : runner_(runner),
+        request_(request),
         control_(std::make_shared<runner::RunControl>()) {
     thread_ = std::thread([this] { Body(); });
   }
@@ -72,7 +73,8 @@ class RunReactor final : public grpc::ServerWriteReactor<RunResponse>,
         runner_.Run(request_, *this, control_);
     absl::MutexLock lock(&mu_);
     if (broken_) return out_.Finish(grpc::Status::CANCELLED);
-    if (!result.ok()) return out_.FinishAfterQueued(common::ToGrpcStatus(result.status()));
+    if (!result.ok())
+      return out_.FinishAfterQueued(common::ToGrpcStatus(result.status()));
     RunResponse r;
     *r.mutable_finished() = *std::move(result);
     out_.Push(std::move(r));
@@ -99,7 +101,8 @@ class RunReactor final : public grpc::ServerWriteReactor<RunResponse>,
   // The stream finishes once the run has ended, even after a failed write.
   common::StreamWriteQueue<RunReactor, RunResponse> out_ ABSL_GUARDED_BY(mu_){
       this,
-      {.on_failure = common::StreamWriteQueue<RunReactor, RunResponse>::OnWriteFailure::kWaitForFinish}};
+      {.on_failure = common::StreamWriteQueue<
+           RunReactor, RunResponse>::OnWriteFailure::kWaitForFinish}};
   bool broken_ ABSL_GUARDED_BY(mu_) = false;  // the caller cancelled
 };
 
@@ -112,7 +115,8 @@ grpc::ServerWriteReactor<RunResponse>* ExecutorService::Run(
 }
 
 grpc::ServerUnaryReactor* ExecutorService::Cancel(
-    grpc::CallbackServerContext* context, const crucible::v1::CancelRequest* request,
+    grpc::CallbackServerContext* context,
+    const crucible::v1::CancelRequest* request,
     crucible::v1::CancelResponse* response) {
   VLOG(1) << "Cancel " << request->run_id();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -121,7 +125,8 @@ grpc::ServerUnaryReactor* ExecutorService::Cancel(
 }
 
 grpc::ServerUnaryReactor* ExecutorService::Describe(
-    grpc::CallbackServerContext* context, const crucible::v1::DescribeRequest* request,
+    grpc::CallbackServerContext* context,
+    const crucible::v1::DescribeRequest* request,
     crucible::v1::DescribeResponse* response) {
   *response->mutable_accepts() = runner_.policy().Accepts();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

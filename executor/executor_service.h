@@ -10,19 +10,22 @@ namespace executor {
 // thread, owned by the call's reactor and joined when the call is done, so
 // the blocking run never executes inside a reaction. Cancelling the call
 // cancels the run. Thread-safe.
-class ExecutorService final : public crucible::v1::ExecutorService::CallbackService {
+class ExecutorService final
+    : public crucible::v1::ExecutorService::CallbackService {
  public:
   explicit ExecutorService(runner::Runner& runner) : runner_(runner) {}
 
   grpc::ServerWriteReactor<crucible::v1::RunResponse>* Run(
       grpc::CallbackServerContext* context,
       const crucible::v1::RunRequest* request) override;
-  grpc::ServerUnaryReactor* Cancel(grpc::CallbackServerContext* context,
-                                   const crucible::v1::CancelRequest* request,
-                                   crucible::v1::CancelResponse* response) override;
-  grpc::ServerUnaryReactor* Describe(grpc::CallbackServerContext* context,
-                                     const crucible::v1::DescribeRequest* request,
-                                     crucible::v1::DescribeResponse* response) override;
+  grpc::ServerUnaryReactor* Cancel(
+      grpc::CallbackServerContext* context,
+      const crucible::v1::CancelRequest* request,
+      crucible::v1::CancelResponse* response) override;
+  grpc::ServerUnaryReactor* Describe(
+      grpc::CallbackServerContext* context,
+      const crucible::v1::DescribeRequest* request,
+      crucible::v1::DescribeResponse* response) override;
 
  private:
   runner::Runner& runner_;

@@ -34,16 +34,18 @@ ABSL_FLAG(absl::Duration, engine_timeout, absl::Seconds(30),
           "limit of each non-streaming engine call; a run whose engine does "
           "not answer 3 inspections in a row ends UNAVAILABLE");
 ABSL_FLAG(int, slots, 4, "concurrent runs; more get RESOURCE_EXHAUSTED");
-ABSL_FLAG(std::string, executor_id, "",
-          "value of the crucible.executor label, unique per executor sharing an "
-          "engine; default: the id kept in --executor_id_file if set, else "
-          "<hostname>-<port of --listen>, or <hostname>-<pid> when that port is 0 "
-          "(not stable across restarts)");
-ABSL_FLAG(std::string, executor_id_file, "",
-          "if set (and --executor_id is not), the executor's id is kept in this "
-          "file: read at start, generated and written if missing, and locked "
-          "while the executor runs (a second executor on the same file refuses "
-          "to start); one file per executor, on a disk that outlives restarts");
+ABSL_FLAG(
+    std::string, executor_id, "",
+    "value of the crucible.executor label, unique per executor sharing an "
+    "engine; default: the id kept in --executor_id_file if set, else "
+    "<hostname>-<port of --listen>, or <hostname>-<pid> when that port is 0 "
+    "(not stable across restarts)");
+ABSL_FLAG(
+    std::string, executor_id_file, "",
+    "if set (and --executor_id is not), the executor's id is kept in this "
+    "file: read at start, generated and written if missing, and locked "
+    "while the executor runs (a second executor on the same file refuses "
+    "to start); one file per executor, on a disk that outlives restarts");
 ABSL_FLAG(std::string, policy_file, "",
           "JSON container policy (images, limits, user, runtime, network); "
           "the docker-proxy's engine guard must read the same file; empty: "
@@ -54,9 +56,10 @@ ABSL_FLAG(absl::Duration, reap_interval, absl::Seconds(60),
 ABSL_FLAG(absl::Duration, ping_interval, absl::Seconds(5),
           "how often the engine is pinged while it answers; any engine call "
           "that finds it unreachable sets NOT_SERVING at once");
-ABSL_FLAG(absl::Duration, unhealthy_ping_interval, absl::Seconds(1),
-          "how often the engine is pinged while it does not answer (NOT_SERVING); "
-          "the first successful ping sets SERVING and reaps orphans at once");
+ABSL_FLAG(
+    absl::Duration, unhealthy_ping_interval, absl::Seconds(1),
+    "how often the engine is pinged while it does not answer (NOT_SERVING); "
+    "the first successful ping sets SERVING and reaps orphans at once");
 ABSL_FLAG(absl::Duration, cancel_grace, absl::Seconds(3),
           "on SIGTERM, how long running runs may go on before being cancelled");
 
@@ -80,10 +83,10 @@ std::string HostName() {
 
 int main(int argc, char** argv) {
   common::BlockStopSignals();
-  common::ParseFlags(
-      argc, argv,
-      "runs Crucible tasks in hardened containers through the Docker Engine API "
-      "(behind the docker-proxy).");
+  common::ParseFlags(argc, argv,
+                     "runs Crucible tasks in hardened containers through the "
+                     "Docker Engine API "
+                     "(behind the docker-proxy).");
   common::InitLogging(argv[0]);
 
   executor::ExecutorIdOptions id_options{
@@ -103,10 +106,12 @@ int main(int argc, char** argv) {
   // it unreachable, SERVING again from the first ping it answers.
   executor::EngineHealthOptions health_options;
   health_options.ping_interval = absl::GetFlag(FLAGS_ping_interval);
-  health_options.unhealthy_ping_interval = absl::GetFlag(FLAGS_unhealthy_ping_interval);
+  health_options.unhealthy_ping_interval =
+      absl::GetFlag(FLAGS_unhealthy_ping_interval);
   if (health_options.ping_interval <= absl::ZeroDuration() ||
       health_options.unhealthy_ping_interval <= absl::ZeroDuration()) {
-    LOG(ERROR) << "--ping_interval and --unhealthy_ping_interval must be positive";
+    LOG(ERROR)
+        << "--ping_interval and --unhealthy_ping_interval must be positive";
     return 1;
   }
   executor::EngineHealth health(common::Clock::Real(), health_options);
@@ -125,7 +130,8 @@ int main(int argc, char** argv) {
 
   policy::ContainerPolicyOptions policy_options;
   if (std::string path = absl::GetFlag(FLAGS_policy_file); !path.empty()) {
-    if (absl::Status s = policy::ApplyPolicyFile(path, policy_options); !s.ok()) {
+    if (absl::Status s = policy::ApplyPolicyFile(path, policy_options);
+        !s.ok()) {
       LOG(ERROR) << "bad --policy_file: " << s;
       return 1;
     }
@@ -143,7 +149,8 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "--slots must be positive";
     return 1;
   }
-  runner::Runner runner(**engine, *policy, common::Clock::Real(), runner_options);
+  runner::Runner runner(**engine, *policy, common::Clock::Real(),
+                        runner_options);
   executor::ExecutorService service(runner);
 
   common::GrpcServerOptions server_options;
@@ -158,9 +165,11 @@ int main(int argc, char** argv) {
   }
   common::GrpcServer& server = **grpc_server;
   if (identity->stable()) {
-    LOG(INFO) << "executor id " << identity->id() << " from " << identity->source();
+    LOG(INFO) << "executor id " << identity->id() << " from "
+              << identity->source();
   } else {
-    LOG(WARNING) << "executor id " << identity->id() << " from " << identity->source()
+    LOG(WARNING) << "executor id " << identity->id() << " from "
+                 << identity->source()
                  << ": a restarted executor will not reap this one's orphans";
   }
   LOG(INFO) << "crucible-executor " << policy_options.executor_id

@@ -15,9 +15,9 @@
 #include "glog/logging.h"
 #include "server/blocking_pool.h"
 #include "server/maintenance.h"
+#include "server/outbox/durable_outbox.h"
 #include "server/queue_service.h"
 #include "server/scheduler/request_validation.h"
-#include "server/outbox/durable_outbox.h"
 #include "server/scheduler/scheduler.h"
 #include "server/store/sqlite_task_store.h"
 #include "server/task_service.h"
@@ -127,7 +127,8 @@ int main(int argc, char** argv) {
   scheduler_options.restart_grace = absl::GetFlag(FLAGS_restart_lease_grace);
   scheduler_options.lost_worker_grace = absl::GetFlag(FLAGS_lost_worker_grace);
   scheduler_options.default_max_attempts = absl::GetFlag(FLAGS_max_attempts);
-  scheduler_options.infra_initial_backoff = absl::GetFlag(FLAGS_infra_initial_backoff);
+  scheduler_options.infra_initial_backoff =
+      absl::GetFlag(FLAGS_infra_initial_backoff);
   scheduler_options.infra_max_backoff = absl::GetFlag(FLAGS_infra_max_backoff);
   scheduler_options.infra_horizon = absl::GetFlag(FLAGS_infra_horizon);
   scheduler_options.fairness_interval = absl::GetFlag(FLAGS_fairness_interval);
@@ -142,10 +143,9 @@ int main(int argc, char** argv) {
   limits.max_tmpfs_bytes = absl::GetFlag(FLAGS_max_tmpfs_bytes);
   limits.max_timeout = absl::GetFlag(FLAGS_max_timeout);
   limits.max_output_bytes = absl::GetFlag(FLAGS_max_output_bytes);
-  server::FleetAdmission fleet(
-      {.enabled = absl::GetFlag(FLAGS_fleet_admission),
-       .memory = absl::GetFlag(FLAGS_fleet_memory)},
-      common::Clock::Real());
+  server::FleetAdmission fleet({.enabled = absl::GetFlag(FLAGS_fleet_admission),
+                                .memory = absl::GetFlag(FLAGS_fleet_memory)},
+                               common::Clock::Real());
   scheduler_options.admission = &fleet;
   auto scheduler = server::Scheduler::Create(scheduler_options, **store, outbox,
                                              common::Clock::Real());
@@ -159,7 +159,8 @@ int main(int argc, char** argv) {
   server::TaskServiceOptions task_options;
   if (absl::GetFlag(FLAGS_fleet_admission)) {
     task_options.fleet = &fleet;
-    task_options.admission_wait_until = absl::Now() + absl::GetFlag(FLAGS_admission_wait);
+    task_options.admission_wait_until =
+        absl::Now() + absl::GetFlag(FLAGS_admission_wait);
   }
   server::TaskService task_service(**scheduler, pool, task_options);
   server::QueueService queue_service(**scheduler, pool, &fleet);
@@ -169,10 +170,10 @@ int main(int argc, char** argv) {
   server_options.max_receive_message_bytes =
       static_cast<int>(server::kMaxReceiveMessageBytes);
   // "crucible.store": NOT_SERVING while the disk is full (server::Maintenance).
-  server_options.health_service_names = {kStoreHealth, "crucible.v1.TaskService",
-                                         "crucible.v1.QueueService"};
-  auto grpc_server = common::GrpcServer::Start(
-      server_options, {&task_service, &queue_service});
+  server_options.health_service_names = {
+      kStoreHealth, "crucible.v1.TaskService", "crucible.v1.QueueService"};
+  auto grpc_server = common::GrpcServer::Start(server_options,
+                                               {&task_service, &queue_service});
   if (!grpc_server.ok()) {
     LOG(ERROR) << "cannot serve: " << grpc_server.status();
     return 1;
@@ -181,13 +182,15 @@ int main(int argc, char** argv) {
             << ", store " << store_options.path;
   bool store_failed = false;
   {
-    server::Maintenance maintenance(**scheduler, (*grpc_server)->server()->GetHealthCheckService(),
-                                    {.interval = absl::GetFlag(FLAGS_sweep_interval),
-                                     .store_health_service = kStoreHealth},
-                                    common::RequestStop);
+    server::Maintenance maintenance(
+        **scheduler, (*grpc_server)->server()->GetHealthCheckService(),
+        {.interval = absl::GetFlag(FLAGS_sweep_interval),
+         .store_health_service = kStoreHealth},
+        common::RequestStop);
     int sig = common::WaitForStopSignal();
     LOG(INFO) << "signal " << sig << ": stopping";
-    (*grpc_server)->BeginStop();  // every health service NOT_SERVING, liveness too
+    (*grpc_server)
+        ->BeginStop();  // every health service NOT_SERVING, liveness too
     // Workers half-close their streams on this and reconnect (to the next
     // server) at once, which also lets the shutdown below end early.
     (*scheduler)->GoAway("server shutting down");

@@ -7,8 +7,10 @@
 
 namespace server {
 
-Maintenance::Maintenance(Scheduler& scheduler, grpc::HealthCheckServiceInterface* health,
-                         const MaintenanceOptions& options, std::function<void()> stop)
+Maintenance::Maintenance(Scheduler& scheduler,
+                         grpc::HealthCheckServiceInterface* health,
+                         const MaintenanceOptions& options,
+                         std::function<void()> stop)
     : scheduler_(scheduler),
       health_(health),
       options_(options),

@@ -1,11 +1,11 @@
 #ifndef CRUCIBLE_SERVER_MAINTENANCE_H_
 #define CRUCIBLE_SERVER_MAINTENANCE_H_
 
+#include <grpcpp/health_check_service_interface.h>
+
 #include <atomic>
 #include <functional>
 #include <string>
-
-#include <grpcpp/health_check_service_interface.h>
 
 #include "absl/time/time.h"
 #include "server/periodic.h"

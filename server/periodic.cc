@@ -4,7 +4,8 @@
 
 namespace server {
 
-PeriodicRunner::PeriodicRunner(absl::Duration interval, std::function<void()> fn)
+PeriodicRunner::PeriodicRunner(absl::Duration interval,
+                               std::function<void()> fn)
     : thread_([this, interval, fn = std::move(fn)] {
         while (!stop_.WaitForNotificationWithTimeout(interval)) fn();
       }) {}

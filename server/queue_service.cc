@@ -42,7 +42,8 @@ class WorkerStream final
   // commit can go out as one batch.
   void Send(ConnectResponse message) override {
     absl::MutexLock lock(&mu_);
-    out_.Push(std::move(message));  // dropped once finishing: the lease will lapse
+    out_.Push(
+        std::move(message));  // dropped once finishing: the lease will lapse
   }
   void Flush() override {
     absl::MutexLock lock(&mu_);
@@ -110,7 +111,8 @@ class WorkerStream final
         if (fleet_ != nullptr) {
           if (req.hello().publishes_executors()) {
             fleet_->Publish(worker_id_, session_,
-                            {req.hello().executors().begin(), req.hello().executors().end()});
+                            {req.hello().executors().begin(),
+                             req.hello().executors().end()});
           } else {
             fleet_->PublishUnknown(worker_id_, session_);
           }
@@ -120,7 +122,8 @@ class WorkerStream final
       case ConnectRequest::kExecutors:
         if (fleet_ != nullptr) {
           fleet_->Publish(worker_id_, session_,
-                          {req.executors().executors().begin(), req.executors().executors().end()});
+                          {req.executors().executors().begin(),
+                           req.executors().executors().end()});
         }
         return absl::OkStatus();
       case ConnectRequest::kCredit:
@@ -155,7 +158,8 @@ class WorkerStream final
                scheduler_.ReportCompletion(req.completion()));
         return absl::OkStatus();
       case ConnectRequest::kCompletions:
-        for (const crucible::v1::AttemptCompletion& c : req.completions().completions()) {
+        for (const crucible::v1::AttemptCompletion& c :
+             req.completions().completions()) {
           Reject(c.lease_id(), scheduler_.ReportCompletion(c));
         }
         return absl::OkStatus();
@@ -192,8 +196,8 @@ class WorkerStream final
     // Assignments that queued up while the stream was busy go out as one
     // message to a worker that takes batches: one write and one read per
     // batch instead of per task.
-    if (!batches_ || !pending.front().message.has_assignment() || pending.size() < 2 ||
-        !pending[1].message.has_assignment()) {
+    if (!batches_ || !pending.front().message.has_assignment() ||
+        pending.size() < 2 || !pending[1].message.has_assignment()) {
       out_.Write();
       return;
     }
@@ -204,7 +208,8 @@ class WorkerStream final
            batch.assignments_size() < kMaxBatch) {
       bytes += pending.front().message.assignment().ByteSizeLong();
       if (batch.assignments_size() > 0 && bytes > kMaxBatchBytes) break;
-      *batch.add_assignments() = std::move(*pending.front().message.mutable_assignment());
+      *batch.add_assignments() =
+          std::move(*pending.front().message.mutable_assignment());
       pending.pop_front();
     }
     out_.WriteThis(std::move(message));
@@ -219,19 +224,20 @@ class WorkerStream final
   static constexpr size_t kMaxBatchBytes = 1 << 20;
 
   Scheduler& scheduler_;
-  FleetAdmission* const fleet_;  // may be null
+  FleetAdmission* const fleet_;             // may be null
   grpc::CallbackServerContext* const ctx_;  // valid until OnDone returns
-  std::atomic<bool> lost_{false};  // ended cancelled: no clean goodbye
-  ConnectRequest request_;   // touched only by the read side
-  std::string worker_id_;    // idem
+  std::atomic<bool> lost_{false};           // ended cancelled: no clean goodbye
+  ConnectRequest request_;                  // touched only by the read side
+  std::string worker_id_;                   // idem
   std::atomic<int64_t> session_{0};
   std::atomic<bool> ended_{false};
   absl::Mutex mu_;
   // More queued: gRPC may coalesce them into one send; the last of a run
   // goes without the hint, which flushes.
-  common::StreamWriteQueue<WorkerStream, ConnectResponse> out_ ABSL_GUARDED_BY(mu_){
-      this, {.buffer_hint_while_queued = true}};
-  bool batches_ ABSL_GUARDED_BY(mu_) = false;  // the worker takes AssignmentBatch
+  common::StreamWriteQueue<WorkerStream, ConnectResponse> out_
+      ABSL_GUARDED_BY(mu_){this, {.buffer_hint_while_queued = true}};
+  bool batches_ ABSL_GUARDED_BY(mu_) =
+      false;          // the worker takes AssignmentBatch
   ReactorJobs jobs_;  // last: its cleanup uses the fields above
 };
 

@@ -19,7 +19,8 @@ namespace server {
 // `scheduler`, `pool` and `fleet` must outlive it and the server serving it.
 class QueueService final : public crucible::v1::QueueService::CallbackService {
  public:
-  QueueService(Scheduler& scheduler, BlockingPool& pool, FleetAdmission* fleet = nullptr)
+  QueueService(Scheduler& scheduler, BlockingPool& pool,
+               FleetAdmission* fleet = nullptr)
       : scheduler_(scheduler), pool_(pool), fleet_(fleet) {}
 
   grpc::ServerBidiReactor<crucible::v1::ConnectRequest,

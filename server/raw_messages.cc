@@ -1,12 +1,12 @@
 #include "server/raw_messages.h"
 
-#include <optional>
-#include <string>
-#include <vector>
-
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
+
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/scheduler/request_validation.h"
@@ -25,9 +25,9 @@ constexpr int kMaxDepth = 16;
 // stream's limit) that is not UTF-8, e.g. "spec.command" or
 // "spec.env[key]"; nullopt if there is none or the bytes are malformed
 // (the parse that follows reports those).
-std::optional<std::string> FindBadUtf8(const Descriptor* type,
-                                       google::protobuf::io::CodedInputStream& in,
-                                       int depth) {
+std::optional<std::string> FindBadUtf8(
+    const Descriptor* type, google::protobuf::io::CodedInputStream& in,
+    int depth) {
   while (uint32_t tag = in.ReadTag()) {
     const FieldDescriptor* field =
         type->FindFieldByNumber(WireFormatLite::GetTagFieldNumber(tag));
@@ -49,7 +49,8 @@ std::optional<std::string> FindBadUtf8(const Descriptor* type,
           static_cast<uint32_t>(size) < length) {
         return std::nullopt;
       }
-      if (!IsValidUtf8(absl::string_view(static_cast<const char*>(data), length))) {
+      if (!IsValidUtf8(
+              absl::string_view(static_cast<const char*>(data), length))) {
         return field->name();
       }
       if (!in.Skip(static_cast<int>(length))) return std::nullopt;
@@ -74,7 +75,9 @@ std::optional<std::string> FindBadUtf8(const Descriptor* type,
 class FailedStreamReactor final
     : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  explicit FailedStreamReactor(grpc::Status status) { Finish(std::move(status)); }
+  explicit FailedStreamReactor(grpc::Status status) {
+    Finish(std::move(status));
+  }
   void OnDone() override { delete this; }
 };
 

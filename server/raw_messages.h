@@ -1,8 +1,8 @@
 #ifndef CRUCIBLE_SERVER_RAW_MESSAGES_H_
 #define CRUCIBLE_SERVER_RAW_MESSAGES_H_
 
-#include <grpcpp/grpcpp.h>
 #include <google/protobuf/message.h>
+#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 

@@ -85,7 +85,8 @@ void TaskOutputStream::OnOutput(const OutputChunk& chunk) {
     absl::MutexLock lock(&mu_);
     live_bytes_ += chunk.data().size();
     live_.push_back(chunk);
-    if (live_bytes_ > max_live_bytes_ && started_ && (out_.writing() || reading_)) {
+    if (live_bytes_ > max_live_bytes_ && started_ &&
+        (out_.writing() || reading_)) {
       // The reader is slow (a write or a read is in flight, which resumes
       // the pump): drop what piled up and read it again from the store,
       // where it is, instead of holding it here.

@@ -1,9 +1,9 @@
 #ifndef CRUCIBLE_SERVER_TASK_OUTPUT_STREAM_H_
 #define CRUCIBLE_SERVER_TASK_OUTPUT_STREAM_H_
 
-#include <vector>
-
 #include <grpcpp/grpcpp.h>
+
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -60,7 +60,8 @@ class TaskOutputStream final
   bool task_ended_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<crucible::v1::OutputChunk> live_ ABSL_GUARDED_BY(mu_);
   int64_t live_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  common::StreamWriteQueue<TaskOutputStream, grpc::ByteBuffer> out_ ABSL_GUARDED_BY(mu_){this};
+  common::StreamWriteQueue<TaskOutputStream, grpc::ByteBuffer> out_
+      ABSL_GUARDED_BY(mu_){this};
   ReactorJobs jobs_;  // last: its cleanup reads the fields above
 };
 

@@ -32,7 +32,8 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx,
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   // std::function needs a copyable capture.
   auto request = std::make_shared<Request>();
-  if (absl::Status parsed = ParseRequest(*raw_request, *request); !parsed.ok()) {
+  if (absl::Status parsed = ParseRequest(*raw_request, *request);
+      !parsed.ok()) {
     VLOG(1) << method << ": " << parsed;
     reactor->Finish(common::ToGrpcStatus(parsed));
     return reactor;
@@ -145,7 +146,8 @@ class Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   int64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<TaskEvent> early_ ABSL_GUARDED_BY(mu_);
-  common::StreamWriteQueue<Watcher, grpc::ByteBuffer> out_ ABSL_GUARDED_BY(mu_){this};
+  common::StreamWriteQueue<Watcher, grpc::ByteBuffer> out_ ABSL_GUARDED_BY(mu_){
+      this};
   ReactorJobs jobs_;  // last: its cleanup reads the fields above
 };
 
@@ -160,7 +162,8 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
   // read the store, so on the pool.
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   auto request = std::make_shared<crucible::v1::CreateTaskRequest>();
-  if (absl::Status parsed = ParseRequest(*raw_request, *request); !parsed.ok()) {
+  if (absl::Status parsed = ParseRequest(*raw_request, *request);
+      !parsed.ok()) {
     VLOG(1) << "CreateTask: " << parsed;
     reactor->Finish(common::ToGrpcStatus(parsed));
     return reactor;
@@ -168,13 +171,14 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
   // Just after start, before any worker has said what its executors
   // accept: wait for one on the pool rather than refuse (bounded by
   // admission_wait_until and the call's deadline).
-  const bool await_fleet = options_.fleet != nullptr && !options_.fleet->Known() &&
+  const bool await_fleet = options_.fleet != nullptr &&
+                           !options_.fleet->Known() &&
                            absl::Now() < options_.admission_wait_until;
   const bool inline_create = request->request_id().empty() && !await_fleet;
   auto create = [this, ctx, await_fleet, reactor, request, raw_response] {
     if (await_fleet) {
-      const absl::Time until =
-          std::min(options_.admission_wait_until, absl::FromChrono(ctx->deadline()));
+      const absl::Time until = std::min(options_.admission_wait_until,
+                                        absl::FromChrono(ctx->deadline()));
       while (!options_.fleet->Known() && absl::Now() < until) {
         absl::SleepFor(absl::Milliseconds(50));
       }
@@ -201,9 +205,9 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
   return reactor;
 }
 
-grpc::ServerUnaryReactor* TaskService::GetTask(
-    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
-    grpc::ByteBuffer* response) {
+grpc::ServerUnaryReactor* TaskService::GetTask(grpc::CallbackServerContext* ctx,
+                                               const grpc::ByteBuffer* request,
+                                               grpc::ByteBuffer* response) {
   return Unary<crucible::v1::GetTaskRequest, crucible::v1::GetTaskResponse>(
       ctx, pool_, "GetTask", request, response,
       [this](const crucible::v1::GetTaskRequest& request,
@@ -243,7 +247,8 @@ grpc::ServerUnaryReactor* TaskService::ListTasks(
 grpc::ServerUnaryReactor* TaskService::CancelTask(
     grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
-  return Unary<crucible::v1::CancelTaskRequest, crucible::v1::CancelTaskResponse>(
+  return Unary<crucible::v1::CancelTaskRequest,
+               crucible::v1::CancelTaskResponse>(
       ctx, pool_, "CancelTask", request, response,
       [this](const crucible::v1::CancelTaskRequest& request,
              crucible::v1::CancelTaskResponse& response) {

@@ -27,13 +27,15 @@ struct TaskServiceOptions {
 
 // Every TaskService method takes its request as bytes and parses it itself
 // (see raw_messages.h), so that a malformed request is INVALID_ARGUMENT.
-using RawTaskServiceBase = crucible::v1::TaskService::WithRawCallbackMethod_CreateTask<
-    crucible::v1::TaskService::WithRawCallbackMethod_GetTask<
-        crucible::v1::TaskService::WithRawCallbackMethod_ListTasks<
-            crucible::v1::TaskService::WithRawCallbackMethod_CancelTask<
-                crucible::v1::TaskService::WithRawCallbackMethod_WatchTask<
-                    crucible::v1::TaskService::WithRawCallbackMethod_StreamTaskOutput<
-                        crucible::v1::TaskService::Service>>>>>>;
+using RawTaskServiceBase =
+    crucible::v1::TaskService::WithRawCallbackMethod_CreateTask<
+        crucible::v1::TaskService::WithRawCallbackMethod_GetTask<
+            crucible::v1::TaskService::WithRawCallbackMethod_ListTasks<
+                crucible::v1::TaskService::WithRawCallbackMethod_CancelTask<
+                    crucible::v1::TaskService::WithRawCallbackMethod_WatchTask<
+                        crucible::v1::TaskService::
+                            WithRawCallbackMethod_StreamTaskOutput<
+                                crucible::v1::TaskService::Service>>>>>>;
 
 // gRPC adapter of the public TaskService over a Scheduler: converts protos
 // and statuses, nothing else. Calls into the scheduler (which may wait for

@@ -21,7 +21,8 @@ struct BackoffOptions {
 // [d/2, d] with d = min(max, initial * multiplier^n). Not thread-safe.
 class Backoff {
  public:
-  Backoff(BackoffOptions options, absl::BitGenRef gen) : options_(options), gen_(gen) {}
+  Backoff(BackoffOptions options, absl::BitGenRef gen)
+      : options_(options), gen_(gen) {}
 
   // The delay to wait before the next attempt; grows each call.
   absl::Duration Next();

@@ -6,7 +6,9 @@
 namespace worker {
 namespace {
 
-int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
+int Millis(absl::Duration d) {
+  return static_cast<int>(absl::ToInt64Milliseconds(d));
+}
 
 }  // namespace
 
@@ -15,8 +17,9 @@ absl::Duration MinKeepaliveTime() { return 2 * common::kMinClientPingInterval; }
 absl::Status ValidateChannelOptions(const ChannelOptions& options) {
   if (options.keepalive_time < MinKeepaliveTime()) {
     // The servers would count the pings as abuse and cut the connection.
-    return absl::InvalidArgumentError(absl::StrCat("--keepalive_time: must be at least ",
-                                                   absl::FormatDuration(MinKeepaliveTime())));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--keepalive_time: must be at least ",
+                     absl::FormatDuration(MinKeepaliveTime())));
   }
   if (options.keepalive_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--keepalive_timeout: must be positive");
@@ -24,7 +27,8 @@ absl::Status ValidateChannelOptions(const ChannelOptions& options) {
   if (options.initial_reconnect_backoff <= absl::ZeroDuration() ||
       options.max_reconnect_backoff <= absl::ZeroDuration() ||
       options.min_time_between_resolutions <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("reconnect and resolution delays must be positive");
+    return absl::InvalidArgumentError(
+        "reconnect and resolution delays must be positive");
   }
   return absl::OkStatus();
 }
@@ -43,15 +47,17 @@ grpc::ChannelArguments WorkerChannelArgs(const ChannelOptions& options) {
   // pings of an idle connection after two). The servers admit them
   // (common/grpc_server.cc).
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, Millis(options.initial_reconnect_backoff));
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, Millis(options.max_reconnect_backoff));
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+              Millis(options.initial_reconnect_backoff));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+              Millis(options.max_reconnect_backoff));
   args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS,
               Millis(options.min_time_between_resolutions));
   return args;
 }
 
-std::shared_ptr<grpc::Channel> MakeWorkerChannel(const std::string& address,
-                                                 const ChannelOptions& options) {
+std::shared_ptr<grpc::Channel> MakeWorkerChannel(
+    const std::string& address, const ChannelOptions& options) {
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
                                    WorkerChannelArgs(options));
 }

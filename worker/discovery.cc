@@ -19,16 +19,19 @@ namespace worker {
 namespace {
 
 // Splits host:port or [v6]:port.
-absl::Status SplitHostPort(const std::string& address, std::string& host, std::string& port) {
+absl::Status SplitHostPort(const std::string& address, std::string& host,
+                           std::string& port) {
   size_t colon = address.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("'", address, "' is not host:port"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", address, "' is not host:port"));
   }
   host = address.substr(0, colon);
   port = address.substr(colon + 1);
   if (host.front() == '[') {
     if (host.back() != ']' || host.size() < 3) {
-      return absl::InvalidArgumentError(absl::StrCat("'", address, "' is not [v6]:port"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", address, "' is not [v6]:port"));
     }
     host = host.substr(1, host.size() - 2);
   } else if (host.find(':') != std::string::npos) {
@@ -37,7 +40,8 @@ absl::Status SplitHostPort(const std::string& address, std::string& host, std::s
   }
   int n = 0;
   if (!absl::SimpleAtoi(port, &n) || n < 1 || n > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("'", address, "': bad port"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", address, "': bad port"));
   }
   return absl::OkStatus();
 }
@@ -55,7 +59,8 @@ absl::Status ValidateHostPort(const std::string& address) {
   return SplitHostPort(address, host, port);
 }
 
-absl::StatusOr<std::vector<std::string>> ResolveHostPort(const std::string& host_port) {
+absl::StatusOr<std::vector<std::string>> ResolveHostPort(
+    const std::string& host_port) {
   std::string host, port;
   if (absl::Status s = SplitHostPort(host_port, host, port); !s.ok()) return s;
   addrinfo hints{};
@@ -64,7 +69,8 @@ absl::StatusOr<std::vector<std::string>> ResolveHostPort(const std::string& host
   addrinfo* res = nullptr;
   const int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
   if (rc != 0) {
-    return absl::UnavailableError(absl::StrCat("resolving ", host, ": ", gai_strerror(rc)));
+    return absl::UnavailableError(
+        absl::StrCat("resolving ", host, ": ", gai_strerror(rc)));
   }
   std::vector<std::string> out;
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
@@ -83,7 +89,8 @@ absl::StatusOr<std::vector<std::string>> ResolveHostPort(const std::string& host
   return Sorted(std::move(out));
 }
 
-absl::StatusOr<std::vector<std::string>> ReadAddressFile(const std::string& path) {
+absl::StatusOr<std::vector<std::string>> ReadAddressFile(
+    const std::string& path) {
   std::ifstream in(path);
   if (!in) return absl::UnavailableError(absl::StrCat("cannot read ", path));
   std::vector<std::string> out;
@@ -101,18 +108,21 @@ absl::StatusOr<std::vector<std::string>> ReadAddressFile(const std::string& path
 }
 
 absl::Status Discovery::Validate(const DiscoveryOptions& options) {
-  if (options.static_addresses.empty() && options.dns_name.empty() && options.file.empty()) {
+  if (options.static_addresses.empty() && options.dns_name.empty() &&
+      options.file.empty()) {
     return absl::InvalidArgumentError(
         "no executors: give --executors, --executors_dns or --executors_file");
   }
   for (const std::string& a : options.static_addresses) {
     if (absl::Status s = ValidateHostPort(a); !s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("--executors: ", s.message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--executors: ", s.message()));
     }
   }
   if (!options.dns_name.empty()) {
     if (absl::Status s = ValidateHostPort(options.dns_name); !s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("--executors_dns: ", s.message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--executors_dns: ", s.message()));
     }
   }
   return absl::OkStatus();
@@ -121,11 +131,13 @@ absl::Status Discovery::Validate(const DiscoveryOptions& options) {
 std::vector<std::string> Discovery::Resolve() {
   std::vector<std::string> all = options_.static_addresses;
   if (!options_.dns_name.empty()) {
-    absl::StatusOr<std::vector<std::string>> r = ResolveHostPort(options_.dns_name);
+    absl::StatusOr<std::vector<std::string>> r =
+        ResolveHostPort(options_.dns_name);
     if (r.ok()) {
       last_dns_ = *std::move(r);
     } else {
-      LOG(WARNING) << "--executors_dns: " << r.status() << "; keeping the last answer";
+      LOG(WARNING) << "--executors_dns: " << r.status()
+                   << "; keeping the last answer";
     }
   }
   if (!options_.file.empty()) {
@@ -133,11 +145,14 @@ std::vector<std::string> Discovery::Resolve() {
     if (r.ok()) {
       last_file_ = *std::move(r);
     } else {
-      LOG(WARNING) << "--executors_file: " << r.status() << "; keeping the last list";
+      LOG(WARNING) << "--executors_file: " << r.status()
+                   << "; keeping the last list";
     }
   }
-  if (last_dns_.has_value()) all.insert(all.end(), last_dns_->begin(), last_dns_->end());
-  if (last_file_.has_value()) all.insert(all.end(), last_file_->begin(), last_file_->end());
+  if (last_dns_.has_value())
+    all.insert(all.end(), last_dns_->begin(), last_dns_->end());
+  if (last_file_.has_value())
+    all.insert(all.end(), last_file_->begin(), last_file_->end());
   return Sorted(std::move(all));
 }
 

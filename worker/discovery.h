@@ -27,10 +27,12 @@ absl::Status ValidateHostPort(const std::string& address);
 
 // The addresses of a host:port: one ip:port (or [ip6]:port) per address the
 // host resolves to, via getaddrinfo; sorted, without duplicates.
-absl::StatusOr<std::vector<std::string>> ResolveHostPort(const std::string& host_port);
+absl::StatusOr<std::vector<std::string>> ResolveHostPort(
+    const std::string& host_port);
 
 // The host:port lines of a file.
-absl::StatusOr<std::vector<std::string>> ReadAddressFile(const std::string& path);
+absl::StatusOr<std::vector<std::string>> ReadAddressFile(
+    const std::string& path);
 
 // Turns DiscoveryOptions into the current list of executor addresses. A
 // source that fails (DNS error, unreadable file) keeps its last good answer,

@@ -37,11 +37,13 @@ ExecutorClient::~ExecutorClient() {
       +[](int* pending) { return *pending == 0; }, &pending_cancels_));
 }
 
-crucible::v1::ExecutorService::Stub* ExecutorClient::StubFor(const std::string& address) {
+crucible::v1::ExecutorService::Stub* ExecutorClient::StubFor(
+    const std::string& address) {
   absl::MutexLock lock(&mu_);
   auto& stub = stubs_[address];
   if (stub == nullptr) {
-    stub = crucible::v1::ExecutorService::NewStub(MakeWorkerChannel(address, options_.channel));
+    stub = crucible::v1::ExecutorService::NewStub(
+        MakeWorkerChannel(address, options_.channel));
   }
   return stub.get();
 }
@@ -53,7 +55,8 @@ absl::Status ExecutorClient::Run(
   crucible::v1::ExecutorService::Stub* stub = StubFor(address);
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
-  if (!call.Attach(&ctx)) return absl::CancelledError("run cancelled before it started");
+  if (!call.Attach(&ctx))
+    return absl::CancelledError("run cancelled before it started");
   std::unique_ptr<grpc::ClientReader<crucible::v1::RunResponse>> reader =
       stub->Run(&ctx, request);
   crucible::v1::RunResponse event;
@@ -63,7 +66,8 @@ absl::Status ExecutorClient::Run(
   return common::FromGrpcStatus(status);
 }
 
-void ExecutorClient::CancelAsync(const std::string& address, const std::string& run_id,
+void ExecutorClient::CancelAsync(const std::string& address,
+                                 const std::string& run_id,
                                  std::function<void(absl::Status)> done) {
   crucible::v1::ExecutorService::Stub* stub = StubFor(address);
   // Lives until the callback; the destructor waits for every callback.
@@ -73,7 +77,8 @@ void ExecutorClient::CancelAsync(const std::string& address, const std::string& 
     crucible::v1::CancelResponse response;
   };
   auto* pending = new Pending;
-  pending->ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.cancel_deadline));
+  pending->ctx.set_deadline(
+      absl::ToChronoTime(absl::Now() + options_.cancel_deadline));
   pending->request.set_run_id(run_id);
   {
     absl::MutexLock lock(&mu_);

@@ -1,12 +1,12 @@
 #ifndef CRUCIBLE_WORKER_EXECUTOR_CLIENT_H_
 #define CRUCIBLE_WORKER_EXECUTOR_CLIENT_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
@@ -51,9 +51,10 @@ class ExecutorClient {
   // Calls Run on `address` and hands every message to `on_event`, on the
   // calling thread, until the stream ends; returns its status. The call is
   // bounded by `deadline` and can be cancelled through `call`.
-  absl::Status Run(const std::string& address, const crucible::v1::RunRequest& request,
-                   absl::Duration deadline, RunCall& call,
-                   const std::function<void(const crucible::v1::RunResponse&)>& on_event);
+  absl::Status Run(
+      const std::string& address, const crucible::v1::RunRequest& request,
+      absl::Duration deadline, RunCall& call,
+      const std::function<void(const crucible::v1::RunResponse&)>& on_event);
 
   // Calls Cancel(run_id) on `address` without blocking; `done` runs on a
   // gRPC thread with the call's status.
@@ -65,8 +66,8 @@ class ExecutorClient {
 
   const Options options_;
   absl::Mutex mu_;
-  std::map<std::string, std::unique_ptr<crucible::v1::ExecutorService::Stub>> stubs_
-      ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::unique_ptr<crucible::v1::ExecutorService::Stub>>
+      stubs_ ABSL_GUARDED_BY(mu_);
   int pending_cancels_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

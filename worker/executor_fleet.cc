@@ -33,9 +33,10 @@ void ExecutorFleet::Start() {
   for (const std::string& address : pool_.DueChecks()) StartCheck(address);
   {
     absl::MutexLock lock(&mu_);
-    mu_.AwaitWithTimeout(absl::Condition(
-                             +[](int* pending) { return *pending == 0; }, &pending_checks_),
-                         options_.check_deadline + absl::Milliseconds(500));
+    mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](int* pending) { return *pending == 0; }, &pending_checks_),
+        options_.check_deadline + absl::Milliseconds(500));
   }
   thread_ = std::thread([this] { Loop(); });
 }
@@ -78,7 +79,8 @@ void ExecutorFleet::StartCheck(const std::string& address) {
     HealthCheckResponse response;
   };
   auto* pending = new Pending;
-  pending->ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.check_deadline));
+  pending->ctx.set_deadline(
+      absl::ToChronoTime(absl::Now() + options_.check_deadline));
   grpc::health::v1::Health::Stub* health;
   {
     absl::MutexLock lock(&mu_);
@@ -88,13 +90,13 @@ void ExecutorFleet::StartCheck(const std::string& address) {
   health->async()->Check(
       &pending->ctx, &pending->request, &pending->response,
       [this, pending, address](grpc::Status status) {
-        const bool serving =
-            status.ok() && pending->response.status() == HealthCheckResponse::SERVING;
+        const bool serving = status.ok() && pending->response.status() ==
+                                                HealthCheckResponse::SERVING;
         if (!serving) {
           VLOG(1) << "executor " << address << " not serving: "
-                  << (status.ok()
-                          ? HealthCheckResponse::ServingStatus_Name(pending->response.status())
-                          : status.error_message());
+                  << (status.ok() ? HealthCheckResponse::ServingStatus_Name(
+                                        pending->response.status())
+                                  : status.error_message());
         }
         delete pending;
         const bool was_healthy = pool_.InRotation(address);
@@ -104,11 +106,13 @@ void ExecutorFleet::StartCheck(const std::string& address) {
         const bool healthy = pool_.InRotation(address);
         if (slots_changed || was_healthy != healthy) {
           if (was_healthy != healthy) {
-            LOG(INFO) << "executor " << address << (healthy ? " in rotation" : " out of rotation");
+            LOG(INFO) << "executor " << address
+                      << (healthy ? " in rotation" : " out of rotation");
           }
           on_change_();
         } else if (serving && !healthy) {
-          VLOG(1) << "executor " << address << " SERVING, back in rotation after the rejoin window";
+          VLOG(1) << "executor " << address
+                  << " SERVING, back in rotation after the rejoin window";
         }
         // Entering rotation (perhaps restarted with another policy), or
         // never described: ask what it accepts.
@@ -130,7 +134,8 @@ void ExecutorFleet::StartDescribe(const std::string& address) {
     crucible::v1::DescribeResponse response;
   };
   auto* pending = new Pending;
-  pending->ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.check_deadline));
+  pending->ctx.set_deadline(
+      absl::ToChronoTime(absl::Now() + options_.check_deadline));
   crucible::v1::ExecutorService::Stub* executor;
   {
     absl::MutexLock lock(&mu_);
@@ -144,7 +149,8 @@ void ExecutorFleet::StartDescribe(const std::string& address) {
         if (!status.ok()) {
           // Described again when it next enters rotation.
           LOG(WARNING) << "executor " << address
-                       << " did not say what it accepts: " << status.error_message();
+                       << " did not say what it accepts: "
+                       << status.error_message();
         } else {
           absl::MutexLock lock(&mu_);
           crucible::v1::ExecutorAccepts& known = accepts_[address];
@@ -165,7 +171,8 @@ void ExecutorFleet::StartDescribe(const std::string& address) {
 ExecutorFleet::Stubs& ExecutorFleet::StubsLocked(const std::string& address) {
   Stubs& stubs = stubs_[address];
   if (stubs.health == nullptr) {
-    std::shared_ptr<grpc::Channel> channel = MakeWorkerChannel(address, channel_);
+    std::shared_ptr<grpc::Channel> channel =
+        MakeWorkerChannel(address, channel_);
     stubs.health = grpc::health::v1::Health::NewStub(channel);
     stubs.executor = crucible::v1::ExecutorService::NewStub(channel);
   }
@@ -186,7 +193,9 @@ void ExecutorFleet::ForgetUnlisted() {
     if (v.listed) listed.insert(v.address);
   }
   absl::MutexLock lock(&mu_);
-  std::erase_if(accepts_, [&](const auto& entry) { return !listed.contains(entry.first); });
+  std::erase_if(accepts_, [&](const auto& entry) {
+    return !listed.contains(entry.first);
+  });
 }
 
 }  // namespace worker

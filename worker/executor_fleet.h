@@ -44,7 +44,8 @@ struct FleetOptions {
 class ExecutorFleet {
  public:
   // `channel`: how the channels to the executors are made.
-  ExecutorFleet(FleetOptions options, ChannelOptions channel, std::function<void()> on_change);
+  ExecutorFleet(FleetOptions options, ChannelOptions channel,
+                std::function<void()> on_change);
   ~ExecutorFleet();
 
   // Resolves once, checks every executor once (waiting up to
@@ -66,7 +67,8 @@ class ExecutorFleet {
     std::unique_ptr<crucible::v1::ExecutorService::Stub> executor;
   };
   void Loop();
-  Stubs& StubsLocked(const std::string& address) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Stubs& StubsLocked(const std::string& address)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartCheck(const std::string& address);
   void StartDescribe(const std::string& address);
   // Forgets what executors no longer listed accept.
@@ -84,7 +86,8 @@ class ExecutorFleet {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   int pending_checks_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, Stubs> stubs_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, crucible::v1::ExecutorAccepts> accepts_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, crucible::v1::ExecutorAccepts> accepts_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace worker

@@ -9,7 +9,8 @@
 
 namespace worker {
 
-ExecutorPool::ExecutorPool(PoolOptions options, const common::Clock& clock, absl::BitGenRef gen)
+ExecutorPool::ExecutorPool(PoolOptions options, const common::Clock& clock,
+                           absl::BitGenRef gen)
     : options_(options), clock_(clock), gen_(gen) {}
 
 bool ExecutorPool::SetListed(const std::vector<std::string>& addresses) {
@@ -61,9 +62,11 @@ bool ExecutorPool::CheckResult(const std::string& address, bool serving) {
   if (serving && !e.healthy && e.was_in_rotation) {
     // Back from an outage: only after a stable window of SERVING checks.
     if (e.serving_since == absl::InfiniteFuture()) e.serving_since = now;
-    const absl::Duration left = options_.rejoin_window - (now - e.serving_since);
+    const absl::Duration left =
+        options_.rejoin_window - (now - e.serving_since);
     if (left > absl::ZeroDuration()) {
-      e.failed_checks = 0;  // so a failure in the window backs off from the start
+      e.failed_checks =
+          0;  // so a failure in the window backs off from the start
       e.next_check = now + std::min(options_.retry_initial, left);
       return false;
     }
@@ -92,7 +95,8 @@ void ExecutorPool::MarkUnhealthyLocked(Entry& e) {
   e.serving_since = absl::InfiniteFuture();
   // Backoff: retry_initial * 2^(failed checks so far), capped.
   const double factor = std::pow(2.0, std::min(e.failed_checks, 30));
-  const absl::Duration delay = std::min(options_.retry_initial * factor, options_.retry_max);
+  const absl::Duration delay =
+      std::min(options_.retry_initial * factor, options_.retry_max);
   ++e.failed_checks;
   e.next_check = clock_.Now() + delay;
 }
@@ -111,8 +115,10 @@ absl::StatusOr<std::string> ExecutorPool::Acquire() {
     best_free = free;
     best.push_back(it);
   }
-  if (best.empty()) return absl::UnavailableError("no executor in rotation has a free slot");
-  const size_t pick = best.size() == 1 ? 0 : absl::Uniform<size_t>(gen_, 0, best.size());
+  if (best.empty())
+    return absl::UnavailableError("no executor in rotation has a free slot");
+  const size_t pick =
+      best.size() == 1 ? 0 : absl::Uniform<size_t>(gen_, 0, best.size());
   ++best[pick]->second.in_flight;
   return best[pick]->first;
 }
@@ -153,7 +159,8 @@ void ExecutorPool::ForgetIfUnusedLocked(const std::string& address) {
 int ExecutorPool::FreeSlotsLocked() const {
   int free = 0;
   for (const auto& [address, e] : entries_) {
-    if (e.listed && e.healthy) free += std::max(0, options_.slots_per_executor - e.in_flight);
+    if (e.listed && e.healthy)
+      free += std::max(0, options_.slots_per_executor - e.in_flight);
   }
   return free;
 }
@@ -180,7 +187,8 @@ std::vector<ExecutorView> ExecutorPool::Snapshot() const {
   absl::MutexLock lock(&mu_);
   std::vector<ExecutorView> out;
   for (const auto& [address, e] : entries_) {
-    out.push_back(ExecutorView{address, e.listed, e.healthy, e.in_flight, e.failed_checks});
+    out.push_back(ExecutorView{address, e.listed, e.healthy, e.in_flight,
+                               e.failed_checks});
   }
   return out;
 }

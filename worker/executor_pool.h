@@ -59,7 +59,8 @@ struct ExecutorView {
 // No gRPC, no I/O: the caller does the checks and reports them.
 class ExecutorPool {
  public:
-  ExecutorPool(PoolOptions options, const common::Clock& clock, absl::BitGenRef gen);
+  ExecutorPool(PoolOptions options, const common::Clock& clock,
+               absl::BitGenRef gen);
 
   // The current list from discovery: adds new addresses (not in rotation
   // until checked), drops the ones that are gone. True if anything changed.
@@ -108,7 +109,8 @@ class ExecutorPool {
     absl::Time full_until = absl::InfinitePast();
   };
   void MarkUnhealthyLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ForgetIfUnusedLocked(const std::string& address) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ForgetIfUnusedLocked(const std::string& address)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int FreeSlotsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const PoolOptions options_;

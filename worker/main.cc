@@ -18,44 +18,59 @@
 #include "worker/discovery.h"
 #include "worker/worker.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:8081", "host:port of the health service");
+ABSL_FLAG(std::string, listen, "127.0.0.1:8081",
+          "host:port of the health service");
 ABSL_FLAG(std::string, port_file, "", "if set, the bound port is written here");
-ABSL_FLAG(std::string, server, "127.0.0.1:8080", "host:port of crucible-server");
-ABSL_FLAG(std::string, executors, "",
-          "comma-separated host:port list of crucible-executors (127.0.0.1:8082 when "
-          "neither this, --executors_dns nor --executors_file is given)");
+ABSL_FLAG(std::string, server, "127.0.0.1:8080",
+          "host:port of crucible-server");
+ABSL_FLAG(
+    std::string, executors, "",
+    "comma-separated host:port list of crucible-executors (127.0.0.1:8082 when "
+    "neither this, --executors_dns nor --executors_file is given)");
 ABSL_FLAG(std::string, executors_dns, "",
-          "host:port whose host resolves to the executors (e.g. a Kubernetes headless "
+          "host:port whose host resolves to the executors (e.g. a Kubernetes "
+          "headless "
           "Service), re-resolved every --resolve_interval");
 ABSL_FLAG(std::string, executors_file, "",
-          "file of host:port lines naming executors, re-read every --resolve_interval");
+          "file of host:port lines naming executors, re-read every "
+          "--resolve_interval");
 ABSL_FLAG(absl::Duration, resolve_interval, absl::Seconds(5),
           "how often --executors_dns and --executors_file are looked at again");
-ABSL_FLAG(int, executor_slots, 4, "tasks one executor runs at once (its --slots)");
-ABSL_FLAG(int, slots, 0,
-          "most tasks at once over all executors; 0: the free slots of the executors "
-          "in rotation");
+ABSL_FLAG(int, executor_slots, 4,
+          "tasks one executor runs at once (its --slots)");
+ABSL_FLAG(
+    int, slots, 0,
+    "most tasks at once over all executors; 0: the free slots of the executors "
+    "in rotation");
 ABSL_FLAG(absl::Duration, health_interval, absl::Seconds(2),
           "how often a healthy executor is checked (grpc.health.v1)");
-ABSL_FLAG(absl::Duration, health_retry_max, absl::Seconds(2),
-          "longest delay between checks of an executor out of rotation (from 500ms, "
-          "doubling): how late, at worst, its return is noticed");
-ABSL_FLAG(absl::Duration, rejoin_window, absl::Seconds(2),
-          "an executor that left rotation re-enters only after SERVING checks in a row "
-          "spanning this long (0: at the first); new executors enter at their first");
+ABSL_FLAG(
+    absl::Duration, health_retry_max, absl::Seconds(2),
+    "longest delay between checks of an executor out of rotation (from 500ms, "
+    "doubling): how late, at worst, its return is noticed");
+ABSL_FLAG(
+    absl::Duration, rejoin_window, absl::Seconds(2),
+    "an executor that left rotation re-enters only after SERVING checks in a "
+    "row "
+    "spanning this long (0: at the first); new executors enter at their first");
 ABSL_FLAG(absl::Duration, placement_timeout, absl::Seconds(30),
-          "how long an assignment waits for a free executor slot before it is given back");
-ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(25),
-          "on SIGTERM, how long running tasks may go on before they are cancelled");
+          "how long an assignment waits for a free executor slot before it is "
+          "given back");
+ABSL_FLAG(
+    absl::Duration, drain_grace, absl::Seconds(25),
+    "on SIGTERM, how long running tasks may go on before they are cancelled");
 ABSL_FLAG(std::string, worker_id, "", "worker name; default <hostname>-<pid>");
 ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(5),
           "how often running leases are extended");
 ABSL_FLAG(absl::Duration, keepalive_time, absl::Seconds(15),
-          "a keepalive ping goes on every channel (server, executors) after this long "
-          "without one, calls or not (at least 10s: servers refuse pings more often)");
-ABSL_FLAG(absl::Duration, keepalive_timeout, absl::Seconds(10),
-          "a keepalive ping unanswered this long closes the connection; the channel "
-          "reconnects, resolving its name again");
+          "a keepalive ping goes on every channel (server, executors) after "
+          "this long "
+          "without one, calls or not (at least 10s: servers refuse pings more "
+          "often)");
+ABSL_FLAG(
+    absl::Duration, keepalive_timeout, absl::Seconds(10),
+    "a keepalive ping unanswered this long closes the connection; the channel "
+    "reconnects, resolving its name again");
 
 namespace {
 
@@ -81,7 +96,8 @@ absl::StatusOr<worker::WorkerOptions> OptionsFromFlags() {
     return absl::InvalidArgumentError(absl::StrCat("--server: ", s.message()));
   }
   worker::DiscoveryOptions& d = o.fleet.discovery;
-  d.static_addresses = absl::StrSplit(absl::GetFlag(FLAGS_executors), ',', absl::SkipWhitespace());
+  d.static_addresses = absl::StrSplit(absl::GetFlag(FLAGS_executors), ',',
+                                      absl::SkipWhitespace());
   d.dns_name = absl::GetFlag(FLAGS_executors_dns);
   d.file = absl::GetFlag(FLAGS_executors_file);
   if (d.static_addresses.empty() && d.dns_name.empty() && d.file.empty()) {
@@ -104,7 +120,8 @@ absl::StatusOr<worker::WorkerOptions> OptionsFromFlags() {
   o.channel.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
   o.channel.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
   o.channel.initial_reconnect_backoff = o.reconnect_backoff.initial;
-  if (absl::Status s = worker::ValidateChannelOptions(o.channel); !s.ok()) return s;
+  if (absl::Status s = worker::ValidateChannelOptions(o.channel); !s.ok())
+    return s;
   const std::pair<const char*, absl::Duration> positive[] = {
       {"--resolve_interval", o.fleet.resolve_interval},
       {"--health_interval", o.fleet.pool.probe_interval},
@@ -114,7 +131,8 @@ absl::StatusOr<worker::WorkerOptions> OptionsFromFlags() {
   };
   for (const auto& [flag, value] : positive) {
     if (value <= absl::ZeroDuration()) {
-      return absl::InvalidArgumentError(absl::StrCat(flag, ": must be positive"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": must be positive"));
     }
   }
   if (absl::GetFlag(FLAGS_drain_grace) < absl::ZeroDuration()) {
@@ -123,7 +141,8 @@ absl::StatusOr<worker::WorkerOptions> OptionsFromFlags() {
   if (o.fleet.pool.slots_per_executor < 1) {
     return absl::InvalidArgumentError("--executor_slots: must be at least 1");
   }
-  if (o.max_tasks < 0) return absl::InvalidArgumentError("--slots: must not be negative");
+  if (o.max_tasks < 0)
+    return absl::InvalidArgumentError("--slots: must not be negative");
   return o;
 }
 
@@ -154,11 +173,12 @@ int main(int argc, char** argv) {
     LOG(ERROR) << server.status();
     return 1;
   }
-  LOG(INFO) << "crucible-worker " << options->worker_id << " health on port " << (*server)->port()
-            << "; server " << options->server_address;
+  LOG(INFO) << "crucible-worker " << options->worker_id << " health on port "
+            << (*server)->port() << "; server " << options->server_address;
 
   common::GrpcServer* health = server->get();
-  worker::Worker worker(*options, [health](bool ready) { health->SetServing(ready); });
+  worker::Worker worker(*options,
+                        [health](bool ready) { health->SetServing(ready); });
   worker.Start();
   const int sig = common::WaitForStopSignal();
   LOG(INFO) << "signal " << sig << ": draining";

@@ -6,8 +6,9 @@ namespace worker {
 
 using crucible::v1::ConnectRequest;
 
-ConnectRequest MakeHello(const std::string& worker_id, int credits,
-                         const std::vector<crucible::v1::ExecutorAccepts>& executors) {
+ConnectRequest MakeHello(
+    const std::string& worker_id, int credits,
+    const std::vector<crucible::v1::ExecutorAccepts>& executors) {
   ConnectRequest req;
   crucible::v1::WorkerHello& hello = *req.mutable_hello();
   hello.set_worker_id(worker_id);
@@ -18,9 +19,11 @@ ConnectRequest MakeHello(const std::string& worker_id, int credits,
   return req;
 }
 
-ConnectRequest MakeExecutorsUpdate(const std::vector<crucible::v1::ExecutorAccepts>& executors) {
+ConnectRequest MakeExecutorsUpdate(
+    const std::vector<crucible::v1::ExecutorAccepts>& executors) {
   ConnectRequest req;
-  req.mutable_executors()->mutable_executors()->Add(executors.begin(), executors.end());
+  req.mutable_executors()->mutable_executors()->Add(executors.begin(),
+                                                    executors.end());
   return req;
 }
 
@@ -32,19 +35,23 @@ ConnectRequest MakeCredit(int credits) {
 
 ConnectRequest MakeHeartbeat(const std::vector<std::string>& lease_ids) {
   ConnectRequest req;
-  for (const std::string& id : lease_ids) req.mutable_heartbeat()->add_lease_ids(id);
+  for (const std::string& id : lease_ids)
+    req.mutable_heartbeat()->add_lease_ids(id);
   return req;
 }
 
-ConnectRequest MakeResumeHeartbeat(const std::vector<crucible::v1::HeldLease>& held) {
+ConnectRequest MakeResumeHeartbeat(
+    const std::vector<crucible::v1::HeldLease>& held) {
   ConnectRequest req;
   req.mutable_heartbeat()->mutable_held_leases()->Add(held.begin(), held.end());
   // The ids alone too, for a server that does not know held_leases.
-  for (const crucible::v1::HeldLease& h : held) req.mutable_heartbeat()->add_lease_ids(h.lease_id());
+  for (const crucible::v1::HeldLease& h : held)
+    req.mutable_heartbeat()->add_lease_ids(h.lease_id());
   return req;
 }
 
-crucible::v1::HeldLease HeldLeaseOf(const crucible::v1::Assignment& assignment) {
+crucible::v1::HeldLease HeldLeaseOf(
+    const crucible::v1::Assignment& assignment) {
   crucible::v1::HeldLease held;
   held.set_lease_id(assignment.lease_id());
   held.set_task_id(assignment.task().id());
@@ -52,7 +59,8 @@ crucible::v1::HeldLease HeldLeaseOf(const crucible::v1::Assignment& assignment) 
   return held;
 }
 
-crucible::v1::RunRequest MakeRunRequest(const crucible::v1::Assignment& assignment) {
+crucible::v1::RunRequest MakeRunRequest(
+    const crucible::v1::Assignment& assignment) {
   crucible::v1::RunRequest req;
   req.set_run_id(assignment.lease_id());
   req.set_task_id(assignment.task().id());
@@ -61,13 +69,14 @@ crucible::v1::RunRequest MakeRunRequest(const crucible::v1::Assignment& assignme
   return req;
 }
 
-std::optional<ConnectRequest> RelayRunEvent(const std::string& lease_id,
-                                            const crucible::v1::RunResponse& event) {
+std::optional<ConnectRequest> RelayRunEvent(
+    const std::string& lease_id, const crucible::v1::RunResponse& event) {
   ConnectRequest req;
   switch (event.event_case()) {
     case crucible::v1::RunResponse::kStarted:
       req.mutable_started()->set_lease_id(lease_id);
-      *req.mutable_started()->mutable_start_time() = event.started().start_time();
+      *req.mutable_started()->mutable_start_time() =
+          event.started().start_time();
       return req;
     case crucible::v1::RunResponse::kOutput:
       req.mutable_output()->set_lease_id(lease_id);
@@ -78,9 +87,10 @@ std::optional<ConnectRequest> RelayRunEvent(const std::string& lease_id,
   }
 }
 
-ConnectRequest MakeCompletion(const std::string& lease_id, const absl::Status& run_status,
-                              const std::optional<crucible::v1::TaskResult>& result,
-                              StopCause cause, const std::string& cancel_reason) {
+ConnectRequest MakeCompletion(
+    const std::string& lease_id, const absl::Status& run_status,
+    const std::optional<crucible::v1::TaskResult>& result, StopCause cause,
+    const std::string& cancel_reason) {
   ConnectRequest req;
   crucible::v1::AttemptCompletion* c = req.mutable_completion();
   c->set_lease_id(lease_id);
@@ -91,11 +101,13 @@ ConnectRequest MakeCompletion(const std::string& lease_id, const absl::Status& r
   if (cause == StopCause::kServerCancel && !run_status.ok()) {
     c->mutable_result()->set_reason(crucible::v1::TERMINATION_REASON_CANCELLED);
     c->mutable_result()->set_error_message(
-        cancel_reason.empty() ? "cancelled" : absl::StrCat("cancelled: ", cancel_reason));
+        cancel_reason.empty() ? "cancelled"
+                              : absl::StrCat("cancelled: ", cancel_reason));
     return req;
   }
   if (cause == StopCause::kShutdown) {
-    c->mutable_error()->set_code(static_cast<int>(absl::StatusCode::kUnavailable));
+    c->mutable_error()->set_code(
+        static_cast<int>(absl::StatusCode::kUnavailable));
     c->mutable_error()->set_message("worker stopped the run (shutting down)");
     return req;
   }

@@ -22,16 +22,19 @@ crucible::v1::ConnectRequest MakeHello(
 crucible::v1::ConnectRequest MakeExecutorsUpdate(
     const std::vector<crucible::v1::ExecutorAccepts>& executors);
 crucible::v1::ConnectRequest MakeCredit(int credits);
-crucible::v1::ConnectRequest MakeHeartbeat(const std::vector<std::string>& lease_ids);
+crucible::v1::ConnectRequest MakeHeartbeat(
+    const std::vector<std::string>& lease_ids);
 // The first heartbeat of a new stream: every lease still held, with its
 // task and attempt, so that a restarted server can take them back (and
 // their ids in lease_ids, for a server that does not know held_leases).
-crucible::v1::ConnectRequest MakeResumeHeartbeat(const std::vector<crucible::v1::HeldLease>& held);
+crucible::v1::ConnectRequest MakeResumeHeartbeat(
+    const std::vector<crucible::v1::HeldLease>& held);
 // What a resume heartbeat says about the lease of `assignment`.
 crucible::v1::HeldLease HeldLeaseOf(const crucible::v1::Assignment& assignment);
 
 // The executor request for an assignment: run_id is the lease id.
-crucible::v1::RunRequest MakeRunRequest(const crucible::v1::Assignment& assignment);
+crucible::v1::RunRequest MakeRunRequest(
+    const crucible::v1::Assignment& assignment);
 
 // The report to relay for one executor event of `lease_id`: started ->
 // started, output -> output. Returns nullopt for `finished` (it becomes the

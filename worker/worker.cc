@@ -16,7 +16,8 @@ using crucible::v1::ConnectResponse;
 // One Connect stream.
 struct Worker::Connection {
   grpc::ClientContext ctx;
-  std::unique_ptr<grpc::ClientReaderWriter<ConnectRequest, ConnectResponse>> stream;
+  std::unique_ptr<grpc::ClientReaderWriter<ConnectRequest, ConnectResponse>>
+      stream;
   ConnectRequest hello;
   uint64_t id = 0;  // the core's id of this stream
 };
@@ -41,12 +42,13 @@ Worker::Worker(WorkerOptions options, ReadinessCallback on_readiness)
     : options_(std::move(options)),
       stub_(crucible::v1::QueueService::NewStub(
           MakeWorkerChannel(options_.server_address, options_.channel))),
-      executors_(ExecutorClient::Options{options_.cancel_deadline, options_.channel}),
+      executors_(
+          ExecutorClient::Options{options_.cancel_deadline, options_.channel}),
       launcher_(executors_),
       fleet_(options_.fleet, options_.channel,
              [this] { core_.OnCapacityChange(fleet_.Accepts()); }),
-      core_(CoreOptionsOf(options_), common::Clock::Real(), fleet_.pool(), launcher_,
-            std::move(on_readiness)) {
+      core_(CoreOptionsOf(options_), common::Clock::Real(), fleet_.pool(),
+            launcher_, std::move(on_readiness)) {
   launcher_.Bind(core_);
 }
 
@@ -111,7 +113,8 @@ void Worker::Loop() {
   Backoff backoff(options_.reconnect_backoff, gen);
   bool went_away_before = false;
   while (!core_.stopping()) {
-    LOG(INFO) << "connecting to " << options_.server_address << " as " << options_.worker_id;
+    LOG(INFO) << "connecting to " << options_.server_address << " as "
+              << options_.worker_id;
     const absl::Time start = absl::Now();
     bool going_away = false;
     const absl::Status status = Serve(going_away);
@@ -125,8 +128,8 @@ void Worker::Loop() {
         going_away && !went_away_before ? absl::ZeroDuration() : backoff.Next();
     went_away_before = going_away;
     LOG(WARNING) << "server stream ended (" << status
-                 << (going_away ? ", the server went away" : "") << "); " << core_.runs()
-                 << " tasks go on; reconnecting in " << delay;
+                 << (going_away ? ", the server went away" : "") << "); "
+                 << core_.runs() << " tasks go on; reconnecting in " << delay;
     absl::MutexLock lock(&mu_);
     if (mu_.AwaitWithTimeout(absl::Condition(&stop_), delay)) return;
   }
@@ -158,8 +161,10 @@ absl::Status Worker::Serve(bool& going_away) {
 }
 
 void Worker::WriterLoop(Connection& conn) {
-  if (!conn.stream->Write(conn.hello)) return;  // the reader sees the broken stream
-  if (std::optional<ConnectRequest> resume = core_.HelloWritten(conn.id); resume.has_value()) {
+  if (!conn.stream->Write(conn.hello))
+    return;  // the reader sees the broken stream
+  if (std::optional<ConnectRequest> resume = core_.HelloWritten(conn.id);
+      resume.has_value()) {
     if (!conn.stream->Write(*resume)) return;
   }
   while (true) {
@@ -185,7 +190,8 @@ void Worker::Handle(const ConnectResponse& msg) {
       core_.OnAssignment(msg.assignment());
       break;
     case ConnectResponse::kAssignments:
-      for (const crucible::v1::Assignment& a : msg.assignments().assignments()) {
+      for (const crucible::v1::Assignment& a :
+           msg.assignments().assignments()) {
         core_.OnAssignment(a);
       }
       break;

@@ -90,7 +90,8 @@ class Worker {
   // not overlap, and the last one carries the current state.
   using ReadinessCallback = std::function<void(bool ready)>;
 
-  explicit Worker(WorkerOptions options, ReadinessCallback on_readiness = nullptr);
+  explicit Worker(WorkerOptions options,
+                  ReadinessCallback on_readiness = nullptr);
   ~Worker();
 
   // Finds and checks the executors, then starts the connection loop.
@@ -107,9 +108,13 @@ class Worker {
   int RunsForTest() const { return core_.runs(); }
   bool DrainingForTest() const { return core_.draining(); }
   // Waits up to `timeout` for Drain to have begun.
-  bool AwaitDrainingForTest(absl::Duration timeout) { return core_.AwaitDraining(timeout); }
+  bool AwaitDrainingForTest(absl::Duration timeout) {
+    return core_.AwaitDraining(timeout);
+  }
   // Whether the worker is ready now, and why (or why not).
-  bool ReadyForTest(std::string* reason = nullptr) const { return core_.ready(reason); }
+  bool ReadyForTest(std::string* reason = nullptr) const {
+    return core_.ready(reason);
+  }
   ExecutorPool& PoolForTest() { return fleet_.pool(); }
 
  private:
@@ -120,10 +125,12 @@ class Worker {
     explicit Launcher(ExecutorClient& executors) : executors_(executors) {}
     // The core that gets the runs' events; set once, before any Launch.
     void Bind(WorkerCore& core) { core_ = &core; }
-    void Launch(const std::string& executor, const crucible::v1::RunRequest& request,
+    void Launch(const std::string& executor,
+                const crucible::v1::RunRequest& request,
                 absl::Duration deadline) override;
     void CancelCall(const std::string& lease) override;
-    void CancelOnExecutor(const std::string& executor, const std::string& lease) override;
+    void CancelOnExecutor(const std::string& executor,
+                          const std::string& lease) override;
     // Joins the threads of the runs that ended.
     void ReapFinished();
     // Waits for every run thread to end, then joins them.
@@ -135,8 +142,9 @@ class Worker {
       std::shared_ptr<RunCall> call = std::make_shared<RunCall>();
       int threads = 0;
     };
-    void RunOne(uint64_t id, std::string executor, crucible::v1::RunRequest request,
-                absl::Duration deadline, std::shared_ptr<RunCall> call);
+    void RunOne(uint64_t id, std::string executor,
+                crucible::v1::RunRequest request, absl::Duration deadline,
+                std::shared_ptr<RunCall> call);
     std::shared_ptr<RunCall> CallLocked(const std::string& lease)
         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -7,7 +7,8 @@
 
 namespace worker {
 
-std::shared_ptr<RunCall> Worker::Launcher::CallLocked(const std::string& lease) {
+std::shared_ptr<RunCall> Worker::Launcher::CallLocked(
+    const std::string& lease) {
   return calls_[lease].call;
 }
 
@@ -20,22 +21,27 @@ void Worker::Launcher::Launch(const std::string& executor,
   const uint64_t id = next_id_++;
   // Started under the lock so that the thread's final step, which takes
   // it, finds itself in threads_.
-  threads_[id] = std::thread([this, id, executor, request, deadline, call = entry.call] {
-    RunOne(id, executor, request, deadline, call);
-  });
+  threads_[id] =
+      std::thread([this, id, executor, request, deadline, call = entry.call] {
+        RunOne(id, executor, request, deadline, call);
+      });
 }
 
 void Worker::Launcher::RunOne(uint64_t id, std::string executor,
-                              crucible::v1::RunRequest request, absl::Duration deadline,
+                              crucible::v1::RunRequest request,
+                              absl::Duration deadline,
                               std::shared_ptr<RunCall> call) {
   const std::string& lease = request.run_id();
-  absl::Status status = executors_.Run(
-      executor, request, deadline, *call,
-      [this, &lease](const crucible::v1::RunResponse& event) { core_->OnRunEvent(lease, event); });
+  absl::Status status =
+      executors_.Run(executor, request, deadline, *call,
+                     [this, &lease](const crucible::v1::RunResponse& event) {
+                       core_->OnRunEvent(lease, event);
+                     });
   // May place the run again (its executor was full), on a new thread.
   core_->OnRunEnded(lease, std::move(status));
   absl::MutexLock lock(&mu_);
-  if (auto it = calls_.find(lease); it != calls_.end() && --it->second.threads == 0) {
+  if (auto it = calls_.find(lease);
+      it != calls_.end() && --it->second.threads == 0) {
     calls_.erase(it);
   }
   auto self = threads_.find(id);
@@ -52,7 +58,8 @@ void Worker::Launcher::CancelCall(const std::string& lease) {
   call->Cancel();
 }
 
-void Worker::Launcher::CancelOnExecutor(const std::string& executor, const std::string& lease) {
+void Worker::Launcher::CancelOnExecutor(const std::string& executor,
+                                        const std::string& lease) {
   std::shared_ptr<RunCall> call;
   {
     absl::MutexLock lock(&mu_);
@@ -82,7 +89,8 @@ void Worker::Launcher::ReapFinished() {
   for (const std::string& lease : idle) {
     if (core_->holds(lease)) continue;
     absl::MutexLock lock(&mu_);
-    if (auto it = calls_.find(lease); it != calls_.end() && it->second.threads == 0) {
+    if (auto it = calls_.find(lease);
+        it != calls_.end() && it->second.threads == 0) {
       calls_.erase(it);
     }
   }
@@ -92,7 +100,9 @@ void Worker::Launcher::ReapFinished() {
 void Worker::Launcher::JoinAll() {
   {
     absl::MutexLock lock(&mu_);
-    auto none = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return threads_.empty(); };
+    auto none = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return threads_.empty();
+    };
     mu_.Await(absl::Condition(&none));
   }
   ReapFinished();

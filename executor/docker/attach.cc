@@ -31,10 +31,11 @@ void PollFor(curl_socket_t fd, short events) {
 
 }  // namespace
 
-absl::Status EngineClient::WriteStdin(absl::string_view id, absl::string_view data,
+absl::Status EngineClient::WriteStdin(absl::string_view id,
+                                      absl::string_view data,
                                       const AbortFn& abort) {
-  auto path = VersionedPath(absl::StrCat("/containers/", id,
-                                         "/attach?stream=1&stdin=1"));
+  auto path = VersionedPath(
+      absl::StrCat("/containers/", id, "/attach?stream=1&stdin=1"));
   if (!path.ok()) return path.status();
   // A hex id or a container name (crucible-<run id>), sent unescaped.
   if (id.empty() || !absl::ascii_isalnum(static_cast<unsigned char>(id[0]))) {
@@ -57,12 +58,13 @@ absl::Status EngineClient::WriteStdin(absl::string_view id, absl::string_view da
   if (!unix_socket_.empty()) {
     curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, unix_socket_.c_str());
   }
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(absl::ToInt64Milliseconds(options_.connect_timeout)));
+  curl_easy_setopt(
+      c, CURLOPT_CONNECTTIMEOUT_MS,
+      static_cast<long>(absl::ToInt64Milliseconds(options_.connect_timeout)));
   auto unavailable = [&](absl::string_view what) {
-    return Unreachable(absl::UnavailableError(absl::StrCat(
-        "container engine at ", options_.docker_host, " unreachable during POST ",
-        *path, ": ", what)));
+    return Unreachable(absl::UnavailableError(
+        absl::StrCat("container engine at ", options_.docker_host,
+                     " unreachable during POST ", *path, ": ", what)));
   };
   if (CURLcode rc = curl_easy_perform(c); rc != CURLE_OK) {
     return unavailable(curl_easy_strerror(rc));
@@ -88,10 +90,10 @@ absl::Status EngineClient::WriteStdin(absl::string_view id, absl::string_view da
   };
 
   std::string host = unix_socket_.empty() ? base_url_.substr(7) : "localhost";
-  std::string request = absl::StrCat(
-      "POST ", *path, " HTTP/1.1\r\nHost: ", host,
-      "\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
-      "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n");
+  std::string request =
+      absl::StrCat("POST ", *path, " HTTP/1.1\r\nHost: ", host,
+                   "\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+                   "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n");
   if (absl::Status s = send_all(request); !s.ok()) return s;
 
   // The answer: 101 Switching Protocols (or 200 from older engines), then
@@ -109,9 +111,11 @@ absl::Status EngineClient::WriteStdin(absl::string_view id, absl::string_view da
       continue;
     }
     if (rc != CURLE_OK) return unavailable(curl_easy_strerror(rc));
-    if (n == 0) return unavailable("connection closed before the attach answer");
+    if (n == 0)
+      return unavailable("connection closed before the attach answer");
     head.append(buf, n);
-    if (head.size() > 64 * 1024) return absl::InternalError("attach answer too long");
+    if (head.size() > 64 * 1024)
+      return absl::InternalError("attach answer too long");
   }
   int code = 0;
   if (head.size() < 12 || !absl::SimpleAtoi(head.substr(9, 3), &code)) {

@@ -46,8 +46,8 @@ class Demuxer {
 
  private:
   std::array<uint8_t, 8> header_{};
-  size_t header_len_ = 0;    // bytes of the current header seen so far
-  uint32_t remaining_ = 0;   // payload bytes of the current frame still due
+  size_t header_len_ = 0;   // bytes of the current header seen so far
+  uint32_t remaining_ = 0;  // payload bytes of the current frame still due
   StreamId stream_ = StreamId::kStdout;
   std::string error_;
 };

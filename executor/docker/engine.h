@@ -46,9 +46,9 @@ using AbortFn = std::function<bool()>;
 //
 // Errors every implementation follows: engine unreachable -> UNAVAILABLE;
 // a call the engine's guard refuses -> PERMISSION_DENIED (a configuration
-// error, never retried); unknown container -> NOT_FOUND; missing image (InspectImage) ->
-// FAILED_PRECONDITION naming it; an aborted streaming call -> CANCELLED;
-// other engine errors -> INTERNAL with the engine's message.
+// error, never retried); unknown container -> NOT_FOUND; missing image
+// (InspectImage) -> FAILED_PRECONDITION naming it; an aborted streaming call ->
+// CANCELLED; other engine errors -> INTERNAL with the engine's message.
 //
 // The per-container calls take a container name or id; Crucible always
 // passes the name it created the container with (policy::ContainerName).
@@ -69,10 +69,9 @@ class Engine {
   // Waits for `condition` ("next-exit", "not-running", ...) and returns the
   // exit code. `on_sent` (may be empty) is called once the request has been
   // made. No total timeout; `abort` ends it with CANCELLED.
-  virtual absl::StatusOr<int64_t> Wait(absl::string_view id,
-                                       absl::string_view condition,
-                                       const AbortFn& abort,
-                                       const std::function<void()>& on_sent) = 0;
+  virtual absl::StatusOr<int64_t> Wait(
+      absl::string_view id, absl::string_view condition, const AbortFn& abort,
+      const std::function<void()>& on_sent) = 0;
   virtual absl::Status Start(absl::string_view id) = 0;
   // The container's stdout+stderr from the start (multiplexed format, raw
   // bytes); with `follow`, until it exits. `on_bytes` returning false, or

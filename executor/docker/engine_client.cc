@@ -90,8 +90,8 @@ struct SlistDeleter {
 
 struct EngineClient::Request {
   std::string method;
-  std::string path;  // with query
-  std::string body;  // sent as application/json if not empty
+  std::string path;        // with query
+  std::string body;        // sent as application/json if not empty
   bool streaming = false;  // no total timeout
   // Streaming body sink for 2xx answers; false aborts.
   const std::function<bool(absl::string_view)>* on_bytes = nullptr;
@@ -123,8 +123,7 @@ size_t WriteCb(char* ptr, size_t size, size_t nmemb, void* userdata) {
   return n;
 }
 
-int ProgressCb(void* userdata, curl_off_t, curl_off_t, curl_off_t,
-               curl_off_t) {
+int ProgressCb(void* userdata, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   auto* t = static_cast<Transfer*>(userdata);
   return (t->abort != nullptr && *t->abort && (*t->abort)()) ? 1 : 0;
 }
@@ -148,9 +147,9 @@ absl::StatusOr<std::unique_ptr<EngineClient>> EngineClient::Create(
   std::string socket, base;
   if (absl::ConsumePrefix(&host, "unix://")) {
     if (host.empty() || host[0] != '/') {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "docker host \"", options.docker_host,
-          "\": unix:// needs an absolute socket path"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("docker host \"", options.docker_host,
+                       "\": unix:// needs an absolute socket path"));
     }
     socket = std::string(host);
     base = "http://localhost";
@@ -159,8 +158,9 @@ absl::StatusOr<std::unique_ptr<EngineClient>> EngineClient::Create(
     while (absl::ConsumeSuffix(&host, "/")) {
     }
     if (host.empty() || absl::StrContains(host, "/")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "docker host \"", options.docker_host, "\": expected tcp://host:port"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("docker host \"", options.docker_host,
+                       "\": expected tcp://host:port"));
     }
     base = absl::StrCat("http://", host);
   } else {
@@ -198,17 +198,20 @@ absl::StatusOr<EngineClient::Response> EngineClient::Do(const Request& r) {
   if (!unix_socket_.empty()) {
     curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, unix_socket_.c_str());
   }
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(absl::ToInt64Milliseconds(options_.connect_timeout)));
+  curl_easy_setopt(
+      c, CURLOPT_CONNECTTIMEOUT_MS,
+      static_cast<long>(absl::ToInt64Milliseconds(options_.connect_timeout)));
   if (!r.streaming) {
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
-                     static_cast<long>(absl::ToInt64Milliseconds(options_.request_timeout)));
+    curl_easy_setopt(
+        c, CURLOPT_TIMEOUT_MS,
+        static_cast<long>(absl::ToInt64Milliseconds(options_.request_timeout)));
   }
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r.method.c_str());
   if (r.method == "POST") {
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, r.body.c_str());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(r.body.size()));
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE,
+                     static_cast<long>(r.body.size()));
     headers.reset(curl_slist_append(nullptr, "Content-Type: application/json"));
     // No "Expect: 100-continue" round trip.
     headers.reset(curl_slist_append(headers.release(), "Expect:"));
@@ -231,7 +234,8 @@ absl::StatusOr<EngineClient::Response> EngineClient::Do(const Request& r) {
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.code);
   resp.body = std::move(t.body);
   if (rc == CURLE_ABORTED_BY_CALLBACK || rc == CURLE_WRITE_ERROR) {
-    return absl::CancelledError(absl::StrCat(r.method, " ", r.path, " aborted"));
+    return absl::CancelledError(
+        absl::StrCat(r.method, " ", r.path, " aborted"));
   }
   if (rc != CURLE_OK) {
     std::string detail = errbuf[0] != 0 ? errbuf : curl_easy_strerror(rc);
@@ -252,16 +256,18 @@ absl::Status EngineClient::HttpError(absl::string_view method,
     case 403:
       // A configuration error (the policy and the proxy disagree), not an
       // outage: no retry fixes it.
-      return absl::PermissionDeniedError(absl::StrCat(
-          "the docker proxy at ", options_.docker_host, " refused ", method,
-          " ", path, " (403 Forbidden): allow this path in the proxy's "
-          "configuration. ", msg));
+      return absl::PermissionDeniedError(
+          absl::StrCat("the docker proxy at ", options_.docker_host,
+                       " refused ", method, " ", path,
+                       " (403 Forbidden): allow this path in the proxy's "
+                       "configuration. ",
+                       msg));
     case 502:
     case 503:
     case 504:
-      return Unreachable(absl::UnavailableError(absl::StrCat(
-          "container engine behind ", options_.docker_host,
-          " unavailable: ", what, ": ", msg)));
+      return Unreachable(absl::UnavailableError(
+          absl::StrCat("container engine behind ", options_.docker_host,
+                       " unavailable: ", what, ": ", msg)));
     case 404:
       return absl::NotFoundError(absl::StrCat(what, ": ", msg));
     case 400:
@@ -297,7 +303,8 @@ absl::StatusOr<std::string> EngineClient::NegotiateApiVersion() {
   if (resp->code != 200) return HttpError(r.method, r.path, *resp);
   json j = ParseJson(resp->body);
   std::string version = options_.max_api_version;
-  if (j.is_object() && j.contains("ApiVersion") && j["ApiVersion"].is_string()) {
+  if (j.is_object() && j.contains("ApiVersion") &&
+      j["ApiVersion"].is_string()) {
     std::string engine = j["ApiVersion"].get<std::string>();
     if (VersionLess(engine, version)) version = engine;
   }
@@ -306,14 +313,16 @@ absl::StatusOr<std::string> EngineClient::NegotiateApiVersion() {
   return version;
 }
 
-absl::StatusOr<std::string> EngineClient::VersionedPath(absl::string_view rest) {
+absl::StatusOr<std::string> EngineClient::VersionedPath(
+    absl::string_view rest) {
   auto v = NegotiateApiVersion();
   if (!v.ok()) return v.status();
   return absl::StrCat("/v", *v, rest);
 }
 
 absl::Status EngineClient::InspectImage(absl::string_view image) {
-  auto path = VersionedPath(absl::StrCat("/images/", EscapePath(image), "/json"));
+  auto path =
+      VersionedPath(absl::StrCat("/images/", EscapePath(image), "/json"));
   if (!path.ok()) return path.status();
   Request r{.method = "GET", .path = *path};
   auto resp = Do(r);
@@ -340,7 +349,8 @@ absl::Status EngineClient::PullImage(absl::string_view image) {
   if (resp->code == 200) {
     // The answer is a sequence of JSON objects; a failure is one with
     // "error", still under 200.
-    for (absl::string_view line : absl::StrSplit(resp->body, '\n', absl::SkipWhitespace())) {
+    for (absl::string_view line :
+         absl::StrSplit(resp->body, '\n', absl::SkipWhitespace())) {
       json j = ParseJson(line);
       if (j.is_object() && j.contains("error") && j["error"].is_string()) {
         error = j["error"].get<std::string>();
@@ -361,7 +371,8 @@ absl::StatusOr<std::string> EngineClient::CreateContainer(
       absl::StrCat("/containers/create?name=", EscapeQuery(name)));
   if (!path.ok()) return path.status();
   // replace: invalid UTF-8 must not throw (proto3 strings are UTF-8 anyway).
-  Request r{.method = "POST", .path = *path,
+  Request r{.method = "POST",
+            .path = *path,
             .body = body.dump(-1, ' ', false, json::error_handler_t::replace)};
   auto resp = Do(r);
   if (!resp.ok()) return resp.status();
@@ -375,21 +386,24 @@ absl::StatusOr<std::string> EngineClient::CreateContainer(
   }
   json j = ParseJson(resp->body);
   if (!j.is_object() || !j.contains("Id") || !j["Id"].is_string()) {
-    return absl::InternalError(
-        absl::StrCat("create: no Id in engine answer: ", resp->body.substr(0, 200)));
+    return absl::InternalError(absl::StrCat("create: no Id in engine answer: ",
+                                            resp->body.substr(0, 200)));
   }
   return j["Id"].get<std::string>();
 }
 
-absl::StatusOr<int64_t> EngineClient::Wait(absl::string_view id,
-                                           absl::string_view condition,
-                                           const AbortFn& abort,
-                                           const std::function<void()>& on_sent) {
-  auto path = VersionedPath(absl::StrCat("/containers/", EscapePath(id),
-                                         "/wait?condition=", EscapeQuery(condition)));
+absl::StatusOr<int64_t> EngineClient::Wait(
+    absl::string_view id, absl::string_view condition, const AbortFn& abort,
+    const std::function<void()>& on_sent) {
+  auto path =
+      VersionedPath(absl::StrCat("/containers/", EscapePath(id),
+                                 "/wait?condition=", EscapeQuery(condition)));
   if (!path.ok()) return path.status();
-  Request r{.method = "POST", .path = *path, .streaming = true,
-            .abort = &abort, .on_sent = &on_sent};
+  Request r{.method = "POST",
+            .path = *path,
+            .streaming = true,
+            .abort = &abort,
+            .on_sent = &on_sent};
   auto resp = Do(r);
   if (!resp.ok()) return resp.status();
   if (resp->code != 200) return HttpError(r.method, r.path, *resp);
@@ -403,7 +417,8 @@ absl::StatusOr<int64_t> EngineClient::Wait(absl::string_view id,
 }
 
 absl::Status EngineClient::Start(absl::string_view id) {
-  auto path = VersionedPath(absl::StrCat("/containers/", EscapePath(id), "/start"));
+  auto path =
+      VersionedPath(absl::StrCat("/containers/", EscapePath(id), "/start"));
   if (!path.ok()) return path.status();
   Request r{.method = "POST", .path = *path};
   auto resp = Do(r);
@@ -413,14 +428,18 @@ absl::Status EngineClient::Start(absl::string_view id) {
 }
 
 absl::Status EngineClient::Logs(
-    absl::string_view id, bool follow, const std::function<bool(absl::string_view)>& on_bytes,
+    absl::string_view id, bool follow,
+    const std::function<bool(absl::string_view)>& on_bytes,
     const AbortFn& abort) {
   auto path = VersionedPath(absl::StrCat("/containers/", EscapePath(id),
                                          "/logs?follow=", follow ? 1 : 0,
                                          "&stdout=1&stderr=1"));
   if (!path.ok()) return path.status();
-  Request r{.method = "GET", .path = *path, .streaming = true,
-            .on_bytes = &on_bytes, .abort = &abort};
+  Request r{.method = "GET",
+            .path = *path,
+            .streaming = true,
+            .on_bytes = &on_bytes,
+            .abort = &abort};
   auto resp = Do(r);
   if (!resp.ok()) return resp.status();
   if (resp->code != 200) return HttpError(r.method, r.path, *resp);
@@ -445,8 +464,10 @@ absl::Status EngineClient::Kill(absl::string_view id) {
   return HttpError(r.method, r.path, *resp);
 }
 
-absl::StatusOr<ContainerState> EngineClient::InspectContainer(absl::string_view id) {
-  auto path = VersionedPath(absl::StrCat("/containers/", EscapePath(id), "/json"));
+absl::StatusOr<ContainerState> EngineClient::InspectContainer(
+    absl::string_view id) {
+  auto path =
+      VersionedPath(absl::StrCat("/containers/", EscapePath(id), "/json"));
   if (!path.ok()) return path.status();
   Request r{.method = "GET", .path = *path};
   auto resp = Do(r);
@@ -471,7 +492,8 @@ absl::StatusOr<ContainerState> EngineClient::InspectContainer(absl::string_view 
 }
 
 absl::Status EngineClient::Remove(absl::string_view id) {
-  auto path = VersionedPath(absl::StrCat("/containers/", EscapePath(id), "?force=1&v=1"));
+  auto path = VersionedPath(
+      absl::StrCat("/containers/", EscapePath(id), "?force=1&v=1"));
   if (!path.ok()) return path.status();
   Request r{.method = "DELETE", .path = *path};
   auto resp = Do(r);
@@ -485,8 +507,8 @@ absl::Status EngineClient::Remove(absl::string_view id) {
 absl::StatusOr<std::vector<ContainerSummary>> EngineClient::ListContainers(
     absl::string_view label_key, absl::string_view label_value) {
   json filters = {{"label", {absl::StrCat(label_key, "=", label_value)}}};
-  auto path = VersionedPath(
-      absl::StrCat("/containers/json?all=1&filters=", EscapeQuery(filters.dump())));
+  auto path = VersionedPath(absl::StrCat("/containers/json?all=1&filters=",
+                                         EscapeQuery(filters.dump())));
   if (!path.ok()) return path.status();
   Request r{.method = "GET", .path = *path};
   auto resp = Do(r);
@@ -518,7 +540,8 @@ void EngineClient::AppendSummaries(const json& j,
     }
     if (c.contains("Labels") && c["Labels"].is_object()) {
       for (auto it = c["Labels"].begin(); it != c["Labels"].end(); ++it) {
-        if (it.value().is_string()) s.labels[it.key()] = it.value().get<std::string>();
+        if (it.value().is_string())
+          s.labels[it.key()] = it.value().get<std::string>();
       }
     }
     out.push_back(std::move(s));

@@ -55,16 +55,15 @@ struct EngineClientOptions {
 //   GET    /_ping                                 Ping
 //   GET    /version                               NegotiateApiVersion
 //   GET    /V/images/{name}/json                  InspectImage
-//   POST   /V/images/create?fromImage={name}      PullImage (only if policy allows)
-//   POST   /V/containers/create?name={name}       CreateContainer
-//   POST   /V/containers/{name}/wait?condition=...  Wait
-//   POST   /V/containers/{name}/start             Start
-//   POST   /V/containers/{name}/attach?stream=1&stdin=1  WriteStdin (Upgrade: tcp)
-//   GET    /V/containers/{name}/logs?follow={0,1}&stdout=1&stderr=1   Logs
-//   POST   /V/containers/{name}/kill?signal=KILL  Kill
-//   GET    /V/containers/{name}/json              InspectContainer
-//   DELETE /V/containers/{name}?force=1&v=1       Remove
-//   GET    /V/containers/json?all=1&filters={"label":["K=V"]} (URL-encoded)
+//   POST   /V/images/create?fromImage={name}      PullImage (only if policy
+//   allows) POST   /V/containers/create?name={name}       CreateContainer POST
+//   /V/containers/{name}/wait?condition=...  Wait POST
+//   /V/containers/{name}/start             Start POST
+//   /V/containers/{name}/attach?stream=1&stdin=1  WriteStdin (Upgrade: tcp) GET
+//   /V/containers/{name}/logs?follow={0,1}&stdout=1&stderr=1   Logs POST
+//   /V/containers/{name}/kill?signal=KILL  Kill GET /V/containers/{name}/json
+//   InspectContainer DELETE /V/containers/{name}?force=1&v=1       Remove GET
+//   /V/containers/json?all=1&filters={"label":["K=V"]} (URL-encoded)
 //                                                 ListContainers
 //
 // The per-container calls take a container name or id; Crucible always
@@ -87,7 +86,8 @@ class EngineClient final : public Engine {
   absl::StatusOr<std::string> CreateContainer(
       absl::string_view name, const nlohmann::json& body) override;
   // `on_sent` is called once the request has been written.
-  absl::StatusOr<int64_t> Wait(absl::string_view id, absl::string_view condition,
+  absl::StatusOr<int64_t> Wait(absl::string_view id,
+                               absl::string_view condition,
                                const AbortFn& abort,
                                const std::function<void()>& on_sent) override;
   absl::Status Start(absl::string_view id) override;
@@ -99,7 +99,8 @@ class EngineClient final : public Engine {
   absl::Status WriteStdin(absl::string_view id, absl::string_view data,
                           const AbortFn& abort) override;
   absl::Status Kill(absl::string_view id) override;
-  absl::StatusOr<ContainerState> InspectContainer(absl::string_view id) override;
+  absl::StatusOr<ContainerState> InspectContainer(
+      absl::string_view id) override;
   absl::Status Remove(absl::string_view id) override;
   absl::StatusOr<std::vector<ContainerSummary>> ListContainers(
       absl::string_view label_key, absl::string_view label_value) override;

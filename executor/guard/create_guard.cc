@@ -29,8 +29,8 @@ absl::Status Denied(absl::string_view why) {
 // At most a short, escaped prefix of caller bytes goes into a message.
 std::string Quote(absl::string_view s) {
   constexpr size_t kMax = 60;
-  std::string out = absl::StrCat(
-      "\"", absl::CHexEscape(s.substr(0, kMax)), "\"");
+  std::string out =
+      absl::StrCat("\"", absl::CHexEscape(s.substr(0, kMax)), "\"");
   if (s.size() > kMax) absl::StrAppend(&out, "...");
   return out;
 }
@@ -77,7 +77,9 @@ absl::Status CheckRawKeys(absl::string_view body) {
     const absl::string_view token = body.substr(start, i - start);
     ++i;
     size_t j = i;
-    while (j < body.size() && absl::ascii_isspace(static_cast<unsigned char>(body[j]))) ++j;
+    while (j < body.size() &&
+           absl::ascii_isspace(static_cast<unsigned char>(body[j])))
+      ++j;
     if (j >= body.size() || body[j] != ':') continue;  // a value, not a key
     if (escaped || token.empty() ||
         !std::all_of(token.begin(), token.end(), KeyChar)) {
@@ -120,8 +122,8 @@ absl::StatusOr<json> ParseStrict(absl::string_view body) {
     return Denied("the body is not valid JSON (UTF-8)");
   }
   if (!duplicate.empty()) {
-    return Denied(absl::StrCat("key ", Quote(duplicate),
-                               " appears twice in one object"));
+    return Denied(
+        absl::StrCat("key ", Quote(duplicate), " appears twice in one object"));
   }
   if (!doc.is_object()) return Denied("the body is not a JSON object");
   return doc;
@@ -147,7 +149,8 @@ int64_t IntAt(const json& object, const char* key) {
 int64_t TmpfsSize(absl::string_view options) {
   for (absl::string_view option : absl::StrSplit(options, ',')) {
     int64_t size = 0;
-    if (absl::ConsumePrefix(&option, "size=") && absl::SimpleAtoi(option, &size)) {
+    if (absl::ConsumePrefix(&option, "size=") &&
+        absl::SimpleAtoi(option, &size)) {
       return size;
     }
   }
@@ -221,7 +224,8 @@ std::string FirstDifference(const json& want, const json& got,
     }
     for (auto it = want.begin(); it != want.end(); ++it) {
       const std::string sub = path.empty() ? it.key() : path + "." + it.key();
-      if (!got.contains(it.key())) return absl::StrCat("key ", sub, " is required");
+      if (!got.contains(it.key()))
+        return absl::StrCat("key ", sub, " is required");
       std::string d = FirstDifference(it.value(), got[it.key()], sub);
       if (!d.empty()) return d;
     }
@@ -245,8 +249,8 @@ CreateGuard::CreateGuard(policy::ContainerPolicyOptions options,
                          std::string executor_id)
     : options_(std::move(options)), executor_id_(std::move(executor_id)) {}
 
-absl::StatusOr<AdmittedCreate> CreateGuard::Check(absl::string_view query,
-                                                  absl::string_view body) const {
+absl::StatusOr<AdmittedCreate> CreateGuard::Check(
+    absl::string_view query, absl::string_view body) const {
   if (body.size() > policy::kMaxCreateBodyBytes) {
     return Denied(absl::StrCat("the body is ", body.size(),
                                " bytes; the limit is ",
@@ -269,7 +273,8 @@ absl::StatusOr<AdmittedCreate> CreateGuard::Check(absl::string_view query,
   if (!policy.ok()) return Denied(policy.status().message());
   absl::StatusOr<policy::ContainerPlan> plan = policy->Plan(request);
   if (!plan.ok()) {
-    return Denied(absl::StrCat("the policy refuses it: ", plan.status().message()));
+    return Denied(
+        absl::StrCat("the policy refuses it: ", plan.status().message()));
   }
   const std::string want = plan->create_body.dump();
   if (got.dump() != want) {

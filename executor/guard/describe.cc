@@ -18,41 +18,49 @@ std::string Code(const json& v) { return absl::StrCat("`", v.dump(), "`"); }
 
 // What the task (not the policy) decides, by key path; every other value
 // is exactly the policy's.
-std::map<std::string, std::string> TaskFields(const policy::ContainerPolicyOptions& o) {
+std::map<std::string, std::string> TaskFields(
+    const policy::ContainerPolicyOptions& o) {
   std::vector<std::string> rules;
-  for (const std::string& i : o.allowed_images) rules.push_back(absl::StrCat("`", i, "`"));
+  for (const std::string& i : o.allowed_images)
+    rules.push_back(absl::StrCat("`", i, "`"));
   for (const std::string& p : o.allowed_image_prefixes) {
     rules.push_back(absl::StrCat("`", p, "…`"));
   }
   return {
-      {"Image", absl::StrCat("an image reference the policy's image rules allow (",
-                             absl::StrJoin(rules, ", "), ")")},
+      {"Image",
+       absl::StrCat("an image reference the policy's image rules allow (",
+                    absl::StrJoin(rules, ", "), ")")},
       {"Cmd", "absent, or the task's command: an array of strings without NUL"},
-      {"Env", "the task's environment: `KEY=value` strings sorted by key, keys "
-              "non-empty without `=` or NUL"},
-      {"WorkingDir", "absent, or the task's working directory: an absolute path"},
+      {"Env",
+       "the task's environment: `KEY=value` strings sorted by key, keys "
+       "non-empty without `=` or NUL"},
+      {"WorkingDir",
+       "absent, or the task's working directory: an absolute path"},
       {"OpenStdin", "`false`, or `true` when the task has stdin"},
       {"AttachStdin", "`false`, or `true` when the task has stdin"},
       {"StdinOnce", "absent, or `true` when the task has stdin"},
       {absl::StrCat("Labels.", policy::kTaskLabel), "the task's id"},
-      {absl::StrCat("Labels.", policy::kAttemptLabel), "the attempt, a decimal number"},
+      {absl::StrCat("Labels.", policy::kAttemptLabel),
+       "the attempt, a decimal number"},
       {absl::StrCat("Labels.", policy::kRunLabel),
-       "the run's id: 1-64 characters of `[A-Za-z0-9_.-]`, the container's name "
+       "the run's id: 1-64 characters of `[A-Za-z0-9_.-]`, the container's "
+       "name "
        "without its `crucible-` prefix"},
       {absl::StrCat("Labels.", policy::kExecutorLabel),
        "the executor's id (`--executor_id` of the guard, if set)"},
       {"HostConfig.Memory",
        absl::StrCat("6291456 to ", o.max_memory_bytes, " (bytes)")},
       {"HostConfig.MemorySwap", "equal to `Memory` (no swap)"},
-      {"HostConfig.NanoCpus",
-       absl::StrCat("1000000 × 1 to ", o.max_cpu_millis, " (whole thousandths of a core)")},
+      {"HostConfig.NanoCpus", absl::StrCat("1000000 × 1 to ", o.max_cpu_millis,
+                                           " (whole thousandths of a core)")},
       {"HostConfig.PidsLimit", absl::StrCat("1 to ", o.max_pids_limit)},
   };
 }
 
 void Rows(const json& v, const std::string& path,
           const std::map<std::string, std::string>& task,
-          const policy::ContainerPolicyOptions& o, std::vector<std::string>& out) {
+          const policy::ContainerPolicyOptions& o,
+          std::vector<std::string>& out) {
   if (auto it = task.find(path); it != task.end()) {
     out.push_back(absl::StrCat("| `", path, "` | ", it->second, " |"));
     return;
@@ -67,8 +75,9 @@ void Rows(const json& v, const std::string& path,
   }
   if (v.is_object() && !v.empty()) {
     for (auto it = v.begin(); it != v.end(); ++it) {
-      Rows(it.value(), path.empty() ? it.key() : absl::StrCat(path, ".", it.key()),
-           task, o, out);
+      Rows(it.value(),
+           path.empty() ? it.key() : absl::StrCat(path, ".", it.key()), task, o,
+           out);
     }
     return;
   }
@@ -77,11 +86,13 @@ void Rows(const json& v, const std::string& path,
 
 }  // namespace
 
-std::string DescribeAllowedCreate(const policy::ContainerPolicyOptions& options) {
+std::string DescribeAllowedCreate(
+    const policy::ContainerPolicyOptions& options) {
   policy::ContainerPolicyOptions o = options;
   o.executor_id = "executor";
   auto policy = policy::ContainerPolicy::Create(o);
-  if (!policy.ok()) return absl::StrCat("invalid policy: ", policy.status().message());
+  if (!policy.ok())
+    return absl::StrCat("invalid policy: ", policy.status().message());
   // A task that uses every option, so every key that can appear does.
   crucible::v1::RunRequest req;
   req.set_run_id("run");
@@ -100,15 +111,15 @@ std::string DescribeAllowedCreate(const policy::ContainerPolicyOptions& options)
   if (!plan.ok()) return absl::StrCat("cannot plan: ", plan.status().message());
 
   std::vector<std::string> out = {
-      "`POST /[vX.Y/]containers/create?name=crucible-<run id>` with exactly the "
+      "`POST /[vX.Y/]containers/create?name=crucible-<run id>` with exactly "
+      "the "
       "query `name=crucible-` + the body's `crucible.run` label, and a JSON "
-      "object body of at most " + std::to_string(policy::kMaxCreateBodyBytes) +
+      "object body of at most " +
+          std::to_string(policy::kMaxCreateBodyBytes) +
           " bytes whose keys are plain ASCII (`[A-Za-z0-9._/-]`, no escapes), "
           "none repeated in one object, with exactly these keys (nothing else, "
           "at any level) and values (with the same JSON types):",
-      "",
-      "| key | allowed value |",
-      "|---|---|"};
+      "", "| key | allowed value |", "|---|---|"};
   Rows(plan->create_body, "", TaskFields(o), o, out);
   out.push_back("");
   out.push_back(

@@ -12,7 +12,8 @@ namespace guard {
 // the exact value of every other key. Generated from a plan, so it follows
 // the policy code; deploy/SECURITY.md carries it for the default policy
 // (`crucible-docker-guard --describe`), and a test keeps the two equal.
-std::string DescribeAllowedCreate(const policy::ContainerPolicyOptions& options);
+std::string DescribeAllowedCreate(
+    const policy::ContainerPolicyOptions& options);
 
 }  // namespace guard
 

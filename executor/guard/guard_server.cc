@@ -28,9 +28,10 @@ void Refuse(httplib::Response& res, int code, const std::string& message) {
 
 // Anything but a container create: 403, logged.
 void RefuseNotCreate(const httplib::Request& req, httplib::Response& res) {
-  LOG(WARNING) << "guard: refused " << req.method << " " << req.target.substr(0, 100)
-               << ": not a container create";
-  Refuse(res, 403, "crucible engine guard: only container creates are served here");
+  LOG(WARNING) << "guard: refused " << req.method << " "
+               << req.target.substr(0, 100) << ": not a container create";
+  Refuse(res, 403,
+         "crucible engine guard: only container creates are served here");
 }
 
 struct EngineReply {
@@ -54,7 +55,8 @@ absl::StatusOr<EngineReply> PostToEngine(const GuardServerOptions& options,
   curl_slist* headers =
       curl_slist_append(nullptr, "Content-Type: application/json");
   const std::string url = absl::StrCat("http://engine", path_and_query);
-  curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, options.engine_socket.c_str());
+  curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH,
+                   options.engine_socket.c_str());
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_POST, 1L);
   curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
@@ -64,8 +66,9 @@ absl::StatusOr<EngineReply> PostToEngine(const GuardServerOptions& options,
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
-                   static_cast<long>(absl::ToInt64Milliseconds(options.engine_timeout)));
+  curl_easy_setopt(
+      curl, CURLOPT_TIMEOUT_MS,
+      static_cast<long>(absl::ToInt64Milliseconds(options.engine_timeout)));
   const CURLcode rc = curl_easy_perform(curl);
   if (rc == CURLE_OK) {
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.code);
@@ -105,7 +108,9 @@ absl::StatusOr<std::unique_ptr<GuardServer>> GuardServer::Start(
   // Every POST is decided in Handle (its body read first); every other
   // method is refused.
   http.Post(".*", [s = server.get()](const httplib::Request& req,
-                                     httplib::Response& res) { s->Handle(req, res); });
+                                     httplib::Response& res) {
+    s->Handle(req, res);
+  });
   http.Get(".*", RefuseNotCreate);
   http.Put(".*", RefuseNotCreate);
   http.Patch(".*", RefuseNotCreate);
@@ -118,17 +123,19 @@ absl::StatusOr<std::unique_ptr<GuardServer>> GuardServer::Start(
     server->port_ = server->options_.port;
   }
   if (server->port_ <= 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", host, ":", server->options_.port));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", host, ":", server->options_.port));
   }
   server->thread_ = std::thread([s = server.get()] { s->Serve(); });
   return server;
 }
 
-void GuardServer::Handle(const httplib::Request& req, httplib::Response& res) const {
+void GuardServer::Handle(const httplib::Request& req,
+                         httplib::Response& res) const {
   const size_t q = req.target.find('?');
   const std::string path = req.target.substr(0, q);
-  const std::string query = q == std::string::npos ? "" : req.target.substr(q + 1);
+  const std::string query =
+      q == std::string::npos ? "" : req.target.substr(q + 1);
   if (!std::regex_match(path, CreatePath())) {
     RefuseNotCreate(req, res);
     return;

@@ -8,8 +8,8 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "common/process.h"
 #include "common/port_file.h"
+#include "common/process.h"
 #include "executor/guard/create_guard.h"
 #include "executor/guard/describe.h"
 #include "executor/guard/guard_server.h"
@@ -45,12 +45,14 @@ int main(int argc, char** argv) {
 
   policy::ContainerPolicyOptions policy_options;
   if (std::string path = absl::GetFlag(FLAGS_policy_file); !path.empty()) {
-    if (absl::Status s = policy::ApplyPolicyFile(path, policy_options); !s.ok()) {
+    if (absl::Status s = policy::ApplyPolicyFile(path, policy_options);
+        !s.ok()) {
       LOG(ERROR) << "bad --policy_file: " << s;
       return 1;
     }
   }
-  if (auto policy = policy::ContainerPolicy::Create(policy_options); !policy.ok()) {
+  if (auto policy = policy::ContainerPolicy::Create(policy_options);
+      !policy.ok()) {
     LOG(ERROR) << "bad policy: " << policy.status();
     return 1;
   }
@@ -71,13 +73,15 @@ int main(int argc, char** argv) {
   options.engine_socket = absl::GetFlag(FLAGS_engine_socket);
   options.engine_timeout = absl::GetFlag(FLAGS_engine_timeout);
   auto server = guard::GuardServer::Start(
-      options, guard::CreateGuard(policy_options, absl::GetFlag(FLAGS_executor_id)));
+      options,
+      guard::CreateGuard(policy_options, absl::GetFlag(FLAGS_executor_id)));
   if (!server.ok()) {
     LOG(ERROR) << "cannot serve: " << server.status();
     return 1;
   }
   if (std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
-    if (absl::Status s = common::WritePortFile(path, (*server)->port()); !s.ok()) {
+    if (absl::Status s = common::WritePortFile(path, (*server)->port());
+        !s.ok()) {
       LOG(ERROR) << s;
       return 1;
     }

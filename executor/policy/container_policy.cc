@@ -25,15 +25,15 @@ constexpr char kReadOnlyTmpfs[] = "ro,noexec,nosuid,nodev,size=4096";
 absl::Status CheckUser(const std::string& user) {
   std::vector<std::string> parts = absl::StrSplit(user, ':');
   if (parts.size() != 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "user \"", user, "\" must be numeric \"uid:gid\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("user \"", user, "\" must be numeric \"uid:gid\""));
   }
   for (const std::string& p : parts) {
     uint32_t id = 0;
     if (!absl::SimpleAtoi(p, &id) || p.empty() ||
         !std::all_of(p.begin(), p.end(), absl::ascii_isdigit)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "user \"", user, "\" must be numeric \"uid:gid\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("user \"", user, "\" must be numeric \"uid:gid\""));
     }
     if (id == 0) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -45,9 +45,9 @@ absl::Status CheckUser(const std::string& user) {
 
 absl::Status CheckPair(absl::string_view name, int64_t def, int64_t max) {
   if (def <= 0 || max <= 0 || def > max) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "policy ", name, ": default ", def, " and maximum ", max,
-        " must be positive with default <= maximum"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("policy ", name, ": default ", def, " and maximum ", max,
+                     " must be positive with default <= maximum"));
   }
   return absl::OkStatus();
 }
@@ -94,7 +94,8 @@ absl::Status CheckNetwork(const std::string& network) {
   if (network == "host" || network == "bridge" || network == "default" ||
       !PlainName(network)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "policy network \"", network, "\" is refused: use \"none\" or the "
+        "policy network \"", network,
+        "\" is refused: use \"none\" or the "
         "name of a user-defined network (never host, bridge, default, or "
         "another container's or a path's namespace)"));
   }
@@ -128,9 +129,9 @@ bool ContainerPolicy::ImageAllowed(absl::string_view image) const {
   const ContainerPolicyOptions& o = options_;
   return std::find(o.allowed_images.begin(), o.allowed_images.end(), image) !=
              o.allowed_images.end() ||
-         std::any_of(o.allowed_image_prefixes.begin(),
-                     o.allowed_image_prefixes.end(),
-                     [&](const std::string& p) { return absl::StartsWith(image, p); });
+         std::any_of(
+             o.allowed_image_prefixes.begin(), o.allowed_image_prefixes.end(),
+             [&](const std::string& p) { return absl::StartsWith(image, p); });
 }
 
 crucible::v1::ExecutorAccepts ContainerPolicy::Accepts() const {
@@ -157,7 +158,8 @@ absl::StatusOr<ContainerPolicy> ContainerPolicy::Create(
     return absl::InvalidArgumentError("policy allows no image");
   }
   for (const std::string& i : o.allowed_images) {
-    if (i.empty()) return absl::InvalidArgumentError("an allowed image is empty");
+    if (i.empty())
+      return absl::InvalidArgumentError("an allowed image is empty");
   }
   if (absl::Status s = CheckNetwork(o.network); !s.ok()) return s;
   if (!ValidId(o.executor_id, 128)) {
@@ -176,17 +178,17 @@ absl::StatusOr<ContainerPolicy> ContainerPolicy::Create(
           "an empty allowed image prefix would allow every image");
     }
   }
-  for (auto [name, def, max] : {
-           std::tuple{"memory_bytes", o.default_memory_bytes, o.max_memory_bytes},
-           std::tuple{"cpu_millis", o.default_cpu_millis, o.max_cpu_millis},
-           std::tuple{"pids_limit", o.default_pids_limit, o.max_pids_limit},
-           std::tuple{"tmpfs_bytes", o.default_tmpfs_bytes, o.max_tmpfs_bytes},
-           std::tuple{"max_output_bytes", o.default_max_output_bytes,
-                      o.max_max_output_bytes},
-           std::tuple{"timeout_ms", absl::ToInt64Milliseconds(o.default_timeout),
-                      absl::ToInt64Milliseconds(o.max_timeout)},
-           std::tuple{"nofile", o.nofile_limit, o.nofile_limit},
-           std::tuple{"nproc", o.nproc_limit, o.nproc_limit}}) {
+  for (auto [name, def, max] :
+       {std::tuple{"memory_bytes", o.default_memory_bytes, o.max_memory_bytes},
+        std::tuple{"cpu_millis", o.default_cpu_millis, o.max_cpu_millis},
+        std::tuple{"pids_limit", o.default_pids_limit, o.max_pids_limit},
+        std::tuple{"tmpfs_bytes", o.default_tmpfs_bytes, o.max_tmpfs_bytes},
+        std::tuple{"max_output_bytes", o.default_max_output_bytes,
+                   o.max_max_output_bytes},
+        std::tuple{"timeout_ms", absl::ToInt64Milliseconds(o.default_timeout),
+                   absl::ToInt64Milliseconds(o.max_timeout)},
+        std::tuple{"nofile", o.nofile_limit, o.nofile_limit},
+        std::tuple{"nproc", o.nproc_limit, o.nproc_limit}}) {
     if (absl::Status s = CheckPair(name, def, max); !s.ok()) return s;
   }
   return ContainerPolicy(std::move(o));
@@ -195,7 +197,8 @@ absl::StatusOr<ContainerPolicy> ContainerPolicy::Create(
 absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
     const crucible::v1::RunRequest& req) const {
   const crucible::v1::TaskSpec& spec = req.spec();
-  if (req.run_id().empty()) return absl::InvalidArgumentError("run_id is required");
+  if (req.run_id().empty())
+    return absl::InvalidArgumentError("run_id is required");
   // The run id names the container (ContainerName), which the docker-proxy
   // matches against the same character set.
   if (!ValidId(req.run_id(), 64)) {
@@ -205,11 +208,12 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
         "letter or digit"));
   }
   const std::string& image = spec.image();
-  if (image.empty()) return absl::InvalidArgumentError("spec.image is required");
+  if (image.empty())
+    return absl::InvalidArgumentError("spec.image is required");
   if (absl::Status s = common::ValidateImageReference(image); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spec.image \"", absl::CHexEscape(image.substr(0, 64)),
-        image.size() > 64 ? "...\": " : "\": ", s.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.image \"", absl::CHexEscape(image.substr(0, 64)),
+                     image.size() > 64 ? "...\": " : "\": ", s.message()));
   }
   if (!ImageAllowed(image)) {
     std::vector<std::string> rules;
@@ -219,37 +223,39 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
     for (const std::string& p : options_.allowed_image_prefixes) {
       rules.push_back(absl::StrCat("images starting with ", p));
     }
-    return absl::PermissionDeniedError(absl::StrCat(
-        "image \"", image, "\" is not allowed by the executor's image "
-        "allowlist (rule: allowed_images): it allows only ",
-        absl::StrJoin(rules, " or ")));
+    return absl::PermissionDeniedError(
+        absl::StrCat("image \"", image,
+                     "\" is not allowed by the executor's image "
+                     "allowlist (rule: allowed_images): it allows only ",
+                     absl::StrJoin(rules, " or ")));
   }
   const crucible::v1::Resources& r = spec.resources();
   const ContainerPolicyOptions& o = options_;
   ContainerPlan plan;
-  absl::StatusOr<int64_t> memory = Limit("spec.resources.memory_bytes",
-                                         r.memory_bytes(), o.default_memory_bytes,
-                                         o.max_memory_bytes);
+  absl::StatusOr<int64_t> memory =
+      Limit("spec.resources.memory_bytes", r.memory_bytes(),
+            o.default_memory_bytes, o.max_memory_bytes);
   if (!memory.ok()) return memory.status();
   if (*memory < kMinMemoryBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spec.resources.memory_bytes ", *memory, " is below the minimum ",
-        kMinMemoryBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.resources.memory_bytes ", *memory,
+                     " is below the minimum ", kMinMemoryBytes));
   }
-  absl::StatusOr<int64_t> cpu = Limit("spec.resources.cpu_millis", r.cpu_millis(),
-                                      o.default_cpu_millis, o.max_cpu_millis);
+  absl::StatusOr<int64_t> cpu =
+      Limit("spec.resources.cpu_millis", r.cpu_millis(), o.default_cpu_millis,
+            o.max_cpu_millis);
   if (!cpu.ok()) return cpu.status();
-  absl::StatusOr<int64_t> pids = Limit("spec.resources.pids_limit", r.pids_limit(),
-                                       o.default_pids_limit, o.max_pids_limit);
+  absl::StatusOr<int64_t> pids =
+      Limit("spec.resources.pids_limit", r.pids_limit(), o.default_pids_limit,
+            o.max_pids_limit);
   if (!pids.ok()) return pids.status();
-  absl::StatusOr<int64_t> tmpfs = Limit("spec.resources.tmpfs_bytes",
-                                        r.tmpfs_bytes(), o.default_tmpfs_bytes,
-                                        o.max_tmpfs_bytes);
+  absl::StatusOr<int64_t> tmpfs =
+      Limit("spec.resources.tmpfs_bytes", r.tmpfs_bytes(),
+            o.default_tmpfs_bytes, o.max_tmpfs_bytes);
   if (!tmpfs.ok()) return tmpfs.status();
-  absl::StatusOr<int64_t> output = Limit("spec.max_output_bytes",
-                                         spec.max_output_bytes(),
-                                         o.default_max_output_bytes,
-                                         o.max_max_output_bytes);
+  absl::StatusOr<int64_t> output =
+      Limit("spec.max_output_bytes", spec.max_output_bytes(),
+            o.default_max_output_bytes, o.max_max_output_bytes);
   if (!output.ok()) return output.status();
   plan.max_output_bytes = *output;
   plan.timeout = o.default_timeout;
@@ -259,11 +265,10 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
       return absl::InvalidArgumentError("spec.timeout must not be negative");
     }
     if (t > o.max_timeout) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("spec.timeout ", absl::FormatDuration(t),
-                       " exceeds the executor's maximum ",
-                       absl::FormatDuration(o.max_timeout),
-                       " (policy rule timeout.max)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec.timeout ", absl::FormatDuration(t),
+          " exceeds the executor's maximum ",
+          absl::FormatDuration(o.max_timeout), " (policy rule timeout.max)"));
     }
     if (t > absl::ZeroDuration()) plan.timeout = t;
   }
@@ -274,9 +279,9 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
   for (const auto& [k, v] : env) {
     if (k.empty() || absl::StrContains(k, '=') || absl::StrContains(k, '\0') ||
         absl::StrContains(v, '\0')) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "spec.env key \"", absl::CHexEscape(k),
-          "\" is invalid (empty, contains '=' or NUL)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("spec.env key \"", absl::CHexEscape(k),
+                       "\" is invalid (empty, contains '=' or NUL)"));
     }
     env_list.push_back(absl::StrCat(k, "=", v));
   }
@@ -289,7 +294,8 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
   }
   for (const std::string& arg : spec.command()) {
     if (absl::StrContains(arg, '\0')) {
-      return absl::InvalidArgumentError("spec.command must not contain NUL bytes");
+      return absl::InvalidArgumentError(
+          "spec.command must not contain NUL bytes");
     }
   }
 
@@ -317,7 +323,9 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
         {"/dev/shm", kReadOnlyTmpfs},
         {"/dev/mqueue", kReadOnlyTmpfs}}},
       {"Ulimits",
-       {{{"Name", "nofile"}, {"Soft", o.nofile_limit}, {"Hard", o.nofile_limit}},
+       {{{"Name", "nofile"},
+         {"Soft", o.nofile_limit},
+         {"Hard", o.nofile_limit}},
         {{"Name", "nproc"}, {"Soft", o.nproc_limit}, {"Hard", o.nproc_limit}}}},
       {"RestartPolicy", {{"Name", "no"}}},
       {"AutoRemove", false},
@@ -341,8 +349,8 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
   };
   if (!o.runtime.empty()) body["HostConfig"]["Runtime"] = o.runtime;
   if (spec.command_size() > 0) {
-    body["Cmd"] = json(std::vector<std::string>(spec.command().begin(),
-                                                spec.command().end()));
+    body["Cmd"] = json(
+        std::vector<std::string>(spec.command().begin(), spec.command().end()));
   }
   if (!spec.working_dir().empty()) body["WorkingDir"] = spec.working_dir();
   if (!spec.stdin().empty()) {
@@ -361,8 +369,8 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
   if (dumped.size() > kMaxCreateBodyBytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "spec is too large: its command, env and working_dir make a "
-        "container-create body of ", dumped.size(), " bytes; the limit is ",
-        kMaxCreateBodyBytes));
+        "container-create body of ",
+        dumped.size(), " bytes; the limit is ", kMaxCreateBodyBytes));
   }
   for (absl::string_view folding : {"\xc5\xbf", "\xe2\x84\xaa"}) {
     if (absl::StrContains(dumped, folding)) {

@@ -117,7 +117,8 @@ class ContainerPolicy {
   // malformed image or env, or a limit above its maximum (naming the field
   // and the maximum).
   // Non-empty stdin opens the container's stdin (OpenStdin, StdinOnce).
-  absl::StatusOr<ContainerPlan> Plan(const crucible::v1::RunRequest& request) const;
+  absl::StatusOr<ContainerPlan> Plan(
+      const crucible::v1::RunRequest& request) const;
 
   const ContainerPolicyOptions& options() const { return options_; }
   // What Plan accepts, as the executor publishes it (ExecutorService.Describe):

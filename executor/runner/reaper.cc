@@ -39,7 +39,8 @@ void OrphanReaper::Loop() {
     }
     absl::MutexLock lock(&mu_);
     ++rounds_;
-    mu_.AwaitWithTimeout(absl::Condition(this, &OrphanReaper::WakeLocked), interval_);
+    mu_.AwaitWithTimeout(absl::Condition(this, &OrphanReaper::WakeLocked),
+                         interval_);
     if (stop_) return;
     now_ = false;
   }

@@ -31,7 +31,9 @@ class OrphanReaper {
 
  private:
   void Loop();
-  bool WakeLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || now_; }
+  bool WakeLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stop_ || now_;
+  }
 
   Runner& runner_;
   const absl::Duration interval_;

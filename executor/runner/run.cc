@@ -42,21 +42,34 @@ bool IsMissingExecutable(const absl::Status& s) {
 class Execution {
  public:
   Execution(docker::Engine& engine, const common::Clock& clock,
-            const RunnerOptions& options, const crucible::v1::RunRequest& request,
-            const policy::ContainerPlan& plan, RunSink& sink, RunControl& control)
-      : engine_(engine), clock_(clock), options_(options), request_(request),
-        plan_(plan), sink_(sink), control_(control) {}
+            const RunnerOptions& options,
+            const crucible::v1::RunRequest& request,
+            const policy::ContainerPlan& plan, RunSink& sink,
+            RunControl& control)
+      : engine_(engine),
+        clock_(clock),
+        options_(options),
+        request_(request),
+        plan_(plan),
+        sink_(sink),
+        control_(control) {}
 
   absl::StatusOr<TaskResult> Run() {
     if (control_.shutting_down()) return ShutdownError();
-    if (control_.cancelled()) return Ended(TerminationReason::TERMINATION_REASON_CANCELLED, "cancelled before the container was created");
-    if (absl::Status s = engine_.InspectImage(request_.spec().image()); !s.ok()) {
-      if (s.code() != absl::StatusCode::kFailedPrecondition || !plan_.pull_image) {
+    if (control_.cancelled())
+      return Ended(TerminationReason::TERMINATION_REASON_CANCELLED,
+                   "cancelled before the container was created");
+    if (absl::Status s = engine_.InspectImage(request_.spec().image());
+        !s.ok()) {
+      if (s.code() != absl::StatusCode::kFailedPrecondition ||
+          !plan_.pull_image) {
         return s;
       }
       // Only images the policy allowed get here.
-      LOG(INFO) << "run " << request_.run_id() << ": pulling " << request_.spec().image();
-      if (absl::Status pulled = engine_.PullImage(request_.spec().image()); !pulled.ok()) {
+      LOG(INFO) << "run " << request_.run_id() << ": pulling "
+                << request_.spec().image();
+      if (absl::Status pulled = engine_.PullImage(request_.spec().image());
+          !pulled.ok()) {
         return pulled;
       }
     }
@@ -129,15 +142,18 @@ class Execution {
       waiter.join();
     };
     wait_sent.WaitForNotificationWithTimeout(options_.wait_post_timeout);
-    if (wait_done.HasBeenNotified() && !wait_result.ok()) return wait_result.status();
+    if (wait_done.HasBeenNotified() && !wait_result.ok())
+      return wait_result.status();
     if (control_.shutting_down()) return ShutdownError();
     if (control_.cancelled()) {
-      return Ended(TerminationReason::TERMINATION_REASON_CANCELLED, "cancelled before start");
+      return Ended(TerminationReason::TERMINATION_REASON_CANCELLED,
+                   "cancelled before start");
     }
     if (absl::Status s = engine_.Start(name_); !s.ok()) {
       if (!IsMissingExecutable(s)) return s;
-      TaskResult r = Ended(TerminationReason::TERMINATION_REASON_REJECTED,
-                           absl::StrCat("the container could not start: ", s.message()));
+      TaskResult r =
+          Ended(TerminationReason::TERMINATION_REASON_REJECTED,
+                absl::StrCat("the container could not start: ", s.message()));
       r.set_exit_code(127);
       return r;
     }
@@ -194,9 +210,12 @@ class Execution {
     if (limit_hit_ || abort_streams_.load()) return absl::OkStatus();
     if (logs.ok() && !demux_.failed()) return absl::OkStatus();
     LOG(WARNING) << "run " << request_.run_id() << ": log stream "
-                 << (demux_.failed() ? absl::StrCat("broken: ", absl::CHexEscape(bad_log_bytes_))
-                                     : std::string(logs_stop_.load() ? "stalled after the exit"
-                                                                     : logs.ToString()))
+                 << (demux_.failed()
+                         ? absl::StrCat("broken: ",
+                                        absl::CHexEscape(bad_log_bytes_))
+                         : std::string(logs_stop_.load()
+                                           ? "stalled after the exit"
+                                           : logs.ToString()))
                  << "; reading the output again";
     bool follow = !exit_seen_.load();  // still running: follow again
     docker::Demuxer again;
@@ -212,11 +231,12 @@ class Execution {
         [&](absl::string_view b) { return OnLogBytes(b, again, skip); },
         abort_again);
     if (again.failed()) {
-      return absl::InternalError(absl::StrCat(
-          "engine log stream broken twice: ", again.error(), " in: ",
-          absl::CHexEscape(bad_log_bytes_)));
+      return absl::InternalError(
+          absl::StrCat("engine log stream broken twice: ", again.error(),
+                       " in: ", absl::CHexEscape(bad_log_bytes_)));
     }
-    if (!logs.ok() && !limit_hit_ && !abort_streams_.load() && !logs_stop_.load()) {
+    if (!logs.ok() && !limit_hit_ && !abort_streams_.load() &&
+        !logs_stop_.load()) {
       return logs;
     }
     return absl::OkStatus();
@@ -252,11 +272,13 @@ class Execution {
     TaskResult r;
     switch (control_.killed_for()) {
       case Kill::kCancelled:
-        r = Ended(TerminationReason::TERMINATION_REASON_CANCELLED, "cancelled; the container was killed");
+        r = Ended(TerminationReason::TERMINATION_REASON_CANCELLED,
+                  "cancelled; the container was killed");
         break;
       case Kill::kTimeout:
         r = Ended(TerminationReason::TERMINATION_REASON_TIMEOUT,
-                  absl::StrCat("timed out after ", absl::FormatDuration(plan_.timeout),
+                  absl::StrCat("timed out after ",
+                               absl::FormatDuration(plan_.timeout),
                                "; the container was killed"));
         break;
       case Kill::kOutputLimit:
@@ -310,7 +332,8 @@ class Execution {
       }
       if (control_.done()) return;
       absl::Time now = clock_.Now();
-      if (!killed && why == Kill::kNone && now >= deadline) why = Kill::kTimeout;
+      if (!killed && why == Kill::kNone && now >= deadline)
+        why = Kill::kTimeout;
       if (!killed && why != Kill::kNone) {
         killed = true;
         killed_at = now;
@@ -327,13 +350,14 @@ class Execution {
           next_inspect = now + options_.inspect_interval;
           absl::StatusOr<docker::ContainerState> st =
               engine_.InspectContainer(name_);
-          if (st.ok() && !st->running && st->status != "created") exit_seen_ = true;
+          if (st.ok() && !st->running && st->status != "created")
+            exit_seen_ = true;
           engine_failures = st.status().code() == absl::StatusCode::kUnavailable
                                 ? engine_failures + 1
                                 : 0;
           if (engine_failures >= options_.engine_failures_to_give_up) {
-            LOG(WARNING) << "run " << request_.run_id() << ": engine lost: "
-                         << st.status();
+            LOG(WARNING) << "run " << request_.run_id()
+                         << ": engine lost: " << st.status();
             engine_lost_ = true;
             abort_streams_ = true;
             return;
@@ -348,7 +372,8 @@ class Execution {
 
   // Demultiplexes log bytes into numbered chunks, up to max_output_bytes.
   // The first `skip` payload bytes were sent already (a re-read).
-  bool OnLogBytes(absl::string_view bytes, docker::Demuxer& demux, int64_t skip) {
+  bool OnLogBytes(absl::string_view bytes, docker::Demuxer& demux,
+                  int64_t skip) {
     std::vector<docker::Frame> frames;
     if (!demux.Feed(bytes, frames)) {
       bad_log_bytes_ = std::string(bytes.substr(0, 500));
@@ -357,15 +382,16 @@ class Execution {
     for (docker::Frame& f : frames) {
       if (f.stream == docker::StreamId::kStdin) continue;
       if (skipped_ < skip) {
-        size_t drop = std::min<size_t>(static_cast<size_t>(skip - skipped_), f.data.size());
+        size_t drop = std::min<size_t>(static_cast<size_t>(skip - skipped_),
+                                       f.data.size());
         skipped_ += static_cast<int64_t>(drop);
         f.data.erase(0, drop);
         if (f.data.empty()) continue;
       }
       int64_t room = plan_.max_output_bytes - offset_;
       const size_t size = f.data.size();
-      size_t n = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(room, 0)),
-                                  size);
+      size_t n = std::min<size_t>(
+          static_cast<size_t>(std::max<int64_t>(room, 0)), size);
       if (n > 0) {
         crucible::v1::OutputChunk chunk;
         chunk.set_stream(f.stream == docker::StreamId::kStdout
@@ -400,8 +426,8 @@ class Execution {
   std::string id_;  // the engine's id, reported to the sink only
   absl::Time start_time_ = absl::InfinitePast();
   std::atomic<bool> abort_streams_{false};
-  std::atomic<bool> logs_stop_{false};  // abandon the current log stream
-  std::atomic<bool> exit_seen_{false};  // wait answered or inspect saw it
+  std::atomic<bool> logs_stop_{false};    // abandon the current log stream
+  std::atomic<bool> exit_seen_{false};    // wait answered or inspect saw it
   std::atomic<bool> engine_lost_{false};  // the watchdog gave up on the engine
   // Used on the logs thread (the Run thread) only.
   docker::Demuxer demux_;

@@ -76,7 +76,10 @@ RunControl::Kill RunControl::WaitForEvent(absl::Duration timeout) {
 
 Runner::Runner(docker::Engine& engine, const policy::ContainerPolicy& policy,
                const common::Clock& clock, RunnerOptions options)
-    : engine_(engine), policy_(policy), clock_(clock), options_(std::move(options)) {}
+    : engine_(engine),
+      policy_(policy),
+      clock_(clock),
+      options_(std::move(options)) {}
 
 absl::StatusOr<crucible::v1::TaskResult> Runner::Run(
     const crucible::v1::RunRequest& request, RunSink& sink,
@@ -99,8 +102,8 @@ absl::StatusOr<crucible::v1::TaskResult> Runner::Run(
           absl::StrCat("run ", request.run_id(), " is already running"));
     }
     if (static_cast<int>(active_.size()) >= options_.slots) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "all ", options_.slots, " executor slots are busy"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("all ", options_.slots, " executor slots are busy"));
     }
     active_[request.run_id()] = control;
   }
@@ -114,10 +117,11 @@ absl::StatusOr<crucible::v1::TaskResult> Runner::Run(
   }
   if (result.ok()) {
     VLOG(1) << "run " << request.run_id() << " finished: "
-            << crucible::v1::TerminationReason_Name(result->reason()) << " exit "
-            << result->exit_code();
+            << crucible::v1::TerminationReason_Name(result->reason())
+            << " exit " << result->exit_code();
   } else {
-    LOG(WARNING) << "run " << request.run_id() << " failed: " << result.status();
+    LOG(WARNING) << "run " << request.run_id()
+                 << " failed: " << result.status();
   }
   return result;
 }

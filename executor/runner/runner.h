@@ -148,7 +148,8 @@ class Runner {
   const common::Clock& clock_;
   const RunnerOptions options_;
   mutable absl::Mutex mu_;
-  std::map<std::string, std::shared_ptr<RunControl>> active_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<RunControl>> active_
+      ABSL_GUARDED_BY(mu_);
   bool accepting_ ABSL_GUARDED_BY(mu_) = true;
 };
 

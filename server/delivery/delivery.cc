@@ -53,8 +53,9 @@ void Delivery::Deliver(Announcement& out, uint64_t op) {
   std::vector<std::pair<std::string, std::vector<TaskEvent>>> by_task;
   for (const TaskEvent& event : out.events) {
     if (!listeners_.contains(event.task_id())) continue;
-    auto it = std::find_if(by_task.begin(), by_task.end(),
-                           [&](const auto& p) { return p.first == event.task_id(); });
+    auto it = std::find_if(by_task.begin(), by_task.end(), [&](const auto& p) {
+      return p.first == event.task_id();
+    });
     if (it == by_task.end()) {
       by_task.emplace_back(event.task_id(), std::vector<TaskEvent>{});
       it = by_task.end() - 1;
@@ -77,7 +78,8 @@ void Delivery::Deliver(Announcement& out, uint64_t op) {
     auto it = sinks_.find(session);
     if (it == sinks_.end()) continue;
     it->second->Send(std::move(message));
-    if (std::find(unflushed_.begin(), unflushed_.end(), session) == unflushed_.end()) {
+    if (std::find(unflushed_.begin(), unflushed_.end(), session) ==
+        unflushed_.end()) {
       unflushed_.push_back(session);
     }
   }

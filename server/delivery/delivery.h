@@ -51,7 +51,9 @@ struct Announcement {
   std::vector<std::pair<std::string, crucible::v1::OutputChunk>> outputs;
   // (worker session, message).
   std::vector<std::pair<int64_t, crucible::v1::ConnectResponse>> messages;
-  bool empty() const { return events.empty() && outputs.empty() && messages.empty(); }
+  bool empty() const {
+    return events.empty() && outputs.empty() && messages.empty();
+  }
 };
 
 // Hands the announcements of operations, numbered in the order they were
@@ -79,7 +81,9 @@ class Delivery {
   void Unsubscribe(int64_t subscription);
   // Whether any task is followed. Grows only in Subscribe: an owner that
   // subscribes under its lock may skip building events while it is false.
-  bool followed() const { return subscriptions_.load(std::memory_order_acquire) > 0; }
+  bool followed() const {
+    return subscriptions_.load(std::memory_order_acquire) > 0;
+  }
 
   // Delivers operation `op`'s announcement (ops in increasing order).
   void Deliver(Announcement& out, uint64_t op) ABSL_LOCKS_EXCLUDED(mu_);
@@ -102,7 +106,8 @@ class Delivery {
   uint64_t delivered_op_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<std::string, absl::flat_hash_map<int64_t, Listener>>
       listeners_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<int64_t, std::string> subscription_task_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<int64_t, std::string> subscription_task_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace server

@@ -9,7 +9,8 @@
 
 namespace server {
 
-DurableOutbox::DurableOutbox(TaskStore& store, const DurableOutboxOptions& options)
+DurableOutbox::DurableOutbox(TaskStore& store,
+                             const DurableOutboxOptions& options)
     : store_(store), options_(options) {
   // Named for top -H and perf.
   writer_ = std::thread([this] {
@@ -58,7 +59,8 @@ absl::Status DurableOutbox::AwaitDurable(WriteTicket ticket) {
 
 void DurableOutbox::DrainCallbacks() {
   absl::MutexLock lock(&mu_);
-  ++drain_waiters_;  // a writer waiting for space tries once more, then gives up
+  ++drain_waiters_;  // a writer waiting for space tries once more, then gives
+                     // up
   mu_.Await(absl::Condition(this, &DurableOutbox::Drained));
   --drain_waiters_;
 }
@@ -102,7 +104,8 @@ void DurableOutbox::WriterLoop() {
       ++batches_;
     } else if (failed_.ok()) {
       LOG(ERROR) << "store: commit failed, the store is now read-only: " << s;
-      failed_ = absl::UnavailableError(absl::StrCat("store failed: ", s.message()));
+      failed_ =
+          absl::UnavailableError(absl::StrCat("store failed: ", s.message()));
       unhealthy_.store(true, std::memory_order_release);
     }
   }
@@ -116,7 +119,8 @@ std::vector<TaskWrite> DurableOutbox::NextBatch(WriteTicket& last) {
     writer_done_ = true;
     return batch;
   }
-  while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
+  while (!queue_.empty() &&
+         static_cast<int>(batch.size()) < options_.max_batch) {
     last = queue_.front().ticket;
     batch.push_back(std::move(queue_.front().write));
     queue_.pop_front();
@@ -143,8 +147,8 @@ absl::Status DurableOutbox::CommitBatch(const std::vector<TaskWrite>& batch) {
     // queue behind it), so wait for space instead of breaking the outbox.
     // Memory stays ahead of the store meanwhile.
     if (full_.ok()) {
-      LOG(ERROR) << "store: " << s.message() << " (" << batch.size() + queue_.size()
-                 << " writes waiting)";
+      LOG(ERROR) << "store: " << s.message() << " ("
+                 << batch.size() + queue_.size() << " writes waiting)";
       full_ = s;
       unhealthy_.store(true, std::memory_order_release);
     }
@@ -172,7 +176,8 @@ void DurableOutbox::CallbackLoop() {
     {
       absl::MutexLock lock(&mu_);
       callback_running_ = false;
-      const bool next_ready = !callbacks_.empty() && Durable(callbacks_.front().ticket);
+      const bool next_ready =
+          !callbacks_.empty() && Durable(callbacks_.front().ticket);
       if (in_burst && !next_ready) {
         in_burst = false;
         burst_end = burst_end_;  // a copy: SetBurstEnd may run meanwhile

@@ -28,7 +28,8 @@ class ReadyQueue {
  public:
   // Every fairness_interval-th pick takes the oldest ready task whatever its
   // priority (bounded starvation); 0 means strict priority order.
-  explicit ReadyQueue(int fairness_interval) : fairness_interval_(fairness_interval) {}
+  explicit ReadyQueue(int fairness_interval)
+      : fairness_interval_(fairness_interval) {}
 
   // Queues a task: ready if its ready_at is not after `now`, else delayed.
   void Add(const QueuePosition& p, absl::Time now);
@@ -45,7 +46,9 @@ class ReadyQueue {
 
  private:
   using Key = std::tuple<int, uint64_t, std::string>;  // -priority, order, id
-  static Key KeyOf(const QueuePosition& p) { return {-p.priority, p.order, p.id}; }
+  static Key KeyOf(const QueuePosition& p) {
+    return {-p.priority, p.order, p.id};
+  }
 
   const int fairness_interval_;
   uint64_t picks_ = 0;

@@ -57,9 +57,11 @@ absl::Duration Timeout(const TaskSpec& spec) {
 }
 
 bool ImageAllowed(const ExecutorAccepts& a, absl::string_view image) {
-  return std::find(a.images().begin(), a.images().end(), image) != a.images().end() ||
-         std::any_of(a.image_prefixes().begin(), a.image_prefixes().end(),
-                     [&](const std::string& p) { return absl::StartsWith(image, p); });
+  return std::find(a.images().begin(), a.images().end(), image) !=
+             a.images().end() ||
+         std::any_of(
+             a.image_prefixes().begin(), a.image_prefixes().end(),
+             [&](const std::string& p) { return absl::StartsWith(image, p); });
 }
 
 // "a", "b", "c", "d" and 3 more.
@@ -76,11 +78,14 @@ std::string ListSome(const std::set<std::string>& items) {
   return list;
 }
 
-std::set<std::string> ImageRules(const std::vector<const ExecutorAccepts*>& fleet) {
+std::set<std::string> ImageRules(
+    const std::vector<const ExecutorAccepts*>& fleet) {
   std::set<std::string> rules;
   for (const ExecutorAccepts* a : fleet) {
-    for (const std::string& i : a->images()) rules.insert(absl::StrCat("\"", i, "\""));
-    for (const std::string& p : a->image_prefixes()) rules.insert(absl::StrCat("\"", p, "*\""));
+    for (const std::string& i : a->images())
+      rules.insert(absl::StrCat("\"", i, "\""));
+    for (const std::string& p : a->image_prefixes())
+      rules.insert(absl::StrCat("\"", p, "*\""));
   }
   return rules;
 }
@@ -88,42 +93,54 @@ std::set<std::string> ImageRules(const std::vector<const ExecutorAccepts*>& flee
 // The first field of `spec` that no executor of `fleet` accepts on its own,
 // naming the most any of them accepts; OK if each field alone is accepted by
 // some executor.
-absl::Status CheckUnion(const std::vector<const ExecutorAccepts*>& fleet, const TaskSpec& spec) {
-  if (std::none_of(fleet.begin(), fleet.end(),
-                   [&](const ExecutorAccepts* a) { return ImageAllowed(*a, spec.image()); })) {
-    return Invalid("spec.image",
-                   absl::StrCat("\"", Abbreviate(spec.image()),
-                                "\" is allowed by no connected executor; they allow ",
-                                ListSome(ImageRules(fleet))));
+absl::Status CheckUnion(const std::vector<const ExecutorAccepts*>& fleet,
+                        const TaskSpec& spec) {
+  if (std::none_of(fleet.begin(), fleet.end(), [&](const ExecutorAccepts* a) {
+        return ImageAllowed(*a, spec.image());
+      })) {
+    return Invalid(
+        "spec.image",
+        absl::StrCat("\"", Abbreviate(spec.image()),
+                     "\" is allowed by no connected executor; they allow ",
+                     ListSome(ImageRules(fleet))));
   }
   for (const IntLimit& limit : kIntLimits) {
     const int64_t value = limit.value(spec);
     int64_t largest = 0;
-    for (const ExecutorAccepts* a : fleet) largest = std::max(largest, limit.max(*a));
+    for (const ExecutorAccepts* a : fleet)
+      largest = std::max(largest, limit.max(*a));
     if (value > largest) {
-      return Invalid(limit.field,
-                     absl::StrCat(value, " is more than any connected executor accepts "
-                                  "(the largest maximum is ", largest, ")"));
+      return Invalid(
+          limit.field,
+          absl::StrCat(value,
+                       " is more than any connected executor accepts "
+                       "(the largest maximum is ",
+                       largest, ")"));
     }
   }
   const int64_t memory = spec.resources().memory_bytes();
   int64_t smallest = INT64_MAX;
-  for (const ExecutorAccepts* a : fleet) smallest = std::min(smallest, a->min_memory_bytes());
+  for (const ExecutorAccepts* a : fleet)
+    smallest = std::min(smallest, a->min_memory_bytes());
   if (memory > 0 && memory < smallest) {
     return Invalid("spec.resources.memory_bytes",
-                   absl::StrCat(memory, " is less than any connected executor accepts "
-                                "(the smallest minimum is ", smallest, ")"));
+                   absl::StrCat(memory,
+                                " is less than any connected executor accepts "
+                                "(the smallest minimum is ",
+                                smallest, ")"));
   }
   absl::Duration longest = absl::ZeroDuration();
   for (const ExecutorAccepts* a : fleet) {
     longest = std::max(longest, common::FromProtoDuration(a->max_timeout()));
   }
   if (Timeout(spec) > longest) {
-    return Invalid("spec.timeout",
-                   absl::StrCat(absl::FormatDuration(Timeout(spec)),
-                                " is more than any connected executor accepts (the longest "
-                                "maximum is ",
-                                absl::FormatDuration(longest), ")"));
+    return Invalid(
+        "spec.timeout",
+        absl::StrCat(
+            absl::FormatDuration(Timeout(spec)),
+            " is more than any connected executor accepts (the longest "
+            "maximum is ",
+            absl::FormatDuration(longest), ")"));
   }
   return absl::OkStatus();
 }
@@ -131,18 +148,21 @@ absl::Status CheckUnion(const std::vector<const ExecutorAccepts*>& fleet, const 
 }  // namespace
 
 absl::Status CheckAccepts(const ExecutorAccepts& a, const TaskSpec& spec) {
-  const std::string executor = absl::StrCat("executor ", Abbreviate(a.executor_id()));
+  const std::string executor =
+      absl::StrCat("executor ", Abbreviate(a.executor_id()));
   if (!ImageAllowed(a, spec.image())) {
-    return Invalid("spec.image", absl::StrCat("\"", Abbreviate(spec.image()), "\" is not allowed by ",
-                                              executor, " (it allows ", ListSome(ImageRules({&a})),
-                                              ")"));
+    return Invalid("spec.image", absl::StrCat("\"", Abbreviate(spec.image()),
+                                              "\" is not allowed by ", executor,
+                                              " (it allows ",
+                                              ListSome(ImageRules({&a})), ")"));
   }
   for (const IntLimit& limit : kIntLimits) {
     const int64_t value = limit.value(spec);
     if (value > limit.max(a)) {
-      return Invalid(limit.field, absl::StrCat(value, " exceeds ", executor, "'s maximum ",
-                                               limit.max(a), " (policy rule ", limit.rule,
-                                               ".max)"));
+      return Invalid(
+          limit.field,
+          absl::StrCat(value, " exceeds ", executor, "'s maximum ",
+                       limit.max(a), " (policy rule ", limit.rule, ".max)"));
     }
   }
   const int64_t memory = spec.resources().memory_bytes();
@@ -153,49 +173,56 @@ absl::Status CheckAccepts(const ExecutorAccepts& a, const TaskSpec& spec) {
   }
   const absl::Duration max_timeout = common::FromProtoDuration(a.max_timeout());
   if (Timeout(spec) > max_timeout) {
-    return Invalid("spec.timeout",
-                   absl::StrCat(absl::FormatDuration(Timeout(spec)), " exceeds ", executor,
-                                "'s maximum ", absl::FormatDuration(max_timeout),
-                                " (policy rule timeout.max)"));
+    return Invalid(
+        "spec.timeout",
+        absl::StrCat(absl::FormatDuration(Timeout(spec)), " exceeds ", executor,
+                     "'s maximum ", absl::FormatDuration(max_timeout),
+                     " (policy rule timeout.max)"));
   }
   return absl::OkStatus();
 }
 
-FleetAdmission::FleetAdmission(FleetAdmissionOptions options, const common::Clock& clock)
+FleetAdmission::FleetAdmission(FleetAdmissionOptions options,
+                               const common::Clock& clock)
     : options_(options), clock_(clock) {}
 
 void FleetAdmission::Publish(const std::string& worker_id, uint64_t session,
                              std::vector<ExecutorAccepts> executors) {
   absl::MutexLock lock(&mu_);
-  workers_[worker_id] = Worker{.session = session, .executors = std::move(executors)};
+  workers_[worker_id] =
+      Worker{.session = session, .executors = std::move(executors)};
 }
 
-void FleetAdmission::PublishUnknown(const std::string& worker_id, uint64_t session) {
+void FleetAdmission::PublishUnknown(const std::string& worker_id,
+                                    uint64_t session) {
   absl::MutexLock lock(&mu_);
   workers_[worker_id] = Worker{.session = session, .unknown = true};
 }
 
-void FleetAdmission::Disconnected(const std::string& worker_id, uint64_t session) {
+void FleetAdmission::Disconnected(const std::string& worker_id,
+                                  uint64_t session) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
   // A newer stream of the same worker took over: it speaks for it now.
   if (it == workers_.end() || it->second.session != session) return;
   it->second.gone = clock_.Now();
   // Forget the ones past memory, so the map stays as small as the fleet.
-  std::erase_if(workers_, [this](const auto& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !CountedLocked(w.second);
-  });
+  std::erase_if(workers_, [this](const auto& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                              mu_) { return !CountedLocked(w.second); });
 }
 
 bool FleetAdmission::CountedLocked(const Worker& w) const {
-  return w.gone == absl::InfiniteFuture() || clock_.Now() - w.gone < options_.memory;
+  return w.gone == absl::InfiniteFuture() ||
+         clock_.Now() - w.gone < options_.memory;
 }
 
 bool FleetAdmission::Known() const {
   absl::ReaderMutexLock lock(&mu_);
-  return std::any_of(workers_.begin(), workers_.end(), [this](const auto& w) ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return CountedLocked(w.second) && (w.second.unknown || !w.second.executors.empty());
-  });
+  return std::any_of(workers_.begin(), workers_.end(),
+                     [this](const auto& w) ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+                       return CountedLocked(w.second) &&
+                              (w.second.unknown || !w.second.executors.empty());
+                     });
 }
 
 absl::Status FleetAdmission::Check(const TaskSpec& spec) const {
@@ -208,10 +235,12 @@ absl::Status FleetAdmission::Check(const TaskSpec& spec) const {
     for (const ExecutorAccepts& a : w.executors) fleet.push_back(&a);
   }
   if (fleet.empty()) {
-    return absl::UnavailableError(absl::StrCat(
-        "no executor is connected (none in the last ", absl::FormatDuration(options_.memory),
-        "), so nothing can tell whether this task could run; retry once a worker with "
-        "executors has connected"));
+    return absl::UnavailableError(
+        absl::StrCat("no executor is connected (none in the last ",
+                     absl::FormatDuration(options_.memory),
+                     "), so nothing can tell whether this task could run; "
+                     "retry once a worker with "
+                     "executors has connected"));
   }
   std::set<std::string> reasons;
   for (const ExecutorAccepts* a : fleet) {
@@ -220,8 +249,9 @@ absl::Status FleetAdmission::Check(const TaskSpec& spec) const {
     reasons.insert(std::string(s.message()));
   }
   if (absl::Status s = CheckUnion(fleet, spec); !s.ok()) return s;
-  return Invalid("spec", absl::StrCat("no connected executor accepts all of it at once: ",
-                                      ListSome(reasons)));
+  return Invalid(
+      "spec", absl::StrCat("no connected executor accepts all of it at once: ",
+                           ListSome(reasons)));
 }
 
 }  // namespace server

@@ -92,13 +92,15 @@ absl::Status ValidateListFilter(
                      absl::StrCat("unknown TaskState ", int{states[i]}));
     }
   }
-  if (absl::Status s = AtMostBytes("page_token", page_token, kMaxPageTokenBytes);
+  if (absl::Status s =
+          AtMostBytes("page_token", page_token, kMaxPageTokenBytes);
       !s.ok()) {
     return s;
   }
   if (labels.size() > static_cast<size_t>(kMaxLabels)) {
-    return Invalid("labels", absl::StrCat("at most ", kMaxLabels,
-                                          " filters (got ", labels.size(), ")"));
+    return Invalid("labels",
+                   absl::StrCat("at most ", kMaxLabels, " filters (got ",
+                                labels.size(), ")"));
   }
   for (const auto& [key, value] : labels) {
     if (absl::Status s = ValidateLabel("labels", key, value); !s.ok()) return s;
@@ -110,13 +112,14 @@ absl::Status ValidateLabel(absl::string_view field, absl::string_view key,
                            absl::string_view value) {
   if (key.empty()) return Invalid(field, "empty key");
   if (key.size() > kMaxLabelKeyBytes) {
-    return Invalid(absl::StrCat(field, "[", Abbreviate(key), "]"),
-                   absl::StrCat("key longer than ", kMaxLabelKeyBytes, " bytes"));
+    return Invalid(
+        absl::StrCat(field, "[", Abbreviate(key), "]"),
+        absl::StrCat("key longer than ", kMaxLabelKeyBytes, " bytes"));
   }
   if (value.size() > kMaxLabelValueBytes) {
-    return Invalid(absl::StrCat(field, "[", Abbreviate(key), "]"),
-                   absl::StrCat("value longer than ", kMaxLabelValueBytes,
-                                " bytes"));
+    return Invalid(
+        absl::StrCat(field, "[", Abbreviate(key), "]"),
+        absl::StrCat("value longer than ", kMaxLabelValueBytes, " bytes"));
   }
   return absl::OkStatus();
 }
@@ -129,10 +132,12 @@ absl::Status ValidateCancelReason(absl::string_view reason) {
 absl::Status ValidateOutputRequest(crucible::v1::OutputStream stream,
                                    int64_t offset, int32_t attempt) {
   if (!crucible::v1::OutputStream_IsValid(stream)) {
-    return Invalid("stream", absl::StrCat("unknown OutputStream ", int{stream}));
+    return Invalid("stream",
+                   absl::StrCat("unknown OutputStream ", int{stream}));
   }
   if (offset < 0) {
-    return Invalid("offset", absl::StrCat("must not be negative (got ", offset, ")"));
+    return Invalid("offset",
+                   absl::StrCat("must not be negative (got ", offset, ")"));
   }
   if (attempt < 0) {
     return Invalid("attempt",

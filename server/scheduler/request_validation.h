@@ -28,9 +28,8 @@ inline constexpr size_t kMaxEchoBytes = 64;
 // string (8 bytes) and map entry (16 bytes), plus 4 KiB for the scalars,
 // durations, timestamps and envelopes.
 inline constexpr size_t kMaxValidRequestBytes =
-    kMaxImageBytes + kMaxCommandBytes + kMaxCommandEntries * 8 +
-    kMaxEnvBytes + kMaxEnvEntries * 16 + kMaxStdinBytes + 8 +
-    kMaxWorkingDirBytes + 8 +
+    kMaxImageBytes + kMaxCommandBytes + kMaxCommandEntries * 8 + kMaxEnvBytes +
+    kMaxEnvEntries * 16 + kMaxStdinBytes + 8 + kMaxWorkingDirBytes + 8 +
     kMaxLabels * (kMaxLabelKeyBytes + kMaxLabelValueBytes + 16) +
     kMaxRequestIdBytes + 8 + (4 << 10);
 // The server's maximum receive message size: just above any valid request

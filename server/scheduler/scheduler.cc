@@ -39,8 +39,8 @@ absl::Status DurableOrFull(absl::Status s) {
 Scheduler::Op::~Op() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // Events and output nobody follows need no announcement (the count only
   // grows under mu_, which we hold, so a new subscriber is never missed).
-  bool followed = s_->delivery_.followed() &&
-                  (!out.events.empty() || !out.outputs.empty());
+  bool followed =
+      s_->delivery_.followed() && (!out.events.empty() || !out.outputs.empty());
   if (!followed && out.messages.empty() && !then) {
     s_->mu_.Unlock();
     return;
@@ -49,12 +49,12 @@ Scheduler::Op::~Op() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // the operations decided them, each after its writes are durable.
   uint64_t op = ++s_->last_op_;
   Scheduler* s = s_;
-  s_->outbox_.AfterDurable(
-      s_->outbox_.LastTicket(),
-      [s, op, out = std::move(out), then = std::move(then)](absl::Status st) mutable {
-        if (st.ok()) s->delivery_.Deliver(out, op);
-        if (then) then(std::move(st));
-      });
+  s_->outbox_.AfterDurable(s_->outbox_.LastTicket(),
+                           [s, op, out = std::move(out),
+                            then = std::move(then)](absl::Status st) mutable {
+                             if (st.ok()) s->delivery_.Deliver(out, op);
+                             if (then) then(std::move(st));
+                           });
   s_->mu_.Unlock();
 }
 
@@ -74,7 +74,8 @@ Scheduler::~Scheduler() {
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
     const SchedulerOptions& options, TaskStore& store, DurableOutbox& outbox,
     const common::Clock& clock) {
-  if (options.default_max_attempts < 1 || options.lease_ttl <= absl::ZeroDuration()) {
+  if (options.default_max_attempts < 1 ||
+      options.lease_ttl <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         "scheduler: default_max_attempts must be >= 1 and lease_ttl positive");
   }
@@ -134,7 +135,8 @@ std::string Scheduler::NewIdLocked() {
 std::string Scheduler::NewTaskIdLocked() {
   const uint64_t ms = static_cast<uint64_t>(absl::ToUnixMillis(clock_.Now()));
   return absl::StrFormat("%012x%04x%016x", ms & ((uint64_t{1} << 48) - 1),
-                         absl::Uniform<uint16_t>(rng_), absl::Uniform<uint64_t>(rng_));
+                         absl::Uniform<uint16_t>(rng_),
+                         absl::Uniform<uint64_t>(rng_));
 }
 
 QueuePosition Scheduler::PositionOf(const Entry& e) {
@@ -171,7 +173,9 @@ void Scheduler::AddEntryLocked(Task task) {
   }
 }
 
-void Scheduler::EnqueueLocked(Entry& e) { queue_.Add(PositionOf(e), clock_.Now()); }
+void Scheduler::EnqueueLocked(Entry& e) {
+  queue_.Add(PositionOf(e), clock_.Now());
+}
 
 void Scheduler::DequeueLocked(Entry& e) { queue_.Remove(PositionOf(e)); }
 
@@ -209,11 +213,12 @@ void Scheduler::CreateTaskAsync(TaskSpec spec, std::string request_id,
     Op op(this);
     // A task of this request_id may have been created and ended while the
     // store was read: read again.
-    if (!request_id.empty() && !requests_.contains(key) && RequestEndsLocked(key) != ends) {
+    if (!request_id.empty() && !requests_.contains(key) &&
+        RequestEndsLocked(key) != ends) {
       continue;
     }
-    return CreateLocked(std::move(spec), std::move(request_id), std::move(stored),
-                        std::move(done), op);
+    return CreateLocked(std::move(spec), std::move(request_id),
+                        std::move(stored), std::move(done), op);
   }
 }
 
@@ -248,9 +253,10 @@ void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
       // one, map order does not matter.
       if (!google::protobuf::util::MessageDifferencer::Equivalent(
               existing->spec(), spec)) {
-        return answer(absl::AlreadyExistsError(absl::StrCat(
-            "request_id ", Abbreviate(request_id), " was already used for task ",
-            existing->id(), " with a different spec")));
+        return answer(absl::AlreadyExistsError(
+            absl::StrCat("request_id ", Abbreviate(request_id),
+                         " was already used for task ", existing->id(),
+                         " with a different spec")));
       }
       VLOG(1) << "CreateTask: request_id " << Abbreviate(request_id)
               << " is task " << existing->id();
@@ -261,7 +267,8 @@ void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
   // After the request_id lookup: a repeat of a create that was accepted
   // returns its task whatever the fleet is now. In memory only.
   if (options_.admission != nullptr) {
-    if (absl::Status admitted = options_.admission->Check(spec); !admitted.ok()) {
+    if (absl::Status admitted = options_.admission->Check(spec);
+        !admitted.ok()) {
       return answer(admitted);
     }
   }
@@ -395,8 +402,8 @@ absl::StatusOr<Task> Scheduler::CancelLocked(const std::string& task_id,
     result.set_error_message(why);
     *result.mutable_finish_time() = common::ToProtoTime(clock_.Now());
     Task ended;
-    RETURN_IF_ERROR(FinishLocked(e, crucible::v1::TASK_STATE_CANCELLED,
-                                 result, why, out, &ended));
+    RETURN_IF_ERROR(FinishLocked(e, crucible::v1::TASK_STATE_CANCELLED, result,
+                                 why, out, &ended));
     return ended;
   }
   // LEASED or RUNNING: the worker kills the container and reports CANCELLED;

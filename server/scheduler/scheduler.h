@@ -172,10 +172,12 @@ class Scheduler {
   void GoAway(const std::string& reason);
   // Every report: FAILED_PRECONDITION if the lease is not the task's live
   // lease (the report is ignored). start_time InfinitePast means "now".
-  absl::Status ReportStarted(const std::string& lease_id, absl::Time start_time);
+  absl::Status ReportStarted(const std::string& lease_id,
+                             absl::Time start_time);
   absl::Status ReportOutput(const std::string& lease_id,
                             crucible::v1::OutputChunk chunk);
-  absl::Status ReportCompletion(const crucible::v1::AttemptCompletion& completion);
+  absl::Status ReportCompletion(
+      const crucible::v1::AttemptCompletion& completion);
 
   // --- Timer ---
   // Abandons attempts whose lease deadline passed (retry or fail), then hands
@@ -200,22 +202,22 @@ class Scheduler {
  private:
   struct Entry {
     crucible::v1::Task task;
-    uint64_t order = 0;         // FIFO position among equal priorities
-    absl::Time ready_at;        // not handed out before (not_before, backoff)
+    uint64_t order = 0;   // FIFO position among equal priorities
+    absl::Time ready_at;  // not handed out before (not_before, backoff)
     int max_attempts = 0;
-    std::string lease_id;       // live lease; empty if none
+    std::string lease_id;  // live lease; empty if none
     absl::Time lease_deadline;
     // Server-side end of the running attempt: start + timeout + grace.
     absl::Time run_deadline = absl::InfiniteFuture();
-    std::string worker_id;      // holder of the live lease
+    std::string worker_id;  // holder of the live lease
     // Why the lease lapses at lease_deadline, if not for want of heartbeats.
     std::string lapse_why;
     // When the current attempt's container started; InfinitePast if not yet.
     // Kept here, not in task.result, which holds the last *ended* attempt.
     absl::Time start_time = absl::InfinitePast();
     bool output_truncated = false;
-    int64_t output_bytes = 0;   // kept of the current attempt
-    int64_t output_end = 0;     // end offset of the last chunk taken
+    int64_t output_bytes = 0;  // kept of the current attempt
+    int64_t output_end = 0;    // end offset of the last chunk taken
     bool cancel_requested = false;
     std::string cancel_reason;
   };
@@ -237,7 +239,8 @@ class Scheduler {
   // per task.
   std::string NewTaskIdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static QueuePosition PositionOf(const Entry& e);
-  void AddEntryLocked(crucible::v1::Task task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddEntryLocked(crucible::v1::Task task)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EnqueueLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DequeueLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `stored`: the store's task of `request_id` (or NOT_FOUND), read without
@@ -277,8 +280,10 @@ class Scheduler {
                                  const std::string& infra_error, Outbox& out,
                                  Blame blame = Blame::kSystem)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Duration BackoffLocked(const Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Duration InfraBackoffLocked(int failures) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration BackoffLocked(const Entry& e)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration InfraBackoffLocked(int failures)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseLeaseLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Gives the lease of a task kept since the restart to `worker_id`, if
   // `held` names its task and attempt in time. False if it does not.
@@ -303,7 +308,8 @@ class Scheduler {
   // Counts ends of tasks with a request_id, by a hash of the key: a create
   // that read the store without the lock reads again if one of its bucket
   // ended meanwhile (it may have been created and ended in between).
-  uint64_t& RequestEndsLocked(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t& RequestEndsLocked(const std::string& key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SchedulerOptions options_;
   TaskStore& store_;
@@ -333,7 +339,6 @@ class Scheduler {
   absl::btree_map<int64_t, Session> sessions_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int64_t> session_of_worker_
       ABSL_GUARDED_BY(mu_);
-
 };
 
 // One public operation: holds mu_ while the state changes. On destruction

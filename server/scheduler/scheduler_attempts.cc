@@ -32,7 +32,8 @@ absl::Status Scheduler::CommitLocked(Entry& e, TaskState to,
   e.task.set_state(to);
   absl::Time now = clock_.Now();
   *e.task.mutable_update_time() = common::ToProtoTime(now);
-  if (common::IsTerminal(to)) *e.task.mutable_end_time() = common::ToProtoTime(now);
+  if (common::IsTerminal(to))
+    *e.task.mutable_end_time() = common::ToProtoTime(now);
   outbox_.Submit(TaskWrite::Update(e.task));
   VLOG(1) << "task " << e.task.id() << " -> "
           << crucible::v1::TaskState_Name(e.task.state()) << " " << message;
@@ -52,7 +53,8 @@ absl::Status Scheduler::CommitLocked(Entry& e, TaskState to,
 absl::Status Scheduler::FinishLocked(Entry& e, TaskState state,
                                      TaskResult result,
                                      const std::string& message, Outbox& out,
-                                     Task* ended, const std::string& last_error) {
+                                     Task* ended,
+                                     const std::string& last_error) {
   RETURN_IF_ERROR(CommitLocked(
       e, state,
       [&](Task& t) {
@@ -89,7 +91,8 @@ absl::Status Scheduler::RetryOrFailLocked(Entry& e, TaskResult result,
   const bool system = blame == Blame::kSystem;
   // The system's faults are not the task's attempts: they have a budget of
   // their own, in time.
-  const int infra_failures = e.task.infrastructure_failures() + (system ? 1 : 0);
+  const int infra_failures =
+      e.task.infrastructure_failures() + (system ? 1 : 0);
   const absl::Time failing_since =
       e.task.has_infrastructure_failing_since()
           ? common::FromProtoTime(e.task.infrastructure_failing_since())
@@ -98,18 +101,20 @@ absl::Status Scheduler::RetryOrFailLocked(Entry& e, TaskResult result,
              : e.task.attempt() - infra_failures >= e.max_attempts) {
     if (system) {
       result.set_error_message(absl::StrCat(
-          "the infrastructure kept failing for ", absl::FormatDuration(now - failing_since),
-          " (", infra_failures, " attempts; horizon ",
-          absl::FormatDuration(options_.infra_horizon), "): ", infra_error));
+          "the infrastructure kept failing for ",
+          absl::FormatDuration(now - failing_since), " (", infra_failures,
+          " attempts; horizon ", absl::FormatDuration(options_.infra_horizon),
+          "): ", infra_error));
     } else if (!infra_error.empty()) {
-      result.set_error_message(absl::StrCat("attempts exhausted (",
-                                            e.max_attempts, "): ", infra_error));
+      result.set_error_message(absl::StrCat(
+          "attempts exhausted (", e.max_attempts, "): ", infra_error));
     }
     return FinishLocked(e, crucible::v1::TASK_STATE_FAILED, std::move(result),
                         absl::StrCat("failed: ", why), out, nullptr,
                         infra_error);
   }
-  absl::Duration backoff = system ? InfraBackoffLocked(infra_failures) : BackoffLocked(e);
+  absl::Duration backoff =
+      system ? InfraBackoffLocked(infra_failures) : BackoffLocked(e);
   absl::Time next = now + backoff;
   RETURN_IF_ERROR(CommitLocked(
       e, crucible::v1::TASK_STATE_QUEUED,
@@ -120,7 +125,8 @@ absl::Status Scheduler::RetryOrFailLocked(Entry& e, TaskResult result,
         *t.mutable_next_attempt_time() = common::ToProtoTime(next);
         t.set_infrastructure_failures(infra_failures);
         if (system) {
-          *t.mutable_infrastructure_failing_since() = common::ToProtoTime(failing_since);
+          *t.mutable_infrastructure_failing_since() =
+              common::ToProtoTime(failing_since);
         } else {
           t.clear_infrastructure_failing_since();
         }

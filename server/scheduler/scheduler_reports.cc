@@ -22,10 +22,11 @@ absl::Status Scheduler::ReportStarted(const std::string& lease_id,
                                       absl::Time start_time) {
   Op op(this);
   ASSIGN_OR_RETURN(Entry * e, LiveLeaseLocked(lease_id, op.out));
-  if (e->task.state() == crucible::v1::TASK_STATE_RUNNING) return absl::OkStatus();
-  RETURN_IF_ERROR(CommitLocked(*e, crucible::v1::TASK_STATE_RUNNING,
-                               [](Task&) {}, "container started",
-                               /*ends_attempt=*/false, op.out));
+  if (e->task.state() == crucible::v1::TASK_STATE_RUNNING)
+    return absl::OkStatus();
+  RETURN_IF_ERROR(CommitLocked(
+      *e, crucible::v1::TASK_STATE_RUNNING, [](Task&) {}, "container started",
+      /*ends_attempt=*/false, op.out));
   e->start_time =
       start_time == absl::InfinitePast() ? clock_.Now() : start_time;
   if (e->task.spec().has_timeout()) {
@@ -43,7 +44,8 @@ absl::Status Scheduler::ReportOutput(const std::string& lease_id,
   Op op(this);
   ASSIGN_OR_RETURN(Entry * e, LiveLeaseLocked(lease_id, op.out));
   if (chunk.offset() < 0) {
-    return absl::InvalidArgumentError("output.chunk.offset: must not be negative");
+    return absl::InvalidArgumentError(
+        "output.chunk.offset: must not be negative");
   }
   chunk.set_attempt(e->task.attempt());
   int64_t cap = e->task.spec().max_output_bytes() > 0
@@ -95,7 +97,8 @@ absl::Status Scheduler::ReportCompletion(
       result.set_error_message(msg);
       RETURN_IF_ERROR(RetryOrFailLocked(
           *e, std::move(result), msg, op.out,
-          failure == common::AttemptFailure::kSystem ? Blame::kSystem : Blame::kTask));
+          failure == common::AttemptFailure::kSystem ? Blame::kSystem
+                                                     : Blame::kTask));
     } else {
       result.set_reason(crucible::v1::TERMINATION_REASON_REJECTED);
       result.set_error_message(completion.error().message());
@@ -106,8 +109,7 @@ absl::Status Scheduler::ReportCompletion(
     return absl::OkStatus();
   }
   if (!completion.has_result()) {
-    return absl::InvalidArgumentError(
-        "completion: needs a result or an error");
+    return absl::InvalidArgumentError("completion: needs a result or an error");
   }
   switch (result.reason()) {
     case crucible::v1::TERMINATION_REASON_EXITED:
@@ -176,7 +178,8 @@ int Scheduler::ExpireLeases() {
   }
   for (const std::string& task_id : timed_out) {
     absl::Status s = TimeOutLocked(active_.at(task_id), op.out);
-    if (!s.ok()) LOG(WARNING) << "cannot time out task " << task_id << ": " << s;
+    if (!s.ok())
+      LOG(WARNING) << "cannot time out task " << task_id << ": " << s;
   }
   for (const std::string& lease_id : expired) {
     // LiveLeaseLocked expires a lease past its deadline and says so.

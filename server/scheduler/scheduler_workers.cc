@@ -19,7 +19,6 @@ using crucible::v1::OutputChunk;
 using crucible::v1::Task;
 using crucible::v1::TaskResult;
 
-
 absl::StatusOr<int64_t> Scheduler::ConnectWorker(const std::string& worker_id,
                                                  int credits,
                                                  WorkerSink* sink) {
@@ -141,7 +140,8 @@ void Scheduler::DispatchLocked(Outbox& out) {
     auto best = sessions_.end();
     for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
       if (it->second.credits > 0 &&
-          (best == sessions_.end() || it->second.credits > best->second.credits)) {
+          (best == sessions_.end() ||
+           it->second.credits > best->second.credits)) {
         best = it;
       }
     }
@@ -156,8 +156,7 @@ void Scheduler::DispatchLocked(Outbox& out) {
   }
 }
 
-absl::Status Scheduler::LeaseLocked(Entry& e, int64_t session_id,
-                                    Outbox& out) {
+absl::Status Scheduler::LeaseLocked(Entry& e, int64_t session_id, Outbox& out) {
   Session& session = sessions_.at(session_id);
   DequeueLocked(e);
   RETURN_IF_ERROR(CommitLocked(
@@ -246,7 +245,7 @@ int Scheduler::LapseUnclaimedLocked(absl::Time now, Outbox& out) {
 }
 
 TaskResult Scheduler::AbandonedResult(const Entry& e,
-                                     const std::string& why) const {
+                                      const std::string& why) const {
   TaskResult result;
   result.set_reason(crucible::v1::TERMINATION_REASON_INFRASTRUCTURE);
   result.set_error_message(why);
@@ -277,8 +276,7 @@ absl::StatusOr<Scheduler::Entry*> Scheduler::LiveLeaseLocked(
       if (clock_.Now() < e.lease_deadline) return &e;
       const std::string why =
           e.lapse_why.empty() ? "lease expired" : e.lapse_why;
-      RETURN_IF_ERROR(
-          RetryOrFailLocked(e, AbandonedResult(e, why), why, out));
+      RETURN_IF_ERROR(RetryOrFailLocked(e, AbandonedResult(e, why), why, out));
       DispatchLocked(out);
     }
   }

@@ -24,7 +24,8 @@ absl::Status Invalid(absl::string_view field, absl::string_view problem) {
 
 absl::Status NonNegative(absl::string_view field, int64_t value) {
   if (value < 0) {
-    return Invalid(field, absl::StrCat("must not be negative (got ", value, ")"));
+    return Invalid(field,
+                   absl::StrCat("must not be negative (got ", value, ")"));
   }
   return absl::OkStatus();
 }
@@ -32,8 +33,9 @@ absl::Status NonNegative(absl::string_view field, int64_t value) {
 absl::Status ValidDuration(absl::string_view field,
                            const google::protobuf::Duration& d, bool positive) {
   // Protobuf's own validity rule: seconds and nanos share a sign.
-  if ((d.seconds() > 0 && d.nanos() < 0) || (d.seconds() < 0 && d.nanos() > 0) ||
-      d.nanos() <= -1'000'000'000 || d.nanos() >= 1'000'000'000) {
+  if ((d.seconds() > 0 && d.nanos() < 0) ||
+      (d.seconds() < 0 && d.nanos() > 0) || d.nanos() <= -1'000'000'000 ||
+      d.nanos() >= 1'000'000'000) {
     return Invalid(field, "malformed duration");
   }
   // Beyond ~10,000 years a Duration is not valid protobuf (its JSON form
@@ -60,9 +62,9 @@ absl::Status ValidDuration(absl::string_view field,
 
 absl::Status ValidateCommand(const crucible::v1::TaskSpec& spec) {
   if (spec.command_size() > kMaxCommandEntries) {
-    return Invalid("spec.command", absl::StrCat("at most ", kMaxCommandEntries,
-                                                " entries (got ",
-                                                spec.command_size(), ")"));
+    return Invalid("spec.command",
+                   absl::StrCat("at most ", kMaxCommandEntries,
+                                " entries (got ", spec.command_size(), ")"));
   }
   // No program can have an empty name; an empty command (not [""]) runs
   // the image's own.
@@ -77,18 +79,18 @@ absl::Status ValidateCommand(const crucible::v1::TaskSpec& spec) {
     total += spec.command(i).size();
   }
   if (total > kMaxCommandBytes) {
-    return Invalid("spec.command", absl::StrCat("at most ", kMaxCommandBytes,
-                                                " bytes in total (got ", total,
-                                                ")"));
+    return Invalid("spec.command",
+                   absl::StrCat("at most ", kMaxCommandBytes,
+                                " bytes in total (got ", total, ")"));
   }
   return absl::OkStatus();
 }
 
 absl::Status ValidateEnv(const crucible::v1::TaskSpec& spec) {
   if (spec.env_size() > kMaxEnvEntries) {
-    return Invalid("spec.env", absl::StrCat("at most ", kMaxEnvEntries,
-                                            " entries (got ", spec.env_size(),
-                                            ")"));
+    return Invalid("spec.env",
+                   absl::StrCat("at most ", kMaxEnvEntries, " entries (got ",
+                                spec.env_size(), ")"));
   }
   size_t total = 0;
   for (const auto& [name, value] : spec.env()) {
@@ -98,22 +100,24 @@ absl::Status ValidateEnv(const crucible::v1::TaskSpec& spec) {
                      "name must not contain '=' or NUL");
     }
     if (absl::StrContains(value, '\0')) {
-      return Invalid(absl::StrCat("spec.env[", Abbreviate(name), "]"), "value contains NUL");
+      return Invalid(absl::StrCat("spec.env[", Abbreviate(name), "]"),
+                     "value contains NUL");
     }
     total += name.size() + value.size() + 1;
   }
   if (total > kMaxEnvBytes) {
-    return Invalid("spec.env", absl::StrCat("at most ", kMaxEnvBytes,
-                                            " bytes in total (got ", total, ")"));
+    return Invalid("spec.env",
+                   absl::StrCat("at most ", kMaxEnvBytes,
+                                " bytes in total (got ", total, ")"));
   }
   return absl::OkStatus();
 }
 
 absl::Status ValidateLabels(const crucible::v1::TaskSpec& spec) {
   if (spec.labels_size() > kMaxLabels) {
-    return Invalid("spec.labels", absl::StrCat("at most ", kMaxLabels,
-                                               " labels (got ",
-                                               spec.labels_size(), ")"));
+    return Invalid("spec.labels",
+                   absl::StrCat("at most ", kMaxLabels, " labels (got ",
+                                spec.labels_size(), ")"));
   }
   for (const auto& [key, value] : spec.labels()) {
     RETURN_IF_ERROR(ValidateLabel("spec.labels", key, value));
@@ -160,9 +164,9 @@ absl::Status ValidateRetry(const crucible::v1::RetryPolicy& p) {
 
 absl::Status AtMost(absl::string_view field, int64_t value, int64_t max) {
   if (max > 0 && value > max) {
-    return Invalid(field, absl::StrCat("at most ", max,
-                                       " (the server's maximum; got ", value,
-                                       ")"));
+    return Invalid(field,
+                   absl::StrCat("at most ", max, " (the server's maximum; got ",
+                                value, ")"));
   }
   return absl::OkStatus();
 }
@@ -182,10 +186,10 @@ absl::Status WithinLimits(const crucible::v1::TaskSpec& spec,
                          limits.max_output_bytes));
   if (spec.has_timeout() && limits.max_timeout > absl::ZeroDuration() &&
       common::FromProtoDuration(spec.timeout()) > limits.max_timeout) {
-    return Invalid("spec.timeout",
-                   absl::StrCat("at most ",
-                                absl::FormatDuration(limits.max_timeout),
-                                " (the server's maximum)"));
+    return Invalid(
+        "spec.timeout",
+        absl::StrCat("at most ", absl::FormatDuration(limits.max_timeout),
+                     " (the server's maximum)"));
   }
   return absl::OkStatus();
 }
@@ -196,21 +200,21 @@ absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec,
                               const ValidationLimits& limits) {
   if (spec.image().empty()) return Invalid("spec.image", "required");
   if (spec.image().size() > kMaxImageBytes) {
-    return Invalid("spec.image", absl::StrCat("at most ", kMaxImageBytes,
-                                              " bytes (got ",
-                                              spec.image().size(), ")"));
+    return Invalid("spec.image",
+                   absl::StrCat("at most ", kMaxImageBytes, " bytes (got ",
+                                spec.image().size(), ")"));
   }
   if (absl::Status s = common::ValidateImageReference(spec.image()); !s.ok()) {
-    return Invalid("spec.image", absl::StrCat("\"", Abbreviate(spec.image()), "\" is ",
-                                              s.message()));
+    return Invalid("spec.image", absl::StrCat("\"", Abbreviate(spec.image()),
+                                              "\" is ", s.message()));
   }
   RETURN_IF_ERROR(ValidateCommand(spec));
   RETURN_IF_ERROR(ValidateEnv(spec));
   int64_t max_stdin = std::min<int64_t>(limits.max_stdin_bytes, kMaxStdinBytes);
   if (static_cast<int64_t>(spec.stdin().size()) > max_stdin) {
-    return Invalid("spec.stdin", absl::StrCat("at most ", max_stdin,
-                                              " bytes (got ",
-                                              spec.stdin().size(), ")"));
+    return Invalid("spec.stdin",
+                   absl::StrCat("at most ", max_stdin, " bytes (got ",
+                                spec.stdin().size(), ")"));
   }
   if (spec.working_dir().size() > kMaxWorkingDirBytes) {
     return Invalid("spec.working_dir",
@@ -238,7 +242,8 @@ absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec,
                      "outside the range of google.protobuf.Timestamp");
     }
   }
-  RETURN_IF_ERROR(NonNegative("spec.max_output_bytes", spec.max_output_bytes()));
+  RETURN_IF_ERROR(
+      NonNegative("spec.max_output_bytes", spec.max_output_bytes()));
   RETURN_IF_ERROR(ValidateRetry(spec.retry_policy()));
   RETURN_IF_ERROR(ValidateLabels(spec));
   RETURN_IF_ERROR(WithinLimits(spec, limits));
@@ -247,9 +252,9 @@ absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec,
 
 absl::Status ValidateRequestId(const std::string& request_id) {
   if (request_id.size() > kMaxRequestIdBytes) {
-    return Invalid("request_id", absl::StrCat("at most ", kMaxRequestIdBytes,
-                                              " bytes (got ", request_id.size(),
-                                              ")"));
+    return Invalid("request_id",
+                   absl::StrCat("at most ", kMaxRequestIdBytes, " bytes (got ",
+                                request_id.size(), ")"));
   }
   return absl::OkStatus();
 }

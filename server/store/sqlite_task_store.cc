@@ -92,12 +92,15 @@ absl::StatusOr<Task> ParseTask(const std::string& bytes) {
 
 absl::Status BackfillLabels(sqlite3* db) {
   Stmt tasks(db, "SELECT seq, task FROM tasks");
-  Stmt insert(db, "INSERT OR IGNORE INTO task_labels (key, value, seq) VALUES (?, ?, ?)");
+  Stmt insert(
+      db,
+      "INSERT OR IGNORE INTO task_labels (key, value, seq) VALUES (?, ?, ?)");
   while (tasks.Step()) {
     ASSIGN_OR_RETURN(Task task, ParseTask(tasks.Blob(1)));
     for (const auto& [key, value] : task.spec().labels()) {
       insert.Reset();
-      RETURN_IF_ERROR(insert.Bind(1, key).Bind(2, value).Bind(3, tasks.Int(0)).Run());
+      RETURN_IF_ERROR(
+          insert.Bind(1, key).Bind(2, value).Bind(3, tasks.Int(0)).Run());
     }
   }
   return tasks.status();
@@ -109,14 +112,14 @@ int64_t Micros(const google::protobuf::Timestamp& t) {
 
 absl::StatusOr<sqlite3*> OpenConnection(const SqliteTaskStoreOptions& options) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(options.path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                               SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      options.path.c_str(), &db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+      nullptr);
   if (rc != SQLITE_OK) {
-    absl::Status s = absl::UnavailableError(absl::StrCat(
-        "cannot open ", options.path, ": ",
-        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+    absl::Status s = absl::UnavailableError(
+        absl::StrCat("cannot open ", options.path, ": ",
+                     db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
     sqlite3_close(db);
     return s;
   }
@@ -131,7 +134,8 @@ absl::StatusOr<sqlite3*> OpenConnection(const SqliteTaskStoreOptions& options) {
 
 absl::Status Migrate(sqlite3* db) {
   RETURN_IF_ERROR(ExecSql(
-      db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
+      db,
+      "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
   int64_t version = 0;
   {
     Stmt get(db, "SELECT MAX(version) FROM schema_version");
@@ -139,9 +143,9 @@ absl::Status Migrate(sqlite3* db) {
     RETURN_IF_ERROR(get.status());
   }
   if (version > kNumMigrations) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "database schema version ", version, " is newer than this binary (",
-        kNumMigrations, ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("database schema version ", version,
+                     " is newer than this binary (", kNumMigrations, ")"));
   }
   for (int64_t v = version; v < kNumMigrations; ++v) {
     Transaction tx(db);
@@ -244,7 +248,8 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
   if (s.ok()) s = ExecSql(write_db, "PRAGMA synchronous=FULL");
   if (s.ok()) s = Migrate(write_db);
   std::vector<sqlite3*> read_dbs;
-  while (s.ok() && static_cast<int>(read_dbs.size()) < options.read_connections) {
+  while (s.ok() &&
+         static_cast<int>(read_dbs.size()) < options.read_connections) {
     absl::StatusOr<sqlite3*> read_db = OpenConnection(options);
     s = read_db.status();
     if (s.ok()) read_dbs.push_back(*read_db);
@@ -259,8 +264,12 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
 }
 
 SqliteTaskStore::SqliteTaskStore(const SqliteTaskStoreOptions& options,
-                                 sqlite3* write_db, std::vector<sqlite3*> read_dbs)
-    : options_(options), write_db_(write_db), idle_reads_(read_dbs), read_dbs_(read_dbs) {}
+                                 sqlite3* write_db,
+                                 std::vector<sqlite3*> read_dbs)
+    : options_(options),
+      write_db_(write_db),
+      idle_reads_(read_dbs),
+      read_dbs_(read_dbs) {}
 
 SqliteTaskStore::~SqliteTaskStore() {
   {
@@ -273,7 +282,8 @@ SqliteTaskStore::~SqliteTaskStore() {
     sqlite3_close(write_db_);
   }
   absl::MutexLock lock(&read_mu_);
-  CHECK_EQ(idle_reads_.size(), read_dbs_.size()) << "store destroyed during a read";
+  CHECK_EQ(idle_reads_.size(), read_dbs_.size())
+      << "store destroyed during a read";
   for (sqlite3* db : read_dbs_) sqlite3_close(db);
 }
 
@@ -299,7 +309,8 @@ absl::Status SqliteTaskStore::Commit(absl::Span<const TaskWrite> writes) {
 }
 
 absl::Status SqliteTaskStore::FullError(const absl::Status& s) const {
-  std::filesystem::path dir = std::filesystem::path(options_.path).parent_path();
+  std::filesystem::path dir =
+      std::filesystem::path(options_.path).parent_path();
   if (dir.empty()) dir = ".";
   std::error_code ec;
   const std::filesystem::space_info space = std::filesystem::space(dir, ec);
@@ -354,13 +365,15 @@ absl::Status SqliteTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
     if (stmt == nullptr) stmt = std::make_unique<Stmt>(write_db_, sql);
     return *stmt;
   };
-  Stmt& insert = prepared(insert_task_,
-                          "INSERT OR IGNORE INTO tasks (id, tenant, request_id, "
-                          "create_time_us, priority, state, end_time_us, task) "
-                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-  Stmt& update = prepared(update_task_,
-                          "UPDATE tasks SET state = ?, end_time_us = ?, task = ? "
-                          "WHERE id = ?");
+  Stmt& insert =
+      prepared(insert_task_,
+               "INSERT OR IGNORE INTO tasks (id, tenant, request_id, "
+               "create_time_us, priority, state, end_time_us, task) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  Stmt& update =
+      prepared(update_task_,
+               "UPDATE tasks SET state = ?, end_time_us = ?, task = ? "
+               "WHERE id = ?");
   for (const Row& row : rows) {
     const TaskRow& t = *row.first;
     if (row.insert) {
@@ -386,9 +399,10 @@ absl::Status SqliteTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
     }
   }
   if (!outputs.empty()) {
-    Stmt& out = prepared(insert_output_,
-                         "INSERT OR IGNORE INTO output_chunks (task_id, attempt, "
-                         "byte_offset, stream, data) VALUES (?, ?, ?, ?, ?)");
+    Stmt& out =
+        prepared(insert_output_,
+                 "INSERT OR IGNORE INTO output_chunks (task_id, attempt, "
+                 "byte_offset, stream, data) VALUES (?, ?, ?, ?, ?)");
     for (const TaskWrite* w : outputs) {
       out.Reset();
       out.Bind(1, w->task_id)
@@ -406,11 +420,13 @@ absl::Status SqliteTaskStore::InsertLabels(const TaskRow& row, int64_t seq) {
   if (row.labels.empty()) return absl::OkStatus();
   if (insert_label_ == nullptr) {
     insert_label_ = std::make_unique<Stmt>(
-        write_db_, "INSERT OR IGNORE INTO task_labels (key, value, seq) VALUES (?, ?, ?)");
+        write_db_,
+        "INSERT OR IGNORE INTO task_labels (key, value, seq) VALUES (?, ?, ?)");
   }
   for (const auto& [key, value] : row.labels) {
     insert_label_->Reset();
-    RETURN_IF_ERROR(insert_label_->Bind(1, key).Bind(2, value).Bind(3, seq).Run());
+    RETURN_IF_ERROR(
+        insert_label_->Bind(1, key).Bind(2, value).Bind(3, seq).Run());
   }
   return absl::OkStatus();
 }
@@ -427,11 +443,13 @@ absl::StatusOr<Task> SqliteTaskStore::GetTask(const std::string& task_id) {
 absl::StatusOr<Task> SqliteTaskStore::FindByRequestId(
     const std::string& tenant, const std::string& request_id) {
   ReadConnection db(this);
-  Stmt find(db.get(), "SELECT task FROM tasks WHERE tenant = ? AND request_id = ?");
+  Stmt find(db.get(),
+            "SELECT task FROM tasks WHERE tenant = ? AND request_id = ?");
   find.Bind(1, tenant).Bind(2, request_id);
   if (find.Step()) return ParseTask(find.Blob(0));
   RETURN_IF_ERROR(find.status());
-  return absl::NotFoundError(absl::StrCat("request_id ", request_id, " not found"));
+  return absl::NotFoundError(
+      absl::StrCat("request_id ", request_id, " not found"));
 }
 
 absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
@@ -440,7 +458,8 @@ absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
   if (!query.page_token.empty()) {
     std::string decoded;
     absl::string_view token;
-    if (absl::WebSafeBase64Unescape(query.page_token, &decoded)) token = decoded;
+    if (absl::WebSafeBase64Unescape(query.page_token, &decoded))
+      token = decoded;
     if (!absl::ConsumePrefix(&token, kPageTokenPrefix) ||
         !absl::SimpleAtoi(token, &before)) {
       return absl::InvalidArgumentError("page_token: malformed");
@@ -453,11 +472,13 @@ absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
   if (query.labels.empty()) {
     sql = "SELECT t.seq, t.task FROM tasks t WHERE t.seq < ?1";
   } else {
-    sql = "SELECT t.seq, t.task FROM task_labels l JOIN tasks t ON t.seq = l.seq "
-          "WHERE l.key = ?3 AND l.value = ?4 AND l.seq < ?1";
+    sql =
+        "SELECT t.seq, t.task FROM task_labels l JOIN tasks t ON t.seq = l.seq "
+        "WHERE l.key = ?3 AND l.value = ?4 AND l.seq < ?1";
     for (size_t i = 1; i < query.labels.size(); ++i) {
-      absl::StrAppend(&sql, " AND EXISTS (SELECT 1 FROM task_labels m WHERE m.key = ?",
-                      3 + 2 * i, " AND m.value = ?", 4 + 2 * i, " AND m.seq = t.seq)");
+      absl::StrAppend(
+          &sql, " AND EXISTS (SELECT 1 FROM task_labels m WHERE m.key = ?",
+          3 + 2 * i, " AND m.value = ?", 4 + 2 * i, " AND m.seq = t.seq)");
     }
   }
   absl::StrAppend(&sql, " AND t.tenant = ?2");
@@ -466,8 +487,10 @@ absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
     for (TaskState s : query.states) states.push_back(absl::StrCat(int{s}));
     absl::StrAppend(&sql, " AND t.state IN (", absl::StrJoin(states, ","), ")");
   }
-  absl::StrAppend(&sql, query.labels.empty() ? " ORDER BY t.seq DESC" : " ORDER BY l.seq DESC",
-                  " LIMIT ", int64_t{query.page_size} + 1);
+  absl::StrAppend(
+      &sql,
+      query.labels.empty() ? " ORDER BY t.seq DESC" : " ORDER BY l.seq DESC",
+      " LIMIT ", int64_t{query.page_size} + 1);
 
   ReadConnection db(this);
   Stmt list(db.get(), sql.c_str());
@@ -481,8 +504,8 @@ absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
   int64_t last_seq = 0;
   while (list.Step()) {
     if (static_cast<int>(page.tasks.size()) == query.page_size) {
-      page.next_page_token = absl::WebSafeBase64Escape(
-          absl::StrCat(kPageTokenPrefix, last_seq));
+      page.next_page_token =
+          absl::WebSafeBase64Escape(absl::StrCat(kPageTokenPrefix, last_seq));
       break;
     }
     ASSIGN_OR_RETURN(Task task, ParseTask(list.Blob(1)));
@@ -554,7 +577,8 @@ absl::StatusOr<int> SqliteTaskStore::PurgeEndedBefore(absl::Time cutoff,
   return purged;
 }
 
-absl::Status SqliteTaskStore::PurgeLocked(absl::Time cutoff, int limit, int& purged) {
+absl::Status SqliteTaskStore::PurgeLocked(absl::Time cutoff, int limit,
+                                          int& purged) {
   std::vector<std::pair<int64_t, std::string>> old;
   {
     Stmt find(write_db_,

@@ -39,11 +39,13 @@ class Stmt {
     return *this;
   }
   Stmt& Bind(int i, absl::string_view v) {
-    if (stmt_) sqlite3_bind_text(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT);
+    if (stmt_)
+      sqlite3_bind_text(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT);
     return *this;
   }
   Stmt& BindBlob(int i, absl::string_view v) {
-    if (stmt_) sqlite3_bind_blob(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT);
+    if (stmt_)
+      sqlite3_bind_blob(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT);
     return *this;
   }
   Stmt& BindNull(int i) {
@@ -75,7 +77,8 @@ class Stmt {
   std::string Blob(int col) {
     const void* p = sqlite3_column_blob(stmt_, col);
     int n = sqlite3_column_bytes(stmt_, col);
-    return p == nullptr ? std::string() : std::string(static_cast<const char*>(p), n);
+    return p == nullptr ? std::string()
+                        : std::string(static_cast<const char*>(p), n);
   }
 
  private:

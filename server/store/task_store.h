@@ -66,9 +66,9 @@ struct TaskWrite {
     kOutput,
   };
   Kind kind = Kind::kUpdate;
-  TaskRow row;                         // kInsert, kUpdate
-  std::string task_id;                 // kOutput
-  crucible::v1::OutputChunk chunk;     // kOutput
+  TaskRow row;                      // kInsert, kUpdate
+  std::string task_id;              // kOutput
+  crucible::v1::OutputChunk chunk;  // kOutput
 
   static TaskWrite Insert(const crucible::v1::Task& task);
   static TaskWrite Update(const crucible::v1::Task& task);
@@ -118,7 +118,6 @@ class TaskStore {
   // were deleted.
   virtual absl::StatusOr<int> PurgeEndedBefore(absl::Time cutoff,
                                                int limit) = 0;
-
 };
 
 }  // namespace server

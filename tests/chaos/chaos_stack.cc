@@ -1,7 +1,7 @@
 #include "tests/chaos/chaos_stack.h"
 
-#include <unistd.h>
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
@@ -41,16 +41,17 @@ std::string ChaosStack::LogPath(const std::string& log_name) const {
   return absl::StrCat(dir_, "/", log_name, ".log");
 }
 
-absl::StatusOr<int> ChaosStack::Start(const std::string& name, const std::string& log_name,
-                                      const std::string& binary, std::vector<std::string> args,
-                                      int port) {
+absl::StatusOr<int> ChaosStack::Start(const std::string& name,
+                                      const std::string& log_name,
+                                      const std::string& binary,
+                                      std::vector<std::string> args, int port) {
   const std::string port_file = absl::StrCat(dir_, "/", log_name, ".port");
   args.insert(args.begin(), BinaryPath("crucible-" + binary));
   args.push_back(absl::StrCat("--listen=127.0.0.1:", port));
   args.push_back("--port_file=" + port_file);
   // GLOG_v=1: the executor logs every Run with its task id.
-  absl::StatusOr<Process> p =
-      Process::Start(args, LogPath(log_name), {"GLOG_v=1", "GLOG_logtostderr=1"});
+  absl::StatusOr<Process> p = Process::Start(
+      args, LogPath(log_name), {"GLOG_v=1", "GLOG_logtostderr=1"});
   if (!p.ok()) return p.status();
   processes_.erase(name);
   std::erase(started_, name);
@@ -72,17 +73,20 @@ absl::Status ChaosStack::RestartServer() {
   ++server_runs_;
   const std::string log_name =
       server_runs_ == 1 ? "server" : absl::StrCat("server-", server_runs_);
-  absl::StatusOr<int> port = Start("server", log_name, "server", server_args_, server_port_);
+  absl::StatusOr<int> port =
+      Start("server", log_name, "server", server_args_, server_port_);
   if (!port.ok()) return port.status();
   if (server_port_ == 0) {
     server_port_ = *port;
-    tasks_ = crucible::v1::TaskService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", server_port_), grpc::InsecureChannelCredentials()));
+    tasks_ = crucible::v1::TaskService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_port_),
+                            grpc::InsecureChannelCredentials()));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ChaosStack::StartExecutor(const std::string& name, int slots) {
+absl::StatusOr<std::string> ChaosStack::StartExecutor(const std::string& name,
+                                                      int slots) {
   absl::StatusOr<int> port =
       Start(name, name, "executor",
             {"--docker_host=" + docker_host_, absl::StrCat("--slots=", slots),
@@ -96,7 +100,8 @@ absl::StatusOr<std::string> ChaosStack::StartExecutor(const std::string& name, i
   return absl::StrCat("127.0.0.1:", *port);
 }
 
-absl::Status ChaosStack::StartWorker(const std::string& name, const std::string& executor,
+absl::Status ChaosStack::StartWorker(const std::string& name,
+                                     const std::string& executor,
                                      std::vector<std::string> args) {
   args.push_back(absl::StrCat("--server=127.0.0.1:", server_port_));
   args.push_back("--executors=" + executor);
@@ -138,9 +143,10 @@ absl::StatusOr<crucible::v1::Task> ChaosStack::Get(const std::string& id) {
   return resp.task();
 }
 
-bool ChaosStack::AwaitTask(const std::string& id,
-                           const std::function<bool(const crucible::v1::Task&)>& done,
-                           absl::Duration timeout) {
+bool ChaosStack::AwaitTask(
+    const std::string& id,
+    const std::function<bool(const crucible::v1::Task&)>& done,
+    absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     // Calls fail while the server restarts: poll on.
@@ -169,7 +175,8 @@ absl::StatusOr<std::vector<crucible::v1::Task>> ChaosStack::ListAll() {
   return all;
 }
 
-absl::StatusOr<std::string> ChaosStack::Stdout(const std::string& id, int attempt) {
+absl::StatusOr<std::string> ChaosStack::Stdout(const std::string& id,
+                                               int attempt) {
   crucible::v1::StreamTaskOutputRequest req;
   req.set_task_id(id);
   req.set_attempt(attempt);
@@ -209,11 +216,14 @@ std::string ChaosStack::Logs() const {
   std::vector<std::string> names;
   for (const auto& [name, log_name] : log_names_) names.push_back(name);
   for (int run = 1; run < server_runs_; ++run) {
-    const std::string log_name = run == 1 ? "server" : absl::StrCat("server-", run);
-    absl::StrAppend(&out, "==== ", log_name, " log\n", ReadFile(LogPath(log_name)), "\n");
+    const std::string log_name =
+        run == 1 ? "server" : absl::StrCat("server-", run);
+    absl::StrAppend(&out, "==== ", log_name, " log\n",
+                    ReadFile(LogPath(log_name)), "\n");
   }
   for (const std::string& name : names) {
-    absl::StrAppend(&out, "==== ", log_names_.at(name), " log\n", Log(name), "\n");
+    absl::StrAppend(&out, "==== ", log_names_.at(name), " log\n", Log(name),
+                    "\n");
   }
   return out;
 }
@@ -228,24 +238,28 @@ bool ChaosStack::WaitForLog(const std::string& name, const std::string& text,
   return false;
 }
 
-void ExpectEachEndedOnce(ChaosStack& stack, const std::vector<std::string>& acked, int attempt,
+void ExpectEachEndedOnce(ChaosStack& stack,
+                         const std::vector<std::string>& acked, int attempt,
                          const std::string& stdout) {
   absl::StatusOr<std::vector<crucible::v1::Task>> all = stack.ListAll();
   ASSERT_TRUE(all.ok()) << all.status();
   std::map<std::string, int> listed;
   for (const crucible::v1::Task& t : *all) ++listed[t.id()];
-  EXPECT_EQ(all->size(), acked.size()) << "tasks nobody submitted, or listed twice";
+  EXPECT_EQ(all->size(), acked.size())
+      << "tasks nobody submitted, or listed twice";
   for (const std::string& id : acked) {
     EXPECT_EQ(listed[id], 1) << "task " << id << " lost or listed twice";
     absl::StatusOr<crucible::v1::Task> t = stack.Get(id);
     ASSERT_TRUE(t.ok()) << t.status();
-    EXPECT_EQ(t->state(), crucible::v1::TASK_STATE_SUCCEEDED) << t->DebugString();
+    EXPECT_EQ(t->state(), crucible::v1::TASK_STATE_SUCCEEDED)
+        << t->DebugString();
     EXPECT_EQ(t->attempt(), attempt) << t->DebugString();
     EXPECT_EQ(t->result().exit_code(), 0) << t->DebugString();
     absl::StatusOr<std::string> out = stack.Stdout(id, attempt);
     ASSERT_TRUE(out.ok()) << out.status();
     EXPECT_EQ(*out, stdout) << "task " << id << ": its attempt ran once";
-    EXPECT_EQ(stack.Runs(id), attempt) << "task " << id << ": runs on the executors";
+    EXPECT_EQ(stack.Runs(id), attempt)
+        << "task " << id << ": runs on the executors";
   }
 }
 

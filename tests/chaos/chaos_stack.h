@@ -63,19 +63,22 @@ class ChaosStack {
   // Every log, for failure messages.
   std::string Logs() const;
   // Polls `name`'s log until it contains `text`; false on timeout.
-  bool WaitForLog(const std::string& name, const std::string& text, absl::Duration timeout);
+  bool WaitForLog(const std::string& name, const std::string& text,
+                  absl::Duration timeout);
 
  private:
   // Starts crucible-<binary> as `name` (log NAME.log), listening on
   // 127.0.0.1:`port` (0: ephemeral); returns the bound port.
-  absl::StatusOr<int> Start(const std::string& name, const std::string& log_name,
-                            const std::string& binary, std::vector<std::string> args, int port);
+  absl::StatusOr<int> Start(const std::string& name,
+                            const std::string& log_name,
+                            const std::string& binary,
+                            std::vector<std::string> args, int port);
   std::string LogPath(const std::string& log_name) const;
 
   const std::string docker_host_;
   const std::string dir_;
   std::map<std::string, Process> processes_;
-  std::vector<std::string> started_;  // names, in start order
+  std::vector<std::string> started_;              // names, in start order
   std::map<std::string, std::string> log_names_;  // process name -> log name
   std::vector<std::string> executors_;
   std::vector<std::string> server_args_;
@@ -88,7 +91,8 @@ class ChaosStack {
 // returned OK) is listed exactly once and SUCCEEDED in attempt `attempt`,
 // its stdout in that attempt is `stdout`, and the executors ran it `attempt`
 // times in all. None lost, none completed twice. Fails the test otherwise.
-void ExpectEachEndedOnce(ChaosStack& stack, const std::vector<std::string>& acked, int attempt,
+void ExpectEachEndedOnce(ChaosStack& stack,
+                         const std::vector<std::string>& acked, int attempt,
                          const std::string& stdout);
 
 }  // namespace testing_util

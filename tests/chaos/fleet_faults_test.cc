@@ -4,14 +4,14 @@
 // processes, a real proxy and the shared test engine. Each scenario ends
 // with every task SUCCEEDED, ended exactly once, and no container of the
 // test's executor left on the engine.
+#include <grpcpp/grpcpp.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <map>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -48,7 +48,8 @@ bool AwaitRunning(crucible::v1::TaskService::Stub& tasks, const std::string& id,
 // Waits up to `timeout` for the engine to hold no container of executor
 // `id`; what is left.
 std::vector<std::string> AwaitNoContainers(const std::string& engine_socket,
-                                           const std::string& id, absl::Duration timeout) {
+                                           const std::string& id,
+                                           absl::Duration timeout) {
   std::vector<std::string> left = {"(not listed)"};
   for (absl::Time until = absl::Now() + timeout; absl::Now() < until;) {
     auto listed = ContainersOf(engine_socket, id);
@@ -61,22 +62,26 @@ std::vector<std::string> AwaitNoContainers(const std::string& engine_socket,
   return left;
 }
 
-void ExpectEachSucceededOnce(const std::vector<Task>& tasks, TerminalCounter& counter) {
+void ExpectEachSucceededOnce(const std::vector<Task>& tasks,
+                             TerminalCounter& counter) {
   for (const Task& t : tasks) {
     EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_SUCCEEDED)
-        << t.id() << " " << crucible::v1::TaskState_Name(t.state()) << " attempt " << t.attempt()
-        << ": " << t.result().error_message() << " / " << t.last_error();
+        << t.id() << " " << crucible::v1::TaskState_Name(t.state())
+        << " attempt " << t.attempt() << ": " << t.result().error_message()
+        << " / " << t.last_error();
   }
   // The watches see the terminal event a moment after GetTask does.
   std::map<std::string, int> counts;
-  for (absl::Time until = absl::Now() + absl::Seconds(5); absl::Now() < until;) {
+  for (absl::Time until = absl::Now() + absl::Seconds(5);
+       absl::Now() < until;) {
     counts = counter.Counts();
     bool all = true;
     for (const auto& [id, n] : counts) all = all && n >= 1;
     if (all) break;
     absl::SleepFor(absl::Milliseconds(50));
   }
-  for (const auto& [id, n] : counts) EXPECT_EQ(n, 1) << "terminal events of " << id;
+  for (const auto& [id, n] : counts)
+    EXPECT_EQ(n, 1) << "terminal events of " << id;
 }
 
 class FleetFaultsTest : public ::testing::Test {
@@ -100,11 +105,13 @@ class FleetFaultsTest : public ::testing::Test {
 TEST_F(FleetFaultsTest, ProxyOutageFailsNoTask) {
   const char* port_env = std::getenv("CRUCIBLE_TEST_FLEET_PROXY_PORT");
   int port = 0;
-  ASSERT_TRUE(port_env != nullptr && absl::SimpleAtoi(port_env, &port)) << "run through ctest";
+  ASSERT_TRUE(port_env != nullptr && absl::SimpleAtoi(port_env, &port))
+      << "run through ctest";
   PrivateProxy proxy;
   const std::string dir = testing_util::MakeTempDir("fleet-proxy");
   ASSERT_TRUE(proxy.Start(dir, stack_.engine_socket, port).ok());
-  ASSERT_TRUE(fleet_.Start(proxy.docker_host(), {"--slots=4"}).ok()) << fleet_.Logs();
+  ASSERT_TRUE(fleet_.Start(proxy.docker_host(), {"--slots=4"}).ok())
+      << fleet_.Logs();
   const std::string executor_id = ReadExecutorId(fleet_.executor_id_file());
   ASSERT_FALSE(executor_id.empty());
 
@@ -116,20 +123,23 @@ TEST_F(FleetFaultsTest, ProxyOutageFailsNoTask) {
     counter.Watch(*id);
     ids.push_back(*id);
   }
-  ASSERT_TRUE(AwaitRunning(fleet_.tasks(), ids[0], absl::Seconds(30))) << fleet_.Logs();
+  ASSERT_TRUE(AwaitRunning(fleet_.tasks(), ids[0], absl::Seconds(30)))
+      << fleet_.Logs();
 
   const absl::Time outage = absl::Now();
   ASSERT_TRUE(proxy.StopProxy().ok());
   absl::SleepFor(absl::Seconds(10));  // the outage itself
   ASSERT_TRUE(proxy.RestartProxy().ok());
 
-  const std::vector<Task> ended = AwaitTerminal(fleet_.tasks(), ids, absl::Seconds(40));
+  const std::vector<Task> ended =
+      AwaitTerminal(fleet_.tasks(), ids, absl::Seconds(40));
   ExpectEachSucceededOnce(ended, counter);
   std::cerr << "all ended " << absl::FormatDuration(absl::Now() - outage)
             << " after the outage began\n";
   EXPECT_TRUE(absl::StrContains(fleet_.executor_log(), "NOT_SERVING"));
-  EXPECT_EQ(AwaitNoContainers(stack_.engine_socket, executor_id, absl::Seconds(15)),
-            std::vector<std::string>{});
+  EXPECT_EQ(
+      AwaitNoContainers(stack_.engine_socket, executor_id, absl::Seconds(15)),
+      std::vector<std::string>{});
 }
 
 // kill -9 of the executor while a task runs, then a restart on the same
@@ -137,7 +147,8 @@ TEST_F(FleetFaultsTest, ProxyOutageFailsNoTask) {
 // --executor_id_file), so its start-up reaper removes the container its
 // predecessor left; the task is retried and succeeds, once.
 TEST_F(FleetFaultsTest, KilledExecutorRestartedReapsItsOrphan) {
-  ASSERT_TRUE(fleet_.Start(stack_.docker_host, {"--slots=2"}).ok()) << fleet_.Logs();
+  ASSERT_TRUE(fleet_.Start(stack_.docker_host, {"--slots=2"}).ok())
+      << fleet_.Logs();
   const std::string executor_id = ReadExecutorId(fleet_.executor_id_file());
   ASSERT_FALSE(executor_id.empty());
 
@@ -145,7 +156,8 @@ TEST_F(FleetFaultsTest, KilledExecutorRestartedReapsItsOrphan) {
   auto id = Submit(fleet_.tasks(), "sleep 5; echo ok", absl::Seconds(60));
   ASSERT_TRUE(id.ok()) << id.status();
   counter.Watch(*id);
-  ASSERT_TRUE(AwaitRunning(fleet_.tasks(), *id, absl::Seconds(30))) << fleet_.Logs();
+  ASSERT_TRUE(AwaitRunning(fleet_.tasks(), *id, absl::Seconds(30)))
+      << fleet_.Logs();
   auto before = ContainersOf(stack_.engine_socket, executor_id);
   ASSERT_TRUE(before.ok()) << before.status();
   ASSERT_EQ(before->size(), 1u);
@@ -162,20 +174,25 @@ TEST_F(FleetFaultsTest, KilledExecutorRestartedReapsItsOrphan) {
   // The orphan goes at once (the reaper's first round), long before the
   // task's own sleep would have ended it.
   bool reaped = false;
-  for (absl::Time until = absl::Now() + absl::Seconds(10); !reaped && absl::Now() < until;) {
+  for (absl::Time until = absl::Now() + absl::Seconds(10);
+       !reaped && absl::Now() < until;) {
     auto now = ContainersOf(stack_.engine_socket, executor_id);
-    reaped = now.ok() && std::find(now->begin(), now->end(), orphan) == now->end();
+    reaped =
+        now.ok() && std::find(now->begin(), now->end(), orphan) == now->end();
     if (!reaped) absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_TRUE(reaped) << orphan << " still on the engine";
   std::cerr << "orphan reaped " << absl::FormatDuration(absl::Now() - restart)
             << " after the restart\n";
-  EXPECT_TRUE(absl::StrContains(fleet_.executor_log(), "reaped 1 orphaned containers"));
+  EXPECT_TRUE(
+      absl::StrContains(fleet_.executor_log(), "reaped 1 orphaned containers"));
 
-  const std::vector<Task> ended = AwaitTerminal(fleet_.tasks(), {*id}, absl::Seconds(40));
+  const std::vector<Task> ended =
+      AwaitTerminal(fleet_.tasks(), {*id}, absl::Seconds(40));
   ExpectEachSucceededOnce(ended, counter);
-  EXPECT_EQ(AwaitNoContainers(stack_.engine_socket, executor_id, absl::Seconds(10)),
-            std::vector<std::string>{});
+  EXPECT_EQ(
+      AwaitNoContainers(stack_.engine_socket, executor_id, absl::Seconds(10)),
+      std::vector<std::string>{});
 }
 
 }  // namespace

@@ -1,13 +1,12 @@
 #include "tests/chaos/fleet_stack.h"
 
+#include <grpcpp/grpcpp.h>
 #include <sys/wait.h>
 
 #include <chrono>
 #include <csignal>
 #include <thread>
 #include <utility>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -47,19 +46,21 @@ absl::Status AwaitPing(const std::string& docker_host, absl::Duration timeout) {
 
 }  // namespace
 
-absl::Status PrivateProxy::Start(const std::string& dir, const std::string& engine_socket,
-                                 int port) {
+absl::Status PrivateProxy::Start(const std::string& dir,
+                                 const std::string& engine_socket, int port) {
   dir_ = dir;
   engine_socket_ = engine_socket;
   port_ = port;
   const std::string port_file = dir_ + "/guard.port";
-  absl::StatusOr<Process> guard = Process::Start(
-      {testing_util::BinaryPath("crucible-docker-guard"), "--listen=127.0.0.1:0",
-       "--port_file=" + port_file, "--engine_socket=" + engine_socket_},
-      dir_ + "/guard.log", {"GLOG_logtostderr=1"});
+  absl::StatusOr<Process> guard =
+      Process::Start({testing_util::BinaryPath("crucible-docker-guard"),
+                      "--listen=127.0.0.1:0", "--port_file=" + port_file,
+                      "--engine_socket=" + engine_socket_},
+                     dir_ + "/guard.log", {"GLOG_logtostderr=1"});
   if (!guard.ok()) return guard.status();
   guard_.emplace(*std::move(guard));
-  absl::StatusOr<int> bound = testing_util::WaitForPortFile(port_file, *guard_, absl::Seconds(30));
+  absl::StatusOr<int> bound =
+      testing_util::WaitForPortFile(port_file, *guard_, absl::Seconds(30));
   if (!bound.ok()) return bound.status();
   guard_port_ = *bound;
   return StartHaproxy();
@@ -76,7 +77,9 @@ absl::Status PrivateProxy::StartHaproxy() {
   if (!haproxy.ok()) return haproxy.status();
   haproxy_.emplace(*std::move(haproxy));
   absl::Status up = AwaitPing(docker_host(), absl::Seconds(20));
-  if (!up.ok()) return absl::UnavailableError(absl::StrCat("private proxy: ", up.message()));
+  if (!up.ok())
+    return absl::UnavailableError(
+        absl::StrCat("private proxy: ", up.message()));
   return absl::OkStatus();
 }
 
@@ -93,7 +96,8 @@ std::string PrivateProxy::docker_host() const {
   return absl::StrCat("tcp://127.0.0.1:", port_);
 }
 
-absl::Status FleetStack::StartOne(const std::string& name, std::vector<std::string> args,
+absl::Status FleetStack::StartOne(const std::string& name,
+                                  std::vector<std::string> args,
                                   std::optional<Process>& process, int& port) {
   const std::string port_file = absl::StrCat(dir_, "/", name, ".port");
   std::remove(port_file.c_str());
@@ -102,10 +106,12 @@ absl::Status FleetStack::StartOne(const std::string& name, std::vector<std::stri
   args.push_back("--port_file=" + port_file);
   const int n = name == "executor" ? ++executor_starts_ : 1;
   absl::StatusOr<Process> started =
-      Process::Start(args, absl::StrCat(dir_, "/", name, "-", n, ".log"), {"GLOG_logtostderr=1"});
+      Process::Start(args, absl::StrCat(dir_, "/", name, "-", n, ".log"),
+                     {"GLOG_logtostderr=1"});
   if (!started.ok()) return started.status();
   process.emplace(*std::move(started));
-  absl::StatusOr<int> bound = testing_util::WaitForPortFile(port_file, *process, absl::Seconds(30));
+  absl::StatusOr<int> bound =
+      testing_util::WaitForPortFile(port_file, *process, absl::Seconds(30));
   if (!bound.ok()) return bound.status();
   port = *bound;
   return absl::OkStatus();
@@ -119,7 +125,8 @@ absl::Status FleetStack::Start(const std::string& docker_host,
   executor_args_ = std::move(executor_args);
   executor_args_.push_back("--docker_host=" + docker_host_);
   executor_args_.push_back("--executor_id_file=" + executor_id_file_);
-  absl::Status s = StartOne("server", {"--db=" + dir_ + "/crucible.db"}, server_, server_port_);
+  absl::Status s = StartOne("server", {"--db=" + dir_ + "/crucible.db"},
+                            server_, server_port_);
   if (!s.ok()) return s;
   s = StartOne("executor", executor_args_, executor_, executor_port_);
   if (!s.ok()) return s;
@@ -128,13 +135,15 @@ absl::Status FleetStack::Start(const std::string& docker_host,
                 absl::StrCat("--executors=127.0.0.1:", executor_port_)},
                worker_, worker_port_);
   if (!s.ok()) return s;
-  tasks_ = crucible::v1::TaskService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", server_port_), grpc::InsecureChannelCredentials()));
+  tasks_ = crucible::v1::TaskService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_port_),
+                          grpc::InsecureChannelCredentials()));
   return absl::OkStatus();
 }
 
 absl::Status FleetStack::KillExecutor() {
-  if (!executor_.has_value()) return absl::FailedPreconditionError("no executor");
+  if (!executor_.has_value())
+    return absl::FailedPreconditionError("no executor");
   absl::StatusOr<int> status = executor_->Stop(SIGKILL, absl::Seconds(10));
   executor_.reset();
   return status.status();
@@ -151,7 +160,8 @@ std::string FleetStack::server_address() const {
 std::string FleetStack::executor_log() const {
   std::string out;
   for (int i = 1; i <= executor_starts_; ++i) {
-    absl::StrAppend(&out, testing_util::ReadFile(absl::StrCat(dir_, "/executor-", i, ".log")));
+    absl::StrAppend(&out, testing_util::ReadFile(
+                              absl::StrCat(dir_, "/executor-", i, ".log")));
   }
   return out;
 }
@@ -159,8 +169,9 @@ std::string FleetStack::executor_log() const {
 std::string FleetStack::Logs() const {
   std::string out;
   for (const char* name : {"server-1", "worker-1"}) {
-    absl::StrAppend(&out, "==== ", name, " log\n",
-                    testing_util::ReadFile(absl::StrCat(dir_, "/", name, ".log")), "\n");
+    absl::StrAppend(
+        &out, "==== ", name, " log\n",
+        testing_util::ReadFile(absl::StrCat(dir_, "/", name, ".log")), "\n");
   }
   absl::StrAppend(&out, "==== executor logs\n", executor_log());
   return out;
@@ -170,11 +181,13 @@ struct TerminalCounter::Impl {
   std::unique_ptr<crucible::v1::TaskService::Stub> stub;
   absl::Mutex mu;
   std::map<std::string, int> counts ABSL_GUARDED_BY(mu);
-  std::vector<std::unique_ptr<grpc::ClientContext>> contexts ABSL_GUARDED_BY(mu);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts
+      ABSL_GUARDED_BY(mu);
   std::vector<std::thread> threads;  // the test thread's
 };
 
-TerminalCounter::TerminalCounter(const std::string& server_address) : impl_(new Impl) {
+TerminalCounter::TerminalCounter(const std::string& server_address)
+    : impl_(new Impl) {
   impl_->stub = crucible::v1::TaskService::NewStub(
       grpc::CreateChannel(server_address, grpc::InsecureChannelCredentials()));
 }
@@ -216,7 +229,8 @@ std::map<std::string, int> TerminalCounter::Counts() {
 }
 
 absl::StatusOr<std::string> Submit(crucible::v1::TaskService::Stub& tasks,
-                                   const std::string& script, absl::Duration timeout) {
+                                   const std::string& script,
+                                   absl::Duration timeout) {
   crucible::v1::CreateTaskRequest request;
   crucible::v1::TaskSpec& spec = *request.mutable_spec();
   spec.set_image("localhost/crucible/busybox:latest");
@@ -229,13 +243,15 @@ absl::StatusOr<std::string> Submit(crucible::v1::TaskService::Stub& tasks,
   ctx.set_deadline(In(absl::Seconds(10)));
   grpc::Status s = tasks.CreateTask(&ctx, request, &response);
   if (!s.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                        s.error_message());
   }
   return response.task().id();
 }
 
 std::vector<Task> AwaitTerminal(crucible::v1::TaskService::Stub& tasks,
-                                const std::vector<std::string>& ids, absl::Duration timeout) {
+                                const std::vector<std::string>& ids,
+                                absl::Duration timeout) {
   std::vector<Task> last(ids.size());
   const absl::Time until = absl::Now() + timeout;
   while (true) {
@@ -247,7 +263,8 @@ std::vector<Task> AwaitTerminal(crucible::v1::TaskService::Stub& tasks,
       crucible::v1::GetTaskResponse response;
       grpc::ClientContext ctx;
       ctx.set_deadline(In(absl::Seconds(5)));
-      if (tasks.GetTask(&ctx, request, &response).ok()) last[i] = response.task();
+      if (tasks.GetTask(&ctx, request, &response).ok())
+        last[i] = response.task();
       all = all && common::IsTerminal(last[i].state());
     }
     if (all || absl::Now() >= until) return last;
@@ -255,8 +272,8 @@ std::vector<Task> AwaitTerminal(crucible::v1::TaskService::Stub& tasks,
   }
 }
 
-absl::StatusOr<std::vector<std::string>> ContainersOf(const std::string& engine_socket,
-                                                      const std::string& id) {
+absl::StatusOr<std::vector<std::string>> ContainersOf(
+    const std::string& engine_socket, const std::string& id) {
   docker::EngineClientOptions o;
   o.docker_host = "unix://" + engine_socket;
   o.request_timeout = absl::Seconds(10);
@@ -270,7 +287,8 @@ absl::StatusOr<std::vector<std::string>> ContainersOf(const std::string& engine_
 }
 
 std::string ReadExecutorId(const std::string& path) {
-  for (absl::Time until = absl::Now() + absl::Seconds(10); absl::Now() < until;) {
+  for (absl::Time until = absl::Now() + absl::Seconds(10);
+       absl::Now() < until;) {
     std::string id(absl::StripAsciiWhitespace(testing_util::ReadFile(path)));
     if (!id.empty()) return id;
     absl::SleepFor(absl::Milliseconds(50));

@@ -23,7 +23,8 @@ class PrivateProxy {
  public:
   // Starts the guard and HAProxy on 127.0.0.1:`port`; waits until the
   // proxy answers /_ping.
-  absl::Status Start(const std::string& dir, const std::string& engine_socket, int port);
+  absl::Status Start(const std::string& dir, const std::string& engine_socket,
+                     int port);
   // Stops HAProxy only (SIGKILL: an outage, not a drain); the guard stays.
   absl::Status StopProxy();
   // Starts HAProxy again on the same port; waits until it answers.
@@ -43,7 +44,8 @@ class PrivateProxy {
 // to the test thread; stops everything when destroyed.
 class FleetStack {
  public:
-  absl::Status Start(const std::string& docker_host, std::vector<std::string> executor_args = {});
+  absl::Status Start(const std::string& docker_host,
+                     std::vector<std::string> executor_args = {});
   // SIGKILL of the executor (no drain, its containers are left running).
   absl::Status KillExecutor();
   // Starts the executor again on the port it had, with the same id file.
@@ -57,7 +59,8 @@ class FleetStack {
 
  private:
   absl::Status StartOne(const std::string& name, std::vector<std::string> args,
-                        std::optional<testing_util::Process>& process, int& port);
+                        std::optional<testing_util::Process>& process,
+                        int& port);
   std::string dir_, docker_host_, executor_id_file_;
   std::vector<std::string> executor_args_;
   std::optional<testing_util::Process> server_, executor_, worker_;
@@ -83,15 +86,16 @@ class TerminalCounter {
 
 // Creates a busybox task running `sh -c script`; its id.
 absl::StatusOr<std::string> Submit(crucible::v1::TaskService::Stub& tasks,
-                                   const std::string& script, absl::Duration timeout);
+                                   const std::string& script,
+                                   absl::Duration timeout);
 // GetTask until every task is in a terminal state or `timeout` passes; the
 // last seen tasks.
-std::vector<crucible::v1::Task> AwaitTerminal(crucible::v1::TaskService::Stub& tasks,
-                                              const std::vector<std::string>& ids,
-                                              absl::Duration timeout);
+std::vector<crucible::v1::Task> AwaitTerminal(
+    crucible::v1::TaskService::Stub& tasks, const std::vector<std::string>& ids,
+    absl::Duration timeout);
 // Names of the containers on the engine carrying crucible.executor=`id`.
-absl::StatusOr<std::vector<std::string>> ContainersOf(const std::string& engine_socket,
-                                                      const std::string& id);
+absl::StatusOr<std::vector<std::string>> ContainersOf(
+    const std::string& engine_socket, const std::string& id);
 // The id written in the executor's id file (waits for it up to 10 s).
 std::string ReadExecutorId(const std::string& path);
 

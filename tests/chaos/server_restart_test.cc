@@ -31,9 +31,11 @@ class ServerRestartTest : public ::testing::Test {
     REQUIRE_TEST_STACK(stack_);
     chaos_ = std::make_unique<ChaosStack>(stack_.docker_host);
     ASSERT_TRUE(chaos_->StartServer().ok()) << chaos_->Logs();
-    absl::StatusOr<std::string> executor = chaos_->StartExecutor("executor-1", kTasks);
+    absl::StatusOr<std::string> executor =
+        chaos_->StartExecutor("executor-1", kTasks);
     ASSERT_TRUE(executor.ok()) << executor.status() << chaos_->Logs();
-    ASSERT_TRUE(chaos_->StartWorker("worker-1", *executor).ok()) << chaos_->Logs();
+    ASSERT_TRUE(chaos_->StartWorker("worker-1", *executor).ok())
+        << chaos_->Logs();
   }
   void TearDown() override {
     if (HasFailure() && chaos_ != nullptr) std::cerr << chaos_->Logs();
@@ -48,7 +50,10 @@ class ServerRestartTest : public ::testing::Test {
     }
     for (const std::string& id : ids_) {
       ASSERT_TRUE(chaos_->AwaitTask(
-          id, [](const Task& t) { return t.state() == crucible::v1::TASK_STATE_RUNNING; },
+          id,
+          [](const Task& t) {
+            return t.state() == crucible::v1::TASK_STATE_RUNNING;
+          },
           absl::Seconds(30)))
           << id;
     }
@@ -67,9 +72,11 @@ class ServerRestartTest : public ::testing::Test {
           absl::Seconds(40)))
           << id;
     }
-    EXPECT_TRUE(absl::StrContains(chaos_->Log("worker-1"),
-                                  absl::StrCat("resuming ", kTasks, " running tasks")));
-    EXPECT_TRUE(absl::StrContains(chaos_->Log("server"), "took back the lease"));
+    EXPECT_TRUE(
+        absl::StrContains(chaos_->Log("worker-1"),
+                          absl::StrCat("resuming ", kTasks, " running tasks")));
+    EXPECT_TRUE(
+        absl::StrContains(chaos_->Log("server"), "took back the lease"));
     testing_util::ExpectEachEndedOnce(*chaos_, ids_, /*attempt=*/1, "once\n");
   }
 
@@ -96,8 +103,10 @@ TEST_F(ServerRestartTest, SigtermTellsTheWorkerAndCostsNoAttempt) {
   EXPECT_TRUE(WIFEXITED(*stopped) && WEXITSTATUS(*stopped) == 0) << *stopped;
   // The worker half-closed at once: no wait for --shutdown_grace (10 s).
   EXPECT_LT(absl::Now() - start, absl::Seconds(8));
-  EXPECT_TRUE(chaos_->WaitForLog("worker-1", "the server is going away", absl::Seconds(5)));
-  EXPECT_TRUE(chaos_->WaitForLog("worker-1", "reconnecting in 0", absl::Seconds(5)));
+  EXPECT_TRUE(chaos_->WaitForLog("worker-1", "the server is going away",
+                                 absl::Seconds(5)));
+  EXPECT_TRUE(
+      chaos_->WaitForLog("worker-1", "reconnecting in 0", absl::Seconds(5)));
   ASSERT_TRUE(chaos_->RestartServer().ok()) << chaos_->Logs();
   ExpectFinishedUnderTheFirstLease();
 }

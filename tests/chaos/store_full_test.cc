@@ -7,6 +7,7 @@
 // results are stored once space is back, which the server notices by itself;
 // then it takes new tasks again. Nothing acknowledged is lost, nothing ends
 // twice, no attempt is spent, and the file passes PRAGMA integrity_check.
+#include <grpcpp/grpcpp.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 
@@ -19,8 +20,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -44,7 +43,8 @@ constexpr int kTasks = 3;
 constexpr int kTicks = 6;  // seconds each task runs, printing a line a second
 
 void SetDeadline(grpc::ClientContext& ctx, int seconds = 10) {
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::seconds(seconds));
 }
 
 // Polls `done` every 100 ms until it holds or `timeout` passes.
@@ -71,15 +71,16 @@ class StoreFullChaosTest : public testing::Test {
     db_ = disk_->dir() + "/crucible.db";
     int port = 0;
     Start("server",
-          {"--db=" + db_, "--sweep_interval=200ms", "--store_full_retry=200ms"}, server_,
-          port);
+          {"--db=" + db_, "--sweep_interval=200ms", "--store_full_retry=200ms"},
+          server_, port);
     if (HasFatalFailure()) return;
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
                                    grpc::InsecureChannelCredentials());
     tasks_ = v1::TaskService::NewStub(channel_);
     health_ = grpc::health::v1::Health::NewStub(channel_);
     int executor_port = 0;
-    Start("executor", {"--docker_host=" + stack_.docker_host}, executor_, executor_port);
+    Start("executor", {"--docker_host=" + stack_.docker_host}, executor_,
+          executor_port);
     if (HasFatalFailure()) return;
     int worker_port = 0;
     Start("worker",
@@ -91,12 +92,15 @@ class StoreFullChaosTest : public testing::Test {
     if (HasFailure()) {
       for (const char* name : {"server", "executor", "worker"}) {
         std::cerr << "==== " << name << " log\n"
-                  << testing_util::ReadFile(absl::StrCat(dir_, "/", name, ".log")) << "\n";
+                  << testing_util::ReadFile(
+                         absl::StrCat(dir_, "/", name, ".log"))
+                  << "\n";
       }
     }
     if (disk_ != nullptr) disk_->Free().IgnoreError();
     // Stopped before the disk under the server goes (Process dtors).
-    for (std::optional<Process>* p : {&worker_, &executor_, &server_}) p->reset();
+    for (std::optional<Process>* p : {&worker_, &executor_, &server_})
+      p->reset();
   }
   void Start(const std::string& name, std::vector<std::string> args,
              std::optional<Process>& process, int& port) {
@@ -107,7 +111,8 @@ class StoreFullChaosTest : public testing::Test {
     auto started = Process::Start(args, absl::StrCat(dir_, "/", name, ".log"));
     ASSERT_TRUE(started.ok()) << started.status();
     process.emplace(*std::move(started));
-    auto bound = testing_util::WaitForPortFile(port_file, *process, absl::Seconds(30));
+    auto bound =
+        testing_util::WaitForPortFile(port_file, *process, absl::Seconds(30));
     ASSERT_TRUE(bound.ok()) << name << ": " << bound.status();
     port = *bound;
   }
@@ -148,7 +153,8 @@ class StoreFullChaosTest : public testing::Test {
     HealthCheckResponse resp;
     grpc::ClientContext ctx;
     SetDeadline(ctx, 5);
-    if (!health_->Check(&ctx, req, &resp).ok()) return HealthCheckResponse::UNKNOWN;
+    if (!health_->Check(&ctx, req, &resp).ok())
+      return HealthCheckResponse::UNKNOWN;
     return resp.status();
   }
   std::string Output(const std::string& id) {
@@ -187,11 +193,12 @@ class StoreFullChaosTest : public testing::Test {
 };
 
 TEST_F(StoreFullChaosTest, FullDiskDegradesThenResumesWithNothingLost) {
-  const std::string script = absl::StrCat(
-      "echo start; i=0; while [ $i -lt ", kTicks,
-      " ]; do echo tick $i; sleep 1; i=$((i+1)); done; echo done");
+  const std::string script =
+      absl::StrCat("echo start; i=0; while [ $i -lt ", kTicks,
+                   " ]; do echo tick $i; sleep 1; i=$((i+1)); done; echo done");
   std::string expected_output = "start\n";
-  for (int i = 0; i < kTicks; ++i) absl::StrAppend(&expected_output, "tick ", i, "\n");
+  for (int i = 0; i < kTicks; ++i)
+    absl::StrAppend(&expected_output, "tick ", i, "\n");
   expected_output += "done\n";
 
   // request_id -> task of every CreateTask that returned OK.
@@ -214,16 +221,21 @@ TEST_F(StoreFullChaosTest, FullDiskDegradesThenResumesWithNothingLost) {
   // The disk fills up; the next commit (the tasks' output) finds it full.
   auto filled = disk_->Fill();
   ASSERT_TRUE(filled.ok()) << filled.status();
-  ASSERT_TRUE(Eventually([&] { return Health("crucible.store") == HealthCheckResponse::NOT_SERVING; },
-                         absl::Seconds(10)))
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return Health("crucible.store") == HealthCheckResponse::NOT_SERVING;
+      },
+      absl::Seconds(10)))
       << "the store never said it is full";
   // The process serves on: "" stays SERVING (a liveness probe must not
   // restart it), and new work is refused with the reason.
   EXPECT_EQ(Health(""), HealthCheckResponse::SERVING);
   v1::Task refused;
   grpc::Status s = Create("during", "echo never", &refused);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
-  EXPECT_TRUE(absl::StrContains(s.error_message(), "the task store is full")) << s.error_message();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "the task store is full"))
+      << s.error_message();
   EXPECT_TRUE(absl::StrContains(s.error_message(), db_)) << s.error_message();
   {
     v1::CancelTaskRequest req;
@@ -232,7 +244,8 @@ TEST_F(StoreFullChaosTest, FullDiskDegradesThenResumesWithNothingLost) {
     grpc::ClientContext ctx;
     SetDeadline(ctx);
     grpc::Status c = tasks_->CancelTask(&ctx, req, &resp);
-    EXPECT_EQ(c.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << c.error_message();
+    EXPECT_EQ(c.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+        << c.error_message();
   }
   // Reads go on while the tasks finish in their containers (their results
   // wait in the server's memory), and the server stays up.
@@ -242,7 +255,8 @@ TEST_F(StoreFullChaosTest, FullDiskDegradesThenResumesWithNothingLost) {
       v1::Task got;
       grpc::Status g = Get(task.id(), &got);
       ASSERT_TRUE(g.ok()) << g.error_message();
-      EXPECT_FALSE(got.state() == v1::TASK_STATE_SUCCEEDED) << "not stored yet, not shown";
+      EXPECT_FALSE(got.state() == v1::TASK_STATE_SUCCEEDED)
+          << "not stored yet, not shown";
     }
     EXPECT_EQ(List().size(), size_t{kTasks});
     absl::SleepFor(absl::Milliseconds(500));
@@ -251,13 +265,15 @@ TEST_F(StoreFullChaosTest, FullDiskDegradesThenResumesWithNothingLost) {
 
   // Space comes back: the server notices by itself, stores what it kept.
   ASSERT_TRUE(disk_->Free().ok());
-  ASSERT_TRUE(Eventually([&] { return Health("crucible.store") == HealthCheckResponse::SERVING; },
-                         absl::Seconds(10)))
+  ASSERT_TRUE(Eventually(
+      [&] { return Health("crucible.store") == HealthCheckResponse::SERVING; },
+      absl::Seconds(10)))
       << "the store never resumed";
   for (const auto& [rid, task] : acked) {
     const std::string id = task.id();
-    ASSERT_TRUE(Eventually([&] { return State(id) == v1::TASK_STATE_SUCCEEDED; },
-                           absl::Seconds(15)))
+    ASSERT_TRUE(
+        Eventually([&] { return State(id) == v1::TASK_STATE_SUCCEEDED; },
+                   absl::Seconds(15)))
         << id << " ended " << v1::TaskState_Name(State(id));
     v1::Task got;
     ASSERT_TRUE(Get(id, &got).ok());
@@ -269,8 +285,9 @@ TEST_F(StoreFullChaosTest, FullDiskDegradesThenResumesWithNothingLost) {
   s = Create("after", "echo after", &after);
   ASSERT_TRUE(s.ok()) << s.error_message();
   acked["after"] = after;
-  ASSERT_TRUE(Eventually([&] { return State(after.id()) == v1::TASK_STATE_SUCCEEDED; },
-                         absl::Seconds(30)));
+  ASSERT_TRUE(
+      Eventually([&] { return State(after.id()) == v1::TASK_STATE_SUCCEEDED; },
+                 absl::Seconds(30)));
   EXPECT_EQ(Output(after.id()), "after\n");
 
   // Every acknowledged task is there, exactly once, ended once.

@@ -39,7 +39,10 @@ TEST(WorkerLossTest, KillNineRequeuesItsTasksWithinSecondsNotTheLeaseTtl) {
   }
   for (const std::string& id : ids) {
     ASSERT_TRUE(chaos.AwaitTask(
-        id, [](const Task& t) { return t.state() == crucible::v1::TASK_STATE_RUNNING; },
+        id,
+        [](const Task& t) {
+          return t.state() == crucible::v1::TASK_STATE_RUNNING;
+        },
         absl::Seconds(30)))
         << id << chaos.Logs();
   }
@@ -62,12 +65,16 @@ TEST(WorkerLossTest, KillNineRequeuesItsTasksWithinSecondsNotTheLeaseTtl) {
 
   for (const std::string& id : ids) {
     EXPECT_TRUE(chaos.AwaitTask(
-        id, [](const Task& t) { return t.state() == crucible::v1::TASK_STATE_SUCCEEDED; },
+        id,
+        [](const Task& t) {
+          return t.state() == crucible::v1::TASK_STATE_SUCCEEDED;
+        },
         absl::Seconds(30)))
         << id;
     absl::StatusOr<Task> t = chaos.Get(id);
     ASSERT_TRUE(t.ok());
-    EXPECT_TRUE(absl::StrContains(t->last_error(), "worker worker-1 lost")) << t->last_error();
+    EXPECT_TRUE(absl::StrContains(t->last_error(), "worker worker-1 lost"))
+        << t->last_error();
   }
   testing_util::ExpectEachEndedOnce(chaos, ids, /*attempt=*/2, "once\n");
   if (HasFailure()) std::cerr << chaos.Logs();

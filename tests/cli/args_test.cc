@@ -11,22 +11,31 @@ using testing::HasSubstr;
 using testing::Pair;
 using testing::UnorderedElementsAre;
 
-absl::StatusOr<Args> Parse(std::vector<std::string> words, std::string env = "") {
+absl::StatusOr<Args> Parse(std::vector<std::string> words,
+                           std::string env = "") {
   return ParseArgs(words, Environment{env, ""});
 }
 
 TEST(ParseArgsTest, SubmitWithEveryFlag) {
-  absl::StatusOr<Args> a = Parse(
-      {"--server", "h:1", "submit", "--image", "busybox", "--timeout=30s", "--memory", "64Mi",
-       "--env", "A=1", "--env=B=x=y", "--label", "team=x", "--priority", "5", "--request-id",
-       "r1", "--detach", "--", "sh", "-c", "echo hi --image"});
+  absl::StatusOr<Args> a = Parse({"--server",    "h:1",
+                                  "submit",      "--image",
+                                  "busybox",     "--timeout=30s",
+                                  "--memory",    "64Mi",
+                                  "--env",       "A=1",
+                                  "--env=B=x=y", "--label",
+                                  "team=x",      "--priority",
+                                  "5",           "--request-id",
+                                  "r1",          "--detach",
+                                  "--",          "sh",
+                                  "-c",          "echo hi --image"});
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->command, Command::kSubmit);
   EXPECT_EQ(a->connection.server, "h:1");
   EXPECT_EQ(a->submit.image, "busybox");
   EXPECT_EQ(a->submit.timeout, absl::Seconds(30));
   EXPECT_EQ(a->submit.memory_bytes, 64 << 20);
-  EXPECT_THAT(a->submit.env, UnorderedElementsAre(Pair("A", "1"), Pair("B", "x=y")));
+  EXPECT_THAT(a->submit.env,
+              UnorderedElementsAre(Pair("A", "1"), Pair("B", "x=y")));
   EXPECT_THAT(a->submit.labels, ElementsAre(Pair("team", "x")));
   EXPECT_EQ(a->submit.priority, 5);
   EXPECT_EQ(a->submit.request_id, "r1");
@@ -35,7 +44,8 @@ TEST(ParseArgsTest, SubmitWithEveryFlag) {
 }
 
 TEST(ParseArgsTest, SubmitCommandStartsAtFirstPositionalWord) {
-  absl::StatusOr<Args> a = Parse({"submit", "--image", "i", "ls", "-l", "--image", "x"});
+  absl::StatusOr<Args> a =
+      Parse({"submit", "--image", "i", "ls", "-l", "--image", "x"});
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->submit.image, "i");
   EXPECT_THAT(a->submit.command, ElementsAre("ls", "-l", "--image", "x"));
@@ -44,8 +54,11 @@ TEST(ParseArgsTest, SubmitCommandStartsAtFirstPositionalWord) {
 TEST(ParseArgsTest, ServerPrecedenceFlagThenEnvThenDefault) {
   EXPECT_EQ(Parse({"get", "t"}, "")->connection.server, "127.0.0.1:8080");
   EXPECT_EQ(Parse({"get", "t"}, "env:1")->connection.server, "env:1");
-  EXPECT_EQ(Parse({"--server=flag:2", "get", "t"}, "env:1")->connection.server, "flag:2");
-  EXPECT_EQ(Parse({"get", "t", "--server", "late:3"}, "env:1")->connection.server, "late:3");
+  EXPECT_EQ(Parse({"--server=flag:2", "get", "t"}, "env:1")->connection.server,
+            "flag:2");
+  EXPECT_EQ(
+      Parse({"get", "t", "--server", "late:3"}, "env:1")->connection.server,
+      "late:3");
 }
 
 TEST(ParseArgsTest, GetWithJsonOutputAnywhere) {
@@ -61,22 +74,22 @@ TEST(ParseArgsTest, GetWithJsonOutputAnywhere) {
 
 TEST(ParseArgsTest, ListFilters) {
   absl::StatusOr<Args> a =
-      Parse({"list", "--state", "running,QUEUED", "--state=TASK_STATE_FAILED", "--label",
-             "k=v", "--limit", "7"});
+      Parse({"list", "--state", "running,QUEUED", "--state=TASK_STATE_FAILED",
+             "--label", "k=v", "--limit", "7"});
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->command, Command::kList);
-  EXPECT_THAT(a->list.states,
-              ElementsAre(crucible::v1::TASK_STATE_RUNNING, crucible::v1::TASK_STATE_QUEUED,
-                          crucible::v1::TASK_STATE_FAILED));
+  EXPECT_THAT(a->list.states, ElementsAre(crucible::v1::TASK_STATE_RUNNING,
+                                          crucible::v1::TASK_STATE_QUEUED,
+                                          crucible::v1::TASK_STATE_FAILED));
   EXPECT_THAT(a->list.labels, ElementsAre(Pair("k", "v")));
   EXPECT_EQ(a->list.limit, 7);
 }
 
 TEST(ParseArgsTest, SubmitLimitsRetriesStdinAndSwitches) {
-  absl::StatusOr<Args> a =
-      Parse({"submit", "--image", "i", "--cpu", "0.5", "--pids=64", "--tmpfs", "16Mi",
-             "--max_output", "1Mi", "--attempts", "3", "--retry-on-nonzero-exit", "--stdin", "-",
-             "-w", "/tmp", "--cancel-on-interrupt", "true"});
+  absl::StatusOr<Args> a = Parse(
+      {"submit", "--image", "i", "--cpu", "0.5", "--pids=64", "--tmpfs", "16Mi",
+       "--max_output", "1Mi", "--attempts", "3", "--retry-on-nonzero-exit",
+       "--stdin", "-", "-w", "/tmp", "--cancel-on-interrupt", "true"});
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->submit.cpu_millis, 500);
   EXPECT_EQ(a->submit.pids_limit, 64);
@@ -128,7 +141,8 @@ TEST(ParseArgsTest, ConnectionFlagsAndEnvironment) {
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->connection.token, "envtok");
   EXPECT_FALSE(a->connection.tls);
-  a = ParseArgs({"--token=flagtok", "--ca_cert", "ca.pem", "get", "t"}, Environment{"", "envtok"});
+  a = ParseArgs({"--token=flagtok", "--ca_cert", "ca.pem", "get", "t"},
+                Environment{"", "envtok"});
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->connection.token, "flagtok");
   EXPECT_TRUE(a->connection.tls);
@@ -153,10 +167,11 @@ TEST(ParseArgsTest, HelpWinsAndNoCommandIsHelp) {
 }
 
 TEST(ParseArgsTest, UsageErrors) {
-  for (const std::vector<std::string>& words : std::vector<std::vector<std::string>>{
+  for (const std::vector<std::string>& words :
+       std::vector<std::vector<std::string>>{
            {"frobnicate"},
-           {"submit", "--", "echo"},                 // no image
-           {"submit", "--image"},                    // no value
+           {"submit", "--", "echo"},  // no image
+           {"submit", "--image"},     // no value
            {"submit", "--image", "i", "--bogus", "x"},
            {"submit", "--image", "i", "--env", "NOEQUALS"},
            {"submit", "--image", "i", "--timeout", "soon"},
@@ -208,9 +223,10 @@ TEST(ParseValuesTest, MemorySizes) {
 
 TEST(HelpTextTest, ListsCommandsAndExitCodes) {
   const std::string help = HelpText();
-  for (const char* word : {"submit", "get ID", "list", "cancel ID", "logs ID", "watch ID",
-                           "health", "124", "125", "130", "69", "75", "usage", "--token",
-                           "--tls", "--ca-cert", "CRUCIBLE_SERVER", "CRUCIBLE_TOKEN"}) {
+  for (const char* word :
+       {"submit", "get ID", "list", "cancel ID", "logs ID", "watch ID",
+        "health", "124", "125", "130", "69", "75", "usage", "--token", "--tls",
+        "--ca-cert", "CRUCIBLE_SERVER", "CRUCIBLE_TOKEN"}) {
     EXPECT_THAT(help, HasSubstr(word));
   }
 }

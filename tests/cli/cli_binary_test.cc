@@ -1,10 +1,10 @@
 // Runs the built `crucible` binary against an in-process fake TaskService
 // (real gRPC on 127.0.0.1, ephemeral port).
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -24,7 +24,8 @@ using testing::StartsWith;
 // `chunks`, GetTask returns `final`. Thread-safe.
 class FakeTasks final : public crucible::v1::TaskService::Service {
  public:
-  grpc::Status CreateTask(grpc::ServerContext*, const crucible::v1::CreateTaskRequest* request,
+  grpc::Status CreateTask(grpc::ServerContext*,
+                          const crucible::v1::CreateTaskRequest* request,
                           crucible::v1::CreateTaskResponse* response) override {
     absl::MutexLock lock(&mu_);
     created_.push_back(*request);
@@ -39,31 +40,38 @@ class FakeTasks final : public crucible::v1::TaskService::Service {
     response->mutable_task()->set_state(crucible::v1::TASK_STATE_QUEUED);
     return grpc::Status::OK;
   }
-  grpc::Status GetTask(grpc::ServerContext* ctx, const crucible::v1::GetTaskRequest* request,
+  grpc::Status GetTask(grpc::ServerContext* ctx,
+                       const crucible::v1::GetTaskRequest* request,
                        crucible::v1::GetTaskResponse* response) override {
     absl::MutexLock lock(&mu_);
     auto auth = ctx->client_metadata().find("authorization");
-    last_authorization_ = auth == ctx->client_metadata().end()
-                              ? "(none)"
-                              : std::string(auth->second.data(), auth->second.size());
-    if (request->task_id() != final_.id()) return grpc::Status(grpc::NOT_FOUND, "no such task");
+    last_authorization_ =
+        auth == ctx->client_metadata().end()
+            ? "(none)"
+            : std::string(auth->second.data(), auth->second.size());
+    if (request->task_id() != final_.id())
+      return grpc::Status(grpc::NOT_FOUND, "no such task");
     *response->mutable_task() = final_;
     return grpc::Status::OK;
   }
-  grpc::Status ListTasks(grpc::ServerContext*, const crucible::v1::ListTasksRequest* request,
+  grpc::Status ListTasks(grpc::ServerContext*,
+                         const crucible::v1::ListTasksRequest* request,
                          crucible::v1::ListTasksResponse* response) override {
     absl::MutexLock lock(&mu_);
     *response->add_tasks() = final_;
     return grpc::Status::OK;
   }
   grpc::Status StreamTaskOutput(
-      grpc::ServerContext*, const crucible::v1::StreamTaskOutputRequest* request,
-      grpc::ServerWriter<crucible::v1::StreamTaskOutputResponse>* writer) override {
+      grpc::ServerContext*,
+      const crucible::v1::StreamTaskOutputRequest* request,
+      grpc::ServerWriter<crucible::v1::StreamTaskOutputResponse>* writer)
+      override {
     std::vector<crucible::v1::OutputChunk> chunks;
     {
       absl::MutexLock lock(&mu_);
       if (request->task_id() != final_.id() || !request->follow()) {
-        return grpc::Status(grpc::INVALID_ARGUMENT, "expected follow on the created task");
+        return grpc::Status(grpc::INVALID_ARGUMENT,
+                            "expected follow on the created task");
       }
       chunks = chunks_;
     }
@@ -116,7 +124,8 @@ class FakeTasks final : public crucible::v1::TaskService::Service {
   std::string last_authorization_ ABSL_GUARDED_BY(mu_);
 };
 
-Task Final(crucible::v1::TaskState state, crucible::v1::TerminationReason reason, int code) {
+Task Final(crucible::v1::TaskState state,
+           crucible::v1::TerminationReason reason, int code) {
   Task t;
   t.set_id("task-1");
   t.set_state(state);
@@ -131,7 +140,8 @@ class CliBinaryTest : public testing::Test {
   void SetUp() override {
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port);
     builder.RegisterService(&tasks_);
     server_ = builder.BuildAndStart();
     ASSERT_GT(port, 0);
@@ -155,52 +165,56 @@ class CliBinaryTest : public testing::Test {
 };
 
 TEST_F(CliBinaryTest, SubmitWritesStreamsApartAndExitsWithTheTaskExitCode) {
-  tasks_.set_final(
-      Final(crucible::v1::TASK_STATE_FAILED, crucible::v1::TERMINATION_REASON_EXITED, 3));
+  tasks_.set_final(Final(crucible::v1::TASK_STATE_FAILED,
+                         crucible::v1::TERMINATION_REASON_EXITED, 3));
   tasks_.AddChunk(crucible::v1::OUTPUT_STREAM_STDOUT, "hi\n");
   tasks_.AddChunk(crucible::v1::OUTPUT_STREAM_STDERR, "oops\n");
   tasks_.AddChunk(crucible::v1::OUTPUT_STREAM_STDOUT, "bye\n");
-  testing_util::CommandResult r =
-      Crucible({"--server", address_, "submit", "--image", "busybox", "--timeout", "30s",
-                "--env", "A=1", "--", "sh", "-c", "echo hi; exit 3"});
+  testing_util::CommandResult r = Crucible(
+      {"--server", address_, "submit", "--image", "busybox", "--timeout", "30s",
+       "--env", "A=1", "--", "sh", "-c", "echo hi; exit 3"});
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_EQ(r.out, "hi\nbye\n");
   EXPECT_EQ(r.err, "oops\n");
   ASSERT_EQ(tasks_.created().size(), 1u);
   const crucible::v1::TaskSpec spec = tasks_.created()[0].spec();
   EXPECT_EQ(spec.image(), "busybox");
-  EXPECT_THAT(spec.command(), testing::ElementsAre("sh", "-c", "echo hi; exit 3"));
+  EXPECT_THAT(spec.command(),
+              testing::ElementsAre("sh", "-c", "echo hi; exit 3"));
   EXPECT_EQ(spec.timeout().seconds(), 30);
   EXPECT_EQ(spec.env().at("A"), "1");
 }
 
 TEST_F(CliBinaryTest, SubmitSucceededExitsZero) {
-  tasks_.set_final(
-      Final(crucible::v1::TASK_STATE_SUCCEEDED, crucible::v1::TERMINATION_REASON_EXITED, 0));
+  tasks_.set_final(Final(crucible::v1::TASK_STATE_SUCCEEDED,
+                         crucible::v1::TERMINATION_REASON_EXITED, 0));
   tasks_.AddChunk(crucible::v1::OUTPUT_STREAM_STDOUT, "ok\n");
-  testing_util::CommandResult r =
-      Crucible({"--server=" + address_, "submit", "--image", "busybox", "--", "true"});
+  testing_util::CommandResult r = Crucible(
+      {"--server=" + address_, "submit", "--image", "busybox", "--", "true"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "ok\n");
   EXPECT_EQ(r.err, "");
 }
 
 TEST_F(CliBinaryTest, SubmitTimedOutExits124WithALineOnStderr) {
-  Task t = Final(crucible::v1::TASK_STATE_TIMED_OUT, crucible::v1::TERMINATION_REASON_TIMEOUT,
-                 137);
+  Task t = Final(crucible::v1::TASK_STATE_TIMED_OUT,
+                 crucible::v1::TERMINATION_REASON_TIMEOUT, 137);
   t.mutable_result()->set_error_message("killed after 1s");
   tasks_.set_final(t);
   testing_util::CommandResult r =
-      Crucible({"--server", address_, "submit", "--image", "busybox", "--", "sleep", "9"});
+      Crucible({"--server", address_, "submit", "--image", "busybox", "--",
+                "sleep", "9"});
   EXPECT_EQ(r.exit_code, 124);
-  EXPECT_THAT(r.err, HasSubstr("crucible: task task-1 TIMED_OUT: killed after 1s"));
+  EXPECT_THAT(r.err,
+              HasSubstr("crucible: task task-1 TIMED_OUT: killed after 1s"));
 }
 
 TEST_F(CliBinaryTest, SubmitDetachPrintsTheId) {
-  tasks_.set_final(
-      Final(crucible::v1::TASK_STATE_QUEUED, crucible::v1::TERMINATION_REASON_UNSPECIFIED, 0));
+  tasks_.set_final(Final(crucible::v1::TASK_STATE_QUEUED,
+                         crucible::v1::TERMINATION_REASON_UNSPECIFIED, 0));
   testing_util::CommandResult r =
-      Crucible({"--server", address_, "submit", "--detach", "--image", "busybox", "true"});
+      Crucible({"--server", address_, "submit", "--detach", "--image",
+                "busybox", "true"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "task-1\n");
 }
@@ -208,14 +222,15 @@ TEST_F(CliBinaryTest, SubmitDetachPrintsTheId) {
 // One submit, one task: a lost answer (UNAVAILABLE, DEADLINE_EXCEEDED) is
 // retried with the same generated request_id.
 TEST_F(CliBinaryTest, SubmitRetriesCreateWithTheSameRequestId) {
-  tasks_.set_final(
-      Final(crucible::v1::TASK_STATE_QUEUED, crucible::v1::TERMINATION_REASON_UNSPECIFIED, 0));
+  tasks_.set_final(Final(crucible::v1::TASK_STATE_QUEUED,
+                         crucible::v1::TERMINATION_REASON_UNSPECIFIED, 0));
   for (grpc::StatusCode code : {grpc::UNAVAILABLE, grpc::DEADLINE_EXCEEDED}) {
     SCOPED_TRACE(code);
     const size_t before = tasks_.created().size();
     tasks_.LoseAnswers(2, grpc::Status(code, "lost"));
     testing_util::CommandResult r =
-        Crucible({"--server", address_, "submit", "--detach", "--image", "busybox", "true"});
+        Crucible({"--server", address_, "submit", "--detach", "--image",
+                  "busybox", "true"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, "task-1\n");
     std::vector<crucible::v1::CreateTaskRequest> created = tasks_.created();
@@ -232,22 +247,25 @@ TEST_F(CliBinaryTest, SubmitRetriesCreateWithTheSameRequestId) {
 TEST_F(CliBinaryTest, SubmitGivesUpAfterAFewAttemptsAndNeverRetriesAUserError) {
   tasks_.LoseAnswers(100, grpc::Status(grpc::UNAVAILABLE, "down"));
   testing_util::CommandResult r =
-      Crucible({"--server", address_, "submit", "--detach", "--image", "busybox",
-                "--request-id", "mine", "true"});
+      Crucible({"--server", address_, "submit", "--detach", "--image",
+                "busybox", "--request-id", "mine", "true"});
   EXPECT_NE(r.exit_code, 0);
   std::vector<crucible::v1::CreateTaskRequest> created = tasks_.created();
   EXPECT_EQ(created.size(), 4u);
   for (const auto& c : created) EXPECT_EQ(c.request_id(), "mine");
 
   tasks_.LoseAnswers(0, grpc::Status::OK);
-  tasks_.set_create_error(grpc::Status(grpc::ALREADY_EXISTS, "request_id reused"));
-  r = Crucible({"--server", address_, "submit", "--detach", "--image", "busybox", "true"});
+  tasks_.set_create_error(
+      grpc::Status(grpc::ALREADY_EXISTS, "request_id reused"));
+  r = Crucible({"--server", address_, "submit", "--detach", "--image",
+                "busybox", "true"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(tasks_.created().size(), created.size() + 1);
 }
 
 TEST_F(CliBinaryTest, ServerRefusalIsPrintedWithItsCodeName) {
-  tasks_.set_create_error(grpc::Status(grpc::INVALID_ARGUMENT, "image is required"));
+  tasks_.set_create_error(
+      grpc::Status(grpc::INVALID_ARGUMENT, "image is required"));
   testing_util::CommandResult r =
       Crucible({"--server", address_, "submit", "--image", "x", "--", "true"});
   EXPECT_EQ(r.exit_code, 1);
@@ -255,9 +273,10 @@ TEST_F(CliBinaryTest, ServerRefusalIsPrintedWithItsCodeName) {
 }
 
 TEST_F(CliBinaryTest, GetJsonAndNotFound) {
-  tasks_.set_final(
-      Final(crucible::v1::TASK_STATE_SUCCEEDED, crucible::v1::TERMINATION_REASON_EXITED, 0));
-  testing_util::CommandResult r = Crucible({"--server", address_, "get", "task-1", "-o", "json"});
+  tasks_.set_final(Final(crucible::v1::TASK_STATE_SUCCEEDED,
+                         crucible::v1::TERMINATION_REASON_EXITED, 0));
+  testing_util::CommandResult r =
+      Crucible({"--server", address_, "get", "task-1", "-o", "json"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, StartsWith("{\"id\":\"task-1\""));
   EXPECT_THAT(r.out, HasSubstr("\"state\":\"TASK_STATE_SUCCEEDED\""));
@@ -267,34 +286,39 @@ TEST_F(CliBinaryTest, GetJsonAndNotFound) {
 }
 
 TEST_F(CliBinaryTest, TokenIsSentAsBearerMetadataFromFlagOrEnvironment) {
-  tasks_.set_final(
-      Final(crucible::v1::TASK_STATE_SUCCEEDED, crucible::v1::TERMINATION_REASON_EXITED, 0));
-  testing_util::CommandResult r = Crucible({"--server", address_, "get", "task-1"});
+  tasks_.set_final(Final(crucible::v1::TASK_STATE_SUCCEEDED,
+                         crucible::v1::TERMINATION_REASON_EXITED, 0));
+  testing_util::CommandResult r =
+      Crucible({"--server", address_, "get", "task-1"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(tasks_.last_authorization(), "(none)");
   r = Crucible({"--server", address_, "--token", "s3cret", "get", "task-1"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(tasks_.last_authorization(), "Bearer s3cret");
   absl::StatusOr<testing_util::CommandResult> env = testing_util::RunCommand(
-      {testing_util::BinaryPath("crucible"), "get", "task-1"}, absl::Seconds(30),
+      {testing_util::BinaryPath("crucible"), "get", "task-1"},
+      absl::Seconds(30),
       {"CRUCIBLE_SERVER=" + address_, "CRUCIBLE_TOKEN=from-env"});
   ASSERT_TRUE(env.ok()) << env.status();
   EXPECT_EQ(env->exit_code, 0) << env->err;
   EXPECT_EQ(tasks_.last_authorization(), "Bearer from-env");
 }
 
-TEST_F(CliBinaryTest, TlsToAPlaintextServerFailsAndAMissingCaFileIsAUsageError) {
-  testing_util::CommandResult r = Crucible({"--server", address_, "--tls", "get", "task-1"});
+TEST_F(CliBinaryTest,
+       TlsToAPlaintextServerFailsAndAMissingCaFileIsAUsageError) {
+  testing_util::CommandResult r =
+      Crucible({"--server", address_, "--tls", "get", "task-1"});
   EXPECT_EQ(r.exit_code, 69) << r.err;
   EXPECT_THAT(r.err, StartsWith("crucible: UNAVAILABLE: "));
-  r = Crucible({"--server", address_, "--ca-cert", "/nonexistent.pem", "get", "task-1"});
+  r = Crucible(
+      {"--server", address_, "--ca-cert", "/nonexistent.pem", "get", "task-1"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("/nonexistent.pem"));
 }
 
 TEST_F(CliBinaryTest, ListPrintsATable) {
-  tasks_.set_final(
-      Final(crucible::v1::TASK_STATE_SUCCEEDED, crucible::v1::TERMINATION_REASON_EXITED, 0));
+  tasks_.set_final(Final(crucible::v1::TASK_STATE_SUCCEEDED,
+                         crucible::v1::TERMINATION_REASON_EXITED, 0));
   testing_util::CommandResult r = Crucible({"--server", address_, "list"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, StartsWith("ID "));
@@ -303,17 +327,18 @@ TEST_F(CliBinaryTest, ListPrintsATable) {
 
 TEST(CliBinaryNoServerTest, UnavailableServerExits69) {
   // Port 1 on loopback: nothing listens there.
-  absl::StatusOr<testing_util::CommandResult> r = testing_util::RunCommand(
-      {testing_util::BinaryPath("crucible"), "--server", "127.0.0.1:1", "get", "x"},
-      absl::Seconds(30));
+  absl::StatusOr<testing_util::CommandResult> r =
+      testing_util::RunCommand({testing_util::BinaryPath("crucible"),
+                                "--server", "127.0.0.1:1", "get", "x"},
+                               absl::Seconds(30));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->exit_code, 69);
   EXPECT_THAT(r->err, StartsWith("crucible: UNAVAILABLE: "));
 }
 
 TEST(CliBinaryUsageTest, UsageErrorExits2AndHelpExits0) {
-  absl::StatusOr<testing_util::CommandResult> r =
-      testing_util::RunCommand({testing_util::BinaryPath("crucible"), "submit"}, absl::Seconds(30));
+  absl::StatusOr<testing_util::CommandResult> r = testing_util::RunCommand(
+      {testing_util::BinaryPath("crucible"), "submit"}, absl::Seconds(30));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->exit_code, 2);
   EXPECT_THAT(r->err, HasSubstr("submit needs --image"));

@@ -1,19 +1,18 @@
 // The built `crucible` binary against the real local stack: crucible-server,
 // -worker and -executor as processes, the real engine behind the real proxy.
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/escaping.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "crucible/v1/task_service.grpc.pb.h"
@@ -47,7 +46,8 @@ std::vector<nlohmann::json> JsonLines(const std::string& text) {
 class CliEndToEndTest : public testing_util::LocalStackSuite<> {
  protected:
   // Runs `crucible --server <stack> args...` to completion.
-  CommandResult Crucible(std::vector<std::string> args, const std::string& stdin_data = "") {
+  CommandResult Crucible(std::vector<std::string> args,
+                         const std::string& stdin_data = "") {
     args.insert(args.begin(), {testing_util::BinaryPath("crucible"), "--server",
                                local_->server_address()});
     absl::StatusOr<CommandResult> r =
@@ -57,7 +57,8 @@ class CliEndToEndTest : public testing_util::LocalStackSuite<> {
   }
 
   // Starts `crucible --server <stack> args...` in the background.
-  Process StartCrucible(std::vector<std::string> args, const std::string& name) {
+  Process StartCrucible(std::vector<std::string> args,
+                        const std::string& name) {
     args.insert(args.begin(), {testing_util::BinaryPath("crucible"), "--server",
                                local_->server_address()});
     absl::StatusOr<Process> p =
@@ -89,25 +90,43 @@ class CliEndToEndTest : public testing_util::LocalStackSuite<> {
     return last;
   }
 
-  Task GetTask(const std::string& id) { return testing_util::GetTaskOrFail(local_->tasks(), id); }
-
+  Task GetTask(const std::string& id) {
+    return testing_util::GetTaskOrFail(local_->tasks(), id);
+  }
 };
 
-
 TEST_F(CliEndToEndTest, SubmitStreamsOutputAndExitsWithTheTaskExitCode) {
-  CommandResult r = Crucible({"submit", "--image", kImage, "--env", "WHO=world", "--workdir",
-                              "/tmp", "--stdin", "-", "--memory", "64Mi", "--cpu", "0.5",
-                              "--pids", "64", "--timeout", "60s", "--", "sh", "-c",
-                              "echo hello $WHO; pwd; cat; echo oops >&2; exit 3"},
-                             "from stdin\n");
+  CommandResult r =
+      Crucible({"submit",
+                "--image",
+                kImage,
+                "--env",
+                "WHO=world",
+                "--workdir",
+                "/tmp",
+                "--stdin",
+                "-",
+                "--memory",
+                "64Mi",
+                "--cpu",
+                "0.5",
+                "--pids",
+                "64",
+                "--timeout",
+                "60s",
+                "--",
+                "sh",
+                "-c",
+                "echo hello $WHO; pwd; cat; echo oops >&2; exit 3"},
+               "from stdin\n");
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_EQ(r.out, "hello world\n/tmp\nfrom stdin\n");
   EXPECT_EQ(r.err, "oops\n");
 }
 
 TEST_F(CliEndToEndTest, SubmitJsonPrintsTheEndedTask) {
-  CommandResult r =
-      Crucible({"-o", "json", "submit", "--image", kImage, "--label", "k=v", "--", "true"});
+  CommandResult r = Crucible({"-o", "json", "submit", "--image", kImage,
+                              "--label", "k=v", "--", "true"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   std::vector<nlohmann::json> lines = JsonLines(r.out);
   ASSERT_EQ(lines.size(), 1u) << r.out;
@@ -115,26 +134,31 @@ TEST_F(CliEndToEndTest, SubmitJsonPrintsTheEndedTask) {
   EXPECT_EQ(lines[0]["result"]["exitCode"], 0);
   EXPECT_EQ(lines[0]["result"]["reason"], "TERMINATION_REASON_EXITED");
   EXPECT_EQ(lines[0]["spec"]["labels"]["k"], "v");
-  EXPECT_EQ(GetTask(lines[0]["id"]).state(), crucible::v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(GetTask(lines[0]["id"]).state(),
+            crucible::v1::TASK_STATE_SUCCEEDED);
 }
 
 TEST_F(CliEndToEndTest, TimeoutRefusalAndServerErrorsHaveTheirOwnExitCodes) {
-  CommandResult r = Crucible({"submit", "--image", kImage, "--timeout", "1s", "--", "sleep", "30"});
+  CommandResult r = Crucible(
+      {"submit", "--image", kImage, "--timeout", "1s", "--", "sleep", "30"});
   EXPECT_EQ(r.exit_code, 124) << r.err;
   EXPECT_THAT(r.err, HasSubstr("TIMED_OUT"));
 
   // Allowed, but the engine lacks it: refused by the executor, no exit code
   // of its own.
-  r = Crucible({"submit", "--image", "localhost/crucible/no-such-image:1", "--", "true"});
+  r = Crucible({"submit", "--image", "localhost/crucible/no-such-image:1", "--",
+                "true"});
   EXPECT_EQ(r.exit_code, 125) << r.err;
   EXPECT_THAT(r.err, HasSubstr("FAILED (REJECTED)"));
 
   // Outside every executor's image allowlist: refused at CreateTask.
-  r = Crucible({"submit", "--image", "docker.io/library/alpine:3", "--", "true"});
+  r = Crucible(
+      {"submit", "--image", "docker.io/library/alpine:3", "--", "true"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, StartsWith("crucible: INVALID_ARGUMENT: spec.image"));
 
-  r = Crucible({"submit", "--image", kImage, "--request-id", std::string(200, 'x'), "true"});
+  r = Crucible({"submit", "--image", kImage, "--request-id",
+                std::string(200, 'x'), "true"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, StartsWith("crucible: INVALID_ARGUMENT: request_id"));
 
@@ -147,8 +171,9 @@ TEST_F(CliEndToEndTest, TimeoutRefusalAndServerErrorsHaveTheirOwnExitCodes) {
 }
 
 TEST_F(CliEndToEndTest, DetachThenWatchLogsAndGet) {
-  CommandResult r = Crucible({"submit", "-d", "--image", kImage, "--", "sh", "-c",
-                              "echo one; echo two >&2; echo three; exit 4"});
+  CommandResult r =
+      Crucible({"submit", "-d", "--image", kImage, "--", "sh", "-c",
+                "echo one; echo two >&2; echo three; exit 4"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string id(absl::StripTrailingAsciiWhitespace(r.out));
   ASSERT_FALSE(id.empty());
@@ -173,23 +198,27 @@ TEST_F(CliEndToEndTest, DetachThenWatchLogsAndGet) {
   // Offsets count bytes of the combined output, in the order the executor
   // read them (stdout and stderr may interleave either way).
   r = Crucible({"-o", "json", "logs", id});
-  std::map<int64_t, std::pair<std::string, std::string>> by_offset;  // stream, data
+  std::map<int64_t, std::pair<std::string, std::string>>
+      by_offset;  // stream, data
   for (const nlohmann::json& c : JsonLines(r.out)) {
     std::string data;
     ASSERT_TRUE(absl::Base64Unescape(c["data"].get<std::string>(), &data));
     EXPECT_EQ(c["attempt"], 1);
     // int64 is a string in the protobuf JSON mapping.
-    by_offset[std::stoll(c["offset"].get<std::string>())] = {c["stream"].get<std::string>(), data};
+    by_offset[std::stoll(c["offset"].get<std::string>())] = {
+        c["stream"].get<std::string>(), data};
   }
   std::string combined, out, err;
   for (const auto& [offset, chunk] : by_offset) {
-    EXPECT_EQ(offset, static_cast<int64_t>(combined.size())) << "chunks are contiguous";
+    EXPECT_EQ(offset, static_cast<int64_t>(combined.size()))
+        << "chunks are contiguous";
     combined += chunk.second;
     (chunk.first == "OUTPUT_STREAM_STDERR" ? err : out) += chunk.second;
   }
   EXPECT_EQ(out, "one\nthree\n");
   EXPECT_EQ(err, "two\n");
-  r = Crucible({"logs", "--offset", "4", "--follow", id});  // an ended task: no waiting
+  r = Crucible(
+      {"logs", "--offset", "4", "--follow", id});  // an ended task: no waiting
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.size() + r.err.size(), combined.size() - 4);
   EXPECT_THAT(r.out + r.err, testing::Not(HasSubstr("one")));
@@ -201,8 +230,8 @@ TEST_F(CliEndToEndTest, DetachThenWatchLogsAndGet) {
 }
 
 TEST_F(CliEndToEndTest, LogsFollowWaitsForTheEndAndCtrlCStopsAWatch) {
-  CommandResult r = Crucible({"submit", "-d", "--image", kImage, "--", "sh", "-c",
-                              "echo a; sleep 1; echo b"});
+  CommandResult r = Crucible({"submit", "-d", "--image", kImage, "--", "sh",
+                              "-c", "echo a; sleep 1; echo b"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string id(absl::StripTrailingAsciiWhitespace(r.out));
   r = Crucible({"logs", "--follow", id});
@@ -210,7 +239,8 @@ TEST_F(CliEndToEndTest, LogsFollowWaitsForTheEndAndCtrlCStopsAWatch) {
   EXPECT_EQ(r.out, "a\nb\n");
 
   const std::string run = "watch-sigint-" + std::to_string(getpid());
-  r = Crucible({"submit", "-d", "--label", "run=" + run, "--image", kImage, "--", "sleep", "60"});
+  r = Crucible({"submit", "-d", "--label", "run=" + run, "--image", kImage,
+                "--", "sleep", "60"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Task task = WaitForLabelledTask(run, crucible::v1::TASK_STATE_RUNNING);
   Process watch = StartCrucible({"watch", task.id()}, run);
@@ -222,7 +252,8 @@ TEST_F(CliEndToEndTest, LogsFollowWaitsForTheEndAndCtrlCStopsAWatch) {
   ASSERT_THAT(watch.Log(), HasSubstr("RUNNING"));
   absl::StatusOr<int> status = watch.Stop(SIGINT, absl::Seconds(30));
   ASSERT_TRUE(status.ok()) << status.status();
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 75) << *status << watch.Log();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 75)
+      << *status << watch.Log();
   EXPECT_EQ(GetTask(task.id()).state(), crucible::v1::TASK_STATE_RUNNING);
   r = Crucible({"cancel", "--wait", task.id()});  // clean up
   EXPECT_EQ(r.exit_code, 130) << r.err;
@@ -231,15 +262,17 @@ TEST_F(CliEndToEndTest, LogsFollowWaitsForTheEndAndCtrlCStopsAWatch) {
 TEST_F(CliEndToEndTest, ListFiltersAndPages) {
   const std::string run = "list-" + std::to_string(getpid());
   for (const char* code : {"0", "1", "0"}) {
-    CommandResult r = Crucible({"submit", "--label", "run=" + run, "--image", kImage, "--", "sh",
-                                "-c", absl::StrCat("exit ", code)});
+    CommandResult r =
+        Crucible({"submit", "--label", "run=" + run, "--image", kImage, "--",
+                  "sh", "-c", absl::StrCat("exit ", code)});
     ASSERT_EQ(r.exit_code, std::stoi(code)) << r.err;
   }
   CommandResult r = Crucible({"-o", "json", "list", "--label", "run=" + run});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(JsonLines(r.out).size(), 3u) << r.out;
 
-  r = Crucible({"-o", "json", "list", "--label", "run=" + run, "--state", "failed"});
+  r = Crucible(
+      {"-o", "json", "list", "--label", "run=" + run, "--state", "failed"});
   std::vector<nlohmann::json> failed = JsonLines(r.out);
   ASSERT_EQ(failed.size(), 1u) << r.out;
   EXPECT_EQ(failed[0]["result"]["exitCode"], 1);
@@ -247,9 +280,10 @@ TEST_F(CliEndToEndTest, ListFiltersAndPages) {
   r = Crucible({"-o", "json", "list", "--label", "run=" + run, "--limit", "2"});
   EXPECT_EQ(JsonLines(r.out).size(), 2u) << r.out;
   ASSERT_THAT(r.err, StartsWith("crucible: more tasks: --page-token "));
-  const std::string token(
-      absl::StripTrailingAsciiWhitespace(absl::StripPrefix(r.err, "crucible: more tasks: --page-token ")));
-  r = Crucible({"-o", "json", "list", "--label", "run=" + run, "--page-token", token});
+  const std::string token(absl::StripTrailingAsciiWhitespace(
+      absl::StripPrefix(r.err, "crucible: more tasks: --page-token ")));
+  r = Crucible(
+      {"-o", "json", "list", "--label", "run=" + run, "--page-token", token});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(JsonLines(r.out).size(), 1u) << r.out;
 
@@ -260,10 +294,12 @@ TEST_F(CliEndToEndTest, ListFiltersAndPages) {
 
 TEST_F(CliEndToEndTest, ListWatchPrintsChangesUntilInterrupted) {
   const std::string run = "watch-" + std::to_string(getpid());
-  Process watcher = StartCrucible({"-o", "json", "list", "--watch", "--interval", "100ms",
-                                   "--label", "run=" + run},
-                                  "list-watch");
-  CommandResult r = Crucible({"submit", "--label", "run=" + run, "--image", kImage, "true"});
+  Process watcher =
+      StartCrucible({"-o", "json", "list", "--watch", "--interval", "100ms",
+                     "--label", "run=" + run},
+                    "list-watch");
+  CommandResult r =
+      Crucible({"submit", "--label", "run=" + run, "--image", kImage, "true"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   bool saw_end = false;
@@ -281,8 +317,8 @@ TEST_F(CliEndToEndTest, ListWatchPrintsChangesUntilInterrupted) {
 
 TEST_F(CliEndToEndTest, CancelWaitEndsARunningTaskCancelled) {
   const std::string run = "cancel-" + std::to_string(getpid());
-  CommandResult r = Crucible(
-      {"submit", "-d", "--label", "run=" + run, "--image", kImage, "--", "sleep", "60"});
+  CommandResult r = Crucible({"submit", "-d", "--label", "run=" + run,
+                              "--image", kImage, "--", "sleep", "60"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Task task = WaitForLabelledTask(run, crucible::v1::TASK_STATE_RUNNING);
   r = Crucible({"cancel", "--wait", "--reason", "enough", task.id()});
@@ -296,25 +332,29 @@ TEST_F(CliEndToEndTest, CancelWaitEndsARunningTaskCancelled) {
 
 TEST_F(CliEndToEndTest, CtrlCWithCancelOnInterruptCancelsTheTask) {
   const std::string run = "sigint-cancel-" + std::to_string(getpid());
-  Process cli = StartCrucible({"submit", "--cancel-on-interrupt", "--label", "run=" + run,
-                               "--image", kImage, "--", "sh", "-c", "echo started; sleep 60"},
-                              run);
+  Process cli = StartCrucible(
+      {"submit", "--cancel-on-interrupt", "--label", "run=" + run, "--image",
+       kImage, "--", "sh", "-c", "echo started; sleep 60"},
+      run);
   Task task = WaitForLabelledTask(run, crucible::v1::TASK_STATE_RUNNING);
   absl::StatusOr<int> status = cli.Stop(SIGINT, absl::Seconds(60));
   ASSERT_TRUE(status.ok()) << status.status() << cli.Log();
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 130) << *status << cli.Log();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 130)
+      << *status << cli.Log();
   EXPECT_EQ(GetTask(task.id()).state(), crucible::v1::TASK_STATE_CANCELLED);
   EXPECT_THAT(cli.Log(), HasSubstr("CANCELLED"));
 }
 
 TEST_F(CliEndToEndTest, CtrlCWithoutATerminalStopsFollowingAndTheTaskGoesOn) {
   const std::string run = "sigint-leave-" + std::to_string(getpid());
-  Process cli = StartCrucible(
-      {"submit", "--label", "run=" + run, "--image", kImage, "--", "sleep", "60"}, run);
+  Process cli = StartCrucible({"submit", "--label", "run=" + run, "--image",
+                               kImage, "--", "sleep", "60"},
+                              run);
   Task task = WaitForLabelledTask(run, crucible::v1::TASK_STATE_RUNNING);
   absl::StatusOr<int> status = cli.Stop(SIGINT, absl::Seconds(30));
   ASSERT_TRUE(status.ok()) << status.status() << cli.Log();
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 75) << *status << cli.Log();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 75)
+      << *status << cli.Log();
   EXPECT_THAT(cli.Log(), HasSubstr("keeps running"));
   EXPECT_EQ(GetTask(task.id()).state(), crucible::v1::TASK_STATE_RUNNING);
   CommandResult r = Crucible({"cancel", "--wait", task.id()});  // clean up
@@ -327,7 +367,8 @@ TEST_F(CliEndToEndTest, CtrlCWithoutATerminalStopsFollowingAndTheTaskGoesOn) {
 // is exec'd: script(1) runs it through $SHELL (dash when unset, as in CI),
 // and dash, having seen the SIGINT too, kills itself once its child exits,
 // which would turn every exit code into 130.
-CommandResult CtrlCOnATerminal(const std::string& crucible_args, const std::string& answer) {
+CommandResult CtrlCOnATerminal(const std::string& crucible_args,
+                               const std::string& answer) {
   const std::string dir = testing_util::MakeTempDir("tty");
   const std::string ts = dir + "/typescript";
   auto wait_for = [&ts](const std::string& text) {
@@ -335,27 +376,30 @@ CommandResult CtrlCOnATerminal(const std::string& crucible_args, const std::stri
                         " 2>/dev/null && break; sleep 0.1; done; ");
   };
   const std::string feeder = absl::StrCat(
-      "(", wait_for("RUNNING"), "printf '\\003'; ", wait_for("y/N"), "printf '", answer,
-      "\\n'; ", wait_for("Script done"), ")");
+      "(", wait_for("RUNNING"), "printf '\\003'; ", wait_for("y/N"), "printf '",
+      answer, "\\n'; ", wait_for("Script done"), ")");
   const std::string script =
-      absl::StrCat(feeder, " | /usr/bin/script -qfec 'exec ", testing_util::BinaryPath("crucible"),
-                   " ", crucible_args, "' ", ts, " >/dev/null; echo $? > ", dir, "/rc");
+      absl::StrCat(feeder, " | /usr/bin/script -qfec 'exec ",
+                   testing_util::BinaryPath("crucible"), " ", crucible_args,
+                   "' ", ts, " >/dev/null; echo $? > ", dir, "/rc");
   absl::StatusOr<CommandResult> r =
       testing_util::RunCommand({"/bin/bash", "-c", script}, absl::Seconds(90));
   EXPECT_TRUE(r.ok()) << r.status();
   CommandResult result;
   EXPECT_TRUE(absl::SimpleAtoi(
-      absl::StripAsciiWhitespace(testing_util::ReadFile(dir + "/rc")), &result.exit_code));
+      absl::StripAsciiWhitespace(testing_util::ReadFile(dir + "/rc")),
+      &result.exit_code));
   result.out = testing_util::ReadFile(ts);
   return result;
 }
 
 TEST_F(CliEndToEndTest, CtrlCOnATerminalAsksAndCancelsOnYes) {
   const std::string run = "tty-yes-" + std::to_string(getpid());
-  CommandResult r = CtrlCOnATerminal(
-      absl::StrCat("--server ", local_->server_address(), " submit --label run=", run,
-                   " --image ", kImage, " -- sleep 60"),
-      "y");
+  CommandResult r =
+      CtrlCOnATerminal(absl::StrCat("--server ", local_->server_address(),
+                                    " submit --label run=", run, " --image ",
+                                    kImage, " -- sleep 60"),
+                       "y");
   EXPECT_EQ(r.exit_code, 130) << r.out;
   EXPECT_THAT(r.out, HasSubstr("? [y/N] "));
   Task task = WaitForLabelledTask(run, crucible::v1::TASK_STATE_CANCELLED);
@@ -364,22 +408,25 @@ TEST_F(CliEndToEndTest, CtrlCOnATerminalAsksAndCancelsOnYes) {
 
 TEST_F(CliEndToEndTest, CtrlCOnATerminalLeavesTheTaskOnNo) {
   const std::string run = "tty-no-" + std::to_string(getpid());
-  CommandResult r = CtrlCOnATerminal(
-      absl::StrCat("--server ", local_->server_address(), " submit --label run=", run,
-                   " --image ", kImage, " -- sleep 60"),
-      "n");
+  CommandResult r =
+      CtrlCOnATerminal(absl::StrCat("--server ", local_->server_address(),
+                                    " submit --label run=", run, " --image ",
+                                    kImage, " -- sleep 60"),
+                       "n");
   EXPECT_EQ(r.exit_code, 75) << r.out;
   EXPECT_THAT(r.out, HasSubstr("keeps running"));
   Task task = WaitForLabelledTask(run, crucible::v1::TASK_STATE_RUNNING);
-  CommandResult cancelled = Crucible({"cancel", "--wait", task.id()});  // clean up
+  CommandResult cancelled =
+      Crucible({"cancel", "--wait", task.id()});  // clean up
   EXPECT_EQ(cancelled.exit_code, 130) << cancelled.err;
 }
 
 TEST_F(CliEndToEndTest, ProgressLineOnlyOnATerminal) {
   // script(1) gives the CLI a pseudo-terminal as stdin, stdout and stderr.
-  const std::string command = absl::StrCat(
-      "exec ", testing_util::BinaryPath("crucible"), " --server ", local_->server_address(),
-      " submit --image ", kImage, " -- sh -c 'sleep 2; echo done'");
+  const std::string command =
+      absl::StrCat("exec ", testing_util::BinaryPath("crucible"), " --server ",
+                   local_->server_address(), " submit --image ", kImage,
+                   " -- sh -c 'sleep 2; echo done'");
   absl::StatusOr<CommandResult> r = testing_util::RunCommand(
       {"/usr/bin/script", "-qfec", command, "/dev/null"}, absl::Seconds(60));
   ASSERT_TRUE(r.ok()) << r.status();
@@ -388,21 +435,25 @@ TEST_F(CliEndToEndTest, ProgressLineOnlyOnATerminal) {
   EXPECT_THAT(r->out, HasSubstr("RUNNING"));
   EXPECT_THAT(r->out, HasSubstr("\r\033[Kdone"));
   // Not a terminal: no progress line at all.
-  CommandResult plain = Crucible({"submit", "--image", kImage, "--", "sh", "-c", "sleep 2"});
+  CommandResult plain =
+      Crucible({"submit", "--image", kImage, "--", "sh", "-c", "sleep 2"});
   EXPECT_EQ(plain.exit_code, 0);
   EXPECT_EQ(plain.err, "");
 }
 
 TEST_F(CliEndToEndTest, HealthOfEachProcess) {
-  for (int port : {local_->server_port(), local_->worker_port(), local_->executor_port()}) {
-    absl::StatusOr<CommandResult> r = testing_util::RunCommand(
-        {testing_util::BinaryPath("crucible"), "health", absl::StrCat("127.0.0.1:", port)},
-        absl::Seconds(30));
+  for (int port : {local_->server_port(), local_->worker_port(),
+                   local_->executor_port()}) {
+    absl::StatusOr<CommandResult> r =
+        testing_util::RunCommand({testing_util::BinaryPath("crucible"),
+                                  "health", absl::StrCat("127.0.0.1:", port)},
+                                 absl::Seconds(30));
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->exit_code, 0) << r->err;
     EXPECT_EQ(r->out, "SERVING\n");
   }
-  CommandResult r = Crucible({"-o", "json", "health", "--service", "crucible.v1.TaskService"});
+  CommandResult r = Crucible(
+      {"-o", "json", "health", "--service", "crucible.v1.TaskService"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   ASSERT_EQ(JsonLines(r.out).size(), 1u) << r.out;
   EXPECT_EQ(JsonLines(r.out)[0]["status"], "SERVING");
@@ -410,7 +461,8 @@ TEST_F(CliEndToEndTest, HealthOfEachProcess) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, StartsWith("crucible: NOT_FOUND"));
   absl::StatusOr<CommandResult> down = testing_util::RunCommand(
-      {testing_util::BinaryPath("crucible"), "health", "127.0.0.1:1"}, absl::Seconds(30));
+      {testing_util::BinaryPath("crucible"), "health", "127.0.0.1:1"},
+      absl::Seconds(30));
   ASSERT_TRUE(down.ok());
   EXPECT_EQ(down->exit_code, 69);
 }

@@ -1,9 +1,10 @@
 // The pure formatting of events, progress, JSON and limits, and the status
 // line of Output on a (fake) terminal.
+#include "cli/format.h"
+
 #include <cstdio>
 #include <string>
 
-#include "cli/format.h"
 #include "cli/output.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -23,17 +24,20 @@ TEST(FormatEventTest, TimeStateAttemptResultAndMessage) {
   event.mutable_result()->set_exit_code(4);
   event.set_message("exited 4");
   EXPECT_EQ(FormatEvent(event),
-            "2025-11-26T05:51:09Z  FAILED  attempt 2  EXITED (exit code 4)  -- exited 4");
+            "2025-11-26T05:51:09Z  FAILED  attempt 2  EXITED (exit code 4)  -- "
+            "exited 4");
   crucible::v1::TaskEvent queued;
   queued.set_state(crucible::v1::TASK_STATE_QUEUED);
   EXPECT_EQ(FormatEvent(queued), "-  QUEUED");
 }
 
 TEST(ProgressLineTest, StateAttemptAfterTheFirstAndAge) {
-  EXPECT_EQ(ProgressLine("t1", crucible::v1::TASK_STATE_RUNNING, 1, absl::Seconds(5)),
-            "task t1 RUNNING, 5s");
-  EXPECT_EQ(ProgressLine("t1", crucible::v1::TASK_STATE_QUEUED, 2, absl::Minutes(3)),
-            "task t1 QUEUED, attempt 2, 3m");
+  EXPECT_EQ(
+      ProgressLine("t1", crucible::v1::TASK_STATE_RUNNING, 1, absl::Seconds(5)),
+      "task t1 RUNNING, 5s");
+  EXPECT_EQ(
+      ProgressLine("t1", crucible::v1::TASK_STATE_QUEUED, 2, absl::Minutes(3)),
+      "task t1 QUEUED, attempt 2, 3m");
 }
 
 TEST(ToJsonTest, OneLineWithZeroFieldsPresent) {
@@ -54,7 +58,10 @@ TEST(ToJsonTest, OutOfRangeDurationsAndTimestampsPrintAsStrings) {
   task.mutable_spec()->set_image("img");
   task.mutable_spec()->mutable_timeout()->set_seconds(INT64_MAX);
   task.mutable_spec()->mutable_not_before()->set_seconds(INT64_MAX / 2);
-  task.mutable_spec()->mutable_retry_policy()->mutable_max_backoff()->set_seconds(5);
+  task.mutable_spec()
+      ->mutable_retry_policy()
+      ->mutable_max_backoff()
+      ->set_seconds(5);
   const std::string json = ToJson(task);
   EXPECT_THAT(json, Not(HasSubstr("\n")));
   EXPECT_THAT(json, HasSubstr("\"id\":\"x\""));
@@ -73,7 +80,8 @@ TEST(FormatTaskTest, LimitsAndDuration) {
   task.mutable_result()->mutable_start_time()->set_seconds(100);
   task.mutable_result()->mutable_finish_time()->set_seconds(102);
   const std::string text = FormatTask(task, absl::FromUnixSeconds(200));
-  EXPECT_THAT(text, HasSubstr("LIMITS:     memory=1024 cpu=500m timeout=30s\n"));
+  EXPECT_THAT(text,
+              HasSubstr("LIMITS:     memory=1024 cpu=500m timeout=30s\n"));
   EXPECT_THAT(text, HasSubstr("DURATION:   2s\n"));
 }
 
@@ -96,7 +104,7 @@ TEST(OutputTest, StatusLineIsErasedBeforeOutputAndRedrawnAtALineStart) {
     output.SetStatus("S1");
     output.Out("partial");  // erases S1; no newline: S1 waits
     output.Out(" line\n");  // the line is complete: S1 again
-    output.SetStatus("");    // erased for good
+    output.SetStatus("");   // erased for good
   }
   EXPECT_EQ(Contents(out), "partial line\n");
   EXPECT_EQ(Contents(err), "S1\r\033[KS1\r\033[K");

@@ -2,14 +2,14 @@
 // raw reflection stub: the descriptors it serves keep the comments written in
 // proto/ (what `grpcurl describe` prints), and every registered service
 // resolves, through grpc.reflection.v1 and v1alpha alike.
+#include <google/protobuf/descriptor.pb.h>
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/descriptor.pb.h>
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"

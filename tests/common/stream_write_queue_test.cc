@@ -35,7 +35,8 @@ TEST(StreamWriteQueueTest, OneWriteInFlightTheRestInOrderAfterEachWriteDone) {
   EXPECT_TRUE(q.OnWriteDone(true));
   EXPECT_TRUE(q.OnWriteDone(true));
   EXPECT_EQ(r.writes, (std::vector<std::string>{"a", "b", "c"}));
-  EXPECT_EQ(r.hints, (std::vector<bool>{false, false, false}));  // not asked for
+  EXPECT_EQ(r.hints,
+            (std::vector<bool>{false, false, false}));  // not asked for
   EXPECT_TRUE(q.OnWriteDone(true));
   EXPECT_FALSE(q.writing());
   EXPECT_TRUE(r.finishes.empty());

@@ -1,9 +1,9 @@
 // Runs every example of the docs against a real local stack, so the docs
 // cannot drift: each ```console block of README.md and docs/*.md is a
 // transcript ("$ command", then its output) executed by bash with the stack's
-// addresses in place of the local stack's fixed ones (127.0.0.1:8080/8081/8082).
-// And checks that the operator guide lists every flag of every process
-// (the engine guard's too).
+// addresses in place of the local stack's fixed ones
+// (127.0.0.1:8080/8081/8082). And checks that the operator guide lists every
+// flag of every process (the engine guard's too).
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -28,7 +28,8 @@ using docs_testing::Step;
 
 TEST(TranscriptTest, ParsesConsoleBlocksOnly) {
   std::vector<Step> steps = ParseConsoleBlocks(
-      "text\n```sh\n$ not run\n```\n```console\n$ echo a \\\n  b\na b\n$ true\n\n"
+      "text\n```sh\n$ not run\n```\n```console\n$ echo a \\\n  b\na b\n$ "
+      "true\n\n"
       "$ echo 'x\n> y'\nx\ny\n```\n");
   ASSERT_EQ(steps.size(), 3u);
   EXPECT_EQ(steps[0].command, "echo a \\\n  b");
@@ -51,7 +52,8 @@ TEST(TranscriptTest, EllipsisMatchesLinesAndCharacters) {
 
 TEST(TranscriptTest, ScriptFramesEachStepAndKeepsItsStatus) {
   std::vector<Step> steps = ParseConsoleBlocks(
-      "```console\n$ echo hi; (exit 3)\nhi\n$ echo $?\n3\n$ printf x\nx\n```\n");
+      "```console\n$ echo hi; (exit 3)\nhi\n$ echo $?\n3\n$ printf "
+      "x\nx\n```\n");
   absl::StatusOr<testing_util::CommandResult> r = testing_util::RunCommand(
       {"/bin/bash", "-c", docs_testing::BuildScript(steps)}, absl::Seconds(30));
   ASSERT_TRUE(r.ok()) << r.status();
@@ -64,16 +66,19 @@ TEST(TranscriptTest, ScriptFramesEachStepAndKeepsItsStatus) {
   EXPECT_EQ(ran[2].output, "x");
 }
 
-using DocsTest = testing_util::LocalStackSuite<testing::TestWithParam<const char*>>;
-
+using DocsTest =
+    testing_util::LocalStackSuite<testing::TestWithParam<const char*>>;
 
 TEST_P(DocsTest, EveryConsoleExampleRunsAsWritten) {
-  const std::string markdown = testing_util::ReadFile(testing_util::SourcePath(GetParam()));
+  const std::string markdown =
+      testing_util::ReadFile(testing_util::SourcePath(GetParam()));
   ASSERT_FALSE(markdown.empty()) << GetParam();
   std::vector<Step> steps = ParseConsoleBlocks(absl::StrReplaceAll(
-      markdown, {{"127.0.0.1:8080", local_->server_address()},
-                 {"127.0.0.1:8081", absl::StrCat("127.0.0.1:", local_->worker_port())},
-                 {"127.0.0.1:8082", absl::StrCat("127.0.0.1:", local_->executor_port())}}));
+      markdown,
+      {{"127.0.0.1:8080", local_->server_address()},
+       {"127.0.0.1:8081", absl::StrCat("127.0.0.1:", local_->worker_port())},
+       {"127.0.0.1:8082",
+        absl::StrCat("127.0.0.1:", local_->executor_port())}}));
   ASSERT_FALSE(steps.empty()) << GetParam() << " has no ```console example";
   const std::string dir = testing_util::MakeTempDir("docs");
   const std::string script =
@@ -81,32 +86,38 @@ TEST_P(DocsTest, EveryConsoleExampleRunsAsWritten) {
   absl::StatusOr<testing_util::CommandResult> r = testing_util::RunCommand(
       {"/bin/bash", "-c", script}, absl::Seconds(240),
       {absl::StrCat("PATH=", testing_util::BinaryPath(""), ":",
-                    testing_util::SourcePath("node_modules/.bin"), ":/usr/bin:/bin"),
+                    testing_util::SourcePath("node_modules/.bin"),
+                    ":/usr/bin:/bin"),
        "CRUCIBLE_SERVER=" + local_->server_address()});
   ASSERT_TRUE(r.ok()) << r.status();
   std::vector<docs_testing::Ran> ran = docs_testing::ParseRun(r->out);
   ASSERT_EQ(ran.size(), steps.size()) << r->out;
   for (size_t i = 0; i < steps.size(); ++i) {
     const Step& step = steps[i];
-    const std::string where = absl::StrCat(GetParam(), ":", step.line, ": $ ", step.command);
+    const std::string where =
+        absl::StrCat(GetParam(), ":", step.line, ": $ ", step.command);
     // Only a command whose status the next step shows ("echo $?") may fail.
-    const bool status_shown = i + 1 < steps.size() && steps[i + 1].command == "echo $?";
+    const bool status_shown =
+        i + 1 < steps.size() && steps[i + 1].command == "echo $?";
     if (!status_shown) {
       EXPECT_EQ(ran[i].exit_code, 0) << where << "\noutput:\n" << ran[i].output;
     }
     EXPECT_TRUE(OutputMatches(step.expected, ran[i].output))
-        << where << "\nexpected:\n" << absl::StrJoin(step.expected, "\n") << "\nactual:\n"
+        << where << "\nexpected:\n"
+        << absl::StrJoin(step.expected, "\n") << "\nactual:\n"
         << ran[i].output;
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Docs, DocsTest,
-                         testing::Values("README.md", "docs/user-guide.md", "docs/cookbook.md",
+                         testing::Values("README.md", "docs/user-guide.md",
+                                         "docs/cookbook.md",
                                          "docs/operator-guide.md"),
                          [](const testing::TestParamInfo<const char*>& info) {
                            std::string name = info.param;
                            for (char& c : name) {
-                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                             if (!isalnum(static_cast<unsigned char>(c)))
+                               c = '_';
                            }
                            return name;
                          });
@@ -118,7 +129,8 @@ std::vector<std::string> MainFlags(const std::string& binary) {
   EXPECT_TRUE(r.ok()) << r.status();
   std::vector<std::string> flags;
   bool in_main = false;
-  for (absl::string_view line : absl::StrSplit(r.ok() ? r->out + r->err : "", '\n')) {
+  for (absl::string_view line :
+       absl::StrSplit(r.ok() ? r->out + r->err : "", '\n')) {
     if (absl::StartsWith(line, "  Flags from ")) {
       in_main = absl::EndsWith(line, "/main.cc:");
       continue;
@@ -132,10 +144,10 @@ std::vector<std::string> MainFlags(const std::string& binary) {
 }
 
 TEST(OperatorGuideTest, ListsEveryFlagOfEveryProcess) {
-  const std::string guide =
-      testing_util::ReadFile(testing_util::SourcePath("docs/operator-guide.md"));
-  for (const char* binary : {"crucible-server", "crucible-worker", "crucible-executor",
-                             "crucible-docker-guard"}) {
+  const std::string guide = testing_util::ReadFile(
+      testing_util::SourcePath("docs/operator-guide.md"));
+  for (const char* binary : {"crucible-server", "crucible-worker",
+                             "crucible-executor", "crucible-docker-guard"}) {
     // The binary's own section: from its heading to the next heading.
     const std::string heading = absl::StrCat("### ", binary, "\n");
     size_t begin = guide.find(heading);
@@ -147,7 +159,8 @@ TEST(OperatorGuideTest, ListsEveryFlagOfEveryProcess) {
     EXPECT_GE(flags.size(), 3u) << binary;
     for (const std::string& flag : flags) {
       EXPECT_THAT(section, testing::HasSubstr(absl::StrCat("`", flag, "`")))
-          << binary << " has " << flag << " but the operator guide does not list it";
+          << binary << " has " << flag
+          << " but the operator guide does not list it";
     }
   }
 }

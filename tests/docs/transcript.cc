@@ -22,7 +22,8 @@ bool LineMatches(absl::string_view pattern, absl::string_view line) {
     if (at == absl::string_view::npos) return false;
     line.remove_prefix(at + parts[i].size());
   }
-  return line.size() >= parts.back().size() && absl::EndsWith(line, parts.back());
+  return line.size() >= parts.back().size() &&
+         absl::EndsWith(line, parts.back());
 }
 
 bool Match(const std::vector<std::string>& expected, size_t e,
@@ -58,7 +59,8 @@ std::vector<Step> ParseConsoleBlocks(const std::string& markdown) {
     if (!in_console) continue;
     if (continued) {
       absl::StrAppend(&steps.back().command, "\n", line);
-    } else if (absl::StartsWith(line, "> ") && !steps.empty() && steps.back().expected.empty()) {
+    } else if (absl::StartsWith(line, "> ") && !steps.empty() &&
+               steps.back().expected.empty()) {
       // bash's secondary prompt: the command goes on (e.g. inside quotes).
       absl::StrAppend(&steps.back().command, "\n", line.substr(2));
     } else if (absl::StartsWith(line, "$ ")) {
@@ -70,7 +72,8 @@ std::vector<Step> ParseConsoleBlocks(const std::string& markdown) {
   }
   // A blank line before the closing fence is layout, not output.
   for (Step& step : steps) {
-    while (!step.expected.empty() && step.expected.back().empty()) step.expected.pop_back();
+    while (!step.expected.empty() && step.expected.back().empty())
+      step.expected.pop_back();
   }
   return steps;
 }
@@ -80,7 +83,8 @@ std::string BuildScript(const std::vector<Step>& steps) {
   // documented "echo $?" sees the status of the command before it.
   std::string script = "exec 2>&1\n";
   for (const Step& step : steps) {
-    absl::StrAppend(&script, "printf '%s\\n' '", kBegin, "'; (exit ${__rc:-0})\n", step.command,
+    absl::StrAppend(&script, "printf '%s\\n' '", kBegin,
+                    "'; (exit ${__rc:-0})\n", step.command,
                     "\n__rc=$?; printf '\\n", kEnd, "%d@@\\n' \"$__rc\"\n");
   }
   return script;
@@ -102,14 +106,17 @@ std::vector<Ran> ParseRun(const std::string& output) {
     size_t close = output.find("@@", end + sizeof(kEnd) - 1);
     if (close == std::string::npos) break;
     const size_t code_at = end + sizeof(kEnd) - 1;
-    if (!absl::SimpleAtoi(output.substr(code_at, close - code_at), &ran.exit_code)) break;
+    if (!absl::SimpleAtoi(output.substr(code_at, close - code_at),
+                          &ran.exit_code))
+      break;
     runs.push_back(std::move(ran));
     at = close;
   }
   return runs;
 }
 
-bool OutputMatches(const std::vector<std::string>& expected, const std::string& actual) {
+bool OutputMatches(const std::vector<std::string>& expected,
+                   const std::string& actual) {
   std::vector<std::string> lines;
   if (!actual.empty()) {
     lines = absl::StrSplit(actual, '\n');

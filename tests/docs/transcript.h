@@ -34,7 +34,8 @@ std::vector<Ran> ParseRun(const std::string& output);
 // Whether `actual` (lines) matches the `expected` patterns: a pattern line
 // "..." matches any number of lines (none included); "..." inside a line
 // matches any characters; everything else must be equal.
-bool OutputMatches(const std::vector<std::string>& expected, const std::string& actual);
+bool OutputMatches(const std::vector<std::string>& expected,
+                   const std::string& actual);
 
 }  // namespace docs_testing
 

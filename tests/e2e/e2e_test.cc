@@ -1,11 +1,10 @@
 // The first path end to end: real binaries talking gRPC over sockets, a real
 // engine (Podman's Docker API) behind the real docker-proxy (HAProxy).
+#include <grpcpp/grpcpp.h>
 #include <sys/wait.h>
 
 #include <csignal>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -52,7 +51,8 @@ class EndToEndTest : public testing_util::LocalStackSuite<> {
     req.mutable_spec()->mutable_timeout()->set_seconds(60);
     CreateTaskResponse resp;
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
     grpc::Status s = local_->tasks().CreateTask(&ctx, req, &resp);
     EXPECT_TRUE(s.ok()) << s.error_message();
     EXPECT_EQ(resp.task().state(), crucible::v1::TASK_STATE_QUEUED);
@@ -61,7 +61,8 @@ class EndToEndTest : public testing_util::LocalStackSuite<> {
 
   Task WaitForEnd(const std::string& id) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(90));
     WatchTaskRequest req;
     req.set_task_id(id);
     auto reader = local_->tasks().WatchTask(&ctx, req);
@@ -70,34 +71,35 @@ class EndToEndTest : public testing_util::LocalStackSuite<> {
     while (reader->Read(&event)) last = event.event().state();
     grpc::Status s = reader->Finish();
     EXPECT_TRUE(s.ok()) << s.error_message();
-    EXPECT_TRUE(common::IsTerminal(last)) << "watch ended in " << TaskState_Name(last);
+    EXPECT_TRUE(common::IsTerminal(last))
+        << "watch ended in " << TaskState_Name(last);
     return testing_util::GetTaskOrFail(local_->tasks(), id);
   }
 
   Output ReadOutput(const std::string& id) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(30));
     StreamTaskOutputRequest req;
     req.set_task_id(id);
     auto reader = local_->tasks().StreamTaskOutput(&ctx, req);
     StreamTaskOutputResponse chunk;
     Output out;
     while (reader->Read(&chunk)) {
-      (chunk.chunk().stream() == crucible::v1::OUTPUT_STREAM_STDERR ? out.stderr_bytes
-                                                                   : out.stdout_bytes) +=
-          chunk.chunk().data();
+      (chunk.chunk().stream() == crucible::v1::OUTPUT_STREAM_STDERR
+           ? out.stderr_bytes
+           : out.stdout_bytes) += chunk.chunk().data();
     }
     grpc::Status s = reader->Finish();
     EXPECT_TRUE(s.ok()) << s.error_message();
     return out;
   }
-
 };
-
 
 TEST_F(EndToEndTest, EchoHelloSucceedsWithItsOutput) {
   Task task = RunTask({"echo", "hello"});
-  EXPECT_EQ(task.state(), crucible::v1::TASK_STATE_SUCCEEDED) << task.DebugString();
+  EXPECT_EQ(task.state(), crucible::v1::TASK_STATE_SUCCEEDED)
+      << task.DebugString();
   EXPECT_EQ(task.result().exit_code(), 0);
   EXPECT_EQ(task.result().reason(), crucible::v1::TERMINATION_REASON_EXITED);
   EXPECT_EQ(ReadOutput(task.id()).stdout_bytes, "hello\n");
@@ -105,7 +107,8 @@ TEST_F(EndToEndTest, EchoHelloSucceedsWithItsOutput) {
 
 TEST_F(EndToEndTest, NonZeroExitFailsWithTheExitCode) {
   Task task = RunTask({"sh", "-c", "exit 3"});
-  EXPECT_EQ(task.state(), crucible::v1::TASK_STATE_FAILED) << task.DebugString();
+  EXPECT_EQ(task.state(), crucible::v1::TASK_STATE_FAILED)
+      << task.DebugString();
   EXPECT_EQ(task.result().exit_code(), 3);
   EXPECT_EQ(task.result().reason(), crucible::v1::TERMINATION_REASON_EXITED);
   EXPECT_EQ(task.attempt(), 1) << "a non-zero exit is a result, not retried";
@@ -113,7 +116,8 @@ TEST_F(EndToEndTest, NonZeroExitFailsWithTheExitCode) {
 
 TEST_F(EndToEndTest, StderrIsKeptApartFromStdout) {
   Task task = RunTask({"sh", "-c", "echo out; echo err >&2; echo out2"});
-  ASSERT_EQ(task.state(), crucible::v1::TASK_STATE_SUCCEEDED) << task.DebugString();
+  ASSERT_EQ(task.state(), crucible::v1::TASK_STATE_SUCCEEDED)
+      << task.DebugString();
   Output out = ReadOutput(task.id());
   EXPECT_EQ(out.stdout_bytes, "out\nout2\n");
   EXPECT_EQ(out.stderr_bytes, "err\n");
@@ -124,9 +128,10 @@ TEST_F(EndToEndTest, TaskRunsAsNonRootInALockedDownContainer) {
                        "id -u; id -g; grep CapEff /proc/self/status; "
                        "touch /probe 2>/dev/null && echo rootfs-writable; "
                        "ls /sys/class/net"});
-  ASSERT_EQ(task.state(), crucible::v1::TASK_STATE_SUCCEEDED) << task.DebugString();
-  std::vector<std::string> lines =
-      absl::StrSplit(ReadOutput(task.id()).stdout_bytes, '\n', absl::SkipEmpty());
+  ASSERT_EQ(task.state(), crucible::v1::TASK_STATE_SUCCEEDED)
+      << task.DebugString();
+  std::vector<std::string> lines = absl::StrSplit(
+      ReadOutput(task.id()).stdout_bytes, '\n', absl::SkipEmpty());
   ASSERT_GE(lines.size(), 4u);
   EXPECT_NE(lines[0], "0") << "uid";
   EXPECT_NE(lines[1], "0") << "gid";
@@ -137,8 +142,10 @@ TEST_F(EndToEndTest, TaskRunsAsNonRootInALockedDownContainer) {
 
 TEST_F(EndToEndTest, ContainerIsGoneAfterTheTask) {
   Task task = RunTask({"true"});
-  ASSERT_EQ(task.state(), crucible::v1::TASK_STATE_SUCCEEDED) << task.DebugString();
-  // Ask the engine itself (behind the proxy) for every container, running or not.
+  ASSERT_EQ(task.state(), crucible::v1::TASK_STATE_SUCCEEDED)
+      << task.DebugString();
+  // Ask the engine itself (behind the proxy) for every container, running or
+  // not.
   absl::StatusOr<testing_util::CommandResult> list = RunCommand(
       {"/usr/bin/curl", "-fsS", "--unix-socket", stack_.engine_socket,
        "http://engine/v1.41/containers/json?all=1"},
@@ -149,8 +156,8 @@ TEST_F(EndToEndTest, ContainerIsGoneAfterTheTask) {
 }
 
 TEST_F(EndToEndTest, ProxyAnswers403OutsideTheAllowlist) {
-  const std::string proxy = absl::StrCat(
-      "http://", absl::StripPrefix(stack_.docker_host, "tcp://"));
+  const std::string proxy =
+      absl::StrCat("http://", absl::StripPrefix(stack_.docker_host, "tcp://"));
   struct Case {
     const char* method;
     const char* path;
@@ -168,10 +175,10 @@ TEST_F(EndToEndTest, ProxyAnswers403OutsideTheAllowlist) {
            {"DELETE", "/v1.41/images/localhost/crucible/busybox:latest", 403},
            {"GET", "/v1.41/containers/../info", 403},
        }) {
-    absl::StatusOr<testing_util::CommandResult> r = RunCommand(
-        {"/usr/bin/curl", "-sS", "--path-as-is", "-o", "/dev/null", "-w",
-         "%{http_code}", "-X", c.method, proxy + c.path},
-        absl::Seconds(10));
+    absl::StatusOr<testing_util::CommandResult> r =
+        RunCommand({"/usr/bin/curl", "-sS", "--path-as-is", "-o", "/dev/null",
+                    "-w", "%{http_code}", "-X", c.method, proxy + c.path},
+                   absl::Seconds(10));
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->out, std::to_string(c.want)) << c.method << " " << c.path;
   }
@@ -195,7 +202,8 @@ TEST_F(EndToEndTest, BadSpecIsInvalidArgumentNamingTheField) {
     c.mutate(*req.mutable_spec());
     CreateTaskResponse resp;
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
     grpc::Status s = local_->tasks().CreateTask(&ctx, req, &resp);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.field;
     EXPECT_THAT(s.error_message(), HasSubstr(c.field));
@@ -223,16 +231,20 @@ TEST_F(EndToEndTest, WhatNoExecutorWouldRunIsRefusedAtCreateTask) {
               s.mutable_timeout()->set_seconds(25 * 3600);
             },
             "spec.timeout", "24h"},
-           {[](crucible::v1::TaskSpec& s) { s.set_image("docker.io/library/alpine:3"); },
+           {[](crucible::v1::TaskSpec& s) {
+              s.set_image("docker.io/library/alpine:3");
+            },
             "spec.image", "localhost/crucible/"},
-           {[](crucible::v1::TaskSpec& s) { s.set_image("not a valid ref!!"); }, "spec.image",
-            "not a valid image reference"},
+           {[](crucible::v1::TaskSpec& s) { s.set_image("not a valid ref!!"); },
+            "spec.image", "not a valid image reference"},
            {[](crucible::v1::TaskSpec& s) {
               s.clear_command();
               s.add_command("");
             },
             "spec.command[0]", ""},
-           {[](crucible::v1::TaskSpec& s) { s.set_working_dir("relative/dir"); },
+           {[](crucible::v1::TaskSpec& s) {
+              s.set_working_dir("relative/dir");
+            },
             "spec.working_dir", ""},
        }) {
     CreateTaskRequest req;
@@ -242,10 +254,11 @@ TEST_F(EndToEndTest, WhatNoExecutorWouldRunIsRefusedAtCreateTask) {
     c.mutate(*req.mutable_spec());
     CreateTaskResponse resp;
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(20));
     grpc::Status s = local_->tasks().CreateTask(&ctx, req, &resp);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.field << ": "
-                                                                   << s.error_message();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.field << ": " << s.error_message();
     EXPECT_THAT(s.error_message(), StartsWith(c.field));
     EXPECT_THAT(s.error_message(), HasSubstr(c.limit));
   }
@@ -281,10 +294,11 @@ TEST_F(EndToEndTest, ReflectionListsServicesForBufCurl) {
 }
 
 TEST_F(EndToEndTest, CliSubmitPrintsOutputAndExitsWithTheTaskExitCode) {
-  absl::StatusOr<testing_util::CommandResult> r = RunCommand(
-      {testing_util::BinaryPath("crucible"), "--server", local_->server_address(),
-       "submit", "--image", kImage, "--", "sh", "-c", "echo hi; echo oops >&2; exit 3"},
-      absl::Seconds(90));
+  absl::StatusOr<testing_util::CommandResult> r =
+      RunCommand({testing_util::BinaryPath("crucible"), "--server",
+                  local_->server_address(), "submit", "--image", kImage, "--",
+                  "sh", "-c", "echo hi; echo oops >&2; exit 3"},
+                 absl::Seconds(90));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->exit_code, 3) << r->err;
   EXPECT_EQ(r->out, "hi\n");

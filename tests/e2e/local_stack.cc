@@ -1,12 +1,11 @@
 #include "tests/e2e/local_stack.h"
 
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/client_unary_call.h>
 #include <sys/wait.h>
 
 #include <chrono>
 #include <csignal>
-
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/impl/codegen/client_unary_call.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -18,25 +17,29 @@ namespace {
 
 // Waits until the process on 127.0.0.1:`port` reports "" SERVING (ready);
 // DEADLINE_EXCEEDED naming `name` otherwise.
-absl::Status WaitReady(const std::string& name, int port, absl::Duration timeout) {
+absl::Status WaitReady(const std::string& name, int port,
+                       absl::Duration timeout) {
   std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
-  static const grpc::internal::RpcMethod kCheck("/grpc.health.v1.Health/Check",
-                                                grpc::internal::RpcMethod::NORMAL_RPC);
+  static const grpc::internal::RpcMethod kCheck(
+      "/grpc.health.v1.Health/Check", grpc::internal::RpcMethod::NORMAL_RPC);
   for (const absl::Time until = absl::Now() + timeout; absl::Now() < until;) {
     grpc::health::v1::HealthCheckRequest req;
     grpc::health::v1::HealthCheckResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
-    grpc::Status s = grpc::internal::BlockingUnaryCall<grpc::health::v1::HealthCheckRequest,
-                                                       grpc::health::v1::HealthCheckResponse>(
-        channel.get(), kCheck, &ctx, req, &resp);
-    if (s.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+    grpc::Status s = grpc::internal::BlockingUnaryCall<
+        grpc::health::v1::HealthCheckRequest,
+        grpc::health::v1::HealthCheckResponse>(channel.get(), kCheck, &ctx, req,
+                                               &resp);
+    if (s.ok() &&
+        resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
       return absl::OkStatus();
     }
     absl::SleepFor(absl::Milliseconds(50));  // polling a condition
   }
-  return absl::DeadlineExceededError(absl::StrCat(name, " not ready within ", absl::FormatDuration(timeout)));
+  return absl::DeadlineExceededError(
+      absl::StrCat(name, " not ready within ", absl::FormatDuration(timeout)));
 }
 
 }  // namespace
@@ -52,7 +55,8 @@ absl::Status LocalStack::StartOne(const std::string& name,
       Process::Start(args, absl::StrCat(dir_, "/", name, ".log"));
   if (!started.ok()) return started.status();
   process.emplace(*std::move(started));
-  absl::StatusOr<int> bound = WaitForPortFile(port_file, *process, absl::Seconds(30));
+  absl::StatusOr<int> bound =
+      WaitForPortFile(port_file, *process, absl::Seconds(30));
   if (!bound.ok()) return bound.status();
   port = *bound;
   return absl::OkStatus();
@@ -60,8 +64,8 @@ absl::Status LocalStack::StartOne(const std::string& name,
 
 absl::Status LocalStack::Start(const std::string& docker_host) {
   dir_ = MakeTempDir("stack");
-  absl::Status s = StartOne("server", {"--db=" + dir_ + "/crucible.db"}, server_,
-                            server_port_);
+  absl::Status s = StartOne("server", {"--db=" + dir_ + "/crucible.db"},
+                            server_, server_port_);
   if (!s.ok()) return s;
   s = StartOne("executor", {"--docker_host=" + docker_host}, executor_,
                executor_port_);
@@ -73,8 +77,9 @@ absl::Status LocalStack::Start(const std::string& docker_host) {
   if (!s.ok()) return s;
   // Ready: the executor's engine answers, the worker has its stream to the
   // server and the executor in rotation.
-  for (const auto& [name, port] : {std::pair<const char*, int>{"executor", executor_port_},
-                                   {"worker", worker_port_}}) {
+  for (const auto& [name, port] :
+       {std::pair<const char*, int>{"executor", executor_port_},
+        {"worker", worker_port_}}) {
     s = WaitReady(name, port, absl::Seconds(60));
     if (!s.ok()) return s;
   }
@@ -92,7 +97,8 @@ absl::Status LocalStack::Stop() {
     absl::StatusOr<int> status = (*process)->Stop(SIGTERM, absl::Seconds(15));
     if (first.ok()) {
       if (!status.ok()) {
-        first = absl::DeadlineExceededError(absl::StrCat(name, " ignored SIGTERM"));
+        first =
+            absl::DeadlineExceededError(absl::StrCat(name, " ignored SIGTERM"));
       } else if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
         first = absl::InternalError(
             absl::StrCat(name, " exited with wait status ", *status));
@@ -115,7 +121,8 @@ std::string LocalStack::Logs() const {
   return out;
 }
 
-crucible::v1::Task GetTaskOrFail(crucible::v1::TaskService::Stub& tasks, const std::string& id) {
+crucible::v1::Task GetTaskOrFail(crucible::v1::TaskService::Stub& tasks,
+                                 const std::string& id) {
   crucible::v1::GetTaskRequest request;
   request.set_task_id(id);
   crucible::v1::GetTaskResponse response;

@@ -1,11 +1,10 @@
 #ifndef CRUCIBLE_TESTS_E2E_LOCAL_STACK_H_
 #define CRUCIBLE_TESTS_E2E_LOCAL_STACK_H_
 
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include <iostream>
 
 #include "absl/status/status.h"
 #include "crucible/v1/task_service.grpc.pb.h"
@@ -47,7 +46,8 @@ class LocalStack {
 
 // GetTask through `tasks` with a 10 s deadline; a failed call fails the
 // test (and gives an empty task).
-crucible::v1::Task GetTaskOrFail(crucible::v1::TaskService::Stub& tasks, const std::string& id);
+crucible::v1::Task GetTaskOrFail(crucible::v1::TaskService::Stub& tasks,
+                                 const std::string& id);
 
 // A GoogleTest fixture whose tests share one LocalStack, started once per
 // suite against the engine fixture (tests fail in CI, skip elsewhere, when

@@ -96,7 +96,8 @@ class TcpRelay {
       addr.sin_family = AF_INET;
       addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
       addr.sin_port = htons(target_);
-      if (connect(upstream, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      if (connect(upstream, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+          0) {
         close(client);
         close(upstream);
         continue;
@@ -142,7 +143,8 @@ class TcpRelay {
 class Cluster {
  public:
   explicit Cluster(std::string docker_host)
-      : docker_host_(std::move(docker_host)), dir_(testing_util::MakeTempDir("workers")) {}
+      : docker_host_(std::move(docker_host)),
+        dir_(testing_util::MakeTempDir("workers")) {}
 
   // Starts crucible-<binary> as `name`; returns its port.
   absl::StatusOr<int> Start(const std::string& name, const std::string& binary,
@@ -152,8 +154,9 @@ class Cluster {
     args.push_back("--listen=127.0.0.1:0");
     args.push_back("--port_file=" + port_file);
     // GLOG_v=1: the executor logs every Run with its task id.
-    absl::StatusOr<Process> p = Process::Start(args, absl::StrCat(dir_, "/", name, ".log"),
-                                               {"GLOG_v=1", "GLOG_logtostderr=1"});
+    absl::StatusOr<Process> p =
+        Process::Start(args, absl::StrCat(dir_, "/", name, ".log"),
+                       {"GLOG_v=1", "GLOG_logtostderr=1"});
     if (!p.ok()) return p.status();
     auto [it, added] = processes_.insert_or_assign(name, *std::move(p));
     absl::StatusOr<int> port =
@@ -166,23 +169,26 @@ class Cluster {
     args.push_back("--db=" + dir_ + "/crucible.db");
     absl::StatusOr<int> port = Start("server", "server", args);
     if (!port.ok()) return port.status();
-    tasks_ = crucible::v1::TaskService::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
+    tasks_ = crucible::v1::TaskService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
     return absl::OkStatus();
   }
   // An executor with `slots`; returns its address.
-  absl::StatusOr<std::string> StartExecutor(const std::string& name, int slots) {
-    absl::StatusOr<int> port = Start(name, "executor",
-                                     {"--docker_host=" + docker_host_,
-                                      absl::StrCat("--slots=", slots), "--executor_id=" + name});
+  absl::StatusOr<std::string> StartExecutor(const std::string& name,
+                                            int slots) {
+    absl::StatusOr<int> port =
+        Start(name, "executor",
+              {"--docker_host=" + docker_host_, absl::StrCat("--slots=", slots),
+               "--executor_id=" + name});
     if (!port.ok()) return port.status();
     return absl::StrCat("127.0.0.1:", *port);
   }
   // A worker of the server (or of `server_port`, e.g. a relay's).
-  absl::Status StartWorker(const std::string& name, std::vector<std::string> args,
-                           int server_port = 0) {
-    args.push_back(
-        absl::StrCat("--server=127.0.0.1:", server_port != 0 ? server_port : ports_["server"]));
+  absl::Status StartWorker(const std::string& name,
+                           std::vector<std::string> args, int server_port = 0) {
+    args.push_back(absl::StrCat("--server=127.0.0.1:", server_port != 0
+                                                           ? server_port
+                                                           : ports_["server"]));
     args.push_back("--worker_id=" + name);
     args.push_back("--heartbeat_interval=500ms");
     args.push_back("--health_interval=200ms");
@@ -228,9 +234,10 @@ class Cluster {
   }
 
   // Every state the task's watch shows until it ends (or until `until`).
-  std::vector<TaskState> Watch(const std::string& id,
-                               TaskState until = crucible::v1::TASK_STATE_UNSPECIFIED,
-                               absl::Duration timeout = absl::Seconds(90)) {
+  std::vector<TaskState> Watch(
+      const std::string& id,
+      TaskState until = crucible::v1::TASK_STATE_UNSPECIFIED,
+      absl::Duration timeout = absl::Seconds(90)) {
     grpc::ClientContext ctx;
     ctx.set_deadline(In(timeout));
     crucible::v1::WatchTaskRequest req;
@@ -249,7 +256,9 @@ class Cluster {
     return states;
   }
 
-  Task Get(const std::string& id) { return testing_util::GetTaskOrFail(*tasks_, id); }
+  Task Get(const std::string& id) {
+    return testing_util::GetTaskOrFail(*tasks_, id);
+  }
 
   std::string Stdout(const std::string& id) {
     crucible::v1::StreamTaskOutputRequest req;
@@ -269,11 +278,13 @@ class Cluster {
   }
 
   // The executors whose log shows a Run of `task_id`.
-  std::vector<std::string> RanOn(const std::string& task_id,
-                                 const std::vector<std::string>& executors) const {
+  std::vector<std::string> RanOn(
+      const std::string& task_id,
+      const std::vector<std::string>& executors) const {
     std::vector<std::string> out;
     for (const std::string& e : executors) {
-      if (absl::StrContains(Log(e), absl::StrCat(" task ", task_id))) out.push_back(e);
+      if (absl::StrContains(Log(e), absl::StrCat(" task ", task_id)))
+        out.push_back(e);
     }
     return out;
   }
@@ -305,10 +316,12 @@ class WorkerEndToEndTest : public ::testing::Test {
   }
   // Removes the containers of `task_id` that a killed executor left behind.
   void RemoveLeftovers(const std::string& task_id) {
-    const std::string filter = absl::StrCat(R"({"label":["crucible.task=)", task_id, R"("]})");
+    const std::string filter =
+        absl::StrCat(R"({"label":["crucible.task=)", task_id, R"("]})");
     absl::StatusOr<testing_util::CommandResult> list = testing_util::RunCommand(
-        {"/usr/bin/curl", "-fsS", "-G", "--unix-socket", stack_.engine_socket, "--data-urlencode",
-         "all=1", "--data-urlencode", "filters=" + filter, "http://engine/v1.41/containers/json"},
+        {"/usr/bin/curl", "-fsS", "-G", "--unix-socket", stack_.engine_socket,
+         "--data-urlencode", "all=1", "--data-urlencode", "filters=" + filter,
+         "http://engine/v1.41/containers/json"},
         absl::Seconds(10));
     if (!list.ok() || list->exit_code != 0) return;
     // The ids are the 64-hex "Id" fields; crude but dependency-free.
@@ -316,11 +329,14 @@ class WorkerEndToEndTest : public ::testing::Test {
     while ((pos = list->out.find(R"("Id":")", pos)) != std::string::npos) {
       pos += 6;
       const std::string id = list->out.substr(pos, 64);
-      absl::StatusOr<testing_util::CommandResult> removed = testing_util::RunCommand(
-          {"/usr/bin/curl", "-fsS", "-X", "DELETE", "--unix-socket", stack_.engine_socket,
-           "http://engine/v1.41/containers/" + id + "?force=1"},
-          absl::Seconds(20));
-      if (!removed.ok()) std::cerr << "leftover " << id << ": " << removed.status() << "\n";
+      absl::StatusOr<testing_util::CommandResult> removed =
+          testing_util::RunCommand(
+              {"/usr/bin/curl", "-fsS", "-X", "DELETE", "--unix-socket",
+               stack_.engine_socket,
+               "http://engine/v1.41/containers/" + id + "?force=1"},
+              absl::Seconds(20));
+      if (!removed.ok())
+        std::cerr << "leftover " << id << ": " << removed.status() << "\n";
     }
   }
 
@@ -336,20 +352,23 @@ TEST_F(WorkerEndToEndTest, TasksSpreadOverExecutorsAndOneAddedLaterGetsWork) {
   ASSERT_TRUE(e1.ok() && e2.ok()) << c.Logs();
   const std::string file = c.dir() + "/executors.txt";
   std::ofstream(file) << *e1 << "\n" << *e2 << "\n";
-  ASSERT_TRUE(c.StartWorker("worker-1", {"--executors_file=" + file, "--executor_slots=2",
-                                         "--resolve_interval=200ms"})
+  ASSERT_TRUE(c.StartWorker("worker-1",
+                            {"--executors_file=" + file, "--executor_slots=2",
+                             "--resolve_interval=200ms"})
                   .ok())
       << c.Logs();
 
   // Four tasks at once on 2 x 2 slots: the most-free rule spreads them.
   std::vector<std::string> ids;
-  for (int i = 0; i < 4; ++i) ids.push_back(c.Submit({"sh", "-c", "sleep 1; echo ok"}));
+  for (int i = 0; i < 4; ++i)
+    ids.push_back(c.Submit({"sh", "-c", "sleep 1; echo ok"}));
   std::map<std::string, int> per_executor;
   for (const std::string& id : ids) {
     EXPECT_EQ(Ends(c.Watch(id)), 1);
     Task t = c.Get(id);
     EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_SUCCEEDED) << t.DebugString();
-    for (const std::string& e : c.RanOn(id, {"executor-1", "executor-2"})) ++per_executor[e];
+    for (const std::string& e : c.RanOn(id, {"executor-1", "executor-2"}))
+      ++per_executor[e];
   }
   EXPECT_GE(per_executor["executor-1"], 1);
   EXPECT_GE(per_executor["executor-2"], 1);
@@ -360,7 +379,8 @@ TEST_F(WorkerEndToEndTest, TasksSpreadOverExecutorsAndOneAddedLaterGetsWork) {
   absl::StatusOr<std::string> e3 = c.StartExecutor("executor-3", 2);
   ASSERT_TRUE(e3.ok()) << c.Logs();
   std::ofstream(file, std::ios::trunc) << *e3 << "\n";
-  ASSERT_TRUE(c.WaitForLog("worker-1", "executor " + *e3 + " in rotation")) << c.Logs();
+  ASSERT_TRUE(c.WaitForLog("worker-1", "executor " + *e3 + " in rotation"))
+      << c.Logs();
   const std::string late = c.Submit({"sh", "-c", "echo late"});
   EXPECT_EQ(Ends(c.Watch(late)), 1);
   EXPECT_EQ(c.Get(late).state(), crucible::v1::TASK_STATE_SUCCEEDED);
@@ -376,16 +396,19 @@ TEST_F(WorkerEndToEndTest, ExecutorKilledMidTaskIsRetriedOnAnotherAtOnce) {
   absl::StatusOr<std::string> e1 = c.StartExecutor("executor-1", 2);
   absl::StatusOr<std::string> e2 = c.StartExecutor("executor-2", 2);
   ASSERT_TRUE(e1.ok() && e2.ok()) << c.Logs();
-  ASSERT_TRUE(
-      c.StartWorker("worker-1", {"--executors=" + *e1 + "," + *e2, "--executor_slots=2"}).ok())
+  ASSERT_TRUE(c.StartWorker("worker-1", {"--executors=" + *e1 + "," + *e2,
+                                         "--executor_slots=2"})
+                  .ok())
       << c.Logs();
 
   const std::string id = c.Submit({"sh", "-c", "sleep 2; echo done"});
   ASSERT_THAT(c.Watch(id, crucible::v1::TASK_STATE_RUNNING),
               testing::Contains(crucible::v1::TASK_STATE_RUNNING));
-  const std::vector<std::string> first = c.RanOn(id, {"executor-1", "executor-2"});
+  const std::vector<std::string> first =
+      c.RanOn(id, {"executor-1", "executor-2"});
   ASSERT_EQ(first.size(), 1u) << c.Logs();
-  const std::string other = first[0] == "executor-1" ? "executor-2" : "executor-1";
+  const std::string other =
+      first[0] == "executor-1" ? "executor-2" : "executor-1";
   ASSERT_TRUE(c.process(first[0]).Stop(SIGKILL, absl::Seconds(10)).ok());
 
   // Watch deadline well under the 300 s lease: the worker reported the loss.
@@ -400,21 +423,26 @@ TEST_F(WorkerEndToEndTest, ExecutorKilledMidTaskIsRetriedOnAnotherAtOnce) {
   RemoveLeftovers(id);
 }
 
-TEST_F(WorkerEndToEndTest, KilledWorkersTasksRunAgainOnASecondWorkerEachEndingOnce) {
+TEST_F(WorkerEndToEndTest,
+       KilledWorkersTasksRunAgainOnASecondWorkerEachEndingOnce) {
   Cluster& c = *cluster_;
-  ASSERT_TRUE(c.StartServer({"--lease_ttl=3s", "--sweep_interval=200ms"}).ok()) << c.Logs();
+  ASSERT_TRUE(c.StartServer({"--lease_ttl=3s", "--sweep_interval=200ms"}).ok())
+      << c.Logs();
   absl::StatusOr<std::string> e1 = c.StartExecutor("executor-1", 4);
   ASSERT_TRUE(e1.ok()) << c.Logs();
-  ASSERT_TRUE(c.StartWorker("worker-1", {"--executors=" + *e1}).ok()) << c.Logs();
+  ASSERT_TRUE(c.StartWorker("worker-1", {"--executors=" + *e1}).ok())
+      << c.Logs();
 
   std::vector<std::string> ids;
-  for (int i = 0; i < 2; ++i) ids.push_back(c.Submit({"sh", "-c", "sleep 2; echo once"}));
+  for (int i = 0; i < 2; ++i)
+    ids.push_back(c.Submit({"sh", "-c", "sleep 2; echo once"}));
   for (const std::string& id : ids) {
     ASSERT_THAT(c.Watch(id, crucible::v1::TASK_STATE_RUNNING),
                 testing::Contains(crucible::v1::TASK_STATE_RUNNING));
   }
   ASSERT_TRUE(c.process("worker-1").Stop(SIGKILL, absl::Seconds(10)).ok());
-  ASSERT_TRUE(c.StartWorker("worker-2", {"--executors=" + *e1}).ok()) << c.Logs();
+  ASSERT_TRUE(c.StartWorker("worker-2", {"--executors=" + *e1}).ok())
+      << c.Logs();
 
   for (const std::string& id : ids) {
     EXPECT_EQ(Ends(c.Watch(id)), 1) << id;
@@ -432,9 +460,12 @@ TEST_F(WorkerEndToEndTest, LostServerStreamResumesTheRunningTaskUnderItsLease) {
   ASSERT_TRUE(e1.ok()) << c.Logs();
   TcpRelay relay(c.port("server"));
   ASSERT_GT(relay.port(), 0);
-  ASSERT_TRUE(c.StartWorker("worker-1", {"--executors=" + *e1}, relay.port()).ok()) << c.Logs();
+  ASSERT_TRUE(
+      c.StartWorker("worker-1", {"--executors=" + *e1}, relay.port()).ok())
+      << c.Logs();
 
-  const std::string id = c.Submit({"sh", "-c", "echo before; sleep 3; echo after"});
+  const std::string id =
+      c.Submit({"sh", "-c", "echo before; sleep 3; echo after"});
   ASSERT_THAT(c.Watch(id, crucible::v1::TASK_STATE_RUNNING),
               testing::Contains(crucible::v1::TASK_STATE_RUNNING));
   relay.CutAll();  // the worker's stream breaks; the task keeps running
@@ -452,23 +483,31 @@ TEST_F(WorkerEndToEndTest, SigtermDrainLetsTheRunningTaskFinishThenExitsZero) {
   ASSERT_TRUE(c.StartServer({}).ok()) << c.Logs();
   absl::StatusOr<std::string> e1 = c.StartExecutor("executor-1", 2);
   ASSERT_TRUE(e1.ok()) << c.Logs();
-  ASSERT_TRUE(c.StartWorker("worker-1", {"--executors=" + *e1, "--drain_grace=60s"}).ok())
+  ASSERT_TRUE(
+      c.StartWorker("worker-1", {"--executors=" + *e1, "--drain_grace=60s"})
+          .ok())
       << c.Logs();
 
   const std::string id = c.Submit({"sh", "-c", "sleep 3; echo drained"});
   ASSERT_THAT(c.Watch(id, crucible::v1::TASK_STATE_RUNNING),
               testing::Contains(crucible::v1::TASK_STATE_RUNNING));
   ASSERT_EQ(kill(c.process("worker-1").pid(), SIGTERM), 0);
-  ASSERT_TRUE(c.WaitForLog("worker-1", "draining: no more credits; 1 running")) << c.Logs();
+  ASSERT_TRUE(c.WaitForLog("worker-1", "draining: no more credits; 1 running"))
+      << c.Logs();
   // Meanwhile its health says NOT_SERVING (the task still runs: 3 s).
-  auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", c.port("worker-1")), grpc::InsecureChannelCredentials()));
+  auto health = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", c.port("worker-1")),
+                          grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   ctx.set_deadline(In(absl::Seconds(5)));
   grpc::health::v1::HealthCheckResponse serving;
-  ASSERT_TRUE(health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &serving).ok());
-  EXPECT_EQ(serving.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
-  EXPECT_NE(c.Get(id).state(), crucible::v1::TASK_STATE_SUCCEEDED) << "drain checked too late";
+  ASSERT_TRUE(
+      health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &serving)
+          .ok());
+  EXPECT_EQ(serving.status(),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_NE(c.Get(id).state(), crucible::v1::TASK_STATE_SUCCEEDED)
+      << "drain checked too late";
   absl::StatusOr<int> status = c.process("worker-1").Wait(absl::Seconds(60));
   ASSERT_TRUE(status.ok()) << c.Logs();
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;

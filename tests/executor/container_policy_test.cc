@@ -87,7 +87,8 @@ TEST(ContainerPolicyTest, RequestedLimitsAreUsed) {
   r->set_cpu_millis(500);
   r->set_pids_limit(32);
   r->set_tmpfs_bytes(8 * kMiB);
-  *req.mutable_spec()->mutable_timeout() = common::ToProtoDuration(absl::Seconds(3));
+  *req.mutable_spec()->mutable_timeout() =
+      common::ToProtoDuration(absl::Seconds(3));
   req.mutable_spec()->set_max_output_bytes(100);
   req.mutable_spec()->clear_command();
   auto plan = Policy().Plan(req);
@@ -111,7 +112,8 @@ TEST(ContainerPolicyTest, RelativeWorkingDirIsInvalid) {
     req.mutable_spec()->set_working_dir(dir);
     auto plan = Policy().Plan(req);
     EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument) << dir;
-    EXPECT_TRUE(absl::StrContains(plan.status().message(), "working_dir")) << dir;
+    EXPECT_TRUE(absl::StrContains(plan.status().message(), "working_dir"))
+        << dir;
   }
 }
 
@@ -120,14 +122,17 @@ TEST(ContainerPolicyTest, DisallowedImageIsPermissionDeniedNamingImageAndRule) {
   req.mutable_spec()->set_image("docker.io/library/busybox:latest");
   auto plan = Policy().Plan(req);
   ASSERT_EQ(plan.status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_TRUE(absl::StrContains(plan.status().message(), "docker.io/library/busybox"));
-  EXPECT_TRUE(absl::StrContains(plan.status().message(), "localhost/crucible/"));
+  EXPECT_TRUE(
+      absl::StrContains(plan.status().message(), "docker.io/library/busybox"));
+  EXPECT_TRUE(
+      absl::StrContains(plan.status().message(), "localhost/crucible/"));
 }
 
 TEST(ContainerPolicyTest, PrefixTricksAreRefused) {
-  for (const char* image : {"localhost/crucible/../evil:1", "localhost/crucible",
-                            "LOCALHOST/crucible/x", "localhost/crucible/x y",
-                            "localhost/crucible/x?a=b"}) {
+  for (const char* image :
+       {"localhost/crucible/../evil:1", "localhost/crucible",
+        "LOCALHOST/crucible/x", "localhost/crucible/x y",
+        "localhost/crucible/x?a=b"}) {
     crucible::v1::RunRequest req = Request();
     req.mutable_spec()->set_image(image);
     auto plan = Policy().Plan(req);
@@ -135,20 +140,29 @@ TEST(ContainerPolicyTest, PrefixTricksAreRefused) {
   }
 }
 
-TEST(ContainerPolicyTest, LimitsAboveMaximaAreInvalidArgumentNamingFieldAndMax) {
+TEST(ContainerPolicyTest,
+     LimitsAboveMaximaAreInvalidArgumentNamingFieldAndMax) {
   struct Case {
     void (*set)(crucible::v1::TaskSpec&);
     const char* field;
     const char* max;
   };
   const Case cases[] = {
-      {[](crucible::v1::TaskSpec& s) { s.mutable_resources()->set_memory_bytes(5 * kGiB); },
+      {[](crucible::v1::TaskSpec& s) {
+         s.mutable_resources()->set_memory_bytes(5 * kGiB);
+       },
        "memory_bytes", "4294967296"},
-      {[](crucible::v1::TaskSpec& s) { s.mutable_resources()->set_cpu_millis(4001); },
+      {[](crucible::v1::TaskSpec& s) {
+         s.mutable_resources()->set_cpu_millis(4001);
+       },
        "cpu_millis", "4000"},
-      {[](crucible::v1::TaskSpec& s) { s.mutable_resources()->set_pids_limit(5000); },
+      {[](crucible::v1::TaskSpec& s) {
+         s.mutable_resources()->set_pids_limit(5000);
+       },
        "pids_limit", "4096"},
-      {[](crucible::v1::TaskSpec& s) { s.mutable_resources()->set_tmpfs_bytes(2 * kGiB); },
+      {[](crucible::v1::TaskSpec& s) {
+         s.mutable_resources()->set_tmpfs_bytes(2 * kGiB);
+       },
        "tmpfs_bytes", "1073741824"},
       {[](crucible::v1::TaskSpec& s) { s.set_max_output_bytes(257 * kMiB); },
        "max_output_bytes", "268435456"},
@@ -161,25 +175,32 @@ TEST(ContainerPolicyTest, LimitsAboveMaximaAreInvalidArgumentNamingFieldAndMax) 
     crucible::v1::RunRequest req = Request();
     c.set(*req.mutable_spec());
     auto plan = Policy().Plan(req);
-    ASSERT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument) << c.field;
-    EXPECT_TRUE(absl::StrContains(plan.status().message(), c.field)) << plan.status();
-    EXPECT_TRUE(absl::StrContains(plan.status().message(), c.max)) << plan.status();
+    ASSERT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument)
+        << c.field;
+    EXPECT_TRUE(absl::StrContains(plan.status().message(), c.field))
+        << plan.status();
+    EXPECT_TRUE(absl::StrContains(plan.status().message(), c.max))
+        << plan.status();
   }
 }
 
 TEST(ContainerPolicyTest, NegativeAndMalformedInputsAreInvalidArgument) {
   crucible::v1::RunRequest req = Request();
   req.mutable_spec()->mutable_resources()->set_memory_bytes(-1);
-  EXPECT_EQ(Policy().Plan(req).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Policy().Plan(req).status().code(),
+            absl::StatusCode::kInvalidArgument);
   req = Request();
   (*req.mutable_spec()->mutable_env())["A=B"] = "x";
-  EXPECT_EQ(Policy().Plan(req).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Policy().Plan(req).status().code(),
+            absl::StatusCode::kInvalidArgument);
   req = Request();
   req.clear_run_id();
-  EXPECT_EQ(Policy().Plan(req).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Policy().Plan(req).status().code(),
+            absl::StatusCode::kInvalidArgument);
   req = Request();
   req.mutable_spec()->clear_image();
-  EXPECT_EQ(Policy().Plan(req).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Policy().Plan(req).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ContainerPolicyTest, ThePlanCarriesTheContainerNameOfTheRun) {
@@ -237,14 +258,17 @@ TEST(ContainerPolicyTest, AnExecutorIdThatIsNoPlainLabelValueIsRefusedAtLoad) {
 
 TEST(ContainerPolicyTest, WhatTheProxyWouldRefuseIsRefusedAsTheTasksError) {
   crucible::v1::RunRequest req = Request();
-  (*req.mutable_spec()->mutable_env())["BIG"] = std::string(kMaxCreateBodyBytes, 'x');
+  (*req.mutable_spec()->mutable_env())["BIG"] =
+      std::string(kMaxCreateBodyBytes, 'x');
   auto plan = Policy().Plan(req);
   EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(plan.status().message(), "too large")) << plan.status();
+  EXPECT_TRUE(absl::StrContains(plan.status().message(), "too large"))
+      << plan.status();
   for (const char* folding : {"Bind\xc5\xbf", "Lin\xe2\x84\xaas"}) {
     req = Request();
     req.mutable_spec()->add_command(folding);
-    EXPECT_EQ(Policy().Plan(req).status().code(), absl::StatusCode::kInvalidArgument)
+    EXPECT_EQ(Policy().Plan(req).status().code(),
+              absl::StatusCode::kInvalidArgument)
         << folding;
   }
   // Other non-ASCII text is fine.
@@ -265,8 +289,8 @@ TEST(ContainerPolicyTest, StdinOpensStdinOnce) {
 }
 
 TEST(ContainerPolicyTest, RootAndNonNumericUsersAreRefusedAtLoad) {
-  for (const char* user : {"0:0", "0:65534", "65534:0", "root", "nobody:nogroup",
-                           "65534", "", "-1:1"}) {
+  for (const char* user : {"0:0", "0:65534", "65534:0", "root",
+                           "nobody:nogroup", "65534", "", "-1:1"}) {
     ContainerPolicyOptions o;
     o.user = user;
     EXPECT_EQ(ContainerPolicy::Create(o).status().code(),
@@ -298,11 +322,12 @@ TEST(ContainerPolicyTest, ImageRulesAreExactNamesOrPrefixes) {
   EXPECT_EQ(o.allowed_images,
             std::vector<std::string>{"registry.example/tools/python:3.12"});
   EXPECT_EQ(o.allowed_image_prefixes,
-            (std::vector<std::string>{"localhost/crucible/", "ghcr.io/acme/", "quay.io/x:"}));
+            (std::vector<std::string>{"localhost/crucible/", "ghcr.io/acme/",
+                                      "quay.io/x:"}));
   ContainerPolicy p = Policy(o);
   for (const char* ok : {"localhost/crucible/busybox:latest",
-                         "registry.example/tools/python:3.12", "ghcr.io/acme/tool:1",
-                         "quay.io/x:2"}) {
+                         "registry.example/tools/python:3.12",
+                         "ghcr.io/acme/tool:1", "quay.io/x:2"}) {
     EXPECT_TRUE(p.ImageAllowed(ok)) << ok;
   }
   for (const char* no : {"registry.example/tools/python:3.13",
@@ -326,7 +351,8 @@ TEST(ContainerPolicyTest, RuntimeAndNetworkComeFromThePolicy) {
   ASSERT_TRUE(plan.ok());
   EXPECT_FALSE(plan->create_body["HostConfig"].contains("Runtime"));
   EXPECT_EQ(plan->create_body["HostConfig"]["NetworkMode"], "none");
-  for (const char* net : {"host", "bridge", "default", "container:abc", "ns:/proc/1/ns/net", ""}) {
+  for (const char* net : {"host", "bridge", "default", "container:abc",
+                          "ns:/proc/1/ns/net", ""}) {
     ContainerPolicyOptions bad;
     bad.network = net;
     EXPECT_EQ(ContainerPolicy::Create(bad).status().code(),
@@ -335,7 +361,8 @@ TEST(ContainerPolicyTest, RuntimeAndNetworkComeFromThePolicy) {
   }
   ContainerPolicyOptions bad;
   bad.runtime = "/usr/bin/evil --flag";
-  EXPECT_EQ(ContainerPolicy::Create(bad).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ContainerPolicy::Create(bad).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(PolicyFileTest, EveryKeyIsApplied) {
@@ -355,10 +382,13 @@ TEST(PolicyFileTest, EveryKeyIsApplied) {
     "timeout": {"default": "30s", "max": "5m"},
     "nofile": 256,
     "nproc": 512
-  })", o);
+  })",
+                                   o);
   ASSERT_TRUE(s.ok()) << s;
-  EXPECT_EQ(o.allowed_image_prefixes, std::vector<std::string>{"localhost/crucible/"});
-  EXPECT_EQ(o.allowed_images, std::vector<std::string>{"registry.example/py:3"});
+  EXPECT_EQ(o.allowed_image_prefixes,
+            std::vector<std::string>{"localhost/crucible/"});
+  EXPECT_EQ(o.allowed_images,
+            std::vector<std::string>{"registry.example/py:3"});
   EXPECT_TRUE(o.pull_images);
   EXPECT_EQ(o.user, "1000:1000");
   EXPECT_EQ(o.runtime, "runsc");
@@ -380,9 +410,11 @@ TEST(PolicyFileTest, EveryKeyIsApplied) {
 
   // Keys the file does not name keep their value.
   ContainerPolicyOptions partial;
-  ASSERT_TRUE(ApplyPolicyJson(R"({"pids_limit": {"max": 10000}})", partial).ok());
+  ASSERT_TRUE(
+      ApplyPolicyJson(R"({"pids_limit": {"max": 10000}})", partial).ok());
   EXPECT_EQ(partial.max_pids_limit, 10000);
-  EXPECT_EQ(partial.default_pids_limit, ContainerPolicyOptions{}.default_pids_limit);
+  EXPECT_EQ(partial.default_pids_limit,
+            ContainerPolicyOptions{}.default_pids_limit);
   EXPECT_EQ(partial.user, "65534:65534");
 }
 
@@ -411,7 +443,8 @@ TEST(PolicyFileTest, MistakesAreInvalidArgumentNamingTheKey) {
   // Values are checked when the policy is built: root is refused.
   ContainerPolicyOptions o;
   ASSERT_TRUE(ApplyPolicyJson(R"({"user": "0:0"})", o).ok());
-  EXPECT_EQ(ContainerPolicy::Create(o).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ContainerPolicy::Create(o).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ApplyPolicyFile("/nonexistent/policy.json", o).code(),
             absl::StatusCode::kNotFound);
 }

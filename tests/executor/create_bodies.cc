@@ -89,15 +89,16 @@ void KeyPaths(const json& j, const Path& at, std::vector<Path>& out) {
 
 // JSON values, one of each type, for retyping a value.
 const std::vector<std::pair<json::value_t, std::string>>& Retypes() {
-  static const auto* values = new std::vector<std::pair<json::value_t, std::string>>{
-      {json::value_t::string, "\"x\""},
-      {json::value_t::number_unsigned, "1"},
-      {json::value_t::number_float, "1.5"},
-      {json::value_t::boolean, "true"},
-      {json::value_t::null, "null"},
-      {json::value_t::array, "[\"x\"]"},
-      {json::value_t::object, "{\"x\":1}"},
-  };
+  static const auto* values =
+      new std::vector<std::pair<json::value_t, std::string>>{
+          {json::value_t::string, "\"x\""},
+          {json::value_t::number_unsigned, "1"},
+          {json::value_t::number_float, "1.5"},
+          {json::value_t::boolean, "true"},
+          {json::value_t::null, "null"},
+          {json::value_t::array, "[\"x\"]"},
+          {json::value_t::object, "{\"x\":1}"},
+      };
   return *values;
 }
 
@@ -120,7 +121,8 @@ const json& At(const json& j, const Path& path) {
 // Fields of the Docker Engine API's container-create body (Config and
 // HostConfig, API 1.41-1.45) that no plan has, each with a hostile value.
 const std::vector<std::pair<std::string, std::string>>& HostConfigExtras() {
-  static const auto* extras = new std::vector<std::pair<std::string, std::string>>{
+  static const auto* extras = new std::vector<
+      std::pair<std::string, std::string>>{
       {"Binds", R"(["/:/host"])"},
       {"ContainerIDFile", R"("/etc/cron.d/x")"},
       {"LogConfig", R"({"Type":"k8s-file","Config":{"path":"/etc/passwd"}})"},
@@ -165,9 +167,11 @@ const std::vector<std::pair<std::string, std::string>>& HostConfigExtras() {
       {"CpuRealtimeRuntime", "950000"},
       {"CpusetCpus", R"("0-1")"},
       {"CpusetMems", R"("0")"},
-      {"Devices", R"([{"PathOnHost":"/dev/sda","PathInContainer":"/dev/sda","CgroupPermissions":"rwm"}])"},
+      {"Devices",
+       R"([{"PathOnHost":"/dev/sda","PathInContainer":"/dev/sda","CgroupPermissions":"rwm"}])"},
       {"DeviceCgroupRules", R"(["a *:* rwm"])"},
-      {"DeviceRequests", R"([{"Driver":"nvidia","Count":-1,"Capabilities":[["gpu"]]}])"},
+      {"DeviceRequests",
+       R"([{"Driver":"nvidia","Count":-1,"Capabilities":[["gpu"]]}])"},
       {"KernelMemory", "0"},
       {"KernelMemoryTCP", "0"},
       {"MemoryReservation", "0"},
@@ -186,24 +190,25 @@ const std::vector<std::pair<std::string, std::string>>& HostConfigExtras() {
 }
 
 const std::vector<std::pair<std::string, std::string>>& ConfigExtras() {
-  static const auto* extras = new std::vector<std::pair<std::string, std::string>>{
-      {"Hostname", R"("x")"},
-      {"Domainname", R"("x")"},
-      {"ExposedPorts", R"({"22/tcp":{}})"},
-      {"StdinOnce", "true"},
-      {"Healthcheck", R"({"Test":["CMD","sh","-c","id"]})"},
-      {"ArgsEscaped", "true"},
-      {"Volumes", R"({"/data":{}})"},
-      {"Entrypoint", R"(["/bin/sh","-c"])"},
-      {"MacAddress", R"("02:42:ac:11:00:02")"},
-      {"OnBuild", R"(["RUN id"])"},
-      {"StopSignal", R"("SIGKILL")"},
-      {"StopTimeout", "1"},
-      {"Shell", R"(["/bin/sh"])"},
-      {"NetworkingConfig", R"({"EndpointsConfig":{"host":{}}})"},
-      {"Platform", R"("linux/amd64")"},
-      {"HostConfig ", "{}"},
-  };
+  static const auto* extras =
+      new std::vector<std::pair<std::string, std::string>>{
+          {"Hostname", R"("x")"},
+          {"Domainname", R"("x")"},
+          {"ExposedPorts", R"({"22/tcp":{}})"},
+          {"StdinOnce", "true"},
+          {"Healthcheck", R"({"Test":["CMD","sh","-c","id"]})"},
+          {"ArgsEscaped", "true"},
+          {"Volumes", R"({"/data":{}})"},
+          {"Entrypoint", R"(["/bin/sh","-c"])"},
+          {"MacAddress", R"("02:42:ac:11:00:02")"},
+          {"OnBuild", R"(["RUN id"])"},
+          {"StopSignal", R"("SIGKILL")"},
+          {"StopTimeout", "1"},
+          {"Shell", R"(["/bin/sh"])"},
+          {"NetworkingConfig", R"({"EndpointsConfig":{"host":{}}})"},
+          {"Platform", R"("linux/amd64")"},
+          {"HostConfig ", "{}"},
+      };
   return *extras;
 }
 
@@ -220,7 +225,8 @@ policy::ContainerPolicyOptions GuardTestPolicy(bool named_network) {
 }
 
 std::vector<CreateRequest> RealCreateRequests(
-    const policy::ContainerPolicyOptions& options, const std::string& run_prefix) {
+    const policy::ContainerPolicyOptions& options,
+    const std::string& run_prefix) {
   auto policy = policy::ContainerPolicy::Create(options);
   if (!policy.ok()) return {};
   std::vector<CreateRequest> out;
@@ -254,7 +260,8 @@ std::vector<CreateRequest> RealCreateRequests(
     absl::StatusOr<policy::ContainerPlan> plan = policy->Plan(req);
     if (!plan.ok()) return {};
     out.push_back({absl::StrCat("real body #", mask),
-                   absl::StrCat("name=", plan->name), plan->create_body.dump()});
+                   absl::StrCat("name=", plan->name),
+                   plan->create_body.dump()});
   }
   return out;
 }
@@ -268,19 +275,22 @@ std::vector<CreateRequest> HostileCreateRequests(const CreateRequest& base) {
   auto with = [&](std::string what, const std::function<void(json&)>& change) {
     json b = body;
     change(b);
-    if (b == body) return;  // no change under this policy (e.g. NetworkDisabled)
+    if (b == body)
+      return;  // no change under this policy (e.g. NetworkDisabled)
     out.push_back({std::move(what), base.query, b.dump()});
   };
 
   // The shapes that reached the engine through the regex proxy.
-  with("CapAdd as a string", [](json& b) { b["HostConfig"]["CapAdd"] = "SYS_ADMIN"; });
+  with("CapAdd as a string",
+       [](json& b) { b["HostConfig"]["CapAdd"] = "SYS_ADMIN"; });
   with("User 0:0 and CapAdd", [](json& b) {
     b["User"] = "0:0";
     b["HostConfig"]["CapAdd"] = "SYS_ADMIN";
   });
-  for (const char* opt : {"unmask=ALL", "seccomp=/etc/passwd", "seccomp=unconfined",
-                          "apparmor=unconfined", "label=disable", "label=type:spc_t",
-                          "systempaths=unconfined", "mask=/proc/kcore"}) {
+  for (const char* opt :
+       {"unmask=ALL", "seccomp=/etc/passwd", "seccomp=unconfined",
+        "apparmor=unconfined", "label=disable", "label=type:spc_t",
+        "systempaths=unconfined", "mask=/proc/kcore"}) {
     with(absl::StrCat("SecurityOpt ", opt), [&](json& b) {
       b["HostConfig"]["SecurityOpt"] = {"no-new-privileges", opt};
     });
@@ -293,12 +303,16 @@ std::vector<CreateRequest> HostileCreateRequests(const CreateRequest& base) {
     with(absl::StrCat("User ", user), [&](json& b) { b["User"] = user; });
   }
   with("no CapDrop", [](json& b) { b["HostConfig"].erase("CapDrop"); });
-  with("CapDrop NET_RAW only", [](json& b) { b["HostConfig"]["CapDrop"] = {"NET_RAW"}; });
-  with("CapDrop lower-case all", [](json& b) { b["HostConfig"]["CapDrop"] = {"all"}; });
-  with("ReadonlyRootfs false", [](json& b) { b["HostConfig"]["ReadonlyRootfs"] = false; });
+  with("CapDrop NET_RAW only",
+       [](json& b) { b["HostConfig"]["CapDrop"] = {"NET_RAW"}; });
+  with("CapDrop lower-case all",
+       [](json& b) { b["HostConfig"]["CapDrop"] = {"all"}; });
+  with("ReadonlyRootfs false",
+       [](json& b) { b["HostConfig"]["ReadonlyRootfs"] = false; });
   with("no SecurityOpt", [](json& b) { b["HostConfig"].erase("SecurityOpt"); });
-  for (const char* mode : {"bridge", "host", "default", "container:x", "ns:/proc/1/ns/net",
-                           "slirp4netns", "pasta", "private"}) {
+  for (const char* mode :
+       {"bridge", "host", "default", "container:x", "ns:/proc/1/ns/net",
+        "slirp4netns", "pasta", "private"}) {
     with(absl::StrCat("NetworkMode ", mode),
          [&](json& b) { b["HostConfig"]["NetworkMode"] = mode; });
   }
@@ -317,14 +331,16 @@ std::vector<CreateRequest> HostileCreateRequests(const CreateRequest& base) {
     b["HostConfig"]["MemorySwap"] = m;
   });
   with("PidsLimit over the maximum", [](json& b) {
-    b["HostConfig"]["PidsLimit"] = policy::ContainerPolicyOptions().max_pids_limit + 1;
+    b["HostConfig"]["PidsLimit"] =
+        policy::ContainerPolicyOptions().max_pids_limit + 1;
   });
   with("NanoCpus over the maximum", [](json& b) {
     b["HostConfig"]["NanoCpus"] =
         (policy::ContainerPolicyOptions().max_cpu_millis + 1) * 1'000'000;
   });
   with("NanoCpus not whole millis", [](json& b) {
-    b["HostConfig"]["NanoCpus"] = b["HostConfig"]["NanoCpus"].get<int64_t>() + 1;
+    b["HostConfig"]["NanoCpus"] =
+        b["HostConfig"]["NanoCpus"].get<int64_t>() + 1;
   });
   with("Memory as a float", [](json& b) {
     b["HostConfig"]["Memory"] = b["HostConfig"]["Memory"].get<double>();
@@ -333,9 +349,9 @@ std::vector<CreateRequest> HostileCreateRequests(const CreateRequest& base) {
     b["HostConfig"]["Tmpfs"]["/tmp"] = "rw,exec,mode=1777,size=65536";
   });
   with("Tmpfs /tmp over the maximum", [](json& b) {
-    b["HostConfig"]["Tmpfs"]["/tmp"] = absl::StrCat(
-        "rw,noexec,nosuid,nodev,mode=1777,size=",
-        policy::ContainerPolicyOptions().max_tmpfs_bytes + 1);
+    b["HostConfig"]["Tmpfs"]["/tmp"] =
+        absl::StrCat("rw,noexec,nosuid,nodev,mode=1777,size=",
+                     policy::ContainerPolicyOptions().max_tmpfs_bytes + 1);
   });
   with("Tmpfs at another path", [](json& b) {
     b["HostConfig"]["Tmpfs"]["/dev/shm2"] = "rw,exec,size=1g";
@@ -344,36 +360,40 @@ std::vector<CreateRequest> HostileCreateRequests(const CreateRequest& base) {
     b["HostConfig"]["Ulimits"][0]["Soft"] = 1048576;
     b["HostConfig"]["Ulimits"][0]["Hard"] = 1048576;
   });
-  with("RestartPolicy always", [](json& b) {
-    b["HostConfig"]["RestartPolicy"]["Name"] = "always";
-  });
-  with("AutoRemove true", [](json& b) { b["HostConfig"]["AutoRemove"] = true; });
+  with("RestartPolicy always",
+       [](json& b) { b["HostConfig"]["RestartPolicy"]["Name"] = "always"; });
+  with("AutoRemove true",
+       [](json& b) { b["HostConfig"]["AutoRemove"] = true; });
   with("Tty true", [](json& b) { b["Tty"] = true; });
   with("AttachStdout true", [](json& b) { b["AttachStdout"] = true; });
   with("image from another registry",
        [](json& b) { b["Image"] = "docker.io/library/alpine:latest"; });
   with("image with a path trick",
        [](json& b) { b["Image"] = "localhost/crucible/../evil:latest"; });
-  with("no executor label", [](json& b) { b["Labels"].erase(policy::kExecutorLabel); });
-  with("an extra label", [](json& b) { b["Labels"]["io.podman.annotations.x"] = "1"; });
+  with("no executor label",
+       [](json& b) { b["Labels"].erase(policy::kExecutorLabel); });
+  with("an extra label",
+       [](json& b) { b["Labels"]["io.podman.annotations.x"] = "1"; });
   with("attempt label not canonical",
        [](json& b) { b["Labels"][policy::kAttemptLabel] = "01"; });
-  with("Env entry without =", [](json& b) { b["Env"].push_back("LD_PRELOAD"); });
-  with("Env unsorted", [](json& b) {
-    b["Env"] = {"Z=1", "A=1"};
-  });
+  with("Env entry without =",
+       [](json& b) { b["Env"].push_back("LD_PRELOAD"); });
+  with("Env unsorted", [](json& b) { b["Env"] = {"Z=1", "A=1"}; });
   with("Cmd with a NUL", [](json& b) { b["Cmd"] = {std::string("a\0b", 3)}; });
-  with("relative WorkingDir", [](json& b) { b["WorkingDir"] = "relative/dir"; });
+  with("relative WorkingDir",
+       [](json& b) { b["WorkingDir"] = "relative/dir"; });
   with("HostConfig missing", [](json& b) { b.erase("HostConfig"); });
   with("Labels missing", [](json& b) { b.erase("Labels"); });
-  with("HostConfig as an array", [](json& b) { b["HostConfig"] = json::array({b["HostConfig"]}); });
+  with("HostConfig as an array",
+       [](json& b) { b["HostConfig"] = json::array({b["HostConfig"]}); });
 
   // Every field of the engine's schema that a plan never sets.
   for (const auto& [key, value] : HostConfigExtras()) {
     if (body["HostConfig"].contains(key)) continue;
     json b = body;
     b["HostConfig"][key] = json::parse(value);
-    out.push_back({absl::StrCat("HostConfig.", key, " ", value), base.query, b.dump()});
+    out.push_back(
+        {absl::StrCat("HostConfig.", key, " ", value), base.query, b.dump()});
   }
   for (const auto& [key, value] : ConfigExtras()) {
     if (body.contains(key)) continue;
@@ -394,7 +414,9 @@ std::vector<CreateRequest> HostileCreateRequests(const CreateRequest& base) {
     lower[0] = absl::ascii_tolower(static_cast<unsigned char>(lower[0]));
     absl::AsciiStrToUpper(&upper);
     for (const std::string& k : {lower, upper}) {
-      if (k != key) add(absl::StrCat(where, " spelled ", k), {Edit::kRename, p, json(k).dump()});
+      if (k != key)
+        add(absl::StrCat(where, " spelled ", k),
+            {Edit::kRename, p, json(k).dump()});
     }
     add(absl::StrCat(where, " with an escaped letter"),
         {Edit::kRename, p,
@@ -420,7 +442,8 @@ std::vector<CreateRequest> HostileCreateRequests(const CreateRequest& base) {
   out.push_back({"a second JSON document", base.query, base.body + "{}"});
   out.push_back({"trailing garbage", base.query, base.body + "x"});
   out.push_back({"a top-level array", base.query, "[" + base.body + "]"});
-  out.push_back({"invalid UTF-8", base.query, std::string("{\"Image\":\"\xff\"}")});
+  out.push_back(
+      {"invalid UTF-8", base.query, std::string("{\"Image\":\"\xff\"}")});
   out.push_back({"empty body", base.query, ""});
   out.push_back({"deep nesting", base.query,
                  std::string(5000, '[') + std::string(5000, ']')});
@@ -431,9 +454,10 @@ std::vector<CreateRequest> HostileCreateRequests(const CreateRequest& base) {
 
   // Wrong queries.
   for (const std::string& q :
-       {std::string(""), std::string("name=victim"), std::string("name=crucible-other"),
-        base.query + "&platform=linux", "platform=linux&" + base.query,
-        base.query + "x", std::string("name=crucible-")}) {
+       {std::string(""), std::string("name=victim"),
+        std::string("name=crucible-other"), base.query + "&platform=linux",
+        "platform=linux&" + base.query, base.query + "x",
+        std::string("name=crucible-")}) {
     out.push_back({absl::StrCat("query ", q), q, base.body});
   }
   return out;

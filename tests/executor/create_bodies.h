@@ -24,7 +24,8 @@ policy::ContainerPolicyOptions GuardTestPolicy(bool named_network);
 // env, working dir, stdin, explicit limits up to the maxima), each run with
 // a fresh run id starting with `run_prefix`.
 std::vector<CreateRequest> RealCreateRequests(
-    const policy::ContainerPolicyOptions& options, const std::string& run_prefix);
+    const policy::ContainerPolicyOptions& options,
+    const std::string& run_prefix);
 
 // Requests no policy plan equals, all derived from `base` (a real request
 // with every optional key present): the shapes that reached the engine

@@ -8,9 +8,9 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "executor/guard/describe.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "executor/guard/describe.h"
 #include "tests/executor/create_bodies.h"
 #include "tests/testing/test_stack.h"
 
@@ -26,7 +26,8 @@ class CreateGuardTest : public ::testing::TestWithParam<bool> {};
 TEST_P(CreateGuardTest, AdmitsEveryRealBodyAndForwardsItUnchanged) {
   const auto options = GuardTestPolicy(GetParam());
   guard::CreateGuard guard(options, "");
-  const auto real = RealCreateRequests(options, "0123456789abcdef0123456789abcd");
+  const auto real =
+      RealCreateRequests(options, "0123456789abcdef0123456789abcd");
   ASSERT_EQ(real.size(), 32u);
   for (const CreateRequest& r : real) {
     absl::StatusOr<guard::AdmittedCreate> a = guard.Check(r.query, r.body);
@@ -47,7 +48,8 @@ TEST_P(CreateGuardTest, RefusesEveryHostileBody) {
   for (const CreateRequest& r : hostile) {
     absl::StatusOr<guard::AdmittedCreate> a = guard.Check(r.query, r.body);
     EXPECT_EQ(a.status().code(), absl::StatusCode::kPermissionDenied)
-        << r.what << " was admitted:\n" << r.body.substr(0, 2000);
+        << r.what << " was admitted:\n"
+        << r.body.substr(0, 2000);
     if (!a.ok()) {
       // Refusals say why, but never echo much of the caller's bytes.
       EXPECT_LT(a.status().message().size(), 400u) << r.what;
@@ -55,7 +57,8 @@ TEST_P(CreateGuardTest, RefusesEveryHostileBody) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(NetworkNoneAndNamed, CreateGuardTest, ::testing::Bool());
+INSTANTIATE_TEST_SUITE_P(NetworkNoneAndNamed, CreateGuardTest,
+                         ::testing::Bool());
 
 TEST(CreateGuardMessages, NameTheOffendingKey) {
   const auto options = GuardTestPolicy(false);
@@ -78,8 +81,13 @@ TEST(CreateGuardMessages, NameTheOffendingKey) {
 TEST(CreateGuardExecutorId, OnlyTheConfiguredExecutorsLabel) {
   const auto options = GuardTestPolicy(false);  // executor_id "guard-test"
   const CreateRequest base = RealCreateRequests(options, "run").front();
-  EXPECT_TRUE(guard::CreateGuard(options, "guard-test").Check(base.query, base.body).ok());
-  EXPECT_EQ(guard::CreateGuard(options, "other").Check(base.query, base.body).status().code(),
+  EXPECT_TRUE(guard::CreateGuard(options, "guard-test")
+                  .Check(base.query, base.body)
+                  .ok());
+  EXPECT_EQ(guard::CreateGuard(options, "other")
+                .Check(base.query, base.body)
+                .status()
+                .code(),
             absl::StatusCode::kPermissionDenied);
 }
 

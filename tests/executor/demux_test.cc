@@ -92,8 +92,7 @@ TEST(DemuxTest, LargeLengthUsesAllFourBytes) {
   Demuxer d;
   std::vector<Frame> out;
   ASSERT_TRUE(d.Feed(Wire(1, payload), out));
-  EXPECT_EQ(Coalesce(out),
-            (std::vector<Frame>{{StreamId::kStdout, payload}}));
+  EXPECT_EQ(Coalesce(out), (std::vector<Frame>{{StreamId::kStdout, payload}}));
 }
 
 TEST(DemuxTest, BadStreamByteFailsAndStaysFailed) {

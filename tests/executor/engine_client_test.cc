@@ -22,9 +22,11 @@ std::unique_ptr<EngineClient> Client(const std::string& address) {
   return *std::move(c);
 }
 
-TEST(EngineClientTest, ProxyRefusalIsPermissionDeniedSayingTheProxyRefusedThePath) {
+TEST(EngineClientTest,
+     ProxyRefusalIsPermissionDeniedSayingTheProxyRefusedThePath) {
   ScriptedServer server([](const std::string& line) {
-    if (absl::StrContains(line, "/version")) return Http(200, R"({"ApiVersion":"1.41"})");
+    if (absl::StrContains(line, "/version"))
+      return Http(200, R"({"ApiVersion":"1.41"})");
     return Http(403, "<html>403 Forbidden</html>");
   });
   auto client = Client(server.address());
@@ -32,17 +34,22 @@ TEST(EngineClientTest, ProxyRefusalIsPermissionDeniedSayingTheProxyRefusedThePat
   EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(absl::StrContains(s.message(), "proxy")) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "refused")) << s;
-  EXPECT_TRUE(absl::StrContains(s.message(), "POST /v1.41/containers/abc/kill")) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "POST /v1.41/containers/abc/kill"))
+      << s;
 }
 
 TEST(EngineClientTest, VersionIsCappedAt141AndLowerEnginesAreFollowed) {
-  for (auto [engine, want] : {std::pair{"1.43", "1.41"}, std::pair{"1.40", "1.40"}}) {
+  for (auto [engine, want] :
+       {std::pair{"1.43", "1.41"}, std::pair{"1.40", "1.40"}}) {
     std::string engine_version = engine;
     ScriptedServer server([&](const std::string& line) {
       if (absl::StrContains(line, "/version")) {
-        return Http(200, absl::StrCat(R"({"ApiVersion":")", engine_version, R"("})"));
+        return Http(
+            200, absl::StrCat(R"({"ApiVersion":")", engine_version, R"("})"));
       }
-      return Http(200, R"({"State":{"Status":"exited","Running":false,"OOMKilled":true,"ExitCode":137}})");
+      return Http(
+          200,
+          R"({"State":{"Status":"exited","Running":false,"OOMKilled":true,"ExitCode":137}})");
     });
     auto client = Client(server.address());
     auto state = client->InspectContainer("abc");
@@ -51,18 +58,24 @@ TEST(EngineClientTest, VersionIsCappedAt141AndLowerEnginesAreFollowed) {
     EXPECT_EQ(state->exit_code, 137);
     auto requests = server.requests();
     ASSERT_EQ(requests.size(), 2u);
-    EXPECT_EQ(requests[1], absl::StrCat("GET /v", want, "/containers/abc/json HTTP/1.1"));
+    EXPECT_EQ(requests[1],
+              absl::StrCat("GET /v", want, "/containers/abc/json HTTP/1.1"));
   }
 }
 
 TEST(EngineClientTest, ErrorMapping) {
   ScriptedServer server([](const std::string& line) {
-    if (absl::StrContains(line, "/version")) return Http(200, R"({"ApiVersion":"1.41"})");
-    if (absl::StrContains(line, "/images/")) return Http(404, R"({"message":"no such image"})");
+    if (absl::StrContains(line, "/version"))
+      return Http(200, R"({"ApiVersion":"1.41"})");
+    if (absl::StrContains(line, "/images/"))
+      return Http(404, R"({"message":"no such image"})");
     if (absl::StrContains(line, "/kill")) {
-      return Http(500, R"({"message":"can only kill running containers: container state improper"})");
+      return Http(
+          500,
+          R"({"message":"can only kill running containers: container state improper"})");
     }
-    if (absl::StrContains(line, "DELETE")) return Http(404, R"({"message":"no such container"})");
+    if (absl::StrContains(line, "DELETE"))
+      return Http(404, R"({"message":"no such container"})");
     if (absl::StrContains(line, "/json")) return Http(200, "not json");
     return Http(503, "no server available");
   });
@@ -72,27 +85,32 @@ TEST(EngineClientTest, ErrorMapping) {
   EXPECT_TRUE(absl::StrContains(image.message(), "localhost/crucible/x:1"));
   EXPECT_TRUE(client->Kill("gone").ok());    // not running: nothing to kill
   EXPECT_TRUE(client->Remove("gone").ok());  // already removed
-  EXPECT_EQ(client->InspectContainer("c").status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(client->InspectContainer("c").status().code(),
+            absl::StatusCode::kInternal);
   EXPECT_EQ(client->Start("c").code(), absl::StatusCode::kUnavailable);  // 503
 }
 
 TEST(EngineClientTest, ImageNamesCannotEscapeThePath) {
   ScriptedServer server([](const std::string& line) {
-    if (absl::StrContains(line, "/version")) return Http(200, R"({"ApiVersion":"1.41"})");
+    if (absl::StrContains(line, "/version"))
+      return Http(200, R"({"ApiVersion":"1.41"})");
     return Http(200, "{}");
   });
   auto client = Client(server.address());
   ASSERT_TRUE(client->InspectImage("a?b#c d").ok());
-  EXPECT_EQ(server.requests()[1], "GET /v1.41/images/a%3Fb%23c%20d/json HTTP/1.1");
+  EXPECT_EQ(server.requests()[1],
+            "GET /v1.41/images/a%3Fb%23c%20d/json HTTP/1.1");
 }
 
 TEST(EngineClientTest, PullReportsAnErrorInsideA200StreamAsFailedPrecondition) {
   ScriptedServer server([](const std::string& line) {
-    if (absl::StrContains(line, "/version")) return Http(200, R"({"ApiVersion":"1.41"})");
+    if (absl::StrContains(line, "/version"))
+      return Http(200, R"({"ApiVersion":"1.41"})");
     if (absl::StrContains(line, "fromImage=localhost%2Fgood%3A1")) {
       return Http(200, "{\"status\":\"Pulling\"}\n{\"status\":\"Done\"}\n");
     }
-    return Http(200, "{\"status\":\"Pulling\"}\n{\"error\":\"manifest unknown\"}\n");
+    return Http(200,
+                "{\"status\":\"Pulling\"}\n{\"error\":\"manifest unknown\"}\n");
   });
   auto client = Client(server.address());
   EXPECT_TRUE(client->PullImage("localhost/good:1").ok());
@@ -100,13 +118,15 @@ TEST(EngineClientTest, PullReportsAnErrorInsideA200StreamAsFailedPrecondition) {
   EXPECT_EQ(bad.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(bad.message(), "localhost/bad:1")) << bad;
   EXPECT_TRUE(absl::StrContains(bad.message(), "manifest unknown")) << bad;
-  EXPECT_EQ(server.requests()[1],
-            "POST /v1.41/images/create?fromImage=localhost%2Fgood%3A1 HTTP/1.1");
+  EXPECT_EQ(
+      server.requests()[1],
+      "POST /v1.41/images/create?fromImage=localhost%2Fgood%3A1 HTTP/1.1");
 }
 
 TEST(EngineClientTest, EveryCallCarriesTheNegotiatedVersion) {
   ScriptedServer server([](const std::string& line) {
-    if (absl::StrContains(line, "/version")) return Http(200, R"({"ApiVersion":"1.40"})");
+    if (absl::StrContains(line, "/version"))
+      return Http(200, R"({"ApiVersion":"1.40"})");
     return Http(500, R"({"message":"x"})");
   });
   auto client = Client(server.address());
@@ -117,9 +137,10 @@ TEST(EngineClientTest, EveryCallCarriesTheNegotiatedVersion) {
   (void)client->InspectContainer("c");
   (void)client->Remove("c");
   (void)client->ListContainers("k", "v");
-  (void)client->Logs("c", false, [](absl::string_view) { return true; },
-                     [] { return false; });
-  (void)client->Wait("c", "next-exit", [] { return false; }, nullptr);
+  (void)client->Logs(
+      "c", false, [](absl::string_view) { return true; }, [] { return false; });
+  (void)client->Wait(
+      "c", "next-exit", [] { return false; }, nullptr);
   std::vector<std::string> requests = server.requests();
   ASSERT_EQ(requests.size(), 10u);
   EXPECT_EQ(requests[0], "GET /version HTTP/1.1");  // negotiated once
@@ -172,12 +193,15 @@ TEST(EngineClientTest, CreateSendsTheNameAndListReportsNamesWithoutSlash) {
 // runner's own tests use the fake engine and see none of this).
 TEST(EngineClientTest, ContainerCallsUseTheNameInTheDocumentedRequestLines) {
   ScriptedServer server([](const std::string& line) {
-    if (absl::StrContains(line, "/version")) return Http(200, R"({"ApiVersion":"1.41"})");
+    if (absl::StrContains(line, "/version"))
+      return Http(200, R"({"ApiVersion":"1.41"})");
     if (absl::StrContains(line, "/_ping")) return Http(200, "OK");
     if (absl::StrContains(line, "/create")) return Http(201, R"({"Id":"abc"})");
-    if (absl::StrContains(line, "/wait")) return Http(200, R"({"StatusCode":0})");
+    if (absl::StrContains(line, "/wait"))
+      return Http(200, R"({"StatusCode":0})");
     if (absl::StrContains(line, "/json ")) {
-      return Http(200, R"({"State":{"Status":"exited","Running":false,"ExitCode":0}})");
+      return Http(
+          200, R"({"State":{"Status":"exited","Running":false,"ExitCode":0}})");
     }
     if (absl::StrContains(line, "/logs")) return Http(200, "");
     return Http(204, "");
@@ -185,27 +209,36 @@ TEST(EngineClientTest, ContainerCallsUseTheNameInTheDocumentedRequestLines) {
   auto client = Client(server.address());
   ASSERT_TRUE(client->Ping().ok());
   ASSERT_TRUE(client->CreateContainer("crucible-r1", {{"Image", "i"}}).ok());
-  ASSERT_TRUE(client->Wait("crucible-r1", "next-exit", [] { return false; }, nullptr).ok());
+  ASSERT_TRUE(client
+                  ->Wait(
+                      "crucible-r1", "next-exit", [] { return false; }, nullptr)
+                  .ok());
   ASSERT_TRUE(client->Start("crucible-r1").ok());
   auto bytes = [](absl::string_view) { return true; };
-  ASSERT_TRUE(client->Logs("crucible-r1", true, bytes, [] { return false; }).ok());
-  ASSERT_TRUE(client->Logs("crucible-r1", false, bytes, [] { return false; }).ok());
+  ASSERT_TRUE(
+      client->Logs("crucible-r1", true, bytes, [] { return false; }).ok());
+  ASSERT_TRUE(
+      client->Logs("crucible-r1", false, bytes, [] { return false; }).ok());
   ASSERT_TRUE(client->Kill("crucible-r1").ok());
   ASSERT_TRUE(client->InspectContainer("crucible-r1").ok());
   ASSERT_TRUE(client->Remove("crucible-r1").ok());
-  EXPECT_EQ(server.requests(),
-            (std::vector<std::string>{
-                "GET /_ping HTTP/1.1",
-                "GET /version HTTP/1.1",
-                "POST /v1.41/containers/create?name=crucible-r1 HTTP/1.1",
-                "POST /v1.41/containers/crucible-r1/wait?condition=next-exit HTTP/1.1",
-                "POST /v1.41/containers/crucible-r1/start HTTP/1.1",
-                "GET /v1.41/containers/crucible-r1/logs?follow=1&stdout=1&stderr=1 HTTP/1.1",
-                "GET /v1.41/containers/crucible-r1/logs?follow=0&stdout=1&stderr=1 HTTP/1.1",
-                "POST /v1.41/containers/crucible-r1/kill?signal=KILL HTTP/1.1",
-                "GET /v1.41/containers/crucible-r1/json HTTP/1.1",
-                "DELETE /v1.41/containers/crucible-r1?force=1&v=1 HTTP/1.1",
-            }));
+  EXPECT_EQ(
+      server.requests(),
+      (std::vector<std::string>{
+          "GET /_ping HTTP/1.1",
+          "GET /version HTTP/1.1",
+          "POST /v1.41/containers/create?name=crucible-r1 HTTP/1.1",
+          "POST /v1.41/containers/crucible-r1/wait?condition=next-exit "
+          "HTTP/1.1",
+          "POST /v1.41/containers/crucible-r1/start HTTP/1.1",
+          "GET /v1.41/containers/crucible-r1/logs?follow=1&stdout=1&stderr=1 "
+          "HTTP/1.1",
+          "GET /v1.41/containers/crucible-r1/logs?follow=0&stdout=1&stderr=1 "
+          "HTTP/1.1",
+          "POST /v1.41/containers/crucible-r1/kill?signal=KILL HTTP/1.1",
+          "GET /v1.41/containers/crucible-r1/json HTTP/1.1",
+          "DELETE /v1.41/containers/crucible-r1?force=1&v=1 HTTP/1.1",
+      }));
 }
 
 }  // namespace

@@ -39,10 +39,12 @@ class Recorder {
     changes_.push_back({serving, after_outage});
   }
   // Waits up to `timeout` for `n` changes; returns them.
-  std::vector<std::pair<bool, bool>> AwaitChanges(size_t n,
-                                                  absl::Duration timeout = absl::Seconds(10)) {
+  std::vector<std::pair<bool, bool>> AwaitChanges(
+      size_t n, absl::Duration timeout = absl::Seconds(10)) {
     absl::MutexLock lock(&mu_);
-    auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return changes_.size() >= n; };
+    auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return changes_.size() >= n;
+    };
     mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
     return changes_;
   }
@@ -57,7 +59,9 @@ EngineHealth::PingFn PingOf(Recorder& r) {
   return [&r] { return r.Ping(); };
 }
 EngineHealth::ChangeFn ChangesTo(Recorder& r) {
-  return [&r](bool serving, bool after_outage) { r.OnChange(serving, after_outage); };
+  return [&r](bool serving, bool after_outage) {
+    r.OnChange(serving, after_outage);
+  };
 }
 
 using Changes = std::vector<std::pair<bool, bool>>;
@@ -74,8 +78,9 @@ TEST(EngineHealthTest, FirstGoodPingIsServingNotAnOutage) {
 TEST(EngineHealthTest, UnreachableCallIsNotServingAtOnceNotAtTheNextPing) {
   Recorder r;
   // Pings an hour apart while serving: only the report can explain a change.
-  EngineHealth health(common::Clock::Real(), {.ping_interval = absl::Hours(1),
-                                              .unhealthy_ping_interval = absl::Hours(1)});
+  EngineHealth health(common::Clock::Real(),
+                      {.ping_interval = absl::Hours(1),
+                       .unhealthy_ping_interval = absl::Hours(1)});
   health.Start(PingOf(r), ChangesTo(r));
   ASSERT_EQ(r.AwaitChanges(1).size(), 1u);
   r.SetEngineUp(false);
@@ -103,7 +108,8 @@ TEST(EngineHealthTest, WhileDownPingsOftenAndRecoveryIsAnOutageEnd) {
   while (health.pings() < 4) absl::SleepFor(absl::Milliseconds(5));
   EXPECT_FALSE(health.serving());
   r.SetEngineUp(true);
-  EXPECT_EQ(r.AwaitChanges(3), (Changes{{true, false}, {false, false}, {true, true}}));
+  EXPECT_EQ(r.AwaitChanges(3),
+            (Changes{{true, false}, {false, false}, {true, true}}));
   EXPECT_TRUE(health.serving());
 }
 
@@ -152,14 +158,17 @@ TEST(EngineHealthTest, DownAtStartStaysNotServingUntilAPingSucceeds) {
 TEST(ExecutorIdTest, FlagWinsThenPortThenPid) {
   absl::BitGen gen;
   auto flag = ExecutorIdentity::Resolve(
-      {.id = "given", .listen = "127.0.0.1:8082", .hostname = "h", .pid = 7}, gen);
+      {.id = "given", .listen = "127.0.0.1:8082", .hostname = "h", .pid = 7},
+      gen);
   ASSERT_TRUE(flag.ok());
   EXPECT_EQ(flag->id(), "given");
-  auto port = ExecutorIdentity::Resolve({.listen = "[::]:8082", .hostname = "h", .pid = 7}, gen);
+  auto port = ExecutorIdentity::Resolve(
+      {.listen = "[::]:8082", .hostname = "h", .pid = 7}, gen);
   ASSERT_TRUE(port.ok());
   EXPECT_EQ(port->id(), "h-8082");
   EXPECT_TRUE(port->stable());
-  auto pid = ExecutorIdentity::Resolve({.listen = "127.0.0.1:0", .hostname = "h", .pid = 7}, gen);
+  auto pid = ExecutorIdentity::Resolve(
+      {.listen = "127.0.0.1:0", .hostname = "h", .pid = 7}, gen);
   ASSERT_TRUE(pid.ok());
   EXPECT_EQ(pid->id(), "h-7");
   EXPECT_FALSE(pid->stable());
@@ -167,9 +176,11 @@ TEST(ExecutorIdTest, FlagWinsThenPortThenPid) {
 
 TEST(ExecutorIdTest, IdFileKeepsTheIdAcrossRestartsAndIsNeverShared) {
   absl::BitGen gen;
-  const std::string file = testing::TempDir() + "/executor-id-" + std::to_string(getpid());
+  const std::string file =
+      testing::TempDir() + "/executor-id-" + std::to_string(getpid());
   std::remove(file.c_str());
-  const ExecutorIdOptions options{.id_file = file, .listen = "127.0.0.1:0", .hostname = "h"};
+  const ExecutorIdOptions options{
+      .id_file = file, .listen = "127.0.0.1:0", .hostname = "h"};
   std::string first_id;
   {
     auto first = ExecutorIdentity::Resolve(options, gen);
@@ -187,7 +198,8 @@ TEST(ExecutorIdTest, IdFileKeepsTheIdAcrossRestartsAndIsNeverShared) {
   EXPECT_EQ(restarted->id(), first_id);
   // Another file, another id.
   auto other = ExecutorIdentity::Resolve(
-      {.id_file = file + ".other", .listen = "127.0.0.1:0", .hostname = "h"}, gen);
+      {.id_file = file + ".other", .listen = "127.0.0.1:0", .hostname = "h"},
+      gen);
   ASSERT_TRUE(other.ok());
   EXPECT_NE(other->id(), first_id);
   std::remove(file.c_str());

@@ -39,14 +39,27 @@ class CollectingSink : public RunSink {
     absl::MutexLock lock(&mu_);
     EXPECT_EQ(chunk.offset(), next_offset_) << "offsets must be contiguous";
     next_offset_ = chunk.offset() + static_cast<int64_t>(chunk.data().size());
-    (chunk.stream() == crucible::v1::OUTPUT_STREAM_STDOUT ? stdout_ : stderr_) +=
+    (chunk.stream() == crucible::v1::OUTPUT_STREAM_STDOUT ? stdout_
+                                                          : stderr_) +=
         chunk.data();
   }
-  std::string out() { absl::MutexLock l(&mu_); return stdout_; }
-  std::string err() { absl::MutexLock l(&mu_); return stderr_; }
-  std::string container_id() { absl::MutexLock l(&mu_); return container_id_; }
+  std::string out() {
+    absl::MutexLock l(&mu_);
+    return stdout_;
+  }
+  std::string err() {
+    absl::MutexLock l(&mu_);
+    return stderr_;
+  }
+  std::string container_id() {
+    absl::MutexLock l(&mu_);
+    return container_id_;
+  }
   // When the container started (the real clock, as the runner's).
-  absl::Time started_at() { absl::MutexLock l(&mu_); return started_at_; }
+  absl::Time started_at() {
+    absl::MutexLock l(&mu_);
+    return started_at_;
+  }
   absl::Notification started_;
 
  private:
@@ -74,7 +87,8 @@ class EngineTest : public ::testing::Test {
     policy_ = std::make_unique<policy::ContainerPolicy>(*policy);
     RunnerOptions ro;
     ro.slots = 2;
-    runner_ = std::make_unique<Runner>(*engine_, *policy_, common::Clock::Real(), ro);
+    runner_ =
+        std::make_unique<Runner>(*engine_, *policy_, common::Clock::Real(), ro);
   }
 
   void TearDown() override {
@@ -93,7 +107,8 @@ class EngineTest : public ::testing::Test {
     r.set_attempt(1);
     r.mutable_spec()->set_image(kBusybox);
     for (auto& a : argv) r.mutable_spec()->add_command(a);
-    *r.mutable_spec()->mutable_timeout() = common::ToProtoDuration(absl::Seconds(30));
+    *r.mutable_spec()->mutable_timeout() =
+        common::ToProtoDuration(absl::Seconds(30));
     return r;
   }
 
@@ -131,14 +146,16 @@ TEST_F(EngineTest, NonZeroExitAndStderrApartFromStdout) {
 TEST_F(EngineTest, RunsAsNonRootInAHardenedContainer) {
   CollectingSink sink;
   auto result = runner_->Run(
-      Request({"sh", "-c",
-               "id -u; id -g; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; "
-               "ls /sys/class/net; "
-               "touch /probe 2>/dev/null && echo rootfs-writable; "
-               "touch /etc/x 2>/dev/null && echo etc-writable; "
-               "grep -q ' /tmp tmpfs .*noexec' /proc/mounts && echo tmp-noexec; "
-               "grep -q ' /tmp tmpfs .*nosuid' /proc/mounts && echo tmp-nosuid; "
-               "grep -q ' /tmp tmpfs .*nodev' /proc/mounts && echo tmp-nodev"}),
+      Request(
+          {"sh", "-c",
+           "id -u; id -g; grep -E '^(CapEff|NoNewPrivs|Seccomp):' "
+           "/proc/self/status; "
+           "ls /sys/class/net; "
+           "touch /probe 2>/dev/null && echo rootfs-writable; "
+           "touch /etc/x 2>/dev/null && echo etc-writable; "
+           "grep -q ' /tmp tmpfs .*noexec' /proc/mounts && echo tmp-noexec; "
+           "grep -q ' /tmp tmpfs .*nosuid' /proc/mounts && echo tmp-nosuid; "
+           "grep -q ' /tmp tmpfs .*nodev' /proc/mounts && echo tmp-nodev"}),
       sink, nullptr);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->exit_code(), 0);
@@ -180,7 +197,8 @@ exit $fail
 
 TEST_F(EngineTest, OnlyTmpIsWritableAndNothingWrittenCanRun) {
   CollectingSink sink;
-  auto result = runner_->Run(Request({"sh", "-c", kScratchCheck}), sink, nullptr);
+  auto result =
+      runner_->Run(Request({"sh", "-c", kScratchCheck}), sink, nullptr);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->exit_code(), 0) << sink.out() << sink.err();
   EXPECT_EQ(sink.out(), "SCRATCH-OK\n") << sink.err();
@@ -201,7 +219,8 @@ TEST_F(EngineTest, StdinIsWrittenAndClosed) {
 TEST_F(EngineTest, StdinRoundTripsThroughCat) {
   crucible::v1::RunRequest req = Request({"cat"});
   std::string input;
-  for (int i = 0; i < 70000; ++i) input.push_back(static_cast<char>(i * 7 % 256));
+  for (int i = 0; i < 70000; ++i)
+    input.push_back(static_cast<char>(i * 7 % 256));
   req.mutable_spec()->set_stdin(input);
   CollectingSink sink;
   auto result = runner_->Run(req, sink, nullptr);
@@ -216,13 +235,16 @@ TEST_F(EngineTest, ForkBombIsStoppedByThePidsLimitAndTheExecutorSurvives) {
   crucible::v1::RunRequest req =
       Request({"sh", "-c", "b(){ b | b & }; b; sleep 2; echo still-here"});
   req.mutable_spec()->mutable_resources()->set_pids_limit(32);
-  *req.mutable_spec()->mutable_timeout() = common::ToProtoDuration(absl::Seconds(5));
+  *req.mutable_spec()->mutable_timeout() =
+      common::ToProtoDuration(absl::Seconds(5));
   CollectingSink sink;
   auto result = runner_->Run(req, sink, nullptr);
   ASSERT_TRUE(result.ok()) << result.status();
   // The limit, not the timeout, stopped it: forks failed inside.
-  EXPECT_TRUE(absl::StrContains(sink.err(), "can't fork")) << sink.err().substr(0, 500);
-  EXPECT_NE(result->reason(), TerminationReason::TERMINATION_REASON_UNSPECIFIED);
+  EXPECT_TRUE(absl::StrContains(sink.err(), "can't fork"))
+      << sink.err().substr(0, 500);
+  EXPECT_NE(result->reason(),
+            TerminationReason::TERMINATION_REASON_UNSPECIFIED);
   // The executor and the engine are fine: the next run works.
   CollectingSink next;
   auto after = runner_->Run(Request({"echo", "ok"}), next, nullptr);
@@ -308,7 +330,8 @@ TEST_F(EngineTest, UnreadStdinDoesNotHoldUpTheRun) {
 
   crucible::v1::RunRequest slow = Request({"sleep", "60"});
   slow.mutable_spec()->set_stdin(std::string(200000, 'y'));
-  *slow.mutable_spec()->mutable_timeout() = common::ToProtoDuration(absl::Seconds(1));
+  *slow.mutable_spec()->mutable_timeout() =
+      common::ToProtoDuration(absl::Seconds(1));
   CollectingSink sink2;
   result = runner_->Run(slow, sink2, nullptr);
   ASSERT_TRUE(result.ok()) << result.status();
@@ -335,7 +358,8 @@ TEST_F(EngineTest, ContainerIsRemovedAfterTheRun) {
 
 TEST_F(EngineTest, Sleep60WithA1sTimeoutEndsTimedOutWithin3s) {
   crucible::v1::RunRequest req = Request({"sleep", "60"});
-  *req.mutable_spec()->mutable_timeout() = common::ToProtoDuration(absl::Seconds(1));
+  *req.mutable_spec()->mutable_timeout() =
+      common::ToProtoDuration(absl::Seconds(1));
   CollectingSink sink;
   auto result = runner_->Run(req, sink, nullptr);
   ASSERT_TRUE(result.ok()) << result.status();
@@ -356,7 +380,8 @@ TEST_F(EngineTest, YesWithAOneMiBCapEndsOutputLimitKeepingExactlyOneMiB) {
   CollectingSink sink;
   auto result = runner_->Run(req, sink, nullptr);
   ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_EQ(result->reason(), TerminationReason::TERMINATION_REASON_OUTPUT_LIMIT);
+  EXPECT_EQ(result->reason(),
+            TerminationReason::TERMINATION_REASON_OUTPUT_LIMIT);
   EXPECT_TRUE(result->output_truncated());
   ASSERT_EQ(sink.out().size(), size_t{1} << 20);
   std::string want;
@@ -449,8 +474,9 @@ TEST(EngineUnreachableTest, UnreachableEngineIsUnavailable) {
   absl::Status s = (*engine)->InspectImage(kBusybox);
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
   EXPECT_TRUE(absl::StrContains(s.message(), "tcp://127.0.0.1:1"));
-  EXPECT_EQ(docker::EngineClient::Create({.docker_host = "ftp://x"}).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      docker::EngineClient::Create({.docker_host = "ftp://x"}).status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

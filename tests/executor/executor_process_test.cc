@@ -105,10 +105,10 @@ std::string HealthOf(grpc::Channel& channel, const std::string& service) {
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   static const grpc::internal::RpcMethod kCheck(
       "/grpc.health.v1.Health/Check", grpc::internal::RpcMethod::NORMAL_RPC);
-  grpc::Status s = grpc::internal::BlockingUnaryCall<
-      grpc::health::v1::HealthCheckRequest,
-      grpc::health::v1::HealthCheckResponse>(&channel, kCheck, &ctx, req,
-                                             &resp);
+  grpc::Status s =
+      grpc::internal::BlockingUnaryCall<grpc::health::v1::HealthCheckRequest,
+                                        grpc::health::v1::HealthCheckResponse>(
+          &channel, kCheck, &ctx, req, &resp);
   if (!s.ok()) return absl::StrCat("error ", s.error_code());
   return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
       resp.status());
@@ -160,7 +160,9 @@ class ExecutorProcessTest : public ::testing::Test {
   }
 
   // The health status of the executor's service, or the call's error.
-  std::string Health() { return HealthOf(*channel_, "crucible.v1.ExecutorService"); }
+  std::string Health() {
+    return HealthOf(*channel_, "crucible.v1.ExecutorService");
+  }
 
   RunRequest Request(std::vector<std::string> argv) {
     RunRequest r;
@@ -323,7 +325,6 @@ TEST(ExecutorBadPolicyTest, BadPolicyFileStopsTheExecutorAtStart) {
   }
 }
 
-
 // An executor whose engine cannot be reached is not ready ("" and
 // crucible.v1.ExecutorService NOT_SERVING) but alive ("liveness" SERVING),
 // so a liveness probe does not restart it (and kill its runs) during an
@@ -337,7 +338,8 @@ TEST(ExecutorLivenessTest, AliveButNotReadyWhileTheEngineIsUnreachable) {
        "--unhealthy_ping_interval=200ms"},
       dir + "/executor.log");
   ASSERT_TRUE(p.ok()) << p.status();
-  auto port = testing_util::WaitForPortFile(dir + "/port", *p, absl::Seconds(30));
+  auto port =
+      testing_util::WaitForPortFile(dir + "/port", *p, absl::Seconds(30));
   ASSERT_TRUE(port.ok()) << port.status() << p->Log();
   std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials());
@@ -349,9 +351,9 @@ TEST(ExecutorLivenessTest, AliveButNotReadyWhileTheEngineIsUnreachable) {
     EXPECT_EQ(HealthOf(*channel, "crucible.v1.ExecutorService"), "NOT_SERVING");
   }
   ASSERT_EQ(kill(p->pid(), SIGTERM), 0);
-  EXPECT_TRUE(Eventually(
-      [&] { return HealthOf(*channel, "liveness") != "SERVING"; },
-      absl::Seconds(5)))
+  EXPECT_TRUE(
+      Eventually([&] { return HealthOf(*channel, "liveness") != "SERVING"; },
+                 absl::Seconds(5)))
       << p->Log();
   absl::StatusOr<int> status = p->Wait(absl::Seconds(30));
   ASSERT_TRUE(status.ok()) << status.status();

@@ -2,11 +2,11 @@
 // engine (CRUCIBLE_TEST_DOCKER_HOST).
 #include "executor/executor_service.h"
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -35,9 +35,8 @@ class ExecutorServiceTest : public ::testing::Test {
     auto policy = policy::ContainerPolicy::Create(po);
     ASSERT_TRUE(policy.ok());
     policy_ = std::make_unique<policy::ContainerPolicy>(*policy);
-    runner_ = std::make_unique<runner::Runner>(*engine_, *policy_,
-                                               common::Clock::Real(),
-                                               runner::RunnerOptions{});
+    runner_ = std::make_unique<runner::Runner>(
+        *engine_, *policy_, common::Clock::Real(), runner::RunnerOptions{});
     service_ = std::make_unique<ExecutorService>(*runner_);
     grpc::ServerBuilder b;
     int port = 0;
@@ -50,7 +49,8 @@ class ExecutorServiceTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (server_ != nullptr) server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    if (server_ != nullptr)
+      server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
     if (engine_ == nullptr) return;
     // Containers are removed, also after a caller cancellation (which the
     // run handles asynchronously: give it a bounded moment).
@@ -93,7 +93,8 @@ class ExecutorServiceTest : public ::testing::Test {
 TEST_F(ExecutorServiceTest, RunStreamsStartedOutputFinished) {
   grpc::ClientContext ctx;
   SetDeadline(ctx, absl::Seconds(30));
-  auto reader = stub_->Run(&ctx, Request({"sh", "-c", "echo hello; echo oops >&2"}));
+  auto reader =
+      stub_->Run(&ctx, Request({"sh", "-c", "echo hello; echo oops >&2"}));
   std::vector<RunResponse> got;
   RunResponse r;
   while (reader->Read(&r)) got.push_back(r);
@@ -113,7 +114,8 @@ TEST_F(ExecutorServiceTest, RunStreamsStartedOutputFinished) {
     EXPECT_EQ(got[i].output().offset(), offset);
     EXPECT_EQ(got[i].output().attempt(), 3);
     offset += static_cast<int64_t>(got[i].output().data().size());
-    (got[i].output().stream() == crucible::v1::OUTPUT_STREAM_STDOUT ? out : err) +=
+    (got[i].output().stream() == crucible::v1::OUTPUT_STREAM_STDOUT ? out
+                                                                    : err) +=
         got[i].output().data();
   }
   EXPECT_EQ(out, "hello\n");
@@ -149,7 +151,8 @@ TEST_F(ExecutorServiceTest, CancelRpcEndsTheRunWithCancelled) {
   while (reader->Read(&r)) last = r;
   ASSERT_TRUE(reader->Finish().ok());
   ASSERT_TRUE(last.has_finished());
-  EXPECT_EQ(last.finished().reason(), crucible::v1::TERMINATION_REASON_CANCELLED);
+  EXPECT_EQ(last.finished().reason(),
+            crucible::v1::TERMINATION_REASON_CANCELLED);
 
   grpc::ClientContext nctx;
   SetDeadline(nctx, absl::Seconds(10));

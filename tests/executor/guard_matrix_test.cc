@@ -44,7 +44,8 @@ Answer Request(const std::string& method, const std::string& url,
   Answer a;
   CURL* curl = curl_easy_init();
   if (curl == nullptr) return a;
-  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  curl_slist* headers =
+      curl_slist_append(nullptr, "Content-Type: application/json");
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
   if (!body.empty() || method == "POST") {
@@ -70,7 +71,8 @@ Answer Request(const std::string& method, const std::string& url,
 
 // Sends raw bytes to 127.0.0.1:`port` and returns what comes back within
 // `wait` (the connection is closed by the peer, or the wait ends).
-std::string RawExchange(int port, const std::string& bytes, absl::Duration wait) {
+std::string RawExchange(int port, const std::string& bytes,
+                        absl::Duration wait) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return "";
   sockaddr_in addr{};
@@ -81,7 +83,8 @@ std::string RawExchange(int port, const std::string& bytes, absl::Duration wait)
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
     size_t sent = 0;
     while (sent < bytes.size()) {
-      ssize_t n = send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      ssize_t n =
+          send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
       if (n <= 0) break;
       sent += static_cast<size_t>(n);
     }
@@ -89,7 +92,8 @@ std::string RawExchange(int port, const std::string& bytes, absl::Duration wait)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     char buf[4096];
     ssize_t n;
-    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+      out.append(buf, static_cast<size_t>(n));
   }
   close(fd);
   return out;
@@ -100,7 +104,8 @@ class GuardMatrixTest : public ::testing::Test {
   void SetUp() override {
     stack_ = testing_util::TestStackFromEnv();
     REQUIRE_TEST_STACK(stack_);
-    base_ = absl::StrCat("http://", absl::StripPrefix(stack_.docker_host, "tcp://"));
+    base_ = absl::StrCat("http://",
+                         absl::StripPrefix(stack_.docker_host, "tcp://"));
     ASSERT_TRUE(absl::SimpleAtoi(
         stack_.docker_host.substr(stack_.docker_host.rfind(':') + 1), &port_));
     prefix_ = absl::StrFormat("gm%08x", absl::Uniform<uint32_t>(bitgen_));
@@ -110,8 +115,9 @@ class GuardMatrixTest : public ::testing::Test {
   void TearDown() override {
     if (stack_.engine_socket.empty()) return;
     for (const std::string& name : ContainersNamed(prefix_)) {
-      Request("DELETE", absl::StrCat("http://engine/v1.41/containers/",
-                                     absl::StripPrefix(name, "/"), "?force=1"),
+      Request("DELETE",
+              absl::StrCat("http://engine/v1.41/containers/",
+                           absl::StripPrefix(name, "/"), "?force=1"),
               "", stack_.engine_socket);
     }
   }
@@ -120,9 +126,11 @@ class GuardMatrixTest : public ::testing::Test {
   std::vector<std::string> ContainersNamed(const std::string& part) {
     const std::string filters = absl::StrCat(R"({"name":[")", part, R"("]})");
     char* escaped = curl_easy_escape(nullptr, filters.c_str(), 0);
-    Answer a = Request("GET", absl::StrCat("http://engine/v1.41/containers/json?all=1&filters=",
-                                           escaped),
-                       "", stack_.engine_socket);
+    Answer a = Request(
+        "GET",
+        absl::StrCat("http://engine/v1.41/containers/json?all=1&filters=",
+                     escaped),
+        "", stack_.engine_socket);
     curl_free(escaped);
     std::vector<std::string> names;
     EXPECT_EQ(a.code, 200) << a.body;
@@ -146,17 +154,22 @@ class GuardMatrixTest : public ::testing::Test {
 TEST_F(GuardMatrixTest, EveryRealBodyIsCreated) {
   auto options = testing_util::GuardTestPolicy(/*named_network=*/false);
   options.executor_id = prefix_;
-  const auto real = testing_util::RealCreateRequests(options, prefix_ + "-real-");
+  const auto real =
+      testing_util::RealCreateRequests(options, prefix_ + "-real-");
   ASSERT_EQ(real.size(), 32u);
   for (const CreateRequest& r : real) {
     for (const char* version : {"/v1.41", ""}) {
       Answer created = Request(
-          "POST", absl::StrCat(base_, version, "/containers/create?", r.query), r.body);
+          "POST", absl::StrCat(base_, version, "/containers/create?", r.query),
+          r.body);
       EXPECT_EQ(created.code, 201) << r.what << ": " << created.body;
       const std::string name(absl::StripPrefix(r.query, "name="));
-      EXPECT_EQ(Request("DELETE", absl::StrCat(base_, "/v1.41/containers/", name, "?force=1"),
-                        "").code,
-                204)
+      EXPECT_EQ(
+          Request("DELETE",
+                  absl::StrCat(base_, "/v1.41/containers/", name, "?force=1"),
+                  "")
+              .code,
+          204)
           << r.what;
     }
   }
@@ -171,12 +184,13 @@ TEST_F(GuardMatrixTest, EveryHostileBodyIsRefusedAndNothingIsCreated) {
   const auto hostile = testing_util::HostileCreateRequests(base);
   ASSERT_GT(hostile.size(), 300u);
   for (const CreateRequest& r : hostile) {
-    Answer a = Request("POST", absl::StrCat(base_, "/v1.41/containers/create?", r.query),
-                       r.body);
+    Answer a = Request(
+        "POST", absl::StrCat(base_, "/v1.41/containers/create?", r.query),
+        r.body);
     // 403 from the guard (or HAProxy), 413 for the oversized body: never
     // the engine's own answer.
-    EXPECT_TRUE(a.code == 403 || a.code == 413) << r.what << ": HTTP " << a.code
-                                                << " " << a.body.substr(0, 300);
+    EXPECT_TRUE(a.code == 403 || a.code == 413)
+        << r.what << ": HTTP " << a.code << " " << a.body.substr(0, 300);
   }
   EXPECT_TRUE(ContainersNamed(prefix_).empty())
       << "a hostile create reached the engine";
@@ -189,9 +203,10 @@ TEST_F(GuardMatrixTest, HttpTricksAreRefused) {
   options.executor_id = prefix_;
   const CreateRequest real =
       testing_util::RealCreateRequests(options, prefix_ + "-http-").front();
-  const std::string head = absl::StrCat("POST /v1.41/containers/create?", real.query,
-                                        " HTTP/1.1\r\nHost: d\r\n"
-                                        "Content-Type: application/json\r\n");
+  const std::string head =
+      absl::StrCat("POST /v1.41/containers/create?", real.query,
+                   " HTTP/1.1\r\nHost: d\r\n"
+                   "Content-Type: application/json\r\n");
   // Chunked.
   const std::string chunked = absl::StrCat(
       head, "Transfer-Encoding: chunked\r\n\r\n",
@@ -200,10 +215,10 @@ TEST_F(GuardMatrixTest, HttpTricksAreRefused) {
                                "HTTP/1.1 400"));
   // A header block over 8 KiB, with the body intact.
   const std::string big_headers = absl::StrCat(
-      head, "X-Pad: ", std::string(9000, 'a'), "\r\nContent-Length: ",
-      real.body.size(), "\r\n\r\n", real.body);
-  EXPECT_TRUE(absl::StartsWith(RawExchange(port_, big_headers, absl::Seconds(3)),
-                               "HTTP/1.1 400"));
+      head, "X-Pad: ", std::string(9000, 'a'),
+      "\r\nContent-Length: ", real.body.size(), "\r\n\r\n", real.body);
+  EXPECT_TRUE(absl::StartsWith(
+      RawExchange(port_, big_headers, absl::Seconds(3)), "HTTP/1.1 400"));
   // A Content-Length shorter than the body: the rest is a second request,
   // which is a hostile create of its own and must be refused as such.
   nlohmann::json hostile = nlohmann::json::parse(real.body);

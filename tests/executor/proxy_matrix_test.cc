@@ -12,9 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "executor/policy/container_policy.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "executor/policy/container_policy.h"
 #include "tests/executor/engine_env.h"
 #include "tests/testing/process.h"
 #include "tests/testing/test_stack.h"
@@ -227,9 +227,8 @@ TEST_F(ProxyMatrixTest, EveryAllowedCallWorksWithAndWithoutVersion) {
         absl::StrCat("proxy-matrix-", getpid(), v.empty() ? "-a" : "-b");
     const std::string name = "crucible-" + run;
     // A body the executor's policy plans (the guard admits nothing else).
-    const std::string body =
-        PlannedBody(run, {"sh", "-c", "echo through-the-proxy; sleep 60"},
-                    "stdin");
+    const std::string body = PlannedBody(
+        run, {"sh", "-c", "echo through-the-proxy; sleep 60"}, "stdin");
     Answer created =
         Call(base_, "POST", v + "/containers/create?name=" + name, body);
     ASSERT_EQ(created.code, 201) << created.body;
@@ -269,13 +268,13 @@ TEST_F(ProxyMatrixTest, EveryAllowedCallWorksWithAndWithoutVersion) {
 // control characters included, are the task's business and are created.
 TEST_F(ProxyMatrixTest, TaskStringsThatLookLikeHostKeysAreCreated) {
   const std::string run = absl::StrCat("proxy-matrix-good-", getpid());
-  const std::string body = PlannedBody(
-      run,
-      {"sh", "-c",
-       "echo '\"Privileged\": true, \"Binds\": [\"/:/h\"]'; "
-       "echo seccomp=unconfined PidMode host; printf '\\u0050'",
-       std::string("CTRL=\x01")},
-      "");
+  const std::string body =
+      PlannedBody(run,
+                  {"sh", "-c",
+                   "echo '\"Privileged\": true, \"Binds\": [\"/:/h\"]'; "
+                   "echo seccomp=unconfined PidMode host; printf '\\u0050'",
+                   std::string("CTRL=\x01")},
+                  "");
   ASSERT_TRUE(absl::StrContains(body, "\\u0001")) << body;  // an escape
   const std::string name = "crucible-" + run;
   Answer created =

@@ -58,12 +58,14 @@ TEST_F(RunnerFakeClockTest, TheDeadlineOnTheInjectedClockKillsTheContainer) {
   crucible::v1::RunRequest req;
   req.set_run_id("r1");
   req.mutable_spec()->set_image("localhost/crucible/x:1");
-  *req.mutable_spec()->mutable_timeout() = common::ToProtoDuration(absl::Minutes(5));
+  *req.mutable_spec()->mutable_timeout() =
+      common::ToProtoDuration(absl::Minutes(5));
   StartedSink sink;
   absl::StatusOr<crucible::v1::TaskResult> result;
   std::thread run([&] { result = runner_->Run(req, sink, nullptr); });
   ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(absl::Seconds(30)));
-  EXPECT_EQ(sink.start_, clock_.Now()) << "start time comes from the injected clock";
+  EXPECT_EQ(sink.start_, clock_.Now())
+      << "start time comes from the injected clock";
   EXPECT_EQ(engine_.CallCount(FakeEngine::Op::kKill), 0);
 
   clock_.Advance(absl::Minutes(5));  // exactly the deadline

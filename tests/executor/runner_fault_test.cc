@@ -89,7 +89,8 @@ class RunnerFaultTest : public testing::Test {
 };
 
 TEST_F(RunnerFaultTest, ExitCodeAndBothStreamsAreRelayedWithCombinedOffsets) {
-  engine_.SetScript({.exit_code = 3, .stdout_data = "hello\n", .stderr_data = "oops\n"});
+  engine_.SetScript(
+      {.exit_code = 3, .stdout_data = "hello\n", .stderr_data = "oops\n"});
   absl::StatusOr<TaskResult> result = Run(Request("ok"));
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_EXITED);
@@ -109,8 +110,9 @@ TEST_F(RunnerFaultTest, FailedCreateIsReturnedAndTouchesNothingElse) {
   engine_.FailNext(Op::kCreate, absl::UnavailableError("proxy down"));
   absl::StatusOr<TaskResult> result = Run(Request("c"));
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(engine_.calls(), (std::vector<std::string>{
-                                "inspect-image localhost/crucible/x:1", "create crucible-c"}));
+  EXPECT_EQ(engine_.calls(),
+            (std::vector<std::string>{"inspect-image localhost/crucible/x:1",
+                                      "create crucible-c"}));
 }
 
 TEST_F(RunnerFaultTest, FailedStartIsReturnedAndTheContainerRemoved) {
@@ -123,8 +125,9 @@ TEST_F(RunnerFaultTest, FailedStartIsReturnedAndTheContainerRemoved) {
 }
 
 TEST_F(RunnerFaultTest, MissingExecutableIsRejectedWith127) {
-  engine_.FailNext(Op::kStart, absl::InternalError(
-                                   "exec: \"nope\": executable file not found in $PATH"));
+  engine_.FailNext(Op::kStart,
+                   absl::InternalError(
+                       "exec: \"nope\": executable file not found in $PATH"));
   absl::StatusOr<TaskResult> result = Run(Request("x"));
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_REJECTED);
@@ -136,7 +139,8 @@ TEST_F(RunnerFaultTest, FailedWaitIsReturnedBeforeStart) {
   engine_.FailNext(Op::kWait, absl::UnavailableError("reset"));
   absl::StatusOr<TaskResult> result = Run(Request("w"));
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(engine_.CallCount(Op::kStart), 0) << absl::StrJoin(engine_.calls(), ", ");
+  EXPECT_EQ(engine_.CallCount(Op::kStart), 0)
+      << absl::StrJoin(engine_.calls(), ", ");
   EXPECT_TRUE(engine_.containers().empty());
 }
 
@@ -145,7 +149,8 @@ TEST_F(RunnerFaultTest, FailedRemoveStillReturnsTheResult) {
   absl::StatusOr<TaskResult> result = Run(Request("rm"));
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_EXITED);
-  EXPECT_EQ(engine_.containers().count("crucible-rm"), 1u) << "left to the reaper";
+  EXPECT_EQ(engine_.containers().count("crucible-rm"), 1u)
+      << "left to the reaper";
 }
 
 TEST_F(RunnerFaultTest, OutputPastTheLimitKillsKeepingExactlyTheLimit) {
@@ -201,7 +206,8 @@ TEST_F(RunnerFaultTest, EngineLostMidRunEndsUnavailableAndTheReaperCleansUp) {
   engine_.SetScript({.until_killed = true});
   Runner& runner = MakeRunner();
   absl::StatusOr<TaskResult> result;
-  std::thread run([&] { result = runner.Run(Request("lost"), sink_, nullptr); });
+  std::thread run(
+      [&] { result = runner.Run(Request("lost"), sink_, nullptr); });
   ASSERT_TRUE(sink_.started.WaitForNotificationWithTimeout(absl::Seconds(10)));
   ASSERT_TRUE(engine_.WaitForCalls(Op::kLogs, 1));  // following the output
   engine_.SetUnreachable(true);
@@ -210,9 +216,11 @@ TEST_F(RunnerFaultTest, EngineLostMidRunEndsUnavailableAndTheReaperCleansUp) {
     ASSERT_TRUE(engine_.WaitForCalls(Op::kInspect, i)) << i;
   }
   run.join();
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable) << result.status();
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable)
+      << result.status();
   EXPECT_EQ(engine_.CallCount(Op::kRemove), 0);
-  EXPECT_EQ(runner.ReapOrphans().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(runner.ReapOrphans().status().code(),
+            absl::StatusCode::kUnavailable);
   engine_.SetUnreachable(false);
   absl::StatusOr<int> reaped = runner.ReapOrphans();
   ASSERT_TRUE(reaped.ok()) << reaped.status();
@@ -221,12 +229,13 @@ TEST_F(RunnerFaultTest, EngineLostMidRunEndsUnavailableAndTheReaperCleansUp) {
 }
 
 TEST_F(RunnerFaultTest, ReaperRemovesOnlyItsOwnNamedContainersOfNoActiveRun) {
-  const std::map<std::string, std::string> ours = {{policy::kExecutorLabel, "executor"},
-                                                   {policy::kRunLabel, "old"}};
+  const std::map<std::string, std::string> ours = {
+      {policy::kExecutorLabel, "executor"}, {policy::kRunLabel, "old"}};
   engine_.AddContainer("crucible-old", ours, /*running=*/true);
   engine_.AddContainer("someone-else", ours, /*running=*/true);
   engine_.AddContainer("crucible-other-executor",
-                       {{policy::kExecutorLabel, "executor-2"}}, /*running=*/false);
+                       {{policy::kExecutorLabel, "executor-2"}},
+                       /*running=*/false);
   engine_.SetScript({.until_killed = true});
   Runner& runner = MakeRunner();
   std::thread run([&] { (void)runner.Run(Request("active"), sink_, nullptr); });
@@ -235,7 +244,8 @@ TEST_F(RunnerFaultTest, ReaperRemovesOnlyItsOwnNamedContainersOfNoActiveRun) {
   ASSERT_TRUE(reaped.ok()) << reaped.status();
   EXPECT_EQ(*reaped, 1);
   EXPECT_EQ(engine_.containers(),
-            (std::set<std::string>{"crucible-active", "crucible-other-executor", "someone-else"}));
+            (std::set<std::string>{"crucible-active", "crucible-other-executor",
+                                   "someone-else"}));
   ASSERT_TRUE(runner.Cancel("active").ok());
   run.join();
 }

@@ -143,8 +143,9 @@ TEST_F(RunnerRefusalTest,
   EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(result.status().message(),
                                 "localhost/crucible/busybox:latest"));
-  EXPECT_EQ(engine_.calls(), std::vector<std::string>{
-                                "inspect-image localhost/crucible/busybox:latest"});
+  EXPECT_EQ(engine_.calls(),
+            std::vector<std::string>{
+                "inspect-image localhost/crucible/busybox:latest"});
 }
 
 TEST_F(RunnerRefusalTest, MissingImageIsPulledWhenThePolicyAllows) {

@@ -26,17 +26,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view body = input.substr(nl + 1);
   absl::StatusOr<guard::AdmittedCreate> admitted = guard->Check(query, body);
   if (!admitted.ok()) {
-    if (admitted.status().code() != absl::StatusCode::kPermissionDenied) abort();
+    if (admitted.status().code() != absl::StatusCode::kPermissionDenied)
+      abort();
     return 0;
   }
   absl::StatusOr<guard::AdmittedCreate> again =
       guard->Check(absl::StrCat("name=", admitted->name), admitted->body);
-  if (!again.ok() || again->body != admitted->body || again->name != admitted->name) {
+  if (!again.ok() || again->body != admitted->body ||
+      again->name != admitted->name) {
     abort();
   }
   for (absl::string_view must :
-       {"\"CapDrop\":[\"ALL\"]", "\"ReadonlyRootfs\":true", "\"Privileged\":false",
-        "\"SecurityOpt\":[\"no-new-privileges\"]", "\"User\":\"65534:65534\""}) {
+       {"\"CapDrop\":[\"ALL\"]", "\"ReadonlyRootfs\":true",
+        "\"Privileged\":false", "\"SecurityOpt\":[\"no-new-privileges\"]",
+        "\"User\":\"65534:65534\""}) {
     if (!absl::StrContains(admitted->body, must)) abort();
   }
   return 0;

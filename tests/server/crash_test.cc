@@ -3,6 +3,7 @@
 // as they come: after a restart on the same SQLite file every task whose
 // CreateTask returned OK is there, and each ends in exactly one terminal
 // state.
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 
 #include <atomic>
@@ -13,8 +14,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -46,8 +45,8 @@ class ServerProcess {
         absl::StrCat(dir_, "/server-", run_, ".log"));
     ASSERT_TRUE(p.ok()) << p.status();
     process_ = std::make_unique<testing_util::Process>(*std::move(p));
-    auto port = testing_util::WaitForPortFile(port_file, *process_,
-                                              absl::Seconds(20));
+    auto port =
+        testing_util::WaitForPortFile(port_file, *process_, absl::Seconds(20));
     ASSERT_TRUE(port.ok()) << port.status();
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port),
                                    grpc::InsecureChannelCredentials());
@@ -156,7 +155,8 @@ TEST(ServerCrashTest, AcknowledgedTasksSurviveSigkillAndEndOnce) {
     return acked.size() >= 400;
   };
   absl::Time deadline = absl::Now() + absl::Seconds(60);
-  while (!enough() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  while (!enough() && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(5));
   ASSERT_TRUE(enough()) << first.process().Log();
   ASSERT_EQ(kill(first.process().pid(), SIGKILL), 0);
   for (std::thread& t : clients) t.join();

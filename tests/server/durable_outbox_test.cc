@@ -33,7 +33,8 @@ Task MakeTask(const std::string& id) {
 class DurableOutboxTest : public testing::Test {
  protected:
   void SetUp() override {
-    auto store = SqliteTaskStore::Open({.path = testing_util::FreshDir() + "/tasks.db"});
+    auto store =
+        SqliteTaskStore::Open({.path = testing_util::FreshDir() + "/tasks.db"});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
     outbox_ = std::make_unique<DurableOutbox>(*store_, DurableOutboxOptions{});
@@ -80,7 +81,8 @@ TEST_F(DurableOutboxTest, CallbacksRunInOrderAfterDurability) {
   std::vector<int> order;
   absl::Mutex mu;
   for (int i = 0; i < 50; ++i) {
-    WriteTicket t = outbox_->Submit(TaskWrite::Insert(MakeTask(absl::StrCat(i))));
+    WriteTicket t =
+        outbox_->Submit(TaskWrite::Insert(MakeTask(absl::StrCat(i))));
     outbox_->AfterDurable(t, [&, i](absl::Status s) {
       EXPECT_TRUE(s.ok());
       // Durable means readable through the store's reads.
@@ -95,7 +97,8 @@ TEST_F(DurableOutboxTest, CallbacksRunInOrderAfterDurability) {
   for (int i = 0; i < 50; ++i) EXPECT_EQ(order[i], i);
 }
 
-TEST_F(DurableOutboxTest, BurstEndRunsAfterEachRunOfCallbacksAndBeforeDrainReturns) {
+TEST_F(DurableOutboxTest,
+       BurstEndRunsAfterEachRunOfCallbacksAndBeforeDrainReturns) {
   // Each entry: the callback number, or -1 for a burst end.
   std::vector<int> log;
   absl::Mutex mu;
@@ -105,7 +108,8 @@ TEST_F(DurableOutboxTest, BurstEndRunsAfterEachRunOfCallbacksAndBeforeDrainRetur
   });
   for (int round = 0; round < 3; ++round) {
     for (int i = 0; i < 20; ++i) {
-      WriteTicket t = outbox_->Submit(TaskWrite::Insert(MakeTask(absl::StrCat(round, "-", i))));
+      WriteTicket t = outbox_->Submit(
+          TaskWrite::Insert(MakeTask(absl::StrCat(round, "-", i))));
       outbox_->AfterDurable(t, [&, i](absl::Status s) {
         EXPECT_TRUE(s.ok());
         absl::MutexLock lock(&mu);
@@ -156,16 +160,22 @@ class ScriptedStore : public TaskStore {
     for (const TaskWrite& w : writes) committed_.push_back(w.row.id);
     return absl::OkStatus();
   }
-  absl::StatusOr<Task> GetTask(const std::string&) override { return absl::UnimplementedError(""); }
-  absl::StatusOr<Task> FindByRequestId(const std::string&, const std::string&) override {
+  absl::StatusOr<Task> GetTask(const std::string&) override {
+    return absl::UnimplementedError("");
+  }
+  absl::StatusOr<Task> FindByRequestId(const std::string&,
+                                       const std::string&) override {
     return absl::UnimplementedError("");
   }
   absl::StatusOr<ListTasksPage> ListTasks(const ListTasksQuery&) override {
     return absl::UnimplementedError("");
   }
-  absl::StatusOr<std::vector<Task>> LoadActiveTasks() override { return std::vector<Task>{}; }
+  absl::StatusOr<std::vector<Task>> LoadActiveTasks() override {
+    return std::vector<Task>{};
+  }
   absl::StatusOr<std::vector<crucible::v1::OutputChunk>> ReadOutput(
-      const std::string&, int32_t, int64_t, crucible::v1::OutputStream, int64_t) override {
+      const std::string&, int32_t, int64_t, crucible::v1::OutputStream,
+      int64_t) override {
     return absl::UnimplementedError("");
   }
   absl::StatusOr<int> PurgeEndedBefore(absl::Time, int) override { return 0; }
@@ -177,10 +187,12 @@ class ScriptedStore : public TaskStore {
   int tried_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-TEST(DurableOutboxFaultsTest, AFullStoreKeepsTheBatchAndCommitsItInOrderOnceSpaceIsBack) {
+TEST(DurableOutboxFaultsTest,
+     AFullStoreKeepsTheBatchAndCommitsItInOrderOnceSpaceIsBack) {
   ScriptedStore store;
-  store.FailNext({absl::ResourceExhaustedError("the task store is full: test"),
-                  absl::ResourceExhaustedError("the task store is full: test")});
+  store.FailNext(
+      {absl::ResourceExhaustedError("the task store is full: test"),
+       absl::ResourceExhaustedError("the task store is full: test")});
   // Full for at least two tries, 200 ms apart: AwaitDurable sees it.
   DurableOutbox outbox(store, {.full_retry_interval = absl::Milliseconds(200)});
   outbox.Submit(TaskWrite::Insert(MakeTask("a")));
@@ -212,9 +224,11 @@ TEST(DurableOutboxFaultsTest, AnyOtherCommitFailureBreaksItForGood) {
   });
   ASSERT_TRUE(called.WaitForNotificationWithTimeout(absl::Seconds(30)));
   EXPECT_EQ(outbox.health().code(), absl::StatusCode::kUnavailable);
-  EXPECT_NE(outbox.health().message().find("disk I/O error"), std::string::npos);
+  EXPECT_NE(outbox.health().message().find("disk I/O error"),
+            std::string::npos);
   // Later writes are dropped, not committed after the lost one.
-  EXPECT_EQ(outbox.AwaitDurable(outbox.Submit(TaskWrite::Insert(MakeTask("b")))).code(),
+  EXPECT_EQ(outbox.AwaitDurable(outbox.Submit(TaskWrite::Insert(MakeTask("b"))))
+                .code(),
             absl::StatusCode::kUnavailable);
   EXPECT_TRUE(store.committed_ids().empty());
 }

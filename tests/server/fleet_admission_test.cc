@@ -24,11 +24,14 @@ using ::testing::StartsWith;
 constexpr char kImage[] = "localhost/crucible/busybox:latest";
 
 // What an executor with `policy_json` (a --policy_file) publishes.
-ExecutorAccepts Published(const std::string& id, const std::string& policy_json = "{}") {
+ExecutorAccepts Published(const std::string& id,
+                          const std::string& policy_json = "{}") {
   policy::ContainerPolicyOptions options;
-  EXPECT_TRUE(policy::ApplyPolicyJson(policy_json, options).ok()) << policy_json;
+  EXPECT_TRUE(policy::ApplyPolicyJson(policy_json, options).ok())
+      << policy_json;
   options.executor_id = id;
-  absl::StatusOr<policy::ContainerPolicy> p = policy::ContainerPolicy::Create(options);
+  absl::StatusOr<policy::ContainerPolicy> p =
+      policy::ContainerPolicy::Create(options);
   EXPECT_TRUE(p.ok()) << p.status();
   return p->Accepts();
 }
@@ -56,7 +59,8 @@ TEST_F(FleetAdmissionTest, NoExecutorKnownIsUnavailableAndSaysWhy) {
   EXPECT_EQ(fleet_.Check(Spec()).code(), absl::StatusCode::kUnavailable);
 }
 
-TEST_F(FleetAdmissionTest, RefusesWhatTheOnlyExecutorRefusesNamingFieldAndLimit) {
+TEST_F(FleetAdmissionTest,
+       RefusesWhatTheOnlyExecutorRefusesNamingFieldAndLimit) {
   fleet_.Publish("w1", 1, {Published("e1")});
   EXPECT_TRUE(fleet_.Known());
   EXPECT_TRUE(fleet_.Check(Spec()).ok());
@@ -66,10 +70,13 @@ TEST_F(FleetAdmissionTest, RefusesWhatTheOnlyExecutorRefusesNamingFieldAndLimit)
   absl::Status s = fleet_.Check(petabyte);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), StartsWith("spec.resources.memory_bytes: "));
-  EXPECT_THAT(s.message(), HasSubstr(absl::StrCat(policy::ContainerPolicyOptions().max_memory_bytes)));
+  EXPECT_THAT(s.message(),
+              HasSubstr(absl::StrCat(
+                  policy::ContainerPolicyOptions().max_memory_bytes)));
 
   TaskSpec century = Spec();
-  *century.mutable_timeout() = common::ToProtoDuration(absl::Hours(24 * 365 * 100));
+  *century.mutable_timeout() =
+      common::ToProtoDuration(absl::Hours(24 * 365 * 100));
   s = fleet_.Check(century);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), StartsWith("spec.timeout: "));
@@ -80,15 +87,19 @@ TEST_F(FleetAdmissionTest, RefusesWhatTheOnlyExecutorRefusesNamingFieldAndLimit)
   EXPECT_THAT(s.message(), StartsWith("spec.image: "));
   EXPECT_THAT(s.message(), HasSubstr("localhost/crucible/"));
 
-  for (auto set : {+[](TaskSpec& t) { t.mutable_resources()->set_cpu_millis(1'000'000); },
-                   +[](TaskSpec& t) { t.mutable_resources()->set_pids_limit(1'000'000); },
-                   +[](TaskSpec& t) { t.mutable_resources()->set_tmpfs_bytes(int64_t{1} << 40); },
-                   +[](TaskSpec& t) { t.set_max_output_bytes(int64_t{1} << 40); },
-                   +[](TaskSpec& t) { t.mutable_resources()->set_memory_bytes(1024); }}) {
+  for (auto set :
+       {+[](TaskSpec& t) { t.mutable_resources()->set_cpu_millis(1'000'000); },
+        +[](TaskSpec& t) { t.mutable_resources()->set_pids_limit(1'000'000); },
+        +[](TaskSpec& t) {
+          t.mutable_resources()->set_tmpfs_bytes(int64_t{1} << 40);
+        },
+        +[](TaskSpec& t) { t.set_max_output_bytes(int64_t{1} << 40); },
+        +[](TaskSpec& t) { t.mutable_resources()->set_memory_bytes(1024); }}) {
     TaskSpec spec = Spec();
     set(spec);
     s = fleet_.Check(spec);
-    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << spec.ShortDebugString();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument)
+        << spec.ShortDebugString();
     EXPECT_THAT(s.message(), StartsWith("spec.")) << s;
   }
 }
@@ -108,7 +119,8 @@ TEST_F(FleetAdmissionTest, AdmitsWhatAnyOneExecutorAccepts) {
   mixed.mutable_resources()->set_memory_bytes(int64_t{32} << 30);
   absl::Status s = fleet_.Check(mixed);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), StartsWith("spec: no connected executor accepts all of it"));
+  EXPECT_THAT(s.message(),
+              StartsWith("spec: no connected executor accepts all of it"));
   EXPECT_THAT(s.message(), HasSubstr("executor big"));
   EXPECT_THAT(s.message(), HasSubstr("executor small"));
 
@@ -138,7 +150,8 @@ TEST_F(FleetAdmissionTest, AGoneWorkerCountsForTheMemoryThenNot) {
 
 TEST_F(FleetAdmissionTest, TheEndOfAnOlderStreamDoesNotForgetTheNewerOne) {
   fleet_.Publish("w1", 1, {Published("e1")});
-  fleet_.Publish("w1", 2, {Published("e1")});  // reconnected before the old stream ended
+  fleet_.Publish("w1", 2,
+                 {Published("e1")});  // reconnected before the old stream ended
   fleet_.Disconnected("w1", 1);
   clock_.Advance(absl::Hours(1));
   EXPECT_TRUE(fleet_.Check(Spec()).ok());
@@ -146,7 +159,8 @@ TEST_F(FleetAdmissionTest, TheEndOfAnOlderStreamDoesNotForgetTheNewerOne) {
 
 TEST_F(FleetAdmissionTest, AnUpdateReplacesWhatTheWorkerPublished) {
   fleet_.Publish("w1", 1, {Published("e1")});
-  fleet_.Publish("w1", 1, {Published("e1", R"({"images": ["registry.example/only/"]})")});
+  fleet_.Publish(
+      "w1", 1, {Published("e1", R"({"images": ["registry.example/only/"]})")});
   EXPECT_EQ(fleet_.Check(Spec()).code(), absl::StatusCode::kInvalidArgument);
 }
 
@@ -175,9 +189,18 @@ TEST(CheckAcceptsTest, AgreesWithTheExecutorsPlan) {
         std::string("docker.io/library/alpine:3")}) {
     specs.push_back(Spec(image));
   }
-  const std::vector<int64_t> sizes = {0, 1, 1024, 4096, 4097, 6 << 20, (6 << 20) - 1,
-                                      16 << 20, (16 << 20) + 1, int64_t{4} << 30,
-                                      (int64_t{4} << 30) + 1, int64_t{1} << 50};
+  const std::vector<int64_t> sizes = {0,
+                                      1,
+                                      1024,
+                                      4096,
+                                      4097,
+                                      6 << 20,
+                                      (6 << 20) - 1,
+                                      16 << 20,
+                                      (16 << 20) + 1,
+                                      int64_t{4} << 30,
+                                      (int64_t{4} << 30) + 1,
+                                      int64_t{1} << 50};
   for (int64_t n : sizes) {
     TaskSpec s = Spec();
     s.mutable_resources()->set_memory_bytes(n);
@@ -195,9 +218,10 @@ TEST(CheckAcceptsTest, AgreesWithTheExecutorsPlan) {
     s.mutable_resources()->set_pids_limit(n);
     specs.push_back(s);
   }
-  for (absl::Duration d : {absl::ZeroDuration(), absl::Seconds(1), absl::Minutes(1),
-                           absl::Minutes(1) + absl::Nanoseconds(1), absl::Hours(24),
-                           absl::Hours(24) + absl::Seconds(1), absl::Hours(24 * 30)}) {
+  for (absl::Duration d :
+       {absl::ZeroDuration(), absl::Seconds(1), absl::Minutes(1),
+        absl::Minutes(1) + absl::Nanoseconds(1), absl::Hours(24),
+        absl::Hours(24) + absl::Seconds(1), absl::Hours(24 * 30)}) {
     TaskSpec s = Spec();
     *s.mutable_timeout() = common::ToProtoDuration(d);
     specs.push_back(s);
@@ -206,7 +230,8 @@ TEST(CheckAcceptsTest, AgreesWithTheExecutorsPlan) {
   for (const std::string& json : policies) {
     policy::ContainerPolicyOptions options;
     ASSERT_TRUE(policy::ApplyPolicyJson(json, options).ok());
-    absl::StatusOr<policy::ContainerPolicy> p = policy::ContainerPolicy::Create(options);
+    absl::StatusOr<policy::ContainerPolicy> p =
+        policy::ContainerPolicy::Create(options);
     ASSERT_TRUE(p.ok()) << p.status();
     for (const TaskSpec& spec : specs) {
       if (!ValidateTaskSpec(spec).ok()) continue;
@@ -216,8 +241,8 @@ TEST(CheckAcceptsTest, AgreesWithTheExecutorsPlan) {
       const absl::Status planned = p->Plan(run).status();
       const absl::Status admitted = CheckAccepts(p->Accepts(), spec);
       EXPECT_EQ(planned.ok(), admitted.ok())
-          << "policy " << json << "\nspec " << spec.ShortDebugString() << "\nplan: " << planned
-          << "\nadmission: " << admitted;
+          << "policy " << json << "\nspec " << spec.ShortDebugString()
+          << "\nplan: " << planned << "\nadmission: " << admitted;
       ++compared;
     }
   }

@@ -18,7 +18,8 @@ namespace {
 // A real SQLite store whose commits fail with `fail` once it is set.
 class FailingStore : public TaskStore {
  public:
-  explicit FailingStore(std::unique_ptr<SqliteTaskStore> store) : store_(std::move(store)) {}
+  explicit FailingStore(std::unique_ptr<SqliteTaskStore> store)
+      : store_(std::move(store)) {}
   void FailWith(absl::Status s) {
     absl::MutexLock lock(&mu_);
     fail_ = std::move(s);
@@ -34,8 +35,8 @@ class FailingStore : public TaskStore {
   absl::StatusOr<crucible::v1::Task> GetTask(const std::string& id) override {
     return store_->GetTask(id);
   }
-  absl::StatusOr<crucible::v1::Task> FindByRequestId(const std::string& tenant,
-                                                     const std::string& request_id) override {
+  absl::StatusOr<crucible::v1::Task> FindByRequestId(
+      const std::string& tenant, const std::string& request_id) override {
     return store_->FindByRequestId(tenant, request_id);
   }
   absl::StatusOr<ListTasksPage> ListTasks(const ListTasksQuery& q) override {
@@ -45,8 +46,8 @@ class FailingStore : public TaskStore {
     return store_->LoadActiveTasks();
   }
   absl::StatusOr<std::vector<crucible::v1::OutputChunk>> ReadOutput(
-      const std::string& id, int32_t attempt, int64_t offset, crucible::v1::OutputStream stream,
-      int64_t max_bytes) override {
+      const std::string& id, int32_t attempt, int64_t offset,
+      crucible::v1::OutputStream stream, int64_t max_bytes) override {
     return store_->ReadOutput(id, attempt, offset, stream, max_bytes);
   }
   absl::StatusOr<int> PurgeEndedBefore(absl::Time cutoff, int limit) override {
@@ -62,16 +63,19 @@ class FailingStore : public TaskStore {
 class MaintenanceTest : public testing::Test {
  protected:
   void SetUp() override {
-    auto sqlite = SqliteTaskStore::Open({.path = testing_util::FreshDir() + "/tasks.db"});
+    auto sqlite =
+        SqliteTaskStore::Open({.path = testing_util::FreshDir() + "/tasks.db"});
     ASSERT_TRUE(sqlite.ok()) << sqlite.status();
     store_ = std::make_unique<FailingStore>(*std::move(sqlite));
     outbox_ = std::make_unique<DurableOutbox>(
-        *store_, DurableOutboxOptions{.full_retry_interval = absl::Milliseconds(10)});
+        *store_,
+        DurableOutboxOptions{.full_retry_interval = absl::Milliseconds(10)});
     auto scheduler = Scheduler::Create({}, *store_, *outbox_, clock_);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status();
     scheduler_ = *std::move(scheduler);
     maintenance_ = std::make_unique<Maintenance>(
-        *scheduler_, nullptr, MaintenanceOptions{.interval = absl::Milliseconds(10)}, [this] {
+        *scheduler_, nullptr,
+        MaintenanceOptions{.interval = absl::Milliseconds(10)}, [this] {
           ++stops_;
           stopped_.Notify();
         });
@@ -87,7 +91,8 @@ class MaintenanceTest : public testing::Test {
     crucible::v1::TaskSpec spec;
     spec.set_image("localhost/crucible/busybox:latest");
     spec.add_command("true");
-    scheduler_->CreateTaskAsync(spec, "", [](absl::StatusOr<crucible::v1::Task>) {});
+    scheduler_->CreateTaskAsync(spec, "",
+                                [](absl::StatusOr<crucible::v1::Task>) {});
   }
 
   common::FakeClock clock_;
@@ -110,12 +115,15 @@ TEST_F(MaintenanceTest, ABrokenStoreStopsTheProcessOnce) {
 }
 
 TEST_F(MaintenanceTest, AFullDiskDoesNotStopIt) {
-  store_->FailWith(absl::ResourceExhaustedError("the task store is full: test"));
+  store_->FailWith(
+      absl::ResourceExhaustedError("the task store is full: test"));
   CreateOne();
   // Returns once the outbox finds the disk full.
-  ASSERT_TRUE(absl::IsResourceExhausted(outbox_->AwaitDurable(outbox_->LastTicket())));
+  ASSERT_TRUE(
+      absl::IsResourceExhausted(outbox_->AwaitDurable(outbox_->LastTicket())));
   // Twenty timer runs see the disk full; none stops the process.
-  EXPECT_FALSE(stopped_.WaitForNotificationWithTimeout(absl::Milliseconds(200)));
+  EXPECT_FALSE(
+      stopped_.WaitForNotificationWithTimeout(absl::Milliseconds(200)));
   EXPECT_FALSE(maintenance_->store_failed());
 }
 

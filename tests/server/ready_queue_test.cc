@@ -28,13 +28,15 @@ TEST(ReadyQueueTest, HighestPriorityFirstFifoAmongEquals) {
   std::vector<QueuePosition> all = {
       {"low-old", 0, 1}, {"high", 5, 2}, {"low-new", 0, 3}, {"mid", 1, 4}};
   for (const QueuePosition& p : all) q.Add(p, kNow);
-  EXPECT_EQ(Drain(q, all), (std::vector<std::string>{"high", "mid", "low-old", "low-new"}));
+  EXPECT_EQ(Drain(q, all),
+            (std::vector<std::string>{"high", "mid", "low-old", "low-new"}));
 }
 
 TEST(ReadyQueueTest, EveryNthPickTakesTheOldestWhateverItsPriority) {
   ReadyQueue q(/*fairness_interval=*/3);
   std::vector<QueuePosition> all = {{"old", 0, 1}};
-  for (int i = 0; i < 5; ++i) all.push_back({"high" + std::to_string(i), 9, uint64_t(10 + i)});
+  for (int i = 0; i < 5; ++i)
+    all.push_back({"high" + std::to_string(i), 9, uint64_t(10 + i)});
   for (const QueuePosition& p : all) q.Add(p, kNow);
   std::vector<std::string> order = Drain(q, all);
   ASSERT_EQ(order.size(), 6u);

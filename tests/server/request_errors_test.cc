@@ -2,6 +2,9 @@
 // message; idempotency by request_id. A real in-process server (with the
 // receive limit main.cc sets), real stubs, and raw bytes through a generic
 // stub for what a generated stub cannot send (invalid UTF-8, bad wire data).
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -9,9 +12,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -22,9 +22,9 @@
 #include "crucible/v1/task_service.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "server/blocking_pool.h"
+#include "server/outbox/durable_outbox.h"
 #include "server/scheduler/request_validation.h"
 #include "server/scheduler/scheduler.h"
-#include "server/outbox/durable_outbox.h"
 #include "server/store/sqlite_task_store.h"
 #include "server/task_service.h"
 #include "tests/server/test_util.h"
@@ -38,7 +38,8 @@ namespace v1 = crucible::v1;
 // surrounding words.
 constexpr size_t kMaxMessageBytes = 200;
 
-std::chrono::system_clock::time_point Deadline(absl::Duration d = absl::Seconds(10)) {
+std::chrono::system_clock::time_point Deadline(
+    absl::Duration d = absl::Seconds(10)) {
   return absl::ToChronoTime(absl::Now() + d);
 }
 
@@ -68,15 +69,16 @@ class RequestErrorsTest : public testing::Test {
     service_ = std::make_unique<TaskService>(*scheduler_, pool_);
     auto server = common::GrpcServer::Start(
         {.listen_address = "127.0.0.1:0",
-         .max_receive_message_bytes = static_cast<int>(kMaxReceiveMessageBytes)},
+         .max_receive_message_bytes =
+             static_cast<int>(kMaxReceiveMessageBytes)},
         {service_.get()});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     grpc::ChannelArguments args;
     args.SetMaxSendMessageSize(-1);
-    channel_ = grpc::CreateCustomChannel(
-        absl::StrCat("127.0.0.1:", server_->port()),
-        grpc::InsecureChannelCredentials(), args);
+    channel_ =
+        grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                  grpc::InsecureChannelCredentials(), args);
     stub_ = v1::TaskService::NewStub(channel_);
   }
   // Everything but the directory goes; Start() again is a server restart.
@@ -155,8 +157,8 @@ class RequestErrorsTest : public testing::Test {
     grpc::ByteBuffer request(&slice, 1);
     grpc::CompletionQueue cq;
     std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
-        generic.PrepareCall(&ctx, absl::StrCat("/crucible.v1.TaskService/", method),
-                            &cq);
+        generic.PrepareCall(
+            &ctx, absl::StrCat("/crucible.v1.TaskService/", method), &cq);
     void* tag;
     bool ok;
     auto step = [&](int n) {
@@ -236,21 +238,24 @@ TEST_F(RequestErrorsTest, EveryUserErrorHasAUserCodeAndAShortMessage) {
        StatusCode::INVALID_ARGUMENT},
       {"CreateTask spec.command utf8",
        [](T& t) {
-         return t.Raw("CreateTask",
-                      StringField(1, StringField(1, "img") + StringField(2, kBadUtf8)));
+         return t.Raw(
+             "CreateTask",
+             StringField(1, StringField(1, "img") + StringField(2, kBadUtf8)));
        },
        StatusCode::INVALID_ARGUMENT},
       {"CreateTask spec.env value utf8",
        [](T& t) {
-         return t.Raw("CreateTask",
-                      StringField(1, StringField(3, StringField(1, "K") +
-                                                        StringField(2, kBadUtf8))));
+         return t.Raw(
+             "CreateTask",
+             StringField(1, StringField(3, StringField(1, "K") +
+                                               StringField(2, kBadUtf8))));
        },
        StatusCode::INVALID_ARGUMENT},
       {"CreateTask spec.labels key utf8",
        [](T& t) {
-         return t.Raw("CreateTask",
-                      StringField(1, StringField(11, StringField(1, kBadUtf8))));
+         return t.Raw(
+             "CreateTask",
+             StringField(1, StringField(11, StringField(1, kBadUtf8))));
        },
        StatusCode::INVALID_ARGUMENT},
       {"GetTask task_id utf8",
@@ -261,13 +266,15 @@ TEST_F(RequestErrorsTest, EveryUserErrorHasAUserCodeAndAShortMessage) {
        StatusCode::INVALID_ARGUMENT},
       {"ListTasks labels utf8",
        [](T& t) {
-         return t.Raw("ListTasks", StringField(4, StringField(1, "k") +
-                                                      StringField(2, kBadUtf8)));
+         return t.Raw(
+             "ListTasks",
+             StringField(4, StringField(1, "k") + StringField(2, kBadUtf8)));
        },
        StatusCode::INVALID_ARGUMENT},
       {"CancelTask reason utf8",
        [](T& t) {
-         return t.Raw("CancelTask", StringField(1, "id") + StringField(2, kBadUtf8));
+         return t.Raw("CancelTask",
+                      StringField(1, "id") + StringField(2, kBadUtf8));
        },
        StatusCode::INVALID_ARGUMENT},
       {"WatchTask task_id utf8",
@@ -312,7 +319,9 @@ TEST_F(RequestErrorsTest, EveryUserErrorHasAUserCodeAndAShortMessage) {
        [](T& t) { return t.Watch(std::string(kMaxTaskIdBytes, 'a')); },
        StatusCode::NOT_FOUND},
       {"CancelTask huge reason",
-       [](T& t) { return t.Cancel("x", std::string(kMaxCancelReasonBytes + 1, 'r')); },
+       [](T& t) {
+         return t.Cancel("x", std::string(kMaxCancelReasonBytes + 1, 'r'));
+       },
        StatusCode::INVALID_ARGUMENT},
       // Enum values outside the enum.
       {"ListTasks unknown state",
@@ -396,7 +405,8 @@ TEST_F(RequestErrorsTest, EveryUserErrorHasAUserCodeAndAShortMessage) {
        }),
        StatusCode::INVALID_ARGUMENT},
       {"not_before outside the Timestamp range", spec_with([](v1::TaskSpec& s) {
-         s.mutable_not_before()->set_seconds(std::numeric_limits<int64_t>::max());
+         s.mutable_not_before()->set_seconds(
+             std::numeric_limits<int64_t>::max());
        }),
        StatusCode::INVALID_ARGUMENT},
       {"not_before with negative nanos", spec_with([](v1::TaskSpec& s) {
@@ -409,13 +419,11 @@ TEST_F(RequestErrorsTest, EveryUserErrorHasAUserCodeAndAShortMessage) {
              absl::FromUnixSeconds(1'800'000'000) + absl::Hours(24 * 730));
        }),
        StatusCode::INVALID_ARGUMENT},
-      {"100 KB label key", spec_with([](v1::TaskSpec& s) {
-         (*s.mutable_labels())[kHuge] = "v";
-       }),
+      {"100 KB label key",
+       spec_with([](v1::TaskSpec& s) { (*s.mutable_labels())[kHuge] = "v"; }),
        StatusCode::INVALID_ARGUMENT},
-      {"100 KB label value", spec_with([](v1::TaskSpec& s) {
-         (*s.mutable_labels())["k"] = kHuge;
-       }),
+      {"100 KB label value",
+       spec_with([](v1::TaskSpec& s) { (*s.mutable_labels())["k"] = kHuge; }),
        StatusCode::INVALID_ARGUMENT},
       {"100 KB env name with '='", spec_with([](v1::TaskSpec& s) {
          (*s.mutable_env())[kHuge + "="] = "v";
@@ -450,7 +458,8 @@ TEST_F(RequestErrorsTest, EveryUserErrorHasAUserCodeAndAShortMessage) {
        [](T& t) {
          v1::CreateTaskRequest req;
          *req.mutable_spec() = ValidSpec();
-         req.mutable_spec()->set_stdin(std::string(kMaxReceiveMessageBytes, 's'));
+         req.mutable_spec()->set_stdin(
+             std::string(kMaxReceiveMessageBytes, 's'));
          return t.Create(req);
        },
        StatusCode::RESOURCE_EXHAUSTED},
@@ -468,26 +477,33 @@ TEST_F(RequestErrorsTest, TheLargestValidRequestFitsUnderTheReceiveLimit) {
   v1::TaskSpec& spec = *req.mutable_spec();
   // The longest reference the grammar allows within kMaxImageBytes: a name
   // of 255 bytes, a tag of 128, and a digest that fills the rest.
-  std::string image = std::string(255, 'i') + ":" + std::string(128, 't') + "@sha256:";
+  std::string image =
+      std::string(255, 'i') + ":" + std::string(128, 't') + "@sha256:";
   image += std::string(kMaxImageBytes - image.size(), 'f');
   spec.set_image(image);
   const size_t word = kMaxCommandBytes / kMaxCommandEntries;
-  for (int i = 0; i < kMaxCommandEntries; ++i) spec.add_command(std::string(word, 'c'));
+  for (int i = 0; i < kMaxCommandEntries; ++i)
+    spec.add_command(std::string(word, 'c'));
   const size_t env_value = kMaxEnvBytes / kMaxEnvEntries - 8;
   for (int i = 0; i < kMaxEnvEntries; ++i) {
-    (*spec.mutable_env())[absl::StrFormat("E%06d", i)] = std::string(env_value, 'v');
+    (*spec.mutable_env())[absl::StrFormat("E%06d", i)] =
+        std::string(env_value, 'v');
   }
   spec.set_stdin(std::string(kMaxStdinBytes, 's'));
   spec.set_working_dir("/" + std::string(kMaxWorkingDirBytes - 1, 'w'));
   for (int i = 0; i < kMaxLabels; ++i) {
-    (*spec.mutable_labels())[absl::StrFormat("%0*d", static_cast<int>(kMaxLabelKeyBytes), i)] =
+    (*spec.mutable_labels())[absl::StrFormat(
+        "%0*d", static_cast<int>(kMaxLabelKeyBytes), i)] =
         std::string(kMaxLabelValueBytes, 'l');
   }
-  spec.mutable_resources()->set_memory_bytes(std::numeric_limits<int64_t>::max());
+  spec.mutable_resources()->set_memory_bytes(
+      std::numeric_limits<int64_t>::max());
   spec.mutable_resources()->set_cpu_millis(std::numeric_limits<int64_t>::max());
   spec.mutable_resources()->set_pids_limit(std::numeric_limits<int64_t>::max());
-  spec.mutable_resources()->set_tmpfs_bytes(std::numeric_limits<int64_t>::max());
-  *spec.mutable_timeout() = common::ToProtoDuration(kMaxSpecDuration - absl::Nanoseconds(1));
+  spec.mutable_resources()->set_tmpfs_bytes(
+      std::numeric_limits<int64_t>::max());
+  *spec.mutable_timeout() =
+      common::ToProtoDuration(kMaxSpecDuration - absl::Nanoseconds(1));
   spec.set_max_output_bytes(std::numeric_limits<int64_t>::max());
   spec.set_priority(std::numeric_limits<int32_t>::min());
   spec.mutable_retry_policy()->set_max_attempts(kMaxAttemptsLimit);
@@ -497,13 +513,15 @@ TEST_F(RequestErrorsTest, TheLargestValidRequestFitsUnderTheReceiveLimit) {
   *spec.mutable_retry_policy()->mutable_max_backoff() =
       common::ToProtoDuration(kMaxSpecDuration - absl::Nanoseconds(1));
   *spec.mutable_not_before() = common::ToProtoTime(
-      absl::FromUnixSeconds(1'800'000'000) + absl::Hours(24 * 300) + absl::Nanoseconds(999'999'999));
+      absl::FromUnixSeconds(1'800'000'000) + absl::Hours(24 * 300) +
+      absl::Nanoseconds(999'999'999));
   req.set_request_id(std::string(kMaxRequestIdBytes, 'r'));
   ASSERT_TRUE(ValidateTaskSpec(spec).ok()) << ValidateTaskSpec(spec);
   EXPECT_LE(req.ByteSizeLong(), kMaxValidRequestBytes);
   // Whatever admission thinks of it, its size is not the problem.
   grpc::Status s = Create(req);
-  EXPECT_NE(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_NE(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << s.error_message();
 }
 
 TEST_F(RequestErrorsTest, SameRequestIdSameSpecIsTheSameTaskEvenAfterARestart) {

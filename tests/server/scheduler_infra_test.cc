@@ -29,7 +29,8 @@ class SchedulerInfraTest : public SchedulerTest {
     EXPECT_EQ(got.size(), 1u);
     return got.empty() ? Assignment() : got[0];
   }
-  void Fail(FakeSink& sink, int64_t session, const Assignment& a, absl::StatusCode code) {
+  void Fail(FakeSink& sink, int64_t session, const Assignment& a,
+            absl::StatusCode code) {
     ASSERT_TRUE(scheduler_->ReportCompletion(Error(a.lease_id(), code)).ok());
     ASSERT_TRUE(scheduler_->AddCredits(session, 1).ok());
   }
@@ -47,7 +48,8 @@ TEST_F(SchedulerInfraTest, UnreachableExecutorsDoNotSpendTheTasksAttempts) {
     crucible::v1::Task t = Get(id);
     ASSERT_EQ(t.state(), crucible::v1::TASK_STATE_QUEUED) << i;
     EXPECT_EQ(t.infrastructure_failures(), i);
-    EXPECT_TRUE(absl::StrContains(t.last_error(), "UNAVAILABLE")) << t.last_error();
+    EXPECT_TRUE(absl::StrContains(t.last_error(), "UNAVAILABLE"))
+        << t.last_error();
     a = Next(sink);
   }
   ASSERT_TRUE(scheduler_->ReportCompletion(Exited(a.lease_id(), 0)).ok());
@@ -62,11 +64,13 @@ TEST_F(SchedulerInfraTest, InfrastructureBackoffDoublesUpToItsCap) {
   FakeSink sink;
   int64_t session = Connect(sink, 1);
   Assignment a = sink.TakeAssignments().at(0);
-  for (absl::Duration want : {absl::Seconds(1), absl::Seconds(2), absl::Seconds(4),
-                              absl::Seconds(8), absl::Seconds(8)}) {
+  for (absl::Duration want :
+       {absl::Seconds(1), absl::Seconds(2), absl::Seconds(4), absl::Seconds(8),
+        absl::Seconds(8)}) {
     const absl::Time failed_at = clock_.Now();
     Fail(sink, session, a, absl::StatusCode::kUnavailable);
-    EXPECT_EQ(common::FromProtoTime(Get(id).next_attempt_time()), failed_at + want);
+    EXPECT_EQ(common::FromProtoTime(Get(id).next_attempt_time()),
+              failed_at + want);
     a = Next(sink);
   }
 }
@@ -87,7 +91,8 @@ TEST_F(SchedulerInfraTest, TheTasksOwnFailuresStillSpendAttempts) {
   EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_FAILED);
   EXPECT_EQ(t.attempt(), 3);
   EXPECT_EQ(t.infrastructure_failures(), 1);
-  EXPECT_TRUE(absl::StrContains(t.result().error_message(), "attempts exhausted (2)"));
+  EXPECT_TRUE(
+      absl::StrContains(t.result().error_message(), "attempts exhausted (2)"));
 }
 
 TEST_F(SchedulerInfraTest, AWorkerLostMidTaskIsTheSystemsFault) {
@@ -112,7 +117,8 @@ TEST_F(SchedulerInfraTest, AWorkerLostMidTaskIsTheSystemsFault) {
   EXPECT_EQ(Get(id).state(), crucible::v1::TASK_STATE_SUCCEEDED);
 }
 
-TEST_F(SchedulerInfraTest, InfrastructureThatKeepsFailingPastTheHorizonFailsTheTask) {
+TEST_F(SchedulerInfraTest,
+       InfrastructureThatKeepsFailingPastTheHorizonFailsTheTask) {
   std::string id = Create(Spec());
   FakeSink sink;
   int64_t session = Connect(sink, 1);
@@ -121,14 +127,18 @@ TEST_F(SchedulerInfraTest, InfrastructureThatKeepsFailingPastTheHorizonFailsTheT
   for (int i = 0; i < 1000; ++i) {
     Fail(sink, session, a, absl::StatusCode::kUnavailable);
     if (clock_.Now() - first >= options_.infra_horizon) break;
-    ASSERT_EQ(Get(id).state(), crucible::v1::TASK_STATE_QUEUED) << clock_.Now() - first;
-    EXPECT_EQ(common::FromProtoTime(Get(id).infrastructure_failing_since()), first);
+    ASSERT_EQ(Get(id).state(), crucible::v1::TASK_STATE_QUEUED)
+        << clock_.Now() - first;
+    EXPECT_EQ(common::FromProtoTime(Get(id).infrastructure_failing_since()),
+              first);
     a = Next(sink);
   }
   crucible::v1::Task t = Get(id);
   EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_FAILED);
-  EXPECT_EQ(t.result().reason(), crucible::v1::TERMINATION_REASON_INFRASTRUCTURE);
-  EXPECT_TRUE(absl::StrContains(t.result().error_message(), "the infrastructure kept failing"))
+  EXPECT_EQ(t.result().reason(),
+            crucible::v1::TERMINATION_REASON_INFRASTRUCTURE);
+  EXPECT_TRUE(absl::StrContains(t.result().error_message(),
+                                "the infrastructure kept failing"))
       << t.result().error_message();
   EXPECT_GT(t.infrastructure_failures(), options_.default_max_attempts);
 }
@@ -138,7 +148,8 @@ TEST_F(SchedulerInfraTest, TheCountsSurviveARestart) {
   {
     FakeSink sink;
     int64_t session = Connect(sink, 1);
-    Fail(sink, session, sink.TakeAssignments().at(0), absl::StatusCode::kUnavailable);
+    Fail(sink, session, sink.TakeAssignments().at(0),
+         absl::StatusCode::kUnavailable);
   }
   Restart();
   crucible::v1::Task t = Get(id);
@@ -164,13 +175,15 @@ TEST_F(SchedulerInfraTest, EachErrorCodeIsTheSystemsTheTasksOrFinal) {
   const std::vector<Case> cases = {
       {absl::StatusCode::kUnavailable, crucible::v1::TASK_STATE_QUEUED, 1},
       {absl::StatusCode::kAborted, crucible::v1::TASK_STATE_QUEUED, 1},
-      {absl::StatusCode::kResourceExhausted, crucible::v1::TASK_STATE_QUEUED, 1},
+      {absl::StatusCode::kResourceExhausted, crucible::v1::TASK_STATE_QUEUED,
+       1},
       {absl::StatusCode::kDeadlineExceeded, crucible::v1::TASK_STATE_QUEUED, 0},
       {absl::StatusCode::kInternal, crucible::v1::TASK_STATE_QUEUED, 0},
       {absl::StatusCode::kUnknown, crucible::v1::TASK_STATE_QUEUED, 0},
       // A proxy's 403 arrives as PERMISSION_DENIED: configuration, not outage.
       {absl::StatusCode::kPermissionDenied, crucible::v1::TASK_STATE_FAILED, 0},
-      {absl::StatusCode::kFailedPrecondition, crucible::v1::TASK_STATE_FAILED, 0},
+      {absl::StatusCode::kFailedPrecondition, crucible::v1::TASK_STATE_FAILED,
+       0},
       {absl::StatusCode::kInvalidArgument, crucible::v1::TASK_STATE_FAILED, 0},
       {absl::StatusCode::kNotFound, crucible::v1::TASK_STATE_FAILED, 0},
   };
@@ -189,7 +202,8 @@ TEST_F(SchedulerInfraTest, EachErrorCodeIsTheSystemsTheTasksOrFinal) {
       EXPECT_EQ(t.result().reason(), crucible::v1::TERMINATION_REASON_REJECTED)
           << absl::StatusCodeToString(c.code);
     } else {
-      ASSERT_TRUE(scheduler_->CancelTask(id, "").ok());  // out of the way of the next
+      ASSERT_TRUE(
+          scheduler_->CancelTask(id, "").ok());  // out of the way of the next
     }
   }
 }

@@ -55,13 +55,15 @@ class SchedulerLeasesTest : public SchedulerTest {
   int64_t session_ = 0;  // of LeaseTasks' worker
 };
 
-TEST_F(SchedulerLeasesTest, RestartKeepsNamedLeasesAndLapsesTheOthersAfterTheGrace) {
+TEST_F(SchedulerLeasesTest,
+       RestartKeepsNamedLeasesAndLapsesTheOthersAfterTheGrace) {
   std::vector<Assignment> got;
   {
     FakeSink sink;
     got = LeaseTasks(2, sink);
     ASSERT_EQ(got.size(), 2u);
-    ASSERT_TRUE(scheduler_->ReportStarted(got[0].lease_id(), clock_.Now()).ok());
+    ASSERT_TRUE(
+        scheduler_->ReportStarted(got[0].lease_id(), clock_.Now()).ok());
   }
   const std::string kept = got[0].task().id();
   const std::string lost = got[1].task().id();
@@ -84,7 +86,8 @@ TEST_F(SchedulerLeasesTest, RestartKeepsNamedLeasesAndLapsesTheOthersAfterTheGra
   crucible::v1::Task t = Get(lost);
   EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_QUEUED);
   EXPECT_EQ(t.attempt(), 1);
-  EXPECT_TRUE(absl::StrContains(t.last_error(), "server restarted")) << t.last_error();
+  EXPECT_TRUE(absl::StrContains(t.last_error(), "server restarted"))
+      << t.last_error();
   // Refused once, though named in both fields.
   EXPECT_EQ(scheduler_->Heartbeat(session, {got[1].lease_id()}, {Held(got[1])}),
             std::vector<std::string>{got[1].lease_id()});
@@ -127,13 +130,15 @@ TEST_F(SchedulerLeasesTest, AKeptLeaseGoesOnlyToItsAttemptAndOnlyOnce) {
   EXPECT_EQ(scheduler_->Heartbeat(w1, {}, {empty}).size(), 1u);
 
   // Named in both fields, as workers do: taken back once, refused never.
-  EXPECT_TRUE(scheduler_->Heartbeat(w1, {got[0].lease_id()}, {Held(got[0])}).empty());
+  EXPECT_TRUE(
+      scheduler_->Heartbeat(w1, {got[0].lease_id()}, {Held(got[0])}).empty());
   // Named again (a later resume): extended, not refused.
   EXPECT_TRUE(scheduler_->Heartbeat(w1, {}, {Held(got[0])}).empty());
   // Another worker naming the same task and attempt under another id loses.
   HeldLease other = Held(got[0]);
   other.set_lease_id("0123456789abcdef0123456789abcdef");
-  EXPECT_EQ(scheduler_->Heartbeat(w2, {}, {other}), std::vector<std::string>{other.lease_id()});
+  EXPECT_EQ(scheduler_->Heartbeat(w2, {}, {other}),
+            std::vector<std::string>{other.lease_id()});
   EXPECT_EQ(scheduler_->ReportCompletion(Exited(other.lease_id(), 0)).code(),
             absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(scheduler_->ReportStarted(got[0].lease_id(), clock_.Now()).ok());
@@ -143,7 +148,8 @@ TEST_F(SchedulerLeasesTest, AKeptLeaseGoesOnlyToItsAttemptAndOnlyOnce) {
   EXPECT_EQ(t.attempt(), 1);
 }
 
-TEST_F(SchedulerLeasesTest, ACancelOfAKeptLeaseReachesTheWorkerThatTakesItBack) {
+TEST_F(SchedulerLeasesTest,
+       ACancelOfAKeptLeaseReachesTheWorkerThatTakesItBack) {
   std::vector<Assignment> got;
   {
     FakeSink sink;
@@ -186,7 +192,8 @@ TEST_F(SchedulerLeasesTest, ALostWorkersLeasesLapseAfterTheShortGrace) {
   EXPECT_EQ(scheduler_->ExpireLeases(), 1);
   crucible::v1::Task t = Get(got[0].task().id());
   EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_QUEUED);
-  EXPECT_TRUE(absl::StrContains(t.last_error(), "worker w1 lost")) << t.last_error();
+  EXPECT_TRUE(absl::StrContains(t.last_error(), "worker w1 lost"))
+      << t.last_error();
   // Fencing as ever: the lapsed lease is dead, the next attempt gets another.
   EXPECT_EQ(scheduler_->ReportCompletion(Exited(got[0].lease_id(), 0)).code(),
             absl::StatusCode::kFailedPrecondition);
@@ -199,7 +206,8 @@ TEST_F(SchedulerLeasesTest, ALostWorkersLeasesLapseAfterTheShortGrace) {
   EXPECT_NE(again[0].lease_id(), got[0].lease_id());
 }
 
-TEST_F(SchedulerLeasesTest, ALostWorkerThatReconnectsWithinTheGraceKeepsItsLeases) {
+TEST_F(SchedulerLeasesTest,
+       ALostWorkerThatReconnectsWithinTheGraceKeepsItsLeases) {
   FakeSink sink;
   std::vector<Assignment> got = LeaseTasks(1, sink);
   ASSERT_EQ(got.size(), 1u);

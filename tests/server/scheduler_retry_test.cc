@@ -48,8 +48,8 @@ TEST_F(SchedulerTest, RetryableErrorRetriesThenFailsAfterMaxAttempts) {
     ASSERT_EQ(got.size(), 1u) << "attempt " << attempt;
     EXPECT_EQ(got[0].attempt(), attempt);
     ASSERT_TRUE(scheduler_
-                    ->ReportCompletion(Error(got[0].lease_id(),
-                                             absl::StatusCode::kInternal))
+                    ->ReportCompletion(
+                        Error(got[0].lease_id(), absl::StatusCode::kInternal))
                     .ok());
     ASSERT_TRUE(scheduler_->AddCredits(session, 1).ok());
     if (attempt < 3) {
@@ -77,10 +77,10 @@ TEST_F(SchedulerTest, NonRetryableErrorFailsAsRejected) {
   FakeSink sink;
   Connect(sink, 1);
   std::string lease = sink.TakeAssignments().at(0).lease_id();
-  ASSERT_TRUE(scheduler_
-                  ->ReportCompletion(
-                      Error(lease, absl::StatusCode::kPermissionDenied))
-                  .ok());
+  ASSERT_TRUE(
+      scheduler_
+          ->ReportCompletion(Error(lease, absl::StatusCode::kPermissionDenied))
+          .ok());
   crucible::v1::Task task = Get(id);
   EXPECT_EQ(task.state(), crucible::v1::TASK_STATE_FAILED);
   EXPECT_EQ(task.attempt(), 1);
@@ -127,19 +127,18 @@ TEST_F(SchedulerTest, ResultReasonsMapToStates) {
     crucible::v1::TerminationReason reason;
     TaskState state;
   };
-  for (const Case& c :
-       {Case{crucible::v1::TERMINATION_REASON_TIMEOUT,
-             crucible::v1::TASK_STATE_TIMED_OUT},
-        Case{crucible::v1::TERMINATION_REASON_OOM_KILLED,
-             crucible::v1::TASK_STATE_FAILED},
-        Case{crucible::v1::TERMINATION_REASON_OUTPUT_LIMIT,
-             crucible::v1::TASK_STATE_FAILED},
-        Case{crucible::v1::TERMINATION_REASON_REJECTED,
-             crucible::v1::TASK_STATE_FAILED},
-        Case{crucible::v1::TERMINATION_REASON_CANCELLED,
-             crucible::v1::TASK_STATE_CANCELLED},
-        Case{crucible::v1::TERMINATION_REASON_INFRASTRUCTURE,
-             crucible::v1::TASK_STATE_QUEUED}}) {
+  for (const Case& c : {Case{crucible::v1::TERMINATION_REASON_TIMEOUT,
+                             crucible::v1::TASK_STATE_TIMED_OUT},
+                        Case{crucible::v1::TERMINATION_REASON_OOM_KILLED,
+                             crucible::v1::TASK_STATE_FAILED},
+                        Case{crucible::v1::TERMINATION_REASON_OUTPUT_LIMIT,
+                             crucible::v1::TASK_STATE_FAILED},
+                        Case{crucible::v1::TERMINATION_REASON_REJECTED,
+                             crucible::v1::TASK_STATE_FAILED},
+                        Case{crucible::v1::TERMINATION_REASON_CANCELLED,
+                             crucible::v1::TASK_STATE_CANCELLED},
+                        Case{crucible::v1::TERMINATION_REASON_INFRASTRUCTURE,
+                             crucible::v1::TASK_STATE_QUEUED}}) {
     std::string id = Create(Spec());
     FakeSink sink;
     int64_t session = Connect(sink, 1);

@@ -51,9 +51,9 @@ TEST_F(SchedulerTest, BackoffIsStoredAndHonouredAfterRestart) {
     FakeSink sink;
     Connect(sink, 1);
     std::string lease = sink.TakeAssignments().at(0).lease_id();
-    ASSERT_TRUE(scheduler_
-                    ->ReportCompletion(Error(lease, absl::StatusCode::kInternal))
-                    .ok());
+    ASSERT_TRUE(
+        scheduler_->ReportCompletion(Error(lease, absl::StatusCode::kInternal))
+            .ok());
   }
   crucible::v1::Task t = Get(id);
   ASSERT_EQ(t.state(), crucible::v1::TASK_STATE_QUEUED);

@@ -87,14 +87,17 @@ TEST_F(SchedulerTest, TaskIdsAreUniqueHexAndSortByCreationTime) {
   }
   for (size_t i = 0; i < ids.size(); ++i) {
     EXPECT_EQ(ids[i].size(), 32u);
-    EXPECT_EQ(ids[i].find_first_not_of("0123456789abcdef"), std::string::npos) << ids[i];
+    EXPECT_EQ(ids[i].find_first_not_of("0123456789abcdef"), std::string::npos)
+        << ids[i];
     if (i > 0) EXPECT_NE(ids[i], ids[i - 1]);
     // Ids of later milliseconds sort after earlier ones.
     if (i >= 2) EXPECT_LT(ids[i - 2], ids[i]);
   }
   // The first 12 hex digits are the creation time in milliseconds.
-  EXPECT_EQ(ids.back().substr(0, 12),
-            absl::StrFormat("%012x", absl::ToUnixMillis(clock_.Now() - absl::Milliseconds(1))));
+  EXPECT_EQ(
+      ids.back().substr(0, 12),
+      absl::StrFormat(
+          "%012x", absl::ToUnixMillis(clock_.Now() - absl::Milliseconds(1))));
 }
 
 TEST_F(SchedulerTest, StaleLeaseIsRefused) {
@@ -178,7 +181,8 @@ TEST_F(SchedulerTest, CancelQueuedEndsAtOnce) {
   auto task = scheduler_->CancelTask(id, "no longer needed");
   ASSERT_TRUE(task.ok()) << task.status();
   EXPECT_EQ(task->state(), crucible::v1::TASK_STATE_CANCELLED);
-  EXPECT_EQ(task->result().reason(), crucible::v1::TERMINATION_REASON_CANCELLED);
+  EXPECT_EQ(task->result().reason(),
+            crucible::v1::TERMINATION_REASON_CANCELLED);
   EXPECT_TRUE(task->has_end_time());
   EXPECT_EQ(scheduler_->CancelTask(id, "").status().code(),
             absl::StatusCode::kFailedPrecondition);
@@ -231,8 +235,9 @@ TEST_F(SchedulerTest, CreateIsIdempotentByRequestId) {
   auto page = scheduler_->ListTasks({});
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->tasks.size(), 1u);
-  EXPECT_EQ(scheduler_->CreateTask(Spec(), std::string(129, 'r')).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      scheduler_->CreateTask(Spec(), std::string(129, 'r')).status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(SchedulerTest, CreateRejectsAnInvalidSpec) {
@@ -242,7 +247,8 @@ TEST_F(SchedulerTest, CreateRejectsAnInvalidSpec) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(SchedulerTest, RestartRebuildsTheQueueAndLapsesUnclaimedLeasesAfterTheGrace) {
+TEST_F(SchedulerTest,
+       RestartRebuildsTheQueueAndLapsesUnclaimedLeasesAfterTheGrace) {
   std::string low = Create(Spec(0));
   std::string high = Create(Spec(9));
   std::string running = Create(Spec(10));
@@ -254,7 +260,8 @@ TEST_F(SchedulerTest, RestartRebuildsTheQueueAndLapsesUnclaimedLeasesAfterTheGra
     Connect(sink, 2);
     std::vector<Assignment> got = sink.TakeAssignments();
     ASSERT_EQ(TaskIds(got), (std::vector<std::string>{running, once_id}));
-    ASSERT_TRUE(scheduler_->ReportStarted(got[0].lease_id(), clock_.Now()).ok());
+    ASSERT_TRUE(
+        scheduler_->ReportStarted(got[0].lease_id(), clock_.Now()).ok());
   }
   Restart();
   // Kept for the grace; nobody names them, so they lapse then.
@@ -274,7 +281,8 @@ TEST_F(SchedulerTest, RestartRebuildsTheQueueAndLapsesUnclaimedLeasesAfterTheGra
   FakeSink sink;
   Connect(sink, 5);
   std::vector<Assignment> got = sink.TakeAssignments();
-  EXPECT_EQ(TaskIds(got), (std::vector<std::string>{running, once_id, high, low}));
+  EXPECT_EQ(TaskIds(got),
+            (std::vector<std::string>{running, once_id, high, low}));
   EXPECT_EQ(got[0].attempt(), 2);
 }
 

@@ -1,11 +1,11 @@
 // TaskService and QueueService over a real in-process server and real stubs;
 // a fake worker speaks the QueueService protocol from the test thread.
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -14,9 +14,9 @@
 #include "crucible/v1/queue_service.grpc.pb.h"
 #include "crucible/v1/task_service.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "server/outbox/durable_outbox.h"
 #include "server/queue_service.h"
 #include "server/scheduler/scheduler.h"
-#include "server/outbox/durable_outbox.h"
 #include "server/store/sqlite_task_store.h"
 #include "server/task_service.h"
 #include "tests/server/test_util.h"
@@ -35,8 +35,8 @@ class ServiceTest : public testing::Test {
  protected:
   virtual TaskServiceOptions TaskOptions() { return {}; }
   void SetUp() override {
-    auto store = SqliteTaskStore::Open(
-        {.path = testing_util::FreshDir() + "/tasks.db"});
+    auto store =
+        SqliteTaskStore::Open({.path = testing_util::FreshDir() + "/tasks.db"});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
     outbox_ = std::make_unique<DurableOutbox>(*store_, DurableOutboxOptions{});
@@ -46,13 +46,14 @@ class ServiceTest : public testing::Test {
     task_service_ =
         std::make_unique<TaskService>(*scheduler_, pool_, TaskOptions());
     queue_service_ = std::make_unique<QueueService>(*scheduler_, pool_);
-    auto server = common::GrpcServer::Start(
-        {.listen_address = "127.0.0.1:0"},
-        {task_service_.get(), queue_service_.get()});
+    auto server =
+        common::GrpcServer::Start({.listen_address = "127.0.0.1:0"},
+                                  {task_service_.get(), queue_service_.get()});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
-    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                       grpc::InsecureChannelCredentials());
+    auto channel =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                            grpc::InsecureChannelCredentials());
     tasks_ = v1::TaskService::NewStub(channel);
     queue_ = v1::QueueService::NewStub(channel);
   }
@@ -270,7 +271,8 @@ TEST_F(ServiceTest, CancelOfARunningTaskReachesTheWorker) {
 }
 
 TEST_F(ServiceTest, HeartbeatOnAnUnknownLeaseIsRejected) {
-  std::unique_ptr<WorkerStream> worker = ConnectWorker(0, /*batches=*/false, /*deadline_seconds=*/10);
+  std::unique_ptr<WorkerStream> worker =
+      ConnectWorker(0, /*batches=*/false, /*deadline_seconds=*/10);
   v1::ConnectRequest beat;
   beat.mutable_heartbeat()->add_lease_ids("no-such-lease");
   ASSERT_TRUE(worker->Write(beat));
@@ -411,7 +413,8 @@ TEST_F(ServiceTest, ACompletionBatchIsJudgedPerCompletion) {
     leases.push_back(msg.assignment().lease_id());
   }
   v1::ConnectRequest batch;
-  for (const std::string& lease : {leases[0], std::string("stale"), leases[1]}) {
+  for (const std::string& lease :
+       {leases[0], std::string("stale"), leases[1]}) {
     v1::AttemptCompletion* c = batch.mutable_completions()->add_completions();
     c->set_lease_id(lease);
     c->mutable_result()->set_reason(v1::TERMINATION_REASON_EXITED);
@@ -421,7 +424,8 @@ TEST_F(ServiceTest, ACompletionBatchIsJudgedPerCompletion) {
   ASSERT_TRUE(worker->Read(&msg));
   ASSERT_TRUE(msg.has_rejected()) << msg.ShortDebugString();
   EXPECT_EQ(msg.rejected().lease_id(), "stale");
-  EXPECT_EQ(msg.rejected().code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(msg.rejected().code(),
+            static_cast<int>(absl::StatusCode::kFailedPrecondition));
   Sync(*worker);
   EXPECT_EQ(GetTask(*tasks_, ids[0]).state(), v1::TASK_STATE_SUCCEEDED);
   EXPECT_EQ(GetTask(*tasks_, ids[1]).state(), v1::TASK_STATE_SUCCEEDED);
@@ -476,7 +480,8 @@ TEST_F(ServiceTest, ASlowWorkerDoesNotSlowTheOthers) {
   slow->Finish().IgnoreError();
 }
 
-TEST_F(ServiceTest, HeartbeatsExtendAndALostWorkersTaskIsRequeuedAfterTheLease) {
+TEST_F(ServiceTest,
+       HeartbeatsExtendAndALostWorkersTaskIsRequeuedAfterTheLease) {
   std::string id = CreateTask();
   std::string lease;
   {
@@ -521,7 +526,8 @@ TEST_F(ServiceTest, ManyWatchersSeeTheSameEvents) {
   const std::string lease = NextLease(*worker);
   constexpr int kWatchers = 5;
   std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
-  std::vector<std::unique_ptr<grpc::ClientReader<v1::WatchTaskResponse>>> watches;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::WatchTaskResponse>>>
+      watches;
   for (int i = 0; i < kWatchers; ++i) {
     ctxs.push_back(std::make_unique<grpc::ClientContext>());
     SetDeadline(*ctxs.back());
@@ -586,8 +592,8 @@ TEST_F(ServiceTest, ListTasksPagesNewestFirstWithFilters) {
     for (const v1::Task& t : resp.tasks()) seen.push_back(t.id());
     token = resp.next_page_token();
   } while (!token.empty());
-  EXPECT_EQ(seen, (std::vector<std::string>{ids[4], ids[3], ids[2], ids[1],
-                                            ids[0]}));
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{ids[4], ids[3], ids[2], ids[1], ids[0]}));
   grpc::ClientContext ctx;
   SetDeadline(ctx);
   v1::ListTasksRequest req;
@@ -614,7 +620,8 @@ class SlowFollowerTest : public ServiceTest {
 };
 
 TEST_F(SlowFollowerTest, ASlowOutputFollowerMissesNothing) {
-  std::unique_ptr<WorkerStream> worker = ConnectWorker(1, /*batches=*/false, /*deadline_seconds=*/60);
+  std::unique_ptr<WorkerStream> worker =
+      ConnectWorker(1, /*batches=*/false, /*deadline_seconds=*/60);
   std::string id = CreateTask();
   const std::string lease = NextLease(*worker);
 

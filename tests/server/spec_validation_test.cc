@@ -20,7 +20,8 @@ crucible::v1::TaskSpec Valid() {
 }
 
 // The message must name the field; the code must be INVALID_ARGUMENT.
-void ExpectInvalid(const crucible::v1::TaskSpec& spec, const std::string& field) {
+void ExpectInvalid(const crucible::v1::TaskSpec& spec,
+                   const std::string& field) {
   absl::Status s = ValidateTaskSpec(spec);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_TRUE(absl::StartsWith(s.message(), field)) << s.message();
@@ -38,9 +39,10 @@ TEST(SpecValidationTest, EmptyImageNamesTheField) {
 }
 
 TEST(SpecValidationTest, ImageMustFollowTheReferenceGrammar) {
-  for (const std::string& image : {std::string("   "), std::string("not a valid ref!!"),
-                                   std::string("nul\0inside", 11), std::string("UPPER"),
-                                   std::string("a//b")}) {
+  for (const std::string& image :
+       {std::string("   "), std::string("not a valid ref!!"),
+        std::string("nul\0inside", 11), std::string("UPPER"),
+        std::string("a//b")}) {
     crucible::v1::TaskSpec spec = Valid();
     spec.set_image(image);
     ExpectInvalid(spec, "spec.image");
@@ -94,7 +96,8 @@ TEST(SpecValidationTest, RejectsEachLimit) {
   ExpectInvalid(spec, "spec.env");
 
   spec = Valid();
-  for (int i = 0; i < 257; ++i) (*spec.mutable_env())["V" + std::to_string(i)] = "";
+  for (int i = 0; i < 257; ++i)
+    (*spec.mutable_env())["V" + std::to_string(i)] = "";
   ExpectInvalid(spec, "spec.env");
 
   spec = Valid();
@@ -102,7 +105,8 @@ TEST(SpecValidationTest, RejectsEachLimit) {
   ExpectInvalid(spec, "spec.stdin");
 
   spec = Valid();
-  for (int i = 0; i < 65; ++i) (*spec.mutable_labels())["k" + std::to_string(i)] = "v";
+  for (int i = 0; i < 65; ++i)
+    (*spec.mutable_labels())["k" + std::to_string(i)] = "v";
   ExpectInvalid(spec, "spec.labels");
 
   spec = Valid();

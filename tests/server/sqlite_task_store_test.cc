@@ -40,9 +40,9 @@ class SqliteTaskStoreTest : public testing::Test {
     *t.mutable_create_time() = common::ToProtoTime(absl::FromUnixSeconds(100));
     return t;
   }
-  OutputChunk Chunk(int attempt, int64_t offset, const std::string& data,
-                    crucible::v1::OutputStream stream =
-                        crucible::v1::OUTPUT_STREAM_STDOUT) {
+  OutputChunk Chunk(
+      int attempt, int64_t offset, const std::string& data,
+      crucible::v1::OutputStream stream = crucible::v1::OUTPUT_STREAM_STDOUT) {
     OutputChunk c;
     c.set_attempt(attempt);
     c.set_offset(offset);
@@ -55,11 +55,14 @@ class SqliteTaskStoreTest : public testing::Test {
   void ExecOnFile(const char* sql) {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-    EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
     sqlite3_close(db);
   }
   // One write committed on its own.
-  absl::Status Write(TaskWrite w) { return store_->Commit(absl::MakeConstSpan(&w, 1)); }
+  absl::Status Write(TaskWrite w) {
+    return store_->Commit(absl::MakeConstSpan(&w, 1));
+  }
 
   std::string path_;
   std::unique_ptr<SqliteTaskStore> store_;
@@ -72,13 +75,15 @@ TEST_F(SqliteTaskStoreTest, OpensInWalModeWithSchemaVersion) {
   ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "wal");
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)),
+               "wal");
   sqlite3_finalize(stmt);
   ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT MAX(version) FROM schema_version",
                                -1, &stmt, nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(stmt, 0), SqliteTaskStore::CurrentSchemaVersion());
+  EXPECT_EQ(sqlite3_column_int(stmt, 0),
+            SqliteTaskStore::CurrentSchemaVersion());
   sqlite3_finalize(stmt);
   sqlite3_close(db);
 }
@@ -94,7 +99,8 @@ TEST_F(SqliteTaskStoreTest, WritesAreDurableInOrderAndSurviveReopen) {
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->state(), crucible::v1::TASK_STATE_LEASED);
   EXPECT_EQ(got->attempt(), 1);
-  EXPECT_EQ(store_->GetTask("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetTask("nope").status().code(),
+            absl::StatusCode::kNotFound);
   // An insert of a taken id is ignored, not an error for its batch.
   Task dup = MakeTask("a");
   dup.set_attempt(7);
@@ -154,7 +160,8 @@ TEST_F(SqliteTaskStoreTest, ListsNewestFirstWithPagesAndFilters) {
   EXPECT_EQ(page->tasks[1].id(), "t0");
 
   for (std::string token : {"x", "seq:3", "djE6c2VxOmFi"}) {
-    ListTasksQuery bad{.tenant = "default", .page_size = 1, .page_token = token};
+    ListTasksQuery bad{
+        .tenant = "default", .page_size = 1, .page_token = token};
     EXPECT_EQ(store_->ListTasks(bad).status().code(),
               absl::StatusCode::kInvalidArgument)
         << token;
@@ -204,7 +211,8 @@ TEST_F(SqliteTaskStoreTest, MigrationLabelsTasksStoredBeforeIt) {
   ASSERT_TRUE(Write(TaskWrite::Insert(t)).ok());
   store_.reset();
   // Back to schema 2, as a store written by the previous release.
-  ExecOnFile("DROP TABLE task_labels; DELETE FROM schema_version WHERE version > 2");
+  ExecOnFile(
+      "DROP TABLE task_labels; DELETE FROM schema_version WHERE version > 2");
   Reopen();
   ListTasksQuery q{.tenant = "default", .page_size = 10};
   q.labels = {{"team", "a"}};
@@ -239,19 +247,20 @@ TEST_F(SqliteTaskStoreTest, OutputIsDedupedAndReadFromOffset) {
   // A replay of the same offset is ignored.
   ASSERT_TRUE(Write(TaskWrite::Output("a", Chunk(1, 0, "HELLO "))).ok());
   ASSERT_TRUE(
-      Write(TaskWrite::Output("a", Chunk(1, 6, "worl", crucible::v1::OUTPUT_STREAM_STDERR)))
+      Write(TaskWrite::Output(
+                "a", Chunk(1, 6, "worl", crucible::v1::OUTPUT_STREAM_STDERR)))
           .ok());
   ASSERT_TRUE(Write(TaskWrite::Output("a", Chunk(2, 0, "second"))).ok());
 
-  auto all = store_->ReadOutput("a", 1, 0, crucible::v1::OUTPUT_STREAM_UNSPECIFIED,
-                                1 << 20);
+  auto all = store_->ReadOutput(
+      "a", 1, 0, crucible::v1::OUTPUT_STREAM_UNSPECIFIED, 1 << 20);
   ASSERT_TRUE(all.ok());
   std::string joined;
   for (const auto& c : *all) joined += c.data();
   EXPECT_EQ(joined, "hello worl");
 
-  auto from = store_->ReadOutput("a", 1, 3, crucible::v1::OUTPUT_STREAM_UNSPECIFIED,
-                                 1 << 20);
+  auto from = store_->ReadOutput(
+      "a", 1, 3, crucible::v1::OUTPUT_STREAM_UNSPECIFIED, 1 << 20);
   ASSERT_TRUE(from.ok());
   ASSERT_EQ(from->size(), 2u);
   EXPECT_EQ((*from)[0].offset(), 3);
@@ -269,7 +278,8 @@ TEST_F(SqliteTaskStoreTest, PurgeDeletesTasksThatEndedBeforeTheCutoff) {
   Task old_task = MakeTask("old");
   (*old_task.mutable_spec()->mutable_labels())["l"] = "v";
   old_task.set_state(crucible::v1::TASK_STATE_SUCCEEDED);
-  *old_task.mutable_end_time() = common::ToProtoTime(absl::FromUnixSeconds(100));
+  *old_task.mutable_end_time() =
+      common::ToProtoTime(absl::FromUnixSeconds(100));
   Task recent = MakeTask("recent");
   (*recent.mutable_spec()->mutable_labels())["l"] = "v";
   recent.set_state(crucible::v1::TASK_STATE_FAILED);
@@ -281,9 +291,11 @@ TEST_F(SqliteTaskStoreTest, PurgeDeletesTasksThatEndedBeforeTheCutoff) {
   auto purged = store_->PurgeEndedBefore(absl::FromUnixSeconds(200), 100);
   ASSERT_TRUE(purged.ok()) << purged.status();
   EXPECT_EQ(*purged, 1);
-  EXPECT_EQ(store_->GetTask("old").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_TRUE(store_->ReadOutput("old", 1, 0,
-                                 crucible::v1::OUTPUT_STREAM_UNSPECIFIED, 100)
+  EXPECT_EQ(store_->GetTask("old").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_
+                  ->ReadOutput("old", 1, 0,
+                               crucible::v1::OUTPUT_STREAM_UNSPECIFIED, 100)
                   ->empty());
   EXPECT_TRUE(store_->GetTask("recent").ok());
   EXPECT_TRUE(store_->GetTask("queued").ok());

@@ -15,9 +15,9 @@
 #include "common/proto_time.h"
 #include "common/task_state.h"
 #include "gtest/gtest.h"
+#include "server/outbox/durable_outbox.h"
 #include "server/scheduler/scheduler.h"
 #include "server/scheduler/transitions.h"
-#include "server/outbox/durable_outbox.h"
 #include "server/store/sqlite_task_store.h"
 #include "tests/server/scheduler_fixture.h"
 #include "tests/server/test_util.h"
@@ -54,19 +54,23 @@ class StoreFullTest : public testing::Test {
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
     outbox_ = std::make_unique<DurableOutbox>(
-        *store_, DurableOutboxOptions{.full_retry_interval = absl::Milliseconds(20)});
+        *store_,
+        DurableOutboxOptions{.full_retry_interval = absl::Milliseconds(20)});
   }
   void Close() {
     outbox_.reset();
     store_.reset();
   }
-  absl::Status Write(TaskWrite w) { return outbox_->AwaitDurable(outbox_->Submit(std::move(w))); }
+  absl::Status Write(TaskWrite w) {
+    return outbox_->AwaitDurable(outbox_->Submit(std::move(w)));
+  }
   void Fill() {
     auto filled = disk_->Fill();
     ASSERT_TRUE(filled.ok()) << filled.status();
     ASSERT_EQ(disk_->FreeBytes(), 0);
   }
-  static Task MakeTask(const std::string& id, TaskState state = crucible::v1::TASK_STATE_QUEUED) {
+  static Task MakeTask(const std::string& id,
+                       TaskState state = crucible::v1::TASK_STATE_QUEUED) {
     Task t;
     t.set_id(id);
     t.set_tenant("default");
@@ -95,14 +99,17 @@ TEST_F(StoreFullTest, WritesWaitWhileFullAndResumeInOrderOnceSpaceIsBack) {
   Fill();
 
   // The first commit on the full disk fails: the store says why and where.
-  SubmitUntilFull(TaskWrite::Update(MakeTask("a", crucible::v1::TASK_STATE_LEASED)));
+  SubmitUntilFull(
+      TaskWrite::Update(MakeTask("a", crucible::v1::TASK_STATE_LEASED)));
   absl::Status health = outbox_->health();
   EXPECT_EQ(health.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_TRUE(absl::StrContains(health.message(), "the task store is full")) << health;
+  EXPECT_TRUE(absl::StrContains(health.message(), "the task store is full"))
+      << health;
   EXPECT_TRUE(absl::StrContains(health.message(), path_)) << health;
 
   // More writes queue behind it, in order; none is durable yet.
-  outbox_->Submit(TaskWrite::Update(MakeTask("a", crucible::v1::TASK_STATE_RUNNING)));
+  outbox_->Submit(
+      TaskWrite::Update(MakeTask("a", crucible::v1::TASK_STATE_RUNNING)));
   crucible::v1::OutputChunk chunk;
   chunk.set_attempt(1);
   chunk.set_data(std::string(64 << 10, 'x'));  // more than a page of WAL
@@ -117,7 +124,8 @@ TEST_F(StoreFullTest, WritesWaitWhileFullAndResumeInOrderOnceSpaceIsBack) {
     durable_status = s;
     durable.Notify();
   });
-  EXPECT_EQ(outbox_->AwaitDurable(last).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(outbox_->AwaitDurable(last).code(),
+            absl::StatusCode::kResourceExhausted);
   EXPECT_FALSE(durable.WaitForNotificationWithTimeout(absl::Milliseconds(100)));
 
   // Reads go on, showing what is durable.
@@ -137,7 +145,8 @@ TEST_F(StoreFullTest, WritesWaitWhileFullAndResumeInOrderOnceSpaceIsBack) {
   EXPECT_TRUE(outbox_->AwaitDurable(last).ok());
   EXPECT_EQ(store_->GetTask("a")->state(), crucible::v1::TASK_STATE_SUCCEEDED);
   EXPECT_TRUE(store_->GetTask("b").ok());
-  auto out = store_->ReadOutput("a", 1, 0, crucible::v1::OUTPUT_STREAM_UNSPECIFIED, 1 << 20);
+  auto out = store_->ReadOutput(
+      "a", 1, 0, crucible::v1::OUTPUT_STREAM_UNSPECIFIED, 1 << 20);
   ASSERT_TRUE(out.ok()) << out.status();
   ASSERT_EQ(out->size(), 1u);
   EXPECT_EQ((*out)[0].data().size(), size_t{64 << 10});
@@ -149,16 +158,19 @@ TEST_F(StoreFullTest, WritesWaitWhileFullAndResumeInOrderOnceSpaceIsBack) {
 
 TEST_F(StoreFullTest, FillsAgainAndRecoversAgain) {
   for (int round = 0; round < 3; ++round) {
-    ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask(absl::StrCat("r", round)))).ok());
+    ASSERT_TRUE(
+        Write(TaskWrite::Insert(MakeTask(absl::StrCat("r", round)))).ok());
     Fill();
-    WriteTicket t = SubmitUntilFull(TaskWrite::Insert(MakeTask(absl::StrCat("f", round))));
+    WriteTicket t =
+        SubmitUntilFull(TaskWrite::Insert(MakeTask(absl::StrCat("f", round))));
     absl::Notification durable;
     outbox_->AfterDurable(t, [&](absl::Status s) {
       EXPECT_TRUE(s.ok()) << s;
       durable.Notify();
     });
     ASSERT_TRUE(disk_->Free().ok());
-    ASSERT_TRUE(durable.WaitForNotificationWithTimeout(absl::Seconds(10))) << round;
+    ASSERT_TRUE(durable.WaitForNotificationWithTimeout(absl::Seconds(10)))
+        << round;
     EXPECT_TRUE(outbox_->health().ok());
   }
   Close();
@@ -211,7 +223,9 @@ class EventLog : public TaskListener {
     if (common::IsTerminal(event.state())) ended_.Notify();
   }
   void OnOutput(const crucible::v1::OutputChunk&) override {}
-  bool WaitEnded() { return ended_.WaitForNotificationWithTimeout(absl::Seconds(10)); }
+  bool WaitEnded() {
+    return ended_.WaitForNotificationWithTimeout(absl::Seconds(10));
+  }
   std::vector<TaskState> states() {
     absl::MutexLock lock(&mu_);
     return states_;
@@ -280,7 +294,8 @@ TEST_F(SchedulerStoreFullTest, RefusesNewWorkKeepsReportsAndResumesAlone) {
   // New work and cancels are refused with the reason.
   auto refused = scheduler_->CreateTask(Spec(), "r3");
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_TRUE(absl::StrContains(refused.status().message(), "the task store is full"))
+  EXPECT_TRUE(
+      absl::StrContains(refused.status().message(), "the task store is full"))
       << refused.status();
   EXPECT_EQ(scheduler_->CancelTask(t2->id(), "").status().code(),
             absl::StatusCode::kResourceExhausted);
@@ -293,8 +308,9 @@ TEST_F(SchedulerStoreFullTest, RefusesNewWorkKeepsReportsAndResumesAlone) {
   auto page = scheduler_->ListTasks(query);
   ASSERT_TRUE(page.ok()) << page.status();
   EXPECT_EQ(page->tasks.size(), 2u);
-  EXPECT_TRUE(scheduler_->ReadOutput(t1->id(), 1, 0, crucible::v1::OUTPUT_STREAM_UNSPECIFIED,
-                                     1 << 20)
+  EXPECT_TRUE(scheduler_
+                  ->ReadOutput(t1->id(), 1, 0,
+                               crucible::v1::OUTPUT_STREAM_UNSPECIFIED, 1 << 20)
                   .ok());
   // A watch starts from the durable state and sees what follows.
   EventLog events;
@@ -307,9 +323,11 @@ TEST_F(SchedulerStoreFullTest, RefusesNewWorkKeepsReportsAndResumesAlone) {
   EXPECT_TRUE(scheduler_->ReportCompletion(Exited0(lease)).ok());
   EXPECT_EQ(scheduler_->ReportCompletion(Exited0(lease)).code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(scheduler_->GetTask(t1->id())->state(), crucible::v1::TASK_STATE_RUNNING);
+  EXPECT_EQ(scheduler_->GetTask(t1->id())->state(),
+            crucible::v1::TASK_STATE_RUNNING);
   // A purge needs room too: refused at once.
-  EXPECT_EQ(scheduler_->PurgeExpired().status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(scheduler_->PurgeExpired().status().code(),
+            absl::StatusCode::kResourceExhausted);
   // A credit while full hands out nothing (the lease would lapse unsent).
   ASSERT_TRUE(scheduler_->AddCredits(*session, 1).ok());
 
@@ -318,9 +336,10 @@ TEST_F(SchedulerStoreFullTest, RefusesNewWorkKeepsReportsAndResumesAlone) {
   ASSERT_TRUE(events.WaitEnded());
   EXPECT_EQ(events.states().back(), crucible::v1::TASK_STATE_SUCCEEDED);
   EXPECT_TRUE(outbox_->health().ok());
-  EXPECT_EQ(scheduler_->GetTask(t1->id())->state(), crucible::v1::TASK_STATE_SUCCEEDED);
-  auto output = scheduler_->ReadOutput(t1->id(), 1, 0, crucible::v1::OUTPUT_STREAM_UNSPECIFIED,
-                                       1 << 20);
+  EXPECT_EQ(scheduler_->GetTask(t1->id())->state(),
+            crucible::v1::TASK_STATE_SUCCEEDED);
+  auto output = scheduler_->ReadOutput(
+      t1->id(), 1, 0, crucible::v1::OUTPUT_STREAM_UNSPECIFIED, 1 << 20);
   ASSERT_TRUE(output.ok());
   ASSERT_EQ(output->size(), 1u);
   EXPECT_EQ((*output)[0].data().size(), size_t{16 << 10});

@@ -36,7 +36,8 @@ TEST(TransitionsTest, AllowsExactlyTheLifecycle) {
   for (S from : kAll) {
     for (S to : kAll) {
       bool expected = false;
-      for (const auto& p : allowed) expected |= (p.first == from && p.second == to);
+      for (const auto& p : allowed)
+        expected |= (p.first == from && p.second == to);
       absl::Status s = CheckTransition(from, to);
       if (expected) {
         EXPECT_TRUE(s.ok()) << from << "->" << to << ": " << s;

@@ -11,18 +11,30 @@ using Op = FakeEngine::Op;
 
 const char* OpName(Op op) {
   switch (op) {
-    case Op::kPing: return "ping";
-    case Op::kInspectImage: return "inspect-image";
-    case Op::kPullImage: return "pull";
-    case Op::kCreate: return "create";
-    case Op::kWait: return "wait";
-    case Op::kStart: return "start";
-    case Op::kLogs: return "logs";
-    case Op::kWriteStdin: return "stdin";
-    case Op::kKill: return "kill";
-    case Op::kInspect: return "inspect";
-    case Op::kRemove: return "remove";
-    case Op::kList: return "list";
+    case Op::kPing:
+      return "ping";
+    case Op::kInspectImage:
+      return "inspect-image";
+    case Op::kPullImage:
+      return "pull";
+    case Op::kCreate:
+      return "create";
+    case Op::kWait:
+      return "wait";
+    case Op::kStart:
+      return "start";
+    case Op::kLogs:
+      return "logs";
+    case Op::kWriteStdin:
+      return "stdin";
+    case Op::kKill:
+      return "kill";
+    case Op::kInspect:
+      return "inspect";
+    case Op::kRemove:
+      return "remove";
+    case Op::kList:
+      return "list";
   }
   return "?";
 }
@@ -85,7 +97,8 @@ void FakeEngine::Exit(absl::string_view name, int64_t exit_code) {
   }
 }
 
-void FakeEngine::AddContainer(std::string name, std::map<std::string, std::string> labels,
+void FakeEngine::AddContainer(std::string name,
+                              std::map<std::string, std::string> labels,
                               bool running) {
   absl::MutexLock lock(&mu_);
   Container& c = containers_[name];
@@ -108,7 +121,9 @@ int FakeEngine::CallCount(Op op) const {
 
 bool FakeEngine::WaitForCalls(Op op, int n, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto reached = [this, op, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return counts_[op] >= n; };
+  auto reached = [this, op, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return counts_[op] >= n;
+  };
   return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
 }
 
@@ -125,14 +140,18 @@ std::string FakeEngine::StdinOf(absl::string_view name) const {
   return it == stdin_.end() ? "" : it->second;
 }
 
-absl::Status FakeEngine::Enter(Op op, absl::string_view name, const docker::AbortFn* abort) {
+absl::Status FakeEngine::Enter(Op op, absl::string_view name,
+                               const docker::AbortFn* abort) {
   absl::MutexLock lock(&mu_);
-  calls_.push_back(name.empty() ? OpName(op) : absl::StrCat(OpName(op), " ", name));
+  calls_.push_back(name.empty() ? OpName(op)
+                                : absl::StrCat(OpName(op), " ", name));
   ++counts_[op];
   if (unreachable_) {
-    return absl::UnavailableError("fake engine: unreachable (connection refused)");
+    return absl::UnavailableError(
+        "fake engine: unreachable (connection refused)");
   }
-  if (auto it = failures_.find(op); it != failures_.end() && !it->second.empty()) {
+  if (auto it = failures_.find(op);
+      it != failures_.end() && !it->second.empty()) {
     absl::Status s = std::move(it->second.front());
     it->second.pop_front();
     return s;
@@ -143,13 +162,15 @@ absl::Status FakeEngine::Enter(Op op, absl::string_view name, const docker::Abor
       return unstalls_ != unstalls;
     };
     if (!BlockUntil(released, abort != nullptr ? *abort : docker::AbortFn())) {
-      return absl::CancelledError(absl::StrCat("fake engine: ", OpName(op), " aborted"));
+      return absl::CancelledError(
+          absl::StrCat("fake engine: ", OpName(op), " aborted"));
     }
   }
   return absl::OkStatus();
 }
 
-bool FakeEngine::BlockUntil(const std::function<bool()>& done, const docker::AbortFn& abort) {
+bool FakeEngine::BlockUntil(const std::function<bool()>& done,
+                            const docker::AbortFn& abort) {
   while (!done()) {
     if (abort && abort()) return false;
     // Abort functions are polled (as the real client does, about once a
@@ -166,7 +187,8 @@ void FakeEngine::ExitLocked(Container& c, int64_t exit_code) {
 }
 
 FakeEngine::Container* FakeEngine::FindLocked(absl::string_view name) {
-  if (auto it = containers_.find(std::string(name)); it != containers_.end()) return &it->second;
+  if (auto it = containers_.find(std::string(name)); it != containers_.end())
+    return &it->second;
   for (auto& [n, c] : containers_) {
     if (c.id == name) return &c;
   }
@@ -183,10 +205,12 @@ std::string FakeEngine::Frames(const Script& script) {
 absl::Status FakeEngine::Ping() { return Enter(Op::kPing, "", nullptr); }
 
 absl::Status FakeEngine::InspectImage(absl::string_view image) {
-  if (absl::Status s = Enter(Op::kInspectImage, image, nullptr); !s.ok()) return s;
+  if (absl::Status s = Enter(Op::kInspectImage, image, nullptr); !s.ok())
+    return s;
   absl::MutexLock lock(&mu_);
   if (images_.contains(std::string(image))) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat("image ", image, " is not present"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("image ", image, " is not present"));
 }
 
 absl::Status FakeEngine::PullImage(absl::string_view image) {
@@ -200,12 +224,13 @@ absl::Status FakeEngine::PullImage(absl::string_view image) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> FakeEngine::CreateContainer(absl::string_view name,
-                                                        const nlohmann::json& body) {
+absl::StatusOr<std::string> FakeEngine::CreateContainer(
+    absl::string_view name, const nlohmann::json& body) {
   if (absl::Status s = Enter(Op::kCreate, name, nullptr); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   if (containers_.contains(std::string(name))) {
-    return absl::InternalError(absl::StrCat("the container name ", name, " is already in use"));
+    return absl::InternalError(
+        absl::StrCat("the container name ", name, " is already in use"));
   }
   Container& c = containers_[std::string(name)];
   c.id = absl::StrCat("c", next_id_++);
@@ -218,7 +243,8 @@ absl::StatusOr<std::string> FakeEngine::CreateContainer(absl::string_view name,
   return c.id;
 }
 
-absl::StatusOr<int64_t> FakeEngine::Wait(absl::string_view id, absl::string_view,
+absl::StatusOr<int64_t> FakeEngine::Wait(absl::string_view id,
+                                         absl::string_view,
                                          const docker::AbortFn& abort,
                                          const std::function<void()>& on_sent) {
   if (absl::Status s = Enter(Op::kWait, id, &abort); !s.ok()) return s;
@@ -229,9 +255,11 @@ absl::StatusOr<int64_t> FakeEngine::Wait(absl::string_view id, absl::string_view
     Container* c = FindLocked(name);
     return c == nullptr || c->status == "exited";
   };
-  if (!BlockUntil(exited, abort)) return absl::CancelledError("fake engine: wait aborted");
+  if (!BlockUntil(exited, abort))
+    return absl::CancelledError("fake engine: wait aborted");
   Container* c = FindLocked(name);
-  if (c == nullptr) return absl::NotFoundError(absl::StrCat("no such container: ", id));
+  if (c == nullptr)
+    return absl::NotFoundError(absl::StrCat("no such container: ", id));
   return c->exit_code;
 }
 
@@ -239,7 +267,8 @@ absl::Status FakeEngine::Start(absl::string_view id) {
   if (absl::Status s = Enter(Op::kStart, id, nullptr); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   Container* c = FindLocked(id);
-  if (c == nullptr) return absl::NotFoundError(absl::StrCat("no such container: ", id));
+  if (c == nullptr)
+    return absl::NotFoundError(absl::StrCat("no such container: ", id));
   if (c->status != "created") return absl::OkStatus();
   if (c->script.until_killed) {
     c->status = "running";
@@ -249,19 +278,22 @@ absl::Status FakeEngine::Start(absl::string_view id) {
   return absl::OkStatus();
 }
 
-absl::Status FakeEngine::Logs(absl::string_view id, bool follow,
-                              const std::function<bool(absl::string_view)>& on_bytes,
-                              const docker::AbortFn& abort) {
+absl::Status FakeEngine::Logs(
+    absl::string_view id, bool follow,
+    const std::function<bool(absl::string_view)>& on_bytes,
+    const docker::AbortFn& abort) {
   if (absl::Status s = Enter(Op::kLogs, id, &abort); !s.ok()) return s;
   std::string bytes;
   {
     absl::MutexLock lock(&mu_);
     Container* c = FindLocked(id);
-    if (c == nullptr) return absl::NotFoundError(absl::StrCat("no such container: ", id));
+    if (c == nullptr)
+      return absl::NotFoundError(absl::StrCat("no such container: ", id));
     bytes = Frames(c->script);
   }
   // Outside the lock: the sink may block (flow control).
-  if (!bytes.empty() && !on_bytes(bytes)) return absl::CancelledError("fake engine: logs ended");
+  if (!bytes.empty() && !on_bytes(bytes))
+    return absl::CancelledError("fake engine: logs ended");
   if (!follow) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
   const std::string name(id);
@@ -269,16 +301,19 @@ absl::Status FakeEngine::Logs(absl::string_view id, bool follow,
     Container* c = FindLocked(name);
     return c == nullptr || c->status == "exited";
   };
-  if (!BlockUntil(exited, abort)) return absl::CancelledError("fake engine: logs aborted");
+  if (!BlockUntil(exited, abort))
+    return absl::CancelledError("fake engine: logs aborted");
   return absl::OkStatus();
 }
 
-absl::Status FakeEngine::WriteStdin(absl::string_view id, absl::string_view data,
+absl::Status FakeEngine::WriteStdin(absl::string_view id,
+                                    absl::string_view data,
                                     const docker::AbortFn& abort) {
   if (absl::Status s = Enter(Op::kWriteStdin, id, &abort); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   Container* c = FindLocked(id);
-  if (c == nullptr) return absl::NotFoundError(absl::StrCat("no such container: ", id));
+  if (c == nullptr)
+    return absl::NotFoundError(absl::StrCat("no such container: ", id));
   stdin_[std::string(id)].append(data.data(), data.size());
   return absl::OkStatus();
 }
@@ -287,16 +322,19 @@ absl::Status FakeEngine::Kill(absl::string_view id) {
   if (absl::Status s = Enter(Op::kKill, id, nullptr); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   Container* c = FindLocked(id);
-  if (c == nullptr) return absl::NotFoundError(absl::StrCat("no such container: ", id));
+  if (c == nullptr)
+    return absl::NotFoundError(absl::StrCat("no such container: ", id));
   if (c->status == "running") ExitLocked(*c, 137);
   return absl::OkStatus();
 }
 
-absl::StatusOr<docker::ContainerState> FakeEngine::InspectContainer(absl::string_view id) {
+absl::StatusOr<docker::ContainerState> FakeEngine::InspectContainer(
+    absl::string_view id) {
   if (absl::Status s = Enter(Op::kInspect, id, nullptr); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   Container* c = FindLocked(id);
-  if (c == nullptr) return absl::NotFoundError(absl::StrCat("no such container: ", id));
+  if (c == nullptr)
+    return absl::NotFoundError(absl::StrCat("no such container: ", id));
   docker::ContainerState state;
   state.status = c->status;
   state.running = c->status == "running";
@@ -320,15 +358,17 @@ absl::Status FakeEngine::Remove(absl::string_view id) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<docker::ContainerSummary>> FakeEngine::ListContainers(
-    absl::string_view label_key, absl::string_view label_value) {
+absl::StatusOr<std::vector<docker::ContainerSummary>>
+FakeEngine::ListContainers(absl::string_view label_key,
+                           absl::string_view label_value) {
   if (absl::Status s = Enter(Op::kList, "", nullptr); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   std::vector<docker::ContainerSummary> out;
   for (const auto& [name, c] : containers_) {
     auto label = c.labels.find(std::string(label_key));
     if (label == c.labels.end() || label->second != label_value) continue;
-    out.push_back({.id = c.id, .name = name, .state = c.status, .labels = c.labels});
+    out.push_back(
+        {.id = c.id, .name = name, .state = c.status, .labels = c.labels});
   }
   return out;
 }

@@ -32,8 +32,18 @@ class FakeEngine final : public docker::Engine {
  public:
   // The calls, for fault injection and for counting.
   enum class Op {
-    kPing, kInspectImage, kPullImage, kCreate, kWait, kStart, kLogs,
-    kWriteStdin, kKill, kInspect, kRemove, kList,
+    kPing,
+    kInspectImage,
+    kPullImage,
+    kCreate,
+    kWait,
+    kStart,
+    kLogs,
+    kWriteStdin,
+    kKill,
+    kInspect,
+    kRemove,
+    kList,
   };
 
   // What a container created from now on does once started.
@@ -85,9 +95,10 @@ class FakeEngine final : public docker::Engine {
   absl::Status Ping() override;
   absl::Status InspectImage(absl::string_view image) override;
   absl::Status PullImage(absl::string_view image) override;
-  absl::StatusOr<std::string> CreateContainer(absl::string_view name,
-                                              const nlohmann::json& body) override;
-  absl::StatusOr<int64_t> Wait(absl::string_view id, absl::string_view condition,
+  absl::StatusOr<std::string> CreateContainer(
+      absl::string_view name, const nlohmann::json& body) override;
+  absl::StatusOr<int64_t> Wait(absl::string_view id,
+                               absl::string_view condition,
                                const docker::AbortFn& abort,
                                const std::function<void()>& on_sent) override;
   absl::Status Start(absl::string_view id) override;
@@ -97,7 +108,8 @@ class FakeEngine final : public docker::Engine {
   absl::Status WriteStdin(absl::string_view id, absl::string_view data,
                           const docker::AbortFn& abort) override;
   absl::Status Kill(absl::string_view id) override;
-  absl::StatusOr<docker::ContainerState> InspectContainer(absl::string_view id) override;
+  absl::StatusOr<docker::ContainerState> InspectContainer(
+      absl::string_view id) override;
   absl::Status Remove(absl::string_view id) override;
   absl::StatusOr<std::vector<docker::ContainerSummary>> ListContainers(
       absl::string_view label_key, absl::string_view label_value) override;
@@ -113,13 +125,17 @@ class FakeEngine final : public docker::Engine {
 
   // Records the call and applies the faults: a failure to return, a stall
   // (waits it out first), or OK to go on. `abort` may be null.
-  absl::Status Enter(Op op, absl::string_view name, const docker::AbortFn* abort);
+  absl::Status Enter(Op op, absl::string_view name,
+                     const docker::AbortFn* abort);
   // Blocks until `done` holds or `abort` returns true; false if aborted.
-  bool BlockUntil(const std::function<bool()>& done, const docker::AbortFn& abort)
+  bool BlockUntil(const std::function<bool()>& done,
+                  const docker::AbortFn& abort)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ExitLocked(Container& c, int64_t exit_code) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ExitLocked(Container& c, int64_t exit_code)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The container `name`, or null.
-  Container* FindLocked(absl::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Container* FindLocked(absl::string_view name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static std::string Frames(const Script& script);
 
   mutable absl::Mutex mu_;
@@ -132,7 +148,8 @@ class FakeEngine final : public docker::Engine {
   bool unreachable_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, Container> containers_ ABSL_GUARDED_BY(mu_);
   int next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  std::map<std::string, std::string> stdin_ ABSL_GUARDED_BY(mu_);  // by name, kept
+  std::map<std::string, std::string> stdin_
+      ABSL_GUARDED_BY(mu_);  // by name, kept
   std::vector<std::string> calls_ ABSL_GUARDED_BY(mu_);
   std::map<Op, int> counts_ ABSL_GUARDED_BY(mu_);
 };

@@ -35,7 +35,8 @@ std::vector<std::string> MergedEnv(const std::vector<std::string>& extra) {
   for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
   for (const std::string& kv : extra) {
     const std::string key = kv.substr(0, kv.find('=') + 1);
-    std::erase_if(env, [&](const std::string& s) { return s.rfind(key, 0) == 0; });
+    std::erase_if(env,
+                  [&](const std::string& s) { return s.rfind(key, 0) == 0; });
     env.push_back(kv);
   }
   return env;
@@ -62,7 +63,8 @@ absl::StatusOr<Process> Process::Start(std::vector<std::string> argv,
     return absl::NotFoundError(absl::StrCat(argv[0], " is not an executable"));
   }
   std::vector<std::string> full_env = MergedEnv(env);
-  const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  const int log_fd =
+      open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (log_fd < 0) return absl::InternalError(absl::StrCat("open ", log_path));
   const pid_t pid = fork();
   if (pid < 0) return absl::InternalError("fork failed");
@@ -111,7 +113,8 @@ absl::StatusOr<int> Process::Wait(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   while (Running()) {
     if (absl::Now() > deadline) {
-      return absl::DeadlineExceededError(absl::StrCat("pid ", pid_, " still running"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("pid ", pid_, " still running"));
     }
     absl::SleepFor(absl::Milliseconds(10));
   }
@@ -152,9 +155,9 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
     if (absl::Now() > deadline) {
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
-      return absl::DeadlineExceededError(
-          absl::StrCat(argv[0], " did not finish in ", absl::FormatDuration(timeout),
-                       "; stderr: ", ReadFile(err_path)));
+      return absl::DeadlineExceededError(absl::StrCat(
+          argv[0], " did not finish in ", absl::FormatDuration(timeout),
+          "; stderr: ", ReadFile(err_path)));
     }
     absl::SleepFor(absl::Milliseconds(5));
   }
@@ -175,8 +178,8 @@ absl::StatusOr<int> WaitForPortFile(const std::string& path, Process& process,
       return port;
     }
     if (!process.Running()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("process exited before writing ", path, "; log:\n", process.Log()));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "process exited before writing ", path, "; log:\n", process.Log()));
     }
     absl::SleepFor(absl::Milliseconds(10));
   }

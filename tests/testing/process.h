@@ -36,7 +36,8 @@ class Process {
   std::string Log() const;
 
  private:
-  Process(pid_t pid, std::string log_path) : pid_(pid), log_path_(std::move(log_path)) {}
+  Process(pid_t pid, std::string log_path)
+      : pid_(pid), log_path_(std::move(log_path)) {}
   pid_t pid_ = -1;
   std::string log_path_;
   bool reaped_ = false;
@@ -51,10 +52,10 @@ struct CommandResult {
 };
 
 // Runs argv to completion (killed after `timeout`), feeding `stdin_data`.
-absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
-                                         absl::Duration timeout,
-                                         const std::vector<std::string>& env = {},
-                                         const std::string& stdin_data = "");
+absl::StatusOr<CommandResult> RunCommand(
+    const std::vector<std::string>& argv, absl::Duration timeout,
+    const std::vector<std::string>& env = {},
+    const std::string& stdin_data = "");
 
 // Waits until `path` holds a port number, or the process dies, or timeout.
 absl::StatusOr<int> WaitForPortFile(const std::string& path, Process& process,

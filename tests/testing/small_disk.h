@@ -29,15 +29,19 @@ class SmallDisk {
  public:
   // Mounts a tmpfs of `bytes` on `dir` (created; must not exist or be
   // empty). FAILED_PRECONDITION if mount(2) is refused.
-  static absl::StatusOr<std::unique_ptr<SmallDisk>> Mount(const std::string& dir,
-                                                          int64_t bytes) {
+  static absl::StatusOr<std::unique_ptr<SmallDisk>> Mount(
+      const std::string& dir, int64_t bytes) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    if (ec) return absl::InternalError(absl::StrCat("mkdir ", dir, ": ", ec.message()));
+    if (ec)
+      return absl::InternalError(
+          absl::StrCat("mkdir ", dir, ": ", ec.message()));
     const std::string data = absl::StrCat("size=", bytes, ",mode=0755");
-    if (mount("crucible-test", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, data.c_str()) != 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cannot mount a tmpfs on ", dir, ": ", strerror(errno), " (needs root)"));
+    if (mount("crucible-test", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV,
+              data.c_str()) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot mount a tmpfs on ", dir, ": ", strerror(errno),
+                       " (needs root)"));
     }
     return std::unique_ptr<SmallDisk>(new SmallDisk(dir));
   }
@@ -54,8 +58,11 @@ class SmallDisk {
 
   // Writes the filler until the disk refuses (ENOSPC). Returns its size.
   absl::StatusOr<int64_t> Fill() {
-    int fd = open(filler().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) return absl::InternalError(absl::StrCat("open filler: ", strerror(errno)));
+    int fd =
+        open(filler().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+      return absl::InternalError(
+          absl::StrCat("open filler: ", strerror(errno)));
     static const char kZeros[64 << 10] = {};
     int64_t total = 0;
     while (true) {
@@ -73,14 +80,16 @@ class SmallDisk {
   // Deletes the filler: the space is back.
   absl::Status Free() {
     if (unlink(filler().c_str()) != 0 && errno != ENOENT) {
-      return absl::InternalError(absl::StrCat("unlink filler: ", strerror(errno)));
+      return absl::InternalError(
+          absl::StrCat("unlink filler: ", strerror(errno)));
     }
     return absl::OkStatus();
   }
   int64_t FreeBytes() const {
     struct statvfs st;
     if (statvfs(dir_.c_str(), &st) != 0) return -1;
-    return static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
+    return static_cast<int64_t>(st.f_bavail) *
+           static_cast<int64_t>(st.f_frsize);
   }
 
  private:
@@ -92,15 +101,15 @@ class SmallDisk {
 
 // In a test body, with `disk_or` an absl::StatusOr<std::unique_ptr<SmallDisk>>:
 // fail in CI (CI=true), skip elsewhere, when no tmpfs could be mounted.
-#define REQUIRE_SMALL_DISK(disk_or)                                          \
-  do {                                                                       \
-    if (!(disk_or).ok()) {                                                   \
-      const char* ci = getenv("CI");                                         \
-      if (ci != nullptr && std::string(ci) == "true") {                      \
-        FAIL() << (disk_or).status();                                        \
-      }                                                                      \
-      GTEST_SKIP() << (disk_or).status();                                    \
-    }                                                                        \
+#define REQUIRE_SMALL_DISK(disk_or)                     \
+  do {                                                  \
+    if (!(disk_or).ok()) {                              \
+      const char* ci = getenv("CI");                    \
+      if (ci != nullptr && std::string(ci) == "true") { \
+        FAIL() << (disk_or).status();                   \
+      }                                                 \
+      GTEST_SKIP() << (disk_or).status();               \
+    }                                                   \
   } while (0)
 
 #endif  // CRUCIBLE_TESTS_TESTING_SMALL_DISK_H_

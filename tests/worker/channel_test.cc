@@ -29,7 +29,8 @@ std::map<std::string, int> IntArgs(const grpc::ChannelArguments& args) {
 }
 
 TEST(WorkerChannelArgsTest, DefaultsSetKeepalivesReconnectionAndResolution) {
-  const std::map<std::string, int> args = IntArgs(WorkerChannelArgs(ChannelOptions{}));
+  const std::map<std::string, int> args =
+      IntArgs(WorkerChannelArgs(ChannelOptions{}));
   EXPECT_EQ(args.at(GRPC_ARG_KEEPALIVE_TIME_MS), 15000);
   EXPECT_EQ(args.at(GRPC_ARG_KEEPALIVE_TIMEOUT_MS), 10000);
   EXPECT_EQ(args.at(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS), 1);
@@ -53,17 +54,20 @@ TEST(WorkerChannelArgsTest, OptionsReachTheArgs) {
 TEST(WorkerChannelArgsTest, DefaultKeepaliveIsOneTheServersAdmit) {
   // Servers answer pings closer than kMinClientPingInterval with GOAWAY;
   // the worker keeps a margin of twice that.
-  EXPECT_GE(ChannelOptions{}.keepalive_time, 2 * common::kMinClientPingInterval);
+  EXPECT_GE(ChannelOptions{}.keepalive_time,
+            2 * common::kMinClientPingInterval);
   EXPECT_TRUE(ValidateChannelOptions(ChannelOptions{}).ok());
 }
 
 TEST(WorkerChannelArgsTest, KeepaliveMoreOftenThanServersAdmitIsRefused) {
   ChannelOptions options;
   options.keepalive_time = common::kMinClientPingInterval;
-  EXPECT_EQ(ValidateChannelOptions(options).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateChannelOptions(options).code(),
+            absl::StatusCode::kInvalidArgument);
   options = ChannelOptions{};
   options.keepalive_timeout = absl::ZeroDuration();
-  EXPECT_EQ(ValidateChannelOptions(options).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateChannelOptions(options).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

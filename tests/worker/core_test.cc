@@ -3,8 +3,6 @@
 // heartbeats, by direct calls. No gRPC, no threads but the test's own, no
 // sleeps: time moves when the test advances the clock and calls Tick or
 // NextWrite.
-#include "worker/core/worker_core.h"
-
 #include <algorithm>
 #include <memory>
 #include <optional>
@@ -18,6 +16,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/clock.h"
 #include "gtest/gtest.h"
+#include "worker/core/worker_core.h"
 
 namespace worker {
 namespace {
@@ -33,7 +32,8 @@ class FakeLauncher final : public RunLauncher {
     std::string lease;
     absl::Duration deadline;
   };
-  void Launch(const std::string& executor, const crucible::v1::RunRequest& request,
+  void Launch(const std::string& executor,
+              const crucible::v1::RunRequest& request,
               absl::Duration deadline) override {
     absl::MutexLock lock(&mu_);
     launched_.push_back({executor, request.run_id(), deadline});
@@ -42,7 +42,8 @@ class FakeLauncher final : public RunLauncher {
     absl::MutexLock lock(&mu_);
     cancelled_calls_.push_back(lease);
   }
-  void CancelOnExecutor(const std::string& executor, const std::string& lease) override {
+  void CancelOnExecutor(const std::string& executor,
+                        const std::string& lease) override {
     absl::MutexLock lock(&mu_);
     cancelled_on_executor_.push_back(executor + "/" + lease);
   }
@@ -76,7 +77,8 @@ crucible::v1::Assignment Assignment(const std::string& lease) {
   a.set_lease_id(lease);
   a.set_attempt(1);
   a.mutable_task()->set_id("task-" + lease);
-  a.mutable_task()->mutable_spec()->set_image("localhost/crucible/busybox:latest");
+  a.mutable_task()->mutable_spec()->set_image(
+      "localhost/crucible/busybox:latest");
   a.mutable_task()->mutable_spec()->mutable_timeout()->set_seconds(30);
   return a;
 }
@@ -96,14 +98,17 @@ crucible::v1::RunResponse Output(const std::string& data) {
 
 int Credits(const Messages& all) {
   int n = 0;
-  for (const ConnectRequest& m : all) n += m.has_credit() ? m.credit().credits() : 0;
+  for (const ConnectRequest& m : all)
+    n += m.has_credit() ? m.credit().credits() : 0;
   return n;
 }
 
 // The completion of `lease` in `all`, or an empty message.
-crucible::v1::AttemptCompletion CompletionOf(const Messages& all, const std::string& lease) {
+crucible::v1::AttemptCompletion CompletionOf(const Messages& all,
+                                             const std::string& lease) {
   for (const ConnectRequest& m : all) {
-    if (m.has_completion() && m.completion().lease_id() == lease) return m.completion();
+    if (m.has_completion() && m.completion().lease_id() == lease)
+      return m.completion();
   }
   return {};
 }
@@ -115,7 +120,8 @@ class WorkerCoreTest : public testing::Test {
     pool_options_.full_backoff = absl::Milliseconds(500);
     options_.worker_id = "w";
     options_.placement_timeout = absl::Seconds(30);
-    options_.heartbeat_interval = absl::Hours(1);  // out of the way but where tested
+    options_.heartbeat_interval =
+        absl::Hours(1);  // out of the way but where tested
   }
 
   // The core over executors "a" and "b" (in rotation), connected.
@@ -123,11 +129,12 @@ class WorkerCoreTest : public testing::Test {
     pool_ = std::make_unique<ExecutorPool>(pool_options_, clock_, gen_);
     pool_->SetListed({"a", "b"});
     for (const std::string& address : pool_->DueChecks()) {
-      pool_->CheckResult(address,
-                         std::find(healthy.begin(), healthy.end(), address) != healthy.end());
+      pool_->CheckResult(address, std::find(healthy.begin(), healthy.end(),
+                                            address) != healthy.end());
     }
-    core_ = std::make_unique<WorkerCore>(options_, clock_, *pool_, launcher_,
-                                         [this](bool ready) { ready_ = ready; });
+    core_ =
+        std::make_unique<WorkerCore>(options_, clock_, *pool_, launcher_,
+                                     [this](bool ready) { ready_ = ready; });
     hello_ = core_->BeginStream({}, stream_);
     core_->StreamConnected(stream_);
     ASSERT_FALSE(core_->HelloWritten(stream_).has_value());
@@ -169,7 +176,8 @@ TEST_F(WorkerCoreTest, HelloOffersTheFreeSlotsAndEveryEndedRunOneCreditBack) {
   EXPECT_TRUE(ready_) << "a stream and executors in rotation";
   core_->OnAssignment(Assignment("l1"));
   ASSERT_EQ(launcher_.LaunchedLeases(), std::vector<std::string>{"l1"});
-  EXPECT_EQ(launcher_.launched()[0].deadline, absl::Seconds(30) + options_.run_deadline_margin);
+  EXPECT_EQ(launcher_.launched()[0].deadline,
+            absl::Seconds(30) + options_.run_deadline_margin);
   EXPECT_TRUE(Writes().empty());
   Finish("l1", 3);
   Messages m = Writes();
@@ -178,14 +186,16 @@ TEST_F(WorkerCoreTest, HelloOffersTheFreeSlotsAndEveryEndedRunOneCreditBack) {
   EXPECT_EQ(Credits(m), 1);
 }
 
-TEST_F(WorkerCoreTest, RunsGoToTheExecutorWithTheMostFreeSlotsFirstComeFirstPlaced) {
+TEST_F(WorkerCoreTest,
+       RunsGoToTheExecutorWithTheMostFreeSlotsFirstComeFirstPlaced) {
   Start();
   for (const char* lease : {"l1", "l2", "l3", "l4", "l5", "l6"}) {
     core_->OnAssignment(Assignment(lease));
   }
   std::vector<FakeLauncher::Launched> launched = launcher_.launched();
   ASSERT_EQ(launched.size(), 4u) << "two slots on each of two executors";
-  EXPECT_NE(launched[0].executor, launched[1].executor) << "spread by free slots";
+  EXPECT_NE(launched[0].executor, launched[1].executor)
+      << "spread by free slots";
   EXPECT_EQ(pool_->InFlight("a"), 2);
   EXPECT_EQ(pool_->InFlight("b"), 2);
   Finish("l2");
@@ -194,9 +204,11 @@ TEST_F(WorkerCoreTest, RunsGoToTheExecutorWithTheMostFreeSlotsFirstComeFirstPlac
   EXPECT_EQ(core_->runs(), 5);
 }
 
-TEST_F(WorkerCoreTest, AssignmentWithoutASlotIsGivenBackAfterThePlacementTimeout) {
+TEST_F(WorkerCoreTest,
+       AssignmentWithoutASlotIsGivenBackAfterThePlacementTimeout) {
   Start({"a"});
-  for (const char* lease : {"l1", "l2", "l3"}) core_->OnAssignment(Assignment(lease));
+  for (const char* lease : {"l1", "l2", "l3"})
+    core_->OnAssignment(Assignment(lease));
   ASSERT_EQ(launcher_.launched().size(), 2u);
   Writes();
   clock_.Advance(options_.placement_timeout - absl::Seconds(1));
@@ -210,13 +222,16 @@ TEST_F(WorkerCoreTest, AssignmentWithoutASlotIsGivenBackAfterThePlacementTimeout
   EXPECT_EQ(core_->runs(), 2);
 }
 
-TEST_F(WorkerCoreTest, FullExecutorIsTriedAgainAfterItsBackoffWithoutSpendingTheAttempt) {
+TEST_F(WorkerCoreTest,
+       FullExecutorIsTriedAgainAfterItsBackoffWithoutSpendingTheAttempt) {
   Start({"a"});
   core_->OnAssignment(Assignment("l1"));
   ASSERT_EQ(launcher_.launched().size(), 1u);
-  core_->OnRunEnded("l1", absl::ResourceExhaustedError("all 4 executor slots are busy"));
+  core_->OnRunEnded(
+      "l1", absl::ResourceExhaustedError("all 4 executor slots are busy"));
   EXPECT_EQ(launcher_.launched().size(), 1u) << "the only executor is full";
-  EXPECT_EQ(CompletionOf(Writes(), "l1").lease_id(), "") << "no completion: not an attempt";
+  EXPECT_EQ(CompletionOf(Writes(), "l1").lease_id(), "")
+      << "no completion: not an attempt";
   clock_.Advance(pool_options_.full_backoff);
   core_->Tick();
   ASSERT_EQ(launcher_.LaunchedLeases(), (std::vector<std::string>{"l1", "l1"}));
@@ -259,37 +274,48 @@ TEST_F(WorkerCoreTest, DrainGrantsNothingRefusesNewWorkAndLetsRunsFinish) {
   EXPECT_FALSE(core_->AwaitNoRuns(absl::ZeroDuration()));
   Finish("l1");
   Messages m = Writes();
-  EXPECT_EQ(CompletionOf(m, "l1").result().reason(), crucible::v1::TERMINATION_REASON_EXITED);
+  EXPECT_EQ(CompletionOf(m, "l1").result().reason(),
+            crucible::v1::TERMINATION_REASON_EXITED);
   EXPECT_EQ(Credits(m), 0) << "no credits while draining";
   EXPECT_TRUE(core_->AwaitNoRuns(absl::ZeroDuration()));
 }
 
 TEST_F(WorkerCoreTest, StopCancelsRunsReportsThemUnavailableThenHalfCloses) {
   Start({"a"});
-  for (const char* lease : {"l1", "l2", "l3"}) core_->OnAssignment(Assignment(lease));
+  for (const char* lease : {"l1", "l2", "l3"})
+    core_->OnAssignment(Assignment(lease));
   Writes();
   core_->BeginStop();
-  EXPECT_EQ(launcher_.cancelled_calls(), (std::vector<std::string>{"l1", "l2"}));
+  EXPECT_EQ(launcher_.cancelled_calls(),
+            (std::vector<std::string>{"l1", "l2"}));
   EXPECT_EQ(CompletionOf(Writes(), "l3").error().code(),
             static_cast<int>(absl::StatusCode::kUnavailable))
       << "the unplaced one ends at once";
   core_->OnRunEnded("l1", absl::CancelledError("call cancelled"));
-  EXPECT_EQ(core_->NextWrite(stream_, absl::ZeroDuration()).msg.completion().error().code(),
+  EXPECT_EQ(core_->NextWrite(stream_, absl::ZeroDuration())
+                .msg.completion()
+                .error()
+                .code(),
             static_cast<int>(absl::StatusCode::kUnavailable));
-  EXPECT_EQ(core_->NextWrite(stream_, absl::ZeroDuration()).kind, WriteStep::Kind::kIdle)
+  EXPECT_EQ(core_->NextWrite(stream_, absl::ZeroDuration()).kind,
+            WriteStep::Kind::kIdle)
       << "l2 still runs";
   core_->OnRunEnded("l2", absl::CancelledError("call cancelled"));
   Writes();
-  EXPECT_EQ(core_->NextWrite(stream_, absl::ZeroDuration()).kind, WriteStep::Kind::kHalfClose);
+  EXPECT_EQ(core_->NextWrite(stream_, absl::ZeroDuration()).kind,
+            WriteStep::Kind::kHalfClose);
 }
 
-TEST_F(WorkerCoreTest, ServerCancelGoesToThePlacedRunsExecutorAndEndsAnUnplacedOne) {
+TEST_F(WorkerCoreTest,
+       ServerCancelGoesToThePlacedRunsExecutorAndEndsAnUnplacedOne) {
   Start({"a"});
-  for (const char* lease : {"l1", "l2", "l3"}) core_->OnAssignment(Assignment(lease));
+  for (const char* lease : {"l1", "l2", "l3"})
+    core_->OnAssignment(Assignment(lease));
   crucible::v1::AssignmentCancel cancel;
   cancel.set_lease_id("l1");
   core_->OnServerCancel(cancel);
-  EXPECT_EQ(launcher_.cancelled_on_executor(), std::vector<std::string>{"a/l1"});
+  EXPECT_EQ(launcher_.cancelled_on_executor(),
+            std::vector<std::string>{"a/l1"});
   cancel.set_lease_id("l3");
   cancel.set_reason("user");
   core_->OnServerCancel(cancel);
@@ -309,11 +335,13 @@ TEST_F(WorkerCoreTest, RejectedRunIsSilencedAndItsCallCancelled) {
   core_->OnRunEvent("l1", Output("late"));
   core_->OnRunEnded("l1", absl::CancelledError("call cancelled"));
   Messages m = Writes();
-  EXPECT_EQ(CompletionOf(m, "l1").lease_id(), "") << "no report on a rejected lease";
+  EXPECT_EQ(CompletionOf(m, "l1").lease_id(), "")
+      << "no report on a rejected lease";
   EXPECT_EQ(Credits(m), 1) << "its slot is offered again";
 }
 
-TEST_F(WorkerCoreTest, HeartbeatsOnTheClockNameTheLiveLeasesAheadOfQueuedOutput) {
+TEST_F(WorkerCoreTest,
+       HeartbeatsOnTheClockNameTheLiveLeasesAheadOfQueuedOutput) {
   options_.heartbeat_interval = absl::Seconds(5);
   Start();
   core_->OnAssignment(Assignment("l1"));
@@ -346,7 +374,8 @@ TEST_F(WorkerCoreTest, ANewStreamResumesTheHeldLeasesAndKeepsUnsentReports) {
   core_->StreamConnected(stream_);
   std::optional<ConnectRequest> resume = core_->HelloWritten(stream_);
   ASSERT_TRUE(resume.has_value());
-  EXPECT_EQ(resume->heartbeat().held_leases_size(), 2) << "l1 runs, l2's completion is unsent";
+  EXPECT_EQ(resume->heartbeat().held_leases_size(), 2)
+      << "l1 runs, l2's completion is unsent";
   EXPECT_EQ(CompletionOf(Writes(), "l2").result().reason(),
             crucible::v1::TERMINATION_REASON_EXITED);
   EXPECT_TRUE(ready_);
@@ -377,7 +406,8 @@ TEST_F(WorkerCoreTest, ExecutorsLeavingRotationTakeTheWorkerOutOfReadiness) {
   Start({"a"});
   EXPECT_TRUE(ready_);
   clock_.Advance(pool_options_.probe_interval);
-  for (const std::string& address : pool_->DueChecks()) pool_->CheckResult(address, false);
+  for (const std::string& address : pool_->DueChecks())
+    pool_->CheckResult(address, false);
   core_->OnCapacityChange({});
   EXPECT_FALSE(ready_);
   std::string reason;

@@ -84,32 +84,40 @@ TEST(ProtocolTest, FinishedIsNotRelayedAsAnEvent) {
 TEST(ProtocolTest, ResultWinsOverStatus) {
   crucible::v1::TaskResult result;
   result.set_reason(crucible::v1::TERMINATION_REASON_TIMEOUT);
-  auto c = MakeCompletion("L", absl::InternalError("late"), result, StopCause::kShutdown, "");
-  EXPECT_EQ(c.completion().result().reason(), crucible::v1::TERMINATION_REASON_TIMEOUT);
+  auto c = MakeCompletion("L", absl::InternalError("late"), result,
+                          StopCause::kShutdown, "");
+  EXPECT_EQ(c.completion().result().reason(),
+            crucible::v1::TERMINATION_REASON_TIMEOUT);
 }
 
 TEST(ProtocolTest, ErrorCodeIsPassedThrough) {
-  auto c = MakeCompletion("L", absl::PermissionDeniedError("policy"), std::nullopt,
-                          StopCause::kNone, "");
+  auto c = MakeCompletion("L", absl::PermissionDeniedError("policy"),
+                          std::nullopt, StopCause::kNone, "");
   EXPECT_EQ(c.completion().lease_id(), "L");
-  EXPECT_EQ(c.completion().error().code(), static_cast<int>(absl::StatusCode::kPermissionDenied));
+  EXPECT_EQ(c.completion().error().code(),
+            static_cast<int>(absl::StatusCode::kPermissionDenied));
   EXPECT_EQ(c.completion().error().message(), "policy");
 }
 
 TEST(ProtocolTest, ServerCancelWithoutResultIsACancelledResult) {
-  auto c =
-      MakeCompletion("L", absl::CancelledError(""), std::nullopt, StopCause::kServerCancel, "bye");
-  EXPECT_EQ(c.completion().result().reason(), crucible::v1::TERMINATION_REASON_CANCELLED);
+  auto c = MakeCompletion("L", absl::CancelledError(""), std::nullopt,
+                          StopCause::kServerCancel, "bye");
+  EXPECT_EQ(c.completion().result().reason(),
+            crucible::v1::TERMINATION_REASON_CANCELLED);
 }
 
 TEST(ProtocolTest, ShutdownIsRetryableUnavailable) {
-  auto c = MakeCompletion("L", absl::CancelledError(""), std::nullopt, StopCause::kShutdown, "");
-  EXPECT_EQ(c.completion().error().code(), static_cast<int>(absl::StatusCode::kUnavailable));
+  auto c = MakeCompletion("L", absl::CancelledError(""), std::nullopt,
+                          StopCause::kShutdown, "");
+  EXPECT_EQ(c.completion().error().code(),
+            static_cast<int>(absl::StatusCode::kUnavailable));
 }
 
 TEST(ProtocolTest, OkWithoutResultIsRetryableInternal) {
-  auto c = MakeCompletion("L", absl::OkStatus(), std::nullopt, StopCause::kNone, "");
-  EXPECT_EQ(c.completion().error().code(), static_cast<int>(absl::StatusCode::kInternal));
+  auto c =
+      MakeCompletion("L", absl::OkStatus(), std::nullopt, StopCause::kNone, "");
+  EXPECT_EQ(c.completion().error().code(),
+            static_cast<int>(absl::StatusCode::kInternal));
 }
 
 // A pool of `addresses`, all checked healthy.
@@ -206,8 +214,8 @@ TEST_F(PoolTest, NotServingLeavesRotationAndIsRecheckedWithGrowingBackoff) {
     return a_due;
   };
   // Backoff 1 s, 2 s, 3 s (capped), 3 s.
-  for (absl::Duration delay :
-       {absl::Seconds(1), absl::Seconds(2), absl::Seconds(3), absl::Seconds(3)}) {
+  for (absl::Duration delay : {absl::Seconds(1), absl::Seconds(2),
+                               absl::Seconds(3), absl::Seconds(3)}) {
     clock_.Advance(delay - absl::Milliseconds(1));
     EXPECT_FALSE(check(false)) << delay;
     clock_.Advance(absl::Milliseconds(1));
@@ -301,10 +309,11 @@ TEST_F(PoolTest, AFailedCheckInTheWindowStartsItAgain) {
 }
 
 TEST_F(PoolTest, ExecutorEjectedAfterLostRunsWaitsForTheWindowToo) {
-  ExecutorPool& pool = MakePool({"a:1"}, {.slots_per_executor = 4,
-                                          .retry_initial = absl::Milliseconds(500),
-                                          .rejoin_window = absl::Seconds(1),
-                                          .failures_to_eject = 1});
+  ExecutorPool& pool =
+      MakePool({"a:1"}, {.slots_per_executor = 4,
+                         .retry_initial = absl::Milliseconds(500),
+                         .rejoin_window = absl::Seconds(1),
+                         .failures_to_eject = 1});
   ASSERT_TRUE(pool.Acquire().ok());
   pool.Release("a:1", false);
   EXPECT_FALSE(Healthy("a:1"));
@@ -340,7 +349,8 @@ TEST_F(PoolTest, OutOfRotationIsCheckedAtLeastEveryFewSecondsByDefault) {
 }
 
 TEST_F(PoolTest, ReachedRunResetsTheFailureCount) {
-  ExecutorPool& pool = MakePool({"a:1"}, {.slots_per_executor = 4, .failures_to_eject = 2});
+  ExecutorPool& pool =
+      MakePool({"a:1"}, {.slots_per_executor = 4, .failures_to_eject = 2});
   ASSERT_TRUE(pool.Acquire().ok());
   pool.Release("a:1", false);
   ASSERT_TRUE(pool.Acquire().ok());
@@ -352,7 +362,8 @@ TEST_F(PoolTest, ReachedRunResetsTheFailureCount) {
 
 TEST_F(PoolTest, ExecutorThatSaidFullGetsNoRunForAWhile) {
   ExecutorPool& pool =
-      MakePool({"a:1", "b:1"}, {.slots_per_executor = 2, .full_backoff = absl::Seconds(1)});
+      MakePool({"a:1", "b:1"},
+               {.slots_per_executor = 2, .full_backoff = absl::Seconds(1)});
   const std::string a = *pool.Acquire();
   pool.Release(a, true);
   pool.MarkFull(a);
@@ -392,9 +403,11 @@ TEST_F(PoolTest, ExecutorAddedLaterIsCheckedThenGetsWork) {
 TEST(DiscoveryTest, ValidatesHostPortAndNamesTheFlag) {
   EXPECT_TRUE(ValidateHostPort("exec-0.exec:8082").ok());
   EXPECT_TRUE(ValidateHostPort("[::1]:8082").ok());
-  EXPECT_EQ(ValidateHostPort("nohost").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateHostPort("nohost").code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ValidateHostPort("h:0").code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ValidateHostPort("::1:80").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateHostPort("::1:80").code(),
+            absl::StatusCode::kInvalidArgument);
   absl::Status s = Discovery::Validate({.static_addresses = {"a:1", "b"}});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(s.message(), "--executors")) << s;
@@ -404,7 +417,8 @@ TEST(DiscoveryTest, ValidatesHostPortAndNamesTheFlag) {
 }
 
 TEST(DiscoveryTest, ResolvesANameToEveryAddress) {
-  absl::StatusOr<std::vector<std::string>> r = ResolveHostPort("127.0.0.1:8082");
+  absl::StatusOr<std::vector<std::string>> r =
+      ResolveHostPort("127.0.0.1:8082");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(*r, std::vector<std::string>{"127.0.0.1:8082"});
   r = ResolveHostPort("localhost:9");
@@ -421,14 +435,18 @@ TEST(DiscoveryTest, FileIsReReadAndAFailureKeepsTheLastList) {
   };
   write("# executors\n127.0.0.1:2\n\n  127.0.0.1:1  \n");
   Discovery discovery({.static_addresses = {"127.0.0.1:3"}, .file = path});
-  EXPECT_EQ(discovery.Resolve(),
-            (std::vector<std::string>{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}));
+  EXPECT_EQ(
+      discovery.Resolve(),
+      (std::vector<std::string>{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}));
   write("127.0.0.1:4\n");
-  EXPECT_EQ(discovery.Resolve(), (std::vector<std::string>{"127.0.0.1:3", "127.0.0.1:4"}));
+  EXPECT_EQ(discovery.Resolve(),
+            (std::vector<std::string>{"127.0.0.1:3", "127.0.0.1:4"}));
   write("not an address\n");
-  EXPECT_EQ(discovery.Resolve(), (std::vector<std::string>{"127.0.0.1:3", "127.0.0.1:4"}));
+  EXPECT_EQ(discovery.Resolve(),
+            (std::vector<std::string>{"127.0.0.1:3", "127.0.0.1:4"}));
   std::remove(path.c_str());
-  EXPECT_EQ(discovery.Resolve(), (std::vector<std::string>{"127.0.0.1:3", "127.0.0.1:4"}));
+  EXPECT_EQ(discovery.Resolve(),
+            (std::vector<std::string>{"127.0.0.1:3", "127.0.0.1:4"}));
 }
 
 TEST(BackoffTest, GrowsIsCappedAndJittered) {

@@ -7,8 +7,9 @@ namespace worker_test {
 using crucible::v1::ConnectRequest;
 using crucible::v1::ConnectResponse;
 
-grpc::Status FakeQueue::Connect(grpc::ServerContext* ctx,
-                                grpc::ServerReaderWriter<ConnectResponse, ConnectRequest>* stream) {
+grpc::Status FakeQueue::Connect(
+    grpc::ServerContext* ctx,
+    grpc::ServerReaderWriter<ConnectResponse, ConnectRequest>* stream) {
   {
     absl::MutexLock lock(&mu_);
     ++connects_;
@@ -34,7 +35,9 @@ int FakeQueue::stream_ends() const {
 
 bool FakeQueue::WaitForStreamEnds(int n, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stream_ends_ >= n; };
+  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stream_ends_ >= n;
+  };
   return mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
 }
 
@@ -48,9 +51,12 @@ void FakeQueue::Drop() {
   if (ctx_ != nullptr) ctx_->TryCancel();
 }
 
-bool FakeQueue::WaitFor(const std::function<bool(const Messages&)>& pred, absl::Duration timeout) {
+bool FakeQueue::WaitFor(const std::function<bool(const Messages&)>& pred,
+                        absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return pred(received_); };
+  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return pred(received_);
+  };
   return mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
 }
 
@@ -70,8 +76,9 @@ void FakeExecutor::set_mode(Mode mode, grpc::StatusCode error_code) {
   error_code_ = error_code;
 }
 
-grpc::Status FakeExecutor::Run(grpc::ServerContext* ctx, const crucible::v1::RunRequest* request,
-                               grpc::ServerWriter<crucible::v1::RunResponse>* writer) {
+grpc::Status FakeExecutor::Run(
+    grpc::ServerContext* ctx, const crucible::v1::RunRequest* request,
+    grpc::ServerWriter<crucible::v1::RunResponse>* writer) {
   Mode mode;
   grpc::StatusCode code;
   {
@@ -93,8 +100,9 @@ grpc::Status FakeExecutor::Run(grpc::ServerContext* ctx, const crucible::v1::Run
   crucible::v1::TaskResult result;
   if (mode == Mode::kScript) {
     int64_t offset = 0;
-    for (auto [stream, data] : {std::pair{crucible::v1::OUTPUT_STREAM_STDOUT, "hello\n"},
-                                std::pair{crucible::v1::OUTPUT_STREAM_STDERR, "oops\n"}}) {
+    for (auto [stream, data] :
+         {std::pair{crucible::v1::OUTPUT_STREAM_STDOUT, "hello\n"},
+          std::pair{crucible::v1::OUTPUT_STREAM_STDERR, "oops\n"}}) {
       msg.Clear();
       msg.mutable_output()->set_stream(stream);
       msg.mutable_output()->set_data(data);
@@ -112,7 +120,8 @@ grpc::Status FakeExecutor::Run(grpc::ServerContext* ctx, const crucible::v1::Run
       return !active_.contains(request->run_id()) || ctx->IsCancelled() ||
              finish_.contains(request->run_id());
     };
-    while (!mu_.AwaitWithTimeout(absl::Condition(&done), absl::Milliseconds(20))) {
+    while (
+        !mu_.AwaitWithTimeout(absl::Condition(&done), absl::Milliseconds(20))) {
     }
     if (ctx->IsCancelled()) {
       call_cancelled_.push_back(request->run_id());
@@ -141,13 +150,14 @@ grpc::Status FakeExecutor::Cancel(grpc::ServerContext* ctx,
                                   crucible::v1::CancelResponse* response) {
   absl::MutexLock lock(&mu_);
   cancels_.push_back(request->run_id());
-  if (active_.erase(request->run_id()) == 0) return grpc::Status(grpc::NOT_FOUND, "no such run");
+  if (active_.erase(request->run_id()) == 0)
+    return grpc::Status(grpc::NOT_FOUND, "no such run");
   return grpc::Status::OK;
 }
 
-grpc::Status FakeExecutor::Describe(grpc::ServerContext* ctx,
-                                    const crucible::v1::DescribeRequest* request,
-                                    crucible::v1::DescribeResponse* response) {
+grpc::Status FakeExecutor::Describe(
+    grpc::ServerContext* ctx, const crucible::v1::DescribeRequest* request,
+    crucible::v1::DescribeResponse* response) {
   absl::MutexLock lock(&mu_);
   response->mutable_accepts()->set_executor_id(executor_id_);
   response->mutable_accepts()->add_image_prefixes("localhost/crucible/");
@@ -181,11 +191,14 @@ std::vector<std::string> FakeExecutor::call_cancelled() const {
 
 bool FakeExecutor::WaitForRuns(size_t n, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return runs_.size() >= n; };
+  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return runs_.size() >= n;
+  };
   return mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
 }
 
-bool FakeExecutor::WaitForCallCancelled(const std::string& run_id, absl::Duration timeout) {
+bool FakeExecutor::WaitForCallCancelled(const std::string& run_id,
+                                        absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return std::find(call_cancelled_.begin(), call_cancelled_.end(), run_id) !=

@@ -21,9 +21,10 @@ class FakeQueue final : public crucible::v1::QueueService::Service {
  public:
   using Messages = std::vector<crucible::v1::ConnectRequest>;
 
-  grpc::Status Connect(grpc::ServerContext* ctx,
-                       grpc::ServerReaderWriter<crucible::v1::ConnectResponse,
-                                                crucible::v1::ConnectRequest>* stream) override;
+  grpc::Status Connect(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<crucible::v1::ConnectResponse,
+                               crucible::v1::ConnectRequest>* stream) override;
 
   // Writes on the current stream; false if there is none.
   bool Send(const crucible::v1::ConnectResponse& msg);
@@ -44,7 +45,8 @@ class FakeQueue final : public crucible::v1::QueueService::Service {
   int connects_ ABSL_GUARDED_BY(mu_) = 0;
   int stream_ends_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::ServerContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
-  grpc::ServerReaderWriter<crucible::v1::ConnectResponse, crucible::v1::ConnectRequest>* stream_
+  grpc::ServerReaderWriter<crucible::v1::ConnectResponse,
+                           crucible::v1::ConnectRequest>* stream_
       ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
@@ -55,17 +57,21 @@ class FakeExecutor final : public crucible::v1::ExecutorService::Service {
   enum class Mode {
     kScript,          // started, stdout "hello\n", stderr "oops\n", exit 3
     kError,           // fails with error_code
-    kUntilCancelled,  // started, then waits for Cancel, the call's cancel or Finish
+    kUntilCancelled,  // started, then waits for Cancel, the call's cancel or
+                      // Finish
   };
 
   void set_mode(Mode mode, grpc::StatusCode error_code = grpc::StatusCode::OK);
 
-  grpc::Status Run(grpc::ServerContext* ctx, const crucible::v1::RunRequest* request,
-                   grpc::ServerWriter<crucible::v1::RunResponse>* writer) override;
-  grpc::Status Cancel(grpc::ServerContext* ctx, const crucible::v1::CancelRequest* request,
+  grpc::Status Run(
+      grpc::ServerContext* ctx, const crucible::v1::RunRequest* request,
+      grpc::ServerWriter<crucible::v1::RunResponse>* writer) override;
+  grpc::Status Cancel(grpc::ServerContext* ctx,
+                      const crucible::v1::CancelRequest* request,
                       crucible::v1::CancelResponse* response) override;
   // Answers with what set_executor_id made it say.
-  grpc::Status Describe(grpc::ServerContext* ctx, const crucible::v1::DescribeRequest* request,
+  grpc::Status Describe(grpc::ServerContext* ctx,
+                        const crucible::v1::DescribeRequest* request,
                         crucible::v1::DescribeResponse* response) override;
   void set_executor_id(const std::string& id);
 
@@ -77,7 +83,8 @@ class FakeExecutor final : public crucible::v1::ExecutorService::Service {
   std::vector<std::string> call_cancelled() const;
   bool WaitForRuns(size_t n, absl::Duration timeout = absl::Seconds(10));
   // Waits until the Run call of `run_id` was seen cancelled by the client.
-  bool WaitForCallCancelled(const std::string& run_id, absl::Duration timeout = absl::Seconds(10));
+  bool WaitForCallCancelled(const std::string& run_id,
+                            absl::Duration timeout = absl::Seconds(10));
 
  private:
   mutable absl::Mutex mu_;

@@ -32,10 +32,11 @@ using testing::UnorderedElementsAre;
 
 // Starts a server on 127.0.0.1:`*port` (0: any free port, written back).
 std::unique_ptr<grpc::Server> StartServer(grpc::Service* service, int* port) {
-  grpc::EnableDefaultHealthCheckService(true);  // executors answer health checks
+  grpc::EnableDefaultHealthCheckService(
+      true);  // executors answer health checks
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(absl::StrCat("127.0.0.1:", *port), grpc::InsecureServerCredentials(),
-                           port);
+  builder.AddListeningPort(absl::StrCat("127.0.0.1:", *port),
+                           grpc::InsecureServerCredentials(), port);
   builder.RegisterService(service);
   return builder.BuildAndStart();
 }
@@ -46,21 +47,27 @@ struct Executor {
     server = StartServer(&service, &port);
     address = absl::StrCat("127.0.0.1:", port);
   }
-  ~Executor() { server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1))); }
-  void SetServing(bool serving) { server->GetHealthCheckService()->SetServingStatus(serving); }
+  ~Executor() {
+    server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  }
+  void SetServing(bool serving) {
+    server->GetHealthCheckService()->SetServingStatus(serving);
+  }
   worker_test::FakeExecutor service;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   std::string address;
 };
 
-ConnectResponse Assign(const std::string& lease, const std::string& task_id, int attempt) {
+ConnectResponse Assign(const std::string& lease, const std::string& task_id,
+                       int attempt) {
   ConnectResponse msg;
   crucible::v1::Assignment* a = msg.mutable_assignment();
   a->set_lease_id(lease);
   a->set_attempt(attempt);
   a->mutable_task()->set_id(task_id);
-  a->mutable_task()->mutable_spec()->set_image("localhost/crucible/busybox:latest");
+  a->mutable_task()->mutable_spec()->set_image(
+      "localhost/crucible/busybox:latest");
   a->mutable_task()->mutable_spec()->add_command("echo");
   a->mutable_task()->mutable_spec()->add_command("hi");
   a->mutable_task()->mutable_spec()->mutable_timeout()->set_seconds(30);
@@ -90,7 +97,8 @@ bool HasCompletion(const Messages& all, const std::string& lease) {
 
 int Credits(const Messages& all) {
   int n = 0;
-  for (const ConnectRequest& m : all) n += m.has_credit() ? m.credit().credits() : 0;
+  for (const ConnectRequest& m : all)
+    n += m.has_credit() ? m.credit().credits() : 0;
   return n;
 }
 
@@ -140,7 +148,8 @@ class WorkerTest : public testing::Test {
       for (const ExecutorView& v : worker_->PoolForTest().Snapshot()) {
         if (v.address == address && v.healthy == healthy) return true;
       }
-      absl::SleepFor(absl::Milliseconds(5));  // polling a condition, not a sync sleep
+      absl::SleepFor(
+          absl::Milliseconds(5));  // polling a condition, not a sync sleep
     }
     return false;
   }
@@ -156,7 +165,8 @@ class WorkerTest : public testing::Test {
     while (absl::Now() < deadline) {
       worker_->ReadyForTest(&now);
       if (now == reason) return true;
-      absl::SleepFor(absl::Milliseconds(5));  // polling a condition, not a sync sleep
+      absl::SleepFor(
+          absl::Milliseconds(5));  // polling a condition, not a sync sleep
     }
     return false;
   }
@@ -183,10 +193,13 @@ class WorkerTest : public testing::Test {
   };
 
   // Another fake executor, alive until after the worker stops.
-  Executor& AddExecutor() { return *extra_.emplace_back(std::make_unique<Executor>()); }
+  Executor& AddExecutor() {
+    return *extra_.emplace_back(std::make_unique<Executor>());
+  }
 
   worker_test::FakeQueue queue_;
-  worker_test::FakeQueue queue_again_;  // a restarted server's, on the same port
+  worker_test::FakeQueue
+      queue_again_;  // a restarted server's, on the same port
   int queue_port_ = 0;
   Executor executor_main_;
   std::vector<std::unique_ptr<Executor>> extra_;
@@ -199,7 +212,8 @@ class WorkerTest : public testing::Test {
 
 TEST_F(WorkerTest, ReadyOnlyWithAStreamToTheServerAndAnExecutorInRotation) {
   options_.fleet.pool.rejoin_window = absl::ZeroDuration();
-  worker_ = std::make_unique<Worker>(options_, [this](bool ready) { published_.Add(ready); });
+  worker_ = std::make_unique<Worker>(
+      options_, [this](bool ready) { published_.Add(ready); });
   worker_->Start();
   ASSERT_TRUE(WaitForReady(true));
   std::string reason;
@@ -212,7 +226,8 @@ TEST_F(WorkerTest, ReadyOnlyWithAStreamToTheServerAndAnExecutorInRotation) {
   ASSERT_TRUE(WaitForReady(true));
 
   // The server goes away: no stream.
-  queue_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Milliseconds(100)));
+  queue_server_->Shutdown(
+      absl::ToChronoTime(absl::Now() + absl::Milliseconds(100)));
   queue_server_->Wait();
   ASSERT_TRUE(WaitForReady(false));
   EXPECT_FALSE(worker_->ReadyForTest(&reason));
@@ -220,17 +235,20 @@ TEST_F(WorkerTest, ReadyOnlyWithAStreamToTheServerAndAnExecutorInRotation) {
   // It comes back on the same port: ready once the hello is sent.
   queue_server_ = StartServer(&queue_again_, &queue_port_);
   ASSERT_NE(queue_server_, nullptr);
-  ASSERT_TRUE(queue_again_.WaitFor([](const Messages& m) { return !m.empty(); }));
+  ASSERT_TRUE(
+      queue_again_.WaitFor([](const Messages& m) { return !m.empty(); }));
   ASSERT_TRUE(WaitForReady(true));
   EXPECT_TRUE(worker_->ReadyForTest(&reason));
   EXPECT_EQ(reason, "stream to the server open; executors in rotation: 1");
   worker_->Stop();
-  EXPECT_THAT(published_.Get(), ElementsAre(true, false, true, false, true, false));
+  EXPECT_THAT(published_.Get(),
+              ElementsAre(true, false, true, false, true, false));
 }
 
 TEST_F(WorkerTest, NotReadyWithoutAServerEvenWithExecutorsInRotation) {
   options_.server_address = "127.0.0.1:1";  // nothing listens there
-  worker_ = std::make_unique<Worker>(options_, [this](bool ready) { published_.Add(ready); });
+  worker_ = std::make_unique<Worker>(
+      options_, [this](bool ready) { published_.Add(ready); });
   worker_->Start();
   ASSERT_TRUE(WaitForHealth(executor_main_.address, true));
   std::string reason;
@@ -241,12 +259,15 @@ TEST_F(WorkerTest, NotReadyWithoutAServerEvenWithExecutorsInRotation) {
 
 TEST_F(WorkerTest, NotReadyWithAStreamButNoExecutorInRotation) {
   executor_main_.SetServing(false);
-  worker_ = std::make_unique<Worker>(options_, [this](bool ready) { published_.Add(ready); });
+  worker_ = std::make_unique<Worker>(
+      options_, [this](bool ready) { published_.Add(ready); });
   worker_->Start();
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return !m.empty(); }));  // the hello
+  ASSERT_TRUE(queue_.WaitFor(
+      [](const Messages& m) { return !m.empty(); }));     // the hello
   ASSERT_TRUE(WaitForReason("no executor in rotation"));  // the stream is up
   EXPECT_FALSE(worker_->ReadyForTest());
-  executor_main_.SetServing(true);  // new executors enter at their first SERVING check
+  executor_main_.SetServing(
+      true);  // new executors enter at their first SERVING check
   ASSERT_TRUE(WaitForReady(true));
   EXPECT_THAT(published_.Get(), ElementsAre(true));
 }
@@ -270,7 +291,8 @@ TEST_F(WorkerTest, HelloPublishesWhatEachExecutorAccepts) {
   const crucible::v1::WorkerHello hello = queue_.Received().front().hello();
   EXPECT_TRUE(hello.publishes_executors());
   std::vector<std::string> ids;
-  for (const crucible::v1::ExecutorAccepts& a : hello.executors()) ids.push_back(a.executor_id());
+  for (const crucible::v1::ExecutorAccepts& a : hello.executors())
+    ids.push_back(a.executor_id());
   EXPECT_THAT(ids, UnorderedElementsAre("exec-a", "exec-b"));
 }
 
@@ -311,9 +333,11 @@ TEST_F(WorkerTest, UnreachableExecutorsGiveNoCreditsUntilOneIsServing) {
   StartWorker();
   EXPECT_EQ(queue_.Received().front().hello().credits(), 0);
   later.SetServing(true);
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Credits(m) == 3; }));
+  ASSERT_TRUE(
+      queue_.WaitFor([](const Messages& m) { return Credits(m) == 3; }));
   ASSERT_TRUE(queue_.Send(Assign("lease-1", "task-1", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-1"); }));
+  ASSERT_TRUE(queue_.WaitFor(
+      [](const Messages& m) { return HasCompletion(m, "lease-1"); }));
   EXPECT_EQ(later.service.runs().size(), 1u);
 }
 
@@ -321,8 +345,9 @@ TEST_F(WorkerTest, AssignmentRunsSpecAndRelaysStartedOutputCompletionInOrder) {
   StartWorker();
   const ConnectResponse assignment = Assign("lease-1", "task-1", 2);
   ASSERT_TRUE(queue_.Send(assignment));
-  ASSERT_TRUE(queue_.WaitFor(
-      [](const Messages& m) { return HasCompletion(m, "lease-1") && Credits(m) == 1; }));
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) {
+    return HasCompletion(m, "lease-1") && Credits(m) == 1;
+  }));
 
   ASSERT_EQ(executor_.runs().size(), 1u);
   const crucible::v1::RunRequest run = executor_.runs()[0];
@@ -339,12 +364,14 @@ TEST_F(WorkerTest, AssignmentRunsSpecAndRelaysStartedOutputCompletionInOrder) {
   EXPECT_EQ(reports[0].started().start_time().seconds(), 1'700'000'000);
   ASSERT_TRUE(reports[1].has_output());
   EXPECT_EQ(reports[1].output().chunk().data(), "hello\n");
-  EXPECT_EQ(reports[1].output().chunk().stream(), crucible::v1::OUTPUT_STREAM_STDOUT);
+  EXPECT_EQ(reports[1].output().chunk().stream(),
+            crucible::v1::OUTPUT_STREAM_STDOUT);
   ASSERT_TRUE(reports[2].has_output());
   EXPECT_EQ(reports[2].output().chunk().data(), "oops\n");
   EXPECT_EQ(reports[2].output().chunk().offset(), 6);
   ASSERT_TRUE(reports[3].completion().has_result());
-  EXPECT_EQ(reports[3].completion().result().reason(), crucible::v1::TERMINATION_REASON_EXITED);
+  EXPECT_EQ(reports[3].completion().result().reason(),
+            crucible::v1::TERMINATION_REASON_EXITED);
   EXPECT_EQ(reports[3].completion().result().exit_code(), 3);
 
   // The credit comes back after the completion.
@@ -363,7 +390,8 @@ TEST_F(WorkerTest, TakesAssignmentsInBatches) {
   ConnectResponse batch;
   for (const char* n : {"1", "2"}) {
     *batch.mutable_assignments()->add_assignments() =
-        Assign(absl::StrCat("lease-b", n), absl::StrCat("task-b", n), 1).assignment();
+        Assign(absl::StrCat("lease-b", n), absl::StrCat("task-b", n), 1)
+            .assignment();
   }
   ASSERT_TRUE(queue_.Send(batch));
   ASSERT_TRUE(queue_.WaitFor([](const Messages& m) {
@@ -398,26 +426,31 @@ TEST_F(WorkerTest, RunErrorStatusBecomesCompletionErrorWithTheSameCode) {
   executor_.set_mode(Mode::kError, grpc::StatusCode::FAILED_PRECONDITION);
   StartWorker();
   ASSERT_TRUE(queue_.Send(Assign("lease-e", "task-e", 1)));
-  ASSERT_TRUE(queue_.WaitFor(
-      [](const Messages& m) { return HasCompletion(m, "lease-e") && Credits(m) == 1; }));
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) {
+    return HasCompletion(m, "lease-e") && Credits(m) == 1;
+  }));
   const Messages reports = About(queue_.Received(), "lease-e");
   ASSERT_EQ(reports.size(), 1u);
   ASSERT_TRUE(reports[0].completion().has_error());
-  EXPECT_EQ(reports[0].completion().error().code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(reports[0].completion().error().code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(reports[0].completion().error().message(), "scripted failure");
 }
 
-TEST_F(WorkerTest, ServerCancelReachesTheExecutorAndTheCancelledResultIsRelayed) {
+TEST_F(WorkerTest,
+       ServerCancelReachesTheExecutorAndTheCancelledResultIsRelayed) {
   executor_.set_mode(Mode::kUntilCancelled);
   StartWorker();
   ASSERT_TRUE(queue_.Send(Assign("lease-c", "task-c", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Started(m, "lease-c"); }));
+  ASSERT_TRUE(
+      queue_.WaitFor([](const Messages& m) { return Started(m, "lease-c"); }));
   ConnectResponse cancel;
   cancel.mutable_cancel()->set_lease_id("lease-c");
   cancel.mutable_cancel()->set_reason("user asked");
   ASSERT_TRUE(queue_.Send(cancel));
-  ASSERT_TRUE(queue_.WaitFor(
-      [](const Messages& m) { return HasCompletion(m, "lease-c") && Credits(m) == 1; }));
+  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) {
+    return HasCompletion(m, "lease-c") && Credits(m) == 1;
+  }));
   EXPECT_THAT(executor_.cancels(), ElementsAre("lease-c"));
   const Messages reports = About(queue_.Received(), "lease-c");
   ASSERT_TRUE(reports.back().completion().has_result());
@@ -438,22 +471,26 @@ TEST_F(WorkerTest, HeartbeatsNameEveryRunningLease) {
   }));
   for (const ConnectRequest& m : queue_.Received()) {
     if (m.has_heartbeat() && m.heartbeat().lease_ids_size() == 2) {
-      EXPECT_THAT(m.heartbeat().lease_ids(), UnorderedElementsAre("lease-a", "lease-b"));
+      EXPECT_THAT(m.heartbeat().lease_ids(),
+                  UnorderedElementsAre("lease-a", "lease-b"));
     }
   }
 }
 
-TEST_F(WorkerTest, RejectedLeaseIsAbandonedWithoutFurtherReportsAndItsSlotFreed) {
+TEST_F(WorkerTest,
+       RejectedLeaseIsAbandonedWithoutFurtherReportsAndItsSlotFreed) {
   executor_.set_mode(Mode::kUntilCancelled);
   StartWorker();
   ASSERT_TRUE(queue_.Send(Assign("lease-r", "task-r", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Started(m, "lease-r"); }));
+  ASSERT_TRUE(
+      queue_.WaitFor([](const Messages& m) { return Started(m, "lease-r"); }));
   ConnectResponse rejected;
   rejected.mutable_rejected()->set_lease_id("lease-r");
   rejected.mutable_rejected()->set_code(grpc::StatusCode::FAILED_PRECONDITION);
   rejected.mutable_rejected()->set_message("stale lease");
   ASSERT_TRUE(queue_.Send(rejected));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Credits(m) == 1; }));
+  ASSERT_TRUE(
+      queue_.WaitFor([](const Messages& m) { return Credits(m) == 1; }));
   EXPECT_FALSE(HasCompletion(queue_.Received(), "lease-r"));
   EXPECT_TRUE(executor_.WaitForCallCancelled("lease-r"));
 }
@@ -462,7 +499,8 @@ TEST_F(WorkerTest, AfterAReconnectRunningTasksAreResumedUnderTheirLeases) {
   executor_.set_mode(Mode::kUntilCancelled);
   StartWorker();
   ASSERT_TRUE(queue_.Send(Assign("lease-x", "task-x", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Started(m, "lease-x"); }));
+  ASSERT_TRUE(
+      queue_.WaitFor([](const Messages& m) { return Started(m, "lease-x"); }));
   const size_t before = queue_.Received().size();
   queue_.Drop();
   ASSERT_TRUE(queue_.WaitFor([before](const Messages& all) {
@@ -483,17 +521,20 @@ TEST_F(WorkerTest, AfterAReconnectRunningTasksAreResumedUnderTheirLeases) {
   EXPECT_TRUE(executor_.call_cancelled().empty());
   // The run goes on and reports its end on the new stream.
   executor_.Finish("lease-x");
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-x"); }));
+  ASSERT_TRUE(queue_.WaitFor(
+      [](const Messages& m) { return HasCompletion(m, "lease-x"); }));
   const Messages reports = About(queue_.Received(), "lease-x");
   EXPECT_EQ(reports.back().completion().result().exit_code(), 0);
-  EXPECT_EQ(reports.back().completion().result().reason(), crucible::v1::TERMINATION_REASON_EXITED);
+  EXPECT_EQ(reports.back().completion().result().reason(),
+            crucible::v1::TERMINATION_REASON_EXITED);
 }
 
 TEST_F(WorkerTest, ResumedLeaseThatTheServerRefusesIsCancelled) {
   executor_.set_mode(Mode::kUntilCancelled);
   StartWorker();
   ASSERT_TRUE(queue_.Send(Assign("lease-y", "task-y", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Started(m, "lease-y"); }));
+  ASSERT_TRUE(
+      queue_.WaitFor([](const Messages& m) { return Started(m, "lease-y"); }));
   queue_.Drop();
   ASSERT_TRUE(queue_.WaitFor([](const Messages& all) {
     return all.back().has_heartbeat() && [&] {
@@ -507,7 +548,8 @@ TEST_F(WorkerTest, ResumedLeaseThatTheServerRefusesIsCancelled) {
   rejected.mutable_rejected()->set_code(grpc::StatusCode::FAILED_PRECONDITION);
   ASSERT_TRUE(queue_.Send(rejected));
   EXPECT_TRUE(executor_.WaitForCallCancelled("lease-y"));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Credits(m) == 1; }));
+  ASSERT_TRUE(
+      queue_.WaitFor([](const Messages& m) { return Credits(m) == 1; }));
   EXPECT_FALSE(HasCompletion(queue_.Received(), "lease-y"));
 }
 
@@ -520,7 +562,8 @@ TEST_F(WorkerTest, NotServingExecutorLeavesRotationAndComesBack) {
   second.SetServing(false);
   ASSERT_TRUE(WaitForHealth(second.address, false));
   for (int i = 0; i < 4; ++i) {
-    ASSERT_TRUE(queue_.Send(Assign(absl::StrCat("lease-", i), absl::StrCat("task-", i), 1)));
+    ASSERT_TRUE(queue_.Send(
+        Assign(absl::StrCat("lease-", i), absl::StrCat("task-", i), 1)));
   }
   // Three fit on the executor in rotation; the fourth waits for a slot.
   ASSERT_TRUE(executor_.WaitForRuns(3));
@@ -531,14 +574,18 @@ TEST_F(WorkerTest, NotServingExecutorLeavesRotationAndComesBack) {
   EXPECT_EQ(executor_.runs().size(), 3u);
 }
 
-TEST_F(WorkerTest, ExecutorThatCannotBeReachedMidRunIsReportedAtOnceAsRetryable) {
+TEST_F(WorkerTest,
+       ExecutorThatCannotBeReachedMidRunIsReportedAtOnceAsRetryable) {
   executor_.set_mode(Mode::kError, grpc::StatusCode::UNAVAILABLE);
   StartWorker();
   ASSERT_TRUE(queue_.Send(Assign("lease-u", "task-u", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-u"); }));
+  ASSERT_TRUE(queue_.WaitFor(
+      [](const Messages& m) { return HasCompletion(m, "lease-u"); }));
   const Messages reports = About(queue_.Received(), "lease-u");
-  EXPECT_EQ(reports.back().completion().error().code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_THAT(reports.back().completion().error().message(), testing::HasSubstr("lost"));
+  EXPECT_EQ(reports.back().completion().error().code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(reports.back().completion().error().message(),
+              testing::HasSubstr("lost"));
 }
 
 TEST_F(WorkerTest, FullExecutorIsSkippedWithoutSpendingTheAttempt) {
@@ -553,10 +600,12 @@ TEST_F(WorkerTest, FullExecutorIsSkippedWithoutSpendingTheAttempt) {
   ASSERT_TRUE(executor_.WaitForRuns(2));  // tried again after the backoff
   EXPECT_FALSE(HasCompletion(queue_.Received(), "lease-full"));
   second.SetServing(true);
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-full"); }));
+  ASSERT_TRUE(queue_.WaitFor(
+      [](const Messages& m) { return HasCompletion(m, "lease-full"); }));
   const Messages reports = About(queue_.Received(), "lease-full");
   ASSERT_TRUE(reports.back().completion().has_result());
-  EXPECT_EQ(reports.back().completion().result().exit_code(), 3);  // the script's
+  EXPECT_EQ(reports.back().completion().result().exit_code(),
+            3);  // the script's
   EXPECT_EQ(second.service.runs().size(), 1u);
 }
 
@@ -577,7 +626,8 @@ TEST_F(WorkerTest, ExecutorAddedToTheFileLaterGetsWork) {
   }
   ASSERT_TRUE(WaitForHealth(second.address, true));
   ASSERT_TRUE(queue_.Send(Assign("lease-f", "task-f", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-f"); }));
+  ASSERT_TRUE(queue_.WaitFor(
+      [](const Messages& m) { return HasCompletion(m, "lease-f"); }));
   EXPECT_EQ(second.service.runs().size(), 1u);
   EXPECT_TRUE(executor_.runs().empty());
   std::remove(path.c_str());
@@ -585,7 +635,8 @@ TEST_F(WorkerTest, ExecutorAddedToTheFileLaterGetsWork) {
 
 TEST_F(WorkerTest, ExecutorsFromADnsNameAreResolvedCheckedAndUsed) {
   options_.fleet.discovery.static_addresses.clear();
-  options_.fleet.discovery.dns_name = absl::StrCat("localhost:", executor_main_.port);
+  options_.fleet.discovery.dns_name =
+      absl::StrCat("localhost:", executor_main_.port);
   StartWorker();
   // localhost may also resolve to ::1, where nothing listens: that address
   // stays out of rotation and adds no credits.
@@ -596,28 +647,34 @@ TEST_F(WorkerTest, ExecutorsFromADnsNameAreResolvedCheckedAndUsed) {
   }
   EXPECT_TRUE(found);
   ASSERT_TRUE(queue_.Send(Assign("lease-n", "task-n", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-n"); }));
+  ASSERT_TRUE(queue_.WaitFor(
+      [](const Messages& m) { return HasCompletion(m, "lease-n"); }));
   EXPECT_EQ(executor_.runs().size(), 1u);
 }
 
-TEST_F(WorkerTest, DrainLetsTheRunningTaskFinishGrantsNothingAndRefusesNewWork) {
+TEST_F(WorkerTest,
+       DrainLetsTheRunningTaskFinishGrantsNothingAndRefusesNewWork) {
   executor_.set_mode(Mode::kUntilCancelled);
   StartWorker();
   ASSERT_TRUE(queue_.Send(Assign("lease-d", "task-d", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Started(m, "lease-d"); }));
+  ASSERT_TRUE(
+      queue_.WaitFor([](const Messages& m) { return Started(m, "lease-d"); }));
   std::thread drain([this] { worker_->Drain(absl::Seconds(20)); });
   // Credits granted earlier cannot be revoked: an assignment during the
   // drain is given back at once as retryable.
   ASSERT_TRUE(worker_->AwaitDrainingForTest(absl::Seconds(10)));
   ASSERT_TRUE(queue_.Send(Assign("lease-late", "task-late", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return HasCompletion(m, "lease-late"); }));
-  EXPECT_EQ(About(queue_.Received(), "lease-late").back().completion().error().code(),
-            grpc::StatusCode::UNAVAILABLE);
+  ASSERT_TRUE(queue_.WaitFor(
+      [](const Messages& m) { return HasCompletion(m, "lease-late"); }));
+  EXPECT_EQ(
+      About(queue_.Received(), "lease-late").back().completion().error().code(),
+      grpc::StatusCode::UNAVAILABLE);
   executor_.Finish("lease-d");
   drain.join();
   const Messages reports = About(queue_.Received(), "lease-d");
   ASSERT_TRUE(reports.back().has_completion());
-  EXPECT_EQ(reports.back().completion().result().reason(), crucible::v1::TERMINATION_REASON_EXITED);
+  EXPECT_EQ(reports.back().completion().result().reason(),
+            crucible::v1::TERMINATION_REASON_EXITED);
   EXPECT_TRUE(executor_.call_cancelled().empty());
   EXPECT_EQ(Credits(queue_.Received()), 0);  // none after the hello
   EXPECT_TRUE(queue_.WaitForStreamEnds(1));  // half-closed
@@ -628,23 +685,27 @@ TEST_F(WorkerTest, DrainCancelsWhatIsStillRunningAfterTheGrace) {
   executor_.set_mode(Mode::kUntilCancelled);
   StartWorker();
   ASSERT_TRUE(queue_.Send(Assign("lease-g", "task-g", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Started(m, "lease-g"); }));
+  ASSERT_TRUE(
+      queue_.WaitFor([](const Messages& m) { return Started(m, "lease-g"); }));
   worker_->Drain(absl::Milliseconds(100));
   EXPECT_TRUE(executor_.WaitForCallCancelled("lease-g"));
   const Messages reports = About(queue_.Received(), "lease-g");
-  EXPECT_EQ(reports.back().completion().error().code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(reports.back().completion().error().code(),
+            grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(WorkerTest, StopReportsRunningTasksAsUnavailableSoTheServerRetries) {
   executor_.set_mode(Mode::kUntilCancelled);
   StartWorker();
   ASSERT_TRUE(queue_.Send(Assign("lease-s", "task-s", 1)));
-  ASSERT_TRUE(queue_.WaitFor([](const Messages& m) { return Started(m, "lease-s"); }));
+  ASSERT_TRUE(
+      queue_.WaitFor([](const Messages& m) { return Started(m, "lease-s"); }));
   worker_->Stop();
   const Messages reports = About(queue_.Received(), "lease-s");
   ASSERT_FALSE(reports.empty());
   ASSERT_TRUE(reports.back().has_completion());
-  EXPECT_EQ(reports.back().completion().error().code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(reports.back().completion().error().code(),
+            grpc::StatusCode::UNAVAILABLE);
   EXPECT_TRUE(executor_.WaitForCallCancelled("lease-s"));
 }
 

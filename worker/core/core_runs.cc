@@ -16,8 +16,8 @@ using crucible::v1::ConnectRequest;
 
 void WorkerCore::OnAssignment(const crucible::v1::Assignment& assignment) {
   const std::string& lease = assignment.lease_id();
-  VLOG(1) << "assignment: task " << assignment.task().id() << " attempt " << assignment.attempt()
-          << " lease " << lease;
+  VLOG(1) << "assignment: task " << assignment.task().id() << " attempt "
+          << assignment.attempt() << " lease " << lease;
   Effects fx;
   {
     absl::MutexLock lock(&mu_);
@@ -31,12 +31,14 @@ void WorkerCore::OnAssignment(const crucible::v1::Assignment& assignment) {
       // Credits granted before the drain cannot be taken back; give the
       // attempt back at once so the server runs it elsewhere.
       refusal = absl::UnavailableError("worker is draining");
-    } else if (options_.max_tasks > 0 && static_cast<int>(runs_.size()) >= options_.max_tasks) {
+    } else if (options_.max_tasks > 0 &&
+               static_cast<int>(runs_.size()) >= options_.max_tasks) {
       refusal = absl::ResourceExhaustedError("worker has no free slot");
     }
     if (refusal.has_value()) {
       LOG(WARNING) << "refusing lease " << lease << ": " << *refusal;
-      PushLocked(MakeCompletion(lease, *refusal, std::nullopt, StopCause::kNone, ""));
+      PushLocked(
+          MakeCompletion(lease, *refusal, std::nullopt, StopCause::kNone, ""));
       return;
     }
     Run& run = runs_[lease];
@@ -90,16 +92,19 @@ void WorkerCore::Tick() {
 }
 
 void WorkerCore::Apply(Effects& fx) {
-  for (Effects::Launch& l : fx.launches) launcher_.Launch(l.executor, l.request, l.deadline);
+  for (Effects::Launch& l : fx.launches)
+    launcher_.Launch(l.executor, l.request, l.deadline);
   for (const std::string& lease : fx.cancel_calls) launcher_.CancelCall(lease);
 }
 
 void WorkerCore::EndUnplacedLocked(Run& run, absl::Status why) {
   const std::string lease = run.assignment.lease_id();
-  unplaced_.erase(std::remove(unplaced_.begin(), unplaced_.end(), lease), unplaced_.end());
+  unplaced_.erase(std::remove(unplaced_.begin(), unplaced_.end(), lease),
+                  unplaced_.end());
   const bool ended = run.silenced || run.cause != StopCause::kNone;
   LOG_IF(WARNING, !ended) << "lease " << lease << ": " << why;
-  EndRunLocked(run, MakeCompletion(lease, why, std::nullopt, run.cause, run.cancel_reason));
+  EndRunLocked(run, MakeCompletion(lease, why, std::nullopt, run.cause,
+                                   run.cancel_reason));
 }
 
 void WorkerCore::EndRunLocked(Run& run, ConnectRequest completion) {
@@ -112,7 +117,8 @@ void WorkerCore::EndRunLocked(Run& run, ConnectRequest completion) {
   RegrantLocked();     // the slot is free again
 }
 
-void WorkerCore::OnRunEvent(const std::string& lease, const crucible::v1::RunResponse& event) {
+void WorkerCore::OnRunEvent(const std::string& lease,
+                            const crucible::v1::RunResponse& event) {
   std::optional<ConnectRequest> report;
   {
     absl::MutexLock lock(&mu_);
@@ -134,13 +140,14 @@ void WorkerCore::RequeueFullLocked(Run& run, Effects& fx) {
   // rather than spend the task's attempt.
   pool_.Release(run.executor, /*reached=*/true);
   pool_.MarkFull(run.executor);
-  VLOG(1) << "lease " << run.assignment.lease_id() << ": executor " << run.executor
-          << " is full; placing it again";
+  VLOG(1) << "lease " << run.assignment.lease_id() << ": executor "
+          << run.executor << " is full; placing it again";
   run.executor.clear();
   run.placement_deadline = clock_.Now() + options_.placement_timeout;
   unplaced_.push_front(run.assignment.lease_id());  // it was first before
   if (run.silenced || run.cause != StopCause::kNone) {
-    EndUnplacedLocked(run, absl::CancelledError("stopped before it reached an executor"));
+    EndUnplacedLocked(
+        run, absl::CancelledError("stopped before it reached an executor"));
     return;
   }
   PlaceLocked(fx);
@@ -153,7 +160,8 @@ void WorkerCore::OnRunEnded(const std::string& lease, absl::Status status) {
     auto it = runs_.find(lease);
     if (it == runs_.end()) return;
     Run& run = it->second;
-    if (status.code() == absl::StatusCode::kResourceExhausted && !run.any_event) {
+    if (status.code() == absl::StatusCode::kResourceExhausted &&
+        !run.any_event) {
       RequeueFullLocked(run, fx);
     } else {
       // UNAVAILABLE: the executor could not be reached, died mid-run, or is
@@ -163,12 +171,15 @@ void WorkerCore::OnRunEnded(const std::string& lease, absl::Status status) {
       const bool reached = status.code() != absl::StatusCode::kUnavailable;
       pool_.Release(run.executor, reached);
       if (!reached && !run.result.has_value()) {
-        LOG(WARNING) << "lease " << lease << ": executor " << run.executor << " lost: " << status;
-        status = absl::UnavailableError(
-            absl::StrCat("executor ", run.executor, " lost: ", status.message()));
+        LOG(WARNING) << "lease " << lease << ": executor " << run.executor
+                     << " lost: " << status;
+        status = absl::UnavailableError(absl::StrCat(
+            "executor ", run.executor, " lost: ", status.message()));
       }
-      VLOG(1) << "run of lease " << lease << " on " << run.executor << " ended: " << status;
-      EndRunLocked(run, MakeCompletion(lease, status, run.result, run.cause, run.cancel_reason));
+      VLOG(1) << "run of lease " << lease << " on " << run.executor
+              << " ended: " << status;
+      EndRunLocked(run, MakeCompletion(lease, status, run.result, run.cause,
+                                       run.cancel_reason));
       PlaceLocked(fx);  // the next in line may have the slot
     }
   }
@@ -182,7 +193,8 @@ void WorkerCore::OnServerCancel(const crucible::v1::AssignmentCancel& cancel) {
     absl::MutexLock lock(&mu_);
     auto it = runs_.find(cancel.lease_id());
     if (it == runs_.end()) {
-      LOG(INFO) << "cancel of unknown lease " << cancel.lease_id() << " ignored";
+      LOG(INFO) << "cancel of unknown lease " << cancel.lease_id()
+                << " ignored";
       return;
     }
     Run& run = it->second;
@@ -190,10 +202,12 @@ void WorkerCore::OnServerCancel(const crucible::v1::AssignmentCancel& cancel) {
       run.cause = StopCause::kServerCancel;
       run.cancel_reason = cancel.reason();
     }
-    LOG(INFO) << "server cancelled lease " << cancel.lease_id() << ": " << cancel.reason();
+    LOG(INFO) << "server cancelled lease " << cancel.lease_id() << ": "
+              << cancel.reason();
     executor = run.executor;
     if (executor.empty()) {
-      EndUnplacedLocked(run, absl::CancelledError("stopped before it reached an executor"));
+      EndUnplacedLocked(
+          run, absl::CancelledError("stopped before it reached an executor"));
       return;
     }
   }
@@ -204,23 +218,28 @@ void WorkerCore::OnServerCancel(const crucible::v1::AssignmentCancel& cancel) {
 }
 
 void WorkerCore::OnRejected(const crucible::v1::ReportRejected& rejected) {
-  LOG(WARNING) << "server rejected a report on lease " << rejected.lease_id() << " ("
-               << absl::StatusCodeToString(static_cast<absl::StatusCode>(rejected.code())) << ": "
-               << rejected.message() << "); abandoning that run";
+  LOG(WARNING) << "server rejected a report on lease " << rejected.lease_id()
+               << " ("
+               << absl::StatusCodeToString(
+                      static_cast<absl::StatusCode>(rejected.code()))
+               << ": " << rejected.message() << "); abandoning that run";
   {
     absl::MutexLock lock(&mu_);
     auto it = runs_.find(rejected.lease_id());
     if (it == runs_.end()) return;
     it->second.silenced = true;
     if (it->second.executor.empty()) {
-      EndUnplacedLocked(it->second, absl::CancelledError("stopped before it reached an executor"));
+      EndUnplacedLocked(
+          it->second,
+          absl::CancelledError("stopped before it reached an executor"));
       return;
     }
   }
   launcher_.CancelCall(rejected.lease_id());
 }
 
-void WorkerCore::OnCapacityChange(std::vector<crucible::v1::ExecutorAccepts> accepts) {
+void WorkerCore::OnCapacityChange(
+    std::vector<crucible::v1::ExecutorAccepts> accepts) {
   Effects fx;
   {
     absl::MutexLock lock(&mu_);
@@ -232,12 +251,15 @@ void WorkerCore::OnCapacityChange(std::vector<crucible::v1::ExecutorAccepts> acc
   UpdateReadiness();
 }
 
-void WorkerCore::PublishExecutorsLocked(std::vector<crucible::v1::ExecutorAccepts> executors) {
-  auto same = [](const crucible::v1::ExecutorAccepts& a, const crucible::v1::ExecutorAccepts& b) {
+void WorkerCore::PublishExecutorsLocked(
+    std::vector<crucible::v1::ExecutorAccepts> executors) {
+  auto same = [](const crucible::v1::ExecutorAccepts& a,
+                 const crucible::v1::ExecutorAccepts& b) {
     return a.SerializeAsString() == b.SerializeAsString();
   };
-  if (std::equal(executors.begin(), executors.end(), published_executors_.begin(),
-                 published_executors_.end(), same)) {
+  if (std::equal(executors.begin(), executors.end(),
+                 published_executors_.begin(), published_executors_.end(),
+                 same)) {
     return;
   }
   published_executors_ = std::move(executors);
@@ -262,9 +284,11 @@ void WorkerCore::RegrantLocked() {
   PushLocked(MakeCredit(grant));
 }
 
-absl::Duration WorkerCore::RunDeadline(const crucible::v1::TaskSpec& spec) const {
+absl::Duration WorkerCore::RunDeadline(
+    const crucible::v1::TaskSpec& spec) const {
   if (!spec.has_timeout()) return options_.run_deadline_without_timeout;
-  return common::FromProtoDuration(spec.timeout()) + options_.run_deadline_margin;
+  return common::FromProtoDuration(spec.timeout()) +
+         options_.run_deadline_margin;
 }
 
 }  // namespace worker

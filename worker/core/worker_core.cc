@@ -22,16 +22,17 @@ bool PerStream(const ConnectRequest& msg) {
 
 }  // namespace
 
-WorkerCore::WorkerCore(CoreOptions options, const common::Clock& clock, ExecutorPool& pool,
-                       RunLauncher& launcher, ReadinessCallback on_readiness)
+WorkerCore::WorkerCore(CoreOptions options, const common::Clock& clock,
+                       ExecutorPool& pool, RunLauncher& launcher,
+                       ReadinessCallback on_readiness)
     : options_(std::move(options)),
       clock_(clock),
       pool_(pool),
       launcher_(launcher),
       on_readiness_(std::move(on_readiness)) {}
 
-ConnectRequest WorkerCore::BeginStream(std::vector<crucible::v1::ExecutorAccepts> accepts,
-                                       uint64_t& stream) {
+ConnectRequest WorkerCore::BeginStream(
+    std::vector<crucible::v1::ExecutorAccepts> accepts, uint64_t& stream) {
   absl::MutexLock lock(&mu_);
   // A new stream: the server knows only what the hello says, so drop the
   // old stream's credits and heartbeats and offer the free slots afresh.
@@ -48,7 +49,8 @@ ConnectRequest WorkerCore::BeginStream(std::vector<crucible::v1::ExecutorAccepts
   stream = ++stream_;
   connected_ = false;
   going_away_ = false;
-  return MakeHello(options_.worker_id, outstanding_credits_, published_executors_);
+  return MakeHello(options_.worker_id, outstanding_credits_,
+                   published_executors_);
 }
 
 void WorkerCore::StreamConnected(uint64_t stream) {
@@ -167,7 +169,8 @@ bool WorkerCore::AwaitDraining(absl::Duration timeout) {
 
 bool WorkerCore::AwaitNoRuns(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return runs_.empty(); };
+  auto idle = [this]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return runs_.empty(); };
   return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
 }
 
@@ -184,7 +187,8 @@ void WorkerCore::BeginStop() {
       Run& run = runs_.at(lease);
       if (run.cause == StopCause::kNone) run.cause = StopCause::kShutdown;
       if (run.executor.empty()) {
-        EndUnplacedLocked(run, absl::CancelledError("stopped before it reached an executor"));
+        EndUnplacedLocked(
+            run, absl::CancelledError("stopped before it reached an executor"));
       } else {
         fx.cancel_calls.push_back(lease);
       }
@@ -193,7 +197,8 @@ void WorkerCore::BeginStop() {
   Apply(fx);
 }
 
-void WorkerCore::AwaitReported(absl::Duration timeout, absl::Duration close_timeout) {
+void WorkerCore::AwaitReported(absl::Duration timeout,
+                               absl::Duration close_timeout) {
   // The writer half-closes once the runs are gone and their reports are
   // written; the server then ends the stream.
   absl::MutexLock lock(&mu_);
@@ -201,7 +206,8 @@ void WorkerCore::AwaitReported(absl::Duration timeout, absl::Duration close_time
     return runs_.empty() && (outbound_.empty() || !connected_);
   };
   mu_.AwaitWithTimeout(absl::Condition(&reported), timeout);
-  auto closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !connected_; };
+  auto closed = [this]()
+                    ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !connected_; };
   mu_.AwaitWithTimeout(absl::Condition(&closed), close_timeout);
 }
 
@@ -244,7 +250,8 @@ void WorkerCore::UpdateReadiness() {
   // Published without the lock; a change meanwhile is published next, by
   // this thread, so the health service ends with the current state.
   while (true) {
-    LOG(INFO) << (ready ? "ready (SERVING): " : "not ready (NOT_SERVING): ") << reason;
+    LOG(INFO) << (ready ? "ready (SERVING): " : "not ready (NOT_SERVING): ")
+              << reason;
     if (on_readiness_) on_readiness_(ready);
     absl::MutexLock lock(&mu_);
     if (!readiness_.PublishedOne()) return;
@@ -255,7 +262,9 @@ void WorkerCore::UpdateReadiness() {
 
 bool WorkerCore::AwaitBlockedReportsForTest(int n, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto blocked = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return blocked_reports_ >= n; };
+  auto blocked = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return blocked_reports_ >= n;
+  };
   return mu_.AwaitWithTimeout(absl::Condition(&blocked), timeout);
 }
 

@@ -54,12 +54,14 @@ class RunLauncher {
   // Starts running `request` on `executor`, bounded by `deadline`, without
   // blocking. Every event of the run goes to WorkerCore::OnRunEvent and its
   // end, once, to WorkerCore::OnRunEnded.
-  virtual void Launch(const std::string& executor, const crucible::v1::RunRequest& request,
+  virtual void Launch(const std::string& executor,
+                      const crucible::v1::RunRequest& request,
                       absl::Duration deadline) = 0;
   // Cancels the call of the run `lease` (its end still comes to OnRunEnded).
   virtual void CancelCall(const std::string& lease) = 0;
   // Asks `executor` to cancel the run `lease`, falling back to CancelCall.
-  virtual void CancelOnExecutor(const std::string& executor, const std::string& lease) = 0;
+  virtual void CancelOnExecutor(const std::string& executor,
+                                const std::string& lease) = 0;
 };
 
 // What the stream writer is to do next (WorkerCore::NextWrite).
@@ -90,8 +92,9 @@ class WorkerCore {
  public:
   using ReadinessCallback = std::function<void(bool ready)>;
 
-  WorkerCore(CoreOptions options, const common::Clock& clock, ExecutorPool& pool,
-             RunLauncher& launcher, ReadinessCallback on_readiness = nullptr);
+  WorkerCore(CoreOptions options, const common::Clock& clock,
+             ExecutorPool& pool, RunLauncher& launcher,
+             ReadinessCallback on_readiness = nullptr);
   WorkerCore(const WorkerCore&) = delete;
   WorkerCore& operator=(const WorkerCore&) = delete;
 
@@ -99,8 +102,8 @@ class WorkerCore {
   // A new stream: drops the old stream's credits, heartbeats and executor
   // updates, offers the free slots afresh. Returns the hello (publishing
   // `accepts`) and sets `stream` to the new stream's id.
-  crucible::v1::ConnectRequest BeginStream(std::vector<crucible::v1::ExecutorAccepts> accepts,
-                                           uint64_t& stream);
+  crucible::v1::ConnectRequest BeginStream(
+      std::vector<crucible::v1::ExecutorAccepts> accepts, uint64_t& stream);
   // The stream is connected: credits may go on it from now on.
   void StreamConnected(uint64_t stream);
   // The hello was written: the worker is up (readiness). Returns the resume
@@ -126,7 +129,8 @@ class WorkerCore {
   void OnRejected(const crucible::v1::ReportRejected& rejected);
   // An event of the run of `lease`; may block while too much is queued for
   // the server (unless the worker is stopping).
-  void OnRunEvent(const std::string& lease, const crucible::v1::RunResponse& event);
+  void OnRunEvent(const std::string& lease,
+                  const crucible::v1::RunResponse& event);
   // The run's call on its executor ended with `status`.
   void OnRunEnded(const std::string& lease, absl::Status status);
   // The free slots in rotation or what the executors accept may have changed.
@@ -191,24 +195,31 @@ class WorkerCore {
   void ExpirePlacementsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Apply(Effects& fx) ABSL_LOCKS_EXCLUDED(mu_);
   // Ends a run that never reached an executor (or no longer does).
-  void EndUnplacedLocked(Run& run, absl::Status why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndUnplacedLocked(Run& run, absl::Status why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndRunLocked(Run& run, crucible::v1::ConnectRequest completion)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A run its executor refused for lack of slots goes back to the front
   // of the line (another executor, or the same one after full_backoff).
-  void RequeueFullLocked(Run& run, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RequeueFullLocked(Run& run, Effects& fx)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RegrantLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int DesiredCreditsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PublishExecutorsLocked(std::vector<crucible::v1::ExecutorAccepts> executors)
+  void PublishExecutorsLocked(
+      std::vector<crucible::v1::ExecutorAccepts> executors)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration RunDeadline(const crucible::v1::TaskSpec& spec) const;
   // worker_core.cc
-  void EnqueueBlocking(crucible::v1::ConnectRequest msg) ABSL_LOCKS_EXCLUDED(mu_);
-  void PushLocked(crucible::v1::ConnectRequest msg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::vector<std::string> LiveLeasesLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EnqueueBlocking(crucible::v1::ConnectRequest msg)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void PushLocked(crucible::v1::ConnectRequest msg)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<std::string> LiveLeasesLocked() const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<crucible::v1::HeldLease> HeldLeasesLocked() const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool StreamDoneLocked(uint64_t stream) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool StreamDoneLocked(uint64_t stream) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const CoreOptions options_;
   const common::Clock& clock_;
@@ -218,7 +229,8 @@ class WorkerCore {
 
   mutable absl::Mutex mu_;
   std::map<std::string, Run> runs_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> unplaced_ ABSL_GUARDED_BY(mu_);  // leases waiting for an executor
+  std::deque<std::string> unplaced_
+      ABSL_GUARDED_BY(mu_);  // leases waiting for an executor
   // Reports for the server; kept across streams (credits and heartbeats
   // are dropped on reconnect: the hello replaces them).
   std::deque<crucible::v1::ConnectRequest> outbound_ ABSL_GUARDED_BY(mu_);
@@ -226,18 +238,22 @@ class WorkerCore {
   int blocked_reports_ ABSL_GUARDED_BY(mu_) = 0;
   // Runs ended whose completion is queued but not yet written, by lease: a
   // restarted server must take their lease back before the completion.
-  std::map<std::string, crucible::v1::HeldLease> ended_unsent_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, crucible::v1::HeldLease> ended_unsent_
+      ABSL_GUARDED_BY(mu_);
   // What the server was last told the executors accept.
-  std::vector<crucible::v1::ExecutorAccepts> published_executors_ ABSL_GUARDED_BY(mu_);
+  std::vector<crucible::v1::ExecutorAccepts> published_executors_
+      ABSL_GUARDED_BY(mu_);
   uint64_t stream_ ABSL_GUARDED_BY(mu_) = 0;  // id of the latest stream
-  bool connected_ ABSL_GUARDED_BY(mu_) = false;  // stream_ is open: credits go on it
+  bool connected_ ABSL_GUARDED_BY(mu_) =
+      false;  // stream_ is open: credits go on it
   bool going_away_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time next_heartbeat_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   int outstanding_credits_ ABSL_GUARDED_BY(mu_) = 0;  // granted, not yet used
   Readiness readiness_ ABSL_GUARDED_BY(mu_);
   bool draining_ ABSL_GUARDED_BY(mu_) = false;  // no credits, no new runs
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // runs cancelled; half-close when reported
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;      // nothing more is written
+  bool stopping_ ABSL_GUARDED_BY(mu_) =
+      false;  // runs cancelled; half-close when reported
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;  // nothing more is written
 };
 
 }  // namespace worker
