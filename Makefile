@@ -6,7 +6,7 @@ CXX_COMPILER ?= clang++
 IMAGE ?= localhost/crucible/busybox:latest
 JOBS ?= $(shell nproc)
 
-.PHONY: all bootstrap configure build test lint demo up down clean
+.PHONY: all bootstrap configure build test lint format demo up down clean
 
 all: build
 
@@ -23,6 +23,11 @@ build: configure
 lint: bootstrap
 	node_modules/.bin/buf lint proto
 	node_modules/.bin/buf format --diff --exit-code proto
+	git ls-files -z '*.cc' '*.h' | xargs -0 clang-format --dry-run --Werror
+
+# Formats every tracked .cc and .h in place (.clang-format: Google).
+format:
+	git ls-files -z '*.cc' '*.h' | xargs -0 clang-format -i
 
 test: build lint
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600

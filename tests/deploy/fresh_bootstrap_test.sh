@@ -120,7 +120,7 @@ inside() {
   local t1=$SECONDS
   # Programs the Makefile, the build, the tests, deploy/local/* and
   # deploy/docker/* call, and what podman and netavark call underneath.
-  for p in make cmake ninja clang clang++ g++ pkg-config protoc grpc_cpp_plugin \
+  for p in make cmake ninja clang clang++ clang-format g++ pkg-config protoc grpc_cpp_plugin \
            podman runc conmon /usr/lib/podman/netavark /usr/lib/podman/aardvark-dns \
            iptables ip6tables catatonit haproxy curl /usr/bin/python3 podman-compose mmdebstrap \
            node npm node_modules/.bin/buf \
