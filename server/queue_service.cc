@@ -57,7 +57,7 @@ class WorkerStream final
       return;
     }
     // Applied right here: the scheduler does no disk I/O under its lock
-    // (writes are queued to the store's writer), so this never waits for
+    // (writes are queued to the outbox's writer), so this never waits for
     // more than an in-memory decision, and saves a thread hop per message.
     absl::Status s = Handle(request_);
     if (!s.ok()) {

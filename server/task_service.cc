@@ -156,7 +156,7 @@ class Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
 grpc::ServerUnaryReactor* TaskService::CreateTask(
     grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_request,
     grpc::ByteBuffer* raw_response) {
-  // Answered from the store's callback thread once the task is durable;
+  // Answered from the outbox's callback thread once the task is durable;
   // nothing waits for the commit. Without a request_id the scheduler only
   // decides in memory, so that runs right in the reaction; with one it may
   // read the store, so on the pool.

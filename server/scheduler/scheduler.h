@@ -118,7 +118,7 @@ class Scheduler {
 
   // --- Client API ---
   // Validates, stores and queues a task; `done` runs once the task is
-  // durable (on the store's callback thread, or at once for an invalid
+  // durable (on the outbox's callback thread, or at once for an invalid
   // spec); it must not block. With a request_id already used by the tenant,
   // answers the task created then.
   using CreateDone = std::function<void(absl::StatusOr<crucible::v1::Task>)>;

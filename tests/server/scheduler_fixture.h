@@ -18,7 +18,7 @@
 namespace server {
 
 // Collects what the scheduler sends to one worker. Thread-safe.
-// Announcements leave once durable, on the store's thread: the Take*
+// Announcements leave once durable, on the outbox's callback thread: the Take*
 // methods first wait (settle) for every one decided so far.
 class FakeSink : public WorkerSink {
  public:
