@@ -16,6 +16,7 @@
 #include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
+#include "server/store/sqlite_schema.h"
 #include "server/store/sqlite_util.h"
 
 namespace server {
@@ -26,89 +27,7 @@ using crucible::v1::OutputStream;
 using crucible::v1::Task;
 using crucible::v1::TaskState;
 
-absl::StatusOr<Task> ParseTask(const std::string& bytes);
-absl::Status BackfillLabels(sqlite3* db);
-
-// Each entry moves the schema from version i to i+1: its SQL, then its
-// backfill (if any), in one transaction. Never edit a shipped entry; append
-// a new one.
-struct Migration {
-  const char* sql;
-  absl::Status (*backfill)(sqlite3* db) = nullptr;
-};
-const Migration kMigrations[] = {
-    {R"sql(
-CREATE TABLE tasks (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  id TEXT NOT NULL UNIQUE,
-  tenant TEXT NOT NULL,
-  request_id TEXT,
-  state INTEGER NOT NULL,
-  priority INTEGER NOT NULL,
-  create_time_us INTEGER NOT NULL,
-  task BLOB NOT NULL
-);
-CREATE UNIQUE INDEX tasks_by_request ON tasks(tenant, request_id)
-  WHERE request_id IS NOT NULL;
-CREATE INDEX tasks_by_tenant ON tasks(tenant, seq);
-CREATE INDEX tasks_by_state ON tasks(state, seq);
-CREATE TABLE output_chunks (
-  task_id TEXT NOT NULL,
-  attempt INTEGER NOT NULL,
-  byte_offset INTEGER NOT NULL,
-  stream INTEGER NOT NULL,
-  data BLOB NOT NULL,
-  PRIMARY KEY (task_id, attempt, byte_offset)
-);
-)sql"},
-    // 2: when a task ended, for retention.
-    {R"sql(
-ALTER TABLE tasks ADD COLUMN end_time_us INTEGER;
-CREATE INDEX tasks_by_end ON tasks(end_time_us) WHERE end_time_us IS NOT NULL;
-)sql"},
-    // 3: labels, so ListTasks filters them in SQL; ordered by seq within
-    // each (key, value), so a filtered page reads only matching rows.
-    {R"sql(
-CREATE TABLE task_labels (
-  key TEXT NOT NULL,
-  value TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  PRIMARY KEY (key, value, seq)
-) WITHOUT ROWID;
-CREATE INDEX task_labels_by_seq ON task_labels(seq);
-)sql",
-     &BackfillLabels},
-};
-constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
 constexpr absl::string_view kPageTokenPrefix = "v1:seq:";
-
-absl::StatusOr<Task> ParseTask(const std::string& bytes) {
-  Task task;
-  if (!task.ParseFromString(bytes)) {
-    return absl::DataLossError("stored task does not parse");
-  }
-  return task;
-}
-
-absl::Status BackfillLabels(sqlite3* db) {
-  Stmt tasks(db, "SELECT seq, task FROM tasks");
-  Stmt insert(
-      db,
-      "INSERT OR IGNORE INTO task_labels (key, value, seq) VALUES (?, ?, ?)");
-  while (tasks.Step()) {
-    ASSIGN_OR_RETURN(Task task, ParseTask(tasks.Blob(1)));
-    for (const auto& [key, value] : task.spec().labels()) {
-      insert.Reset();
-      RETURN_IF_ERROR(
-          insert.Bind(1, key).Bind(2, value).Bind(3, tasks.Int(0)).Run());
-    }
-  }
-  return tasks.status();
-}
-
-int64_t Micros(const google::protobuf::Timestamp& t) {
-  return absl::ToUnixMicros(common::FromProtoTime(t));
-}
 
 absl::StatusOr<sqlite3*> OpenConnection(const SqliteTaskStoreOptions& options) {
   sqlite3* db = nullptr;
@@ -132,36 +51,6 @@ absl::StatusOr<sqlite3*> OpenConnection(const SqliteTaskStoreOptions& options) {
   return db;
 }
 
-absl::Status Migrate(sqlite3* db) {
-  RETURN_IF_ERROR(ExecSql(
-      db,
-      "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
-  int64_t version = 0;
-  {
-    Stmt get(db, "SELECT MAX(version) FROM schema_version");
-    if (get.Step()) version = get.Int(0);
-    RETURN_IF_ERROR(get.status());
-  }
-  if (version > kNumMigrations) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("database schema version ", version,
-                     " is newer than this binary (", kNumMigrations, ")"));
-  }
-  for (int64_t v = version; v < kNumMigrations; ++v) {
-    Transaction tx(db);
-    RETURN_IF_ERROR(tx.status());
-    RETURN_IF_ERROR(ExecSql(db, kMigrations[v].sql));
-    if (kMigrations[v].backfill != nullptr) {
-      RETURN_IF_ERROR(kMigrations[v].backfill(db));
-    }
-    RETURN_IF_ERROR(Stmt(db, "INSERT INTO schema_version (version) VALUES (?)")
-                        .Bind(1, v + 1)
-                        .Run());
-    RETURN_IF_ERROR(tx.Commit());
-  }
-  return absl::OkStatus();
-}
-
 // Binds a task's changing columns: state, end_time_us, task blob.
 void BindRow(Stmt& stmt, const TaskRow& row, int first) {
   stmt.Bind(first, static_cast<int64_t>(row.state));
@@ -175,43 +64,7 @@ void BindRow(Stmt& stmt, const TaskRow& row, int first) {
 
 }  // namespace
 
-TaskRow TaskRow::Of(const Task& task) {
-  TaskRow row;
-  row.id = task.id();
-  row.state = task.state();
-  if (task.has_end_time()) row.end_time_us = Micros(task.end_time());
-  row.blob = task.SerializeAsString();
-  return row;
-}
-
-TaskWrite TaskWrite::Insert(const Task& task) {
-  TaskWrite w;
-  w.kind = Kind::kInsert;
-  w.row = TaskRow::Of(task);
-  w.row.tenant = task.tenant();
-  w.row.request_id = task.request_id();
-  w.row.create_time_us = Micros(task.create_time());
-  w.row.priority = task.spec().priority();
-  w.row.labels.assign(task.spec().labels().begin(), task.spec().labels().end());
-  return w;
-}
-
-TaskWrite TaskWrite::Update(const Task& task) {
-  TaskWrite w;
-  w.kind = Kind::kUpdate;
-  w.row = TaskRow::Of(task);
-  return w;
-}
-
-TaskWrite TaskWrite::Output(std::string task_id, OutputChunk chunk) {
-  TaskWrite w;
-  w.kind = Kind::kOutput;
-  w.task_id = std::move(task_id);
-  w.chunk = std::move(chunk);
-  return w;
-}
-
-int SqliteTaskStore::CurrentSchemaVersion() { return kNumMigrations; }
+int SqliteTaskStore::CurrentSchemaVersion() { return SqliteSchemaVersion(); }
 
 // A read connection of the pool, for one read.
 class SqliteTaskStore::ReadConnection {
@@ -246,7 +99,7 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
     return absl::OkStatus();
   }();
   if (s.ok()) s = ExecSql(write_db, "PRAGMA synchronous=FULL");
-  if (s.ok()) s = Migrate(write_db);
+  if (s.ok()) s = MigrateSqliteSchema(write_db);
   std::vector<sqlite3*> read_dbs;
   while (s.ok() &&
          static_cast<int>(read_dbs.size()) < options.read_connections) {
@@ -435,7 +288,7 @@ absl::StatusOr<Task> SqliteTaskStore::GetTask(const std::string& task_id) {
   ReadConnection db(this);
   Stmt get(db.get(), "SELECT task FROM tasks WHERE id = ?");
   get.Bind(1, task_id);
-  if (get.Step()) return ParseTask(get.Blob(0));
+  if (get.Step()) return ParseStoredTask(get.Blob(0));
   RETURN_IF_ERROR(get.status());
   return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
 }
@@ -446,7 +299,7 @@ absl::StatusOr<Task> SqliteTaskStore::FindByRequestId(
   Stmt find(db.get(),
             "SELECT task FROM tasks WHERE tenant = ? AND request_id = ?");
   find.Bind(1, tenant).Bind(2, request_id);
-  if (find.Step()) return ParseTask(find.Blob(0));
+  if (find.Step()) return ParseStoredTask(find.Blob(0));
   RETURN_IF_ERROR(find.status());
   return absl::NotFoundError(
       absl::StrCat("request_id ", request_id, " not found"));
@@ -508,7 +361,7 @@ absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
           absl::WebSafeBase64Escape(absl::StrCat(kPageTokenPrefix, last_seq));
       break;
     }
-    ASSIGN_OR_RETURN(Task task, ParseTask(list.Blob(1)));
+    ASSIGN_OR_RETURN(Task task, ParseStoredTask(list.Blob(1)));
     last_seq = list.Int(0);
     page.tasks.push_back(std::move(task));
   }
@@ -525,7 +378,7 @@ absl::StatusOr<std::vector<Task>> SqliteTaskStore::LoadActiveTasks() {
       .Bind(3, int64_t{crucible::v1::TASK_STATE_RUNNING});
   std::vector<Task> tasks;
   while (list.Step()) {
-    ASSIGN_OR_RETURN(Task task, ParseTask(list.Blob(0)));
+    ASSIGN_OR_RETURN(Task task, ParseStoredTask(list.Blob(0)));
     tasks.push_back(std::move(task));
   }
   RETURN_IF_ERROR(list.status());

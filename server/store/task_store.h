@@ -37,6 +37,9 @@ struct ListTasksPage {
   std::string next_page_token;
 };
 
+// A stored task's proto from its bytes; DATA_LOSS if they do not parse.
+absl::StatusOr<crucible::v1::Task> ParseStoredTask(const std::string& bytes);
+
 // A task as stored: the indexed columns and the serialized proto.
 struct TaskRow {
   std::string id;
