@@ -34,10 +34,9 @@ class RunReactor final : public grpc::ServerWriteReactor<RunResponse>,
     thread_ = std::thread([this] { Body(); });
   }
 
-  void OnStarted(const std::string& container_id, absl::Time start) override {
+  void OnStarted(const crucible::v1::RunStarted& started) override {
     RunResponse r;
-    r.mutable_started()->set_container_id(container_id);
-    *r.mutable_started()->mutable_start_time() = common::ToProtoTime(start);
+    *r.mutable_started() = started;
     Enqueue(std::move(r));
   }
 

@@ -141,12 +141,17 @@ class WorkerStream final
         return absl::OkStatus();
       }
       case ConnectRequest::kStarted:
-        Reject(req.started().lease_id(),
-               scheduler_.ReportStarted(
-                   req.started().lease_id(),
-                   req.started().has_start_time()
-                       ? common::FromProtoTime(req.started().start_time())
-                       : absl::InfinitePast()));
+        Reject(
+            req.started().lease_id(),
+            scheduler_.ReportStarted(
+                req.started().lease_id(),
+                req.started().has_start_time()
+                    ? common::FromProtoTime(req.started().start_time())
+                    : absl::InfinitePast(),
+                req.started().limits().has_timeout()
+                    ? std::optional<absl::Duration>(common::FromProtoDuration(
+                          req.started().limits().timeout()))
+                    : std::nullopt));
         return absl::OkStatus();
       case ConnectRequest::kOutput:
         Reject(req.output().lease_id(),

@@ -77,6 +77,9 @@ std::optional<ConnectRequest> RelayRunEvent(
       req.mutable_started()->set_lease_id(lease_id);
       *req.mutable_started()->mutable_start_time() =
           event.started().start_time();
+      if (event.started().has_limits()) {
+        *req.mutable_started()->mutable_limits() = event.started().limits();
+      }
       return req;
     case crucible::v1::RunResponse::kOutput:
       req.mutable_output()->set_lease_id(lease_id);

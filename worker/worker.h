@@ -40,12 +40,14 @@ struct WorkerOptions {
   // An assignment that finds no free executor slot waits this long for one
   // (its lease kept alive), then is given back as UNAVAILABLE.
   absl::Duration placement_timeout = absl::Seconds(30);
-  // Deadline of a Run call: the spec's timeout plus this margin (container
-  // start and removal, output draining)...
+  // A run is stopped if it has no result this long (container removal,
+  // output draining) after its timeout: the one its executor reports at the
+  // start (the spec's, or the executor's default), counted from the start;
+  // before the start, the spec's, counted from the call.
   absl::Duration run_deadline_margin = absl::Minutes(2);
-  // ...or this when the spec has no timeout (the executor applies its
-  // default, which the worker does not know). A guard against a stuck
-  // stream, not a task limit.
+  // The same bound for a run whose spec sets no timeout and whose executor
+  // (an older one) reports none. A guard against a stuck stream, not a
+  // task limit.
   absl::Duration run_deadline_without_timeout = absl::Hours(24);
   // Reports queued for the server beyond this many bytes make the run
   // threads wait (back-pressure to the executors' streams).

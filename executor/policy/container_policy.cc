@@ -258,6 +258,10 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
             o.default_max_output_bytes, o.max_max_output_bytes);
   if (!output.ok()) return output.status();
   plan.max_output_bytes = *output;
+  plan.resources.set_memory_bytes(*memory);
+  plan.resources.set_cpu_millis(*cpu);
+  plan.resources.set_pids_limit(*pids);
+  plan.resources.set_tmpfs_bytes(*tmpfs);
   plan.timeout = o.default_timeout;
   if (spec.has_timeout()) {
     absl::Duration t = common::FromProtoDuration(spec.timeout());

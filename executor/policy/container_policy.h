@@ -89,8 +89,12 @@ struct ContainerPlan {
   // used by every later call on the container.
   std::string name;
   nlohmann::json create_body;  // body of POST /containers/create
+  // The run's limits: the spec's, each one it leaves unset (zero) replaced
+  // by the policy's default. This is the one place that decides what an
+  // unset limit means; the executor reports them when the run starts.
   absl::Duration timeout;
   int64_t max_output_bytes;
+  crucible::v1::Resources resources;
   // Pull the image if the engine does not have it.
   bool pull_image = false;
 };

@@ -107,6 +107,18 @@ class Execution {
         name_, " failed in a row); the run was abandoned"));
   }
 
+  // What the sink hears at the start: the container and the run's limits.
+  crucible::v1::RunStarted Started() const {
+    crucible::v1::RunStarted started;
+    started.set_container_id(id_);
+    *started.mutable_start_time() = common::ToProtoTime(start_time_);
+    crucible::v1::RunLimits* limits = started.mutable_limits();
+    *limits->mutable_timeout() = common::ToProtoDuration(plan_.timeout);
+    *limits->mutable_resources() = plan_.resources;
+    limits->set_max_output_bytes(plan_.max_output_bytes);
+    return started;
+  }
+
   TaskResult Ended(TerminationReason reason, std::string message) {
     TaskResult r;
     r.set_reason(reason);
@@ -158,7 +170,7 @@ class Execution {
       return r;
     }
     start_time_ = clock_.Now();
-    sink_.OnStarted(id_, start_time_);
+    sink_.OnStarted(Started());
     std::thread watchdog([this] { Watchdog(start_time_); });
     absl::Cleanup join_watchdog = [&] {
       control_.MarkDone();

@@ -23,7 +23,9 @@ namespace runner {
 class RunSink {
  public:
   virtual ~RunSink() = default;
-  virtual void OnStarted(const std::string& container_id, absl::Time start) = 0;
+  // The container started: its id, start time and the run's limits (the
+  // spec's, with the policy's defaults for those it leaves unset).
+  virtual void OnStarted(const crucible::v1::RunStarted& started) = 0;
   virtual void OnOutput(crucible::v1::OutputChunk chunk) = 0;
 };
 

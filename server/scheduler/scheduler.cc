@@ -112,11 +112,9 @@ absl::Status Scheduler::Rebuild() {
     if (state == crucible::v1::TASK_STATE_RUNNING) {
       // The start report was the task's last stored change.
       e.start_time = common::FromProtoTime(e.task.update_time());
-      if (e.task.spec().has_timeout()) {
-        e.run_deadline = e.start_time +
-                         common::FromProtoDuration(e.task.spec().timeout()) +
-                         options_.timeout_grace;
-      }
+      // Without a timeout in the spec, the deadline waits for the worker to
+      // name the lease with the timeout its executor reported (ClaimLocked).
+      SetRunDeadlineLocked(e, e.start_time, std::nullopt);
     }
   }
   const int lapsed = LapseUnclaimedLocked(now, op.out);

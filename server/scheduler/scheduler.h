@@ -68,8 +68,11 @@ struct SchedulerOptions {
   // whatever its priority, so a ready task waits at most about n times the
   // number of older ready tasks. 0 means strict priority order.
   int fairness_interval = 10;
-  // If an attempt of a task with a timeout brings no result this long after
-  // timeout (counted from its start), the server ends it TIMED_OUT itself.
+  // If an attempt brings no result this long after its timeout (counted
+  // from its start), the server ends it TIMED_OUT itself. The timeout is
+  // the one the executor reported at the start (the spec's, or the
+  // executor's default when the spec sets none); from older workers, the
+  // spec's, and none when the spec sets none.
   absl::Duration timeout_grace = absl::Seconds(30);
   // Terminal tasks and their output are purged this long after they ended.
   absl::Duration retention = absl::Hours(24 * 7);
@@ -172,8 +175,11 @@ class Scheduler {
   void GoAway(const std::string& reason);
   // Every report: FAILED_PRECONDITION if the lease is not the task's live
   // lease (the report is ignored). start_time InfinitePast means "now".
-  absl::Status ReportStarted(const std::string& lease_id,
-                             absl::Time start_time);
+  // `timeout` is the run's timeout as its executor reported it (nullopt
+  // from older workers and executors).
+  absl::Status ReportStarted(
+      const std::string& lease_id, absl::Time start_time,
+      std::optional<absl::Duration> timeout = std::nullopt);
   absl::Status ReportOutput(const std::string& lease_id,
                             crucible::v1::OutputChunk chunk);
   absl::Status ReportCompletion(
@@ -285,6 +291,11 @@ class Scheduler {
   absl::Duration InfraBackoffLocked(int failures)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseLeaseLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets e.run_deadline to `from` + the run's timeout + timeout_grace: the
+  // timeout its executor reported, else the spec's; none if neither.
+  void SetRunDeadlineLocked(Entry& e, absl::Time from,
+                            std::optional<absl::Duration> reported)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Gives the lease of a task kept since the restart to `worker_id`, if
   // `held` names its task and attempt in time. False if it does not.
   bool ClaimLocked(const crucible::v1::HeldLease& held,

@@ -18,8 +18,23 @@ using crucible::v1::OutputChunk;
 using crucible::v1::Task;
 using crucible::v1::TaskResult;
 
+void Scheduler::SetRunDeadlineLocked(Entry& e, absl::Time from,
+                                     std::optional<absl::Duration> reported) {
+  const crucible::v1::TaskSpec& spec = e.task.spec();
+  std::optional<absl::Duration> timeout = reported;
+  // A worker's garbage must not end the attempt at once.
+  if (timeout.has_value() && *timeout <= absl::ZeroDuration()) timeout.reset();
+  if (!timeout.has_value() && spec.has_timeout()) {
+    timeout = common::FromProtoDuration(spec.timeout());
+  }
+  e.run_deadline = timeout.has_value()
+                       ? from + *timeout + options_.timeout_grace
+                       : absl::InfiniteFuture();
+}
+
 absl::Status Scheduler::ReportStarted(const std::string& lease_id,
-                                      absl::Time start_time) {
+                                      absl::Time start_time,
+                                      std::optional<absl::Duration> timeout) {
   Op op(this);
   ASSIGN_OR_RETURN(Entry * e, LiveLeaseLocked(lease_id, op.out));
   if (e->task.state() == crucible::v1::TASK_STATE_RUNNING)
@@ -29,13 +44,9 @@ absl::Status Scheduler::ReportStarted(const std::string& lease_id,
       /*ends_attempt=*/false, op.out));
   e->start_time =
       start_time == absl::InfinitePast() ? clock_.Now() : start_time;
-  if (e->task.spec().has_timeout()) {
-    // Counted on our clock from the report, so a skewed worker clock cannot
-    // shorten it.
-    e->run_deadline = clock_.Now() +
-                      common::FromProtoDuration(e->task.spec().timeout()) +
-                      options_.timeout_grace;
-  }
+  // Counted on our clock from the report, so a skewed worker clock cannot
+  // shorten it.
+  SetRunDeadlineLocked(*e, clock_.Now(), timeout);
   return absl::OkStatus();
 }
 

@@ -215,6 +215,11 @@ bool Scheduler::ClaimLocked(const crucible::v1::HeldLease& held,
   e.worker_id = worker_id;
   e.lease_deadline = clock_.Now() + options_.lease_ttl;
   leases_[e.lease_id] = e.task.id();
+  if (e.task.state() == crucible::v1::TASK_STATE_RUNNING &&
+      held.has_timeout()) {
+    SetRunDeadlineLocked(e, e.start_time,
+                         common::FromProtoDuration(held.timeout()));
+  }
   LOG(INFO) << "worker " << worker_id << " took back the lease of task "
             << e.task.id() << " (attempt " << e.task.attempt() << ")";
   if (e.cancel_requested) SendCancelLocked(e, e.cancel_reason, out);

@@ -29,9 +29,9 @@ using executor_testing::kBusybox;
 // Collects a run's events. Thread-safe.
 class CollectingSink : public RunSink {
  public:
-  void OnStarted(const std::string& container_id, absl::Time start) override {
+  void OnStarted(const crucible::v1::RunStarted& started) override {
     absl::MutexLock lock(&mu_);
-    container_id_ = container_id;
+    container_id_ = started.container_id();
     started_at_ = absl::Now();
     started_.Notify();
   }

@@ -431,7 +431,7 @@ TEST_P(EngineDiesTest, RunEndsUnavailableNotAHang) {
 
   class StartedSink : public runner::RunSink {
    public:
-    void OnStarted(const std::string&, absl::Time) override {
+    void OnStarted(const crucible::v1::RunStarted&) override {
       started.Notify();
     }
     void OnOutput(crucible::v1::OutputChunk) override {}

@@ -103,6 +103,14 @@ TEST_F(ExecutorServiceTest, RunStreamsStartedOutputFinished) {
   ASSERT_GE(got.size(), 3u);
   EXPECT_TRUE(got.front().has_started());
   EXPECT_FALSE(got.front().started().container_id().empty());
+  // The run's limits, the policy's defaults where the spec sets none.
+  const crucible::v1::RunLimits& limits = got.front().started().limits();
+  EXPECT_EQ(common::FromProtoDuration(limits.timeout()),
+            policy_->options().default_timeout);
+  EXPECT_EQ(limits.resources().memory_bytes(),
+            policy_->options().default_memory_bytes);
+  EXPECT_EQ(limits.max_output_bytes(),
+            policy_->options().default_max_output_bytes);
   ASSERT_TRUE(got.back().has_finished());
   EXPECT_EQ(got.back().finished().reason(),
             crucible::v1::TERMINATION_REASON_EXITED);

@@ -23,15 +23,17 @@ using testing_util::FakeEngine;
 
 class StartedSink : public RunSink {
  public:
-  void OnStarted(const std::string& id, absl::Time start) override {
-    id_ = id;
-    start_ = start;
+  void OnStarted(const crucible::v1::RunStarted& started_message) override {
+    id_ = started_message.container_id();
+    start_ = common::FromProtoTime(started_message.start_time());
+    limits_ = started_message.limits();
     started.Notify();
   }
   void OnOutput(crucible::v1::OutputChunk) override {}
   absl::Notification started;
   std::string id_;
   absl::Time start_;
+  crucible::v1::RunLimits limits_;
 };
 
 // A Runner on a FakeClock over the fake engine.
@@ -105,6 +107,35 @@ TEST_F(RunnerFakeClockTest, CancelKillsBeforeTheDeadline) {
   EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_CANCELLED);
   EXPECT_EQ(result->exit_code(), 137);
   EXPECT_TRUE(engine_.containers().empty());
+}
+
+// A spec that sets no limit gets the policy's defaults (the one place that
+// decides what "unset" means), reports them at the start, and is held to
+// the default timeout.
+TEST_F(RunnerFakeClockTest, UnsetLimitsAreThePolicyDefaultsAndAreReported) {
+  crucible::v1::RunRequest req;
+  req.set_run_id("r3");
+  req.mutable_spec()->set_image("localhost/crucible/x:1");
+  req.mutable_spec()->mutable_resources()->set_cpu_millis(500);
+  StartedSink sink;
+  absl::StatusOr<crucible::v1::TaskResult> result;
+  std::thread run([&] { result = runner_->Run(req, sink, nullptr); });
+  ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  const policy::ContainerPolicyOptions defaults;
+  EXPECT_EQ(common::FromProtoDuration(sink.limits_.timeout()),
+            defaults.default_timeout);
+  EXPECT_EQ(sink.limits_.resources().memory_bytes(),
+            defaults.default_memory_bytes);
+  EXPECT_EQ(sink.limits_.resources().cpu_millis(), 500) << "the spec's";
+  EXPECT_EQ(sink.limits_.resources().pids_limit(), defaults.default_pids_limit);
+  EXPECT_EQ(sink.limits_.resources().tmpfs_bytes(),
+            defaults.default_tmpfs_bytes);
+  EXPECT_EQ(sink.limits_.max_output_bytes(), defaults.default_max_output_bytes);
+
+  clock_.Advance(defaults.default_timeout);
+  run.join();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_TIMEOUT);
 }
 
 }  // namespace

@@ -31,7 +31,7 @@ constexpr char kImage[] = "localhost/crucible/x:1";
 // Collects the output; notifies on start. Thread-safe.
 class Sink : public RunSink {
  public:
-  void OnStarted(const std::string&, absl::Time) override {
+  void OnStarted(const crucible::v1::RunStarted&) override {
     if (!started.HasBeenNotified()) started.Notify();
   }
   void OnOutput(crucible::v1::OutputChunk chunk) override {

@@ -20,7 +20,7 @@ using testing_util::FakeEngine;
 
 class NullSink : public RunSink {
  public:
-  void OnStarted(const std::string&, absl::Time) override {}
+  void OnStarted(const crucible::v1::RunStarted&) override {}
   void OnOutput(crucible::v1::OutputChunk) override {}
 };
 

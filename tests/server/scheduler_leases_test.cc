@@ -55,6 +55,37 @@ class SchedulerLeasesTest : public SchedulerTest {
   int64_t session_ = 0;  // of LeaseTasks' worker
 };
 
+// After a restart, a running attempt whose spec sets no timeout gets its
+// server-side deadline back when its worker names the lease with the
+// timeout its executor reported, counted from the stored start.
+TEST_F(SchedulerLeasesTest, RestartTakesTheReportedTimeoutFromTheHeldLease) {
+  options_.timeout_grace = absl::Seconds(5);
+  Restart();
+  std::vector<Assignment> got;
+  {
+    FakeSink sink;
+    got = LeaseTasks(1, sink);
+    ASSERT_EQ(got.size(), 1u);
+    ASSERT_TRUE(
+        scheduler_
+            ->ReportStarted(got[0].lease_id(), clock_.Now(), absl::Seconds(20))
+            .ok());
+  }
+  Restart();
+  FakeSink again;
+  int64_t session = Connect(again, 0);
+  HeldLease held = Held(got[0]);
+  *held.mutable_timeout() = common::ToProtoDuration(absl::Seconds(20));
+  EXPECT_TRUE(scheduler_->Heartbeat(session, {}, {held}).empty());
+  clock_.Advance(absl::Seconds(25) - absl::Milliseconds(1));
+  EXPECT_TRUE(scheduler_->Heartbeat(session, {got[0].lease_id()}).empty());
+  EXPECT_EQ(scheduler_->ExpireLeases(), 0);
+  clock_.Advance(absl::Milliseconds(1));
+  EXPECT_EQ(scheduler_->ExpireLeases(), 1);
+  EXPECT_EQ(Get(got[0].task().id()).state(),
+            crucible::v1::TASK_STATE_TIMED_OUT);
+}
+
 TEST_F(SchedulerLeasesTest,
        RestartKeepsNamedLeasesAndLapsesTheOthersAfterTheGrace) {
   std::vector<Assignment> got;

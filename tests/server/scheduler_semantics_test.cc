@@ -101,6 +101,42 @@ TEST_F(SchedulerTest, ServerEndsAnAttemptPastTimeoutPlusGrace) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+// A spec without a timeout runs under its executor's default, which the
+// executor reports at the start: the server's deadline counts from that.
+TEST_F(SchedulerTest, ServerDeadlineUsesTheTimeoutTheExecutorReported) {
+  options_.timeout_grace = absl::Seconds(5);
+  options_.lease_ttl = absl::Hours(1);
+  Restart();
+  std::string id = Create(Spec());  // no timeout
+  FakeSink sink;
+  Connect(sink, 1);
+  std::string lease = sink.TakeAssignments().at(0).lease_id();
+  ASSERT_TRUE(
+      scheduler_->ReportStarted(lease, clock_.Now(), absl::Minutes(10)).ok());
+  clock_.Advance(absl::Minutes(10) + absl::Seconds(5) - absl::Milliseconds(1));
+  EXPECT_EQ(scheduler_->ExpireLeases(), 0);
+  EXPECT_EQ(Get(id).state(), crucible::v1::TASK_STATE_RUNNING);
+  clock_.Advance(absl::Milliseconds(1));
+  EXPECT_EQ(scheduler_->ExpireLeases(), 1);
+  EXPECT_EQ(Get(id).state(), crucible::v1::TASK_STATE_TIMED_OUT);
+}
+
+// From an older worker or executor (no reported timeout) a spec without a
+// timeout has no server-side deadline, as before.
+TEST_F(SchedulerTest, NoServerDeadlineWithoutATimeoutFromSpecOrExecutor) {
+  options_.timeout_grace = absl::Seconds(5);
+  options_.lease_ttl = absl::Hours(100);
+  Restart();
+  std::string id = Create(Spec());
+  FakeSink sink;
+  Connect(sink, 1);
+  std::string lease = sink.TakeAssignments().at(0).lease_id();
+  ASSERT_TRUE(scheduler_->ReportStarted(lease, clock_.Now()).ok());
+  clock_.Advance(absl::Hours(48));
+  EXPECT_EQ(scheduler_->ExpireLeases(), 0);
+  EXPECT_EQ(Get(id).state(), crucible::v1::TASK_STATE_RUNNING);
+}
+
 TEST_F(SchedulerTest, CancelOfAnEndedOrUnknownTask) {
   std::string id = Create(Spec());
   ASSERT_TRUE(scheduler_->CancelTask(id, "").ok());

@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/clock.h"
+#include "common/proto_time.h"
 #include "gtest/gtest.h"
 #include "worker/core/worker_core.h"
 
@@ -413,6 +414,83 @@ TEST_F(WorkerCoreTest, ExecutorsLeavingRotationTakeTheWorkerOutOfReadiness) {
   std::string reason;
   EXPECT_FALSE(core_->ready(&reason));
   EXPECT_EQ(reason, "no executor in rotation");
+}
+
+}  // namespace
+}  // namespace worker
+
+namespace worker {
+namespace {
+
+crucible::v1::RunResponse Started(std::optional<absl::Duration> timeout) {
+  crucible::v1::RunResponse r;
+  r.mutable_started()->set_container_id("c");
+  if (timeout.has_value()) {
+    *r.mutable_started()->mutable_limits()->mutable_timeout() =
+        common::ToProtoDuration(*timeout);
+  }
+  return r;
+}
+
+// A spec without a timeout runs under the executor's default: the call
+// gets no deadline of its own, and the core stops it the margin after the
+// timeout the executor reported at the start. The started report carries
+// that timeout on to the server, and a resume heartbeat names it.
+TEST_F(WorkerCoreTest, TheRunDeadlineIsTheTimeoutTheExecutorReported) {
+  Start();
+  crucible::v1::Assignment a = Assignment("l1");
+  a.mutable_task()->mutable_spec()->clear_timeout();
+  core_->OnAssignment(a);
+  ASSERT_EQ(launcher_.launched().size(), 1u);
+  EXPECT_EQ(launcher_.launched()[0].deadline, absl::InfiniteDuration());
+  Writes();
+  core_->OnRunEvent("l1", Started(absl::Minutes(10)));
+  Messages m = Writes();
+  ASSERT_EQ(m.size(), 1u);
+  ASSERT_TRUE(m[0].has_started());
+  EXPECT_EQ(common::FromProtoDuration(m[0].started().limits().timeout()),
+            absl::Minutes(10));
+
+  EXPECT_FALSE(core_->EndStream(stream_));
+  core_->BeginStream({}, stream_);
+  core_->StreamConnected(stream_);
+  std::optional<ConnectRequest> resume = core_->HelloWritten(stream_);
+  ASSERT_TRUE(resume.has_value());
+  ASSERT_EQ(resume->heartbeat().held_leases_size(), 1);
+  EXPECT_EQ(
+      common::FromProtoDuration(resume->heartbeat().held_leases(0).timeout()),
+      absl::Minutes(10));
+  Writes();
+
+  clock_.Advance(absl::Minutes(10) + options_.run_deadline_margin -
+                 absl::Milliseconds(1));
+  core_->Tick();
+  EXPECT_TRUE(launcher_.cancelled_calls().empty());
+  clock_.Advance(absl::Milliseconds(1));
+  core_->Tick();
+  EXPECT_EQ(launcher_.cancelled_calls(), std::vector<std::string>{"l1"});
+  core_->Tick();
+  EXPECT_EQ(launcher_.cancelled_calls().size(), 1u) << "stopped once";
+  core_->OnRunEnded("l1", absl::CancelledError("call cancelled"));
+  EXPECT_EQ(CompletionOf(Writes(), "l1").error().code(),
+            static_cast<int>(absl::StatusCode::kDeadlineExceeded));
+}
+
+// An older executor reports no timeout: a spec without one is bounded by
+// run_deadline_without_timeout from the call's start, as before.
+TEST_F(WorkerCoreTest, WithoutAReportedTimeoutTheOldBoundHolds) {
+  options_.run_deadline_without_timeout = absl::Hours(24);
+  Start();
+  crucible::v1::Assignment a = Assignment("l1");
+  a.mutable_task()->mutable_spec()->clear_timeout();
+  core_->OnAssignment(a);
+  core_->OnRunEvent("l1", Started(std::nullopt));
+  clock_.Advance(absl::Hours(24) - absl::Milliseconds(1));
+  core_->Tick();
+  EXPECT_TRUE(launcher_.cancelled_calls().empty());
+  clock_.Advance(absl::Milliseconds(1));
+  core_->Tick();
+  EXPECT_EQ(launcher_.cancelled_calls(), std::vector<std::string>{"l1"});
 }
 
 }  // namespace

@@ -60,9 +60,17 @@ void WorkerCore::PlaceLocked(Effects& fx) {
     run.executor = *executor;
     run.any_event = false;
     run.result.reset();
+    run.overdue = false;
+    run.timeout.reset();
     crucible::v1::RunRequest request = MakeRunRequest(run.assignment);
     const absl::Duration deadline = RunDeadline(request.spec());
-    fx.launches.push_back({*executor, std::move(request), deadline});
+    run.run_deadline = clock_.Now() + deadline;
+    // Without a timeout in the spec the run's limit is the executor's
+    // default, known at the start: the core enforces it from then (Tick),
+    // so the call itself gets none.
+    const absl::Duration call_deadline =
+        request.spec().has_timeout() ? deadline : absl::InfiniteDuration();
+    fx.launches.push_back({*executor, std::move(request), call_deadline});
   }
 }
 
@@ -80,6 +88,34 @@ void WorkerCore::ExpirePlacementsLocked() {
   }
 }
 
+void WorkerCore::ExpireRunsLocked(Effects& fx) {
+  const absl::Time now = clock_.Now();
+  for (auto& [lease, run] : runs_) {
+    if (run.executor.empty() || run.overdue || run.run_deadline > now) {
+      continue;
+    }
+    run.overdue = true;
+    LOG(WARNING) << "lease " << lease << ": no result from executor "
+                 << run.executor << " by the run's deadline; stopping it";
+    fx.cancel_calls.push_back(lease);
+  }
+}
+
+void WorkerCore::StartedLocked(Run& run,
+                               const crucible::v1::RunStarted& started) {
+  if (!started.has_limits() || !started.limits().has_timeout()) return;
+  run.timeout = common::FromProtoDuration(started.limits().timeout());
+  run.run_deadline = clock_.Now() + *run.timeout + options_.run_deadline_margin;
+}
+
+crucible::v1::HeldLease WorkerCore::HeldLeaseOfRun(const Run& run) {
+  crucible::v1::HeldLease held = HeldLeaseOf(run.assignment);
+  if (run.timeout.has_value()) {
+    *held.mutable_timeout() = common::ToProtoDuration(*run.timeout);
+  }
+  return held;
+}
+
 void WorkerCore::Tick() {
   Effects fx;
   {
@@ -87,6 +123,7 @@ void WorkerCore::Tick() {
     // Executors marked full come back by time alone: look again.
     PlaceLocked(fx);
     ExpirePlacementsLocked();
+    ExpireRunsLocked(fx);
   }
   Apply(fx);
 }
@@ -111,7 +148,7 @@ void WorkerCore::EndRunLocked(Run& run, ConnectRequest completion) {
   const std::string lease = run.assignment.lease_id();
   if (!run.silenced && !stop_) {
     PushLocked(std::move(completion));
-    ended_unsent_[lease] = HeldLeaseOf(run.assignment);
+    ended_unsent_[lease] = HeldLeaseOfRun(run);
   }
   runs_.erase(lease);  // `run` is gone from here
   RegrantLocked();     // the slot is free again
@@ -125,6 +162,7 @@ void WorkerCore::OnRunEvent(const std::string& lease,
     auto it = runs_.find(lease);
     if (it == runs_.end()) return;
     it->second.any_event = true;
+    if (event.has_started()) StartedLocked(it->second, event.started());
     if (event.has_finished()) {
       it->second.result = event.finished();
       return;
@@ -168,6 +206,12 @@ void WorkerCore::OnRunEnded(const std::string& lease, absl::Status status) {
       // shutting down. Either way the attempt is reported at once as
       // retryable and the executor counts a failure (enough of them take it
       // out).
+      if (run.overdue && !run.result.has_value()) {
+        status = absl::DeadlineExceededError(
+            absl::StrCat("no result from executor ", run.executor,
+                         " within the run's timeout plus ",
+                         absl::FormatDuration(options_.run_deadline_margin)));
+      }
       const bool reached = status.code() != absl::StatusCode::kUnavailable;
       pool_.Release(run.executor, reached);
       if (!reached && !run.result.has_value()) {

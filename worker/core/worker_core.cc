@@ -290,7 +290,7 @@ void WorkerCore::PushLocked(ConnectRequest msg) {
 std::vector<crucible::v1::HeldLease> WorkerCore::HeldLeasesLocked() const {
   std::vector<crucible::v1::HeldLease> held;
   for (const auto& [lease, run] : runs_) {
-    if (!run.silenced) held.push_back(HeldLeaseOf(run.assignment));
+    if (!run.silenced) held.push_back(HeldLeaseOfRun(run));
   }
   for (const auto& [lease, h] : ended_unsent_) held.push_back(h);
   return held;

@@ -35,9 +35,13 @@ struct CoreOptions {
   // An assignment that finds no free executor slot waits this long for one
   // (its lease kept alive), then is given back as UNAVAILABLE.
   absl::Duration placement_timeout = absl::Seconds(30);
-  // Deadline of a run: the spec's timeout plus this margin...
+  // A run without its result by its timeout plus this margin after its
+  // start is stopped (DEADLINE_EXCEEDED). The timeout is the one its
+  // executor reports at the start (the spec's, or the executor's default
+  // when the spec sets none); until then, the spec's from the call's start.
   absl::Duration run_deadline_margin = absl::Minutes(2);
-  // ...or this when the spec has no timeout.
+  // The same bound for a run whose spec sets no timeout and whose executor
+  // (an older one) reports none.
   absl::Duration run_deadline_without_timeout = absl::Hours(24);
   // Reports queued for the server beyond this many bytes make OnRunEvent
   // wait (back-pressure to the executors' streams).
@@ -136,7 +140,8 @@ class WorkerCore {
   // The free slots in rotation or what the executors accept may have changed.
   void OnCapacityChange(std::vector<crucible::v1::ExecutorAccepts> accepts);
   // Time-driven decisions: places runs on executors whose full_backoff is
-  // over; gives back runs that waited placement_timeout for a slot.
+  // over; gives back runs that waited placement_timeout for a slot; stops
+  // runs past their deadline (run_deadline_margin).
   void Tick();
 
   // --- drain and stop (worker_core.cc) ---
@@ -178,6 +183,12 @@ class WorkerCore {
     bool silenced = false;   // the server rejected a report: no more reports
     bool any_event = false;  // of the current call
     std::optional<crucible::v1::TaskResult> result;
+    // When the current call is stopped if it has not ended (see
+    // CoreOptions::run_deadline_margin), and whether it was.
+    absl::Time run_deadline = absl::InfiniteFuture();
+    bool overdue = false;
+    // The run's timeout as its executor reported it at the start.
+    std::optional<absl::Duration> timeout;
   };
   // Calls to make on the launcher once the lock is released.
   struct Effects {
@@ -193,6 +204,13 @@ class WorkerCore {
   // core_runs.cc
   void PlaceLocked(Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ExpirePlacementsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stops the calls of runs past their run_deadline.
+  void ExpireRunsLocked(Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The start of a run: its deadline from the timeout its executor reports.
+  void StartedLocked(Run& run, const crucible::v1::RunStarted& started)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The lease of `run` as a resume heartbeat names it.
+  static crucible::v1::HeldLease HeldLeaseOfRun(const Run& run);
   void Apply(Effects& fx) ABSL_LOCKS_EXCLUDED(mu_);
   // Ends a run that never reached an executor (or no longer does).
   void EndUnplacedLocked(Run& run, absl::Status why)
