@@ -9,7 +9,6 @@
 
 #include "absl/flags/flag.h"
 #include "absl/random/random.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
@@ -128,16 +127,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  policy::ContainerPolicyOptions policy_options;
-  if (std::string path = absl::GetFlag(FLAGS_policy_file); !path.empty()) {
-    if (absl::Status s = policy::ApplyPolicyFile(path, policy_options);
-        !s.ok()) {
-      LOG(ERROR) << "bad --policy_file: " << s;
-      return 1;
-    }
-  }
-  policy_options.executor_id = identity->id();
-  auto policy = policy::ContainerPolicy::Create(policy_options);
+  auto policy =
+      policy::LoadPolicy(absl::GetFlag(FLAGS_policy_file), identity->id());
   if (!policy.ok()) {
     LOG(ERROR) << "bad policy: " << policy.status();
     return 1;
@@ -172,10 +163,9 @@ int main(int argc, char** argv) {
                  << identity->source()
                  << ": a restarted executor will not reap this one's orphans";
   }
-  LOG(INFO) << "crucible-executor " << policy_options.executor_id
-            << " serving on port " << server.port() << ", engine "
-            << engine_options.docker_host << ", " << runner_options.slots
-            << " slots";
+  LOG(INFO) << "crucible-executor " << identity->id() << " serving on port "
+            << server.port() << ", engine " << engine_options.docker_host
+            << ", " << runner_options.slots << " slots";
 
   // Containers of this executor that no run owns were left by a crash, or
   // by runs whose engine was lost mid-run: reaped at start, every
@@ -196,14 +186,10 @@ int main(int argc, char** argv) {
   runner.StopAccepting();
   health.Stop();
   reaper.reset();
-  absl::Time cancel_at = absl::Now() + absl::GetFlag(FLAGS_cancel_grace);
-  while (runner.active_runs() > 0 && absl::Now() < cancel_at) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  if (runner.active_runs() > 0) {
-    LOG(INFO) << "stopping " << runner.active_runs()
+  if (int stopped = runner.Drain(absl::GetFlag(FLAGS_cancel_grace));
+      stopped > 0) {
+    LOG(INFO) << "stopped " << stopped
               << " running runs (they end UNAVAILABLE, so they are retried)";
-    runner.ShutdownAll();
   }
   // Cancelled runs kill and remove their containers, then finish their calls.
   server.Shutdown(absl::Seconds(20));

@@ -43,22 +43,14 @@ int main(int argc, char** argv) {
                      "creates that Crucible's container policy produces.");
   common::InitLogging(argv[0]);
 
-  policy::ContainerPolicyOptions policy_options;
-  if (std::string path = absl::GetFlag(FLAGS_policy_file); !path.empty()) {
-    if (absl::Status s = policy::ApplyPolicyFile(path, policy_options);
-        !s.ok()) {
-      LOG(ERROR) << "bad --policy_file: " << s;
-      return 1;
-    }
-  }
-  if (auto policy = policy::ContainerPolicy::Create(policy_options);
-      !policy.ok()) {
+  auto policy = policy::LoadPolicy(absl::GetFlag(FLAGS_policy_file));
+  if (!policy.ok()) {
     LOG(ERROR) << "bad policy: " << policy.status();
     return 1;
   }
 
   if (absl::GetFlag(FLAGS_describe)) {
-    std::cout << guard::DescribeAllowedCreate(policy_options);
+    std::cout << guard::DescribeAllowedCreate(policy->options());
     return 0;
   }
 
@@ -74,7 +66,7 @@ int main(int argc, char** argv) {
   options.engine_timeout = absl::GetFlag(FLAGS_engine_timeout);
   auto server = guard::GuardServer::Start(
       options,
-      guard::CreateGuard(policy_options, absl::GetFlag(FLAGS_executor_id)));
+      guard::CreateGuard(policy->options(), absl::GetFlag(FLAGS_executor_id)));
   if (!server.ok()) {
     LOG(ERROR) << "cannot serve: " << server.status();
     return 1;

@@ -4,10 +4,12 @@
 #include <functional>
 #include <map>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace policy {
@@ -170,6 +172,14 @@ absl::Status ApplyPolicyFile(const std::string& path,
                         absl::StrCat("policy file ", path, ": ", s.message()));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<ContainerPolicy> LoadPolicy(const std::string& path,
+                                           const std::string& executor_id) {
+  ContainerPolicyOptions options;
+  if (!path.empty()) RETURN_IF_ERROR(ApplyPolicyFile(path, options));
+  if (!executor_id.empty()) options.executor_id = executor_id;
+  return ContainerPolicy::Create(std::move(options));
 }
 
 }  // namespace policy

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "executor/policy/container_policy.h"
 
@@ -39,6 +40,14 @@ absl::Status ApplyPolicyJson(absl::string_view json_text,
 // cannot be read. Messages name the path.
 absl::Status ApplyPolicyFile(const std::string& path,
                              ContainerPolicyOptions& options);
+
+// The policy of a process started with the policy file `path` (empty: the
+// built-in policy) for the executor `executor_id` (empty: the options'
+// default, as the engine guard has it): what the executor and its engine guard
+// both load, so they cannot disagree. NOT_FOUND or INVALID_ARGUMENT
+// (ApplyPolicyFile, ContainerPolicy::Create) otherwise.
+absl::StatusOr<ContainerPolicy> LoadPolicy(const std::string& path,
+                                           const std::string& executor_id = "");
 
 }  // namespace policy
 

@@ -1,5 +1,6 @@
 #include "executor/runner/runner.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -202,6 +203,24 @@ absl::StatusOr<int> Runner::ReapOrphans() {
 void Runner::ShutdownAll() {
   absl::MutexLock lock(&mu_);
   for (auto& [id, control] : active_) control->Shutdown();
+}
+
+int Runner::Drain(absl::Duration grace) {
+  const absl::Time cancel_at = clock_.Now() + grace;
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return active_.empty();
+  };
+  while (!active_.empty()) {
+    const absl::Duration left = cancel_at - clock_.Now();
+    if (left <= absl::ZeroDuration()) break;
+    // The last run's end wakes this at once; the bound only lets the
+    // injected clock's time be seen (a fake clock moves without waking us).
+    mu_.AwaitWithTimeout(absl::Condition(&idle),
+                         std::min(left, options_.poll_interval));
+  }
+  for (auto& [id, control] : active_) control->Shutdown();
+  return static_cast<int>(active_.size());
 }
 
 int Runner::active_runs() const {

@@ -141,6 +141,11 @@ class Runner {
   // Ends every active run with UNAVAILABLE (executor shutting down); their
   // containers are killed and removed.
   void ShutdownAll();
+  // The executor's drain, after StopAccepting: waits up to `grace` (on the
+  // injected clock) for the active runs to end, woken by the last one's
+  // end, then ends those left as ShutdownAll does. Returns how many it
+  // ended so.
+  int Drain(absl::Duration grace);
   int active_runs() const;
   const policy::ContainerPolicy& policy() const { return policy_; }
 

@@ -138,5 +138,54 @@ TEST_F(RunnerFakeClockTest, UnsetLimitsAreThePolicyDefaultsAndAreReported) {
   EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_TIMEOUT);
 }
 
+// The executor's drain: runs that end within the grace end as they would;
+// those still running at its end (on the injected clock) are stopped
+// UNAVAILABLE, so the server runs them again.
+TEST_F(RunnerFakeClockTest, DrainStopsWhatIsLeftAtTheEndOfTheGrace) {
+  EXPECT_EQ(runner_->Drain(absl::Seconds(3)), 0) << "nothing runs";
+  crucible::v1::RunRequest req;
+  req.set_run_id("r4");
+  req.mutable_spec()->set_image("localhost/crucible/x:1");
+  StartedSink sink;
+  absl::StatusOr<crucible::v1::TaskResult> result;
+  std::thread run([&] { result = runner_->Run(req, sink, nullptr); });
+  ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  runner_->StopAccepting();
+  int stopped = -1;
+  absl::Notification drained;
+  std::thread drain([&] {
+    stopped = runner_->Drain(absl::Seconds(3));
+    drained.Notify();
+  });
+  EXPECT_FALSE(drained.WaitForNotificationWithTimeout(absl::Milliseconds(200)))
+      << "the grace has not passed on the injected clock";
+  clock_.Advance(absl::Seconds(3));
+  ASSERT_TRUE(drained.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  drain.join();
+  run.join();
+  EXPECT_EQ(stopped, 1);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(runner_->active_runs(), 0);
+}
+
+TEST_F(RunnerFakeClockTest, DrainEndsWhenTheLastRunEnds) {
+  crucible::v1::RunRequest req;
+  req.set_run_id("r5");
+  req.mutable_spec()->set_image("localhost/crucible/x:1");
+  StartedSink sink;
+  absl::StatusOr<crucible::v1::TaskResult> result;
+  std::thread run([&] { result = runner_->Run(req, sink, nullptr); });
+  ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  runner_->StopAccepting();
+  int stopped = -1;
+  std::thread drain([&] { stopped = runner_->Drain(absl::Hours(1)); });
+  ASSERT_TRUE(runner_->Cancel("r5").ok());  // the run ends by itself
+  drain.join();
+  run.join();
+  EXPECT_EQ(stopped, 0);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_CANCELLED);
+}
+
 }  // namespace
 }  // namespace runner
