@@ -14,19 +14,26 @@
 
 namespace common {
 
-void BlockStopSignals() {
+namespace {
+
+sigset_t StopSignals(std::initializer_list<int> also) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  for (int sig : also) sigaddset(&set, sig);
+  return set;
+}
+
+}  // namespace
+
+void BlockStopSignals(std::initializer_list<int> also) {
+  sigset_t set = StopSignals(also);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-int WaitForStopSignal() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
+int WaitForStopSignal(std::initializer_list<int> also) {
+  sigset_t set = StopSignals(also);
   int sig = 0;
   while (sigwait(&set, &sig) != 0) {
   }

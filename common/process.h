@@ -1,17 +1,22 @@
 #ifndef CRUCIBLE_COMMON_PROCESS_H_
 #define CRUCIBLE_COMMON_PROCESS_H_
 
+#include <initializer_list>
+
 #include "absl/strings/string_view.h"
 
 // What every binary's main() does the same way: signals, logging, flags.
 namespace common {
 
-// Blocks SIGTERM and SIGINT in the calling thread and every thread it starts
-// afterwards, so that WaitForStopSignal can take them. Call first in main().
-void BlockStopSignals();
+// Blocks SIGTERM and SIGINT, and the signals in `also`, in the calling
+// thread and every thread it starts afterwards, so that WaitForStopSignal
+// can take them. Call first in main(). `also` is for a process whose image
+// names another stop signal (STOPSIGNAL) for a process beside it.
+void BlockStopSignals(std::initializer_list<int> also = {});
 
-// Waits for SIGTERM or SIGINT and returns its number.
-int WaitForStopSignal();
+// Waits for SIGTERM, SIGINT or one of `also` (blocked by BlockStopSignals)
+// and returns its number.
+int WaitForStopSignal(std::initializer_list<int> also = {});
 
 // Asks this process to stop as a SIGTERM would (WaitForStopSignal returns
 // it), for a library that finds the process cannot go on.

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "glog/logging.h"
 #include "nlohmann/json.hpp"
 
@@ -164,9 +165,17 @@ void GuardServer::Handle(const httplib::Request& req,
 
 void GuardServer::Serve() {
   if (!http_->listen_after_bind()) LOG(ERROR) << "guard: the listener failed";
+  served_ = true;
 }
 
 GuardServer::~GuardServer() {
+  // httplib's stop() does nothing until listen_after_bind, on thread_, has
+  // marked the server running; a stop that comes sooner (a stop signal
+  // right after the start) would leave it listening for good, so it waits
+  // for that first (microseconds).
+  while (thread_.joinable() && !served_ && !http_->is_running()) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
   http_->stop();
   if (thread_.joinable()) thread_.join();
 }

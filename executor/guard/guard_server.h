@@ -1,6 +1,7 @@
 #ifndef CRUCIBLE_EXECUTOR_GUARD_GUARD_SERVER_H_
 #define CRUCIBLE_EXECUTOR_GUARD_GUARD_SERVER_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -59,6 +60,7 @@ class GuardServer {
   const CreateGuard guard_;
   std::unique_ptr<httplib::Server> http_;
   int port_ = 0;
+  std::atomic<bool> served_{false};  // Serve has returned
   std::thread thread_;
 };
 

@@ -1,6 +1,7 @@
 // crucible-docker-guard: the engine guard behind the docker-proxy. HAProxy
 // sends it every container create; it forwards to the engine only bodies
 // that the executor's own container policy produces (executor/guard).
+#include <csignal>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -37,7 +38,9 @@ ABSL_FLAG(absl::Duration, engine_timeout, absl::Seconds(60),
           "limit of each forwarded create");
 
 int main(int argc, char** argv) {
-  common::BlockStopSignals();
+  // The docker-proxy image's STOPSIGNAL is SIGUSR1, HAProxy's soft stop;
+  // the guard, PID 1 there, gets it too and stops as on SIGTERM.
+  common::BlockStopSignals({SIGUSR1});
   common::ParseFlags(argc, argv,
                      "admits to the container engine only the container "
                      "creates that Crucible's container policy produces.");
@@ -80,7 +83,7 @@ int main(int argc, char** argv) {
   }
   LOG(INFO) << "crucible-docker-guard serving on " << options.host << ":"
             << (*server)->port() << ", engine " << options.engine_socket;
-  int sig = common::WaitForStopSignal();
+  int sig = common::WaitForStopSignal({SIGUSR1});
   LOG(INFO) << "signal " << sig << ": stopping";
   server->reset();
   return 0;
