@@ -132,7 +132,8 @@ std::vector<std::string> Discovery::Resolve() {
   std::vector<std::string> all = options_.static_addresses;
   if (!options_.dns_name.empty()) {
     absl::StatusOr<std::vector<std::string>> r =
-        ResolveHostPort(options_.dns_name);
+        options_.resolve_host ? options_.resolve_host(options_.dns_name)
+                              : ResolveHostPort(options_.dns_name);
     if (r.ok()) {
       last_dns_ = *std::move(r);
     } else {

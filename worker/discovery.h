@@ -1,6 +1,7 @@
 #ifndef CRUCIBLE_WORKER_DISCOVERY_H_
 #define CRUCIBLE_WORKER_DISCOVERY_H_
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@ struct DiscoveryOptions {
   // A file of host:port lines ('#' comments, blank lines ignored), re-read
   // on every Resolve (--executors_file).
   std::string file;
+  // Resolves dns_name; ResolveHostPort if unset (tests inject a slow one).
+  std::function<absl::StatusOr<std::vector<std::string>>(const std::string&)>
+      resolve_host;
 };
 
 // Checks that `address` is host:port (or [v6]:port) with a port in 1..65535.

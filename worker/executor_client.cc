@@ -1,6 +1,7 @@
 #include "worker/executor_client.h"
 
 #include <utility>
+#include <vector>
 
 #include "common/grpc_status.h"
 #include "glog/logging.h"
@@ -37,22 +38,45 @@ ExecutorClient::~ExecutorClient() {
       +[](int* pending) { return *pending == 0; }, &pending_cancels_));
 }
 
-crucible::v1::ExecutorService::Stub* ExecutorClient::StubFor(
+std::shared_ptr<ExecutorClient::Stub> ExecutorClient::StubFor(
     const std::string& address) {
   absl::MutexLock lock(&mu_);
-  auto& stub = stubs_[address];
+  std::shared_ptr<Stub>& stub = stubs_[address];
   if (stub == nullptr) {
     stub = crucible::v1::ExecutorService::NewStub(
         MakeWorkerChannel(address, options_.channel));
   }
-  return stub.get();
+  return stub;
+}
+
+void ExecutorClient::Retain(const std::set<std::string>& addresses) {
+  // Destroyed after the lock is released: closing a channel does I/O.
+  std::vector<std::shared_ptr<Stub>> dropped;
+  absl::MutexLock lock(&mu_);
+  for (auto it = stubs_.begin(); it != stubs_.end();) {
+    if (addresses.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    VLOG(1) << "dropping the channel to executor " << it->first;
+    dropped.push_back(std::move(it->second));
+    it = stubs_.erase(it);
+  }
+}
+
+std::set<std::string> ExecutorClient::ChannelsForTest() const {
+  absl::MutexLock lock(&mu_);
+  std::set<std::string> out;
+  for (const auto& [address, stub] : stubs_) out.insert(address);
+  return out;
 }
 
 absl::Status ExecutorClient::Run(
     const std::string& address, const crucible::v1::RunRequest& request,
     absl::Duration deadline, RunCall& call,
     const std::function<void(const crucible::v1::RunResponse&)>& on_event) {
-  crucible::v1::ExecutorService::Stub* stub = StubFor(address);
+  // Held for the call: Retain may drop the address's channel meanwhile.
+  std::shared_ptr<Stub> stub = StubFor(address);
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
   if (!call.Attach(&ctx))
@@ -69,7 +93,7 @@ absl::Status ExecutorClient::Run(
 void ExecutorClient::CancelAsync(const std::string& address,
                                  const std::string& run_id,
                                  std::function<void(absl::Status)> done) {
-  crucible::v1::ExecutorService::Stub* stub = StubFor(address);
+  std::shared_ptr<Stub> stub = StubFor(address);
   // Lives until the callback; the destructor waits for every callback.
   struct Pending {
     grpc::ClientContext ctx;
@@ -86,7 +110,7 @@ void ExecutorClient::CancelAsync(const std::string& address,
   }
   stub->async()->Cancel(
       &pending->ctx, &pending->request, &pending->response,
-      [this, pending, done = std::move(done)](grpc::Status status) {
+      [this, pending, stub, done = std::move(done)](grpc::Status status) {
         delete pending;
         done(common::FromGrpcStatus(status));
         absl::MutexLock lock(&mu_);

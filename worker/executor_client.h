@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "absl/status/status.h"
@@ -61,13 +62,20 @@ class ExecutorClient {
   void CancelAsync(const std::string& address, const std::string& run_id,
                    std::function<void(absl::Status)> done);
 
+  // Drops the channels of every address not in `addresses` (executors that
+  // discovery no longer lists and that run nothing for us). Calls in flight
+  // keep theirs until they end.
+  void Retain(const std::set<std::string>& addresses);
+  // The addresses that have a channel.
+  std::set<std::string> ChannelsForTest() const;
+
  private:
-  crucible::v1::ExecutorService::Stub* StubFor(const std::string& address);
+  using Stub = crucible::v1::ExecutorService::Stub;
+  std::shared_ptr<Stub> StubFor(const std::string& address);
 
   const Options options_;
-  absl::Mutex mu_;
-  std::map<std::string, std::unique_ptr<crucible::v1::ExecutorService::Stub>>
-      stubs_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<Stub>> stubs_ ABSL_GUARDED_BY(mu_);
   int pending_cancels_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

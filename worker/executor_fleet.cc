@@ -15,11 +15,14 @@ using grpc::health::v1::HealthCheckResponse;
 
 // Checks run on gRPC's callback threads and report to the pool, which
 // is why the fleet, not the pool, owns the stubs.
-ExecutorFleet::ExecutorFleet(FleetOptions options, ChannelOptions channel,
-                             std::function<void()> on_change)
+ExecutorFleet::ExecutorFleet(
+    FleetOptions options, ChannelOptions channel,
+    std::function<void()> on_change,
+    std::function<void(const std::set<std::string>&)> on_known)
     : options_(std::move(options)),
       channel_(channel),
       on_change_(std::move(on_change)),
+      on_known_(std::move(on_known)),
       pool_(options_.pool, common::Clock::Real(), gen_),
       discovery_(options_.discovery) {}
 
@@ -39,6 +42,7 @@ void ExecutorFleet::Start() {
         options_.check_deadline + absl::Milliseconds(500));
   }
   thread_ = std::thread([this] { Loop(); });
+  resolver_ = std::thread([this] { ResolveLoop(); });
 }
 
 void ExecutorFleet::Stop() {
@@ -47,28 +51,40 @@ void ExecutorFleet::Stop() {
     stop_ = true;
   }
   if (thread_.joinable()) thread_.join();
+  if (resolver_.joinable()) resolver_.join();
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
       +[](int* pending) { return *pending == 0; }, &pending_checks_));
 }
 
 void ExecutorFleet::Loop() {
-  absl::Time next_resolve = absl::Now() + options_.resolve_interval;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
       if (mu_.AwaitWithTimeout(absl::Condition(&stop_), options_.tick)) return;
     }
-    if (absl::Now() >= next_resolve) {
-      next_resolve = absl::Now() + options_.resolve_interval;
-      const std::vector<std::string> addresses = discovery_.Resolve();
-      if (pool_.SetListed(addresses)) {
-        LOG(INFO) << "executors now: " << absl::StrJoin(addresses, ",");
-        ForgetUnlisted();
-        on_change_();
+    for (const std::string& address : pool_.DueChecks()) StartCheck(address);
+  }
+}
+
+void ExecutorFleet::ResolveLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop_),
+                               options_.resolve_interval)) {
+        return;
       }
     }
-    for (const std::string& address : pool_.DueChecks()) StartCheck(address);
+    const std::vector<std::string> addresses = discovery_.Resolve();
+    if (pool_.SetListed(addresses)) {
+      LOG(INFO) << "executors now: " << absl::StrJoin(addresses, ",");
+      on_change_();
+    }
+    // Also when the list did not change: an executor that left it may
+    // have finished its last run since.
+    ForgetUnlisted();
+    if (on_known_) on_known_(Known());
   }
 }
 
@@ -81,15 +97,16 @@ void ExecutorFleet::StartCheck(const std::string& address) {
   auto* pending = new Pending;
   pending->ctx.set_deadline(
       absl::ToChronoTime(absl::Now() + options_.check_deadline));
-  grpc::health::v1::Health::Stub* health;
+  // Held until the answer: ForgetUnlisted may drop the address meanwhile.
+  std::shared_ptr<Stubs> stubs;
   {
     absl::MutexLock lock(&mu_);
-    health = StubsLocked(address).health.get();
+    stubs = StubsLocked(address);
     ++pending_checks_;
   }
-  health->async()->Check(
+  stubs->health->async()->Check(
       &pending->ctx, &pending->request, &pending->response,
-      [this, pending, address](grpc::Status status) {
+      [this, pending, address, stubs](grpc::Status status) {
         const bool serving = status.ok() && pending->response.status() ==
                                                 HealthCheckResponse::SERVING;
         if (!serving) {
@@ -136,15 +153,15 @@ void ExecutorFleet::StartDescribe(const std::string& address) {
   auto* pending = new Pending;
   pending->ctx.set_deadline(
       absl::ToChronoTime(absl::Now() + options_.check_deadline));
-  crucible::v1::ExecutorService::Stub* executor;
+  std::shared_ptr<Stubs> stubs;
   {
     absl::MutexLock lock(&mu_);
-    executor = StubsLocked(address).executor.get();
+    stubs = StubsLocked(address);
     ++pending_checks_;
   }
-  executor->async()->Describe(
+  stubs->executor->async()->Describe(
       &pending->ctx, &pending->request, &pending->response,
-      [this, pending, address](grpc::Status status) {
+      [this, pending, address, stubs](grpc::Status status) {
         bool changed = false;
         if (!status.ok()) {
           // Described again when it next enters rotation.
@@ -168,13 +185,15 @@ void ExecutorFleet::StartDescribe(const std::string& address) {
       });
 }
 
-ExecutorFleet::Stubs& ExecutorFleet::StubsLocked(const std::string& address) {
-  Stubs& stubs = stubs_[address];
-  if (stubs.health == nullptr) {
+std::shared_ptr<ExecutorFleet::Stubs> ExecutorFleet::StubsLocked(
+    const std::string& address) {
+  std::shared_ptr<Stubs>& stubs = stubs_[address];
+  if (stubs == nullptr) {
+    stubs = std::make_shared<Stubs>();
     std::shared_ptr<grpc::Channel> channel =
         MakeWorkerChannel(address, channel_);
-    stubs.health = grpc::health::v1::Health::NewStub(channel);
-    stubs.executor = crucible::v1::ExecutorService::NewStub(channel);
+    stubs->health = grpc::health::v1::Health::NewStub(channel);
+    stubs->executor = crucible::v1::ExecutorService::NewStub(channel);
   }
   return stubs;
 }
@@ -187,15 +206,41 @@ std::vector<crucible::v1::ExecutorAccepts> ExecutorFleet::Accepts() const {
   return accepts;
 }
 
+std::set<std::string> ExecutorFleet::Known() const {
+  std::set<std::string> known;
+  for (const ExecutorView& v : pool_.Snapshot()) known.insert(v.address);
+  return known;
+}
+
+std::set<std::string> ExecutorFleet::ChannelsForTest() const {
+  absl::MutexLock lock(&mu_);
+  std::set<std::string> out;
+  for (const auto& [address, stubs] : stubs_) out.insert(address);
+  return out;
+}
+
 void ExecutorFleet::ForgetUnlisted() {
   std::set<std::string> listed;
+  std::set<std::string> known;
   for (const ExecutorView& v : pool_.Snapshot()) {
+    known.insert(v.address);
     if (v.listed) listed.insert(v.address);
   }
+  // Destroyed after the lock is released: closing a channel does I/O.
+  std::vector<std::shared_ptr<Stubs>> dropped;
   absl::MutexLock lock(&mu_);
   std::erase_if(accepts_, [&](const auto& entry) {
     return !listed.contains(entry.first);
   });
+  for (auto it = stubs_.begin(); it != stubs_.end();) {
+    if (known.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    VLOG(1) << "dropping the channel to executor " << it->first;
+    dropped.push_back(std::move(it->second));
+    it = stubs_.erase(it);
+  }
 }
 
 }  // namespace worker

@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,10 +33,13 @@ struct FleetOptions {
   absl::Duration tick = absl::Milliseconds(100);
 };
 
-// Keeps the ExecutorPool current: re-resolves the executors' addresses and
-// checks each executor with the standard gRPC health protocol
-// (grpc.health.v1.Health/Check, service ""), on a thread of its own; checks
-// run asynchronously so a slow executor does not hold up the others.
+// Keeps the ExecutorPool current: re-resolves the executors' addresses on
+// a thread of its own (a DNS lookup may hang for many seconds), and checks
+// each executor with the standard gRPC health protocol
+// (grpc.health.v1.Health/Check, service ""), from another thread, so checks
+// go on meanwhile; checks run asynchronously so a slow executor does not
+// hold up the others. The channels of executors discovery no longer lists
+// are dropped.
 // An executor that answers SERVING is also asked what it accepts
 // (ExecutorService.Describe) when it enters rotation, and that is kept while
 // discovery lists it, in rotation or not. `on_change` runs (on any thread,
@@ -43,15 +47,21 @@ struct FleetOptions {
 // changed. Thread-safe.
 class ExecutorFleet {
  public:
-  // `channel`: how the channels to the executors are made.
+  // `channel`: how the channels to the executors are made. `on_known`, if
+  // set, gets the addresses the pool knows after every resolve (on the
+  // resolving thread, without locks held), so that other holders of
+  // channels can drop those of executors that are gone.
   ExecutorFleet(FleetOptions options, ChannelOptions channel,
-                std::function<void()> on_change);
+                std::function<void()> on_change,
+                std::function<void(const std::set<std::string>& known)>
+                    on_known = nullptr);
   ~ExecutorFleet();
 
   // Resolves once, checks every executor once (waiting up to
   // check_deadline for the answers), then starts the thread.
   void Start();
-  // Stops the thread and waits for the checks in flight. Idempotent.
+  // Stops the threads and waits for the checks in flight (and for a DNS
+  // lookup in progress). Idempotent.
   void Stop();
 
   ExecutorPool& pool() { return pool_; }
@@ -59,6 +69,10 @@ class ExecutorFleet {
   // What each listed executor that has answered Describe accepts, in the
   // order of their addresses.
   std::vector<crucible::v1::ExecutorAccepts> Accepts() const;
+  // The addresses the pool knows: listed, or still running something.
+  std::set<std::string> Known() const;
+  // The addresses the fleet holds a channel to.
+  std::set<std::string> ChannelsForTest() const;
 
  private:
   // One channel per executor address, with its two stubs.
@@ -67,25 +81,29 @@ class ExecutorFleet {
     std::unique_ptr<crucible::v1::ExecutorService::Stub> executor;
   };
   void Loop();
-  Stubs& StubsLocked(const std::string& address)
+  void ResolveLoop();
+  std::shared_ptr<Stubs> StubsLocked(const std::string& address)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartCheck(const std::string& address);
   void StartDescribe(const std::string& address);
-  // Forgets what executors no longer listed accept.
+  // Forgets what executors no longer listed accept, and drops the channels
+  // of those the pool forgot.
   void ForgetUnlisted();
 
   const FleetOptions options_;
   const ChannelOptions channel_;
   const std::function<void()> on_change_;
+  const std::function<void(const std::set<std::string>&)> on_known_;
   absl::BitGen gen_;  // used only under the pool's lock
   ExecutorPool pool_;
-  Discovery discovery_;  // the loop thread's
-  std::thread thread_;
+  Discovery discovery_;   // Start's, then resolver_'s
+  std::thread thread_;    // health checks
+  std::thread resolver_;  // discovery
 
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   int pending_checks_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, Stubs> stubs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<Stubs>> stubs_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, crucible::v1::ExecutorAccepts> accepts_
       ABSL_GUARDED_BY(mu_);
 };

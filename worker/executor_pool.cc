@@ -142,6 +142,13 @@ void ExecutorPool::Release(const std::string& address, bool reached) {
   ForgetIfUnusedLocked(address);
 }
 
+void ExecutorPool::TakeOut(const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(address);
+  if (it == entries_.end() || !it->second.healthy) return;
+  MarkUnhealthyLocked(it->second);
+}
+
 void ExecutorPool::MarkFull(const std::string& address) {
   const absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);

@@ -82,6 +82,9 @@ class ExecutorPool {
   // A run on `address` ended. `reached` false when the run failed because
   // the executor could not be reached (or was lost mid-run).
   void Release(const std::string& address, bool reached);
+  // `address` said it is shutting down: out of rotation now, checked again
+  // with backoff like an executor whose check failed.
+  void TakeOut(const std::string& address);
   // `address` refused a run with RESOURCE_EXHAUSTED: no run goes there for
   // full_backoff. Its health and free-slot count are unchanged.
   void MarkFull(const std::string& address);

@@ -45,8 +45,12 @@ Worker::Worker(WorkerOptions options, ReadinessCallback on_readiness)
       executors_(
           ExecutorClient::Options{options_.cancel_deadline, options_.channel}),
       launcher_(executors_),
-      fleet_(options_.fleet, options_.channel,
-             [this] { core_.OnCapacityChange(fleet_.Accepts()); }),
+      fleet_(
+          options_.fleet, options_.channel,
+          [this] { core_.OnCapacityChange(fleet_.Accepts()); },
+          [this](const std::set<std::string>& known) {
+            executors_.Retain(known);
+          }),
       core_(CoreOptionsOf(options_), common::Clock::Real(), fleet_.pool(),
             launcher_, std::move(on_readiness)) {
   launcher_.Bind(core_);

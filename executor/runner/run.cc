@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "common/executor_status.h"
 #include "common/proto_time.h"
 #include "executor/docker/demux.h"
 #include "executor/docker/engine.h"
@@ -96,8 +97,8 @@ class Execution {
  private:
   absl::Status ShutdownError() const {
     return absl::UnavailableError(
-        "the executor is shutting down; the run was stopped and its container "
-        "removed");
+        absl::StrCat(common::kExecutorShuttingDown,
+                     "; the run was stopped and its container removed"));
   }
 
   absl::Status EngineLostError() const {

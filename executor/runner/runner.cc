@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/executor_status.h"
 #include "executor/docker/engine.h"
 #include "executor/runner/run.h"
 #include "glog/logging.h"
@@ -95,8 +96,8 @@ absl::StatusOr<crucible::v1::TaskResult> Runner::Run(
   {
     absl::MutexLock lock(&mu_);
     if (!accepting_) {
-      return absl::UnavailableError(
-          "the executor is shutting down and takes no new runs");
+      return absl::UnavailableError(absl::StrCat(common::kExecutorShuttingDown,
+                                                 " and takes no new runs"));
     }
     if (active_.count(request.run_id()) > 0) {
       return absl::AlreadyExistsError(

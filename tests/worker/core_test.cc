@@ -493,5 +493,32 @@ TEST_F(WorkerCoreTest, WithoutAReportedTimeoutTheOldBoundHolds) {
   EXPECT_EQ(launcher_.cancelled_calls(), std::vector<std::string>{"l1"});
 }
 
+// A run that ends because its executor is shutting down takes that
+// executor out of rotation at once: the next run goes to the other one.
+TEST_F(WorkerCoreTest, AnExecutorShuttingDownLeavesRotationAtOnce) {
+  Start();
+  core_->OnAssignment(Assignment("l1"));
+  const std::string executor = launcher_.launched().at(0).executor;
+  core_->OnRunEnded(
+      "l1", absl::UnavailableError("the executor is shutting down; the run was "
+                                   "stopped and its container removed"));
+  EXPECT_FALSE(pool_->InRotation(executor));
+  EXPECT_EQ(CompletionOf(Writes(), "l1").error().code(),
+            static_cast<int>(absl::StatusCode::kUnavailable));
+  core_->OnAssignment(Assignment("l2"));
+  ASSERT_EQ(launcher_.launched().size(), 2u);
+  EXPECT_NE(launcher_.launched()[1].executor, executor);
+}
+
+// Any other lost run counts one failure; one alone does not take the
+// executor out.
+TEST_F(WorkerCoreTest, OneLostRunAloneKeepsTheExecutorInRotation) {
+  Start();
+  core_->OnAssignment(Assignment("l1"));
+  const std::string executor = launcher_.launched().at(0).executor;
+  core_->OnRunEnded("l1", absl::UnavailableError("connection reset"));
+  EXPECT_TRUE(pool_->InRotation(executor));
+}
+
 }  // namespace
 }  // namespace worker

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/executor_status.h"
 #include "common/proto_time.h"
 #include "glog/logging.h"
 #include "worker/core/worker_core.h"
@@ -205,7 +206,7 @@ void WorkerCore::OnRunEnded(const std::string& lease, absl::Status status) {
       // UNAVAILABLE: the executor could not be reached, died mid-run, or is
       // shutting down. Either way the attempt is reported at once as
       // retryable and the executor counts a failure (enough of them take it
-      // out).
+      // out; one that says it is shutting down is out at once).
       if (run.overdue && !run.result.has_value()) {
         status = absl::DeadlineExceededError(
             absl::StrCat("no result from executor ", run.executor,
@@ -214,6 +215,12 @@ void WorkerCore::OnRunEnded(const std::string& lease, absl::Status status) {
       }
       const bool reached = status.code() != absl::StatusCode::kUnavailable;
       pool_.Release(run.executor, reached);
+      if (common::IsExecutorShuttingDown(status)) {
+        // No run more for it, without waiting for its next health check.
+        LOG(INFO) << "executor " << run.executor
+                  << " is shutting down: out of rotation";
+        pool_.TakeOut(run.executor);
+      }
       if (!reached && !run.result.has_value()) {
         LOG(WARNING) << "lease " << lease << ": executor " << run.executor
                      << " lost: " << status;
