@@ -112,11 +112,11 @@ absl::StatusOr<worker::WorkerOptions> OptionsFromFlags() {
   if (o.fleet.pool.rejoin_window < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--rejoin_window: must not be negative");
   }
-  o.max_tasks = absl::GetFlag(FLAGS_slots);
-  o.placement_timeout = absl::GetFlag(FLAGS_placement_timeout);
-  o.worker_id = absl::GetFlag(FLAGS_worker_id);
-  if (o.worker_id.empty()) o.worker_id = DefaultWorkerId();
-  o.heartbeat_interval = absl::GetFlag(FLAGS_heartbeat_interval);
+  o.core.max_tasks = absl::GetFlag(FLAGS_slots);
+  o.core.placement_timeout = absl::GetFlag(FLAGS_placement_timeout);
+  o.core.worker_id = absl::GetFlag(FLAGS_worker_id);
+  if (o.core.worker_id.empty()) o.core.worker_id = DefaultWorkerId();
+  o.core.heartbeat_interval = absl::GetFlag(FLAGS_heartbeat_interval);
   o.channel.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
   o.channel.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
   o.channel.initial_reconnect_backoff = o.reconnect_backoff.initial;
@@ -126,8 +126,8 @@ absl::StatusOr<worker::WorkerOptions> OptionsFromFlags() {
       {"--resolve_interval", o.fleet.resolve_interval},
       {"--health_interval", o.fleet.pool.probe_interval},
       {"--health_retry_max", o.fleet.pool.retry_max},
-      {"--placement_timeout", o.placement_timeout},
-      {"--heartbeat_interval", o.heartbeat_interval},
+      {"--placement_timeout", o.core.placement_timeout},
+      {"--heartbeat_interval", o.core.heartbeat_interval},
   };
   for (const auto& [flag, value] : positive) {
     if (value <= absl::ZeroDuration()) {
@@ -141,7 +141,7 @@ absl::StatusOr<worker::WorkerOptions> OptionsFromFlags() {
   if (o.fleet.pool.slots_per_executor < 1) {
     return absl::InvalidArgumentError("--executor_slots: must be at least 1");
   }
-  if (o.max_tasks < 0)
+  if (o.core.max_tasks < 0)
     return absl::InvalidArgumentError("--slots: must not be negative");
   return o;
 }
@@ -173,8 +173,9 @@ int main(int argc, char** argv) {
     LOG(ERROR) << server.status();
     return 1;
   }
-  LOG(INFO) << "crucible-worker " << options->worker_id << " health on port "
-            << (*server)->port() << "; server " << options->server_address;
+  LOG(INFO) << "crucible-worker " << options->core.worker_id
+            << " health on port " << (*server)->port() << "; server "
+            << options->server_address;
 
   common::GrpcServer* health = server->get();
   worker::Worker worker(*options,

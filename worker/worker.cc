@@ -22,22 +22,6 @@ struct Worker::Connection {
   uint64_t id = 0;  // the core's id of this stream
 };
 
-namespace {
-
-CoreOptions CoreOptionsOf(const WorkerOptions& o) {
-  CoreOptions c;
-  c.worker_id = o.worker_id;
-  c.max_tasks = o.max_tasks;
-  c.heartbeat_interval = o.heartbeat_interval;
-  c.placement_timeout = o.placement_timeout;
-  c.run_deadline_margin = o.run_deadline_margin;
-  c.run_deadline_without_timeout = o.run_deadline_without_timeout;
-  c.max_outbound_bytes = o.max_outbound_bytes;
-  return c;
-}
-
-}  // namespace
-
 Worker::Worker(WorkerOptions options, ReadinessCallback on_readiness)
     : options_(std::move(options)),
       stub_(crucible::v1::QueueService::NewStub(
@@ -51,8 +35,8 @@ Worker::Worker(WorkerOptions options, ReadinessCallback on_readiness)
           [this](const std::set<std::string>& known) {
             executors_.Retain(known);
           }),
-      core_(CoreOptionsOf(options_), common::Clock::Real(), fleet_.pool(),
-            launcher_, std::move(on_readiness)) {
+      core_(options_.core, common::Clock::Real(), fleet_.pool(), launcher_,
+            std::move(on_readiness)) {
   launcher_.Bind(core_);
 }
 
@@ -118,7 +102,7 @@ void Worker::Loop() {
   bool went_away_before = false;
   while (!core_.stopping()) {
     LOG(INFO) << "connecting to " << options_.server_address << " as "
-              << options_.worker_id;
+              << options_.core.worker_id;
     const absl::Time start = absl::Now();
     bool going_away = false;
     const absl::Status status = Serve(going_away);

@@ -30,28 +30,9 @@ struct WorkerOptions {
   std::string server_address = "127.0.0.1:8080";
   // The executors: where they are, their slots, how they are checked.
   FleetOptions fleet;
-  // Name sent in the hello; the server knows the worker by it.
-  std::string worker_id = "worker";
-  // The most tasks at once over all executors; 0: as many as the executors
-  // in rotation have slots.
-  int max_tasks = 0;
-  // How often the running leases are named in a heartbeat.
-  absl::Duration heartbeat_interval = absl::Seconds(5);
-  // An assignment that finds no free executor slot waits this long for one
-  // (its lease kept alive), then is given back as UNAVAILABLE.
-  absl::Duration placement_timeout = absl::Seconds(30);
-  // A run is stopped if it has no result this long (container removal,
-  // output draining) after its timeout: the one its executor reports at the
-  // start (the spec's, or the executor's default), counted from the start;
-  // before the start, the spec's, counted from the call.
-  absl::Duration run_deadline_margin = absl::Minutes(2);
-  // The same bound for a run whose spec sets no timeout and whose executor
-  // (an older one) reports none. A guard against a stuck stream, not a
-  // task limit.
-  absl::Duration run_deadline_without_timeout = absl::Hours(24);
-  // Reports queued for the server beyond this many bytes make the run
-  // threads wait (back-pressure to the executors' streams).
-  size_t max_outbound_bytes = 16 << 20;
+  // Placement, credits, heartbeats, run deadlines, back-pressure: the
+  // core's (worker/core/worker_core.h), which this adapter drives.
+  CoreOptions core;
   // On Stop: how long cancelled runs get to end and their reports to be
   // written before the stream is cut.
   absl::Duration stop_grace = absl::Seconds(8);

@@ -123,8 +123,8 @@ class WorkerTest : public testing::Test {
     options_.fleet.pool.retry_max = absl::Milliseconds(100);
     options_.fleet.tick = absl::Milliseconds(10);
     options_.fleet.resolve_interval = absl::Milliseconds(50);
-    options_.worker_id = "test-worker";
-    options_.heartbeat_interval = absl::Milliseconds(50);
+    options_.core.worker_id = "test-worker";
+    options_.core.heartbeat_interval = absl::Milliseconds(50);
     options_.reconnect_backoff.initial = absl::Milliseconds(10);
     options_.reconnect_backoff.max = absl::Milliseconds(50);
   }
