@@ -23,6 +23,10 @@ namespace server {
 class FakeSink : public WorkerSink {
  public:
   std::function<void()> settle = [] {};
+  // What was decided before the sink goes is delivered first, so no
+  // announcement reaches it afterwards (its session may still be
+  // registered when a test ends).
+  ~FakeSink() override { settle(); }
   void Send(crucible::v1::ConnectResponse message) override {
     absl::MutexLock lock(&mu_);
     messages_.push_back(std::move(message));
