@@ -1,37 +1,108 @@
 #include "server/queue/ready_queue.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace server {
 
 void ReadyQueue::Add(const QueuePosition& p, absl::Time now) {
   if (p.ready_at <= now) {
-    ready_.insert(KeyOf(p));
-    ready_fifo_.emplace(p.order, p.id);
+    MakeReady(p);
   } else {
-    delayed_.emplace(p.ready_at, p.id, p.priority, p.order);
+    delayed_.emplace(p.ready_at, p.id, p.priority, p.order, p.tenant);
   }
 }
 
+void ReadyQueue::MakeReady(const QueuePosition& p) {
+  Tenant& t = tenants_[p.tenant];
+  t.ready.insert(KeyOf(p));
+  t.fifo.emplace(p.order, p.id);
+  if (!t.active) Reconsider(p.tenant, t);
+}
+
 void ReadyQueue::Remove(const QueuePosition& p) {
-  ready_.erase(KeyOf(p));
-  ready_fifo_.erase({p.order, p.id});
-  delayed_.erase({p.ready_at, p.id, p.priority, p.order});
+  delayed_.erase({p.ready_at, p.id, p.priority, p.order, p.tenant});
+  auto it = tenants_.find(p.tenant);
+  if (it == tenants_.end()) return;
+  Tenant& t = it->second;
+  t.ready.erase(KeyOf(p));
+  t.fifo.erase({p.order, p.id});
+  if (t.ready.empty()) {
+    Reconsider(p.tenant, t);
+    MaybeForget(p.tenant);
+  }
 }
 
 void ReadyQueue::PromoteDue(absl::Time now) {
   while (!delayed_.empty() && std::get<0>(*delayed_.begin()) <= now) {
-    auto [ready_at, id, priority, order] = *delayed_.begin();
-    delayed_.erase(delayed_.begin());
-    ready_fifo_.emplace(order, id);
-    ready_.emplace(-priority, order, std::move(id));
+    auto node = delayed_.extract(delayed_.begin());
+    auto& [ready_at, id, priority, order, tenant] = node.value();
+    MakeReady({std::move(id), priority, order, ready_at, std::move(tenant)});
   }
 }
 
 const std::string& ReadyQueue::Pick() {
-  ++picks_;
-  if (fairness_interval_ > 0 && picks_ % fairness_interval_ == 0) {
-    return ready_fifo_.begin()->second;
+  const std::string name = std::get<2>(*active_.begin());
+  Tenant& t = tenants_.at(name);
+  // Self-clocked: the queue's virtual time is the finish time of the pick
+  // being made; the tenant's next pick finishes one stride later.
+  vtime_ = std::get<0>(t.active_key);
+  t.finish = vtime_;
+  active_.erase(active_.begin());
+  t.active_key = {t.finish + StrideOf(name), ++activations_, name};
+  active_.insert(t.active_key);
+  ++t.picks;
+  if (fairness_interval_ > 0 && t.picks % fairness_interval_ == 0) {
+    return t.fifo.begin()->second;
   }
-  return std::get<2>(*ready_.begin());
+  return std::get<2>(*t.ready.begin());
+}
+
+void ReadyQueue::SetWeights(absl::flat_hash_map<std::string, double> weights,
+                            double default_weight) {
+  weights_ = std::move(weights);
+  default_weight_ = default_weight;
+}
+
+void ReadyQueue::SetHeld(const std::string& tenant, bool held) {
+  auto it = tenants_.find(tenant);
+  if (it == tenants_.end()) {
+    if (!held) return;  // nothing to release: an unknown tenant is free
+    it = tenants_.try_emplace(tenant).first;
+  }
+  it->second.held = held;
+  Reconsider(tenant, it->second);
+  MaybeForget(tenant);
+}
+
+uint64_t ReadyQueue::StrideOf(const std::string& tenant) const {
+  auto w = weights_.find(tenant);
+  const double weight = w == weights_.end() ? default_weight_ : w->second;
+  const double stride = std::llround(static_cast<double>(kUnit) / weight);
+  return static_cast<uint64_t>(std::max(1.0, stride));
+}
+
+void ReadyQueue::Reconsider(const std::string& name, Tenant& t) {
+  const bool eligible = !t.ready.empty() && !t.held;
+  if (eligible == t.active) return;
+  if (eligible) {
+    // It starts where the queue is now, or where it left off if that is
+    // later: time spent idle or held earns nothing.
+    const uint64_t start = std::max(t.finish, vtime_);
+    t.active_key = {start + StrideOf(name), ++activations_, name};
+    active_.insert(t.active_key);
+  } else {
+    active_.erase(t.active_key);
+  }
+  t.active = eligible;
+}
+
+void ReadyQueue::MaybeForget(const std::string& name) {
+  auto it = tenants_.find(name);
+  const Tenant& t = it->second;
+  // With finish <= vtime_ a new entry would start exactly where this one
+  // would, so an idle, unheld tenant needs no entry.
+  if (t.ready.empty() && !t.held && t.finish <= vtime_) tenants_.erase(it);
 }
 
 }  // namespace server

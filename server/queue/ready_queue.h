@@ -5,8 +5,10 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 
 namespace server {
@@ -19,15 +21,31 @@ struct QueuePosition {
   uint64_t order = 0;
   // Not handed out before (not_before, backoff).
   absl::Time ready_at = absl::InfinitePast();
+  // The task's owner: tenants share dispatches by weight (see ReadyQueue).
+  std::string tenant{};
 };
 
-// The QUEUED tasks: ready ones by priority then FIFO, and delayed ones until
-// their ready_at. No pick scans them. Not thread-safe: its owner keeps it
-// under its lock.
+// The QUEUED tasks: ready ones per tenant by priority then FIFO, and
+// delayed ones until their ready_at. No pick scans them: every operation
+// is O(log n) in the tasks and the tenants.
+//
+// Across tenants a pick is weighted fair queuing (self-clocked): each
+// tenant with a ready task it may run (an "active" tenant) has a virtual
+// finish time; a pick takes the active tenant with the smallest, sets the
+// queue's virtual time to it and advances the tenant's by 1/weight. A
+// tenant that becomes active starts at the queue's virtual time (or where
+// it left off, if later), so it cannot bank credit while it had nothing
+// ready or was held: with one backlogged tenant and one that just became
+// active, the newcomer's task goes within about one pick per active tenant.
+// Within a tenant: highest priority first, FIFO among equals, and every
+// fairness_interval-th pick of that tenant takes its oldest ready task
+// (bounded starvation).
+//
+// Not thread-safe: its owner keeps it under its lock.
 class ReadyQueue {
  public:
-  // Every fairness_interval-th pick takes the oldest ready task whatever its
-  // priority (bounded starvation); 0 means strict priority order.
+  // Every fairness_interval-th pick within a tenant takes its oldest ready
+  // task whatever its priority; 0 means strict priority order.
   explicit ReadyQueue(int fairness_interval)
       : fairness_interval_(fairness_interval) {}
 
@@ -38,24 +56,65 @@ class ReadyQueue {
   void Remove(const QueuePosition& p);
   // Makes the delayed tasks whose ready_at is not after `now` ready.
   void PromoteDue(absl::Time now);
-  bool HasReady() const { return !ready_.empty(); }
-  // The id of the task to hand out next (it stays queued until removed):
-  // highest priority first, FIFO among equals; now and then the oldest.
-  // Requires HasReady().
+  // Whether a ready task of a tenant that is not held is queued.
+  bool HasReady() const { return !active_.empty(); }
+  // The id of the task to hand out next (it stays queued until removed),
+  // charging its tenant one pick. Requires HasReady().
   const std::string& Pick();
+
+  // Each tenant's share of the picks among the active tenants; tenants not
+  // in `weights` have `default_weight`. Weights must be positive. Takes
+  // effect from each tenant's next pick.
+  void SetWeights(absl::flat_hash_map<std::string, double> weights,
+                  double default_weight);
+  // A held tenant's tasks stay queued but are not picked (it is at its cap
+  // of running tasks) until it is released; it then starts again at the
+  // queue's virtual time.
+  void SetHeld(const std::string& tenant, bool held);
+
+  // The virtual time of the last pick, in units of 1/kUnit picks of a
+  // tenant of weight 1 (for tests).
+  uint64_t virtual_time() const { return vtime_; }
+  static constexpr uint64_t kUnit = uint64_t{1} << 20;
 
  private:
   using Key = std::tuple<int, uint64_t, std::string>;  // -priority, order, id
   static Key KeyOf(const QueuePosition& p) {
     return {-p.priority, p.order, p.id};
   }
+  // (virtual finish time, activation number, tenant)
+  using ActiveKey = std::tuple<uint64_t, uint64_t, std::string>;
+  struct Tenant {
+    std::set<Key> ready;
+    std::set<std::pair<uint64_t, std::string>> fifo;  // order, id
+    uint64_t picks = 0;
+    // Virtual finish time of its last pick.
+    uint64_t finish = 0;
+    bool held = false;
+    // Its key in active_ while it is active.
+    bool active = false;
+    ActiveKey active_key;
+  };
+
+  // Virtual time one pick costs `tenant`: kUnit / weight.
+  uint64_t StrideOf(const std::string& tenant) const;
+  void MakeReady(const QueuePosition& p);
+  // Puts the tenant in active_ if it has ready tasks and is not held, or
+  // takes it out if not.
+  void Reconsider(const std::string& name, Tenant& t);
+  // Forgets a tenant whose state says nothing a new one's would not.
+  void MaybeForget(const std::string& name);
 
   const int fairness_interval_;
-  uint64_t picks_ = 0;
-  std::set<Key> ready_;
-  std::set<std::pair<uint64_t, std::string>> ready_fifo_;
-  // (ready_at, id) -> (priority, order), to make it ready.
-  std::set<std::tuple<absl::Time, std::string, int, uint64_t>> delayed_;
+  uint64_t vtime_ = 0;
+  uint64_t activations_ = 0;
+  absl::flat_hash_map<std::string, double> weights_;
+  double default_weight_ = 1;
+  std::unordered_map<std::string, Tenant> tenants_;
+  std::set<ActiveKey> active_;
+  // (ready_at, id, priority, order, tenant), to make it ready.
+  std::set<std::tuple<absl::Time, std::string, int, uint64_t, std::string>>
+      delayed_;
 };
 
 }  // namespace server
