@@ -13,10 +13,11 @@ namespace server {
 using crucible::v1::OutputChunk;
 
 TaskOutputStream::TaskOutputStream(
-    Scheduler& scheduler, BlockingPool& pool,
+    Scheduler& scheduler, BlockingPool& pool, TenantScope scope,
     const crucible::v1::StreamTaskOutputRequest& request,
     int64_t max_live_bytes)
     : scheduler_(scheduler),
+      scope_(std::move(scope)),
       request_(request),
       max_live_bytes_(max_live_bytes),
       jobs_(pool, [this] {
@@ -45,7 +46,7 @@ void TaskOutputStream::Start() {
   int64_t subscription = 0;
   if (request_.follow()) {
     absl::StatusOr<TaskSubscription> sub =
-        scheduler_.Subscribe(request_.task_id(), this);
+        scheduler_.Subscribe(scope_, request_.task_id(), this);
     if (sub.ok()) {
       subscription = sub->id;
       task = std::move(sub->task);
@@ -53,7 +54,7 @@ void TaskOutputStream::Start() {
       task = sub.status();
     }
   } else {
-    task = scheduler_.GetTask(request_.task_id());
+    task = scheduler_.GetTask(scope_, request_.task_id());
   }
   {
     absl::MutexLock lock(&mu_);
@@ -123,8 +124,9 @@ void TaskOutputStream::Pump(bool may_read) {
         return;
       }
     }
-    absl::StatusOr<std::vector<OutputChunk>> chunks = scheduler_.ReadOutput(
-        request_.task_id(), attempt, from, request_.stream(), kPageBytes);
+    absl::StatusOr<std::vector<OutputChunk>> chunks =
+        scheduler_.ReadOutput(scope_, request_.task_id(), attempt, from,
+                              request_.stream(), kPageBytes);
     absl::MutexLock lock(&mu_);
     reading_ = false;
     if (!chunks.ok()) {

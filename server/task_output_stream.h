@@ -23,7 +23,7 @@ class TaskOutputStream final
     : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
       public TaskListener {
  public:
-  TaskOutputStream(Scheduler& scheduler, BlockingPool& pool,
+  TaskOutputStream(Scheduler& scheduler, BlockingPool& pool, TenantScope scope,
                    const crucible::v1::StreamTaskOutputRequest& request,
                    int64_t max_live_bytes);
 
@@ -47,6 +47,7 @@ class TaskOutputStream final
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Scheduler& scheduler_;
+  const TenantScope scope_;
   const crucible::v1::StreamTaskOutputRequest request_;
   // Live output held for a slow reader before falling back to the store.
   const int64_t max_live_bytes_;

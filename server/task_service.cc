@@ -56,9 +56,10 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx,
 class Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
                       public TaskListener {
  public:
-  Watcher(Scheduler& scheduler, BlockingPool& pool, std::string task_id,
-          size_t max_backlog)
+  Watcher(Scheduler& scheduler, BlockingPool& pool, TenantScope scope,
+          std::string task_id, size_t max_backlog)
       : scheduler_(scheduler),
+        scope_(std::move(scope)),
         task_id_(std::move(task_id)),
         max_backlog_(max_backlog),
         jobs_(pool, [this] {
@@ -100,7 +101,8 @@ class Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
 
  private:
   void Start() {
-    absl::StatusOr<TaskSubscription> sub = scheduler_.Subscribe(task_id_, this);
+    absl::StatusOr<TaskSubscription> sub =
+        scheduler_.Subscribe(scope_, task_id_, this);
     absl::MutexLock lock(&mu_);
     if (!sub.ok()) return out_.Finish(common::ToGrpcStatus(sub.status()));
     subscription_ = sub->id;
@@ -140,6 +142,7 @@ class Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   }
 
   Scheduler& scheduler_;
+  const TenantScope scope_;
   const std::string task_id_;
   const size_t max_backlog_;
   absl::Mutex mu_;
@@ -152,6 +155,10 @@ class Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
 };
 
 }  // namespace
+
+TenantScope TaskService::ScopeOf(grpc::CallbackServerContext*) const {
+  return {.tenant = options_.tenant};
+}
 
 grpc::ServerUnaryReactor* TaskService::CreateTask(
     grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_request,
@@ -175,7 +182,8 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
                            !options_.fleet->Known() &&
                            absl::Now() < options_.admission_wait_until;
   const bool inline_create = request->request_id().empty() && !await_fleet;
-  auto create = [this, ctx, await_fleet, reactor, request, raw_response] {
+  auto create = [this, ctx, scope = ScopeOf(ctx), await_fleet, reactor, request,
+                 raw_response] {
     if (await_fleet) {
       const absl::Time until = std::min(options_.admission_wait_until,
                                         absl::FromChrono(ctx->deadline()));
@@ -184,7 +192,7 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
       }
     }
     scheduler_.CreateTaskAsync(
-        std::move(*request->mutable_spec()),
+        scope, std::move(*request->mutable_spec()),
         std::move(*request->mutable_request_id()),
         [reactor, raw_response](absl::StatusOr<crucible::v1::Task> task) {
           if (task.ok()) {
@@ -210,10 +218,10 @@ grpc::ServerUnaryReactor* TaskService::GetTask(grpc::CallbackServerContext* ctx,
                                                grpc::ByteBuffer* response) {
   return Unary<crucible::v1::GetTaskRequest, crucible::v1::GetTaskResponse>(
       ctx, pool_, "GetTask", request, response,
-      [this](const crucible::v1::GetTaskRequest& request,
-             crucible::v1::GetTaskResponse& response) {
+      [this, scope = ScopeOf(ctx)](const crucible::v1::GetTaskRequest& request,
+                                   crucible::v1::GetTaskResponse& response) {
         absl::StatusOr<crucible::v1::Task> task =
-            scheduler_.GetTask(request.task_id());
+            scheduler_.GetTask(scope, request.task_id());
         if (task.ok()) *response.mutable_task() = *std::move(task);
         return task.status();
       });
@@ -224,8 +232,9 @@ grpc::ServerUnaryReactor* TaskService::ListTasks(
     grpc::ByteBuffer* response) {
   return Unary<crucible::v1::ListTasksRequest, crucible::v1::ListTasksResponse>(
       ctx, pool_, "ListTasks", request, response,
-      [this](const crucible::v1::ListTasksRequest& request,
-             crucible::v1::ListTasksResponse& response) {
+      [this, scope = ScopeOf(ctx)](
+          const crucible::v1::ListTasksRequest& request,
+          crucible::v1::ListTasksResponse& response) {
         ListTasksQuery query;
         query.page_size = request.page_size();
         query.page_token = request.page_token();
@@ -234,7 +243,7 @@ grpc::ServerUnaryReactor* TaskService::ListTasks(
         }
         query.labels.insert(request.labels().begin(), request.labels().end());
         absl::StatusOr<ListTasksPage> page =
-            scheduler_.ListTasks(std::move(query));
+            scheduler_.ListTasks(scope, std::move(query));
         if (!page.ok()) return page.status();
         for (crucible::v1::Task& t : page->tasks) {
           *response.add_tasks() = std::move(t);
@@ -250,10 +259,11 @@ grpc::ServerUnaryReactor* TaskService::CancelTask(
   return Unary<crucible::v1::CancelTaskRequest,
                crucible::v1::CancelTaskResponse>(
       ctx, pool_, "CancelTask", request, response,
-      [this](const crucible::v1::CancelTaskRequest& request,
-             crucible::v1::CancelTaskResponse& response) {
+      [this, scope = ScopeOf(ctx)](
+          const crucible::v1::CancelTaskRequest& request,
+          crucible::v1::CancelTaskResponse& response) {
         absl::StatusOr<crucible::v1::Task> task =
-            scheduler_.CancelTask(request.task_id(), request.reason());
+            scheduler_.CancelTask(scope, request.task_id(), request.reason());
         if (task.ok()) *response.mutable_task() = *std::move(task);
         return task.status();
       });
@@ -265,7 +275,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TaskService::WatchTask(
   if (absl::Status parsed = ParseRequest(*raw_request, request); !parsed.ok()) {
     return FailedStream(common::ToGrpcStatus(parsed));
   }
-  return new Watcher(scheduler_, pool_, request.task_id(),
+  return new Watcher(scheduler_, pool_, ScopeOf(ctx), request.task_id(),
                      options_.max_watch_backlog);
 }
 
@@ -275,7 +285,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TaskService::StreamTaskOutput(
   if (absl::Status parsed = ParseRequest(*raw_request, request); !parsed.ok()) {
     return FailedStream(common::ToGrpcStatus(parsed));
   }
-  return new TaskOutputStream(scheduler_, pool_, request,
+  return new TaskOutputStream(scheduler_, pool_, ScopeOf(ctx), request,
                               options_.max_follow_live_bytes);
 }
 

@@ -10,6 +10,8 @@
 namespace server {
 
 struct TaskServiceOptions {
+  // The tenant of every call.
+  std::string tenant = "default";
   // Events a WatchTask stream may hold (queued or being written) for a slow
   // reader; past it the stream ends with RESOURCE_EXHAUSTED (resume with a
   // new WatchTask, which starts from the current state).
@@ -67,6 +69,9 @@ class TaskService final : public RawTaskServiceBase {
       const grpc::ByteBuffer* request) override;
 
  private:
+  // Whose tasks the call may touch.
+  TenantScope ScopeOf(grpc::CallbackServerContext* ctx) const;
+
   Scheduler& scheduler_;
   BlockingPool& pool_;
   const TaskServiceOptions options_;

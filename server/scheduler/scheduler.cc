@@ -177,8 +177,8 @@ void Scheduler::EnqueueLocked(Entry& e) {
 
 void Scheduler::DequeueLocked(Entry& e) { queue_.Remove(PositionOf(e)); }
 
-void Scheduler::CreateTaskAsync(TaskSpec spec, std::string request_id,
-                                CreateDone done) {
+void Scheduler::CreateTaskAsync(const TenantScope& scope, TaskSpec spec,
+                                std::string request_id, CreateDone done) {
   absl::Status valid = ValidateTaskSpec(spec, options_.limits);
   if (valid.ok()) valid = ValidateRequestId(request_id);
   if (valid.ok() && spec.has_not_before() &&
@@ -191,7 +191,9 @@ void Scheduler::CreateTaskAsync(TaskSpec spec, std::string request_id,
   // While the disk is full nothing new is taken on (reads go on).
   if (valid.ok()) valid = outbox_.health();
   if (!valid.ok()) return done(valid);
-  const std::string key = RequestKey(options_.tenant, request_id);
+  const std::string& tenant = scope.tenant;
+  if (tenant.empty()) return done(absl::InternalError("no tenant"));
+  const std::string key = RequestKey(tenant, request_id);
   while (true) {
     // No disk under the lock: a request_id no active task has is looked up
     // in the store first. A task that already ended was durable before
@@ -206,7 +208,7 @@ void Scheduler::CreateTaskAsync(TaskSpec spec, std::string request_id,
         active = requests_.contains(key);
         ends = RequestEndsLocked(key);
       }
-      if (!active) stored = store_.FindByRequestId(options_.tenant, request_id);
+      if (!active) stored = store_.FindByRequestId(tenant, request_id);
     }
     Op op(this);
     // A task of this request_id may have been created and ended while the
@@ -215,7 +217,7 @@ void Scheduler::CreateTaskAsync(TaskSpec spec, std::string request_id,
         RequestEndsLocked(key) != ends) {
       continue;
     }
-    return CreateLocked(std::move(spec), std::move(request_id),
+    return CreateLocked(tenant, std::move(spec), std::move(request_id),
                         std::move(stored), std::move(done), op);
   }
 }
@@ -225,7 +227,8 @@ uint64_t& Scheduler::RequestEndsLocked(const std::string& key) {
   return request_ends_[absl::Hash<std::string>()(key) % kBuckets];
 }
 
-void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
+void Scheduler::CreateLocked(const std::string& tenant, TaskSpec spec,
+                             std::string request_id,
                              std::optional<absl::StatusOr<Task>> stored,
                              CreateDone done, Op& op) {
   // Answers once every write decided so far is durable. Called once.
@@ -238,7 +241,7 @@ void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
   };
   if (!request_id.empty()) {
     // An active task answers from memory; else the store's answer holds.
-    auto r = requests_.find(RequestKey(options_.tenant, request_id));
+    auto r = requests_.find(RequestKey(tenant, request_id));
     absl::StatusOr<Task> existing = absl::NotFoundError("no such request_id");
     if (r != requests_.end()) {
       existing = active_.at(r->second).task;
@@ -277,7 +280,7 @@ void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
   absl::Time now = clock_.Now();
   *task.mutable_create_time() = common::ToProtoTime(now);
   *task.mutable_update_time() = common::ToProtoTime(now);
-  task.set_tenant(options_.tenant);
+  task.set_tenant(tenant);
   task.set_request_id(std::move(request_id));
   outbox_.Submit(TaskWrite::Insert(task));
   AddEntryLocked(task);
@@ -293,11 +296,12 @@ void Scheduler::CreateLocked(TaskSpec spec, std::string request_id,
   answer(std::move(task));
 }
 
-absl::StatusOr<Task> Scheduler::CreateTask(TaskSpec spec,
+absl::StatusOr<Task> Scheduler::CreateTask(const TenantScope& scope,
+                                           TaskSpec spec,
                                            std::string request_id) {
   absl::Notification done;
   absl::StatusOr<Task> result;
-  CreateTaskAsync(std::move(spec), std::move(request_id),
+  CreateTaskAsync(scope, std::move(spec), std::move(request_id),
                   [&](absl::StatusOr<Task> t) {
                     result = std::move(t);
                     done.Notify();
@@ -306,7 +310,8 @@ absl::StatusOr<Task> Scheduler::CreateTask(TaskSpec spec,
   return result;
 }
 
-absl::StatusOr<Task> Scheduler::GetTask(const std::string& task_id) {
+absl::StatusOr<Task> Scheduler::GetTask(const TenantScope& scope,
+                                        const std::string& task_id) {
   RETURN_IF_ERROR(ValidateTaskId(task_id));
   // Never show a state a crash could undo: wait for what memory says (or
   // what was written before the task left memory) to be durable.
@@ -316,7 +321,7 @@ absl::StatusOr<Task> Scheduler::GetTask(const std::string& task_id) {
     absl::MutexLock lock(&mu_);
     ticket = outbox_.LastTicket();
     auto it = active_.find(task_id);
-    if (it != active_.end() && it->second.task.tenant() == options_.tenant) {
+    if (it != active_.end() && scope.Sees(it->second.task.tenant())) {
       active = it->second.task;
     }
   }
@@ -328,7 +333,7 @@ absl::StatusOr<Task> Scheduler::GetTask(const std::string& task_id) {
   }
   if (active) return *std::move(active);
   absl::StatusOr<Task> task = store_.GetTask(task_id);
-  if ((task.ok() && task->tenant() != options_.tenant) ||
+  if ((task.ok() && !scope.Sees(task->tenant())) ||
       absl::IsNotFound(task.status())) {
     return absl::NotFoundError(
         absl::StrCat("task ", Abbreviate(task_id), " not found"));
@@ -336,8 +341,9 @@ absl::StatusOr<Task> Scheduler::GetTask(const std::string& task_id) {
   return task;
 }
 
-absl::StatusOr<ListTasksPage> Scheduler::ListTasks(ListTasksQuery query) {
-  query.tenant = options_.tenant;
+absl::StatusOr<ListTasksPage> Scheduler::ListTasks(const TenantScope& scope,
+                                                   ListTasksQuery query) {
+  query.tenant = scope.all_tenants ? "" : scope.tenant;
   RETURN_IF_ERROR(
       ValidateListFilter(query.states, query.page_token, query.labels));
   if (query.page_size < 0) {
@@ -349,7 +355,8 @@ absl::StatusOr<ListTasksPage> Scheduler::ListTasks(ListTasksQuery query) {
   return store_.ListTasks(query);
 }
 
-absl::StatusOr<Task> Scheduler::CancelTask(const std::string& task_id,
+absl::StatusOr<Task> Scheduler::CancelTask(const TenantScope& scope,
+                                           const std::string& task_id,
                                            const std::string& reason) {
   RETURN_IF_ERROR(ValidateTaskId(task_id));
   RETURN_IF_ERROR(ValidateCancelReason(reason));
@@ -359,7 +366,7 @@ absl::StatusOr<Task> Scheduler::CancelTask(const std::string& task_id,
   absl::Status durable;
   {
     Op op(this);
-    result = CancelLocked(task_id, reason, op.out);
+    result = CancelLocked(scope, task_id, reason, op.out);
     // Answered once durable, even if the disk fills meanwhile (the cancel
     // took effect in memory: RESOURCE_EXHAUSTED would be a wrong answer).
     // Not active: answered once its end is durable, from the store.
@@ -372,7 +379,7 @@ absl::StatusOr<Task> Scheduler::CancelTask(const std::string& task_id,
   if (absl::IsNotFound(result.status())) {
     // Ended (or unknown): the store says which, read without the lock.
     absl::StatusOr<Task> task = store_.GetTask(task_id);
-    if (!task.ok() || task->tenant() != options_.tenant) {
+    if (!task.ok() || !scope.Sees(task->tenant())) {
       return absl::NotFoundError(
           absl::StrCat("task ", Abbreviate(task_id), " not found"));
     }
@@ -385,11 +392,12 @@ absl::StatusOr<Task> Scheduler::CancelTask(const std::string& task_id,
   return result;
 }
 
-absl::StatusOr<Task> Scheduler::CancelLocked(const std::string& task_id,
+absl::StatusOr<Task> Scheduler::CancelLocked(const TenantScope& scope,
+                                             const std::string& task_id,
                                              const std::string& reason,
                                              Outbox& out) {
   auto it = active_.find(task_id);
-  if (it == active_.end() || it->second.task.tenant() != options_.tenant) {
+  if (it == active_.end() || !scope.Sees(it->second.task.tenant())) {
     return absl::NotFoundError("not active");
   }
   Entry& e = it->second;
@@ -413,7 +421,8 @@ absl::StatusOr<Task> Scheduler::CancelLocked(const std::string& task_id,
 }
 
 absl::StatusOr<TaskSubscription> Scheduler::Subscribe(
-    const std::string& task_id, TaskListener* listener) {
+    const TenantScope& scope, const std::string& task_id,
+    TaskListener* listener) {
   RETURN_IF_ERROR(ValidateTaskId(task_id));
   // Registered under mu_: no operation can slip between the snapshot and
   // the registration.
@@ -424,7 +433,7 @@ absl::StatusOr<TaskSubscription> Scheduler::Subscribe(
     absl::MutexLock lock(&mu_);
     ticket = outbox_.LastTicket();
     auto it = active_.find(task_id);
-    active = it != active_.end() && it->second.task.tenant() == options_.tenant;
+    active = it != active_.end() && scope.Sees(it->second.task.tenant());
     if (active) {
       sub.task = it->second.task;
       // Operations up to last_op_ are in the snapshot; later ones reach us.
@@ -432,7 +441,7 @@ absl::StatusOr<TaskSubscription> Scheduler::Subscribe(
     }
   }
   if (!active) {  // ended (or unknown): nothing to follow
-    ASSIGN_OR_RETURN(sub.task, GetTask(task_id));
+    ASSIGN_OR_RETURN(sub.task, GetTask(scope, task_id));
     return sub;
   }
   // The snapshot is shown only once durable.
@@ -459,10 +468,26 @@ void Scheduler::Unsubscribe(int64_t subscription_id) {
 }
 
 absl::StatusOr<std::vector<crucible::v1::OutputChunk>> Scheduler::ReadOutput(
-    const std::string& task_id, int32_t attempt, int64_t offset,
-    crucible::v1::OutputStream stream, int64_t max_bytes) {
+    const TenantScope& scope, const std::string& task_id, int32_t attempt,
+    int64_t offset, crucible::v1::OutputStream stream, int64_t max_bytes) {
   RETURN_IF_ERROR(ValidateTaskId(task_id));
   RETURN_IF_ERROR(ValidateOutputRequest(stream, offset, attempt));
+  if (!scope.all_tenants) {
+    std::optional<bool> seen;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = active_.find(task_id);
+      if (it != active_.end()) seen = scope.Sees(it->second.task.tenant());
+    }
+    if (!seen.has_value()) {
+      absl::StatusOr<Task> task = store_.GetTask(task_id);
+      seen = task.ok() && scope.Sees(task->tenant());
+    }
+    if (!*seen) {
+      return absl::NotFoundError(
+          absl::StrCat("task ", Abbreviate(task_id), " not found"));
+    }
+  }
   // What was reported before this call is readable (or, while the disk is
   // full, what is durable).
   RETURN_IF_ERROR(DurableOrFull(outbox_.AwaitDurable(outbox_.LastTicket())));

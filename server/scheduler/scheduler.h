@@ -31,9 +31,22 @@
 
 namespace server {
 
+// Whose tasks a client call may touch: its caller's tenant's, or, for an
+// admin, every tenant's. Another tenant's task answers NOT_FOUND, as an
+// unknown id does.
+struct TenantScope {
+  // The caller's tenant: new tasks are created in it, request_ids are
+  // unique within it.
+  std::string tenant;
+  // An admin's: every tenant's tasks are visible.
+  bool all_tenants = false;
+
+  bool Sees(const std::string& task_tenant) const {
+    return all_tenants || task_tenant == tenant;
+  }
+};
+
 struct SchedulerOptions {
-  // Tenant of every task until authentication names one.
-  std::string tenant = "default";
   // A lease lapses this long after it was granted or last extended.
   absl::Duration lease_ttl = absl::Seconds(30);
   // At start, leases the store shows live are kept this long for their
@@ -125,29 +138,38 @@ class Scheduler {
   // spec); it must not block. With a request_id already used by the tenant,
   // answers the task created then.
   using CreateDone = std::function<void(absl::StatusOr<crucible::v1::Task>)>;
-  void CreateTaskAsync(crucible::v1::TaskSpec spec, std::string request_id,
-                       CreateDone done);
+  // The task is created in `scope.tenant`.
+  void CreateTaskAsync(const TenantScope& scope, crucible::v1::TaskSpec spec,
+                       std::string request_id, CreateDone done);
   // CreateTaskAsync, waiting for the answer.
-  absl::StatusOr<crucible::v1::Task> CreateTask(crucible::v1::TaskSpec spec,
+  absl::StatusOr<crucible::v1::Task> CreateTask(const TenantScope& scope,
+                                                crucible::v1::TaskSpec spec,
                                                 std::string request_id);
-  // The task as last durably recorded.
-  absl::StatusOr<crucible::v1::Task> GetTask(const std::string& task_id);
-  // page_size 0 means 50; above 1000 means 1000.
-  absl::StatusOr<ListTasksPage> ListTasks(ListTasksQuery query);
+  // The task as last durably recorded. Every call below answers NOT_FOUND
+  // for a task `scope` does not see.
+  absl::StatusOr<crucible::v1::Task> GetTask(const TenantScope& scope,
+                                             const std::string& task_id);
+  // page_size 0 means 50; above 1000 means 1000. Lists the tasks of
+  // scope.tenant, or of every tenant if scope.all_tenants (query.tenant is
+  // ignored).
+  absl::StatusOr<ListTasksPage> ListTasks(const TenantScope& scope,
+                                          ListTasksQuery query);
   // QUEUED -> CANCELLED at once; LEASED/RUNNING: the holding worker is told
   // to cancel and the task ends when it reports (or its lease lapses).
   // FAILED_PRECONDITION for a terminal task. Returns once durable.
-  absl::StatusOr<crucible::v1::Task> CancelTask(const std::string& task_id,
+  absl::StatusOr<crucible::v1::Task> CancelTask(const TenantScope& scope,
+                                                const std::string& task_id,
                                                 const std::string& reason);
   // Registers `listener` for the task's events and output.
-  absl::StatusOr<TaskSubscription> Subscribe(const std::string& task_id,
+  absl::StatusOr<TaskSubscription> Subscribe(const TenantScope& scope,
+                                             const std::string& task_id,
                                              TaskListener* listener);
   // After this returns, the listener is never called again.
   void Unsubscribe(int64_t subscription_id);
   // Stored output of one attempt (see TaskStore::ReadOutput).
   absl::StatusOr<std::vector<crucible::v1::OutputChunk>> ReadOutput(
-      const std::string& task_id, int32_t attempt, int64_t offset,
-      crucible::v1::OutputStream stream, int64_t max_bytes);
+      const TenantScope& scope, const std::string& task_id, int32_t attempt,
+      int64_t offset, crucible::v1::OutputStream stream, int64_t max_bytes);
 
   // --- Worker API (QueueService) ---
   // Opens a session for a worker with `credits` free slots; assignments go
@@ -251,11 +273,13 @@ class Scheduler {
   void DequeueLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `stored`: the store's task of `request_id` (or NOT_FOUND), read without
   // the lock; nullopt if it was not read (an active task has it).
-  void CreateLocked(crucible::v1::TaskSpec spec, std::string request_id,
+  void CreateLocked(const std::string& tenant, crucible::v1::TaskSpec spec,
+                    std::string request_id,
                     std::optional<absl::StatusOr<crucible::v1::Task>> stored,
                     CreateDone done, Op& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // NOT_FOUND if `task_id` is not active (ended, or unknown).
-  absl::StatusOr<crucible::v1::Task> CancelLocked(const std::string& task_id,
+  absl::StatusOr<crucible::v1::Task> CancelLocked(const TenantScope& scope,
+                                                  const std::string& task_id,
                                                   const std::string& reason,
                                                   Outbox& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

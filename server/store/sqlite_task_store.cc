@@ -334,7 +334,7 @@ absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
           3 + 2 * i, " AND m.value = ?", 4 + 2 * i, " AND m.seq = t.seq)");
     }
   }
-  absl::StrAppend(&sql, " AND t.tenant = ?2");
+  if (!query.tenant.empty()) absl::StrAppend(&sql, " AND t.tenant = ?2");
   if (!query.states.empty()) {
     std::vector<std::string> states;
     for (TaskState s : query.states) states.push_back(absl::StrCat(int{s}));
@@ -347,7 +347,8 @@ absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
 
   ReadConnection db(this);
   Stmt list(db.get(), sql.c_str());
-  list.Bind(1, before).Bind(2, query.tenant);
+  list.Bind(1, before);
+  if (!query.tenant.empty()) list.Bind(2, query.tenant);
   int param = 3;
   for (const auto& [key, value] : query.labels) {
     list.Bind(param, key).Bind(param + 1, value);

@@ -18,7 +18,7 @@ namespace server {
 
 // Filters and paging of TaskStore::ListTasks.
 struct ListTasksQuery {
-  // Only tasks of this tenant.
+  // Only tasks of this tenant; empty: every tenant's.
   std::string tenant;
   // Maximum tasks returned; must be > 0.
   int page_size = 50;

@@ -15,6 +15,9 @@
 namespace server {
 namespace {
 
+// The tenant of the tests' calls.
+inline const TenantScope kTenant{.tenant = "default"};
+
 // A real SQLite store whose commits fail with `fail` once it is set.
 class FailingStore : public TaskStore {
  public:
@@ -91,7 +94,7 @@ class MaintenanceTest : public testing::Test {
     crucible::v1::TaskSpec spec;
     spec.set_image("localhost/crucible/busybox:latest");
     spec.add_command("true");
-    scheduler_->CreateTaskAsync(spec, "",
+    scheduler_->CreateTaskAsync(kTenant, spec, "",
                                 [](absl::StatusOr<crucible::v1::Task>) {});
   }
 

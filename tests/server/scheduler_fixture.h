@@ -17,6 +17,9 @@
 
 namespace server {
 
+// The tenant of the tests' calls.
+inline const TenantScope kTenant{.tenant = "default"};
+
 // Collects what the scheduler sends to one worker. Thread-safe.
 // Announcements leave once durable, on the outbox's callback thread: the Take*
 // methods first wait (settle) for every one decided so far.
@@ -100,12 +103,12 @@ class SchedulerTest : public testing::Test {
     return spec;
   }
   std::string Create(crucible::v1::TaskSpec spec) {
-    auto task = scheduler_->CreateTask(std::move(spec), "");
+    auto task = scheduler_->CreateTask(kTenant, std::move(spec), "");
     EXPECT_TRUE(task.ok()) << task.status();
     return task.ok() ? task->id() : "";
   }
   crucible::v1::Task Get(const std::string& id) {
-    auto task = scheduler_->GetTask(id);
+    auto task = scheduler_->GetTask(kTenant, id);
     EXPECT_TRUE(task.ok()) << task.status();
     return task.ok() ? *task : crucible::v1::Task();
   }

@@ -202,8 +202,8 @@ TEST_F(SchedulerInfraTest, EachErrorCodeIsTheSystemsTheTasksOrFinal) {
       EXPECT_EQ(t.result().reason(), crucible::v1::TERMINATION_REASON_REJECTED)
           << absl::StatusCodeToString(c.code);
     } else {
-      ASSERT_TRUE(
-          scheduler_->CancelTask(id, "").ok());  // out of the way of the next
+      ASSERT_TRUE(scheduler_->CancelTask(kTenant, id, "")
+                      .ok());  // out of the way of the next
     }
   }
 }

@@ -188,7 +188,7 @@ TEST_F(SchedulerLeasesTest,
     ASSERT_EQ(got.size(), 1u);
   }
   Restart();
-  ASSERT_TRUE(scheduler_->CancelTask(got[0].task().id(), "stop").ok());
+  ASSERT_TRUE(scheduler_->CancelTask(kTenant, got[0].task().id(), "stop").ok());
   FakeSink sink;
   int64_t session = Connect(sink, 0);
   EXPECT_TRUE(scheduler_->Heartbeat(session, {}, {Held(got[0])}).empty());
@@ -204,7 +204,7 @@ TEST_F(SchedulerLeasesTest, NoRestartGraceLapsesLiveLeasesAtOnce) {
     ASSERT_EQ(LeaseTasks(1, sink).size(), 1u);
   }
   Restart();
-  auto page = scheduler_->ListTasks({});
+  auto page = scheduler_->ListTasks(kTenant, {});
   ASSERT_TRUE(page.ok());
   ASSERT_EQ(page->tasks.size(), 1u);
   EXPECT_EQ(page->tasks[0].state(), crucible::v1::TASK_STATE_QUEUED);

@@ -150,7 +150,7 @@ TEST_F(SchedulerTest, ResultReasonsMapToStates) {
     EXPECT_EQ(Get(id).state(), c.state) << c.reason;
     scheduler_->DisconnectWorker(session);
     if (c.state == crucible::v1::TASK_STATE_QUEUED) {
-      ASSERT_TRUE(scheduler_->CancelTask(id, "").ok());
+      ASSERT_TRUE(scheduler_->CancelTask(kTenant, id, "").ok());
     }
   }
 }
@@ -160,7 +160,7 @@ TEST_F(SchedulerTest, OutputIsStoredPerAttemptAndCapped) {
   spec.set_max_output_bytes(8);
   std::string id = Create(spec);
   RecordingListener listener;
-  auto sub = scheduler_->Subscribe(id, &listener);
+  auto sub = scheduler_->Subscribe(kTenant, id, &listener);
   ASSERT_TRUE(sub.ok());
   FakeSink sink;
   Connect(sink, 1);
@@ -176,7 +176,7 @@ TEST_F(SchedulerTest, OutputIsStoredPerAttemptAndCapped) {
   ASSERT_TRUE(scheduler_->ReportCompletion(Exited(lease, 0)).ok());
 
   auto stored = scheduler_->ReadOutput(
-      id, 1, 0, crucible::v1::OUTPUT_STREAM_UNSPECIFIED, 1 << 20);
+      kTenant, id, 1, 0, crucible::v1::OUTPUT_STREAM_UNSPECIFIED, 1 << 20);
   ASSERT_TRUE(stored.ok());
   std::string all;
   for (const auto& c : *stored) all += c.data();
@@ -190,7 +190,7 @@ TEST_F(SchedulerTest, OutputIsStoredPerAttemptAndCapped) {
 TEST_F(SchedulerTest, SubscribersSeeEveryTransitionInOrder) {
   std::string id = Create(Spec());
   RecordingListener listener;
-  auto sub = scheduler_->Subscribe(id, &listener);
+  auto sub = scheduler_->Subscribe(kTenant, id, &listener);
   ASSERT_TRUE(sub.ok());
   EXPECT_EQ(sub->task.state(), crucible::v1::TASK_STATE_QUEUED);
   FakeSink sink;
@@ -205,7 +205,7 @@ TEST_F(SchedulerTest, SubscribersSeeEveryTransitionInOrder) {
                                     crucible::v1::TASK_STATE_SUCCEEDED}));
   scheduler_->Unsubscribe(sub->id);
   // A terminal task gives a snapshot and no registration.
-  auto done = scheduler_->Subscribe(id, &listener);
+  auto done = scheduler_->Subscribe(kTenant, id, &listener);
   ASSERT_TRUE(done.ok());
   EXPECT_EQ(done->id, 0);
   EXPECT_EQ(done->task.state(), crucible::v1::TASK_STATE_SUCCEEDED);

@@ -139,10 +139,10 @@ TEST_F(SchedulerTest, NoServerDeadlineWithoutATimeoutFromSpecOrExecutor) {
 
 TEST_F(SchedulerTest, CancelOfAnEndedOrUnknownTask) {
   std::string id = Create(Spec());
-  ASSERT_TRUE(scheduler_->CancelTask(id, "").ok());
-  EXPECT_EQ(scheduler_->CancelTask(id, "").status().code(),
+  ASSERT_TRUE(scheduler_->CancelTask(kTenant, id, "").ok());
+  EXPECT_EQ(scheduler_->CancelTask(kTenant, id, "").status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(scheduler_->CancelTask("nope", "").status().code(),
+  EXPECT_EQ(scheduler_->CancelTask(kTenant, "nope", "").status().code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -151,7 +151,7 @@ TEST_F(SchedulerTest, CancelOfALeasedTaskEndsOnTheWorkersReport) {
   FakeSink sink;
   Connect(sink, 1);
   std::string lease = sink.TakeAssignments().at(0).lease_id();
-  auto cancelled = scheduler_->CancelTask(id, "stop");
+  auto cancelled = scheduler_->CancelTask(kTenant, id, "stop");
   ASSERT_TRUE(cancelled.ok());
   EXPECT_EQ(cancelled->state(), crucible::v1::TASK_STATE_LEASED);
   ASSERT_EQ(sink.TakeCancels().size(), 1u);
@@ -163,11 +163,11 @@ TEST_F(SchedulerTest, CancelOfALeasedTaskEndsOnTheWorkersReport) {
 }
 
 TEST_F(SchedulerTest, RequestIdStaysIdempotentAfterTheTaskEndedAndARestart) {
-  auto first = scheduler_->CreateTask(Spec(), "req-9");
+  auto first = scheduler_->CreateTask(kTenant, Spec(), "req-9");
   ASSERT_TRUE(first.ok());
-  ASSERT_TRUE(scheduler_->CancelTask(first->id(), "").ok());
+  ASSERT_TRUE(scheduler_->CancelTask(kTenant, first->id(), "").ok());
   Restart();
-  auto again = scheduler_->CreateTask(Spec(), "req-9");
+  auto again = scheduler_->CreateTask(kTenant, Spec(), "req-9");
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->id(), first->id());
   EXPECT_EQ(again->state(), crucible::v1::TASK_STATE_CANCELLED);
@@ -178,13 +178,13 @@ TEST_F(SchedulerTest, ConcurrentCreatesWithOneRequestIdMakeOneTask) {
   std::vector<std::thread> threads;
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&, i] {
-      auto t = scheduler_->CreateTask(Spec(), "same");
+      auto t = scheduler_->CreateTask(kTenant, Spec(), "same");
       if (t.ok()) ids[i] = t->id();
     });
   }
   for (std::thread& t : threads) t.join();
   for (const std::string& id : ids) EXPECT_EQ(id, ids[0]);
-  auto page = scheduler_->ListTasks({});
+  auto page = scheduler_->ListTasks(kTenant, {});
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->tasks.size(), 1u);
 }
@@ -194,7 +194,7 @@ TEST_F(SchedulerTest, EndedTasksArePurgedAfterRetention) {
   Restart();
   std::string ended = Create(Spec());
   std::string queued = Create(Spec());
-  ASSERT_TRUE(scheduler_->CancelTask(ended, "").ok());
+  ASSERT_TRUE(scheduler_->CancelTask(kTenant, ended, "").ok());
   clock_.Advance(absl::Minutes(59));
   auto purged = scheduler_->PurgeExpired();
   ASSERT_TRUE(purged.ok());
@@ -203,7 +203,7 @@ TEST_F(SchedulerTest, EndedTasksArePurgedAfterRetention) {
   purged = scheduler_->PurgeExpired();
   ASSERT_TRUE(purged.ok());
   EXPECT_EQ(*purged, 1);
-  EXPECT_EQ(scheduler_->GetTask(ended).status().code(),
+  EXPECT_EQ(scheduler_->GetTask(kTenant, ended).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(Get(queued).state(), crucible::v1::TASK_STATE_QUEUED);
 }
@@ -214,18 +214,18 @@ TEST_F(SchedulerTest, SpecsAboveTheConfiguredMaximaAreRefused) {
   Restart();
   crucible::v1::TaskSpec spec = Spec();
   spec.mutable_resources()->set_memory_bytes(2 << 20);
-  absl::Status s = scheduler_->CreateTask(spec, "").status();
+  absl::Status s = scheduler_->CreateTask(kTenant, spec, "").status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(s.message(), "spec.resources.memory_bytes"))
       << s;
   spec = Spec();
   *spec.mutable_timeout() = common::ToProtoDuration(absl::Minutes(2));
-  s = scheduler_->CreateTask(spec, "").status();
+  s = scheduler_->CreateTask(kTenant, spec, "").status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(s.message(), "spec.timeout")) << s;
   spec.mutable_resources()->set_memory_bytes(1 << 20);
   *spec.mutable_timeout() = common::ToProtoDuration(absl::Minutes(1));
-  EXPECT_TRUE(scheduler_->CreateTask(spec, "").ok());
+  EXPECT_TRUE(scheduler_->CreateTask(kTenant, spec, "").ok());
 }
 
 }  // namespace

@@ -178,15 +178,15 @@ TEST_F(SchedulerTest, DisconnectedWorkerKeepsItsLeasesUntilTheirDeadline) {
 
 TEST_F(SchedulerTest, CancelQueuedEndsAtOnce) {
   std::string id = Create(Spec());
-  auto task = scheduler_->CancelTask(id, "no longer needed");
+  auto task = scheduler_->CancelTask(kTenant, id, "no longer needed");
   ASSERT_TRUE(task.ok()) << task.status();
   EXPECT_EQ(task->state(), crucible::v1::TASK_STATE_CANCELLED);
   EXPECT_EQ(task->result().reason(),
             crucible::v1::TERMINATION_REASON_CANCELLED);
   EXPECT_TRUE(task->has_end_time());
-  EXPECT_EQ(scheduler_->CancelTask(id, "").status().code(),
+  EXPECT_EQ(scheduler_->CancelTask(kTenant, id, "").status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(scheduler_->CancelTask("nope", "").status().code(),
+  EXPECT_EQ(scheduler_->CancelTask(kTenant, "nope", "").status().code(),
             absl::StatusCode::kNotFound);
   FakeSink sink;
   Connect(sink, 1);
@@ -199,7 +199,7 @@ TEST_F(SchedulerTest, CancelRunningAsksTheWorkerThenEndsOnItsReport) {
   Connect(sink, 1);
   std::string lease = sink.TakeAssignments().at(0).lease_id();
   ASSERT_TRUE(scheduler_->ReportStarted(lease, clock_.Now()).ok());
-  auto task = scheduler_->CancelTask(id, "stop");
+  auto task = scheduler_->CancelTask(kTenant, id, "stop");
   ASSERT_TRUE(task.ok()) << task.status();
   EXPECT_EQ(task->state(), crucible::v1::TASK_STATE_RUNNING);
   std::vector<crucible::v1::AssignmentCancel> cancels = sink.TakeCancels();
@@ -219,31 +219,32 @@ TEST_F(SchedulerTest, CancelledTaskWhoseLeaseLapsesEndsCancelled) {
   FakeSink sink;
   Connect(sink, 1);
   sink.TakeAssignments();
-  ASSERT_TRUE(scheduler_->CancelTask(id, "stop").ok());
+  ASSERT_TRUE(scheduler_->CancelTask(kTenant, id, "stop").ok());
   clock_.Advance(options_.lease_ttl + absl::Seconds(1));
   EXPECT_EQ(scheduler_->ExpireLeases(), 1);
   EXPECT_EQ(Get(id).state(), crucible::v1::TASK_STATE_CANCELLED);
 }
 
 TEST_F(SchedulerTest, CreateIsIdempotentByRequestId) {
-  auto first = scheduler_->CreateTask(Spec(), "req-1");
+  auto first = scheduler_->CreateTask(kTenant, Spec(), "req-1");
   ASSERT_TRUE(first.ok());
-  auto second = scheduler_->CreateTask(Spec(), "req-1");
+  auto second = scheduler_->CreateTask(kTenant, Spec(), "req-1");
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(first->id(), second->id());
   EXPECT_EQ(first->tenant(), "default");
-  auto page = scheduler_->ListTasks({});
+  auto page = scheduler_->ListTasks(kTenant, {});
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->tasks.size(), 1u);
-  EXPECT_EQ(
-      scheduler_->CreateTask(Spec(), std::string(129, 'r')).status().code(),
-      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(scheduler_->CreateTask(kTenant, Spec(), std::string(129, 'r'))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(SchedulerTest, CreateRejectsAnInvalidSpec) {
   crucible::v1::TaskSpec spec = Spec();
   spec.clear_image();
-  EXPECT_EQ(scheduler_->CreateTask(spec, "").status().code(),
+  EXPECT_EQ(scheduler_->CreateTask(kTenant, spec, "").status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 

@@ -24,6 +24,9 @@
 namespace server {
 namespace {
 
+// The tenant of the tests' calls.
+inline const TenantScope kTenant{.tenant = "default"};
+
 namespace v1 = crucible::v1;
 
 void SetDeadline(grpc::ClientContext& ctx, int seconds = 10) {
@@ -265,7 +268,7 @@ TEST_F(ServiceTest, CancelOfARunningTaskReachesTheWorker) {
   worker->WritesDone();
   EXPECT_TRUE(worker->Finish().ok());
   // The completion was applied before the stream closed.
-  auto task = scheduler_->GetTask(id);
+  auto task = scheduler_->GetTask(kTenant, id);
   ASSERT_TRUE(task.ok());
   EXPECT_EQ(task->state(), v1::TASK_STATE_CANCELLED);
 }

@@ -274,9 +274,10 @@ TEST_F(SchedulerStoreFullTest, RefusesNewWorkKeepsReportsAndResumesAlone) {
   sink.settle = [this] { outbox_->DrainCallbacks(); };
   auto session = scheduler_->ConnectWorker("w1", 1, &sink);
   ASSERT_TRUE(session.ok());
-  auto t1 = scheduler_->CreateTask(Spec(), "r1");
+  auto t1 = scheduler_->CreateTask(kTenant, Spec(), "r1");
   ASSERT_TRUE(t1.ok()) << t1.status();
-  auto t2 = scheduler_->CreateTask(Spec(), "r2");  // no credit left: queued
+  auto t2 =
+      scheduler_->CreateTask(kTenant, Spec(), "r2");  // no credit left: queued
   ASSERT_TRUE(t2.ok()) << t2.status();
   std::vector<crucible::v1::Assignment> assigned = sink.TakeAssignments();
   ASSERT_EQ(assigned.size(), 1u);
@@ -292,29 +293,29 @@ TEST_F(SchedulerStoreFullTest, RefusesNewWorkKeepsReportsAndResumesAlone) {
             absl::StatusCode::kResourceExhausted);
 
   // New work and cancels are refused with the reason.
-  auto refused = scheduler_->CreateTask(Spec(), "r3");
+  auto refused = scheduler_->CreateTask(kTenant, Spec(), "r3");
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(
       absl::StrContains(refused.status().message(), "the task store is full"))
       << refused.status();
-  EXPECT_EQ(scheduler_->CancelTask(t2->id(), "").status().code(),
+  EXPECT_EQ(scheduler_->CancelTask(kTenant, t2->id(), "").status().code(),
             absl::StatusCode::kResourceExhausted);
 
   // Reads show what is durable, at once.
-  auto got = scheduler_->GetTask(t1->id());
+  auto got = scheduler_->GetTask(kTenant, t1->id());
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->state(), crucible::v1::TASK_STATE_RUNNING);
   ListTasksQuery query;
-  auto page = scheduler_->ListTasks(query);
+  auto page = scheduler_->ListTasks(kTenant, query);
   ASSERT_TRUE(page.ok()) << page.status();
   EXPECT_EQ(page->tasks.size(), 2u);
   EXPECT_TRUE(scheduler_
-                  ->ReadOutput(t1->id(), 1, 0,
+                  ->ReadOutput(kTenant, t1->id(), 1, 0,
                                crucible::v1::OUTPUT_STREAM_UNSPECIFIED, 1 << 20)
                   .ok());
   // A watch starts from the durable state and sees what follows.
   EventLog events;
-  auto sub = scheduler_->Subscribe(t1->id(), &events);
+  auto sub = scheduler_->Subscribe(kTenant, t1->id(), &events);
   ASSERT_TRUE(sub.ok()) << sub.status();
   EXPECT_EQ(sub->task.state(), crucible::v1::TASK_STATE_RUNNING);
 
@@ -323,7 +324,7 @@ TEST_F(SchedulerStoreFullTest, RefusesNewWorkKeepsReportsAndResumesAlone) {
   EXPECT_TRUE(scheduler_->ReportCompletion(Exited0(lease)).ok());
   EXPECT_EQ(scheduler_->ReportCompletion(Exited0(lease)).code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(scheduler_->GetTask(t1->id())->state(),
+  EXPECT_EQ(scheduler_->GetTask(kTenant, t1->id())->state(),
             crucible::v1::TASK_STATE_RUNNING);
   // A purge needs room too: refused at once.
   EXPECT_EQ(scheduler_->PurgeExpired().status().code(),
@@ -336,10 +337,11 @@ TEST_F(SchedulerStoreFullTest, RefusesNewWorkKeepsReportsAndResumesAlone) {
   ASSERT_TRUE(events.WaitEnded());
   EXPECT_EQ(events.states().back(), crucible::v1::TASK_STATE_SUCCEEDED);
   EXPECT_TRUE(outbox_->health().ok());
-  EXPECT_EQ(scheduler_->GetTask(t1->id())->state(),
+  EXPECT_EQ(scheduler_->GetTask(kTenant, t1->id())->state(),
             crucible::v1::TASK_STATE_SUCCEEDED);
-  auto output = scheduler_->ReadOutput(
-      t1->id(), 1, 0, crucible::v1::OUTPUT_STREAM_UNSPECIFIED, 1 << 20);
+  auto output =
+      scheduler_->ReadOutput(kTenant, t1->id(), 1, 0,
+                             crucible::v1::OUTPUT_STREAM_UNSPECIFIED, 1 << 20);
   ASSERT_TRUE(output.ok());
   ASSERT_EQ(output->size(), 1u);
   EXPECT_EQ((*output)[0].data().size(), size_t{16 << 10});
@@ -349,7 +351,7 @@ TEST_F(SchedulerStoreFullTest, RefusesNewWorkKeepsReportsAndResumesAlone) {
   ASSERT_EQ(assigned.size(), 1u);
   EXPECT_EQ(assigned[0].task().id(), t2->id());
   EXPECT_EQ(assigned[0].attempt(), 1);  // the outage cost no attempt
-  auto t3 = scheduler_->CreateTask(Spec(), "r3");
+  auto t3 = scheduler_->CreateTask(kTenant, Spec(), "r3");
   EXPECT_TRUE(t3.ok()) << t3.status();
   scheduler_->Unsubscribe(sub->id);
 }
