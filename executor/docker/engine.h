@@ -21,6 +21,16 @@ struct ContainerState {
   bool oom_killed = false;
   int64_t exit_code = 0;
   std::string error;  // the engine's State.Error, if any
+  // The host pid of the container's process while it runs (State.Pid), 0
+  // otherwise or where the engine does not say.
+  int64_t pid = 0;
+  // The limits the engine keeps for the container (its HostConfig), 0 where
+  // it has none: what it will enforce, which may differ from what the
+  // create asked for (an engine that cannot enforce a limit may drop it).
+  int64_t memory_bytes = 0;       // HostConfig.Memory
+  int64_t memory_swap_bytes = 0;  // HostConfig.MemorySwap
+  int64_t pids_limit = 0;         // HostConfig.PidsLimit
+  int64_t nano_cpus = 0;          // HostConfig.NanoCpus
 };
 
 // One entry of ListContainers.

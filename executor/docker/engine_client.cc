@@ -484,7 +484,21 @@ absl::StatusOr<ContainerState> EngineClient::InspectContainer(
     st.running = s.value("Running", false);
     st.oom_killed = s.value("OOMKilled", false);
     st.exit_code = s.value("ExitCode", int64_t{0});
+    if (s.contains("Pid") && s["Pid"].is_number_integer()) st.pid = s["Pid"];
     if (s.contains("Error") && s["Error"].is_string()) st.error = s["Error"];
+    if (j.contains("HostConfig") && j["HostConfig"].is_object()) {
+      const json& h = j["HostConfig"];
+      // null (Podman for a limit it does not keep) counts as none.
+      auto limit = [&h](const char* key) -> int64_t {
+        auto it = h.find(key);
+        return it != h.end() && it->is_number_integer() ? it->get<int64_t>()
+                                                        : 0;
+      };
+      st.memory_bytes = limit("Memory");
+      st.memory_swap_bytes = limit("MemorySwap");
+      st.pids_limit = limit("PidsLimit");
+      st.nano_cpus = limit("NanoCpus");
+    }
     return st;
   } catch (const json::exception& e) {
     return absl::InternalError(absl::StrCat("inspect: bad State: ", e.what()));
@@ -500,6 +514,17 @@ absl::Status EngineClient::Remove(absl::string_view id) {
   if (!resp.ok()) return resp.status();
   if (resp->code == 204 || resp->code == 200 || resp->code == 404) {
     return absl::OkStatus();
+  }
+  // Podman 4.3 with a user namespace per container sometimes answers 500
+  // ("unlinkat .../userdata/shm: device or resource busy") for a container
+  // it did remove, its namespace's mounts going away a moment later: a
+  // second DELETE tells (404 once it is gone).
+  if (resp->code == 500) {
+    auto again = Do(r);
+    if (!again.ok()) return again.status();
+    if (again->code == 204 || again->code == 200 || again->code == 404) {
+      return absl::OkStatus();
+    }
   }
   return HttpError(r.method, r.path, *resp);
 }

@@ -162,6 +162,12 @@ absl::StatusOr<ContainerPolicy> ContainerPolicy::Create(
       return absl::InvalidArgumentError("an allowed image is empty");
   }
   if (absl::Status s = CheckNetwork(o.network); !s.ok()) return s;
+  if (o.userns != kUsernsAuto && !o.userns.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "policy userns \"", absl::CHexEscape(o.userns.substr(0, 64)),
+        "\" is refused: use \"auto\" (a user namespace per container) or "
+        "\"\" (none)"));
+  }
   if (!ValidId(o.executor_id, 128)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "executor_id \"", absl::CHexEscape(o.executor_id.substr(0, 128)),
@@ -352,6 +358,7 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
       {"HostConfig", host},
   };
   if (!o.runtime.empty()) body["HostConfig"]["Runtime"] = o.runtime;
+  if (!o.userns.empty()) body["HostConfig"]["UsernsMode"] = o.userns;
   if (spec.command_size() > 0) {
     body["Cmd"] = json(
         std::vector<std::string>(spec.command().begin(), spec.command().end()));

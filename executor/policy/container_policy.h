@@ -33,6 +33,9 @@ inline constexpr char kAttemptLabel[] = "crucible.attempt";
 // workloads' containers on the same engine.
 inline constexpr char kContainerNamePrefix[] = "crucible-";
 
+// ContainerPolicyOptions::userns for a user namespace per container.
+inline constexpr char kUsernsAuto[] = "auto";
+
 // The name of the container of run `run_id`: kContainerNamePrefix + run_id.
 // Plan refuses run ids that would not make a valid name.
 std::string ContainerName(absl::string_view run_id);
@@ -48,6 +51,12 @@ struct ContainerPolicyOptions {
   // OCI runtime of every container (HostConfig.Runtime), e.g. "runsc" for
   // gVisor; empty: the engine's default.
   std::string runtime;
+  // The user namespace of every container (HostConfig.UsernsMode):
+  // "auto" (Podman: a namespace of its own per container, its uids mapped
+  // to a range of the engine's subordinate ids that no other container and
+  // no real user has), or "" (none: the engine's default, the host's uids;
+  // for engines without per-container namespaces, e.g. Docker's).
+  std::string userns = "auto";
   // The network every container joins: "none" (no interface but lo), or
   // the name of a user-defined network. "host", "bridge", "default" and
   // "container:..." / "ns:..." are refused.
@@ -104,11 +113,13 @@ struct ContainerPlan {
 //
 // Every container: non-root numeric user, all capabilities dropped,
 // no-new-privileges, read-only rootfs, no network, memory == memory+swap,
-// pids, CPU, nofile and nproc limits, a noexec tmpfs at /tmp, never
+// pids, CPU, nofile and nproc limits, a noexec tmpfs at /tmp, a user
+// namespace of its own (options.userns "auto"), never
 // privileged, no binds, mounts, devices or host namespaces.
 class ContainerPolicy {
  public:
-  // INVALID_ARGUMENT for a root or non-numeric user, a default above its
+  // INVALID_ARGUMENT for a root or non-numeric user, a userns other than
+  // "auto" or "", a default above its
   // maximum, a non-positive limit, no allowed image, an empty prefix, a
   // network or runtime name that is refused or malformed, or a malformed
   // executor_id.

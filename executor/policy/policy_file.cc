@@ -106,6 +106,10 @@ absl::Status ApplyPolicyJson(absl::string_view text,
        [&](const json& v, const std::string& k) {
          return GetString(v, k, o.network);
        }},
+      {"userns",
+       [&](const json& v, const std::string& k) {
+         return GetString(v, k, o.userns);
+       }},
       {"memory_bytes",
        [&](const json& v, const std::string& k) {
          return GetPair<int64_t>(v, k, o.default_memory_bytes,

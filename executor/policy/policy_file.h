@@ -20,6 +20,8 @@ namespace policy {
 //     "user": "65534:65534",                // numeric, never uid or gid 0
 //     "runtime": "runsc",                   // OCI runtime; "" = engine default
 //     "network": "none",
+//     "userns": "auto",                     // a user namespace per container;
+//                                           // "" = none (Docker's engine)
 //     "memory_bytes":     {"default": 268435456, "max": 4294967296},
 //     "cpu_millis":       {"default": 1000, "max": 4000},
 //     "pids_limit":       {"default": 256, "max": 4096},

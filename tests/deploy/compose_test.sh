@@ -69,7 +69,10 @@ fi
 
 # The engine's API socket, group-owned by $gid, mode 0660 (the node requirement).
 rm -rf "$engine_dir/engine.sock"
-"$podman" system service --time=0 "unix://$engine_dir/engine.sock" \
+# with-subids: the subordinate ids of the tasks' user namespaces (policy.json
+# "userns": "auto"), private to this engine.
+"$root/deploy/local/with-subids" "$engine_dir/subids" \
+  "$podman" system service --time=0 "unix://$engine_dir/engine.sock" \
   >"$engine_dir/engine.log" 2>&1 </dev/null &
 engine_pid=$!
 for _ in $(seq 100); do [ -S "$engine_dir/engine.sock" ] && break; sleep 0.1; done

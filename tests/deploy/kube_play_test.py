@@ -232,7 +232,11 @@ def start_engine():
     except FileNotFoundError:
         pass
     log = open(os.path.join(WORK, "engine.log"), "w")
-    engine = subprocess.Popen([PODMAN, "--network-config-dir", NETWORK_DIR, "system", "service",
+    # with-subids: the subordinate ids of the tasks' user namespaces (the
+    # policy's "userns": "auto"), private to this engine.
+    engine = subprocess.Popen([os.path.join(ROOT, "deploy", "local", "with-subids"),
+                               os.path.join(WORK, "subids"),
+                               PODMAN, "--network-config-dir", NETWORK_DIR, "system", "service",
                                "--time=0", f"unix://{ENGINE_SOCKET}"],
                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     if not wait_for("engine socket", lambda: os.path.exists(ENGINE_SOCKET), 15, 0.1):

@@ -67,7 +67,8 @@ TEST(ContainerPolicyTest, DefaultsProduceExactlyTheHardenedBody) {
       "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 1024},
                   {"Name": "nproc", "Soft": 1024, "Hard": 1024}],
       "RestartPolicy": {"Name": "no"},
-      "AutoRemove": false
+      "AutoRemove": false,
+      "UsernsMode": "auto"
     }
   })");
   EXPECT_EQ(plan->create_body, want) << plan->create_body.dump(2);
@@ -75,7 +76,7 @@ TEST(ContainerPolicyTest, DefaultsProduceExactlyTheHardenedBody) {
   EXPECT_EQ(plan->max_output_bytes, 16 * kMiB);
   // Nothing that reaches the host.
   for (const char* key : {"Binds", "Mounts", "Devices", "PidMode", "IpcMode",
-                          "UsernsMode", "CapAdd", "VolumesFrom"}) {
+                          "CapAdd", "VolumesFrom"}) {
     EXPECT_FALSE(plan->create_body["HostConfig"].contains(key)) << key;
   }
 }
@@ -365,6 +366,29 @@ TEST(ContainerPolicyTest, RuntimeAndNetworkComeFromThePolicy) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// A user namespace per container ("auto") by default; "" (none) leaves the
+// key out, as bodies were before; any other value, which could name the
+// host's namespace, another container's or a hand-made mapping, is refused.
+TEST(ContainerPolicyTest, EveryContainerGetsAUserNamespaceOfItsOwn) {
+  auto plan = Policy().Plan(Request());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->create_body["HostConfig"]["UsernsMode"], "auto");
+  ContainerPolicyOptions none;
+  none.userns = "";
+  plan = Policy(none).Plan(Request());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_FALSE(plan->create_body["HostConfig"].contains("UsernsMode"));
+  for (const char* mode : {"host", "private", "keep-id", "nomap", "auto:size=1",
+                           "auto:uidmapping=0:0:1", "container:other",
+                           "ns:/proc/1/ns/user", "Auto", " auto", "auto "}) {
+    ContainerPolicyOptions bad;
+    bad.userns = mode;
+    EXPECT_EQ(ContainerPolicy::Create(bad).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << mode;
+  }
+}
+
 TEST(PolicyFileTest, EveryKeyIsApplied) {
   ContainerPolicyOptions o;
   absl::Status s = ApplyPolicyJson(R"({
@@ -374,6 +398,7 @@ TEST(PolicyFileTest, EveryKeyIsApplied) {
     "user": "1000:1000",
     "runtime": "runsc",
     "network": "none",
+    "userns": "",
     "memory_bytes": {"default": 67108864, "max": 134217728},
     "cpu_millis": {"default": 500, "max": 2000},
     "pids_limit": {"default": 64, "max": 128},
@@ -392,6 +417,7 @@ TEST(PolicyFileTest, EveryKeyIsApplied) {
   EXPECT_TRUE(o.pull_images);
   EXPECT_EQ(o.user, "1000:1000");
   EXPECT_EQ(o.runtime, "runsc");
+  EXPECT_EQ(o.userns, "");
   EXPECT_EQ(o.default_memory_bytes, 64 * kMiB);
   EXPECT_EQ(o.max_memory_bytes, 128 * kMiB);
   EXPECT_EQ(o.default_cpu_millis, 500);
@@ -432,6 +458,7 @@ TEST(PolicyFileTest, MistakesAreInvalidArgumentNamingTheKey) {
            {R"({"images": [""]})", "images"},
            {R"({"pull_images": "yes"})", "pull_images"},
            {R"({"user": 65534})", "user"},
+           {R"({"userns": true})", "userns"},
            {R"([1, 2])", "object"},
            {R"({"user": )", "JSON"},
        }) {

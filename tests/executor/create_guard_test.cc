@@ -91,6 +91,41 @@ TEST(CreateGuardExecutorId, OnlyTheConfiguredExecutorsLabel) {
             absl::StatusCode::kPermissionDenied);
 }
 
+// The guard admits exactly the UsernsMode its policy plans ("auto" by
+// default; none at all under "userns": "") and refuses every other value,
+// type and spelling, and its absence.
+TEST(CreateGuardUserns, AdmitsExactlyThePolicysUsernsMode) {
+  const auto options = GuardTestPolicy(false);
+  ASSERT_EQ(options.userns, "auto");
+  guard::CreateGuard guard(options, "");
+  const CreateRequest base = RealCreateRequests(options, "run").back();
+  ASSERT_TRUE(guard.Check(base.query, base.body).ok());
+  nlohmann::json b = nlohmann::json::parse(base.body);
+  ASSERT_EQ(b["HostConfig"]["UsernsMode"], "auto");
+  for (const nlohmann::json& mode : std::initializer_list<nlohmann::json>{
+           "host", "", "private", "keep-id", "nomap", "auto:size=1",
+           "auto:uidmapping=0:0:4294967295", "container:other",
+           "ns:/proc/1/ns/user", "AUTO", "auto ", nullptr, true, 1,
+           nlohmann::json::array({"auto"})}) {
+    b["HostConfig"]["UsernsMode"] = mode;
+    EXPECT_EQ(guard.Check(base.query, b.dump()).status().code(),
+              absl::StatusCode::kPermissionDenied)
+        << mode.dump();
+  }
+  b["HostConfig"].erase("UsernsMode");
+  EXPECT_THAT(guard.Check(base.query, b.dump()).status().message(),
+              ::testing::HasSubstr("HostConfig.UsernsMode is required"));
+
+  // A policy without user namespaces: the key is refused, "auto" included.
+  auto none = options;
+  none.userns = "";
+  guard::CreateGuard none_guard(none, "");
+  const CreateRequest plain = RealCreateRequests(none, "run").back();
+  ASSERT_TRUE(none_guard.Check(plain.query, plain.body).ok());
+  EXPECT_EQ(none_guard.Check(base.query, base.body).status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
 // deploy/SECURITY.md's "What the guard allows" is the generated text.
 TEST(CreateGuardDocs, SecurityMdSaysWhatTheGuardAllows) {
   std::ifstream in(testing_util::SourcePath("deploy/SECURITY.md"));

@@ -70,6 +70,11 @@ void FakeEngine::SetScript(Script script) {
   script_ = std::move(script);
 }
 
+void FakeEngine::SetDroppedLimits(std::set<std::string> keys) {
+  absl::MutexLock lock(&mu_);
+  dropped_limits_ = std::move(keys);
+}
+
 void FakeEngine::FailNext(Op op, absl::Status status, int times) {
   absl::MutexLock lock(&mu_);
   for (int i = 0; i < times; ++i) failures_[op].push_back(status);
@@ -132,6 +137,12 @@ std::set<std::string> FakeEngine::containers() const {
   std::set<std::string> names;
   for (const auto& [name, c] : containers_) names.insert(name);
   return names;
+}
+
+nlohmann::json FakeEngine::CreateBodyOf(absl::string_view name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = create_bodies_.find(std::string(name));
+  return it == create_bodies_.end() ? nlohmann::json() : it->second;
 }
 
 std::string FakeEngine::StdinOf(absl::string_view name) const {
@@ -234,11 +245,27 @@ absl::StatusOr<std::string> FakeEngine::CreateContainer(
   }
   Container& c = containers_[std::string(name)];
   c.id = absl::StrCat("c", next_id_++);
+  create_bodies_[std::string(name)] = body;
   c.script = script_;
   if (body.contains("Labels") && body["Labels"].is_object()) {
     for (const auto& [k, v] : body["Labels"].items()) {
       if (v.is_string()) c.labels[k] = v.get<std::string>();
     }
+  }
+  if (body.contains("HostConfig") && body["HostConfig"].is_object()) {
+    const nlohmann::json& h = body["HostConfig"];
+    auto kept = [&](const char* key)
+                    ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> int64_t {
+      if (dropped_limits_.contains(key) || !h.contains(key) ||
+          !h[key].is_number_integer()) {
+        return 0;
+      }
+      return h[key].get<int64_t>();
+    };
+    c.limits.memory_bytes = kept("Memory");
+    c.limits.memory_swap_bytes = kept("MemorySwap");
+    c.limits.pids_limit = kept("PidsLimit");
+    c.limits.nano_cpus = kept("NanoCpus");
   }
   return c.id;
 }
@@ -340,6 +367,10 @@ absl::StatusOr<docker::ContainerState> FakeEngine::InspectContainer(
   state.running = c->status == "running";
   state.exit_code = c->exit_code;
   state.oom_killed = c->status == "exited" && c->script.oom_killed;
+  state.memory_bytes = c->limits.memory_bytes;
+  state.memory_swap_bytes = c->limits.memory_swap_bytes;
+  state.pids_limit = c->limits.pids_limit;
+  state.nano_cpus = c->limits.nano_cpus;
   return state;
 }
 

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "executor/docker/engine.h"
+#include "nlohmann/json.hpp"
 
 namespace testing_util {
 
@@ -63,6 +64,10 @@ class FakeEngine final : public docker::Engine {
   // Whether PullImage succeeds (adding the image) or fails.
   void SetPullWorks(bool works);
   void SetScript(Script script);
+  // HostConfig limits ("Memory", "MemorySwap", "PidsLimit", "NanoCpus")
+  // that containers created from now on do not keep (InspectContainer
+  // reports 0), as an engine that cannot enforce them drops them.
+  void SetDroppedLimits(std::set<std::string> keys);
 
   // The next `times` calls of `op` fail with `status` and have no effect.
   void FailNext(Op op, absl::Status status, int times = 1);
@@ -90,6 +95,9 @@ class FakeEngine final : public docker::Engine {
   std::set<std::string> containers() const;
   // What WriteStdin gave the container `name` (kept after its removal).
   std::string StdinOf(absl::string_view name) const;
+  // The body the last container named `name` was created with (kept after
+  // its removal); null if there was none.
+  nlohmann::json CreateBodyOf(absl::string_view name) const;
 
   // docker::Engine.
   absl::Status Ping() override;
@@ -121,6 +129,7 @@ class FakeEngine final : public docker::Engine {
     Script script;
     std::string status = "created";  // "running", "exited"
     int64_t exit_code = 0;
+    docker::ContainerState limits;  // only the limit fields are used
   };
 
   // Records the call and applies the faults: a failure to return, a stall
@@ -142,12 +151,14 @@ class FakeEngine final : public docker::Engine {
   std::set<std::string> images_ ABSL_GUARDED_BY(mu_);
   bool pull_works_ ABSL_GUARDED_BY(mu_) = false;
   Script script_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> dropped_limits_ ABSL_GUARDED_BY(mu_);
   std::map<Op, std::deque<absl::Status>> failures_ ABSL_GUARDED_BY(mu_);
   std::set<Op> stall_next_ ABSL_GUARDED_BY(mu_);
   uint64_t unstalls_ ABSL_GUARDED_BY(mu_) = 0;  // bumped by Unstall
   bool unreachable_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, Container> containers_ ABSL_GUARDED_BY(mu_);
   int next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<std::string, nlohmann::json> create_bodies_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> stdin_
       ABSL_GUARDED_BY(mu_);  // by name, kept
   std::vector<std::string> calls_ ABSL_GUARDED_BY(mu_);
