@@ -2,6 +2,7 @@
 // Docker Engine API and serves crucible.v1.ExecutorService.
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -9,12 +10,14 @@
 
 #include "absl/flags/flag.h"
 #include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
 #include "common/process.h"
 #include "executor/docker/engine_client.h"
 #include "executor/engine_health.h"
+#include "executor/engine_probe.h"
 #include "executor/executor_id.h"
 #include "executor/executor_service.h"
 #include "executor/policy/container_policy.h"
@@ -61,6 +64,12 @@ ABSL_FLAG(
     "the first successful ping sets SERVING and reaps orphans at once");
 ABSL_FLAG(absl::Duration, cancel_grace, absl::Seconds(3),
           "on SIGTERM, how long running runs may go on before being cancelled");
+ABSL_FLAG(std::string, engine_probe_image, "localhost/crucible/busybox:latest",
+          "image (allowed by the policy, present on the engine, with sh, cat "
+          "and head) of the container probed once the engine first answers: "
+          "if the engine drops its memory or pids limit, or gives it no user "
+          "namespace when the policy asks for one, the executor logs why and "
+          "exits 1 without taking a task; empty: no probe (not advised)");
 
 namespace {
 
@@ -172,7 +181,34 @@ int main(int argc, char** argv) {
   // --reap_interval and as soon as the engine is back after an outage.
   auto reaper = std::make_unique<runner::OrphanReaper>(
       runner, absl::GetFlag(FLAGS_reap_interval));
-  health.Start([&engine] { return (*engine)->Ping(); },
+  // Before the first SERVING: the engine must enforce the limits tasks
+  // rely on (executor/engine_probe.h). An engine that drops one stops the
+  // executor; an unreachable one is probed again at the next ping.
+  executor::LimitsProbeOptions probe;
+  probe.image = absl::GetFlag(FLAGS_engine_probe_image);
+  probe.run_id = absl::StrCat("probe-", identity->id().substr(0, 58));
+  bool probed = probe.image.empty();  // touched by the health thread only
+  if (probed) LOG(WARNING) << "--engine_probe_image is empty: no engine probe";
+  std::atomic<bool> refused{false};
+  auto ping_and_probe = [&] {
+    absl::Status ping = (*engine)->Ping();
+    if (!ping.ok() || probed) return ping;
+    auto report = executor::ProbeEngineLimits(**engine, *policy,
+                                              common::Clock::Real(), probe);
+    if (report.ok()) {
+      probed = true;
+      LOG(INFO) << "engine probe: memory limit " << report->memory_bytes
+                << ", pids limit " << report->pids_limit
+                << " enforced; uid map \"" << report->uid_map << "\"";
+      return ping;
+    }
+    if (!absl::IsUnavailable(report.status()) && !refused.exchange(true)) {
+      LOG(ERROR) << "refusing to run tasks on this engine: " << report.status();
+      common::RequestStop();
+    }
+    return report.status();
+  };
+  health.Start(ping_and_probe,
                [&server, &reaper](bool serving, bool after_outage) {
                  server.SetServing(serving);
                  if (serving && after_outage) reaper->ReapNow();
@@ -194,5 +230,5 @@ int main(int argc, char** argv) {
   // Cancelled runs kill and remove their containers, then finish their calls.
   server.Shutdown(absl::Seconds(20));
   LOG(INFO) << "crucible-executor stopped";
-  return 0;
+  return refused ? 1 : 0;
 }
