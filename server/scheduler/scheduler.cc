@@ -64,7 +64,11 @@ Scheduler::Scheduler(const SchedulerOptions& options, TaskStore& store,
       store_(store),
       outbox_(outbox),
       clock_(clock),
-      queue_(options.fairness_interval) {}
+      queue_(options.fairness_interval),
+      quotas_(clock) {
+  absl::MutexLock lock(&mu_);
+  ApplyTenantsLocked(options.tenants);
+}
 
 Scheduler::~Scheduler() {
   outbox_.DrainCallbacks();
@@ -138,7 +142,8 @@ std::string Scheduler::NewTaskIdLocked() {
 }
 
 QueuePosition Scheduler::PositionOf(const Entry& e) {
-  return {e.task.id(), e.task.spec().priority(), e.order, e.ready_at};
+  return {e.task.id(), e.task.spec().priority(), e.order, e.ready_at,
+          e.task.tenant()};
 }
 
 std::string Scheduler::RequestKey(const std::string& tenant,
@@ -164,11 +169,42 @@ void Scheduler::AddEntryLocked(Task task) {
   if (!e.task.request_id().empty()) {
     requests_[RequestKey(e.task.tenant(), e.task.request_id())] = e.task.id();
   }
+  CountLocked(e.task.tenant(), crucible::v1::TASK_STATE_UNSPECIFIED,
+              e.task.state());
   std::string id = e.task.id();
   auto [it, inserted] = active_.emplace(std::move(id), std::move(e));
   if (it->second.task.state() == crucible::v1::TASK_STATE_QUEUED) {
     EnqueueLocked(it->second);
   }
+}
+
+void Scheduler::CountLocked(const std::string& tenant, TaskState from,
+                            TaskState to) {
+  // The queue holds a tenant at its running cap: it is simply not active
+  // for fair share until one of its runs ends (no scan at dispatch).
+  if (quotas_.Count(tenant, from, to)) {
+    queue_.SetHeld(tenant, quotas_.AtRunningCap(tenant));
+  }
+}
+
+void Scheduler::ApplyTenantsLocked(
+    std::shared_ptr<const TenantsConfig> tenants) {
+  quotas_.SetConfig(std::move(tenants));
+  const TenantsConfig& config = quotas_.config();
+  absl::flat_hash_map<std::string, double> weights;
+  for (const auto& [tenant, limits] : config.tenants) {
+    weights[tenant] = limits.weight;
+  }
+  queue_.SetWeights(std::move(weights), config.defaults.weight);
+  for (const std::string& tenant : quotas_.CountedTenants()) {
+    queue_.SetHeld(tenant, quotas_.AtRunningCap(tenant));
+  }
+}
+
+void Scheduler::SetTenants(std::shared_ptr<const TenantsConfig> tenants) {
+  Op op(this);
+  ApplyTenantsLocked(std::move(tenants));
+  DispatchLocked(op.out);
 }
 
 void Scheduler::EnqueueLocked(Entry& e) {
@@ -272,6 +308,14 @@ void Scheduler::CreateLocked(const std::string& tenant, TaskSpec spec,
         !admitted.ok()) {
       return answer(admitted);
     }
+  }
+  // The tenant's quotas, last: only an admitted task spends a token of its
+  // rate. Under the lock, so the counts are those of every decision so far,
+  // and before anything is written, so a refusal leaves nothing behind (and
+  // its request_id free).
+  if (absl::Status admitted = quotas_.Admit(tenant, spec); !admitted.ok()) {
+    VLOG(1) << "CreateTask refused: " << admitted.message();
+    return answer(admitted);
   }
   Task task;
   task.set_id(NewTaskIdLocked());

@@ -28,6 +28,8 @@
 #include "server/scheduler/fleet_admission.h"
 #include "server/scheduler/spec_validation.h"
 #include "server/store/task_store.h"
+#include "server/tenancy/quota_book.h"
+#include "server/tenancy/tenants_config.h"
 
 namespace server {
 
@@ -77,10 +79,14 @@ struct SchedulerOptions {
   // Output kept per attempt when the spec sets no max_output_bytes, and the
   // most the server keeps whatever the spec says.
   int64_t max_output_bytes = int64_t{16} << 20;
-  // Bounded starvation: every n-th dispatch goes to the oldest ready task
-  // whatever its priority, so a ready task waits at most about n times the
-  // number of older ready tasks. 0 means strict priority order.
+  // Bounded starvation within a tenant: every n-th dispatch of a tenant
+  // goes to its oldest ready task whatever its priority, so a ready task
+  // waits at most about n times the number of its tenant's older ready
+  // tasks (in that tenant's turns). 0 means strict priority order.
   int fairness_interval = 10;
+  // Each tenant's quotas and share of dispatch (the tenants file); nullptr:
+  // no quotas, every tenant weight 1. SetTenants replaces it.
+  std::shared_ptr<const TenantsConfig> tenants;
   // If an attempt brings no result this long after its timeout (counted
   // from its start), the server ends it TIMED_OUT itself. The timeout is
   // the one the executor reported at the start (the spec's, or the
@@ -218,6 +224,12 @@ class Scheduler {
   // once while the disk is full.
   absl::StatusOr<int> PurgeExpired(int limit = 1000);
 
+  // --- Tenants ---
+  // Replaces every tenant's quotas and weight (a reloaded tenants file),
+  // from the next decision on. Counts stay: a raised running cap hands out
+  // work at once, a lowered one stops nothing that runs.
+  void SetTenants(std::shared_ptr<const TenantsConfig> tenants);
+
   // The outbox's health: OK, RESOURCE_EXHAUSTED while the disk is full (no
   // new work is taken on), or the error that broke it.
   absl::Status store_health() { return outbox_.health(); }
@@ -268,6 +280,14 @@ class Scheduler {
   std::string NewTaskIdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static QueuePosition PositionOf(const Entry& e);
   void AddEntryLocked(crucible::v1::Task task)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A task of `tenant` went from `from` to `to` (UNSPECIFIED: it appeared):
+  // its tenant's counts follow, and its dispatch is held at its running cap.
+  void CountLocked(const std::string& tenant, crucible::v1::TaskState from,
+                   crucible::v1::TaskState to)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies a tenants config to the quota book and the queue's weights.
+  void ApplyTenantsLocked(std::shared_ptr<const TenantsConfig> tenants)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EnqueueLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DequeueLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -359,6 +379,8 @@ class Scheduler {
   // Non-terminal tasks only; terminal ones live in the store alone.
   absl::flat_hash_map<std::string, Entry> active_ ABSL_GUARDED_BY(mu_);
   ReadyQueue queue_ ABSL_GUARDED_BY(mu_);
+  // Per-tenant quotas against per-tenant counts of the tasks in active_.
+  QuotaBook quotas_ ABSL_GUARDED_BY(mu_);
   // Operations that announce something, numbered in lock order.
   uint64_t last_op_ ABSL_GUARDED_BY(mu_) = 0;
   // (tenant, request_id) -> id of active tasks.
