@@ -16,11 +16,13 @@
 #include "server/blocking_pool.h"
 #include "server/maintenance.h"
 #include "server/outbox/durable_outbox.h"
+#include "server/periodic.h"
 #include "server/queue_service.h"
 #include "server/scheduler/request_validation.h"
 #include "server/scheduler/scheduler.h"
 #include "server/store/sqlite_task_store.h"
 #include "server/task_service.h"
+#include "server/tenancy/tenants_file.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8080", "host:port to serve on");
 ABSL_FLAG(std::string, port_file, "",
@@ -56,8 +58,8 @@ ABSL_FLAG(int, blocking_threads, 8,
 ABSL_FLAG(absl::Duration, sweep_interval, absl::Seconds(1),
           "how often expired leases and due tasks are looked at");
 ABSL_FLAG(int, fairness_interval, 10,
-          "every n-th dispatch goes to the oldest ready task whatever its "
-          "priority (bounded starvation); 0: strict priority");
+          "every n-th dispatch of a tenant goes to its oldest ready task "
+          "whatever its priority (bounded starvation); 0: strict priority");
 ABSL_FLAG(absl::Duration, timeout_grace, absl::Seconds(30),
           "an attempt with no result by its timeout plus this is ended "
           "TIMED_OUT by the server");
@@ -88,6 +90,12 @@ ABSL_FLAG(absl::Duration, fleet_memory, absl::Minutes(10),
 ABSL_FLAG(absl::Duration, admission_wait, absl::Seconds(10),
           "for this long after start, a CreateTask that finds no executor "
           "known waits for one instead of failing UNAVAILABLE at once");
+ABSL_FLAG(std::string, tenants_file, "",
+          "JSON file of each tenant's quotas and fair-share weight (see the "
+          "operator guide); empty: no quotas, every tenant weight 1");
+ABSL_FLAG(absl::Duration, tenants_reload_interval, absl::Seconds(5),
+          "how often --tenants_file is read again; a change applies without "
+          "a restart, a file that does not parse is logged and ignored");
 
 // Health entry of the store's writes.
 constexpr char kStoreHealth[] = "crucible.store";
@@ -152,6 +160,26 @@ int main(int argc, char** argv) {
   if (!scheduler.ok()) {
     LOG(ERROR) << "cannot start scheduler: " << scheduler.status();
     return 1;
+  }
+  // Tenants' quotas and weights: read now, and again on a timer (a bad
+  // change is logged and the quotas in force stay).
+  std::unique_ptr<server::TenantsFile> tenants_file;
+  std::unique_ptr<server::PeriodicRunner> tenants_reload;
+  if (!absl::GetFlag(FLAGS_tenants_file).empty()) {
+    auto file = server::TenantsFile::Open(absl::GetFlag(FLAGS_tenants_file));
+    if (!file.ok()) {
+      LOG(ERROR) << file.status().message();
+      return 1;
+    }
+    tenants_file = *std::move(file);
+    (*scheduler)->SetTenants(tenants_file->current());
+    LOG(INFO) << "tenants file " << tenants_file->path() << ": "
+              << server::DescribeTenantsConfig(*tenants_file->current());
+    tenants_reload = std::make_unique<server::PeriodicRunner>(
+        absl::GetFlag(FLAGS_tenants_reload_interval), [&] {
+          auto changed = tenants_file->ReloadIfChanged();
+          if (changed) (*scheduler)->SetTenants(std::move(changed));
+        });
   }
 
   // Outlives the services and the server: their pending jobs run on it.
