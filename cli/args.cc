@@ -106,8 +106,14 @@ absl::StatusOr<bool> GlobalFlag(const Flag& flag, Args& args, bool& server_set,
   } else if (flag.Is("--tls")) {
     RETURN_IF_ERROR(flag.NoValue());
     args.connection.tls = true;
-  } else if (flag.Is("--ca-cert")) {
+  } else if (flag.Is("--tls-ca", "--ca-cert")) {
     ASSIGN_OR_RETURN(args.connection.ca_cert, flag.Value());
+    args.connection.tls = true;
+  } else if (flag.Is("--tls-cert")) {
+    ASSIGN_OR_RETURN(args.connection.tls_cert, flag.Value());
+    args.connection.tls = true;
+  } else if (flag.Is("--tls-key")) {
+    ASSIGN_OR_RETURN(args.connection.tls_key, flag.Value());
     args.connection.tls = true;
   } else if (flag.Is("-o", "--output")) {
     ASSIGN_OR_RETURN(std::string format, flag.Value());
@@ -122,6 +128,27 @@ absl::StatusOr<bool> GlobalFlag(const Flag& flag, Args& args, bool& server_set,
     return false;
   }
   return true;
+}
+
+// Fills what no flag set from CRUCIBLE_TLS_*; INVALID_ARGUMENT for a
+// client certificate without its key or the other way round.
+absl::Status TlsFromEnvironment(const Environment& env, ConnectionArgs& c) {
+  const std::pair<std::string*, const std::string*> from_env[] = {
+      {&c.ca_cert, &env.tls_ca},
+      {&c.tls_cert, &env.tls_cert},
+      {&c.tls_key, &env.tls_key}};
+  for (const auto& [field, value] : from_env) {
+    if (field->empty() && !value->empty()) {
+      *field = *value;
+      c.tls = true;
+    }
+  }
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    return Usage(
+        "--tls-cert and --tls-key go together (or CRUCIBLE_TLS_CERT and "
+        "CRUCIBLE_TLS_KEY)");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status SubmitSwitch(const Flag& flag, SubmitArgs& s, bool& handled) {
@@ -362,6 +389,7 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
   }
   if (!server_set && !env.server.empty()) args.connection.server = env.server;
   if (args.connection.token.empty()) args.connection.token = env.token;
+  RETURN_IF_ERROR(TlsFromEnvironment(env, args.connection));
   args.command = help || !command.has_value() ? Command::kHelp : *command;
   RETURN_IF_ERROR(Validate(positional, server_set, args));
   return args;

@@ -35,8 +35,14 @@ struct ConnectionArgs {
   std::string token;
   // Connect with TLS (system roots, or ca_cert).
   bool tls = false;
-  // PEM file of the roots that sign the server's certificate; implies tls.
+  // PEM file of the roots that sign the server's certificate (--tls-ca,
+  // alias --ca-cert); implies tls.
   std::string ca_cert;
+  // PEM client certificate chain and its key (--tls-cert, --tls-key), for
+  // a server that asks for one (an executor, a worker's identity); both or
+  // neither; imply tls.
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 struct SubmitArgs {
@@ -108,14 +114,19 @@ struct Args {
   HealthArgs health;
 };
 
-// What the environment provides: CRUCIBLE_SERVER, CRUCIBLE_TOKEN.
+// What the environment provides: CRUCIBLE_SERVER, CRUCIBLE_TOKEN,
+// CRUCIBLE_TLS_CA, CRUCIBLE_TLS_CERT, CRUCIBLE_TLS_KEY.
 struct Environment {
   std::string server;
   std::string token;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 // Parses argv[1..] (`args`). Flags win over `env`, which wins over the
-// defaults. Global flags (--server, --token, --tls, --ca-cert, -o/--output,
+// defaults. Global flags (--server, --token, --tls, --tls-ca/--ca-cert,
+// --tls-cert, --tls-key, -o/--output,
 // -h/--help) may stand anywhere before "--". Flags take their value as
 // "--flag=v" or "--flag v"; "_" and "-" are the same in flag names.
 // INVALID_ARGUMENT with a readable message on a usage error. Pure.

@@ -4,26 +4,44 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace cli {
+
+namespace {
+
+// The bytes of a PEM file named by `flag`; INVALID_ARGUMENT if unreadable
+// or empty.
+absl::StatusOr<std::string> ReadPem(const char* flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream pem;
+  pem << in.rdbuf();
+  if (!in.good() && !in.eof()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read ", flag, " ", path));
+  }
+  if (pem.str().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " ", path, " is missing or empty"));
+  }
+  return pem.str();
+}
+
+}  // namespace
 
 absl::StatusOr<Connection> Connection::Open(const ConnectionArgs& args) {
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (args.tls) {
     grpc::SslCredentialsOptions options;
     if (!args.ca_cert.empty()) {
-      std::ifstream in(args.ca_cert, std::ios::binary);
-      std::stringstream pem;
-      pem << in.rdbuf();
-      if (!in.good() && !in.eof()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("cannot read --ca-cert ", args.ca_cert));
-      }
-      if (pem.str().empty()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--ca-cert ", args.ca_cert, " is missing or empty"));
-      }
-      options.pem_root_certs = pem.str();
+      ASSIGN_OR_RETURN(options.pem_root_certs,
+                       ReadPem("--tls-ca", args.ca_cert));
+    }
+    if (!args.tls_cert.empty() || !args.tls_key.empty()) {
+      ASSIGN_OR_RETURN(options.pem_cert_chain,
+                       ReadPem("--tls-cert", args.tls_cert));
+      ASSIGN_OR_RETURN(options.pem_private_key,
+                       ReadPem("--tls-key", args.tls_key));
     }
     credentials = grpc::SslCredentials(options);
   } else {

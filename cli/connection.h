@@ -19,8 +19,9 @@ class Connection {
   // Deadline of every unary call.
   static constexpr absl::Duration kUnaryDeadline = absl::Seconds(10);
 
-  // Plaintext unless args.tls; with a CA file, trusts only its roots.
-  // INVALID_ARGUMENT if the CA file cannot be read.
+  // Plaintext unless args.tls; with a CA file, trusts only its roots; with
+  // a client certificate and key, presents them. INVALID_ARGUMENT if a file
+  // cannot be read.
   static absl::StatusOr<Connection> Open(const ConnectionArgs& args);
   // For tests: a given channel, no token.
   explicit Connection(std::shared_ptr<grpc::Channel> channel,

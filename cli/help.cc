@@ -69,7 +69,11 @@ Global flags (anywhere before "--"):
                          $CRUCIBLE_TOKEN (accepted now; checked once the server
                          authenticates)
   --tls                  connect with TLS, trusting the system's roots
-  --ca-cert FILE         connect with TLS, trusting the roots in FILE (PEM)
+  --tls-ca FILE          connect with TLS, trusting the roots in FILE (PEM);
+                         default $CRUCIBLE_TLS_CA; alias --ca-cert
+  --tls-cert FILE        client certificate (PEM) for servers that ask for
+                         one (an executor); default $CRUCIBLE_TLS_CERT
+  --tls-key FILE         its private key; default $CRUCIBLE_TLS_KEY
   -o, --output FORMAT    text (default) or json: the protobuf JSON mapping,
                          one object per line
   -h, --help             this text

@@ -37,7 +37,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> words(argv + 1, argv + argc);
   absl::StatusOr<cli::Args> args = cli::ParseArgs(
       words,
-      cli::Environment{Getenv("CRUCIBLE_SERVER"), Getenv("CRUCIBLE_TOKEN")});
+      cli::Environment{Getenv("CRUCIBLE_SERVER"), Getenv("CRUCIBLE_TOKEN"),
+                       Getenv("CRUCIBLE_TLS_CA"), Getenv("CRUCIBLE_TLS_CERT"),
+                       Getenv("CRUCIBLE_TLS_KEY")});
   if (!args.ok()) {
     std::fprintf(stderr, "crucible: %s\nRun `crucible --help` for usage.\n",
                  std::string(args.status().message()).c_str());

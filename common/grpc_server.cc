@@ -1,5 +1,6 @@
 #include "common/grpc_server.h"
 
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/status/status.h"
@@ -10,6 +11,16 @@
 #include "grpc/health/v1/health.pb.h"
 
 namespace common {
+namespace {
+
+// Answers every call UNIMPLEMENTED (CallbackGenericService's default). One
+// per process, never destroyed: servers may use it until they are gone.
+grpc::CallbackGenericService* UnimplementedService() {
+  static auto* service = new grpc::CallbackGenericService();
+  return service;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     const GrpcServerOptions& options,
@@ -24,7 +35,10 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options.listen_address,
-                           grpc::InsecureServerCredentials(), &port);
+                           options.credentials != nullptr
+                               ? options.credentials
+                               : grpc::InsecureServerCredentials(),
+                           &port);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   // Nothing serves channelz here, so its per-call accounting is pure cost.
   builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
@@ -53,13 +67,31 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
         absl::StrCat("cannot listen on ", options.listen_address,
                      " (address in use or not local?)"));
   }
-  auto result = std::unique_ptr<GrpcServer>(
-      new GrpcServer(std::move(reflection), std::move(server), port,
-                     options.health_service_names));
-  if (grpc::HealthCheckServiceInterface* health =
-          result->server_->GetHealthCheckService()) {
-    health->SetServingStatus(kLivenessService, true);
+  std::unique_ptr<grpc::Server> health_server;
+  int health_port = 0;
+  if (!options.health_listen_address.empty()) {
+    // Only the default health service (EnableDefaultHealthCheckService
+    // above adds one to every server built).
+    grpc::ServerBuilder health_builder;
+    health_builder.AddListeningPort(options.health_listen_address,
+                                    grpc::InsecureServerCredentials(),
+                                    &health_port);
+    health_builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
+    health_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    // gRPC builds no server without a service of the callback or sync API
+    // beside the health one; this answers every other method UNIMPLEMENTED.
+    health_builder.RegisterCallbackGenericService(UnimplementedService());
+    health_server = health_builder.BuildAndStart();
+    if (health_server == nullptr || health_port == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", options.health_listen_address,
+                       " (health port; address in use or not local?)"));
+    }
   }
+  auto result = std::unique_ptr<GrpcServer>(new GrpcServer(
+      std::move(reflection), std::move(server), port, std::move(health_server),
+      health_port, options.health_service_names));
+  result->health_.SetServingStatus(kLivenessService, true);
   result->SetServing(options.initially_ready);
   // Last: whoever waits for the port file finds the health statuses set.
   if (!options.port_file.empty()) {
@@ -71,31 +103,55 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
 
 GrpcServer::GrpcServer(std::unique_ptr<ServerReflection> reflection,
                        std::unique_ptr<grpc::Server> server, int port,
-                       std::vector<std::string> names)
+                       std::unique_ptr<grpc::Server> health_server,
+                       int health_port, std::vector<std::string> names)
     : reflection_(std::move(reflection)),
       server_(std::move(server)),
       port_(port),
-      health_names_(std::move(names)) {}
+      health_server_(std::move(health_server)),
+      health_port_(health_port),
+      health_names_(std::move(names)) {
+  health_.targets.push_back(server_->GetHealthCheckService());
+  if (health_server_ != nullptr) {
+    health_.targets.push_back(health_server_->GetHealthCheckService());
+  }
+}
+
+void GrpcServer::MirroredHealth::SetServingStatus(
+    const std::string& service_name, bool serving) {
+  for (grpc::HealthCheckServiceInterface* h : targets) {
+    if (h != nullptr) h->SetServingStatus(service_name, serving);
+  }
+}
+
+void GrpcServer::MirroredHealth::SetServingStatus(bool serving) {
+  for (grpc::HealthCheckServiceInterface* h : targets) {
+    if (h != nullptr) h->SetServingStatus(serving);
+  }
+}
+
+void GrpcServer::MirroredHealth::Shutdown() {
+  for (grpc::HealthCheckServiceInterface* h : targets) {
+    if (h != nullptr) h->Shutdown();
+  }
+}
 
 GrpcServer::~GrpcServer() { Shutdown(absl::ZeroDuration()); }
 
 void GrpcServer::SetServing(bool serving) {
   if (server_ == nullptr) return;  // shut down
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  if (health == nullptr) return;
   // Not SetServingStatus(bool): that one sets every service, liveness too.
-  health->SetServingStatus("", serving);
+  health_.SetServingStatus("", serving);
   for (const std::string& name : health_names_) {
-    health->SetServingStatus(name, serving);
+    health_.SetServingStatus(name, serving);
   }
 }
 
 void GrpcServer::BeginStop() {
   if (server_ == nullptr) return;
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
   // Every service NOT_SERVING, and later SetServingStatus calls ignored, so
   // a dependency coming back cannot make a stopping process look ready.
-  if (health != nullptr) health->Shutdown();
+  health_.Shutdown();
 }
 
 void GrpcServer::Shutdown(absl::Duration grace) {
@@ -104,6 +160,11 @@ void GrpcServer::Shutdown(absl::Duration grace) {
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
   server_.reset();
+  if (health_server_ != nullptr) {
+    health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+    health_server_->Wait();
+    health_server_.reset();
+  }
 }
 
 }  // namespace common

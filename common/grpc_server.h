@@ -2,6 +2,7 @@
 #define CRUCIBLE_COMMON_GRPC_SERVER_H_
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 
 #include <memory>
 #include <string>
@@ -41,6 +42,13 @@ struct GrpcServerOptions {
   bool initially_ready = true;
   // Largest request message accepted.
   int max_receive_message_bytes = 64 << 20;
+  // Transport security of the listening port (common::MakeServerCredentials);
+  // null: plaintext, for tests that start a server in-process.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  // If set, host:port of a second, plaintext port that serves only the
+  // health service, with the same statuses: for probes that speak no TLS
+  // (the kubelet's gRPC probes). It reveals nothing but those statuses.
+  std::string health_listen_address;
 };
 
 // A started gRPC server with the standard health service
@@ -58,6 +66,11 @@ class GrpcServer {
 
   // The bound port.
   int port() const { return port_; }
+  // The bound port of health_listen_address; 0 without one.
+  int health_port() const { return health_port_; }
+  // The health statuses, of both ports: for whoever sets a service's
+  // status of its own (as SetServing does for the standard ones).
+  grpc::HealthCheckServiceInterface* health() { return &health_; }
   // Readiness: sets SERVING / NOT_SERVING for "" and every
   // health_service_name; kLivenessService is left as it is. No effect once
   // BeginStop was called.
@@ -71,14 +84,29 @@ class GrpcServer {
   grpc::Server* server() { return server_.get(); }
 
  private:
+  // Sets every status on the health services of both ports.
+  class MirroredHealth final : public grpc::HealthCheckServiceInterface {
+   public:
+    void SetServingStatus(const std::string& service_name,
+                          bool serving) override;
+    void SetServingStatus(bool serving) override;
+    void Shutdown() override;
+    // Not owned; null entries are skipped.
+    std::vector<grpc::HealthCheckServiceInterface*> targets;
+  };
+
   GrpcServer(std::unique_ptr<ServerReflection> reflection,
              std::unique_ptr<grpc::Server> server, int port,
+             std::unique_ptr<grpc::Server> health_server, int health_port,
              std::vector<std::string> names);
   // Declared first so that it outlives the server that calls it.
   const std::unique_ptr<ServerReflection> reflection_;
   std::unique_ptr<grpc::Server> server_;
   const int port_;
+  std::unique_ptr<grpc::Server> health_server_;  // may be null
+  const int health_port_;
   const std::vector<std::string> health_names_;
+  MirroredHealth health_;
 };
 
 }  // namespace common

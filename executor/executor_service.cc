@@ -110,6 +110,10 @@ class RunReactor final : public grpc::ServerWriteReactor<RunResponse>,
 grpc::ServerWriteReactor<RunResponse>* ExecutorService::Run(
     grpc::CallbackServerContext* context, const RunRequest* request) {
   VLOG(1) << "Run " << request->run_id() << " task " << request->task_id();
+  if (grpc::Status refused = Admit(*context); !refused.ok()) {
+    return new common::RefusedCall<grpc::ServerWriteReactor<RunResponse>>(
+        refused);
+  }
   return new RunReactor(runner_, *request);
 }
 
@@ -119,6 +123,10 @@ grpc::ServerUnaryReactor* ExecutorService::Cancel(
     crucible::v1::CancelResponse* response) {
   VLOG(1) << "Cancel " << request->run_id();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status refused = Admit(*context); !refused.ok()) {
+    reactor->Finish(refused);
+    return reactor;
+  }
   reactor->Finish(common::ToGrpcStatus(runner_.Cancel(request->run_id())));
   return reactor;
 }
@@ -127,10 +135,25 @@ grpc::ServerUnaryReactor* ExecutorService::Describe(
     grpc::CallbackServerContext* context,
     const crucible::v1::DescribeRequest* request,
     crucible::v1::DescribeResponse* response) {
-  *response->mutable_accepts() = runner_.policy().Accepts();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status refused = Admit(*context); !refused.ok()) {
+    reactor->Finish(refused);
+    return reactor;
+  }
+  *response->mutable_accepts() = runner_.policy().Accepts();
   reactor->Finish(grpc::Status::OK);
   return reactor;
+}
+
+grpc::Status ExecutorService::Admit(
+    const grpc::CallbackServerContext& context) const {
+  if (clients_ == nullptr) return grpc::Status::OK;
+  grpc::Status status = clients_->CheckCall(context);
+  if (!status.ok()) {
+    LOG(WARNING) << "refused " << context.peer() << ": "
+                 << status.error_message();
+  }
+  return status;
 }
 
 }  // namespace executor

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/grpc_server.h"
 #include "common/process.h"
+#include "common/tls.h"
 #include "executor/docker/engine_client.h"
 #include "executor/engine_health.h"
 #include "executor/engine_probe.h"
@@ -29,6 +30,32 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:8082", "host:port to serve on");
 ABSL_FLAG(std::string, port_file, "",
           "if set, the bound port is written to this file once serving");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain this process presents (TLS); re-read when it "
+          "changes");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM bundle of the CAs that sign the certificates of workers (a "
+          "client certificate is required)");
+ABSL_FLAG(absl::Duration, tls_reload_interval, absl::Seconds(60),
+          "how often --tls_cert, --tls_key and --tls_ca are checked for "
+          "changes (a rotated certificate serves new connections)");
+ABSL_FLAG(bool, insecure, false,
+          "plaintext instead of TLS (then no --tls_* file); refused on a "
+          "listen address that is not loopback unless --insecure_listen_any");
+ABSL_FLAG(std::string, health_listen, "",
+          "if set, host:port of a plaintext port serving only the gRPC health "
+          "service (same statuses as --listen), for probes that speak no TLS "
+          "such as the kubelet's");
+ABSL_FLAG(bool, insecure_listen_any, false,
+          "with --insecure: plaintext also on a non-loopback --listen address "
+          "(only where something else encrypts and authenticates the "
+          "network)");
+ABSL_FLAG(std::vector<std::string>, worker_identities,
+          std::vector<std::string>({"crucible-worker"}),
+          "comma-separated identities (certificate SAN DNS/URI or subject CN) "
+          "admitted as callers; 'prefix*' matches by prefix, '*' admits any "
+          "certificate the --tls_ca signed");
 ABSL_FLAG(std::string, docker_host, "",
           "engine address, unix:///path or tcp://host:port; default: env "
           "DOCKER_HOST, else tcp://127.0.0.1:2375 (the docker-proxy)");
@@ -97,6 +124,23 @@ int main(int argc, char** argv) {
                      "(behind the docker-proxy).");
   common::InitLogging(argv[0]);
 
+  const common::TlsOptions tls{
+      .cert_file = absl::GetFlag(FLAGS_tls_cert),
+      .key_file = absl::GetFlag(FLAGS_tls_key),
+      .ca_file = absl::GetFlag(FLAGS_tls_ca),
+      .reload_interval = absl::GetFlag(FLAGS_tls_reload_interval),
+      .insecure = absl::GetFlag(FLAGS_insecure),
+      .insecure_listen_any = absl::GetFlag(FLAGS_insecure_listen_any)};
+  // Only workers call an executor: no handshake without a certificate from
+  // --tls_ca, and then only the allowed identities.
+  auto credentials = common::MakeServerCredentials(
+      tls, absl::GetFlag(FLAGS_listen),
+      common::ClientCertificates::kRequireAndVerify);
+  if (!credentials.ok()) {
+    LOG(ERROR) << credentials.status().message();
+    return 2;
+  }
+
   executor::ExecutorIdOptions id_options{
       .id = absl::GetFlag(FLAGS_executor_id),
       .id_file = absl::GetFlag(FLAGS_executor_id_file),
@@ -151,9 +195,14 @@ int main(int argc, char** argv) {
   }
   runner::Runner runner(**engine, *policy, common::Clock::Real(),
                         runner_options);
-  executor::ExecutorService service(runner);
+  common::PeerAuthorizer worker_authorizer(
+      absl::GetFlag(FLAGS_worker_identities));
+  executor::ExecutorService service(
+      runner, tls.insecure ? nullptr : &worker_authorizer);
 
   common::GrpcServerOptions server_options;
+  server_options.credentials = *credentials;
+  server_options.health_listen_address = absl::GetFlag(FLAGS_health_listen);
   server_options.listen_address = absl::GetFlag(FLAGS_listen);
   server_options.port_file = absl::GetFlag(FLAGS_port_file);
   server_options.health_service_names = {"crucible.v1.ExecutorService"};
@@ -173,8 +222,9 @@ int main(int argc, char** argv) {
                  << ": a restarted executor will not reap this one's orphans";
   }
   LOG(INFO) << "crucible-executor " << identity->id() << " serving on port "
-            << server.port() << ", engine " << engine_options.docker_host
-            << ", " << runner_options.slots << " slots";
+            << server.port() << (tls.insecure ? " (plaintext)" : " (TLS)")
+            << ", engine " << engine_options.docker_host << ", "
+            << runner_options.slots << " slots";
 
   // Containers of this executor that no run owns were left by a crash, or
   // by runs whose engine was lost mid-run: reaped at start, every

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
@@ -12,6 +13,7 @@
 #include "common/clock.h"
 #include "common/grpc_server.h"
 #include "common/process.h"
+#include "common/tls.h"
 #include "glog/logging.h"
 #include "server/blocking_pool.h"
 #include "server/maintenance.h"
@@ -27,6 +29,32 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:8080", "host:port to serve on");
 ABSL_FLAG(std::string, port_file, "",
           "if set, the bound port is written to this file once serving");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain this process presents (TLS); re-read when it "
+          "changes");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM bundle of the CAs that sign the certificates of workers (client "
+          "certificates) and of whoever dials with one");
+ABSL_FLAG(absl::Duration, tls_reload_interval, absl::Seconds(60),
+          "how often --tls_cert, --tls_key and --tls_ca are checked for "
+          "changes (a rotated certificate serves new connections)");
+ABSL_FLAG(bool, insecure, false,
+          "plaintext instead of TLS (then no --tls_* file); refused on a "
+          "listen address that is not loopback unless --insecure_listen_any");
+ABSL_FLAG(std::string, health_listen, "",
+          "if set, host:port of a plaintext port serving only the gRPC health "
+          "service (same statuses as --listen), for probes that speak no TLS "
+          "such as the kubelet's");
+ABSL_FLAG(bool, insecure_listen_any, false,
+          "with --insecure: plaintext also on a non-loopback --listen address "
+          "(only where something else encrypts and authenticates the "
+          "network)");
+ABSL_FLAG(std::vector<std::string>, worker_identities,
+          std::vector<std::string>({"crucible-worker"}),
+          "comma-separated identities (certificate SAN DNS/URI or subject CN) "
+          "admitted to QueueService; 'prefix*' matches by prefix, '*' admits "
+          "any certificate the --tls_ca signed");
 ABSL_FLAG(std::string, db, ".crucible/crucible.db",
           "SQLite database file; its directory is created if missing");
 ABSL_FLAG(absl::Duration, store_full_retry, absl::Seconds(1),
@@ -110,6 +138,24 @@ int main(int argc, char** argv) {
       "the Crucible API (TaskService) and durable task queue (QueueService).");
   common::InitLogging(argv[0]);
 
+  const common::TlsOptions tls{
+      .cert_file = absl::GetFlag(FLAGS_tls_cert),
+      .key_file = absl::GetFlag(FLAGS_tls_key),
+      .ca_file = absl::GetFlag(FLAGS_tls_ca),
+      .reload_interval = absl::GetFlag(FLAGS_tls_reload_interval),
+      .insecure = absl::GetFlag(FLAGS_insecure),
+      .insecure_listen_any = absl::GetFlag(FLAGS_insecure_listen_any)};
+  // API clients may come without a certificate (they present tokens);
+  // QueueService admits only workers whose certificate names an allowed
+  // identity. Plaintext has no certificates: every worker is admitted.
+  auto credentials = common::MakeServerCredentials(
+      tls, absl::GetFlag(FLAGS_listen),
+      common::ClientCertificates::kRequestAndVerify);
+  if (!credentials.ok()) {
+    LOG(ERROR) << credentials.status().message();
+    return 2;
+  }
+
   server::SqliteTaskStoreOptions store_options;
   store_options.path = absl::GetFlag(FLAGS_db);
   std::filesystem::path parent =
@@ -191,8 +237,13 @@ int main(int argc, char** argv) {
         absl::Now() + absl::GetFlag(FLAGS_admission_wait);
   }
   server::TaskService task_service(**scheduler, pool, task_options);
-  server::QueueService queue_service(**scheduler, pool, &fleet);
+  common::PeerAuthorizer worker_authorizer(
+      absl::GetFlag(FLAGS_worker_identities));
+  server::QueueService queue_service(
+      **scheduler, pool, &fleet, tls.insecure ? nullptr : &worker_authorizer);
   common::GrpcServerOptions server_options;
+  server_options.credentials = *credentials;
+  server_options.health_listen_address = absl::GetFlag(FLAGS_health_listen);
   server_options.listen_address = absl::GetFlag(FLAGS_listen);
   server_options.port_file = absl::GetFlag(FLAGS_port_file);
   server_options.max_receive_message_bytes =
@@ -207,11 +258,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   LOG(INFO) << "crucible-server serving on port " << (*grpc_server)->port()
-            << ", store " << store_options.path;
+            << (tls.insecure ? " (plaintext)" : " (TLS)") << ", store "
+            << store_options.path;
   bool store_failed = false;
   {
     server::Maintenance maintenance(
-        **scheduler, (*grpc_server)->server()->GetHealthCheckService(),
+        **scheduler, (*grpc_server)->health(),
         {.interval = absl::GetFlag(FLAGS_sweep_interval),
          .store_health_service = kStoreHealth},
         common::RequestStop);

@@ -250,6 +250,14 @@ class WorkerStream final
 
 grpc::ServerBidiReactor<ConnectRequest, ConnectResponse>* QueueService::Connect(
     grpc::CallbackServerContext* ctx) {
+  if (workers_ != nullptr) {
+    if (grpc::Status refused = workers_->CheckCall(*ctx); !refused.ok()) {
+      LOG(WARNING) << "QueueService: refused " << ctx->peer() << ": "
+                   << refused.error_message();
+      return new common::RefusedCall<
+          grpc::ServerBidiReactor<ConnectRequest, ConnectResponse>>(refused);
+    }
+  }
   return new WorkerStream(scheduler_, fleet_, pool_, ctx);
 }
 

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_server.h"
+#include "common/tls.h"
 
 namespace worker {
 namespace {
@@ -58,8 +59,13 @@ grpc::ChannelArguments WorkerChannelArgs(const ChannelOptions& options) {
 
 std::shared_ptr<grpc::Channel> MakeWorkerChannel(
     const std::string& address, const ChannelOptions& options) {
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                   WorkerChannelArgs(options));
+  grpc::ChannelArguments args = WorkerChannelArgs(options);
+  common::SetTlsTargetName(args, options.tls_name);
+  return grpc::CreateCustomChannel(address,
+                                   options.credentials != nullptr
+                                       ? options.credentials
+                                       : grpc::InsecureChannelCredentials(),
+                                   args);
 }
 
 }  // namespace worker

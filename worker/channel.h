@@ -28,6 +28,11 @@ struct ChannelOptions {
   // A DNS name is resolved again at most this often (gRPC's default: 30 s),
   // so a peer that came back with a new IP is found at the first reconnect.
   absl::Duration min_time_between_resolutions = absl::Seconds(1);
+  // Transport security (common::MakeChannelCredentials); null: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // With TLS: the name the peer's certificate must carry; empty: the host
+  // of the address dialled.
+  std::string tls_name;
 };
 
 // The shortest keepalive_time accepted: twice the interval below which
@@ -42,8 +47,8 @@ absl::Status ValidateChannelOptions(const ChannelOptions& options);
 // The channel arguments of every worker channel.
 grpc::ChannelArguments WorkerChannelArgs(const ChannelOptions& options);
 
-// An insecure channel to `address` (host:port, a DNS name or an IP) with
-// WorkerChannelArgs.
+// A channel to `address` (host:port, a DNS name or an IP) with
+// WorkerChannelArgs and options.credentials (plaintext if null).
 std::shared_ptr<grpc::Channel> MakeWorkerChannel(const std::string& address,
                                                  const ChannelOptions& options);
 

@@ -14,6 +14,8 @@
 #include "absl/time/time.h"
 #include "common/grpc_server.h"
 #include "common/process.h"
+#include "common/status_macros.h"
+#include "common/tls.h"
 #include "glog/logging.h"
 #include "worker/discovery.h"
 #include "worker/worker.h"
@@ -23,6 +25,26 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:8081",
 ABSL_FLAG(std::string, port_file, "", "if set, the bound port is written here");
 ABSL_FLAG(std::string, server, "127.0.0.1:8080",
           "host:port of crucible-server");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate chain presented to the server and to the "
+          "executors (mutual TLS); re-read when it changes");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM bundle of the CAs that sign the certificates of the server "
+          "and of the executors (concatenate two CAs into one file)");
+ABSL_FLAG(absl::Duration, tls_reload_interval, absl::Seconds(60),
+          "how often --tls_cert, --tls_key and --tls_ca are checked for "
+          "changes (a rotated certificate serves new connections)");
+ABSL_FLAG(bool, insecure, false,
+          "plaintext channels to the server and the executors instead of "
+          "TLS (then no --tls_* file)");
+ABSL_FLAG(std::string, server_tls_name, "",
+          "name the server's certificate must carry (DNS SAN); default: the "
+          "host of --server");
+ABSL_FLAG(std::string, executor_tls_name, "",
+          "name every executor's certificate must carry (DNS SAN); default: "
+          "the host of each executor address (an IP with --executors_dns, so "
+          "set this then, e.g. crucible-executor)");
 ABSL_FLAG(
     std::string, executors, "",
     "comma-separated host:port list of crucible-executors (127.0.0.1:8082 when "
@@ -120,6 +142,16 @@ absl::StatusOr<worker::WorkerOptions> OptionsFromFlags() {
   o.channel.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
   o.channel.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
   o.channel.initial_reconnect_backoff = o.reconnect_backoff.initial;
+  ASSIGN_OR_RETURN(
+      o.channel.credentials,
+      common::MakeChannelCredentials(
+          {.cert_file = absl::GetFlag(FLAGS_tls_cert),
+           .key_file = absl::GetFlag(FLAGS_tls_key),
+           .ca_file = absl::GetFlag(FLAGS_tls_ca),
+           .reload_interval = absl::GetFlag(FLAGS_tls_reload_interval),
+           .insecure = absl::GetFlag(FLAGS_insecure)}));
+  o.server_tls_name = absl::GetFlag(FLAGS_server_tls_name);
+  o.executor_tls_name = absl::GetFlag(FLAGS_executor_tls_name);
   if (absl::Status s = worker::ValidateChannelOptions(o.channel); !s.ok())
     return s;
   const std::pair<const char*, absl::Duration> positive[] = {

@@ -22,15 +22,28 @@ struct Worker::Connection {
   uint64_t id = 0;  // the core's id of this stream
 };
 
+namespace {
+
+// `channel` for peers whose certificates carry `tls_name`.
+ChannelOptions NamedPeer(ChannelOptions channel, const std::string& tls_name) {
+  channel.tls_name = tls_name;
+  return channel;
+}
+
+}  // namespace
+
 Worker::Worker(WorkerOptions options, ReadinessCallback on_readiness)
     : options_(std::move(options)),
-      stub_(crucible::v1::QueueService::NewStub(
-          MakeWorkerChannel(options_.server_address, options_.channel))),
-      executors_(
-          ExecutorClient::Options{options_.cancel_deadline, options_.channel}),
+      stub_(crucible::v1::QueueService::NewStub(MakeWorkerChannel(
+          options_.server_address,
+          NamedPeer(options_.channel, options_.server_tls_name)))),
+      executors_(ExecutorClient::Options{
+          options_.cancel_deadline,
+          NamedPeer(options_.channel, options_.executor_tls_name)}),
       launcher_(executors_),
       fleet_(
-          options_.fleet, options_.channel,
+          options_.fleet,
+          NamedPeer(options_.channel, options_.executor_tls_name),
           [this] { core_.OnCapacityChange(fleet_.Accepts()); },
           [this](const std::set<std::string>& known) {
             executors_.Retain(known);

@@ -43,6 +43,11 @@ struct WorkerOptions {
   // channel's own attempts to reach a server that is down, so a restarted
   // server is found within about that plus reconnect_backoff.max.
   ChannelOptions channel;
+  // With TLS (channel.credentials): the names the certificates of the
+  // server and of every executor must carry (--server_tls_name,
+  // --executor_tls_name); empty: the host of the address dialled.
+  std::string server_tls_name;
+  std::string executor_tls_name;
   // A stream that lasted at least this long resets the backoff.
   absl::Duration backoff_reset_after = absl::Seconds(10);
   // Deadline of ExecutorService.Cancel.

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "gtest/gtest.h"
+#include "tests/testing/process_flags.h"
 #include "tests/testing/test_stack.h"
 
 namespace testing_util {
@@ -49,6 +50,7 @@ absl::StatusOr<int> ChaosStack::Start(const std::string& name,
   args.insert(args.begin(), BinaryPath("crucible-" + binary));
   args.push_back(absl::StrCat("--listen=127.0.0.1:", port));
   args.push_back("--port_file=" + port_file);
+  args = testing_util::WithTestFlags(std::move(args));
   // GLOG_v=1: the executor logs every Run with its task id.
   absl::StatusOr<Process> p = Process::Start(
       args, LogPath(log_name), {"GLOG_v=1", "GLOG_logtostderr=1"});

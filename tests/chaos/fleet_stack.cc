@@ -14,6 +14,7 @@
 #include "common/task_state.h"
 #include "executor/docker/engine_client.h"
 #include "executor/policy/container_policy.h"
+#include "tests/testing/process_flags.h"
 #include "tests/testing/test_stack.h"
 
 namespace chaos {
@@ -104,6 +105,7 @@ absl::Status FleetStack::StartOne(const std::string& name,
   args.insert(args.begin(), testing_util::BinaryPath("crucible-" + name));
   args.push_back(absl::StrCat("--listen=127.0.0.1:", port));
   args.push_back("--port_file=" + port_file);
+  args = testing_util::WithTestFlags(std::move(args));
   const int n = name == "executor" ? ++executor_starts_ : 1;
   absl::StatusOr<Process> started =
       Process::Start(args, absl::StrCat(dir_, "/", name, "-", n, ".log"),

@@ -28,6 +28,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/testing/process.h"
+#include "tests/testing/process_flags.h"
 #include "tests/testing/small_disk.h"
 #include "tests/testing/sqlite_check.h"
 #include "tests/testing/test_stack.h"
@@ -108,6 +109,7 @@ class StoreFullChaosTest : public testing::Test {
     args.insert(args.begin(), testing_util::BinaryPath("crucible-" + name));
     args.push_back("--listen=127.0.0.1:0");
     args.push_back("--port_file=" + port_file);
+    args = testing_util::WithTestFlags(std::move(args));
     auto started = Process::Start(args, absl::StrCat(dir_, "/", name, ".log"));
     ASSERT_TRUE(started.ok()) << started.status();
     process.emplace(*std::move(started));

@@ -3,12 +3,15 @@
 // whatever readiness ("" and the named services) says.
 #include "common/grpc_server.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/security/server_credentials.h>
 
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -80,6 +83,58 @@ TEST_F(GrpcServerHealthTest, BeginStopTurnsEverythingNotServingForGood) {
   server_->SetServing(true);  // e.g. the engine came back meanwhile
   EXPECT_EQ(Check(""), "NOT_SERVING");
   EXPECT_EQ(Check(kLivenessService), "NOT_SERVING");
+}
+
+// The plaintext health port (--health_listen) mirrors the main port's
+// statuses, its own ones (health()) too, and serves nothing else, while the
+// main port speaks TLS only.
+TEST(GrpcServerHealthPortTest, MirrorsEveryStatusAndServesNothingElse) {
+  GrpcServerOptions options;
+  options.health_service_names = {"crucible.v1.ExecutorService"};
+  options.health_listen_address = "127.0.0.1:0";
+  options.credentials = grpc::experimental::LocalServerCredentials(LOCAL_TCP);
+  absl::StatusOr<std::unique_ptr<GrpcServer>> server =
+      GrpcServer::Start(options, {});
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_GT((*server)->health_port(), 0);
+  auto channel =
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->health_port()),
+                          grpc::InsecureChannelCredentials());
+  auto stub = grpc::health::v1::Health::NewStub(channel);
+  auto check = [&](const std::string& service) -> std::string {
+    HealthCheckRequest request;
+    request.set_service(service);
+    HealthCheckResponse response;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    grpc::Status s = stub->Check(&ctx, request, &response);
+    if (!s.ok()) return absl::StrCat("error ", s.error_code());
+    return HealthCheckResponse::ServingStatus_Name(response.status());
+  };
+  EXPECT_EQ(check(""), "SERVING");
+  EXPECT_EQ(check(kLivenessService), "SERVING");
+  (*server)->SetServing(false);
+  EXPECT_EQ(check("crucible.v1.ExecutorService"), "NOT_SERVING");
+  (*server)->health()->SetServingStatus("crucible.store", false);
+  EXPECT_EQ(check("crucible.store"), "NOT_SERVING");
+  // No reflection (nor any other service) on the health port.
+  grpc::GenericStub generic(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  grpc::Slice empty("");
+  grpc::ByteBuffer request(&empty, 1), response;
+  absl::Notification done;
+  grpc::Status status;
+  generic.UnaryCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/X",
+                    grpc::StubOptions(), &request, &response,
+                    [&](grpc::Status s) {
+                      status = std::move(s);
+                      done.Notify();
+                    });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  (*server)->BeginStop();
+  EXPECT_EQ(check(kLivenessService), "NOT_SERVING");
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.pb.h"
+#include "tests/testing/process_flags.h"
 #include "tests/testing/test_stack.h"
 
 namespace testing_util {
@@ -51,6 +52,7 @@ absl::Status LocalStack::StartOne(const std::string& name,
   args.insert(args.begin(), BinaryPath("crucible-" + name));
   args.push_back("--listen=127.0.0.1:0");
   args.push_back("--port_file=" + port_file);
+  args = WithTestFlags(std::move(args));
   absl::StatusOr<Process> started =
       Process::Start(args, absl::StrCat(dir_, "/", name, ".log"));
   if (!started.ok()) return started.status();

@@ -30,6 +30,7 @@
 #include "gtest/gtest.h"
 #include "tests/e2e/local_stack.h"
 #include "tests/testing/process.h"
+#include "tests/testing/process_flags.h"
 #include "tests/testing/test_stack.h"
 
 namespace {
@@ -153,6 +154,7 @@ class Cluster {
     args.insert(args.begin(), testing_util::BinaryPath("crucible-" + binary));
     args.push_back("--listen=127.0.0.1:0");
     args.push_back("--port_file=" + port_file);
+    args = testing_util::WithTestFlags(std::move(args));
     // GLOG_v=1: the executor logs every Run with its task id.
     absl::StatusOr<Process> p =
         Process::Start(args, absl::StrCat(dir_, "/", name, ".log"),

@@ -29,6 +29,7 @@
 #include "gtest/gtest.h"
 #include "tests/executor/engine_env.h"
 #include "tests/testing/process.h"
+#include "tests/testing/process_flags.h"
 #include "tests/testing/test_stack.h"
 
 namespace {
@@ -145,7 +146,8 @@ class ExecutorProcessTest : public ::testing::Test {
         "--ping_interval=200ms",
         "--slots=3"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    auto p = Process::Start(argv, dir_ + "/executor.log");
+    auto p = Process::Start(testing_util::WithTestFlags(std::move(argv)),
+                            dir_ + "/executor.log");
     ASSERT_TRUE(p.ok()) << p.status();
     process_.emplace(*std::move(p));
     auto port = testing_util::WaitForPortFile(dir_ + "/port", *process_,
@@ -313,10 +315,12 @@ TEST(ExecutorBadPolicyTest, BadPolicyFileStopsTheExecutorAtStart) {
     ASSERT_NE(f, nullptr);
     fputs(c.json, f);
     fclose(f);
-    auto p = Process::Start(
-        {testing_util::BinaryPath("crucible-executor"), "--listen=127.0.0.1:0",
-         "--policy_file=" + path, "--docker_host=tcp://127.0.0.1:1"},
-        dir + "/executor.log");
+    auto p =
+        Process::Start(testing_util::WithTestFlags(
+                           {testing_util::BinaryPath("crucible-executor"),
+                            "--listen=127.0.0.1:0", "--policy_file=" + path,
+                            "--docker_host=tcp://127.0.0.1:1"}),
+                       dir + "/executor.log");
     ASSERT_TRUE(p.ok()) << p.status();
     absl::StatusOr<int> status = p->Wait(absl::Seconds(30));
     ASSERT_TRUE(status.ok()) << c.json;
@@ -332,10 +336,12 @@ TEST(ExecutorBadPolicyTest, BadPolicyFileStopsTheExecutorAtStart) {
 TEST(ExecutorLivenessTest, AliveButNotReadyWhileTheEngineIsUnreachable) {
   const std::string dir = testing_util::MakeTempDir("liveness");
   auto p = Process::Start(
-      {testing_util::BinaryPath("crucible-executor"), "--listen=127.0.0.1:0",
-       "--port_file=" + dir + "/port", "--docker_host=tcp://127.0.0.1:1",
-       "--executor_id=" + executor_testing::UniqueExecutorId(),
-       "--unhealthy_ping_interval=200ms"},
+      testing_util::WithTestFlags(
+          {testing_util::BinaryPath("crucible-executor"),
+           "--listen=127.0.0.1:0", "--port_file=" + dir + "/port",
+           "--docker_host=tcp://127.0.0.1:1",
+           "--executor_id=" + executor_testing::UniqueExecutorId(),
+           "--unhealthy_ping_interval=200ms"}),
       dir + "/executor.log");
   ASSERT_TRUE(p.ok()) << p.status();
   auto port =

@@ -22,6 +22,7 @@
 #include "crucible/v1/task_service.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/testing/process.h"
+#include "tests/testing/process_flags.h"
 
 namespace {
 
@@ -38,10 +39,11 @@ class ServerProcess {
   void Start() {
     std::string port_file = absl::StrCat(dir_, "/port-", run_);
     auto p = testing_util::Process::Start(
-        {absl::StrCat(getenv("CRUCIBLE_BIN_DIR"), "/crucible-server"),
-         "--listen=127.0.0.1:0", absl::StrCat("--port_file=", port_file),
-         absl::StrCat("--db=", dir_, "/tasks.db"), "--lease_ttl=2s",
-         "--restart_lease_grace=1s", "--sweep_interval=100ms"},
+        testing_util::WithTestFlags(
+            {absl::StrCat(getenv("CRUCIBLE_BIN_DIR"), "/crucible-server"),
+             "--listen=127.0.0.1:0", absl::StrCat("--port_file=", port_file),
+             absl::StrCat("--db=", dir_, "/tasks.db"), "--lease_ttl=2s",
+             "--restart_lease_grace=1s", "--sweep_interval=100ms"}),
         absl::StrCat(dir_, "/server-", run_, ".log"));
     ASSERT_TRUE(p.ok()) << p.status();
     process_ = std::make_unique<testing_util::Process>(*std::move(p));
