@@ -44,6 +44,9 @@ ABSL_FLAG(int, iterations, 30, "runs of each path for the overhead figure");
 ABSL_FLAG(int, warmup, 3, "runs of each path before measuring");
 ABSL_FLAG(int, slots, 4, "executor slots for the throughput figure");
 ABSL_FLAG(int, throughput_runs, 40, "runs for the throughput figure");
+ABSL_FLAG(std::string, userns, "auto",
+          "the policy's userns: \"auto\" (a user namespace per container) "
+          "or \"\" (none); the guard behind --docker_host must have the same");
 
 namespace {
 
@@ -137,6 +140,7 @@ int main(int argc, char** argv) {
   policy::ContainerPolicyOptions po;
   po.executor_id = absl::StrCat("bench-", getpid());
   po.allowed_image_prefixes = {absl::GetFlag(FLAGS_image)};
+  po.userns = absl::GetFlag(FLAGS_userns);
   auto policy = policy::ContainerPolicy::Create(po);
   if (!policy.ok()) return 1;
   runner::RunnerOptions ro;

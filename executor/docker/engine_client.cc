@@ -519,7 +519,8 @@ absl::Status EngineClient::Remove(absl::string_view id) {
   // ("unlinkat .../userdata/shm: device or resource busy") for a container
   // it did remove, its namespace's mounts going away a moment later: a
   // second DELETE tells (404 once it is gone).
-  if (resp->code == 500) {
+  if (resp->code == 500 &&
+      absl::StrContains(resp->body, "device or resource busy")) {
     auto again = Do(r);
     if (!again.ok()) return again.status();
     if (again->code == 204 || again->code == 200 || again->code == 404) {

@@ -2,6 +2,7 @@
 // version negotiation and error mapping, e.g. a proxy's 403.
 #include "executor/docker/engine_client.h"
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -121,6 +122,30 @@ TEST(EngineClientTest, PullReportsAnErrorInsideA200StreamAsFailedPrecondition) {
   EXPECT_EQ(
       server.requests()[1],
       "POST /v1.41/images/create?fromImage=localhost%2Fgood%3A1 HTTP/1.1");
+}
+
+// Podman with user namespaces may answer a DELETE with 500 "device or
+// resource busy" for a container it removed all the same: asked again, it
+// says 404, and the removal is OK. Other 500s stay errors.
+TEST(EngineClientTest, RemoveAsksAgainAfterABusyAnswer) {
+  std::atomic<int> deletes{0};
+  ScriptedServer server([&deletes](const std::string& line) {
+    if (absl::StrContains(line, "/version"))
+      return Http(200, R"({"ApiVersion":"1.41"})");
+    if (absl::StartsWith(line, "DELETE /v1.41/containers/crucible-busy")) {
+      return ++deletes == 1
+                 ? Http(
+                       500,
+                       R"({"message":"unlinkat /s/userdata/shm: device or resource busy"})")
+                 : Http(404, R"({"message":"no such container"})");
+    }
+    return Http(500, R"({"message":"boom"})");
+  });
+  auto client = Client(server.address());
+  EXPECT_TRUE(client->Remove("crucible-busy").ok());
+  EXPECT_EQ(deletes.load(), 2);
+  EXPECT_EQ(client->Remove("crucible-other").code(),
+            absl::StatusCode::kInternal);
 }
 
 TEST(EngineClientTest, EveryCallCarriesTheNegotiatedVersion) {
