@@ -81,9 +81,14 @@ check "engine answers" OK \
   "$(curl -sS --max-time 5 --unix-socket "$engine_dir/engine.sock" http://d/_ping 2>&1)"
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+# The stack's certificates, made as the compose file says (a CA of this run).
+tls="$engine_dir/tls"
+rm -rf "$tls"
+CRUCIBLE_TLS_OWNER=10001 "$root/deploy/local/certs" "$tls"
+check "certificates made" 0 "$?"
 # podman-compose reads the file anew for every command (down too): export.
 export CRUCIBLE_ENGINE_SOCKET="$engine_dir/engine.sock" CRUCIBLE_ENGINE_GID=$gid \
-  CRUCIBLE_SERVER_PORT="$port" CRUCIBLE_EXECUTORS=2
+  CRUCIBLE_SERVER_PORT="$port" CRUCIBLE_EXECUTORS=2 CRUCIBLE_TLS_DIR="$tls"
 compose up -d >"$engine_dir/up.log" 2>&1
 check "podman-compose up" 0 "$?"
 
@@ -146,15 +151,17 @@ check "executor: reads the policy file" yes \
      grep -qx -- --policy_file=/etc/crucible/policy.json && echo yes || echo no)"
 
 # A task, end to end: the CLI in the server's container ...
-out="$("$podman" exec "$(ctr server)" crucible --server=127.0.0.1:8080 submit \
+out="$("$podman" exec "$(ctr server)" crucible --server=127.0.0.1:8080 \
+  --tls-ca /etc/crucible/tls/ca.crt submit \
   --image "$busybox" --timeout 60s -- sh -c 'echo hello-from-compose; id -u' 2>&1)"
 check "task: exit code" 0 "$?"
 check "task: output" "hello-from-compose 65534" "$(echo "$out" | grep -E '^(hello-from-compose|65534)$' | xargs)"
 # ... and a client on the host, through the published port (the CLI from the
 # server image, on the host's network).
 "$podman" run --rm --pull=never --network=host --read-only --cap-drop=ALL \
+  --volume "$tls/client:/etc/crucible/tls:ro" \
   --entrypoint crucible "localhost/crucible/server:${CRUCIBLE_TAG:-dev}" \
-  --server="127.0.0.1:$port" submit --image "$busybox" --timeout 60s -- sh -c 'exit 3' >/dev/null 2>&1
+  --server="127.0.0.1:$port" --tls-ca /etc/crucible/tls/ca.crt submit --image "$busybox" --timeout 60s -- sh -c 'exit 3' >/dev/null 2>&1
 check "task through the published port: exit code 3" 3 "$?"
 
 # A subverted executor: from inside an executor container (bash's /dev/tcp;

@@ -652,6 +652,54 @@ def audit_network(docs):
     return bad
 
 
+CRUCIBLE_PROCESSES = {"server": "crucible-server-tls", "worker": "crucible-worker-tls",
+                      "executor": "crucible-executor-tls"}
+
+
+def audit_tls(docs):
+    """Every Crucible process speaks mutual TLS (docs/operator-guide.md,
+    "Transport security"): --tls_cert, --tls_key and --tls_ca all in a
+    read-only mount of its own Secret, never --insecure; the probes of the
+    server and the executor reach a plaintext health-only port
+    (--health_listen), never the TLS one."""
+    bad = []
+    for d in docs:
+        if d["kind"] not in WORKLOADS:
+            continue
+        spec = pod_spec(d)
+        for c in spec.get("containers") or []:
+            secret = CRUCIBLE_PROCESSES.get(c["name"])
+            if secret is None:
+                continue
+            cname = f"{d['metadata']['name']}/{c['name']}"
+            args = (c.get("command") or []) + (c.get("args") or [])
+            if any(a == "--insecure" or a.startswith("--insecure") for a in args):
+                bad.append(f"{cname}: plaintext (--insecure)")
+            volume = next((v for v in spec.get("volumes") or []
+                           if (v.get("secret") or {}).get("secretName") == secret), None)
+            mount = volume and next((m for m in c.get("volumeMounts") or []
+                                     if m["name"] == volume["name"]), None)
+            if not mount:
+                bad.append(f"{cname}: Secret {secret} is not mounted")
+                continue
+            if mount.get("readOnly") is not True:
+                bad.append(f"{cname}: Secret {secret} is mounted writable")
+            for flag, key in (("tls_cert", "tls.crt"), ("tls_key", "tls.key"), ("tls_ca", "ca.crt")):
+                want = f"{mount['mountPath'].rstrip('/')}/{key}"
+                if flag_value(c, flag) != want:
+                    bad.append(f"{cname}: --{flag} is {flag_value(c, flag)!r}, not {want!r}")
+            if c["name"] == "worker":
+                continue
+            health = flag_value(c, "health_listen")
+            port = int(health.rsplit(":", 1)[1]) if health else None
+            for probe in PROBES:
+                grpc = (c.get(probe) or {}).get("grpc")
+                if grpc and grpc.get("port") != port:
+                    bad.append(f"{cname}: {probe} on port {grpc.get('port')}, not the "
+                               f"plaintext health port of --health_listen ({health})")
+    return bad
+
+
 def audit(docs):
     """Returns every violation in one rendered overlay."""
     bad = []
@@ -665,7 +713,7 @@ def audit(docs):
             bad.append(f"{d['kind']}/{d['metadata']['name']}: RBAC object (no Kubernetes API access)")
     return (bad + audit_executor_pod(docs) + audit_services(docs) + audit_scaling(docs) +
             audit_discovery(docs) + audit_executor_stop(docs) + audit_images(docs) +
-            audit_network(docs))
+            audit_network(docs) + audit_tls(docs))
 
 
 def find(docs, kind, name):
@@ -989,6 +1037,15 @@ class AuditCatchesViolations(unittest.TestCase):
             "grace shorter than a longer cancel_grace": lambda d: self.set_flag(
                 self.executor(d), "cancel_grace", "--cancel_grace=1m"),
             "image without a registry": lambda d: self.executor(d).update(image="crucible/executor:1"),
+            # Transport security.
+            "plaintext server": lambda d: self.server(d)["args"].append("--insecure"),
+            "worker without its CA": lambda d: self.set_flag(
+                self.worker(d), "tls_ca", "--tls_ca=/etc/ssl/certs/ca-certificates.crt"),
+            "executor certificate not mounted": lambda d: self.executor(d)["volumeMounts"].remove(
+                self.mount(self.executor(d), "tls")),
+            "certificates writable": lambda d: self.mount(self.server(d), "tls").pop("readOnly"),
+            "probe on the TLS port": lambda d: self.executor(d)["readinessProbe"]["grpc"].update(
+                port=8082),
             # NetworkPolicies.
             "clients of this namespace only": lambda d: self.server_peers(d).pop(2),
             "clients from any namespace": lambda d: self.server_peers(d)[2].update(namespaceSelector={}),

@@ -32,7 +32,8 @@ probes are taken out (the test runs them), the StatefulSet becomes a
 Deployment with its claim, $(VAR) references are expanded (the executor
 pods become one Pod each), containerPorts are not published on the host,
 each pod's emptyDir gets a name of its own, the engine socket's hostPath
-points at the test engine's socket, and Services become network aliases on
+points at the test engine's socket, the TLS Secrets become host directories
+of certificates made at test time (deploy/local/certs), and Services become network aliases on
 a network of the test's own, whose configuration stays in the test's
 directory (never the machine's /etc/containers/networks). Namespace,
 ServiceAccounts, NetworkPolicies, the HPA and the PDBs mean nothing to
@@ -59,6 +60,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -83,6 +85,9 @@ WORK = os.path.join(STORE, "kube-play")
 NETWORK_DIR = os.path.join(WORK, "networks")
 NETWORK = "crucible-kube-play"
 ENGINE_SOCKET = os.path.join(WORK, "engine.sock")
+# The TLS Secrets the manifests mount, one directory each (tls.crt, tls.key,
+# ca.crt), made by make_secrets() from one test CA.
+SECRETS_DIR = os.path.join(WORK, "secrets")
 ENGINE_GID = 2375  # the node requirement: the socket is group 2375, mode 0660
 CLIENT = "kube-play-client"
 BUSYBOX = "localhost/crucible/busybox:latest"
@@ -307,7 +312,8 @@ def proc_status(ctr):
 
 def cli(*args, timeout=120):
     """The crucible CLI in the client container, through the Service name."""
-    return podman("exec", CLIENT, "crucible", "--server=crucible-server:8080", *args,
+    return podman("exec", CLIENT, "crucible", "--server=crucible-server:8080",
+                  "--tls-ca=/etc/crucible/tls/ca.crt", *args,
                   timeout=timeout, quiet=True)
 
 
@@ -497,6 +503,7 @@ def check_end_to_end():
     through the crucible-server Service name."""
     rc, _ = podman("run", "-d", "--name", CLIENT, "--network", NETWORK, "--pull=never",
                    "--read-only", "--cap-drop=ALL", "--security-opt=no-new-privileges",
+                   "--volume", f"{SECRETS_DIR}/crucible-client-tls:/etc/crucible/tls:ro",
                    "--entrypoint", "sleep", f"localhost/crucible/server:{TAG}", "infinity")
     check("client container on the network", 0, rc)
     rc, out = cli("submit", "--image", BUSYBOX, "--timeout", "60s", "--", "sh", "-c",
@@ -586,11 +593,29 @@ def check_pod_stop(executor_pods, grace):
           len(set(n for e, n in events if e == "start")))
 
 
+def make_secrets():
+    """The Secrets the manifests name, as cert-manager would lay them out
+    (tls.crt, tls.key, ca.crt), from a CA made here (deploy/local/certs);
+    readable by the containers' user, test keys only."""
+    certs = os.path.join(SECRETS_DIR, "certs")
+    subprocess.run([os.path.join(ROOT, "deploy", "local", "certs"), certs], check=True)
+    for secret, name in (("crucible-server-tls", "server"), ("crucible-worker-tls", "worker"),
+                         ("crucible-executor-tls", "executor"), ("crucible-client-tls", "client")):
+        d = os.path.join(SECRETS_DIR, secret)
+        os.makedirs(d, exist_ok=True)
+        for src, dst in ((f"{name}.pem", "tls.crt"), (f"{name}.key", "tls.key"), ("ca.pem", "ca.crt")):
+            shutil.copyfile(os.path.join(certs, src), os.path.join(d, dst))
+            os.chmod(os.path.join(d, dst), 0o444)
+        os.chmod(d, 0o755)
+    os.chmod(SECRETS_DIR, 0o755)
+
+
 def main():
     os.makedirs(NETWORK_DIR, exist_ok=True)
+    make_secrets()
     docs = manifests.render(os.path.join(ROOT, "deploy", "k8s", "overlays", "local"))
     rendered = {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
-    plays, probes = to_plays(docs, ENGINE_SOCKET, EXECUTORS)
+    plays, probes = to_plays(docs, ENGINE_SOCKET, EXECUTORS, SECRETS_DIR)
     atexit.register(cleanup, plays)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

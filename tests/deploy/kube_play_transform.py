@@ -68,9 +68,11 @@ def services_for(docs, workload):
     return out
 
 
-def to_plays(docs, engine_socket, executors):
+def to_plays(docs, engine_socket, executors, secrets_dir):
     """Returns [(name, aliases, [documents])], one `kube play` each, and
-    the probes the test runs itself: {pod name: {container: probes}}."""
+    the probes the test runs itself: {pod name: {container: probes}}.
+    `secrets_dir` holds a directory per Secret the pods mount (its keys as
+    files), made by the test."""
     configmaps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
     played_configmaps = set()
     plays, probes = [], {}
@@ -121,6 +123,16 @@ def to_plays(docs, engine_socket, executors):
                 if v["hostPath"]["path"] != HOST_SOCKET:
                     raise ValueError(f"{name}: unexpected hostPath {v['hostPath']}")
                 v["hostPath"]["path"] = engine_socket
+
+        # Secrets (the TLS certificates): Podman 4.3 plays no Secret
+        # object here, and the overlay carries none (cert-manager or the
+        # operator makes them). Each secret volume becomes a host directory
+        # with the Secret's keys as files, which the test makes with
+        # deploy/local/certs; mounted read-only, as a Secret volume is.
+        for v in spec.get("volumes") or []:
+            if "secret" in v:
+                secret = v.pop("secret")["secretName"]
+                v["hostPath"] = {"path": f"{secrets_dir}/{secret}", "type": "Directory"}
 
         # ConfigMaps the pods mount, played once, with the first workload
         # that mounts them (Podman makes a volume of each).
