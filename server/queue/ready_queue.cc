@@ -13,11 +13,17 @@ void ReadyQueue::Add(const QueuePosition& p, absl::Time now) {
   }
 }
 
+ReadyQueue::Tenant& ReadyQueue::TenantOf(const std::string& tenant) {
+  auto [it, inserted] = tenants_.try_emplace(tenant);
+  if (inserted) it->second.stride = StrideOf(tenant);
+  return it->second;
+}
+
 void ReadyQueue::MakeReady(const QueuePosition& p) {
-  Tenant& t = tenants_[p.tenant];
+  Tenant& t = TenantOf(p.tenant);
   t.ready.insert(KeyOf(p));
   t.fifo.emplace(p.order, p.id);
-  if (!t.active) Reconsider(p.tenant, t);
+  if (!t.active) Reconsider(t);
 }
 
 void ReadyQueue::Remove(const QueuePosition& p) {
@@ -28,7 +34,7 @@ void ReadyQueue::Remove(const QueuePosition& p) {
   t.ready.erase(KeyOf(p));
   t.fifo.erase({p.order, p.id});
   if (t.ready.empty()) {
-    Reconsider(p.tenant, t);
+    Reconsider(t);
     MaybeForget(p.tenant);
   }
 }
@@ -42,14 +48,13 @@ void ReadyQueue::PromoteDue(absl::Time now) {
 }
 
 const std::string& ReadyQueue::Pick() {
-  const std::string name = std::get<2>(*active_.begin());
-  Tenant& t = tenants_.at(name);
+  Tenant& t = *std::get<2>(*active_.begin());
   // Self-clocked: the queue's virtual time is the finish time of the pick
   // being made; the tenant's next pick finishes one stride later.
   vtime_ = std::get<0>(t.active_key);
   t.finish = vtime_;
   active_.erase(active_.begin());
-  t.active_key = {t.finish + StrideOf(name), ++activations_, name};
+  t.active_key = {t.finish + t.stride, ++activations_, &t};
   active_.insert(t.active_key);
   ++t.picks;
   if (fairness_interval_ > 0 && t.picks % fairness_interval_ == 0) {
@@ -62,16 +67,14 @@ void ReadyQueue::SetWeights(absl::flat_hash_map<std::string, double> weights,
                             double default_weight) {
   weights_ = std::move(weights);
   default_weight_ = default_weight;
+  for (auto& [name, t] : tenants_) t.stride = StrideOf(name);
 }
 
 void ReadyQueue::SetHeld(const std::string& tenant, bool held) {
-  auto it = tenants_.find(tenant);
-  if (it == tenants_.end()) {
-    if (!held) return;  // nothing to release: an unknown tenant is free
-    it = tenants_.try_emplace(tenant).first;
-  }
-  it->second.held = held;
-  Reconsider(tenant, it->second);
+  if (!held && !tenants_.contains(tenant)) return;  // an unknown one is free
+  Tenant& t = TenantOf(tenant);
+  t.held = held;
+  Reconsider(t);
   MaybeForget(tenant);
 }
 
@@ -82,14 +85,14 @@ uint64_t ReadyQueue::StrideOf(const std::string& tenant) const {
   return static_cast<uint64_t>(std::max(1.0, stride));
 }
 
-void ReadyQueue::Reconsider(const std::string& name, Tenant& t) {
+void ReadyQueue::Reconsider(Tenant& t) {
   const bool eligible = !t.ready.empty() && !t.held;
   if (eligible == t.active) return;
   if (eligible) {
     // It starts where the queue is now, or where it left off if that is
     // later: time spent idle or held earns nothing.
     const uint64_t start = std::max(t.finish, vtime_);
-    t.active_key = {start + StrideOf(name), ++activations_, name};
+    t.active_key = {start + t.stride, ++activations_, &t};
     active_.insert(t.active_key);
   } else {
     active_.erase(t.active_key);

@@ -82,12 +82,15 @@ class ReadyQueue {
   static Key KeyOf(const QueuePosition& p) {
     return {-p.priority, p.order, p.id};
   }
+  struct Tenant;
   // (virtual finish time, activation number, tenant)
-  using ActiveKey = std::tuple<uint64_t, uint64_t, std::string>;
+  using ActiveKey = std::tuple<uint64_t, uint64_t, Tenant*>;
   struct Tenant {
     std::set<Key> ready;
     std::set<std::pair<uint64_t, std::string>> fifo;  // order, id
     uint64_t picks = 0;
+    // Virtual time one pick costs it: kUnit / weight.
+    uint64_t stride = kUnit;
     // Virtual finish time of its last pick.
     uint64_t finish = 0;
     bool held = false;
@@ -98,10 +101,12 @@ class ReadyQueue {
 
   // Virtual time one pick costs `tenant`: kUnit / weight.
   uint64_t StrideOf(const std::string& tenant) const;
+  // The tenant's entry, made if missing.
+  Tenant& TenantOf(const std::string& tenant);
   void MakeReady(const QueuePosition& p);
   // Puts the tenant in active_ if it has ready tasks and is not held, or
   // takes it out if not.
-  void Reconsider(const std::string& name, Tenant& t);
+  void Reconsider(Tenant& t);
   // Forgets a tenant whose state says nothing a new one's would not.
   void MaybeForget(const std::string& name);
 
@@ -110,6 +115,7 @@ class ReadyQueue {
   uint64_t activations_ = 0;
   absl::flat_hash_map<std::string, double> weights_;
   double default_weight_ = 1;
+  // Node-based: active_ points at its entries.
   std::unordered_map<std::string, Tenant> tenants_;
   std::set<ActiveKey> active_;
   // (ready_at, id, priority, order, tenant), to make it ready.
