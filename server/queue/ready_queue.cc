@@ -71,7 +71,10 @@ void ReadyQueue::SetWeights(absl::flat_hash_map<std::string, double> weights,
 }
 
 void ReadyQueue::SetHeld(const std::string& tenant, bool held) {
-  if (!held && !tenants_.contains(tenant)) return;  // an unknown one is free
+  auto it = tenants_.find(tenant);
+  // Nothing changes (an unknown tenant is not held): the common case, as
+  // the scheduler says so at every start and end of a run.
+  if (it == tenants_.end() ? !held : it->second.held == held) return;
   Tenant& t = TenantOf(tenant);
   t.held = held;
   Reconsider(t);
