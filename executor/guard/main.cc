@@ -1,6 +1,10 @@
 // crucible-docker-guard: the engine guard behind the docker-proxy. HAProxy
 // sends it every container create; it forwards to the engine only bodies
 // that the executor's own container policy produces (executor/guard).
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <iostream>
 #include <memory>
@@ -36,6 +40,32 @@ ABSL_FLAG(bool, describe, false,
           "print what the guard admits under the policy (Markdown) and exit");
 ABSL_FLAG(absl::Duration, engine_timeout, absl::Seconds(60),
           "limit of each forwarded create");
+ABSL_FLAG(bool, probe, false,
+          "connect to --listen's address and exit 0 if something accepts, 1 "
+          "if not: the health check of an image without a shell");
+
+namespace {
+
+// True if a TCP connection to host:port is accepted.
+bool Accepts(const std::string& host, const std::string& port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0) {
+    return false;
+  }
+  bool ok = false;
+  for (addrinfo* a = found; a != nullptr && !ok; a = a->ai_next) {
+    int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) continue;
+    ok = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    close(fd);
+  }
+  freeaddrinfo(found);
+  return ok;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // The docker-proxy image's STOPSIGNAL is SIGUSR1, HAProxy's soft stop;
@@ -60,6 +90,9 @@ int main(int argc, char** argv) {
   guard::GuardServerOptions options;
   std::pair<std::string, std::string> host_port =
       absl::StrSplit(absl::GetFlag(FLAGS_listen), absl::MaxSplits(':', 1));
+  if (absl::GetFlag(FLAGS_probe)) {
+    return Accepts(host_port.first, host_port.second) ? 0 : 1;
+  }
   options.host = host_port.first;
   if (!absl::SimpleAtoi(host_port.second, &options.port) || options.port < 0) {
     LOG(ERROR) << "--listen must be host:port";
