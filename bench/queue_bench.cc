@@ -137,6 +137,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<server::DurableOutbox> outbox;
   std::unique_ptr<server::Scheduler> scheduler;
   std::unique_ptr<server::BlockingPool> pool;
+  // The in-process server takes calls without credentials.
+  const server::auth::Authenticator anonymous({.allow_anonymous = true},
+                                              nullptr, nullptr);
   std::unique_ptr<server::TaskService> task_service;
   std::unique_ptr<server::QueueService> queue_service;
   std::unique_ptr<common::GrpcServer> grpc_server;
@@ -160,7 +163,8 @@ int main(int argc, char** argv) {
     scheduler = *std::move(created);
     pool = std::make_unique<server::BlockingPool>(
         absl::GetFlag(FLAGS_blocking_threads));
-    task_service = std::make_unique<server::TaskService>(*scheduler, *pool);
+    task_service =
+        std::make_unique<server::TaskService>(*scheduler, *pool, anonymous);
     queue_service = std::make_unique<server::QueueService>(*scheduler, *pool);
     auto started =
         common::GrpcServer::Start({.listen_address = "127.0.0.1:0"},

@@ -218,6 +218,10 @@ absl::Status ListFlag(const Flag& flag, ListArgs& l) {
     l.watch = true;
     return flag.NoValue();
   }
+  if (flag.Is("--all-tenants")) {
+    l.all_tenants = true;
+    return flag.NoValue();
+  }
   ASSIGN_OR_RETURN(std::string v, flag.Value());
   if (flag.Is("--state")) {
     for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipEmpty())) {
@@ -272,6 +276,31 @@ absl::Status LogsFlag(const Flag& flag, LogsArgs& l) {
   return absl::OkStatus();
 }
 
+absl::Status TokenFlag(const Flag& flag, TokenArgs& t) {
+  ASSIGN_OR_RETURN(std::string v, flag.Value());
+  if (flag.Is("--name")) {
+    t.name = v;
+  } else if (flag.Is("--tenant")) {
+    t.tenant = v;
+  } else if (flag.Is("--role")) {
+    if (v == "reader") {
+      t.role = crucible::v1::ROLE_READER;
+    } else if (v == "user") {
+      t.role = crucible::v1::ROLE_USER;
+    } else if (v == "admin") {
+      t.role = crucible::v1::ROLE_ADMIN;
+    } else {
+      return Usage(
+          absl::StrCat("--role: reader, user or admin, not \"", v, "\""));
+    }
+  } else if (flag.Is("--ttl")) {
+    ASSIGN_OR_RETURN(t.ttl, ParseTimeout(v));
+  } else {
+    return Usage(absl::StrCat("unknown flag ", flag.name, " for token"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CommandFlag(const Flag& flag, Command command, Args& args) {
   switch (command) {
     case Command::kSubmit:
@@ -282,6 +311,8 @@ absl::Status CommandFlag(const Flag& flag, Command command, Args& args) {
       return CancelFlag(flag, args.cancel);
     case Command::kLogs:
       return LogsFlag(flag, args.logs);
+    case Command::kToken:
+      return TokenFlag(flag, args.token);
     case Command::kHealth:
       if (flag.Is("--service")) {
         ASSIGN_OR_RETURN(args.health.service, flag.Value());
@@ -303,7 +334,8 @@ absl::StatusOr<Command> ParseCommandName(const std::string& word) {
       {"submit", Command::kSubmit}, {"get", Command::kGet},
       {"list", Command::kList},     {"cancel", Command::kCancel},
       {"logs", Command::kLogs},     {"watch", Command::kWatch},
-      {"health", Command::kHealth}, {"help", Command::kHelp}};
+      {"health", Command::kHealth}, {"token", Command::kToken},
+      {"help", Command::kHelp}};
   for (const auto& [name, command] : kNames) {
     if (word == name) return command;
   }
@@ -341,6 +373,31 @@ absl::Status Validate(const std::vector<std::string>& positional,
         args.connection.server = positional[0];
       }
       return absl::OkStatus();
+    case Command::kToken: {
+      using Action = TokenArgs::Action;
+      TokenArgs& t = args.token;
+      const std::string action = positional.empty() ? "" : positional[0];
+      if (action == "create" && positional.size() == 1) {
+        t.action = Action::kCreate;
+        if (t.name.empty() || t.tenant.empty()) {
+          return Usage("token create needs --name and --tenant");
+        }
+      } else if (action == "list" && positional.size() == 1) {
+        t.action = Action::kList;
+      } else if (action == "revoke" && positional.size() == 2) {
+        t.action = Action::kRevoke;
+        t.id = positional[1];
+      } else {
+        return Usage(
+            "token: create --name N --tenant T [--role R] [--ttl D], list, "
+            "or revoke ID");
+      }
+      if (t.action != Action::kCreate &&
+          (!t.name.empty() || !t.tenant.empty() || t.ttl.has_value())) {
+        return Usage("--name, --tenant, --role and --ttl are for token create");
+      }
+      return absl::OkStatus();
+    }
     case Command::kHelp:
       return absl::OkStatus();
   }

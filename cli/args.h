@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "crucible/v1/task.pb.h"
+#include "crucible/v1/token_service.pb.h"
 
 namespace cli {
 
@@ -23,15 +24,16 @@ enum class Command {
   kCancel,
   kLogs,
   kWatch,
-  kHealth
+  kHealth,
+  kToken
 };
 enum class OutputFormat { kText, kJson };
 
-// How to reach the server. Token and TLS are accepted now and used as given;
-// the server checks neither until authentication exists.
+// How to reach the server, and as whom.
 struct ConnectionArgs {
   std::string server = kDefaultServer;
-  // Sent as "authorization: Bearer TOKEN" on every call when not empty.
+  // An API token or a JWT, sent as "authorization: Bearer TOKEN" on every
+  // call when not empty.
   std::string token;
   // Connect with TLS (system roots, or ca_cert).
   bool tls = false;
@@ -80,6 +82,8 @@ struct ListArgs {
   // Keep polling and print tasks whose state changed, until interrupted.
   bool watch = false;
   absl::Duration interval = absl::Seconds(2);
+  // Every tenant's tasks (admins only).
+  bool all_tenants = false;
 };
 
 struct CancelArgs {
@@ -94,6 +98,19 @@ struct LogsArgs {
   crucible::v1::OutputStream stream = crucible::v1::OUTPUT_STREAM_UNSPECIFIED;
   int64_t offset = 0;
   int32_t attempt = 0;  // 0: the latest
+};
+
+// `crucible token create|list|revoke` (admins only).
+struct TokenArgs {
+  enum class Action { kCreate, kList, kRevoke };
+  Action action = Action::kList;
+  // create:
+  std::string name;
+  std::string tenant;
+  crucible::v1::Role role = crucible::v1::ROLE_USER;
+  std::optional<absl::Duration> ttl;
+  // revoke:
+  std::string id;
 };
 
 struct HealthArgs {
@@ -112,6 +129,7 @@ struct Args {
   CancelArgs cancel;
   LogsArgs logs;
   HealthArgs health;
+  TokenArgs token;
 };
 
 // What the environment provides: CRUCIBLE_SERVER, CRUCIBLE_TOKEN,

@@ -39,6 +39,8 @@ int Commands::Run(const Args& args) {
       return Watch(args);
     case Command::kHealth:
       return Health(args);
+    case Command::kToken:
+      return Token(args);
     case Command::kHelp:
       output_.Out(HelpText());
       return kExitOk;
@@ -92,6 +94,7 @@ absl::StatusOr<crucible::v1::ListTasksResponse> Commands::ListPage(
   crucible::v1::ListTasksRequest request;
   request.set_page_size(std::min(size, 1000));
   request.set_page_token(token);
+  request.set_all_tenants(list.all_tenants);
   for (crucible::v1::TaskState s : list.states) request.add_states(s);
   for (const auto& [k, v] : list.labels) (*request.mutable_labels())[k] = v;
   std::unique_ptr<grpc::ClientContext> ctx = connection_.UnaryContext();

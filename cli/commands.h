@@ -48,6 +48,7 @@ class Commands {
   int Logs(const Args& args);
   int Watch(const Args& args);
   int Health(const Args& args);
+  int Token(const Args& args);  // tokens.cc
 
   // Submit, after CreateTask: follows the task in the foreground.
   int Follow(const Args& args, const std::string& task_id);

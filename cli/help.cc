@@ -41,7 +41,10 @@ Commands:
       Limits left out take the executor's defaults.
   get ID                 shows one task
   list [--state S] [--label k=v] [--limit N] [--page-token T] [--watch]
-                         lists tasks, newest first (default limit 50); S is one
+       [--all-tenants]
+                         lists your tenant's tasks (every tenant's with
+                         --all-tenants, for admins), newest first (default
+                         limit 50); S is one
                          of queued, leased, running, succeeded, failed,
                          timed_out, cancelled (repeatable or comma-separated).
                          When more tasks match than --limit, the token of the
@@ -61,13 +64,19 @@ Commands:
   health [ADDR] [--service NAME]
                          asks a server, worker or executor (grpc.health.v1)
                          whether it serves; exit 0 if SERVING, 1 if not
+  token create --name N --tenant T [--role reader|user|admin] [--ttl DUR]
+                         (admins) makes an API token for tenant T (role
+                         default user; --ttl: it expires, e.g. 720h) and
+                         prints its secret once
+  token list             (admins) lists the tokens, never their secrets
+  token revoke ID        (admins) calls with that token fail from now on
   help                   this text
 
 Global flags (anywhere before "--"):
   --server HOST:PORT     server address; default $CRUCIBLE_SERVER, else 127.0.0.1:8080
-  --token TOKEN          sent as "authorization: Bearer TOKEN"; default
-                         $CRUCIBLE_TOKEN (accepted now; checked once the server
-                         authenticates)
+  --token TOKEN          API token or JWT, sent as "authorization: Bearer
+                         TOKEN"; default $CRUCIBLE_TOKEN. It decides your
+                         tenant (whose tasks you see) and role
   --tls                  connect with TLS, trusting the system's roots
   --tls-ca FILE          connect with TLS, trusting the roots in FILE (PEM);
                          default $CRUCIBLE_TLS_CA; alias --ca-cert
@@ -81,7 +90,9 @@ Global flags (anywhere before "--"):
 Exit codes:
   0     success (submit, watch: the task SUCCEEDED)
   1-255 submit, watch: the task FAILED and its process exited with this code
-  1     a request failed (the server's error is printed), or not SERVING
+  1     a request failed (the server's error is printed, e.g.
+        UNAUTHENTICATED: no or bad token; PERMISSION_DENIED: the token's role
+        may not do this), or not SERVING
   2     usage error
   69    infrastructure: the server is unavailable or did not answer in time,
         or the task FAILED because Crucible itself failed (worker lost, engine

@@ -15,6 +15,7 @@
 #include "common/process.h"
 #include "common/tls.h"
 #include "glog/logging.h"
+#include "server/auth/setup.h"
 #include "server/blocking_pool.h"
 #include "server/maintenance.h"
 #include "server/outbox/durable_outbox.h"
@@ -25,6 +26,7 @@
 #include "server/store/sqlite_task_store.h"
 #include "server/task_service.h"
 #include "server/tenancy/tenants_file.h"
+#include "server/token_service.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8080", "host:port to serve on");
 ABSL_FLAG(std::string, port_file, "",
@@ -124,6 +126,34 @@ ABSL_FLAG(std::string, tenants_file, "",
 ABSL_FLAG(absl::Duration, tenants_reload_interval, absl::Seconds(5),
           "how often --tenants_file is read again; a change applies without "
           "a restart, a file that does not parse is logged and ignored");
+
+ABSL_FLAG(bool, allow_anonymous, false,
+          "TaskService calls without credentials act as --anonymous_tenant "
+          "with ROLE_USER; off: every call must authenticate");
+ABSL_FLAG(std::string, anonymous_tenant, "default",
+          "the tenant of calls without credentials (--allow_anonymous)");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "file holding a bearer token that acts as an admin (ROLE_ADMIN of "
+          "--admin_tenant), e.g. to create the first API tokens; only its "
+          "hash is kept in memory");
+ABSL_FLAG(std::string, admin_tenant, "admin",
+          "the tenant of the --admin_token_file token");
+ABSL_FLAG(absl::Duration, token_refresh_interval, absl::Seconds(5),
+          "how often API tokens are read again from the store (tokens "
+          "created or revoked by another server of the same store)");
+ABSL_FLAG(std::string, jwks_file, "",
+          "if set, JWTs are accepted: a JWKS file of the issuer's public keys "
+          "(RSA or EC), read again when it changes");
+ABSL_FLAG(std::string, jwt_issuer, "", "the `iss` every JWT must have");
+ABSL_FLAG(std::string, jwt_audience, "",
+          "a value the `aud` of every JWT must have");
+ABSL_FLAG(std::string, jwt_tenant_claim, "crucible_tenant",
+          "the JWT claim naming the caller's tenant; '/' descends into "
+          "objects (kubernetes.io/namespace for service-account tokens)");
+ABSL_FLAG(std::string, jwt_role_claim, "crucible_role",
+          "the JWT claim naming the role: reader, user or admin");
+ABSL_FLAG(std::string, jwt_default_role, "user",
+          "the role of a JWT without --jwt_role_claim: reader, user or admin");
 
 // Health entry of the store's writes.
 constexpr char kStoreHealth[] = "crucible.store";
@@ -228,6 +258,36 @@ int main(int argc, char** argv) {
         });
   }
 
+  // Who calls TaskService and TokenService.
+  auto api_tokens =
+      server::auth::ApiTokens::Create(**store, common::Clock::Real());
+  if (!api_tokens.ok()) {
+    LOG(ERROR) << "cannot load the API tokens: " << api_tokens.status();
+    return 1;
+  }
+  server::PeriodicRunner token_refresh(
+      absl::GetFlag(FLAGS_token_refresh_interval), [&] {
+        if (absl::Status s = (*api_tokens)->Refresh(); !s.ok()) {
+          LOG(WARNING) << "cannot read the API tokens again: " << s;
+        }
+      });
+  auto auth = server::auth::SetUpAuth(
+      {.allow_anonymous = absl::GetFlag(FLAGS_allow_anonymous),
+       .anonymous_tenant = absl::GetFlag(FLAGS_anonymous_tenant),
+       .admin_token_file = absl::GetFlag(FLAGS_admin_token_file),
+       .admin_tenant = absl::GetFlag(FLAGS_admin_tenant),
+       .jwks_file = absl::GetFlag(FLAGS_jwks_file),
+       .jwt_issuer = absl::GetFlag(FLAGS_jwt_issuer),
+       .jwt_audience = absl::GetFlag(FLAGS_jwt_audience),
+       .jwt_tenant_claim = absl::GetFlag(FLAGS_jwt_tenant_claim),
+       .jwt_role_claim = absl::GetFlag(FLAGS_jwt_role_claim),
+       .jwt_default_role = absl::GetFlag(FLAGS_jwt_default_role)},
+      api_tokens->get());
+  if (!auth.ok()) {
+    LOG(ERROR) << auth.status().message();
+    return 2;
+  }
+
   // Outlives the services and the server: their pending jobs run on it.
   server::BlockingPool pool(absl::GetFlag(FLAGS_blocking_threads));
   server::TaskServiceOptions task_options;
@@ -236,7 +296,10 @@ int main(int argc, char** argv) {
     task_options.admission_wait_until =
         absl::Now() + absl::GetFlag(FLAGS_admission_wait);
   }
-  server::TaskService task_service(**scheduler, pool, task_options);
+  server::TaskService task_service(**scheduler, pool, *(*auth)->authenticator,
+                                   task_options);
+  server::TokenService token_service(**api_tokens, pool,
+                                     *(*auth)->authenticator);
   common::PeerAuthorizer worker_authorizer(
       absl::GetFlag(FLAGS_worker_identities));
   server::QueueService queue_service(
@@ -250,9 +313,10 @@ int main(int argc, char** argv) {
       static_cast<int>(server::kMaxReceiveMessageBytes);
   // "crucible.store": NOT_SERVING while the disk is full (server::Maintenance).
   server_options.health_service_names = {
-      kStoreHealth, "crucible.v1.TaskService", "crucible.v1.QueueService"};
-  auto grpc_server = common::GrpcServer::Start(server_options,
-                                               {&task_service, &queue_service});
+      kStoreHealth, "crucible.v1.TaskService", "crucible.v1.QueueService",
+      "crucible.v1.TokenService"};
+  auto grpc_server = common::GrpcServer::Start(
+      server_options, {&task_service, &queue_service, &token_service});
   if (!grpc_server.ok()) {
     LOG(ERROR) << "cannot serve: " << grpc_server.status();
     return 1;

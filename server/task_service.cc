@@ -10,9 +10,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
+#include "common/status_macros.h"
 #include "common/stream_write_queue.h"
 #include "common/task_state.h"
 #include "glog/logging.h"
+#include "server/auth/audit.h"
+#include "server/call_auth.h"
 #include "server/raw_messages.h"
 #include "server/task_output_stream.h"
 
@@ -24,12 +27,19 @@ using crucible::v1::WatchTaskResponse;
 
 // Parses the request, runs `fn(request, response)` (which returns the
 // call's status) on the pool, then serializes the response and finishes.
+// `caller` is the call's authentication; on error the call finishes with it.
 template <typename Request, typename Response, typename Fn>
 grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx,
                                 BlockingPool& pool, const char* method,
+                                const absl::StatusOr<auth::Identity>& caller,
                                 const grpc::ByteBuffer* raw_request,
                                 grpc::ByteBuffer* raw_response, Fn fn) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (!caller.ok()) {
+    VLOG(1) << method << ": " << caller.status();
+    reactor->Finish(common::ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   // std::function needs a copyable capture.
   auto request = std::make_shared<Request>();
   if (absl::Status parsed = ParseRequest(*raw_request, *request);
@@ -156,10 +166,6 @@ class Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
 
 }  // namespace
 
-TenantScope TaskService::ScopeOf(grpc::CallbackServerContext*) const {
-  return {.tenant = options_.tenant};
-}
-
 grpc::ServerUnaryReactor* TaskService::CreateTask(
     grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_request,
     grpc::ByteBuffer* raw_response) {
@@ -175,6 +181,13 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
     reactor->Finish(common::ToGrpcStatus(parsed));
     return reactor;
   }
+  absl::StatusOr<auth::Identity> caller =
+      AuthenticateCall(authenticator_, ctx, auth::Right::kWrite);
+  if (!caller.ok()) {
+    auth::Audit({.method = "CreateTask", .outcome = caller.status()});
+    reactor->Finish(common::ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   // Just after start, before any worker has said what its executors
   // accept: wait for one on the pool rather than refuse (bounded by
   // admission_wait_until and the call's deadline).
@@ -182,8 +195,8 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
                            !options_.fleet->Known() &&
                            absl::Now() < options_.admission_wait_until;
   const bool inline_create = request->request_id().empty() && !await_fleet;
-  auto create = [this, ctx, scope = ScopeOf(ctx), await_fleet, reactor, request,
-                 raw_response] {
+  auto create = [this, ctx, caller = *std::move(caller), await_fleet, reactor,
+                 request, raw_response] {
     if (await_fleet) {
       const absl::Time until = std::min(options_.admission_wait_until,
                                         absl::FromChrono(ctx->deadline()));
@@ -192,9 +205,15 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
       }
     }
     scheduler_.CreateTaskAsync(
-        scope, std::move(*request->mutable_spec()),
+        ScopeOf(caller), std::move(*request->mutable_spec()),
         std::move(*request->mutable_request_id()),
-        [reactor, raw_response](absl::StatusOr<crucible::v1::Task> task) {
+        [reactor, raw_response,
+         caller](absl::StatusOr<crucible::v1::Task> task) {
+          auth::Audit({.method = "CreateTask",
+                       .subject = caller.subject,
+                       .tenant = caller.tenant,
+                       .object = task.ok() ? task->id() : "",
+                       .outcome = task.status()});
           if (task.ok()) {
             crucible::v1::CreateTaskResponse response;
             *response.mutable_task() = *std::move(task);
@@ -216,12 +235,14 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
 grpc::ServerUnaryReactor* TaskService::GetTask(grpc::CallbackServerContext* ctx,
                                                const grpc::ByteBuffer* request,
                                                grpc::ByteBuffer* response) {
+  absl::StatusOr<auth::Identity> caller =
+      AuthenticateCall(authenticator_, ctx, auth::Right::kRead);
   return Unary<crucible::v1::GetTaskRequest, crucible::v1::GetTaskResponse>(
-      ctx, pool_, "GetTask", request, response,
-      [this, scope = ScopeOf(ctx)](const crucible::v1::GetTaskRequest& request,
-                                   crucible::v1::GetTaskResponse& response) {
+      ctx, pool_, "GetTask", caller, request, response,
+      [this, caller](const crucible::v1::GetTaskRequest& request,
+                     crucible::v1::GetTaskResponse& response) {
         absl::StatusOr<crucible::v1::Task> task =
-            scheduler_.GetTask(scope, request.task_id());
+            scheduler_.GetTask(ScopeOf(*caller), request.task_id());
         if (task.ok()) *response.mutable_task() = *std::move(task);
         return task.status();
       });
@@ -230,11 +251,18 @@ grpc::ServerUnaryReactor* TaskService::GetTask(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* TaskService::ListTasks(
     grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
+  absl::StatusOr<auth::Identity> caller =
+      AuthenticateCall(authenticator_, ctx, auth::Right::kRead);
   return Unary<crucible::v1::ListTasksRequest, crucible::v1::ListTasksResponse>(
-      ctx, pool_, "ListTasks", request, response,
-      [this, scope = ScopeOf(ctx)](
-          const crucible::v1::ListTasksRequest& request,
-          crucible::v1::ListTasksResponse& response) {
+      ctx, pool_, "ListTasks", caller, request, response,
+      [this, caller](const crucible::v1::ListTasksRequest& request,
+                     crucible::v1::ListTasksResponse& response) {
+        // Only an admin's list spans tenants, and only when asked.
+        if (request.all_tenants()) {
+          RETURN_IF_ERROR(auth::Authorize(*caller, auth::Right::kAdmin));
+        }
+        const TenantScope scope{.tenant = caller->tenant,
+                                .all_tenants = request.all_tenants()};
         ListTasksQuery query;
         query.page_size = request.page_size();
         query.page_token = request.page_token();
@@ -256,14 +284,23 @@ grpc::ServerUnaryReactor* TaskService::ListTasks(
 grpc::ServerUnaryReactor* TaskService::CancelTask(
     grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
+  absl::StatusOr<auth::Identity> caller =
+      AuthenticateCall(authenticator_, ctx, auth::Right::kWrite);
+  if (!caller.ok()) {
+    auth::Audit({.method = "CancelTask", .outcome = caller.status()});
+  }
   return Unary<crucible::v1::CancelTaskRequest,
                crucible::v1::CancelTaskResponse>(
-      ctx, pool_, "CancelTask", request, response,
-      [this, scope = ScopeOf(ctx)](
-          const crucible::v1::CancelTaskRequest& request,
-          crucible::v1::CancelTaskResponse& response) {
-        absl::StatusOr<crucible::v1::Task> task =
-            scheduler_.CancelTask(scope, request.task_id(), request.reason());
+      ctx, pool_, "CancelTask", caller, request, response,
+      [this, caller](const crucible::v1::CancelTaskRequest& request,
+                     crucible::v1::CancelTaskResponse& response) {
+        absl::StatusOr<crucible::v1::Task> task = scheduler_.CancelTask(
+            ScopeOf(*caller), request.task_id(), request.reason());
+        auth::Audit({.method = "CancelTask",
+                     .subject = caller->subject,
+                     .tenant = caller->tenant,
+                     .object = request.task_id(),
+                     .outcome = task.status()});
         if (task.ok()) *response.mutable_task() = *std::move(task);
         return task.status();
       });
@@ -275,7 +312,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TaskService::WatchTask(
   if (absl::Status parsed = ParseRequest(*raw_request, request); !parsed.ok()) {
     return FailedStream(common::ToGrpcStatus(parsed));
   }
-  return new Watcher(scheduler_, pool_, ScopeOf(ctx), request.task_id(),
+  absl::StatusOr<auth::Identity> caller =
+      AuthenticateCall(authenticator_, ctx, auth::Right::kRead);
+  if (!caller.ok()) return FailedStream(common::ToGrpcStatus(caller.status()));
+  return new Watcher(scheduler_, pool_, ScopeOf(*caller), request.task_id(),
                      options_.max_watch_backlog);
 }
 
@@ -285,7 +325,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TaskService::StreamTaskOutput(
   if (absl::Status parsed = ParseRequest(*raw_request, request); !parsed.ok()) {
     return FailedStream(common::ToGrpcStatus(parsed));
   }
-  return new TaskOutputStream(scheduler_, pool_, ScopeOf(ctx), request,
+  absl::StatusOr<auth::Identity> caller =
+      AuthenticateCall(authenticator_, ctx, auth::Right::kRead);
+  if (!caller.ok()) return FailedStream(common::ToGrpcStatus(caller.status()));
+  return new TaskOutputStream(scheduler_, pool_, ScopeOf(*caller), request,
                               options_.max_follow_live_bytes);
 }
 

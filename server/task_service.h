@@ -4,14 +4,13 @@
 #include <grpcpp/grpcpp.h>
 
 #include "crucible/v1/task_service.grpc.pb.h"
+#include "server/auth/authenticator.h"
 #include "server/blocking_pool.h"
 #include "server/scheduler/scheduler.h"
 
 namespace server {
 
 struct TaskServiceOptions {
-  // The tenant of every call.
-  std::string tenant = "default";
   // Events a WatchTask stream may hold (queued or being written) for a slow
   // reader; past it the stream ends with RESOURCE_EXHAUSTED (resume with a
   // new WatchTask, which starts from the current state).
@@ -39,15 +38,21 @@ using RawTaskServiceBase =
                             WithRawCallbackMethod_StreamTaskOutput<
                                 crucible::v1::TaskService::Service>>>>>>;
 
-// gRPC adapter of the public TaskService over a Scheduler: converts protos
-// and statuses, nothing else. Calls into the scheduler (which may wait for
-// a store write) run on `pool`, never in a reaction. Thread-safe.
-// `scheduler` and `pool` must outlive it and the server serving it.
+// gRPC adapter of the public TaskService over a Scheduler: authenticates the
+// caller (its tenant and role), converts protos and statuses, and writes the
+// audit line of each mutating call. Calls into the scheduler (which may wait
+// for a store write) run on `pool`, never in a reaction. Thread-safe.
+// `scheduler`, `pool` and `authenticator` must outlive it and the server
+// serving it.
 class TaskService final : public RawTaskServiceBase {
  public:
   TaskService(Scheduler& scheduler, BlockingPool& pool,
+              const auth::Authenticator& authenticator,
               TaskServiceOptions options = {})
-      : scheduler_(scheduler), pool_(pool), options_(options) {}
+      : scheduler_(scheduler),
+        pool_(pool),
+        authenticator_(authenticator),
+        options_(options) {}
 
   grpc::ServerUnaryReactor* CreateTask(grpc::CallbackServerContext* ctx,
                                        const grpc::ByteBuffer* request,
@@ -69,11 +74,9 @@ class TaskService final : public RawTaskServiceBase {
       const grpc::ByteBuffer* request) override;
 
  private:
-  // Whose tasks the call may touch.
-  TenantScope ScopeOf(grpc::CallbackServerContext* ctx) const;
-
   Scheduler& scheduler_;
   BlockingPool& pool_;
+  const auth::Authenticator& authenticator_;
   const TaskServiceOptions options_;
 };
 

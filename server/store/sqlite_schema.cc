@@ -64,6 +64,20 @@ CREATE TABLE task_labels (
 CREATE INDEX task_labels_by_seq ON task_labels(seq);
 )sql",
      &BackfillLabels},
+    // 4: API tokens (server/auth): only the SHA-256 of each secret.
+    {R"sql(
+CREATE TABLE api_tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  tenant TEXT NOT NULL,
+  role INTEGER NOT NULL,
+  secret_sha256 BLOB NOT NULL,
+  created_by TEXT NOT NULL,
+  create_time_us INTEGER NOT NULL,
+  expire_time_us INTEGER,
+  revoke_time_us INTEGER
+);
+)sql"},
 };
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
 

@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "server/auth/token_store.h"
 #include "server/store/task_store.h"
 
 struct sqlite3;
@@ -42,7 +43,9 @@ struct SqliteTaskStoreOptions {
 // A full disk (SQLITE_FULL, or an I/O error with no space left) rolls the
 // batch back and answers RESOURCE_EXHAUSTED, so the caller can keep it and
 // try again.
-class SqliteTaskStore final : public TaskStore {
+//
+// It keeps the API tokens too (auth::TokenStore), in the same file.
+class SqliteTaskStore final : public TaskStore, public auth::TokenStore {
  public:
   // Opens (or creates) the database and applies pending migrations.
   static absl::StatusOr<std::unique_ptr<SqliteTaskStore>> Open(
@@ -60,6 +63,11 @@ class SqliteTaskStore final : public TaskStore {
       const std::string& task_id, int32_t attempt, int64_t offset,
       crucible::v1::OutputStream stream, int64_t max_bytes) override;
   absl::StatusOr<int> PurgeEndedBefore(absl::Time cutoff, int limit) override;
+
+  // auth::TokenStore (sqlite_token_store.cc).
+  absl::Status Insert(const auth::TokenRecord& token) override;
+  absl::StatusOr<std::vector<auth::TokenRecord>> LoadAll() override;
+  absl::Status Revoke(const std::string& id, absl::Time when) override;
 
   // The schema version after migrations.
   static int CurrentSchemaVersion();

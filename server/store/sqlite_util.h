@@ -74,6 +74,9 @@ class Stmt {
     return status_;
   }
   int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
+  bool IsNull(int col) {
+    return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+  }
   std::string Blob(int col) {
     const void* p = sqlite3_column_blob(stmt_, col);
     int n = sqlite3_column_bytes(stmt_, col);

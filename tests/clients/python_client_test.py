@@ -94,10 +94,13 @@ class Stack:
     def start_one(self, name, args):
         port_file = os.path.join(self.dir, f"{name}.port")
         log = open(os.path.join(self.dir, f"{name}.log"), "wb")
-        # --insecure: plaintext on loopback, asked for explicitly (as
-        # tests/testing/process_flags.cc does for the C++ tests).
+        # --insecure: plaintext on loopback, asked for explicitly; the
+        # server takes calls without credentials (--allow_anonymous), as
+        # tests/testing/process_flags.cc does for the C++ tests.
         argv = [os.path.join(BIN_DIR, f"crucible-{name}")] + args + [
             "--listen=127.0.0.1:0", f"--port_file={port_file}", "--insecure"]
+        if name == "server":
+            argv.append("--allow_anonymous")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
         log.close()

@@ -66,7 +66,8 @@ class RequestErrorsTest : public testing::Test {
     auto scheduler = Scheduler::Create({}, *store_, *outbox_, clock_);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status();
     scheduler_ = *std::move(scheduler);
-    service_ = std::make_unique<TaskService>(*scheduler_, pool_);
+    service_ =
+        std::make_unique<TaskService>(*scheduler_, pool_, authenticator_);
     auto server = common::GrpcServer::Start(
         {.listen_address = "127.0.0.1:0",
          .max_receive_message_bytes =
@@ -186,6 +187,9 @@ class RequestErrorsTest : public testing::Test {
   std::string dir_;
   common::FakeClock clock_{absl::FromUnixSeconds(1'800'000'000)};
   BlockingPool pool_{4};
+  // Calls without credentials act as tenant "default".
+  const auth::Authenticator authenticator_{
+      {.allow_anonymous = true}, nullptr, nullptr};
   std::unique_ptr<SqliteTaskStore> store_;
   std::unique_ptr<DurableOutbox> outbox_;
   std::unique_ptr<Scheduler> scheduler_;

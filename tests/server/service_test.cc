@@ -46,8 +46,8 @@ class ServiceTest : public testing::Test {
     auto scheduler = Scheduler::Create({}, *store_, *outbox_, clock_);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status();
     scheduler_ = *std::move(scheduler);
-    task_service_ =
-        std::make_unique<TaskService>(*scheduler_, pool_, TaskOptions());
+    task_service_ = std::make_unique<TaskService>(
+        *scheduler_, pool_, authenticator_, TaskOptions());
     queue_service_ = std::make_unique<QueueService>(*scheduler_, pool_);
     auto server =
         common::GrpcServer::Start({.listen_address = "127.0.0.1:0"},
@@ -152,6 +152,9 @@ class ServiceTest : public testing::Test {
   std::unique_ptr<DurableOutbox> outbox_;
   std::unique_ptr<Scheduler> scheduler_;
   BlockingPool pool_{4};
+  // Calls without credentials act as tenant "default".
+  const auth::Authenticator authenticator_{
+      {.allow_anonymous = true}, nullptr, nullptr};
   std::unique_ptr<TaskService> task_service_;
   std::unique_ptr<QueueService> queue_service_;
   std::unique_ptr<common::GrpcServer> server_;

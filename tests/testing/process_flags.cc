@@ -4,7 +4,9 @@
 
 namespace testing_util {
 
-std::vector<std::string> ServerTestFlags() { return {"--insecure"}; }
+std::vector<std::string> ServerTestFlags() {
+  return {"--insecure", "--allow_anonymous"};
+}
 
 std::vector<std::string> WorkerTestFlags() { return {"--insecure"}; }
 

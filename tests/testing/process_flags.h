@@ -8,8 +8,10 @@ namespace testing_util {
 
 // The flags every crucible-server, crucible-worker and crucible-executor
 // that a test starts on loopback gets, next to its own: plaintext, asked
-// for explicitly (--insecure). The one place per process kind for a flag
-// that every test process needs; tests of TLS itself pass their own.
+// for explicitly (--insecure), and for the server, calls without
+// credentials as tenant "default" (--allow_anonymous). The one place per
+// process kind for a flag that every test process needs; tests of TLS itself
+// pass their own.
 std::vector<std::string> ServerTestFlags();
 std::vector<std::string> WorkerTestFlags();
 std::vector<std::string> ExecutorTestFlags();

@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from crucible_client._gen.crucible.v1 import task_pb2 as crucible_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63rucible/v1/task_service.proto\x12\x0b\x63rucible.v1\x1a\x16\x63rucible/v1/task.proto\"L\n\x11\x43reateTaskRequest\x12#\n\x04spec\x18\x01 \x01(\x0b\x32\x15.crucible.v1.TaskSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"5\n\x12\x43reateTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.crucible.v1.Task\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"2\n\x0fGetTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.crucible.v1.Task\"\xcb\x01\n\x10ListTasksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12&\n\x06states\x18\x03 \x03(\x0e\x32\x16.crucible.v1.TaskState\x12\x39\n\x06labels\x18\x04 \x03(\x0b\x32).crucible.v1.ListTasksRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"N\n\x11ListTasksResponse\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.crucible.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x12\x43\x61ncelTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.crucible.v1.Task\"#\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\":\n\x11WatchTaskResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.crucible.v1.TaskEvent\"\x86\x01\n\x17StreamTaskOutputRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12)\n\x06stream\x18\x04 \x01(\x0e\x32\x19.crucible.v1.OutputStream\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\"C\n\x18StreamTaskOutputResponse\x12\'\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x18.crucible.v1.OutputChunk2\xee\x03\n\x0bTaskService\x12M\n\nCreateTask\x12\x1e.crucible.v1.CreateTaskRequest\x1a\x1f.crucible.v1.CreateTaskResponse\x12\x44\n\x07GetTask\x12\x1b.crucible.v1.GetTaskRequest\x1a\x1c.crucible.v1.GetTaskResponse\x12J\n\tListTasks\x12\x1d.crucible.v1.ListTasksRequest\x1a\x1e.crucible.v1.ListTasksResponse\x12M\n\nCancelTask\x12\x1e.crucible.v1.CancelTaskRequest\x1a\x1f.crucible.v1.CancelTaskResponse\x12L\n\tWatchTask\x12\x1d.crucible.v1.WatchTaskRequest\x1a\x1e.crucible.v1.WatchTaskResponse0\x01\x12\x61\n\x10StreamTaskOutput\x12$.crucible.v1.StreamTaskOutputRequest\x1a%.crucible.v1.StreamTaskOutputResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63rucible/v1/task_service.proto\x12\x0b\x63rucible.v1\x1a\x16\x63rucible/v1/task.proto\"L\n\x11\x43reateTaskRequest\x12#\n\x04spec\x18\x01 \x01(\x0b\x32\x15.crucible.v1.TaskSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"5\n\x12\x43reateTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.crucible.v1.Task\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"2\n\x0fGetTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.crucible.v1.Task\"\xe0\x01\n\x10ListTasksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12&\n\x06states\x18\x03 \x03(\x0e\x32\x16.crucible.v1.TaskState\x12\x39\n\x06labels\x18\x04 \x03(\x0b\x32).crucible.v1.ListTasksRequest.LabelsEntry\x12\x13\n\x0b\x61ll_tenants\x18\x05 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"N\n\x11ListTasksResponse\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.crucible.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x12\x43\x61ncelTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.crucible.v1.Task\"#\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\":\n\x11WatchTaskResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.crucible.v1.TaskEvent\"\x86\x01\n\x17StreamTaskOutputRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12)\n\x06stream\x18\x04 \x01(\x0e\x32\x19.crucible.v1.OutputStream\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\"C\n\x18StreamTaskOutputResponse\x12\'\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x18.crucible.v1.OutputChunk2\xee\x03\n\x0bTaskService\x12M\n\nCreateTask\x12\x1e.crucible.v1.CreateTaskRequest\x1a\x1f.crucible.v1.CreateTaskResponse\x12\x44\n\x07GetTask\x12\x1b.crucible.v1.GetTaskRequest\x1a\x1c.crucible.v1.GetTaskResponse\x12J\n\tListTasks\x12\x1d.crucible.v1.ListTasksRequest\x1a\x1e.crucible.v1.ListTasksResponse\x12M\n\nCancelTask\x12\x1e.crucible.v1.CancelTaskRequest\x1a\x1f.crucible.v1.CancelTaskResponse\x12L\n\tWatchTask\x12\x1d.crucible.v1.WatchTaskRequest\x1a\x1e.crucible.v1.WatchTaskResponse0\x01\x12\x61\n\x10StreamTaskOutput\x12$.crucible.v1.StreamTaskOutputRequest\x1a%.crucible.v1.StreamTaskOutputResponse0\x01\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crucible_client._gen.crucible.v1.task_service_pb2', globals())
@@ -32,23 +32,23 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _GETTASKRESPONSE._serialized_start=239
   _GETTASKRESPONSE._serialized_end=289
   _LISTTASKSREQUEST._serialized_start=292
-  _LISTTASKSREQUEST._serialized_end=495
-  _LISTTASKSREQUEST_LABELSENTRY._serialized_start=450
-  _LISTTASKSREQUEST_LABELSENTRY._serialized_end=495
-  _LISTTASKSRESPONSE._serialized_start=497
-  _LISTTASKSRESPONSE._serialized_end=575
-  _CANCELTASKREQUEST._serialized_start=577
-  _CANCELTASKREQUEST._serialized_end=629
-  _CANCELTASKRESPONSE._serialized_start=631
-  _CANCELTASKRESPONSE._serialized_end=684
-  _WATCHTASKREQUEST._serialized_start=686
-  _WATCHTASKREQUEST._serialized_end=721
-  _WATCHTASKRESPONSE._serialized_start=723
-  _WATCHTASKRESPONSE._serialized_end=781
-  _STREAMTASKOUTPUTREQUEST._serialized_start=784
-  _STREAMTASKOUTPUTREQUEST._serialized_end=918
-  _STREAMTASKOUTPUTRESPONSE._serialized_start=920
-  _STREAMTASKOUTPUTRESPONSE._serialized_end=987
-  _TASKSERVICE._serialized_start=990
-  _TASKSERVICE._serialized_end=1484
+  _LISTTASKSREQUEST._serialized_end=516
+  _LISTTASKSREQUEST_LABELSENTRY._serialized_start=471
+  _LISTTASKSREQUEST_LABELSENTRY._serialized_end=516
+  _LISTTASKSRESPONSE._serialized_start=518
+  _LISTTASKSRESPONSE._serialized_end=596
+  _CANCELTASKREQUEST._serialized_start=598
+  _CANCELTASKREQUEST._serialized_end=650
+  _CANCELTASKRESPONSE._serialized_start=652
+  _CANCELTASKRESPONSE._serialized_end=705
+  _WATCHTASKREQUEST._serialized_start=707
+  _WATCHTASKREQUEST._serialized_end=742
+  _WATCHTASKRESPONSE._serialized_start=744
+  _WATCHTASKRESPONSE._serialized_end=802
+  _STREAMTASKOUTPUTREQUEST._serialized_start=805
+  _STREAMTASKOUTPUTREQUEST._serialized_end=939
+  _STREAMTASKOUTPUTRESPONSE._serialized_start=941
+  _STREAMTASKOUTPUTRESPONSE._serialized_end=1008
+  _TASKSERVICE._serialized_start=1011
+  _TASKSERVICE._serialized_end=1505
 # @@protoc_insertion_point(module_scope)
