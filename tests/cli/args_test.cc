@@ -149,6 +149,33 @@ TEST(ParseArgsTest, ConnectionFlagsAndEnvironment) {
   EXPECT_EQ(a->connection.ca_cert, "ca.pem");
 }
 
+TEST(ParseArgsTest, TlsFlagsWinOverTheEnvironment) {
+  Environment env{
+      .tls_ca = "env-ca.pem", .tls_cert = "env.pem", .tls_key = "env.key"};
+  absl::StatusOr<Args> a = ParseArgs({"health"}, env);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_TRUE(a->connection.tls);
+  EXPECT_EQ(a->connection.ca_cert, "env-ca.pem");
+  EXPECT_EQ(a->connection.tls_cert, "env.pem");
+  EXPECT_EQ(a->connection.tls_key, "env.key");
+  a = ParseArgs({"--tls-ca", "ca.pem", "health", "--tls-cert=c.pem",
+                 "--tls_key", "c.key"},
+                env);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->connection.ca_cert, "ca.pem");
+  EXPECT_EQ(a->connection.tls_cert, "c.pem");
+  EXPECT_EQ(a->connection.tls_key, "c.key");
+  // A client certificate without its key, or the other way round.
+  EXPECT_EQ(ParseArgs({"--tls-cert=c.pem", "health"}, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseArgs({"health"}, Environment{.tls_key = "k"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Nothing set: plaintext.
+  a = ParseArgs({"health"}, {});
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE(a->connection.tls);
+}
+
 TEST(ParseValuesTest, Cpu) {
   EXPECT_EQ(*ParseCpu("0.5"), 500);
   EXPECT_EQ(*ParseCpu("2"), 2000);
@@ -223,10 +250,28 @@ TEST(ParseValuesTest, MemorySizes) {
 
 TEST(HelpTextTest, ListsCommandsAndExitCodes) {
   const std::string help = HelpText();
-  for (const char* word :
-       {"submit", "get ID", "list", "cancel ID", "logs ID", "watch ID",
-        "health", "124", "125", "130", "69", "75", "usage", "--token", "--tls",
-        "--ca-cert", "CRUCIBLE_SERVER", "CRUCIBLE_TOKEN"}) {
+  for (const char* word : {"submit",
+                           "get ID",
+                           "list",
+                           "cancel ID",
+                           "logs ID",
+                           "watch ID",
+                           "health",
+                           "124",
+                           "125",
+                           "130",
+                           "69",
+                           "75",
+                           "usage",
+                           "--token",
+                           "--tls",
+                           "--ca-cert",
+                           "--tls-ca",
+                           "--tls-cert",
+                           "--tls-key",
+                           "CRUCIBLE_TLS_CA",
+                           "CRUCIBLE_SERVER",
+                           "CRUCIBLE_TOKEN"}) {
     EXPECT_THAT(help, HasSubstr(word));
   }
 }
