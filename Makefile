@@ -42,11 +42,11 @@ demo: up
 	@echo
 	@echo "== a sample task: a hardened busybox container, through the server, worker, executor and proxy"
 	$(BUILD)/bin/crucible --server=127.0.0.1:$${CRUCIBLE_SERVER_PORT:-8080} \
-	  --tls-ca $(CURDIR)/.crucible/tls/ca.pem submit \
+	  --tls-ca $(CURDIR)/.crucible/tls/ca.pem --token "$$(cat $(CURDIR)/.crucible/demo-token)" submit \
 	  --image $(IMAGE) --timeout 30s -- \
 	  sh -c 'echo "hello from task container: uid=$$(id -u), root fs: $$(touch /x 2>&1 || true)"; echo "and this went to stderr" >&2'
 	@echo
-	@echo "== the stack keeps running (mutual TLS; CLI: export CRUCIBLE_TLS_CA=$(CURDIR)/.crucible/tls/ca.pem); stop it with: make down"
+	@echo "== the stack keeps running (mutual TLS, tokens; CLI: export CRUCIBLE_TLS_CA=$(CURDIR)/.crucible/tls/ca.pem CRUCIBLE_TOKEN=\$$(cat $(CURDIR)/.crucible/demo-token)); stop it with: make down"
 
 clean:
 	rm -rf $(BUILD)

@@ -45,9 +45,9 @@ absl::StatusOr<std::unique_ptr<Auth>> SetUpAuth(const AuthSettings& settings,
     }
     struct stat st;
     if (stat(settings.admin_token_file.c_str(), &st) == 0 &&
-        (st.st_mode & 0077) != 0) {
+        (st.st_mode & 0007) != 0) {
       LOG(WARNING) << "--admin_token_file " << settings.admin_token_file
-                   << " can be read by others than its owner: chmod 600 it";
+                   << " can be read by every user: chmod o-rwx it";
     }
     options.admin_token = std::move(token);
   }

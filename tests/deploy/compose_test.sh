@@ -86,9 +86,15 @@ tls="$engine_dir/tls"
 rm -rf "$tls"
 CRUCIBLE_TLS_OWNER=10001 "$root/deploy/local/certs" "$tls"
 check "certificates made" 0 "$?"
+# The server's admin token, as the compose file says: uid 10001's alone.
+admin_token="$engine_dir/admin-token"
+head -c 32 /dev/urandom | base64 | tr -d '=+/\n' >"$admin_token"
+chown 10001 "$admin_token" && chmod 600 "$admin_token"
+token="$(cat "$admin_token")"
 # podman-compose reads the file anew for every command (down too): export.
 export CRUCIBLE_ENGINE_SOCKET="$engine_dir/engine.sock" CRUCIBLE_ENGINE_GID=$gid \
-  CRUCIBLE_SERVER_PORT="$port" CRUCIBLE_EXECUTORS=2 CRUCIBLE_TLS_DIR="$tls"
+  CRUCIBLE_SERVER_PORT="$port" CRUCIBLE_EXECUTORS=2 CRUCIBLE_TLS_DIR="$tls" \
+  CRUCIBLE_ADMIN_TOKEN="$admin_token"
 compose up -d >"$engine_dir/up.log" 2>&1
 check "podman-compose up" 0 "$?"
 
@@ -152,16 +158,19 @@ check "executor: reads the policy file" yes \
 
 # A task, end to end: the CLI in the server's container ...
 out="$("$podman" exec "$(ctr server)" crucible --server=127.0.0.1:8080 \
-  --tls-ca /etc/crucible/tls/ca.crt submit \
+  --tls-ca /etc/crucible/tls/ca.crt --token "$token" submit \
   --image "$busybox" --timeout 60s -- sh -c 'echo hello-from-compose; id -u' 2>&1)"
 check "task: exit code" 0 "$?"
+check "a call without a token: UNAUTHENTICATED" yes \
+  "$("$podman" exec "$(ctr server)" crucible --server=127.0.0.1:8080 \
+     --tls-ca /etc/crucible/tls/ca.crt list 2>&1 | grep -q UNAUTHENTICATED && echo yes || echo no)"
 check "task: output" "hello-from-compose 65534" "$(echo "$out" | grep -E '^(hello-from-compose|65534)$' | xargs)"
 # ... and a client on the host, through the published port (the CLI from the
 # server image, on the host's network).
 "$podman" run --rm --pull=never --network=host --read-only --cap-drop=ALL \
   --volume "$tls/client:/etc/crucible/tls:ro" \
   --entrypoint crucible "localhost/crucible/server:${CRUCIBLE_TAG:-dev}" \
-  --server="127.0.0.1:$port" --tls-ca /etc/crucible/tls/ca.crt submit --image "$busybox" --timeout 60s -- sh -c 'exit 3' >/dev/null 2>&1
+  --server="127.0.0.1:$port" --tls-ca /etc/crucible/tls/ca.crt --token "$token" submit --image "$busybox" --timeout 60s -- sh -c 'exit 3' >/dev/null 2>&1
 check "task through the published port: exit code 3" 3 "$?"
 
 # A subverted executor: from inside an executor container (bash's /dev/tcp;
