@@ -4,6 +4,7 @@
 // certificate, a rotation on disk, the CLI, and the refusals to start.
 #include <sys/wait.h>
 
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
@@ -209,6 +210,47 @@ TEST_F(TlsProcessTest, RotatedServerCertificateIsServedWithoutRestart) {
   }
   EXPECT_EQ(now, after);
   EXPECT_TRUE(server_->Running());
+}
+
+// A CA rotation: the --tls_ca bundle gains a second CA on disk, and workers
+// whose certificates it signed are admitted from then on, no restart.
+TEST_F(TlsProcessTest, CaBundleRotatedOnDiskAdmitsTheNewCasWorkers) {
+  const std::string bundle = dir_ + "/bundle.pem";
+  const std::string ca1 = testing_util::ReadFile(Ca());
+  const std::string ca2 = testing_util::ReadFile(other_ + "/ca.pem");
+  auto write = [&](const std::string& text) {
+    const std::string tmp = bundle + ".tmp";
+    FILE* f = fopen(tmp.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs(text.c_str(), f);
+    fclose(f);
+    ASSERT_EQ(rename(tmp.c_str(), bundle.c_str()), 0);
+  };
+  write(ca1);
+  std::vector<std::string> args = {
+      "--tls_cert=" + certs_ + "/server.pem",
+      "--tls_key=" + certs_ + "/server.key", "--tls_ca=" + bundle,
+      "--tls_reload_interval=1s", "--db=" + dir_ + "/crucible.db"};
+  const int port = Start("server", "crucible-server", args, server_);
+  ASSERT_GT(port, 0);
+  auto new_worker = [&] {
+    return ConnectAsWorker(
+        FreshChannel(port, ClientCredentials(Ca(), other_, "worker")));
+  };
+  EXPECT_EQ(new_worker().error_code(), grpc::StatusCode::UNAVAILABLE);
+  write(ca1 + ca2);
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  grpc::Status status = new_worker();
+  while (!status.ok() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(200));  // polling the file watcher
+    status = new_worker();
+  }
+  EXPECT_TRUE(status.ok()) << status.error_code() << " "
+                           << status.error_message();
+  // The old CA's workers still connect.
+  EXPECT_TRUE(ConnectAsWorker(
+                  FreshChannel(port, ClientCredentials(Ca(), certs_, "worker")))
+                  .ok());
 }
 
 TEST_F(TlsProcessTest, CliReachesTlsServerWithTlsCa) {
