@@ -1,9 +1,11 @@
 // Tenant quotas against a real crucible-server process with a tenants file,
 // over gRPC: each quota answers RESOURCE_EXHAUSTED (naming it) and stores
 // nothing; the running cap holds dispatch; the file is reloaded without a
-// restart, and a bad one keeps the quotas in force. Every call is tenant
-// "default" (no authentication here), so the quotas are the defaults'.
+// restart, and a bad one keeps the quotas in force. Calls without a token
+// are tenant "default" (--allow_anonymous, as every test server); the
+// tests of several tenants make API tokens with the admin token.
 #include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <fstream>
@@ -16,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "crucible/v1/queue_service.grpc.pb.h"
 #include "crucible/v1/task_service.grpc.pb.h"
+#include "crucible/v1/token_service.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/testing/process.h"
 #include "tests/testing/process_flags.h"
@@ -23,6 +26,8 @@
 namespace {
 
 namespace v1 = crucible::v1;
+
+constexpr char kAdminToken[] = "admin-quota-0123456789abcdef01234";
 
 #define ASSERT_OK(call)                         \
   do {                                          \
@@ -52,6 +57,9 @@ class QuotaProcessTest : public ::testing::Test {
   void SetUp() override {
     dir_ = testing_util::MakeTempDir("quota");
     tenants_path_ = dir_ + "/tenants.json";
+    std::ofstream(admin_token_path_ = dir_ + "/admin-token")
+        << kAdminToken << "\n";
+    chmod(admin_token_path_.c_str(), 0600);
   }
 
   void WriteTenants(const std::string& json) {
@@ -73,7 +81,8 @@ class QuotaProcessTest : public ::testing::Test {
              absl::StrCat("--db=", dir_, "/tasks.db"),
              "--fleet_admission=false",
              absl::StrCat("--tenants_file=", tenants_path_),
-             "--tenants_reload_interval=100ms"}),
+             "--tenants_reload_interval=100ms",
+             absl::StrCat("--admin_token_file=", admin_token_path_)}),
         dir_ + "/server.log");
     ASSERT_TRUE(p.ok()) << p.status();
     server_ = std::make_unique<testing_util::Process>(*std::move(p));
@@ -85,9 +94,30 @@ class QuotaProcessTest : public ::testing::Test {
     tasks_ = v1::TaskService::NewStub(channel_);
   }
 
-  grpc::Status Create(v1::TaskSpec spec, const std::string& request_id = "") {
+  // A user token of `tenant`, made by the admin.
+  std::string NewToken(const std::string& tenant) {
     grpc::ClientContext ctx;
     SetDeadline(ctx);
+    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kAdminToken));
+    v1::CreateTokenRequest req;
+    req.set_name("quota-test");
+    req.set_tenant(tenant);
+    req.set_role(v1::ROLE_USER);
+    v1::CreateTokenResponse reply;
+    grpc::Status s =
+        v1::TokenService::NewStub(channel_)->CreateToken(&ctx, req, &reply);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return reply.secret();
+  }
+
+  // Without `token`: tenant "default".
+  grpc::Status Create(v1::TaskSpec spec, const std::string& request_id = "",
+                      const std::string& token = "") {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    if (!token.empty()) {
+      ctx.AddMetadata("authorization", absl::StrCat("Bearer ", token));
+    }
     v1::CreateTaskRequest req;
     *req.mutable_spec() = std::move(spec);
     req.set_request_id(request_id);
@@ -116,6 +146,7 @@ class QuotaProcessTest : public ::testing::Test {
 
   std::string dir_;
   std::string tenants_path_;
+  std::string admin_token_path_;
   std::unique_ptr<testing_util::Process> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::TaskService::Stub> tasks_;
@@ -221,6 +252,48 @@ TEST_F(QuotaProcessTest, MaxRunningTasksHoldsDispatch) {
       v1::TERMINATION_REASON_EXITED);
   ASSERT_TRUE(stream->Write(done));
   EXPECT_FALSE(next_assignment().empty());
+  ctx.TryCancel();
+  stream->Finish().IgnoreError();
+}
+
+// Several tenants, each from its caller's identity: quotas per tenant, and
+// the issue's fair-share scenario (a backlog of one tenant, one task of
+// another) with the dispatch order asserted.
+TEST_F(QuotaProcessTest, TenantsFromIdentitiesShareDispatchAndHaveTheirQuotas) {
+  WriteTenants(R"({"tenants": {"b": {"max_queued_tasks": 1}}})");
+  StartServer();
+  const std::string b = NewToken("b");
+  ASSERT_FALSE(b.empty());
+  constexpr int kBacklog = 300;
+  for (int i = 0; i < kBacklog; ++i) ASSERT_OK(Create(Spec()));  // "default"
+  auto queue = v1::QueueService::NewStub(channel_);
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, 30);
+  auto stream = queue->Connect(&ctx);
+  v1::ConnectRequest hello;
+  hello.mutable_hello()->set_worker_id("w1");
+  hello.mutable_hello()->set_credits(10);
+  ASSERT_TRUE(stream->Write(hello));
+  v1::ConnectResponse msg;
+  auto next_tenant = [&]() -> std::string {
+    while (stream->Read(&msg)) {
+      if (msg.has_assignment()) return msg.assignment().task().tenant();
+    }
+    return "";
+  };
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(next_tenant(), "default") << i;
+  // b's one task goes within the next two dispatches (one per active
+  // tenant), not behind default's 290 left.
+  ASSERT_OK(Create(Spec(), "", b));
+  // b's quota is b's alone.
+  ExpectExhausted(Create(Spec(), "", b),
+                  "tenant \"b\": quota max_queued_tasks");
+  ASSERT_OK(Create(Spec()));
+  v1::ConnectRequest credit;
+  credit.mutable_credit()->set_credits(2);
+  ASSERT_TRUE(stream->Write(credit));
+  EXPECT_EQ(next_tenant(), "default");
+  EXPECT_EQ(next_tenant(), "b");
   ctx.TryCancel();
   stream->Finish().IgnoreError();
 }
