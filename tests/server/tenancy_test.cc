@@ -1,9 +1,11 @@
 // The tenants file and the quota book: parsing, admission (largest
 // resources, queued tasks, CreateTask rate on a FakeClock), running caps,
 // reloads.
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -58,6 +60,29 @@ TEST(TenantsConfigTest, TenantsStartFromTheDefaultsAndOverrideWhatTheySet) {
   EXPECT_EQ(b.create_burst, 20);
   EXPECT_EQ(c->For("unlisted").max_running_tasks, 5);
   EXPECT_TRUE(ParseTenantsConfig("{}").ok());
+}
+
+// The example of the operator guide parses, and means what it says.
+TEST(TenantsConfigTest, TheOperatorGuidesExampleParses) {
+  std::ifstream in(
+      absl::StrCat(getenv("CRUCIBLE_SOURCE_DIR"), "/docs/operator-guide.md"));
+  ASSERT_TRUE(in) << "CRUCIBLE_SOURCE_DIR";
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string guide = text.str();
+  const size_t section = guide.find("### The tenants file");
+  ASSERT_NE(section, std::string::npos);
+  const size_t begin = guide.find("```json\n", section);
+  ASSERT_NE(begin, std::string::npos);
+  const size_t end = guide.find("```", begin + 8);
+  absl::StatusOr<TenantsConfig> c =
+      ParseTenantsConfig(guide.substr(begin + 8, end - begin - 8));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->For("ci").weight, 4);
+  EXPECT_EQ(c->For("ci").max_queued_tasks, 10000);  // from the defaults
+  EXPECT_EQ(c->For("batch").max_queued_tasks, 0);   // lifted
+  EXPECT_EQ(c->For("batch").max_task.timeout, absl::Hours(24));
+  EXPECT_EQ(c->For("anyone").max_running_tasks, 50);
 }
 
 TEST(TenantsConfigTest, RefusesWhatItDoesNotKnowNamingTheKey) {
