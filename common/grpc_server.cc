@@ -111,29 +111,40 @@ GrpcServer::GrpcServer(std::unique_ptr<ServerReflection> reflection,
       health_server_(std::move(health_server)),
       health_port_(health_port),
       health_names_(std::move(names)) {
-  health_.targets.push_back(server_->GetHealthCheckService());
+  health_.Add(server_->GetHealthCheckService());
   if (health_server_ != nullptr) {
-    health_.targets.push_back(health_server_->GetHealthCheckService());
+    health_.Add(health_server_->GetHealthCheckService());
   }
+}
+
+void GrpcServer::MirroredHealth::Add(grpc::HealthCheckServiceInterface* h) {
+  absl::MutexLock lock(&mu_);
+  if (h != nullptr) targets_.push_back(h);
+}
+
+void GrpcServer::MirroredHealth::Detach() {
+  absl::MutexLock lock(&mu_);
+  targets_.clear();
 }
 
 void GrpcServer::MirroredHealth::SetServingStatus(
     const std::string& service_name, bool serving) {
-  for (grpc::HealthCheckServiceInterface* h : targets) {
-    if (h != nullptr) h->SetServingStatus(service_name, serving);
+  absl::MutexLock lock(&mu_);
+  for (grpc::HealthCheckServiceInterface* h : targets_) {
+    h->SetServingStatus(service_name, serving);
   }
 }
 
 void GrpcServer::MirroredHealth::SetServingStatus(bool serving) {
-  for (grpc::HealthCheckServiceInterface* h : targets) {
-    if (h != nullptr) h->SetServingStatus(serving);
+  absl::MutexLock lock(&mu_);
+  for (grpc::HealthCheckServiceInterface* h : targets_) {
+    h->SetServingStatus(serving);
   }
 }
 
 void GrpcServer::MirroredHealth::Shutdown() {
-  for (grpc::HealthCheckServiceInterface* h : targets) {
-    if (h != nullptr) h->Shutdown();
-  }
+  absl::MutexLock lock(&mu_);
+  for (grpc::HealthCheckServiceInterface* h : targets_) h->Shutdown();
 }
 
 GrpcServer::~GrpcServer() { Shutdown(absl::ZeroDuration()); }
@@ -159,6 +170,8 @@ void GrpcServer::Shutdown(absl::Duration grace) {
   BeginStop();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
+  // Whoever still holds health() (a timer) now sets nothing.
+  health_.Detach();
   server_.reset();
   if (health_server_ != nullptr) {
     health_server_->Shutdown(absl::ToChronoTime(absl::Now()));

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/server_reflection.h"
 
@@ -84,15 +85,25 @@ class GrpcServer {
   grpc::Server* server() { return server_.get(); }
 
  private:
-  // Sets every status on the health services of both ports.
+  // Sets every status on the health services of both ports; nothing once
+  // the servers are gone (Detach). Thread-safe.
   class MirroredHealth final : public grpc::HealthCheckServiceInterface {
    public:
     void SetServingStatus(const std::string& service_name,
                           bool serving) override;
     void SetServingStatus(bool serving) override;
     void Shutdown() override;
-    // Not owned; null entries are skipped.
-    std::vector<grpc::HealthCheckServiceInterface*> targets;
+    // Adds a health service (not owned; null is skipped).
+    void Add(grpc::HealthCheckServiceInterface* target);
+    // Forgets every health service: their servers are about to go.
+    void Detach();
+
+   private:
+    // gRPC's health services take their own lock and never block, so they
+    // are called under this one: a Detach cannot overtake a call.
+    absl::Mutex mu_;
+    std::vector<grpc::HealthCheckServiceInterface*> targets_
+        ABSL_GUARDED_BY(mu_);
   };
 
   GrpcServer(std::unique_ptr<ServerReflection> reflection,

@@ -322,7 +322,11 @@ TEST_F(TlsProcessTest, ExecutorRefusesClientsWithoutWorkerCertificate) {
 
 // A real worker with its certificate: its stream to the TLS server opens
 // and its health checks reach the TLS executor (NOT_SERVING: no engine).
+// The server's certificate names only crucible-server, which the worker
+// checks instead of the address it dials (--server_tls_name).
 TEST_F(TlsProcessTest, WorkerTalksMutualTlsToServerAndExecutor) {
+  ASSERT_TRUE(
+      tls_testing::IssueCert(certs_, "server", {"DNS:crucible-server"}).ok());
   const int server_port = StartServer();
   const int executor_port = StartExecutor();
   ASSERT_GT(server_port, 0);
@@ -331,6 +335,7 @@ TEST_F(TlsProcessTest, WorkerTalksMutualTlsToServerAndExecutor) {
   args.push_back(absl::StrCat("--server=127.0.0.1:", server_port));
   args.push_back(absl::StrCat("--executors=127.0.0.1:", executor_port));
   args.push_back("--worker_id=tls-worker");
+  args.push_back("--server_tls_name=crucible-server");
   ASSERT_GT(Start("worker", "crucible-worker", args, worker_), 0);
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   bool connected = false, checked = false;
