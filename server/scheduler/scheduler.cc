@@ -1,6 +1,7 @@
 // Task admission, client operations and the commit/announce plumbing (Op).
 // State changes of an attempt: scheduler_attempts.cc; worker sessions and
-// dispatch: scheduler_workers.cc; their reports: scheduler_reports.cc.
+// dispatch: scheduler_workers.cc; their reports: scheduler_reports.cc;
+// tenants' counts, caps and reloads: scheduler_tenancy.cc.
 #include "server/scheduler/scheduler.h"
 
 #include <algorithm>
@@ -176,35 +177,6 @@ void Scheduler::AddEntryLocked(Task task) {
   if (it->second.task.state() == crucible::v1::TASK_STATE_QUEUED) {
     EnqueueLocked(it->second);
   }
-}
-
-void Scheduler::CountLocked(const std::string& tenant, TaskState from,
-                            TaskState to) {
-  // The queue holds a tenant at its running cap: it is simply not active
-  // for fair share until one of its runs ends (no scan at dispatch).
-  if (quotas_.Count(tenant, from, to)) {
-    queue_.SetHeld(tenant, quotas_.AtRunningCap(tenant));
-  }
-}
-
-void Scheduler::ApplyTenantsLocked(
-    std::shared_ptr<const TenantsConfig> tenants) {
-  quotas_.SetConfig(std::move(tenants));
-  const TenantsConfig& config = quotas_.config();
-  absl::flat_hash_map<std::string, double> weights;
-  for (const auto& [tenant, limits] : config.tenants) {
-    weights[tenant] = limits.weight;
-  }
-  queue_.SetWeights(std::move(weights), config.defaults.weight);
-  for (const std::string& tenant : quotas_.CountedTenants()) {
-    queue_.SetHeld(tenant, quotas_.AtRunningCap(tenant));
-  }
-}
-
-void Scheduler::SetTenants(std::shared_ptr<const TenantsConfig> tenants) {
-  Op op(this);
-  ApplyTenantsLocked(std::move(tenants));
-  DispatchLocked(op.out);
 }
 
 void Scheduler::EnqueueLocked(Entry& e) {
