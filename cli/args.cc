@@ -115,6 +115,9 @@ absl::StatusOr<bool> GlobalFlag(const Flag& flag, Args& args, bool& server_set,
   } else if (flag.Is("--tls-key")) {
     ASSIGN_OR_RETURN(args.connection.tls_key, flag.Value());
     args.connection.tls = true;
+  } else if (flag.Is("--tls-server-name")) {
+    ASSIGN_OR_RETURN(args.connection.tls_server_name, flag.Value());
+    args.connection.tls = true;
   } else if (flag.Is("-o", "--output")) {
     ASSIGN_OR_RETURN(std::string format, flag.Value());
     if (format == "json") {
@@ -136,7 +139,8 @@ absl::Status TlsFromEnvironment(const Environment& env, ConnectionArgs& c) {
   const std::pair<std::string*, const std::string*> from_env[] = {
       {&c.ca_cert, &env.tls_ca},
       {&c.tls_cert, &env.tls_cert},
-      {&c.tls_key, &env.tls_key}};
+      {&c.tls_key, &env.tls_key},
+      {&c.tls_server_name, &env.tls_server_name}};
   for (const auto& [field, value] : from_env) {
     if (field->empty() && !value->empty()) {
       *field = *value;

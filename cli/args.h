@@ -45,6 +45,9 @@ struct ConnectionArgs {
   // neither; imply tls.
   std::string tls_cert;
   std::string tls_key;
+  // The name the server's certificate must carry instead of the host of
+  // `server` (--tls-server-name), e.g. through a port-forward; implies tls.
+  std::string tls_server_name;
 };
 
 struct SubmitArgs {
@@ -133,18 +136,20 @@ struct Args {
 };
 
 // What the environment provides: CRUCIBLE_SERVER, CRUCIBLE_TOKEN,
-// CRUCIBLE_TLS_CA, CRUCIBLE_TLS_CERT, CRUCIBLE_TLS_KEY.
+// CRUCIBLE_TLS_CA, CRUCIBLE_TLS_CERT, CRUCIBLE_TLS_KEY,
+// CRUCIBLE_TLS_SERVER_NAME.
 struct Environment {
   std::string server;
   std::string token;
   std::string tls_ca;
   std::string tls_cert;
   std::string tls_key;
+  std::string tls_server_name;
 };
 
 // Parses argv[1..] (`args`). Flags win over `env`, which wins over the
 // defaults. Global flags (--server, --token, --tls, --tls-ca/--ca-cert,
-// --tls-cert, --tls-key, -o/--output,
+// --tls-cert, --tls-key, --tls-server-name, -o/--output,
 // -h/--help) may stand anywhere before "--". Flags take their value as
 // "--flag=v" or "--flag v"; "_" and "-" are the same in flag names.
 // INVALID_ARGUMENT with a readable message on a usage error. Pure.

@@ -50,7 +50,13 @@ absl::StatusOr<Connection> Connection::Open(const ConnectionArgs& args) {
   // The token goes into each call's metadata rather than call credentials:
   // gRPC refuses call credentials on plaintext channels, and the token must
   // reach a server behind a TLS-terminating proxy all the same.
-  return Connection(grpc::CreateChannel(args.server, credentials), args.token);
+  grpc::ChannelArguments channel_args;
+  if (args.tls && !args.tls_server_name.empty()) {
+    channel_args.SetSslTargetNameOverride(args.tls_server_name);
+  }
+  return Connection(
+      grpc::CreateCustomChannel(args.server, credentials, channel_args),
+      args.token);
 }
 
 std::unique_ptr<grpc::ClientContext> Connection::UnaryContext() const {

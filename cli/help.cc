@@ -83,6 +83,9 @@ Global flags (anywhere before "--"):
   --tls-cert FILE        client certificate (PEM) for servers that ask for
                          one (an executor); default $CRUCIBLE_TLS_CERT
   --tls-key FILE         its private key; default $CRUCIBLE_TLS_KEY
+  --tls-server-name NAME the name the server's certificate must carry, when
+                         it is not the host of --server (a port-forward);
+                         default $CRUCIBLE_TLS_SERVER_NAME
   -o, --output FORMAT    text (default) or json: the protobuf JSON mapping,
                          one object per line
   -h, --help             this text

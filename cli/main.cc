@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
       words,
       cli::Environment{Getenv("CRUCIBLE_SERVER"), Getenv("CRUCIBLE_TOKEN"),
                        Getenv("CRUCIBLE_TLS_CA"), Getenv("CRUCIBLE_TLS_CERT"),
-                       Getenv("CRUCIBLE_TLS_KEY")});
+                       Getenv("CRUCIBLE_TLS_KEY"),
+                       Getenv("CRUCIBLE_TLS_SERVER_NAME")});
   if (!args.ok()) {
     std::fprintf(stderr, "crucible: %s\nRun `crucible --help` for usage.\n",
                  std::string(args.status().message()).c_str());

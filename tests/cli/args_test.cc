@@ -162,6 +162,7 @@ TEST(ParseArgsTest, TlsFlagsWinOverTheEnvironment) {
                  "--tls_key", "c.key"},
                 env);
   ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->connection.tls_server_name, "");
   EXPECT_EQ(a->connection.ca_cert, "ca.pem");
   EXPECT_EQ(a->connection.tls_cert, "c.pem");
   EXPECT_EQ(a->connection.tls_key, "c.key");
@@ -170,6 +171,10 @@ TEST(ParseArgsTest, TlsFlagsWinOverTheEnvironment) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseArgs({"health"}, Environment{.tls_key = "k"}).status().code(),
             absl::StatusCode::kInvalidArgument);
+  a = ParseArgs({"--tls-server-name", "crucible-server", "health"}, {});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_TRUE(a->connection.tls);
+  EXPECT_EQ(a->connection.tls_server_name, "crucible-server");
   // Nothing set: plaintext.
   a = ParseArgs({"health"}, {});
   ASSERT_TRUE(a.ok());
@@ -269,6 +274,7 @@ TEST(HelpTextTest, ListsCommandsAndExitCodes) {
                            "--tls-ca",
                            "--tls-cert",
                            "--tls-key",
+                           "--tls-server-name",
                            "CRUCIBLE_TLS_CA",
                            "CRUCIBLE_SERVER",
                            "CRUCIBLE_TOKEN"}) {

@@ -277,6 +277,20 @@ TEST_F(TlsProcessTest, CliReachesTlsServerWithTlsCa) {
       absl::Seconds(20));
   ASSERT_TRUE(with_cert.ok());
   EXPECT_EQ(with_cert->exit_code, 0) << with_cert->err;
+  // Another name to check than the host dialled (a port-forward): one the
+  // certificate carries works, another does not.
+  auto named = testing_util::RunCommand(
+      {BinaryPath("crucible"), "--tls-ca", Ca(), "--tls-server-name",
+       "crucible-server", "health", address},
+      absl::Seconds(20));
+  ASSERT_TRUE(named.ok());
+  EXPECT_EQ(named->exit_code, 0) << named->err;
+  auto misnamed = testing_util::RunCommand(
+      {BinaryPath("crucible"), "--tls-ca", Ca(), "--tls-server-name",
+       "elsewhere.example", "health", address},
+      absl::Seconds(20));
+  ASSERT_TRUE(misnamed.ok());
+  EXPECT_NE(misnamed->exit_code, 0);
   // Plaintext against TLS fails.
   auto plain = testing_util::RunCommand(
       {BinaryPath("crucible"), "health", address}, absl::Seconds(20));
