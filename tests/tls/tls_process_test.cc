@@ -322,6 +322,26 @@ TEST_F(TlsProcessTest, ExecutorRefusesClientsWithoutWorkerCertificate) {
                   .error_code(),
               grpc::StatusCode::PERMISSION_DENIED);
   }
+  {  // Run and Cancel, likewise.
+    auto stub = crucible::v1::ExecutorService::NewStub(
+        FreshChannel(port, ClientCredentials(Ca(), certs_, "client")));
+    grpc::ClientContext run_ctx;
+    SetDeadline(run_ctx);
+    crucible::v1::RunRequest run;
+    run.set_run_id("r1");
+    auto reader = stub->Run(&run_ctx, run);
+    crucible::v1::RunResponse event;
+    EXPECT_FALSE(reader->Read(&event));
+    EXPECT_EQ(reader->Finish().error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+    grpc::ClientContext cancel_ctx;
+    SetDeadline(cancel_ctx);
+    crucible::v1::CancelRequest cancel;
+    cancel.set_run_id("r1");
+    crucible::v1::CancelResponse cancelled;
+    EXPECT_EQ(stub->Cancel(&cancel_ctx, cancel, &cancelled).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
   // The worker's certificate.
   auto worker = FreshChannel(port, ClientCredentials(Ca(), certs_, "worker"));
   EXPECT_TRUE(Check(worker).ok());
