@@ -17,9 +17,11 @@
 
 namespace bench {
 
-// A channel with a connection of its own (`i` tells them apart).
-inline std::shared_ptr<grpc::Channel> Channel(const std::string& target,
-                                              int i) {
+// A channel with a connection of its own (`i` tells them apart); plaintext
+// unless `credentials` are given.
+inline std::shared_ptr<grpc::Channel> Channel(
+    const std::string& target, int i,
+    std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr) {
   grpc::ChannelArguments args;
   args.SetInt("crucible.bench.channel", i);
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
@@ -28,8 +30,10 @@ inline std::shared_ptr<grpc::Channel> Channel(const std::string& target,
   // the two cores goes to the callers. They change nothing in the server.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   args.SetInt(GRPC_ARG_ENABLE_CHANNELZ, 0);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                   args);
+  return grpc::CreateCustomChannel(
+      target,
+      credentials != nullptr ? credentials : grpc::InsecureChannelCredentials(),
+      args);
 }
 
 // Whether CreateLoad can run with `channels` channels and `threads` caller
@@ -65,6 +69,10 @@ class CreateLoad {
     for (std::thread& p : pollers) p.join();
   }
   int failures() const { return failures_.load(); }
+  // Every call carries `authorization: Bearer token` (set before Run).
+  void SetToken(const std::string& token) {
+    authorization_ = "Bearer " + token;
+  }
 
  private:
   struct Call {
@@ -90,6 +98,9 @@ class CreateLoad {
     call->n = n;
     call->ctx.set_deadline(std::chrono::system_clock::now() +
                            std::chrono::seconds(60));
+    if (!authorization_.empty()) {
+      call->ctx.AddMetadata("authorization", authorization_);
+    }
     call->req.mutable_spec()->set_image("localhost/crucible/busybox:latest");
     call->req.mutable_spec()->add_command("true");
     call->reader =
@@ -124,6 +135,7 @@ class CreateLoad {
 
   const int total_;
   const int threads_;
+  std::string authorization_;
   std::vector<std::unique_ptr<crucible::v1::TaskService::Stub>> stubs_;
   std::atomic<int> issued_{0};  // calls made and not failed
   std::atomic<int> failures_{0};

@@ -27,8 +27,11 @@
 #include "bench/create_load.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
+#include "common/tls.h"
 #include "crucible/v1/queue_service.grpc.pb.h"
 #include "crucible/v1/task_service.grpc.pb.h"
+#include "server/auth/api_tokens.h"
+#include "server/auth/authenticator.h"
 #include "server/blocking_pool.h"
 #include "server/outbox/durable_outbox.h"
 #include "server/queue_service.h"
@@ -50,6 +53,15 @@ ABSL_FLAG(
 ABSL_FLAG(std::string, db, "crucible-queue-bench.db",
           "SQLite file of the in-process server (deleted first)");
 ABSL_FLAG(int, blocking_threads, 8, "in-process server: blocking pool threads");
+ABSL_FLAG(std::string, tls_dir, "",
+          "in-process server: mutual TLS as deployed: the server serves "
+          "DIR/server.{pem,key}, the workers present DIR/worker.{pem,key} "
+          "(QueueService admits crucible-worker), every client trusts "
+          "DIR/ca.pem (deploy/local/certs DIR makes them); empty: plaintext");
+ABSL_FLAG(bool, tokens, false,
+          "in-process server: every API call carries an API token the server "
+          "checks (issued at start in the store); false: calls without "
+          "credentials (--allow_anonymous)");
 
 namespace {
 
@@ -100,12 +112,14 @@ void Worker(std::shared_ptr<grpc::Channel> channel, int id, int credits,
 }
 
 // Polls until the server holds no QUEUED, LEASED or RUNNING task.
-bool WaitIdle(v1::TaskService::Stub& stub, absl::Duration timeout) {
+bool WaitIdle(v1::TaskService::Stub& stub, const std::string& token,
+              absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::seconds(10));
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
     v1::ListTasksRequest req;
     req.set_page_size(1);
     req.add_states(v1::TASK_STATE_QUEUED);
@@ -137,9 +151,17 @@ int main(int argc, char** argv) {
   std::unique_ptr<server::DurableOutbox> outbox;
   std::unique_ptr<server::Scheduler> scheduler;
   std::unique_ptr<server::BlockingPool> pool;
-  // The in-process server takes calls without credentials.
-  const server::auth::Authenticator anonymous({.allow_anonymous = true},
-                                              nullptr, nullptr);
+  std::unique_ptr<server::auth::ApiTokens> api_tokens;
+  std::unique_ptr<server::auth::Authenticator> authenticator;
+  std::string token;  // what the clients send, if anything
+  const std::string tls_dir = absl::GetFlag(FLAGS_tls_dir);
+  auto tls_files = [&](const std::string& name) {
+    return common::TlsOptions{
+        .cert_file = absl::StrCat(tls_dir, "/", name, ".pem"),
+        .key_file = absl::StrCat(tls_dir, "/", name, ".key"),
+        .ca_file = absl::StrCat(tls_dir, "/ca.pem")};
+  };
+  const common::PeerAuthorizer workers_allowed({"crucible-worker"});
   std::unique_ptr<server::TaskService> task_service;
   std::unique_ptr<server::QueueService> queue_service;
   std::unique_ptr<common::GrpcServer> grpc_server;
@@ -163,12 +185,38 @@ int main(int argc, char** argv) {
     scheduler = *std::move(created);
     pool = std::make_unique<server::BlockingPool>(
         absl::GetFlag(FLAGS_blocking_threads));
-    task_service =
-        std::make_unique<server::TaskService>(*scheduler, *pool, anonymous);
-    queue_service = std::make_unique<server::QueueService>(*scheduler, *pool);
-    auto started =
-        common::GrpcServer::Start({.listen_address = "127.0.0.1:0"},
-                                  {task_service.get(), queue_service.get()});
+    if (absl::GetFlag(FLAGS_tokens)) {
+      auto made =
+          server::auth::ApiTokens::Create(*store, common::Clock::Real());
+      if (!made.ok()) return 1;
+      api_tokens = *std::move(made);
+      auto issued = api_tokens->Issue({.name = "bench",
+                                       .tenant = "bench",
+                                       .role = crucible::v1::ROLE_USER});
+      if (!issued.ok()) return 1;
+      token = issued->second;
+    }
+    authenticator = std::make_unique<server::auth::Authenticator>(
+        server::auth::AuthenticatorOptions{.allow_anonymous = token.empty()},
+        api_tokens.get(), nullptr);
+    task_service = std::make_unique<server::TaskService>(*scheduler, *pool,
+                                                         *authenticator);
+    queue_service = std::make_unique<server::QueueService>(
+        *scheduler, *pool, nullptr,
+        tls_dir.empty() ? nullptr : &workers_allowed);
+    common::GrpcServerOptions server_options{.listen_address = "127.0.0.1:0"};
+    if (!tls_dir.empty()) {
+      auto credentials = common::MakeServerCredentials(
+          tls_files("server"), server_options.listen_address,
+          common::ClientCertificates::kRequestAndVerify);
+      if (!credentials.ok()) {
+        std::fprintf(stderr, "%s\n", credentials.status().ToString().c_str());
+        return 1;
+      }
+      server_options.credentials = *credentials;
+    }
+    auto started = common::GrpcServer::Start(
+        server_options, {task_service.get(), queue_service.get()});
     if (!started.ok()) {
       std::fprintf(stderr, "server: %s\n", started.status().ToString().c_str());
       return 1;
@@ -177,9 +225,20 @@ int main(int argc, char** argv) {
     target = absl::StrCat("127.0.0.1:", grpc_server->port());
   }
 
+  // Workers present their certificate; API clients too (a CLI would not
+  // need one, but the handshake costs the same).
+  std::shared_ptr<grpc::ChannelCredentials> client_credentials;
+  if (!tls_dir.empty()) {
+    auto credentials = common::MakeChannelCredentials(tls_files("worker"));
+    if (!credentials.ok()) {
+      std::fprintf(stderr, "%s\n", credentials.status().ToString().c_str());
+      return 1;
+    }
+    client_credentials = *credentials;
+  }
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   for (int i = 0; i < absl::GetFlag(FLAGS_channels); ++i) {
-    channels.push_back(bench::Channel(target, i));
+    channels.push_back(bench::Channel(target, i, client_credentials));
   }
   std::atomic<bool> stop{false};
   std::atomic<int64_t> completed{0};
@@ -188,19 +247,21 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<grpc::ClientContext>> worker_ctxs;
   for (int i = 0; i < absl::GetFlag(FLAGS_workers); ++i) {
     worker_ctxs.push_back(std::make_unique<grpc::ClientContext>());
-    workers.emplace_back(Worker, bench::Channel(target, 100 + i), i,
-                         absl::GetFlag(FLAGS_credits), worker_ctxs.back().get(),
-                         std::ref(stop), std::ref(completed),
-                         std::ref(messages));
+    workers.emplace_back(
+        Worker, bench::Channel(target, 100 + i, client_credentials), i,
+        absl::GetFlag(FLAGS_credits), worker_ctxs.back().get(), std::ref(stop),
+        std::ref(completed), std::ref(messages));
   }
-  auto control = v1::TaskService::NewStub(bench::Channel(target, 99));
+  auto control =
+      v1::TaskService::NewStub(bench::Channel(target, 99, client_credentials));
 
   absl::Time start = absl::Now();
   bench::CreateLoad creator(channels, tasks,
                             absl::GetFlag(FLAGS_caller_threads));
+  if (!token.empty()) creator.SetToken(token);
   creator.Run(absl::GetFlag(FLAGS_inflight));
   absl::Time created = absl::Now();
-  bool idle = WaitIdle(*control, absl::Minutes(5));
+  bool idle = WaitIdle(*control, token, absl::Minutes(5));
   absl::Time end = absl::Now();
   stop = true;
   for (auto& ctx : worker_ctxs) ctx->TryCancel();  // ends the worker streams
@@ -209,13 +270,14 @@ int main(int argc, char** argv) {
 
   double secs = absl::ToDoubleSeconds(end - start);
   std::printf(
-      "tasks=%d inflight=%d workers=%d credits=%d\n"
+      "tasks=%d inflight=%d workers=%d credits=%d%s%s\n"
       "created in %.2fs (%.0f/s); all ended after %.2fs%s\n"
       "throughput: %.0f tasks/s created -> leased -> completed\n"
       "completions sent: %lld in %lld messages, CreateTask failures retried: "
       "%d\n",
       tasks, absl::GetFlag(FLAGS_inflight), absl::GetFlag(FLAGS_workers),
-      absl::GetFlag(FLAGS_credits), absl::ToDoubleSeconds(created - start),
+      absl::GetFlag(FLAGS_credits), tls_dir.empty() ? "" : " tls",
+      token.empty() ? "" : " tokens", absl::ToDoubleSeconds(created - start),
       tasks / absl::ToDoubleSeconds(created - start), secs,
       idle ? "" : " (TIMED OUT waiting)", tasks / secs,
       static_cast<long long>(completed.load()),
