@@ -212,7 +212,8 @@ TEST_F(SqliteTaskStoreTest, MigrationLabelsTasksStoredBeforeIt) {
   store_.reset();
   // Back to schema 2, as a store written by the previous release.
   ExecOnFile(
-      "DROP TABLE task_labels; DELETE FROM schema_version WHERE version > 2");
+      "DROP TABLE task_labels; DROP TABLE api_tokens; "
+      "DELETE FROM schema_version WHERE version > 2");
   Reopen();
   ListTasksQuery q{.tenant = "default", .page_size = 10};
   q.labels = {{"team", "a"}};
