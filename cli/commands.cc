@@ -119,7 +119,8 @@ int Commands::List(const Args& args) {
   if (args.output == OutputFormat::kJson) {
     for (const Task& t : tasks) output_.Out(TaskToJson(t) + "\n");
   } else {
-    output_.Out(FormatTable(tasks, absl::Now()));
+    output_.Out(FormatTable(tasks, absl::Now(), /*header=*/true,
+                            /*tenant_column=*/args.list.all_tenants));
   }
   // More than --limit: say how to go on, apart from the listing itself.
   if (!token.empty())
@@ -151,7 +152,8 @@ int Commands::ListWatch(const Args& args) {
       for (const Task& t : changed) output_.Out(TaskToJson(t) + "\n");
     } else if (!changed.empty()) {
       // The header once, above the first rows.
-      output_.Out(FormatTable(changed, absl::Now(), /*header=*/first));
+      output_.Out(FormatTable(changed, absl::Now(), /*header=*/first,
+                              /*tenant_column=*/args.list.all_tenants));
       first = false;
     }
   } while (interrupts_ == nullptr

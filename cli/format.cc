@@ -197,7 +197,7 @@ std::string FormatTask(const crucible::v1::Task& task, absl::Time now) {
 }
 
 std::string FormatTable(const std::vector<crucible::v1::Task>& tasks,
-                        absl::Time now, bool header) {
+                        absl::Time now, bool header, bool tenant_column) {
   std::vector<std::vector<std::string>> rows = {
       {"ID", "STATE", "EXIT", "IMAGE", "COMMAND", "AGE"}};
   for (const crucible::v1::Task& t : tasks) {
@@ -208,6 +208,12 @@ std::string FormatTable(const std::vector<crucible::v1::Task>& tasks,
     rows.push_back({t.id(), StateName(t.state()), ExitColumn(t),
                     Ellipsize(t.spec().image(), 40),
                     Ellipsize(CommandLine(t.spec()), 40), age});
+  }
+  if (tenant_column) {
+    rows[0].insert(rows[0].begin() + 1, "TENANT");
+    for (size_t r = 1; r < rows.size(); ++r) {
+      rows[r].insert(rows[r].begin() + 1, tasks[r - 1].tenant());
+    }
   }
   std::vector<size_t> widths(rows[0].size(), 0);
   for (const auto& row : rows) {

@@ -14,10 +14,12 @@ namespace cli {
 // Human-readable, multi-line summary of a task (`crucible get`). Pure.
 std::string FormatTask(const crucible::v1::Task& task, absl::Time now);
 
-// The `crucible list` table: ID, STATE, EXIT, IMAGE, COMMAND, AGE, with a
-// header line unless `header` is false. Pure.
+// The `crucible list` table: ID, STATE, EXIT, IMAGE, COMMAND, AGE (and
+// TENANT after ID if `tenant_column`), with a header line unless `header`
+// is false. Pure.
 std::string FormatTable(const std::vector<crucible::v1::Task>& tasks,
-                        absl::Time now, bool header = true);
+                        absl::Time now, bool header = true,
+                        bool tenant_column = false);
 
 // "5s", "3m", "2h", "4d".
 std::string FormatAge(absl::Duration age);

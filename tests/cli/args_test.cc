@@ -103,6 +103,45 @@ TEST(ParseArgsTest, SubmitLimitsRetriesStdinAndSwitches) {
   EXPECT_THAT(a->submit.command, ElementsAre("true"));
 }
 
+TEST(ParseArgsTest, TokenCommandsAndAllTenants) {
+  absl::StatusOr<Args> a =
+      Parse({"token", "create", "--name", "ci", "--tenant=team-a", "--role",
+             "reader", "--ttl", "720h"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->command, Command::kToken);
+  EXPECT_EQ(a->token.action, TokenArgs::Action::kCreate);
+  EXPECT_EQ(a->token.name, "ci");
+  EXPECT_EQ(a->token.tenant, "team-a");
+  EXPECT_EQ(a->token.role, crucible::v1::ROLE_READER);
+  EXPECT_EQ(a->token.ttl, absl::Hours(720));
+  a = Parse({"token", "create", "--name", "ci", "--tenant", "t"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->token.role, crucible::v1::ROLE_USER);  // the default
+  EXPECT_FALSE(a->token.ttl.has_value());
+  a = Parse({"token", "revoke", "3f9a0c21d4e7"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->token.action, TokenArgs::Action::kRevoke);
+  EXPECT_EQ(a->token.id, "3f9a0c21d4e7");
+  a = Parse({"token", "list"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->token.action, TokenArgs::Action::kList);
+  for (std::vector<std::string> bad :
+       {std::vector<std::string>{"token"},
+        {"token", "create", "--name", "x"},
+        {"token", "create", "--tenant", "t"},
+        {"token", "create", "--name", "x", "--tenant", "t", "--role", "root"},
+        {"token", "revoke"},
+        {"token", "list", "--name", "x"},
+        {"token", "drop", "x"}}) {
+    EXPECT_EQ(Parse(bad).status().code(), absl::StatusCode::kInvalidArgument)
+        << bad.back();
+  }
+  a = Parse({"list", "--all-tenants"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_TRUE(a->list.all_tenants);
+  EXPECT_FALSE(Parse({"list"})->list.all_tenants);
+}
+
 TEST(ParseArgsTest, CancelLogsWatchHealth) {
   absl::StatusOr<Args> a = Parse({"cancel", "t1", "--reason", "why", "--wait"});
   ASSERT_TRUE(a.ok()) << a.status();

@@ -96,6 +96,11 @@ TEST(FormatTest, TableHasHeaderAndRows) {
               HasSubstr("ID   STATE   EXIT  IMAGE    COMMAND         AGE\n"));
   EXPECT_THAT(table,
               HasSubstr("abc  FAILED  3     busybox  sh -c 'exit 3'  2m\n"));
+  // An admin's list of every tenant says whose each task is.
+  t.set_tenant("team-a");
+  table = FormatTable({t}, absl::FromUnixSeconds(1000 + 125), true, true);
+  EXPECT_THAT(table, HasSubstr("ID   TENANT  STATE   EXIT"));
+  EXPECT_THAT(table, HasSubstr("abc  team-a  FAILED  3 "));
   EXPECT_THAT(FormatTask(t, absl::FromUnixSeconds(2000)),
               HasSubstr("EXITED, exit code 3"));
   EXPECT_THAT(TaskToJson(t), HasSubstr("\"id\":\"abc\""));
