@@ -16,6 +16,14 @@ absl::Status Authorize(const Identity& identity, Right right) {
       ") may not do this: it needs ", crucible::v1::Role_Name(needed)));
 }
 
+absl::StatusOr<crucible::v1::Role> ParseRole(absl::string_view name) {
+  if (name == "reader") return crucible::v1::ROLE_READER;
+  if (name == "user") return crucible::v1::ROLE_USER;
+  if (name == "admin") return crucible::v1::ROLE_ADMIN;
+  return absl::InvalidArgumentError(
+      absl::StrCat("role \"", name, "\": reader, user or admin"));
+}
+
 absl::Status ValidateTenant(const std::string& tenant) {
   if (tenant.empty() || tenant.size() > 64) {
     return absl::InvalidArgumentError("tenant: 1 to 64 bytes");

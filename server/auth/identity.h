@@ -4,6 +4,8 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "crucible/v1/token_service.pb.h"
 
 namespace server::auth {
@@ -27,6 +29,9 @@ enum class Right {
 
 // OK if `identity` has `right`; PERMISSION_DENIED naming what is missing.
 absl::Status Authorize(const Identity& identity, Right right);
+
+// "reader", "user", "admin" -> the role; INVALID_ARGUMENT otherwise.
+absl::StatusOr<crucible::v1::Role> ParseRole(absl::string_view name);
 
 // A tenant name: 1 to 64 bytes of letters, digits, '.', '_' and '-'.
 absl::Status ValidateTenant(const std::string& tenant);

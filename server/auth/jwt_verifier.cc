@@ -319,17 +319,13 @@ absl::StatusOr<Identity> JwtVerifier::Verify(absl::string_view token) const {
   id.role = options_.default_role;
   if (const Json* role = ClaimAt(claims, options_.role_claim);
       role != nullptr) {
-    const std::string r = role->is_string() ? role->get<std::string>() : "";
-    if (r == "reader") {
-      id.role = crucible::v1::ROLE_READER;
-    } else if (r == "user") {
-      id.role = crucible::v1::ROLE_USER;
-    } else if (r == "admin") {
-      id.role = crucible::v1::ROLE_ADMIN;
-    } else {
+    absl::StatusOr<crucible::v1::Role> parsed =
+        ParseRole(role->is_string() ? role->get<std::string>() : "");
+    if (!parsed.ok()) {
       return Unauthenticated(absl::StrCat("claim ", options_.role_claim,
                                           ": reader, user or admin"));
     }
+    id.role = *parsed;
   }
   id.subject = absl::StrCat("jwt:", options_.issuer, ":",
                             claims.value("sub", std::string("?")));

@@ -12,14 +12,6 @@
 
 namespace server::auth {
 
-absl::StatusOr<crucible::v1::Role> ParseRole(const std::string& name) {
-  if (name == "reader") return crucible::v1::ROLE_READER;
-  if (name == "user") return crucible::v1::ROLE_USER;
-  if (name == "admin") return crucible::v1::ROLE_ADMIN;
-  return absl::InvalidArgumentError(
-      absl::StrCat("role \"", name, "\": reader, user or admin"));
-}
-
 absl::StatusOr<std::unique_ptr<Auth>> SetUpAuth(const AuthSettings& settings,
                                                 const ApiTokens* tokens) {
   auto auth = std::make_unique<Auth>();

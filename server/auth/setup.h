@@ -37,9 +37,6 @@ struct Auth {
 absl::StatusOr<std::unique_ptr<Auth>> SetUpAuth(const AuthSettings& settings,
                                                 const ApiTokens* tokens);
 
-// "reader", "user", "admin" -> the role.
-absl::StatusOr<crucible::v1::Role> ParseRole(const std::string& name);
-
 }  // namespace server::auth
 
 #endif  // CRUCIBLE_SERVER_AUTH_SETUP_H_
