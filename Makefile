@@ -30,7 +30,7 @@ format:
 	git ls-files -z '*.cc' '*.h' | xargs -0 clang-format -i
 
 test: build lint
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 --output-junit junit.xml
 
 up: build
 	deploy/local/up

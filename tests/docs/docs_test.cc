@@ -5,9 +5,11 @@
 // (127.0.0.1:8080/8081/8082). And checks that the operator guide lists every
 // flag of every process (the engine guard's too).
 #include <algorithm>
+#include <filesystem>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -162,6 +164,41 @@ TEST(OperatorGuideTest, ListsEveryFlagOfEveryProcess) {
           << binary << " has " << flag
           << " but the operator guide does not list it";
     }
+  }
+}
+
+// Every test deploy/SECURITY.md names as a check exists: a `tests/...` path,
+// or a file name ending in _test.cc, _test.py or _test.sh found under tests/.
+TEST(SecurityChecklistTest, NamesOnlyTestsThatExist) {
+  const std::string checklist =
+      testing_util::ReadFile(testing_util::SourcePath("deploy/SECURITY.md"));
+  ASSERT_FALSE(checklist.empty());
+  std::vector<std::string> names;
+  for (absl::string_view quoted : absl::StrSplit(checklist, '`')) {
+    const std::string q(quoted);
+    const bool path = absl::StartsWith(q, "tests/");
+    const bool test_file = absl::EndsWith(q, "_test.cc") ||
+                           absl::EndsWith(q, "_test.py") ||
+                           absl::EndsWith(q, "_test.sh");
+    if ((path || test_file) && q.find(' ') == std::string::npos) {
+      names.push_back(q);
+    }
+  }
+  EXPECT_GE(names.size(), 10u) << "the checklist names hardly any test";
+  const std::string tests_dir = testing_util::SourcePath("tests");
+  for (const std::string& name : names) {
+    if (absl::StartsWith(name, "tests/")) {
+      EXPECT_TRUE(std::filesystem::exists(testing_util::SourcePath(name)))
+          << "deploy/SECURITY.md names " << name << ", which does not exist";
+      continue;
+    }
+    bool found = false;
+    for (const auto& entry :
+         std::filesystem::recursive_directory_iterator(tests_dir)) {
+      found |= entry.path().filename() == name;
+    }
+    EXPECT_TRUE(found) << "deploy/SECURITY.md names " << name
+                       << ", which is nowhere under tests/";
   }
 }
 
