@@ -287,3 +287,30 @@ TEST_F(AuthProcessTest, EveryMutatingCallLeavesOneAuditLine) {
 }
 
 }  // namespace
+
+// Settings that cannot work stop the server at start (exit 2), saying which
+// flag is wrong, rather than serving without the authentication asked for.
+TEST(AuthSettingsTest, BadSettingsStopTheServerAtStart) {
+  const std::string dir = testing_util::MakeTempDir("auth-settings");
+  std::ofstream(dir + "/short") << "abc\n";
+  std::ofstream(dir + "/jwks.json") << R"({"keys": []})";
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--admin_token_file=" + dir + "/missing"}, "--admin_token_file"},
+      {{"--admin_token_file=" + dir + "/short"}, "--admin_token_file"},
+      {{"--jwks_file=" + dir + "/jwks.json", "--jwt_issuer=i",
+        "--jwt_audience=a"},
+       "--jwks_file"},
+      {{"--jwks_file=" + dir + "/jwks.json"}, "issuer"},
+      {{"--allow_anonymous", "--anonymous_tenant=no spaces"}, "tenant"},
+  };
+  for (const auto& [flags, says] : cases) {
+    std::vector<std::string> argv = {
+        testing_util::BinaryPath("crucible-server"), "--insecure",
+        "--listen=127.0.0.1:0", absl::StrCat("--db=", dir, "/tasks.db")};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    auto r = testing_util::RunCommand(argv, absl::Seconds(20));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->exit_code, 2) << flags.back() << "\n" << r->err;
+    EXPECT_TRUE(absl::StrContains(r->err, says)) << r->err;
+  }
+}
