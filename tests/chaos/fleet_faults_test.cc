@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -17,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/chaos/fleet_stack.h"
 #include "tests/testing/process.h"
@@ -126,10 +128,42 @@ TEST_F(FleetFaultsTest, ProxyOutageFailsNoTask) {
   ASSERT_TRUE(AwaitRunning(fleet_.tasks(), ids[0], absl::Seconds(30)))
       << fleet_.Logs();
 
+  // What the executor process itself answers on grpc.health.v1 (the
+  // worker's view of it), polled through the outage and after.
+  auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+      fleet_.executor_address(), grpc::InsecureChannelCredentials()));
+  auto serving = [&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(2));
+    grpc::health::v1::HealthCheckRequest req;
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::Status s = health->Check(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.status();
+  };
+  auto await = [&](grpc::health::v1::HealthCheckResponse::ServingStatus want,
+                   absl::Duration within) {
+    const absl::Time until = absl::Now() + within;
+    while (serving() != want && absl::Now() < until) {
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return serving() == want;
+  };
+  ASSERT_EQ(serving(), grpc::health::v1::HealthCheckResponse::SERVING);
+
   const absl::Time outage = absl::Now();
   ASSERT_TRUE(proxy.StopProxy().ok());
-  absl::SleepFor(absl::Seconds(10));  // the outage itself
+  // Runs in flight fail at once; the next engine call, or the first ping
+  // (--unhealthy_ping_interval 1s), says the engine is gone.
+  EXPECT_TRUE(await(grpc::health::v1::HealthCheckResponse::NOT_SERVING,
+                    absl::Seconds(8)))
+      << "the executor kept saying SERVING with its engine unreachable";
+  absl::SleepFor(absl::Seconds(10) - (absl::Now() - outage));  // the outage
   ASSERT_TRUE(proxy.RestartProxy().ok());
+  EXPECT_TRUE(
+      await(grpc::health::v1::HealthCheckResponse::SERVING, absl::Seconds(15)))
+      << "the executor did not say SERVING again once its engine answered";
 
   const std::vector<Task> ended =
       AwaitTerminal(fleet_.tasks(), ids, absl::Seconds(40));

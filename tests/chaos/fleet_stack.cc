@@ -159,6 +159,10 @@ std::string FleetStack::server_address() const {
   return absl::StrCat("127.0.0.1:", server_port_);
 }
 
+std::string FleetStack::executor_address() const {
+  return absl::StrCat("127.0.0.1:", executor_port_);
+}
+
 std::string FleetStack::executor_log() const {
   std::string out;
   for (int i = 1; i <= executor_starts_; ++i) {

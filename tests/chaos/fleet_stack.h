@@ -53,6 +53,7 @@ class FleetStack {
 
   crucible::v1::TaskService::Stub& tasks() { return *tasks_; }
   std::string server_address() const;
+  std::string executor_address() const;
   const std::string& executor_id_file() const { return executor_id_file_; }
   std::string executor_log() const;
   std::string Logs() const;
