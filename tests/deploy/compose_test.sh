@@ -99,6 +99,10 @@ compose up -d >"$engine_dir/up.log" 2>&1
 check "podman-compose up" 0 "$?"
 
 ctr() { echo "${project}_$1_${2:-1}"; }
+# The host pid of a container's PID 1: the distroless images have no shell,
+# awk or cat to look from inside, so /proc is read from the host.
+pid_of() { "$podman" inspect --format '{{.State.Pid}}' "$1"; }
+proc_field() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$(pid_of "$1")/status" 2>&1; }
 # Health checks, as podman runs them (no systemd timers here: run them).
 # executor_2: the second replica (CRUCIBLE_EXECUTORS=2).
 for s in server docker-guard docker-proxy executor executor_2 worker; do
@@ -118,9 +122,8 @@ for s in server worker executor docker-proxy docker-guard; do
   check "$s: read-only root" true "$("$podman" inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$c")"
   check "$s: no-new-privileges" yes \
     "$("$podman" inspect --format '{{range .HostConfig.SecurityOpt}}{{.}} {{end}}' "$c" | grep -q 'no-new-privileges' && echo yes || echo no)"
-  check "$s: no effective capabilities" 0000000000000000 \
-    "$("$podman" exec "$c" awk '/^CapEff:/{print $2}' /proc/1/status 2>&1)"
-  check "$s: process uid" 10001 "$("$podman" exec "$c" awk '/^Uid:/{print $2}' /proc/1/status 2>&1)"
+  check "$s: no effective capabilities" 0000000000000000 "$(proc_field "$c" CapEff)"
+  check "$s: process uid" 10001 "$(proc_field "$c" Uid)"
   socket="$("$podman" inspect --format '{{range .Mounts}}{{if eq .Destination "/run/crucible-engine/engine.sock"}}{{.RW}}{{end}}{{end}}' "$c")"
   case "$s" in
     docker-proxy|docker-guard) check "$s: engine socket mounted read-only" false "$socket" ;;
@@ -149,11 +152,11 @@ done
 # creates to it, the executor reads the same file.
 check "docker-guard: runs crucible-docker-guard on the policy file" \
   "/usr/local/bin/crucible-docker-guard --listen=0.0.0.0:2376 --engine_socket=/run/crucible-engine/engine.sock --policy_file=/etc/crucible/policy.json" \
-  "$("$podman" exec "$(ctr docker-guard)" sh -c 'tr "\0" " " </proc/1/cmdline' 2>&1 | xargs)"
+  "$(tr "\0" " " <"/proc/$(pid_of "$(ctr docker-guard)")/cmdline" | xargs)"
 check "docker-proxy: CRUCIBLE_GUARD_ADDR" docker-guard:2376 \
-  "$("$podman" exec "$(ctr docker-proxy)" sh -c 'tr "\0" "\n" </proc/1/environ | sed -n "s/^CRUCIBLE_GUARD_ADDR=//p"' 2>&1)"
+  "$(tr "\0" "\n" <"/proc/$(pid_of "$(ctr docker-proxy)")/environ" | sed -n "s/^CRUCIBLE_GUARD_ADDR=//p")"
 check "executor: reads the policy file" yes \
-  "$("$podman" exec "$(ctr executor)" sh -c 'tr "\0" "\n" </proc/1/cmdline' 2>&1 |
+  "$(tr "\0" "\n" <"/proc/$(pid_of "$(ctr executor)")/cmdline" |
      grep -qx -- --policy_file=/etc/crucible/policy.json && echo yes || echo no)"
 
 # A task, end to end: the CLI in the server's container ...
@@ -173,8 +176,10 @@ check "task: output" "hello-from-compose 65534" "$(echo "$out" | grep -E '^(hell
   --server="127.0.0.1:$port" --tls-ca /etc/crucible/tls/ca.crt --token "$token" submit --image "$busybox" --timeout 60s -- sh -c 'exit 3' >/dev/null 2>&1
 check "task through the published port: exit code 3" 3 "$?"
 
-# A subverted executor: from inside an executor container (bash's /dev/tcp;
-# the image has no curl), a create asking for root, the host's root
+# A subverted executor: from an executor container's network namespace (the
+# host's curl under nsenter -n: the image has no shell or client of its
+# own), to the proxy's address on the engine network, a create asking for
+# root, the host's root
 # filesystem, privileges and the host's network, labelled as a run, sent to
 # the proxy as the executor sends creates. HAProxy lets the path through to
 # the guard, which answers 403 with its own message; no container of that
@@ -186,10 +191,11 @@ check "task through the published port: exit code 3" 3 "$?"
 refusals() { "$podman" logs "$(ctr docker-guard)" 2>&1 | grep -c 'guard_server\.cc:[0-9]*\] guard: '; }
 before="$(refusals)"
 hostile='{"Image":"'"$busybox"'","Cmd":["sh"],"User":"0:0","HostConfig":{"Privileged":true,"Binds":["/:/host"],"NetworkMode":"host"},"Labels":{"crucible.executor":"compose","crucible.run":"hostile","crucible.task":"hostile","crucible.attempt":"1"}}'
-reply="$("$podman" exec -e BODY="$hostile" "$(ctr executor)" bash -c '
-  exec 3<>/dev/tcp/docker-proxy/2375 || exit 1
-  printf "POST /v1.41/containers/create?name=crucible-hostile HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" "${#BODY}" "$BODY" >&3
-  timeout 10 cat <&3' 2>&1)"
+ip_on() { "$podman" inspect --format "{{(index .NetworkSettings.Networks \"${project}_$2\").IPAddress}}" "$(ctr "$1")"; }
+executor_pid="$(pid_of "$(ctr executor)")"
+reply="$(nsenter -t "$executor_pid" -n curl -sS -i --max-time 10 -X POST \
+  -H 'Content-Type: application/json' --data "$hostile" \
+  "http://$(ip_on docker-proxy engine):2375/v1.41/containers/create?name=crucible-hostile" 2>&1)"
 check "hostile create from the executor: 403" 403 "$(echo "$reply" | awk 'NR==1{print $2}')"
 check "hostile create: refused by the guard (its message)" yes \
   "$(echo "$reply" | grep -q '^{"message":"crucible engine guard: .*"}' && echo yes || echo no)"
@@ -197,7 +203,7 @@ check "hostile create: the guard logged the refusal" $((before + 1)) "$(refusals
 check "hostile create: no such container on the engine" no \
   "$("$podman" container exists crucible-hostile && echo yes || echo no)"
 check "executor cannot reach the guard directly" refused \
-  "$("$podman" exec "$(ctr executor)" bash -c 'timeout 5 bash -c "exec 3<>/dev/tcp/docker-guard/2376" 2>/dev/null && echo reached || echo refused' 2>&1)"
+  "$(nsenter -t "$executor_pid" -n timeout 5 bash -c "exec 3<>/dev/tcp/$(ip_on docker-guard guard)/2376" 2>/dev/null && echo reached || echo refused)"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -233,8 +233,9 @@ def audit_executor_pod(docs):
         bad.append(f"{EXECUTOR_POD}: the proxy's CRUCIBLE_GUARD_ADDR "
                    f"{env_value(proxy, 'CRUCIBLE_GUARD_ADDR')!r} is not the guard's "
                    f"--listen {flag_value(guard, 'listen')!r}")
-    if proxy.get("image") != guard.get("image"):
-        bad.append(f"{EXECUTOR_POD}: the guard's image {guard.get('image')} is not the proxy's")
+    if proxy.get("image", "").replace("/docker-proxy", "/docker-guard") != guard.get("image"):
+        bad.append(f"{EXECUTOR_POD}: the guard's image {guard.get('image')} is not the "
+                   f"docker-guard image beside the proxy's {proxy.get('image')}")
     if (guard.get("command") or [None])[0] != "/usr/local/bin/crucible-docker-guard":
         bad.append(f"{EXECUTOR_POD}/{GUARD_CONTAINER}: command is {guard.get('command')}")
     # The guard talks to the engine socket it mounts.
@@ -773,7 +774,8 @@ class RenderedOverlays(unittest.TestCase):
                               sc["seccompProfile"]),
                              (True, APP_UID, True, False, {"drop": ["ALL"]},
                               {"type": "RuntimeDefault"}), o)
-            self.assertEqual(guard["image"], proxy["image"], o)
+            self.assertEqual(guard["image"],
+                             proxy["image"].replace("/docker-proxy", "/docker-guard"), o)
             self.assertEqual(guard["command"], ["/usr/local/bin/crucible-docker-guard"], o)
             self.assertIn("--listen=127.0.0.1:2376", guard["args"], o)
             self.assertIn("--engine_socket=/run/crucible-engine/engine.sock", guard["args"], o)
@@ -854,7 +856,8 @@ class RenderedOverlays(unittest.TestCase):
         images = {c["image"] for d in docs if d["kind"] in WORKLOADS
                   for c in all_containers(pod_spec(d))}
         self.assertEqual(sorted(images), [f"registry.example.com/crucible/{n}:0.1.0"
-                                          for n in ("docker-proxy", "executor", "server", "worker")])
+                                          for n in ("docker-guard", "docker-proxy", "executor",
+                                                    "server", "worker")])
 
     def test_proxy_config_is_the_repositorys_allowlist(self):
         with open(PROXY_CFG) as f:
