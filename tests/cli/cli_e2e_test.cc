@@ -421,6 +421,24 @@ TEST_F(CliEndToEndTest, CtrlCOnATerminalLeavesTheTaskOnNo) {
   EXPECT_EQ(cancelled.exit_code, 130) << cancelled.err;
 }
 
+// A second Ctrl-C while the CLI asks: it quits at once with 130, as a shell
+// would, and leaves the task as it was (nobody said to cancel it).
+TEST_F(CliEndToEndTest, ASecondCtrlCQuitsAtOnce) {
+  const std::string run = "tty-twice-" + std::to_string(getpid());
+  CommandResult r =
+      CtrlCOnATerminal(absl::StrCat("--server ", local_->server_address(),
+                                    " submit --label run=", run, " --image ",
+                                    kImage, " -- sleep 60"),
+                       "\\003");
+  EXPECT_EQ(r.exit_code, 130) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("? [y/N] "));
+  Task task = WaitForLabelledTask(run, crucible::v1::TASK_STATE_RUNNING);
+  EXPECT_EQ(task.state(), crucible::v1::TASK_STATE_RUNNING);
+  CommandResult cancelled =
+      Crucible({"cancel", "--wait", task.id()});  // clean up
+  EXPECT_EQ(cancelled.exit_code, 130) << cancelled.err;
+}
+
 TEST_F(CliEndToEndTest, ProgressLineOnlyOnATerminal) {
   // script(1) gives the CLI a pseudo-terminal as stdin, stdout and stderr.
   const std::string command =
