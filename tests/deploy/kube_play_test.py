@@ -60,6 +60,7 @@ import ipaddress
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -333,7 +334,7 @@ def cli(*args, timeout=120):
                   "--volume", f"{SECRETS_DIR}/crucible-client-tls:/etc/crucible/tls:ro",
                   "--entrypoint", "/usr/local/bin/crucible", f"localhost/crucible/server:{TAG}",
                   "--server=crucible-server:8080", "--tls-ca=/etc/crucible/tls/ca.crt",
-                  *args,
+                  "--token", admin_token(), *args,
                   timeout=timeout, quiet=True)
 
 
@@ -627,7 +628,20 @@ def make_secrets():
             shutil.copyfile(os.path.join(certs, src), os.path.join(d, dst))
             os.chmod(os.path.join(d, dst), 0o444)
         os.chmod(d, 0o755)
+    # The server's admin token (Secret crucible-admin-token, key "token"):
+    # the test's CLI calls use it.
+    d = os.path.join(SECRETS_DIR, "crucible-admin-token")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "token"), "w") as f:
+        f.write(secrets.token_urlsafe(32))
+    os.chmod(os.path.join(d, "token"), 0o444)
+    os.chmod(d, 0o755)
     os.chmod(SECRETS_DIR, 0o755)
+
+
+def admin_token():
+    with open(os.path.join(SECRETS_DIR, "crucible-admin-token", "token")) as f:
+        return f.read().strip()
 
 
 def main():
