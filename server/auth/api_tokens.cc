@@ -47,11 +47,18 @@ absl::Status ValidateNewToken(const NewToken& spec) {
 }  // namespace
 
 std::string Sha256(absl::string_view data) {
+  // Fetched once: EVP_sha256() would make OpenSSL 3 look the algorithm up
+  // in its provider store (under a lock) on every call, every API call.
+  static EVP_MD* const kSha256 = [] {
+    EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    CHECK(md != nullptr) << "OpenSSL has no SHA256";
+    return md;
+  }();
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
-  CHECK_EQ(EVP_Digest(data.data(), data.size(), digest, &size, EVP_sha256(),
-                      nullptr),
-           1);
+  CHECK_EQ(
+      EVP_Digest(data.data(), data.size(), digest, &size, kSha256, nullptr),
+      1);
   return std::string(reinterpret_cast<char*>(digest), size);
 }
 
