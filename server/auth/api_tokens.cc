@@ -57,8 +57,7 @@ std::string Sha256(absl::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
   CHECK_EQ(
-      EVP_Digest(data.data(), data.size(), digest, &size, kSha256, nullptr),
-      1);
+      EVP_Digest(data.data(), data.size(), digest, &size, kSha256, nullptr), 1);
   return std::string(reinterpret_cast<char*>(digest), size);
 }
 
