@@ -229,16 +229,27 @@ int main(int argc, char** argv) {
   // Containers of this executor that no run owns were left by a crash, or
   // by runs whose engine was lost mid-run: reaped at start, every
   // --reap_interval and as soon as the engine is back after an outage.
-  auto reaper = std::make_unique<runner::OrphanReaper>(
-      runner, absl::GetFlag(FLAGS_reap_interval));
+  // Started once the engine probe passed: its first round would take the
+  // probe's container, which no run owns, for an orphan and remove it under
+  // the probe.
+  std::unique_ptr<runner::OrphanReaper> reaper;
+  auto start_reaper = [&] {
+    reaper = std::make_unique<runner::OrphanReaper>(
+        runner, absl::GetFlag(FLAGS_reap_interval));
+  };
   // Before the first SERVING: the engine must enforce the limits tasks
   // rely on (executor/engine_probe.h). An engine that drops one stops the
   // executor; an unreachable one is probed again at the next ping.
   executor::LimitsProbeOptions probe;
   probe.image = absl::GetFlag(FLAGS_engine_probe_image);
   probe.run_id = absl::StrCat("probe-", identity->id().substr(0, 58));
-  bool probed = probe.image.empty();  // touched by the health thread only
-  if (probed) LOG(WARNING) << "--engine_probe_image is empty: no engine probe";
+  // `probed` and `reaper` are touched by the health thread only, until
+  // health.Stop().
+  bool probed = probe.image.empty();
+  if (probed) {
+    LOG(WARNING) << "--engine_probe_image is empty: no engine probe";
+    start_reaper();
+  }
   std::atomic<bool> refused{false};
   auto ping_and_probe = [&] {
     absl::Status ping = (*engine)->Ping();
@@ -247,6 +258,7 @@ int main(int argc, char** argv) {
                                               common::Clock::Real(), probe);
     if (report.ok()) {
       probed = true;
+      start_reaper();
       LOG(INFO) << "engine probe: memory limit " << report->memory_bytes
                 << ", pids limit " << report->pids_limit
                 << " enforced; uid map \"" << report->uid_map << "\"";
@@ -261,7 +273,7 @@ int main(int argc, char** argv) {
   health.Start(ping_and_probe,
                [&server, &reaper](bool serving, bool after_outage) {
                  server.SetServing(serving);
-                 if (serving && after_outage) reaper->ReapNow();
+                 if (serving && after_outage && reaper) reaper->ReapNow();
                });
 
   int sig = common::WaitForStopSignal();
