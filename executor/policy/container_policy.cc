@@ -358,7 +358,9 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
       {"HostConfig", host},
   };
   if (!o.runtime.empty()) body["HostConfig"]["Runtime"] = o.runtime;
-  if (!o.userns.empty()) body["HostConfig"]["UsernsMode"] = o.userns;
+  if (o.userns == kUsernsAuto) {
+    body["HostConfig"]["UsernsMode"] = kUsernsAutoMode;
+  }
   if (spec.command_size() > 0) {
     body["Cmd"] = json(
         std::vector<std::string>(spec.command().begin(), spec.command().end()));

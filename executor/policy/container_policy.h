@@ -36,6 +36,15 @@ inline constexpr char kContainerNamePrefix[] = "crucible-";
 // ContainerPolicyOptions::userns for a user namespace per container.
 inline constexpr char kUsernsAuto[] = "auto";
 
+// The HostConfig.UsernsMode planned for kUsernsAuto: a namespace of its own
+// of 65536 ids (uids and gids 0-65535, so 65534 too). The size is explicit
+// because Podman 4.3 (c/storage 1.44) otherwise estimates it from the
+// image's /etc/passwd under its storage locks, and deadlocks when other
+// creates and removes run at once: every later engine call then hangs
+// (reproduced on a fresh engine with 6 concurrent create-start-remove loops;
+// tests/executor/userns_engine_test.cc, FreshEngineTest).
+inline constexpr char kUsernsAutoMode[] = "auto:size=65536";
+
 // The name of the container of run `run_id`: kContainerNamePrefix + run_id.
 // Plan refuses run ids that would not make a valid name.
 std::string ContainerName(absl::string_view run_id);
@@ -54,7 +63,8 @@ struct ContainerPolicyOptions {
   // The user namespace of every container (HostConfig.UsernsMode):
   // "auto" (Podman: a namespace of its own per container, its uids mapped
   // to a range of the engine's subordinate ids that no other container and
-  // no real user has), or "" (none: the engine's default, the host's uids;
+  // no real user has; planned as kUsernsAutoMode), or "" (none: the
+  // engine's default, the host's uids;
   // for engines without per-container namespaces, e.g. Docker's).
   std::string userns = "auto";
   // The network every container joins: "none" (no interface but lo), or

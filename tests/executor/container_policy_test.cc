@@ -68,7 +68,7 @@ TEST(ContainerPolicyTest, DefaultsProduceExactlyTheHardenedBody) {
                   {"Name": "nproc", "Soft": 1024, "Hard": 1024}],
       "RestartPolicy": {"Name": "no"},
       "AutoRemove": false,
-      "UsernsMode": "auto"
+      "UsernsMode": "auto:size=65536"
     }
   })");
   EXPECT_EQ(plan->create_body, want) << plan->create_body.dump(2);
@@ -366,21 +366,23 @@ TEST(ContainerPolicyTest, RuntimeAndNetworkComeFromThePolicy) {
             absl::StatusCode::kInvalidArgument);
 }
 
-// A user namespace per container ("auto") by default; "" (none) leaves the
-// key out, as bodies were before; any other value, which could name the
+// A user namespace per container ("auto", planned with an explicit size of
+// 65536 ids: Podman 4.3 deadlocks estimating one) by default; "" (none) leaves
+// the key out, as bodies were before; any other value, which could name the
 // host's namespace, another container's or a hand-made mapping, is refused.
 TEST(ContainerPolicyTest, EveryContainerGetsAUserNamespaceOfItsOwn) {
   auto plan = Policy().Plan(Request());
   ASSERT_TRUE(plan.ok()) << plan.status();
-  EXPECT_EQ(plan->create_body["HostConfig"]["UsernsMode"], "auto");
+  EXPECT_EQ(plan->create_body["HostConfig"]["UsernsMode"], "auto:size=65536");
   ContainerPolicyOptions none;
   none.userns = "";
   plan = Policy(none).Plan(Request());
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_FALSE(plan->create_body["HostConfig"].contains("UsernsMode"));
-  for (const char* mode : {"host", "private", "keep-id", "nomap", "auto:size=1",
-                           "auto:uidmapping=0:0:1", "container:other",
-                           "ns:/proc/1/ns/user", "Auto", " auto", "auto "}) {
+  for (const char* mode :
+       {"host", "private", "keep-id", "nomap", "auto:size=1", "auto:size=65536",
+        "auto:uidmapping=0:0:1", "container:other", "ns:/proc/1/ns/user",
+        "Auto", " auto", "auto "}) {
     ContainerPolicyOptions bad;
     bad.userns = mode;
     EXPECT_EQ(ContainerPolicy::Create(bad).status().code(),

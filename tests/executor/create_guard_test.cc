@@ -91,9 +91,10 @@ TEST(CreateGuardExecutorId, OnlyTheConfiguredExecutorsLabel) {
             absl::StatusCode::kPermissionDenied);
 }
 
-// The guard admits exactly the UsernsMode its policy plans ("auto" by
-// default; none at all under "userns": "") and refuses every other value,
-// type and spelling, and its absence.
+// The guard admits exactly the UsernsMode its policy plans ("auto:size=65536"
+// by default, never a plain "auto" that leaves Podman to estimate a size; none
+// at all under "userns": "") and refuses every other value, type and spelling,
+// and its absence.
 TEST(CreateGuardUserns, AdmitsExactlyThePolicysUsernsMode) {
   const auto options = GuardTestPolicy(false);
   ASSERT_EQ(options.userns, "auto");
@@ -101,9 +102,10 @@ TEST(CreateGuardUserns, AdmitsExactlyThePolicysUsernsMode) {
   const CreateRequest base = RealCreateRequests(options, "run").back();
   ASSERT_TRUE(guard.Check(base.query, base.body).ok());
   nlohmann::json b = nlohmann::json::parse(base.body);
-  ASSERT_EQ(b["HostConfig"]["UsernsMode"], "auto");
+  ASSERT_EQ(b["HostConfig"]["UsernsMode"], "auto:size=65536");
   for (const nlohmann::json& mode : std::initializer_list<nlohmann::json>{
-           "host", "", "private", "keep-id", "nomap", "auto:size=1",
+           "host", "", "private", "keep-id", "nomap", "auto", "auto:size=1",
+           "auto:size=65537", "auto:size=65536,uidmapping=0:0:1",
            "auto:uidmapping=0:0:4294967295", "container:other",
            "ns:/proc/1/ns/user", "AUTO", "auto ", nullptr, true, 1,
            nlohmann::json::array({"auto"})}) {

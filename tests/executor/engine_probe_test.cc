@@ -170,7 +170,7 @@ TEST(EngineProbeGuardTest, TheGuardAdmitsTheProbeAsPlanned) {
   ASSERT_TRUE(body.is_object());
   EXPECT_EQ(body["HostConfig"]["Memory"], 6 * policy::kMiB);
   EXPECT_EQ(body["HostConfig"]["PidsLimit"], 16);
-  EXPECT_EQ(body["HostConfig"]["UsernsMode"], "auto");
+  EXPECT_EQ(body["HostConfig"]["UsernsMode"], "auto:size=65536");
   guard::CreateGuard guard(p.options(), "probe-test");
   EXPECT_TRUE(guard.Check("name=crucible-probe-guard", body.dump()).ok());
 }

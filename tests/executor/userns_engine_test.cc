@@ -13,19 +13,25 @@
 //   which reports the host's (kernel) ids to this test, itself in the
 //   host's user namespace;
 // - the engine probe of executor start passes (limits enforced, a user
-//   namespace given).
+//   namespace given);
+// - on a freshly started private engine (deploy/local/engine), many runs at
+//   once all end: Podman 4.3 deadlocked there under a plain "auto", which
+//   the policy's explicit size avoids (policy::kUsernsAutoMode).
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -34,8 +40,11 @@
 #include "executor/docker/engine_client.h"
 #include "executor/engine_probe.h"
 #include "executor/policy/container_policy.h"
+#include "executor/runner/runner.h"
 #include "gtest/gtest.h"
 #include "tests/executor/engine_env.h"
+#include "tests/testing/process.h"
+#include "tests/testing/test_stack.h"
 
 namespace {
 
@@ -157,7 +166,7 @@ class UsernsEngineTest : public ::testing::Test {
     auto plan = policy_->Plan(r);
     EXPECT_TRUE(plan.ok()) << plan.status();
     if (!plan.ok()) return {};
-    EXPECT_EQ(plan->create_body["HostConfig"]["UsernsMode"], "auto");
+    EXPECT_EQ(plan->create_body["HostConfig"]["UsernsMode"], "auto:size=65536");
     auto id = engine_->CreateContainer(plan->name, plan->create_body);
     EXPECT_TRUE(id.ok()) << id.status();
     if (!id.ok()) return {};
@@ -284,6 +293,90 @@ TEST_F(UsernsEngineTest, TheEngineProbePassesOnThisEngine) {
   const auto map = ParseIdMap(report->uid_map);
   ASSERT_EQ(map.size(), 1u) << report->uid_map;
   EXPECT_GT(HostId(map, 0), 65535);
+}
+
+// A private engine, started for this test so that it is fresh (the
+// deadlock came on a new engine's first concurrent creates), behind its own
+// proxy and guard on CRUCIBLE_TEST_USERNS_PROXY_PORT.
+class FreshEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CRUCIBLE_REQUIRE_ENGINE(shared);
+    const char* port = std::getenv("CRUCIBLE_TEST_USERNS_PROXY_PORT");
+    ASSERT_NE(port, nullptr) << "run through ctest";
+    port_ = port;
+    dir_ = testing_util::MakeTempDir("userns-engine");
+    auto started = testing_util::RunCommand({script_, "start", dir_, port_},
+                                            absl::Seconds(120));
+    ASSERT_TRUE(started.ok()) << started.status();
+    ASSERT_EQ(started->exit_code, 0) << started->err;
+  }
+
+  void TearDown() override {
+    if (dir_.empty()) return;
+    auto stopped =
+        testing_util::RunCommand({script_, "stop", dir_}, absl::Seconds(90));
+    EXPECT_TRUE(stopped.ok()) << stopped.status();
+  }
+
+  const std::string script_ = testing_util::SourcePath("deploy/local/engine");
+  std::string port_, dir_;
+};
+
+TEST_F(FreshEngineTest, ManyRunsAtOnceAllEnd) {
+  docker::EngineClientOptions eo;
+  eo.docker_host = absl::StrCat("tcp://127.0.0.1:", port_);
+  // A deadlocked engine answers nothing: each thread's run then fails
+  // UNAVAILABLE after this, within a few minutes, rather than the test
+  // hanging.
+  eo.request_timeout = absl::Seconds(30);
+  auto engine = docker::EngineClient::Create(eo);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  policy::ContainerPolicyOptions po;
+  po.executor_id = executor_testing::UniqueExecutorId();
+  ASSERT_EQ(po.userns, policy::kUsernsAuto);  // the default
+  auto policy = policy::ContainerPolicy::Create(po);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  constexpr int kThreads = 6, kRunsEach = 4;
+  runner::RunnerOptions ro;
+  ro.slots = kThreads;
+  runner::Runner runner(**engine, *policy, common::Clock::Real(), ro);
+
+  class Discard : public runner::RunSink {
+    void OnStarted(const crucible::v1::RunStarted&) override {}
+    void OnOutput(crucible::v1::OutputChunk) override {}
+  };
+  std::vector<std::string> failures[kThreads];
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Discard sink;
+      for (int i = 0; i < kRunsEach; ++i) {
+        crucible::v1::RunRequest r;
+        r.set_run_id(absl::StrCat(po.executor_id, "-", t, "-", i));
+        r.set_task_id("task");
+        r.set_attempt(1);
+        r.mutable_spec()->set_image(kBusybox);
+        r.mutable_spec()->add_command("true");
+        auto result = runner.Run(r, sink, nullptr);
+        if (!result.ok()) {
+          failures[t].push_back(
+              absl::StrCat(r.run_id(), ": ", result.status().ToString()));
+          break;  // a hung engine: one timeout per thread is enough
+        } else if (result->exit_code() != 0) {
+          failures[t].push_back(
+              absl::StrCat(r.run_id(), ": exit ", result->exit_code()));
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_TRUE(failures[t].empty()) << absl::StrJoin(failures[t], "\n");
+  }
+  auto left = (*engine)->ListContainers("crucible.executor", po.executor_id);
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_TRUE(left->empty()) << left->size() << " containers left";
 }
 
 }  // namespace
