@@ -1,5 +1,8 @@
-#include "server/store/sqlite_task_store.h"
-
+// The TaskStore contract, on both stores: the embedded SQLite file and
+// PostgreSQL (a fresh database on the tests' server, fixture "postgres").
+// Then what is particular to each: SQLite's WAL mode and migrations;
+// PostgreSQL's fencing by the leader lease (tests/server/pg_leader_test.cc
+// has the lease itself).
 #include <sqlite3.h>
 
 #include <memory>
@@ -10,7 +13,10 @@
 #include "absl/types/span.h"
 #include "common/proto_time.h"
 #include "gtest/gtest.h"
+#include "server/store/pg_task_store.h"
+#include "server/store/sqlite_task_store.h"
 #include "tests/server/test_util.h"
+#include "tests/testing/postgres.h"
 
 namespace server {
 namespace {
@@ -18,17 +24,34 @@ namespace {
 using crucible::v1::OutputChunk;
 using crucible::v1::Task;
 
-class SqliteTaskStoreTest : public testing::Test {
+enum class Backend { kSqlite, kPostgres };
+
+std::string BackendName(const testing::TestParamInfo<Backend>& info) {
+  return info.param == Backend::kSqlite ? "Sqlite" : "Postgres";
+}
+
+class TaskStoreTest : public testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    path_ = testing_util::FreshDir() + "/tasks.db";
+    if (GetParam() == Backend::kSqlite) {
+      path_ = testing_util::FreshDir() + "/tasks.db";
+    } else {
+      CRUCIBLE_REQUIRE_POSTGRES(uri);
+      uri_ = uri;
+    }
     Reopen();
   }
   void Reopen() {
     store_.reset();
-    auto store = SqliteTaskStore::Open({.path = path_});
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    if (GetParam() == Backend::kSqlite) {
+      auto store = SqliteTaskStore::Open({.path = path_});
+      ASSERT_TRUE(store.ok()) << store.status();
+      store_ = *std::move(store);
+    } else {
+      auto store = PgTaskStore::Open({.uri = uri_});
+      ASSERT_TRUE(store.ok()) << store.status();
+      store_ = *std::move(store);
+    }
   }
   Task MakeTask(const std::string& id, const std::string& request_id = "") {
     Task t;
@@ -50,7 +73,44 @@ class SqliteTaskStoreTest : public testing::Test {
     c.set_stream(stream);
     return c;
   }
+  // One write committed on its own.
+  absl::Status Write(TaskWrite w) {
+    return store_->Commit(absl::MakeConstSpan(&w, 1));
+  }
 
+  std::string path_;  // SQLite
+  std::string uri_;   // PostgreSQL
+  std::unique_ptr<TaskStore> store_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Stores, TaskStoreTest,
+                         testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         BackendName);
+
+// SQLite only.
+class SqliteTaskStoreTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = testing_util::FreshDir() + "/tasks.db";
+    Reopen();
+  }
+  void Reopen() {
+    store_.reset();
+    auto store = SqliteTaskStore::Open({.path = path_});
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+  }
+  Task MakeTask(const std::string& id) {
+    Task t;
+    t.set_id(id);
+    t.set_tenant("default");
+    t.set_state(crucible::v1::TASK_STATE_QUEUED);
+    t.mutable_spec()->set_image("img");
+    return t;
+  }
+  absl::Status Write(TaskWrite w) {
+    return store_->Commit(absl::MakeConstSpan(&w, 1));
+  }
   // Runs `sql` on the database file through a connection of its own.
   void ExecOnFile(const char* sql) {
     sqlite3* db = nullptr;
@@ -58,10 +118,6 @@ class SqliteTaskStoreTest : public testing::Test {
     EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK)
         << sqlite3_errmsg(db);
     sqlite3_close(db);
-  }
-  // One write committed on its own.
-  absl::Status Write(TaskWrite w) {
-    return store_->Commit(absl::MakeConstSpan(&w, 1));
   }
 
   std::string path_;
@@ -88,7 +144,7 @@ TEST_F(SqliteTaskStoreTest, OpensInWalModeWithSchemaVersion) {
   sqlite3_close(db);
 }
 
-TEST_F(SqliteTaskStoreTest, WritesAreDurableInOrderAndSurviveReopen) {
+TEST_P(TaskStoreTest, WritesAreDurableInOrderAndSurviveReopen) {
   ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("a"))).ok());
   Task t = MakeTask("a");
   t.set_state(crucible::v1::TASK_STATE_LEASED);
@@ -108,7 +164,7 @@ TEST_F(SqliteTaskStoreTest, WritesAreDurableInOrderAndSurviveReopen) {
   EXPECT_EQ(store_->GetTask("a")->attempt(), 1);
 }
 
-TEST_F(SqliteTaskStoreTest, FindsByRequestIdPerTenant) {
+TEST_P(TaskStoreTest, FindsByRequestIdPerTenant) {
   ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("a", "r1"))).ok());
   // The unique index is a safety net: a second insert is ignored.
   ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("b", "r1"))).ok());
@@ -124,7 +180,7 @@ TEST_F(SqliteTaskStoreTest, FindsByRequestIdPerTenant) {
   EXPECT_EQ(store_->GetTask("b").status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(SqliteTaskStoreTest, ListsNewestFirstWithPagesAndFilters) {
+TEST_P(TaskStoreTest, ListsNewestFirstWithPagesAndFilters) {
   for (int i = 0; i < 5; ++i) {
     Task t = MakeTask(absl::StrCat("t", i));
     (*t.mutable_spec()->mutable_labels())["parity"] = i % 2 ? "odd" : "even";
@@ -173,7 +229,7 @@ TEST_F(SqliteTaskStoreTest, ListsNewestFirstWithPagesAndFilters) {
   EXPECT_EQ((*active)[0].id(), "t0");
 }
 
-TEST_F(SqliteTaskStoreTest, FiltersLabelsInSqlOverPages) {
+TEST_P(TaskStoreTest, FiltersLabelsInSqlOverPages) {
   // 30 tasks: team a/b alternating, tier gold every third.
   std::vector<TaskWrite> batch;
   for (int i = 0; i < 30; ++i) {
@@ -223,15 +279,32 @@ TEST_F(SqliteTaskStoreTest, MigrationLabelsTasksStoredBeforeIt) {
   EXPECT_EQ(page->tasks[0].id(), "old");
 }
 
-TEST_F(SqliteTaskStoreTest, AFailedCommitLeavesNothing) {
+TEST_P(TaskStoreTest, AFailedCommitLeavesNothing) {
   ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("a"))).ok());
   // A write the database refuses (a trigger aborts the insert of "c")
   // fails the whole batch: the insert before it is not committed either.
   std::vector<TaskWrite> batch = {TaskWrite::Insert(MakeTask("b")),
                                   TaskWrite::Insert(MakeTask("c"))};
-  ExecOnFile(
-      "CREATE TRIGGER no_c BEFORE INSERT ON tasks WHEN NEW.id = 'c' "
-      "BEGIN SELECT RAISE(ABORT, 'no c'); END");
+  if (GetParam() == Backend::kSqlite) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(
+        sqlite3_exec(db,
+                     "CREATE TRIGGER no_c BEFORE INSERT ON tasks WHEN "
+                     "NEW.id = 'c' BEGIN SELECT RAISE(ABORT, 'no c'); END",
+                     nullptr, nullptr, nullptr),
+        SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  } else {
+    ASSERT_TRUE(::testing_util::ExecPostgres(
+                    uri_,
+                    "CREATE FUNCTION no_c() RETURNS trigger AS $$ BEGIN IF "
+                    "NEW.id = 'c' THEN RAISE EXCEPTION 'no c'; END IF; RETURN "
+                    "NEW; END $$ LANGUAGE plpgsql; CREATE TRIGGER no_c BEFORE "
+                    "INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION no_c()")
+                    .ok());
+  }
   absl::Status s = store_->Commit(batch);
   EXPECT_FALSE(s.ok());
   EXPECT_FALSE(absl::IsResourceExhausted(s)) << s;
@@ -242,7 +315,7 @@ TEST_F(SqliteTaskStoreTest, AFailedCommitLeavesNothing) {
   EXPECT_TRUE(store_->GetTask("d").ok());
 }
 
-TEST_F(SqliteTaskStoreTest, OutputIsDedupedAndReadFromOffset) {
+TEST_P(TaskStoreTest, OutputIsDedupedAndReadFromOffset) {
   ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("a"))).ok());
   ASSERT_TRUE(Write(TaskWrite::Output("a", Chunk(1, 0, "hello "))).ok());
   // A replay of the same offset is ignored.
@@ -275,7 +348,7 @@ TEST_F(SqliteTaskStoreTest, OutputIsDedupedAndReadFromOffset) {
   EXPECT_EQ((*err)[0].offset(), 6);
 }
 
-TEST_F(SqliteTaskStoreTest, PurgeDeletesTasksThatEndedBeforeTheCutoff) {
+TEST_P(TaskStoreTest, PurgeDeletesTasksThatEndedBeforeTheCutoff) {
   Task old_task = MakeTask("old");
   (*old_task.mutable_spec()->mutable_labels())["l"] = "v";
   old_task.set_state(crucible::v1::TASK_STATE_SUCCEEDED);
@@ -307,6 +380,89 @@ TEST_F(SqliteTaskStoreTest, PurgeDeletesTasksThatEndedBeforeTheCutoff) {
   ASSERT_TRUE(page.ok());
   ASSERT_EQ(page->tasks.size(), 1u);
   EXPECT_EQ(page->tasks[0].id(), "recent");
+}
+
+// API tokens live in the same store, so every server of one store shares
+// them.
+TEST_P(TaskStoreTest, KeepsApiTokens) {
+  auto* tokens = dynamic_cast<auth::TokenStore*>(store_.get());
+  ASSERT_NE(tokens, nullptr);
+  auth::TokenRecord t{.id = "tok1",
+                      .name = "ci",
+                      .tenant = "team-a",
+                      .role = crucible::v1::ROLE_USER,
+                      .secret_sha256 = std::string(32, '\x01'),
+                      .created_by = "admin",
+                      .create_time = absl::FromUnixSeconds(10)};
+  ASSERT_TRUE(tokens->Insert(t).ok());
+  EXPECT_EQ(tokens->Insert(t).code(), absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(tokens->Revoke("tok1", absl::FromUnixSeconds(20)).ok());
+  EXPECT_TRUE(tokens->Revoke("tok1", absl::FromUnixSeconds(30)).ok());
+  EXPECT_EQ(tokens->Revoke("nope", absl::FromUnixSeconds(30)).code(),
+            absl::StatusCode::kNotFound);
+  Reopen();
+  tokens = dynamic_cast<auth::TokenStore*>(store_.get());
+  auto all = tokens->LoadAll();
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].tenant, "team-a");
+  EXPECT_EQ((*all)[0].role, crucible::v1::ROLE_USER);
+  EXPECT_EQ((*all)[0].secret_sha256, std::string(32, '\x01'));
+  EXPECT_EQ((*all)[0].revoke_time, absl::FromUnixSeconds(20));
+  EXPECT_EQ((*all)[0].expire_time, absl::InfiniteFuture());
+}
+
+// PostgreSQL only: once fenced by a lease that another server has since
+// taken, a commit writes nothing and says why.
+class PgFencingTest : public testing::Test {};
+
+TEST_F(PgFencingTest, ADeposedLeaderCommitsNothing) {
+  CRUCIBLE_REQUIRE_POSTGRES(uri);
+  auto store = PgTaskStore::Open({.uri = uri});
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE(::testing_util::ExecPostgres(
+                  uri,
+                  "INSERT INTO crucible_leader VALUES (1, 'a', 7, now() + "
+                  "interval '1 hour')")
+                  .ok());
+  (*store)->SetFence({.holder = "a", .epoch = 7});
+  Task t;
+  t.set_id("one");
+  t.set_tenant("default");
+  t.set_state(crucible::v1::TASK_STATE_QUEUED);
+  std::vector<TaskWrite> w = {TaskWrite::Insert(t)};
+  ASSERT_TRUE((*store)->Commit(w).ok());
+  // Server b takes over (epoch 8).
+  ASSERT_TRUE(::testing_util::ExecPostgres(
+                  uri, "UPDATE crucible_leader SET holder = 'b', epoch = 8")
+                  .ok());
+  t.set_id("two");
+  w = {TaskWrite::Insert(t)};
+  absl::Status s = (*store)->Commit(w);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_NE(s.message().find("b holds it (epoch 8)"), std::string::npos) << s;
+  EXPECT_EQ((*store)->GetTask("two").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE((*store)->GetTask("one").ok());
+  EXPECT_EQ((*store)->PurgeEndedBefore(absl::Now(), 10).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+// A schema newer than the binary's is refused, not written over.
+TEST_F(PgFencingTest, RefusesANewerSchema) {
+  CRUCIBLE_REQUIRE_POSTGRES(uri);
+  ASSERT_TRUE(PgTaskStore::Open({.uri = uri}).ok());
+  ASSERT_TRUE(
+      ::testing_util::ExecPostgres(
+          uri, absl::StrCat("INSERT INTO crucible_schema_version "
+                            "VALUES (",
+                            PgTaskStore::CurrentSchemaVersion() + 1, ")"))
+          .ok());
+  auto again = PgTaskStore::Open({.uri = uri});
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(again.status().message().find("newer than this binary"),
+            std::string::npos)
+      << again.status();
 }
 
 }  // namespace

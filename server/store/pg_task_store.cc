@@ -1,0 +1,493 @@
+#include "server/store/pg_task_store.h"
+
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+#include "server/store/pg_schema.h"
+
+namespace server {
+namespace {
+
+using crucible::v1::OutputChunk;
+using crucible::v1::OutputStream;
+using crucible::v1::Task;
+using crucible::v1::TaskState;
+
+// The same page tokens as the SQLite store's.
+constexpr absl::string_view kPageTokenPrefix = "v1:seq:";
+
+absl::Status FullError(const absl::Status& s) {
+  if (!absl::IsResourceExhausted(s)) return s;
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the task store is full: PostgreSQL has no space left; writes wait and "
+      "resume by themselves once space is freed (",
+      s.message(), ")"));
+}
+
+std::optional<int64_t> MicrosOrNull(absl::Time t) {
+  if (t == absl::InfiniteFuture()) return std::nullopt;
+  return absl::ToUnixMicros(t);
+}
+
+// The session settings of the store's connections.
+std::string Settings(const PgTaskStoreOptions& o) {
+  return absl::StrCat("-c idle_in_transaction_session_timeout=",
+                      absl::ToInt64Milliseconds(o.idle_in_transaction_timeout),
+                      " -c synchronous_commit=on");
+}
+
+}  // namespace
+
+int PgTaskStore::CurrentSchemaVersion() { return PgSchemaVersion(); }
+
+absl::StatusOr<std::unique_ptr<PgTaskStore>> PgTaskStore::Open(
+    const PgTaskStoreOptions& options) {
+  if (options.read_connections < 1) {
+    return absl::InvalidArgumentError("store: read_connections must be >= 1");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> writer,
+                   PgConnection::Connect(options.uri, Settings(options)));
+  RETURN_IF_ERROR(MigratePgSchema(*writer));
+  std::vector<std::unique_ptr<PgConnection>> readers;
+  for (int i = 0; i < options.read_connections; ++i) {
+    ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> r,
+                     PgConnection::Connect(options.uri, Settings(options)));
+    readers.push_back(std::move(r));
+  }
+  return std::unique_ptr<PgTaskStore>(
+      new PgTaskStore(options, std::move(writer), std::move(readers)));
+}
+
+PgTaskStore::PgTaskStore(const PgTaskStoreOptions& options,
+                         std::unique_ptr<PgConnection> writer,
+                         std::vector<std::unique_ptr<PgConnection>> readers)
+    : options_(options),
+      writer_(std::move(writer)),
+      readers_(std::move(readers)) {
+  for (const auto& r : readers_) idle_reads_.push_back(r.get());
+}
+
+PgTaskStore::~PgTaskStore() {
+  absl::MutexLock lock(&read_mu_);
+  CHECK_EQ(idle_reads_.size(), readers_.size())
+      << "store destroyed during a read";
+}
+
+void PgTaskStore::SetFence(PgFence fence) {
+  absl::MutexLock lock(&write_mu_);
+  fence_ = std::move(fence);
+}
+
+PgConnection* PgTaskStore::AcquireRead() {
+  absl::MutexLock lock(&read_mu_);
+  read_mu_.Await(absl::Condition(this, &PgTaskStore::ReadFree));
+  PgConnection* c = idle_reads_.back();
+  idle_reads_.pop_back();
+  return c;
+}
+
+void PgTaskStore::ReleaseRead(PgConnection* c) {
+  absl::MutexLock lock(&read_mu_);
+  idle_reads_.push_back(c);
+}
+
+template <typename T, typename F>
+absl::StatusOr<T> PgTaskStore::Read(F read) {
+  PgConnection* c = AcquireRead();
+  absl::StatusOr<T> out = read(*c);
+  if (absl::IsUnavailable(out.status()) && c->EnsureConnected()) {
+    out = read(*c);
+  }
+  ReleaseRead(c);
+  return out;
+}
+
+absl::Status PgTaskStore::CheckFence() {
+  if (!fence_.has_value()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(
+      PgResult lease,
+      writer_->Exec("SELECT holder, epoch FROM crucible_leader WHERE id = 1 "
+                    "FOR SHARE",
+                    PgParams()));
+  if (lease.rows() == 1 && lease.Bytes(0, 0) == fence_->holder &&
+      lease.Int64(0, 1) == fence_->epoch) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "fenced: this server (", fence_->holder, ", epoch ", fence_->epoch,
+      ") no longer holds the leader lease",
+      lease.rows() == 1
+          ? absl::StrCat("; ", lease.Bytes(0, 0), " holds it (epoch ",
+                         lease.Int64(0, 1), ")")
+          : ""));
+}
+
+absl::Status PgTaskStore::Commit(absl::Span<const TaskWrite> writes) {
+  if (writes.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&write_mu_);
+  if (!writer_->EnsureConnected()) {
+    return absl::UnavailableError("PostgreSQL: the connection is lost");
+  }
+  return FullError(ApplyBatch(writes));
+}
+
+absl::Status PgTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
+  PgTransaction tx(*writer_);
+  RETURN_IF_ERROR(tx.status());
+  RETURN_IF_ERROR(CheckFence());
+  // Several writes of one task in a batch: only the last state is written,
+  // in the row the first one made (so creation order, and seq, hold).
+  struct Row {
+    bool insert;
+    const TaskRow* first;
+    const TaskRow* last;
+  };
+  std::vector<Row> rows;
+  absl::flat_hash_map<absl::string_view, size_t> row_of;
+  std::vector<const TaskWrite*> outputs;
+  for (const TaskWrite& w : writes) {
+    if (w.kind == TaskWrite::Kind::kOutput) {
+      outputs.push_back(&w);
+      continue;
+    }
+    auto [it, fresh] = row_of.try_emplace(w.row.id, rows.size());
+    if (fresh) {
+      rows.push_back(Row{w.kind == TaskWrite::Kind::kInsert, &w.row, &w.row});
+    } else {
+      rows[it->second].last = &w.row;
+    }
+  }
+  for (const Row& row : rows) {
+    const TaskRow& t = *row.first;
+    const TaskRow& now = *row.last;
+    if (row.insert) {
+      ASSIGN_OR_RETURN(
+          PgResult inserted,
+          writer_->Exec(
+              "INSERT INTO tasks (id, tenant, request_id, create_time_us, "
+              "priority, state, end_time_us, task) VALUES ($1, $2, $3, $4, "
+              "$5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING seq",
+              PgParams()
+                  .Text(t.id)
+                  .Text(t.tenant)
+                  .TextOrNull(t.request_id)
+                  .Int64(t.create_time_us)
+                  .Int32(t.priority)
+                  .Int32(now.state)
+                  .Int64OrNull(now.end_time_us)
+                  .Bytes(now.blob)));
+      // Not ignored (a new id and request_id): label the new row.
+      if (inserted.rows() == 1) {
+        const int64_t seq = inserted.Int64(0, 0);
+        for (const auto& [key, value] : t.labels) {
+          RETURN_IF_ERROR(
+              writer_
+                  ->Exec("INSERT INTO task_labels (key, value, seq) VALUES "
+                         "($1, $2, $3) ON CONFLICT DO NOTHING",
+                         PgParams().Text(key).Text(value).Int64(seq))
+                  .status());
+        }
+      }
+    } else {
+      RETURN_IF_ERROR(
+          writer_
+              ->Exec("UPDATE tasks SET state = $1, end_time_us = $2, task = $3 "
+                     "WHERE id = $4",
+                     PgParams()
+                         .Int32(now.state)
+                         .Int64OrNull(now.end_time_us)
+                         .Bytes(now.blob)
+                         .Text(t.id))
+              .status());
+    }
+  }
+  for (const TaskWrite* w : outputs) {
+    RETURN_IF_ERROR(
+        writer_
+            ->Exec("INSERT INTO output_chunks (task_id, attempt, byte_offset, "
+                   "stream, data) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO "
+                   "NOTHING",
+                   PgParams()
+                       .Text(w->task_id)
+                       .Int32(w->chunk.attempt())
+                       .Int64(w->chunk.offset())
+                       .Int32(static_cast<int32_t>(w->chunk.stream()))
+                       .Bytes(w->chunk.data()))
+            .status());
+  }
+  return tx.Commit();
+}
+
+absl::StatusOr<Task> PgTaskStore::GetTask(const std::string& task_id) {
+  return Read<Task>([&](PgConnection& c) -> absl::StatusOr<Task> {
+    ASSIGN_OR_RETURN(PgResult r, c.Exec("SELECT task FROM tasks WHERE id = $1",
+                                        PgParams().Text(task_id)));
+    if (r.rows() == 0) {
+      return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
+    }
+    return ParseStoredTask(r.Bytes(0, 0));
+  });
+}
+
+absl::StatusOr<Task> PgTaskStore::FindByRequestId(
+    const std::string& tenant, const std::string& request_id) {
+  return Read<Task>([&](PgConnection& c) -> absl::StatusOr<Task> {
+    ASSIGN_OR_RETURN(
+        PgResult r,
+        c.Exec("SELECT task FROM tasks WHERE tenant = $1 AND request_id = $2",
+               PgParams().Text(tenant).Text(request_id)));
+    if (r.rows() == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("request_id ", request_id, " not found"));
+    }
+    return ParseStoredTask(r.Bytes(0, 0));
+  });
+}
+
+absl::StatusOr<ListTasksPage> PgTaskStore::ListTasks(
+    const ListTasksQuery& query) {
+  int64_t before = INT64_MAX;
+  if (!query.page_token.empty()) {
+    std::string decoded;
+    absl::string_view token;
+    if (absl::WebSafeBase64Unescape(query.page_token, &decoded))
+      token = decoded;
+    if (!absl::ConsumePrefix(&token, kPageTokenPrefix) ||
+        !absl::SimpleAtoi(token, &before)) {
+      return absl::InvalidArgumentError("page_token: malformed");
+    }
+  }
+  // As in SqliteTaskStore::ListTasks: with labels, the first one drives the
+  // scan and the others are looked up by (key, value, seq).
+  PgParams params;
+  int n = 0;
+  auto next = [&n] { return absl::StrCat("$", ++n); };
+  std::string sql;
+  params.Int64(before);
+  if (query.labels.empty()) {
+    sql = absl::StrCat("SELECT t.seq, t.task FROM tasks t WHERE t.seq < ",
+                       next());
+  } else {
+    const std::string seq = next();
+    auto it = query.labels.begin();
+    params.Text(it->first).Text(it->second);
+    const std::string key = next(), value = next();
+    sql = absl::StrCat(
+        "SELECT t.seq, t.task FROM task_labels l JOIN tasks t ON t.seq = l.seq "
+        "WHERE l.key = ",
+        key, " AND l.value = ", value, " AND l.seq < ", seq);
+    for (++it; it != query.labels.end(); ++it) {
+      params.Text(it->first).Text(it->second);
+      const std::string k = next(), v = next();
+      absl::StrAppend(
+          &sql, " AND EXISTS (SELECT 1 FROM task_labels m WHERE m.key = ", k,
+          " AND m.value = ", v, " AND m.seq = t.seq)");
+    }
+  }
+  if (!query.tenant.empty()) {
+    params.Text(query.tenant);
+    absl::StrAppend(&sql, " AND t.tenant = ", next());
+  }
+  if (!query.states.empty()) {
+    std::vector<std::string> states;
+    for (TaskState s : query.states) states.push_back(absl::StrCat(int{s}));
+    absl::StrAppend(&sql, " AND t.state IN (", absl::StrJoin(states, ","), ")");
+  }
+  absl::StrAppend(
+      &sql,
+      query.labels.empty() ? " ORDER BY t.seq DESC" : " ORDER BY l.seq DESC",
+      " LIMIT ", int64_t{query.page_size} + 1);
+  return Read<ListTasksPage>(
+      [&](PgConnection& c) -> absl::StatusOr<ListTasksPage> {
+        ASSIGN_OR_RETURN(PgResult r, c.Exec(sql, params));
+        ListTasksPage page;
+        int64_t last_seq = 0;
+        for (int i = 0; i < r.rows(); ++i) {
+          if (static_cast<int>(page.tasks.size()) == query.page_size) {
+            page.next_page_token = absl::WebSafeBase64Escape(
+                absl::StrCat(kPageTokenPrefix, last_seq));
+            break;
+          }
+          ASSIGN_OR_RETURN(Task task, ParseStoredTask(r.Bytes(i, 1)));
+          last_seq = r.Int64(i, 0);
+          page.tasks.push_back(std::move(task));
+        }
+        return page;
+      });
+}
+
+absl::StatusOr<std::vector<Task>> PgTaskStore::LoadActiveTasks() {
+  return Read<std::vector<Task>>(
+      [&](PgConnection& c) -> absl::StatusOr<std::vector<Task>> {
+        ASSIGN_OR_RETURN(
+            PgResult r,
+            c.Exec("SELECT task FROM tasks WHERE state IN ($1, $2, $3) "
+                   "ORDER BY seq",
+                   PgParams()
+                       .Int32(crucible::v1::TASK_STATE_QUEUED)
+                       .Int32(crucible::v1::TASK_STATE_LEASED)
+                       .Int32(crucible::v1::TASK_STATE_RUNNING)));
+        std::vector<Task> tasks;
+        tasks.reserve(r.rows());
+        for (int i = 0; i < r.rows(); ++i) {
+          ASSIGN_OR_RETURN(Task task, ParseStoredTask(r.Bytes(i, 0)));
+          tasks.push_back(std::move(task));
+        }
+        return tasks;
+      });
+}
+
+absl::StatusOr<std::vector<OutputChunk>> PgTaskStore::ReadOutput(
+    const std::string& task_id, int32_t attempt, int64_t offset,
+    OutputStream stream, int64_t max_bytes) {
+  std::string sql =
+      "SELECT byte_offset, stream, data FROM output_chunks WHERE task_id = $1 "
+      "AND attempt = $2 AND byte_offset + length(data) > $3";
+  if (stream != crucible::v1::OUTPUT_STREAM_UNSPECIFIED) {
+    absl::StrAppend(&sql, " AND stream = ", int{stream});
+  }
+  absl::StrAppend(&sql, " ORDER BY byte_offset");
+  return Read<std::vector<OutputChunk>>(
+      [&](PgConnection& c) -> absl::StatusOr<std::vector<OutputChunk>> {
+        // A cursor would bound what is fetched; output is read in pages of
+        // max_bytes, so whole rows up to that are fine.
+        ASSIGN_OR_RETURN(
+            PgResult r,
+            c.Exec(sql, PgParams().Text(task_id).Int32(attempt).Int64(offset)));
+        std::vector<OutputChunk> chunks;
+        int64_t total = 0;
+        for (int i = 0; i < r.rows() && total < max_bytes; ++i) {
+          OutputChunk chunk;
+          chunk.set_attempt(attempt);
+          chunk.set_offset(r.Int64(i, 0));
+          chunk.set_stream(static_cast<OutputStream>(r.Int32(i, 1)));
+          std::string data = r.Bytes(i, 2);
+          if (chunk.offset() < offset) {
+            data.erase(0, offset - chunk.offset());
+            chunk.set_offset(offset);
+          }
+          total += data.size();
+          chunk.set_data(std::move(data));
+          chunks.push_back(std::move(chunk));
+        }
+        return chunks;
+      });
+}
+
+absl::StatusOr<int> PgTaskStore::PurgeEndedBefore(absl::Time cutoff,
+                                                  int limit) {
+  absl::MutexLock lock(&write_mu_);
+  auto purge =
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) -> absl::StatusOr<int> {
+    PgTransaction tx(*writer_);
+    RETURN_IF_ERROR(tx.status());
+    RETURN_IF_ERROR(CheckFence());
+    ASSIGN_OR_RETURN(
+        PgResult old,
+        writer_->Exec(
+            "DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks "
+            "WHERE end_time_us IS NOT NULL AND end_time_us < $1 "
+            "LIMIT $2) RETURNING seq, id",
+            PgParams().Int64(absl::ToUnixMicros(cutoff)).Int64(limit)));
+    for (int i = 0; i < old.rows(); ++i) {
+      RETURN_IF_ERROR(writer_
+                          ->Exec("DELETE FROM output_chunks WHERE task_id = $1",
+                                 PgParams().Text(old.Bytes(i, 1)))
+                          .status());
+      RETURN_IF_ERROR(writer_
+                          ->Exec("DELETE FROM task_labels WHERE seq = $1",
+                                 PgParams().Int64(old.Int64(i, 0)))
+                          .status());
+    }
+    RETURN_IF_ERROR(tx.Commit());
+    return old.rows();
+  };
+  absl::StatusOr<int> purged = purge();
+  if (!purged.ok()) return FullError(purged.status());
+  return purged;
+}
+
+absl::Status PgTaskStore::Insert(const auth::TokenRecord& token) {
+  absl::MutexLock lock(&write_mu_);
+  PgTransaction tx(*writer_);
+  RETURN_IF_ERROR(tx.status());
+  RETURN_IF_ERROR(CheckFence());
+  absl::Status s =
+      writer_
+          ->Exec(
+              "INSERT INTO api_tokens (id, name, tenant, role, "
+              "secret_sha256, created_by, create_time_us, expire_time_us) "
+              "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+              PgParams()
+                  .Text(token.id)
+                  .Text(token.name)
+                  .Text(token.tenant)
+                  .Int32(static_cast<int32_t>(token.role))
+                  .Bytes(token.secret_sha256)
+                  .Text(token.created_by)
+                  .Int64(absl::ToUnixMicros(token.create_time))
+                  .Int64OrNull(MicrosOrNull(token.expire_time)))
+          .status();
+  if (absl::IsAlreadyExists(s)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("token id ", token.id, " exists"));
+  }
+  if (!s.ok()) return FullError(s);
+  return FullError(tx.Commit());
+}
+
+absl::StatusOr<std::vector<auth::TokenRecord>> PgTaskStore::LoadAll() {
+  return Read<std::vector<auth::TokenRecord>>(
+      [&](PgConnection& c) -> absl::StatusOr<std::vector<auth::TokenRecord>> {
+        ASSIGN_OR_RETURN(
+            PgResult r,
+            c.Exec("SELECT id, name, tenant, role, secret_sha256, created_by, "
+                   "create_time_us, expire_time_us, revoke_time_us FROM "
+                   "api_tokens ORDER BY create_time_us DESC, id"));
+        std::vector<auth::TokenRecord> tokens;
+        for (int i = 0; i < r.rows(); ++i) {
+          auth::TokenRecord& t = tokens.emplace_back();
+          t.id = r.Bytes(i, 0);
+          t.name = r.Bytes(i, 1);
+          t.tenant = r.Bytes(i, 2);
+          t.role = static_cast<crucible::v1::Role>(r.Int32(i, 3));
+          t.secret_sha256 = r.Bytes(i, 4);
+          t.created_by = r.Bytes(i, 5);
+          t.create_time = absl::FromUnixMicros(r.Int64(i, 6));
+          if (!r.IsNull(i, 7))
+            t.expire_time = absl::FromUnixMicros(r.Int64(i, 7));
+          if (!r.IsNull(i, 8))
+            t.revoke_time = absl::FromUnixMicros(r.Int64(i, 8));
+        }
+        return tokens;
+      });
+}
+
+absl::Status PgTaskStore::Revoke(const std::string& id, absl::Time when) {
+  absl::MutexLock lock(&write_mu_);
+  PgTransaction tx(*writer_);
+  RETURN_IF_ERROR(tx.status());
+  RETURN_IF_ERROR(CheckFence());
+  ASSIGN_OR_RETURN(PgResult known,
+                   writer_->Exec("SELECT 1 FROM api_tokens WHERE id = $1",
+                                 PgParams().Text(id)));
+  if (known.rows() == 0) {
+    return absl::NotFoundError(absl::StrCat("no token ", id));
+  }
+  RETURN_IF_ERROR(FullError(
+      writer_
+          ->Exec("UPDATE api_tokens SET revoke_time_us = $1 WHERE id = $2 AND "
+                 "revoke_time_us IS NULL",
+                 PgParams().Int64(absl::ToUnixMicros(when)).Text(id))
+          .status()));
+  return FullError(tx.Commit());
+}
+
+}  // namespace server

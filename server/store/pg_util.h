@@ -1,0 +1,118 @@
+#ifndef CRUCIBLE_SERVER_STORE_PG_UTIL_H_
+#define CRUCIBLE_SERVER_STORE_PG_UTIL_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+typedef struct pg_conn PGconn;
+typedef struct pg_result PGresult;
+
+namespace server {
+
+// Small helpers over libpq for the PostgreSQL store and the leader lease.
+
+// The parameters of one statement, sent in binary: text, bytea, int4, int8
+// or NULL.
+class PgParams {
+ public:
+  PgParams& Text(absl::string_view v);
+  PgParams& Bytes(absl::string_view v);
+  PgParams& Int32(int32_t v);
+  PgParams& Int64(int64_t v);
+  PgParams& Int64OrNull(std::optional<int64_t> v);
+  // Text, or NULL if empty.
+  PgParams& TextOrNull(absl::string_view v);
+
+ private:
+  friend class PgConnection;
+  void Add(unsigned oid, std::string bytes, bool null = false);
+  std::vector<unsigned> types_;
+  std::vector<std::string> values_;
+  std::vector<bool> nulls_;
+};
+
+// A result, cleared on destruction. Rows are read in binary; columns must be
+// of the types the getters name (cast in SQL: `x::bigint`).
+class PgResult {
+ public:
+  explicit PgResult(PGresult* r) : r_(r) {}
+  ~PgResult();
+  PgResult(PgResult&& other) noexcept : r_(other.r_) { other.r_ = nullptr; }
+  PgResult& operator=(PgResult&&) = delete;
+  PgResult(const PgResult&) = delete;
+
+  int rows() const;
+  // Rows changed by an INSERT, UPDATE or DELETE.
+  int64_t affected() const;
+  bool IsNull(int row, int col) const;
+  // text or bytea.
+  std::string Bytes(int row, int col) const;
+  int64_t Int64(int row, int col) const;  // bigint
+  int32_t Int32(int row, int col) const;  // integer
+  bool Bool(int row, int col) const;      // boolean
+
+ private:
+  PGresult* r_;
+};
+
+// One connection. Not thread-safe: callers hold it alone.
+class PgConnection {
+ public:
+  // Connects to `uri` (a libpq connection URI or key=value string), with a
+  // connect timeout and TCP keepalives so a dead peer is noticed.
+  // `settings` are the session's ("-c name=value ..."), kept across
+  // reconnections; the URI's own `options` replace them.
+  static absl::StatusOr<std::unique_ptr<PgConnection>> Connect(
+      const std::string& uri, const std::string& settings = "");
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  // Runs `sql` with `params` ($1, $2, ...). Errors: UNAVAILABLE when the
+  // connection is lost (it is reset for the next call), RESOURCE_EXHAUSTED
+  // for a full disk (SQLSTATE 53100), ALREADY_EXISTS for a unique violation
+  // (23505), ABORTED for serialization failures and lock timeouts, INTERNAL
+  // otherwise; each names `sql`'s first words and PostgreSQL's message.
+  absl::StatusOr<PgResult> Exec(absl::string_view sql,
+                                const PgParams& params = PgParams());
+  // Several statements without parameters or rows (migrations, SET).
+  absl::Status ExecScript(absl::string_view sql);
+  // Whether the connection is usable; if not, tries once to reconnect.
+  bool EnsureConnected();
+
+ private:
+  explicit PgConnection(PGconn* c) : c_(c) {}
+  PGconn* c_;
+};
+
+// BEGIN on construction, ROLLBACK on destruction unless Commit() was called.
+class PgTransaction {
+ public:
+  explicit PgTransaction(PgConnection& c, const char* begin = "BEGIN");
+  ~PgTransaction();
+  const absl::Status& status() const { return status_; }
+  absl::Status Commit();
+
+ private:
+  PgConnection& c_;
+  absl::Status status_;
+  bool done_ = false;
+};
+
+// Whether `store` names the PostgreSQL store: a postgresql:// or
+// postgres:// URI.
+bool IsPostgresUri(absl::string_view store);
+
+// `uri` with its password (if any) replaced by "***", for logs.
+std::string RedactPostgresUri(absl::string_view uri);
+
+}  // namespace server
+
+#endif  // CRUCIBLE_SERVER_STORE_PG_UTIL_H_
