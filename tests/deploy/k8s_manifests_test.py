@@ -25,12 +25,26 @@ through their headless Service; the proxy and the guard are native sidecars
 and the executor's grace period covers its stop; every image names a
 registry. AuditCatchesViolations breaks each rule once and expects a failure.
 
+The ha overlay (several servers on one PostgreSQL, issue 19) is audited
+further (audit_ha): at least two server replicas, never two on one node
+(required anti-affinity on kubernetes.io/hostname), a PDB over the server
+pods that lets the never-ready standbys go, readiness by gRPC health on the
+plaintext health port (so the Service routes to the leader alone) and
+startup and liveness on "liveness" (a standby is "" NOT_SERVING), rollouts
+that do not wait for standbys to become ready, the store's URI read with
+--store_file from a read-only Secret mount and no postgres:// credentials
+anywhere in what is rendered (Secret data decoded), no SQLite volume or
+PVC, and egress to the database on 5432 for the server alone.
+HaAuditCatchesViolations breaks each of those once.
+
 Usage: k8s_manifests_test.py REPO_ROOT   (needs kubectl and python3-yaml)
 """
 
+import base64
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import unittest
@@ -717,6 +731,178 @@ def audit(docs):
             audit_network(docs) + audit_tls(docs))
 
 
+# --- The ha overlay: server replicas on one PostgreSQL store (issue 19) ---
+
+HA_OVERLAY = "ha"
+STORE_SECRET = "crucible-store"
+STORE_PORT = 5432
+# A libpq URI with a password (user:password@), or a password parameter.
+CREDENTIALS = re.compile(r"postgres(?:ql)?://[^/@\s]*:[^/@\s]*@|[?&]password=", re.I)
+
+
+def strings_in(obj):
+    """Every string in a rendered object, Secret data base64-decoded."""
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from strings_in(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from strings_in(v)
+    elif isinstance(obj, str):
+        yield obj
+
+
+def rendered_text(d):
+    out = list(strings_in(d))
+    if d["kind"] == "Secret":
+        for v in (d.get("data") or {}).values():
+            try:
+                out.append(base64.b64decode(v).decode("utf-8", "replace"))
+            except ValueError:
+                out.append(v)
+    return out
+
+
+def server_workload(docs):
+    return next((w for w in workloads(docs) if pod_labels(w).get(
+        "app.kubernetes.io/component") == "server"), None)
+
+
+def audit_ha(docs):
+    """Returns every violation of the ha overlay's own rules."""
+    w = server_workload(docs)
+    if w is None:
+        return ["no server workload rendered"]
+    name = f"{w['kind']}/{w['metadata']['name']}"
+    spec = pod_spec(w)
+    labels = pod_labels(w)
+    c = next((c for c in spec.get("containers") or [] if c["name"] == "server"), None)
+    if c is None:
+        return [f"{name}: no container server"]
+    bad = []
+
+    # Replicas, spread over nodes.
+    if w["spec"].get("replicas", 1) < 2:
+        bad.append(f"{name}: {w['spec'].get('replicas', 1)} replica(s), not >= 2")
+    terms = (((spec.get("affinity") or {}).get("podAntiAffinity") or {})
+             .get("requiredDuringSchedulingIgnoredDuringExecution") or [])
+    if not any(t.get("topologyKey") == "kubernetes.io/hostname"
+               and selector_matches(t.get("labelSelector") or {"matchLabels": {"-": "-"}}, labels)
+               and not t.get("namespaceSelector") and not t.get("namespaces")
+               for t in terms):
+        bad.append(f"{name}: no required pod anti-affinity on kubernetes.io/hostname "
+                   "against the server pods")
+
+    # Only the leader is ever ready: the budget must let standbys go, and
+    # rollouts must not wait for them to become ready.
+    pdbs = [p for p in docs if p["kind"] == "PodDisruptionBudget"
+            and namespace_of(p) == namespace_of(w)
+            and selector_matches(p["spec"].get("selector"), labels)]
+    if not pdbs:
+        bad.append(f"{name}: no PodDisruptionBudget selects the server pods")
+    for p in pdbs:
+        if p["spec"].get("unhealthyPodEvictionPolicy") != "AlwaysAllow":
+            bad.append(f"PodDisruptionBudget/{p['metadata']['name']}: unhealthyPodEvictionPolicy "
+                       "is not AlwaysAllow (standbys are never ready: no drain could evict them)")
+    if w["kind"] == "StatefulSet":
+        if w["spec"].get("podManagementPolicy") != "Parallel":
+            bad.append(f"{name}: podManagementPolicy is not Parallel (OrderedReady waits "
+                       "for each standby to become ready)")
+        if (w["spec"].get("updateStrategy") or {}).get("type") != "OnDelete":
+            bad.append(f"{name}: updateStrategy is not OnDelete (a RollingUpdate waits for "
+                       "each standby to become ready)")
+    elif w["kind"] == "Deployment" and (w["spec"].get("strategy") or {}).get("type") != "Recreate":
+        bad.append(f"{name}: a RollingUpdate waits for each standby to become ready")
+
+    # Probes: readiness by gRPC health "" on the plaintext health port;
+    # startup and liveness on "liveness".
+    health = flag_value(c, "health_listen")
+    health_port = int(health.rsplit(":", 1)[1]) if health else None
+    ready = (c.get("readinessProbe") or {}).get("grpc")
+    if not ready or ready.get("port") != health_port or ready.get("service", "") != "":
+        bad.append(f"{name}: readiness is not gRPC health \"\" on the health port "
+                   f"({health}): {c.get('readinessProbe')}")
+    for probe in ("startupProbe", "livenessProbe"):
+        g = (c.get(probe) or {}).get("grpc")
+        if c.get(probe) and (not g or g.get("service") != LIVENESS_SERVICE):
+            bad.append(f"{name}: {probe} does not check {LIVENESS_SERVICE!r} "
+                       "(a standby is \"\" NOT_SERVING and would be restarted)")
+
+    # The store: --store_file in a read-only mount of the Secret.
+    if flag_value(c, "store") is not None:
+        bad.append(f"{name}: --store on the command line (use --store_file)")
+    if flag_value(c, "db") is not None:
+        bad.append(f"{name}: --db (SQLite) beside the PostgreSQL store")
+    path = flag_value(c, "store_file")
+    if not path:
+        bad.append(f"{name}: no --store_file")
+    else:
+        directory, key = os.path.split(path)
+        mount = next((m for m in c.get("volumeMounts") or []
+                      if m["mountPath"].rstrip("/") == directory and "subPath" not in m), None)
+        vol = mount and next((v for v in spec.get("volumes") or [] if v["name"] == mount["name"]), None)
+        secret = ((vol or {}).get("secret") or {}).get("secretName", "")
+        if not mount:
+            bad.append(f"{name}: --store_file {path} is not in a mounted volume")
+        elif mount.get("readOnly") is not True:
+            bad.append(f"{name}: the store's Secret is mounted writable")
+        if mount and secret != STORE_SECRET and not secret.startswith(STORE_SECRET + "-"):
+            bad.append(f"{name}: --store_file {path} is not from the Secret {STORE_SECRET}")
+        rendered = next((d for d in docs if d["kind"] == "Secret"
+                         and d["metadata"]["name"] == secret), None)
+        if rendered is not None and key not in (rendered.get("data") or {}) and \
+                key not in (rendered.get("stringData") or {}):
+            bad.append(f"Secret/{secret}: no key {key!r} for --store_file")
+        if rendered is None and secret != STORE_SECRET:
+            bad.append(f"{name}: Secret {secret} is neither rendered nor {STORE_SECRET}")
+    for e in c.get("env") or []:
+        if e["name"] == "PGPASSWORD" and "value" in e:
+            bad.append(f"{name}: PGPASSWORD given in the manifest")
+
+    # No SQLite volume.
+    if w["spec"].get("volumeClaimTemplates"):
+        bad.append(f"{name}: volumeClaimTemplates (no SQLite volume with PostgreSQL)")
+    if any("persistentVolumeClaim" in v for v in spec.get("volumes") or []):
+        bad.append(f"{name}: mounts a PersistentVolumeClaim")
+    bad += [f"PersistentVolumeClaim/{d['metadata']['name']}: rendered"
+            for d in docs if d["kind"] == "PersistentVolumeClaim"]
+
+    # No credentials in anything rendered.
+    for d in docs:
+        if any(CREDENTIALS.search(t) for t in rendered_text(d)):
+            bad.append(f"{d['kind']}/{d['metadata']['name']}: a PostgreSQL password "
+                       "in the rendered manifests")
+
+    # Egress to the database: the server alone, on 5432 alone, to a named
+    # destination (not everywhere).
+    db = model_pod("postgresql", "(outside)", {})
+    others = {"server": labels}
+    for x in workloads(docs):
+        comp = pod_labels(x).get("app.kubernetes.io/component", x["metadata"]["name"])
+        others.setdefault(comp, pod_labels(x))
+    others["client"] = {"crucible.io/client": "true"}
+    for comp, lab in others.items():
+        pod = model_pod(comp, namespace_of(w), lab)
+        for port in (STORE_PORT, 443, 8080):
+            ok = admits(docs, "Egress", pod, db, port)
+            if (comp, port) == ("server", STORE_PORT):
+                if not ok:
+                    bad.append(f"NetworkPolicy: the server cannot reach PostgreSQL on {port}")
+            elif ok:
+                bad.append(f"NetworkPolicy: {comp} -> PostgreSQL (outside) TCP {port} admitted")
+    server_pod = model_pod("server", namespace_of(w), labels)
+    for p in policies_for(docs, server_pod, "Egress"):
+        for rule in p["spec"].get("egress") or []:
+            if not port_matches(rule.get("ports"), db, STORE_PORT, "TCP"):
+                continue
+            peers = rule.get("to") or []
+            if not peers or any((x.get("ipBlock") or {}).get("cidr") in ("0.0.0.0/0", "::/0")
+                                for x in peers):
+                bad.append(f"NetworkPolicy/{p['metadata']['name']}: the server may reach "
+                           f"port {STORE_PORT} anywhere")
+    return bad
+
+
 def find(docs, kind, name):
     for d in docs:
         if d["kind"] == kind and d["metadata"]["name"] == name:
@@ -732,6 +918,27 @@ class RenderedOverlays(unittest.TestCase):
     def test_there_are_local_and_production_overlays(self):
         self.assertIn("local", self.rendered)
         self.assertIn("production", self.rendered)
+        self.assertIn(HA_OVERLAY, self.rendered)
+
+    def test_ha_overlay_follows_its_rules(self):
+        docs = self.rendered[HA_OVERLAY]
+        self.assertEqual(audit_ha(docs), [])
+        sts = find(docs, "StatefulSet", "crucible-server")
+        self.assertEqual(sts["spec"]["replicas"], 3)
+        c = pod_spec(sts)["containers"][0]
+        self.assertIn("--store_file=/etc/crucible/store/uri", c["args"])
+        self.assertIn("--server_id=$(POD_NAME)", c["args"])
+        self.assertEqual(find(docs, "PodDisruptionBudget", "crucible-server")["spec"]["maxUnavailable"], 1)
+        # The other overlays keep their SQLite volume and fail these rules.
+        for o in ("local", "production"):
+            self.assertNotEqual(audit_ha(self.rendered[o]), [], o)
+
+    def test_ha_store_secret_is_a_placeholder(self):
+        docs = self.rendered[HA_OVERLAY]
+        secrets = [d for d in docs if d["kind"] == "Secret"]
+        self.assertEqual([d["metadata"]["name"].rsplit("-", 1)[0] for d in secrets], [STORE_SECRET])
+        uri = base64.b64decode(secrets[0]["data"]["uri"]).decode()
+        self.assertRegex(uri, r"^postgresql://crucible@postgres\.example\.com:5432/")
 
     def test_every_container_follows_the_rules(self):
         for o, docs in self.rendered.items():
@@ -813,6 +1020,8 @@ class RenderedOverlays(unittest.TestCase):
 
     def test_server_is_one_statefulset_replica_with_a_data_volume(self):
         for o, docs in self.rendered.items():
+            if o == HA_OVERLAY:
+                continue  # test_ha_overlay_follows_its_rules
             sts = find(docs, "StatefulSet", "crucible-server")
             self.assertEqual(sts["spec"]["replicas"], 1, o)
             self.assertEqual(sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"], "data")
@@ -1065,6 +1274,118 @@ class AuditCatchesViolations(unittest.TestCase):
                 "spec"]["egress"].pop(1),
             "DNS on every port": lambda d: find(d, "NetworkPolicy", "crucible-allow-dns")[
                 "spec"]["egress"][0].pop("ports"),
+        }
+        for what, mutate in cases.items():
+            with self.subTest(what):
+                self.assertNotEqual(self.broken(mutate), [], what)
+
+
+
+class HaAuditCatchesViolations(unittest.TestCase):
+    """audit_ha must fail on each broken rule of the ha overlay."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.docs = render(os.path.join(K8S, "overlays", HA_OVERLAY))
+        assert audit_ha(cls.docs) == [] and audit(cls.docs) == []
+
+    def broken(self, mutate):
+        docs = copy.deepcopy(self.docs)
+        mutate(docs)
+        return audit_ha(docs)
+
+    @staticmethod
+    def sts(docs):
+        return find(docs, "StatefulSet", "crucible-server")
+
+    def server(self, docs):
+        return pod_spec(self.sts(docs))["containers"][0]
+
+    def anti(self, docs):
+        return pod_spec(self.sts(docs))["affinity"]["podAntiAffinity"]
+
+    @staticmethod
+    def pdb(docs):
+        return find(docs, "PodDisruptionBudget", "crucible-server")
+
+    def set_flag(self, docs, flag, arg):
+        args = self.server(docs)["args"]
+        args[next(i for i, a in enumerate(args) if a.startswith(f"--{flag}="))] = arg
+
+    def store_volume(self, docs):
+        return next(v for v in pod_spec(self.sts(docs))["volumes"] if v["name"] == "store")
+
+    @staticmethod
+    def store_secret(docs):
+        return next(d for d in docs if d["kind"] == "Secret")
+
+    @staticmethod
+    def store_policy(docs):
+        return find(docs, "NetworkPolicy", "crucible-server-store")
+
+    def test_each_mutation_is_caught(self):
+        uri = "postgresql://crucible:hunter2@db.internal:5432/crucible"
+        cases = {
+            "one replica": lambda d: self.sts(d)["spec"].update(replicas=1),
+            "no anti-affinity": lambda d: pod_spec(self.sts(d)).pop("affinity"),
+            "anti-affinity only preferred": lambda d: self.anti(d).pop(
+                "requiredDuringSchedulingIgnoredDuringExecution"),
+            "anti-affinity by zone": lambda d: self.anti(d)[
+                "requiredDuringSchedulingIgnoredDuringExecution"][0].update(
+                    topologyKey="topology.kubernetes.io/zone"),
+            "anti-affinity against other pods": lambda d: self.anti(d)[
+                "requiredDuringSchedulingIgnoredDuringExecution"][0]["labelSelector"][
+                    "matchLabels"].update({"app.kubernetes.io/component": "worker"}),
+            "no PDB": lambda d: d.remove(self.pdb(d)),
+            "PDB selects other pods": lambda d: self.pdb(d)["spec"]["selector"][
+                "matchLabels"].update({"app.kubernetes.io/component": "worker"}),
+            "PDB blocks standby evictions": lambda d: self.pdb(d)["spec"].pop(
+                "unhealthyPodEvictionPolicy"),
+            "ordered pod start": lambda d: self.sts(d)["spec"].pop("podManagementPolicy"),
+            "rolling update": lambda d: self.sts(d)["spec"].update(
+                updateStrategy={"type": "RollingUpdate"}),
+            "readiness by TCP": lambda d: self.server(d).update(
+                readinessProbe={"tcpSocket": {"port": 8090}}),
+            "readiness on the TLS port": lambda d: self.server(d)["readinessProbe"]["grpc"].update(
+                port=8080),
+            "readiness on liveness": lambda d: self.server(d)["readinessProbe"]["grpc"].update(
+                service="liveness"),
+            "startup on readiness": lambda d: self.server(d)["startupProbe"]["grpc"].pop("service"),
+            "liveness on readiness": lambda d: self.server(d)["livenessProbe"]["grpc"].pop("service"),
+            "URI on the command line": lambda d: self.set_flag(d, "store_file", f"--store={uri}"),
+            "store file outside the mount": lambda d: self.set_flag(
+                d, "store_file", "--store_file=/etc/crucible/uri"),
+            "store file writable": lambda d: next(
+                m for m in self.server(d)["volumeMounts"] if m["name"] == "store").pop("readOnly"),
+            "store file from another Secret": lambda d: self.store_volume(d)["secret"].update(
+                secretName="crucible-admin-token"),
+            "store file from a ConfigMap": lambda d: self.store_volume(d).update(
+                {"secret": None, "configMap": {"name": "crucible-store"}}),
+            "store Secret without the key": lambda d: self.store_secret(d)["data"].update(
+                {"dsn": self.store_secret(d)["data"].pop("uri")}),
+            "password in the Secret": lambda d: self.store_secret(d)["data"].update(
+                uri=base64.b64encode(uri.encode()).decode()),
+            "password parameter in the Secret": lambda d: self.store_secret(d)["data"].update(
+                uri=base64.b64encode(b"postgresql://db/crucible?user=c&password=x").decode()),
+            "password in an annotation": lambda d: self.sts(d)["metadata"].update(
+                annotations={"note": uri}),
+            "PGPASSWORD in the manifest": lambda d: self.server(d)["env"].append(
+                {"name": "PGPASSWORD", "value": "hunter2"}),
+            "SQLite flag": lambda d: self.server(d)["args"].append("--db=/data/crucible.db"),
+            "a PVC template": lambda d: self.sts(d)["spec"].update(volumeClaimTemplates=[
+                {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}]),
+            "a PVC volume": lambda d: pod_spec(self.sts(d))["volumes"].append(
+                {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}),
+            "a PVC": lambda d: d.append({"kind": "PersistentVolumeClaim",
+                                         "metadata": {"name": "crucible-data"}}),
+            "no egress to the store": lambda d: d.remove(self.store_policy(d)),
+            "store egress on every port": lambda d: self.store_policy(d)["spec"]["egress"][0].pop(
+                "ports"),
+            "store egress anywhere": lambda d: self.store_policy(d)["spec"]["egress"][0].pop("to"),
+            "store egress to 0.0.0.0/0": lambda d: self.store_policy(d)["spec"]["egress"][0][
+                "to"][0]["ipBlock"].update(cidr="0.0.0.0/0"),
+            "workers reach the store": lambda d: self.store_policy(d)["spec"].update(
+                podSelector={}),
         }
         for what, mutate in cases.items():
             with self.subTest(what):
