@@ -22,6 +22,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/create_load.h"
@@ -36,6 +37,8 @@
 #include "server/outbox/durable_outbox.h"
 #include "server/queue_service.h"
 #include "server/scheduler/scheduler.h"
+#include "server/store/pg_leader.h"
+#include "server/store/pg_task_store.h"
 #include "server/store/sqlite_task_store.h"
 #include "server/task_service.h"
 
@@ -52,6 +55,10 @@ ABSL_FLAG(
     "host:port of a running crucible-server; empty: start one in-process");
 ABSL_FLAG(std::string, db, "crucible-queue-bench.db",
           "SQLite file of the in-process server (deleted first)");
+ABSL_FLAG(std::string, store, "",
+          "in-process server: a postgresql:// URI for the PostgreSQL store "
+          "instead of --db (its tasks are deleted first; one server, holding "
+          "the leader lease, so commits are fenced as deployed)");
 ABSL_FLAG(int, blocking_threads, 8, "in-process server: blocking pool threads");
 ABSL_FLAG(std::string, tls_dir, "",
           "in-process server: mutual TLS as deployed: the server serves "
@@ -147,7 +154,9 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  std::unique_ptr<server::SqliteTaskStore> store;
+  std::unique_ptr<server::TaskStore> store;
+  server::auth::TokenStore* token_store = nullptr;
+  std::unique_ptr<server::PgLeaderLease> lease;
   std::unique_ptr<server::DurableOutbox> outbox;
   std::unique_ptr<server::Scheduler> scheduler;
   std::unique_ptr<server::BlockingPool> pool;
@@ -167,16 +176,57 @@ int main(int argc, char** argv) {
   std::unique_ptr<common::GrpcServer> grpc_server;
   std::string target = absl::GetFlag(FLAGS_server);
   if (target.empty()) {
-    std::string db = absl::GetFlag(FLAGS_db);
-    for (const char* suffix : {"", "-wal", "-shm"}) {
-      std::filesystem::remove(db + suffix);
+    const std::string uri = absl::GetFlag(FLAGS_store);
+    if (!uri.empty()) {
+      auto opened = server::PgTaskStore::Open({.uri = uri});
+      if (!opened.ok()) {
+        std::fprintf(stderr, "store: %s\n", opened.status().ToString().c_str());
+        return 1;
+      }
+      auto connection = server::PgConnection::Connect(uri);
+      absl::Status emptied = connection.status();
+      if (emptied.ok()) {
+        emptied =
+            (*connection)
+                ->ExecScript(
+                    "TRUNCATE tasks, task_labels, output_chunks; DELETE FROM "
+                    "crucible_leader");
+      }
+      auto connected =
+          server::PgLeaderLease::Connect({.uri = uri, .holder = "queue-bench"});
+      absl::Notification never;
+      absl::StatusOr<server::PgFence> fence =
+          connected.ok()
+              ? (*connected)->Acquire(never, [](const std::string&) {})
+              : absl::StatusOr<server::PgFence>(connected.status());
+      if (!emptied.ok() || !fence.ok()) {
+        std::fprintf(
+            stderr, "store: %s\n",
+            (emptied.ok() ? fence.status() : emptied).ToString().c_str());
+        return 1;
+      }
+      lease = *std::move(connected);
+      lease->KeepRenewing([](absl::string_view reason) {
+        std::fprintf(stderr, "lost the leader lease: %s\n",
+                     std::string(reason).c_str());
+        std::_Exit(1);
+      });
+      (*opened)->SetFence(*fence);
+      token_store = opened->get();
+      store = *std::move(opened);
+    } else {
+      std::string db = absl::GetFlag(FLAGS_db);
+      for (const char* suffix : {"", "-wal", "-shm"}) {
+        std::filesystem::remove(db + suffix);
+      }
+      auto opened = server::SqliteTaskStore::Open({.path = db});
+      if (!opened.ok()) {
+        std::fprintf(stderr, "store: %s\n", opened.status().ToString().c_str());
+        return 1;
+      }
+      token_store = opened->get();
+      store = *std::move(opened);
     }
-    auto opened = server::SqliteTaskStore::Open({.path = db});
-    if (!opened.ok()) {
-      std::fprintf(stderr, "store: %s\n", opened.status().ToString().c_str());
-      return 1;
-    }
-    store = *std::move(opened);
     outbox = std::make_unique<server::DurableOutbox>(
         *store, server::DurableOutboxOptions{});
     auto created =
@@ -187,7 +237,7 @@ int main(int argc, char** argv) {
         absl::GetFlag(FLAGS_blocking_threads));
     if (absl::GetFlag(FLAGS_tokens)) {
       auto made =
-          server::auth::ApiTokens::Create(*store, common::Clock::Real());
+          server::auth::ApiTokens::Create(*token_store, common::Clock::Real());
       if (!made.ok()) return 1;
       api_tokens = *std::move(made);
       auto issued = api_tokens->Issue({.name = "bench",

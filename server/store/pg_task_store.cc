@@ -164,64 +164,65 @@ absl::Status PgTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
       rows[it->second].last = &w.row;
     }
   }
+  // One pipeline: the whole batch in one round trip.
+  std::vector<PgStatement> statements;
+  statements.reserve(rows.size() + outputs.size());
+  constexpr char kInsert[] =
+      "INSERT INTO tasks (id, tenant, request_id, create_time_us, priority, "
+      "state, end_time_us, task) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON "
+      "CONFLICT DO NOTHING";
   for (const Row& row : rows) {
     const TaskRow& t = *row.first;
     const TaskRow& now = *row.last;
+    PgStatement& st = statements.emplace_back();
     if (row.insert) {
-      ASSIGN_OR_RETURN(
-          PgResult inserted,
-          writer_->Exec(
-              "INSERT INTO tasks (id, tenant, request_id, create_time_us, "
-              "priority, state, end_time_us, task) VALUES ($1, $2, $3, $4, "
-              "$5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING seq",
-              PgParams()
-                  .Text(t.id)
-                  .Text(t.tenant)
-                  .TextOrNull(t.request_id)
-                  .Int64(t.create_time_us)
-                  .Int32(t.priority)
-                  .Int32(now.state)
-                  .Int64OrNull(now.end_time_us)
-                  .Bytes(now.blob)));
-      // Not ignored (a new id and request_id): label the new row.
-      if (inserted.rows() == 1) {
-        const int64_t seq = inserted.Int64(0, 0);
+      st.params.Text(t.id)
+          .Text(t.tenant)
+          .TextOrNull(t.request_id)
+          .Int64(t.create_time_us)
+          .Int32(t.priority)
+          .Int32(now.state)
+          .Int64OrNull(now.end_time_us)
+          .Bytes(now.blob);
+      if (t.labels.empty()) {
+        st.sql = kInsert;
+      } else {
+        // Labels only on a new row (not an ignored insert of a taken id or
+        // request_id), with the seq it got.
+        std::vector<std::string> keys, values;
         for (const auto& [key, value] : t.labels) {
-          RETURN_IF_ERROR(
-              writer_
-                  ->Exec("INSERT INTO task_labels (key, value, seq) VALUES "
-                         "($1, $2, $3) ON CONFLICT DO NOTHING",
-                         PgParams().Text(key).Text(value).Int64(seq))
-                  .status());
+          keys.push_back(key);
+          values.push_back(value);
         }
+        st.params.TextArray(keys).TextArray(values);
+        st.sql = absl::StrCat(
+            "WITH t AS (", kInsert,
+            " RETURNING seq) INSERT INTO task_labels (key, value, seq) SELECT "
+            "l.k, l.v, t.seq FROM t, unnest($9::text[], $10::text[]) AS l(k, "
+            "v) ON CONFLICT DO NOTHING");
       }
     } else {
-      RETURN_IF_ERROR(
-          writer_
-              ->Exec("UPDATE tasks SET state = $1, end_time_us = $2, task = $3 "
-                     "WHERE id = $4",
-                     PgParams()
-                         .Int32(now.state)
-                         .Int64OrNull(now.end_time_us)
-                         .Bytes(now.blob)
-                         .Text(t.id))
-              .status());
+      st.sql =
+          "UPDATE tasks SET state = $1, end_time_us = $2, task = $3 WHERE id "
+          "= $4";
+      st.params.Int32(now.state)
+          .Int64OrNull(now.end_time_us)
+          .Bytes(now.blob)
+          .Text(t.id);
     }
   }
   for (const TaskWrite* w : outputs) {
-    RETURN_IF_ERROR(
-        writer_
-            ->Exec("INSERT INTO output_chunks (task_id, attempt, byte_offset, "
-                   "stream, data) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO "
-                   "NOTHING",
-                   PgParams()
-                       .Text(w->task_id)
-                       .Int32(w->chunk.attempt())
-                       .Int64(w->chunk.offset())
-                       .Int32(static_cast<int32_t>(w->chunk.stream()))
-                       .Bytes(w->chunk.data()))
-            .status());
+    PgStatement& st = statements.emplace_back();
+    st.sql =
+        "INSERT INTO output_chunks (task_id, attempt, byte_offset, stream, "
+        "data) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+    st.params.Text(w->task_id)
+        .Int32(w->chunk.attempt())
+        .Int64(w->chunk.offset())
+        .Int32(static_cast<int32_t>(w->chunk.stream()))
+        .Bytes(w->chunk.data());
   }
+  RETURN_IF_ERROR(writer_->ExecPipeline(statements));
   return tx.Commit();
 }
 

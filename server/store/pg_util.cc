@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -19,6 +20,7 @@ constexpr unsigned kByteaOid = 17;
 constexpr unsigned kInt8Oid = 20;
 constexpr unsigned kInt4Oid = 23;
 constexpr unsigned kTextOid = 25;
+constexpr unsigned kTextArrayOid = 1009;
 
 std::string BigEndian(uint64_t v, int bytes) {
   std::string out(bytes, '\0');
@@ -70,10 +72,27 @@ absl::Status ErrorOf(PGconn* c, PGresult* r, absl::string_view sql) {
 
 }  // namespace
 
-void PgParams::Add(unsigned oid, std::string bytes, bool null) {
+void PgParams::Add(unsigned oid, std::string bytes, bool null, int format) {
   types_.push_back(oid);
   values_.push_back(std::move(bytes));
   nulls_.push_back(null);
+  formats_.push_back(format);
+}
+PgParams& PgParams::TextArray(const std::vector<std::string>& v) {
+  // {"a","b\"c"}: every element quoted, quotes and backslashes escaped.
+  std::string literal = "{";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i > 0) literal += ',';
+    literal += '"';
+    for (char ch : v[i]) {
+      if (ch == '"' || ch == '\\') literal += '\\';
+      literal += ch;
+    }
+    literal += '"';
+  }
+  literal += '}';
+  Add(kTextArrayOid, std::move(literal), false, /*format=*/0);
+  return *this;
 }
 PgParams& PgParams::Text(absl::string_view v) {
   Add(kTextOid, std::string(v));
@@ -152,6 +171,9 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
         absl::StrCat("cannot connect to PostgreSQL at ", RedactPostgresUri(uri),
                      ": ", message));
   }
+  // NOTICEs ("relation ... already exists, skipping") are not for the log.
+  PQsetNoticeProcessor(
+      c, [](void*, const char*) {}, nullptr);
   return std::unique_ptr<PgConnection>(new PgConnection(c));
 }
 
@@ -168,7 +190,7 @@ absl::StatusOr<PgResult> PgConnection::Exec(absl::string_view sql,
   if (!EnsureConnected()) return ErrorOf(c_, nullptr, sql);
   const size_t n = params.values_.size();
   std::vector<const char*> values(n);
-  std::vector<int> lengths(n), formats(n, 1);
+  std::vector<int> lengths(n);
   for (size_t i = 0; i < n; ++i) {
     values[i] = params.nulls_[i] ? nullptr : params.values_[i].data();
     lengths[i] = static_cast<int>(params.values_[i].size());
@@ -176,13 +198,67 @@ absl::StatusOr<PgResult> PgConnection::Exec(absl::string_view sql,
   const std::string text(sql);
   PGresult* r =
       PQexecParams(c_, text.c_str(), static_cast<int>(n), params.types_.data(),
-                   values.data(), lengths.data(), formats.data(),
+                   values.data(), lengths.data(), params.formats_.data(),
                    /*resultFormat=*/1);
   const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return PgResult(r);
   absl::Status s = ErrorOf(c_, r, sql);
   PQclear(r);
   return s;
+}
+
+absl::Status PgConnection::ExecPipeline(
+    const std::vector<PgStatement>& statements) {
+  constexpr size_t kPerPipeline = 500;
+  for (size_t begin = 0; begin < statements.size(); begin += kPerPipeline) {
+    const size_t end = std::min(statements.size(), begin + kPerPipeline);
+    if (!EnsureConnected()) return ErrorOf(c_, nullptr, statements[begin].sql);
+    if (PQenterPipelineMode(c_) != 1) {
+      return ErrorOf(c_, nullptr, statements[begin].sql);
+    }
+    absl::Status error;
+    for (size_t i = begin; i < end; ++i) {
+      const PgParams& p = statements[i].params;
+      const size_t n = p.values_.size();
+      std::vector<const char*> values(n);
+      std::vector<int> lengths(n);
+      for (size_t k = 0; k < n; ++k) {
+        values[k] = p.nulls_[k] ? nullptr : p.values_[k].data();
+        lengths[k] = static_cast<int>(p.values_[k].size());
+      }
+      if (PQsendQueryParams(c_, statements[i].sql.c_str(), static_cast<int>(n),
+                            p.types_.data(), values.data(), lengths.data(),
+                            p.formats_.data(),
+                            /*resultFormat=*/1) != 1) {
+        error = ErrorOf(c_, nullptr, statements[i].sql);
+        break;
+      }
+    }
+    if (PQpipelineSync(c_) != 1 && error.ok()) {
+      error = ErrorOf(c_, nullptr, statements[begin].sql);
+    }
+    // Each query's results end with a null; the sync's result ends it all.
+    size_t query = begin;
+    while (PQstatus(c_) == CONNECTION_OK) {
+      PGresult* r = PQgetResult(c_);
+      if (r == nullptr) {
+        ++query;
+        continue;
+      }
+      const ExecStatusType st = PQresultStatus(r);
+      if (st == PGRES_FATAL_ERROR && error.ok()) {
+        error = ErrorOf(c_, r, statements[std::min(query, end - 1)].sql);
+      }
+      PQclear(r);
+      if (st == PGRES_PIPELINE_SYNC) break;
+    }
+    if (PQstatus(c_) != CONNECTION_OK) {
+      return error.ok() ? ErrorOf(c_, nullptr, statements[begin].sql) : error;
+    }
+    PQexitPipelineMode(c_);
+    if (!error.ok()) return error;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status PgConnection::ExecScript(absl::string_view sql) {

@@ -29,13 +29,22 @@ class PgParams {
   PgParams& Int64OrNull(std::optional<int64_t> v);
   // Text, or NULL if empty.
   PgParams& TextOrNull(absl::string_view v);
+  // A text[] (sent as an array literal).
+  PgParams& TextArray(const std::vector<std::string>& v);
 
  private:
   friend class PgConnection;
-  void Add(unsigned oid, std::string bytes, bool null = false);
+  void Add(unsigned oid, std::string bytes, bool null = false, int format = 1);
   std::vector<unsigned> types_;
   std::vector<std::string> values_;
   std::vector<bool> nulls_;
+  std::vector<int> formats_;  // 1 binary, 0 text
+};
+
+// One statement of a pipeline (PgConnection::ExecPipeline).
+struct PgStatement {
+  std::string sql;
+  PgParams params;
 };
 
 // A result, cleared on destruction. Rows are read in binary; columns must be
@@ -84,6 +93,11 @@ class PgConnection {
                                 const PgParams& params = PgParams());
   // Several statements without parameters or rows (migrations, SET).
   absl::Status ExecScript(absl::string_view sql);
+  // Sends `statements` (no rows wanted) in pipelines of up to 500, without
+  // waiting for each answer: one round trip per pipeline. The first error,
+  // as Exec's; after an error the rest of its pipeline is not run (so call
+  // it inside a transaction, and roll back on error).
+  absl::Status ExecPipeline(const std::vector<PgStatement>& statements);
   // Whether the connection is usable; if not, tries once to reconnect.
   bool EnsureConnected();
 
