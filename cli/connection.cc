@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/tls.h"
 
 namespace cli {
 
@@ -54,6 +55,7 @@ absl::StatusOr<Connection> Connection::Open(const ConnectionArgs& args) {
   if (args.tls && !args.tls_server_name.empty()) {
     channel_args.SetSslTargetNameOverride(args.tls_server_name);
   }
+  common::RouteToServingServer(args.server, channel_args);
   return Connection(
       grpc::CreateCustomChannel(args.server, credentials, channel_args),
       args.token);

@@ -57,6 +57,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
       static_cast<int>(absl::ToInt64Milliseconds(kMinClientPingInterval)));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   for (grpc::Service* service : services) builder.RegisterService(service);
+  if (options.generic_service != nullptr) {
+    builder.RegisterCallbackGenericService(options.generic_service);
+  }
   for (grpc::Service* service : reflection->services()) {
     builder.RegisterService(service);
   }

@@ -50,6 +50,9 @@ struct GrpcServerOptions {
   // health service, with the same statuses: for probes that speak no TLS
   // (the kubelet's gRPC probes). It reveals nothing but those statuses.
   std::string health_listen_address;
+  // If set (not owned), answers every call of a method no service has
+  // (a standby server's refusals, server/standby.h).
+  grpc::CallbackGenericService* generic_service = nullptr;
 };
 
 // A started gRPC server with the standard health service

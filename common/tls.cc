@@ -172,6 +172,16 @@ MakeChannelCredentials(const TlsOptions& options) {
   return credentials;
 }
 
+void RouteToServingServer(const std::string& target,
+                          grpc::ChannelArguments& args) {
+  const bool listed = (absl::StartsWith(target, "ipv4:") ||
+                       absl::StartsWith(target, "ipv6:")) &&
+                      absl::StrContains(target, ',');
+  if (!listed) return;
+  args.SetServiceConfigJSON(R"({"loadBalancingConfig": [{"round_robin": {}}],)"
+                            R"( "healthCheckConfig": {"serviceName": ""}})");
+}
+
 void SetTlsTargetName(grpc::ChannelArguments& args, const std::string& name) {
   if (!name.empty()) args.SetSslTargetNameOverride(name);
 }

@@ -71,6 +71,14 @@ MakeChannelCredentials(const TlsOptions& options);
 // Service. No effect if `name` is empty.
 void SetTlsTargetName(grpc::ChannelArguments& args, const std::string& name);
 
+// For a target naming several servers of one PostgreSQL store
+// ("ipv4:10.0.0.1:8080,10.0.0.2:8080", one leader, the others standbys):
+// round robin over the servers whose gRPC health ("") is SERVING, which is
+// only the leader, so calls follow it through a failover. Other targets (a
+// single address, a DNS name behind a Service) are left as they are.
+void RouteToServingServer(const std::string& target,
+                          grpc::ChannelArguments& args);
+
 // True for 127.0.0.0/8, ::1, "localhost" and unix: addresses.
 bool IsLoopbackAddress(absl::string_view listen_address);
 

@@ -1,14 +1,26 @@
 // crucible-server: the public TaskService and the workers' QueueService over
-// one scheduler and a SQLite store.
+// one scheduler and a store: an embedded SQLite file, or PostgreSQL shared
+// by several servers of which one leads (the others are standbys).
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
@@ -23,6 +35,9 @@
 #include "server/queue_service.h"
 #include "server/scheduler/request_validation.h"
 #include "server/scheduler/scheduler.h"
+#include "server/standby.h"
+#include "server/store/pg_leader.h"
+#include "server/store/pg_task_store.h"
 #include "server/store/sqlite_task_store.h"
 #include "server/task_service.h"
 #include "server/tenancy/tenants_file.h"
@@ -59,6 +74,20 @@ ABSL_FLAG(std::vector<std::string>, worker_identities,
           "any certificate the --tls_ca signed");
 ABSL_FLAG(std::string, db, ".crucible/crucible.db",
           "SQLite database file; its directory is created if missing");
+ABSL_FLAG(std::string, store, "",
+          "the store: empty for the embedded SQLite file at --db; a "
+          "postgresql:// (or postgres://) libpq URI for PostgreSQL, shared by "
+          "several servers of which one leads and the others stand by");
+ABSL_FLAG(std::string, store_file, "",
+          "a file holding the --store value (so that a password is not on the "
+          "command line); not with --store");
+ABSL_FLAG(absl::Duration, leader_lease, absl::Seconds(5),
+          "PostgreSQL store: how long the leader's lease lasts unless renewed "
+          "(every lease/5); a standby takes over about this long after the "
+          "leader dies or is cut off");
+ABSL_FLAG(std::string, server_id, "",
+          "PostgreSQL store: this server's name in the leader lease, shown to "
+          "clients of standbys; default <hostname>-<pid>");
 ABSL_FLAG(absl::Duration, store_full_retry, absl::Seconds(1),
           "while the disk of --db is full, how often the waiting writes are "
           "tried again (writing resumes by itself once space is freed)");
@@ -158,6 +187,36 @@ ABSL_FLAG(std::string, jwt_default_role, "user",
 // Health entry of the store's writes.
 constexpr char kStoreHealth[] = "crucible.store";
 
+// `address` (host:port) with its port replaced by `port`.
+std::string WithPort(const std::string& address, int port) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return address;
+  return absl::StrCat(address.substr(0, colon + 1), port);
+}
+
+// The --store value: the flag, or the first line of --store_file.
+absl::StatusOr<std::string> StoreFlag() {
+  const std::string file = absl::GetFlag(FLAGS_store_file);
+  if (file.empty()) return absl::GetFlag(FLAGS_store);
+  if (!absl::GetFlag(FLAGS_store).empty()) {
+    return absl::InvalidArgumentError("give --store or --store_file, not both");
+  }
+  std::ifstream in(file);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("--store_file ", file, ": cannot read it"));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return std::string(absl::StripAsciiWhitespace(text.str()));
+}
+
+std::string DefaultServerId() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return absl::StrCat(host[0] ? host : "server", "-", getpid());
+}
+
 int main(int argc, char** argv) {
   common::BlockStopSignals();
   // Abseil's lock-order graph costs a few percent on every lock; the
@@ -186,25 +245,135 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  server::SqliteTaskStoreOptions store_options;
-  store_options.path = absl::GetFlag(FLAGS_db);
-  std::filesystem::path parent =
-      std::filesystem::path(store_options.path).parent_path();
-  if (!parent.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(parent, ec);
-    if (ec) {
-      LOG(ERROR) << "cannot create " << parent << ": " << ec.message();
+  // The stop signal is waited for in a thread of its own, from now on: a
+  // standby waits for it and for the leader lease at once.
+  absl::Notification stop_requested;
+  std::atomic<int> stop_signal{0};
+  std::thread([&stop_requested, &stop_signal] {
+    stop_signal = common::WaitForStopSignal();
+    stop_requested.Notify();
+  }).detach();
+
+  absl::StatusOr<std::string> store_flag = StoreFlag();
+  if (!store_flag.ok()) {
+    LOG(ERROR) << store_flag.status().message();
+    return 2;
+  }
+  std::unique_ptr<server::TaskStore> task_store;
+  server::auth::TokenStore* token_store = nullptr;
+  server::PgTaskStore* pg_store = nullptr;
+  std::string store_name;
+  if (server::IsPostgresUri(*store_flag)) {
+    store_name = server::RedactPostgresUri(*store_flag);
+    auto store = server::PgTaskStore::Open({.uri = *store_flag});
+    if (!store.ok()) {
+      LOG(ERROR) << "cannot open store: " << store.status();
       return 1;
     }
+    pg_store = store->get();
+    token_store = store->get();
+    task_store = *std::move(store);
+  } else if (!store_flag->empty()) {
+    LOG(ERROR) << "--store must be a postgresql:// URI (or empty for the "
+                  "SQLite file at --db)";
+    return 2;
+  } else {
+    server::SqliteTaskStoreOptions store_options;
+    store_options.path = absl::GetFlag(FLAGS_db);
+    store_name = store_options.path;
+    std::filesystem::path parent =
+        std::filesystem::path(store_options.path).parent_path();
+    if (!parent.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(parent, ec);
+      if (ec) {
+        LOG(ERROR) << "cannot create " << parent << ": " << ec.message();
+        return 1;
+      }
+    }
+    auto store = server::SqliteTaskStore::Open(store_options);
+    if (!store.ok()) {
+      LOG(ERROR) << "cannot open store: " << store.status();
+      return 1;
+    }
+    token_store = store->get();
+    task_store = *std::move(store);
   }
-  auto store = server::SqliteTaskStore::Open(store_options);
-  if (!store.ok()) {
-    LOG(ERROR) << "cannot open store: " << store.status();
-    return 1;
+
+  common::GrpcServerOptions server_options;
+  server_options.credentials = *credentials;
+  server_options.health_listen_address = absl::GetFlag(FLAGS_health_listen);
+  server_options.listen_address = absl::GetFlag(FLAGS_listen);
+  server_options.port_file = absl::GetFlag(FLAGS_port_file);
+  server_options.max_receive_message_bytes =
+      static_cast<int>(server::kMaxReceiveMessageBytes);
+  // "crucible.store": NOT_SERVING while the disk is full (server::Maintenance).
+  server_options.health_service_names = {
+      kStoreHealth, "crucible.v1.TaskService", "crucible.v1.QueueService",
+      "crucible.v1.TokenService"};
+
+  // PostgreSQL: stand by until this server holds the leader lease.
+  std::unique_ptr<server::PgLeaderLease> lease;
+  if (pg_store != nullptr) {
+    std::string server_id = absl::GetFlag(FLAGS_server_id);
+    if (server_id.empty()) server_id = DefaultServerId();
+    auto connected = server::PgLeaderLease::Connect(
+        {.uri = *store_flag,
+         .holder = server_id,
+         .lease = absl::GetFlag(FLAGS_leader_lease)});
+    if (!connected.ok()) {
+      LOG(ERROR) << "cannot take part in the leader election: "
+                 << connected.status();
+      return 1;
+    }
+    lease = *std::move(connected);
+    server::StandbyService standby;
+    common::GrpcServerOptions standby_options = server_options;
+    standby_options.initially_ready = false;
+    standby_options.generic_service = &standby;
+    auto standby_server = common::GrpcServer::Start(standby_options, {});
+    if (!standby_server.ok()) {
+      LOG(ERROR) << "cannot serve: " << standby_server.status();
+      return 1;
+    }
+    LOG(INFO) << "crucible-server " << server_id << " on port "
+              << (*standby_server)->port() << ", store " << store_name
+              << ": standing by until it holds the leader lease";
+    auto fence = lease->Acquire(stop_requested, [&](const std::string& leader) {
+      standby.SetLeader(leader);
+      LOG(INFO) << "standby: "
+                << (leader.empty() ? std::string("no leader now")
+                                   : absl::StrCat("the leader is ", leader));
+    });
+    // The leader serves on the ports the standby had (port 0 picked them).
+    server_options.listen_address =
+        WithPort(server_options.listen_address, (*standby_server)->port());
+    if ((*standby_server)->health_port() != 0) {
+      server_options.health_listen_address =
+          WithPort(server_options.health_listen_address,
+                   (*standby_server)->health_port());
+    }
+    (*standby_server)->Shutdown(absl::ZeroDuration());
+    standby_server->reset();
+    if (!fence.ok()) {
+      LOG(INFO) << "signal " << stop_signal << ": stopped as a standby";
+      return 0;
+    }
+    pg_store->SetFence(*fence);
+    lease->KeepRenewing([](absl::string_view reason) {
+      // Crash-only: what was acknowledged is committed, and the next leader
+      // reads it; nothing may be dispatched once another could lead.
+      LOG(ERROR) << "lost the leader lease: " << reason
+                 << "; exiting now so that another server leads";
+      google::FlushLogFiles(google::GLOG_INFO);
+      std::_Exit(1);
+    });
+    LOG(INFO) << "crucible-server " << server_id
+              << " holds the leader lease (epoch " << fence->epoch << ")";
   }
   server::DurableOutbox outbox(
-      **store, {.full_retry_interval = absl::GetFlag(FLAGS_store_full_retry)});
+      *task_store,
+      {.full_retry_interval = absl::GetFlag(FLAGS_store_full_retry)});
 
   server::SchedulerOptions scheduler_options;
   scheduler_options.lease_ttl = absl::GetFlag(FLAGS_lease_ttl);
@@ -231,8 +400,8 @@ int main(int argc, char** argv) {
                                 .memory = absl::GetFlag(FLAGS_fleet_memory)},
                                common::Clock::Real());
   scheduler_options.admission = &fleet;
-  auto scheduler = server::Scheduler::Create(scheduler_options, **store, outbox,
-                                             common::Clock::Real());
+  auto scheduler = server::Scheduler::Create(scheduler_options, *task_store,
+                                             outbox, common::Clock::Real());
   if (!scheduler.ok()) {
     LOG(ERROR) << "cannot start scheduler: " << scheduler.status();
     return 1;
@@ -260,7 +429,7 @@ int main(int argc, char** argv) {
 
   // Who calls TaskService and TokenService.
   auto api_tokens =
-      server::auth::ApiTokens::Create(**store, common::Clock::Real());
+      server::auth::ApiTokens::Create(*token_store, common::Clock::Real());
   if (!api_tokens.ok()) {
     LOG(ERROR) << "cannot load the API tokens: " << api_tokens.status();
     return 1;
@@ -304,17 +473,6 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_worker_identities));
   server::QueueService queue_service(
       **scheduler, pool, &fleet, tls.insecure ? nullptr : &worker_authorizer);
-  common::GrpcServerOptions server_options;
-  server_options.credentials = *credentials;
-  server_options.health_listen_address = absl::GetFlag(FLAGS_health_listen);
-  server_options.listen_address = absl::GetFlag(FLAGS_listen);
-  server_options.port_file = absl::GetFlag(FLAGS_port_file);
-  server_options.max_receive_message_bytes =
-      static_cast<int>(server::kMaxReceiveMessageBytes);
-  // "crucible.store": NOT_SERVING while the disk is full (server::Maintenance).
-  server_options.health_service_names = {
-      kStoreHealth, "crucible.v1.TaskService", "crucible.v1.QueueService",
-      "crucible.v1.TokenService"};
   auto grpc_server = common::GrpcServer::Start(
       server_options, {&task_service, &queue_service, &token_service});
   if (!grpc_server.ok()) {
@@ -323,7 +481,7 @@ int main(int argc, char** argv) {
   }
   LOG(INFO) << "crucible-server serving on port " << (*grpc_server)->port()
             << (tls.insecure ? " (plaintext)" : " (TLS)") << ", store "
-            << store_options.path;
+            << store_name;
   bool store_failed = false;
   {
     server::Maintenance maintenance(
@@ -331,8 +489,8 @@ int main(int argc, char** argv) {
         {.interval = absl::GetFlag(FLAGS_sweep_interval),
          .store_health_service = kStoreHealth},
         common::RequestStop);
-    int sig = common::WaitForStopSignal();
-    LOG(INFO) << "signal " << sig << ": stopping";
+    stop_requested.WaitForNotification();
+    LOG(INFO) << "signal " << stop_signal << ": stopping";
     (*grpc_server)
         ->BeginStop();  // every health service NOT_SERVING, liveness too
     // Workers half-close their streams on this and reconnect (to the next
@@ -342,6 +500,8 @@ int main(int argc, char** argv) {
     store_failed = maintenance.store_failed();
   }
   grpc_server->reset();
+  // A standby takes over at once, not after the lease would have expired.
+  if (lease != nullptr && !store_failed) lease->Release();
   LOG(INFO) << "stopped";
   return store_failed ? 1 : 0;
 }

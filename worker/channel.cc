@@ -61,6 +61,7 @@ std::shared_ptr<grpc::Channel> MakeWorkerChannel(
     const std::string& address, const ChannelOptions& options) {
   grpc::ChannelArguments args = WorkerChannelArgs(options);
   common::SetTlsTargetName(args, options.tls_name);
+  common::RouteToServingServer(address, args);
   return grpc::CreateCustomChannel(address,
                                    options.credentials != nullptr
                                        ? options.credentials

@@ -24,7 +24,9 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:8081",
           "host:port of the health service");
 ABSL_FLAG(std::string, port_file, "", "if set, the bound port is written here");
 ABSL_FLAG(std::string, server, "127.0.0.1:8080",
-          "host:port of crucible-server");
+          "host:port of crucible-server; for several servers of one "
+          "PostgreSQL store, ipv4:host:port,host:port,... (calls go to the "
+          "one whose health is SERVING: the leader)");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM client certificate chain presented to the server and to the "
           "executors (mutual TLS); re-read when it changes");
