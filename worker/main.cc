@@ -11,6 +11,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "common/grpc_server.h"
 #include "common/process.h"
@@ -116,8 +117,23 @@ std::string DefaultWorkerId() {
 absl::StatusOr<worker::WorkerOptions> OptionsFromFlags() {
   worker::WorkerOptions o;
   o.server_address = absl::GetFlag(FLAGS_server);
-  if (absl::Status s = worker::ValidateHostPort(o.server_address); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--server: ", s.message()));
+  // ipv4:a:p,b:q: the servers of one PostgreSQL store.
+  absl::string_view listed = o.server_address;
+  const bool is_list = absl::ConsumePrefix(&listed, "ipv4:");
+  for (absl::string_view address :
+       is_list ? std::vector<absl::string_view>(absl::StrSplit(listed, ','))
+               : std::vector<absl::string_view>{listed}) {
+    if (absl::Status s = worker::ValidateHostPort(std::string(address));
+        !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--server: ", s.message()));
+    }
+  }
+  if (is_list && !absl::GetFlag(FLAGS_insecure) &&
+      absl::GetFlag(FLAGS_server_tls_name).empty()) {
+    return absl::InvalidArgumentError(
+        "--server lists several servers: give --server_tls_name, the name "
+        "their certificates carry");
   }
   worker::DiscoveryOptions& d = o.fleet.discovery;
   d.static_addresses = absl::StrSplit(absl::GetFlag(FLAGS_executors), ',',

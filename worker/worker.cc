@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "common/grpc_status.h"
 #include "glog/logging.h"
 
@@ -139,6 +140,12 @@ void Worker::Loop() {
 absl::Status Worker::Serve(bool& going_away) {
   Connection conn;
   conn.hello = core_.BeginStream(fleet_.Accepts(), conn.id);
+  // Several servers of one PostgreSQL store: wait for the one that leads
+  // (health SERVING) instead of failing at once while none does; the call
+  // keeps the channel polled, so a new leader is found within moments.
+  if (absl::StartsWith(options_.server_address, "ipv4:")) {
+    conn.ctx.set_wait_for_ready(true);
+  }
   conn.stream = stub_->Connect(&conn.ctx);
   {
     absl::MutexLock lock(&mu_);

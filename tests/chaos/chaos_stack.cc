@@ -9,8 +9,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
+#include "common/tls.h"
 #include "gtest/gtest.h"
 #include "tests/testing/process_flags.h"
 #include "tests/testing/test_stack.h"
@@ -80,11 +82,37 @@ absl::Status ChaosStack::RestartServer() {
   if (!port.ok()) return port.status();
   if (server_port_ == 0) {
     server_port_ = *port;
-    tasks_ = crucible::v1::TaskService::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_port_),
-                            grpc::InsecureChannelCredentials()));
+    server_target_ = absl::StrCat("127.0.0.1:", server_port_);
+    tasks_ = crucible::v1::TaskService::NewStub(grpc::CreateChannel(
+        server_target_, grpc::InsecureChannelCredentials()));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<int>> ChaosStack::StartServers(
+    int n, const std::string& uri, std::vector<std::string> args) {
+  std::vector<int> ports;
+  std::vector<std::string> addresses;
+  for (int i = 1; i <= n; ++i) {
+    const std::string name = absl::StrCat("ha-", i);
+    std::vector<std::string> a = args;
+    a.push_back("--store=" + uri);
+    a.push_back("--server_id=" + name);
+    absl::StatusOr<int> port = Start(name, name, "server", a, 0);
+    if (!port.ok()) return port.status();
+    if (i == 1 &&
+        !WaitForLog(name, "holds the leader lease", absl::Seconds(20))) {
+      return absl::DeadlineExceededError("ha-1 did not take the leader lease");
+    }
+    ports.push_back(*port);
+    addresses.push_back(absl::StrCat("127.0.0.1:", *port));
+  }
+  server_target_ = absl::StrCat("ipv4:", absl::StrJoin(addresses, ","));
+  grpc::ChannelArguments channel_args;
+  common::RouteToServingServer(server_target_, channel_args);
+  tasks_ = crucible::v1::TaskService::NewStub(grpc::CreateCustomChannel(
+      server_target_, grpc::InsecureChannelCredentials(), channel_args));
+  return ports;
 }
 
 absl::StatusOr<std::string> ChaosStack::StartExecutor(const std::string& name,
@@ -105,7 +133,7 @@ absl::StatusOr<std::string> ChaosStack::StartExecutor(const std::string& name,
 absl::Status ChaosStack::StartWorker(const std::string& name,
                                      const std::string& executor,
                                      std::vector<std::string> args) {
-  args.push_back(absl::StrCat("--server=127.0.0.1:", server_port_));
+  args.push_back("--server=" + server_target_);
   args.push_back("--executors=" + executor);
   args.push_back("--worker_id=" + name);
   args.push_back("--health_interval=200ms");
@@ -120,14 +148,20 @@ absl::StatusOr<int> ChaosStack::Stop(const std::string& name, int signal,
   return it->second.Stop(signal, timeout);
 }
 
-absl::StatusOr<std::string> ChaosStack::Submit(const std::string& script) {
+absl::StatusOr<std::string> ChaosStack::Submit(const std::string& script,
+                                               const std::string& request_id) {
   crucible::v1::CreateTaskRequest req;
+  req.set_request_id(request_id);
+  // Several servers (StartServers): wait for the leader, as a client of a
+  // failing-over store should; the call keeps the channel polled.
+  const bool listed = absl::StartsWith(server_target_, "ipv4:");
   req.mutable_spec()->set_image(kImage);
   for (const char* arg : {"sh", "-c"}) req.mutable_spec()->add_command(arg);
   req.mutable_spec()->add_command(script);
   req.mutable_spec()->mutable_timeout()->set_seconds(60);
   crucible::v1::CreateTaskResponse resp;
   grpc::ClientContext ctx;
+  ctx.set_wait_for_ready(listed);
   ctx.set_deadline(In(absl::Seconds(10)));
   grpc::Status s = tasks_->CreateTask(&ctx, req, &resp);
   if (!s.ok()) return common::FromGrpcStatus(s);
@@ -139,6 +173,7 @@ absl::StatusOr<crucible::v1::Task> ChaosStack::Get(const std::string& id) {
   req.set_task_id(id);
   crucible::v1::GetTaskResponse resp;
   grpc::ClientContext ctx;
+  ctx.set_wait_for_ready(absl::StartsWith(server_target_, "ipv4:"));
   ctx.set_deadline(In(absl::Seconds(5)));
   grpc::Status s = tasks_->GetTask(&ctx, req, &resp);
   if (!s.ok()) return common::FromGrpcStatus(s);

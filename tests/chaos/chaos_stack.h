@@ -32,6 +32,13 @@ class ChaosStack {
   // Starts the server again (it must have exited) on the same port, with
   // the same database and arguments.
   absl::Status RestartServer();
+  // Instead of StartServer: `n` servers named ha-1 ... ha-n on the
+  // PostgreSQL store `uri`, each on a port of its own, started in order
+  // (ha-1 leads: the next starts once it holds the lease); workers and this
+  // stack's client reach whichever server leads
+  // (common::RouteToServingServer). Returns their ports.
+  absl::StatusOr<std::vector<int>> StartServers(
+      int n, const std::string& uri, std::vector<std::string> args = {});
   // An executor with `slots`; returns its address.
   absl::StatusOr<std::string> StartExecutor(const std::string& name, int slots);
   // A worker of the server on `executor` (an address), `args` added.
@@ -42,9 +49,10 @@ class ChaosStack {
   absl::StatusOr<int> Stop(const std::string& name, int signal,
                            absl::Duration timeout = absl::Seconds(20));
 
-  // Submits `sh -c script` in the busybox test image; returns the task id,
-  // or an error if CreateTask failed.
-  absl::StatusOr<std::string> Submit(const std::string& script);
+  // Submits `sh -c script` in the busybox test image (with `request_id`, if
+  // set); returns the task id, or an error if CreateTask failed.
+  absl::StatusOr<std::string> Submit(const std::string& script,
+                                     const std::string& request_id = "");
   // GetTask; an error if the call failed.
   absl::StatusOr<crucible::v1::Task> Get(const std::string& id);
   // Polls GetTask (100 ms) until `done` holds for the task; false on timeout.
@@ -83,6 +91,9 @@ class ChaosStack {
   std::vector<std::string> executors_;
   std::vector<std::string> server_args_;
   int server_port_ = 0;
+  // What workers and the client dial: 127.0.0.1:<port>, or the ipv4: list
+  // of StartServers.
+  std::string server_target_;
   int server_runs_ = 0;
   std::unique_ptr<crucible::v1::TaskService::Stub> tasks_;
 };
