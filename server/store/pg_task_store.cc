@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -139,9 +140,6 @@ absl::Status PgTaskStore::Commit(absl::Span<const TaskWrite> writes) {
 }
 
 absl::Status PgTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
-  PgTransaction tx(*writer_);
-  RETURN_IF_ERROR(tx.status());
-  RETURN_IF_ERROR(CheckFence());
   // Several writes of one task in a batch: only the last state is written,
   // in the row the first one made (so creation order, and seq, hold).
   struct Row {
@@ -164,9 +162,22 @@ absl::Status PgTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
       rows[it->second].last = &w.row;
     }
   }
-  // One pipeline: the whole batch in one round trip.
+  // One pipeline: the transaction, the fence and the whole batch in one
+  // round trip.
   std::vector<PgStatement> statements;
-  statements.reserve(rows.size() + outputs.size());
+  statements.reserve(rows.size() + outputs.size() + 3);
+  statements.push_back({.sql = "BEGIN"});
+  if (fence_.has_value()) {
+    // Locks the lease row (a takeover waits for this commit) and fails
+    // with a division by zero unless it still names this holder and epoch.
+    PgStatement& st = statements.emplace_back();
+    st.sql =
+        "SELECT 1 / (SELECT count(*)::integer FROM (SELECT 1 FROM "
+        "crucible_leader WHERE id = 1 AND holder = $1 AND epoch = $2 FOR "
+        "SHARE) AS held)";
+    st.name = "crucible_fence";
+    st.params.Text(fence_->holder).Int64(fence_->epoch);
+  }
   constexpr char kInsert[] =
       "INSERT INTO tasks (id, tenant, request_id, create_time_us, priority, "
       "state, end_time_us, task) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON "
@@ -186,6 +197,7 @@ absl::Status PgTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
           .Bytes(now.blob);
       if (t.labels.empty()) {
         st.sql = kInsert;
+        st.name = "crucible_insert_task";
       } else {
         // Labels only on a new row (not an ignored insert of a taken id or
         // request_id), with the seq it got.
@@ -200,11 +212,13 @@ absl::Status PgTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
             " RETURNING seq) INSERT INTO task_labels (key, value, seq) SELECT "
             "l.k, l.v, t.seq FROM t, unnest($9::text[], $10::text[]) AS l(k, "
             "v) ON CONFLICT DO NOTHING");
+        st.name = "crucible_insert_labelled_task";
       }
     } else {
       st.sql =
           "UPDATE tasks SET state = $1, end_time_us = $2, task = $3 WHERE id "
           "= $4";
+      st.name = "crucible_update_task";
       st.params.Int32(now.state)
           .Int64OrNull(now.end_time_us)
           .Bytes(now.blob)
@@ -216,14 +230,24 @@ absl::Status PgTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
     st.sql =
         "INSERT INTO output_chunks (task_id, attempt, byte_offset, stream, "
         "data) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+    st.name = "crucible_insert_output";
     st.params.Text(w->task_id)
         .Int32(w->chunk.attempt())
         .Int64(w->chunk.offset())
         .Int32(static_cast<int32_t>(w->chunk.stream()))
         .Bytes(w->chunk.data());
   }
-  RETURN_IF_ERROR(writer_->ExecPipeline(statements));
-  return tx.Commit();
+  statements.push_back({.sql = "COMMIT"});
+  absl::Status s = writer_->ExecPipeline(statements);
+  if (s.ok()) return s;
+  // Whatever ran of it is rolled back (statements after an error in a
+  // pipeline are not run, COMMIT included).
+  (void)writer_->ExecScript("ROLLBACK");
+  if (fence_.has_value() && absl::StrContains(s.message(), "SQLSTATE 22012")) {
+    absl::Status fenced = CheckFence();  // says who holds the lease now
+    return fenced.ok() ? s : fenced;
+  }
+  return s;
 }
 
 absl::StatusOr<Task> PgTaskStore::GetTask(const std::string& task_id) {

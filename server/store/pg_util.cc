@@ -181,6 +181,8 @@ PgConnection::~PgConnection() { PQfinish(c_); }
 
 bool PgConnection::EnsureConnected() {
   if (PQstatus(c_) == CONNECTION_OK) return true;
+  prepared_.clear();  // they went with the session
+  deallocate_ = false;
   PQreset(c_);
   return PQstatus(c_) == CONNECTION_OK;
 }
@@ -213,6 +215,11 @@ absl::Status PgConnection::ExecPipeline(
   for (size_t begin = 0; begin < statements.size(); begin += kPerPipeline) {
     const size_t end = std::min(statements.size(), begin + kPerPipeline);
     if (!EnsureConnected()) return ErrorOf(c_, nullptr, statements[begin].sql);
+    if (deallocate_) {
+      if (absl::Status s = ExecScript("DEALLOCATE ALL"); !s.ok()) return s;
+      prepared_.clear();
+      deallocate_ = false;
+    }
     if (PQenterPipelineMode(c_) != 1) {
       return ErrorOf(c_, nullptr, statements[begin].sql);
     }
@@ -226,10 +233,25 @@ absl::Status PgConnection::ExecPipeline(
         values[k] = p.nulls_[k] ? nullptr : p.values_[k].data();
         lengths[k] = static_cast<int>(p.values_[k].size());
       }
-      if (PQsendQueryParams(c_, statements[i].sql.c_str(), static_cast<int>(n),
-                            p.types_.data(), values.data(), lengths.data(),
-                            p.formats_.data(),
-                            /*resultFormat=*/1) != 1) {
+      const char* name = statements[i].name;
+      if (name != nullptr && !prepared_.contains(name)) {
+        if (PQsendPrepare(c_, name, statements[i].sql.c_str(),
+                          static_cast<int>(n), p.types_.data()) != 1) {
+          error = ErrorOf(c_, nullptr, statements[i].sql);
+          break;
+        }
+        prepared_.insert(name);
+      }
+      const int sent =
+          name != nullptr
+              ? PQsendQueryPrepared(c_, name, static_cast<int>(n),
+                                    values.data(), lengths.data(),
+                                    p.formats_.data(), /*resultFormat=*/1)
+              : PQsendQueryParams(c_, statements[i].sql.c_str(),
+                                  static_cast<int>(n), p.types_.data(),
+                                  values.data(), lengths.data(),
+                                  p.formats_.data(), /*resultFormat=*/1);
+      if (sent != 1) {
         error = ErrorOf(c_, nullptr, statements[i].sql);
         break;
       }
@@ -256,7 +278,10 @@ absl::Status PgConnection::ExecPipeline(
       return error.ok() ? ErrorOf(c_, nullptr, statements[begin].sql) : error;
     }
     PQexitPipelineMode(c_);
-    if (!error.ok()) return error;
+    if (!error.ok()) {
+      deallocate_ = true;
+      return error;
+    }
   }
   return absl::OkStatus();
 }

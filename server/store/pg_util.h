@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,10 @@ class PgParams {
 struct PgStatement {
   std::string sql;
   PgParams params;
+  // If set (a string that lives for the program), the statement is prepared
+  // once per connection under this name and reused: `sql` and the
+  // parameters' types must be the same at every use of the name.
+  const char* name = nullptr;
 };
 
 // A result, cleared on destruction. Rows are read in binary; columns must be
@@ -104,6 +109,11 @@ class PgConnection {
  private:
   explicit PgConnection(PGconn* c) : c_(c) {}
   PGconn* c_;
+  // Statements prepared on this connection (PgStatement::name).
+  std::set<std::string> prepared_;
+  // A pipeline failed: which of its statements were prepared is unknown,
+  // so the next one starts by forgetting them all.
+  bool deallocate_ = false;
 };
 
 // BEGIN on construction, ROLLBACK on destruction unless Commit() was called.
