@@ -2,13 +2,9 @@
 
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/strip.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "server/store/pg_schema.h"
@@ -20,9 +16,6 @@ using crucible::v1::OutputChunk;
 using crucible::v1::OutputStream;
 using crucible::v1::Task;
 using crucible::v1::TaskState;
-
-// The same page tokens as the SQLite store's.
-constexpr absl::string_view kPageTokenPrefix = "v1:seq:";
 
 absl::Status FullError(const absl::Status& s) {
   if (!absl::IsResourceExhausted(s)) return s;
@@ -140,32 +133,11 @@ absl::Status PgTaskStore::Commit(absl::Span<const TaskWrite> writes) {
 }
 
 absl::Status PgTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
-  // Several writes of one task in a batch: only the last state is written,
-  // in the row the first one made (so creation order, and seq, hold).
-  struct Row {
-    bool insert;
-    const TaskRow* first;
-    const TaskRow* last;
-  };
-  std::vector<Row> rows;
-  absl::flat_hash_map<absl::string_view, size_t> row_of;
-  std::vector<const TaskWrite*> outputs;
-  for (const TaskWrite& w : writes) {
-    if (w.kind == TaskWrite::Kind::kOutput) {
-      outputs.push_back(&w);
-      continue;
-    }
-    auto [it, fresh] = row_of.try_emplace(w.row.id, rows.size());
-    if (fresh) {
-      rows.push_back(Row{w.kind == TaskWrite::Kind::kInsert, &w.row, &w.row});
-    } else {
-      rows[it->second].last = &w.row;
-    }
-  }
+  const FoldedBatch batch = FoldBatch(writes);
   // One pipeline: the transaction, the fence and the whole batch in one
   // round trip.
   std::vector<PgStatement> statements;
-  statements.reserve(rows.size() + outputs.size() + 3);
+  statements.reserve(batch.rows.size() + batch.outputs.size() + 3);
   statements.push_back({.sql = "BEGIN"});
   if (fence_.has_value()) {
     // Locks the lease row (a takeover waits for this commit) and fails
@@ -182,7 +154,7 @@ absl::Status PgTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
       "INSERT INTO tasks (id, tenant, request_id, create_time_us, priority, "
       "state, end_time_us, task) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON "
       "CONFLICT DO NOTHING";
-  for (const Row& row : rows) {
+  for (const FoldedBatch::Row& row : batch.rows) {
     const TaskRow& t = *row.first;
     const TaskRow& now = *row.last;
     PgStatement& st = statements.emplace_back();
@@ -225,7 +197,7 @@ absl::Status PgTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
           .Text(t.id);
     }
   }
-  for (const TaskWrite* w : outputs) {
+  for (const TaskWrite* w : batch.outputs) {
     PgStatement& st = statements.emplace_back();
     st.sql =
         "INSERT INTO output_chunks (task_id, attempt, byte_offset, stream, "
@@ -278,17 +250,7 @@ absl::StatusOr<Task> PgTaskStore::FindByRequestId(
 
 absl::StatusOr<ListTasksPage> PgTaskStore::ListTasks(
     const ListTasksQuery& query) {
-  int64_t before = INT64_MAX;
-  if (!query.page_token.empty()) {
-    std::string decoded;
-    absl::string_view token;
-    if (absl::WebSafeBase64Unescape(query.page_token, &decoded))
-      token = decoded;
-    if (!absl::ConsumePrefix(&token, kPageTokenPrefix) ||
-        !absl::SimpleAtoi(token, &before)) {
-      return absl::InvalidArgumentError("page_token: malformed");
-    }
-  }
+  ASSIGN_OR_RETURN(const int64_t before, SeqOfPageToken(query.page_token));
   // As in SqliteTaskStore::ListTasks: with labels, the first one drives the
   // scan and the others are looked up by (key, value, seq).
   PgParams params;
@@ -336,8 +298,7 @@ absl::StatusOr<ListTasksPage> PgTaskStore::ListTasks(
         int64_t last_seq = 0;
         for (int i = 0; i < r.rows(); ++i) {
           if (static_cast<int>(page.tasks.size()) == query.page_size) {
-            page.next_page_token = absl::WebSafeBase64Escape(
-                absl::StrCat(kPageTokenPrefix, last_seq));
+            page.next_page_token = PageToken(last_seq);
             break;
           }
           ASSIGN_OR_RETURN(Task task, ParseStoredTask(r.Bytes(i, 1)));
@@ -393,13 +354,9 @@ absl::StatusOr<std::vector<OutputChunk>> PgTaskStore::ReadOutput(
           chunk.set_attempt(attempt);
           chunk.set_offset(r.Int64(i, 0));
           chunk.set_stream(static_cast<OutputStream>(r.Int32(i, 1)));
-          std::string data = r.Bytes(i, 2);
-          if (chunk.offset() < offset) {
-            data.erase(0, offset - chunk.offset());
-            chunk.set_offset(offset);
-          }
-          total += data.size();
-          chunk.set_data(std::move(data));
+          chunk.set_data(r.Bytes(i, 2));
+          CutChunkTo(offset, chunk);
+          total += chunk.data().size();
           chunks.push_back(std::move(chunk));
         }
         return chunks;

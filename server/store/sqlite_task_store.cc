@@ -7,12 +7,8 @@
 #include <system_error>
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/strings/escaping.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/strip.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
@@ -26,8 +22,6 @@ using crucible::v1::OutputChunk;
 using crucible::v1::OutputStream;
 using crucible::v1::Task;
 using crucible::v1::TaskState;
-
-constexpr absl::string_view kPageTokenPrefix = "v1:seq:";
 
 absl::StatusOr<sqlite3*> OpenConnection(const SqliteTaskStoreOptions& options) {
   sqlite3* db = nullptr;
@@ -191,28 +185,7 @@ void SqliteTaskStore::ResetStatements() {
 absl::Status SqliteTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
   Transaction tx(write_db_);
   RETURN_IF_ERROR(tx.status());
-  // Several writes of one task in a batch: only the last state is written,
-  // in the row the first one made (so creation order, and seq, hold).
-  struct Row {
-    bool insert;
-    const TaskRow* first;  // the insert's columns
-    const TaskRow* last;   // the latest state
-  };
-  std::vector<Row> rows;
-  absl::flat_hash_map<absl::string_view, size_t> row_of;
-  std::vector<const TaskWrite*> outputs;
-  for (const TaskWrite& w : writes) {
-    if (w.kind == TaskWrite::Kind::kOutput) {
-      outputs.push_back(&w);
-      continue;
-    }
-    auto [it, fresh] = row_of.try_emplace(w.row.id, rows.size());
-    if (fresh) {
-      rows.push_back(Row{w.kind == TaskWrite::Kind::kInsert, &w.row, &w.row});
-    } else {
-      rows[it->second].last = &w.row;
-    }
-  }
+  const FoldedBatch batch = FoldBatch(writes);
   auto prepared = [this](std::unique_ptr<Stmt>& stmt, const char* sql)
                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) -> Stmt& {
     if (stmt == nullptr) stmt = std::make_unique<Stmt>(write_db_, sql);
@@ -227,7 +200,7 @@ absl::Status SqliteTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
       prepared(update_task_,
                "UPDATE tasks SET state = ?, end_time_us = ?, task = ? "
                "WHERE id = ?");
-  for (const Row& row : rows) {
+  for (const FoldedBatch::Row& row : batch.rows) {
     const TaskRow& t = *row.first;
     if (row.insert) {
       insert.Reset();
@@ -251,12 +224,12 @@ absl::Status SqliteTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
       RETURN_IF_ERROR(update.Run());
     }
   }
-  if (!outputs.empty()) {
+  if (!batch.outputs.empty()) {
     Stmt& out =
         prepared(insert_output_,
                  "INSERT OR IGNORE INTO output_chunks (task_id, attempt, "
                  "byte_offset, stream, data) VALUES (?, ?, ?, ?, ?)");
-    for (const TaskWrite* w : outputs) {
+    for (const TaskWrite* w : batch.outputs) {
       out.Reset();
       out.Bind(1, w->task_id)
           .Bind(2, w->chunk.attempt())
@@ -307,17 +280,7 @@ absl::StatusOr<Task> SqliteTaskStore::FindByRequestId(
 
 absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
     const ListTasksQuery& query) {
-  int64_t before = INT64_MAX;
-  if (!query.page_token.empty()) {
-    std::string decoded;
-    absl::string_view token;
-    if (absl::WebSafeBase64Unescape(query.page_token, &decoded))
-      token = decoded;
-    if (!absl::ConsumePrefix(&token, kPageTokenPrefix) ||
-        !absl::SimpleAtoi(token, &before)) {
-      return absl::InvalidArgumentError("page_token: malformed");
-    }
-  }
+  ASSIGN_OR_RETURN(const int64_t before, SeqOfPageToken(query.page_token));
   // With labels, the first one drives the scan (its rows, newest first) and
   // the others are looked up by (key, value, seq): only matching tasks are
   // read, however many others there are.
@@ -358,8 +321,7 @@ absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
   int64_t last_seq = 0;
   while (list.Step()) {
     if (static_cast<int>(page.tasks.size()) == query.page_size) {
-      page.next_page_token =
-          absl::WebSafeBase64Escape(absl::StrCat(kPageTokenPrefix, last_seq));
+      page.next_page_token = PageToken(last_seq);
       break;
     }
     ASSIGN_OR_RETURN(Task task, ParseStoredTask(list.Blob(1)));
@@ -406,13 +368,9 @@ absl::StatusOr<std::vector<OutputChunk>> SqliteTaskStore::ReadOutput(
     chunk.set_attempt(attempt);
     chunk.set_offset(read.Int(0));
     chunk.set_stream(static_cast<OutputStream>(read.Int(1)));
-    std::string data = read.Blob(2);
-    if (chunk.offset() < offset) {
-      data.erase(0, offset - chunk.offset());
-      chunk.set_offset(offset);
-    }
-    total += data.size();
-    chunk.set_data(std::move(data));
+    chunk.set_data(read.Blob(2));
+    CutChunkTo(offset, chunk);
+    total += chunk.data().size();
     chunks.push_back(std::move(chunk));
   }
   RETURN_IF_ERROR(read.status());

@@ -1,7 +1,13 @@
 #include "server/store/task_store.h"
 
+#include <cstdint>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/proto_time.h"
 
 namespace server {
@@ -14,7 +20,52 @@ int64_t Micros(const google::protobuf::Timestamp& t) {
   return absl::ToUnixMicros(common::FromProtoTime(t));
 }
 
+constexpr absl::string_view kPageTokenPrefix = "v1:seq:";
+
 }  // namespace
+
+FoldedBatch FoldBatch(absl::Span<const TaskWrite> writes) {
+  FoldedBatch batch;
+  absl::flat_hash_map<absl::string_view, size_t> row_of;
+  for (const TaskWrite& w : writes) {
+    if (w.kind == TaskWrite::Kind::kOutput) {
+      batch.outputs.push_back(&w);
+      continue;
+    }
+    auto [it, fresh] = row_of.try_emplace(w.row.id, batch.rows.size());
+    if (fresh) {
+      batch.rows.push_back({.insert = w.kind == TaskWrite::Kind::kInsert,
+                            .first = &w.row,
+                            .last = &w.row});
+    } else {
+      batch.rows[it->second].last = &w.row;
+    }
+  }
+  return batch;
+}
+
+std::string PageToken(int64_t seq) {
+  return absl::WebSafeBase64Escape(absl::StrCat(kPageTokenPrefix, seq));
+}
+
+absl::StatusOr<int64_t> SeqOfPageToken(const std::string& token) {
+  if (token.empty()) return INT64_MAX;
+  std::string decoded;
+  absl::string_view rest;
+  if (absl::WebSafeBase64Unescape(token, &decoded)) rest = decoded;
+  int64_t seq = 0;
+  if (!absl::ConsumePrefix(&rest, kPageTokenPrefix) ||
+      !absl::SimpleAtoi(rest, &seq)) {
+    return absl::InvalidArgumentError("page_token: malformed");
+  }
+  return seq;
+}
+
+void CutChunkTo(int64_t offset, OutputChunk& chunk) {
+  if (chunk.offset() >= offset) return;
+  chunk.mutable_data()->erase(0, offset - chunk.offset());
+  chunk.set_offset(offset);
+}
 
 absl::StatusOr<Task> ParseStoredTask(const std::string& bytes) {
   Task task;

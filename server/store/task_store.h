@@ -78,6 +78,30 @@ struct TaskWrite {
   static TaskWrite Output(std::string task_id, crucible::v1::OutputChunk chunk);
 };
 
+// What the stores share of a batch (TaskStore::Commit): several writes of
+// one task become one row write, holding the last state, in the row the
+// first one made (so creation order, and seq, hold); output chunks apart.
+struct FoldedBatch {
+  struct Row {
+    bool insert = false;
+    const TaskRow* first = nullptr;  // the insert's columns
+    const TaskRow* last = nullptr;   // the latest state
+  };
+  std::vector<Row> rows;
+  std::vector<const TaskWrite*> outputs;
+};
+// Points into `writes`, which must outlive the result.
+FoldedBatch FoldBatch(absl::Span<const TaskWrite> writes);
+
+// ListTasks page tokens of both stores: the seq of the last task returned.
+std::string PageToken(int64_t seq);
+// INVALID_ARGUMENT "page_token: malformed" unless made by PageToken;
+// INT64_MAX for an empty token (the first page).
+absl::StatusOr<int64_t> SeqOfPageToken(const std::string& token);
+
+// `chunk` cut to start at `offset` if it starts before (ReadOutput).
+void CutChunkTo(int64_t offset, crucible::v1::OutputChunk& chunk);
+
 // Durable storage of tasks and their output: commits batches of writes and
 // answers reads. Implementations are thread-safe and own no threads: the
 // commit pipeline (ordering, group commit, announcing once durable, waiting
