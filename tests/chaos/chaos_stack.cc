@@ -101,7 +101,7 @@ absl::StatusOr<std::vector<int>> ChaosStack::StartServers(
     absl::StatusOr<int> port = Start(name, name, "server", a, 0);
     if (!port.ok()) return port.status();
     if (i == 1 &&
-        !WaitForLog(name, "holds the leader lease", absl::Seconds(20))) {
+        !WaitForLog(name, "holds the leader lease (epoch", absl::Seconds(20))) {
       return absl::DeadlineExceededError("ha-1 did not take the leader lease");
     }
     ports.push_back(*port);
