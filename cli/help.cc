@@ -73,7 +73,9 @@ Commands:
   help                   this text
 
 Global flags (anywhere before "--"):
-  --server HOST:PORT     server address; default $CRUCIBLE_SERVER, else 127.0.0.1:8080
+  --server HOST:PORT     server address; default $CRUCIBLE_SERVER, else 127.0.0.1:8080;
+                         ipv4:HOST:PORT,HOST:PORT,... for the servers of one
+                         PostgreSQL store (calls go to the one that leads)
   --token TOKEN          API token or JWT, sent as "authorization: Bearer
                          TOKEN"; default $CRUCIBLE_TOKEN. It decides your
                          tenant (whose tasks you see) and role
