@@ -78,6 +78,20 @@ void PgParams::Add(unsigned oid, std::string bytes, bool null, int format) {
   nulls_.push_back(null);
   formats_.push_back(format);
 }
+std::vector<const char*> PgParams::Values() const {
+  std::vector<const char*> out(values_.size());
+  for (size_t i = 0; i < values_.size(); ++i) {
+    out[i] = nulls_[i] ? nullptr : values_[i].data();
+  }
+  return out;
+}
+std::vector<int> PgParams::Lengths() const {
+  std::vector<int> out(values_.size());
+  for (size_t i = 0; i < values_.size(); ++i) {
+    out[i] = static_cast<int>(values_[i].size());
+  }
+  return out;
+}
 PgParams& PgParams::TextArray(const std::vector<std::string>& v) {
   // {"a","b\"c"}: every element quoted, quotes and backslashes escaped.
   std::string literal = "{";
@@ -191,12 +205,8 @@ absl::StatusOr<PgResult> PgConnection::Exec(absl::string_view sql,
                                             const PgParams& params) {
   if (!EnsureConnected()) return ErrorOf(c_, nullptr, sql);
   const size_t n = params.values_.size();
-  std::vector<const char*> values(n);
-  std::vector<int> lengths(n);
-  for (size_t i = 0; i < n; ++i) {
-    values[i] = params.nulls_[i] ? nullptr : params.values_[i].data();
-    lengths[i] = static_cast<int>(params.values_[i].size());
-  }
+  const std::vector<const char*> values = params.Values();
+  const std::vector<int> lengths = params.Lengths();
   const std::string text(sql);
   PGresult* r =
       PQexecParams(c_, text.c_str(), static_cast<int>(n), params.types_.data(),
@@ -227,12 +237,8 @@ absl::Status PgConnection::ExecPipeline(
     for (size_t i = begin; i < end; ++i) {
       const PgParams& p = statements[i].params;
       const size_t n = p.values_.size();
-      std::vector<const char*> values(n);
-      std::vector<int> lengths(n);
-      for (size_t k = 0; k < n; ++k) {
-        values[k] = p.nulls_[k] ? nullptr : p.values_[k].data();
-        lengths[k] = static_cast<int>(p.values_[k].size());
-      }
+      const std::vector<const char*> values = p.Values();
+      const std::vector<int> lengths = p.Lengths();
       const char* name = statements[i].name;
       if (name != nullptr && !prepared_.contains(name)) {
         if (PQsendPrepare(c_, name, statements[i].sql.c_str(),

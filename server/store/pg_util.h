@@ -36,6 +36,9 @@ class PgParams {
  private:
   friend class PgConnection;
   void Add(unsigned oid, std::string bytes, bool null = false, int format = 1);
+  // libpq's arrays of value pointers (null for NULL) and lengths.
+  std::vector<const char*> Values() const;
+  std::vector<int> Lengths() const;
   std::vector<unsigned> types_;
   std::vector<std::string> values_;
   std::vector<bool> nulls_;
