@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/task_state.h"
 #include "gtest/gtest.h"
 #include "tests/chaos/chaos_stack.h"
 #include "tests/testing/postgres.h"
@@ -29,12 +30,6 @@ using testing_util::ChaosStack;
 
 constexpr char kScript[] = "sleep 4; echo once";
 constexpr int kRunning = 4;
-
-bool Ended(const Task& t) {
-  return t.state() != crucible::v1::TASK_STATE_QUEUED &&
-         t.state() != crucible::v1::TASK_STATE_LEASED &&
-         t.state() != crucible::v1::TASK_STATE_RUNNING;
-}
 
 class ServerFailoverTest : public ::testing::Test {
  protected:
@@ -128,7 +123,10 @@ class ServerFailoverTest : public ::testing::Test {
 
   void ExpectAllEndedOnce() {
     for (const std::string& id : ids_) {
-      EXPECT_TRUE(chaos_->AwaitTask(id, Ended, absl::Seconds(60))) << id;
+      EXPECT_TRUE(chaos_->AwaitTask(
+          id, [](const Task& t) { return common::IsTerminal(t.state()); },
+          absl::Seconds(60)))
+          << id;
     }
     EXPECT_TRUE(absl::StrContains(chaos_->Log("worker-1"), "resuming"))
         << "the worker did not name its running tasks to the new leader";
