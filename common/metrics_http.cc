@@ -1,0 +1,101 @@
+#include "common/metrics_http.h"
+
+#include <glog/logging.h>
+#include <httplib.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+
+namespace common {
+
+MetricsServer::MetricsServer(const MetricsRegistry& registry)
+    : registry_(registry), http_(std::make_unique<httplib::Server>()) {}
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
+    const std::string& address, const MetricsRegistry& registry) {
+  const size_t colon = address.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metrics address ", address, ": want host:port (port 0: any)"));
+  }
+  std::string host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty()) host = "0.0.0.0";
+  std::unique_ptr<MetricsServer> server(new MetricsServer(registry));
+  httplib::Server& http = *server->http_;
+  // A scrape every few seconds needs no more; the default pool is 8+.
+  http.new_task_queue = [] { return new httplib::ThreadPool(2); };
+  http.set_read_timeout(std::chrono::seconds(10));
+  http.set_payload_max_length(4096);
+  // httplib's default options add SO_REUSEPORT, with which a second
+  // process binds a port already in use and the kernel splits the scrapes
+  // between them; a port in use must fail the start instead.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  http.Get("/metrics",
+           [s = server.get()](const httplib::Request&, httplib::Response& res) {
+             res.set_content(s->registry_.Expose(), kMetricsContentType);
+           });
+  // Another path: 404; another method on /metrics: 405.
+  auto not_allowed = [](const httplib::Request& req, httplib::Response& res) {
+    res.status = req.path == "/metrics" ? 405 : 404;
+    res.set_content("", "text/plain");
+  };
+  http.Post(".*", not_allowed);
+  http.Put(".*", not_allowed);
+  http.Patch(".*", not_allowed);
+  http.Delete(".*", not_allowed);
+  http.Options(".*", not_allowed);
+  if (port == 0) {
+    server->port_ = http.bind_to_any_port(host);
+  } else if (http.bind_to_port(host, port)) {
+    server->port_ = port;
+  }
+  if (server->port_ <= 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, " for metrics"));
+  }
+  server->thread_ = std::thread([s = server.get()] { s->Serve(); });
+  return server;
+}
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::StartIfSet(
+    const std::string& address, const MetricsRegistry& registry) {
+  if (address.empty()) return nullptr;
+  ASSIGN_OR_RETURN(std::unique_ptr<MetricsServer> server,
+                   Start(address, registry));
+  LOG(INFO) << "metrics on http://" << address.substr(0, address.rfind(':'))
+            << ":" << server->port() << "/metrics";
+  return server;
+}
+
+void MetricsServer::Serve() {
+  if (!http_->listen_after_bind()) LOG(ERROR) << "metrics: the listener failed";
+  served_ = true;
+}
+
+MetricsServer::~MetricsServer() {
+  // httplib's stop() does nothing until listen_after_bind, on thread_, has
+  // marked the server running; a stop that comes sooner would leave it
+  // listening for good, so it waits for that first (microseconds).
+  while (thread_.joinable() && !served_ && !http_->is_running()) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  http_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace common
