@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -83,8 +84,11 @@ class GrpcServer {
   // too, reports NOT_SERVING from now on, for good. Calls still run.
   void BeginStop();
   // Stops accepting calls, waits up to `grace` for running calls, then
-  // cancels the rest. BeginStop first, if it was not called.
+  // cancels the rest. BeginStop first, if it was not called. Returns as
+  // soon as no call runs, even while clients keep connections open.
   void Shutdown(absl::Duration grace);
+  // Calls of the main port that have started and not yet ended.
+  int live_calls() const { return live_calls_->load(); }
   grpc::Server* server() { return server_.get(); }
 
  private:
@@ -110,11 +114,14 @@ class GrpcServer {
   };
 
   GrpcServer(std::unique_ptr<ServerReflection> reflection,
+             std::shared_ptr<std::atomic<int>> live_calls,
              std::unique_ptr<grpc::Server> server, int port,
              std::unique_ptr<grpc::Server> health_server, int health_port,
              std::vector<std::string> names);
-  // Declared first so that it outlives the server that calls it.
+  // Declared first so that they outlive the server that calls them.
   const std::unique_ptr<ServerReflection> reflection_;
+  // Kept by an interceptor of every call (CallCounter).
+  const std::shared_ptr<std::atomic<int>> live_calls_;
   std::unique_ptr<grpc::Server> server_;
   const int port_;
   std::unique_ptr<grpc::Server> health_server_;  // may be null

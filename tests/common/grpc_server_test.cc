@@ -137,5 +137,41 @@ TEST(GrpcServerHealthPortTest, MirrorsEveryStatusAndServesNothingElse) {
   EXPECT_EQ(check(kLivenessService), "NOT_SERVING");
 }
 
+// Shutdown waits for a running call up to the grace, then cancels it (it
+// closes the connections early only once no call runs: server_crash_test
+// checks that with a client that keeps its connection after a cancelled
+// stream).
+class GrpcServerShutdownTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<GrpcServer>> server =
+        GrpcServer::Start(GrpcServerOptions{}, {});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    stub_ = grpc::health::v1::Health::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                            grpc::InsecureChannelCredentials()));
+  }
+
+  std::unique_ptr<GrpcServer> server_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> stub_;
+};
+
+TEST_F(GrpcServerShutdownTest, WaitsTheGraceForARunningCallThenCancelsIt) {
+  grpc::ClientContext ctx;
+  HealthCheckRequest request;
+  auto reader = stub_->Watch(&ctx, request);
+  HealthCheckResponse response;
+  ASSERT_TRUE(reader->Read(&response));  // the stream runs
+  EXPECT_EQ(server_->live_calls(), 1);
+  const absl::Time start = absl::Now();
+  server_->Shutdown(absl::Milliseconds(500));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(500));
+  while (reader->Read(&response)) {
+  }
+  EXPECT_NE(reader->Finish().error_code(), grpc::StatusCode::OK);
+  EXPECT_EQ(server_->live_calls(), 0);
+}
+
 }  // namespace
 }  // namespace common
