@@ -13,84 +13,20 @@
 #   tests/deploy/compose_test.sh REPO_ROOT      KEEP=1: leave it all running
 set -uo pipefail
 root="$(cd "${1:?usage: compose_test.sh REPO_ROOT}" && pwd)"
-podman="$root/deploy/docker/podman"
-store="${CRUCIBLE_IMAGE_STORE:-$root/build/images}"
-export CRUCIBLE_IMAGE_STORE="$store"
 project=crucibletest
-engine_dir="$store/compose-engine"
-gid=2375
-busybox=localhost/crucible/busybox:latest
-mkdir -p "$engine_dir"
-
-passed=0 failed=0
-check() {  # check NAME WANT GOT
-  if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok   $1"
-  else failed=$((failed + 1)); echo "FAIL $1: want [$2], got [$3]"; fi
-}
-compose() {
-  podman-compose --podman-path "$podman" -p "$project" \
-    -f "$root/deploy/compose/compose.yaml" "$@"
-}
-engine_pid=""
+compose_files=(compose.yaml)
+source "$(dirname "$0")/compose_lib.sh"
 cleanup() {
-  if [ -n "${KEEP:-}" ]; then echo "KEEP: left the stack and the engine (pid $engine_pid) running"; return; fi
-  compose down -v >"$engine_dir/down.log" 2>&1
+  teardown
   "$podman" rm -f crucible-hostile >/dev/null 2>&1  # only if the guard failed
-  # Whatever podman-compose left behind of this project (and only of it).
-  "$podman" ps -aq --filter "label=io.podman.compose.project=$project" |
-    xargs -r "$podman" rm -f -t 2 >/dev/null 2>&1
-  # podman-compose's down leaves the project's networks (in the machine's
-  # global network configuration): remove them too.
-  "$podman" network ls -q --filter "label=io.podman.compose.project=$project" |
-    xargs -r "$podman" network rm -f >/dev/null 2>&1
-  if [ -n "$engine_pid" ]; then kill "$engine_pid" 2>/dev/null; wait "$engine_pid" 2>/dev/null; fi
-  rm -f "$engine_dir/engine.sock"
 }
 trap cleanup EXIT
 
-for i in server worker executor docker-proxy; do
-  "$podman" image exists "localhost/crucible/$i:${CRUCIBLE_TAG:-dev}" ||
-    { echo "FAIL: localhost/crucible/$i is not built (deploy/docker/build)"; exit 1; }
-done
-
-# The busybox image tasks run, in the same storage as the engine's.
-if ! "$podman" image exists "$busybox"; then
-  rootfs="$engine_dir/busybox-rootfs"; rm -rf "$rootfs"
-  mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp"
-  cp /bin/busybox "$rootfs/bin/busybox"
-  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$rootfs/bin/$a"; done
-  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n' >"$rootfs/etc/passwd"
-  printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
-  tar -C "$rootfs" -cf "$engine_dir/busybox.tar" . && rm -rf "$rootfs"
-  "$podman" import --quiet --change 'ENV PATH=/bin' --change 'CMD ["sh"]' \
-    "$engine_dir/busybox.tar" "$busybox" >/dev/null
-  rm -f "$engine_dir/busybox.tar"
-fi
-
-# The engine's API socket, group-owned by $gid, mode 0660 (the node requirement).
-rm -rf "$engine_dir/engine.sock"
-# with-subids: the subordinate ids of the tasks' user namespaces (policy.json
-# "userns": "auto"), private to this engine.
-"$root/deploy/local/with-subids" "$engine_dir/subids" \
-  "$podman" system service --time=0 "unix://$engine_dir/engine.sock" \
-  >"$engine_dir/engine.log" 2>&1 </dev/null &
-engine_pid=$!
-for _ in $(seq 100); do [ -S "$engine_dir/engine.sock" ] && break; sleep 0.1; done
-chgrp "$gid" "$engine_dir/engine.sock" && chmod 0660 "$engine_dir/engine.sock"
-check "engine answers" OK \
-  "$(curl -sS --max-time 5 --unix-socket "$engine_dir/engine.sock" http://d/_ping 2>&1)"
-
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-# The stack's certificates, made as the compose file says (a CA of this run).
-tls="$engine_dir/tls"
-rm -rf "$tls"
-CRUCIBLE_TLS_OWNER=10001 "$root/deploy/local/certs" "$tls"
-check "certificates made" 0 "$?"
-# The server's admin token, as the compose file says: uid 10001's alone.
-admin_token="$engine_dir/admin-token"
-head -c 32 /dev/urandom | base64 | tr -d '=+/\n' >"$admin_token"
-chown 10001 "$admin_token" && chmod 600 "$admin_token"
-token="$(cat "$admin_token")"
+require_images server worker executor docker-guard docker-proxy
+make_busybox
+start_engine
+port="$(free_port)"
+make_secrets
 # podman-compose reads the file anew for every command (down too): export.
 export CRUCIBLE_ENGINE_SOCKET="$engine_dir/engine.sock" CRUCIBLE_ENGINE_GID=$gid \
   CRUCIBLE_SERVER_PORT="$port" CRUCIBLE_EXECUTORS=2 CRUCIBLE_TLS_DIR="$tls" \
@@ -98,21 +34,17 @@ export CRUCIBLE_ENGINE_SOCKET="$engine_dir/engine.sock" CRUCIBLE_ENGINE_GID=$gid
 compose up -d >"$engine_dir/up.log" 2>&1
 check "podman-compose up" 0 "$?"
 
-ctr() { echo "${project}_$1_${2:-1}"; }
 # The host pid of a container's PID 1: the distroless images have no shell,
 # awk or cat to look from inside, so /proc is read from the host.
 pid_of() { "$podman" inspect --format '{{.State.Pid}}' "$1"; }
 proc_field() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$(pid_of "$1")/status" 2>&1; }
-# Health checks, as podman runs them (no systemd timers here: run them).
-# executor_2: the second replica (CRUCIBLE_EXECUTORS=2).
-for s in server docker-guard docker-proxy executor executor_2 worker; do
-  ok=no
-  for _ in $(seq 60); do
-    if "$podman" healthcheck run "${project}_${s%_2}_$([ "$s" = executor_2 ] && echo 2 || echo 1)" >/dev/null 2>&1; then ok=yes; break; fi
-    sleep 0.5
-  done
-  check "$s: healthy" yes "$ok"
-done
+# Health checks, all under one deadline; executor_2 is the second replica
+# (CRUCIBLE_EXECUTORS=2). If one has not come up, the run stops here: every
+# check after it would fail for the same reason (the teardown prints why).
+healthy="$(wait_healthy "$(ctr server)" "$(ctr docker-guard)" "$(ctr docker-proxy)" \
+  "$(ctr executor)" "$(ctr executor 2)" "$(ctr worker)")"
+check "every service healthy" "" "$healthy"
+[ -z "$healthy" ] || { echo "$passed passed, $failed failed"; exit 1; }
 
 # What each container really got.
 for s in server worker executor docker-proxy docker-guard; do
