@@ -13,7 +13,10 @@
 # 10001, no setuid file, no compiler, every library found, the repository's
 # allowlist. The guard's --describe under the policy files deploy/compose
 # and deploy/k8s ship admits what the built-in policy does. And, for real,
-# the server serving on a read-only root filesystem, answering the CLI.
+# the server serving on a read-only root filesystem, answering the CLI. The
+# postgres image: appuser, no setuid file, its health check, and a clear
+# refusal of a store file it cannot make a database from. A container
+# failing a check has its state and last log lines printed.
 #   tests/deploy/images_test.sh REPO_ROOT [--build]   (--build: build first)
 set -uo pipefail
 root="$(cd "${1:?usage: images_test.sh REPO_ROOT [--build]}" && pwd)"
@@ -29,6 +32,12 @@ check() {  # check NAME WANT GOT
   else failed=$((failed + 1)); echo "FAIL $1: want [$2], got [$3]"; fi
 }
 run() { "$podman" run --rm --pull=never --network=none "$@" 2>&1; }
+# A container that failed a check: its state and last log lines, so the
+# failure explains itself.
+logs_of() {
+  echo "     $1: $("$podman" inspect --format '{{.State.Status}} exit={{.State.ExitCode}}' "$1" 2>&1); last log lines:"
+  "$podman" logs --tail 20 "$1" 2>&1 | sed 's/^/     | /'
+}
 hardened=(--read-only --cap-drop=ALL --security-opt=no-new-privileges --network=none)
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -97,7 +106,9 @@ for name in server worker executor docker-guard; do
   "$podman" run -d --pull=never --name "$ctr" "${hardened[@]}" "$image" ${serve_args[$name]} >/dev/null 2>&1
   sleep 1
   pid="$("$podman" inspect --format '{{.State.Pid}}' "$ctr" 2>/dev/null)"
-  check "$name: running" true "$("$podman" inspect --format '{{.State.Running}}' "$ctr" 2>&1)"
+  running="$("$podman" inspect --format '{{.State.Running}}' "$ctr" 2>&1)"
+  check "$name: running" true "$running"
+  [ "$running" = true ] || logs_of "$ctr"
   check "$name: process uid and gid (from the host)" "10001 10001" \
     "$(awk '$1 == "Uid:" {u=$2} $1 == "Gid:" {g=$2} END {print u, g}' "/proc/$pid/status" 2>&1)"
   check "$name: no effective capabilities" 0000000000000000 \
@@ -169,9 +180,12 @@ name="crucible-images-test-$$"
 ok=no
 for _ in $(seq 100); do
   if "$podman" exec "$name" crucible --server=127.0.0.1:8080 list >/dev/null 2>&1; then ok=yes; break; fi
+  # Exited: no use waiting.
+  [ "$("$podman" inspect --format '{{.State.Running}}' "$name" 2>&1)" = true ] || break
   sleep 0.2
 done
 check "server: serves the CLI, read-only, no capabilities" yes "$ok"
+[ "$ok" = yes ] || logs_of "$name"
 check "server: healthy (its exec-form health check)" 0 \
   "$("$podman" healthcheck run "$name" >/dev/null 2>&1; echo $?)"
 pid="$("$podman" inspect --format '{{.State.Pid}}' "$name" 2>/dev/null)"
@@ -179,6 +193,30 @@ check "server: wrote its store" yes \
   "$(test -s "/proc/$pid/root/data/crucible.db" && echo yes || echo no)"
 "$podman" rm -f -t 2 "$name" >/dev/null 2>&1
 "$podman" volume rm -f "$name" >/dev/null 2>&1
+
+# ---- The postgres image (compose.postgres.yaml): Debian's PostgreSQL as
+# appuser; it starts only from a store file naming a role, a password and a
+# database. (compose_ha_test runs it for real, with the servers.)
+postgres="localhost/crucible/postgres:$tag"
+if "$podman" image exists "$postgres"; then
+  check "postgres: USER" appuser "$("$podman" image inspect --format '{{.Config.User}}' "$postgres")"
+  check "postgres: health check in exec form" \
+    "CMD [/usr/lib/postgresql/15/bin/pg_isready --quiet --host=127.0.0.1 --port=5432]" \
+    "$("$podman" image inspect --format '{{if .HealthCheck}}{{index .HealthCheck.Test 0}} {{slice .HealthCheck.Test 1}}{{end}}' "$postgres")"
+  check "postgres: stop signal (fast shutdown)" SIGINT \
+    "$("$podman" image inspect --format '{{.Config.StopSignal}}' "$postgres")"
+  check "postgres: no setuid/setgid files" "" \
+    "$(run --no-healthcheck --user 0 --entrypoint find "$postgres" / -xdev -type f -perm /6000)"
+  check "postgres: no compiler, no headers" "" \
+    "$(run --no-healthcheck --entrypoint sh "$postgres" -c 'for f in /usr/bin/cc /usr/bin/c++ /usr/bin/clang /usr/include/postgresql; do [ -e $f ] && echo $f; done')"
+  printf 'postgresql://crucible@postgres/crucible\n' >"$work/no-password"
+  out="$(run --no-healthcheck --read-only --cap-drop=ALL --security-opt=no-new-privileges --volume "$work/no-password:/etc/crucible/store-uri:ro" "$postgres")"
+  check "postgres: a store file without a password: exit 1" 1 "$?"
+  check "postgres: ... saying what the file must hold" yes \
+    "$(echo "$out" | grep -q 'must hold postgresql://USER:PASSWORD@HOST:PORT/DATABASE' && echo yes || echo "no: $out")"
+else
+  check "postgres: image exists" yes no
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
