@@ -336,10 +336,10 @@ TEST_F(EngineTest, UnreadStdinDoesNotHoldUpTheRun) {
   result = runner_->Run(slow, sink2, nullptr);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->reason(), TerminationReason::TERMINATION_REASON_TIMEOUT);
-  EXPECT_LT(common::FromProtoTime(result->finish_time()) -
-                common::FromProtoTime(result->start_time()),
-            absl::Seconds(3));
-  EXPECT_LT(absl::Now() - sink2.started_at(), absl::Seconds(6));
+  // Not held up until the 60 s sleep ends: a bound far from the 1 s timeout,
+  // which a loaded engine cannot break (how close to the timeout a run ends
+  // is Sleep60WithA1sTimeoutEndsTimedOutWithin3s's point, run alone).
+  EXPECT_LT(absl::Now() - sink2.started_at(), absl::Seconds(30));
 }
 
 TEST_F(EngineTest, ContainerIsRemovedAfterTheRun) {

@@ -456,7 +456,6 @@ TEST_P(EngineDiesTest, RunEndsUnavailableNotAHang) {
     FAIL() << "the run did not start: " << result.status();
   }
   ASSERT_EQ(kill(engine_pid_, GetParam()), 0);
-  absl::Time stopped_at = absl::Now();
   // Well before the task's own 55 s timeout.
   bool ended = done.WaitForNotificationWithTimeout(absl::Seconds(30));
   if (!ended) runner.ShutdownAll();  // let the thread end before failing
@@ -464,7 +463,6 @@ TEST_P(EngineDiesTest, RunEndsUnavailableNotAHang) {
   ASSERT_TRUE(ended) << "the run hung after the engine went away";
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable)
       << result.status();
-  EXPECT_LT(absl::Now() - stopped_at, absl::Seconds(30));
 }
 
 INSTANTIATE_TEST_SUITE_P(KilledOrStopped, EngineDiesTest,
