@@ -6,7 +6,7 @@ CXX_COMPILER ?= clang++
 IMAGE ?= localhost/crucible/busybox:latest
 JOBS ?= $(shell nproc)
 
-.PHONY: all bootstrap configure build test lint format demo up down clean
+.PHONY: all bootstrap configure build test fuzz lint format demo up down clean
 
 all: build
 
@@ -29,8 +29,15 @@ lint: bootstrap
 format:
 	git ls-files -z '*.cc' '*.h' | xargs -0 clang-format -i
 
+# Every test but the timed fuzzing (label fuzz-timed; the fuzz targets'
+# corpus replays, label fuzz, are in).
 test: build lint
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 --output-junit junit.xml
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 --output-junit junit.xml -LE fuzz-timed
+
+# Fuzzes each target for CRUCIBLE_FUZZ_SECONDS (60 by default; a CMake cache
+# variable); findings go to $(BUILD)/fuzz/NAME/.
+fuzz: build
+	cd $(BUILD) && ctest --output-on-failure -L fuzz-timed
 
 up: build
 	deploy/local/up
