@@ -186,6 +186,13 @@ TEST_F(SchedulerInfraTest, EachErrorCodeIsTheSystemsTheTasksOrFinal) {
        0},
       {absl::StatusCode::kInvalidArgument, crucible::v1::TASK_STATE_FAILED, 0},
       {absl::StatusCode::kNotFound, crucible::v1::TASK_STATE_FAILED, 0},
+      // And every other code: final too.
+      {absl::StatusCode::kCancelled, crucible::v1::TASK_STATE_FAILED, 0},
+      {absl::StatusCode::kAlreadyExists, crucible::v1::TASK_STATE_FAILED, 0},
+      {absl::StatusCode::kOutOfRange, crucible::v1::TASK_STATE_FAILED, 0},
+      {absl::StatusCode::kUnimplemented, crucible::v1::TASK_STATE_FAILED, 0},
+      {absl::StatusCode::kDataLoss, crucible::v1::TASK_STATE_FAILED, 0},
+      {absl::StatusCode::kUnauthenticated, crucible::v1::TASK_STATE_FAILED, 0},
   };
   FakeSink sink;
   int64_t session = Connect(sink, 1);
