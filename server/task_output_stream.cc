@@ -1,5 +1,6 @@
 #include "server/task_output_stream.h"
 
+#include <string>
 #include <utility>
 
 #include "common/grpc_status.h"
@@ -9,6 +10,10 @@
 #include "server/scheduler/request_validation.h"
 
 namespace server {
+
+grpc::Status GoingAwayStatus(const std::string& reason) {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE, GoingAwayMessage(reason));
+}
 
 using crucible::v1::OutputChunk;
 
@@ -169,6 +174,11 @@ void TaskOutputStream::OnWriteDone(bool ok) {
     if (!out_.OnWriteDone(ok) || out_.writing()) return;
   }
   jobs_.Run([this] { Pump(/*may_read=*/true); });
+}
+
+void TaskOutputStream::OnGoingAway(const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  out_.Finish(GoingAwayStatus(reason));
 }
 
 void TaskOutputStream::OnCancel() {

@@ -3,6 +3,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -13,6 +14,10 @@
 #include "server/scheduler/scheduler.h"
 
 namespace server {
+
+// What a WatchTask or StreamTaskOutput stream ends with when the server
+// stops (TaskListener::OnGoingAway): UNAVAILABLE, which clients retry.
+grpc::Status GoingAwayStatus(const std::string& reason);
 
 // The reactor of TaskService.StreamTaskOutput: stored output of one attempt
 // from an offset, then (with follow) live output until the task ends.
@@ -29,6 +34,7 @@ class TaskOutputStream final
 
   void OnEvent(const crucible::v1::TaskEvent& event) override;
   void OnOutput(const crucible::v1::OutputChunk& chunk) override;
+  void OnGoingAway(const std::string& reason) override;
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
   void OnDone() override;

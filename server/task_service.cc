@@ -98,6 +98,10 @@ class Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
     }
   }
   void OnOutput(const crucible::v1::OutputChunk&) override {}
+  void OnGoingAway(const std::string& reason) override {
+    absl::MutexLock lock(&mu_);
+    out_.Finish(GoingAwayStatus(reason));
+  }
 
   void OnWriteDone(bool ok) override {
     absl::MutexLock lock(&mu_);

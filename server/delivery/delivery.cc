@@ -1,6 +1,9 @@
 #include "server/delivery/delivery.h"
 
 #include <algorithm>
+#include <string>
+
+#include "absl/strings/str_cat.h"
 
 namespace server {
 
@@ -45,6 +48,19 @@ void Delivery::Unsubscribe(int64_t subscription) {
     if (l->second.empty()) listeners_.erase(l);
   }
   subscription_task_.erase(it);
+}
+
+std::string GoingAwayMessage(const std::string& reason) {
+  return absl::StrCat("the server is going away (", reason,
+                      "): call again to go on following the task (another "
+                      "server of the same store serves it)");
+}
+
+void Delivery::GoAway(const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  for (auto& [task_id, listeners] : listeners_) {
+    for (auto& [id, l] : listeners) l.listener->OnGoingAway(reason);
+  }
 }
 
 void Delivery::Deliver(Announcement& out, uint64_t op) {

@@ -29,6 +29,10 @@ class WorkerSink {
   virtual void Flush() {}
 };
 
+// Why a stream that follows a task ends when the server stops: for its
+// client, who follows it again (UNAVAILABLE).
+std::string GoingAwayMessage(const std::string& reason);
+
 // Follows one task. Called like WorkerSink::Send (no blocking, no calls into
 // the Scheduler), in commit order.
 class TaskListener {
@@ -43,6 +47,9 @@ class TaskListener {
   }
   // A chunk of output, after it was stored (as stored, cap applied).
   virtual void OnOutput(const crucible::v1::OutputChunk& chunk) = 0;
+  // The server is stopping (`reason`): nothing more comes; the listener
+  // ends its stream so that its client follows the task elsewhere.
+  virtual void OnGoingAway(const std::string& reason) {}
 };
 
 // What one operation announces once its writes are durable.
@@ -79,6 +86,8 @@ class Delivery {
   // listener was given the task as stored, which holds every delivered one).
   void FollowFromDelivered(int64_t subscription);
   void Unsubscribe(int64_t subscription);
+  // Tells every listener the server is going away (OnGoingAway).
+  void GoAway(const std::string& reason) ABSL_LOCKS_EXCLUDED(mu_);
   // Whether any task is followed. Grows only in Subscribe: an owner that
   // subscribes under its lock may skip building events while it is false.
   bool followed() const {

@@ -335,6 +335,9 @@ absl::StatusOr<Task> Scheduler::GetTask(const TenantScope& scope,
   std::optional<Task> active;
   {
     absl::MutexLock lock(&mu_);
+    if (going_away_) {
+      return absl::UnavailableError(GoingAwayMessage(going_away_reason_));
+    }
     ticket = outbox_.LastTicket();
     auto it = active_.find(task_id);
     if (it != active_.end() && scope.Sees(it->second.task.tenant())) {

@@ -95,6 +95,9 @@ void Scheduler::GoAway(const std::string& reason) {
   }
   LOG(INFO) << "going away (" << reason << "): told " << sessions_.size()
             << " workers; no more assignments";
+  // Watches and output streams end now rather than at the end of the
+  // shutdown grace; their clients watch again (on the next server).
+  delivery_.GoAway(reason);
 }
 
 void Scheduler::DisconnectWorker(int64_t session_id) {

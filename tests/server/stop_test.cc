@@ -1,0 +1,110 @@
+// A real crucible-server stopped with SIGTERM while clients follow a task:
+// its WatchTask and StreamTaskOutput streams end at once UNAVAILABLE, saying
+// the server is going away (so their clients follow the task again, on the
+// next server), and the server exits 0 without waiting out its
+// --shutdown_grace for them.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "crucible/v1/task_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/process.h"
+#include "tests/testing/process_flags.h"
+
+namespace {
+
+namespace v1 = crucible::v1;
+using ::testing::HasSubstr;
+
+void SetDeadline(grpc::ClientContext& ctx, int seconds = 30) {
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::seconds(seconds));
+}
+
+TEST(ServerStopTest, FollowingStreamsEndUnavailableAndTheServerExitsAtOnce) {
+  const std::string dir = testing_util::MakeTempDir("crucible-stop");
+  const std::string port_file = dir + "/port";
+  auto server = testing_util::Process::Start(
+      testing_util::WithTestFlags(
+          {absl::StrCat(getenv("CRUCIBLE_BIN_DIR"), "/crucible-server"),
+           "--listen=127.0.0.1:0", "--port_file=" + port_file,
+           "--db=" + dir + "/tasks.db", "--fleet_admission=false",
+           "--shutdown_grace=30s"}),
+      dir + "/server.log");
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto port = testing_util::WaitForPortFile(port_file, *server,
+                                            absl::Seconds(20));
+  ASSERT_TRUE(port.ok()) << port.status();
+  auto stub = v1::TaskService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port),
+                          grpc::InsecureChannelCredentials()));
+
+  // A task no worker takes: it stays QUEUED, its streams stay open.
+  std::string id;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    v1::CreateTaskRequest req;
+    req.mutable_spec()->set_image("localhost/crucible/busybox:latest");
+    v1::CreateTaskResponse resp;
+    grpc::Status s = stub->CreateTask(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    id = resp.task().id();
+  }
+  grpc::ClientContext watch_ctx;
+  SetDeadline(watch_ctx);
+  v1::WatchTaskRequest watch_req;
+  watch_req.set_task_id(id);
+  auto watch = stub->WatchTask(&watch_ctx, watch_req);
+  v1::WatchTaskResponse event;
+  ASSERT_TRUE(watch->Read(&event));
+  EXPECT_EQ(event.event().state(), v1::TASK_STATE_QUEUED);
+
+  grpc::ClientContext output_ctx;
+  SetDeadline(output_ctx);
+  v1::StreamTaskOutputRequest output_req;
+  output_req.set_task_id(id);
+  output_req.set_follow(true);
+  auto output = stub->StreamTaskOutput(&output_ctx, output_req);
+  // The stream is open once a later call has been answered after it (the
+  // server handles one connection's calls in order of arrival).
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    v1::GetTaskRequest req;
+    req.set_task_id(id);
+    v1::GetTaskResponse resp;
+    ASSERT_TRUE(stub->GetTask(&ctx, req, &resp).ok());
+  }
+
+  const absl::Time stopping = absl::Now();
+  ASSERT_EQ(kill(server->pid(), SIGTERM), 0);
+  while (watch->Read(&event)) {
+  }
+  grpc::Status watch_end = watch->Finish();
+  EXPECT_EQ(watch_end.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(watch_end.error_message(),
+              HasSubstr("the server is going away (server shutting down)"));
+  v1::StreamTaskOutputResponse chunk;
+  while (output->Read(&chunk)) {
+  }
+  grpc::Status output_end = output->Finish();
+  EXPECT_EQ(output_end.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(output_end.error_message(),
+              HasSubstr("the server is going away (server shutting down)"));
+
+  absl::StatusOr<int> status = server->Wait(absl::Seconds(20));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, 0) << "wait status; log:\n" << server->Log();
+  // Not the 30 s grace: nothing was left to wait for.
+  EXPECT_LT(absl::Now() - stopping, absl::Seconds(5));
+}
+
+}  // namespace
