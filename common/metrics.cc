@@ -96,9 +96,9 @@ std::vector<double> SecondsBuckets() {
           1,     2.5,    5,     10,   30,    60,   300, 600};
 }
 
-std::vector<double> CountBuckets() {
+std::vector<double> CountBuckets(double max) {
   std::vector<double> bounds;
-  for (double b = 1; b <= 1024; b *= 2) bounds.push_back(b);
+  for (double b = 1; b <= max; b *= 2) bounds.push_back(b);
   return bounds;
 }
 
@@ -117,8 +117,10 @@ Histogram::Histogram(std::vector<double> bounds)
 void Histogram::Observe(double v) {
   // The first bucket whose bound is >= v (le is inclusive); past the last
   // bound (and NaN), the +Inf bucket.
-  const size_t i =
-      std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin();
+  const size_t i = std::isnan(v)
+                       ? bounds_.size()
+                       : std::lower_bound(bounds_.begin(), bounds_.end(), v) -
+                             bounds_.begin();
   counts_[i].fetch_add(1, std::memory_order_relaxed);
   sum_.fetch_add(v, std::memory_order_relaxed);
 }

@@ -87,8 +87,8 @@ class Histogram {
 // Default buckets of the *_seconds histograms of a call or a wait: 1 ms to
 // 10 minutes.
 std::vector<double> SecondsBuckets();
-// Buckets of counts (batch sizes): 1, 2, 4, ... 1024.
-std::vector<double> CountBuckets();
+// Buckets of counts (batch sizes): 1, 2, 4, ... up to `max`.
+std::vector<double> CountBuckets(double max = 1024);
 
 // A family's series beyond this many share one series whose every label
 // value is kOverflowLabel (and a warning is logged once): a label that
@@ -168,6 +168,15 @@ class MetricFamily final : public MetricFamilyBase {
   std::map<std::vector<std::string>, std::unique_ptr<T>> series_
       ABSL_GUARDED_BY(mu_);
 };
+
+// Defined in metrics.cc for the three series types.
+template <>
+std::unique_ptr<Histogram> MetricFamily<Histogram>::NewSeries() const;
+template <>
+void MetricFamily<Histogram>::AppendText(std::string& out) const;
+extern template class MetricFamily<Counter>;
+extern template class MetricFamily<Gauge>;
+extern template class MetricFamily<Histogram>;
 
 // A set of families, exposed together. Thread-safe.
 class MetricsRegistry {

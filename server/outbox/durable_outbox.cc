@@ -5,13 +5,42 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "glog/logging.h"
 
 namespace server {
 
+namespace {
+
+common::MetricsRegistry& Registry(const DurableOutboxOptions& options) {
+  return options.metrics != nullptr ? *options.metrics
+                                    : common::DefaultMetricsRegistry();
+}
+
+}  // namespace
+
 DurableOutbox::DurableOutbox(TaskStore& store,
                              const DurableOutboxOptions& options)
-    : store_(store), options_(options) {
+    : store_(store),
+      options_(options),
+      commit_seconds_(
+          Registry(options)
+              .AddHistogram("crucible_server_store_commit_seconds",
+                            "Latency of each store commit (one transaction "
+                            "of a batch of writes), failed tries included.")
+              .WithLabels({})),
+      commit_failures_(
+          Registry(options)
+              .AddCounter("crucible_server_store_commit_failures_total",
+                          "Store commits that failed (a full disk's tries "
+                          "included).")
+              .WithLabels({})),
+      batch_size_(Registry(options)
+                      .AddHistogram("crucible_server_store_commit_batch_size",
+                                    "Writes per committed store batch (group "
+                                    "commit).",
+                                    {}, common::CountBuckets(4096))
+                      .WithLabels({})) {
   // Named for top -H and perf.
   writer_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "store-writer");
@@ -135,7 +164,15 @@ absl::Status DurableOutbox::CommitBatch(const std::vector<TaskWrite>& batch) {
       absl::MutexLock lock(&mu_);
       if (!failed_.ok()) return failed_;
     }
+    // Real time, as below: this measures the disk, not the domain.
+    const absl::Time begin = absl::Now();
     absl::Status s = store_.Commit(batch);  // nothing committed if it failed
+    commit_seconds_.ObserveDuration(absl::Now() - begin);
+    if (s.ok()) {
+      batch_size_.Observe(static_cast<double>(batch.size()));
+    } else {
+      commit_failures_.Increment();
+    }
     absl::MutexLock lock(&mu_);
     if (s.ok() && !full_.ok()) {
       LOG(WARNING) << "store: writes succeed again";

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/metrics.h"
 #include "server/store/task_store.h"
 
 namespace server {
@@ -22,6 +23,9 @@ struct DurableOutboxOptions {
   // While the disk is full, how often the waiting batch is tried again (the
   // probe that notices space is back).
   absl::Duration full_retry_interval = absl::Seconds(1);
+  // Where the commit metrics go (crucible_server_store_commit_*); null:
+  // the process's common::DefaultMetricsRegistry(). Must outlive the outbox.
+  common::MetricsRegistry* metrics = nullptr;
 };
 
 // Orders writes: the n-th write submitted has ticket n (from 1).
@@ -123,6 +127,11 @@ class DurableOutbox {
 
   TaskStore& store_;
   const DurableOutboxOptions options_;
+  // Each TaskStore::Commit's latency (failed tries too), failed commits,
+  // and the size of each batch committed.
+  common::Histogram& commit_seconds_;
+  common::Counter& commit_failures_;
+  common::Histogram& batch_size_;
 
   absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);

@@ -65,6 +65,8 @@ Scheduler::Scheduler(const SchedulerOptions& options, TaskStore& store,
       store_(store),
       outbox_(outbox),
       clock_(clock),
+      metrics_(options.metrics != nullptr ? *options.metrics
+                                          : common::DefaultMetricsRegistry()),
       queue_(options.fairness_interval),
       quotas_(clock) {
   absl::MutexLock lock(&mu_);
@@ -74,6 +76,10 @@ Scheduler::Scheduler(const SchedulerOptions& options, TaskStore& store,
 Scheduler::~Scheduler() {
   outbox_.DrainCallbacks();
   outbox_.SetBurstEnd(nullptr);
+  // The gauges are the process's: what this scheduler held leaves them.
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, e] : active_) metrics_.Forget(e.task.state());
+  metrics_.WorkersConnected(-static_cast<int>(sessions_.size()));
 }
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
@@ -300,6 +306,7 @@ void Scheduler::CreateLocked(const std::string& tenant, TaskSpec spec,
   task.set_request_id(std::move(request_id));
   outbox_.Submit(TaskWrite::Insert(task));
   AddEntryLocked(task);
+  metrics_.Created();
   if (delivery_.followed()) {  // as in CommitLocked
     TaskEvent event;
     event.set_task_id(task.id());

@@ -20,12 +20,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "crucible/v1/queue_service.pb.h"
 #include "crucible/v1/task.pb.h"
 #include "server/delivery/delivery.h"
 #include "server/outbox/durable_outbox.h"
 #include "server/queue/ready_queue.h"
 #include "server/scheduler/fleet_admission.h"
+#include "server/scheduler/scheduler_metrics.h"
 #include "server/scheduler/spec_validation.h"
 #include "server/store/task_store.h"
 #include "server/tenancy/quota_book.h"
@@ -100,6 +102,9 @@ struct SchedulerOptions {
   // If set, a spec must also be accepted by the fleet (see FleetAdmission);
   // it must outlive the scheduler.
   const FleetAdmission* admission = nullptr;
+  // Where the scheduler's metrics go (SchedulerMetrics); null: the
+  // process's common::DefaultMetricsRegistry(). Must outlive the scheduler.
+  common::MetricsRegistry* metrics = nullptr;
 };
 
 // Whose fault an attempt's failure is: the task's (it counts against
@@ -353,6 +358,10 @@ class Scheduler {
   absl::StatusOr<Entry*> LiveLeaseLocked(const std::string& lease_id,
                                          Outbox& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // LiveLeaseLocked for a worker's report: a refusal is counted.
+  absl::StatusOr<Entry*> ReportedLeaseLocked(const std::string& lease_id,
+                                             Outbox& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A result for an attempt abandoned now (lease lapsed): INFRASTRUCTURE.
   crucible::v1::TaskResult AbandonedResult(const Entry& e,
                                            const std::string& why) const;
@@ -370,6 +379,7 @@ class Scheduler {
   TaskStore& store_;
   DurableOutbox& outbox_;
   const common::Clock& clock_;
+  SchedulerMetrics metrics_;
   Delivery delivery_;
 
   absl::Mutex mu_;

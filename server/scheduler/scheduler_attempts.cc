@@ -134,6 +134,7 @@ absl::Status Scheduler::RetryOrFailLocked(Entry& e, TaskResult result,
       },
       absl::StrCat("retrying in ", absl::FormatDuration(backoff), ": ", why),
       /*ends_attempt=*/true, out));
+  metrics_.Retried(system);
   ReleaseLeaseLocked(e);
   DequeueLocked(e);
   e.ready_at = std::max(e.ready_at, next);

@@ -36,7 +36,7 @@ absl::Status Scheduler::ReportStarted(const std::string& lease_id,
                                       absl::Time start_time,
                                       std::optional<absl::Duration> timeout) {
   Op op(this);
-  ASSIGN_OR_RETURN(Entry * e, LiveLeaseLocked(lease_id, op.out));
+  ASSIGN_OR_RETURN(Entry * e, ReportedLeaseLocked(lease_id, op.out));
   if (e->task.state() == crucible::v1::TASK_STATE_RUNNING)
     return absl::OkStatus();
   RETURN_IF_ERROR(CommitLocked(
@@ -53,7 +53,7 @@ absl::Status Scheduler::ReportStarted(const std::string& lease_id,
 absl::Status Scheduler::ReportOutput(const std::string& lease_id,
                                      OutputChunk chunk) {
   Op op(this);
-  ASSIGN_OR_RETURN(Entry * e, LiveLeaseLocked(lease_id, op.out));
+  ASSIGN_OR_RETURN(Entry * e, ReportedLeaseLocked(lease_id, op.out));
   if (chunk.offset() < 0) {
     return absl::InvalidArgumentError(
         "output.chunk.offset: must not be negative");
@@ -86,7 +86,8 @@ absl::Status Scheduler::ReportOutput(const std::string& lease_id,
 absl::Status Scheduler::ReportCompletion(
     const crucible::v1::AttemptCompletion& completion) {
   Op op(this);
-  ASSIGN_OR_RETURN(Entry * e, LiveLeaseLocked(completion.lease_id(), op.out));
+  ASSIGN_OR_RETURN(Entry * e,
+                   ReportedLeaseLocked(completion.lease_id(), op.out));
   absl::Time now = clock_.Now();
   TaskResult result;
   if (completion.has_result()) result = completion.result();

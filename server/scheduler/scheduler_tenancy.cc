@@ -15,6 +15,7 @@ using crucible::v1::TaskState;
 
 void Scheduler::CountLocked(const std::string& tenant, TaskState from,
                             TaskState to) {
+  metrics_.Transition(from, to);
   // The queue holds a tenant at its running cap: it is simply not active
   // for fair share until one of its runs ends (no scan at dispatch).
   if (quotas_.Count(tenant, from, to)) {

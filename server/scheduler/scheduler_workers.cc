@@ -38,6 +38,8 @@ absl::StatusOr<int64_t> Scheduler::ConnectWorker(const std::string& worker_id,
     LOG(WARNING) << "worker " << worker_id << " reconnected; session "
                  << replaced << " replaced by " << id;
     sessions_.erase(replaced);
+  } else {
+    metrics_.WorkersConnected(1);
   }
   sessions_[id] = Session{worker_id, credits};
   session_of_worker_[worker_id] = id;
@@ -111,6 +113,7 @@ void Scheduler::DisconnectWorker(int64_t session_id) {
       session_of_worker_.erase(w);
     }
     sessions_.erase(it);
+    metrics_.WorkersConnected(-1);
   }
   delivery_.RemoveSink(session_id);
 }
@@ -161,6 +164,10 @@ void Scheduler::DispatchLocked(Outbox& out) {
 
 absl::Status Scheduler::LeaseLocked(Entry& e, int64_t session_id, Outbox& out) {
   Session& session = sessions_.at(session_id);
+  // Ready since it was queued, or since its not_before or backoff if later.
+  const absl::Time ready =
+      std::max(common::FromProtoTime(e.task.update_time()), e.ready_at);
+  metrics_.Leased(std::max(clock_.Now() - ready, absl::ZeroDuration()));
   DequeueLocked(e);
   RETURN_IF_ERROR(CommitLocked(
       e, crucible::v1::TASK_STATE_LEASED,
@@ -249,6 +256,7 @@ int Scheduler::LapseUnclaimedLocked(absl::Time now, Outbox& out) {
     LOG(WARNING) << lapsed.size() << " leases kept since the restart lapsed: "
                  << "no worker named them";
   }
+  metrics_.LeaseExpired(static_cast<int>(lapsed.size()));
   return static_cast<int>(lapsed.size());
 }
 
@@ -284,12 +292,20 @@ absl::StatusOr<Scheduler::Entry*> Scheduler::LiveLeaseLocked(
       if (clock_.Now() < e.lease_deadline) return &e;
       const std::string why =
           e.lapse_why.empty() ? "lease expired" : e.lapse_why;
+      metrics_.LeaseExpired();
       RETURN_IF_ERROR(RetryOrFailLocked(e, AbandonedResult(e, why), why, out));
       DispatchLocked(out);
     }
   }
   return absl::FailedPreconditionError(
       absl::StrCat("lease ", Abbreviate(lease_id), " is not live"));
+}
+
+absl::StatusOr<Scheduler::Entry*> Scheduler::ReportedLeaseLocked(
+    const std::string& lease_id, Outbox& out) {
+  absl::StatusOr<Entry*> e = LiveLeaseLocked(lease_id, out);
+  if (!e.ok()) metrics_.ReportRefused();
+  return e;
 }
 
 std::vector<std::string> Scheduler::Heartbeat(

@@ -116,6 +116,15 @@ TEST(MetricsHistogramTest, BucketsAreCumulativeWithInfSumAndCount) {
             "crucible_test_wait_seconds_count{call=\"create\"} 5\n");
 }
 
+TEST(MetricsHistogramTest, NanAndHugeValuesCountOnlyInTheInfBucket) {
+  Histogram h({1, 2});
+  h.Observe(std::nan(""));
+  h.Observe(1e300);
+  const Histogram::Snapshot s = h.Read();
+  EXPECT_EQ(s.cumulative, (std::vector<uint64_t>{0, 0, 2}));
+  EXPECT_EQ(s.count(), 2u);
+}
+
 TEST(MetricsHistogramTest, WithoutLabelsTheBucketHasOnlyLe) {
   MetricsRegistry r;
   r.AddHistogram("crucible_test_batch", "Batch.", {}, CountBuckets())

@@ -1,0 +1,179 @@
+// The scheduler's and the outbox's metrics follow what happens to tasks,
+// workers and commits (server/scheduler/scheduler_metrics.h), read from a
+// registry of the test's own in the text format Prometheus scrapes.
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <string>
+
+#include "common/metrics.h"
+#include "server/outbox/durable_outbox.h"
+#include "tests/server/scheduler_fixture.h"
+#include "tests/testing/http_get.h"
+
+namespace server {
+namespace {
+
+class SchedulerMetricsTest : public SchedulerTest {
+ protected:
+  void SetUp() override {
+    options_.metrics = &registry_;
+    SchedulerTest::SetUp();
+  }
+  // The scheduler goes before the registry its series live in.
+  void TearDown() override {
+    scheduler_.reset();
+    outbox_.reset();
+  }
+  double Value(const std::string& series) {
+    std::optional<double> v =
+        ::testing_util::SampleValue(registry_.Expose(), series);
+    EXPECT_TRUE(v.has_value()) << series << " is not exposed";
+    return v.value_or(-1);
+  }
+  double Tasks(const std::string& state) {
+    return Value("crucible_server_tasks{state=\"" + state + "\"}");
+  }
+  double Ended(const std::string& state) {
+    return Value("crucible_server_tasks_ended_total{state=\"" + state + "\"}");
+  }
+
+  common::MetricsRegistry registry_;
+};
+
+TEST_F(SchedulerMetricsTest, ATaskFromCreateToSuccessMovesEverySeries) {
+  EXPECT_EQ(Value("crucible_server_tasks_created_total"), 0);
+  EXPECT_EQ(Ended("SUCCEEDED"), 0);  // every terminal state from the start
+  EXPECT_EQ(Ended("TIMED_OUT"), 0);
+  Create(Spec());
+  Create(Spec());
+  EXPECT_EQ(Value("crucible_server_tasks_created_total"), 2);
+  EXPECT_EQ(Tasks("QUEUED"), 2);
+  EXPECT_EQ(Tasks("LEASED"), 0);
+
+  clock_.Advance(absl::Seconds(3));  // queued for 3 s before a worker comes
+  FakeSink sink;
+  int64_t session = Connect(sink, 1);
+  EXPECT_EQ(Value("crucible_server_workers_connected"), 1);
+  auto assignments = sink.TakeAssignments();
+  ASSERT_EQ(assignments.size(), 1u);
+  const std::string lease = assignments[0].lease_id();
+  EXPECT_EQ(Tasks("QUEUED"), 1);
+  EXPECT_EQ(Tasks("LEASED"), 1);
+  EXPECT_EQ(Value("crucible_server_queue_wait_seconds_count"), 1);
+  EXPECT_EQ(Value("crucible_server_queue_wait_seconds_sum"), 3);
+  EXPECT_EQ(Value("crucible_server_queue_wait_seconds_bucket{le=\"2.5\"}"), 0);
+  EXPECT_EQ(Value("crucible_server_queue_wait_seconds_bucket{le=\"5\"}"), 1);
+
+  ASSERT_TRUE(scheduler_->ReportStarted(lease, clock_.Now()).ok());
+  EXPECT_EQ(Tasks("LEASED"), 0);
+  EXPECT_EQ(Tasks("RUNNING"), 1);
+  ASSERT_TRUE(scheduler_->ReportCompletion(Exited(lease, 0)).ok());
+  EXPECT_EQ(Tasks("RUNNING"), 0);
+  EXPECT_EQ(Ended("SUCCEEDED"), 1);
+  EXPECT_EQ(Value("crucible_server_reports_refused_total"), 0);
+
+  // The same lease again: fenced.
+  EXPECT_FALSE(scheduler_->ReportCompletion(Exited(lease, 0)).ok());
+  EXPECT_EQ(Value("crucible_server_reports_refused_total"), 1);
+  EXPECT_EQ(Ended("SUCCEEDED"), 1);
+
+  scheduler_->DisconnectWorker(session);
+  EXPECT_EQ(Value("crucible_server_workers_connected"), 0);
+}
+
+TEST_F(SchedulerMetricsTest, ARepeatedRequestIdIsNotCreatedTwice) {
+  ASSERT_TRUE(scheduler_->CreateTask(kTenant, Spec(), "req-1").ok());
+  ASSERT_TRUE(scheduler_->CreateTask(kTenant, Spec(), "req-1").ok());
+  EXPECT_EQ(Value("crucible_server_tasks_created_total"), 1);
+  EXPECT_EQ(Tasks("QUEUED"), 1);
+}
+
+TEST_F(SchedulerMetricsTest, RetriesByBlameAndEndsByState) {
+  const std::string a = Create(Spec());
+  FakeSink sink;
+  Connect(sink, 1);
+  auto assignments = sink.TakeAssignments();
+  ASSERT_EQ(assignments.size(), 1u);
+  // The engine was unreachable: the system's fault, retried.
+  ASSERT_TRUE(scheduler_
+                  ->ReportCompletion(Error(assignments[0].lease_id(),
+                                           absl::StatusCode::kUnavailable))
+                  .ok());
+  EXPECT_EQ(Value("crucible_server_task_retries_total{blame=\"system\"}"), 1);
+  EXPECT_EQ(Value("crucible_server_task_retries_total{blame=\"task\"}"), 0);
+  EXPECT_EQ(Tasks("QUEUED"), 1);
+  EXPECT_EQ(Tasks("LEASED"), 0);
+  EXPECT_EQ(Ended("FAILED"), 0);
+
+  ASSERT_TRUE(scheduler_->CancelTask(kTenant, a, "no longer needed").ok());
+  EXPECT_EQ(Ended("CANCELLED"), 1);
+  EXPECT_EQ(Tasks("QUEUED"), 0);
+}
+
+TEST_F(SchedulerMetricsTest, ALapsedLeaseIsCounted) {
+  Create(Spec());
+  FakeSink sink;
+  Connect(sink, 1);
+  ASSERT_EQ(sink.TakeAssignments().size(), 1u);
+  EXPECT_EQ(Value("crucible_server_lease_expiries_total"), 0);
+  clock_.Advance(options_.lease_ttl + absl::Seconds(1));
+  EXPECT_EQ(scheduler_->ExpireLeases(), 1);
+  EXPECT_EQ(Value("crucible_server_lease_expiries_total"), 1);
+  // Requeued, then leased again to the same worker's next credit if any:
+  // here the worker has none left, so it waits.
+  EXPECT_EQ(Tasks("LEASED"), 0);
+  EXPECT_EQ(Tasks("QUEUED"), 1);
+}
+
+TEST_F(SchedulerMetricsTest, AGoneSchedulerLeavesTheGaugesAtZero) {
+  Create(Spec());
+  Create(Spec());
+  FakeSink sink;
+  Connect(sink, 1);
+  EXPECT_EQ(Tasks("QUEUED"), 1);
+  EXPECT_EQ(Tasks("LEASED"), 1);
+  scheduler_.reset();
+  EXPECT_EQ(Tasks("QUEUED"), 0);
+  EXPECT_EQ(Tasks("LEASED"), 0);
+  EXPECT_EQ(Value("crucible_server_workers_connected"), 0);
+  // Counters stay: they count what happened in the process.
+  EXPECT_EQ(Value("crucible_server_tasks_created_total"), 2);
+}
+
+TEST(DurableOutboxMetricsTest, CommitsAreTimedAndTheirBatchesSized) {
+  common::MetricsRegistry registry;
+  auto store =
+      SqliteTaskStore::Open({.path = testing_util::FreshDir() + "/tasks.db"});
+  ASSERT_TRUE(store.ok()) << store.status();
+  {
+    DurableOutbox outbox(**store, {.metrics = &registry});
+    for (int i = 0; i < 5; ++i) {
+      crucible::v1::Task task;
+      task.set_id("task-" + std::to_string(i));
+      task.set_tenant("default");
+      task.set_state(crucible::v1::TASK_STATE_QUEUED);
+      outbox.Submit(TaskWrite::Insert(task));
+    }
+    outbox.DrainCallbacks();
+  }
+  const std::string text = registry.Expose();
+  const auto batches = ::testing_util::SampleValue(
+      text, "crucible_server_store_commit_batch_size_count");
+  ASSERT_TRUE(batches.has_value()) << text;
+  EXPECT_GE(*batches, 1);
+  // Every write was in exactly one committed batch.
+  EXPECT_EQ(::testing_util::SampleValue(
+                text, "crucible_server_store_commit_batch_size_sum"),
+            5);
+  // One timed commit per batch, none failed.
+  EXPECT_EQ(::testing_util::SampleValue(
+                text, "crucible_server_store_commit_seconds_count"),
+            *batches);
+  EXPECT_EQ(::testing_util::SampleValue(
+                text, "crucible_server_store_commit_failures_total"),
+            0);
+}
+
+}  // namespace
+}  // namespace server
