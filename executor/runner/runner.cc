@@ -81,9 +81,21 @@ Runner::Runner(docker::Engine& engine, const policy::ContainerPolicy& policy,
     : engine_(engine),
       policy_(policy),
       clock_(clock),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      metrics_(options_.metrics != nullptr ? *options_.metrics
+                                           : common::DefaultMetricsRegistry(),
+               options_.slots) {}
 
 absl::StatusOr<crucible::v1::TaskResult> Runner::Run(
+    const crucible::v1::RunRequest& request, RunSink& sink,
+    std::shared_ptr<RunControl> control) {
+  absl::StatusOr<crucible::v1::TaskResult> result =
+      RunUncounted(request, sink, std::move(control));
+  metrics_.Ended(result);
+  return result;
+}
+
+absl::StatusOr<crucible::v1::TaskResult> Runner::RunUncounted(
     const crucible::v1::RunRequest& request, RunSink& sink,
     std::shared_ptr<RunControl> control) {
   // The policy refuses before any engine call and before taking a slot.
@@ -109,6 +121,7 @@ absl::StatusOr<crucible::v1::TaskResult> Runner::Run(
     }
     active_[request.run_id()] = control;
   }
+  metrics_.SlotBusy(1);
   VLOG(1) << "run " << request.run_id() << " (task " << request.task_id()
           << " attempt " << request.attempt() << ") starting";
   absl::StatusOr<crucible::v1::TaskResult> result =
@@ -117,6 +130,7 @@ absl::StatusOr<crucible::v1::TaskResult> Runner::Run(
     absl::MutexLock lock(&mu_);
     active_.erase(request.run_id());
   }
+  metrics_.SlotBusy(-1);
   if (result.ok()) {
     VLOG(1) << "run " << request.run_id() << " finished: "
             << crucible::v1::TerminationReason_Name(result->reason())
@@ -197,6 +211,7 @@ absl::StatusOr<int> Runner::ReapOrphans() {
               << run << ") that no run of executor " << executor_id << " owns";
     ++removed;
   }
+  metrics_.Reaped(removed);
   if (removed == 0 && !first_error.ok()) return first_error;
   return removed;
 }

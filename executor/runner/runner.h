@@ -11,10 +11,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "crucible/v1/executor_service.pb.h"
 #include "crucible/v1/task.pb.h"
 #include "executor/docker/engine.h"
 #include "executor/policy/container_policy.h"
+#include "executor/runner/runner_metrics.h"
 
 namespace runner {
 
@@ -94,6 +96,9 @@ struct RunnerOptions {
   // timeout) end the run UNAVAILABLE without waiting for the engine; its
   // container is left to the orphan reaper.
   int engine_failures_to_give_up = 3;
+  // Where the run metrics go (RunnerMetrics); null: the process's
+  // common::DefaultMetricsRegistry(). Must outlive the runner.
+  common::MetricsRegistry* metrics = nullptr;
 };
 
 // Runs RunRequests as containers under a ContainerPolicy, at most `slots` at
@@ -150,10 +155,16 @@ class Runner {
   const policy::ContainerPolicy& policy() const { return policy_; }
 
  private:
+  // Run, without counting its end.
+  absl::StatusOr<crucible::v1::TaskResult> RunUncounted(
+      const crucible::v1::RunRequest& request, RunSink& sink,
+      std::shared_ptr<RunControl> control);
+
   docker::Engine& engine_;
   const policy::ContainerPolicy& policy_;
   const common::Clock& clock_;
   const RunnerOptions options_;
+  RunnerMetrics metrics_;
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<RunControl>> active_
       ABSL_GUARDED_BY(mu_);

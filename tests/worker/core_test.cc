@@ -15,8 +15,10 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "common/proto_time.h"
 #include "gtest/gtest.h"
+#include "tests/testing/http_get.h"
 #include "worker/core/worker_core.h"
 
 namespace worker {
@@ -518,6 +520,40 @@ TEST_F(WorkerCoreTest, OneLostRunAloneKeepsTheExecutorInRotation) {
   const std::string executor = launcher_.launched().at(0).executor;
   core_->OnRunEnded("l1", absl::UnavailableError("connection reset"));
   EXPECT_TRUE(pool_->InRotation(executor));
+}
+
+// The core's metrics (worker/core/worker_metrics.h), read from a registry
+// of the test's own.
+class WorkerCoreMetricsTest : public WorkerCoreTest {
+ protected:
+  WorkerCoreMetricsTest() { options_.metrics = &registry_; }
+  void TearDown() override { core_.reset(); }  // before the registry goes
+  double Value(const std::string& series) {
+    std::optional<double> v =
+        testing_util::SampleValue(registry_.Expose(), series);
+    EXPECT_TRUE(v.has_value()) << series << " is not exposed";
+    return v.value_or(-1);
+  }
+  common::MetricsRegistry registry_;
+};
+
+TEST_F(WorkerCoreMetricsTest, HeldRunsExecutorsInRotationAndPlacementWaits) {
+  Start({"a"});  // two slots on the one executor in rotation
+  EXPECT_EQ(Value("crucible_worker_executors_in_rotation"), 1);
+  EXPECT_EQ(Value("crucible_worker_assignments_in_flight"), 0);
+  for (const char* lease : {"l1", "l2", "l3"}) {
+    core_->OnAssignment(Assignment(lease));
+  }
+  EXPECT_EQ(Value("crucible_worker_assignments_in_flight"), 3);
+  EXPECT_EQ(Value("crucible_worker_placement_waits_total"), 1) << "l3 waits";
+  Finish("l1");  // l3 takes its slot
+  ASSERT_EQ(launcher_.LaunchedLeases().back(), "l3");
+  EXPECT_EQ(Value("crucible_worker_assignments_in_flight"), 2);
+  EXPECT_EQ(Value("crucible_worker_placement_waits_total"), 1);
+  // A gone core takes its share out of the process's gauges.
+  core_.reset();
+  EXPECT_EQ(Value("crucible_worker_assignments_in_flight"), 0);
+  EXPECT_EQ(Value("crucible_worker_executors_in_rotation"), 0);
 }
 
 }  // namespace

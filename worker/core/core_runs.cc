@@ -43,10 +43,15 @@ void WorkerCore::OnAssignment(const crucible::v1::Assignment& assignment) {
       return;
     }
     Run& run = runs_[lease];
+    metrics_.SetRunsHeld(static_cast<int>(runs_.size()));
     run.assignment = assignment;
     run.placement_deadline = clock_.Now() + options_.placement_timeout;
     unplaced_.push_back(lease);
     PlaceLocked(fx);
+    // Still unplaced (first come, first placed: it is the last): it waits.
+    if (!unplaced_.empty() && unplaced_.back() == lease) {
+      metrics_.PlacementWaited();
+    }
   }
   Apply(fx);
 }
@@ -152,7 +157,8 @@ void WorkerCore::EndRunLocked(Run& run, ConnectRequest completion) {
     ended_unsent_[lease] = HeldLeaseOfRun(run);
   }
   runs_.erase(lease);  // `run` is gone from here
-  RegrantLocked();     // the slot is free again
+  metrics_.SetRunsHeld(static_cast<int>(runs_.size()));
+  RegrantLocked();  // the slot is free again
 }
 
 void WorkerCore::OnRunEvent(const std::string& lease,

@@ -29,7 +29,10 @@ WorkerCore::WorkerCore(CoreOptions options, const common::Clock& clock,
       clock_(clock),
       pool_(pool),
       launcher_(launcher),
-      on_readiness_(std::move(on_readiness)) {}
+      on_readiness_(std::move(on_readiness)),
+      metrics_(options_.metrics != nullptr ? *options_.metrics
+                                           : common::DefaultMetricsRegistry()) {
+}
 
 ConnectRequest WorkerCore::BeginStream(
     std::vector<crucible::v1::ExecutorAccepts> accepts, uint64_t& stream) {
@@ -243,6 +246,7 @@ void WorkerCore::UpdateReadiness() {
   {
     absl::MutexLock lock(&mu_);
     readiness_.SetExecutorsInRotation(pool_.InRotationCount());
+    metrics_.SetExecutorsInRotation(pool_.InRotationCount());
     if (!readiness_.StartPublishing()) return;
     ready = readiness_.ready();
     reason = readiness_.Reason();

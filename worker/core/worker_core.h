@@ -16,8 +16,10 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "crucible/v1/executor_service.pb.h"
 #include "crucible/v1/queue_service.pb.h"
+#include "worker/core/worker_metrics.h"
 #include "worker/executor_pool.h"
 #include "worker/protocol.h"
 #include "worker/readiness.h"
@@ -46,6 +48,9 @@ struct CoreOptions {
   // Reports queued for the server beyond this many bytes make OnRunEvent
   // wait (back-pressure to the executors' streams).
   size_t max_outbound_bytes = 16 << 20;
+  // Where the core's metrics go (WorkerMetrics); null: the process's
+  // common::DefaultMetricsRegistry(). Must outlive the core.
+  common::MetricsRegistry* metrics = nullptr;
 };
 
 // Where the core's runs go: starts and stops calls to executors. The gRPC
@@ -244,6 +249,7 @@ class WorkerCore {
   ExecutorPool& pool_;
   RunLauncher& launcher_;
   const ReadinessCallback on_readiness_;
+  WorkerMetrics metrics_;
 
   mutable absl::Mutex mu_;
   std::map<std::string, Run> runs_ ABSL_GUARDED_BY(mu_);
