@@ -75,15 +75,35 @@ class Commands {
   // One ListTasks page.
   absl::StatusOr<crucible::v1::ListTasksResponse> ListPage(
       const ListArgs& list, const std::string& token, int size);
+  // A stream that follows a task and ends UNAVAILABLE (its server stopped,
+  // or a standby answered during a failover) is opened again, after a
+  // backoff (doubling, capped), for up to kResumeFor without an answer.
+  static constexpr absl::Duration kResumeFor = absl::Seconds(60);
+  static constexpr absl::Duration kResumeInitialBackoff =
+      absl::Milliseconds(200);
+  static constexpr absl::Duration kResumeMaxBackoff = absl::Seconds(2);
+  // Only a stream that was established is: one that answered once, or that
+  // follows a task the server just answered for (`established`); a server
+  // unreachable from the start is an error at once.
+  // Whether a stream that ended with `status` is to be opened again, after
+  // sleeping the backoff; says so once per outage. `outage` (infinite
+  // future: none) and `backoff` carry the state between tries.
+  bool Resume(const grpc::Status& status, const std::string& task_id,
+              bool established, absl::Time& outage, absl::Duration& backoff);
+
   // Streams output to `on_chunk`; interruptible. OK when the stream ended.
+  // With follow, resumes after an UNAVAILABLE (above) where it stopped.
   absl::Status StreamOutput(
       const crucible::v1::StreamTaskOutputRequest& request,
-      const std::function<void(const crucible::v1::OutputChunk&)>& on_chunk);
+      const std::function<void(const crucible::v1::OutputChunk&)>& on_chunk,
+      bool established = false);
   // Streams events to `on_event` until the task ends; interruptible (see
-  // Interrupts::Scope for `if_interrupted`).
+  // Interrupts::Scope for `if_interrupted`). Watches again after an
+  // UNAVAILABLE (above), from the current state.
   absl::Status WatchEvents(
       const std::string& task_id, bool if_interrupted,
-      const std::function<void(const crucible::v1::TaskEvent&)>& on_event);
+      const std::function<void(const crucible::v1::TaskEvent&)>& on_event,
+      bool established = false);
   // The task once it has ended (WatchTask, then GetTask).
   absl::StatusOr<Task> WaitForEnd(const std::string& task_id,
                                   bool if_interrupted);

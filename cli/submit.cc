@@ -141,13 +141,17 @@ int Commands::Follow(const Args& args, const std::string& id) {
     crucible::v1::StreamTaskOutputRequest request;
     request.set_task_id(id);
     request.set_follow(true);
-    followed = StreamOutput(request, [this](const OutputChunk& chunk) {
-      if (chunk.stream() == crucible::v1::OUTPUT_STREAM_STDERR) {
-        output_.Err(chunk.data());
-      } else {
-        output_.Out(chunk.data());
-      }
-    });
+    // Established: the server has just stored the task.
+    followed = StreamOutput(
+        request,
+        [this](const OutputChunk& chunk) {
+          if (chunk.stream() == crucible::v1::OUTPUT_STREAM_STDERR) {
+            output_.Err(chunk.data());
+          } else {
+            output_.Out(chunk.data());
+          }
+        },
+        /*established=*/true);
     if (progress.has_value()) progress->Stop();
   }
   if (Interrupted()) return OnInterrupt(args.submit, id);
@@ -192,48 +196,106 @@ int Commands::OnInterrupt(const SubmitArgs& submit, const std::string& id) {
   return Ended(*task, OutputFormat::kText);
 }
 
+bool Commands::Resume(const grpc::Status& status, const std::string& task_id,
+                      bool established, absl::Time& outage,
+                      absl::Duration& backoff) {
+  if (!established || status.error_code() != grpc::StatusCode::UNAVAILABLE ||
+      Interrupted()) {
+    return false;
+  }
+  const absl::Time now = absl::Now();
+  if (outage == absl::InfiniteFuture()) {
+    outage = now;
+    backoff = kResumeInitialBackoff;
+    output_.Err(absl::StrCat("crucible: the stream of task ", task_id,
+                             " ended (UNAVAILABLE: ", status.error_message(),
+                             "); following it again\n"));
+  } else if (now - outage > kResumeFor) {
+    return false;
+  }
+  absl::SleepFor(backoff);
+  backoff = std::min(backoff * 2, kResumeMaxBackoff);
+  return !Interrupted();
+}
+
 absl::Status Commands::StreamOutput(
-    const crucible::v1::StreamTaskOutputRequest& request,
-    const std::function<void(const OutputChunk&)>& on_chunk) {
-  // No deadline: a task may run for long. The call ends when the task ends
-  // or on Ctrl-C.
-  std::unique_ptr<grpc::ClientContext> ctx = connection_.StreamContext();
-  Interrupts::Scope scope(interrupts_, ctx.get());
-  std::unique_ptr<grpc::ClientReader<crucible::v1::StreamTaskOutputResponse>>
-      reader = stub_->StreamTaskOutput(ctx.get(), request);
-  crucible::v1::StreamTaskOutputResponse response;
-  while (reader->Read(&response)) on_chunk(response.chunk());
-  return common::FromGrpcStatus(reader->Finish());
+    const crucible::v1::StreamTaskOutputRequest& first_request,
+    const std::function<void(const OutputChunk&)>& on_chunk, bool established) {
+  crucible::v1::StreamTaskOutputRequest request = first_request;
+  absl::Time outage = absl::InfiniteFuture();
+  absl::Duration backoff;
+  bool shown = false;  // a chunk, of attempt `shown_attempt`, up to `end`
+  int32_t shown_attempt = 0;
+  int64_t end = 0;
+  for (;;) {
+    // No deadline: a task may run for long. The call ends when the task
+    // ends or on Ctrl-C.
+    std::unique_ptr<grpc::ClientContext> ctx = connection_.StreamContext();
+    Interrupts::Scope scope(interrupts_, ctx.get());
+    std::unique_ptr<grpc::ClientReader<crucible::v1::StreamTaskOutputResponse>>
+        reader = stub_->StreamTaskOutput(ctx.get(), request);
+    crucible::v1::StreamTaskOutputResponse response;
+    while (reader->Read(&response)) {
+      const OutputChunk& chunk = response.chunk();
+      shown = established = true;
+      shown_attempt = chunk.attempt();
+      end = chunk.offset() + static_cast<int64_t>(chunk.data().size());
+      outage = absl::InfiniteFuture();
+      on_chunk(chunk);
+    }
+    grpc::Status status = reader->Finish();
+    if (!request.follow() ||
+        !Resume(status, request.task_id(), established, outage, backoff)) {
+      return common::FromGrpcStatus(status);
+    }
+    if (!shown) continue;  // the same request again
+    // On after what was shown; or, when following the latest attempt and
+    // the task was retried meanwhile, the new attempt from its start (as
+    // the stream would have moved on to it).
+    request.set_offset(end);
+    if (first_request.attempt() == 0) {
+      absl::StatusOr<Task> task = GetTask(request.task_id());
+      if (task.ok() && task->attempt() != shown_attempt) request.set_offset(0);
+    }
+  }
 }
 
 absl::Status Commands::WatchEvents(
     const std::string& task_id, bool if_interrupted,
-    const std::function<void(const TaskEvent&)>& on_event) {
-  std::unique_ptr<grpc::ClientContext> ctx = connection_.StreamContext();
-  Interrupts::Scope scope(interrupts_, ctx.get(), if_interrupted);
-  crucible::v1::WatchTaskRequest request;
-  request.set_task_id(task_id);
-  std::unique_ptr<grpc::ClientReader<crucible::v1::WatchTaskResponse>> reader =
-      stub_->WatchTask(ctx.get(), request);
-  crucible::v1::WatchTaskResponse response;
-  bool ended = false;
-  while (!ended && reader->Read(&response)) {
-    on_event(response.event());
-    // The server ends the stream after this; do not depend on it.
-    ended = common::IsTerminal(response.event().state());
+    const std::function<void(const TaskEvent&)>& on_event, bool established) {
+  absl::Time outage = absl::InfiniteFuture();
+  absl::Duration backoff;
+  for (;;) {
+    std::unique_ptr<grpc::ClientContext> ctx = connection_.StreamContext();
+    Interrupts::Scope scope(interrupts_, ctx.get(), if_interrupted);
+    crucible::v1::WatchTaskRequest request;
+    request.set_task_id(task_id);
+    std::unique_ptr<grpc::ClientReader<crucible::v1::WatchTaskResponse>>
+        reader = stub_->WatchTask(ctx.get(), request);
+    crucible::v1::WatchTaskResponse response;
+    bool ended = false;
+    while (!ended && reader->Read(&response)) {
+      outage = absl::InfiniteFuture();
+      established = true;
+      on_event(response.event());
+      // The server ends the stream after this; do not depend on it.
+      ended = common::IsTerminal(response.event().state());
+    }
+    if (ended) ctx->TryCancel();
+    grpc::Status status = reader->Finish();
+    if (ended) return absl::OkStatus();  // whatever our TryCancel made of it
+    if (!Resume(status, task_id, established, outage, backoff)) {
+      return common::FromGrpcStatus(status);
+    }
   }
-  if (ended) ctx->TryCancel();
-  grpc::Status status = reader->Finish();
-  if (ended) return absl::OkStatus();  // whatever our own TryCancel made of it
-  return common::FromGrpcStatus(status);
 }
 
 absl::StatusOr<crucible::v1::Task> Commands::WaitForEnd(
     const std::string& task_id, bool if_interrupted) {
   absl::StatusOr<Task> task = GetTask(task_id);
   if (!task.ok() || common::IsTerminal(task->state())) return task;
-  absl::Status watched =
-      WatchEvents(task_id, if_interrupted, [](const TaskEvent&) {});
+  absl::Status watched = WatchEvents(
+      task_id, if_interrupted, [](const TaskEvent&) {}, /*established=*/true);
   if (!watched.ok()) return watched;
   return GetTask(task_id);
 }

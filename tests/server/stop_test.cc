@@ -2,9 +2,15 @@
 // its WatchTask and StreamTaskOutput streams end at once UNAVAILABLE, saying
 // the server is going away (so their clients follow the task again, on the
 // next server), and the server exits 0 without waiting out its
-// --shutdown_grace for them.
+// --shutdown_grace for them; the real CLI follows the task again once the
+// server is back.
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <memory>
@@ -39,12 +45,11 @@ TEST(ServerStopTest, FollowingStreamsEndUnavailableAndTheServerExitsAtOnce) {
            "--shutdown_grace=30s"}),
       dir + "/server.log");
   ASSERT_TRUE(server.ok()) << server.status();
-  auto port = testing_util::WaitForPortFile(port_file, *server,
-                                            absl::Seconds(20));
+  auto port =
+      testing_util::WaitForPortFile(port_file, *server, absl::Seconds(20));
   ASSERT_TRUE(port.ok()) << port.status();
-  auto stub = v1::TaskService::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port),
-                          grpc::InsecureChannelCredentials()));
+  auto stub = v1::TaskService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
 
   // A task no worker takes: it stays QUEUED, its streams stay open.
   std::string id;
@@ -105,6 +110,96 @@ TEST(ServerStopTest, FollowingStreamsEndUnavailableAndTheServerExitsAtOnce) {
   EXPECT_EQ(*status, 0) << "wait status; log:\n" << server->Log();
   // Not the 30 s grace: nothing was left to wait for.
   EXPECT_LT(absl::Now() - stopping, absl::Seconds(5));
+}
+
+// A port free now, for a server that is restarted on the same address.
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// `crucible watch` follows a task across a restart of its server (the
+// stream ends UNAVAILABLE, the CLI watches again once the server is back)
+// and ends as the task does: cancelled meanwhile, exit 130.
+TEST(ServerStopTest, CliWatchFollowsTheTaskAcrossAServerRestart) {
+  const std::string dir = testing_util::MakeTempDir("crucible-stop");
+  const int port = FreePort();
+  ASSERT_GT(port, 0);
+  const std::string address = absl::StrCat("127.0.0.1:", port);
+  auto start_server = [&](int run) {
+    return testing_util::Process::Start(
+        testing_util::WithTestFlags(
+            {absl::StrCat(getenv("CRUCIBLE_BIN_DIR"), "/crucible-server"),
+             "--listen=" + address,
+             absl::StrCat("--port_file=", dir, "/port-", run),
+             "--db=" + dir + "/tasks.db", "--fleet_admission=false"}),
+        absl::StrCat(dir, "/server-", run, ".log"));
+  };
+  auto server = start_server(1);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE(
+      testing_util::WaitForPortFile(dir + "/port-1", *server, absl::Seconds(20))
+          .ok());
+  auto stub = v1::TaskService::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  std::string id;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    v1::CreateTaskRequest req;
+    req.mutable_spec()->set_image("localhost/crucible/busybox:latest");
+    v1::CreateTaskResponse resp;
+    ASSERT_TRUE(stub->CreateTask(&ctx, req, &resp).ok());
+    id = resp.task().id();
+  }
+  auto watch = testing_util::Process::Start(
+      {absl::StrCat(getenv("CRUCIBLE_BIN_DIR"), "/crucible"),
+       "--server=" + address, "watch", id},
+      dir + "/watch.log");
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  auto log_has = [&](const std::string& text) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (absl::Now() < deadline) {
+      if (watch->Log().find(text) != std::string::npos) return true;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
+  };
+  ASSERT_TRUE(log_has("QUEUED")) << watch->Log();
+
+  absl::StatusOr<int> stopped = server->Stop(SIGTERM, absl::Seconds(20));
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  ASSERT_TRUE(log_has("following it again")) << watch->Log();
+  EXPECT_TRUE(watch->Running()) << watch->Log();
+  auto again = start_server(2);
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE(
+      testing_util::WaitForPortFile(dir + "/port-2", *again, absl::Seconds(20))
+          .ok());
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    v1::CancelTaskRequest req;
+    req.set_task_id(id);
+    v1::CancelTaskResponse resp;
+    grpc::Status s = stub->CancelTask(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  absl::StatusOr<int> status = watch->Wait(absl::Seconds(30));
+  ASSERT_TRUE(status.ok()) << status.status() << "\n" << watch->Log();
+  ASSERT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 130) << watch->Log();
+  EXPECT_THAT(watch->Log(), HasSubstr("CANCELLED"));
 }
 
 }  // namespace
