@@ -4,7 +4,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -14,12 +13,17 @@
 #include "executor/policy/container_policy.h"
 #include "executor/runner/runner.h"
 #include "gtest/gtest.h"
+#include "tests/testing/bounded_thread.h"
 #include "tests/testing/fake_engine.h"
 
 namespace runner {
 namespace {
 
+using testing_util::BoundedThread;
 using testing_util::FakeEngine;
+
+// Every wait here is bounded: a runner that never returns fails the test.
+constexpr absl::Duration kBound = absl::Seconds(30);
 
 class StartedSink : public RunSink {
  public:
@@ -64,14 +68,14 @@ TEST_F(RunnerFakeClockTest, TheDeadlineOnTheInjectedClockKillsTheContainer) {
       common::ToProtoDuration(absl::Minutes(5));
   StartedSink sink;
   absl::StatusOr<crucible::v1::TaskResult> result;
-  std::thread run([&] { result = runner_->Run(req, sink, nullptr); });
-  ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  BoundedThread run([&] { result = runner_->Run(req, sink, nullptr); });
+  ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(kBound));
   EXPECT_EQ(sink.start_, clock_.Now())
       << "start time comes from the injected clock";
   EXPECT_EQ(engine_.CallCount(FakeEngine::Op::kKill), 0);
 
   clock_.Advance(absl::Minutes(5));  // exactly the deadline
-  run.join();
+  ASSERT_TRUE(run.JoinWithin(kBound)) << "Run never returned";
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(engine_.CallCount(FakeEngine::Op::kKill), 1);
   EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_TIMEOUT);
@@ -98,11 +102,11 @@ TEST_F(RunnerFakeClockTest, CancelKillsBeforeTheDeadline) {
   req.mutable_spec()->set_image("localhost/crucible/x:1");
   StartedSink sink;
   absl::StatusOr<crucible::v1::TaskResult> result;
-  std::thread run([&] { result = runner_->Run(req, sink, nullptr); });
-  ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  BoundedThread run([&] { result = runner_->Run(req, sink, nullptr); });
+  ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(kBound));
   clock_.Advance(absl::Minutes(9));  // the default timeout is 10 min
   ASSERT_TRUE(runner_->Cancel("r2").ok());
-  run.join();
+  ASSERT_TRUE(run.JoinWithin(kBound)) << "Run never returned";
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_CANCELLED);
   EXPECT_EQ(result->exit_code(), 137);
@@ -119,8 +123,8 @@ TEST_F(RunnerFakeClockTest, UnsetLimitsAreThePolicyDefaultsAndAreReported) {
   req.mutable_spec()->mutable_resources()->set_cpu_millis(500);
   StartedSink sink;
   absl::StatusOr<crucible::v1::TaskResult> result;
-  std::thread run([&] { result = runner_->Run(req, sink, nullptr); });
-  ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  BoundedThread run([&] { result = runner_->Run(req, sink, nullptr); });
+  ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(kBound));
   const policy::ContainerPolicyOptions defaults;
   EXPECT_EQ(common::FromProtoDuration(sink.limits_.timeout()),
             defaults.default_timeout);
@@ -133,7 +137,7 @@ TEST_F(RunnerFakeClockTest, UnsetLimitsAreThePolicyDefaultsAndAreReported) {
   EXPECT_EQ(sink.limits_.max_output_bytes(), defaults.default_max_output_bytes);
 
   clock_.Advance(defaults.default_timeout);
-  run.join();
+  ASSERT_TRUE(run.JoinWithin(kBound)) << "Run never returned";
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_TIMEOUT);
 }
@@ -148,21 +152,21 @@ TEST_F(RunnerFakeClockTest, DrainStopsWhatIsLeftAtTheEndOfTheGrace) {
   req.mutable_spec()->set_image("localhost/crucible/x:1");
   StartedSink sink;
   absl::StatusOr<crucible::v1::TaskResult> result;
-  std::thread run([&] { result = runner_->Run(req, sink, nullptr); });
-  ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  BoundedThread run([&] { result = runner_->Run(req, sink, nullptr); });
+  ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(kBound));
   runner_->StopAccepting();
   int stopped = -1;
   absl::Notification drained;
-  std::thread drain([&] {
+  BoundedThread drain([&] {
     stopped = runner_->Drain(absl::Seconds(3));
     drained.Notify();
   });
   EXPECT_FALSE(drained.WaitForNotificationWithTimeout(absl::Milliseconds(200)))
       << "the grace has not passed on the injected clock";
   clock_.Advance(absl::Seconds(3));
-  ASSERT_TRUE(drained.WaitForNotificationWithTimeout(absl::Seconds(30)));
-  drain.join();
-  run.join();
+  ASSERT_TRUE(drained.WaitForNotificationWithTimeout(kBound));
+  ASSERT_TRUE(drain.JoinWithin(kBound)) << "Drain never returned";
+  ASSERT_TRUE(run.JoinWithin(kBound)) << "Run never returned";
   EXPECT_EQ(stopped, 1);
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(runner_->active_runs(), 0);
@@ -174,14 +178,14 @@ TEST_F(RunnerFakeClockTest, DrainEndsWhenTheLastRunEnds) {
   req.mutable_spec()->set_image("localhost/crucible/x:1");
   StartedSink sink;
   absl::StatusOr<crucible::v1::TaskResult> result;
-  std::thread run([&] { result = runner_->Run(req, sink, nullptr); });
-  ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  BoundedThread run([&] { result = runner_->Run(req, sink, nullptr); });
+  ASSERT_TRUE(sink.started.WaitForNotificationWithTimeout(kBound));
   runner_->StopAccepting();
   int stopped = -1;
-  std::thread drain([&] { stopped = runner_->Drain(absl::Hours(1)); });
+  BoundedThread drain([&] { stopped = runner_->Drain(absl::Hours(1)); });
   ASSERT_TRUE(runner_->Cancel("r5").ok());  // the run ends by itself
-  drain.join();
-  run.join();
+  ASSERT_TRUE(drain.JoinWithin(kBound)) << "Drain never returned";
+  ASSERT_TRUE(run.JoinWithin(kBound)) << "Run never returned";
   EXPECT_EQ(stopped, 0);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_CANCELLED);

@@ -25,7 +25,11 @@ TEST(ReactorJobsTest, CleanupRunsOnceAfterDoneAndTheLastJob) {
     ++cleanups;
     cleaned.Notify();
   });
-  jobs.Run([&] { release.WaitForNotification(); });
+  // Bounded: a test that fails before the release below must not leave the
+  // pool's thread (and the pool's destructor) waiting forever.
+  jobs.Run([&] {
+    EXPECT_TRUE(release.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  });
   jobs.Done();
   // The job is still running: no cleanup yet.
   EXPECT_FALSE(cleaned.WaitForNotificationWithTimeout(absl::Milliseconds(50)));

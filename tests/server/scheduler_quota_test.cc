@@ -37,18 +37,24 @@ class SchedulerQuotaTest : public SchedulerTest {
   }
   // Creates `n` tasks of `scope` at once (many creates share a commit).
   void CreateMany(const TenantScope& scope, int n) {
-    std::atomic<int> left{n};
-    std::atomic<int> failed{0};
-    absl::Notification done;
+    // Shared with the callbacks, which may outlive a wait that timed out.
+    struct Creates {
+      explicit Creates(int n) : left(n) {}
+      std::atomic<int> left;
+      std::atomic<int> failed{0};
+      absl::Notification done;
+    };
+    auto creates = std::make_shared<Creates>(n);
     for (int i = 0; i < n; ++i) {
-      scheduler_->CreateTaskAsync(scope, Spec(), "",
-                                  [&](absl::StatusOr<crucible::v1::Task> t) {
-                                    if (!t.ok()) ++failed;
-                                    if (--left == 0) done.Notify();
-                                  });
+      scheduler_->CreateTaskAsync(
+          scope, Spec(), "", [creates](absl::StatusOr<crucible::v1::Task> t) {
+            if (!t.ok()) ++creates->failed;
+            if (--creates->left == 0) creates->done.Notify();
+          });
     }
-    done.WaitForNotification();
-    EXPECT_EQ(failed.load(), 0);
+    ASSERT_TRUE(creates->done.WaitForNotificationWithTimeout(absl::Minutes(2)))
+        << creates->left.load() << " of " << n << " creates never answered";
+    EXPECT_EQ(creates->failed.load(), 0);
   }
   // The tenants of the assignments received so far, in order.
   std::vector<std::string> TakeTenants(FakeSink& sink) {
