@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/port_file.h"
 #include "common/status_macros.h"
 
 namespace common {
@@ -73,10 +74,14 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
 }
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::StartIfSet(
-    const std::string& address, const MetricsRegistry& registry) {
+    const std::string& address, const std::string& port_file,
+    const MetricsRegistry& registry) {
   if (address.empty()) return nullptr;
   ASSIGN_OR_RETURN(std::unique_ptr<MetricsServer> server,
                    Start(address, registry));
+  if (!port_file.empty()) {
+    RETURN_IF_ERROR(WritePortFile(port_file, server->port()));
+  }
   LOG(INFO) << "metrics on http://" << address.substr(0, address.rfind(':'))
             << ":" << server->port() << "/metrics";
   return server;

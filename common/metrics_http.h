@@ -33,9 +33,10 @@ class MetricsServer {
       const std::string& address,
       const MetricsRegistry& registry = DefaultMetricsRegistry());
   // Start, or nullptr (nothing served) for an empty `address`: the
-  // --metrics_listen of every process. Logs the URL it serves.
+  // --metrics_listen of every process. Logs the URL it serves; if
+  // `port_file` is set, writes the bound port there (common/port_file.h).
   static absl::StatusOr<std::unique_ptr<MetricsServer>> StartIfSet(
-      const std::string& address,
+      const std::string& address, const std::string& port_file = "",
       const MetricsRegistry& registry = DefaultMetricsRegistry());
   // Stops serving and joins the serving thread.
   ~MetricsServer();

@@ -14,9 +14,11 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
+#include "common/metrics_http.h"
 #include "common/process.h"
 #include "common/tls.h"
 #include "executor/docker/engine_client.h"
+#include "executor/docker/metered_engine.h"
 #include "executor/engine_health.h"
 #include "executor/engine_probe.h"
 #include "executor/executor_id.h"
@@ -47,6 +49,12 @@ ABSL_FLAG(std::string, health_listen, "",
           "if set, host:port of a plaintext port serving only the gRPC health "
           "service (same statuses as --listen), for probes that speak no TLS "
           "such as the kubelet's");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "if set, host:port of a plain HTTP port serving GET /metrics "
+          "(Prometheus text format 0.0.4), apart from gRPC; empty: none");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "if set, the bound port of --metrics_listen is written here (for "
+          "port 0)");
 ABSL_FLAG(bool, insecure_listen_any, false,
           "with --insecure: plaintext also on a non-loopback --listen address "
           "(only where something else encrypts and authenticates the "
@@ -141,6 +149,16 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Prometheus' scrapes, on a port of their own; a port that cannot be
+  // bound stops the process, as --listen does.
+  auto metrics_server =
+      common::MetricsServer::StartIfSet(absl::GetFlag(FLAGS_metrics_listen),
+                                        absl::GetFlag(FLAGS_metrics_port_file));
+  if (!metrics_server.ok()) {
+    LOG(ERROR) << "cannot serve metrics: " << metrics_server.status();
+    return 1;
+  }
+
   executor::ExecutorIdOptions id_options{
       .id = absl::GetFlag(FLAGS_executor_id),
       .id_file = absl::GetFlag(FLAGS_executor_id_file),
@@ -179,6 +197,8 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "bad --docker_host: " << engine.status();
     return 1;
   }
+  // Every engine call below is timed and its errors counted (/metrics).
+  docker::MeteredEngine metered_engine(**engine, common::Clock::Real());
 
   auto policy =
       policy::LoadPolicy(absl::GetFlag(FLAGS_policy_file), identity->id());
@@ -193,7 +213,7 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "--slots must be positive";
     return 1;
   }
-  runner::Runner runner(**engine, *policy, common::Clock::Real(),
+  runner::Runner runner(metered_engine, *policy, common::Clock::Real(),
                         runner_options);
   common::PeerAuthorizer worker_authorizer(
       absl::GetFlag(FLAGS_worker_identities));
@@ -252,9 +272,9 @@ int main(int argc, char** argv) {
   }
   std::atomic<bool> refused{false};
   auto ping_and_probe = [&] {
-    absl::Status ping = (*engine)->Ping();
+    absl::Status ping = metered_engine.Ping();
     if (!ping.ok() || probed) return ping;
-    auto report = executor::ProbeEngineLimits(**engine, *policy,
+    auto report = executor::ProbeEngineLimits(metered_engine, *policy,
                                               common::Clock::Real(), probe);
     if (report.ok()) {
       probed = true;
