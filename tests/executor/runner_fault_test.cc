@@ -5,7 +5,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -17,6 +16,7 @@
 #include "executor/policy/container_policy.h"
 #include "executor/runner/runner.h"
 #include "gtest/gtest.h"
+#include "tests/testing/bounded_thread.h"
 #include "tests/testing/fake_engine.h"
 
 namespace runner {
@@ -206,7 +206,7 @@ TEST_F(RunnerFaultTest, EngineLostMidRunEndsUnavailableAndTheReaperCleansUp) {
   engine_.SetScript({.until_killed = true});
   Runner& runner = MakeRunner();
   absl::StatusOr<TaskResult> result;
-  std::thread run(
+  testing_util::BoundedThread run(
       [&] { result = runner.Run(Request("lost"), sink_, nullptr); });
   ASSERT_TRUE(sink_.started.WaitForNotificationWithTimeout(absl::Seconds(10)));
   ASSERT_TRUE(engine_.WaitForCalls(Op::kLogs, 1));  // following the output
@@ -215,7 +215,7 @@ TEST_F(RunnerFaultTest, EngineLostMidRunEndsUnavailableAndTheReaperCleansUp) {
     clock_.Advance(options_.inspect_interval);
     ASSERT_TRUE(engine_.WaitForCalls(Op::kInspect, i)) << i;
   }
-  run.join();
+  ASSERT_TRUE(run.JoinWithin(absl::Seconds(30)));
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable)
       << result.status();
   EXPECT_EQ(engine_.CallCount(Op::kRemove), 0);
@@ -238,7 +238,8 @@ TEST_F(RunnerFaultTest, ReaperRemovesOnlyItsOwnNamedContainersOfNoActiveRun) {
                        /*running=*/false);
   engine_.SetScript({.until_killed = true});
   Runner& runner = MakeRunner();
-  std::thread run([&] { (void)runner.Run(Request("active"), sink_, nullptr); });
+  testing_util::BoundedThread run(
+      [&] { (void)runner.Run(Request("active"), sink_, nullptr); });
   ASSERT_TRUE(sink_.started.WaitForNotificationWithTimeout(absl::Seconds(10)));
   absl::StatusOr<int> reaped = runner.ReapOrphans();
   ASSERT_TRUE(reaped.ok()) << reaped.status();
@@ -247,7 +248,7 @@ TEST_F(RunnerFaultTest, ReaperRemovesOnlyItsOwnNamedContainersOfNoActiveRun) {
             (std::set<std::string>{"crucible-active", "crucible-other-executor",
                                    "someone-else"}));
   ASSERT_TRUE(runner.Cancel("active").ok());
-  run.join();
+  ASSERT_TRUE(run.JoinWithin(absl::Seconds(30)));
 }
 
 }  // namespace

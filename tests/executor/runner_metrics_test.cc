@@ -5,7 +5,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/notification.h"
@@ -15,6 +14,7 @@
 #include "executor/policy/container_policy.h"
 #include "executor/runner/runner.h"
 #include "gtest/gtest.h"
+#include "tests/testing/bounded_thread.h"
 #include "tests/testing/fake_engine.h"
 #include "tests/testing/http_get.h"
 
@@ -110,11 +110,12 @@ TEST_F(RunnerMetricsTest, ABusySlotIsCountedWhileTheRunLasts) {
   EXPECT_EQ(Value("crucible_executor_slots"), 3);
   EXPECT_EQ(Value("crucible_executor_slots_busy"), 0);
   engine_.SetScript({.until_killed = true});
-  std::thread run([&] { (void)runner_->Run(Request("long"), sink_, nullptr); });
+  testing_util::BoundedThread run(
+      [&] { (void)runner_->Run(Request("long"), sink_, nullptr); });
   ASSERT_TRUE(sink_.started.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_EQ(Value("crucible_executor_slots_busy"), 1);
   engine_.Exit("crucible-long", 0);
-  run.join();
+  ASSERT_TRUE(run.JoinWithin(absl::Seconds(30)));
   EXPECT_EQ(Value("crucible_executor_slots_busy"), 0);
   runner_.reset();
   EXPECT_EQ(Value("crucible_executor_slots"), 0);  // its slots are gone
@@ -154,11 +155,11 @@ TEST_F(RunnerMetricsTest, EngineCallsAreCountedByCallAndErrorsByCode) {
 
 TEST_F(RunnerMetricsTest, EngineCallLatencyIsTheCallsDuration) {
   engine_.StallNext(Op::kPing);
-  std::thread ping([&] { EXPECT_TRUE(metered_.Ping().ok()); });
+  testing_util::BoundedThread ping([&] { EXPECT_TRUE(metered_.Ping().ok()); });
   ASSERT_TRUE(engine_.WaitForCalls(Op::kPing, 1));
   clock_.Advance(absl::Seconds(2));
   engine_.Unstall();
-  ping.join();
+  ASSERT_TRUE(ping.JoinWithin(absl::Seconds(30)));
   EXPECT_EQ(Value("crucible_executor_engine_call_seconds_sum{call=\"ping\"}"),
             2);
   EXPECT_EQ(Value("crucible_executor_engine_call_seconds_bucket{call=\"ping\","
@@ -167,6 +168,17 @@ TEST_F(RunnerMetricsTest, EngineCallLatencyIsTheCallsDuration) {
   EXPECT_EQ(Value("crucible_executor_engine_call_seconds_bucket{call=\"ping\","
                   "le=\"2.5\"}"),
             1);
+}
+
+TEST_F(RunnerMetricsTest, OutputBytesAreCountedByStream) {
+  engine_.SetScript(
+      {.exit_code = 0, .stdout_data = "hello\n", .stderr_data = "oops!\n"});
+  ASSERT_TRUE(runner_->Run(Request("a"), sink_, nullptr).ok());
+  ASSERT_TRUE(runner_->Run(Request("b"), sink_, nullptr).ok());
+  EXPECT_EQ(Value("crucible_executor_output_bytes_total{stream=\"stdout\"}"),
+            12);
+  EXPECT_EQ(Value("crucible_executor_output_bytes_total{stream=\"stderr\"}"),
+            12);
 }
 
 }  // namespace
