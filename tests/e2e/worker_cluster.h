@@ -2,6 +2,7 @@
 #define CRUCIBLE_TESTS_E2E_WORKER_CLUSTER_H_
 
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <map>
@@ -79,13 +80,15 @@ class Cluster {
         absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
     return absl::OkStatus();
   }
-  // An executor with `slots`; returns its address.
+  // An executor with `slots`; returns its address. Its id is `name` and
+  // this process's pid: executors of tests running at once share one engine,
+  // and an executor removes (reaps, probes) the containers of its id.
   absl::StatusOr<std::string> StartExecutor(const std::string& name,
                                             int slots) {
     absl::StatusOr<int> port =
         Start(name, "executor",
               {"--docker_host=" + docker_host_, absl::StrCat("--slots=", slots),
-               "--executor_id=" + name});
+               absl::StrCat("--executor_id=", name, "-", getpid())});
     if (!port.ok()) return port.status();
     return absl::StrCat("127.0.0.1:", *port);
   }

@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
+#include <unistd.h>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -136,8 +137,8 @@ TEST_F(WorkerContractTest, ExecutorOutOfRotationGetsNoRunsUntilItIsBack) {
   absl::StatusOr<int> p1 =
       c.Start("executor-1", "executor",
               {"--docker_host=" + proxy.docker_host(), "--slots=2",
-               "--executor_id=executor-1", "--ping_interval=500ms",
-               "--unhealthy_ping_interval=200ms"});
+               absl::StrCat("--executor_id=executor-1-", getpid()),
+               "--ping_interval=500ms", "--unhealthy_ping_interval=200ms"});
   ASSERT_TRUE(p1.ok()) << c.Logs();
   const std::string e1 = absl::StrCat("127.0.0.1:", *p1);
   absl::StatusOr<std::string> e2 = c.StartExecutor("executor-2", 2);
