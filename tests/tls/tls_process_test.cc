@@ -8,10 +8,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "crucible/v1/executor_service.grpc.pb.h"
@@ -296,6 +299,94 @@ TEST_F(TlsProcessTest, CliReachesTlsServerWithTlsCa) {
       {BinaryPath("crucible"), "health", address}, absl::Seconds(20));
   ASSERT_TRUE(plain.ok());
   EXPECT_NE(plain->exit_code, 0);
+}
+
+// The CLI's commands over TLS, not only its health check: submit -d, get
+// and list against a real TLS server (no worker: the task stays queued),
+// trusting the CA by --tls-ca, by the server name the certificate carries,
+// and by --tls, which trusts gRPC's default roots (here pointed at the
+// test's CA by GRPC_DEFAULT_SSL_ROOTS_FILE_PATH). Plaintext to the TLS port,
+// or --tls with roots of another CA, fails as the user guide says
+// ("Connecting", "Exit codes"): UNAVAILABLE, exit 69, and makes no task.
+TEST_F(TlsProcessTest, CliSubmitsGetsAndListsOverTls) {
+  // No tokens, and no worker: admission cannot ask the fleet.
+  const int port =
+      StartServer({"--allow_anonymous", "--fleet_admission=false"});
+  ASSERT_GT(port, 0);
+  const std::vector<std::string> tls_ca = {BinaryPath("crucible"), "--server",
+                                           absl::StrCat("127.0.0.1:", port),
+                                           "--tls-ca", Ca()};
+  auto run = [&](std::vector<std::string> argv,
+                 std::vector<std::string> env = {}) {
+    auto r = testing_util::RunCommand(argv, absl::Seconds(60), env);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : testing_util::CommandResult{.exit_code = -1};
+  };
+  auto with = [&](std::vector<std::string> head,
+                  std::vector<std::string> command) {
+    head.insert(head.end(), command.begin(), command.end());
+    return head;
+  };
+
+  testing_util::CommandResult submitted =
+      run(with(tls_ca, {"submit", "-d", "--image",
+                        "localhost/crucible/busybox:latest", "--", "true"}));
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.err << server_->Log();
+  const std::string id(absl::StripTrailingAsciiWhitespace(submitted.out));
+  ASSERT_FALSE(id.empty());
+  ASSERT_FALSE(absl::StrContains(id, "\n")) << "only the id: " << id;
+
+  testing_util::CommandResult got = run(with(tls_ca, {"get", id}));
+  EXPECT_EQ(got.exit_code, 0) << got.err;
+  EXPECT_TRUE(absl::StrContains(got.out, id)) << got.out;
+  EXPECT_TRUE(absl::StrContains(got.out, "QUEUED")) << got.out;
+
+  testing_util::CommandResult listed = run(with(tls_ca, {"list"}));
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_TRUE(absl::StrContains(listed.out, id)) << listed.out;
+
+  // The name the certificate carries, checked instead of the host dialled.
+  testing_util::CommandResult named =
+      run(with(tls_ca, {"--tls-server-name", "crucible-server", "get", id}));
+  EXPECT_EQ(named.exit_code, 0) << named.err;
+
+  // --tls: gRPC's default roots, which the environment points at the CA.
+  const std::vector<std::string> tls = {BinaryPath("crucible"), "--server",
+                                        absl::StrCat("127.0.0.1:", port),
+                                        "--tls"};
+  testing_util::CommandResult default_roots =
+      run(with(tls, {"get", id}), {"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=" + Ca()});
+  EXPECT_EQ(default_roots.exit_code, 0) << default_roots.err;
+  EXPECT_TRUE(absl::StrContains(default_roots.out, id)) << default_roots.out;
+
+  // Failures: plaintext to the TLS port, and --tls with roots that do not
+  // hold the test's CA. Each names UNAVAILABLE and exits 69, and neither
+  // made a task.
+  const std::vector<std::string> plain = {BinaryPath("crucible"), "--server",
+                                          absl::StrCat("127.0.0.1:", port)};
+  for (const auto& [what, argv, env] :
+       std::vector<std::tuple<std::string, std::vector<std::string>,
+                              std::vector<std::string>>>{
+           {"plaintext", with(plain, {"list"}), {}},
+           {"plaintext submit",
+            with(plain, {"submit", "-d", "--image",
+                         "localhost/crucible/busybox:latest", "--", "true"}),
+            {}},
+           {"--tls, other roots",
+            with(tls, {"list"}),
+            {"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=" + other_ + "/ca.pem"}}}) {
+    testing_util::CommandResult failed = run(argv, env);
+    EXPECT_EQ(failed.exit_code, 69) << what << ": " << failed.err;
+    EXPECT_TRUE(absl::StartsWith(failed.err, "crucible: UNAVAILABLE"))
+        << what << ": " << failed.err;
+    EXPECT_EQ(failed.out, "") << what;
+  }
+  listed = run(with(tls_ca, {"list"}));
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  const std::vector<std::string> rows =
+      absl::StrSplit(absl::StripTrailingAsciiWhitespace(listed.out), '\n');
+  EXPECT_EQ(rows.size(), 2u) << "a header and the first submit's task only:\n"
+                             << listed.out;
 }
 
 TEST_F(TlsProcessTest, ExecutorRefusesClientsWithoutWorkerCertificate) {
