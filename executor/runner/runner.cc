@@ -86,11 +86,34 @@ Runner::Runner(docker::Engine& engine, const policy::ContainerPolicy& policy,
                                            : common::DefaultMetricsRegistry(),
                options_.slots) {}
 
+namespace {
+
+// Counts the output bytes a run relays, then passes everything on.
+class CountingSink final : public RunSink {
+ public:
+  CountingSink(RunSink& sink, RunnerMetrics& metrics)
+      : sink_(sink), metrics_(metrics) {}
+  void OnStarted(const crucible::v1::RunStarted& started) override {
+    sink_.OnStarted(started);
+  }
+  void OnOutput(crucible::v1::OutputChunk chunk) override {
+    metrics_.Output(chunk.stream(), chunk.data().size());
+    sink_.OnOutput(std::move(chunk));
+  }
+
+ private:
+  RunSink& sink_;
+  RunnerMetrics& metrics_;
+};
+
+}  // namespace
+
 absl::StatusOr<crucible::v1::TaskResult> Runner::Run(
     const crucible::v1::RunRequest& request, RunSink& sink,
     std::shared_ptr<RunControl> control) {
+  CountingSink counting(sink, metrics_);
   absl::StatusOr<crucible::v1::TaskResult> result =
-      RunUncounted(request, sink, std::move(control));
+      RunUncounted(request, counting, std::move(control));
   metrics_.Ended(result);
   return result;
 }

@@ -52,8 +52,22 @@ RunnerMetrics::RunnerMetrics(common::MetricsRegistry& r, int slots)
                            "UNAVAILABLE: engine unreachable or draining; "
                            "INVALID_ARGUMENT, PERMISSION_DENIED: refused "
                            "by the policy).",
-                           {"code"})) {
+                           {"code"})),
+      stdout_bytes_(r.AddCounter("crucible_executor_output_bytes_total",
+                                 "Output bytes the runs' containers wrote "
+                                 "and the executor relayed, by stream "
+                                 "(up to each run's output limit).",
+                                 {"stream"})
+                        .WithLabels({"stdout"})),
+      stderr_bytes_(
+          r.AddCounter("crucible_executor_output_bytes_total", "", {"stream"})
+              .WithLabels({"stderr"})) {
   slots_total_.Add(slots_);
+}
+
+void RunnerMetrics::Output(crucible::v1::OutputStream stream, size_t bytes) {
+  (stream == crucible::v1::OUTPUT_STREAM_STDERR ? stderr_bytes_ : stdout_bytes_)
+      .Increment(static_cast<double>(bytes));
 }
 
 RunnerMetrics::~RunnerMetrics() { slots_total_.Add(-slots_); }

@@ -22,6 +22,8 @@ class RunnerMetrics {
   void SlotBusy(int delta) { slots_busy_.Add(delta); }
   // A run ended: with a result (its outcome) or without (its code).
   void Ended(const absl::StatusOr<crucible::v1::TaskResult>& result);
+  // A run's container wrote `bytes` of output on `stream`.
+  void Output(crucible::v1::OutputStream stream, size_t bytes);
   // Orphan containers removed by a reap.
   void Reaped(int n) { reaped_.Increment(n); }
 
@@ -32,6 +34,8 @@ class RunnerMetrics {
   common::Counter& reaped_;
   common::MetricFamily<common::Counter>& runs_;
   common::MetricFamily<common::Counter>& errors_;
+  common::Counter& stdout_bytes_;
+  common::Counter& stderr_bytes_;
 };
 
 // The outcome label of a run's result: "succeeded" (exit 0), "failed"

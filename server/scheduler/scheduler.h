@@ -260,6 +260,9 @@ class Scheduler {
     // When the current attempt's container started; InfinitePast if not yet.
     // Kept here, not in task.result, which holds the last *ended* attempt.
     absl::Time start_time = absl::InfinitePast();
+    // When the live lease was granted (this server's clock); InfinitePast
+    // for a lease kept since a restart.
+    absl::Time leased_at = absl::InfinitePast();
     bool output_truncated = false;
     int64_t output_bytes = 0;  // kept of the current attempt
     int64_t output_end = 0;    // end offset of the last chunk taken

@@ -29,6 +29,12 @@ SchedulerMetrics::SchedulerMetrics(common::MetricsRegistry& r)
                                  "(queued, past its not_before and retry "
                                  "backoff) to its lease, per attempt.")
                       .WithLabels({})),
+      lease_to_start_(
+          r.AddHistogram("crucible_server_lease_to_start_seconds",
+                         "Time from a lease to the report that its container "
+                         "started (image check, create, start, and the "
+                         "report's way back), per attempt.")
+              .WithLabels({})),
       retries_task_(r.AddCounter("crucible_server_task_retries_total",
                                  "Attempts that ended and were queued again, "
                                  "by whose fault: task (counts against "

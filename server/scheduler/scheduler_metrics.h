@@ -27,6 +27,11 @@ class SchedulerMetrics {
   void Created() { created_.Increment(); }
   // A task was leased after waiting `wait` since it was ready to run.
   void Leased(absl::Duration wait) { queue_wait_.ObserveDuration(wait); }
+  // A container started this long after its lease was granted (both on
+  // the server's clock).
+  void Started(absl::Duration since_lease) {
+    lease_to_start_.ObserveDuration(since_lease);
+  }
   // An attempt ended and the task was queued again.
   void Retried(bool system) {
     (system ? retries_system_ : retries_task_).Increment();
@@ -42,6 +47,7 @@ class SchedulerMetrics {
   static constexpr int kStates = 8;  // TaskState values 0..7
   common::Counter& created_;
   common::Histogram& queue_wait_;
+  common::Histogram& lease_to_start_;
   common::Counter& retries_task_;
   common::Counter& retries_system_;
   common::Counter& lease_expiries_;

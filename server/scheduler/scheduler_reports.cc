@@ -44,6 +44,9 @@ absl::Status Scheduler::ReportStarted(const std::string& lease_id,
       /*ends_attempt=*/false, op.out));
   e->start_time =
       start_time == absl::InfinitePast() ? clock_.Now() : start_time;
+  if (e->leased_at != absl::InfinitePast()) {
+    metrics_.Started(clock_.Now() - e->leased_at);
+  }
   // Counted on our clock from the report, so a skewed worker clock cannot
   // shorten it.
   SetRunDeadlineLocked(*e, clock_.Now(), timeout);

@@ -186,6 +186,7 @@ absl::Status Scheduler::LeaseLocked(Entry& e, int64_t session_id, Outbox& out) {
   e.output_end = 0;
   e.run_deadline = absl::InfiniteFuture();
   e.start_time = absl::InfinitePast();
+  e.leased_at = clock_.Now();
   leases_[e.lease_id] = e.task.id();
   --session.credits;
   ConnectResponse msg;

@@ -112,6 +112,7 @@ TEST_F(MetricsProcessTest, ServerCountsARealCreateTask) {
                  {"crucible_server_tasks_created_total",
                   "crucible_server_tasks_ended_total", "crucible_server_tasks",
                   "crucible_server_queue_wait_seconds",
+                  "crucible_server_lease_to_start_seconds",
                   "crucible_server_task_retries_total",
                   "crucible_server_lease_expiries_total",
                   "crucible_server_reports_refused_total",
@@ -185,6 +186,7 @@ TEST_F(MetricsProcessTest, ExecutorCountsItsFailedEnginePings) {
       {"crucible_executor_runs_total", "crucible_executor_run_errors_total",
        "crucible_executor_slots", "crucible_executor_slots_busy",
        "crucible_executor_orphans_reaped_total",
+       "crucible_executor_output_bytes_total",
        "crucible_executor_engine_call_seconds",
        "crucible_executor_engine_call_errors_total"});
   EXPECT_EQ(testing_util::SampleValue(*text, "crucible_executor_slots"), 5);

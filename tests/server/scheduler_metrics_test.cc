@@ -82,6 +82,26 @@ TEST_F(SchedulerMetricsTest, ATaskFromCreateToSuccessMovesEverySeries) {
   EXPECT_EQ(Value("crucible_server_workers_connected"), 0);
 }
 
+TEST_F(SchedulerMetricsTest, LeaseToStartIsTimedOnTheServersClock) {
+  Create(Spec());
+  FakeSink sink;
+  Connect(sink, 1);
+  auto assignments = sink.TakeAssignments();
+  ASSERT_EQ(assignments.size(), 1u);
+  clock_.Advance(absl::Seconds(2));
+  // The worker's own start time (far in the past here) does not count.
+  ASSERT_TRUE(scheduler_
+                  ->ReportStarted(assignments[0].lease_id(),
+                                  clock_.Now() - absl::Hours(1))
+                  .ok());
+  EXPECT_EQ(Value("crucible_server_lease_to_start_seconds_count"), 1);
+  EXPECT_EQ(Value("crucible_server_lease_to_start_seconds_sum"), 2);
+  // A repeated start report is not timed again.
+  ASSERT_TRUE(
+      scheduler_->ReportStarted(assignments[0].lease_id(), clock_.Now()).ok());
+  EXPECT_EQ(Value("crucible_server_lease_to_start_seconds_count"), 1);
+}
+
 TEST_F(SchedulerMetricsTest, ARepeatedRequestIdIsNotCreatedTwice) {
   ASSERT_TRUE(scheduler_->CreateTask(kTenant, Spec(), "req-1").ok());
   ASSERT_TRUE(scheduler_->CreateTask(kTenant, Spec(), "req-1").ok());
