@@ -142,6 +142,16 @@ class Cluster {
     return resp.task().id();
   }
 
+  // CancelTask of `id`; the call's status.
+  grpc::Status Cancel(const std::string& id) {
+    crucible::v1::CancelTaskRequest req;
+    req.set_task_id(id);
+    crucible::v1::CancelTaskResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(absl::Seconds(10)));
+    return tasks_->CancelTask(&ctx, req, &resp);
+  }
+
   // Every state the task's watch shows until it ends (or until `until`).
   std::vector<TaskState> Watch(
       const std::string& id,

@@ -3,13 +3,14 @@
 // tests/worker checks against fakes only: an executor at capacity answers
 // RESOURCE_EXHAUSTED and the task runs later, once; an executor whose own
 // health says NOT_SERVING (its engine proxy down) gets no run until it says
-// SERVING again; a lease that lapsed while the worker was away from a
+// SERVING again; a task cancelled while it waits for a slot ends CANCELLED
+// without a run; a lease that lapsed while the worker was away from a
 // restarted server is refused when the worker names it, and the task ends
 // once, under its next lease.
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
-
 #include <unistd.h>
+
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -119,6 +120,62 @@ TEST_F(WorkerContractTest, ExecutorAtCapacityRefusesAndTheRunIsPlacedAgain) {
       Count(executor_log, " task " + a) + Count(executor_log, " task " + b),
       2 + Count(c.Log("worker-1"), "is full; placing it again"))
       << executor_log;
+}
+
+// A task the worker holds but could not place: its executor (one slot, taken
+// by a running task) refused it with RESOURCE_EXHAUSTED and the worker waits
+// for a slot. Cancelled then, it ends CANCELLED ("stopped before it reached
+// an executor"), exactly once, and never runs: every Run of it the executor
+// saw was a refusal. The server ends a leased task only on the worker's
+// report (or a lapsed lease, which the worker's heartbeats prevent), and
+// neither a's slot (its 60 s timeout) nor the placement timeout (10m) comes
+// free during the watch of b: only the worker's handling of the cancel can
+// end it.
+TEST_F(WorkerContractTest, CancelOfATaskWaitingForASlotEndsItWithoutARun) {
+  Cluster& c = *cluster_;
+  ASSERT_TRUE(c.StartServer({}).ok()) << c.Logs();
+  absl::StatusOr<std::string> e1 = c.StartExecutor("executor-1", 1);
+  ASSERT_TRUE(e1.ok()) << c.Logs();
+  // A placement timeout beyond the test: only the cancel can end b.
+  ASSERT_TRUE(
+      c.StartWorker("worker-1", {"--executors=" + *e1, "--executor_slots=2",
+                                 "--placement_timeout=10m"})
+          .ok())
+      << c.Logs();
+  ASSERT_TRUE(c.WaitForLog("worker-1", "executor " + *e1 + " in rotation"))
+      << c.Logs();
+
+  const std::string a = c.Submit({"sleep", "300"});  // until its 60 s timeout
+  const std::vector<crucible::v1::TaskState> a_states =
+      c.Watch(a, crucible::v1::TASK_STATE_RUNNING);
+  ASSERT_FALSE(a_states.empty()) << c.Logs();
+  ASSERT_EQ(a_states.back(), crucible::v1::TASK_STATE_RUNNING) << c.Logs();
+  const std::string b = c.Submit({"sh", "-c", "echo b-ran"});
+  ASSERT_TRUE(c.WaitForLog("worker-1", "is full; placing it again"))
+      << "no RESOURCE_EXHAUSTED from the executor\n"
+      << c.Logs();
+  ASSERT_TRUE(c.Cancel(b).ok());
+
+  // Within a's 60 s: a task whose cancel the worker ignored would end only
+  // when a's slot came free (and run) or never.
+  EXPECT_EQ(
+      Ends(c.Watch(b, crucible::v1::TASK_STATE_UNSPECIFIED, absl::Seconds(45))),
+      1)
+      << b;
+  Task t = c.Get(b);
+  EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_CANCELLED) << t.DebugString();
+  EXPECT_EQ(t.attempt(), 1) << t.DebugString();
+  EXPECT_EQ(c.Stdout(b), "");
+  EXPECT_TRUE(c.WaitForLog("worker-1", "server cancelled lease")) << c.Logs();
+  // Every Run of b the executor saw it refused (a's was the only run).
+  const std::string executor_log = c.Log("executor-1");
+  EXPECT_EQ(Count(executor_log, " task " + b),
+            Count(c.Log("worker-1"), "is full; placing it again"))
+      << executor_log;
+  EXPECT_EQ(c.Get(a).state(), crucible::v1::TASK_STATE_RUNNING)
+      << "the running task is untouched";
+  ASSERT_TRUE(c.Cancel(a).ok());
+  EXPECT_EQ(Ends(c.Watch(a)), 1) << a;
 }
 
 // executor-1 reaches the engine through a proxy of the test's own; with the
