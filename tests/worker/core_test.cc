@@ -7,7 +7,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -18,6 +17,7 @@
 #include "common/metrics.h"
 #include "common/proto_time.h"
 #include "gtest/gtest.h"
+#include "tests/testing/bounded_thread.h"
 #include "tests/testing/http_get.h"
 #include "worker/core/worker_core.h"
 
@@ -391,7 +391,7 @@ TEST_F(WorkerCoreTest, BackPressureHoldsRunEventsUntilTheWriterCatchesUp) {
   Writes();
   core_->OnRunEvent("l1", Output(std::string(200, 'x')));  // over the limit now
   absl::Notification relayed;
-  std::thread executor_stream([&] {
+  testing_util::BoundedThread executor_stream([&] {
     core_->OnRunEvent("l1", Output("next"));
     relayed.Notify();
   });
@@ -401,7 +401,7 @@ TEST_F(WorkerCoreTest, BackPressureHoldsRunEventsUntilTheWriterCatchesUp) {
   ASSERT_EQ(step.kind, WriteStep::Kind::kWrite);
   EXPECT_EQ(step.msg.output().chunk().data().size(), 200u);
   EXPECT_TRUE(relayed.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  executor_stream.join();
+  ASSERT_TRUE(executor_stream.JoinWithin(absl::Seconds(30)));
   EXPECT_EQ(Writes()[0].output().chunk().data(), "next");
 }
 

@@ -11,13 +11,13 @@
 #include <fstream>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/bounded_thread.h"
 #include "tests/worker/fake_services.h"
 
 namespace worker {
@@ -659,7 +659,8 @@ TEST_F(WorkerTest,
   ASSERT_TRUE(queue_.Send(Assign("lease-d", "task-d", 1)));
   ASSERT_TRUE(
       queue_.WaitFor([](const Messages& m) { return Started(m, "lease-d"); }));
-  std::thread drain([this] { worker_->Drain(absl::Seconds(20)); });
+  testing_util::BoundedThread drain(
+      [this] { worker_->Drain(absl::Seconds(20)); });
   // Credits granted earlier cannot be revoked: an assignment during the
   // drain is given back at once as retryable.
   ASSERT_TRUE(worker_->AwaitDrainingForTest(absl::Seconds(10)));
@@ -670,7 +671,7 @@ TEST_F(WorkerTest,
       About(queue_.Received(), "lease-late").back().completion().error().code(),
       grpc::StatusCode::UNAVAILABLE);
   executor_.Finish("lease-d");
-  drain.join();
+  ASSERT_TRUE(drain.JoinWithin(absl::Seconds(30)));
   const Messages reports = About(queue_.Received(), "lease-d");
   ASSERT_TRUE(reports.back().has_completion());
   EXPECT_EQ(reports.back().completion().result().reason(),
