@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -83,7 +84,7 @@ class FakeDns {
     absl::MutexLock lock(&mu_);
     addresses_ = std::move(addresses);
   }
-  // From now on lookups hang until Release.
+  // From now on lookups hang until Release (at most 30 s, then fail).
   void Hold() {
     absl::MutexLock lock(&mu_);
     hold_ = true;
@@ -103,8 +104,14 @@ class FakeDns {
       held_ = true;
       auto released = [this]()
                           ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !hold_; };
-      mu_.Await(absl::Condition(&released));
+      // Bounded: a test that fails before its Release must not leave the
+      // fleet's discovery thread (and the fleet's Stop) hanging forever.
+      const bool was_released =
+          mu_.AwaitWithTimeout(absl::Condition(&released), absl::Seconds(30));
       held_ = false;
+      if (!was_released) {
+        return absl::DeadlineExceededError("held lookup never released");
+      }
     }
     return addresses_;
   }
