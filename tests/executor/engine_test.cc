@@ -2,7 +2,6 @@
 // API), directly or through the docker-proxy: CRUCIBLE_TEST_DOCKER_HOST.
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
@@ -18,10 +17,15 @@
 #include "executor/runner/runner.h"
 #include "gtest/gtest.h"
 #include "tests/executor/engine_env.h"
+#include "tests/testing/bounded_thread.h"
 #include "tests/testing/test_stack.h"
 
 namespace runner {
 namespace {
+
+// A hang guard on the joins of runs a test cancels or shuts down (sleep 60):
+// longer than the run itself, so it fires only when Run never returns.
+constexpr absl::Duration kJoinBound = absl::Seconds(90);
 
 using crucible::v1::TerminationReason;
 using executor_testing::kBusybox;
@@ -289,7 +293,8 @@ TEST_F(EngineTest, OrphanIsReapedAndActiveRunsAreNot) {
   CollectingSink sink;
   auto control = std::make_shared<RunControl>();
   absl::StatusOr<crucible::v1::TaskResult> result;
-  std::thread run([&] { result = runner_->Run(live, sink, control); });
+  testing_util::BoundedThread run(
+      [&] { result = runner_->Run(live, sink, control); });
   ASSERT_TRUE(sink.started_.WaitForNotificationWithTimeout(absl::Seconds(10)));
 
   absl::StatusOr<int> reaped = runner_->ReapOrphans();
@@ -307,7 +312,7 @@ TEST_F(EngineTest, OrphanIsReapedAndActiveRunsAreNot) {
   EXPECT_TRUE((*direct)->Remove(foreign).ok());
 
   control->Cancel();
-  run.join();
+  ASSERT_TRUE(run.JoinWithin(kJoinBound)) << "Run never returned";
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->reason(), TerminationReason::TERMINATION_REASON_CANCELLED);
   reaped = runner_->ReapOrphans();
@@ -411,10 +416,11 @@ TEST_F(EngineTest, CancelKillsAndEndsWithCancelled) {
   crucible::v1::RunRequest req = Request({"sleep", "60"});
   CollectingSink sink;
   absl::StatusOr<crucible::v1::TaskResult> result;
-  std::thread run([&] { result = runner_->Run(req, sink, nullptr); });
+  testing_util::BoundedThread run(
+      [&] { result = runner_->Run(req, sink, nullptr); });
   ASSERT_TRUE(sink.started_.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_TRUE(runner_->Cancel(req.run_id()).ok());
-  run.join();
+  ASSERT_TRUE(run.JoinWithin(kJoinBound)) << "Run never returned";
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->reason(), TerminationReason::TERMINATION_REASON_CANCELLED);
   EXPECT_EQ(runner_->Cancel(req.run_id()).code(), absl::StatusCode::kNotFound);
@@ -425,8 +431,8 @@ TEST_F(EngineTest, SlotsFullIsResourceExhaustedAndShutdownEndsRunsUnavailable) {
   crucible::v1::RunRequest b = Request({"sleep", "60"});
   CollectingSink sa, sb, sc;
   absl::StatusOr<crucible::v1::TaskResult> ra, rb;
-  std::thread ta([&] { ra = runner_->Run(a, sa, nullptr); });
-  std::thread tb([&] { rb = runner_->Run(b, sb, nullptr); });
+  testing_util::BoundedThread ta([&] { ra = runner_->Run(a, sa, nullptr); });
+  testing_util::BoundedThread tb([&] { rb = runner_->Run(b, sb, nullptr); });
   ASSERT_TRUE(sa.started_.WaitForNotificationWithTimeout(absl::Seconds(10)));
   ASSERT_TRUE(sb.started_.WaitForNotificationWithTimeout(absl::Seconds(10)));
   auto third = runner_->Run(Request({"true"}), sc, nullptr);
@@ -434,8 +440,8 @@ TEST_F(EngineTest, SlotsFullIsResourceExhaustedAndShutdownEndsRunsUnavailable) {
   // Shutdown is not a cancellation of the task: the runs end UNAVAILABLE
   // (retryable), and their containers are removed (TearDown).
   runner_->ShutdownAll();
-  ta.join();
-  tb.join();
+  ASSERT_TRUE(ta.JoinWithin(kJoinBound)) << "Run never returned";
+  ASSERT_TRUE(tb.JoinWithin(kJoinBound)) << "Run never returned";
   EXPECT_EQ(ra.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(rb.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(runner_->active_runs(), 0);
