@@ -2,7 +2,6 @@
 
 #include <glog/logging.h>
 #include <httplib.h>
-#include <sys/socket.h>
 
 #include <chrono>
 #include <utility>
@@ -10,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/http_listen.h"
 #include "common/port_file.h"
 #include "common/status_macros.h"
 
@@ -39,13 +39,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   http.new_task_queue = [] { return new httplib::ThreadPool(2); };
   http.set_read_timeout(std::chrono::seconds(10));
   http.set_payload_max_length(4096);
-  // httplib's default options add SO_REUSEPORT, with which a second
-  // process binds a port already in use and the kernel splits the scrapes
-  // between them; a port in use must fail the start instead.
-  http.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
+  ListenExclusively(http);  // a port in use fails the start
   http.Get("/metrics",
            [s = server.get()](const httplib::Request&, httplib::Response& res) {
              res.set_content(s->registry_.Expose(), kMetricsContentType);

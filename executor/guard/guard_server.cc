@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/http_listen.h"
 #include "glog/logging.h"
 #include "nlohmann/json.hpp"
 
@@ -106,6 +107,8 @@ absl::StatusOr<std::unique_ptr<GuardServer>> GuardServer::Start(
   http.set_payload_max_length(policy::kMaxCreateBodyBytes);
   http.set_read_timeout(std::chrono::seconds(30));
   http.set_keep_alive_max_count(100);
+  // A second guard on the port fails its start instead of sharing it.
+  common::ListenExclusively(http);
   // Every POST is decided in Handle (its body read first); every other
   // method is refused.
   http.Post(".*", [s = server.get()](const httplib::Request& req,

@@ -43,4 +43,36 @@ TEST_P(GuardProcessTest, StopsPromptlyWithExitZero) {
 INSTANTIATE_TEST_SUITE_P(StopSignals, GuardProcessTest,
                          testing::Values(SIGUSR1, SIGTERM, SIGINT));
 
+// A second guard on a port a guard already serves fails its start (exit 1,
+// saying so) instead of sharing the port, which would split the proxy's
+// connections between two guards, one of them perhaps not the deployed one.
+TEST(GuardProcessListenTest, ASecondGuardOnTheSamePortFailsItsStart) {
+  const std::string dir = testing_util::MakeTempDir("guard-listen");
+  auto start = [&](const std::string& listen, const std::string& name) {
+    return Process::Start(
+        {testing_util::BinaryPath("crucible-docker-guard"),
+         "--listen=" + listen,
+         absl::StrCat("--port_file=", dir, "/", name, ".port"),
+         absl::StrCat("--engine_socket=", dir, "/no-engine.sock")},
+        absl::StrCat(dir, "/", name, ".log"));
+  };
+  auto first = start("127.0.0.1:0", "first");
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto port = testing_util::WaitForPortFile(dir + "/first.port", *first,
+                                            absl::Seconds(30));
+  ASSERT_TRUE(port.ok()) << port.status() << "\n" << first->Log();
+
+  auto second = start(absl::StrCat("127.0.0.1:", *port), "second");
+  ASSERT_TRUE(second.ok()) << second.status();
+  absl::StatusOr<int> status = second->Wait(absl::Seconds(20));
+  ASSERT_TRUE(status.ok()) << "the second guard is serving:\n" << second->Log();
+  ASSERT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 1) << second->Log();
+  EXPECT_NE(
+      second->Log().find(absl::StrCat("cannot listen on 127.0.0.1:", *port)),
+      std::string::npos)
+      << second->Log();
+  EXPECT_TRUE(first->Running()) << first->Log();
+}
+
 }  // namespace
