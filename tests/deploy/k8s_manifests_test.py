@@ -584,6 +584,38 @@ def admits(docs, direction, src, dest, port, protocol="TCP"):
     return False
 
 
+SCRAPER = {"crucible.io/metrics-scraper": "true"}
+METRICS_PORT = 9090
+
+
+def audit_metrics(docs):
+    """Every Crucible process serves Prometheus metrics on the port named
+    metrics (--metrics_listen=0.0.0.0:9090), and its pod carries the scrape
+    annotations (docs/operator-guide.md, "Metrics")."""
+    bad = []
+    want_ann = {"prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT),
+                "prometheus.io/path": "/metrics"}
+    for w in workloads(docs):
+        comp = pod_labels(w).get("app.kubernetes.io/component")
+        if comp not in CRUCIBLE_PROCESSES:
+            continue
+        ann = (w["spec"]["template"].get("metadata") or {}).get("annotations") or {}
+        for k, v in want_ann.items():
+            if ann.get(k) != v:
+                bad.append(f"{comp}: pod annotation {k}={ann.get(k)!r}, want {v!r}")
+        c = next((c for c in pod_spec(w)["containers"] if c["name"] == comp), None)
+        if c is None:
+            bad.append(f"{comp}: no container named {comp}")
+            continue
+        if flag_value(c, "metrics_listen") != f"0.0.0.0:{METRICS_PORT}":
+            bad.append(f"{comp}: --metrics_listen={flag_value(c, 'metrics_listen')}, "
+                       f"want 0.0.0.0:{METRICS_PORT}")
+        ports = {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
+        if ports.get("metrics") != METRICS_PORT:
+            bad.append(f"{comp}: port named metrics is {ports.get('metrics')}, want {METRICS_PORT}")
+    return bad
+
+
 def model_pod(name, ns, labels, ns_labels=None, ports=None):
     ns_labels = dict(ns_labels or {})
     ns_labels.setdefault("kubernetes.io/metadata.name", ns)
@@ -618,6 +650,8 @@ def audit_network(docs):
         model_pod("other pod", "team-b", {"app": "other"}),
         model_pod("kube-dns", "kube-system", {"k8s-app": "kube-dns"}),
         model_pod("internet", "(outside)", {}),
+        model_pod("metrics scraper", "monitoring", SCRAPER, SCRAPER),
+        model_pod("scraper-labelled pod (unlabelled namespace)", "team-b", SCRAPER),
     ]
     for o in others:
         pods[o["name"]] = o
@@ -630,6 +664,9 @@ def audit_network(docs):
         ("worker", "server", pods["server"]["named_ports"].get("grpc"), "TCP"),
         ("worker", "executor", pods["executor"]["named_ports"].get("grpc"), "TCP"),
     }
+    # Prometheus scrapes every Crucible process's metrics port.
+    for p in ("server", "worker", "executor"):
+        want.add(("metrics scraper", p, pods[p]["named_ports"].get("metrics"), "TCP"))
     # DNS from every pod of this namespace.
     for p in pods.values():
         if p["ns"] == NAMESPACE:
@@ -728,7 +765,7 @@ def audit(docs):
             bad.append(f"{d['kind']}/{d['metadata']['name']}: RBAC object (no Kubernetes API access)")
     return (bad + audit_executor_pod(docs) + audit_services(docs) + audit_scaling(docs) +
             audit_discovery(docs) + audit_executor_stop(docs) + audit_images(docs) +
-            audit_network(docs) + audit_tls(docs))
+            audit_network(docs) + audit_tls(docs) + audit_metrics(docs))
 
 
 # --- The ha overlay: server replicas on one PostgreSQL store (issue 19) ---

@@ -534,6 +534,31 @@ def check_end_to_end():
           [line for line in out.splitlines() if line in ("hello-from-kube", "65534")])
 
 
+def check_metrics(pods):
+    """Prometheus' view: GET /metrics on the port the pod's annotations
+    name, from the pod's network (the host's curl in its namespace), after
+    the task above: each process's families, the task counted."""
+    want = {"server": "crucible_server_tasks_created_total",
+            "worker": "crucible_worker_executors_in_rotation",
+            "executor": "crucible_executor_slots"}
+    for pod in pods:
+        for cname, ctr in sorted(pod_containers(pod).items()):
+            if cname not in want:
+                continue
+            r = subprocess.run(
+                ["nsenter", "-t", str(container_pid(ctr)), "-n", "curl", "-sS",
+                 "--max-time", "10", "http://127.0.0.1:9090/metrics"],
+                capture_output=True, text=True)
+            samples = {l.split()[0]: l.split()[-1] for l in r.stdout.splitlines()
+                       if l and not l.startswith("#")}
+            found = any(k.split("{")[0] == want[cname] for k in samples)
+            check(f"{pod}/{cname}: GET /metrics on 9090 has {want[cname]}", True,
+                  found or (r.stderr or r.stdout)[:200])
+            if cname == "server":
+                created = float(samples.get("crucible_server_tasks_created_total", "0"))
+                check(f"{pod}/server: the task above counted", True, created >= 1)
+
+
 def check_both_executors(executor_pods):
     """Two executors, both used: eight tasks at once (four slots each)."""
     check("executor pods", EXECUTORS, len(executor_pods))
@@ -661,6 +686,7 @@ def main():
     check_pods(pods, probes)
     check_hardening(pods, rendered)
     check_end_to_end()
+    check_metrics(pods)
     executor_pods = [p for p in pods if p.startswith("crucible-executor-")]
     check_both_executors(executor_pods)
     check_pod_stop(executor_pods,
