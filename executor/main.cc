@@ -14,7 +14,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
-#include "common/metrics_http.h"
+#include "common/metrics_flags.h"
 #include "common/process.h"
 #include "common/tls.h"
 #include "executor/docker/engine_client.h"
@@ -49,12 +49,6 @@ ABSL_FLAG(std::string, health_listen, "",
           "if set, host:port of a plaintext port serving only the gRPC health "
           "service (same statuses as --listen), for probes that speak no TLS "
           "such as the kubelet's");
-ABSL_FLAG(std::string, metrics_listen, "",
-          "if set, host:port of a plain HTTP port serving GET /metrics "
-          "(Prometheus text format 0.0.4), apart from gRPC; empty: none");
-ABSL_FLAG(std::string, metrics_port_file, "",
-          "if set, the bound port of --metrics_listen is written here (for "
-          "port 0)");
 ABSL_FLAG(bool, insecure_listen_any, false,
           "with --insecure: plaintext also on a non-loopback --listen address "
           "(only where something else encrypts and authenticates the "
@@ -151,9 +145,7 @@ int main(int argc, char** argv) {
 
   // Prometheus' scrapes, on a port of their own; a port that cannot be
   // bound stops the process, as --listen does.
-  auto metrics_server =
-      common::MetricsServer::StartIfSet(absl::GetFlag(FLAGS_metrics_listen),
-                                        absl::GetFlag(FLAGS_metrics_port_file));
+  auto metrics_server = common::StartMetricsFromFlags();
   if (!metrics_server.ok()) {
     LOG(ERROR) << "cannot serve metrics: " << metrics_server.status();
     return 1;

@@ -14,7 +14,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "common/grpc_server.h"
-#include "common/metrics_http.h"
+#include "common/metrics_flags.h"
 #include "common/process.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
@@ -24,12 +24,6 @@
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8081",
           "host:port of the health service");
-ABSL_FLAG(std::string, metrics_listen, "",
-          "if set, host:port of a plain HTTP port serving GET /metrics "
-          "(Prometheus text format 0.0.4), apart from gRPC; empty: none");
-ABSL_FLAG(std::string, metrics_port_file, "",
-          "if set, the bound port of --metrics_listen is written here (for "
-          "port 0)");
 ABSL_FLAG(std::string, port_file, "", "if set, the bound port is written here");
 ABSL_FLAG(std::string, server, "127.0.0.1:8080",
           "host:port of crucible-server; for several servers of one "
@@ -220,9 +214,7 @@ int main(int argc, char** argv) {
 
   // Prometheus' scrapes, on a port of their own; a port that cannot be
   // bound stops the process, as --listen does.
-  auto metrics_server =
-      common::MetricsServer::StartIfSet(absl::GetFlag(FLAGS_metrics_listen),
-                                        absl::GetFlag(FLAGS_metrics_port_file));
+  auto metrics_server = common::StartMetricsFromFlags();
   if (!metrics_server.ok()) {
     LOG(ERROR) << "cannot serve metrics: " << metrics_server.status();
     return 1;

@@ -124,7 +124,8 @@ INSTANTIATE_TEST_SUITE_P(Docs, DocsTest,
                            return name;
                          });
 
-// The flags a binary defines in its main.cc, from --helpfull.
+// The flags a binary defines in its main.cc, or in a common/*_flags.cc that
+// several processes share (common/metrics_flags.cc), from --helpfull.
 std::vector<std::string> MainFlags(const std::string& binary) {
   absl::StatusOr<testing_util::CommandResult> r = testing_util::RunCommand(
       {testing_util::BinaryPath(binary), "--helpfull"}, absl::Seconds(30));
@@ -134,7 +135,9 @@ std::vector<std::string> MainFlags(const std::string& binary) {
   for (absl::string_view line :
        absl::StrSplit(r.ok() ? r->out + r->err : "", '\n')) {
     if (absl::StartsWith(line, "  Flags from ")) {
-      in_main = absl::EndsWith(line, "/main.cc:");
+      in_main = absl::EndsWith(line, "/main.cc:") ||
+                (absl::StrContains(line, "/common/") &&
+                 absl::EndsWith(line, "_flags.cc:"));
       continue;
     }
     absl::string_view flag = absl::StripLeadingAsciiWhitespace(line);
