@@ -8,12 +8,6 @@ namespace cli {
 
 using crucible::v1::Task;
 
-std::string StateName(crucible::v1::TaskState state) {
-  std::string name = crucible::v1::TaskState_Name(state);
-  if (absl::StartsWith(name, "TASK_STATE_")) name = name.substr(11);
-  return name.empty() ? absl::StrCat("STATE_", static_cast<int>(state)) : name;
-}
-
 std::string ReasonName(crucible::v1::TerminationReason reason) {
   std::string name = crucible::v1::TerminationReason_Name(reason);
   if (absl::StartsWith(name, "TERMINATION_REASON_")) name = name.substr(19);

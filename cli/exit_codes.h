@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "common/task_state.h"
 #include "crucible/v1/task.pb.h"
 
 namespace cli {
@@ -37,7 +38,7 @@ std::string ErrorLine(const absl::Status& status);
 std::string EndingLine(const crucible::v1::Task& task);
 
 // "RUNNING" for TASK_STATE_RUNNING.
-std::string StateName(crucible::v1::TaskState state);
+using common::StateName;
 // "EXITED" for TERMINATION_REASON_EXITED.
 std::string ReasonName(crucible::v1::TerminationReason reason);
 

@@ -8,17 +8,6 @@ namespace server {
 
 using crucible::v1::TaskState;
 
-namespace {
-
-// "QUEUED" for TASK_STATE_QUEUED: the label value.
-std::string StateLabel(TaskState state) {
-  std::string name = crucible::v1::TaskState_Name(state);
-  constexpr char kPrefix[] = "TASK_STATE_";
-  return name.substr(sizeof kPrefix - 1);
-}
-
-}  // namespace
-
 SchedulerMetrics::SchedulerMetrics(common::MetricsRegistry& r)
     : created_(r.AddCounter("crucible_server_tasks_created_total",
                             "Tasks accepted by CreateTask (a repeated "
@@ -66,9 +55,9 @@ SchedulerMetrics::SchedulerMetrics(common::MetricsRegistry& r)
     if (!crucible::v1::TaskState_IsValid(s)) continue;
     const auto state = static_cast<TaskState>(s);
     if (common::IsTerminal(state)) {
-      ended_[s] = &ended.WithLabels({StateLabel(state)});
+      ended_[s] = &ended.WithLabels({common::StateName(state)});
     } else {
-      tasks_[s] = &tasks.WithLabels({StateLabel(state)});
+      tasks_[s] = &tasks.WithLabels({common::StateName(state)});
     }
   }
 }
