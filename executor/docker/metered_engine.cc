@@ -45,98 +45,65 @@ void MeteredEngine::Record(Call call, absl::Time begin,
 }
 
 absl::Status MeteredEngine::Ping() {
-  const absl::Time begin = clock_.Now();
-  absl::Status s = engine_.Ping();
-  Record(kPing, begin, s);
-  return s;
+  return Timed(kPing, [&] { return engine_.Ping(); });
 }
 
 absl::Status MeteredEngine::InspectImage(absl::string_view image) {
-  const absl::Time begin = clock_.Now();
-  absl::Status s = engine_.InspectImage(image);
-  Record(kInspectImage, begin, s);
-  return s;
+  return Timed(kInspectImage, [&] { return engine_.InspectImage(image); });
 }
 
 absl::Status MeteredEngine::PullImage(absl::string_view image) {
-  const absl::Time begin = clock_.Now();
-  absl::Status s = engine_.PullImage(image);
-  Record(kPullImage, begin, s);
-  return s;
+  return Timed(kPullImage, [&] { return engine_.PullImage(image); });
 }
 
 absl::StatusOr<std::string> MeteredEngine::CreateContainer(
     absl::string_view name, const nlohmann::json& body) {
-  const absl::Time begin = clock_.Now();
-  absl::StatusOr<std::string> r = engine_.CreateContainer(name, body);
-  Record(kCreate, begin, r.status());
-  return r;
+  return Timed(kCreate, [&] { return engine_.CreateContainer(name, body); });
 }
 
 absl::StatusOr<int64_t> MeteredEngine::Wait(
     absl::string_view id, absl::string_view condition, const AbortFn& abort,
     const std::function<void()>& on_sent) {
-  const absl::Time begin = clock_.Now();
-  absl::StatusOr<int64_t> r = engine_.Wait(id, condition, abort, on_sent);
-  Record(kWait, begin, r.status());
-  return r;
+  return Timed(kWait,
+               [&] { return engine_.Wait(id, condition, abort, on_sent); });
 }
 
 absl::Status MeteredEngine::Start(absl::string_view id) {
-  const absl::Time begin = clock_.Now();
-  absl::Status s = engine_.Start(id);
-  Record(kStart, begin, s);
-  return s;
+  return Timed(kStart, [&] { return engine_.Start(id); });
 }
 
 absl::Status MeteredEngine::Logs(
     absl::string_view id, bool follow,
     const std::function<bool(absl::string_view)>& on_bytes,
     const AbortFn& abort) {
-  const absl::Time begin = clock_.Now();
-  absl::Status s = engine_.Logs(id, follow, on_bytes, abort);
-  Record(kLogs, begin, s);
-  return s;
+  return Timed(kLogs,
+               [&] { return engine_.Logs(id, follow, on_bytes, abort); });
 }
 
 absl::Status MeteredEngine::WriteStdin(absl::string_view id,
                                        absl::string_view data,
                                        const AbortFn& abort) {
-  const absl::Time begin = clock_.Now();
-  absl::Status s = engine_.WriteStdin(id, data, abort);
-  Record(kWriteStdin, begin, s);
-  return s;
+  return Timed(kWriteStdin,
+               [&] { return engine_.WriteStdin(id, data, abort); });
 }
 
 absl::Status MeteredEngine::Kill(absl::string_view id) {
-  const absl::Time begin = clock_.Now();
-  absl::Status s = engine_.Kill(id);
-  Record(kKill, begin, s);
-  return s;
+  return Timed(kKill, [&] { return engine_.Kill(id); });
 }
 
 absl::StatusOr<ContainerState> MeteredEngine::InspectContainer(
     absl::string_view id) {
-  const absl::Time begin = clock_.Now();
-  absl::StatusOr<ContainerState> r = engine_.InspectContainer(id);
-  Record(kInspect, begin, r.status());
-  return r;
+  return Timed(kInspect, [&] { return engine_.InspectContainer(id); });
 }
 
 absl::Status MeteredEngine::Remove(absl::string_view id) {
-  const absl::Time begin = clock_.Now();
-  absl::Status s = engine_.Remove(id);
-  Record(kRemove, begin, s);
-  return s;
+  return Timed(kRemove, [&] { return engine_.Remove(id); });
 }
 
 absl::StatusOr<std::vector<ContainerSummary>> MeteredEngine::ListContainers(
     absl::string_view label_key, absl::string_view label_value) {
-  const absl::Time begin = clock_.Now();
-  absl::StatusOr<std::vector<ContainerSummary>> r =
-      engine_.ListContainers(label_key, label_value);
-  Record(kList, begin, r.status());
-  return r;
+  return Timed(kList,
+               [&] { return engine_.ListContainers(label_key, label_value); });
 }
 
 }  // namespace docker

@@ -72,6 +72,19 @@ class MeteredEngine final : public Engine {
   // Observes the call's latency since `begin`; counts it if `status` is an
   // error.
   void Record(Call call, absl::Time begin, const absl::Status& status);
+  // Runs `engine_call` (a call on engine_), recording it as `call`.
+  template <typename F>
+  auto Timed(Call call, F engine_call) {
+    const absl::Time begin = clock_.Now();
+    auto result = engine_call();
+    Record(call, begin, StatusOf(result));
+    return result;
+  }
+  static const absl::Status& StatusOf(const absl::Status& s) { return s; }
+  template <typename T>
+  static const absl::Status& StatusOf(const absl::StatusOr<T>& r) {
+    return r.status();
+  }
 
   Engine& engine_;
   const common::Clock& clock_;
