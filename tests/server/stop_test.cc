@@ -4,18 +4,15 @@
 // next server), and the server exits 0 without waiting out its
 // --shutdown_grace for them; the real CLI follows the task again once the
 // server is back.
-#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <memory>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "crucible/v1/task_service.grpc.pb.h"
@@ -32,6 +29,19 @@ using ::testing::HasSubstr;
 void SetDeadline(grpc::ClientContext& ctx, int seconds = 30) {
   ctx.set_deadline(std::chrono::system_clock::now() +
                    std::chrono::seconds(seconds));
+}
+
+// A task no worker takes (there is none): it stays QUEUED, and streams
+// that follow it stay open. Its id, or the call's error.
+absl::StatusOr<std::string> CreateQueuedTask(v1::TaskService::Stub& stub) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  v1::CreateTaskRequest req;
+  req.mutable_spec()->set_image("localhost/crucible/busybox:latest");
+  v1::CreateTaskResponse resp;
+  grpc::Status s = stub.CreateTask(&ctx, req, &resp);
+  if (!s.ok()) return absl::UnavailableError(s.error_message());
+  return resp.task().id();
 }
 
 TEST(ServerStopTest, FollowingStreamsEndUnavailableAndTheServerExitsAtOnce) {
@@ -51,18 +61,9 @@ TEST(ServerStopTest, FollowingStreamsEndUnavailableAndTheServerExitsAtOnce) {
   auto stub = v1::TaskService::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
 
-  // A task no worker takes: it stays QUEUED, its streams stay open.
-  std::string id;
-  {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx);
-    v1::CreateTaskRequest req;
-    req.mutable_spec()->set_image("localhost/crucible/busybox:latest");
-    v1::CreateTaskResponse resp;
-    grpc::Status s = stub->CreateTask(&ctx, req, &resp);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-    id = resp.task().id();
-  }
+  absl::StatusOr<std::string> created = CreateQueuedTask(*stub);
+  ASSERT_TRUE(created.ok()) << created.status();
+  const std::string id = *created;
   grpc::ClientContext watch_ctx;
   SetDeadline(watch_ctx);
   v1::WatchTaskRequest watch_req;
@@ -112,56 +113,32 @@ TEST(ServerStopTest, FollowingStreamsEndUnavailableAndTheServerExitsAtOnce) {
   EXPECT_LT(absl::Now() - stopping, absl::Seconds(5));
 }
 
-// A port free now, for a server that is restarted on the same address.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 // `crucible watch` follows a task across a restart of its server (the
 // stream ends UNAVAILABLE, the CLI watches again once the server is back)
 // and ends as the task does: cancelled meanwhile, exit 130.
 TEST(ServerStopTest, CliWatchFollowsTheTaskAcrossAServerRestart) {
   const std::string dir = testing_util::MakeTempDir("crucible-stop");
-  const int port = FreePort();
-  ASSERT_GT(port, 0);
-  const std::string address = absl::StrCat("127.0.0.1:", port);
-  auto start_server = [&](int run) {
+  // Run 1 on a port of its own choosing, run 2 (the restart) on the same.
+  auto start_server = [&](int run, const std::string& listen) {
     return testing_util::Process::Start(
         testing_util::WithTestFlags(
             {absl::StrCat(getenv("CRUCIBLE_BIN_DIR"), "/crucible-server"),
-             "--listen=" + address,
+             "--listen=" + listen,
              absl::StrCat("--port_file=", dir, "/port-", run),
              "--db=" + dir + "/tasks.db", "--fleet_admission=false"}),
         absl::StrCat(dir, "/server-", run, ".log"));
   };
-  auto server = start_server(1);
+  auto server = start_server(1, "127.0.0.1:0");
   ASSERT_TRUE(server.ok()) << server.status();
-  ASSERT_TRUE(
-      testing_util::WaitForPortFile(dir + "/port-1", *server, absl::Seconds(20))
-          .ok());
+  absl::StatusOr<int> port = testing_util::WaitForPortFile(
+      dir + "/port-1", *server, absl::Seconds(20));
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string address = absl::StrCat("127.0.0.1:", *port);
   auto stub = v1::TaskService::NewStub(
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  std::string id;
-  {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx);
-    v1::CreateTaskRequest req;
-    req.mutable_spec()->set_image("localhost/crucible/busybox:latest");
-    v1::CreateTaskResponse resp;
-    ASSERT_TRUE(stub->CreateTask(&ctx, req, &resp).ok());
-    id = resp.task().id();
-  }
+  absl::StatusOr<std::string> created = CreateQueuedTask(*stub);
+  ASSERT_TRUE(created.ok()) << created.status();
+  const std::string id = *created;
   auto watch = testing_util::Process::Start(
       {absl::StrCat(getenv("CRUCIBLE_BIN_DIR"), "/crucible"),
        "--server=" + address, "watch", id},
@@ -181,7 +158,7 @@ TEST(ServerStopTest, CliWatchFollowsTheTaskAcrossAServerRestart) {
   ASSERT_TRUE(stopped.ok()) << stopped.status();
   ASSERT_TRUE(log_has("following it again")) << watch->Log();
   EXPECT_TRUE(watch->Running()) << watch->Log();
-  auto again = start_server(2);
+  auto again = start_server(2, address);
   ASSERT_TRUE(again.ok()) << again.status();
   ASSERT_TRUE(
       testing_util::WaitForPortFile(dir + "/port-2", *again, absl::Seconds(20))
