@@ -8,15 +8,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "common/http_listen.h"
 #include "common/port_file.h"
 #include "common/status_macros.h"
 
 namespace common {
-
-MetricsServer::MetricsServer(const MetricsRegistry& registry)
-    : registry_(registry), http_(std::make_unique<httplib::Server>()) {}
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     const std::string& address, const MetricsRegistry& registry) {
@@ -34,12 +30,12 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   }
   if (host.empty()) host = "0.0.0.0";
   std::unique_ptr<MetricsServer> server(new MetricsServer(registry));
-  httplib::Server& http = *server->http_;
+  auto owned = std::make_unique<httplib::Server>();
+  httplib::Server& http = *owned;
   // A scrape every few seconds needs no more; the default pool is 8+.
   http.new_task_queue = [] { return new httplib::ThreadPool(2); };
   http.set_read_timeout(std::chrono::seconds(10));
   http.set_payload_max_length(4096);
-  ListenExclusively(http);  // a port in use fails the start
   http.Get("/metrics",
            [s = server.get()](const httplib::Request&, httplib::Response& res) {
              res.set_content(s->registry_.Expose(), kMetricsContentType);
@@ -54,16 +50,13 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   http.Patch(".*", not_allowed);
   http.Delete(".*", not_allowed);
   http.Options(".*", not_allowed);
-  if (port == 0) {
-    server->port_ = http.bind_to_any_port(host);
-  } else if (http.bind_to_port(host, port)) {
-    server->port_ = port;
-  }
-  if (server->port_ <= 0) {
+  absl::StatusOr<std::unique_ptr<HttpListener>> listener =
+      HttpListener::Start(std::move(owned), host, port);
+  if (!listener.ok()) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", address, " for metrics"));
   }
-  server->thread_ = std::thread([s = server.get()] { s->Serve(); });
+  server->listener_ = *std::move(listener);
   return server;
 }
 
@@ -79,22 +72,6 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::StartIfSet(
   LOG(INFO) << "metrics on http://" << address.substr(0, address.rfind(':'))
             << ":" << server->port() << "/metrics";
   return server;
-}
-
-void MetricsServer::Serve() {
-  if (!http_->listen_after_bind()) LOG(ERROR) << "metrics: the listener failed";
-  served_ = true;
-}
-
-MetricsServer::~MetricsServer() {
-  // httplib's stop() does nothing until listen_after_bind, on thread_, has
-  // marked the server running; a stop that comes sooner would leave it
-  // listening for good, so it waits for that first (microseconds).
-  while (thread_.joinable() && !served_ && !http_->is_running()) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  http_->stop();
-  if (thread_.joinable()) thread_.join();
 }
 
 }  // namespace common

@@ -1,17 +1,12 @@
 #ifndef CRUCIBLE_COMMON_METRICS_HTTP_H_
 #define CRUCIBLE_COMMON_METRICS_HTTP_H_
 
-#include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
+#include "common/http_listen.h"
 #include "common/metrics.h"
-
-namespace httplib {
-class Server;
-}  // namespace httplib
 
 namespace common {
 
@@ -38,20 +33,14 @@ class MetricsServer {
   static absl::StatusOr<std::unique_ptr<MetricsServer>> StartIfSet(
       const std::string& address, const std::string& port_file = "",
       const MetricsRegistry& registry = DefaultMetricsRegistry());
-  // Stops serving and joins the serving thread.
-  ~MetricsServer();
-
-  int port() const { return port_; }
+  int port() const { return listener_->port(); }
 
  private:
-  explicit MetricsServer(const MetricsRegistry& registry);
-  void Serve();
+  explicit MetricsServer(const MetricsRegistry& registry)
+      : registry_(registry) {}
 
   const MetricsRegistry& registry_;
-  std::unique_ptr<httplib::Server> http_;
-  int port_ = 0;
-  std::atomic<bool> served_{false};  // Serve has returned
-  std::thread thread_;
+  std::unique_ptr<HttpListener> listener_;  // stops serving when destroyed
 };
 
 }  // namespace common

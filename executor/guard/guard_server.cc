@@ -7,8 +7,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "common/http_listen.h"
+#include "common/status_macros.h"
 #include "glog/logging.h"
 #include "nlohmann/json.hpp"
 
@@ -92,9 +92,7 @@ absl::StatusOr<EngineReply> PostToEngine(const GuardServerOptions& options,
 }  // namespace
 
 GuardServer::GuardServer(GuardServerOptions options, CreateGuard guard)
-    : options_(std::move(options)),
-      guard_(std::move(guard)),
-      http_(std::make_unique<httplib::Server>()) {}
+    : options_(std::move(options)), guard_(std::move(guard)) {}
 
 absl::StatusOr<std::unique_ptr<GuardServer>> GuardServer::Start(
     GuardServerOptions options, CreateGuard guard) {
@@ -103,12 +101,11 @@ absl::StatusOr<std::unique_ptr<GuardServer>> GuardServer::Start(
   }
   std::unique_ptr<GuardServer> server(
       new GuardServer(std::move(options), std::move(guard)));
-  httplib::Server& http = *server->http_;
+  auto owned = std::make_unique<httplib::Server>();
+  httplib::Server& http = *owned;
   http.set_payload_max_length(policy::kMaxCreateBodyBytes);
   http.set_read_timeout(std::chrono::seconds(30));
   http.set_keep_alive_max_count(100);
-  // A second guard on the port fails its start instead of sharing it.
-  common::ListenExclusively(http);
   // Every POST is decided in Handle (its body read first); every other
   // method is refused.
   http.Post(".*", [s = server.get()](const httplib::Request& req,
@@ -120,17 +117,11 @@ absl::StatusOr<std::unique_ptr<GuardServer>> GuardServer::Start(
   http.Patch(".*", RefuseNotCreate);
   http.Delete(".*", RefuseNotCreate);
   http.Options(".*", RefuseNotCreate);
-  const std::string& host = server->options_.host;
-  if (server->options_.port == 0) {
-    server->port_ = http.bind_to_any_port(host);
-  } else if (http.bind_to_port(host, server->options_.port)) {
-    server->port_ = server->options_.port;
-  }
-  if (server->port_ <= 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", host, ":", server->options_.port));
-  }
-  server->thread_ = std::thread([s = server.get()] { s->Serve(); });
+  // A second guard on the port fails its start instead of sharing it.
+  ASSIGN_OR_RETURN(
+      server->listener_,
+      common::HttpListener::Start(std::move(owned), server->options_.host,
+                                  server->options_.port));
   return server;
 }
 
@@ -164,23 +155,6 @@ void GuardServer::Handle(const httplib::Request& req,
   VLOG(1) << "guard: created " << admitted->name << " -> HTTP " << reply->code;
   res.status = static_cast<int>(reply->code);
   res.set_content(reply->body, reply->content_type.c_str());
-}
-
-void GuardServer::Serve() {
-  if (!http_->listen_after_bind()) LOG(ERROR) << "guard: the listener failed";
-  served_ = true;
-}
-
-GuardServer::~GuardServer() {
-  // httplib's stop() does nothing until listen_after_bind, on thread_, has
-  // marked the server running; a stop that comes sooner (a stop signal
-  // right after the start) would leave it listening for good, so it waits
-  // for that first (microseconds).
-  while (thread_.joinable() && !served_ && !http_->is_running()) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  http_->stop();
-  if (thread_.joinable()) thread_.join();
 }
 
 }  // namespace guard

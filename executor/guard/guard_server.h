@@ -1,14 +1,13 @@
 #ifndef CRUCIBLE_EXECUTOR_GUARD_GUARD_SERVER_H_
 #define CRUCIBLE_EXECUTOR_GUARD_GUARD_SERVER_H_
 
-#include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/http_listen.h"
 #include "executor/guard/create_guard.h"
 
 namespace httplib {
@@ -45,23 +44,17 @@ class GuardServer {
   // if the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<GuardServer>> Start(
       GuardServerOptions options, CreateGuard guard);
-  // Stops serving and joins the serving thread.
-  ~GuardServer();
-
-  int port() const { return port_; }
+  int port() const { return listener_->port(); }
 
  private:
   GuardServer(GuardServerOptions options, CreateGuard guard);
-  void Serve();
   // Decides one POST: admitted creates go to the engine, the rest 403.
   void Handle(const httplib::Request& req, httplib::Response& res) const;
 
   const GuardServerOptions options_;
   const CreateGuard guard_;
-  std::unique_ptr<httplib::Server> http_;
-  int port_ = 0;
-  std::atomic<bool> served_{false};  // Serve has returned
-  std::thread thread_;
+  // Last: destroyed first, so requests stop before the fields above go.
+  std::unique_ptr<common::HttpListener> listener_;
 };
 
 }  // namespace guard
