@@ -26,10 +26,7 @@ class SchedulerMetricsTest : public SchedulerTest {
     outbox_.reset();
   }
   double Value(const std::string& series) {
-    std::optional<double> v =
-        ::testing_util::SampleValue(registry_.Expose(), series);
-    EXPECT_TRUE(v.has_value()) << series << " is not exposed";
-    return v.value_or(-1);
+    return ::testing_util::ExposedValue(registry_.Expose(), series);
   }
   double Tasks(const std::string& state) {
     return Value("crucible_server_tasks{state=\"" + state + "\"}");

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
 
 namespace testing_util {
 namespace {
@@ -68,6 +69,12 @@ std::optional<double> SampleValue(absl::string_view text,
     if (absl::SimpleAtod(line, &v)) return v;
   }
   return std::nullopt;
+}
+
+double ExposedValue(absl::string_view text, absl::string_view series) {
+  std::optional<double> v = SampleValue(text, series);
+  if (!v.has_value()) ADD_FAILURE() << series << " is not exposed";
+  return v.value_or(-1);
 }
 
 }  // namespace testing_util

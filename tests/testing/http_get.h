@@ -31,6 +31,9 @@ absl::StatusOr<std::string> ScrapeMetrics(
 // absent.
 std::optional<double> SampleValue(absl::string_view text,
                                   absl::string_view series);
+// SampleValue of a series that must be there: absent, it is a test failure
+// (ADD_FAILURE naming it) and -1.
+double ExposedValue(absl::string_view text, absl::string_view series);
 
 }  // namespace testing_util
 

@@ -529,10 +529,7 @@ class WorkerCoreMetricsTest : public WorkerCoreTest {
   WorkerCoreMetricsTest() { options_.metrics = &registry_; }
   void TearDown() override { core_.reset(); }  // before the registry goes
   double Value(const std::string& series) {
-    std::optional<double> v =
-        testing_util::SampleValue(registry_.Expose(), series);
-    EXPECT_TRUE(v.has_value()) << series << " is not exposed";
-    return v.value_or(-1);
+    return testing_util::ExposedValue(registry_.Expose(), series);
   }
   common::MetricsRegistry registry_;
 };
