@@ -65,16 +65,10 @@ cli() {  # cli CONTAINER ARGS...: the CLI in a server's container, to that serve
 
 # The database container: hardened as every other, on `store` alone.
 pg="$(ctr postgres)"
-pg_pid="$("$podman" inspect --format '{{.State.Pid}}' "$pg")"
 check "postgres: user" 10001:10001 "$("$podman" inspect --format '{{.Config.User}}' "$pg")"
 check "postgres: read-only root" true "$("$podman" inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$pg")"
-check "postgres: no effective capabilities" 0000000000000000 \
-  "$(awk '$1 == "CapEff:" {print $2}' "/proc/$pg_pid/status" 2>&1)"
-check "postgres: process uid" 10001 "$(awk '$1 == "Uid:" {print $2}' "/proc/$pg_pid/status" 2>&1)"
-networks() {
-  "$podman" inspect --format '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$1" |
-    xargs -n1 | sort | xargs
-}
+check "postgres: no effective capabilities" 0000000000000000 "$(proc_field "$pg" CapEff)"
+check "postgres: process uid" 10001 "$(proc_field "$pg" Uid)"
 check "postgres: networks" "${project}_store" "$(networks "$pg")"
 check "store network is internal" true \
   "$("$podman" network inspect --format '{{.Internal}}' "${project}_store")"

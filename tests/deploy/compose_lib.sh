@@ -25,6 +25,15 @@ compose() {
   podman-compose --podman-path "$podman" -p "$project" "${files[@]}" "$@"
 }
 ctr() { echo "${project}_$1_${2:-1}"; }
+# The host pid of a container's PID 1: the distroless images have no shell,
+# awk or cat to look from inside, so /proc is read from the host.
+pid_of() { "$podman" inspect --format '{{.State.Pid}}' "$1"; }
+proc_field() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$(pid_of "$1")/status" 2>&1; }
+# A container's networks, sorted, on one line.
+networks() {
+  "$podman" inspect --format '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$1" |
+    xargs -n1 | sort | xargs
+}
 project_containers() {
   "$podman" ps -a --filter "label=io.podman.compose.project=$project" --format '{{.Names}}' | sort
 }

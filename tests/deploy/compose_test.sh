@@ -34,10 +34,6 @@ export CRUCIBLE_ENGINE_SOCKET="$engine_dir/engine.sock" CRUCIBLE_ENGINE_GID=$gid
 compose up -d >"$engine_dir/up.log" 2>&1
 check "podman-compose up" 0 "$?"
 
-# The host pid of a container's PID 1: the distroless images have no shell,
-# awk or cat to look from inside, so /proc is read from the host.
-pid_of() { "$podman" inspect --format '{{.State.Pid}}' "$1"; }
-proc_field() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$(pid_of "$1")/status" 2>&1; }
 # Health checks, all under one deadline; executor_2 is the second replica
 # (CRUCIBLE_EXECUTORS=2). If one has not come up, the run stops here: every
 # check after it would fail for the same reason (the teardown prints why).
@@ -69,10 +65,6 @@ for s in server worker executor docker-proxy docker-guard; do
     *) check "$s: no policy file" "" "$policy" ;;
   esac
 done
-networks() {
-  "$podman" inspect --format '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$1" |
-    xargs -n1 | sort | xargs
-}
 check "docker-proxy: networks" "${project}_engine ${project}_guard" "$(networks "$(ctr docker-proxy)")"
 check "docker-guard: networks" "${project}_guard" "$(networks "$(ctr docker-guard)")"
 check "executor: networks" "${project}_backend ${project}_engine" "$(networks "$(ctr executor)")"
