@@ -9,6 +9,7 @@
 #include "common/grpc_status.h"
 #include "common/proto_time.h"
 #include "common/stream_write_queue.h"
+#include "common/trace.h"
 #include "glog/logging.h"
 
 namespace executor {
@@ -109,7 +110,10 @@ class RunReactor final : public grpc::ServerWriteReactor<RunResponse>,
 
 grpc::ServerWriteReactor<RunResponse>* ExecutorService::Run(
     grpc::CallbackServerContext* context, const RunRequest* request) {
-  VLOG(1) << "Run " << request->run_id() << " task " << request->task_id();
+  // One line per call with " task <id>" (every other line about the run
+  // says "(task <id>"): the end-to-end tests count the calls by it.
+  VLOG(1) << "Run " << request->run_id() << " "
+          << common::TaskTag(request->task_id(), request->trace_id());
   if (grpc::Status refused = Admit(*context); !refused.ok()) {
     return new common::RefusedCall<grpc::ServerWriteReactor<RunResponse>>(
         refused);

@@ -1,6 +1,8 @@
 #include "server/task_service.h"
 
 #include <algorithm>
+#include <iterator>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -13,6 +15,7 @@
 #include "common/status_macros.h"
 #include "common/stream_write_queue.h"
 #include "common/task_state.h"
+#include "common/trace.h"
 #include "glog/logging.h"
 #include "server/auth/audit.h"
 #include "server/call_auth.h"
@@ -24,6 +27,18 @@ namespace {
 
 using crucible::v1::TaskEvent;
 using crucible::v1::WatchTaskResponse;
+
+// The trace id of the call's W3C `traceparent`, or "" (the scheduler then
+// makes a new one) if there is none, more than one, or a malformed one:
+// W3C Trace Context says to ignore a bad header, not to refuse the call.
+std::string TraceIdOf(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+  auto [first, last] = metadata.equal_range(common::kTraceparentKey);
+  if (first == last || std::next(first) != last) return "";
+  return common::TraceIdFromTraceparent(
+             absl::string_view(first->second.data(), first->second.size()))
+      .value_or("");
+}
 
 // Parses the request, runs `fn(request, response)` (which returns the
 // call's status) on the pool, then serializes the response and finishes.
@@ -200,7 +215,8 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
                            absl::Now() < options_.admission_wait_until;
   const bool inline_create = request->request_id().empty() && !await_fleet;
   auto create = [this, ctx, caller = *std::move(caller), await_fleet, reactor,
-                 request, raw_response] {
+                 request, raw_response,
+                 trace_id = TraceIdOf(ctx->client_metadata())]() mutable {
     if (await_fleet) {
       const absl::Time until = std::min(options_.admission_wait_until,
                                         absl::FromChrono(ctx->deadline()));
@@ -226,7 +242,8 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
             VLOG(1) << "CreateTask: " << task.status();
           }
           reactor->Finish(common::ToGrpcStatus(task.status()));
-        });
+        },
+        std::move(trace_id));
   };
   if (inline_create) {
     create();

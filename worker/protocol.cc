@@ -1,6 +1,7 @@
 #include "worker/protocol.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/trace.h"
 
 namespace worker {
 
@@ -66,7 +67,15 @@ crucible::v1::RunRequest MakeRunRequest(
   req.set_task_id(assignment.task().id());
   req.set_attempt(assignment.attempt());
   *req.mutable_spec() = assignment.task().spec();
+  req.set_trace_id(assignment.task().trace_id());
   return req;
+}
+
+std::string LeaseTag(const crucible::v1::Assignment& assignment) {
+  return absl::StrCat(
+      "lease ", assignment.lease_id(), " (",
+      common::TaskTag(assignment.task().id(), assignment.task().trace_id()),
+      ")");
 }
 
 std::optional<ConnectRequest> RelayRunEvent(

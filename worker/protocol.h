@@ -36,6 +36,9 @@ crucible::v1::HeldLease HeldLeaseOf(const crucible::v1::Assignment& assignment);
 crucible::v1::RunRequest MakeRunRequest(
     const crucible::v1::Assignment& assignment);
 
+// How a log line names an assignment: "lease <id> (task <id> trace=<id>)".
+std::string LeaseTag(const crucible::v1::Assignment& assignment);
+
 // The report to relay for one executor event of `lease_id`: started ->
 // started, output -> output. Returns nullopt for `finished` (it becomes the
 // completion, see MakeCompletion) and for an empty event.

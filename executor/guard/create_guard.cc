@@ -167,6 +167,7 @@ absl::StatusOr<crucible::v1::RunRequest> RequestOf(const json& body) {
   }
   req.set_run_id(StringAt(*labels, policy::kRunLabel));
   req.set_task_id(StringAt(*labels, policy::kTaskLabel));
+  req.set_trace_id(StringAt(*labels, policy::kTraceLabel));
   const std::string attempt = StringAt(*labels, policy::kAttemptLabel);
   int32_t n = 0;
   if (absl::SimpleAtoi(attempt, &n)) req.set_attempt(n);

@@ -48,6 +48,9 @@ std::map<std::string, std::string> TaskFields(
        "without its `crucible-` prefix"},
       {absl::StrCat("Labels.", policy::kExecutorLabel),
        "the executor's id (`--executor_id` of the guard, if set)"},
+      {absl::StrCat("Labels.", policy::kTraceLabel),
+       "absent, or the task's trace id: 32 lowercase hex digits, not all "
+       "zeros"},
       {"HostConfig.Memory",
        absl::StrCat("6291456 to ", o.max_memory_bytes, " (bytes)")},
       {"HostConfig.MemorySwap", "equal to `Memory` (no swap)"},
@@ -98,6 +101,7 @@ std::string DescribeAllowedCreate(
   req.set_run_id("run");
   req.set_task_id("task");
   req.set_attempt(1);
+  req.set_trace_id("4bf92f3577b34da6a3ce929d0e0e4736");
   crucible::v1::TaskSpec& spec = *req.mutable_spec();
   spec.set_image(o.allowed_images.empty()
                      ? absl::StrCat(o.allowed_image_prefixes.front(), "image")

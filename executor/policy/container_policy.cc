@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "common/image_reference.h"
 #include "common/proto_time.h"
+#include "common/trace.h"
 
 namespace policy {
 namespace {
@@ -213,6 +214,12 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
         "\" must be 1-64 characters of [A-Za-z0-9_.-] starting with a "
         "letter or digit"));
   }
+  // The trace id goes into a label as is: only the server's format.
+  if (!req.trace_id().empty() && !common::IsTraceId(req.trace_id())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "trace_id \"", absl::CHexEscape(req.trace_id().substr(0, 64)),
+        "\" must be 32 lowercase hex digits, not all zeros"));
+  }
   const std::string& image = spec.image();
   if (image.empty())
     return absl::InvalidArgumentError("spec.image is required");
@@ -357,6 +364,7 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
       {"NetworkDisabled", o.network == "none"},
       {"HostConfig", host},
   };
+  if (!req.trace_id().empty()) body["Labels"][kTraceLabel] = req.trace_id();
   if (!o.runtime.empty()) body["HostConfig"]["Runtime"] = o.runtime;
   if (o.userns == kUsernsAuto) {
     body["HostConfig"]["UsernsMode"] = kUsernsAutoMode;

@@ -20,11 +20,12 @@ inline constexpr int64_t kGiB = int64_t{1} << 30;
 inline constexpr size_t kMaxCreateBodyBytes = 200000;
 
 // Labels of every container: the executor that owns it, and the run, task
-// and attempt it belongs to.
+// and attempt it belongs to; and the task's trace id, if the run has one.
 inline constexpr char kExecutorLabel[] = "crucible.executor";
 inline constexpr char kRunLabel[] = "crucible.run";
 inline constexpr char kTaskLabel[] = "crucible.task";
 inline constexpr char kAttemptLabel[] = "crucible.attempt";
+inline constexpr char kTraceLabel[] = "crucible.trace-id";
 
 // Every task container is named kContainerNamePrefix + its run id, and every
 // per-container call uses that name: the docker-proxy allows those calls
@@ -138,9 +139,10 @@ class ContainerPolicy {
   // The container name, create body and limits for `request`.
   // PERMISSION_DENIED if the image is not allowed (naming the image and the
   // rules); INVALID_ARGUMENT for a run_id that is not 1-64 characters of
-  // [A-Za-z0-9_.-] starting with a letter or digit, a missing image, a
-  // malformed image or env, or a limit above its maximum (naming the field
-  // and the maximum).
+  // [A-Za-z0-9_.-] starting with a letter or digit, a trace_id that is
+  // neither empty nor 32 lowercase hex digits (not all zeros), a missing
+  // image, a malformed image or env, or a limit above its maximum (naming
+  // the field and the maximum).
   // Non-empty stdin opens the container's stdin (OpenStdin, StdinOnce).
   absl::StatusOr<ContainerPlan> Plan(
       const crucible::v1::RunRequest& request) const;

@@ -67,8 +67,7 @@ class Execution {
         return s;
       }
       // Only images the policy allowed get here.
-      LOG(INFO) << "run " << request_.run_id() << ": pulling "
-                << request_.spec().image();
+      LOG(INFO) << RunTag(request_) << ": pulling " << request_.spec().image();
       if (absl::Status pulled = engine_.PullImage(request_.spec().image());
           !pulled.ok()) {
         return pulled;
@@ -81,14 +80,13 @@ class Execution {
     absl::StatusOr<TaskResult> result = RunContainer();
     if (engine_lost_.load()) {
       LOG(WARNING)
-          << "run " << request_.run_id() << ": container " << name_
+          << RunTag(request_) << ": container " << name_
           << " left to the orphan reaper: the engine stopped answering";
       return result;
     }
     // Always remove, on every path, once the container exists.
     if (absl::Status s = engine_.Remove(name_); !s.ok()) {
-      LOG(ERROR) << "run " << request_.run_id()
-                 << ": could not remove container " << name_
+      LOG(ERROR) << RunTag(request_) << ": could not remove container " << name_
                  << " (label crucible.run=" << request_.run_id() << "): " << s;
     }
     return result;
@@ -187,7 +185,7 @@ class Execution {
             name_, request_.spec().stdin(),
             [&] { return stop_stdin.load() || abort_streams_.load(); });
         if (!s.ok() && s.code() != absl::StatusCode::kCancelled) {
-          LOG(WARNING) << "run " << request_.run_id() << ": stdin: " << s;
+          LOG(WARNING) << RunTag(request_) << ": stdin: " << s;
         }
       });
     }
@@ -222,7 +220,7 @@ class Execution {
         abort);
     if (limit_hit_ || abort_streams_.load()) return absl::OkStatus();
     if (logs.ok() && !demux_.failed()) return absl::OkStatus();
-    LOG(WARNING) << "run " << request_.run_id() << ": log stream "
+    LOG(WARNING) << RunTag(request_) << ": log stream "
                  << (demux_.failed()
                          ? absl::StrCat("broken: ",
                                         absl::CHexEscape(bad_log_bytes_))
@@ -351,11 +349,9 @@ class Execution {
         killed = true;
         killed_at = now;
         control_.MarkKilled(why);
-        VLOG(1) << "run " << request_.run_id() << ": killing container "
-                << name_;
+        VLOG(1) << RunTag(request_) << ": killing container " << name_;
         if (absl::Status s = engine_.Kill(name_); !s.ok()) {
-          LOG(WARNING) << "run " << request_.run_id() << ": kill " << name_
-                       << ": " << s;
+          LOG(WARNING) << RunTag(request_) << ": kill " << name_ << ": " << s;
         }
       }
       if (exit_at == absl::InfiniteFuture()) {
@@ -369,7 +365,7 @@ class Execution {
                                 ? engine_failures + 1
                                 : 0;
           if (engine_failures >= options_.engine_failures_to_give_up) {
-            LOG(WARNING) << "run " << request_.run_id()
+            LOG(WARNING) << RunTag(request_)
                          << ": engine lost: " << st.status();
             engine_lost_ = true;
             abort_streams_ = true;

@@ -8,11 +8,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/executor_status.h"
+#include "common/trace.h"
 #include "executor/docker/engine.h"
 #include "executor/runner/run.h"
 #include "glog/logging.h"
 
 namespace runner {
+
+std::string RunTag(const crucible::v1::RunRequest& request) {
+  return absl::StrCat("run ", request.run_id(), " (",
+                      common::TaskTag(request.task_id(), request.trace_id()),
+                      ")");
+}
 
 void RunControl::Cancel() {
   absl::MutexLock lock(&mu_);
@@ -124,7 +131,7 @@ absl::StatusOr<crucible::v1::TaskResult> Runner::RunUncounted(
   // The policy refuses before any engine call and before taking a slot.
   absl::StatusOr<policy::ContainerPlan> plan = policy_.Plan(request);
   if (!plan.ok()) {
-    VLOG(1) << "run " << request.run_id() << " refused: " << plan.status();
+    VLOG(1) << RunTag(request) << " refused: " << plan.status();
     return plan.status();
   }
   if (control == nullptr) control = std::make_shared<RunControl>();
@@ -145,8 +152,7 @@ absl::StatusOr<crucible::v1::TaskResult> Runner::RunUncounted(
     active_[request.run_id()] = control;
   }
   metrics_.SlotBusy(1);
-  VLOG(1) << "run " << request.run_id() << " (task " << request.task_id()
-          << " attempt " << request.attempt() << ") starting";
+  VLOG(1) << RunTag(request) << " attempt " << request.attempt() << " starting";
   absl::StatusOr<crucible::v1::TaskResult> result =
       ExecuteRun(engine_, clock_, options_, request, *plan, sink, *control);
   {
@@ -155,12 +161,11 @@ absl::StatusOr<crucible::v1::TaskResult> Runner::RunUncounted(
   }
   metrics_.SlotBusy(-1);
   if (result.ok()) {
-    VLOG(1) << "run " << request.run_id() << " finished: "
+    VLOG(1) << RunTag(request) << " finished: "
             << crucible::v1::TerminationReason_Name(result->reason())
             << " exit " << result->exit_code();
   } else {
-    LOG(WARNING) << "run " << request.run_id()
-                 << " failed: " << result.status();
+    LOG(WARNING) << RunTag(request) << " failed: " << result.status();
   }
   return result;
 }

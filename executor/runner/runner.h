@@ -20,6 +20,9 @@
 
 namespace runner {
 
+// How a log line names a run: "run <run id> (task <id> trace=<trace id>)".
+std::string RunTag(const crucible::v1::RunRequest& request);
+
 // Receives the events of one run, on the run's thread, in order. May block
 // briefly (e.g. for flow control) but should observe RunControl::cancelled.
 class RunSink {

@@ -13,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
+#include "common/trace.h"
 #include "glog/logging.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "server/scheduler/request_validation.h"
@@ -192,7 +193,8 @@ void Scheduler::EnqueueLocked(Entry& e) {
 void Scheduler::DequeueLocked(Entry& e) { queue_.Remove(PositionOf(e)); }
 
 void Scheduler::CreateTaskAsync(const TenantScope& scope, TaskSpec spec,
-                                std::string request_id, CreateDone done) {
+                                std::string request_id, CreateDone done,
+                                std::string trace_id) {
   absl::Status valid = ValidateTaskSpec(spec, options_.limits);
   if (valid.ok()) valid = ValidateRequestId(request_id);
   if (valid.ok() && spec.has_not_before() &&
@@ -232,7 +234,8 @@ void Scheduler::CreateTaskAsync(const TenantScope& scope, TaskSpec spec,
       continue;
     }
     return CreateLocked(tenant, std::move(spec), std::move(request_id),
-                        std::move(stored), std::move(done), op);
+                        std::move(trace_id), std::move(stored), std::move(done),
+                        op);
   }
 }
 
@@ -242,7 +245,7 @@ uint64_t& Scheduler::RequestEndsLocked(const std::string& key) {
 }
 
 void Scheduler::CreateLocked(const std::string& tenant, TaskSpec spec,
-                             std::string request_id,
+                             std::string request_id, std::string trace_id,
                              std::optional<absl::StatusOr<Task>> stored,
                              CreateDone done, Op& op) {
   // Answers once every write decided so far is durable. Called once.
@@ -273,8 +276,8 @@ void Scheduler::CreateLocked(const std::string& tenant, TaskSpec spec,
                          " was already used for task ", existing->id(),
                          " with a different spec")));
       }
-      VLOG(1) << "CreateTask: request_id " << Abbreviate(request_id)
-              << " is task " << existing->id();
+      VLOG(1) << "CreateTask: request_id " << Abbreviate(request_id) << " is "
+              << common::TaskTag(existing->id(), existing->trace_id());
       return answer(*std::move(existing));
     }
     if (!absl::IsNotFound(existing.status())) return answer(existing.status());
@@ -307,7 +310,13 @@ void Scheduler::CreateLocked(const std::string& tenant, TaskSpec spec,
   outbox_.Submit(TaskWrite::Insert(task));
   AddEntryLocked(task);
   metrics_.Created();
+  // The client's trace, if it sent one; else a new one, so every task has
+  // a trace id to grep its log lines by.
+  task.set_trace_id(common::IsTraceId(trace_id) ? std::move(trace_id)
+                                                : NewIdLocked());
   if (delivery_.followed()) {  // as in CommitLocked
+  VLOG(1) << common::TaskTag(task.id(), task.trace_id()) << " created (tenant "
+          << tenant << ")";
     TaskEvent event;
     event.set_task_id(task.id());
     event.set_state(task.state());
@@ -321,14 +330,17 @@ void Scheduler::CreateLocked(const std::string& tenant, TaskSpec spec,
 
 absl::StatusOr<Task> Scheduler::CreateTask(const TenantScope& scope,
                                            TaskSpec spec,
-                                           std::string request_id) {
+                                           std::string request_id,
+                                           std::string trace_id) {
   absl::Notification done;
   absl::StatusOr<Task> result;
-  CreateTaskAsync(scope, std::move(spec), std::move(request_id),
-                  [&](absl::StatusOr<Task> t) {
-                    result = std::move(t);
-                    done.Notify();
-                  });
+  CreateTaskAsync(
+      scope, std::move(spec), std::move(request_id),
+      [&](absl::StatusOr<Task> t) {
+        result = std::move(t);
+        done.Notify();
+      },
+      std::move(trace_id));
   done.WaitForNotification();
   return result;
 }

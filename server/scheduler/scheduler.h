@@ -147,15 +147,18 @@ class Scheduler {
   // Validates, stores and queues a task; `done` runs once the task is
   // durable (on the outbox's callback thread, or at once for an invalid
   // spec); it must not block. With a request_id already used by the tenant,
-  // answers the task created then.
+  // answers the task created then (with its trace id).
   using CreateDone = std::function<void(absl::StatusOr<crucible::v1::Task>)>;
-  // The task is created in `scope.tenant`.
+  // The task is created in `scope.tenant`, with `trace_id` as its trace id
+  // if that is one (common::IsTraceId), else with a new random one.
   void CreateTaskAsync(const TenantScope& scope, crucible::v1::TaskSpec spec,
-                       std::string request_id, CreateDone done);
+                       std::string request_id, CreateDone done,
+                       std::string trace_id = "");
   // CreateTaskAsync, waiting for the answer.
   absl::StatusOr<crucible::v1::Task> CreateTask(const TenantScope& scope,
                                                 crucible::v1::TaskSpec spec,
-                                                std::string request_id);
+                                                std::string request_id,
+                                                std::string trace_id = "");
   // The task as last durably recorded. Every call below answers NOT_FOUND
   // for a task `scope` does not see.
   absl::StatusOr<crucible::v1::Task> GetTask(const TenantScope& scope,
@@ -302,7 +305,7 @@ class Scheduler {
   // `stored`: the store's task of `request_id` (or NOT_FOUND), read without
   // the lock; nullopt if it was not read (an active task has it).
   void CreateLocked(const std::string& tenant, crucible::v1::TaskSpec spec,
-                    std::string request_id,
+                    std::string request_id, std::string trace_id,
                     std::optional<absl::StatusOr<crucible::v1::Task>> stored,
                     CreateDone done, Op& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // NOT_FOUND if `task_id` is not active (ended, or unknown).

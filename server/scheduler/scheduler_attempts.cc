@@ -9,6 +9,7 @@
 #include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "common/task_state.h"
+#include "common/trace.h"
 #include "glog/logging.h"
 #include "server/scheduler/scheduler.h"
 #include "server/scheduler/transitions.h"
@@ -36,7 +37,7 @@ absl::Status Scheduler::CommitLocked(Entry& e, TaskState to,
   if (common::IsTerminal(to))
     *e.task.mutable_end_time() = common::ToProtoTime(now);
   outbox_.Submit(TaskWrite::Update(e.task));
-  VLOG(1) << "task " << e.task.id() << " -> "
+  VLOG(1) << common::TaskTag(e.task.id(), e.task.trace_id()) << " -> "
           << crucible::v1::TaskState_Name(e.task.state()) << " " << message;
   // Events only go to watchers; none can subscribe while mu_ is held.
   if (!delivery_.followed()) return absl::OkStatus();

@@ -9,6 +9,7 @@
 #include "common/proto_time.h"
 #include "common/retry.h"
 #include "common/status_macros.h"
+#include "common/trace.h"
 #include "glog/logging.h"
 #include "server/scheduler/scheduler.h"
 
@@ -181,26 +182,29 @@ absl::Status Scheduler::TimeOutLocked(Entry& e, Outbox& out) {
 int Scheduler::ExpireLeases() {
   Op op(this);
   absl::Time now = clock_.Now();
-  std::vector<std::string> expired;
+  // Expired leases, with how the log names their task.
+  std::vector<std::pair<std::string, std::string>> expired;
   std::vector<std::string> timed_out;
   for (const auto& [lease_id, task_id] : leases_) {
     const Entry& e = active_.at(task_id);
     if (e.run_deadline <= now) {
       timed_out.push_back(task_id);
     } else if (e.lease_deadline <= now) {
-      expired.push_back(lease_id);
+      expired.emplace_back(lease_id,
+                           common::TaskTag(task_id, e.task.trace_id()));
     }
   }
   for (const std::string& task_id : timed_out) {
-    absl::Status s = TimeOutLocked(active_.at(task_id), op.out);
-    if (!s.ok())
-      LOG(WARNING) << "cannot time out task " << task_id << ": " << s;
+    Entry& e = active_.at(task_id);
+    const std::string tag = common::TaskTag(task_id, e.task.trace_id());
+    absl::Status s = TimeOutLocked(e, op.out);
+    if (!s.ok()) LOG(WARNING) << "cannot time out " << tag << ": " << s;
   }
-  for (const std::string& lease_id : expired) {
+  for (const auto& [lease_id, tag] : expired) {
     // LiveLeaseLocked expires a lease past its deadline and says so.
     absl::StatusOr<Entry*> e = LiveLeaseLocked(lease_id, op.out);
     if (e.ok()) continue;
-    LOG(WARNING) << "lease " << lease_id << " expired";
+    LOG(WARNING) << "lease " << lease_id << " of " << tag << " expired";
   }
   const int unclaimed = LapseUnclaimedLocked(now, op.out);
   DispatchLocked(op.out);

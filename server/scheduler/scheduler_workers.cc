@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
+#include "common/trace.h"
 #include "glog/logging.h"
 #include "server/scheduler/request_validation.h"
 #include "server/scheduler/scheduler.h"
@@ -156,7 +157,9 @@ void Scheduler::DispatchLocked(Outbox& out) {
     Entry& next = active_.at(queue_.Pick());
     absl::Status s = LeaseLocked(next, best->first, out);
     if (!s.ok()) {
-      LOG(WARNING) << "cannot lease task " << next.task.id() << ": " << s;
+      LOG(WARNING) << "cannot lease "
+                   << common::TaskTag(next.task.id(), next.task.trace_id())
+                   << ": " << s;
       return;  // the timer retries
     }
   }
@@ -231,8 +234,9 @@ bool Scheduler::ClaimLocked(const crucible::v1::HeldLease& held,
     SetRunDeadlineLocked(e, e.start_time,
                          common::FromProtoDuration(held.timeout()));
   }
-  LOG(INFO) << "worker " << worker_id << " took back the lease of task "
-            << e.task.id() << " (attempt " << e.task.attempt() << ")";
+  LOG(INFO) << "worker " << worker_id << " took back the lease of "
+            << common::TaskTag(e.task.id(), e.task.trace_id()) << " (attempt "
+            << e.task.attempt() << ")";
   if (e.cancel_requested) SendCancelLocked(e, e.cancel_reason, out);
   return true;
 }
@@ -249,7 +253,8 @@ int Scheduler::LapseUnclaimedLocked(absl::Time now, Outbox& out) {
     Entry& e = active_.at(task_id);
     absl::Status s = RetryOrFailLocked(e, AbandonedResult(e, why), why, out);
     if (!s.ok()) {
-      LOG(WARNING) << "cannot lapse the lease of task " << task_id << ": " << s;
+      LOG(WARNING) << "cannot lapse the lease of "
+                   << common::TaskTag(task_id, e.task.trace_id()) << ": " << s;
       unclaimed_.erase(task_id);
     }
   }

@@ -225,6 +225,27 @@ TEST(ContainerPolicyTest, ThePlanCarriesTheContainerNameOfTheRun) {
   }
 }
 
+TEST(ContainerPolicyTest, TheTraceIdIsALabelOnlyInTheServersFormat) {
+  crucible::v1::RunRequest req = Request();
+  auto plan = Policy().Plan(req);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_FALSE(plan->create_body["Labels"].contains(kTraceLabel));
+  req.set_trace_id("4bf92f3577b34da6a3ce929d0e0e4736");
+  plan = Policy().Plan(req);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->create_body["Labels"][kTraceLabel],
+            "4bf92f3577b34da6a3ce929d0e0e4736");
+  for (const char* bad :
+       {"00000000000000000000000000000000", "4BF92F3577B34DA6A3CE929D0E0E4736",
+        "4bf92f3577b34da6a3ce929d0e0e473", "4bf92f3577b34da6a3ce929d0e0e4736a",
+        "4bf92f3577b34da6a3ce929d0e0e473\n", "x"}) {
+    req.set_trace_id(bad);
+    EXPECT_EQ(Policy().Plan(req).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+}
+
 TEST(ContainerPolicyTest, ARunIdThatIsNoContainerNameIsRefusedNamingTheField) {
   for (const std::string& bad :
        {std::string(65, 'f'), std::string("-x"), std::string(".x"),

@@ -235,6 +235,9 @@ std::vector<CreateRequest> RealCreateRequests(
     req.set_run_id(absl::StrFormat("%s%02d", run_prefix, mask));
     req.set_task_id(absl::StrCat("task-", mask));
     req.set_attempt(1 + mask % 3);
+    // Most runs carry their task's trace id (the last one does); a run of
+    // a task from before trace ids has none.
+    if (mask % 3 != 0) req.set_trace_id(absl::StrFormat("%032x", 0xabc + mask));
     crucible::v1::TaskSpec& spec = *req.mutable_spec();
     spec.set_image("localhost/crucible/busybox:latest");
     if (mask & 1) {
@@ -376,6 +379,23 @@ std::vector<CreateRequest> HostileCreateRequests(const CreateRequest& base) {
        [](json& b) { b["Labels"]["io.podman.annotations.x"] = "1"; });
   with("attempt label not canonical",
        [](json& b) { b["Labels"][policy::kAttemptLabel] = "01"; });
+  // The trace label: exactly 32 lowercase hex digits, not all zeros, or
+  // absent.
+  for (const char* trace :
+       {"", "0", "00000000000000000000000000000000",
+        "0000000000000000000000000000ABCD", "00000000000000000000000000000abcd",
+        "0000000000000000000000000000abc", "0000000000000000000000000000abcg",
+        "000000000000000000000000000abcd\n", "0000000000000000000000000000abc ",
+        "x\",\"crucible.executor\":\"other"}) {
+    with(absl::StrCat("trace label \"", trace, "\""),
+         [&](json& b) { b["Labels"][policy::kTraceLabel] = trace; });
+  }
+  with("trace label a number",
+       [](json& b) { b["Labels"][policy::kTraceLabel] = 1; });
+  with("trace label under another key", [](json& b) {
+    b["Labels"]["crucible.trace"] = b["Labels"][policy::kTraceLabel];
+    b["Labels"].erase(policy::kTraceLabel);
+  });
   with("Env entry without =",
        [](json& b) { b["Env"].push_back("LD_PRELOAD"); });
   with("Env unsorted", [](json& b) { b["Env"] = {"Z=1", "A=1"}; });
@@ -427,7 +447,9 @@ std::vector<CreateRequest> HostileCreateRequests(const CreateRequest& base) {
           {Edit::kRename, p, absl::StrCat("\"", fold, key.substr(1), "\"")});
     }
     add(absl::StrCat(where, " duplicated"), {Edit::kDuplicate, p, ""});
-    if (where != "Cmd" && where != "WorkingDir") {
+    // Optional keys: without them the body is another real one.
+    if (where != "Cmd" && where != "WorkingDir" &&
+        where != absl::StrCat("Labels.", policy::kTraceLabel)) {
       add(absl::StrCat(where, " removed"), {Edit::kRemove, p, ""});
     }
     const json::value_t type = At(body, p).type();

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
+#include "common/trace.h"
 #include "crucible/v1/queue_service.grpc.pb.h"
 #include "crucible/v1/task_service.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -38,8 +39,25 @@ class ServiceTest : public testing::Test {
  protected:
   virtual TaskServiceOptions TaskOptions() { return {}; }
   void SetUp() override {
-    auto store =
-        SqliteTaskStore::Open({.path = testing_util::FreshDir() + "/tasks.db"});
+    store_path_ = testing_util::FreshDir() + "/tasks.db";
+    Start();
+  }
+  // Stops the server and everything it serves, then starts them again on
+  // the same store, as a restarted process would.
+  void Restart() {
+    server_->Shutdown(absl::Seconds(1));
+    tasks_.reset();
+    queue_.reset();
+    server_.reset();
+    queue_service_.reset();
+    task_service_.reset();
+    scheduler_.reset();
+    outbox_.reset();
+    store_.reset();
+    Start();
+  }
+  void Start() {
+    auto store = SqliteTaskStore::Open({.path = store_path_});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
     outbox_ = std::make_unique<DurableOutbox>(*store_, DurableOutboxOptions{});
@@ -147,6 +165,7 @@ class ServiceTest : public testing::Test {
   }
 
   // Members in this order so the server goes before what it serves.
+  std::string store_path_;
   common::FakeClock clock_;
   std::unique_ptr<SqliteTaskStore> store_;
   std::unique_ptr<DurableOutbox> outbox_;
@@ -222,6 +241,61 @@ TEST_F(ServiceTest, FirstTaskEndToEnd) {
   EXPECT_TRUE(worker->Write(credit));
   worker->WritesDone();
   EXPECT_TRUE(worker->Finish().ok());
+}
+
+TEST_F(ServiceTest, TheTraceIdComesFromTraceparentAndSurvivesARestart) {
+  constexpr char kTraceId[] = "4bf92f3577b34da6a3ce929d0e0e4736";
+  auto create = [this](const char* traceparent, const char* request_id) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    if (traceparent != nullptr) ctx.AddMetadata("traceparent", traceparent);
+    v1::CreateTaskRequest req;
+    req.set_request_id(request_id);
+    req.mutable_spec()->set_image("localhost/crucible/busybox:latest");
+    v1::CreateTaskResponse resp;
+    grpc::Status s = tasks_->CreateTask(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.task();
+  };
+  const v1::Task traced = create(
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "traced");
+  EXPECT_EQ(traced.trace_id(), kTraceId);
+  // A malformed traceparent, or an all-zero trace id, is ignored: the task
+  // gets a new trace id of its own, as one without a traceparent does.
+  const v1::Task malformed = create("00-4bf92f-00f067aa0ba902b7-01", "");
+  const v1::Task zeros =
+      create("00-00000000000000000000000000000000-00f067aa0ba902b7-01", "");
+  const v1::Task plain = create(nullptr, "");
+  for (const v1::Task* t : {&malformed, &zeros, &plain}) {
+    EXPECT_TRUE(common::IsTraceId(t->trace_id())) << t->trace_id();
+    EXPECT_NE(t->trace_id(), kTraceId);
+  }
+  EXPECT_NE(malformed.trace_id(), plain.trace_id());
+  // A retry with the same request_id answers the task with its trace id,
+  // whatever traceparent it carries.
+  EXPECT_EQ(create(nullptr, "traced").trace_id(), kTraceId);
+
+  // The worker's assignment carries it (and so the executor's RunRequest).
+  std::unique_ptr<WorkerStream> worker = ConnectWorker(1);
+  v1::ConnectResponse msg;
+  ASSERT_TRUE(worker->Read(&msg));
+  ASSERT_TRUE(msg.has_assignment());
+  EXPECT_EQ(msg.assignment().task().id(), traced.id());
+  EXPECT_EQ(msg.assignment().task().trace_id(), kTraceId);
+  worker->WritesDone();
+  EXPECT_TRUE(worker->Finish().ok());
+
+  Restart();
+  for (const v1::Task* t : {&traced, &plain}) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    v1::GetTaskRequest req;
+    req.set_task_id(t->id());
+    v1::GetTaskResponse got;
+    grpc::Status s = tasks_->GetTask(&ctx, req, &got);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(got.task().trace_id(), t->trace_id());
+  }
 }
 
 TEST_F(ServiceTest, FollowedOutputStreamsUntilTheTaskEnds) {

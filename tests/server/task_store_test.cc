@@ -164,6 +164,19 @@ TEST_P(TaskStoreTest, WritesAreDurableInOrderAndSurviveReopen) {
   EXPECT_EQ(store_->GetTask("a")->attempt(), 1);
 }
 
+TEST_P(TaskStoreTest, KeepsTheTraceIdAcrossReopen) {
+  Task t = MakeTask("a", "r1");
+  t.set_trace_id("4bf92f3577b34da6a3ce929d0e0e4736");
+  ASSERT_TRUE(Write(TaskWrite::Insert(t)).ok());
+  t.set_state(crucible::v1::TASK_STATE_SUCCEEDED);
+  ASSERT_TRUE(Write(TaskWrite::Update(t)).ok());
+  Reopen();
+  EXPECT_EQ(store_->GetTask("a")->trace_id(), t.trace_id());
+  absl::StatusOr<Task> found = store_->FindByRequestId("default", "r1");
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->trace_id(), t.trace_id());
+}
+
 TEST_P(TaskStoreTest, FindsByRequestIdPerTenant) {
   ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("a", "r1"))).ok());
   // The unique index is a safety net: a second insert is ignored.

@@ -10,6 +10,7 @@
 #include "common/proto_time.h"
 #include "glog/logging.h"
 #include "worker/core/worker_core.h"
+#include "worker/protocol.h"
 
 namespace worker {
 
@@ -17,14 +18,15 @@ using crucible::v1::ConnectRequest;
 
 void WorkerCore::OnAssignment(const crucible::v1::Assignment& assignment) {
   const std::string& lease = assignment.lease_id();
-  VLOG(1) << "assignment: task " << assignment.task().id() << " attempt "
-          << assignment.attempt() << " lease " << lease;
+  VLOG(1) << "assignment: " << LeaseTag(assignment) << " attempt "
+          << assignment.attempt();
   Effects fx;
   {
     absl::MutexLock lock(&mu_);
     outstanding_credits_ = std::max(0, outstanding_credits_ - 1);
     if (runs_.contains(lease)) {
-      LOG(WARNING) << "duplicate assignment of lease " << lease << " ignored";
+      LOG(WARNING) << "duplicate assignment of " << LeaseTag(assignment)
+                   << " ignored";
       return;
     }
     std::optional<absl::Status> refusal;
@@ -37,7 +39,7 @@ void WorkerCore::OnAssignment(const crucible::v1::Assignment& assignment) {
       refusal = absl::ResourceExhaustedError("worker has no free slot");
     }
     if (refusal.has_value()) {
-      LOG(WARNING) << "refusing lease " << lease << ": " << *refusal;
+      LOG(WARNING) << "refusing " << LeaseTag(assignment) << ": " << *refusal;
       PushLocked(
           MakeCompletion(lease, *refusal, std::nullopt, StopCause::kNone, ""));
       return;
@@ -101,7 +103,7 @@ void WorkerCore::ExpireRunsLocked(Effects& fx) {
       continue;
     }
     run.overdue = true;
-    LOG(WARNING) << "lease " << lease << ": no result from executor "
+    LOG(WARNING) << LeaseTag(run.assignment) << ": no result from executor "
                  << run.executor << " by the run's deadline; stopping it";
     fx.cancel_calls.push_back(lease);
   }
@@ -185,8 +187,8 @@ void WorkerCore::RequeueFullLocked(Run& run, Effects& fx) {
   // rather than spend the task's attempt.
   pool_.Release(run.executor, /*reached=*/true);
   pool_.MarkFull(run.executor);
-  VLOG(1) << "lease " << run.assignment.lease_id() << ": executor "
-          << run.executor << " is full; placing it again";
+  VLOG(1) << LeaseTag(run.assignment) << ": executor " << run.executor
+          << " is full; placing it again";
   run.executor.clear();
   run.placement_deadline = clock_.Now() + options_.placement_timeout;
   unplaced_.push_front(run.assignment.lease_id());  // it was first before
@@ -228,12 +230,12 @@ void WorkerCore::OnRunEnded(const std::string& lease, absl::Status status) {
         pool_.TakeOut(run.executor);
       }
       if (!reached && !run.result.has_value()) {
-        LOG(WARNING) << "lease " << lease << ": executor " << run.executor
-                     << " lost: " << status;
+        LOG(WARNING) << LeaseTag(run.assignment) << ": executor "
+                     << run.executor << " lost: " << status;
         status = absl::UnavailableError(absl::StrCat(
             "executor ", run.executor, " lost: ", status.message()));
       }
-      VLOG(1) << "run of lease " << lease << " on " << run.executor
+      VLOG(1) << "run of " << LeaseTag(run.assignment) << " on " << run.executor
               << " ended: " << status;
       EndRunLocked(run, MakeCompletion(lease, status, run.result, run.cause,
                                        run.cancel_reason));
@@ -259,7 +261,7 @@ void WorkerCore::OnServerCancel(const crucible::v1::AssignmentCancel& cancel) {
       run.cause = StopCause::kServerCancel;
       run.cancel_reason = cancel.reason();
     }
-    LOG(INFO) << "server cancelled lease " << cancel.lease_id() << ": "
+    LOG(INFO) << "server cancelled " << LeaseTag(run.assignment) << ": "
               << cancel.reason();
     executor = run.executor;
     if (executor.empty()) {
