@@ -154,6 +154,8 @@ std::string FormatTask(const crucible::v1::Task& task, absl::Time now) {
   };
   const crucible::v1::TaskSpec& spec = task.spec();
   line("ID:", task.id());
+  // What to grep the logs of every process for, to follow this task.
+  if (!task.trace_id().empty()) line("TRACE ID:", task.trace_id());
   line("STATE:", StateName(task.state()));
   line("IMAGE:", spec.image());
   line("COMMAND:", CommandLine(spec));

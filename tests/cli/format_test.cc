@@ -85,6 +85,19 @@ TEST(FormatTaskTest, LimitsAndDuration) {
   EXPECT_THAT(text, HasSubstr("DURATION:   2s\n"));
 }
 
+TEST(FormatTaskTest, TraceIdFollowsTheIdWhenThereIsOne) {
+  crucible::v1::Task task;
+  task.set_id("x");
+  task.set_trace_id("4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_THAT(FormatTask(task, absl::FromUnixSeconds(200)),
+              HasSubstr("ID:         x\n"
+                        "TRACE ID:   4bf92f3577b34da6a3ce929d0e0e4736\n"
+                        "STATE:"));
+  task.clear_trace_id();
+  EXPECT_THAT(FormatTask(task, absl::FromUnixSeconds(200)),
+              Not(HasSubstr("TRACE ID:")));
+}
+
 std::string Contents(FILE* f) {
   std::string out;
   rewind(f);

@@ -1,7 +1,8 @@
 // The worker end to end: real crucible-server, several crucible-executors
 // and one or two crucible-workers as processes, the real engine behind the
 // real docker-proxy. Executors are killed and added, a worker is killed, its
-// server stream is cut, and it is drained, with tasks running.
+// server stream is cut, and it is drained, with tasks running. And one
+// task's trace id is followed through every process onto its container.
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
@@ -18,8 +19,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/random/random.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -28,6 +31,7 @@
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/e2e/local_stack.h"
 #include "tests/e2e/worker_cluster.h"
 #include "tests/testing/process.h"
@@ -347,6 +351,76 @@ TEST_F(WorkerEndToEndTest, SigtermDrainLetsTheRunningTaskFinishThenExitsZero) {
   EXPECT_EQ(t.state(), crucible::v1::TASK_STATE_SUCCEEDED) << t.DebugString();
   EXPECT_EQ(t.attempt(), 1) << "drained, not retried";
   EXPECT_EQ(c.Stdout(id), "drained\n");
+}
+
+// Issue 20: one trace id per task. The traceparent the client sends names
+// the task's trace: GetTask returns it, the server's, the worker's and the
+// executor's log lines about the task carry it (at GLOG_v=1, as the
+// cluster runs them: every request logged), and so does the task's
+// container, as its crucible.trace-id label.
+TEST_F(WorkerEndToEndTest, OneTraceIdInEveryProcessLogAndOnTheContainer) {
+  Cluster& c = *cluster_;
+  ASSERT_TRUE(c.StartServer({}).ok()) << c.Logs();
+  absl::StatusOr<std::string> executor = c.StartExecutor("executor-1", 1);
+  ASSERT_TRUE(executor.ok()) << c.Logs();
+  ASSERT_TRUE(c.StartWorker("worker-1", {"--executors=" + *executor}).ok())
+      << c.Logs();
+
+  // This run's own trace, so no other test's logs or containers match.
+  absl::BitGen gen;
+  const std::string trace =
+      absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen),
+                      absl::Uniform<uint64_t>(gen) | 1);
+  auto tasks = crucible::v1::TaskService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", c.port("server")),
+                          grpc::InsecureChannelCredentials()));
+  crucible::v1::CreateTaskRequest req;
+  req.mutable_spec()->set_image(worker_e2e::kImage);
+  req.mutable_spec()->add_command("sleep");
+  req.mutable_spec()->add_command("60");
+  req.mutable_spec()->mutable_timeout()->set_seconds(120);
+  crucible::v1::CreateTaskResponse created;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(In(absl::Seconds(10)));
+  ctx.AddMetadata("traceparent",
+                  absl::StrCat("00-", trace, "-00f067aa0ba902b7-01"));
+  grpc::Status s = tasks->CreateTask(&ctx, req, &created);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  const std::string id = created.task().id();
+  EXPECT_EQ(created.task().trace_id(), trace);
+
+  // While it runs, its container carries the label.
+  ASSERT_EQ(c.Watch(id, crucible::v1::TASK_STATE_RUNNING).back(),
+            crucible::v1::TASK_STATE_RUNNING)
+      << c.Logs();
+  const std::string filter =
+      absl::StrCat(R"({"label":["crucible.trace-id=)", trace, R"("]})");
+  absl::StatusOr<testing_util::CommandResult> list = testing_util::RunCommand(
+      {"/usr/bin/curl", "-fsS", "-G", "--unix-socket", stack_.engine_socket,
+       "--data-urlencode", "filters=" + filter,
+       "http://engine/v1.41/containers/json"},
+      absl::Seconds(10));
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->exit_code, 0) << list->out;
+  const nlohmann::json containers =
+      nlohmann::json::parse(list->out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(containers.is_array()) << list->out;
+  ASSERT_EQ(containers.size(), 1u) << list->out;
+  const nlohmann::json& labels = containers[0]["Labels"];
+  ASSERT_TRUE(labels.is_object()) << list->out;
+  EXPECT_EQ(labels.value("crucible.trace-id", ""), trace) << list->out;
+  EXPECT_EQ(labels.value("crucible.task", ""), id) << list->out;
+
+  ASSERT_TRUE(c.Cancel(id).ok());
+  EXPECT_EQ(c.Watch(id).back(), crucible::v1::TASK_STATE_CANCELLED);
+  EXPECT_EQ(c.Get(id).trace_id(), trace);
+  // Every process's log tells its part of the story under that trace.
+  for (const char* process : {"server", "worker-1", "executor-1"}) {
+    EXPECT_TRUE(
+        c.WaitForLog(process, absl::StrCat("task ", id, " trace=", trace)))
+        << process << " log has no line naming the trace:\n"
+        << c.Log(process);
+  }
 }
 
 }  // namespace
