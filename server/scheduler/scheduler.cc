@@ -307,16 +307,16 @@ void Scheduler::CreateLocked(const std::string& tenant, TaskSpec spec,
   *task.mutable_update_time() = common::ToProtoTime(now);
   task.set_tenant(tenant);
   task.set_request_id(std::move(request_id));
-  outbox_.Submit(TaskWrite::Insert(task));
-  AddEntryLocked(task);
-  metrics_.Created();
   // The client's trace, if it sent one; else a new one, so every task has
   // a trace id to grep its log lines by.
   task.set_trace_id(common::IsTraceId(trace_id) ? std::move(trace_id)
                                                 : NewIdLocked());
-  if (delivery_.followed()) {  // as in CommitLocked
+  outbox_.Submit(TaskWrite::Insert(task));
   VLOG(1) << common::TaskTag(task.id(), task.trace_id()) << " created (tenant "
           << tenant << ")";
+  AddEntryLocked(task);
+  metrics_.Created();
+  if (delivery_.followed()) {  // as in CommitLocked
     TaskEvent event;
     event.set_task_id(task.id());
     event.set_state(task.state());
