@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -29,6 +30,12 @@ inline constexpr char kLivenessService[] = "liveness";
 // must not ping more often (the worker refuses a shorter --keepalive_time).
 inline constexpr absl::Duration kMinClientPingInterval = absl::Seconds(5);
 
+// The trailing metadata of a grpc.health.v1.Health/Check answer that says
+// NOT_SERVING: why, in words (printable ASCII), when the process said why
+// (GrpcServer::SetServing, SetServiceServing, BeginStop). The health
+// protocol's response has no field for it.
+inline constexpr char kHealthReasonKey[] = "crucible-health-reason";
+
 struct GrpcServerOptions {
   // host:port to listen on; port 0 picks a free port (see GrpcServer::port).
   std::string listen_address = "127.0.0.1:0";
@@ -42,6 +49,8 @@ struct GrpcServerOptions {
   // NOT_SERVING until SetServing(true). kLivenessService always starts
   // SERVING.
   bool initially_ready = true;
+  // Why readiness is NOT_SERVING at the start, when !initially_ready.
+  std::string not_ready_reason = "starting";
   // Largest request message accepted.
   int max_receive_message_bytes = 64 << 20;
   // Transport security of the listening port (common::MakeServerCredentials);
@@ -73,16 +82,21 @@ class GrpcServer {
   int port() const { return port_; }
   // The bound port of health_listen_address; 0 without one.
   int health_port() const { return health_port_; }
-  // The health statuses, of both ports: for whoever sets a service's
-  // status of its own (as SetServing does for the standard ones).
-  grpc::HealthCheckServiceInterface* health() { return &health_; }
+  // The health statuses, of both ports, without reasons: for whoever sets
+  // a service's status of its own (SetServiceServing says why).
+  grpc::HealthCheckServiceInterface* health() { return health_.get(); }
   // Readiness: sets SERVING / NOT_SERVING for "" and every
-  // health_service_name; kLivenessService is left as it is. No effect once
-  // BeginStop was called.
-  void SetServing(bool serving);
+  // health_service_name; kLivenessService is left as it is. `reason`: why
+  // it is NOT_SERVING (kHealthReasonKey), ignored when serving. No effect
+  // once BeginStop was called.
+  void SetServing(bool serving, absl::string_view reason);
+  // Sets one health service's status, as SetServing does.
+  void SetServiceServing(const std::string& service, bool serving,
+                         absl::string_view reason);
   // The process begins to stop: every health service, kLivenessService
-  // too, reports NOT_SERVING from now on, for good. Calls still run.
-  void BeginStop();
+  // too, reports NOT_SERVING from now on, for good, with `reason`. Calls
+  // still run.
+  void BeginStop(absl::string_view reason = "stopping");
   // Stops accepting calls, waits up to `grace` for running calls, then
   // cancels the rest. BeginStop first, if it was not called. Returns as
   // soon as no call runs, even while clients keep connections open.
@@ -93,13 +107,22 @@ class GrpcServer {
 
  private:
   // Sets every status on the health services of both ports; nothing once
-  // the servers are gone (Detach). Thread-safe.
+  // the servers are gone (Detach). Keeps why each service is NOT_SERVING,
+  // for the Check answers' kHealthReasonKey. Thread-safe.
   class MirroredHealth final : public grpc::HealthCheckServiceInterface {
    public:
+    // Without a reason.
     void SetServingStatus(const std::string& service_name,
                           bool serving) override;
     void SetServingStatus(bool serving) override;
     void Shutdown() override;
+    // `reason` is kept while the service is NOT_SERVING.
+    void Set(const std::string& service_name, bool serving,
+             absl::string_view reason);
+    // Shutdown, with why.
+    void Stop(absl::string_view reason);
+    // Why `service_name` is NOT_SERVING; "" if no one said.
+    std::string Reason(const std::string& service_name) const;
     // Adds a health service (not owned; null is skipped).
     void Add(grpc::HealthCheckServiceInterface* target);
     // Forgets every health service: their servers are about to go.
@@ -108,13 +131,17 @@ class GrpcServer {
    private:
     // gRPC's health services take their own lock and never block, so they
     // are called under this one: a Detach cannot overtake a call.
-    absl::Mutex mu_;
+    mutable absl::Mutex mu_;
     std::vector<grpc::HealthCheckServiceInterface*> targets_
         ABSL_GUARDED_BY(mu_);
+    absl::flat_hash_map<std::string, std::string> reasons_ ABSL_GUARDED_BY(mu_);
+    bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+    std::string stop_reason_ ABSL_GUARDED_BY(mu_);
   };
 
   GrpcServer(std::unique_ptr<ServerReflection> reflection,
              std::shared_ptr<std::atomic<int>> live_calls,
+             std::shared_ptr<MirroredHealth> health,
              std::unique_ptr<grpc::Server> server, int port,
              std::unique_ptr<grpc::Server> health_server, int health_port,
              std::vector<std::string> names);
@@ -122,12 +149,13 @@ class GrpcServer {
   const std::unique_ptr<ServerReflection> reflection_;
   // Kept by an interceptor of every call (CallCounter).
   const std::shared_ptr<std::atomic<int>> live_calls_;
+  // Read by an interceptor of every call too (HealthReasonAdder).
+  const std::shared_ptr<MirroredHealth> health_;
   std::unique_ptr<grpc::Server> server_;
   const int port_;
   std::unique_ptr<grpc::Server> health_server_;  // may be null
   const int health_port_;
   const std::vector<std::string> health_names_;
-  MirroredHealth health_;
 };
 
 }  // namespace common

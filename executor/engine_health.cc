@@ -99,16 +99,10 @@ void EngineHealth::Observe(bool ok, const absl::Status& why) {
     } else {
       const bool first_failure = !failure_seen_ && !serving_;
       failure_seen_ = true;
-      if (!serving_) {
-        // Still down: said once when it started.
-        if (first_failure) {
-          down_since_ = clock_.Now();
-          LOG(ERROR) << "container engine unreachable, NOT_SERVING until it "
-                        "answers a ping: "
-                     << why;
-        } else {
-          VLOG(1) << "container engine still unreachable: " << why;
-        }
+      // Still down: said once when it started (also at the start, so that
+      // the cause is known).
+      if (!serving_ && !first_failure) {
+        VLOG(1) << "container engine still unreachable: " << why;
         return;
       }
       changed = true;
@@ -128,7 +122,7 @@ void EngineHealth::Observe(bool ok, const absl::Status& why) {
                << absl::FormatDuration(options_.unhealthy_ping_interval)
                << "): " << why;
   }
-  on_change_(ok, after_outage);
+  on_change_(ok, after_outage, ok ? absl::OkStatus() : why);
 }
 
 }  // namespace executor

@@ -28,16 +28,20 @@ struct EngineHealthOptions {
 // (ReportUnreachable), which makes the status NOT_SERVING at once instead
 // of at the next ping; only a successful ping makes it SERVING again.
 // Status changes are delivered to `on_change` on the owned thread, one at a
-// time and in order. Thread-safe. Waits use real time (common::Clock cannot
-// wait); deadlines and the outage's length are read from the clock.
+// time and in order, and so is the first failure of an engine unreachable
+// from the start (NOT_SERVING then, with its cause). Thread-safe. Waits use
+// real time (common::Clock cannot wait); deadlines and the outage's length are
+// read from the clock.
 class EngineHealth {
  public:
   // One ping of the engine; OK if it answered.
   using PingFn = std::function<absl::Status()>;
   // The status changed to `serving`. `after_outage` is true when SERVING
   // follows a failure seen since Start (false for the first SERVING of an
-  // executor whose engine answered from the start).
-  using ChangeFn = std::function<void(bool serving, bool after_outage)>;
+  // executor whose engine answered from the start). `why`: the failure
+  // that made it NOT_SERVING; OK when serving.
+  using ChangeFn = std::function<void(bool serving, bool after_outage,
+                                      const absl::Status& why)>;
 
   EngineHealth(const common::Clock& clock, EngineHealthOptions options);
   // Stop().
@@ -46,8 +50,8 @@ class EngineHealth {
   EngineHealth& operator=(const EngineHealth&) = delete;
 
   // Starts the thread, which pings at once. The status is NOT_SERVING until
-  // a ping succeeds (on_change is not called for that initial status). Call
-  // once.
+  // a ping succeeds (on_change is called for that initial status only once
+  // a failure says why). Call once.
   void Start(PingFn ping, ChangeFn on_change);
   // An engine call failed because the engine or its proxy could not be
   // reached. Never blocks; safe to call before Start and after Stop (then it

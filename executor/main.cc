@@ -219,6 +219,9 @@ int main(int argc, char** argv) {
   server_options.port_file = absl::GetFlag(FLAGS_port_file);
   server_options.health_service_names = {"crucible.v1.ExecutorService"};
   server_options.initially_ready = false;  // until the engine answers a ping
+  server_options.not_ready_reason =
+      absl::StrCat("waiting for the container engine (",
+                   engine_options.docker_host, ") to answer its first ping");
   auto grpc_server = common::GrpcServer::Start(server_options, {&service});
   if (!grpc_server.ok()) {
     LOG(ERROR) << "cannot serve: " << grpc_server.status();
@@ -282,17 +285,20 @@ int main(int argc, char** argv) {
     }
     return report.status();
   };
-  health.Start(ping_and_probe,
-               [&server, &reaper](bool serving, bool after_outage) {
-                 server.SetServing(serving);
-                 if (serving && after_outage && reaper) reaper->ReapNow();
-               });
+  health.Start(ping_and_probe, [&](bool serving, bool after_outage,
+                                   const absl::Status& why) {
+    server.SetServing(serving, absl::StrCat("container engine unreachable (",
+                                            engine_options.docker_host,
+                                            "): ", why.ToString()));
+    if (serving && after_outage && reaper) reaper->ReapNow();
+  });
 
   int sig = common::WaitForStopSignal();
   LOG(INFO) << "signal " << sig << ": NOT_SERVING, taking no new runs";
   // Readiness and liveness NOT_SERVING for good: the engine coming back
   // (health's last callback) cannot undo it.
-  server.BeginStop();
+  server.BeginStop(
+      absl::StrCat("draining (signal ", sig, "): taking no new runs"));
   runner.StopAccepting();
   health.Stop();
   reaper.reset();

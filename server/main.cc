@@ -218,6 +218,15 @@ std::string DefaultServerId() {
   return absl::StrCat(host[0] ? host : "server", "-", getpid());
 }
 
+// Why a standby's health is NOT_SERVING; `leader` "" if none leads.
+std::string StandbyReason(const std::string& leader) {
+  return absl::StrCat("standby: not the leader of the PostgreSQL store (",
+                      leader.empty()
+                          ? std::string("no server holds the leader lease")
+                          : absl::StrCat("the leader is ", leader),
+                      "); it takes over when the lease is free");
+}
+
 int main(int argc, char** argv) {
   common::BlockStopSignals();
   // Abseil's lock-order graph costs a few percent on every lock; the
@@ -339,6 +348,7 @@ int main(int argc, char** argv) {
     server::StandbyService standby;
     common::GrpcServerOptions standby_options = server_options;
     standby_options.initially_ready = false;
+    standby_options.not_ready_reason = StandbyReason("");
     standby_options.generic_service = &standby;
     auto standby_server = common::GrpcServer::Start(standby_options, {});
     if (!standby_server.ok()) {
@@ -350,6 +360,7 @@ int main(int argc, char** argv) {
               << ": standing by until it holds the leader lease";
     auto fence = lease->Acquire(stop_requested, [&](const std::string& leader) {
       standby.SetLeader(leader);
+      (*standby_server)->SetServing(false, StandbyReason(leader));
       LOG(INFO) << "standby: "
                 << (leader.empty() ? std::string("no leader now")
                                    : absl::StrCat("the leader is ", leader));
@@ -494,14 +505,19 @@ int main(int argc, char** argv) {
   bool store_failed = false;
   {
     server::Maintenance maintenance(
-        **scheduler, (*grpc_server)->health(),
+        **scheduler, grpc_server->get(),
         {.interval = absl::GetFlag(FLAGS_sweep_interval),
          .store_health_service = kStoreHealth},
         common::RequestStop);
     stop_requested.WaitForNotification();
     LOG(INFO) << "signal " << stop_signal << ": stopping";
+    // Every health service NOT_SERVING, liveness too.
     (*grpc_server)
-        ->BeginStop();  // every health service NOT_SERVING, liveness too
+        ->BeginStop(maintenance.store_failed()
+                        ? "stopping: the store failed (a restart rebuilds "
+                          "from the store)"
+                        : absl::StrCat("stopping (signal ", stop_signal.load(),
+                                       "): draining"));
     // Workers half-close their streams on this and reconnect (to the next
     // server) at once, which also lets the shutdown below end early.
     (*scheduler)->GoAway("server shutting down");

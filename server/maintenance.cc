@@ -3,12 +3,12 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 
 namespace server {
 
-Maintenance::Maintenance(Scheduler& scheduler,
-                         grpc::HealthCheckServiceInterface* health,
+Maintenance::Maintenance(Scheduler& scheduler, common::GrpcServer* health,
                          const MaintenanceOptions& options,
                          std::function<void()> stop)
     : scheduler_(scheduler),
@@ -21,7 +21,11 @@ void Maintenance::RunOnce() {
   const absl::Status store = scheduler_.store_health();
   const bool full = absl::IsResourceExhausted(store);
   if (full != store_full_ && health_ != nullptr) {
-    health_->SetServingStatus(options_.store_health_service, !full);
+    health_->SetServiceServing(
+        options_.store_health_service, !full,
+        absl::StrCat("the store's disk is full, new tasks are refused until "
+                     "its writes succeed again: ",
+                     store.ToString()));
   }
   store_full_ = full;
   if (!store.ok() && !full) {

@@ -1,13 +1,12 @@
 #ifndef CRUCIBLE_SERVER_MAINTENANCE_H_
 #define CRUCIBLE_SERVER_MAINTENANCE_H_
 
-#include <grpcpp/health_check_service_interface.h>
-
 #include <atomic>
 #include <functional>
 #include <string>
 
 #include "absl/time/time.h"
+#include "common/grpc_server.h"
 #include "server/periodic.h"
 #include "server/scheduler/scheduler.h"
 
@@ -36,7 +35,7 @@ struct MaintenanceOptions {
 class Maintenance {
  public:
   // `scheduler` and `health` (may be null) must outlive this.
-  Maintenance(Scheduler& scheduler, grpc::HealthCheckServiceInterface* health,
+  Maintenance(Scheduler& scheduler, common::GrpcServer* health,
               const MaintenanceOptions& options, std::function<void()> stop);
 
   // Whether the store failed for good (the process should exit non-zero).
@@ -46,7 +45,7 @@ class Maintenance {
   void RunOnce();
 
   Scheduler& scheduler_;
-  grpc::HealthCheckServiceInterface* const health_;
+  common::GrpcServer* const health_;
   const MaintenanceOptions options_;
   const std::function<void()> stop_;
   std::atomic<bool> store_failed_{false};

@@ -20,6 +20,7 @@
 #include "common/tls.h"
 #include "glog/logging.h"
 #include "worker/discovery.h"
+#include "worker/readiness.h"
 #include "worker/worker.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8081",
@@ -226,6 +227,7 @@ int main(int argc, char** argv) {
   server_options.health_service_names = {kWorkerHealth};
   // Until a stream to the server is open and an executor is in rotation.
   server_options.initially_ready = false;
+  server_options.not_ready_reason = worker::Readiness().NotReadyReason();
   absl::StatusOr<std::unique_ptr<common::GrpcServer>> server =
       common::GrpcServer::Start(server_options, {});
   if (!server.ok()) {
@@ -238,11 +240,15 @@ int main(int argc, char** argv) {
 
   common::GrpcServer* health = server->get();
   worker::Worker worker(*options,
-                        [health](bool ready) { health->SetServing(ready); });
+                        [health](bool ready, const std::string& reason) {
+                          health->SetServing(ready, reason);
+                        });
   worker.Start();
   const int sig = common::WaitForStopSignal();
   LOG(INFO) << "signal " << sig << ": draining";
-  (*server)->BeginStop();  // readiness and liveness NOT_SERVING for good
+  // Readiness and liveness NOT_SERVING for good.
+  (*server)->BeginStop(
+      absl::StrCat("draining (signal ", sig, "): taking no new tasks"));
   worker.Drain(absl::GetFlag(FLAGS_drain_grace));
   (*server)->Shutdown(absl::Seconds(1));
   LOG(INFO) << "stopped";

@@ -9,25 +9,26 @@ std::string Readiness::Reason() const {
     return absl::StrCat("stream to the server open; executors in rotation: ",
                         executors_in_rotation_);
   }
-  if (!stream_up_ && executors_in_rotation_ == 0) {
-    return "no stream to the server and no executor in rotation";
-  }
-  return stream_up_ ? "no executor in rotation" : "no stream to the server";
+  if (stream_up_) return "no executor in rotation";
+  return absl::StrCat(
+      "no stream to the server",
+      executors_in_rotation_ == 0 ? " and no executor in rotation" : "",
+      stream_error_.empty() ? "" : absl::StrCat(" (", stream_error_, ")"));
 }
 
 bool Readiness::StartPublishing() {
-  if (publishing_ || ready() == published_) return false;
+  if (publishing_ || NotReadyReason() == published_) return false;
   publishing_ = true;
-  published_ = ready();
+  published_ = NotReadyReason();
   return true;
 }
 
 bool Readiness::PublishedOne() {
-  if (ready() == published_) {
+  if (NotReadyReason() == published_) {
     publishing_ = false;
     return false;
   }
-  published_ = ready();
+  published_ = NotReadyReason();
   return true;
 }
 

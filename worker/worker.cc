@@ -122,6 +122,7 @@ void Worker::Loop() {
     const absl::Status status = Serve(going_away);
     launcher_.ReapFinished();
     if (core_.stopping()) return;
+    core_.StreamFailed(status);
     if (absl::Now() - start >= options_.backoff_reset_after) backoff.Reset();
     if (going_away) backoff.Reset();
     // The first time at once (another server may be there already); if the

@@ -73,10 +73,11 @@ struct WorkerOptions {
 // decisions), one thread per run, and the fleet's. Thread-safe.
 class Worker {
  public:
-  // Called with the new readiness on each change (first with true, once
-  // ready), on any of the worker's threads, without locks held; calls do
-  // not overlap, and the last one carries the current state.
-  using ReadinessCallback = std::function<void(bool ready)>;
+  // Called with the new readiness and why on each change (first with true,
+  // once ready; again with false when the reason why not changes), on any
+  // of the worker's threads, without locks held; calls do not overlap, and
+  // the last one carries the current state.
+  using ReadinessCallback = WorkerCore::ReadinessCallback;
 
   explicit Worker(WorkerOptions options,
                   ReadinessCallback on_readiness = nullptr);

@@ -22,6 +22,18 @@ namespace {
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 
+// The answer's kHealthReasonKey; "(none)" without one.
+std::string ReasonOf(const grpc::ClientContext& ctx) {
+  for (const auto& metadata :
+       {ctx.GetServerTrailingMetadata(), ctx.GetServerInitialMetadata()}) {
+    auto it = metadata.find(kHealthReasonKey);
+    if (it != metadata.end()) {
+      return std::string(it->second.data(), it->second.size());
+    }
+  }
+  return "(none)";
+}
+
 class GrpcServerHealthTest : public testing::Test {
  protected:
   void Start(bool initially_ready) {
@@ -37,14 +49,16 @@ class GrpcServerHealthTest : public testing::Test {
                             grpc::InsecureChannelCredentials()));
   }
 
-  // The status of `service`, or the call's error code as text.
-  std::string Check(const std::string& service) {
+  // The status of `service`, or the call's error code as text; `reason`
+  // (if not null) gets the answer's kHealthReasonKey, "(none)" without one.
+  std::string Check(const std::string& service, std::string* reason = nullptr) {
     HealthCheckRequest request;
     request.set_service(service);
     HealthCheckResponse response;
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
     grpc::Status s = stub_->Check(&ctx, request, &response);
+    if (reason != nullptr) *reason = ReasonOf(ctx);
     if (!s.ok()) return absl::StrCat("error ", s.error_code());
     return HealthCheckResponse::ServingStatus_Name(response.status());
   }
@@ -58,13 +72,63 @@ TEST_F(GrpcServerHealthTest, LivenessStaysServingWhileReadinessFlips) {
   EXPECT_EQ(Check(kLivenessService), "SERVING");
   EXPECT_EQ(Check(""), "SERVING");
   EXPECT_EQ(Check("crucible.v1.ExecutorService"), "SERVING");
-  server_->SetServing(false);
+  server_->SetServing(false, "no engine");
   EXPECT_EQ(Check(""), "NOT_SERVING");
   EXPECT_EQ(Check("crucible.v1.ExecutorService"), "NOT_SERVING");
   EXPECT_EQ(Check(kLivenessService), "SERVING");
-  server_->SetServing(true);
+  server_->SetServing(true, "");
   EXPECT_EQ(Check(""), "SERVING");
   EXPECT_EQ(Check(kLivenessService), "SERVING");
+}
+
+// A NOT_SERVING answer of Check carries why in kHealthReasonKey: the
+// reason of that service, printable ASCII, gone once it serves again; the
+// stop reason for every service once the process stops.
+TEST_F(GrpcServerHealthTest, NotServingAnswersSayWhy) {
+  GrpcServerOptions options;
+  options.health_service_names = {"crucible.v1.ExecutorService"};
+  options.initially_ready = false;
+  options.not_ready_reason = "waiting for the engine";
+  auto server = GrpcServer::Start(options, {});
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = *std::move(server);
+  stub_ = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                          grpc::InsecureChannelCredentials()));
+  std::string reason;
+  EXPECT_EQ(Check("", &reason), "NOT_SERVING");
+  EXPECT_EQ(reason, "waiting for the engine");
+  EXPECT_EQ(Check("crucible.v1.ExecutorService", &reason), "NOT_SERVING");
+  EXPECT_EQ(reason, "waiting for the engine");
+  EXPECT_EQ(Check(kLivenessService, &reason), "SERVING");
+  EXPECT_EQ(reason, "(none)");
+  EXPECT_EQ(Check("no.such.Service", &reason), "error 5");  // NOT_FOUND
+  EXPECT_EQ(reason, "(none)");
+
+  server_->SetServing(true, "ignored when serving");
+  EXPECT_EQ(Check("", &reason), "SERVING");
+  EXPECT_EQ(reason, "(none)");
+
+  // One service of its own, with a reason that is not printable ASCII.
+  server_->SetServiceServing("crucible.store", false, "disk full\n\xc3\xa9");
+  EXPECT_EQ(Check("crucible.store", &reason), "NOT_SERVING");
+  EXPECT_EQ(reason, "disk full???");
+  EXPECT_EQ(Check("", &reason), "SERVING");
+  EXPECT_EQ(reason, "(none)");
+  // Set without a reason (health()): NOT_SERVING, and no stale reason.
+  server_->health()->SetServingStatus("crucible.store", true);
+  server_->health()->SetServingStatus("crucible.store", false);
+  EXPECT_EQ(Check("crucible.store", &reason), "NOT_SERVING");
+  EXPECT_EQ(reason, "(none)");
+
+  server_->BeginStop("draining (signal 15)");
+  EXPECT_EQ(Check(kLivenessService, &reason), "NOT_SERVING");
+  EXPECT_EQ(reason, "draining (signal 15)");
+  EXPECT_EQ(Check("crucible.store", &reason), "NOT_SERVING");
+  EXPECT_EQ(reason, "draining (signal 15)");
+  server_->SetServing(false, "a later reason");  // ignored once stopping
+  EXPECT_EQ(Check("", &reason), "NOT_SERVING");
+  EXPECT_EQ(reason, "draining (signal 15)");
 }
 
 TEST_F(GrpcServerHealthTest, NotReadyAtStartIsStillAlive) {
@@ -80,7 +144,7 @@ TEST_F(GrpcServerHealthTest, BeginStopTurnsEverythingNotServingForGood) {
   EXPECT_EQ(Check(kLivenessService), "NOT_SERVING");
   EXPECT_EQ(Check(""), "NOT_SERVING");
   EXPECT_EQ(Check("crucible.v1.ExecutorService"), "NOT_SERVING");
-  server_->SetServing(true);  // e.g. the engine came back meanwhile
+  server_->SetServing(true, "");  // e.g. the engine came back meanwhile
   EXPECT_EQ(Check(""), "NOT_SERVING");
   EXPECT_EQ(Check(kLivenessService), "NOT_SERVING");
 }
@@ -113,8 +177,16 @@ TEST(GrpcServerHealthPortTest, MirrorsEveryStatusAndServesNothingElse) {
   };
   EXPECT_EQ(check(""), "SERVING");
   EXPECT_EQ(check(kLivenessService), "SERVING");
-  (*server)->SetServing(false);
+  (*server)->SetServing(false, "no engine");
   EXPECT_EQ(check("crucible.v1.ExecutorService"), "NOT_SERVING");
+  {  // with its reason, as on the main port
+    HealthCheckRequest request;
+    HealthCheckResponse response;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    ASSERT_TRUE(stub->Check(&ctx, request, &response).ok());
+    EXPECT_EQ(ReasonOf(ctx), "no engine");
+  }
   (*server)->health()->SetServingStatus("crucible.store", false);
   EXPECT_EQ(check("crucible.store"), "NOT_SERVING");
   // No reflection (nor any other service) on the health port.

@@ -34,9 +34,15 @@ class Recorder {
     absl::MutexLock lock(&mu_);
     return up_ ? absl::OkStatus() : absl::UnavailableError("engine down");
   }
-  void OnChange(bool serving, bool after_outage) {
+  void OnChange(bool serving, bool after_outage, const absl::Status& why) {
     absl::MutexLock lock(&mu_);
     changes_.push_back({serving, after_outage});
+    whys_.push_back(why);
+  }
+  // The causes delivered with the changes.
+  std::vector<absl::Status> whys() {
+    absl::MutexLock lock(&mu_);
+    return whys_;
   }
   // Waits up to `timeout` for `n` changes; returns them.
   std::vector<std::pair<bool, bool>> AwaitChanges(
@@ -53,14 +59,15 @@ class Recorder {
   absl::Mutex mu_;
   bool up_ ABSL_GUARDED_BY(mu_) = true;
   std::vector<std::pair<bool, bool>> changes_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::Status> whys_ ABSL_GUARDED_BY(mu_);
 };
 
 EngineHealth::PingFn PingOf(Recorder& r) {
   return [&r] { return r.Ping(); };
 }
 EngineHealth::ChangeFn ChangesTo(Recorder& r) {
-  return [&r](bool serving, bool after_outage) {
-    r.OnChange(serving, after_outage);
+  return [&r](bool serving, bool after_outage, const absl::Status& why) {
+    r.OnChange(serving, after_outage, why);
   };
 }
 
@@ -86,6 +93,9 @@ TEST(EngineHealthTest, UnreachableCallIsNotServingAtOnceNotAtTheNextPing) {
   r.SetEngineUp(false);
   health.ReportUnreachable(absl::UnavailableError("connection refused"));
   EXPECT_EQ(r.AwaitChanges(2), (Changes{{true, false}, {false, false}}));
+  EXPECT_EQ(r.whys(), (std::vector<absl::Status>{
+                          absl::OkStatus(),
+                          absl::UnavailableError("connection refused")}));
   EXPECT_FALSE(health.serving());
   EXPECT_EQ(health.pings(), 1);  // no ping needed to go NOT_SERVING
   // More reports while down change nothing.
@@ -149,10 +159,14 @@ TEST(EngineHealthTest, DownAtStartStaysNotServingUntilAPingSucceeds) {
   health.Start(PingOf(r), ChangesTo(r));
   while (health.pings() < 3) absl::SleepFor(absl::Milliseconds(5));
   EXPECT_FALSE(health.serving());
+  // The first failure said why, once; the next ones changed nothing.
+  EXPECT_EQ(r.AwaitChanges(1, absl::ZeroDuration()), (Changes{{false, false}}));
+  EXPECT_EQ(r.whys(),
+            (std::vector<absl::Status>{absl::UnavailableError("engine down")}));
   r.SetEngineUp(true);
   // Reaching the engine after failures at start counts as an outage's end
   // (so the orphans a predecessor left are reaped then).
-  EXPECT_EQ(r.AwaitChanges(1), (Changes{{true, true}}));
+  EXPECT_EQ(r.AwaitChanges(2), (Changes{{false, false}, {true, true}}));
 }
 
 TEST(ExecutorIdTest, FlagWinsThenPortThenPid) {

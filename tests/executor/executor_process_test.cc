@@ -97,8 +97,10 @@ class RunCall {
 };
 
 // Health services of one channel's server: `service`'s status, or the
-// call's error.
-std::string HealthOf(grpc::Channel& channel, const std::string& service) {
+// call's error; `reason` (if not null) gets why it is NOT_SERVING (the
+// crucible-health-reason trailer, as documented), "" without one.
+std::string HealthOf(grpc::Channel& channel, const std::string& service,
+                     std::string* reason = nullptr) {
   grpc::health::v1::HealthCheckRequest req;
   req.set_service(service);
   grpc::health::v1::HealthCheckResponse resp;
@@ -110,6 +112,12 @@ std::string HealthOf(grpc::Channel& channel, const std::string& service) {
       grpc::internal::BlockingUnaryCall<grpc::health::v1::HealthCheckRequest,
                                         grpc::health::v1::HealthCheckResponse>(
           &channel, kCheck, &ctx, req, &resp);
+  if (reason != nullptr) {
+    auto it = ctx.GetServerTrailingMetadata().find("crucible-health-reason");
+    *reason = it == ctx.GetServerTrailingMetadata().end()
+                  ? ""
+                  : std::string(it->second.data(), it->second.size());
+  }
   if (!s.ok()) return absl::StrCat("error ", s.error_code());
   return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
       resp.status());
@@ -332,7 +340,9 @@ TEST(ExecutorBadPolicyTest, BadPolicyFileStopsTheExecutorAtStart) {
 // An executor whose engine cannot be reached is not ready ("" and
 // crucible.v1.ExecutorService NOT_SERVING) but alive ("liveness" SERVING),
 // so a liveness probe does not restart it (and kill its runs) during an
-// engine outage; at SIGTERM liveness turns NOT_SERVING too. Needs no engine.
+// engine outage; at SIGTERM liveness turns NOT_SERVING too. The answers
+// say why (the crucible-health-reason trailer): the engine and its error.
+// Needs no engine.
 TEST(ExecutorLivenessTest, AliveButNotReadyWhileTheEngineIsUnreachable) {
   const std::string dir = testing_util::MakeTempDir("liveness");
   auto p = Process::Start(
@@ -356,6 +366,15 @@ TEST(ExecutorLivenessTest, AliveButNotReadyWhileTheEngineIsUnreachable) {
     EXPECT_EQ(HealthOf(*channel, ""), "NOT_SERVING") << p->Log();
     EXPECT_EQ(HealthOf(*channel, "crucible.v1.ExecutorService"), "NOT_SERVING");
   }
+  std::string reason;
+  EXPECT_EQ(HealthOf(*channel, "", &reason), "NOT_SERVING");
+  EXPECT_TRUE(absl::StartsWith(reason,
+                               "container engine unreachable "
+                               "(tcp://127.0.0.1:1): UNAVAILABLE: "))
+      << reason << "\n"
+      << p->Log();
+  EXPECT_EQ(HealthOf(*channel, "liveness", &reason), "SERVING");
+  EXPECT_EQ(reason, "");
   ASSERT_EQ(kill(p->pid(), SIGTERM), 0);
   EXPECT_TRUE(
       Eventually([&] { return HealthOf(*channel, "liveness") != "SERVING"; },

@@ -135,9 +135,9 @@ class WorkerCoreTest : public testing::Test {
       pool_->CheckResult(address, std::find(healthy.begin(), healthy.end(),
                                             address) != healthy.end());
     }
-    core_ =
-        std::make_unique<WorkerCore>(options_, clock_, *pool_, launcher_,
-                                     [this](bool ready) { ready_ = ready; });
+    core_ = std::make_unique<WorkerCore>(
+        options_, clock_, *pool_, launcher_,
+        [this](bool ready, const std::string&) { ready_ = ready; });
     hello_ = core_->BeginStream({}, stream_);
     core_->StreamConnected(stream_);
     ASSERT_FALSE(core_->HelloWritten(stream_).has_value());

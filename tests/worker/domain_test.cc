@@ -33,8 +33,19 @@ TEST(ReadinessTest, ReadyOnlyWithAStreamAndAnExecutorInRotation) {
   r.SetStreamUp(false);
   EXPECT_FALSE(r.ready());
   EXPECT_EQ(r.Reason(), "no stream to the server");
+  r.SetStreamError("UNAVAILABLE: this server is a standby");
+  EXPECT_EQ(r.Reason(),
+            "no stream to the server (UNAVAILABLE: this server is a standby)");
   r.SetExecutorsInRotation(0);
   EXPECT_FALSE(r.ready());
+  EXPECT_EQ(r.NotReadyReason(),
+            "no stream to the server and no executor in rotation "
+            "(UNAVAILABLE: this server is a standby)");
+  r.SetStreamUp(true);  // the error is gone with it
+  r.SetExecutorsInRotation(1);
+  EXPECT_EQ(r.NotReadyReason(), "");
+  r.SetStreamUp(false);
+  EXPECT_EQ(r.NotReadyReason(), "no stream to the server");
 }
 
 TEST(ReadinessTest, PublishesEachChangeOnceAndEndsWithTheCurrentState) {
@@ -52,6 +63,13 @@ TEST(ReadinessTest, PublishesEachChangeOnceAndEndsWithTheCurrentState) {
   EXPECT_FALSE(r.PublishedOne());
   EXPECT_FALSE(r.StartPublishing());  // nothing new
   r.SetStreamUp(true);
+  EXPECT_TRUE(r.StartPublishing());
+  EXPECT_FALSE(r.PublishedOne());
+  // Not ready for another reason: published again.
+  r.SetStreamUp(false);
+  EXPECT_TRUE(r.StartPublishing());
+  EXPECT_FALSE(r.PublishedOne());
+  r.SetStreamError("UNAVAILABLE: refused");
   EXPECT_TRUE(r.StartPublishing());
   EXPECT_FALSE(r.PublishedOne());
 }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
@@ -28,6 +29,7 @@ using crucible::v1::ConnectResponse;
 using Messages = worker_test::FakeQueue::Messages;
 using Mode = worker_test::FakeExecutor::Mode;
 using testing::ElementsAre;
+using testing::StartsWith;
 using testing::UnorderedElementsAre;
 
 // Starts a server on 127.0.0.1:`*port` (0: any free port, written back).
@@ -158,13 +160,13 @@ class WorkerTest : public testing::Test {
   // published_ as their readiness callback).
   bool WaitForReady(bool ready) { return published_.WaitForLast(ready); }
 
-  // Waits until the worker's readiness has `reason`.
+  // Waits until the worker's readiness reason starts with `reason`.
   bool WaitForReason(const std::string& reason) {
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
     std::string now;
     while (absl::Now() < deadline) {
       worker_->ReadyForTest(&now);
-      if (now == reason) return true;
+      if (absl::StartsWith(now, reason)) return true;
       absl::SleepFor(
           absl::Milliseconds(5));  // polling a condition, not a sync sleep
     }
@@ -172,14 +174,23 @@ class WorkerTest : public testing::Test {
   }
 
   // What the worker published through its readiness callback, in order.
+  // Only changes of readiness are kept (NOT_SERVING is published again
+  // when the reason changes); `reason` is the last one published.
   struct Published {
-    void Add(bool ready) {
+    void Add(bool ready, const std::string& why) {
       absl::MutexLock lock(&mu);
-      states.push_back(ready);
+      if (states.empty() ? ready : states.back() != ready) {
+        states.push_back(ready);
+      }
+      reason = why;
     }
     std::vector<bool> Get() {
       absl::MutexLock lock(&mu);
       return states;
+    }
+    std::string LastReason() {
+      absl::MutexLock lock(&mu);
+      return reason;
     }
     bool WaitForLast(bool ready) {
       absl::MutexLock lock(&mu);
@@ -190,6 +201,7 @@ class WorkerTest : public testing::Test {
     }
     absl::Mutex mu;
     std::vector<bool> states ABSL_GUARDED_BY(mu);
+    std::string reason ABSL_GUARDED_BY(mu);
   };
 
   // Another fake executor, alive until after the worker stops.
@@ -213,7 +225,9 @@ class WorkerTest : public testing::Test {
 TEST_F(WorkerTest, ReadyOnlyWithAStreamToTheServerAndAnExecutorInRotation) {
   options_.fleet.pool.rejoin_window = absl::ZeroDuration();
   worker_ = std::make_unique<Worker>(
-      options_, [this](bool ready) { published_.Add(ready); });
+      options_, [this](bool ready, const std::string& reason) {
+        published_.Add(ready, reason);
+      });
   worker_->Start();
   ASSERT_TRUE(WaitForReady(true));
   std::string reason;
@@ -231,7 +245,7 @@ TEST_F(WorkerTest, ReadyOnlyWithAStreamToTheServerAndAnExecutorInRotation) {
   queue_server_->Wait();
   ASSERT_TRUE(WaitForReady(false));
   EXPECT_FALSE(worker_->ReadyForTest(&reason));
-  EXPECT_EQ(reason, "no stream to the server");
+  EXPECT_THAT(reason, StartsWith("no stream to the server"));
   // It comes back on the same port: ready once the hello is sent.
   queue_server_ = StartServer(&queue_again_, &queue_port_);
   ASSERT_NE(queue_server_, nullptr);
@@ -248,19 +262,31 @@ TEST_F(WorkerTest, ReadyOnlyWithAStreamToTheServerAndAnExecutorInRotation) {
 TEST_F(WorkerTest, NotReadyWithoutAServerEvenWithExecutorsInRotation) {
   options_.server_address = "127.0.0.1:1";  // nothing listens there
   worker_ = std::make_unique<Worker>(
-      options_, [this](bool ready) { published_.Add(ready); });
+      options_, [this](bool ready, const std::string& reason) {
+        published_.Add(ready, reason);
+      });
   worker_->Start();
   ASSERT_TRUE(WaitForHealth(executor_main_.address, true));
   std::string reason;
-  EXPECT_FALSE(worker_->ReadyForTest(&reason));
-  EXPECT_EQ(reason, "no stream to the server");
-  EXPECT_TRUE(published_.Get().empty());  // never ready, nothing to publish
+  // Why, with the stream's error, for the health service too.
+  const std::string why = "no stream to the server (UNAVAILABLE: ";
+  ASSERT_TRUE(WaitForReason(why));
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!absl::StartsWith(published_.LastReason(), why) &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));  // polling, not a sync sleep
+  }
+  EXPECT_THAT(published_.LastReason(), StartsWith(why));
+  EXPECT_FALSE(worker_->ReadyForTest());
+  EXPECT_TRUE(published_.Get().empty());  // never ready
 }
 
 TEST_F(WorkerTest, NotReadyWithAStreamButNoExecutorInRotation) {
   executor_main_.SetServing(false);
   worker_ = std::make_unique<Worker>(
-      options_, [this](bool ready) { published_.Add(ready); });
+      options_, [this](bool ready, const std::string& reason) {
+        published_.Add(ready, reason);
+      });
   worker_->Start();
   ASSERT_TRUE(queue_.WaitFor(
       [](const Messages& m) { return !m.empty(); }));     // the hello

@@ -145,6 +145,14 @@ bool WorkerCore::EndStream(uint64_t stream) {
   return going_away;
 }
 
+void WorkerCore::StreamFailed(const absl::Status& status) {
+  {
+    absl::MutexLock lock(&mu_);
+    readiness_.SetStreamError(status.ToString());
+  }
+  UpdateReadiness();
+}
+
 void WorkerCore::GoingAway() {
   absl::MutexLock lock(&mu_);
   if (connected_) going_away_ = true;
@@ -256,7 +264,7 @@ void WorkerCore::UpdateReadiness() {
   while (true) {
     LOG(INFO) << (ready ? "ready (SERVING): " : "not ready (NOT_SERVING): ")
               << reason;
-    if (on_readiness_) on_readiness_(ready);
+    if (on_readiness_) on_readiness_(ready, reason);
     absl::MutexLock lock(&mu_);
     if (!readiness_.PublishedOne()) return;
     ready = readiness_.ready();

@@ -99,7 +99,9 @@ struct WriteStep {
 // lock.
 class WorkerCore {
  public:
-  using ReadinessCallback = std::function<void(bool ready)>;
+  // `reason`: why it is ready or not (Readiness::Reason).
+  using ReadinessCallback =
+      std::function<void(bool ready, const std::string& reason)>;
 
   WorkerCore(CoreOptions options, const common::Clock& clock,
              ExecutorPool& pool, RunLauncher& launcher,
@@ -127,6 +129,9 @@ class WorkerCore {
   // The stream ended (its reader is done). True if the server had said it
   // was going away.
   bool EndStream(uint64_t stream);
+  // How the last stream ended (its status, e.g. a standby's refusal): the
+  // readiness reason says it until a stream is up again.
+  void StreamFailed(const absl::Status& status);
   // The server said it is going away: half-close, reconnect.
   void GoingAway();
   // True once Stop began or the worker stopped: no more connecting.
