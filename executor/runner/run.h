@@ -7,7 +7,6 @@
 #include "executor/docker/engine.h"
 #include "executor/policy/container_policy.h"
 #include "executor/runner/runner.h"
-#include "executor/runner/runner_metrics.h"
 
 namespace runner {
 
@@ -17,8 +16,7 @@ namespace runner {
 absl::StatusOr<crucible::v1::TaskResult> ExecuteRun(
     docker::Engine& engine, const common::Clock& clock,
     const RunnerOptions& options, const crucible::v1::RunRequest& request,
-    const policy::ContainerPlan& plan, RunSink& sink, RunControl& control,
-    RunnerMetrics& metrics);
+    const policy::ContainerPlan& plan, RunSink& sink, RunControl& control);
 
 }  // namespace runner
 

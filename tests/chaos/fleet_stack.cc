@@ -74,7 +74,8 @@ absl::Status PrivateProxy::StartHaproxy() {
       absl::StrCat(dir_, "/haproxy-", ++haproxy_starts_, ".log"),
       {absl::StrCat("CRUCIBLE_GUARD_ADDR=127.0.0.1:", guard_port_),
        absl::StrCat("CRUCIBLE_PROXY_BIND=127.0.0.1:", port_),
-       "CRUCIBLE_ENGINE_SOCKET=" + engine_socket_});
+       "CRUCIBLE_ENGINE_SOCKET=" + engine_socket_,
+       "CRUCIBLE_PROXY_METRICS_BIND=" + dir_ + "/proxy-metrics.sock"});
   if (!haproxy.ok()) return haproxy.status();
   haproxy_.emplace(*std::move(haproxy));
   absl::Status up = AwaitPing(docker_host(), absl::Seconds(20));

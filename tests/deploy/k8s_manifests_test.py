@@ -586,6 +586,9 @@ def admits(docs, direction, src, dest, port, protocol="TCP"):
 
 SCRAPER = {"crucible.io/metrics-scraper": "true"}
 METRICS_PORT = 9090
+# The docker-proxy's HAProxy exporter, in the executor pod beside the
+# executor's own port (deploy/docker-proxy/haproxy.cfg, frontend metrics).
+PROXY_METRICS_PORT = 9091
 
 
 def audit_metrics(docs):
@@ -613,6 +616,27 @@ def audit_metrics(docs):
         ports = {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
         if ports.get("metrics") != METRICS_PORT:
             bad.append(f"{comp}: port named metrics is {ports.get('metrics')}, want {METRICS_PORT}")
+        if comp == "executor":
+            bad += audit_proxy_metrics(pod_spec(w))
+    return bad
+
+
+def audit_proxy_metrics(spec):
+    """The executor pod's docker-proxy serves HAProxy's exporter on the port
+    named proxy-metrics, on every address (the scraper is another pod),
+    while its engine frontend stays on loopback."""
+    bad = []
+    proxy = next((c for c in all_containers(spec) if c["name"] == "docker-proxy"), None)
+    if proxy is None:
+        return ["executor: no docker-proxy container"]
+    bind = env_value(proxy, "CRUCIBLE_PROXY_METRICS_BIND")
+    if bind != f"0.0.0.0:{PROXY_METRICS_PORT}":
+        bad.append(f"docker-proxy: CRUCIBLE_PROXY_METRICS_BIND={bind!r}, "
+                   f"want '0.0.0.0:{PROXY_METRICS_PORT}'")
+    ports = {p.get("name"): p.get("containerPort") for p in proxy.get("ports") or []}
+    if ports.get("proxy-metrics") != PROXY_METRICS_PORT:
+        bad.append(f"docker-proxy: port named proxy-metrics is {ports.get('proxy-metrics')}, "
+                   f"want {PROXY_METRICS_PORT}")
     return bad
 
 
@@ -664,9 +688,12 @@ def audit_network(docs):
         ("worker", "server", pods["server"]["named_ports"].get("grpc"), "TCP"),
         ("worker", "executor", pods["executor"]["named_ports"].get("grpc"), "TCP"),
     }
-    # Prometheus scrapes every Crucible process's metrics port.
+    # Prometheus scrapes every Crucible process's metrics port, and the
+    # docker-proxy's exporter in the executor pod.
     for p in ("server", "worker", "executor"):
         want.add(("metrics scraper", p, pods[p]["named_ports"].get("metrics"), "TCP"))
+    want.add(("metrics scraper", "executor",
+              pods["executor"]["named_ports"].get("proxy-metrics"), "TCP"))
     # DNS from every pod of this namespace.
     for p in pods.values():
         if p["ns"] == NAMESPACE:
@@ -1311,6 +1338,17 @@ class AuditCatchesViolations(unittest.TestCase):
                 "spec"]["egress"].pop(1),
             "DNS on every port": lambda d: find(d, "NetworkPolicy", "crucible-allow-dns")[
                 "spec"]["egress"][0].pop("ports"),
+            # The docker-proxy's exporter.
+            "proxy metrics on loopback": lambda d: self.env(
+                self.proxy(d), "CRUCIBLE_PROXY_METRICS_BIND").update(value="127.0.0.1:9091"),
+            "proxy metrics off": lambda d: self.proxy(d)["env"].remove(
+                self.env(self.proxy(d), "CRUCIBLE_PROXY_METRICS_BIND")),
+            "proxy metrics port unnamed": lambda d: self.proxy(d)["ports"][0].pop("name"),
+            "scraper cannot reach the proxy's exporter": lambda d: find(
+                d, "NetworkPolicy", "crucible-metrics")["spec"]["ingress"][0]["ports"].pop(1),
+            "scraper reaches the engine frontend": lambda d: find(
+                d, "NetworkPolicy", "crucible-metrics")["spec"]["ingress"][0]["ports"].append(
+                    {"protocol": "TCP", "port": 2375}),
         }
         for what, mutate in cases.items():
             with self.subTest(what):

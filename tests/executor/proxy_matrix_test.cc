@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/executor/engine_env.h"
+#include "tests/testing/http_get.h"
 #include "tests/testing/process.h"
 #include "tests/testing/test_stack.h"
 
@@ -299,7 +300,8 @@ TEST_F(ProxyMatrixTest, PullIsAllowedOnlyWhenEnabled) {
       {absl::StrCat("CRUCIBLE_PROXY_BIND=127.0.0.1:", port),
        "CRUCIBLE_ENGINE_SOCKET=" + stack_.engine_socket,
        // No create is sent here; the guard's address only has to parse.
-       "CRUCIBLE_GUARD_ADDR=127.0.0.1:1", "CRUCIBLE_PROXY_ALLOW_PULL=1"});
+       "CRUCIBLE_GUARD_ADDR=127.0.0.1:1", "CRUCIBLE_PROXY_ALLOW_PULL=1",
+       "CRUCIBLE_PROXY_METRICS_BIND=" + dir + "/metrics.sock"});
   ASSERT_TRUE(proxy.ok()) << proxy.status();
   const std::string base = absl::StrCat("http://127.0.0.1:", port);
   absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -314,6 +316,91 @@ TEST_F(ProxyMatrixTest, PullIsAllowedOnlyWhenEnabled) {
   EXPECT_EQ(Call(base, "POST", "/v1.41/images/create?fromSrc=-").code, 403);
   EXPECT_EQ(Call(base, "POST", "/v1.41/images/create").code, 403);
   EXPECT_EQ(Call(base, "GET", "/v1.41/images/json").code, 403);
+}
+
+// One request to a proxy listening on a Unix socket: its status code.
+int UnixCall(const std::string& socket, const std::string& method,
+             const std::string& path) {
+  std::vector<std::string> argv = {
+      "/usr/bin/curl", "-sS", "--path-as-is", "--max-time",    "20",  "-o",
+      "/dev/null",     "-w",  "%{http_code}", "--unix-socket", socket};
+  // -X HEAD would wait for a body that never comes.
+  if (method == "HEAD") {
+    argv.push_back("-I");
+  } else {
+    argv.insert(argv.end(), {"-X", method});
+  }
+  argv.push_back("http://proxy" + path);
+  auto r = RunCommand(argv, absl::Seconds(30));
+  EXPECT_TRUE(r.ok()) << r.status();
+  int code = 0;
+  if (r.ok()) EXPECT_TRUE(absl::SimpleAtoi(r->out, &code)) << r->out << r->err;
+  return code;
+}
+
+// GET /metrics on the proxy's exporter (a Unix socket): the body.
+std::string ScrapeProxy(const std::string& socket) {
+  auto r = RunCommand({"/usr/bin/curl", "-fsS", "--max-time", "20",
+                       "--unix-socket", socket, "http://proxy/metrics"},
+                      absl::Seconds(30));
+  EXPECT_TRUE(r.ok() && r->exit_code == 0)
+      << (r.ok() ? r->err : r.status().ToString());
+  return r.ok() ? r->out : "";
+}
+
+// HAProxy's Prometheus exporter (CRUCIBLE_PROXY_METRICS_BIND, a frontend
+// of its own): a request the allowlist refuses is counted on the docker
+// frontend, and the metrics frontend serves GET /metrics alone: engine
+// paths there are answered 404 by HAProxy and never reach the engine.
+TEST_F(ProxyMatrixTest, ExporterCountsRefusalsAndNeverReachesTheEngine) {
+  const std::string dir = testing_util::MakeTempDir("proxy-metrics");
+  const std::string proxy = dir + "/proxy.sock";
+  const std::string metrics = dir + "/metrics.sock";
+  auto haproxy = testing_util::Process::Start(
+      {"/usr/sbin/haproxy", "-db", "-f",
+       testing_util::SourcePath("deploy/docker-proxy/haproxy.cfg")},
+      dir + "/proxy.log",
+      {"CRUCIBLE_PROXY_BIND=" + proxy, "CRUCIBLE_PROXY_METRICS_BIND=" + metrics,
+       "CRUCIBLE_ENGINE_SOCKET=" + stack_.engine_socket,
+       // No create is sent here; the guard's address only has to parse.
+       "CRUCIBLE_GUARD_ADDR=127.0.0.1:1"});
+  ASSERT_TRUE(haproxy.ok()) << haproxy.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (UnixCall(proxy, "GET", "/_ping") != 200 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_EQ(UnixCall(proxy, "GET", "/_ping"), 200) << haproxy->Log();
+
+  const std::string refused =
+      "haproxy_frontend_http_responses_total{proxy=\"docker\",code=\"4xx\"}";
+  const std::string denied =
+      "haproxy_frontend_requests_denied_total{proxy=\"docker\"}";
+  const std::string to_engine =
+      "haproxy_backend_http_requests_total{proxy=\"engine\"}";
+  std::string text = ScrapeProxy(metrics);
+  const double refused_before = testing_util::ExposedValue(text, refused);
+  const double denied_before = testing_util::ExposedValue(text, denied);
+  const double engine_before = testing_util::ExposedValue(text, to_engine);
+
+  EXPECT_EQ(UnixCall(proxy, "POST", "/v1.41/containers/abc123/exec"), 403);
+  text = ScrapeProxy(metrics);
+  EXPECT_EQ(testing_util::ExposedValue(text, refused), refused_before + 1);
+  EXPECT_EQ(testing_util::ExposedValue(text, denied), denied_before + 1);
+  EXPECT_EQ(testing_util::ExposedValue(text, to_engine), engine_before);
+
+  // The metrics frontend: 404 for anything but GET|HEAD /metrics, engine
+  // paths included, and not one request more reached the engine.
+  EXPECT_EQ(UnixCall(metrics, "GET", "/_ping"), 404);
+  EXPECT_EQ(UnixCall(metrics, "GET", "/v1.41/containers/json"), 404);
+  EXPECT_EQ(UnixCall(metrics, "POST", "/metrics"), 404);
+  EXPECT_EQ(UnixCall(metrics, "HEAD", "/metrics"), 200);
+  text = ScrapeProxy(metrics);
+  EXPECT_EQ(testing_util::ExposedValue(text, to_engine), engine_before);
+  EXPECT_EQ(testing_util::ExposedValue(
+                text,
+                "haproxy_frontend_http_responses_total{proxy=\"metrics\","
+                "code=\"4xx\"}"),
+            3);
 }
 
 }  // namespace
