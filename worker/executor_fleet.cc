@@ -13,6 +13,19 @@ namespace worker {
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 
+namespace {
+
+common::MetricFamily<common::Counter>& RotationChanges(
+    common::MetricsRegistry* registry) {
+  return (registry != nullptr ? *registry : common::DefaultMetricsRegistry())
+      .AddCounter("crucible_worker_executor_rotation_changes_total",
+                  "Executors that entered (in) or left (out) rotation: "
+                  "their health checks began or stopped passing.",
+                  {"change"});
+}
+
+}  // namespace
+
 // Checks run on gRPC's callback threads and report to the pool, which
 // is why the fleet, not the pool, owns the stubs.
 ExecutorFleet::ExecutorFleet(
@@ -23,6 +36,8 @@ ExecutorFleet::ExecutorFleet(
       channel_(channel),
       on_change_(std::move(on_change)),
       on_known_(std::move(on_known)),
+      rotation_in_(RotationChanges(options_.metrics).WithLabels({"in"})),
+      rotation_out_(RotationChanges(options_.metrics).WithLabels({"out"})),
       pool_(options_.pool, common::Clock::Real(), gen_),
       discovery_(options_.discovery) {}
 
@@ -125,6 +140,7 @@ void ExecutorFleet::StartCheck(const std::string& address) {
           if (was_healthy != healthy) {
             LOG(INFO) << "executor " << address
                       << (healthy ? " in rotation" : " out of rotation");
+            (healthy ? rotation_in_ : rotation_out_).Increment();
           }
           on_change_();
         } else if (serving && !healthy) {

@@ -12,6 +12,7 @@
 #include "absl/random/random.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/metrics.h"
 #include "crucible/v1/executor_service.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "worker/channel.h"
@@ -31,6 +32,9 @@ struct FleetOptions {
   absl::Duration check_deadline = absl::Seconds(1);
   // How often due checks are looked for (the checks' own pace is in `pool`).
   absl::Duration tick = absl::Milliseconds(100);
+  // Where crucible_worker_executor_rotation_changes_total goes; null: the
+  // process's common::DefaultMetricsRegistry(). Must outlive the fleet.
+  common::MetricsRegistry* metrics = nullptr;
 };
 
 // Keeps the ExecutorPool current: re-resolves the executors' addresses on
@@ -94,6 +98,9 @@ class ExecutorFleet {
   const ChannelOptions channel_;
   const std::function<void()> on_change_;
   const std::function<void(const std::set<std::string>&)> on_known_;
+  // An executor entered (in_) or left (out_) rotation.
+  common::Counter& rotation_in_;
+  common::Counter& rotation_out_;
   absl::BitGen gen_;  // used only under the pool's lock
   ExecutorPool pool_;
   Discovery discovery_;   // Start's, then resolver_'s

@@ -46,14 +46,15 @@ class Execution {
             const RunnerOptions& options,
             const crucible::v1::RunRequest& request,
             const policy::ContainerPlan& plan, RunSink& sink,
-            RunControl& control)
+            RunControl& control, RunnerMetrics& metrics)
       : engine_(engine),
         clock_(clock),
         options_(options),
         request_(request),
         plan_(plan),
         sink_(sink),
-        control_(control) {}
+        control_(control),
+        metrics_(metrics) {}
 
   absl::StatusOr<TaskResult> Run() {
     if (control_.shutting_down()) return ShutdownError();
@@ -73,6 +74,7 @@ class Execution {
         return pulled;
       }
     }
+    create_time_ = clock_.Now();
     absl::StatusOr<std::string> id =
         engine_.CreateContainer(plan_.name, plan_.create_body);
     if (!id.ok()) return id.status();
@@ -169,6 +171,7 @@ class Execution {
       return r;
     }
     start_time_ = clock_.Now();
+    metrics_.CreatedToStarted(start_time_ - create_time_);
     sink_.OnStarted(Started());
     std::thread watchdog([this] { Watchdog(start_time_); });
     absl::Cleanup join_watchdog = [&] {
@@ -429,10 +432,12 @@ class Execution {
   const policy::ContainerPlan& plan_;
   RunSink& sink_;
   RunControl& control_;
+  RunnerMetrics& metrics_;
   // The container's name (plan_.name): every engine call on the container
   // uses it, as the docker-proxy refuses the engine's hex ids.
   const std::string& name_ = plan_.name;
   std::string id_;  // the engine's id, reported to the sink only
+  absl::Time create_time_ = absl::InfinitePast();
   absl::Time start_time_ = absl::InfinitePast();
   std::atomic<bool> abort_streams_{false};
   std::atomic<bool> logs_stop_{false};    // abandon the current log stream
@@ -453,8 +458,11 @@ absl::StatusOr<TaskResult> ExecuteRun(docker::Engine& engine,
                                       const RunnerOptions& options,
                                       const crucible::v1::RunRequest& request,
                                       const policy::ContainerPlan& plan,
-                                      RunSink& sink, RunControl& control) {
-  return Execution(engine, clock, options, request, plan, sink, control).Run();
+                                      RunSink& sink, RunControl& control,
+                                      RunnerMetrics& metrics) {
+  return Execution(engine, clock, options, request, plan, sink, control,
+                   metrics)
+      .Run();
 }
 
 }  // namespace runner

@@ -7,6 +7,7 @@
 #include "executor/docker/engine.h"
 #include "executor/policy/container_policy.h"
 #include "executor/runner/runner.h"
+#include "executor/runner/runner_metrics.h"
 
 namespace runner {
 
@@ -16,7 +17,8 @@ namespace runner {
 absl::StatusOr<crucible::v1::TaskResult> ExecuteRun(
     docker::Engine& engine, const common::Clock& clock,
     const RunnerOptions& options, const crucible::v1::RunRequest& request,
-    const policy::ContainerPlan& plan, RunSink& sink, RunControl& control);
+    const policy::ContainerPlan& plan, RunSink& sink, RunControl& control,
+    RunnerMetrics& metrics);
 
 }  // namespace runner
 

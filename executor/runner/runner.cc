@@ -153,8 +153,8 @@ absl::StatusOr<crucible::v1::TaskResult> Runner::RunUncounted(
   }
   metrics_.SlotBusy(1);
   VLOG(1) << RunTag(request) << " attempt " << request.attempt() << " starting";
-  absl::StatusOr<crucible::v1::TaskResult> result =
-      ExecuteRun(engine_, clock_, options_, request, *plan, sink, *control);
+  absl::StatusOr<crucible::v1::TaskResult> result = ExecuteRun(
+      engine_, clock_, options_, request, *plan, sink, *control, metrics_);
   {
     absl::MutexLock lock(&mu_);
     active_.erase(request.run_id());

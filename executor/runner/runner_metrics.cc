@@ -39,6 +39,12 @@ RunnerMetrics::RunnerMetrics(common::MetricsRegistry& r, int slots)
                            "Containers of this executor that no run owned "
                            "(left by a crash or a lost engine), removed.")
                   .WithLabels({})),
+      create_to_start_(
+          r.AddHistogram("crucible_executor_container_create_to_start_seconds",
+                         "Time from a run's container create call to its "
+                         "start call's answer (create, the exit wait posted, "
+                         "start): the engine's part of a run's start.")
+              .WithLabels({})),
       runs_(r.AddCounter("crucible_executor_runs_total",
                          "Runs that ended, by outcome: succeeded, failed "
                          "(non-zero exit), timeout, oom_killed, "

@@ -24,6 +24,10 @@ class RunnerMetrics {
   void Ended(const absl::StatusOr<crucible::v1::TaskResult>& result);
   // A run's container wrote `bytes` of output on `stream`.
   void Output(crucible::v1::OutputStream stream, size_t bytes);
+  // A run's container started this long after its create call began.
+  void CreatedToStarted(absl::Duration d) {
+    create_to_start_.ObserveDuration(d);
+  }
   // Orphan containers removed by a reap.
   void Reaped(int n) { reaped_.Increment(n); }
 
@@ -32,6 +36,7 @@ class RunnerMetrics {
   common::Gauge& slots_total_;
   common::Gauge& slots_busy_;
   common::Counter& reaped_;
+  common::Histogram& create_to_start_;
   common::MetricFamily<common::Counter>& runs_;
   common::MetricFamily<common::Counter>& errors_;
   common::Counter& stdout_bytes_;

@@ -37,10 +37,10 @@ void Delivery::FollowFromDelivered(int64_t subscription) {
   listeners_.at(it->second).at(subscription).after_op = delivered_op_;
 }
 
-void Delivery::Unsubscribe(int64_t subscription) {
+bool Delivery::Unsubscribe(int64_t subscription) {
   absl::MutexLock lock(&mu_);
   auto it = subscription_task_.find(subscription);
-  if (it == subscription_task_.end()) return;
+  if (it == subscription_task_.end()) return false;
   subscriptions_.fetch_sub(1, std::memory_order_release);
   auto l = listeners_.find(it->second);
   if (l != listeners_.end()) {
@@ -48,6 +48,7 @@ void Delivery::Unsubscribe(int64_t subscription) {
     if (l->second.empty()) listeners_.erase(l);
   }
   subscription_task_.erase(it);
+  return true;
 }
 
 std::string GoingAwayMessage(const std::string& reason) {

@@ -85,13 +85,16 @@ class Delivery {
   // Moves a subscription's start to the last operation delivered (its
   // listener was given the task as stored, which holds every delivered one).
   void FollowFromDelivered(int64_t subscription);
-  void Unsubscribe(int64_t subscription);
+  // Returns whether the subscription was there (false: gone already).
+  bool Unsubscribe(int64_t subscription);
   // Tells every listener the server is going away (OnGoingAway).
   void GoAway(const std::string& reason) ABSL_LOCKS_EXCLUDED(mu_);
   // Whether any task is followed. Grows only in Subscribe: an owner that
   // subscribes under its lock may skip building events while it is false.
-  bool followed() const {
-    return subscriptions_.load(std::memory_order_acquire) > 0;
+  bool followed() const { return subscriptions() > 0; }
+  // Subscriptions open now.
+  int64_t subscriptions() const {
+    return subscriptions_.load(std::memory_order_acquire);
   }
 
   // Delivers operation `op`'s announcement (ops in increasing order).

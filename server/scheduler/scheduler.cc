@@ -79,8 +79,12 @@ Scheduler::~Scheduler() {
   outbox_.SetBurstEnd(nullptr);
   // The gauges are the process's: what this scheduler held leaves them.
   absl::MutexLock lock(&mu_);
-  for (const auto& [id, e] : active_) metrics_.Forget(e.task.state());
+  for (const auto& [id, e] : active_) metrics_.Forget(e.task);
   metrics_.WorkersConnected(-static_cast<int>(sessions_.size()));
+  for (const auto& [id, session] : sessions_) {
+    metrics_.Credits(-session.credits);
+  }
+  metrics_.Subscribers(-delivery_.subscriptions());
 }
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
@@ -177,8 +181,7 @@ void Scheduler::AddEntryLocked(Task task) {
   if (!e.task.request_id().empty()) {
     requests_[RequestKey(e.task.tenant(), e.task.request_id())] = e.task.id();
   }
-  CountLocked(e.task.tenant(), crucible::v1::TASK_STATE_UNSPECIFIED,
-              e.task.state());
+  CountLocked(e.task, crucible::v1::TASK_STATE_UNSPECIFIED, e.task.state());
   std::string id = e.task.id();
   auto [it, inserted] = active_.emplace(std::move(id), std::move(e));
   if (it->second.task.state() == crucible::v1::TASK_STATE_QUEUED) {
@@ -476,6 +479,7 @@ absl::StatusOr<TaskSubscription> Scheduler::Subscribe(
       sub.task = it->second.task;
       // Operations up to last_op_ are in the snapshot; later ones reach us.
       sub.id = delivery_.Subscribe(task_id, listener, last_op_);
+      metrics_.Subscribers(1);
     }
   }
   if (!active) {  // ended (or unknown): nothing to follow
@@ -502,7 +506,7 @@ absl::StatusOr<TaskSubscription> Scheduler::Subscribe(
 }
 
 void Scheduler::Unsubscribe(int64_t subscription_id) {
-  delivery_.Unsubscribe(subscription_id);
+  if (delivery_.Unsubscribe(subscription_id)) metrics_.Subscribers(-1);
 }
 
 absl::StatusOr<std::vector<crucible::v1::OutputChunk>> Scheduler::ReadOutput(

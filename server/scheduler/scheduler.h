@@ -292,9 +292,10 @@ class Scheduler {
   static QueuePosition PositionOf(const Entry& e);
   void AddEntryLocked(crucible::v1::Task task)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A task of `tenant` went from `from` to `to` (UNSPECIFIED: it appeared):
-  // its tenant's counts follow, and its dispatch is held at its running cap.
-  void CountLocked(const std::string& tenant, crucible::v1::TaskState from,
+  // `task` went from `from` to `to` (UNSPECIFIED: it appeared): its
+  // tenant's counts and the metrics follow, and its tenant's dispatch is
+  // held at its running cap.
+  void CountLocked(const crucible::v1::Task& task, crucible::v1::TaskState from,
                    crucible::v1::TaskState to)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies a tenants config to the quota book and the queue's weights.

@@ -30,7 +30,7 @@ absl::Status Scheduler::CommitLocked(Entry& e, TaskState to,
   }
   // In place: no copy of the task per transition.
   change(e.task);
-  CountLocked(e.task.tenant(), e.task.state(), to);
+  CountLocked(e.task, e.task.state(), to);
   e.task.set_state(to);
   absl::Time now = clock_.Now();
   *e.task.mutable_update_time() = common::ToProtoTime(now);

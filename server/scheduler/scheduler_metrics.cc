@@ -1,11 +1,16 @@
 #include "server/scheduler/scheduler_metrics.h"
 
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/strip.h"
 #include "common/task_state.h"
 
 namespace server {
 
+using crucible::v1::Task;
 using crucible::v1::TaskState;
 
 SchedulerMetrics::SchedulerMetrics(common::MetricsRegistry& r)
@@ -44,39 +49,118 @@ SchedulerMetrics::SchedulerMetrics(common::MetricsRegistry& r)
               .WithLabels({})),
       workers_connected_(r.AddGauge("crucible_server_workers_connected",
                                     "Worker sessions open on this server.")
-                             .WithLabels({})) {
-  auto& tasks = r.AddGauge("crucible_server_tasks",
-                           "Tasks in memory by non-terminal state: the "
-                           "queue's depth (QUEUED) and the work handed out.",
-                           {"state"});
-  auto& ended = r.AddCounter("crucible_server_tasks_ended_total",
-                             "Tasks that reached a terminal state.", {"state"});
-  for (int s = 1; s < kStates; ++s) {
-    if (!crucible::v1::TaskState_IsValid(s)) continue;
-    const auto state = static_cast<TaskState>(s);
-    if (common::IsTerminal(state)) {
-      ended_[s] = &ended.WithLabels({common::StateName(state)});
-    } else {
-      tasks_[s] = &tasks.WithLabels({common::StateName(state)});
+                             .WithLabels({})),
+      credits_(r.AddGauge("crucible_server_worker_credits",
+                          "Free slots the connected workers have offered "
+                          "and no assignment has taken yet (credits "
+                          "outstanding).")
+                   .WithLabels({})),
+      subscribers_(r.AddGauge("crucible_server_stream_subscribers",
+                              "WatchTask and StreamTaskOutput streams "
+                              "following a task that has not ended.")
+                       .WithLabels({})),
+      tasks_(r.AddGauge("crucible_server_tasks",
+                        "Tasks in memory by non-terminal state, tenant and "
+                        "priority band (high > 0, normal 0, low < 0): the "
+                        "queue's depth (QUEUED) and the work handed out.",
+                        {"state", "tenant", "priority"})),
+      ended_(r.AddCounter("crucible_server_tasks_ended_total",
+                          "Tasks that reached a terminal state, by state "
+                          "and the last attempt's termination reason "
+                          "(none: ended before any attempt ran).",
+                          {"state", "reason"})) {
+  // The ends that can happen, exposed at 0 from the start (rate() needs a
+  // series before its first increase); others appear when they happen.
+  using crucible::v1::TerminationReason;
+  const std::pair<TaskState, std::vector<TerminationReason>> ends[] = {
+      {crucible::v1::TASK_STATE_SUCCEEDED,
+       {crucible::v1::TERMINATION_REASON_EXITED}},
+      {crucible::v1::TASK_STATE_FAILED,
+       {crucible::v1::TERMINATION_REASON_EXITED,
+        crucible::v1::TERMINATION_REASON_OOM_KILLED,
+        crucible::v1::TERMINATION_REASON_OUTPUT_LIMIT,
+        crucible::v1::TERMINATION_REASON_INFRASTRUCTURE,
+        crucible::v1::TERMINATION_REASON_REJECTED}},
+      {crucible::v1::TASK_STATE_TIMED_OUT,
+       {crucible::v1::TERMINATION_REASON_TIMEOUT}},
+      {crucible::v1::TASK_STATE_CANCELLED,
+       {crucible::v1::TERMINATION_REASON_CANCELLED}},
+  };
+  for (const auto& [state, reasons] : ends) {
+    for (TerminationReason reason : reasons) EndedSeries(state, reason);
+  }
+}
+
+const char* SchedulerMetrics::PriorityBand(int32_t priority) {
+  if (priority > 0) return "high";
+  if (priority < 0) return "low";
+  return "normal";
+}
+
+namespace {
+
+int BandIndex(int32_t priority) {
+  if (priority > 0) return 0;
+  if (priority < 0) return 2;
+  return 1;
+}
+
+std::string ReasonLabel(crucible::v1::TerminationReason reason) {
+  if (reason == crucible::v1::TERMINATION_REASON_UNSPECIFIED) return "none";
+  return absl::AsciiStrToLower(absl::StripPrefix(
+      crucible::v1::TerminationReason_Name(reason), "TERMINATION_REASON_"));
+}
+
+}  // namespace
+
+common::Gauge* SchedulerMetrics::TasksSeries(const Task& task,
+                                             TaskState state) {
+  if (state <= 0 || state >= kStates || common::IsTerminal(state)) {
+    return nullptr;
+  }
+  std::array<common::Gauge*, kStates>& series =
+      tenants_[task.tenant()][BandIndex(task.spec().priority())];
+  if (series[state] == nullptr) {
+    // Every non-terminal state of the tenant and band at once, so that a
+    // dashboard sees 0 rather than no series.
+    for (int s = 1; s < kStates; ++s) {
+      if (!crucible::v1::TaskState_IsValid(s) ||
+          common::IsTerminal(static_cast<TaskState>(s))) {
+        continue;
+      }
+      series[s] = &tasks_.WithLabels(
+          {common::StateName(static_cast<TaskState>(s)), task.tenant(),
+           PriorityBand(task.spec().priority())});
     }
   }
+  return series[state];
 }
 
-void SchedulerMetrics::Transition(TaskState from, TaskState to) {
+common::Counter& SchedulerMetrics::EndedSeries(
+    TaskState state, crucible::v1::TerminationReason reason) {
+  int r = reason;
+  if (r < 0 || r >= kReasons) r = 0;
+  common::Counter*& series = ended_by_[state][r];
+  if (series == nullptr) {
+    series = &ended_.WithLabels(
+        {common::StateName(state),
+         ReasonLabel(static_cast<crucible::v1::TerminationReason>(r))});
+  }
+  return *series;
+}
+
+void SchedulerMetrics::Transition(const Task& task, TaskState from,
+                                  TaskState to) {
   if (from == to) return;
-  if (from > 0 && from < kStates && tasks_[from] != nullptr) {
-    tasks_[from]->Add(-1);
-  }
-  if (to > 0 && to < kStates) {
-    if (tasks_[to] != nullptr) tasks_[to]->Add(1);
-    if (ended_[to] != nullptr) ended_[to]->Increment();
+  if (common::Gauge* g = TasksSeries(task, from)) g->Add(-1);
+  if (common::Gauge* g = TasksSeries(task, to)) g->Add(1);
+  if (to > 0 && to < kStates && common::IsTerminal(to)) {
+    EndedSeries(to, task.result().reason()).Increment();
   }
 }
 
-void SchedulerMetrics::Forget(TaskState state) {
-  if (state > 0 && state < kStates && tasks_[state] != nullptr) {
-    tasks_[state]->Add(-1);
-  }
+void SchedulerMetrics::Forget(const Task& task) {
+  if (common::Gauge* g = TasksSeries(task, task.state())) g->Add(-1);
 }
 
 }  // namespace server

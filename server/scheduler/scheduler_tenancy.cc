@@ -13,9 +13,10 @@ namespace server {
 
 using crucible::v1::TaskState;
 
-void Scheduler::CountLocked(const std::string& tenant, TaskState from,
+void Scheduler::CountLocked(const crucible::v1::Task& task, TaskState from,
                             TaskState to) {
-  metrics_.Transition(from, to);
+  metrics_.Transition(task, from, to);
+  const std::string& tenant = task.tenant();
   // The queue holds a tenant at its running cap: it is simply not active
   // for fair share until one of its runs ends (no scan at dispatch).
   if (quotas_.Count(tenant, from, to)) {

@@ -38,11 +38,16 @@ absl::StatusOr<int64_t> Scheduler::ConnectWorker(const std::string& worker_id,
     replaced = old->second;
     LOG(WARNING) << "worker " << worker_id << " reconnected; session "
                  << replaced << " replaced by " << id;
-    sessions_.erase(replaced);
+    auto gone = sessions_.find(replaced);
+    if (gone != sessions_.end()) {
+      metrics_.Credits(-gone->second.credits);
+      sessions_.erase(gone);
+    }
   } else {
     metrics_.WorkersConnected(1);
   }
   sessions_[id] = Session{worker_id, credits};
+  metrics_.Credits(credits);
   session_of_worker_[worker_id] = id;
   {
     // Registered under mu_, so the first delivery after this Op already
@@ -113,6 +118,7 @@ void Scheduler::DisconnectWorker(int64_t session_id) {
     if (w != session_of_worker_.end() && w->second == session_id) {
       session_of_worker_.erase(w);
     }
+    metrics_.Credits(-it->second.credits);
     sessions_.erase(it);
     metrics_.WorkersConnected(-1);
   }
@@ -130,6 +136,7 @@ absl::Status Scheduler::AddCredits(int64_t session_id, int credits) {
     return absl::NotFoundError(absl::StrCat("no session ", session_id));
   }
   it->second.credits += credits;
+  metrics_.Credits(credits);
   DispatchLocked(op.out);
   return absl::OkStatus();
 }
@@ -192,6 +199,7 @@ absl::Status Scheduler::LeaseLocked(Entry& e, int64_t session_id, Outbox& out) {
   e.leased_at = clock_.Now();
   leases_[e.lease_id] = e.task.id();
   --session.credits;
+  metrics_.Credits(-1);
   ConnectResponse msg;
   crucible::v1::Assignment* a = msg.mutable_assignment();
   *a->mutable_task() = e.task;

@@ -108,18 +108,20 @@ TEST_F(MetricsProcessTest, ServerCountsARealCreateTask) {
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_EQ(reply->code, 200);
   EXPECT_EQ(reply->content_type, "text/plain; version=0.0.4; charset=utf-8");
-  ExpectFamilies(reply->body,
-                 {"crucible_server_tasks_created_total",
-                  "crucible_server_tasks_ended_total", "crucible_server_tasks",
-                  "crucible_server_queue_wait_seconds",
-                  "crucible_server_lease_to_start_seconds",
-                  "crucible_server_task_retries_total",
-                  "crucible_server_lease_expiries_total",
-                  "crucible_server_reports_refused_total",
-                  "crucible_server_workers_connected",
-                  "crucible_server_store_commit_seconds",
-                  "crucible_server_store_commit_batch_size",
-                  "crucible_server_store_commit_failures_total"});
+  ExpectFamilies(
+      reply->body,
+      {"crucible_server_tasks_created_total",
+       "crucible_server_tasks_ended_total", "crucible_server_tasks",
+       "crucible_server_queue_wait_seconds",
+       "crucible_server_lease_to_start_seconds",
+       "crucible_server_task_retries_total",
+       "crucible_server_lease_expiries_total",
+       "crucible_server_reports_refused_total",
+       "crucible_server_workers_connected", "crucible_server_worker_credits",
+       "crucible_server_stream_subscribers",
+       "crucible_server_store_commit_seconds",
+       "crucible_server_store_commit_batch_size",
+       "crucible_server_store_commit_failures_total"});
   EXPECT_EQ(testing_util::SampleValue(reply->body,
                                       "crucible_server_tasks_created_total"),
             0);
@@ -142,8 +144,11 @@ TEST_F(MetricsProcessTest, ServerCountsARealCreateTask) {
   EXPECT_EQ(
       testing_util::SampleValue(*text, "crucible_server_tasks_created_total"),
       1);
+  // Without tokens every task is the "default" tenant's.
   EXPECT_EQ(testing_util::SampleValue(
-                *text, "crucible_server_tasks{state=\"QUEUED\"}"),
+                *text,
+                "crucible_server_tasks{state=\"QUEUED\",tenant=\"default\","
+                "priority=\"normal\"}"),
             1);
   // The insert was committed (CreateTask answers once it is durable).
   auto batches = testing_util::SampleValue(

@@ -167,6 +167,27 @@ TEST_F(RunnerMetricsTest, EngineCallLatencyIsTheCallsDuration) {
             1);
 }
 
+TEST_F(RunnerMetricsTest, CreateToStartIsTimedForStartedContainersOnly) {
+  engine_.SetScript({.exit_code = 0});
+  engine_.StallNext(Op::kStart);
+  testing_util::BoundedThread run(
+      [&] { EXPECT_TRUE(runner_->Run(Request("a"), sink_, nullptr).ok()); });
+  ASSERT_TRUE(engine_.WaitForCalls(Op::kStart, 1));
+  clock_.Advance(absl::Seconds(3));
+  engine_.Unstall();
+  ASSERT_TRUE(run.JoinWithin(absl::Seconds(30)));
+  EXPECT_EQ(Value("crucible_executor_container_create_to_start_seconds_count"),
+            1);
+  EXPECT_EQ(Value("crucible_executor_container_create_to_start_seconds_sum"),
+            3);
+
+  // A create that fails starts nothing and times nothing.
+  engine_.FailNext(Op::kCreate, absl::UnavailableError("engine down"));
+  EXPECT_FALSE(runner_->Run(Request("b"), sink_, nullptr).ok());
+  EXPECT_EQ(Value("crucible_executor_container_create_to_start_seconds_count"),
+            1);
+}
+
 TEST_F(RunnerMetricsTest, OutputBytesAreCountedByStream) {
   engine_.SetScript(
       {.exit_code = 0, .stdout_data = "hello\n", .stderr_data = "oops!\n"});

@@ -28,11 +28,15 @@ class SchedulerMetricsTest : public SchedulerTest {
   double Value(const std::string& series) {
     return ::testing_util::ExposedValue(registry_.Expose(), series);
   }
-  double Tasks(const std::string& state) {
-    return Value("crucible_server_tasks{state=\"" + state + "\"}");
+  // The default tenant's tasks of priority 0.
+  double Tasks(const std::string& state, const std::string& tenant = "default",
+               const std::string& band = "normal") {
+    return Value("crucible_server_tasks{state=\"" + state + "\",tenant=\"" +
+                 tenant + "\",priority=\"" + band + "\"}");
   }
-  double Ended(const std::string& state) {
-    return Value("crucible_server_tasks_ended_total{state=\"" + state + "\"}");
+  double Ended(const std::string& state, const std::string& reason) {
+    return Value("crucible_server_tasks_ended_total{state=\"" + state +
+                 "\",reason=\"" + reason + "\"}");
   }
 
   common::MetricsRegistry registry_;
@@ -40,8 +44,10 @@ class SchedulerMetricsTest : public SchedulerTest {
 
 TEST_F(SchedulerMetricsTest, ATaskFromCreateToSuccessMovesEverySeries) {
   EXPECT_EQ(Value("crucible_server_tasks_created_total"), 0);
-  EXPECT_EQ(Ended("SUCCEEDED"), 0);  // every terminal state from the start
-  EXPECT_EQ(Ended("TIMED_OUT"), 0);
+  // The ends that can happen are there from the start.
+  EXPECT_EQ(Ended("SUCCEEDED", "exited"), 0);
+  EXPECT_EQ(Ended("FAILED", "oom_killed"), 0);
+  EXPECT_EQ(Ended("TIMED_OUT", "timeout"), 0);
   Create(Spec());
   Create(Spec());
   EXPECT_EQ(Value("crucible_server_tasks_created_total"), 2);
@@ -67,13 +73,13 @@ TEST_F(SchedulerMetricsTest, ATaskFromCreateToSuccessMovesEverySeries) {
   EXPECT_EQ(Tasks("RUNNING"), 1);
   ASSERT_TRUE(scheduler_->ReportCompletion(Exited(lease, 0)).ok());
   EXPECT_EQ(Tasks("RUNNING"), 0);
-  EXPECT_EQ(Ended("SUCCEEDED"), 1);
+  EXPECT_EQ(Ended("SUCCEEDED", "exited"), 1);
   EXPECT_EQ(Value("crucible_server_reports_refused_total"), 0);
 
   // The same lease again: fenced.
   EXPECT_FALSE(scheduler_->ReportCompletion(Exited(lease, 0)).ok());
   EXPECT_EQ(Value("crucible_server_reports_refused_total"), 1);
-  EXPECT_EQ(Ended("SUCCEEDED"), 1);
+  EXPECT_EQ(Ended("SUCCEEDED", "exited"), 1);
 
   scheduler_->DisconnectWorker(session);
   EXPECT_EQ(Value("crucible_server_workers_connected"), 0);
@@ -121,10 +127,10 @@ TEST_F(SchedulerMetricsTest, RetriesByBlameAndEndsByState) {
   EXPECT_EQ(Value("crucible_server_task_retries_total{blame=\"task\"}"), 0);
   EXPECT_EQ(Tasks("QUEUED"), 1);
   EXPECT_EQ(Tasks("LEASED"), 0);
-  EXPECT_EQ(Ended("FAILED"), 0);
+  EXPECT_EQ(Ended("FAILED", "infrastructure"), 0);
 
   ASSERT_TRUE(scheduler_->CancelTask(kTenant, a, "no longer needed").ok());
-  EXPECT_EQ(Ended("CANCELLED"), 1);
+  EXPECT_EQ(Ended("CANCELLED", "cancelled"), 1);
   EXPECT_EQ(Tasks("QUEUED"), 0);
 }
 
@@ -156,6 +162,85 @@ TEST_F(SchedulerMetricsTest, AGoneSchedulerLeavesTheGaugesAtZero) {
   EXPECT_EQ(Value("crucible_server_workers_connected"), 0);
   // Counters stay: they count what happened in the process.
   EXPECT_EQ(Value("crucible_server_tasks_created_total"), 2);
+}
+
+TEST_F(SchedulerMetricsTest, QueueDepthIsByTenantAndPriorityBand) {
+  const TenantScope other{.tenant = "team-b"};
+  crucible::v1::TaskSpec urgent = Spec();
+  urgent.set_priority(5);
+  crucible::v1::TaskSpec later = Spec();
+  later.set_priority(-1);
+  Create(Spec());
+  Create(urgent);
+  Create(urgent);
+  ASSERT_TRUE(scheduler_->CreateTask(other, later, "").ok());
+  EXPECT_EQ(Tasks("QUEUED"), 1);
+  EXPECT_EQ(Tasks("QUEUED", "default", "high"), 2);
+  EXPECT_EQ(Tasks("QUEUED", "team-b", "low"), 1);
+  // A tenant's other states are there at 0 once it has a task.
+  EXPECT_EQ(Tasks("RUNNING", "team-b", "low"), 0);
+
+  FakeSink sink;
+  Connect(sink, 1);  // the default tenant's high band goes first
+  ASSERT_EQ(sink.TakeAssignments().size(), 1u);
+  EXPECT_EQ(Tasks("QUEUED", "default", "high"), 1);
+  EXPECT_EQ(Tasks("LEASED", "default", "high"), 1);
+  EXPECT_EQ(Tasks("QUEUED"), 1);
+}
+
+TEST_F(SchedulerMetricsTest, EndsAreByTheirReason) {
+  Create(Spec());
+  Create(Spec());
+  FakeSink sink;
+  Connect(sink, 2);
+  auto assignments = sink.TakeAssignments();
+  ASSERT_EQ(assignments.size(), 2u);
+  ASSERT_TRUE(
+      scheduler_->ReportCompletion(Exited(assignments[0].lease_id(), 3)).ok());
+  crucible::v1::AttemptCompletion oom = Exited(assignments[1].lease_id(), 137);
+  oom.mutable_result()->set_reason(crucible::v1::TERMINATION_REASON_OOM_KILLED);
+  ASSERT_TRUE(scheduler_->ReportCompletion(oom).ok());
+  EXPECT_EQ(Ended("FAILED", "exited"), 1);
+  EXPECT_EQ(Ended("FAILED", "oom_killed"), 1);
+  EXPECT_EQ(Ended("SUCCEEDED", "exited"), 0);
+}
+
+TEST_F(SchedulerMetricsTest, CreditsOutstandingFollowSessionsAndAssignments) {
+  FakeSink sink;
+  const int64_t session = Connect(sink, 3);
+  EXPECT_EQ(Value("crucible_server_worker_credits"), 3);
+  Create(Spec());
+  ASSERT_EQ(sink.TakeAssignments().size(), 1u);
+  EXPECT_EQ(Value("crucible_server_worker_credits"), 2);
+  ASSERT_TRUE(scheduler_->AddCredits(session, 4).ok());
+  EXPECT_EQ(Value("crucible_server_worker_credits"), 6);
+  // The same worker again: its old session's credits go with it.
+  FakeSink again;
+  const int64_t second = Connect(again, 1);
+  EXPECT_EQ(Value("crucible_server_worker_credits"), 1);
+  scheduler_->DisconnectWorker(second);
+  EXPECT_EQ(Value("crucible_server_worker_credits"), 0);
+}
+
+class IgnoringListener : public TaskListener {
+ public:
+  void OnEvent(const crucible::v1::TaskEvent&) override {}
+  void OnOutput(const crucible::v1::OutputChunk&) override {}
+};
+
+TEST_F(SchedulerMetricsTest, SubscribersAreCountedWhileTheyFollow) {
+  const std::string a = Create(Spec());
+  IgnoringListener one, two;
+  auto first = scheduler_->Subscribe(kTenant, a, &one);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = scheduler_->Subscribe(kTenant, a, &two);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(Value("crucible_server_stream_subscribers"), 2);
+  scheduler_->Unsubscribe(first->id);
+  scheduler_->Unsubscribe(first->id);  // twice counts once
+  EXPECT_EQ(Value("crucible_server_stream_subscribers"), 1);
+  scheduler_.reset();  // the rest leave with the scheduler
+  EXPECT_EQ(Value("crucible_server_stream_subscribers"), 0);
 }
 
 TEST(DurableOutboxMetricsTest, CommitsAreTimedAndTheirBatchesSized) {

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "tests/testing/http_get.h"
 #include "tests/worker/fake_services.h"
 #include "worker/executor_client.h"
 #include "worker/executor_fleet.h"
@@ -137,6 +138,7 @@ class FleetTest : public testing::Test {
     o.pool.retry_initial = absl::Milliseconds(20);
     o.pool.retry_max = absl::Milliseconds(20);
     o.pool.rejoin_window = absl::ZeroDuration();
+    o.metrics = &registry_;
     return o;
   }
   std::unique_ptr<ExecutorFleet> MakeFleet() {
@@ -151,6 +153,14 @@ class FleetTest : public testing::Test {
         });
   }
 
+  double RotationChanges(const std::string& change) {
+    return testing_util::ExposedValue(
+        registry_.Expose(),
+        "crucible_worker_executor_rotation_changes_total{change=\"" + change +
+            "\"}");
+  }
+
+  common::MetricsRegistry registry_;  // outlives the fleets
   FakeDns dns_;
   Changes changes_;
   absl::Mutex mu_;
@@ -173,6 +183,28 @@ TEST_F(FleetTest, AHungDnsLookupDoesNotHoldUpHealthChecks) {
   EXPECT_TRUE(changes_.WaitUntil(
       [&] { return !fleet->pool().InRotation(executor.address); }));
   dns_.Release();
+  fleet->Stop();
+}
+
+TEST_F(FleetTest, RotationChangesAreCounted) {
+  Executor executor;
+  dns_.Set({executor.address});
+  std::unique_ptr<ExecutorFleet> fleet = MakeFleet();
+  fleet->Start();
+  ASSERT_TRUE(changes_.WaitUntil(
+      [&] { return fleet->pool().InRotation(executor.address); }));
+  EXPECT_EQ(RotationChanges("in"), 1);
+  EXPECT_EQ(RotationChanges("out"), 0);
+
+  executor.SetServing(false);
+  ASSERT_TRUE(changes_.WaitUntil(
+      [&] { return !fleet->pool().InRotation(executor.address); }));
+  EXPECT_EQ(RotationChanges("out"), 1);
+  executor.SetServing(true);
+  ASSERT_TRUE(changes_.WaitUntil(
+      [&] { return fleet->pool().InRotation(executor.address); }));
+  EXPECT_EQ(RotationChanges("in"), 2);
+  EXPECT_EQ(RotationChanges("out"), 1);
   fleet->Stop();
 }
 
