@@ -25,6 +25,12 @@ through their headless Service; the proxy and the guard are native sidecars
 and the executor's grace period covers its stop; every image names a
 registry. AuditCatchesViolations breaks each rule once and expects a failure.
 
+Metrics (issue 20): every process's port named metrics with the scrape
+annotations, the executor pod's docker-proxy exporter on the port named
+proxy-metrics, NetworkPolicy crucible-metrics admitting labelled scrapers
+to those ports alone; the monitoring overlay is production plus a
+PodMonitor over both ports (audit_pod_monitor).
+
 The ha overlay (several servers on one PostgreSQL, issue 19) is audited
 further (audit_ha): at least two server replicas, never two on one node
 (required anti-affinity on kubernetes.io/hostname), a PDB over the server
@@ -640,6 +646,45 @@ def audit_proxy_metrics(spec):
     return bad
 
 
+MONITORING_OVERLAY = "monitoring"
+
+
+def audit_pod_monitor(docs):
+    """One PodMonitor (monitoring.coreos.com/v1) in the namespace selects
+    every Crucible workload's pods and scrapes GET /metrics on the ports
+    named metrics (each process) and proxy-metrics (the docker-proxy)."""
+    monitors = [d for d in docs if d["kind"] == "PodMonitor"]
+    if len(monitors) != 1:
+        return [f"{len(monitors)} PodMonitors, want 1"]
+    m = monitors[0]
+    bad = []
+    if m.get("apiVersion") != "monitoring.coreos.com/v1":
+        bad.append(f"PodMonitor apiVersion {m.get('apiVersion')}")
+    if namespace_of(m) != NAMESPACE:
+        bad.append(f"PodMonitor in namespace {namespace_of(m)}, want {NAMESPACE}")
+    selector = (m["spec"].get("selector") or {}).get("matchLabels") or {}
+    endpoints = {e.get("port"): e for e in m["spec"].get("podMetricsEndpoints") or []}
+    for port in ("metrics", "proxy-metrics"):
+        if port not in endpoints:
+            bad.append(f"PodMonitor scrapes no port named {port}")
+        elif endpoints[port].get("path", "/metrics") != "/metrics":
+            bad.append(f"PodMonitor: port {port} on path {endpoints[port].get('path')}")
+    named = set()
+    for w in workloads(docs):
+        labels = pod_labels(w)
+        comp = labels.get("app.kubernetes.io/component")
+        if comp not in CRUCIBLE_PROCESSES:
+            continue
+        if any(labels.get(k) != v for k, v in selector.items()):
+            bad.append(f"PodMonitor does not select the {comp} pods")
+        for c in all_containers(pod_spec(w)):
+            named |= {p.get("name") for p in c.get("ports") or []}
+    for port in endpoints:
+        if port not in named:
+            bad.append(f"PodMonitor scrapes port {port}, which no pod declares")
+    return bad
+
+
 def model_pod(name, ns, labels, ns_labels=None, ports=None):
     ns_labels = dict(ns_labels or {})
     ns_labels.setdefault("kubernetes.io/metadata.name", ns)
@@ -996,6 +1041,38 @@ class RenderedOverlays(unittest.TestCase):
         # The other overlays keep their SQLite volume and fail these rules.
         for o in ("local", "production"):
             self.assertNotEqual(audit_ha(self.rendered[o]), [], o)
+
+    def test_monitoring_overlay_scrapes_every_metrics_port(self):
+        """The monitoring overlay is production plus a PodMonitor (Prometheus
+        operator) whose endpoints are the ports named metrics and
+        proxy-metrics of every Crucible pod it selects."""
+        docs = self.rendered[MONITORING_OVERLAY]
+        self.assertEqual(audit_pod_monitor(docs), [])
+        production = self.rendered["production"]
+        self.assertEqual(
+            sorted((d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] != "PodMonitor"),
+            sorted((d["kind"], d["metadata"]["name"]) for d in production))
+        # The others have none, and fail the audit.
+        self.assertNotEqual(audit_pod_monitor(production), [])
+
+        def monitor(d):
+            return next(x for x in d if x["kind"] == "PodMonitor")["spec"]
+
+        cases = {
+            "no proxy endpoint": lambda d: monitor(d)["podMetricsEndpoints"].pop(1),
+            "another path": lambda d: monitor(d)["podMetricsEndpoints"][0].update(path="/m"),
+            "selects nothing": lambda d: monitor(d)["selector"]["matchLabels"].update(
+                {"app.kubernetes.io/name": "other"}),
+            "an undeclared port": lambda d: monitor(d)["podMetricsEndpoints"].append(
+                {"port": "http"}),
+            "another namespace": lambda d: next(x for x in d if x["kind"] == "PodMonitor")[
+                "metadata"].update(namespace="monitoring"),
+        }
+        for what, mutate in cases.items():
+            with self.subTest(what):
+                broken = copy.deepcopy(docs)
+                mutate(broken)
+                self.assertNotEqual(audit_pod_monitor(broken), [], what)
 
     def test_ha_store_secret_is_a_placeholder(self):
         docs = self.rendered[HA_OVERLAY]
