@@ -384,6 +384,26 @@ TEST_F(WorkerCoreTest, ANewStreamResumesTheHeldLeasesAndKeepsUnsentReports) {
   EXPECT_TRUE(ready_);
 }
 
+// How the stream ended is part of the readiness reason (for the health
+// service's crucible-health-reason) until a stream is up again.
+TEST_F(WorkerCoreTest, TheLastStreamsEndIsPartOfTheReasonUntilTheNextStream) {
+  Start();
+  EXPECT_FALSE(core_->EndStream(stream_));
+  core_->StreamFailed(absl::UnavailableError("this server is a standby"));
+  std::string reason;
+  EXPECT_FALSE(core_->ready(&reason));
+  EXPECT_EQ(reason,
+            "no stream to the server (UNAVAILABLE: this server is a standby)");
+  core_->StreamFailed(absl::OkStatus());
+  EXPECT_FALSE(core_->ready(&reason));
+  EXPECT_EQ(reason, "no stream to the server (the server ended it)");
+  core_->BeginStream({}, stream_);
+  core_->StreamConnected(stream_);
+  core_->HelloWritten(stream_);
+  EXPECT_TRUE(core_->ready(&reason));
+  EXPECT_TRUE(ready_);
+}
+
 TEST_F(WorkerCoreTest, BackPressureHoldsRunEventsUntilTheWriterCatchesUp) {
   options_.max_outbound_bytes = 100;
   Start();

@@ -148,7 +148,9 @@ bool WorkerCore::EndStream(uint64_t stream) {
 void WorkerCore::StreamFailed(const absl::Status& status) {
   {
     absl::MutexLock lock(&mu_);
-    readiness_.SetStreamError(status.ToString());
+    // OK: the server ended the stream (a graceful stop, a going-away).
+    readiness_.SetStreamError(status.ok() ? "the server ended it"
+                                          : status.ToString());
   }
   UpdateReadiness();
 }
