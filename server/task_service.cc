@@ -253,6 +253,86 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* TaskService::BatchCreateTasks(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  // As CreateTask, for many: one scheduler call decides every item under
+  // one lock and answers once their writes are durable (one group commit),
+  // on the outbox's callback thread. Always on the pool: items with a
+  // request_id may read the store, and a thousand specs are worth a hop.
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto request = std::make_shared<crucible::v1::BatchCreateTasksRequest>();
+  if (absl::Status parsed = ParseRequest(*raw_request, *request);
+      !parsed.ok()) {
+    VLOG(1) << "BatchCreateTasks: " << parsed;
+    reactor->Finish(common::ToGrpcStatus(parsed));
+    return reactor;
+  }
+  absl::StatusOr<auth::Identity> caller =
+      AuthenticateCall(authenticator_, ctx, auth::Right::kWrite);
+  if (!caller.ok()) {
+    auth::Audit({.method = "BatchCreateTasks", .outcome = caller.status()});
+    reactor->Finish(common::ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  const bool await_fleet = options_.fleet != nullptr &&
+                           !options_.fleet->Known() &&
+                           absl::Now() < options_.admission_wait_until;
+  pool_.Schedule([this, ctx, caller = *std::move(caller), await_fleet, reactor,
+                  request, raw_response,
+                  trace_id = TraceIdOf(ctx->client_metadata())]() mutable {
+    if (await_fleet) {
+      const absl::Time until = std::min(options_.admission_wait_until,
+                                        absl::FromChrono(ctx->deadline()));
+      while (!options_.fleet->Known() && absl::Now() < until) {
+        absl::SleepFor(absl::Milliseconds(50));
+      }
+    }
+    std::vector<Scheduler::CreateRequest> items;
+    items.reserve(request->requests_size());
+    for (crucible::v1::CreateTaskRequest& r : *request->mutable_requests()) {
+      items.push_back({.spec = std::move(*r.mutable_spec()),
+                       .request_id = std::move(*r.mutable_request_id())});
+    }
+    absl::Status accepted = scheduler_.CreateTasksAsync(
+        ScopeOf(caller), std::move(items),
+        [reactor, raw_response,
+         caller](std::vector<absl::StatusOr<crucible::v1::Task>> tasks) {
+          crucible::v1::BatchCreateTasksResponse response;
+          for (absl::StatusOr<crucible::v1::Task>& task : tasks) {
+            // One audit line per task, as its CreateTask would write.
+            auth::Audit({.method = "BatchCreateTasks",
+                         .subject = caller.subject,
+                         .tenant = caller.tenant,
+                         .object = task.ok() ? task->id() : "",
+                         .outcome = task.status()});
+            crucible::v1::BatchCreateTaskResult* result =
+                response.add_results();
+            if (task.ok()) {
+              *result->mutable_task() = *std::move(task);
+            } else {
+              result->mutable_error()->set_code(
+                  static_cast<int32_t>(task.status().code()));
+              result->mutable_error()->set_message(
+                  std::string(task.status().message()));
+            }
+          }
+          *raw_response = SerializeMessage(response);
+          reactor->Finish(grpc::Status::OK);
+        },
+        std::move(trace_id));
+    if (!accepted.ok()) {
+      auth::Audit({.method = "BatchCreateTasks",
+                   .subject = caller.subject,
+                   .tenant = caller.tenant,
+                   .outcome = accepted});
+      VLOG(1) << "BatchCreateTasks: " << accepted;
+      reactor->Finish(common::ToGrpcStatus(accepted));
+    }
+  });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* TaskService::GetTask(grpc::CallbackServerContext* ctx,
                                                const grpc::ByteBuffer* request,
                                                grpc::ByteBuffer* response) {

@@ -30,13 +30,16 @@ struct TaskServiceOptions {
 // (see raw_messages.h), so that a malformed request is INVALID_ARGUMENT.
 using RawTaskServiceBase =
     crucible::v1::TaskService::WithRawCallbackMethod_CreateTask<
-        crucible::v1::TaskService::WithRawCallbackMethod_GetTask<
-            crucible::v1::TaskService::WithRawCallbackMethod_ListTasks<
-                crucible::v1::TaskService::WithRawCallbackMethod_CancelTask<
-                    crucible::v1::TaskService::WithRawCallbackMethod_WatchTask<
+        crucible::v1::TaskService::WithRawCallbackMethod_BatchCreateTasks<
+            crucible::v1::TaskService::WithRawCallbackMethod_GetTask<
+                crucible::v1::TaskService::WithRawCallbackMethod_ListTasks<
+                    crucible::v1::TaskService::WithRawCallbackMethod_CancelTask<
                         crucible::v1::TaskService::
-                            WithRawCallbackMethod_StreamTaskOutput<
-                                crucible::v1::TaskService::Service>>>>>>;
+                            WithRawCallbackMethod_WatchTask<
+                                crucible::v1::TaskService::
+                                    WithRawCallbackMethod_StreamTaskOutput<
+                                        crucible::v1::TaskService::
+                                            Service>>>>>>>;
 
 // gRPC adapter of the public TaskService over a Scheduler: authenticates the
 // caller (its tenant and role), converts protos and statuses, and writes the
@@ -57,6 +60,9 @@ class TaskService final : public RawTaskServiceBase {
   grpc::ServerUnaryReactor* CreateTask(grpc::CallbackServerContext* ctx,
                                        const grpc::ByteBuffer* request,
                                        grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* BatchCreateTasks(
+      grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+      grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetTask(grpc::CallbackServerContext* ctx,
                                     const grpc::ByteBuffer* request,
                                     grpc::ByteBuffer* response) override;

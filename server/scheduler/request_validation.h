@@ -20,6 +20,8 @@ inline constexpr size_t kMaxCancelReasonBytes = 1024;
 inline constexpr size_t kMaxPageTokenBytes = 1024;
 // How far ahead spec.not_before may be.
 inline constexpr absl::Duration kMaxNotBeforeAhead = absl::Hours(24 * 366);
+// Requests one BatchCreateTasks may carry.
+inline constexpr size_t kMaxBatchCreateRequests = 1000;
 // Bytes of user input an error message may echo.
 inline constexpr size_t kMaxEchoBytes = 64;
 

@@ -195,18 +195,23 @@ void Scheduler::EnqueueLocked(Entry& e) {
 
 void Scheduler::DequeueLocked(Entry& e) { queue_.Remove(PositionOf(e)); }
 
-void Scheduler::CreateTaskAsync(const TenantScope& scope, TaskSpec spec,
-                                std::string request_id, CreateDone done,
-                                std::string trace_id) {
-  absl::Status valid = ValidateTaskSpec(spec, options_.limits);
-  if (valid.ok()) valid = ValidateRequestId(request_id);
-  if (valid.ok() && spec.has_not_before() &&
-      common::FromProtoTime(spec.not_before()) >
-          clock_.Now() + kMaxNotBeforeAhead) {
-    valid = absl::InvalidArgumentError(
+absl::Status Scheduler::CheckCreate(const TaskSpec& spec,
+                                    const std::string& request_id) const {
+  RETURN_IF_ERROR(ValidateTaskSpec(spec, options_.limits));
+  RETURN_IF_ERROR(ValidateRequestId(request_id));
+  if (spec.has_not_before() && common::FromProtoTime(spec.not_before()) >
+                                   clock_.Now() + kMaxNotBeforeAhead) {
+    return absl::InvalidArgumentError(
         absl::StrCat("spec.not_before: at most ",
                      absl::FormatDuration(kMaxNotBeforeAhead), " ahead"));
   }
+  return absl::OkStatus();
+}
+
+void Scheduler::CreateTaskAsync(const TenantScope& scope, TaskSpec spec,
+                                std::string request_id, CreateDone done,
+                                std::string trace_id) {
+  absl::Status valid = CheckCreate(spec, request_id);
   // While the disk is full nothing new is taken on (reads go on).
   if (valid.ok()) valid = outbox_.health();
   if (!valid.ok()) return done(valid);
@@ -236,9 +241,17 @@ void Scheduler::CreateTaskAsync(const TenantScope& scope, TaskSpec spec,
         RequestEndsLocked(key) != ends) {
       continue;
     }
-    return CreateLocked(tenant, std::move(spec), std::move(request_id),
-                        std::move(trace_id), std::move(stored), std::move(done),
-                        op);
+    absl::StatusOr<Task> result =
+        CreateLocked(tenant, std::move(spec), std::move(request_id),
+                     std::move(trace_id), std::move(stored), op.out);
+    if (result.ok()) DispatchLocked(op.out);
+    // Answers once every write decided so far is durable.
+    op.then = [done = std::move(done),
+               result = std::move(result)](absl::Status s) mutable {
+      if (s.ok()) return done(std::move(result));
+      done(s);
+    };
+    return;
   }
 }
 
@@ -247,18 +260,10 @@ uint64_t& Scheduler::RequestEndsLocked(const std::string& key) {
   return request_ends_[absl::Hash<std::string>()(key) % kBuckets];
 }
 
-void Scheduler::CreateLocked(const std::string& tenant, TaskSpec spec,
-                             std::string request_id, std::string trace_id,
-                             std::optional<absl::StatusOr<Task>> stored,
-                             CreateDone done, Op& op) {
-  // Answers once every write decided so far is durable. Called once.
-  auto answer = [&op, &done](absl::StatusOr<Task> result) {
-    op.then = [done = std::move(done),
-               result = std::move(result)](absl::Status s) mutable {
-      if (s.ok()) return done(std::move(result));
-      done(s);
-    };
-  };
+absl::StatusOr<Task> Scheduler::CreateLocked(
+    const std::string& tenant, TaskSpec spec, std::string request_id,
+    std::string trace_id, std::optional<absl::StatusOr<Task>> stored,
+    Outbox& out) {
   if (!request_id.empty()) {
     // An active task answers from memory; else the store's answer holds.
     auto r = requests_.find(RequestKey(tenant, request_id));
@@ -274,23 +279,23 @@ void Scheduler::CreateLocked(const std::string& tenant, TaskSpec spec,
       // one, map order does not matter.
       if (!google::protobuf::util::MessageDifferencer::Equivalent(
               existing->spec(), spec)) {
-        return answer(absl::AlreadyExistsError(
+        return absl::AlreadyExistsError(
             absl::StrCat("request_id ", Abbreviate(request_id),
                          " was already used for task ", existing->id(),
-                         " with a different spec")));
+                         " with a different spec"));
       }
       VLOG(1) << "CreateTask: request_id " << Abbreviate(request_id) << " is "
               << common::TaskTag(existing->id(), existing->trace_id());
-      return answer(*std::move(existing));
+      return *std::move(existing);
     }
-    if (!absl::IsNotFound(existing.status())) return answer(existing.status());
+    if (!absl::IsNotFound(existing.status())) return existing.status();
   }
   // After the request_id lookup: a repeat of a create that was accepted
   // returns its task whatever the fleet is now. In memory only.
   if (options_.admission != nullptr) {
     if (absl::Status admitted = options_.admission->Check(spec);
         !admitted.ok()) {
-      return answer(admitted);
+      return admitted;
     }
   }
   // The tenant's quotas, last: only an admitted task spends a token of its
@@ -299,7 +304,7 @@ void Scheduler::CreateLocked(const std::string& tenant, TaskSpec spec,
   // its request_id free).
   if (absl::Status admitted = quotas_.Admit(tenant, spec); !admitted.ok()) {
     VLOG(1) << "CreateTask refused: " << admitted.message();
-    return answer(admitted);
+    return admitted;
   }
   Task task;
   task.set_id(NewTaskIdLocked());
@@ -325,10 +330,9 @@ void Scheduler::CreateLocked(const std::string& tenant, TaskSpec spec,
     event.set_state(task.state());
     *event.mutable_event_time() = task.create_time();
     event.set_message("created");
-    op.out.events.push_back(std::move(event));
+    out.events.push_back(std::move(event));
   }
-  DispatchLocked(op.out);
-  answer(std::move(task));
+  return task;
 }
 
 absl::StatusOr<Task> Scheduler::CreateTask(const TenantScope& scope,

@@ -159,6 +159,29 @@ class Scheduler {
                                                 crucible::v1::TaskSpec spec,
                                                 std::string request_id,
                                                 std::string trace_id = "");
+  // One create of a batch.
+  struct CreateRequest {
+    crucible::v1::TaskSpec spec;
+    std::string request_id;  // empty: none
+  };
+  using BatchCreateDone =
+      std::function<void(std::vector<absl::StatusOr<crucible::v1::Task>>)>;
+  // Creates each of `requests` exactly as CreateTaskAsync would (its own
+  // validation, request_id and quota admission), in order, under one lock
+  // and one group commit. Not atomic: `done` gets one answer per request,
+  // in order, once the created tasks are durable. A request_id repeated in
+  // the batch answers as a retry does. Every task gets `trace_id` if that
+  // is one, else a new one of its own. Returns without calling `done`:
+  // INVALID_ARGUMENT for more than kMaxBatchCreateRequests requests,
+  // RESOURCE_EXHAUSTED while the disk is full.
+  absl::Status CreateTasksAsync(const TenantScope& scope,
+                                std::vector<CreateRequest> requests,
+                                BatchCreateDone done,
+                                std::string trace_id = "");
+  // CreateTasksAsync, waiting for the answers.
+  absl::StatusOr<std::vector<absl::StatusOr<crucible::v1::Task>>> CreateTasks(
+      const TenantScope& scope, std::vector<CreateRequest> requests,
+      std::string trace_id = "");
   // The task as last durably recorded. Every call below answers NOT_FOUND
   // for a task `scope` does not see.
   absl::StatusOr<crucible::v1::Task> GetTask(const TenantScope& scope,
@@ -303,12 +326,20 @@ class Scheduler {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EnqueueLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DequeueLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // `stored`: the store's task of `request_id` (or NOT_FOUND), read without
-  // the lock; nullopt if it was not read (an active task has it).
-  void CreateLocked(const std::string& tenant, crucible::v1::TaskSpec spec,
-                    std::string request_id, std::string trace_id,
-                    std::optional<absl::StatusOr<crucible::v1::Task>> stored,
-                    CreateDone done, Op& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What refuses a create before any lock: the spec, the request_id and
+  // not_before.
+  absl::Status CheckCreate(const crucible::v1::TaskSpec& spec,
+                           const std::string& request_id) const;
+  // Decides one create: returns what to answer once the op's writes are
+  // durable (the new task, the task of a repeated request_id, or why not).
+  // Hands nothing out: the caller dispatches. `stored`: the store's task of
+  // `request_id` (or NOT_FOUND), read without the lock; nullopt if it was
+  // not read (an active task has it).
+  absl::StatusOr<crucible::v1::Task> CreateLocked(
+      const std::string& tenant, crucible::v1::TaskSpec spec,
+      std::string request_id, std::string trace_id,
+      std::optional<absl::StatusOr<crucible::v1::Task>> stored, Outbox& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // NOT_FOUND if `task_id` is not active (ended, or unknown).
   absl::StatusOr<crucible::v1::Task> CancelLocked(const TenantScope& scope,
                                                   const std::string& task_id,

@@ -265,6 +265,29 @@ class RealStackTest(unittest.TestCase):
         self.assertNotEqual(other.id, first.id)
         self.assertTrue(other.created.request_id)
 
+    def test_submit_batch_answers_each_spec(self):
+        import grpc
+        from crucible_client import CrucibleError, State, pb
+        good = pb.TaskSpec(image=IMAGE, command=["echo", "batch"])
+        bad = pb.TaskSpec(command=["no image"])
+        other = pb.TaskSpec(image=IMAGE, command=["true"])
+        rid = str(uuid.uuid4())
+        results = self.client.submit_batch(
+            [good, bad, good, other],
+            request_ids=[rid, str(uuid.uuid4()), rid, rid])
+        self.assertEqual(len(results), 4)
+        first, refused, repeat, conflict = results
+        self.assertIsInstance(refused, CrucibleError)
+        self.assertEqual(refused.code, grpc.StatusCode.INVALID_ARGUMENT)
+        # The same request_id and spec: the same task; another spec: refused.
+        self.assertEqual(repeat.id, first.id)
+        self.assertIsInstance(conflict, CrucibleError)
+        self.assertEqual(conflict.code, grpc.StatusCode.ALREADY_EXISTS)
+        self.assertEqual(first.wait(timeout=30).state, State.SUCCEEDED)
+        self.assertEqual(b"".join(first.logs(timeout=10)), b"batch\n")
+        with self.assertRaises(ValueError):
+            self.client.submit_batch([good], request_ids=[])
+
     def test_list_finds_the_task(self):
         from crucible_client import State
         label = uuid.uuid4().hex

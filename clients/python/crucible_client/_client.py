@@ -22,6 +22,10 @@ _T = TypeVar("_T")
 # may still have stored the task: it is retried with the same request_id, so
 # the server returns that task instead of making a second one.
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# Requests one BatchCreateTasks carries at most (the server's limit).
+_MAX_BATCH = 1000
+# grpc.StatusCode by its number (a batch item's error carries the number).
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 class State(enum.IntEnum):
@@ -215,6 +219,43 @@ class Client:
         response: pb.CreateTaskResponse = self._unary(
             self._stub.CreateTask, request, retry=True)
         return Task(self, response.task.id, response.task)
+
+    def submit_batch(
+        self,
+        specs: Iterable[pb.TaskSpec],
+        *,
+        request_ids: Optional[Sequence[str]] = None,
+    ) -> list[Union["Task", CrucibleError]]:
+        """Creates many tasks with BatchCreateTasks, 1000 per call.
+
+        Returns one result per spec, in order: its Task, or the CrucibleError
+        its own CreateTask would have raised (a bad spec, a quota). One bad
+        spec does not refuse the others. `request_ids` (default: a new uuid4
+        each) are the specs' idempotency keys; a call is retried with them
+        on UNAVAILABLE and DEADLINE_EXCEEDED, so it never makes a task twice.
+        Raises CrucibleError only when a whole call fails (credentials, the
+        server unavailable after the retries).
+        """
+        items = list(specs)
+        if request_ids is not None and len(request_ids) != len(items):
+            raise ValueError("request_ids: one per spec")
+        ids = list(request_ids) if request_ids is not None else [
+            str(uuid.uuid4()) for _ in items]
+        results: list[Union[Task, CrucibleError]] = []
+        for start in range(0, len(items), _MAX_BATCH):
+            request = pb.BatchCreateTasksRequest(requests=[
+                pb.CreateTaskRequest(spec=spec, request_id=request_id)
+                for spec, request_id in zip(items[start:start + _MAX_BATCH],
+                                            ids[start:start + _MAX_BATCH])])
+            response: pb.BatchCreateTasksResponse = self._unary(
+                self._stub.BatchCreateTasks, request, retry=True)
+            for result in response.results:
+                if result.HasField("task"):
+                    results.append(Task(self, result.task.id, result.task))
+                else:
+                    code = _CODES.get(result.error.code, grpc.StatusCode.UNKNOWN)
+                    results.append(CrucibleError(code, result.error.message))
+        return results
 
     def task(self, task_id: str) -> "Task":
         """A handle on an existing task (no call is made)."""

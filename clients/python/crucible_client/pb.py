@@ -35,6 +35,10 @@ from crucible_client._gen.crucible.v1.task_pb2 import (
     TerminationReason,
 )
 from crucible_client._gen.crucible.v1.task_service_pb2 import (
+    BatchCreateTaskError,
+    BatchCreateTaskResult,
+    BatchCreateTasksRequest,
+    BatchCreateTasksResponse,
     CancelTaskRequest,
     CancelTaskResponse,
     CreateTaskRequest,
@@ -70,6 +74,8 @@ __all__ = [
     "TERMINATION_REASON_REJECTED",
     "TERMINATION_REASON_TIMEOUT",
     "TERMINATION_REASON_UNSPECIFIED",
+    "BatchCreateTaskError", "BatchCreateTaskResult", "BatchCreateTasksRequest",
+    "BatchCreateTasksResponse",
     "CancelTaskRequest", "CancelTaskResponse", "CreateTaskRequest",
     "CreateTaskResponse", "GetTaskRequest", "GetTaskResponse",
     "ListTasksRequest", "ListTasksResponse", "OutputChunk", "OutputStream",

@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from crucible_client._gen.crucible.v1 import task_pb2 as crucible_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63rucible/v1/task_service.proto\x12\x0b\x63rucible.v1\x1a\x16\x63rucible/v1/task.proto\"L\n\x11\x43reateTaskRequest\x12#\n\x04spec\x18\x01 \x01(\x0b\x32\x15.crucible.v1.TaskSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"5\n\x12\x43reateTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.crucible.v1.Task\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"2\n\x0fGetTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.crucible.v1.Task\"\xe0\x01\n\x10ListTasksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12&\n\x06states\x18\x03 \x03(\x0e\x32\x16.crucible.v1.TaskState\x12\x39\n\x06labels\x18\x04 \x03(\x0b\x32).crucible.v1.ListTasksRequest.LabelsEntry\x12\x13\n\x0b\x61ll_tenants\x18\x05 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"N\n\x11ListTasksResponse\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.crucible.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x12\x43\x61ncelTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.crucible.v1.Task\"#\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\":\n\x11WatchTaskResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.crucible.v1.TaskEvent\"\x86\x01\n\x17StreamTaskOutputRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12)\n\x06stream\x18\x04 \x01(\x0e\x32\x19.crucible.v1.OutputStream\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\"C\n\x18StreamTaskOutputResponse\x12\'\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x18.crucible.v1.OutputChunk2\xee\x03\n\x0bTaskService\x12M\n\nCreateTask\x12\x1e.crucible.v1.CreateTaskRequest\x1a\x1f.crucible.v1.CreateTaskResponse\x12\x44\n\x07GetTask\x12\x1b.crucible.v1.GetTaskRequest\x1a\x1c.crucible.v1.GetTaskResponse\x12J\n\tListTasks\x12\x1d.crucible.v1.ListTasksRequest\x1a\x1e.crucible.v1.ListTasksResponse\x12M\n\nCancelTask\x12\x1e.crucible.v1.CancelTaskRequest\x1a\x1f.crucible.v1.CancelTaskResponse\x12L\n\tWatchTask\x12\x1d.crucible.v1.WatchTaskRequest\x1a\x1e.crucible.v1.WatchTaskResponse0\x01\x12\x61\n\x10StreamTaskOutput\x12$.crucible.v1.StreamTaskOutputRequest\x1a%.crucible.v1.StreamTaskOutputResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63rucible/v1/task_service.proto\x12\x0b\x63rucible.v1\x1a\x16\x63rucible/v1/task.proto\"L\n\x11\x43reateTaskRequest\x12#\n\x04spec\x18\x01 \x01(\x0b\x32\x15.crucible.v1.TaskSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"5\n\x12\x43reateTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.crucible.v1.Task\"K\n\x17\x42\x61tchCreateTasksRequest\x12\x30\n\x08requests\x18\x01 \x03(\x0b\x32\x1e.crucible.v1.CreateTaskRequest\"O\n\x18\x42\x61tchCreateTasksResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".crucible.v1.BatchCreateTaskResult\"x\n\x15\x42\x61tchCreateTaskResult\x12!\n\x04task\x18\x01 \x01(\x0b\x32\x11.crucible.v1.TaskH\x00\x12\x32\n\x05\x65rror\x18\x02 \x01(\x0b\x32!.crucible.v1.BatchCreateTaskErrorH\x00\x42\x08\n\x06result\"5\n\x14\x42\x61tchCreateTaskError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"2\n\x0fGetTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.crucible.v1.Task\"\xe0\x01\n\x10ListTasksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12&\n\x06states\x18\x03 \x03(\x0e\x32\x16.crucible.v1.TaskState\x12\x39\n\x06labels\x18\x04 \x03(\x0b\x32).crucible.v1.ListTasksRequest.LabelsEntry\x12\x13\n\x0b\x61ll_tenants\x18\x05 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"N\n\x11ListTasksResponse\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.crucible.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x12\x43\x61ncelTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.crucible.v1.Task\"#\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\":\n\x11WatchTaskResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.crucible.v1.TaskEvent\"\x86\x01\n\x17StreamTaskOutputRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12)\n\x06stream\x18\x04 \x01(\x0e\x32\x19.crucible.v1.OutputStream\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\"C\n\x18StreamTaskOutputResponse\x12\'\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x18.crucible.v1.OutputChunk2\xcf\x04\n\x0bTaskService\x12M\n\nCreateTask\x12\x1e.crucible.v1.CreateTaskRequest\x1a\x1f.crucible.v1.CreateTaskResponse\x12_\n\x10\x42\x61tchCreateTasks\x12$.crucible.v1.BatchCreateTasksRequest\x1a%.crucible.v1.BatchCreateTasksResponse\x12\x44\n\x07GetTask\x12\x1b.crucible.v1.GetTaskRequest\x1a\x1c.crucible.v1.GetTaskResponse\x12J\n\tListTasks\x12\x1d.crucible.v1.ListTasksRequest\x1a\x1e.crucible.v1.ListTasksResponse\x12M\n\nCancelTask\x12\x1e.crucible.v1.CancelTaskRequest\x1a\x1f.crucible.v1.CancelTaskResponse\x12L\n\tWatchTask\x12\x1d.crucible.v1.WatchTaskRequest\x1a\x1e.crucible.v1.WatchTaskResponse0\x01\x12\x61\n\x10StreamTaskOutput\x12$.crucible.v1.StreamTaskOutputRequest\x1a%.crucible.v1.StreamTaskOutputResponse0\x01\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crucible_client._gen.crucible.v1.task_service_pb2', globals())
@@ -27,28 +27,36 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _CREATETASKREQUEST._serialized_end=147
   _CREATETASKRESPONSE._serialized_start=149
   _CREATETASKRESPONSE._serialized_end=202
-  _GETTASKREQUEST._serialized_start=204
-  _GETTASKREQUEST._serialized_end=237
-  _GETTASKRESPONSE._serialized_start=239
-  _GETTASKRESPONSE._serialized_end=289
-  _LISTTASKSREQUEST._serialized_start=292
-  _LISTTASKSREQUEST._serialized_end=516
-  _LISTTASKSREQUEST_LABELSENTRY._serialized_start=471
-  _LISTTASKSREQUEST_LABELSENTRY._serialized_end=516
-  _LISTTASKSRESPONSE._serialized_start=518
-  _LISTTASKSRESPONSE._serialized_end=596
-  _CANCELTASKREQUEST._serialized_start=598
-  _CANCELTASKREQUEST._serialized_end=650
-  _CANCELTASKRESPONSE._serialized_start=652
-  _CANCELTASKRESPONSE._serialized_end=705
-  _WATCHTASKREQUEST._serialized_start=707
-  _WATCHTASKREQUEST._serialized_end=742
-  _WATCHTASKRESPONSE._serialized_start=744
-  _WATCHTASKRESPONSE._serialized_end=802
-  _STREAMTASKOUTPUTREQUEST._serialized_start=805
-  _STREAMTASKOUTPUTREQUEST._serialized_end=939
-  _STREAMTASKOUTPUTRESPONSE._serialized_start=941
-  _STREAMTASKOUTPUTRESPONSE._serialized_end=1008
-  _TASKSERVICE._serialized_start=1011
-  _TASKSERVICE._serialized_end=1505
+  _BATCHCREATETASKSREQUEST._serialized_start=204
+  _BATCHCREATETASKSREQUEST._serialized_end=279
+  _BATCHCREATETASKSRESPONSE._serialized_start=281
+  _BATCHCREATETASKSRESPONSE._serialized_end=360
+  _BATCHCREATETASKRESULT._serialized_start=362
+  _BATCHCREATETASKRESULT._serialized_end=482
+  _BATCHCREATETASKERROR._serialized_start=484
+  _BATCHCREATETASKERROR._serialized_end=537
+  _GETTASKREQUEST._serialized_start=539
+  _GETTASKREQUEST._serialized_end=572
+  _GETTASKRESPONSE._serialized_start=574
+  _GETTASKRESPONSE._serialized_end=624
+  _LISTTASKSREQUEST._serialized_start=627
+  _LISTTASKSREQUEST._serialized_end=851
+  _LISTTASKSREQUEST_LABELSENTRY._serialized_start=806
+  _LISTTASKSREQUEST_LABELSENTRY._serialized_end=851
+  _LISTTASKSRESPONSE._serialized_start=853
+  _LISTTASKSRESPONSE._serialized_end=931
+  _CANCELTASKREQUEST._serialized_start=933
+  _CANCELTASKREQUEST._serialized_end=985
+  _CANCELTASKRESPONSE._serialized_start=987
+  _CANCELTASKRESPONSE._serialized_end=1040
+  _WATCHTASKREQUEST._serialized_start=1042
+  _WATCHTASKREQUEST._serialized_end=1077
+  _WATCHTASKRESPONSE._serialized_start=1079
+  _WATCHTASKRESPONSE._serialized_end=1137
+  _STREAMTASKOUTPUTREQUEST._serialized_start=1140
+  _STREAMTASKOUTPUTREQUEST._serialized_end=1274
+  _STREAMTASKOUTPUTRESPONSE._serialized_start=1276
+  _STREAMTASKOUTPUTRESPONSE._serialized_end=1343
+  _TASKSERVICE._serialized_start=1346
+  _TASKSERVICE._serialized_end=1937
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,34 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class BatchCreateTaskError(_message.Message):
+    __slots__ = ["code", "message"]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class BatchCreateTaskResult(_message.Message):
+    __slots__ = ["error", "task"]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    error: BatchCreateTaskError
+    task: _task_pb2.Task
+    def __init__(self, task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., error: _Optional[_Union[BatchCreateTaskError, _Mapping]] = ...) -> None: ...
+
+class BatchCreateTasksRequest(_message.Message):
+    __slots__ = ["requests"]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[CreateTaskRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[CreateTaskRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchCreateTasksResponse(_message.Message):
+    __slots__ = ["results"]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[BatchCreateTaskResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[BatchCreateTaskResult, _Mapping]]] = ...) -> None: ...
+
 class CancelTaskRequest(_message.Message):
     __slots__ = ["reason", "task_id"]
     REASON_FIELD_NUMBER: _ClassVar[int]

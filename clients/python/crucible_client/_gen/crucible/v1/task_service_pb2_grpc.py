@@ -20,6 +20,11 @@ class TaskServiceStub(object):
                 request_serializer=crucible_dot_v1_dot_task__service__pb2.CreateTaskRequest.SerializeToString,
                 response_deserializer=crucible_dot_v1_dot_task__service__pb2.CreateTaskResponse.FromString,
                 )
+        self.BatchCreateTasks = channel.unary_unary(
+                '/crucible.v1.TaskService/BatchCreateTasks',
+                request_serializer=crucible_dot_v1_dot_task__service__pb2.BatchCreateTasksRequest.SerializeToString,
+                response_deserializer=crucible_dot_v1_dot_task__service__pb2.BatchCreateTasksResponse.FromString,
+                )
         self.GetTask = channel.unary_unary(
                 '/crucible.v1.TaskService/GetTask',
                 request_serializer=crucible_dot_v1_dot_task__service__pb2.GetTaskRequest.SerializeToString,
@@ -59,6 +64,23 @@ class TaskServiceServicer(object):
         with the same request_id. A malformed request (invalid UTF-8, a value out
         of range) is INVALID_ARGUMENT; one larger than the largest valid request
         RESOURCE_EXHAUSTED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchCreateTasks(self, request, context):
+        """Accepts up to 1000 tasks in one call, each exactly as its own CreateTask
+        would (validation, request_id, quotas), decided in request order and
+        stored together. Not atomic: each request gets its own answer, so one
+        bad spec (or one past a quota) does not refuse the rest of a suite. The
+        call itself fails only for what concerns every item: the caller's
+        credentials, INVALID_ARGUMENT for more than 1000 requests or a message
+        that cannot be parsed (invalid UTF-8 anywhere),
+        RESOURCE_EXHAUSTED while the server's disk is full or for a message
+        above its maximum size (that of the largest valid CreateTaskRequest). Once it returns OK every task answered is
+        stored durably; on DEADLINE_EXCEEDED or UNAVAILABLE, retry the batch
+        with the same request_ids. An empty batch answers an empty list.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -112,6 +134,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     request_deserializer=crucible_dot_v1_dot_task__service__pb2.CreateTaskRequest.FromString,
                     response_serializer=crucible_dot_v1_dot_task__service__pb2.CreateTaskResponse.SerializeToString,
             ),
+            'BatchCreateTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCreateTasks,
+                    request_deserializer=crucible_dot_v1_dot_task__service__pb2.BatchCreateTasksRequest.FromString,
+                    response_serializer=crucible_dot_v1_dot_task__service__pb2.BatchCreateTasksResponse.SerializeToString,
+            ),
             'GetTask': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTask,
                     request_deserializer=crucible_dot_v1_dot_task__service__pb2.GetTaskRequest.FromString,
@@ -162,6 +189,23 @@ class TaskService(object):
         return grpc.experimental.unary_unary(request, target, '/crucible.v1.TaskService/CreateTask',
             crucible_dot_v1_dot_task__service__pb2.CreateTaskRequest.SerializeToString,
             crucible_dot_v1_dot_task__service__pb2.CreateTaskResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def BatchCreateTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/crucible.v1.TaskService/BatchCreateTasks',
+            crucible_dot_v1_dot_task__service__pb2.BatchCreateTasksRequest.SerializeToString,
+            crucible_dot_v1_dot_task__service__pb2.BatchCreateTasksResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
