@@ -180,7 +180,7 @@ absl::Status SubmitFlag(const Flag& flag, SubmitArgs& s) {
       !flag.Is("--memory") && !flag.Is("--cpu") && !flag.Is("--pids") &&
       !flag.Is("--tmpfs") && !flag.Is("--max-output") &&
       !flag.Is("--priority") && !flag.Is("--attempts") &&
-      !flag.Is("--request-id")) {
+      !flag.Is("--request-id") && !flag.Is("--from-file")) {
     return Usage(absl::StrCat("unknown flag ", flag.name, " for submit"));
   }
   ASSIGN_OR_RETURN(std::string v, flag.Value());
@@ -211,6 +211,9 @@ absl::Status SubmitFlag(const Flag& flag, SubmitArgs& s) {
                      ParseCount<int32_t>(flag.name, v, -1'000'000'000));
   } else if (flag.Is("--attempts")) {
     ASSIGN_OR_RETURN(s.max_attempts, ParseCount<int32_t>(flag.name, v, 1));
+  } else if (flag.Is("--from-file")) {
+    if (v.empty()) return Usage("--from-file needs a file name, or -");
+    s.from_file = v;
   } else {
     s.request_id = v;
   }
@@ -351,6 +354,16 @@ absl::Status Validate(const std::vector<std::string>& positional,
                       bool server_set, Args& args) {
   switch (args.command) {
     case Command::kSubmit:
+      if (args.submit.from_file.has_value()) {
+        // The file says everything about its tasks.
+        if (args.submit != SubmitArgs{.request_id = args.submit.request_id,
+                                      .from_file = args.submit.from_file}) {
+          return Usage(
+              "submit --from-file takes its tasks from the file: no --image, "
+              "command or other task flags (only --request-id)");
+        }
+        return absl::OkStatus();
+      }
       if (args.submit.image.empty()) return Usage("submit needs --image");
       if (args.submit.detach && args.submit.cancel_on_interrupt) {
         return Usage(

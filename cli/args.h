@@ -72,6 +72,12 @@ struct SubmitArgs {
   bool detach = false;
   // On Ctrl-C while following, cancel the task without asking.
   bool cancel_on_interrupt = false;
+  // --from-file: a file of tasks, one TaskSpec in JSON per line ("-" is
+  // this process's stdin), submitted in batches and not followed. Excludes
+  // every other submit flag but --request-id (which then names the run).
+  std::optional<std::string> from_file;
+
+  bool operator==(const SubmitArgs&) const = default;
 };
 
 struct ListArgs {

@@ -50,6 +50,9 @@ class Commands {
   int Health(const Args& args);
   int Token(const Args& args);  // tokens.cc
 
+  // submit --from-file: the file's tasks with BatchCreateTasks, their ids
+  // printed in order, each bad line said on stderr (batch_submit.cc).
+  int SubmitFromFile(const Args& args);
   // Submit, after CreateTask: follows the task in the foreground.
   int Follow(const Args& args, const std::string& task_id);
   // Ctrl-C while following `task_id`: cancel (and wait) or leave it running.
@@ -69,6 +72,11 @@ class Commands {
   // UNAVAILABLE and DEADLINE_EXCEEDED, up to kCreateAttempts.
   absl::Status CreateTask(const crucible::v1::CreateTaskRequest& request,
                           crucible::v1::CreateTaskResponse* response);
+  // BatchCreateTasks, retried as CreateTask is (every item has a
+  // request_id).
+  absl::Status BatchCreateTasks(
+      const crucible::v1::BatchCreateTasksRequest& request,
+      crucible::v1::BatchCreateTasksResponse* response);
   absl::StatusOr<Task> GetTask(const std::string& task_id);
   absl::StatusOr<Task> CancelTask(const std::string& task_id,
                                   const std::string& reason);

@@ -39,6 +39,18 @@ Commands:
       Ctrl-C while following: on a terminal, asks whether to cancel the task;
       otherwise stops following (exit 75) and the task keeps running.
       Limits left out take the executor's defaults.
+  submit --from-file FILE [--request-id RUN]
+      Creates the tasks of FILE ("-": stdin), one TaskSpec per line in the
+      protobuf JSON mapping, e.g. {"image": "IMG", "command": ["echo", "hi"]};
+      blank lines and lines starting with # are skipped. Sends them in
+      batches of up to 1000 (BatchCreateTasks), prints each created task's id
+      in file order (-o json: the task) and does not follow them; a progress
+      line shows on a terminal. A bad line or a task the server refuses is
+      said on stderr as "line N: why", the others are still created, and the
+      exit code is 1. Each line's request_id comes from its text (and RUN):
+      submitting the same file again, e.g. after a failure, answers the tasks
+      made the first time and makes only the missing ones; to run a suite
+      again as new tasks, give a new --request-id RUN.
   get ID                 shows one task
   list [--state S] [--label k=v] [--limit N] [--page-token T] [--watch]
        [--all-tenants]

@@ -91,6 +91,7 @@ absl::StatusOr<crucible::v1::CreateTaskRequest> BuildRequest(
 }  // namespace
 
 int Commands::Submit(const Args& args) {
+  if (args.submit.from_file.has_value()) return SubmitFromFile(args);
   absl::StatusOr<crucible::v1::CreateTaskRequest> request =
       BuildRequest(args.submit, terminal_.in);
   if (!request.ok()) {
