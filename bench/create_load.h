@@ -5,6 +5,7 @@
 // grpc_floor load a server with the very same client.
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -45,7 +46,9 @@ inline bool LoadShapeOk(int channels, int threads) {
 }
 
 // Keeps `inflight` CreateTask calls going over `channels` until `total`
-// were answered OK; a failed call is made again.
+// were answered OK; a failed call is made again. With `batch` > 1, each
+// call is a BatchCreateTasks of `batch` tasks instead (the last one
+// smaller), and a task the batch refused is made again in a later one.
 //
 // A load generator, so it uses the completion-queue API as gRPC's own
 // benchmark clients do: each of `threads` threads polls a queue of its own
@@ -55,8 +58,8 @@ inline bool LoadShapeOk(int channels, int threads) {
 class CreateLoad {
  public:
   CreateLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
-             int total, int threads)
-      : total_(total), threads_(threads) {
+             int total, int threads, int batch = 1)
+      : total_(total), threads_(threads), batch_(batch) {
     for (const auto& c : channels)
       stubs_.push_back(crucible::v1::TaskService::NewStub(c));
   }
@@ -76,36 +79,64 @@ class CreateLoad {
 
  private:
   struct Call {
-    int n;  // picks the channel
+    int n;      // picks the channel
+    int tasks;  // in this call
     grpc::ClientContext ctx;
     crucible::v1::CreateTaskRequest req;
     crucible::v1::CreateTaskResponse resp;
+    crucible::v1::BatchCreateTasksRequest batch_req;
+    crucible::v1::BatchCreateTasksResponse batch_resp;
     grpc::Status status;
     std::unique_ptr<
         grpc::ClientAsyncResponseReader<crucible::v1::CreateTaskResponse>>
         reader;
+    std::unique_ptr<
+        grpc::ClientAsyncResponseReader<crucible::v1::BatchCreateTasksResponse>>
+        batch_reader;
+    // Tasks a batch answered with an error.
+    int Refused() const {
+      int refused = 0;
+      for (const auto& r : batch_resp.results()) refused += !r.has_task();
+      return refused;
+    }
   };
 
-  // Starts call `n` on `cq` unless all calls were made; says if it did.
+  static void SetSpec(crucible::v1::TaskSpec& spec) {
+    spec.set_image("localhost/crucible/busybox:latest");
+    spec.add_command("true");
+  }
+
+  // Starts call `n` on `cq` unless all tasks were asked for; says if it did.
   bool Issue(grpc::CompletionQueue& cq, int n) {
-    // Counts only calls made: a failed call gives its slot back, and an
+    // Counts only tasks asked for: a failed one gives its slot back, and an
     // increment past `total` would keep it from being made again.
     int made = issued_.load();
+    int tasks = 0;
     do {
       if (made >= total_) return false;
-    } while (!issued_.compare_exchange_weak(made, made + 1));
+      tasks = std::min(batch_, total_ - made);
+    } while (!issued_.compare_exchange_weak(made, made + tasks));
     auto* call = new Call;
     call->n = n;
+    call->tasks = tasks;
     call->ctx.set_deadline(std::chrono::system_clock::now() +
                            std::chrono::seconds(60));
     if (!authorization_.empty()) {
       call->ctx.AddMetadata("authorization", authorization_);
     }
-    call->req.mutable_spec()->set_image("localhost/crucible/busybox:latest");
-    call->req.mutable_spec()->add_command("true");
-    call->reader =
-        stubs_[n % stubs_.size()]->AsyncCreateTask(&call->ctx, call->req, &cq);
-    call->reader->Finish(&call->resp, &call->status, call);
+    auto& stub = *stubs_[n % stubs_.size()];
+    if (batch_ > 1) {
+      for (int i = 0; i < tasks; ++i) {
+        SetSpec(*call->batch_req.add_requests()->mutable_spec());
+      }
+      call->batch_reader =
+          stub.AsyncBatchCreateTasks(&call->ctx, call->batch_req, &cq);
+      call->batch_reader->Finish(&call->batch_resp, &call->status, call);
+    } else {
+      SetSpec(*call->req.mutable_spec());
+      call->reader = stub.AsyncCreateTask(&call->ctx, call->req, &cq);
+      call->reader->Finish(&call->resp, &call->status, call);
+    }
     return true;
   }
 
@@ -119,12 +150,17 @@ class CreateLoad {
     while (outstanding > 0 && cq.Next(&tag, &ok)) {
       std::unique_ptr<Call> call(static_cast<Call*>(tag));
       --outstanding;
-      if (!call->status.ok()) {
-        if (failures_.fetch_add(1) < 5) {
-          std::fprintf(stderr, "CreateTask: %s\n",
-                       call->status.error_message().c_str());
+      const int refused =
+          call->status.ok() ? (batch_ > 1 ? call->Refused() : 0) : call->tasks;
+      if (refused > 0) {
+        if (failures_.fetch_add(refused) < 5) {
+          std::fprintf(stderr, "%s: %s\n",
+                       batch_ > 1 ? "BatchCreateTasks" : "CreateTask",
+                       call->status.ok()
+                           ? "a task refused"
+                           : call->status.error_message().c_str());
         }
-        issued_.fetch_sub(1);  // make that one again
+        issued_.fetch_sub(refused);  // make those again
       }
       outstanding += Issue(cq, call->n);
     }
@@ -135,6 +171,7 @@ class CreateLoad {
 
   const int total_;
   const int threads_;
+  const int batch_;
   std::string authorization_;
   std::vector<std::unique_ptr<crucible::v1::TaskService::Stub>> stubs_;
   std::atomic<int> issued_{0};  // calls made and not failed

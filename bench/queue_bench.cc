@@ -48,6 +48,9 @@ ABSL_FLAG(int, channels, 1,
           "client channels (connections) the CreateTask calls share; 1 is one "
           "client process, more are as many processes");
 ABSL_FLAG(int, caller_threads, 2, "threads making the CreateTask calls");
+ABSL_FLAG(int, batch, 1,
+          "tasks per call: 1 makes one CreateTask per task; more, one "
+          "BatchCreateTasks of that many (at most 1000) per call");
 ABSL_FLAG(int, workers, 4, "QueueService workers");
 ABSL_FLAG(int, credits, 256, "credits each worker keeps granted");
 ABSL_FLAG(
@@ -307,7 +310,8 @@ int main(int argc, char** argv) {
 
   absl::Time start = absl::Now();
   bench::CreateLoad creator(channels, tasks,
-                            absl::GetFlag(FLAGS_caller_threads));
+                            absl::GetFlag(FLAGS_caller_threads),
+                            absl::GetFlag(FLAGS_batch));
   if (!token.empty()) creator.SetToken(token);
   creator.Run(absl::GetFlag(FLAGS_inflight));
   absl::Time created = absl::Now();
@@ -320,14 +324,15 @@ int main(int argc, char** argv) {
 
   double secs = absl::ToDoubleSeconds(end - start);
   std::printf(
-      "tasks=%d inflight=%d workers=%d credits=%d%s%s\n"
+      "tasks=%d batch=%d inflight=%d workers=%d credits=%d%s%s\n"
       "created in %.2fs (%.0f/s); all ended after %.2fs%s\n"
       "throughput: %.0f tasks/s created -> leased -> completed\n"
       "completions sent: %lld in %lld messages, CreateTask failures retried: "
       "%d\n",
-      tasks, absl::GetFlag(FLAGS_inflight), absl::GetFlag(FLAGS_workers),
-      absl::GetFlag(FLAGS_credits), tls_dir.empty() ? "" : " tls",
-      token.empty() ? "" : " tokens", absl::ToDoubleSeconds(created - start),
+      tasks, absl::GetFlag(FLAGS_batch), absl::GetFlag(FLAGS_inflight),
+      absl::GetFlag(FLAGS_workers), absl::GetFlag(FLAGS_credits),
+      tls_dir.empty() ? "" : " tls", token.empty() ? "" : " tokens",
+      absl::ToDoubleSeconds(created - start),
       tasks / absl::ToDoubleSeconds(created - start), secs,
       idle ? "" : " (TIMED OUT waiting)", tasks / secs,
       static_cast<long long>(completed.load()),
