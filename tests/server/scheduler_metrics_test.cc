@@ -112,6 +112,20 @@ TEST_F(SchedulerMetricsTest, ARepeatedRequestIdIsNotCreatedTwice) {
   EXPECT_EQ(Tasks("QUEUED"), 1);
 }
 
+TEST_F(SchedulerMetricsTest, ABatchCountsEachTaskItCreates) {
+  crucible::v1::TaskSpec bad = Spec();
+  bad.clear_image();
+  auto results =
+      scheduler_->CreateTasks(kTenant, {{.spec = Spec(), .request_id = "b-1"},
+                                        {.spec = bad},
+                                        {.spec = Spec(), .request_id = "b-1"},
+                                        {.spec = Spec()}});
+  ASSERT_TRUE(results.ok()) << results.status();
+  // Two tasks: the refused spec and the repeated request_id make none.
+  EXPECT_EQ(Value("crucible_server_tasks_created_total"), 2);
+  EXPECT_EQ(Tasks("QUEUED"), 2);
+}
+
 TEST_F(SchedulerMetricsTest, RetriesByBlameAndEndsByState) {
   const std::string a = Create(Spec());
   FakeSink sink;
