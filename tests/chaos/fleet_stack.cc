@@ -48,8 +48,11 @@ absl::Status AwaitPing(const std::string& docker_host, absl::Duration timeout) {
 }  // namespace
 
 absl::Status PrivateProxy::Start(const std::string& dir,
-                                 const std::string& engine_socket, int port) {
+                                 const std::string& engine_socket, int port,
+                                 const std::string& metrics_bind) {
   dir_ = dir;
+  metrics_bind_ =
+      metrics_bind.empty() ? dir_ + "/proxy-metrics.sock" : metrics_bind;
   engine_socket_ = engine_socket;
   port_ = port;
   const std::string port_file = dir_ + "/guard.port";
@@ -75,7 +78,7 @@ absl::Status PrivateProxy::StartHaproxy() {
       {absl::StrCat("CRUCIBLE_GUARD_ADDR=127.0.0.1:", guard_port_),
        absl::StrCat("CRUCIBLE_PROXY_BIND=127.0.0.1:", port_),
        "CRUCIBLE_ENGINE_SOCKET=" + engine_socket_,
-       "CRUCIBLE_PROXY_METRICS_BIND=" + dir_ + "/proxy-metrics.sock"});
+       "CRUCIBLE_PROXY_METRICS_BIND=" + metrics_bind_});
   if (!haproxy.ok()) return haproxy.status();
   haproxy_.emplace(*std::move(haproxy));
   absl::Status up = AwaitPing(docker_host(), absl::Seconds(20));

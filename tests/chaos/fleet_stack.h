@@ -22,9 +22,10 @@ namespace chaos {
 class PrivateProxy {
  public:
   // Starts the guard and HAProxy on 127.0.0.1:`port`; waits until the
-  // proxy answers /_ping.
+  // proxy answers /_ping. HAProxy's exporter listens on `metrics_bind`
+  // (CRUCIBLE_PROXY_METRICS_BIND; empty: a Unix socket in `dir`).
   absl::Status Start(const std::string& dir, const std::string& engine_socket,
-                     int port);
+                     int port, const std::string& metrics_bind = "");
   // Stops HAProxy only (SIGKILL: an outage, not a drain); the guard stays.
   absl::Status StopProxy();
   // Starts HAProxy again on the same port; waits until it answers.
@@ -33,7 +34,7 @@ class PrivateProxy {
 
  private:
   absl::Status StartHaproxy();
-  std::string dir_, engine_socket_;
+  std::string dir_, engine_socket_, metrics_bind_;
   int port_ = 0, guard_port_ = 0;
   std::optional<testing_util::Process> guard_, haproxy_;
   int haproxy_starts_ = 0;
