@@ -6,6 +6,7 @@
 // running one with --server). Reports tasks/s from the first CreateTask to
 // the moment the server holds no unfinished task: created -> leased ->
 // completed. Not a test; see bench/README.md.
+#include <curl/curl.h>
 #include <grpcpp/grpcpp.h>
 #include <sys/resource.h>
 
@@ -28,6 +29,7 @@
 #include "bench/create_load.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
+#include "common/metrics_http.h"
 #include "common/tls.h"
 #include "crucible/v1/queue_service.grpc.pb.h"
 #include "crucible/v1/task_service.grpc.pb.h"
@@ -62,6 +64,9 @@ ABSL_FLAG(std::string, store, "",
           "in-process server: a postgresql:// URI for the PostgreSQL store "
           "instead of --db (its tasks are deleted first; one server, holding "
           "the leader lease, so commits are fenced as deployed)");
+ABSL_FLAG(absl::Duration, scrape_interval, absl::ZeroDuration(),
+          "in-process server: serve /metrics and GET it this often, as "
+          "Prometheus would (0: no endpoint; the series are kept either way)");
 ABSL_FLAG(int, blocking_threads, 8, "in-process server: blocking pool threads");
 ABSL_FLAG(std::string, tls_dir, "",
           "in-process server: mutual TLS as deployed: the server serves "
@@ -144,6 +149,53 @@ bool WaitIdle(v1::TaskService::Stub& stub, const std::string& token,
   return false;
 }
 
+size_t CountBytes(char*, size_t size, size_t n, void* total) {
+  *static_cast<size_t*>(total) += size * n;
+  return size * n;
+}
+
+// GETs http://127.0.0.1:`port`/metrics every `interval` until stopped, as
+// a Prometheus scrape would; counts the scrapes that answered 200 and
+// their bytes.
+class Scraper {
+ public:
+  Scraper(int port, absl::Duration interval)
+      : thread_([this, port, interval] { Loop(port, interval); }) {}
+  ~Scraper() {
+    stop_.Notify();
+    thread_.join();
+  }
+  int scrapes() const { return scrapes_.load(); }
+  size_t bytes() const { return bytes_.load(); }
+
+ private:
+  void Loop(int port, absl::Duration interval) {
+    CURL* curl = curl_easy_init();
+    const std::string url = absl::StrCat("http://127.0.0.1:", port, "/metrics");
+    size_t got = 0;
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, CountBytes);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &got);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+    do {
+      got = 0;
+      long code = 0;  // NOLINT(runtime/int): libcurl's type
+      if (curl_easy_perform(curl) == CURLE_OK &&
+          curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK &&
+          code == 200) {
+        scrapes_.fetch_add(1);
+        bytes_.fetch_add(got);
+      }
+    } while (!stop_.WaitForNotificationWithTimeout(interval));
+    curl_easy_cleanup(curl);
+  }
+
+  absl::Notification stop_;
+  std::atomic<int> scrapes_{0};
+  std::atomic<size_t> bytes_{0};
+  std::thread thread_;  // last: starts once the rest is there
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -177,6 +229,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<server::TaskService> task_service;
   std::unique_ptr<server::QueueService> queue_service;
   std::unique_ptr<common::GrpcServer> grpc_server;
+  std::unique_ptr<common::MetricsServer> metrics_server;
+  std::unique_ptr<Scraper> scraper;  // goes before the server it scrapes
   std::string target = absl::GetFlag(FLAGS_server);
   if (target.empty()) {
     const std::string uri = absl::GetFlag(FLAGS_store);
@@ -276,6 +330,17 @@ int main(int argc, char** argv) {
     }
     grpc_server = *std::move(started);
     target = absl::StrCat("127.0.0.1:", grpc_server->port());
+    if (absl::GetFlag(FLAGS_scrape_interval) > absl::ZeroDuration()) {
+      auto served = common::MetricsServer::Start("127.0.0.1:0");
+      if (!served.ok()) {
+        std::fprintf(stderr, "metrics: %s\n",
+                     served.status().ToString().c_str());
+        return 1;
+      }
+      metrics_server = *std::move(served);
+      scraper = std::make_unique<Scraper>(metrics_server->port(),
+                                          absl::GetFlag(FLAGS_scrape_interval));
+    }
   }
 
   // Workers present their certificate; API clients too (a CLI would not
@@ -321,6 +386,12 @@ int main(int argc, char** argv) {
   for (auto& ctx : worker_ctxs) ctx->TryCancel();  // ends the worker streams
   for (std::thread& t : workers) t.join();
   grpc_server.reset();
+  if (scraper) {
+    std::printf(
+        "metrics: %d scrapes every %s, %zu bytes each\n", scraper->scrapes(),
+        absl::FormatDuration(absl::GetFlag(FLAGS_scrape_interval)).c_str(),
+        scraper->bytes() / std::max(1, scraper->scrapes()));
+  }
 
   double secs = absl::ToDoubleSeconds(end - start);
   std::printf(
