@@ -247,7 +247,8 @@ TEST_F(PrometheusTest, PrometheusSeesWhatHappenedToTheTasks) {
                         "--worker_id=worker-1"},
                        worker_metrics);
   ASSERT_TRUE(worker.ok()) << worker.status();
-  ASSERT_TRUE(c.WaitForLog("worker", "in rotation"));
+  ASSERT_TRUE(c.WaitForLog("worker", absl::StrCat("executor 127.0.0.1:",
+                                                  *executor, " in rotation")));
 
   auto target = [](int port) { return absl::StrCat("127.0.0.1:", port); };
   ASSERT_TRUE(prometheus_
