@@ -385,6 +385,36 @@ TEST(ExecutorLivenessTest, AliveButNotReadyWhileTheEngineIsUnreachable) {
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << p->Log();
 }
 
+// An executor whose engine probe cannot run (its --engine_probe_image is
+// not on the engine) refuses the engine: it logs why, never says SERVING and
+// exits 1 by itself, without taking a task (operator guide, "Running it on
+// Kubernetes": "must be on every engine node, or the executor exits 1
+// saying so"; "The engine probe"). The real engine, through the proxy.
+TEST(ExecutorProbeTest, AProbeImageMissingFromTheEngineStopsItWithExitOne) {
+  CRUCIBLE_REQUIRE_ENGINE(docker_host);
+  const std::string dir = testing_util::MakeTempDir("probe-image");
+  const std::string image = "localhost/crucible/no-such-probe-image:latest";
+  auto p = Process::Start(
+      testing_util::WithTestFlags(
+          {testing_util::BinaryPath("crucible-executor"),
+           "--listen=127.0.0.1:0", "--port_file=" + dir + "/port",
+           "--docker_host=" + docker_host, "--engine_probe_image=" + image,
+           "--executor_id=" + executor_testing::UniqueExecutorId()}),
+      dir + "/executor.log");
+  ASSERT_TRUE(p.ok()) << p.status();
+  absl::StatusOr<int> status = p->Wait(absl::Seconds(60));
+  ASSERT_TRUE(status.ok()) << "still running 60 s after its start:\n"
+                           << p->Log();
+  ASSERT_TRUE(WIFEXITED(*status)) << "killed by signal " << WTERMSIG(*status);
+  EXPECT_EQ(WEXITSTATUS(*status), 1) << p->Log();
+  const std::string log = p->Log();
+  EXPECT_TRUE(absl::StrContains(log, "refusing to run tasks on this engine"))
+      << log;
+  EXPECT_TRUE(absl::StrContains(log, image)) << log;
+  EXPECT_TRUE(absl::StrContains(log, "--engine_probe_image")) << log;
+  EXPECT_FALSE(absl::StrContains(log, "engine probe: memory limit")) << log;
+}
+
 // A private engine + proxy (deploy/local/engine) on the port after the
 // shared one, so that the shared engine is not disturbed. A run of `sleep 60`
 // is started, then the Podman service is killed or stopped (SIGSTOP): the
