@@ -255,6 +255,38 @@ TEST_F(AuthProcessTest, RolesLimitWhatAValidIdentityMayDo) {
   EXPECT_EQ(Cli({"list", "--all-tenants"}, user).exit_code, 1);
 }
 
+// `crucible token create` prints the token alone on stdout (so
+// `TOKEN=$(crucible token create ...)` captures it) and its id on stderr;
+// `token list`, as a table or JSON, names it by id and never shows its
+// secret (user guide, "Tokens (admins)").
+TEST_F(AuthProcessTest, TokenCreatePrintsTheTokenAloneAndListNeverItsSecret) {
+  testing_util::CommandResult created =
+      Cli({"token", "create", "--name", "shown-once", "--tenant", "team-a"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  ASSERT_TRUE(absl::EndsWith(created.out, "\n")) << created.out;
+  const std::string token = created.out.substr(0, created.out.size() - 1);
+  ASSERT_TRUE(absl::StartsWith(token, "cru_")) << created.out;
+  EXPECT_EQ(token.find_first_of(" \t\n"), std::string::npos) << created.out;
+  const std::string id = std::vector<std::string>(
+      absl::StrSplit(absl::StripPrefix(token, "cru_"), '_'))[0];
+  const std::string secret = token.substr(token.find('_', 4) + 1);
+  ASSERT_GE(secret.size(), 40u) << token;
+  EXPECT_TRUE(absl::StrContains(created.err, id)) << created.err;
+  EXPECT_FALSE(absl::StrContains(created.err, secret)) << created.err;
+  // The printed token is the credential: it acts for team-a as a user.
+  EXPECT_TRUE(Create(token, nullptr).ok());
+  for (const std::vector<std::string>& list :
+       {std::vector<std::string>{"token", "list"},
+        std::vector<std::string>{"-o", "json", "token", "list"}}) {
+    testing_util::CommandResult r = Cli(list);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(absl::StrContains(r.out, id)) << r.out;
+    EXPECT_TRUE(absl::StrContains(r.out, "shown-once")) << r.out;
+    EXPECT_FALSE(absl::StrContains(r.out, secret)) << r.out;
+    EXPECT_FALSE(absl::StrContains(r.err, secret)) << r.err;
+  }
+}
+
 TEST_F(AuthProcessTest, EveryMutatingCallLeavesOneAuditLine) {
   const std::string user = NewToken("team-a", "user");
   v1::Task task;
