@@ -157,6 +157,68 @@ TEST_F(MetricsProcessTest, ServerCountsARealCreateTask) {
   EXPECT_GE(*batches, 1);
 }
 
+// The metrics port needs no credentials, so it exposes counts, states and
+// latencies, never what a task is (operator guide, "Metrics": "never a task
+// id, image or command"): after tasks made, listed and cancelled, no scrape
+// holds a task's id, trace id, image, command, label or request_id.
+TEST_F(MetricsProcessTest, NoTaskIdImageOrCommandInTheServersMetrics) {
+  Started server;
+  ASSERT_NO_FATAL_FAILURE(Start(
+      "crucible-server", {ServerFlags(), "--fleet_admission=false"}, server));
+  auto stub = v1::TaskService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", server.port),
+                          grpc::InsecureChannelCredentials()));
+  auto ctx = [] {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::seconds(20));
+    return c;
+  };
+  std::vector<std::string> secrets = {"localhost/crucible/image-xq7",
+                                      "command-xq7", "label-key-xq7",
+                                      "label-value-xq7", "request-xq7"};
+  for (int i = 0; i < 2; ++i) {
+    v1::CreateTaskRequest req;
+    req.set_request_id(absl::StrCat("request-xq7-", i));
+    req.mutable_spec()->set_image("localhost/crucible/image-xq7:latest");
+    req.mutable_spec()->add_command("echo");
+    req.mutable_spec()->add_command("command-xq7");
+    (*req.mutable_spec()->mutable_labels())["label-key-xq7"] =
+        "label-value-xq7";
+    v1::CreateTaskResponse created;
+    grpc::Status s = stub->CreateTask(ctx().get(), req, &created);
+    ASSERT_TRUE(s.ok()) << s.error_message() << server.process->Log();
+    secrets.push_back(created.task().id());
+    ASSERT_FALSE(created.task().trace_id().empty());
+    secrets.push_back(created.task().trace_id());
+    if (i == 1) {  // one ends (cancelled while queued), one stays queued
+      v1::CancelTaskRequest cancel;
+      cancel.set_task_id(created.task().id());
+      v1::CancelTaskResponse cancelled;
+      s = stub->CancelTask(ctx().get(), cancel, &cancelled);
+      ASSERT_TRUE(s.ok()) << s.error_message();
+    }
+  }
+  v1::ListTasksResponse listed;
+  ASSERT_TRUE(
+      stub->ListTasks(ctx().get(), v1::ListTasksRequest(), &listed).ok());
+  ASSERT_EQ(listed.tasks_size(), 2);
+  // Both tasks are counted, so the scrape is one of after them.
+  ASSERT_EQ(
+      WaitForSample(server.metrics_port, "crucible_server_tasks_created_total",
+                    [](double v) { return v == 2; }),
+      2);
+  auto text = testing_util::ScrapeMetrics(server.metrics_port);
+  ASSERT_TRUE(text.ok()) << text.status();
+  for (const std::string& secret : secrets) {
+    EXPECT_FALSE(absl::StrContains(*text, secret))
+        << secret << " is in the metrics:\n"
+        << *text;
+  }
+  // The scrape is the real one: the tenant's queue depth is there.
+  EXPECT_TRUE(absl::StrContains(*text, "crucible_server_tasks{")) << *text;
+}
+
 TEST_F(MetricsProcessTest, WorkerServesItsFamilies) {
   // No server and no executor answer: the worker is up, not ready.
   Started worker;
