@@ -3,9 +3,12 @@
 // transcript ("$ command", then its output) executed by bash with the stack's
 // addresses in place of the local stack's fixed ones
 // (127.0.0.1:8080/8081/8082). And checks that the operator guide lists every
-// flag of every process (the engine guard's too).
+// flag of every process (the engine guard's too), and that every test
+// deploy/SECURITY.md and docs/TESTS.md name exists.
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -170,39 +173,114 @@ TEST(OperatorGuideTest, ListsEveryFlagOfEveryProcess) {
   }
 }
 
+// The tests a document names, in backquotes (as SecurityChecklistTest
+// always read them: any stretch between two backquotes without a space):
+// files (a `tests/...`
+// path, or a file name ending in _test.cc, _test.py or _test.sh) and test
+// cases (`Suite.Name` of a gtest TEST, TEST_F or TEST_P, or `test_name` of
+// a Python test function).
+struct NamedTests {
+  std::vector<std::string> files;
+  std::vector<std::string> cases;
+};
+
+NamedTests NamesIn(absl::string_view text) {
+  static const std::regex kCase(R"re(^([A-Z]\w*\.[A-Z]\w*|test_\w+)$)re");
+  NamedTests named;
+  for (absl::string_view quoted : absl::StrSplit(text, '`')) {
+    const std::string q(quoted);
+    if (q.empty() || q.find_first_of(" \t\n|") != std::string::npos) continue;
+    const bool path = absl::StartsWith(q, "tests/");
+    const bool test_file = absl::EndsWith(q, "_test.cc") ||
+                           absl::EndsWith(q, "_test.py") ||
+                           absl::EndsWith(q, "_test.sh");
+    if (path || test_file) {
+      named.files.push_back(q);
+    } else if (std::regex_match(q, kCase)) {
+      named.cases.push_back(q);
+    }
+  }
+  return named;
+}
+
+// The file a name in a document stands for: a `tests/...` path as it is,
+// a bare file name wherever it is under tests/; empty if it is nowhere.
+std::string FindTestFile(const std::string& name) {
+  if (absl::StartsWith(name, "tests/")) {
+    const std::string path = testing_util::SourcePath(name);
+    return std::filesystem::exists(path) ? path : "";
+  }
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(
+           testing_util::SourcePath("tests"))) {
+    if (entry.path().filename() == name) return entry.path().string();
+  }
+  return "";
+}
+
+// Whether the source in `file` defines the test case `name` (see NamesIn).
+bool DefinesCase(const std::string& file, const std::string& name) {
+  const std::string source = testing_util::ReadFile(file);
+  if (absl::StartsWith(name, "test_")) {
+    return source.find("def " + name + "(") != std::string::npos;
+  }
+  const std::vector<std::string> parts = absl::StrSplit(name, '.');
+  const std::regex definition(absl::StrCat(R"(\bTEST(_F|_P)?\(\s*)", parts[0],
+                                           R"(\s*,\s*)", parts[1], R"(\s*\))"));
+  return std::regex_search(source, definition);
+}
+
+// Fails for each test file `doc` names that does not exist; returns the
+// files found, by the name the document gives them.
+std::map<std::string, std::string> ExpectNamedFilesExist(
+    const std::string& doc, const NamedTests& named) {
+  std::map<std::string, std::string> found;
+  for (const std::string& name : named.files) {
+    const std::string file = FindTestFile(name);
+    EXPECT_FALSE(file.empty())
+        << doc << " names " << name << ", which is nowhere under tests/";
+    if (!file.empty()) found[name] = file;
+  }
+  return found;
+}
+
 // Every test deploy/SECURITY.md names as a check exists: a `tests/...` path,
 // or a file name ending in _test.cc, _test.py or _test.sh found under tests/.
 TEST(SecurityChecklistTest, NamesOnlyTestsThatExist) {
   const std::string checklist =
       testing_util::ReadFile(testing_util::SourcePath("deploy/SECURITY.md"));
   ASSERT_FALSE(checklist.empty());
-  std::vector<std::string> names;
-  for (absl::string_view quoted : absl::StrSplit(checklist, '`')) {
-    const std::string q(quoted);
-    const bool path = absl::StartsWith(q, "tests/");
-    const bool test_file = absl::EndsWith(q, "_test.cc") ||
-                           absl::EndsWith(q, "_test.py") ||
-                           absl::EndsWith(q, "_test.sh");
-    if ((path || test_file) && q.find(' ') == std::string::npos) {
-      names.push_back(q);
+  const NamedTests named = NamesIn(checklist);
+  EXPECT_GE(named.files.size(), 10u) << "the checklist names hardly any test";
+  ExpectNamedFilesExist("deploy/SECURITY.md", named);
+}
+
+// docs/TESTS.md maps each promise of the docs to the test that checks it:
+// on each row of its tables, every file named exists and every test case
+// named is defined in one of the row's files.
+TEST(TestsMapTest, NamesOnlyTestsThatExist) {
+  const std::string map =
+      testing_util::ReadFile(testing_util::SourcePath("docs/TESTS.md"));
+  ASSERT_FALSE(map.empty());
+  int rows = 0;
+  for (absl::string_view line : absl::StrSplit(map, '\n')) {
+    if (!absl::StartsWith(line, "|")) continue;
+    const NamedTests named = NamesIn(line);
+    if (named.cases.empty()) continue;
+    ++rows;
+    SCOPED_TRACE(line);
+    ASSERT_FALSE(named.files.empty()) << "a row names cases but no file";
+    const std::map<std::string, std::string> files =
+        ExpectNamedFilesExist("docs/TESTS.md", named);
+    for (const std::string& test_case : named.cases) {
+      bool defined = false;
+      for (const auto& [name, file] : files) {
+        defined = defined || DefinesCase(file, test_case);
+      }
+      EXPECT_TRUE(defined) << "docs/TESTS.md names " << test_case
+                           << ", which none of the row's files defines";
     }
   }
-  EXPECT_GE(names.size(), 10u) << "the checklist names hardly any test";
-  const std::string tests_dir = testing_util::SourcePath("tests");
-  for (const std::string& name : names) {
-    if (absl::StartsWith(name, "tests/")) {
-      EXPECT_TRUE(std::filesystem::exists(testing_util::SourcePath(name)))
-          << "deploy/SECURITY.md names " << name << ", which does not exist";
-      continue;
-    }
-    bool found = false;
-    for (const auto& entry :
-         std::filesystem::recursive_directory_iterator(tests_dir)) {
-      found |= entry.path().filename() == name;
-    }
-    EXPECT_TRUE(found) << "deploy/SECURITY.md names " << name
-                       << ", which is nowhere under tests/";
-  }
+  EXPECT_GE(rows, 50) << "docs/TESTS.md maps hardly any promise";
 }
 
 }  // namespace
