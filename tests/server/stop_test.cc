@@ -181,6 +181,54 @@ TEST(ServerStopTest, CliWatchFollowsTheTaskAcrossAServerRestart) {
   EXPECT_THAT(watch->Log(), HasSubstr("CANCELLED"));
 }
 
+// `crucible watch` whose server stops and does not come back follows the
+// task again for 60 s without an answer, then gives up with exit 69 (user
+// guide, "Lifecycle": "It tries for up to 60 s without an answer, then
+// exits 69"). Only a lower bound on its wait: a loaded machine makes it
+// longer, never shorter.
+TEST(ServerStopTest, CliGivesUpWithExit69AfterAMinuteWithoutTheServer) {
+  const std::string dir = testing_util::MakeTempDir("crucible-stop-gone");
+  auto server = testing_util::Process::Start(
+      testing_util::WithTestFlags(
+          {absl::StrCat(getenv("CRUCIBLE_BIN_DIR"), "/crucible-server"),
+           "--listen=127.0.0.1:0", "--port_file=" + dir + "/port",
+           "--db=" + dir + "/tasks.db", "--fleet_admission=false"}),
+      dir + "/server.log");
+  ASSERT_TRUE(server.ok()) << server.status();
+  absl::StatusOr<int> port =
+      testing_util::WaitForPortFile(dir + "/port", *server, absl::Seconds(20));
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string address = absl::StrCat("127.0.0.1:", *port);
+  auto stub = v1::TaskService::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  absl::StatusOr<std::string> id = CreateQueuedTask(*stub);
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto watch = testing_util::Process::Start(
+      {absl::StrCat(getenv("CRUCIBLE_BIN_DIR"), "/crucible"),
+       "--server=" + address, "watch", *id},
+      dir + "/watch.log");
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  for (absl::Time deadline = absl::Now() + absl::Seconds(20);
+       watch->Log().find("QUEUED") == std::string::npos;
+       absl::SleepFor(absl::Milliseconds(20))) {
+    ASSERT_LT(absl::Now(), deadline) << watch->Log();
+  }
+
+  absl::StatusOr<int> stopped = server->Stop(SIGTERM, absl::Seconds(20));
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  const absl::Time gone = absl::Now();
+  absl::StatusOr<int> status = watch->Wait(absl::Seconds(150));
+  const absl::Duration waited = absl::Now() - gone;
+  ASSERT_TRUE(status.ok()) << "still following 150 s after the server "
+                              "stopped:\n"
+                           << watch->Log();
+  ASSERT_TRUE(WIFEXITED(*status)) << watch->Log();
+  EXPECT_EQ(WEXITSTATUS(*status), 69) << watch->Log();
+  EXPECT_GE(waited, absl::Seconds(59)) << watch->Log();
+  EXPECT_THAT(watch->Log(), HasSubstr("following it again"));
+  EXPECT_THAT(watch->Log(), HasSubstr("UNAVAILABLE"));
+}
+
 // With nothing in flight a SIGTERM stops the server within a second, exit
 // 0: once without any client, once with a client whose connection stays
 // open after its last call (as a CLI or a client busy elsewhere leaves it).
