@@ -235,6 +235,22 @@ TEST_F(EngineTest, StdinRoundTripsThroughCat) {
   EXPECT_TRUE(sink.out() == input) << "bytes differ";
 }
 
+// Without stdin in the spec the task reads an empty stdin (user guide,
+// "Running a task"): `wc -c` reads end of file at once, it does not wait
+// for input that never comes (the timeout only ends a hang sooner).
+TEST_F(EngineTest, WithoutStdinTheTaskReadsAnEmptyStdin) {
+  crucible::v1::RunRequest req = Request({"sh", "-c", "wc -c; echo done"});
+  ASSERT_TRUE(req.spec().stdin().empty());
+  *req.mutable_spec()->mutable_timeout() =
+      common::ToProtoDuration(absl::Seconds(30));
+  CollectingSink sink;
+  auto result = runner_->Run(req, sink, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason(), TerminationReason::TERMINATION_REASON_EXITED);
+  EXPECT_EQ(result->exit_code(), 0);
+  EXPECT_EQ(sink.out(), "0\ndone\n") << sink.err();
+}
+
 TEST_F(EngineTest, ForkBombIsStoppedByThePidsLimitAndTheExecutorSurvives) {
   crucible::v1::RunRequest req =
       Request({"sh", "-c", "b(){ b | b & }; b; sleep 2; echo still-here"});
