@@ -20,6 +20,10 @@ struct ContainerState {
   bool running = false;
   bool oom_killed = false;
   int64_t exit_code = 0;
+  // The engine has recorded the exit (State.FinishedAt is set): exit_code
+  // is final and the container's log holds all its output. Podman reports
+  // this as "stopped" before its cleanup makes it "exited".
+  bool finished = false;
   std::string error;  // the engine's State.Error, if any
   // The host pid of the container's process while it runs (State.Pid), 0
   // otherwise or where the engine does not say.

@@ -137,6 +137,50 @@ int DebugCb(CURL*, curl_infotype type, char*, size_t, void* userdata) {
   return 0;
 }
 
+// How often an abortable call looks at its abort function while nothing
+// arrives. libcurl's own progress callback comes about once a second on an
+// idle connection: a run would wait that long to drop a wait or a log
+// stream it no longer needs.
+constexpr int kAbortPollMs = 10;
+
+// curl_easy_perform, but a call with an abort function polls it every
+// kAbortPollMs (through a multi handle of its own) and ends with
+// CURLE_ABORTED_BY_CALLBACK once it says so.
+CURLcode Perform(CURL* c, const AbortFn* abort) {
+  if (abort == nullptr || !*abort) return curl_easy_perform(c);
+  CURLM* multi = curl_multi_init();
+  if (multi == nullptr) return curl_easy_perform(c);
+  if (curl_multi_add_handle(multi, c) != CURLM_OK) {
+    curl_multi_cleanup(multi);
+    return curl_easy_perform(c);
+  }
+  CURLcode result = CURLE_OK;
+  for (int running = 1; running > 0;) {
+    if (curl_multi_perform(multi, &running) != CURLM_OK) {
+      result = CURLE_RECV_ERROR;
+      break;
+    }
+    if (running == 0) {
+      int left = 0;
+      while (CURLMsg* m = curl_multi_info_read(multi, &left)) {
+        if (m->msg == CURLMSG_DONE) result = m->data.result;
+      }
+      break;
+    }
+    if ((*abort)()) {
+      result = CURLE_ABORTED_BY_CALLBACK;
+      break;
+    }
+    if (curl_multi_poll(multi, nullptr, 0, kAbortPollMs, nullptr) != CURLM_OK) {
+      result = CURLE_RECV_ERROR;
+      break;
+    }
+  }
+  curl_multi_remove_handle(multi, c);
+  curl_multi_cleanup(multi);
+  return result;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<EngineClient>> EngineClient::Create(
@@ -229,7 +273,7 @@ absl::StatusOr<EngineClient::Response> EngineClient::Do(const Request& r) {
     curl_easy_setopt(c, CURLOPT_DEBUGDATA, &t);
     curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
   }
-  CURLcode rc = curl_easy_perform(c);
+  CURLcode rc = Perform(c, r.abort);
   Response resp;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.code);
   resp.body = std::move(t.body);
@@ -486,6 +530,12 @@ absl::StatusOr<ContainerState> EngineClient::InspectContainer(
     st.exit_code = s.value("ExitCode", int64_t{0});
     if (s.contains("Pid") && s["Pid"].is_number_integer()) st.pid = s["Pid"];
     if (s.contains("Error") && s["Error"].is_string()) st.error = s["Error"];
+    // Docker and Podman say 0001-01-01T00:00:00Z until the exit is recorded.
+    if (s.contains("FinishedAt") && s["FinishedAt"].is_string()) {
+      const std::string& at = s["FinishedAt"].get_ref<const std::string&>();
+      st.finished =
+          !st.running && !at.empty() && !absl::StartsWith(at, "0001-01-01");
+    }
     if (j.contains("HostConfig") && j["HostConfig"].is_object()) {
       const json& h = j["HostConfig"];
       // null (Podman for a limit it does not keep) counts as none.

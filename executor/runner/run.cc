@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -61,22 +62,7 @@ class Execution {
     if (control_.cancelled())
       return Ended(TerminationReason::TERMINATION_REASON_CANCELLED,
                    "cancelled before the container was created");
-    if (absl::Status s = engine_.InspectImage(request_.spec().image());
-        !s.ok()) {
-      if (s.code() != absl::StatusCode::kFailedPrecondition ||
-          !plan_.pull_image) {
-        return s;
-      }
-      // Only images the policy allowed get here.
-      LOG(INFO) << RunTag(request_) << ": pulling " << request_.spec().image();
-      if (absl::Status pulled = engine_.PullImage(request_.spec().image());
-          !pulled.ok()) {
-        return pulled;
-      }
-    }
-    create_time_ = clock_.Now();
-    absl::StatusOr<std::string> id =
-        engine_.CreateContainer(plan_.name, plan_.create_body);
+    absl::StatusOr<std::string> id = Create();
     if (!id.ok()) return id.status();
     id_ = *id;
     absl::StatusOr<TaskResult> result = RunContainer();
@@ -95,6 +81,33 @@ class Execution {
   }
 
  private:
+  // Creates the container. The image is not inspected first, which would
+  // cost every run a round trip: only a create the engine refuses as
+  // FAILED_PRECONDITION (its 404, no such image) is followed by the
+  // inspection, which tells a missing image (and names it) from another
+  // refusal, and, where the policy pulls, by a pull and a second create.
+  absl::StatusOr<std::string> Create() {
+    create_time_ = clock_.Now();
+    absl::StatusOr<std::string> id =
+        engine_.CreateContainer(plan_.name, plan_.create_body);
+    if (id.ok() || id.status().code() != absl::StatusCode::kFailedPrecondition)
+      return id;
+    absl::Status present = engine_.InspectImage(request_.spec().image());
+    if (present.ok()) return id;
+    if (present.code() != absl::StatusCode::kFailedPrecondition ||
+        !plan_.pull_image) {
+      return present;
+    }
+    // Only images the policy allowed get here.
+    LOG(INFO) << RunTag(request_) << ": pulling " << request_.spec().image();
+    if (absl::Status pulled = engine_.PullImage(request_.spec().image());
+        !pulled.ok()) {
+      return pulled;
+    }
+    create_time_ = clock_.Now();
+    return engine_.CreateContainer(plan_.name, plan_.create_body);
+  }
+
   absl::Status ShutdownError() const {
     return absl::UnavailableError(
         absl::StrCat(common::kExecutorShuttingDown,
@@ -143,7 +156,10 @@ class Execution {
           name_, "next-exit",
           [&] { return stop_wait.load() || abort_streams_.load(); },
           [&] { wait_sent.Notify(); });
-      if (r.ok()) exit_seen_ = true;
+      if (r.ok()) {
+        exit_seen_ = true;
+        exit_recorded_ = true;  // the engine answers once it has the exit
+      }
       wait_result = std::move(r);
       // Done before sent: a wait that failed before it was sent is seen as
       // failed by the check right after wait_sent, and nothing is started.
@@ -216,21 +232,30 @@ class Execution {
   // watchdog, logs_grace after the exit) or dropped, and the output is read
   // again from the start without follow, skipping what was already sent.
   absl::Status FollowLogs() {
-    auto abort = [this] { return abort_streams_.load() || logs_stop_.load(); };
+    auto abort = [this] {
+      return abort_streams_.load() || logs_stop_.load() || ReadRestNow();
+    };
     absl::Status logs = engine_.Logs(
         name_, /*follow=*/true,
         [this](absl::string_view b) { return OnLogBytes(b, demux_, 0); },
         abort);
     if (limit_hit_ || abort_streams_.load()) return absl::OkStatus();
     if (logs.ok() && !demux_.failed()) return absl::OkStatus();
-    LOG(WARNING) << RunTag(request_) << ": log stream "
-                 << (demux_.failed()
-                         ? absl::StrCat("broken: ",
-                                        absl::CHexEscape(bad_log_bytes_))
-                         : std::string(logs_stop_.load()
-                                           ? "stalled after the exit"
-                                           : logs.ToString()))
-                 << "; reading the output again";
+    if (!demux_.failed() && !logs_stop_.load() && ReadRestNow()) {
+      // The usual end of a short run: Podman ends a follow only after
+      // polling its events and log files, a few hundred ms past the exit.
+      VLOG(1) << RunTag(request_) << ": exit recorded; reading the rest of "
+              << "the output without follow";
+    } else {
+      LOG(WARNING) << RunTag(request_) << ": log stream "
+                   << (demux_.failed()
+                           ? absl::StrCat("broken: ",
+                                          absl::CHexEscape(bad_log_bytes_))
+                           : std::string(logs_stop_.load()
+                                             ? "stalled after the exit"
+                                             : logs.ToString()))
+                   << "; reading the output again";
+    }
     bool follow = !exit_seen_.load();  // still running: follow again
     docker::Demuxer again;
     const int64_t skip = offset_;
@@ -256,11 +281,30 @@ class Execution {
     return absl::OkStatus();
   }
 
-  // The container's final state: from wait if it answers in time after the
-  // logs ended, else by polling inspect until the container is not running.
+  // True once the engine has recorded the exit, so that its log holds all
+  // the output, and so little was relayed that reading it all again costs
+  // less than waiting for the follow to end.
+  bool ReadRestNow() const {
+    return exit_recorded_.load() &&
+           relayed_.load() <= options_.logs_reread_bytes;
+  }
+
+  std::optional<docker::ContainerState> RecordedState() {
+    absl::MutexLock lock(&state_mu_);
+    return recorded_state_;
+  }
+
+  // The container's final state: the one the watchdog inspected once the
+  // engine had recorded the exit, else from wait if it answers in time
+  // after the logs ended, else by polling inspect until the container is
+  // not running.
   absl::StatusOr<docker::ContainerState> WaitForExit(
       absl::Notification& wait_done, const absl::StatusOr<int64_t>& wait_result,
       std::atomic<bool>& stop_wait) {
+    if (std::optional<docker::ContainerState> st = RecordedState()) {
+      stop_wait = true;
+      return *std::move(st);
+    }
     bool waited = wait_done.WaitForNotificationWithTimeout(options_.wait_grace);
     while (true) {
       absl::StatusOr<docker::ContainerState> state =
@@ -325,7 +369,9 @@ class Execution {
   }
 
   // Kills the container at the deadline or on a kill request; notices the
-  // exit even if the wait call misses it (inspect every inspect_interval);
+  // exit even if the wait call misses it, and often before it answers
+  // (inspect first_inspect after the start, then at twice the gap each
+  // time, up to every inspect_interval);
   // stops a log stream that outlives the exit by logs_grace; abandons the
   // streams if the run does not end within kill_grace after a kill.
   void Watchdog(absl::Time start) {
@@ -335,14 +381,22 @@ class Execution {
     absl::Time exit_at = absl::InfiniteFuture();
     // From the start, not from when this thread got going: a clock that
     // moved meanwhile does not push the first inspection back.
-    absl::Time next_inspect = start + options_.inspect_interval;
+    absl::Duration inspect_gap =
+        std::min(options_.first_inspect, options_.inspect_interval);
+    absl::Time next_inspect = start + inspect_gap;
     int engine_failures = 0;
     while (true) {
       Kill why = Kill::kNone;
+      // Woken for the next inspection, if it comes before the next tick.
+      const absl::Duration tick =
+          exit_seen_.load()
+              ? options_.poll_interval
+              : std::clamp(next_inspect - clock_.Now(), absl::ZeroDuration(),
+                           options_.poll_interval);
       if (killed) {
-        control_.WaitDone(options_.poll_interval);
+        control_.WaitDone(tick);
       } else {
-        why = control_.WaitForEvent(options_.poll_interval);
+        why = control_.WaitForEvent(tick);
       }
       if (control_.done()) return;
       absl::Time now = clock_.Now();
@@ -359,11 +413,18 @@ class Execution {
       }
       if (exit_at == absl::InfiniteFuture()) {
         if (!exit_seen_.load() && now >= next_inspect) {
-          next_inspect = now + options_.inspect_interval;
+          inspect_gap = std::min(inspect_gap * 2, options_.inspect_interval);
+          next_inspect = now + inspect_gap;
           absl::StatusOr<docker::ContainerState> st =
               engine_.InspectContainer(name_);
-          if (st.ok() && !st->running && st->status != "created")
+          if (st.ok() && st->finished) {
+            absl::MutexLock lock(&state_mu_);
+            recorded_state_ = *st;
+          }
+          if (st.ok() && !st->running && st->status != "created") {
             exit_seen_ = true;
+            if (st->finished) exit_recorded_ = true;
+          }
           engine_failures = st.status().code() == absl::StatusCode::kUnavailable
                                 ? engine_failures + 1
                                 : 0;
@@ -414,6 +475,7 @@ class Execution {
         chunk.set_offset(offset_);
         chunk.set_attempt(request_.attempt());
         offset_ += static_cast<int64_t>(n);
+        relayed_ = offset_;
         sink_.OnOutput(std::move(chunk));
       }
       if (n < size) {
@@ -443,6 +505,14 @@ class Execution {
   std::atomic<bool> logs_stop_{false};    // abandon the current log stream
   std::atomic<bool> exit_seen_{false};    // wait answered or inspect saw it
   std::atomic<bool> engine_lost_{false};  // the watchdog gave up on the engine
+  // The engine has recorded the exit (wait answered, or an inspection saw
+  // it finished): the container's log holds all of its output.
+  std::atomic<bool> exit_recorded_{false};
+  std::atomic<int64_t> relayed_{0};  // offset_, for the other threads
+  absl::Mutex state_mu_;
+  // The inspection that saw the exit recorded, if the watchdog made one.
+  std::optional<docker::ContainerState> recorded_state_
+      ABSL_GUARDED_BY(state_mu_);
   // Used on the logs thread (the Run thread) only.
   docker::Demuxer demux_;
   int64_t offset_ = 0;

@@ -89,8 +89,17 @@ struct RunnerOptions {
   // After a kill, how long before the streams are abandoned (engine hung).
   absl::Duration kill_grace = absl::Seconds(15);
   // While the wait call has not answered, how often the container is
-  // inspected to notice its exit (Podman may miss it in wait and in logs).
+  // inspected to notice its exit (Podman may miss it in wait and in logs,
+  // and answers both a few hundred ms after it has recorded the exit).
+  // The first inspection comes first_inspect after the start, each next
+  // one twice as long after the previous, up to inspect_interval.
   absl::Duration inspect_interval = absl::Seconds(1);
+  absl::Duration first_inspect = absl::Milliseconds(10);
+  // Once the engine has recorded the exit, a log stream that has relayed
+  // at most this many bytes is dropped at once and the output read again
+  // without follow (skipping what was relayed), rather than waiting for
+  // the stream's own end (logs_grace at most).
+  int64_t logs_reread_bytes = int64_t{64} << 10;
   // After the exit was noticed, how long the log stream may take to end
   // before it is abandoned and the rest is read without follow.
   absl::Duration logs_grace = absl::Seconds(2);
@@ -108,12 +117,15 @@ struct RunnerOptions {
 // once. Thread-safe: Run blocks the calling thread for the whole run and
 // may be called from several threads; Cancel and CancelAll never block.
 //
-// One run: policy -> image present -> create -> wait posted -> start ->
-// stdin written (if any) through a hijacked attach, on its own thread ->
-// logs followed (demultiplexed into OutputChunks numbered by combined
-// offset; past max_output_bytes the container is killed: OUTPUT_LIMIT,
-// exactly max_output_bytes kept) -> exit code -> inspect (OOM_KILLED) ->
-// remove, always, on every path once the container exists. A watchdog
+// One run: policy -> create (only if the engine lacks the image: image
+// inspected, and pulled where the policy allows, then create again) ->
+// wait posted -> start -> stdin written (if any) through a hijacked
+// attach, on its own thread -> logs followed (demultiplexed into
+// OutputChunks numbered by combined offset; past max_output_bytes the
+// container is killed: OUTPUT_LIMIT, exactly max_output_bytes kept; once
+// the engine has recorded the exit, the rest read without follow) -> exit
+// code and state from inspect (OOM_KILLED) -> remove, always, on every
+// path once the container exists. A watchdog
 // thread per run kills the container at the deadline (TIMEOUT, measured on
 // the injected clock from start) or on cancellation (CANCELLED).
 //

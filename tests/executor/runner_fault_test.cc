@@ -110,9 +110,7 @@ TEST_F(RunnerFaultTest, FailedCreateIsReturnedAndTouchesNothingElse) {
   engine_.FailNext(Op::kCreate, absl::UnavailableError("proxy down"));
   absl::StatusOr<TaskResult> result = Run(Request("c"));
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(engine_.calls(),
-            (std::vector<std::string>{"inspect-image localhost/crucible/x:1",
-                                      "create crucible-c"}));
+  EXPECT_EQ(engine_.calls(), (std::vector<std::string>{"create crucible-c"}));
 }
 
 TEST_F(RunnerFaultTest, FailedStartIsReturnedAndTheContainerRemoved) {
@@ -196,6 +194,30 @@ TEST_F(RunnerFaultTest, LogStreamStalledAfterTheExitIsReadAgain) {
   EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_EXITED);
   EXPECT_EQ(sink_.Output(), "late\n");
   EXPECT_EQ(engine_.CallCount(Op::kLogs), 2);
+}
+
+// Once an inspection sees the exit recorded, a log stream and a wait call
+// that have not ended are dropped at once (no logs_grace, no wait_grace):
+// the output is read again without follow and the state inspected is the
+// result.
+TEST_F(RunnerFaultTest, ExitRecordedByInspectEndsTheRunWithoutWaitOrGrace) {
+  options_.first_inspect = absl::ZeroDuration();
+  options_.logs_grace = absl::Hours(1);
+  options_.wait_grace = absl::Hours(1);
+  // The stalled wait is never sent: start without waiting for it.
+  options_.wait_post_timeout = absl::ZeroDuration();
+  engine_.SetScript({.exit_code = 4, .stdout_data = "all of it\n"});
+  engine_.StallNext(Op::kWait);
+  engine_.StallNext(Op::kLogs);
+  absl::StatusOr<TaskResult> result;
+  testing_util::BoundedThread run([&] { result = Run(Request("fast")); });
+  ASSERT_TRUE(run.JoinWithin(absl::Seconds(30)));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_EXITED);
+  EXPECT_EQ(result->exit_code(), 4);
+  EXPECT_EQ(sink_.Output(), "all of it\n");
+  EXPECT_EQ(engine_.CallCount(Op::kLogs), 2);
+  EXPECT_TRUE(engine_.containers().empty());
 }
 
 // The engine stops answering mid-run: after engine_failures_to_give_up

@@ -143,9 +143,12 @@ TEST_F(RunnerRefusalTest,
   EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(result.status().message(),
                                 "localhost/crucible/busybox:latest"));
+  // The create refused, the inspection says why; nothing is left.
   EXPECT_EQ(engine_.calls(),
-            std::vector<std::string>{
-                "inspect-image localhost/crucible/busybox:latest"});
+            (std::vector<std::string>{
+                "create crucible-run-1",
+                "inspect-image localhost/crucible/busybox:latest"}));
+  EXPECT_TRUE(engine_.containers().empty());
 }
 
 TEST_F(RunnerRefusalTest, MissingImageIsPulledWhenThePolicyAllows) {
@@ -157,7 +160,25 @@ TEST_F(RunnerRefusalTest, MissingImageIsPulledWhenThePolicyAllows) {
   EXPECT_TRUE(absl::StrContains(result.status().message(), "no registry here"))
       << result.status();
   EXPECT_EQ(engine_.CallCount(FakeEngine::Op::kPullImage), 1);
-  EXPECT_EQ(engine_.CallCount(FakeEngine::Op::kCreate), 0);
+  EXPECT_EQ(engine_.CallCount(FakeEngine::Op::kCreate), 1);  // the refused one
+}
+
+TEST_F(RunnerRefusalTest, PulledImageIsCreatedAgainAndRuns) {
+  engine_.SetPullWorks(true);
+  policy::ContainerPolicyOptions po;
+  po.pull_images = true;
+  auto result = Run(Request(), po);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason(), crucible::v1::TERMINATION_REASON_EXITED);
+  const std::vector<std::string> calls = engine_.calls();
+  ASSERT_GE(calls.size(), 4u);
+  EXPECT_EQ(
+      std::vector<std::string>(calls.begin(), calls.begin() + 4),
+      (std::vector<std::string>{
+          "create crucible-run-1",
+          "inspect-image localhost/crucible/busybox:latest",
+          "pull localhost/crucible/busybox:latest", "create crucible-run-1"}));
+  EXPECT_TRUE(engine_.containers().empty());
 }
 
 }  // namespace

@@ -184,8 +184,8 @@ bool FakeEngine::BlockUntil(const std::function<bool()>& done,
                             const docker::AbortFn& abort) {
   while (!done()) {
     if (abort && abort()) return false;
-    // Abort functions are polled (as the real client does, about once a
-    // second); state changes wake the wait at once.
+    // Abort functions are polled (as the real client does); state changes
+    // wake the wait at once.
     auto ready = [&done]() { return done(); };
     mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(5));
   }
@@ -239,6 +239,13 @@ absl::StatusOr<std::string> FakeEngine::CreateContainer(
     absl::string_view name, const nlohmann::json& body) {
   if (absl::Status s = Enter(Op::kCreate, name, nullptr); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
+  // A real engine answers 404 (no such image), which the client reports as
+  // FAILED_PRECONDITION.
+  if (!body.contains("Image") || !body["Image"].is_string() ||
+      !images_.contains(body["Image"].get<std::string>())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("create ", name, ": no such image"));
+  }
   if (containers_.contains(std::string(name))) {
     return absl::InternalError(
         absl::StrCat("the container name ", name, " is already in use"));
@@ -366,6 +373,7 @@ absl::StatusOr<docker::ContainerState> FakeEngine::InspectContainer(
   state.status = c->status;
   state.running = c->status == "running";
   state.exit_code = c->exit_code;
+  state.finished = c->status == "exited";
   state.oom_killed = c->status == "exited" && c->script.oom_killed;
   state.memory_bytes = c->limits.memory_bytes;
   state.memory_swap_bytes = c->limits.memory_swap_bytes;
