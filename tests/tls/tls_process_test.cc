@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "crucible/v1/executor_service.grpc.pb.h"
 #include "crucible/v1/queue_service.grpc.pb.h"
+#include "crucible/v1/task_service.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/testing/process.h"
@@ -472,6 +473,50 @@ TEST_F(TlsProcessTest, WorkerTalksMutualTlsToServerAndExecutor) {
   }
   EXPECT_TRUE(connected) << server_->Log();
   EXPECT_TRUE(checked) << worker_->Log();
+}
+
+// A worker with certificates still serves its --listen in plaintext, and
+// only health: the probes' port carries no task data (operator guide,
+// crucible-worker: "The worker's --listen serves only health and
+// reflection, always in plaintext (probes), and no task data").
+TEST_F(TlsProcessTest, WorkersListenIsPlaintextHealthOnly) {
+  std::vector<std::string> args = TlsFlags(certs_, "worker");
+  args.push_back("--server=127.0.0.1:1");
+  args.push_back("--executors=127.0.0.1:2");
+  const int port = Start("worker", "crucible-worker", args, worker_);
+  ASSERT_GT(port, 0);
+  // Health answers a plaintext client (NOT_SERVING: no server, no executor,
+  // but an answer), and no TLS client: there is no TLS there.
+  grpc::ClientContext health_ctx;
+  SetDeadline(health_ctx);
+  HealthCheckResponse response;
+  grpc::Status plain =
+      Health::NewStub(FreshChannel(port, grpc::InsecureChannelCredentials()))
+          ->Check(&health_ctx, HealthCheckRequest(), &response);
+  EXPECT_TRUE(plain.ok()) << plain.error_message();
+  EXPECT_EQ(response.status(), HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(Check(FreshChannel(port, ClientCredentials(Ca()))).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  // No task data: neither the server's nor an executor's services.
+  auto channel = FreshChannel(port, grpc::InsecureChannelCredentials());
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    crucible::v1::ListTasksResponse listed;
+    EXPECT_EQ(crucible::v1::TaskService::NewStub(channel)
+                  ->ListTasks(&ctx, crucible::v1::ListTasksRequest(), &listed)
+                  .error_code(),
+              grpc::StatusCode::UNIMPLEMENTED);
+  }
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    crucible::v1::DescribeResponse described;
+    EXPECT_EQ(crucible::v1::ExecutorService::NewStub(channel)
+                  ->Describe(&ctx, crucible::v1::DescribeRequest(), &described)
+                  .error_code(),
+              grpc::StatusCode::UNIMPLEMENTED);
+  }
 }
 
 struct RefusedStart {
