@@ -91,6 +91,46 @@ TEST(EngineClientTest, ErrorMapping) {
   EXPECT_EQ(client->Start("c").code(), absl::StatusCode::kUnavailable);  // 503
 }
 
+// What turns the executor NOT_SERVING at once (operator guide,
+// --ping_interval): an engine call that finds the engine unreachable
+// (connection refused, or the proxy's 502/503/504) is reported through
+// on_unreachable; an answer of the engine or a refusal of the proxy (403)
+// is not, whatever its code.
+TEST(EngineClientTest, OnlyUnreachableAnswersReportTheEngineUnreachable) {
+  for (const int code : {502, 503, 504, 403, 404, 409, 500}) {
+    SCOPED_TRACE(code);
+    ScriptedServer server([code](const std::string& line) {
+      if (absl::StrContains(line, "/version"))
+        return Http(200, R"({"ApiVersion":"1.41"})");
+      return Http(code, R"({"message":"scripted"})");
+    });
+    std::vector<absl::Status> reported;
+    auto client =
+        EngineClient::Create({.docker_host = server.address(),
+                              .on_unreachable = [&](const absl::Status& s) {
+                                reported.push_back(s);
+                              }});
+    ASSERT_TRUE(client.ok()) << client.status();
+    absl::Status s = (*client)->Start("crucible-abc");
+    EXPECT_FALSE(s.ok());
+    const bool unreachable = code >= 502 && code <= 504;
+    EXPECT_EQ(s.code() == absl::StatusCode::kUnavailable, unreachable) << s;
+    ASSERT_EQ(reported.size(), unreachable ? 1u : 0u) << s;
+    if (unreachable)
+      EXPECT_EQ(reported[0].code(), absl::StatusCode::kUnavailable);
+  }
+  // Nothing listening: unreachable too.
+  std::vector<absl::Status> reported;
+  auto client =
+      EngineClient::Create({.docker_host = "tcp://127.0.0.1:1",
+                            .on_unreachable = [&](const absl::Status& s) {
+                              reported.push_back(s);
+                            }});
+  ASSERT_TRUE(client.ok()) << client.status();
+  EXPECT_EQ((*client)->Ping().code(), absl::StatusCode::kUnavailable);
+  EXPECT_GE(reported.size(), 1u);
+}
+
 TEST(EngineClientTest, ImageNamesCannotEscapeThePath) {
   ScriptedServer server([](const std::string& line) {
     if (absl::StrContains(line, "/version"))
