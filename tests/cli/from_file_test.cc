@@ -139,4 +139,26 @@ TEST_F(FromFileTest, AnUnreadableFileIsAUsageError) {
   EXPECT_THAT(run.err, HasSubstr("--from-file"));
 }
 
+// On a terminal --from-file shows a progress line ("crucible: submitted
+// N/M tasks"), erased before the ids; not on a terminal, none at all (user
+// guide, "Submitting many tasks": "shows a progress line on a terminal").
+TEST_F(FromFileTest, AProgressLineOnlyOnATerminal) {
+  const std::string file = Write("progress.jsonl", Line("p") + Line("q"));
+  // script(1) gives the CLI a pseudo-terminal as stdin, stdout and stderr.
+  const std::string command = absl::StrCat(
+      "exec ", getenv("CRUCIBLE_BIN_DIR"), "/crucible --server=", address_,
+      " submit --from-file ", file, " --request-id progress-tty");
+  absl::StatusOr<testing_util::CommandResult> tty = testing_util::RunCommand(
+      {"/usr/bin/script", "-qfec", command, "/dev/null"}, absl::Seconds(60));
+  ASSERT_TRUE(tty.ok()) << tty.status();
+  EXPECT_EQ(tty->exit_code, 0) << tty->out;
+  EXPECT_THAT(tty->out, HasSubstr("crucible: submitted 0/2 tasks"));
+  EXPECT_THAT(tty->out, HasSubstr("\r\033[K"));  // erased
+  testing_util::CommandResult plain = Crucible(
+      {"submit", "--from-file", file, "--request-id", "progress-pipe"});
+  EXPECT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_EQ(Lines(plain.out).size(), 2u) << plain.out;
+  EXPECT_EQ(plain.err, "");
+}
+
 }  // namespace
