@@ -15,7 +15,6 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -24,17 +23,15 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/server_process.h"
 #include "common/tls.h"
 #include "crucible/v1/queue_service.grpc.pb.h"
 #include "crucible/v1/task_service.grpc.pb.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
 ABSL_FLAG(std::string, store, "", "postgresql:// URI of the store (required)");
@@ -51,56 +48,9 @@ namespace {
 
 namespace v1 = crucible::v1;
 
-struct Server {
-  std::vector<std::string> args;
-  std::string port_file;
-  pid_t pid = 0;
-  int port = 0;
-};
-
-bool Spawn(Server& s, const std::string& log) {
-  std::filesystem::remove(s.port_file);
-  pid_t pid = fork();
-  if (pid < 0) return false;
-  if (pid == 0) {
-    FILE* f = std::fopen(log.c_str(), "a");
-    if (f != nullptr) {
-      dup2(fileno(f), 1);
-      dup2(fileno(f), 2);
-    }
-    std::vector<char*> argv;
-    for (std::string& a : s.args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    setenv("GLOG_logtostderr", "1", 1);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  s.pid = pid;
-  for (absl::Time until = absl::Now() + absl::Seconds(30); absl::Now() < until;
-       absl::SleepFor(absl::Milliseconds(20))) {
-    std::ifstream in(s.port_file);
-    std::string text((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
-    int port = 0;
-    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &port) && port > 0) {
-      s.port = port;
-      return true;
-    }
-  }
-  return false;
-}
-
-bool Serving(int port) {
-  auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() +
-                   std::chrono::milliseconds(500));
-  grpc::health::v1::HealthCheckRequest req;
-  grpc::health::v1::HealthCheckResponse resp;
-  return stub->Check(&ctx, req, &resp).ok() &&
-         resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
-}
+using bench::Serving;
+using bench::Spawn;
+using Server = bench::ServerProcess;
 
 // A worker that reconnects whenever its stream ends, completes every
 // assignment at once, and notes when each task was dispatched to it.

@@ -26,6 +26,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/bench_worker.h"
 #include "bench/create_load.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
@@ -81,50 +82,6 @@ ABSL_FLAG(bool, tokens, false,
 namespace {
 
 namespace v1 = crucible::v1;
-
-// A worker that completes each assignment at once (exit 0) and hands the
-// credit back, in batches of a sixteenth of its credits. It takes
-// assignments in batches and answers each batch with one CompletionBatch,
-// as a busy worker may.
-void Worker(std::shared_ptr<grpc::Channel> channel, int id, int credits,
-            grpc::ClientContext* ctx, std::atomic<bool>& stop,
-            std::atomic<int64_t>& completed, std::atomic<int64_t>& messages) {
-  auto stub = v1::QueueService::NewStub(channel);
-  auto stream = stub->Connect(ctx);
-  v1::ConnectRequest hello;
-  hello.mutable_hello()->set_worker_id(absl::StrCat("bench-worker-", id));
-  hello.mutable_hello()->set_credits(credits);
-  hello.mutable_hello()->set_accepts_assignment_batches(true);
-  if (!stream->Write(hello)) return;
-  const int batch = std::max(1, credits / 16);
-  int owed = 0;
-  v1::ConnectResponse msg;
-  while (!stop.load() && stream->Read(&msg)) {
-    v1::ConnectRequest done;
-    auto complete = [&done](const v1::Assignment& a) {
-      v1::AttemptCompletion* c = done.mutable_completions()->add_completions();
-      c->set_lease_id(a.lease_id());
-      c->mutable_result()->set_reason(v1::TERMINATION_REASON_EXITED);
-      c->mutable_result()->set_exit_code(0);
-    };
-    if (msg.has_assignment()) complete(msg.assignment());
-    for (const v1::Assignment& a : msg.assignments().assignments()) complete(a);
-    const int n = done.completions().completions_size();
-    if (n == 0) continue;
-    messages.fetch_add(1);
-    if (!stream->Write(done)) break;
-    completed.fetch_add(n);
-    owed += n;
-    if (owed >= batch) {
-      v1::ConnectRequest credit;
-      credit.mutable_credit()->set_credits(owed);
-      owed = 0;
-      if (!stream->Write(credit)) break;
-    }
-  }
-  ctx->TryCancel();
-  stream->Finish().IgnoreError();
-}
 
 // Polls until the server holds no QUEUED, LEASED or RUNNING task.
 bool WaitIdle(v1::TaskService::Stub& stub, const std::string& token,
@@ -366,7 +323,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < absl::GetFlag(FLAGS_workers); ++i) {
     worker_ctxs.push_back(std::make_unique<grpc::ClientContext>());
     workers.emplace_back(
-        Worker, bench::Channel(target, 100 + i, client_credentials), i,
+        bench::Worker, bench::Channel(target, 100 + i, client_credentials), i,
         absl::GetFlag(FLAGS_credits), worker_ctxs.back().get(), std::ref(stop),
         std::ref(completed), std::ref(messages));
   }
