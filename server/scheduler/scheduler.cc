@@ -79,7 +79,11 @@ Scheduler::~Scheduler() {
   outbox_.SetBurstEnd(nullptr);
   // The gauges are the process's: what this scheduler held leaves them.
   absl::MutexLock lock(&mu_);
-  for (const auto& [id, e] : active_) metrics_.Forget(e.task);
+  for (const auto& [id, e] : active_) {
+    metrics_.Forget(e.tenant, e.priority,
+                    e.packed_.empty() ? e.parsed_->state()
+                                      : crucible::v1::TASK_STATE_QUEUED);
+  }
   metrics_.WorkersConnected(-static_cast<int>(sessions_.size()));
   for (const auto& [id, session] : sessions_) {
     metrics_.Credits(-session.credits);
@@ -108,14 +112,22 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
 }
 
 absl::Status Scheduler::Rebuild() {
-  ASSIGN_OR_RETURN(std::vector<Task> tasks, store_.LoadActiveTasks());
+  // As stored: a waiting task keeps its bytes, so a deep queue is never
+  // held parsed all at once.
+  const absl::Time started = absl::Now();
+  ASSIGN_OR_RETURN(std::vector<std::string> stored,
+                   store_.LoadActiveTaskBytes());
+  const absl::Duration read = absl::Now() - started;
   Op op(this);
   const absl::Time now = clock_.Now();
+  active_.reserve(stored.size());
+  requests_.reserve(stored.size());
   int kept = 0;
-  for (Task& task : tasks) {
-    std::string id = task.id();
-    TaskState state = task.state();
-    AddEntryLocked(std::move(task));
+  for (std::string& bytes : stored) {
+    ASSIGN_OR_RETURN(Task task, ParseStoredTask(bytes));
+    const std::string& id = task.id();
+    const TaskState state = task.state();
+    AddEntryLocked(task, std::move(bytes));
     if (state == crucible::v1::TASK_STATE_QUEUED) continue;
     // The worker that held the lease most likely still runs the attempt and
     // reconnects within seconds; the store keeps no lease id, so the lease
@@ -123,19 +135,22 @@ absl::Status Scheduler::Rebuild() {
     ++kept;
     Entry& e = active_.at(id);
     DequeueLocked(e);
-    e.lease_deadline = now + options_.restart_grace;
+    e.lease().lease_deadline = now + options_.restart_grace;
     unclaimed_.insert(id);
     if (state == crucible::v1::TASK_STATE_RUNNING) {
       // The start report was the task's last stored change.
-      e.start_time = common::FromProtoTime(e.task.update_time());
+      e.lease().start_time = common::FromProtoTime(e.task().update_time());
       // Without a timeout in the spec, the deadline waits for the worker to
       // name the lease with the timeout its executor reported (ClaimLocked).
-      SetRunDeadlineLocked(e, e.start_time, std::nullopt);
+      SetRunDeadlineLocked(e, e.lease().start_time, std::nullopt);
     }
   }
+  stored = {};
   const int lapsed = LapseUnclaimedLocked(now, op.out);
-  LOG(INFO) << "scheduler rebuilt: " << active_.size() << " active tasks, "
-            << kept - lapsed << " live leases kept for "
+  LOG(INFO) << "scheduler rebuilt in "
+            << absl::FormatDuration(absl::Now() - started) << " (store read "
+            << absl::FormatDuration(read) << "): " << active_.size()
+            << " active tasks, " << kept - lapsed << " live leases kept for "
             << absl::FormatDuration(options_.restart_grace)
             << " for their workers to name them";
   return absl::OkStatus();
@@ -154,8 +169,46 @@ std::string Scheduler::NewTaskIdLocked() {
 }
 
 QueuePosition Scheduler::PositionOf(const Entry& e) {
-  return {e.task.id(), e.task.spec().priority(), e.order, e.ready_at,
-          e.task.tenant()};
+  return {*e.id, e.priority, e.order, e.ready_at, e.tenant};
+}
+
+Task& Scheduler::Entry::task() {
+  return const_cast<Task&>(std::as_const(*this).task());
+}
+
+const Task& Scheduler::Entry::task() const {
+  if (parsed_ == nullptr) {
+    parsed_ = std::make_unique<Task>();
+    // The bytes were made by this process, or parsed at its start.
+    CHECK(parsed_->ParseFromString(packed_)) << "task " << *id;
+    std::string().swap(packed_);  // its memory too
+  }
+  return *parsed_;
+}
+
+Task Scheduler::Entry::Copy() const {
+  if (parsed_ != nullptr) return *parsed_;
+  Task task;
+  CHECK(task.ParseFromString(packed_)) << "task " << *id;
+  return task;
+}
+
+void Scheduler::Entry::Pack() {
+  lease_.reset();
+  if (parsed_ == nullptr) return;
+  DCHECK_EQ(parsed_->state(), crucible::v1::TASK_STATE_QUEUED);
+  packed_ = parsed_->SerializeAsString();
+  parsed_.reset();
+}
+
+Scheduler::Entry::Lease& Scheduler::Entry::lease() {
+  if (lease_ == nullptr) lease_ = std::make_unique<Lease>();
+  return *lease_;
+}
+
+const Scheduler::Entry::Lease& Scheduler::Entry::lease() const {
+  static const Lease* const kNone = new Lease();
+  return lease_ != nullptr ? *lease_ : *kNone;
 }
 
 std::string Scheduler::RequestKey(const std::string& tenant,
@@ -163,8 +216,10 @@ std::string Scheduler::RequestKey(const std::string& tenant,
   return absl::StrCat(tenant, std::string(1, '\0'), request_id);
 }
 
-void Scheduler::AddEntryLocked(Task task) {
+void Scheduler::AddEntryLocked(const Task& task, std::string bytes) {
   Entry e;
+  e.tenant = task.tenant();
+  e.priority = task.spec().priority();
   e.order = next_order_++;
   e.max_attempts = task.spec().retry_policy().max_attempts() > 0
                        ? task.spec().retry_policy().max_attempts()
@@ -177,20 +232,24 @@ void Scheduler::AddEntryLocked(Task task) {
     e.ready_at =
         std::max(e.ready_at, common::FromProtoTime(task.next_attempt_time()));
   }
-  e.task = std::move(task);
-  if (!e.task.request_id().empty()) {
-    requests_[RequestKey(e.task.tenant(), e.task.request_id())] = e.task.id();
+  const bool queued = task.state() == crucible::v1::TASK_STATE_QUEUED;
+  if (queued) {
+    e.packed_ = std::move(bytes);
+  } else {
+    e.parsed_ = std::make_unique<Task>(task);
   }
-  CountLocked(e.task, crucible::v1::TASK_STATE_UNSPECIFIED, e.task.state());
-  std::string id = e.task.id();
-  auto [it, inserted] = active_.emplace(std::move(id), std::move(e));
-  if (it->second.task.state() == crucible::v1::TASK_STATE_QUEUED) {
-    EnqueueLocked(it->second);
+  auto [it, inserted] = active_.emplace(task.id(), std::move(e));
+  it->second.id = &it->first;
+  if (!task.request_id().empty()) {
+    requests_[RequestKey(task.tenant(), task.request_id())] = &it->first;
   }
+  CountLocked(it->second, crucible::v1::TASK_STATE_UNSPECIFIED, task.state());
+  if (queued) EnqueueLocked(it->second);
 }
 
 void Scheduler::EnqueueLocked(Entry& e) {
   queue_.Add(PositionOf(e), clock_.Now());
+  e.Pack();
 }
 
 void Scheduler::DequeueLocked(Entry& e) { queue_.Remove(PositionOf(e)); }
@@ -269,7 +328,7 @@ absl::StatusOr<Task> Scheduler::CreateLocked(
     auto r = requests_.find(RequestKey(tenant, request_id));
     absl::StatusOr<Task> existing = absl::NotFoundError("no such request_id");
     if (r != requests_.end()) {
-      existing = active_.at(r->second).task;
+      existing = active_.at(*r->second).Copy();
     } else if (stored.has_value()) {
       existing = *std::move(stored);
     }
@@ -319,10 +378,12 @@ absl::StatusOr<Task> Scheduler::CreateLocked(
   // a trace id to grep its log lines by.
   task.set_trace_id(common::IsTraceId(trace_id) ? std::move(trace_id)
                                                 : NewIdLocked());
-  outbox_.Submit(TaskWrite::Insert(task));
+  TaskWrite insert = TaskWrite::Insert(task);
+  std::string bytes = insert.row.blob;  // kept while it waits
+  outbox_.Submit(std::move(insert));
   VLOG(1) << common::TaskTag(task.id(), task.trace_id()) << " created (tenant "
           << tenant << ")";
-  AddEntryLocked(task);
+  AddEntryLocked(task, std::move(bytes));
   metrics_.Created();
   if (delivery_.followed()) {  // as in CommitLocked
     TaskEvent event;
@@ -366,8 +427,8 @@ absl::StatusOr<Task> Scheduler::GetTask(const TenantScope& scope,
     }
     ticket = outbox_.LastTicket();
     auto it = active_.find(task_id);
-    if (it != active_.end() && scope.Sees(it->second.task.tenant())) {
-      active = it->second.task;
+    if (it != active_.end() && scope.Sees(it->second.tenant)) {
+      active = it->second.Copy();
     }
   }
   absl::Status durable = outbox_.AwaitDurable(ticket);
@@ -442,12 +503,12 @@ absl::StatusOr<Task> Scheduler::CancelLocked(const TenantScope& scope,
                                              const std::string& reason,
                                              Outbox& out) {
   auto it = active_.find(task_id);
-  if (it == active_.end() || !scope.Sees(it->second.task.tenant())) {
+  if (it == active_.end() || !scope.Sees(it->second.tenant)) {
     return absl::NotFoundError("not active");
   }
   Entry& e = it->second;
   std::string why = reason.empty() ? "cancelled by client" : reason;
-  if (e.task.state() == crucible::v1::TASK_STATE_QUEUED) {
+  if (e.task().state() == crucible::v1::TASK_STATE_QUEUED) {
     TaskResult result;
     result.set_reason(crucible::v1::TERMINATION_REASON_CANCELLED);
     result.set_error_message(why);
@@ -459,10 +520,10 @@ absl::StatusOr<Task> Scheduler::CancelLocked(const TenantScope& scope,
   }
   // LEASED or RUNNING: the worker kills the container and reports CANCELLED;
   // if it never does, the lease lapses and the task ends CANCELLED then.
-  e.cancel_requested = true;
-  e.cancel_reason = why;
+  e.lease().cancel_requested = true;
+  e.lease().cancel_reason = why;
   SendCancelLocked(e, why, out);
-  return e.task;
+  return e.task();
 }
 
 absl::StatusOr<TaskSubscription> Scheduler::Subscribe(
@@ -478,9 +539,9 @@ absl::StatusOr<TaskSubscription> Scheduler::Subscribe(
     absl::MutexLock lock(&mu_);
     ticket = outbox_.LastTicket();
     auto it = active_.find(task_id);
-    active = it != active_.end() && scope.Sees(it->second.task.tenant());
+    active = it != active_.end() && scope.Sees(it->second.tenant);
     if (active) {
-      sub.task = it->second.task;
+      sub.task = it->second.Copy();
       // Operations up to last_op_ are in the snapshot; later ones reach us.
       sub.id = delivery_.Subscribe(task_id, listener, last_op_);
       metrics_.Subscribers(1);
@@ -523,7 +584,7 @@ absl::StatusOr<std::vector<crucible::v1::OutputChunk>> Scheduler::ReadOutput(
     {
       absl::MutexLock lock(&mu_);
       auto it = active_.find(task_id);
-      if (it != active_.end()) seen = scope.Sees(it->second.task.tenant());
+      if (it != active_.end()) seen = scope.Sees(it->second.tenant);
     }
     if (!seen.has_value()) {
       absl::StatusOr<Task> task = store_.GetTask(task_id);

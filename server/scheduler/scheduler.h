@@ -13,6 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/random/random.h"
 #include "absl/status/status.h"
@@ -271,29 +272,62 @@ class Scheduler {
   ~Scheduler();
 
  private:
+  // An active task. While it waits QUEUED it is kept serialized, as
+  // stored: a parsed Task costs about five times its bytes, and a deep
+  // queue is mostly waiting tasks (a million must fit in a GiB). task()
+  // parses it back on first use; EnqueueLocked packs it again.
   struct Entry {
-    crucible::v1::Task task;
+    // The task, parsed (once) if it was packed.
+    crucible::v1::Task& task();
+    const crucible::v1::Task& task() const;
+    // A copy of the task that leaves a packed one packed.
+    crucible::v1::Task Copy() const;
+    // Keeps the task serialized only, and drops its Lease; it must be
+    // QUEUED.
+    void Pack();
+
+    // The id (the key in active_, which keeps it in place).
+    const std::string* id = nullptr;
+    // Unpacked copies of what the queue, the counts and the scope checks
+    // ask of a waiting task.
+    std::string tenant;
+    int priority = 0;
     uint64_t order = 0;   // FIFO position among equal priorities
     absl::Time ready_at;  // not handed out before (not_before, backoff)
     int max_attempts = 0;
-    std::string lease_id;  // live lease; empty if none
-    absl::Time lease_deadline;
-    // Server-side end of the running attempt: start + timeout + grace.
-    absl::Time run_deadline = absl::InfiniteFuture();
-    std::string worker_id;  // holder of the live lease
-    // Why the lease lapses at lease_deadline, if not for want of heartbeats.
-    std::string lapse_why;
-    // When the current attempt's container started; InfinitePast if not yet.
-    // Kept here, not in task.result, which holds the last *ended* attempt.
-    absl::Time start_time = absl::InfinitePast();
-    // When the live lease was granted (this server's clock); InfinitePast
-    // for a lease kept since a restart.
-    absl::Time leased_at = absl::InfinitePast();
-    bool output_truncated = false;
-    int64_t output_bytes = 0;  // kept of the current attempt
-    int64_t output_end = 0;    // end offset of the last chunk taken
-    bool cancel_requested = false;
-    std::string cancel_reason;
+    // The state of the current attempt (lease, run, output, cancel);
+    // made on first use, dropped when the task is queued again (a
+    // waiting task has none).
+    struct Lease {
+      std::string lease_id;  // live lease; empty if none
+      absl::Time lease_deadline;
+      // Server-side end of the running attempt: start + timeout + grace.
+      absl::Time run_deadline = absl::InfiniteFuture();
+      std::string worker_id;  // holder of the live lease
+      // Why the lease lapses at lease_deadline, if not for want of heartbeats.
+      std::string lapse_why;
+      // When the current attempt's container started; InfinitePast if not yet.
+      // Kept here, not in task.result, which holds the last *ended* attempt.
+      absl::Time start_time = absl::InfinitePast();
+      // When the live lease was granted (this server's clock); InfinitePast
+      // for a lease kept since a restart.
+      absl::Time leased_at = absl::InfinitePast();
+      bool output_truncated = false;
+      int64_t output_bytes = 0;  // kept of the current attempt
+      int64_t output_end = 0;    // end offset of the last chunk taken
+      bool cancel_requested = false;
+      std::string cancel_reason;
+    };
+    Lease& lease();
+    // A default Lease if there is none.
+    const Lease& lease() const;
+
+   private:
+    // Exactly one is set: the parsed task, or its serialized bytes.
+    mutable std::unique_ptr<crucible::v1::Task> parsed_;
+    mutable std::string packed_;
+    std::unique_ptr<Lease> lease_;
+    friend class Scheduler;
   };
   struct Session {
     std::string worker_id;
@@ -313,12 +347,14 @@ class Scheduler {
   // per task.
   std::string NewTaskIdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static QueuePosition PositionOf(const Entry& e);
-  void AddEntryLocked(crucible::v1::Task task)
+  // Adds an active task; `bytes` is `task` serialized (kept instead of it
+  // while it is QUEUED).
+  void AddEntryLocked(const crucible::v1::Task& task, std::string bytes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // `task` went from `from` to `to` (UNSPECIFIED: it appeared): its
+  // `e`'s task went from `from` to `to` (UNSPECIFIED: it appeared): its
   // tenant's counts and the metrics follow, and its tenant's dispatch is
   // held at its running cap.
-  void CountLocked(const crucible::v1::Task& task, crucible::v1::TaskState from,
+  void CountLocked(const Entry& e, crucible::v1::TaskState from,
                    crucible::v1::TaskState to)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies a tenants config to the quota book and the queue's weights.
@@ -425,14 +461,16 @@ class Scheduler {
   uint64_t next_order_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t next_session_ ABSL_GUARDED_BY(mu_) = 0;
   // Non-terminal tasks only; terminal ones live in the store alone.
-  absl::flat_hash_map<std::string, Entry> active_ ABSL_GUARDED_BY(mu_);
+  // Node-based: an Entry and its key stay in place (Entry::id).
+  absl::node_hash_map<std::string, Entry> active_ ABSL_GUARDED_BY(mu_);
   ReadyQueue queue_ ABSL_GUARDED_BY(mu_);
   // Per-tenant quotas against per-tenant counts of the tasks in active_.
   QuotaBook quotas_ ABSL_GUARDED_BY(mu_);
   // Operations that announce something, numbered in lock order.
   uint64_t last_op_ ABSL_GUARDED_BY(mu_) = 0;
-  // (tenant, request_id) -> id of active tasks.
-  absl::flat_hash_map<std::string, std::string> requests_ ABSL_GUARDED_BY(mu_);
+  // (tenant, request_id) -> id of active tasks (their key in active_).
+  absl::flat_hash_map<std::string, const std::string*> requests_
+      ABSL_GUARDED_BY(mu_);
   uint64_t request_ends_[64] ABSL_GUARDED_BY(mu_) = {};
   absl::flat_hash_map<std::string, std::string> leases_ ABSL_GUARDED_BY(mu_);
   // Ids of tasks found LEASED or RUNNING at start whose lease no worker has

@@ -25,29 +25,29 @@ absl::Status Scheduler::CommitLocked(Entry& e, TaskState to,
                                      absl::FunctionRef<void(Task&)> change,
                                      const std::string& message,
                                      bool ends_attempt, Outbox& out) {
-  if (to != e.task.state()) {
-    RETURN_IF_ERROR(CheckTransition(e.task.state(), to));
+  if (to != e.task().state()) {
+    RETURN_IF_ERROR(CheckTransition(e.task().state(), to));
   }
   // In place: no copy of the task per transition.
-  change(e.task);
-  CountLocked(e.task, e.task.state(), to);
-  e.task.set_state(to);
+  change(e.task());
+  CountLocked(e, e.task().state(), to);
+  e.task().set_state(to);
   absl::Time now = clock_.Now();
-  *e.task.mutable_update_time() = common::ToProtoTime(now);
+  *e.task().mutable_update_time() = common::ToProtoTime(now);
   if (common::IsTerminal(to))
-    *e.task.mutable_end_time() = common::ToProtoTime(now);
-  outbox_.Submit(TaskWrite::Update(e.task));
-  VLOG(1) << common::TaskTag(e.task.id(), e.task.trace_id()) << " -> "
-          << crucible::v1::TaskState_Name(e.task.state()) << " " << message;
+    *e.task().mutable_end_time() = common::ToProtoTime(now);
+  outbox_.Submit(TaskWrite::Update(e.task()));
+  VLOG(1) << common::TaskTag(e.task().id(), e.task().trace_id()) << " -> "
+          << crucible::v1::TaskState_Name(e.task().state()) << " " << message;
   // Events only go to watchers; none can subscribe while mu_ is held.
   if (!delivery_.followed()) return absl::OkStatus();
   TaskEvent event;
-  event.set_task_id(e.task.id());
-  event.set_state(e.task.state());
-  event.set_attempt(e.task.attempt());
+  event.set_task_id(e.task().id());
+  event.set_state(e.task().state());
+  event.set_attempt(e.task().attempt());
   *event.mutable_event_time() = common::ToProtoTime(now);
   event.set_message(message);
-  if (ends_attempt) *event.mutable_result() = e.task.result();
+  if (ends_attempt) *event.mutable_result() = e.task().result();
   out.events.push_back(std::move(event));
   return absl::OkStatus();
 }
@@ -66,13 +66,14 @@ absl::Status Scheduler::FinishLocked(Entry& e, TaskState state,
       message, /*ends_attempt=*/true, out));
   ReleaseLeaseLocked(e);
   DequeueLocked(e);
-  if (ended != nullptr) *ended = e.task;
-  if (!e.task.request_id().empty()) {
-    const std::string key = RequestKey(e.task.tenant(), e.task.request_id());
+  if (ended != nullptr) *ended = e.task();
+  if (!e.task().request_id().empty()) {
+    const std::string key =
+        RequestKey(e.task().tenant(), e.task().request_id());
     requests_.erase(key);
     ++RequestEndsLocked(key);
   }
-  std::string id = e.task.id();
+  std::string id = e.task().id();
   active_.erase(id);  // `e` is gone
   return absl::OkStatus();
 }
@@ -81,10 +82,10 @@ absl::Status Scheduler::RetryOrFailLocked(Entry& e, TaskResult result,
                                           const std::string& infra_error,
                                           Outbox& out, Blame blame) {
   if (infra_error.empty()) blame = Blame::kTask;
-  if (e.output_truncated) result.set_output_truncated(true);
-  if (e.cancel_requested) {
+  if (e.lease().output_truncated) result.set_output_truncated(true);
+  if (e.lease().cancel_requested) {
     result.set_reason(crucible::v1::TERMINATION_REASON_CANCELLED);
-    result.set_error_message(e.cancel_reason);
+    result.set_error_message(e.lease().cancel_reason);
     return FinishLocked(e, crucible::v1::TASK_STATE_CANCELLED,
                         std::move(result), "cancelled", out);
   }
@@ -94,13 +95,13 @@ absl::Status Scheduler::RetryOrFailLocked(Entry& e, TaskResult result,
   // The system's faults are not the task's attempts: they have a budget of
   // their own, in time.
   const int infra_failures =
-      e.task.infrastructure_failures() + (system ? 1 : 0);
+      e.task().infrastructure_failures() + (system ? 1 : 0);
   const absl::Time failing_since =
-      e.task.has_infrastructure_failing_since()
-          ? common::FromProtoTime(e.task.infrastructure_failing_since())
+      e.task().has_infrastructure_failing_since()
+          ? common::FromProtoTime(e.task().infrastructure_failing_since())
           : now;
   if (system ? now - failing_since >= options_.infra_horizon
-             : e.task.attempt() - infra_failures >= e.max_attempts) {
+             : e.task().attempt() - infra_failures >= e.max_attempts) {
     if (system) {
       result.set_error_message(absl::StrCat(
           "the infrastructure kept failing for ",
@@ -153,7 +154,7 @@ absl::Duration Scheduler::InfraBackoffLocked(int failures) {
 }
 
 absl::Duration Scheduler::BackoffLocked(const Entry& e) {
-  const crucible::v1::RetryPolicy& p = e.task.spec().retry_policy();
+  const crucible::v1::RetryPolicy& p = e.task().spec().retry_policy();
   absl::Duration initial = p.has_initial_backoff()
                                ? common::FromProtoDuration(p.initial_backoff())
                                : options_.initial_backoff;
@@ -161,7 +162,7 @@ absl::Duration Scheduler::BackoffLocked(const Entry& e) {
                            ? common::FromProtoDuration(p.max_backoff())
                            : options_.max_backoff;
   absl::Duration d = initial;
-  const int used = e.task.attempt() - e.task.infrastructure_failures();
+  const int used = e.task().attempt() - e.task().infrastructure_failures();
   for (int i = 1; i < used && d < cap; ++i) d *= 2;
   d = std::min(d, cap);
   double j = options_.backoff_jitter;

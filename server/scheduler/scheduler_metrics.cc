@@ -113,13 +113,14 @@ std::string ReasonLabel(crucible::v1::TerminationReason reason) {
 
 }  // namespace
 
-common::Gauge* SchedulerMetrics::TasksSeries(const Task& task,
+common::Gauge* SchedulerMetrics::TasksSeries(const std::string& tenant,
+                                             int32_t priority,
                                              TaskState state) {
   if (state <= 0 || state >= kStates || common::IsTerminal(state)) {
     return nullptr;
   }
   std::array<common::Gauge*, kStates>& series =
-      tenants_[task.tenant()][BandIndex(task.spec().priority())];
+      tenants_[tenant][BandIndex(priority)];
   if (series[state] == nullptr) {
     // Every non-terminal state of the tenant and band at once, so that a
     // dashboard sees 0 rather than no series.
@@ -128,9 +129,9 @@ common::Gauge* SchedulerMetrics::TasksSeries(const Task& task,
           common::IsTerminal(static_cast<TaskState>(s))) {
         continue;
       }
-      series[s] = &tasks_.WithLabels(
-          {common::StateName(static_cast<TaskState>(s)), task.tenant(),
-           PriorityBand(task.spec().priority())});
+      series[s] =
+          &tasks_.WithLabels({common::StateName(static_cast<TaskState>(s)),
+                              tenant, PriorityBand(priority)});
     }
   }
   return series[state];
@@ -149,18 +150,20 @@ common::Counter& SchedulerMetrics::EndedSeries(
   return *series;
 }
 
-void SchedulerMetrics::Transition(const Task& task, TaskState from,
-                                  TaskState to) {
+void SchedulerMetrics::Transition(const std::string& tenant, int32_t priority,
+                                  TaskState from, TaskState to,
+                                  crucible::v1::TerminationReason reason) {
   if (from == to) return;
-  if (common::Gauge* g = TasksSeries(task, from)) g->Add(-1);
-  if (common::Gauge* g = TasksSeries(task, to)) g->Add(1);
+  if (common::Gauge* g = TasksSeries(tenant, priority, from)) g->Add(-1);
+  if (common::Gauge* g = TasksSeries(tenant, priority, to)) g->Add(1);
   if (to > 0 && to < kStates && common::IsTerminal(to)) {
-    EndedSeries(to, task.result().reason()).Increment();
+    EndedSeries(to, reason).Increment();
   }
 }
 
-void SchedulerMetrics::Forget(const Task& task) {
-  if (common::Gauge* g = TasksSeries(task, task.state())) g->Add(-1);
+void SchedulerMetrics::Forget(const std::string& tenant, int32_t priority,
+                              TaskState state) {
+  if (common::Gauge* g = TasksSeries(tenant, priority, state)) g->Add(-1);
 }
 
 }  // namespace server

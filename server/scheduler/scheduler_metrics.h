@@ -23,15 +23,17 @@ class SchedulerMetrics {
  public:
   explicit SchedulerMetrics(common::MetricsRegistry& registry);
 
-  // `task` (already changed, its state still the old one) went from `from`
-  // to `to`; UNSPECIFIED `from`: it appeared (new or rebuilt). Keeps
+  // A task of `tenant` and `priority` went from `from` to `to`; UNSPECIFIED
+  // `from`: it appeared (new or rebuilt). Keeps
   // crucible_server_tasks{state,tenant,priority} and counts the ends by
-  // state and the result's reason.
-  void Transition(const crucible::v1::Task& task, crucible::v1::TaskState from,
-                  crucible::v1::TaskState to);
+  // state and `reason` (the result's; only read when `to` is terminal).
+  void Transition(const std::string& tenant, int32_t priority,
+                  crucible::v1::TaskState from, crucible::v1::TaskState to,
+                  crucible::v1::TerminationReason reason);
   // A task of this process has gone from memory without a transition (the
   // scheduler is destroyed): it leaves crucible_server_tasks.
-  void Forget(const crucible::v1::Task& task);
+  void Forget(const std::string& tenant, int32_t priority,
+              crucible::v1::TaskState state);
   // The band of a priority, as the `priority` label says it: "high" (> 0),
   // "normal" (0) or "low" (< 0).
   static const char* PriorityBand(int32_t priority);
@@ -86,7 +88,7 @@ class SchedulerMetrics {
 
   common::Counter& EndedSeries(crucible::v1::TaskState state,
                                crucible::v1::TerminationReason reason);
-  common::Gauge* TasksSeries(const crucible::v1::Task& task,
+  common::Gauge* TasksSeries(const std::string& tenant, int32_t priority,
                              crucible::v1::TaskState state);
 };
 

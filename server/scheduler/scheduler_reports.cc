@@ -21,16 +21,16 @@ using crucible::v1::TaskResult;
 
 void Scheduler::SetRunDeadlineLocked(Entry& e, absl::Time from,
                                      std::optional<absl::Duration> reported) {
-  const crucible::v1::TaskSpec& spec = e.task.spec();
+  const crucible::v1::TaskSpec& spec = e.task().spec();
   std::optional<absl::Duration> timeout = reported;
   // A worker's garbage must not end the attempt at once.
   if (timeout.has_value() && *timeout <= absl::ZeroDuration()) timeout.reset();
   if (!timeout.has_value() && spec.has_timeout()) {
     timeout = common::FromProtoDuration(spec.timeout());
   }
-  e.run_deadline = timeout.has_value()
-                       ? from + *timeout + options_.timeout_grace
-                       : absl::InfiniteFuture();
+  e.lease().run_deadline = timeout.has_value()
+                               ? from + *timeout + options_.timeout_grace
+                               : absl::InfiniteFuture();
 }
 
 absl::Status Scheduler::ReportStarted(const std::string& lease_id,
@@ -38,15 +38,15 @@ absl::Status Scheduler::ReportStarted(const std::string& lease_id,
                                       std::optional<absl::Duration> timeout) {
   Op op(this);
   ASSIGN_OR_RETURN(Entry * e, ReportedLeaseLocked(lease_id, op.out));
-  if (e->task.state() == crucible::v1::TASK_STATE_RUNNING)
+  if (e->task().state() == crucible::v1::TASK_STATE_RUNNING)
     return absl::OkStatus();
   RETURN_IF_ERROR(CommitLocked(
       *e, crucible::v1::TASK_STATE_RUNNING, [](Task&) {}, "container started",
       /*ends_attempt=*/false, op.out));
-  e->start_time =
+  e->lease().start_time =
       start_time == absl::InfinitePast() ? clock_.Now() : start_time;
-  if (e->leased_at != absl::InfinitePast()) {
-    metrics_.Started(clock_.Now() - e->leased_at);
+  if (e->lease().leased_at != absl::InfinitePast()) {
+    metrics_.Started(clock_.Now() - e->lease().leased_at);
   }
   // Counted on our clock from the report, so a skewed worker clock cannot
   // shorten it.
@@ -62,28 +62,28 @@ absl::Status Scheduler::ReportOutput(const std::string& lease_id,
     return absl::InvalidArgumentError(
         "output.chunk.offset: must not be negative");
   }
-  chunk.set_attempt(e->task.attempt());
-  int64_t cap = e->task.spec().max_output_bytes() > 0
-                    ? std::min(e->task.spec().max_output_bytes(),
+  chunk.set_attempt(e->task().attempt());
+  int64_t cap = e->task().spec().max_output_bytes() > 0
+                    ? std::min(e->task().spec().max_output_bytes(),
                                options_.max_output_bytes)
                     : options_.max_output_bytes;
   // A replayed report (same or older offsets) adds nothing.
   int64_t end = chunk.offset() + static_cast<int64_t>(chunk.data().size());
-  if (end <= e->output_end) return absl::OkStatus();
-  if (chunk.offset() < e->output_end) {
-    chunk.set_data(chunk.data().substr(e->output_end - chunk.offset()));
-    chunk.set_offset(e->output_end);
+  if (end <= e->lease().output_end) return absl::OkStatus();
+  if (chunk.offset() < e->lease().output_end) {
+    chunk.set_data(chunk.data().substr(e->lease().output_end - chunk.offset()));
+    chunk.set_offset(e->lease().output_end);
   }
-  e->output_end = end;
-  int64_t room = std::max<int64_t>(0, cap - e->output_bytes);
+  e->lease().output_end = end;
+  int64_t room = std::max<int64_t>(0, cap - e->lease().output_bytes);
   if (room < static_cast<int64_t>(chunk.data().size())) {
-    e->output_truncated = true;
+    e->lease().output_truncated = true;
     chunk.mutable_data()->resize(room);
   }
   if (chunk.data().empty()) return absl::OkStatus();
-  e->output_bytes += chunk.data().size();
-  outbox_.Submit(TaskWrite::Output(e->task.id(), chunk));
-  op.out.outputs.emplace_back(e->task.id(), std::move(chunk));
+  e->lease().output_bytes += chunk.data().size();
+  outbox_.Submit(TaskWrite::Output(e->task().id(), chunk));
+  op.out.outputs.emplace_back(e->task().id(), std::move(chunk));
   return absl::OkStatus();
 }
 
@@ -95,13 +95,14 @@ absl::Status Scheduler::ReportCompletion(
   absl::Time now = clock_.Now();
   TaskResult result;
   if (completion.has_result()) result = completion.result();
-  if (!result.has_start_time() && e->start_time != absl::InfinitePast()) {
-    *result.mutable_start_time() = common::ToProtoTime(e->start_time);
+  if (!result.has_start_time() &&
+      e->lease().start_time != absl::InfinitePast()) {
+    *result.mutable_start_time() = common::ToProtoTime(e->lease().start_time);
   }
   if (!result.has_finish_time()) {
     *result.mutable_finish_time() = common::ToProtoTime(now);
   }
-  if (e->output_truncated) result.set_output_truncated(true);
+  if (e->lease().output_truncated) result.set_output_truncated(true);
 
   if (completion.has_error()) {
     auto code = static_cast<absl::StatusCode>(completion.error().code());
@@ -132,7 +133,7 @@ absl::Status Scheduler::ReportCompletion(
       if (result.exit_code() == 0) {
         RETURN_IF_ERROR(FinishLocked(*e, crucible::v1::TASK_STATE_SUCCEEDED,
                                      std::move(result), "exited 0", op.out));
-      } else if (e->task.spec().retry_policy().retry_on_nonzero_exit()) {
+      } else if (e->task().spec().retry_policy().retry_on_nonzero_exit()) {
         RETURN_IF_ERROR(RetryOrFailLocked(*e, std::move(result), "", op.out));
       } else {
         std::string msg = absl::StrCat("exited ", result.exit_code());
@@ -174,7 +175,7 @@ absl::Status Scheduler::TimeOutLocked(Entry& e, Outbox& out) {
   SendCancelLocked(e, why, out);
   TaskResult result = AbandonedResult(e, why);
   result.set_reason(crucible::v1::TERMINATION_REASON_TIMEOUT);
-  if (e.output_truncated) result.set_output_truncated(true);
+  if (e.lease().output_truncated) result.set_output_truncated(true);
   return FinishLocked(e, crucible::v1::TASK_STATE_TIMED_OUT, std::move(result),
                       "timed out (server)", out);
 }
@@ -187,16 +188,16 @@ int Scheduler::ExpireLeases() {
   std::vector<std::string> timed_out;
   for (const auto& [lease_id, task_id] : leases_) {
     const Entry& e = active_.at(task_id);
-    if (e.run_deadline <= now) {
+    if (e.lease().run_deadline <= now) {
       timed_out.push_back(task_id);
-    } else if (e.lease_deadline <= now) {
+    } else if (e.lease().lease_deadline <= now) {
       expired.emplace_back(lease_id,
-                           common::TaskTag(task_id, e.task.trace_id()));
+                           common::TaskTag(task_id, e.task().trace_id()));
     }
   }
   for (const std::string& task_id : timed_out) {
     Entry& e = active_.at(task_id);
-    const std::string tag = common::TaskTag(task_id, e.task.trace_id());
+    const std::string tag = common::TaskTag(task_id, e.task().trace_id());
     absl::Status s = TimeOutLocked(e, op.out);
     if (!s.ok()) LOG(WARNING) << "cannot time out " << tag << ": " << s;
   }

@@ -7,16 +7,20 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "common/task_state.h"
 #include "server/scheduler/scheduler.h"
 
 namespace server {
 
 using crucible::v1::TaskState;
 
-void Scheduler::CountLocked(const crucible::v1::Task& task, TaskState from,
-                            TaskState to) {
-  metrics_.Transition(task, from, to);
-  const std::string& tenant = task.tenant();
+void Scheduler::CountLocked(const Entry& e, TaskState from, TaskState to) {
+  // Only an end reads the (then parsed) task: a waiting one stays packed.
+  metrics_.Transition(e.tenant, e.priority, from, to,
+                      common::IsTerminal(to)
+                          ? e.task().result().reason()
+                          : crucible::v1::TERMINATION_REASON_UNSPECIFIED);
+  const std::string& tenant = e.tenant;
   // The queue holds a tenant at its running cap: it is simply not active
   // for fair share until one of its runs ends (no scan at dispatch).
   if (quotas_.Count(tenant, from, to)) {

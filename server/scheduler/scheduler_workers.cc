@@ -54,10 +54,12 @@ absl::StatusOr<int64_t> Scheduler::ConnectWorker(const std::string& worker_id,
     // reaches the new sink and none reaches the replaced one.
     delivery_.AddSink(id, sink, replaced);
   }
-  // Cancels the old session may have missed.
-  for (auto& [task_id, e] : active_) {
-    if (e.cancel_requested && e.worker_id == worker_id && !e.lease_id.empty()) {
-      SendCancelLocked(e, e.cancel_reason, op.out);
+  // Cancels the old session may have missed: of live leases only, never a
+  // walk of the whole queue.
+  for (const auto& [lease_id, task_id] : leases_) {
+    Entry& e = active_.at(task_id);
+    if (e.lease().cancel_requested && e.lease().worker_id == worker_id) {
+      SendCancelLocked(e, e.lease().cancel_reason, op.out);
     }
   }
   LOG(INFO) << "worker " << worker_id << " connected (session " << id
@@ -79,10 +81,12 @@ void Scheduler::WorkerLost(const std::string& worker_id) {
   int shortened = 0;
   for (const auto& [lease_id, task_id] : leases_) {
     Entry& e = active_.at(task_id);
-    if (e.worker_id != worker_id || e.lease_deadline <= lapse) continue;
-    e.lease_deadline = lapse;
-    e.lapse_why = absl::StrCat("lease lapsed: worker ", worker_id,
-                               " lost (its stream ended without a goodbye)");
+    if (e.lease().worker_id != worker_id || e.lease().lease_deadline <= lapse)
+      continue;
+    e.lease().lease_deadline = lapse;
+    e.lease().lapse_why =
+        absl::StrCat("lease lapsed: worker ", worker_id,
+                     " lost (its stream ended without a goodbye)");
     ++shortened;
   }
   LOG(WARNING) << "worker " << worker_id
@@ -165,7 +169,7 @@ void Scheduler::DispatchLocked(Outbox& out) {
     absl::Status s = LeaseLocked(next, best->first, out);
     if (!s.ok()) {
       LOG(WARNING) << "cannot lease "
-                   << common::TaskTag(next.task.id(), next.task.trace_id())
+                   << common::TaskTag(next.task().id(), next.task().trace_id())
                    << ": " << s;
       return;  // the timer retries
     }
@@ -176,7 +180,7 @@ absl::Status Scheduler::LeaseLocked(Entry& e, int64_t session_id, Outbox& out) {
   Session& session = sessions_.at(session_id);
   // Ready since it was queued, or since its not_before or backoff if later.
   const absl::Time ready =
-      std::max(common::FromProtoTime(e.task.update_time()), e.ready_at);
+      std::max(common::FromProtoTime(e.task().update_time()), e.ready_at);
   metrics_.Leased(std::max(clock_.Now() - ready, absl::ZeroDuration()));
   DequeueLocked(e);
   RETURN_IF_ERROR(CommitLocked(
@@ -187,36 +191,36 @@ absl::Status Scheduler::LeaseLocked(Entry& e, int64_t session_id, Outbox& out) {
       },
       absl::StrCat("leased to ", session.worker_id),
       /*ends_attempt=*/false, out));
-  e.lease_id = NewIdLocked();
-  e.lease_deadline = clock_.Now() + options_.lease_ttl;
-  e.worker_id = session.worker_id;
-  e.lapse_why.clear();
-  e.output_truncated = false;
-  e.output_bytes = 0;
-  e.output_end = 0;
-  e.run_deadline = absl::InfiniteFuture();
-  e.start_time = absl::InfinitePast();
-  e.leased_at = clock_.Now();
-  leases_[e.lease_id] = e.task.id();
+  e.lease().lease_id = NewIdLocked();
+  e.lease().lease_deadline = clock_.Now() + options_.lease_ttl;
+  e.lease().worker_id = session.worker_id;
+  e.lease().lapse_why.clear();
+  e.lease().output_truncated = false;
+  e.lease().output_bytes = 0;
+  e.lease().output_end = 0;
+  e.lease().run_deadline = absl::InfiniteFuture();
+  e.lease().start_time = absl::InfinitePast();
+  e.lease().leased_at = clock_.Now();
+  leases_[e.lease().lease_id] = e.task().id();
   --session.credits;
   metrics_.Credits(-1);
   ConnectResponse msg;
   crucible::v1::Assignment* a = msg.mutable_assignment();
-  *a->mutable_task() = e.task;
-  a->set_lease_id(e.lease_id);
-  *a->mutable_lease_deadline() = common::ToProtoTime(e.lease_deadline);
-  a->set_attempt(e.task.attempt());
+  *a->mutable_task() = e.task();
+  a->set_lease_id(e.lease().lease_id);
+  *a->mutable_lease_deadline() = common::ToProtoTime(e.lease().lease_deadline);
+  a->set_attempt(e.task().attempt());
   out.messages.emplace_back(session_id, std::move(msg));
   return absl::OkStatus();
 }
 
 void Scheduler::ReleaseLeaseLocked(Entry& e) {
-  unclaimed_.erase(e.task.id());
-  if (e.lease_id.empty()) return;
-  leases_.erase(e.lease_id);
-  e.lease_id.clear();
-  e.worker_id.clear();
-  e.lapse_why.clear();
+  unclaimed_.erase(e.task().id());
+  if (e.lease().lease_id.empty()) return;
+  leases_.erase(e.lease().lease_id);
+  e.lease().lease_id.clear();
+  e.lease().worker_id.clear();
+  e.lease().lapse_why.clear();
 }
 
 bool Scheduler::ClaimLocked(const crucible::v1::HeldLease& held,
@@ -229,30 +233,33 @@ bool Scheduler::ClaimLocked(const crucible::v1::HeldLease& held,
   Entry& e = active_.at(*u);
   // Fencing: only the attempt stored as leased is live; its lapse may not
   // have been recorded before the restart, but then nothing said so.
-  if (held.attempt() != e.task.attempt() || clock_.Now() >= e.lease_deadline) {
+  if (held.attempt() != e.task().attempt() ||
+      clock_.Now() >= e.lease().lease_deadline) {
     return false;
   }
   unclaimed_.erase(u);
-  e.lease_id = held.lease_id();
-  e.worker_id = worker_id;
-  e.lease_deadline = clock_.Now() + options_.lease_ttl;
-  leases_[e.lease_id] = e.task.id();
-  if (e.task.state() == crucible::v1::TASK_STATE_RUNNING &&
+  e.lease().lease_id = held.lease_id();
+  e.lease().worker_id = worker_id;
+  e.lease().lease_deadline = clock_.Now() + options_.lease_ttl;
+  leases_[e.lease().lease_id] = e.task().id();
+  if (e.task().state() == crucible::v1::TASK_STATE_RUNNING &&
       held.has_timeout()) {
-    SetRunDeadlineLocked(e, e.start_time,
+    SetRunDeadlineLocked(e, e.lease().start_time,
                          common::FromProtoDuration(held.timeout()));
   }
   LOG(INFO) << "worker " << worker_id << " took back the lease of "
-            << common::TaskTag(e.task.id(), e.task.trace_id()) << " (attempt "
-            << e.task.attempt() << ")";
-  if (e.cancel_requested) SendCancelLocked(e, e.cancel_reason, out);
+            << common::TaskTag(e.task().id(), e.task().trace_id())
+            << " (attempt " << e.task().attempt() << ")";
+  if (e.lease().cancel_requested)
+    SendCancelLocked(e, e.lease().cancel_reason, out);
   return true;
 }
 
 int Scheduler::LapseUnclaimedLocked(absl::Time now, Outbox& out) {
   std::vector<std::string> lapsed;
   for (const std::string& task_id : unclaimed_) {
-    if (active_.at(task_id).lease_deadline <= now) lapsed.push_back(task_id);
+    if (active_.at(task_id).lease().lease_deadline <= now)
+      lapsed.push_back(task_id);
   }
   const std::string why = absl::StrCat(
       "lease lapsed: server restarted and no worker named it within ",
@@ -262,7 +269,8 @@ int Scheduler::LapseUnclaimedLocked(absl::Time now, Outbox& out) {
     absl::Status s = RetryOrFailLocked(e, AbandonedResult(e, why), why, out);
     if (!s.ok()) {
       LOG(WARNING) << "cannot lapse the lease of "
-                   << common::TaskTag(task_id, e.task.trace_id()) << ": " << s;
+                   << common::TaskTag(task_id, e.task().trace_id()) << ": "
+                   << s;
       unclaimed_.erase(task_id);
     }
   }
@@ -279,8 +287,8 @@ TaskResult Scheduler::AbandonedResult(const Entry& e,
   TaskResult result;
   result.set_reason(crucible::v1::TERMINATION_REASON_INFRASTRUCTURE);
   result.set_error_message(why);
-  if (e.start_time != absl::InfinitePast()) {
-    *result.mutable_start_time() = common::ToProtoTime(e.start_time);
+  if (e.lease().start_time != absl::InfinitePast()) {
+    *result.mutable_start_time() = common::ToProtoTime(e.lease().start_time);
   }
   *result.mutable_finish_time() = common::ToProtoTime(clock_.Now());
   return result;
@@ -288,10 +296,10 @@ TaskResult Scheduler::AbandonedResult(const Entry& e,
 
 void Scheduler::SendCancelLocked(const Entry& e, const std::string& reason,
                                  Outbox& out) {
-  auto s = session_of_worker_.find(e.worker_id);
+  auto s = session_of_worker_.find(e.lease().worker_id);
   if (s == session_of_worker_.end()) return;  // lapses, then CANCELLED
   ConnectResponse msg;
-  msg.mutable_cancel()->set_lease_id(e.lease_id);
+  msg.mutable_cancel()->set_lease_id(e.lease().lease_id);
   msg.mutable_cancel()->set_reason(reason);
   out.messages.emplace_back(s->second, std::move(msg));
 }
@@ -301,11 +309,11 @@ absl::StatusOr<Scheduler::Entry*> Scheduler::LiveLeaseLocked(
   auto l = leases_.find(lease_id);
   if (l != leases_.end()) {
     auto it = active_.find(l->second);
-    if (it != active_.end() && it->second.lease_id == lease_id) {
+    if (it != active_.end() && it->second.lease().lease_id == lease_id) {
       Entry& e = it->second;
-      if (clock_.Now() < e.lease_deadline) return &e;
+      if (clock_.Now() < e.lease().lease_deadline) return &e;
       const std::string why =
-          e.lapse_why.empty() ? "lease expired" : e.lapse_why;
+          e.lease().lapse_why.empty() ? "lease expired" : e.lease().lapse_why;
       metrics_.LeaseExpired();
       RETURN_IF_ERROR(RetryOrFailLocked(e, AbandonedResult(e, why), why, out));
       DispatchLocked(out);
@@ -333,8 +341,8 @@ std::vector<std::string> Scheduler::Heartbeat(
       stale.push_back(id);
       return;
     }
-    (*e)->lease_deadline = clock_.Now() + options_.lease_ttl;
-    (*e)->lapse_why.clear();
+    (*e)->lease().lease_deadline = clock_.Now() + options_.lease_ttl;
+    (*e)->lease().lapse_why.clear();
   };
   auto session = sessions_.find(session_id);
   absl::flat_hash_set<std::string> named;

@@ -309,9 +309,9 @@ absl::StatusOr<ListTasksPage> PgTaskStore::ListTasks(
       });
 }
 
-absl::StatusOr<std::vector<Task>> PgTaskStore::LoadActiveTasks() {
-  return Read<std::vector<Task>>(
-      [&](PgConnection& c) -> absl::StatusOr<std::vector<Task>> {
+absl::StatusOr<std::vector<std::string>> PgTaskStore::LoadActiveTaskBytes() {
+  return Read<std::vector<std::string>>(
+      [&](PgConnection& c) -> absl::StatusOr<std::vector<std::string>> {
         ASSIGN_OR_RETURN(
             PgResult r,
             c.Exec("SELECT task FROM tasks WHERE state IN ($1, $2, $3) "
@@ -320,12 +320,9 @@ absl::StatusOr<std::vector<Task>> PgTaskStore::LoadActiveTasks() {
                        .Int32(crucible::v1::TASK_STATE_QUEUED)
                        .Int32(crucible::v1::TASK_STATE_LEASED)
                        .Int32(crucible::v1::TASK_STATE_RUNNING)));
-        std::vector<Task> tasks;
+        std::vector<std::string> tasks;
         tasks.reserve(r.rows());
-        for (int i = 0; i < r.rows(); ++i) {
-          ASSIGN_OR_RETURN(Task task, ParseStoredTask(r.Bytes(i, 0)));
-          tasks.push_back(std::move(task));
-        }
+        for (int i = 0; i < r.rows(); ++i) tasks.push_back(r.Bytes(i, 0));
         return tasks;
       });
 }

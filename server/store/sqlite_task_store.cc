@@ -332,18 +332,16 @@ absl::StatusOr<ListTasksPage> SqliteTaskStore::ListTasks(
   return page;
 }
 
-absl::StatusOr<std::vector<Task>> SqliteTaskStore::LoadActiveTasks() {
+absl::StatusOr<std::vector<std::string>>
+SqliteTaskStore::LoadActiveTaskBytes() {
   ReadConnection db(this);
   Stmt list(db.get(),
             "SELECT task FROM tasks WHERE state IN (?, ?, ?) ORDER BY seq");
   list.Bind(1, int64_t{crucible::v1::TASK_STATE_QUEUED})
       .Bind(2, int64_t{crucible::v1::TASK_STATE_LEASED})
       .Bind(3, int64_t{crucible::v1::TASK_STATE_RUNNING});
-  std::vector<Task> tasks;
-  while (list.Step()) {
-    ASSIGN_OR_RETURN(Task task, ParseStoredTask(list.Blob(0)));
-    tasks.push_back(std::move(task));
-  }
+  std::vector<std::string> tasks;
+  while (list.Step()) tasks.push_back(list.Blob(0));
   RETURN_IF_ERROR(list.status());
   return tasks;
 }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/proto_time.h"
+#include "common/status_macros.h"
 
 namespace server {
 namespace {
@@ -109,6 +110,17 @@ TaskWrite TaskWrite::Output(std::string task_id, OutputChunk chunk) {
   w.task_id = std::move(task_id);
   w.chunk = std::move(chunk);
   return w;
+}
+
+absl::StatusOr<std::vector<crucible::v1::Task>> TaskStore::LoadActiveTasks() {
+  ASSIGN_OR_RETURN(std::vector<std::string> stored, LoadActiveTaskBytes());
+  std::vector<crucible::v1::Task> tasks;
+  tasks.reserve(stored.size());
+  for (const std::string& bytes : stored) {
+    ASSIGN_OR_RETURN(crucible::v1::Task task, ParseStoredTask(bytes));
+    tasks.push_back(std::move(task));
+  }
+  return tasks;
 }
 
 }  // namespace server

@@ -130,8 +130,10 @@ class TaskStore {
       const ListTasksQuery& query) = 0;
 
   // Every task in a non-terminal state (QUEUED, LEASED, RUNNING), oldest
-  // first (creation order).
-  virtual absl::StatusOr<std::vector<crucible::v1::Task>> LoadActiveTasks() = 0;
+  // first (creation order), as stored (ParseStoredTask reads them).
+  virtual absl::StatusOr<std::vector<std::string>> LoadActiveTaskBytes() = 0;
+  // LoadActiveTaskBytes, parsed.
+  absl::StatusOr<std::vector<crucible::v1::Task>> LoadActiveTasks();
 
   // Output of one attempt from `offset` on (the first chunk is cut so that
   // it starts at `offset`), in offset order, at most `max_bytes` bytes in

@@ -170,8 +170,8 @@ class ScriptedStore : public TaskStore {
   absl::StatusOr<ListTasksPage> ListTasks(const ListTasksQuery&) override {
     return absl::UnimplementedError("");
   }
-  absl::StatusOr<std::vector<Task>> LoadActiveTasks() override {
-    return std::vector<Task>{};
+  absl::StatusOr<std::vector<std::string>> LoadActiveTaskBytes() override {
+    return std::vector<std::string>{};
   }
   absl::StatusOr<std::vector<crucible::v1::OutputChunk>> ReadOutput(
       const std::string&, int32_t, int64_t, crucible::v1::OutputStream,

@@ -45,8 +45,8 @@ class FailingStore : public TaskStore {
   absl::StatusOr<ListTasksPage> ListTasks(const ListTasksQuery& q) override {
     return store_->ListTasks(q);
   }
-  absl::StatusOr<std::vector<crucible::v1::Task>> LoadActiveTasks() override {
-    return store_->LoadActiveTasks();
+  absl::StatusOr<std::vector<std::string>> LoadActiveTaskBytes() override {
+    return store_->LoadActiveTaskBytes();
   }
   absl::StatusOr<std::vector<crucible::v1::OutputChunk>> ReadOutput(
       const std::string& id, int32_t attempt, int64_t offset,

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "tests/server/scheduler_fixture.h"
 
 namespace server {
@@ -158,6 +159,54 @@ TEST_F(SchedulerTest, ExpiredLeaseRequeuesWithANewLease) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].attempt(), 2);
   EXPECT_NE(got[0].lease_id(), lease);
+}
+
+// A waiting task is kept serialized (a deep queue must fit in memory): the
+// worker still gets every field of its spec, on the first attempt, after a
+// retry put it back in the queue, and after a restart rebuilt the queue.
+TEST_F(SchedulerTest, AWaitingTaskIsHandedOutWhole) {
+  crucible::v1::TaskSpec spec = Spec(3);
+  spec.add_command("-c");
+  (*spec.mutable_env())["CASE"] = "42";
+  (*spec.mutable_labels())["suite"] = "deep";
+  spec.set_stdin("input");
+  spec.mutable_timeout()->set_seconds(7);
+  spec.mutable_retry_policy()->set_max_attempts(3);
+  spec.mutable_retry_policy()->set_retry_on_nonzero_exit(true);
+  std::string id = Create(spec);
+  auto same_spec = [&](const Assignment& a) {
+    return google::protobuf::util::MessageDifferencer::Equals(a.task().spec(),
+                                                              spec);
+  };
+  EXPECT_TRUE(
+      google::protobuf::util::MessageDifferencer::Equals(Get(id).spec(), spec));
+
+  FakeSink sink;
+  int64_t session = Connect(sink, 1);
+  std::vector<Assignment> got = sink.TakeAssignments();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(same_spec(got[0]));
+  ASSERT_TRUE(scheduler_->ReportCompletion(Exited(got[0].lease_id(), 1)).ok());
+  EXPECT_EQ(Get(id).state(), crucible::v1::TASK_STATE_QUEUED);
+  clock_.Advance(options_.max_backoff);
+  ASSERT_TRUE(scheduler_->AddCredits(session, 1).ok());
+  scheduler_->ExpireLeases();
+  got = sink.TakeAssignments();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].attempt(), 2);
+  EXPECT_TRUE(same_spec(got[0]));
+  ASSERT_TRUE(scheduler_->ReportCompletion(Exited(got[0].lease_id(), 1)).ok());
+  scheduler_->DisconnectWorker(session);
+
+  Restart();
+  clock_.Advance(options_.max_backoff);
+  FakeSink after;
+  Connect(after, 1);
+  got = after.TakeAssignments();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].attempt(), 3);
+  EXPECT_TRUE(same_spec(got[0]));
+  EXPECT_EQ(got[0].task().id(), id);
 }
 
 TEST_F(SchedulerTest, DisconnectedWorkerKeepsItsLeasesUntilTheirDeadline) {
