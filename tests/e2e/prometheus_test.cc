@@ -345,8 +345,13 @@ TEST_F(PrometheusTest, PrometheusSeesWhatHappenedToTheTasks) {
       {R"(crucible_executor_run_errors_total{code="PERMISSION_DENIED"})", 1},
       {R"(crucible_executor_engine_call_errors_total{call="pull_image",code="PERMISSION_DENIED"})",
        1},
+      // Four containers, and the create the engine refused for want of the
+      // image (the executor creates first and inspects the image only
+      // then; the pull that follows is the proxy's refusal).
       {R"(crucible_executor_engine_call_seconds_count{call="create"})",
-       before["create"] + 4},
+       before["create"] + 5},
+      {R"(crucible_executor_engine_call_errors_total{call="create",code="FAILED_PRECONDITION"})",
+       1},
       {R"(crucible_executor_engine_call_seconds_count{call="start"})",
        before["start"] + 4},
       {R"(crucible_executor_engine_call_seconds_count{call="remove"})",
