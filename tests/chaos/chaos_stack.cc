@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/process_flags.h"
 #include "tests/testing/test_stack.h"
+#include "tests/testing/wait_ready.h"
 
 namespace testing_util {
 namespace {
@@ -138,7 +139,10 @@ absl::Status ChaosStack::StartWorker(const std::string& name,
   args.push_back("--worker_id=" + name);
   args.push_back("--health_interval=200ms");
   args.push_back("--health_retry_max=1s");
-  return Start(name, name, "worker", args, 0).status();
+  absl::StatusOr<int> port = Start(name, name, "worker", args, 0);
+  if (!port.ok()) return port.status();
+  // Tasks are admitted once the worker has reported its executor.
+  return WaitReady(name, *port, absl::Seconds(60));
 }
 
 absl::StatusOr<int> ChaosStack::Stop(const std::string& name, int signal,

@@ -41,7 +41,8 @@ class ChaosStack {
       int n, const std::string& uri, std::vector<std::string> args = {});
   // An executor with `slots`; returns its address.
   absl::StatusOr<std::string> StartExecutor(const std::string& name, int slots);
-  // A worker of the server on `executor` (an address), `args` added.
+  // A worker of the server on `executor` (an address), `args` added;
+  // returns once it is ready (its stream up, the executor in rotation).
   absl::Status StartWorker(const std::string& name, const std::string& executor,
                            std::vector<std::string> args = {});
   // Sends `signal` to the process and waits up to `timeout` for it to exit;

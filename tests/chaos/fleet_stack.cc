@@ -16,6 +16,7 @@
 #include "executor/policy/container_policy.h"
 #include "tests/testing/process_flags.h"
 #include "tests/testing/test_stack.h"
+#include "tests/testing/wait_ready.h"
 
 namespace chaos {
 
@@ -140,6 +141,9 @@ absl::Status FleetStack::Start(const std::string& docker_host,
                {absl::StrCat("--server=127.0.0.1:", server_port_),
                 absl::StrCat("--executors=127.0.0.1:", executor_port_)},
                worker_, worker_port_);
+  if (!s.ok()) return s;
+  // Tasks are admitted once the worker has reported its executor.
+  s = testing_util::WaitReady("worker", worker_port_, absl::Seconds(60));
   if (!s.ok()) return s;
   tasks_ = crucible::v1::TaskService::NewStub(
       grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_port_),

@@ -32,6 +32,7 @@
 #include "tests/testing/small_disk.h"
 #include "tests/testing/sqlite_check.h"
 #include "tests/testing/test_stack.h"
+#include "tests/testing/wait_ready.h"
 
 namespace {
 
@@ -88,6 +89,11 @@ class StoreFullChaosTest : public testing::Test {
           {absl::StrCat("--server=127.0.0.1:", port),
            absl::StrCat("--executors=127.0.0.1:", executor_port)},
           worker_, worker_port);
+    if (HasFatalFailure()) return;
+    // Tasks are admitted once a worker has reported its executor.
+    absl::Status ready =
+        testing_util::WaitReady("worker", worker_port, absl::Seconds(60));
+    ASSERT_TRUE(ready.ok()) << ready;
   }
   void TearDown() override {
     if (HasFailure()) {

@@ -1,7 +1,6 @@
 #include "tests/e2e/local_stack.h"
 
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/impl/codegen/client_unary_call.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -9,41 +8,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "grpc/health/v1/health.pb.h"
 #include "tests/testing/process_flags.h"
 #include "tests/testing/test_stack.h"
+#include "tests/testing/wait_ready.h"
 
 namespace testing_util {
-namespace {
-
-// Waits until the process on 127.0.0.1:`port` reports "" SERVING (ready);
-// DEADLINE_EXCEEDED naming `name` otherwise.
-absl::Status WaitReady(const std::string& name, int port,
-                       absl::Duration timeout) {
-  std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
-  static const grpc::internal::RpcMethod kCheck(
-      "/grpc.health.v1.Health/Check", grpc::internal::RpcMethod::NORMAL_RPC);
-  for (const absl::Time until = absl::Now() + timeout; absl::Now() < until;) {
-    grpc::health::v1::HealthCheckRequest req;
-    grpc::health::v1::HealthCheckResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
-    grpc::Status s = grpc::internal::BlockingUnaryCall<
-        grpc::health::v1::HealthCheckRequest,
-        grpc::health::v1::HealthCheckResponse>(channel.get(), kCheck, &ctx, req,
-                                               &resp);
-    if (s.ok() &&
-        resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
-      return absl::OkStatus();
-    }
-    absl::SleepFor(absl::Milliseconds(50));  // polling a condition
-  }
-  return absl::DeadlineExceededError(
-      absl::StrCat(name, " not ready within ", absl::FormatDuration(timeout)));
-}
-
-}  // namespace
 
 absl::Status LocalStack::StartOne(const std::string& name,
                                   std::vector<std::string> args,
