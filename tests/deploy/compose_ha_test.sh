@@ -77,10 +77,14 @@ for c in "${servers[@]}"; do
   check "$c: on the store network" yes \
     "$(networks "$c" | grep -qw "${project}_store" && echo yes || echo no)"
 done
+# Read once, then searched: `podman logs | grep -q` under pipefail fails
+# whenever grep stops at its match before podman has written the rest
+# (SIGPIPE), which made this check fail now and then.
+pg_log="$("$podman" logs "$pg" 2>&1)"
 check "postgres: the database was made from the store file" yes \
-  "$("$podman" logs "$pg" 2>&1 | grep -q 'initializing .* for role crucible, database crucible' && echo yes || echo no)"
+  "$(grep -q 'initializing .* for role crucible, database crucible' <<<"$pg_log" && echo yes || echo no)"
 check "postgres: the password never in its log" no \
-  "$("$podman" logs "$pg" 2>&1 | grep -qF "$password" && echo yes || echo no)"
+  "$(grep -qF "$password" <<<"$pg_log" && echo yes || echo no)"
 
 # One leader, one standby naming it.
 first="$(leader)"
