@@ -168,6 +168,11 @@ class WorkerStream final
           Reject(c.lease_id(), scheduler_.ReportCompletion(c));
         }
         return absl::OkStatus();
+      case ConnectRequest::kArtifact:
+        // Artifacts are not stored yet (GetArtifact answers UNIMPLEMENTED)
+        // and no worker relays them; a refusal here would make the worker
+        // abandon the run, so the bytes are dropped.
+        return absl::OkStatus();
       case ConnectRequest::KIND_NOT_SET:
         return absl::InvalidArgumentError("empty message");
     }

@@ -23,6 +23,14 @@ absl::Status Invalid(absl::string_view field, absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
 }
 
+// The bytes of a spec's input files' contents.
+int64_t InputBytes(const TaskSpec& spec) {
+  int64_t total = 0;
+  for (const crucible::v1::InputFile& f : spec.files())
+    total += static_cast<int64_t>(f.content().size());
+  return total;
+}
+
 // One integer limit of a spec: its field, the executor's policy rule, the
 // value the spec asks for (0: the executor's default) and the maximum.
 struct IntLimit {
@@ -48,7 +56,32 @@ constexpr IntLimit kIntLimits[] = {
     {"spec.max_output_bytes", "max_output_bytes",
      [](const TaskSpec& s) { return s.max_output_bytes(); },
      [](const ExecutorAccepts& a) { return a.max_output_bytes(); }},
+    {"spec.resources.scratch_bytes", "scratch_bytes",
+     [](const TaskSpec& s) { return s.resources().scratch_bytes(); },
+     [](const ExecutorAccepts& a) { return a.max_scratch_bytes(); }},
+    {"spec.max_artifact_bytes", "max_artifact_bytes",
+     [](const TaskSpec& s) { return s.max_artifact_bytes(); },
+     [](const ExecutorAccepts& a) { return a.max_artifact_bytes(); }},
+    {"spec.files (count)", "input_files",
+     [](const TaskSpec& s) { return int64_t{s.files_size()}; },
+     [](const ExecutorAccepts& a) { return a.max_input_files(); }},
+    {"spec.files (bytes)", "input_bytes", &InputBytes,
+     [](const ExecutorAccepts& a) { return a.max_input_bytes(); }},
 };
+
+// An executor collects artifacts only if it keeps some bytes of them; one
+// that reports no maximum (an older one, or a policy without a scratch
+// area) would run the task and silently return none.
+bool CollectsArtifacts(const ExecutorAccepts& a) {
+  return a.max_artifact_bytes() > 0;
+}
+
+absl::Status NoArtifacts(absl::string_view who) {
+  return Invalid("spec.artifacts",
+                 absl::StrCat(who,
+                              " collects no artifacts (its policy has no "
+                              "max_artifact_bytes)"));
+}
 
 // The spec's timeout; zero when unset or zero (the executor's default).
 absl::Duration Timeout(const TaskSpec& spec) {
@@ -118,6 +151,12 @@ absl::Status CheckUnion(const std::vector<const ExecutorAccepts*>& fleet,
                        largest, ")"));
     }
   }
+  if (spec.artifacts_size() > 0 &&
+      std::none_of(fleet.begin(), fleet.end(), [](const ExecutorAccepts* a) {
+        return CollectsArtifacts(*a);
+      })) {
+    return NoArtifacts("no connected executor");
+  }
   const int64_t memory = spec.resources().memory_bytes();
   int64_t smallest = INT64_MAX;
   for (const ExecutorAccepts* a : fleet)
@@ -164,6 +203,9 @@ absl::Status CheckAccepts(const ExecutorAccepts& a, const TaskSpec& spec) {
           absl::StrCat(value, " exceeds ", executor, "'s maximum ",
                        limit.max(a), " (policy rule ", limit.rule, ".max)"));
     }
+  }
+  if (spec.artifacts_size() > 0 && !CollectsArtifacts(a)) {
+    return NoArtifacts(executor);
   }
   const int64_t memory = spec.resources().memory_bytes();
   if (memory > 0 && memory < a.min_memory_bytes()) {

@@ -33,7 +33,8 @@ inline constexpr size_t kMaxValidRequestBytes =
     kMaxImageBytes + kMaxCommandBytes + kMaxCommandEntries * 8 + kMaxEnvBytes +
     kMaxEnvEntries * 16 + kMaxStdinBytes + 8 + kMaxWorkingDirBytes + 8 +
     kMaxLabels * (kMaxLabelKeyBytes + kMaxLabelValueBytes + 16) +
-    kMaxRequestIdBytes + 8 + (4 << 10);
+    kMaxRequestIdBytes + 8 + kMaxInputBytes + kMaxInputFiles * 24 +
+    kMaxArtifactPatterns * (kMaxFilePathBytes + 8) + (4 << 10);
 // The server's maximum receive message size: just above any valid request
 // (also far above any QueueService message a worker sends). Larger
 // messages are refused by gRPC with RESOURCE_EXHAUSTED.

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "common/image_reference.h"
 #include "common/proto_time.h"
@@ -129,11 +131,104 @@ absl::Status ValidateLabels(const crucible::v1::TaskSpec& spec) {
   return absl::OkStatus();
 }
 
+// A path under the working directory, as files[].path or artifacts[]: names
+// joined by '/', none empty, "." or "..", no leading '/'. Links and
+// absolute paths out of the scratch area are thereby impossible to name.
+absl::Status ValidateRelativePath(const std::string& field,
+                                  absl::string_view path) {
+  if (path.empty()) return Invalid(field, "empty path");
+  if (path.size() > kMaxFilePathBytes) {
+    return Invalid(field, absl::StrCat("at most ", kMaxFilePathBytes,
+                                       " bytes (got ", path.size(), ")"));
+  }
+  if (absl::StrContains(path, '\0')) return Invalid(field, "contains NUL");
+  if (path[0] == '/') {
+    return Invalid(field,
+                   absl::StrCat("\"", Abbreviate(path),
+                                "\" is absolute; name it relative to the "
+                                "working directory"));
+  }
+  for (absl::string_view name : absl::StrSplit(path, '/')) {
+    if (name.empty() || name == "." || name == "..") {
+      return Invalid(field, absl::StrCat("\"", Abbreviate(path),
+                                         "\" has an empty, \".\" or \"..\" "
+                                         "name; only plain names are allowed"));
+    }
+    if (name.size() > kMaxFileNameBytes) {
+      return Invalid(field, absl::StrCat("a name of \"", Abbreviate(path),
+                                         "\" is longer than ",
+                                         kMaxFileNameBytes, " bytes"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateFiles(const crucible::v1::TaskSpec& spec) {
+  if (spec.files_size() > kMaxInputFiles) {
+    return Invalid("spec.files",
+                   absl::StrCat("at most ", kMaxInputFiles, " files (got ",
+                                spec.files_size(), ")"));
+  }
+  size_t total = 0;
+  absl::flat_hash_set<absl::string_view> paths;
+  for (int i = 0; i < spec.files_size(); ++i) {
+    const crucible::v1::InputFile& f = spec.files(i);
+    const std::string field = absl::StrCat("spec.files[", i, "].path");
+    RETURN_IF_ERROR(ValidateRelativePath(field, f.path()));
+    if (!paths.insert(f.path()).second) {
+      return Invalid(
+          field, absl::StrCat("\"", Abbreviate(f.path()), "\" is named twice"));
+    }
+    if (f.mode() > 0777) {
+      return Invalid(absl::StrCat("spec.files[", i, "].mode"),
+                     absl::StrCat("at most 0777 (no setuid, setgid or sticky "
+                                  "bit; got 0",
+                                  absl::Hex(f.mode()).value, ")"));
+    }
+    total += f.path().size() + f.content().size();
+  }
+  // A file cannot also be the directory of another ("a" and "a/b").
+  for (absl::string_view p : paths) {
+    for (size_t slash = p.find('/'); slash != absl::string_view::npos;
+         slash = p.find('/', slash + 1)) {
+      if (paths.contains(p.substr(0, slash))) {
+        return Invalid("spec.files",
+                       absl::StrCat("\"", Abbreviate(p.substr(0, slash)),
+                                    "\" is both a file and the directory of \"",
+                                    Abbreviate(p), "\""));
+      }
+    }
+  }
+  if (total > kMaxInputBytes) {
+    return Invalid(
+        "spec.files",
+        absl::StrCat("at most ", kMaxInputBytes,
+                     " bytes of paths and contents in all (got ", total, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateArtifacts(const crucible::v1::TaskSpec& spec) {
+  if (spec.artifacts_size() > kMaxArtifactPatterns) {
+    return Invalid(
+        "spec.artifacts",
+        absl::StrCat("at most ", kMaxArtifactPatterns,
+                     " paths or patterns (got ", spec.artifacts_size(), ")"));
+  }
+  for (int i = 0; i < spec.artifacts_size(); ++i) {
+    RETURN_IF_ERROR(ValidateRelativePath(
+        absl::StrCat("spec.artifacts[", i, "]"), spec.artifacts(i)));
+  }
+  return NonNegative("spec.max_artifact_bytes", spec.max_artifact_bytes());
+}
+
 absl::Status ValidateResources(const crucible::v1::Resources& r) {
   RETURN_IF_ERROR(NonNegative("spec.resources.memory_bytes", r.memory_bytes()));
   RETURN_IF_ERROR(NonNegative("spec.resources.cpu_millis", r.cpu_millis()));
   RETURN_IF_ERROR(NonNegative("spec.resources.pids_limit", r.pids_limit()));
   RETURN_IF_ERROR(NonNegative("spec.resources.tmpfs_bytes", r.tmpfs_bytes()));
+  RETURN_IF_ERROR(
+      NonNegative("spec.resources.scratch_bytes", r.scratch_bytes()));
   return absl::OkStatus();
 }
 
@@ -246,6 +341,8 @@ absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec,
       NonNegative("spec.max_output_bytes", spec.max_output_bytes()));
   RETURN_IF_ERROR(ValidateRetry(spec.retry_policy()));
   RETURN_IF_ERROR(ValidateLabels(spec));
+  RETURN_IF_ERROR(ValidateFiles(spec));
+  RETURN_IF_ERROR(ValidateArtifacts(spec));
   RETURN_IF_ERROR(WithinLimits(spec, limits));
   return absl::OkStatus();
 }

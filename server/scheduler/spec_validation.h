@@ -17,6 +17,16 @@ inline constexpr int kMaxEnvEntries = 256;
 inline constexpr size_t kMaxEnvBytes = 128 << 10;
 inline constexpr size_t kMaxStdinBytes = 1 << 20;
 inline constexpr size_t kMaxWorkingDirBytes = 4096;
+// Input files: how many, the bytes of one path (and of one of its names),
+// and the bytes of all contents and paths together. Executors' policies
+// bound them further; these keep every spec within one gRPC message on
+// each hop (stdin plus files stay under 4 MiB).
+inline constexpr int kMaxInputFiles = 1000;
+inline constexpr size_t kMaxFilePathBytes = 1024;
+inline constexpr size_t kMaxFileNameBytes = 255;
+inline constexpr size_t kMaxInputBytes = 2 << 20;
+// Artifact paths or patterns.
+inline constexpr int kMaxArtifactPatterns = 100;
 inline constexpr int kMaxLabels = 64;
 inline constexpr size_t kMaxLabelKeyBytes = 63;
 inline constexpr size_t kMaxLabelValueBytes = 256;

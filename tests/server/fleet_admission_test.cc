@@ -172,6 +172,61 @@ TEST_F(FleetAdmissionTest, OffAdmitsEverything) {
 // The server's CheckAccepts and the executor's Plan must agree on every
 // spec the server's own validation lets through: otherwise a task is
 // admitted and then REJECTED, or refused though it would run.
+TEST(CheckAcceptsTest, FilesAndArtifactsNeedAnExecutorThatTakesThem) {
+  ExecutorAccepts none = Published("old");
+  none.set_max_input_files(0);
+  none.set_max_input_bytes(0);
+  none.set_max_artifact_bytes(0);
+  TaskSpec files = Spec();
+  crucible::v1::InputFile* f = files.add_files();
+  f->set_path("in.txt");
+  f->set_content("12345");
+  absl::Status s = CheckAccepts(none, files);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), StartsWith("spec.files (count): 1 exceeds executor "
+                                      "old's maximum 0 (policy rule "
+                                      "input_files.max)"));
+
+  TaskSpec artifacts = Spec();
+  artifacts.add_artifacts("out/*.json");
+  s = CheckAccepts(none, artifacts);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(),
+              StartsWith("spec.artifacts: executor old collects no artifacts"));
+
+  ExecutorAccepts takes = none;
+  takes.set_executor_id("new");
+  takes.set_max_input_files(10);
+  takes.set_max_input_bytes(4);
+  takes.set_max_artifact_bytes(1 << 20);
+  takes.set_max_scratch_bytes(16 << 20);
+  EXPECT_TRUE(CheckAccepts(takes, artifacts).ok());
+  s = CheckAccepts(takes, files);
+  EXPECT_THAT(s.message(), StartsWith("spec.files (bytes): 5 exceeds executor "
+                                      "new's maximum 4"));
+  files.mutable_files(0)->set_content("1234");
+  EXPECT_TRUE(CheckAccepts(takes, files).ok());
+  files.mutable_resources()->set_scratch_bytes((16 << 20) + 1);
+  EXPECT_THAT(CheckAccepts(takes, files).message(),
+              StartsWith("spec.resources.scratch_bytes: "));
+}
+
+TEST_F(FleetAdmissionTest, ArtifactsNeedSomeConnectedExecutorThatCollects) {
+  ExecutorAccepts old = Published("old");
+  old.set_max_artifact_bytes(0);
+  fleet_.Publish("w1", 1, {old});
+  TaskSpec spec = Spec();
+  spec.add_artifacts("out.txt");
+  absl::Status s = fleet_.Check(spec);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("collects no artifacts"));
+  ExecutorAccepts collects = old;
+  collects.set_executor_id("new");
+  collects.set_max_artifact_bytes(1024);
+  fleet_.Publish("w2", 2, {collects});
+  EXPECT_TRUE(fleet_.Check(spec).ok()) << fleet_.Check(spec);
+}
+
 TEST(CheckAcceptsTest, AgreesWithTheExecutorsPlan) {
   const std::vector<std::string> policies = {
       "{}",

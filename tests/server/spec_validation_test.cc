@@ -1,6 +1,7 @@
 #include "server/scheduler/spec_validation.h"
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
@@ -140,6 +141,97 @@ TEST(SpecValidationTest, RejectsEachLimit) {
   spec = Valid();
   spec.mutable_retry_policy()->set_max_attempts(101);
   ExpectInvalid(spec, "spec.retry_policy.max_attempts");
+}
+
+crucible::v1::TaskSpec WithFile(const std::string& path,
+                                const std::string& content = "x") {
+  crucible::v1::TaskSpec spec = Valid();
+  crucible::v1::InputFile* f = spec.add_files();
+  f->set_path(path);
+  f->set_content(content);
+  return spec;
+}
+
+TEST(SpecValidationTest, AcceptsFilesAndArtifactsUnderTheWorkingDirectory) {
+  crucible::v1::TaskSpec spec = WithFile("tests/input.txt");
+  crucible::v1::InputFile* run = spec.add_files();
+  run->set_path("run.sh");
+  run->set_mode(0755);
+  spec.add_artifacts("results/*.json");
+  spec.add_artifacts("report.txt");
+  spec.set_max_artifact_bytes(1 << 20);
+  spec.mutable_resources()->set_scratch_bytes(8 << 20);
+  EXPECT_TRUE(ValidateTaskSpec(spec).ok()) << ValidateTaskSpec(spec);
+}
+
+TEST(SpecValidationTest, InputFilePathsCannotLeaveTheWorkingDirectory) {
+  for (const std::string& path : std::vector<std::string>{
+           "", "/etc/passwd", "../x", "a/../../x", "a/..", "./a", "a/./b",
+           "a//b", "a/", std::string("a\0b", 3), std::string(256, 'n'),
+           std::string(1025, 'a')}) {
+    absl::Status s = ValidateTaskSpec(WithFile(path));
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << path;
+    EXPECT_TRUE(absl::StartsWith(s.message(), "spec.files[1].path: ") ||
+                absl::StartsWith(s.message(), "spec.files[0].path: "))
+        << s.message();
+  }
+  absl::Status s = ValidateTaskSpec(WithFile("/etc/passwd"));
+  EXPECT_TRUE(absl::StrContains(s.message(), "is absolute")) << s;
+  s = ValidateTaskSpec(WithFile("a/../b"));
+  EXPECT_TRUE(absl::StrContains(s.message(), "only plain names")) << s;
+}
+
+TEST(SpecValidationTest, InputFilesMustNotCollide) {
+  crucible::v1::TaskSpec spec = WithFile("a");
+  spec.add_files()->set_path("a");
+  absl::Status s = ValidateTaskSpec(spec);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(s.message(), "named twice")) << s;
+
+  spec = WithFile("dir");
+  spec.add_files()->set_path("dir/file");
+  s = ValidateTaskSpec(spec);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(
+      absl::StrContains(s.message(), "is both a file and the directory of"))
+      << s;
+}
+
+TEST(SpecValidationTest, InputFileModesAndSizesAreBounded) {
+  crucible::v1::TaskSpec spec = WithFile("setuid");
+  spec.mutable_files(0)->set_mode(04755);
+  ExpectInvalid(spec, "spec.files[0].mode");
+  spec.mutable_files(0)->set_mode(0777);
+  EXPECT_TRUE(ValidateTaskSpec(spec).ok());
+
+  spec = WithFile("big", std::string(kMaxInputBytes, 'x'));
+  ExpectInvalid(spec, "spec.files");
+  spec = WithFile("fits", std::string(kMaxInputBytes - 4, 'x'));
+  EXPECT_TRUE(ValidateTaskSpec(spec).ok()) << ValidateTaskSpec(spec);
+
+  spec = Valid();
+  for (int i = 0; i <= kMaxInputFiles; ++i)
+    spec.add_files()->set_path("f" + std::to_string(i));
+  ExpectInvalid(spec, "spec.files");
+}
+
+TEST(SpecValidationTest, ArtifactPatternsStayUnderTheWorkingDirectory) {
+  for (const std::string& pattern :
+       std::vector<std::string>{"/tmp/*", "../out", "a/../../b", "", "a//b"}) {
+    crucible::v1::TaskSpec spec = Valid();
+    spec.add_artifacts(pattern);
+    ExpectInvalid(spec, "spec.artifacts[0]");
+  }
+  crucible::v1::TaskSpec spec = Valid();
+  for (int i = 0; i <= kMaxArtifactPatterns; ++i) spec.add_artifacts("a");
+  ExpectInvalid(spec, "spec.artifacts");
+
+  spec = Valid();
+  spec.set_max_artifact_bytes(-1);
+  ExpectInvalid(spec, "spec.max_artifact_bytes");
+  spec = Valid();
+  spec.mutable_resources()->set_scratch_bytes(-1);
+  ExpectInvalid(spec, "spec.resources.scratch_bytes");
 }
 
 TEST(SpecValidationTest, RequestIdLength) {
