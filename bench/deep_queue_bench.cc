@@ -320,13 +320,9 @@ bool RunDepth(const std::string& bin, const std::string& dir, int64_t depth) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  std::string bin = absl::GetFlag(FLAGS_bin_dir);
-  if (bin.empty()) {
-    bin = std::filesystem::canonical("/proc/self/exe").parent_path().string();
-  }
+  const std::string bin = bench::BinDirOr(absl::GetFlag(FLAGS_bin_dir));
   const std::string dir = absl::GetFlag(FLAGS_dir);
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  bench::FreshDir(dir);
   for (const std::string& d : absl::GetFlag(FLAGS_depths)) {
     int64_t depth = 0;
     if (!absl::SimpleAtoi(d, &depth) || depth < 0) {

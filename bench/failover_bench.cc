@@ -136,13 +136,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--store=postgresql://... is required\n");
     return 2;
   }
-  std::string bin = absl::GetFlag(FLAGS_bin_dir);
-  if (bin.empty()) {
-    bin = std::filesystem::canonical("/proc/self/exe").parent_path().string();
-  }
+  const std::string bin = bench::BinDirOr(absl::GetFlag(FLAGS_bin_dir));
   const std::string dir = absl::GetFlag(FLAGS_dir);
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  bench::FreshDir(dir);
 
   std::vector<Server> servers(absl::GetFlag(FLAGS_servers));
   std::vector<std::string> addresses;

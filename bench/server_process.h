@@ -24,6 +24,19 @@
 
 namespace bench {
 
+// Where crucible-server is: `bin_dir` (a --bin_dir flag), or the directory
+// of this benchmark's own binary when that is empty.
+inline std::string BinDirOr(const std::string& bin_dir) {
+  if (!bin_dir.empty()) return bin_dir;
+  return std::filesystem::canonical("/proc/self/exe").parent_path().string();
+}
+
+// Empties `dir` (a --dir flag) and creates it again.
+inline void FreshDir(const std::string& dir) {
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+}
+
 // A crucible-server started with `args` (args[0] the binary; one of them
 // --port_file=`port_file`).
 struct ServerProcess {
