@@ -34,8 +34,15 @@ absl::Status Scheduler::CommitLocked(Entry& e, TaskState to,
   e.task().set_state(to);
   absl::Time now = clock_.Now();
   *e.task().mutable_update_time() = common::ToProtoTime(now);
-  if (common::IsTerminal(to))
+  if (common::IsTerminal(to)) {
     *e.task().mutable_end_time() = common::ToProtoTime(now);
+    // A completion callback is owed from this write on, in the same row
+    // (server/callback delivers it, after a restart too).
+    if (!e.task().spec().callback_url().empty()) {
+      e.task().mutable_callback()->set_state(
+          crucible::v1::CALLBACK_STATE_PENDING);
+    }
+  }
   outbox_.Submit(TaskWrite::Update(e.task()));
   VLOG(1) << common::TaskTag(e.task().id(), e.task().trace_id()) << " -> "
           << crucible::v1::TaskState_Name(e.task().state()) << " " << message;

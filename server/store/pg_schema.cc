@@ -63,6 +63,12 @@ CREATE TABLE crucible_leader (
   expires_at TIMESTAMPTZ NOT NULL
 );
 )sql",
+    // 2: completion callbacks owed (1; NULL when none), so a restarted
+    // leader finds them without reading every ended task.
+    R"sql(
+ALTER TABLE tasks ADD COLUMN callback_pending BIGINT;
+CREATE INDEX tasks_by_callback ON tasks(seq) WHERE callback_pending = 1;
+)sql",
 };
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
 

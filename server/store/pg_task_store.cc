@@ -1,5 +1,7 @@
 #include "server/store/pg_task_store.h"
 
+#include <cstdint>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -16,6 +18,12 @@ using crucible::v1::OutputChunk;
 using crucible::v1::OutputStream;
 using crucible::v1::Task;
 using crucible::v1::TaskState;
+
+// The callback_pending column: 1 while a completion callback is owed.
+std::optional<int64_t> CallbackPending(const TaskRow& row) {
+  if (!row.callback_pending) return std::nullopt;
+  return 1;
+}
 
 absl::Status FullError(const absl::Status& s) {
   if (!absl::IsResourceExhausted(s)) return s;
@@ -152,8 +160,8 @@ absl::Status PgTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
   }
   constexpr char kInsert[] =
       "INSERT INTO tasks (id, tenant, request_id, create_time_us, priority, "
-      "state, end_time_us, task) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON "
-      "CONFLICT DO NOTHING";
+      "state, end_time_us, task, callback_pending) VALUES ($1, $2, $3, $4, $5, "
+      "$6, $7, $8, $9) ON CONFLICT DO NOTHING";
   for (const FoldedBatch::Row& row : batch.rows) {
     const TaskRow& t = *row.first;
     const TaskRow& now = *row.last;
@@ -166,7 +174,8 @@ absl::Status PgTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
           .Int32(t.priority)
           .Int32(now.state)
           .Int64OrNull(now.end_time_us)
-          .Bytes(now.blob);
+          .Bytes(now.blob)
+          .Int64OrNull(CallbackPending(now));
       if (t.labels.empty()) {
         st.sql = kInsert;
         st.name = "crucible_insert_task";
@@ -182,18 +191,19 @@ absl::Status PgTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
         st.sql = absl::StrCat(
             "WITH t AS (", kInsert,
             " RETURNING seq) INSERT INTO task_labels (key, value, seq) SELECT "
-            "l.k, l.v, t.seq FROM t, unnest($9::text[], $10::text[]) AS l(k, "
+            "l.k, l.v, t.seq FROM t, unnest($10::text[], $11::text[]) AS l(k, "
             "v) ON CONFLICT DO NOTHING");
         st.name = "crucible_insert_labelled_task";
       }
     } else {
       st.sql =
-          "UPDATE tasks SET state = $1, end_time_us = $2, task = $3 WHERE id "
-          "= $4";
+          "UPDATE tasks SET state = $1, end_time_us = $2, task = $3, "
+          "callback_pending = $4 WHERE id = $5";
       st.name = "crucible_update_task";
       st.params.Int32(now.state)
           .Int64OrNull(now.end_time_us)
           .Bytes(now.blob)
+          .Int64OrNull(CallbackPending(now))
           .Text(t.id);
     }
   }
@@ -320,6 +330,22 @@ absl::StatusOr<std::vector<std::string>> PgTaskStore::LoadActiveTaskBytes() {
                        .Int32(crucible::v1::TASK_STATE_QUEUED)
                        .Int32(crucible::v1::TASK_STATE_LEASED)
                        .Int32(crucible::v1::TASK_STATE_RUNNING)));
+        std::vector<std::string> tasks;
+        tasks.reserve(r.rows());
+        for (int i = 0; i < r.rows(); ++i) tasks.push_back(r.Bytes(i, 0));
+        return tasks;
+      });
+}
+
+absl::StatusOr<std::vector<std::string>> PgTaskStore::LoadPendingCallbackBytes(
+    int limit) {
+  return Read<std::vector<std::string>>(
+      [&](PgConnection& c) -> absl::StatusOr<std::vector<std::string>> {
+        ASSIGN_OR_RETURN(
+            PgResult r,
+            c.Exec("SELECT task FROM tasks WHERE callback_pending = 1 "
+                   "ORDER BY seq LIMIT $1",
+                   PgParams().Int32(limit)));
         std::vector<std::string> tasks;
         tasks.reserve(r.rows());
         for (int i = 0; i < r.rows(); ++i) tasks.push_back(r.Bytes(i, 0));

@@ -78,6 +78,12 @@ CREATE TABLE api_tokens (
   revoke_time_us INTEGER
 );
 )sql"},
+    // 5: completion callbacks owed (1; NULL when none), so a restarted
+    // server finds them without reading every ended task.
+    {R"sql(
+ALTER TABLE tasks ADD COLUMN callback_pending INTEGER;
+CREATE INDEX tasks_by_callback ON tasks(seq) WHERE callback_pending = 1;
+)sql"},
 };
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
 

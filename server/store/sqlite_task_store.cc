@@ -45,7 +45,8 @@ absl::StatusOr<sqlite3*> OpenConnection(const SqliteTaskStoreOptions& options) {
   return db;
 }
 
-// Binds a task's changing columns: state, end_time_us, task blob.
+// Binds a task's changing columns: state, end_time_us, task blob,
+// callback_pending (NULL unless a completion callback is owed).
 void BindRow(Stmt& stmt, const TaskRow& row, int first) {
   stmt.Bind(first, static_cast<int64_t>(row.state));
   if (row.end_time_us.has_value()) {
@@ -54,6 +55,11 @@ void BindRow(Stmt& stmt, const TaskRow& row, int first) {
     stmt.BindNull(first + 1);
   }
   stmt.BindBlob(first + 2, row.blob);
+  if (row.callback_pending) {
+    stmt.Bind(first + 3, int64_t{1});
+  } else {
+    stmt.BindNull(first + 3);
+  }
 }
 
 }  // namespace
@@ -194,12 +200,12 @@ absl::Status SqliteTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
   Stmt& insert =
       prepared(insert_task_,
                "INSERT OR IGNORE INTO tasks (id, tenant, request_id, "
-               "create_time_us, priority, state, end_time_us, task) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+               "create_time_us, priority, state, end_time_us, task, "
+               "callback_pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
   Stmt& update =
       prepared(update_task_,
-               "UPDATE tasks SET state = ?, end_time_us = ?, task = ? "
-               "WHERE id = ?");
+               "UPDATE tasks SET state = ?, end_time_us = ?, task = ?, "
+               "callback_pending = ? WHERE id = ?");
   for (const FoldedBatch::Row& row : batch.rows) {
     const TaskRow& t = *row.first;
     if (row.insert) {
@@ -220,7 +226,7 @@ absl::Status SqliteTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
     } else {
       update.Reset();
       BindRow(update, *row.last, 1);
-      update.Bind(4, t.id);
+      update.Bind(5, t.id);
       RETURN_IF_ERROR(update.Run());
     }
   }
@@ -340,6 +346,19 @@ SqliteTaskStore::LoadActiveTaskBytes() {
   list.Bind(1, int64_t{crucible::v1::TASK_STATE_QUEUED})
       .Bind(2, int64_t{crucible::v1::TASK_STATE_LEASED})
       .Bind(3, int64_t{crucible::v1::TASK_STATE_RUNNING});
+  std::vector<std::string> tasks;
+  while (list.Step()) tasks.push_back(list.Blob(0));
+  RETURN_IF_ERROR(list.status());
+  return tasks;
+}
+
+absl::StatusOr<std::vector<std::string>>
+SqliteTaskStore::LoadPendingCallbackBytes(int limit) {
+  ReadConnection db(this);
+  Stmt list(db.get(),
+            "SELECT task FROM tasks WHERE callback_pending = 1 ORDER BY seq "
+            "LIMIT ?");
+  list.Bind(1, int64_t{limit});
   std::vector<std::string> tasks;
   while (list.Step()) tasks.push_back(list.Blob(0));
   RETURN_IF_ERROR(list.status());

@@ -59,6 +59,8 @@ class SqliteTaskStore final : public TaskStore, public auth::TokenStore {
       const std::string& tenant, const std::string& request_id) override;
   absl::StatusOr<ListTasksPage> ListTasks(const ListTasksQuery& query) override;
   absl::StatusOr<std::vector<std::string>> LoadActiveTaskBytes() override;
+  absl::StatusOr<std::vector<std::string>> LoadPendingCallbackBytes(
+      int limit) override;
   absl::StatusOr<std::vector<crucible::v1::OutputChunk>> ReadOutput(
       const std::string& task_id, int32_t attempt, int64_t offset,
       crucible::v1::OutputStream stream, int64_t max_bytes) override;

@@ -10,6 +10,7 @@
 #include "absl/strings/strip.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
+#include "common/task_state.h"
 
 namespace server {
 namespace {
@@ -81,6 +82,9 @@ TaskRow TaskRow::Of(const Task& task) {
   row.id = task.id();
   row.state = task.state();
   if (task.has_end_time()) row.end_time_us = Micros(task.end_time());
+  row.callback_pending =
+      common::IsTerminal(task.state()) && task.has_callback() &&
+      task.callback().state() == crucible::v1::CALLBACK_STATE_PENDING;
   row.blob = task.SerializeAsString();
   return row;
 }

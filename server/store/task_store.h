@@ -49,6 +49,8 @@ struct TaskRow {
   int32_t priority = 0;
   int32_t state = 0;
   std::optional<int64_t> end_time_us;
+  // Terminal with a completion callback still owed (Task.callback PENDING).
+  bool callback_pending = false;
   std::string blob;
   // Inserts only: the spec's labels, for ListTasks' filter.
   std::vector<std::pair<std::string, std::string>> labels;
@@ -132,6 +134,13 @@ class TaskStore {
   // Every task in a non-terminal state (QUEUED, LEASED, RUNNING), oldest
   // first (creation order), as stored (ParseStoredTask reads them).
   virtual absl::StatusOr<std::vector<std::string>> LoadActiveTaskBytes() = 0;
+  // Up to `limit` terminal tasks whose completion callback is still owed
+  // (Task.callback.state PENDING), oldest first, as stored. The default (a
+  // store without callbacks) returns none.
+  virtual absl::StatusOr<std::vector<std::string>> LoadPendingCallbackBytes(
+      int limit) {
+    return std::vector<std::string>{};
+  }
   // LoadActiveTaskBytes, parsed.
   absl::StatusOr<std::vector<crucible::v1::Task>> LoadActiveTasks();
 

@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/types/span.h"
 #include "common/proto_time.h"
 #include "gtest/gtest.h"
@@ -282,6 +284,8 @@ TEST_F(SqliteTaskStoreTest, MigrationLabelsTasksStoredBeforeIt) {
   // Back to schema 2, as a store written by the previous release.
   ExecOnFile(
       "DROP TABLE task_labels; DROP TABLE api_tokens; "
+      "DROP INDEX tasks_by_callback; "
+      "ALTER TABLE tasks DROP COLUMN callback_pending; "
       "DELETE FROM schema_version WHERE version > 2");
   Reopen();
   ListTasksQuery q{.tenant = "default", .page_size = 10};
@@ -290,6 +294,45 @@ TEST_F(SqliteTaskStoreTest, MigrationLabelsTasksStoredBeforeIt) {
   ASSERT_TRUE(page.ok()) << page.status();
   ASSERT_EQ(page->tasks.size(), 1u);
   EXPECT_EQ(page->tasks[0].id(), "old");
+}
+
+// A terminal task whose completion callback is PENDING is found (after a
+// reopen too) until a write records it delivered; a task whose callback is
+// still PENDING but that has not ended is not owed one yet.
+TEST_P(TaskStoreTest, FindsCallbacksOwedUntilRecorded) {
+  const std::string id = absl::StrCat("cb-", absl::ToUnixMicros(absl::Now()));
+  Task ended = MakeTask(id);
+  ended.mutable_spec()->set_callback_url("http://127.0.0.1:1/");
+  ASSERT_TRUE(Write(TaskWrite::Insert(ended)).ok());
+  Task running = MakeTask(id + "-running");
+  running.mutable_callback()->set_state(crucible::v1::CALLBACK_STATE_PENDING);
+  ASSERT_TRUE(Write(TaskWrite::Insert(running)).ok());
+  ended.set_state(crucible::v1::TASK_STATE_CANCELLED);
+  *ended.mutable_end_time() = common::ToProtoTime(absl::FromUnixSeconds(200));
+  ended.mutable_callback()->set_state(crucible::v1::CALLBACK_STATE_PENDING);
+  ASSERT_TRUE(Write(TaskWrite::Update(ended)).ok());
+  auto owed_ids = [&] {
+    std::vector<std::string> ids;
+    auto owed = store_->LoadPendingCallbackBytes(1000);
+    EXPECT_TRUE(owed.ok()) << owed.status();
+    if (!owed.ok()) return ids;
+    for (const std::string& bytes : *owed) {
+      auto t = ParseStoredTask(bytes);
+      EXPECT_TRUE(t.ok());
+      if (t.ok() && absl::StartsWith(t->id(), id)) ids.push_back(t->id());
+    }
+    return ids;
+  };
+  EXPECT_EQ(owed_ids(), std::vector<std::string>{id});
+  Reopen();
+  EXPECT_EQ(owed_ids(), std::vector<std::string>{id});
+  ended.mutable_callback()->set_state(crucible::v1::CALLBACK_STATE_DELIVERED);
+  ended.mutable_callback()->set_attempts(1);
+  ASSERT_TRUE(Write(TaskWrite::Update(ended)).ok());
+  EXPECT_TRUE(owed_ids().empty());
+  auto got = store_->GetTask(id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->callback().state(), crucible::v1::CALLBACK_STATE_DELIVERED);
 }
 
 TEST_P(TaskStoreTest, AFailedCommitLeavesNothing) {
