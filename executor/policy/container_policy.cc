@@ -4,16 +4,19 @@
 #include <map>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/image_reference.h"
 #include "common/proto_time.h"
 #include "common/trace.h"
+#include "executor/policy/scratch.h"
 
 namespace policy {
 namespace {
@@ -105,6 +108,8 @@ absl::Status CheckNetwork(const std::string& network) {
 
 }  // namespace
 
+bool ValidRunId(absl::string_view run_id) { return ValidId(run_id, 64); }
+
 std::string ContainerName(absl::string_view run_id) {
   return absl::StrCat(kContainerNamePrefix, run_id);
 }
@@ -149,6 +154,10 @@ crucible::v1::ExecutorAccepts ContainerPolicy::Accepts() const {
   a.set_max_output_bytes(o.max_max_output_bytes);
   *a.mutable_max_timeout() = common::ToProtoDuration(o.max_timeout);
   a.set_network(o.network);
+  a.set_max_input_files(o.max_input_files);
+  a.set_max_input_bytes(o.max_input_bytes);
+  a.set_max_scratch_bytes(o.max_scratch_bytes);
+  a.set_max_artifact_bytes(o.max_max_artifact_bytes);
   return a;
 }
 
@@ -194,11 +203,85 @@ absl::StatusOr<ContainerPolicy> ContainerPolicy::Create(
                    o.max_max_output_bytes},
         std::tuple{"timeout_ms", absl::ToInt64Milliseconds(o.default_timeout),
                    absl::ToInt64Milliseconds(o.max_timeout)},
+        std::tuple{"scratch_bytes", o.default_scratch_bytes,
+                   o.max_scratch_bytes},
+        std::tuple{"max_artifact_bytes", o.default_max_artifact_bytes,
+                   o.max_max_artifact_bytes},
+        std::tuple{"max_input_files", o.max_input_files, o.max_input_files},
+        std::tuple{"max_input_bytes", o.max_input_bytes, o.max_input_bytes},
         std::tuple{"nofile", o.nofile_limit, o.nofile_limit},
         std::tuple{"nproc", o.nproc_limit, o.nproc_limit}}) {
     if (absl::Status s = CheckPair(name, def, max); !s.ok()) return s;
   }
   return ContainerPolicy(std::move(o));
+}
+
+absl::StatusOr<int64_t> ContainerPolicy::PlanScratch(
+    const crucible::v1::TaskSpec& spec) const {
+  const ContainerPolicyOptions& o = options_;
+  if (absl::Status s = CheckScratchDir(ScratchDir(spec)); !s.ok()) return s;
+  absl::StatusOr<int64_t> scratch =
+      Limit("spec.resources.scratch_bytes", spec.resources().scratch_bytes(),
+            o.default_scratch_bytes, o.max_scratch_bytes);
+  if (!scratch.ok()) return scratch.status();
+  if (spec.files_size() > o.max_input_files) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.files has ", spec.files_size(),
+                     " files; the executor's maximum is ", o.max_input_files,
+                     " (policy rule max_input_files)"));
+  }
+  int64_t total = 0;
+  absl::flat_hash_set<std::string> paths;
+  for (int i = 0; i < spec.files_size(); ++i) {
+    const crucible::v1::InputFile& f = spec.files(i);
+    const std::string field = absl::StrCat("spec.files[", i, "].path");
+    if (absl::Status s = CheckInputPath(field, f.path()); !s.ok()) return s;
+    if (f.mode() > 0777) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec.files[", i, "].mode ", absl::StrFormat("%#o", f.mode()),
+          " is above 0777 (no setuid, setgid or sticky bit)"));
+    }
+    if (!paths.insert(f.path()).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " \"", absl::CHexEscape(f.path()), "\" is named twice"));
+    }
+    total += static_cast<int64_t>(f.content().size());
+  }
+  // A file may not also be another's parent directory.
+  for (const std::string& p : paths) {
+    for (size_t slash = p.find('/'); slash != std::string::npos;
+         slash = p.find('/', slash + 1)) {
+      if (paths.contains(p.substr(0, slash))) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("spec.files: \"", absl::CHexEscape(p.substr(0, slash)),
+                         "\" is both a file and the directory of \"",
+                         absl::CHexEscape(p), "\""));
+      }
+    }
+  }
+  if (total > o.max_input_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.files hold ", total, " bytes; the executor's maximum is ",
+        o.max_input_bytes, " (policy rule max_input_bytes)"));
+  }
+  if (total > *scratch) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.files hold ", total, " bytes, more than the scratch area's ",
+        *scratch, " (spec.resources.scratch_bytes)"));
+  }
+  if (spec.artifacts_size() > kMaxArtifactPatterns) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.artifacts has ", spec.artifacts_size(),
+                     " patterns; at most ", kMaxArtifactPatterns));
+  }
+  for (int i = 0; i < spec.artifacts_size(); ++i) {
+    if (absl::Status s = CheckArtifactPattern(
+            absl::StrCat("spec.artifacts[", i, "]"), spec.artifacts(i));
+        !s.ok()) {
+      return s;
+    }
+  }
+  return *scratch;
 }
 
 absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
@@ -271,6 +354,11 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
             o.default_max_output_bytes, o.max_max_output_bytes);
   if (!output.ok()) return output.status();
   plan.max_output_bytes = *output;
+  absl::StatusOr<int64_t> artifact =
+      Limit("spec.max_artifact_bytes", spec.max_artifact_bytes(),
+            o.default_max_artifact_bytes, o.max_max_artifact_bytes);
+  if (!artifact.ok()) return artifact.status();
+  plan.max_artifact_bytes = *artifact;
   plan.resources.set_memory_bytes(*memory);
   plan.resources.set_cpu_millis(*cpu);
   plan.resources.set_pids_limit(*pids);
@@ -402,6 +490,16 @@ absl::StatusOr<ContainerPlan> ContainerPolicy::Plan(
     }
   }
   plan.name = ContainerName(req.run_id());
+  if (NeedsScratch(spec)) {
+    absl::StatusOr<int64_t> scratch = PlanScratch(spec);
+    if (!scratch.ok()) return scratch.status();
+    plan.resources.set_scratch_bytes(*scratch);
+    plan.scratch_volume = plan.name;
+    plan.scratch_dir = ScratchDir(spec);
+    plan.scratch_volume_body = ScratchVolumeBody(plan.name, *scratch);
+    body["WorkingDir"] = plan.scratch_dir;
+    body["HostConfig"]["Binds"] = {ScratchBind(plan.name, plan.scratch_dir)};
+  }
   plan.create_body = std::move(body);
   plan.pull_image = o.pull_images;
   return plan;

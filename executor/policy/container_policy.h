@@ -50,6 +50,10 @@ inline constexpr char kUsernsAutoMode[] = "auto:size=65536";
 // Plan refuses run ids that would not make a valid name.
 std::string ContainerName(absl::string_view run_id);
 
+// True if `run_id` may name a container: 1-64 characters of [A-Za-z0-9_.-],
+// the first a letter or digit.
+bool ValidRunId(absl::string_view run_id);
+
 struct ContainerPolicyOptions {
   // An image is allowed iff its reference equals one of allowed_images or
   // starts with one of allowed_image_prefixes (see ParseImageRules).
@@ -91,6 +95,18 @@ struct ContainerPolicyOptions {
   absl::Duration max_timeout = absl::Hours(24);
   int64_t default_max_output_bytes = 16 * kMiB;
   int64_t max_max_output_bytes = 256 * kMiB;
+  // Input files (spec.files) of one spec: at most this many, of at most
+  // this many bytes together (the spec travels in one gRPC message, whose
+  // limit is 4 MiB).
+  int64_t max_input_files = 256;
+  int64_t max_input_bytes = 1 * kMiB;
+  // The scratch working directory (resources.scratch_bytes) of a spec with
+  // files or artifacts.
+  int64_t default_scratch_bytes = 64 * kMiB;
+  int64_t max_scratch_bytes = 1 * kGiB;
+  // Artifact bytes kept of one attempt (spec.max_artifact_bytes).
+  int64_t default_max_artifact_bytes = 16 * kMiB;
+  int64_t max_max_artifact_bytes = 256 * kMiB;
   // RLIMIT_NOFILE and RLIMIT_NPROC of the process. Both are always set:
   // Podman otherwise adds nproc=1048576, which a sandbox may not grant.
   int64_t nofile_limit = 1024;
@@ -117,6 +133,15 @@ struct ContainerPlan {
   crucible::v1::Resources resources;
   // Pull the image if the engine does not have it.
   bool pull_image = false;
+  // Artifact bytes kept at most (the spec's, or the policy's default).
+  int64_t max_artifact_bytes = 0;
+  // A spec with files or artifacts (NeedsScratch) runs with a scratch
+  // volume (executor/policy/scratch.h): its name (the container's), the
+  // body of its create, and the directory it is bound at (the container's
+  // WorkingDir). Empty name: no scratch volume.
+  std::string scratch_volume;
+  nlohmann::json scratch_volume_body;
+  std::string scratch_dir;
 };
 
 // Turns RunRequests into hardened container-create bodies, or refuses them.
@@ -144,6 +169,11 @@ class ContainerPolicy {
   // image, a malformed image or env, or a limit above its maximum (naming
   // the field and the maximum).
   // Non-empty stdin opens the container's stdin (OpenStdin, StdinOnce).
+  // A spec with files or artifacts gets a scratch volume (scratch_volume):
+  // INVALID_ARGUMENT for too many or too large files, a malformed input
+  // path or artifact pattern (scratch.h), a mode above 0777, a path named
+  // twice or both a file and a directory, or a working_dir that cannot
+  // hold the volume.
   absl::StatusOr<ContainerPlan> Plan(
       const crucible::v1::RunRequest& request) const;
 
@@ -157,6 +187,9 @@ class ContainerPolicy {
  private:
   explicit ContainerPolicy(ContainerPolicyOptions options)
       : options_(std::move(options)) {}
+  // The scratch size of a spec with files or artifacts, after checking its
+  // working directory, files and artifact patterns.
+  absl::StatusOr<int64_t> PlanScratch(const crucible::v1::TaskSpec& spec) const;
   ContainerPolicyOptions options_;
 };
 

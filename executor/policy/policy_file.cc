@@ -135,6 +135,24 @@ absl::Status ApplyPolicyJson(absl::string_view text,
          return GetPair<int64_t>(v, k, o.default_max_output_bytes,
                                  o.max_max_output_bytes, GetInt);
        }},
+      {"scratch_bytes",
+       [&](const json& v, const std::string& k) {
+         return GetPair<int64_t>(v, k, o.default_scratch_bytes,
+                                 o.max_scratch_bytes, GetInt);
+       }},
+      {"max_artifact_bytes",
+       [&](const json& v, const std::string& k) {
+         return GetPair<int64_t>(v, k, o.default_max_artifact_bytes,
+                                 o.max_max_artifact_bytes, GetInt);
+       }},
+      {"max_input_files",
+       [&](const json& v, const std::string& k) {
+         return GetInt(v, k, o.max_input_files);
+       }},
+      {"max_input_bytes",
+       [&](const json& v, const std::string& k) {
+         return GetInt(v, k, o.max_input_bytes);
+       }},
       {"timeout",
        [&](const json& v, const std::string& k) {
          return GetPair<absl::Duration>(v, k, o.default_timeout, o.max_timeout,

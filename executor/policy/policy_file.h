@@ -27,6 +27,10 @@ namespace policy {
 //     "pids_limit":       {"default": 256, "max": 4096},
 //     "tmpfs_bytes":      {"default": 67108864, "max": 1073741824},
 //     "max_output_bytes": {"default": 16777216, "max": 268435456},
+//     "scratch_bytes":    {"default": 67108864, "max": 1073741824},
+//     "max_artifact_bytes": {"default": 16777216, "max": 268435456},
+//     "max_input_files": 256,               // spec.files, count
+//     "max_input_bytes": 1048576,           // spec.files, bytes together
 //     "timeout":          {"default": "10m", "max": "24h"},
 //     "nofile": 1024,
 //     "nproc": 1024
