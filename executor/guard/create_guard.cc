@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "executor/policy/scratch.h"
 #include "nlohmann/json.hpp"
 
 namespace guard {
@@ -203,6 +204,10 @@ absl::StatusOr<crucible::v1::RunRequest> RequestOf(const json& body) {
   if (const json* tmpfs = Field(*host, "Tmpfs"); tmpfs != nullptr) {
     r.set_tmpfs_bytes(TmpfsSize(StringAt(*tmpfs, "/tmp")));
   }
+  // Binds are planned only for a spec with files or artifacts: then
+  // exactly one, the run's own scratch volume at WorkingDir (the plan of
+  // any such spec has the same body).
+  if (Field(*host, "Binds") != nullptr) spec.add_artifacts("any");
   return req;
 }
 
@@ -287,6 +292,39 @@ absl::StatusOr<AdmittedCreate> CreateGuard::Check(
                                " (got ", Quote(query), ")"));
   }
   return AdmittedCreate{.name = plan->name, .body = want};
+}
+
+absl::StatusOr<AdmittedCreate> CreateGuard::CheckVolume(
+    absl::string_view query, absl::string_view body) const {
+  auto denied = [](absl::string_view why) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("crucible engine guard: volume create refused: ", why));
+  };
+  if (body.size() > 4096) return denied("the body is too large");
+  if (!query.empty()) return denied("no query is allowed");
+  RETURN_IF_ERROR(CheckRawKeys(body));
+  ASSIGN_OR_RETURN(json got, ParseStrict(body));
+  const std::string name = StringAt(got, "Name");
+  absl::string_view run_id = name;
+  if (!absl::ConsumePrefix(&run_id, policy::kContainerNamePrefix) ||
+      !policy::ValidRunId(run_id)) {
+    return denied(absl::StrCat("Name must be ", policy::kContainerNamePrefix,
+                               "<run id> (got ", Quote(name), ")"));
+  }
+  const json* opts = Field(got, "DriverOpts");
+  const std::string o = opts == nullptr ? "" : StringAt(*opts, "o");
+  absl::StatusOr<int64_t> size = policy::ParseScratchTmpfsOptions(o);
+  if (!size.ok()) return denied(size.status().message());
+  if (*size > options_.max_scratch_bytes) {
+    return denied(absl::StrCat(
+        "a scratch volume of ", *size, " bytes exceeds the policy's maximum ",
+        options_.max_scratch_bytes, " (policy rule scratch_bytes.max)"));
+  }
+  const json want = policy::ScratchVolumeBody(name, *size);
+  if (got.dump() != want.dump()) {
+    return denied(FirstDifference(want, got, ""));
+  }
+  return AdmittedCreate{.name = name, .body = want.dump()};
 }
 
 }  // namespace guard

@@ -44,6 +44,16 @@ class CreateGuard {
   absl::StatusOr<AdmittedCreate> Check(absl::string_view query,
                                        absl::string_view body) const;
 
+  // The decision on POST /volumes/create, positively: admitted only if the
+  // body is exactly the scratch volume the policy plans for a spec with
+  // files or artifacts (policy::ScratchVolumeBody): named crucible-<run id>
+  // (the name of that run's container, whose create admits a bind of this
+  // volume only), driver local, a tmpfs of exactly the policy's options,
+  // its size within scratch_bytes.max; and no query. PERMISSION_DENIED
+  // otherwise. AdmittedCreate.name is the volume's name.
+  absl::StatusOr<AdmittedCreate> CheckVolume(absl::string_view query,
+                                             absl::string_view body) const;
+
   const policy::ContainerPolicyOptions& options() const { return options_; }
 
  private:

@@ -22,6 +22,13 @@ const std::regex& CreatePath() {
   return *re;
 }
 
+// Exactly the path the engine client posts volume creates to.
+const std::regex& VolumeCreatePath() {
+  static const std::regex* re =
+      new std::regex("^(/v[0-9]+\\.[0-9]+)?/volumes/create$");
+  return *re;
+}
+
 void Refuse(httplib::Response& res, int code, const std::string& message) {
   res.status = code;
   res.set_content(nlohmann::json{{"message", message}}.dump(),
@@ -131,7 +138,8 @@ void GuardServer::Handle(const httplib::Request& req,
   const std::string path = req.target.substr(0, q);
   const std::string query =
       q == std::string::npos ? "" : req.target.substr(q + 1);
-  if (!std::regex_match(path, CreatePath())) {
+  const bool volume = std::regex_match(path, VolumeCreatePath());
+  if (!volume && !std::regex_match(path, CreatePath())) {
     RefuseNotCreate(req, res);
     return;
   }
@@ -139,14 +147,17 @@ void GuardServer::Handle(const httplib::Request& req,
     Refuse(res, 400, "crucible engine guard: Transfer-Encoding is refused");
     return;
   }
-  absl::StatusOr<AdmittedCreate> admitted = guard_.Check(query, req.body);
+  absl::StatusOr<AdmittedCreate> admitted =
+      volume ? guard_.CheckVolume(query, req.body)
+             : guard_.Check(query, req.body);
   if (!admitted.ok()) {
     LOG(WARNING) << "guard: " << admitted.status().message();
     Refuse(res, 403, std::string(admitted.status().message()));
     return;
   }
   absl::StatusOr<EngineReply> reply = PostToEngine(
-      options_, absl::StrCat(path, "?name=", admitted->name), admitted->body);
+      options_, volume ? path : absl::StrCat(path, "?name=", admitted->name),
+      admitted->body);
   if (!reply.ok()) {
     LOG(WARNING) << "guard: " << reply.status();
     Refuse(res, 502, std::string(reply.status().message()));

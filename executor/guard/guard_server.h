@@ -31,6 +31,7 @@ struct GuardServerOptions {
 };
 
 // The engine guard's HTTP side: serves exactly POST /[vX.Y/]containers/create
+// and POST /[vX.Y/]volumes/create (the scratch volume, CheckVolume)
 // (everything else 403), passes method, query and body to CreateGuard, and
 // forwards only the admitted, re-encoded body to the engine socket, relaying
 // the engine's status and body. Refusals answer 403 with a JSON "message"

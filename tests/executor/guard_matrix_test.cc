@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "executor/policy/scratch.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/executor/create_bodies.h"
@@ -114,6 +115,10 @@ class GuardMatrixTest : public ::testing::Test {
   // Whatever a failed assertion let through is removed, on the engine itself.
   void TearDown() override {
     if (stack_.engine_socket.empty()) return;
+    for (const std::string& name : VolumesNamed(prefix_)) {
+      Request("DELETE", absl::StrCat("http://engine/v1.41/volumes/", name), "",
+              stack_.engine_socket);
+    }
     for (const std::string& name : ContainersNamed(prefix_)) {
       Request("DELETE",
               absl::StrCat("http://engine/v1.41/containers/",
@@ -140,6 +145,21 @@ class GuardMatrixTest : public ::testing::Test {
       for (const auto& n : c.value("Names", nlohmann::json::array())) {
         names.push_back(n.get<std::string>());
       }
+    }
+    return names;
+  }
+
+  // Names of the engine's volumes (on its own socket) containing `part`.
+  std::vector<std::string> VolumesNamed(const std::string& part) {
+    Answer a =
+        Request("GET", "http://engine/v1.41/volumes", "", stack_.engine_socket);
+    std::vector<std::string> names;
+    EXPECT_EQ(a.code, 200) << a.body;
+    nlohmann::json list = nlohmann::json::parse(a.body, nullptr, false);
+    if (!list.is_object() || !list["Volumes"].is_array()) return names;
+    for (const auto& v : list["Volumes"]) {
+      const std::string name = v.value("Name", "");
+      if (absl::StrContains(name, part)) names.push_back(name);
     }
     return names;
   }
@@ -229,6 +249,129 @@ TEST_F(GuardMatrixTest, HttpTricksAreRefused) {
   const std::string answer = RawExchange(port_, smuggled, absl::Seconds(3));
   EXPECT_FALSE(absl::StrContains(answer, "HTTP/1.1 201")) << answer;
   EXPECT_TRUE(ContainersNamed(prefix_).empty());
+}
+
+// A run with files or artifacts (issue 25): its scratch volume and the
+// container binding it are created; another object's name, other mount or
+// volume options, another path or a bind of a host path are refused before
+// the engine, which shows no such container or volume afterwards.
+TEST_F(GuardMatrixTest, ScratchVolumesAndBindsAreOnlyTheRunsOwn) {
+  auto options = testing_util::GuardTestPolicy(/*named_network=*/false);
+  options.executor_id = prefix_;
+  auto policy = policy::ContainerPolicy::Create(options);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  crucible::v1::RunRequest req;
+  req.set_run_id(prefix_ + "-scratch");
+  req.set_task_id("t");
+  req.mutable_spec()->set_image("localhost/crucible/busybox:latest");
+  req.mutable_spec()->add_command("true");
+  req.mutable_spec()->add_artifacts("out/*.json");
+  auto plan = policy->Plan(req);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  const nlohmann::json volume = plan->scratch_volume_body;
+  const nlohmann::json create = plan->create_body;
+  const std::string volumes_url = absl::StrCat(base_, "/v1.41/volumes/create");
+  const std::string create_url =
+      absl::StrCat(base_, "/v1.41/containers/create?name=", plan->name);
+
+  // Hostile volume creates.
+  std::vector<std::pair<std::string, nlohmann::json>> bad_volumes;
+  auto bad_volume = [&](const std::string& what, auto mutate) {
+    nlohmann::json v = volume;
+    mutate(v);
+    bad_volumes.emplace_back(what, v);
+  };
+  bad_volume("another object's name",
+             [&](auto& v) { v["Name"] = prefix_ + "-other"; });
+  bad_volume("a name with a path",
+             [&](auto& v) { v["Name"] = "crucible-../" + prefix_; });
+  bad_volume("a bind of a host path", [&](auto& v) {
+    v["DriverOpts"] = {{"type", "none"}, {"device", "/etc"}, {"o", "bind"}};
+  });
+  bad_volume("another driver", [&](auto& v) { v["Driver"] = "image"; });
+  bad_volume("exec allowed", [&](auto& v) {
+    v["DriverOpts"]["o"] = "nosuid,nodev,mode=1777,nr_blocks=1,nr_inodes=16384";
+  });
+  bad_volume("a host uid", [&](auto& v) {
+    v["DriverOpts"]["o"] = absl::StrCat(
+        v["DriverOpts"]["o"].template get<std::string>(), ",uid=0");
+  });
+  bad_volume("another device",
+             [&](auto& v) { v["DriverOpts"]["device"] = "/dev/vda"; });
+  bad_volume("above the maximum", [&](auto& v) {
+    v["DriverOpts"]["o"] = policy::ScratchTmpfsOptions(
+        options.max_scratch_bytes + policy::kScratchBlockBytes);
+  });
+  bad_volume("labels", [&](auto& v) { v["Labels"] = {{"a", "b"}}; });
+  bad_volume("no options", [&](auto& v) { v.erase("DriverOpts"); });
+  for (const auto& [what, v] : bad_volumes) {
+    Answer a = Request("POST", volumes_url, v.dump());
+    EXPECT_EQ(a.code, 403) << what << ": " << a.body.substr(0, 300);
+  }
+  EXPECT_TRUE(VolumesNamed(prefix_).empty())
+      << "a hostile volume create reached the engine";
+
+  // Hostile container creates: any bind but the run's own volume at its
+  // working dir with exactly noexec,nosuid,nodev.
+  std::vector<std::pair<std::string, nlohmann::json>> bad_creates;
+  auto bad_create = [&](const std::string& what, nlohmann::json binds,
+                        const char* working_dir = "/work") {
+    nlohmann::json c = create;
+    c["HostConfig"]["Binds"] = std::move(binds);
+    c["WorkingDir"] = working_dir;
+    bad_creates.emplace_back(what, c);
+  };
+  const std::string name = plan->name;
+  bad_create("another object's volume",
+             {absl::StrCat(prefix_, "-other:/work:rw,noexec,nosuid,nodev")});
+  bad_create("another run's volume",
+             {absl::StrCat(name, "x:/work:rw,noexec,nosuid,nodev")});
+  bad_create("exec", {absl::StrCat(name, ":/work:rw,nosuid,nodev")});
+  bad_create("suid", {absl::StrCat(name, ":/work:rw,noexec,nodev")});
+  bad_create("other options",
+             {absl::StrCat(name, ":/work:rw,noexec,nosuid,nodev,shared")});
+  bad_create("another path",
+             {absl::StrCat(name, ":/etc:rw,noexec,nosuid,nodev")});
+  bad_create("another working dir",
+             {absl::StrCat(name, ":/work:rw,noexec,nosuid,nodev")}, "/etc");
+  bad_create("a bind of a host path", {"/etc:/work:rw,noexec,nosuid,nodev"});
+  bad_create("a bind of the engine socket",
+             {absl::StrCat(name, ":/work:rw,noexec,nosuid,nodev"),
+              "/run/podman/podman.sock:/s:rw"});
+  bad_create("two binds", {absl::StrCat(name, ":/work:rw,noexec,nosuid,nodev"),
+                           absl::StrCat(name, ":/w2:rw,noexec,nosuid,nodev")});
+  bad_create("a bind as a string", absl::StrCat(name, ":/work"));
+  {
+    nlohmann::json c = create;
+    c["HostConfig"].erase("Binds");
+    c["HostConfig"]["Mounts"] = {
+        {{"Type", "volume"}, {"Source", name}, {"Target", "/work"}}};
+    bad_creates.emplace_back("a mount instead of a bind", c);
+  }
+  for (const auto& [what, c] : bad_creates) {
+    Answer a = Request("POST", create_url, c.dump());
+    EXPECT_EQ(a.code, 403) << what << ": " << a.body.substr(0, 300);
+  }
+  EXPECT_TRUE(ContainersNamed(prefix_).empty())
+      << "a hostile create reached the engine";
+
+  // The real ones, then removed: nothing left.
+  EXPECT_EQ(Request("POST", volumes_url, volume.dump()).code, 201);
+  EXPECT_EQ(Request("POST", create_url, create.dump()).code, 201);
+  EXPECT_EQ(
+      Request("DELETE",
+              absl::StrCat(base_, "/v1.41/containers/", name, "?force=1"), "")
+          .code,
+      204);
+  EXPECT_EQ(
+      Request("DELETE", absl::StrCat(base_, "/v1.41/volumes/", name), "").code,
+      204);
+  // Only crucible-* volumes may be removed.
+  EXPECT_EQ(
+      Request("DELETE", absl::StrCat(base_, "/v1.41/volumes/other"), "").code,
+      403);
+  EXPECT_TRUE(ContainersNamed(prefix_).empty());
+  EXPECT_TRUE(VolumesNamed(prefix_).empty());
 }
 
 }  // namespace
