@@ -180,7 +180,8 @@ absl::Status SubmitFlag(const Flag& flag, SubmitArgs& s) {
       !flag.Is("--memory") && !flag.Is("--cpu") && !flag.Is("--pids") &&
       !flag.Is("--tmpfs") && !flag.Is("--max-output") &&
       !flag.Is("--priority") && !flag.Is("--attempts") &&
-      !flag.Is("--request-id") && !flag.Is("--from-file")) {
+      !flag.Is("--request-id") && !flag.Is("--from-file") &&
+      !flag.Is("--file") && !flag.Is("--artifact") && !flag.Is("--scratch")) {
     return Usage(absl::StrCat("unknown flag ", flag.name, " for submit"));
   }
   ASSIGN_OR_RETURN(std::string v, flag.Value());
@@ -214,6 +215,20 @@ absl::Status SubmitFlag(const Flag& flag, SubmitArgs& s) {
   } else if (flag.Is("--from-file")) {
     if (v.empty()) return Usage("--from-file needs a file name, or -");
     s.from_file = v;
+  } else if (flag.Is("--file")) {
+    const size_t eq = v.find('=');
+    if (eq == 0 || eq == std::string::npos || eq + 1 == v.size()) {
+      return Usage(absl::StrCat(
+          "--file wants LOCAL=REMOTE (a local file, and its path relative to "
+          "the task's working directory), got \"",
+          v, "\""));
+    }
+    s.files.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+  } else if (flag.Is("--artifact")) {
+    if (v.empty()) return Usage("--artifact needs a path or pattern");
+    s.artifacts.push_back(v);
+  } else if (flag.Is("--scratch")) {
+    ASSIGN_OR_RETURN(s.scratch_bytes, ParseMemory(v));
   } else {
     s.request_id = v;
   }

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -58,6 +59,14 @@ struct SubmitArgs {
   // File whose bytes become the task's stdin; "-" is this process's stdin.
   std::optional<std::string> stdin_path;
   std::string working_dir;
+  // --file LOCAL=REMOTE: a local file put at REMOTE (relative to the
+  // working directory) before the task starts, in flag order.
+  std::vector<std::pair<std::string, std::string>> files;
+  // --artifact PATTERN: files collected from the working directory after
+  // the task exits.
+  std::vector<std::string> artifacts;
+  // --scratch SIZE: size of the scratch working directory.
+  int64_t scratch_bytes = 0;
   std::optional<absl::Duration> timeout;
   int64_t memory_bytes = 0;
   int64_t cpu_millis = 0;

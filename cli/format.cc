@@ -134,6 +134,33 @@ void ClearOutOfRangeTimes(
   }
 }
 
+// "a.json (12 bytes), big.bin (9000000 bytes, skipped: over the limit)".
+std::string Artifacts(const crucible::v1::TaskResult& r) {
+  std::vector<std::string> items;
+  for (const crucible::v1::ArtifactInfo& a : r.artifacts()) {
+    std::string item = absl::StrCat(a.path(), " (");
+    switch (a.status()) {
+      case crucible::v1::ARTIFACT_STATUS_COLLECTED:
+        absl::StrAppend(&item, a.size_bytes(), " bytes)");
+        break;
+      case crucible::v1::ARTIFACT_STATUS_SKIPPED_OVER_LIMIT:
+        absl::StrAppend(&item, a.size_bytes(),
+                        " bytes, skipped: over the limit)");
+        break;
+      case crucible::v1::ARTIFACT_STATUS_NOT_FOUND:
+        absl::StrAppend(&item, "not found)");
+        break;
+      case crucible::v1::ARTIFACT_STATUS_NOT_REGULAR:
+        absl::StrAppend(&item, "skipped: not a regular file)");
+        break;
+      default:
+        absl::StrAppend(&item, "unknown)");
+    }
+    items.push_back(std::move(item));
+  }
+  return absl::StrJoin(items, ", ");
+}
+
 }  // namespace
 
 std::string FormatAge(absl::Duration age) {
@@ -176,6 +203,12 @@ std::string FormatTask(const crucible::v1::Task& task, absl::Time now) {
   if (std::string limits = Limits(spec); !limits.empty())
     line("LIMITS:", limits);
   if (spec.priority() != 0) line("PRIORITY:", absl::StrCat(spec.priority()));
+  if (spec.files_size() > 0) {
+    std::vector<std::string> paths;
+    for (const crucible::v1::InputFile& f : spec.files())
+      paths.push_back(f.path());
+    line("FILES:", absl::StrJoin(paths, ", "));
+  }
   if (task.has_result()) {
     const crucible::v1::TaskResult& r = task.result();
     std::string result = ReasonName(r.reason());
@@ -186,6 +219,7 @@ std::string FormatTask(const crucible::v1::Task& task, absl::Time now) {
     if (r.output_truncated()) absl::StrAppend(&result, ", output truncated");
     line("RESULT:", result);
     if (!r.error_message().empty()) line("MESSAGE:", r.error_message());
+    if (r.artifacts_size() > 0) line("ARTIFACTS:", Artifacts(r));
   }
   if (!task.last_error().empty()) line("LAST ERROR:", task.last_error());
   if (!spec.labels().empty()) {

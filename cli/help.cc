@@ -20,6 +20,14 @@ Commands:
         --label, -l k=v          label, for list --label (repeatable)
         --stdin FILE             bytes for the task's stdin; - reads this stdin
         --workdir, -w DIR        working directory in the container
+        --file LOCAL=REMOTE      put a local file at REMOTE (relative to the
+                                 working directory) before the task starts
+                                 (repeatable; 0755 if LOCAL is executable)
+        --artifact PATTERN       collect matching files of the working
+                                 directory after the task exits (repeatable;
+                                 * ? [...] match within one name)
+        --scratch SIZE           size of the scratch working directory that
+                                 --file and --artifact use
         --timeout DUR            wall-clock limit of an attempt: 30s, 5m, 1h30m
         --memory SIZE            memory limit: 64Mi, 1Gi, 500M
         --cpu CPUS               CPU limit in cores: 0.5, 2, 250m

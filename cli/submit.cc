@@ -2,6 +2,7 @@
 // while following.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <random>
@@ -47,6 +48,35 @@ absl::StatusOr<std::string> ReadStdin(const std::string& path, FILE* in) {
   return ss.str();
 }
 
+// --file LOCAL=REMOTE: LOCAL's bytes at REMOTE, executable (0755) if LOCAL
+// is executable by its owner, else 0644.
+absl::StatusOr<crucible::v1::InputFile> ReadInputFile(
+    const std::string& local, const std::string& remote) {
+  std::error_code error;
+  const std::filesystem::file_status status =
+      std::filesystem::status(local, error);
+  if (error || !std::filesystem::is_regular_file(status)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot read --file ", local,
+        error ? absl::StrCat(": ", error.message()) : ": not a regular file"));
+  }
+  std::ifstream in(local, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read --file ", local));
+  }
+  crucible::v1::InputFile file;
+  file.set_path(remote);
+  file.set_content(bytes.str());
+  const bool executable =
+      (status.permissions() & std::filesystem::perms::owner_exec) !=
+      std::filesystem::perms::none;
+  file.set_mode(executable ? 0755 : 0644);
+  return file;
+}
+
 // 128 random bits, in hex, after a prefix that says who made it up.
 std::string NewRequestId() {
   std::random_device random;
@@ -68,7 +98,14 @@ absl::StatusOr<crucible::v1::CreateTaskRequest> BuildRequest(
     spec->set_stdin(*std::move(data));
   }
   spec->set_working_dir(s.working_dir);
+  for (const auto& [local, remote] : s.files) {
+    absl::StatusOr<crucible::v1::InputFile> file = ReadInputFile(local, remote);
+    if (!file.ok()) return file.status();
+    *spec->add_files() = *std::move(file);
+  }
+  for (const std::string& a : s.artifacts) spec->add_artifacts(a);
   crucible::v1::Resources* r = spec->mutable_resources();
+  r->set_scratch_bytes(s.scratch_bytes);
   r->set_memory_bytes(s.memory_bytes);
   r->set_cpu_millis(s.cpu_millis);
   r->set_pids_limit(s.pids_limit);

@@ -2,6 +2,8 @@
 // (real gRPC on 127.0.0.1, ephemeral port).
 #include <grpcpp/grpcpp.h>
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -217,6 +219,46 @@ TEST_F(CliBinaryTest, SubmitDetachPrintsTheId) {
                 "busybox", "true"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "task-1\n");
+}
+
+// --file reads each local file into spec.files (0755 when executable),
+// --artifact and --scratch fill their fields; a missing file is a usage
+// error and sends nothing.
+TEST_F(CliBinaryTest, SubmitSendsFilesArtifactsAndScratch) {
+  tasks_.set_final(Final(crucible::v1::TASK_STATE_QUEUED,
+                         crucible::v1::TERMINATION_REASON_UNSPECIFIED, 0));
+  const std::string dir = ::testing::TempDir() + "/cli-files";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/data.txt", std::ios::binary) << std::string("a\0b", 3);
+  std::ofstream(dir + "/run.sh") << "#!/bin/sh\necho hi\n";
+  std::filesystem::permissions(dir + "/run.sh",
+                               std::filesystem::perms::owner_all);
+  testing_util::CommandResult r =
+      Crucible({"--server", address_, "submit", "--detach", "--image",
+                "busybox", "--file", dir + "/data.txt=in/data.txt",
+                "--file=" + dir + "/run.sh=run.sh", "--artifact", "out/*.json",
+                "--artifact=report.txt", "--scratch", "8Mi", "sh", "run.sh"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_FALSE(tasks_.created().empty());
+  const crucible::v1::TaskSpec spec = tasks_.created().back().spec();
+  ASSERT_EQ(spec.files_size(), 2);
+  EXPECT_EQ(spec.files(0).path(), "in/data.txt");
+  EXPECT_EQ(spec.files(0).content(), std::string("a\0b", 3));
+  EXPECT_EQ(spec.files(0).mode(), 0644u);
+  EXPECT_EQ(spec.files(1).path(), "run.sh");
+  EXPECT_EQ(spec.files(1).content(), "#!/bin/sh\necho hi\n");
+  EXPECT_EQ(spec.files(1).mode(), 0755u);
+  EXPECT_THAT(spec.artifacts(),
+              testing::ElementsAre("out/*.json", "report.txt"));
+  EXPECT_EQ(spec.resources().scratch_bytes(), 8 << 20);
+
+  const size_t before = tasks_.created().size();
+  r = Crucible({"--server", address_, "submit", "--detach", "--image",
+                "busybox", "--file", dir + "/missing=x", "true"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err,
+              testing::HasSubstr("cannot read --file " + dir + "/missing"));
+  EXPECT_EQ(tasks_.created().size(), before);
 }
 
 // One submit, one task: a lost answer (UNAVAILABLE, DEADLINE_EXCEEDED) is

@@ -98,6 +98,32 @@ TEST(FormatTaskTest, TraceIdFollowsTheIdWhenThereIsOne) {
               Not(HasSubstr("TRACE ID:")));
 }
 
+TEST(FormatTaskTest, FilesAndWhatBecameOfEachArtifact) {
+  crucible::v1::Task task;
+  task.set_id("x");
+  task.mutable_spec()->add_files()->set_path("in/a.txt");
+  task.mutable_spec()->add_files()->set_path("run.sh");
+  crucible::v1::TaskResult* r = task.mutable_result();
+  r->set_reason(crucible::v1::TERMINATION_REASON_EXITED);
+  auto add = [r](const std::string& path, crucible::v1::ArtifactStatus status,
+                 int64_t size) {
+    crucible::v1::ArtifactInfo* a = r->add_artifacts();
+    a->set_path(path);
+    a->set_status(status);
+    a->set_size_bytes(size);
+  };
+  add("out/a.json", crucible::v1::ARTIFACT_STATUS_COLLECTED, 12);
+  add("big.bin", crucible::v1::ARTIFACT_STATUS_SKIPPED_OVER_LIMIT, 9000000);
+  add("report.txt", crucible::v1::ARTIFACT_STATUS_NOT_FOUND, 0);
+  add("out/dir", crucible::v1::ARTIFACT_STATUS_NOT_REGULAR, 0);
+  const std::string text = FormatTask(task, absl::FromUnixSeconds(200));
+  EXPECT_THAT(text, HasSubstr("FILES:      in/a.txt, run.sh\n"));
+  EXPECT_THAT(text,
+              HasSubstr("ARTIFACTS:  out/a.json (12 bytes), big.bin (9000000 "
+                        "bytes, skipped: over the limit), report.txt (not "
+                        "found), out/dir (skipped: not a regular file)\n"));
+}
+
 std::string Contents(FILE* f) {
   std::string out;
   rewind(f);
