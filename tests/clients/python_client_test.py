@@ -316,6 +316,15 @@ class RealStackTest(unittest.TestCase):
             task.wait(timeout=0.5)
         task.cancel()
 
+    def test_a_file_path_out_of_the_working_directory_is_refused(self):
+        import grpc
+        from crucible_client import CrucibleError
+        for path in ("../escape", "/etc/passwd", "a//b"):
+            with self.assertRaises(CrucibleError) as caught:
+                self.client.submit(IMAGE, ["true"], files={path: "x"})
+            self.assertEqual(caught.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("spec.files[0].path", caught.exception.message)
+
     def test_readme_example(self):
         import contextlib
         import io

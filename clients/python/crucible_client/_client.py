@@ -176,8 +176,17 @@ class Client:
         max_attempts: Optional[int] = None,
         retry_on_nonzero_exit: Optional[bool] = None,
         not_before: Optional[datetime.datetime] = None,
+        files: Optional[Mapping[str, Union[bytes, str]]] = None,
+        artifacts: Optional[Sequence[str]] = None,
+        scratch_bytes: Optional[int] = None,
+        max_artifact_bytes: Optional[int] = None,
     ) -> "Task":
         """Creates a task running `command` (an argv list) in `image`.
+
+        `files` maps paths relative to the working directory to their bytes
+        (mode 0644; build a pb.TaskSpec with pb.InputFile and submit_spec for
+        other modes); `artifacts` names the paths or patterns collected from
+        the working directory after the process exits.
 
         `timeout` is the task's wall-clock limit per attempt (seconds or a
         timedelta), not a deadline of this call. A `request_id` (default: a
@@ -211,6 +220,14 @@ class Client:
             spec.retry_policy.retry_on_nonzero_exit = retry_on_nonzero_exit
         if not_before is not None:
             spec.not_before.FromDatetime(not_before)
+        for path, content in (files or {}).items():
+            spec.files.append(pb.InputFile(
+                path=path, content=content.encode() if isinstance(content, str) else bytes(content)))
+        spec.artifacts.extend(artifacts or [])
+        if scratch_bytes is not None:
+            spec.resources.scratch_bytes = scratch_bytes
+        if max_artifact_bytes is not None:
+            spec.max_artifact_bytes = max_artifact_bytes
         return self.submit_spec(spec, request_id=request_id)
 
     def submit_spec(self, spec: pb.TaskSpec, *, request_id: Optional[str] = None) -> "Task":

@@ -15,7 +15,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63rucible/v1/task.proto\x12\x0b\x63rucible.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"^\n\tResources\x12\x14\n\x0cmemory_bytes\x18\x01 \x01(\x03\x12\x12\n\ncpu_millis\x18\x02 \x01(\x03\x12\x12\n\npids_limit\x18\x03 \x01(\x03\x12\x13\n\x0btmpfs_bytes\x18\x04 \x01(\x03\"\xa6\x01\n\x0bRetryPolicy\x12\x14\n\x0cmax_attempts\x18\x01 \x01(\x05\x12\x1d\n\x15retry_on_nonzero_exit\x18\x02 \x01(\x08\x12\x32\n\x0finitial_backoff\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0bmax_backoff\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xec\x03\n\x08TaskSpec\x12\r\n\x05image\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x03(\t\x12+\n\x03\x65nv\x18\x03 \x03(\x0b\x32\x1e.crucible.v1.TaskSpec.EnvEntry\x12\r\n\x05stdin\x18\x04 \x01(\x0c\x12\x13\n\x0bworking_dir\x18\x05 \x01(\t\x12)\n\tresources\x18\x06 \x01(\x0b\x32\x16.crucible.v1.Resources\x12*\n\x07timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10max_output_bytes\x18\x08 \x01(\x03\x12\x10\n\x08priority\x18\t \x01(\x05\x12.\n\x0cretry_policy\x18\n \x01(\x0b\x32\x18.crucible.v1.RetryPolicy\x12\x31\n\x06labels\x18\x0b \x03(\x0b\x32!.crucible.v1.TaskSpec.LabelsEntry\x12.\n\nnot_before\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe1\x01\n\nTaskResult\x12\x11\n\texit_code\x18\x01 \x01(\x05\x12.\n\x06reason\x18\x02 \x01(\x0e\x32\x1e.crucible.v1.TerminationReason\x12\x15\n\rerror_message\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10output_truncated\x18\x06 \x01(\x08\"\x8c\x04\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x04spec\x18\x02 \x01(\x0b\x32\x15.crucible.v1.TaskSpec\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.crucible.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06result\x18\x08 \x01(\x0b\x32\x17.crucible.v1.TaskResult\x12\x0e\n\x06tenant\x18\t \x01(\t\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12\x35\n\x11next_attempt_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x17infrastructure_failures\x18\r \x01(\x05\x12@\n\x1cinfrastructure_failing_since\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08trace_id\x18\x0f \x01(\t\"\xbe\x01\n\tTaskEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.crucible.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12.\n\nevent_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\'\n\x06result\x18\x06 \x01(\x0b\x32\x17.crucible.v1.TaskResult\"g\n\x0bOutputChunk\x12)\n\x06stream\x18\x01 \x01(\x0e\x32\x19.crucible.v1.OutputStream\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05*\xd2\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_STATE_QUEUED\x10\x01\x12\x15\n\x11TASK_STATE_LEASED\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x18\n\x14TASK_STATE_TIMED_OUT\x10\x06\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x07*a\n\x0cOutputStream\x12\x1d\n\x19OUTPUT_STREAM_UNSPECIFIED\x10\x00\x12\x18\n\x14OUTPUT_STREAM_STDOUT\x10\x01\x12\x18\n\x14OUTPUT_STREAM_STDERR\x10\x02*\xa8\x02\n\x11TerminationReason\x12\"\n\x1eTERMINATION_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19TERMINATION_REASON_EXITED\x10\x01\x12\x1e\n\x1aTERMINATION_REASON_TIMEOUT\x10\x02\x12!\n\x1dTERMINATION_REASON_OOM_KILLED\x10\x03\x12#\n\x1fTERMINATION_REASON_OUTPUT_LIMIT\x10\x04\x12 \n\x1cTERMINATION_REASON_CANCELLED\x10\x05\x12%\n!TERMINATION_REASON_INFRASTRUCTURE\x10\x06\x12\x1f\n\x1bTERMINATION_REASON_REJECTED\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63rucible/v1/task.proto\x12\x0b\x63rucible.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"u\n\tResources\x12\x14\n\x0cmemory_bytes\x18\x01 \x01(\x03\x12\x12\n\ncpu_millis\x18\x02 \x01(\x03\x12\x12\n\npids_limit\x18\x03 \x01(\x03\x12\x13\n\x0btmpfs_bytes\x18\x04 \x01(\x03\x12\x15\n\rscratch_bytes\x18\x05 \x01(\x03\"8\n\tInputFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x12\x0c\n\x04mode\x18\x03 \x01(\r\"m\n\x0c\x41rtifactInfo\x12\x0c\n\x04path\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.crucible.v1.ArtifactStatus\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"\xa6\x01\n\x0bRetryPolicy\x12\x14\n\x0cmax_attempts\x18\x01 \x01(\x05\x12\x1d\n\x15retry_on_nonzero_exit\x18\x02 \x01(\x08\x12\x32\n\x0finitial_backoff\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0bmax_backoff\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xd8\x04\n\x08TaskSpec\x12\r\n\x05image\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x03(\t\x12+\n\x03\x65nv\x18\x03 \x03(\x0b\x32\x1e.crucible.v1.TaskSpec.EnvEntry\x12\r\n\x05stdin\x18\x04 \x01(\x0c\x12\x13\n\x0bworking_dir\x18\x05 \x01(\t\x12)\n\tresources\x18\x06 \x01(\x0b\x32\x16.crucible.v1.Resources\x12*\n\x07timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10max_output_bytes\x18\x08 \x01(\x03\x12\x10\n\x08priority\x18\t \x01(\x05\x12.\n\x0cretry_policy\x18\n \x01(\x0b\x32\x18.crucible.v1.RetryPolicy\x12\x31\n\x06labels\x18\x0b \x03(\x0b\x32!.crucible.v1.TaskSpec.LabelsEntry\x12.\n\nnot_before\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x05\x66iles\x18\r \x03(\x0b\x32\x16.crucible.v1.InputFile\x12\x11\n\tartifacts\x18\x0e \x03(\t\x12\x1a\n\x12max_artifact_bytes\x18\x0f \x01(\x03\x12\x14\n\x0c\x63\x61llback_url\x18\x10 \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8f\x02\n\nTaskResult\x12\x11\n\texit_code\x18\x01 \x01(\x05\x12.\n\x06reason\x18\x02 \x01(\x0e\x32\x1e.crucible.v1.TerminationReason\x12\x15\n\rerror_message\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10output_truncated\x18\x06 \x01(\x08\x12,\n\tartifacts\x18\x07 \x03(\x0b\x32\x19.crucible.v1.ArtifactInfo\"\xbd\x04\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x04spec\x18\x02 \x01(\x0b\x32\x15.crucible.v1.TaskSpec\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.crucible.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06result\x18\x08 \x01(\x0b\x32\x17.crucible.v1.TaskResult\x12\x0e\n\x06tenant\x18\t \x01(\t\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12\x35\n\x11next_attempt_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x17infrastructure_failures\x18\r \x01(\x05\x12@\n\x1cinfrastructure_failing_since\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08trace_id\x18\x0f \x01(\t\x12/\n\x08\x63\x61llback\x18\x10 \x01(\x0b\x32\x1d.crucible.v1.CallbackDelivery\"\x91\x01\n\x10\x43\x61llbackDelivery\x12)\n\x05state\x18\x01 \x01(\x0e\x32\x1a.crucible.v1.CallbackState\x12\x10\n\x08\x61ttempts\x18\x02 \x01(\x05\x12\x12\n\nlast_error\x18\x03 \x01(\t\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbe\x01\n\tTaskEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.crucible.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12.\n\nevent_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\'\n\x06result\x18\x06 \x01(\x0b\x32\x17.crucible.v1.TaskResult\"g\n\x0bOutputChunk\x12)\n\x06stream\x18\x01 \x01(\x0e\x32\x19.crucible.v1.OutputStream\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\";\n\rArtifactChunk\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03*\xd2\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_STATE_QUEUED\x10\x01\x12\x15\n\x11TASK_STATE_LEASED\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x18\n\x14TASK_STATE_TIMED_OUT\x10\x06\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x07*a\n\x0cOutputStream\x12\x1d\n\x19OUTPUT_STREAM_UNSPECIFIED\x10\x00\x12\x18\n\x14OUTPUT_STREAM_STDOUT\x10\x01\x12\x18\n\x14OUTPUT_STREAM_STDERR\x10\x02*\xa8\x02\n\x11TerminationReason\x12\"\n\x1eTERMINATION_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19TERMINATION_REASON_EXITED\x10\x01\x12\x1e\n\x1aTERMINATION_REASON_TIMEOUT\x10\x02\x12!\n\x1dTERMINATION_REASON_OOM_KILLED\x10\x03\x12#\n\x1fTERMINATION_REASON_OUTPUT_LIMIT\x10\x04\x12 \n\x1cTERMINATION_REASON_CANCELLED\x10\x05\x12%\n!TERMINATION_REASON_INFRASTRUCTURE\x10\x06\x12\x1f\n\x1bTERMINATION_REASON_REJECTED\x10\x07*\xb8\x01\n\x0e\x41rtifactStatus\x12\x1f\n\x1b\x41RTIFACT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x41RTIFACT_STATUS_COLLECTED\x10\x01\x12&\n\"ARTIFACT_STATUS_SKIPPED_OVER_LIMIT\x10\x02\x12\x1d\n\x19\x41RTIFACT_STATUS_NOT_FOUND\x10\x03\x12\x1f\n\x1b\x41RTIFACT_STATUS_NOT_REGULAR\x10\x04*\x85\x01\n\rCallbackState\x12\x1e\n\x1a\x43\x41LLBACK_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43\x41LLBACK_STATE_PENDING\x10\x01\x12\x1c\n\x18\x43\x41LLBACK_STATE_DELIVERED\x10\x02\x12\x1a\n\x16\x43\x41LLBACK_STATE_GAVE_UP\x10\x03\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crucible_client._gen.crucible.v1.task_pb2', globals())
@@ -26,28 +26,40 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _TASKSPEC_ENVENTRY._serialized_options = b'8\001'
   _TASKSPEC_LABELSENTRY._options = None
   _TASKSPEC_LABELSENTRY._serialized_options = b'8\001'
-  _TASKSTATE._serialized_start=1918
-  _TASKSTATE._serialized_end=2128
-  _OUTPUTSTREAM._serialized_start=2130
-  _OUTPUTSTREAM._serialized_end=2227
-  _TERMINATIONREASON._serialized_start=2230
-  _TERMINATIONREASON._serialized_end=2526
+  _TASKSTATE._serialized_start=2522
+  _TASKSTATE._serialized_end=2732
+  _OUTPUTSTREAM._serialized_start=2734
+  _OUTPUTSTREAM._serialized_end=2831
+  _TERMINATIONREASON._serialized_start=2834
+  _TERMINATIONREASON._serialized_end=3130
+  _ARTIFACTSTATUS._serialized_start=3133
+  _ARTIFACTSTATUS._serialized_end=3317
+  _CALLBACKSTATE._serialized_start=3320
+  _CALLBACKSTATE._serialized_end=3453
   _RESOURCES._serialized_start=104
-  _RESOURCES._serialized_end=198
-  _RETRYPOLICY._serialized_start=201
-  _RETRYPOLICY._serialized_end=367
-  _TASKSPEC._serialized_start=370
-  _TASKSPEC._serialized_end=862
-  _TASKSPEC_ENVENTRY._serialized_start=773
-  _TASKSPEC_ENVENTRY._serialized_end=815
-  _TASKSPEC_LABELSENTRY._serialized_start=817
-  _TASKSPEC_LABELSENTRY._serialized_end=862
-  _TASKRESULT._serialized_start=865
-  _TASKRESULT._serialized_end=1090
-  _TASK._serialized_start=1093
-  _TASK._serialized_end=1617
-  _TASKEVENT._serialized_start=1620
-  _TASKEVENT._serialized_end=1810
-  _OUTPUTCHUNK._serialized_start=1812
-  _OUTPUTCHUNK._serialized_end=1915
+  _RESOURCES._serialized_end=221
+  _INPUTFILE._serialized_start=223
+  _INPUTFILE._serialized_end=279
+  _ARTIFACTINFO._serialized_start=281
+  _ARTIFACTINFO._serialized_end=390
+  _RETRYPOLICY._serialized_start=393
+  _RETRYPOLICY._serialized_end=559
+  _TASKSPEC._serialized_start=562
+  _TASKSPEC._serialized_end=1162
+  _TASKSPEC_ENVENTRY._serialized_start=1073
+  _TASKSPEC_ENVENTRY._serialized_end=1115
+  _TASKSPEC_LABELSENTRY._serialized_start=1117
+  _TASKSPEC_LABELSENTRY._serialized_end=1162
+  _TASKRESULT._serialized_start=1165
+  _TASKRESULT._serialized_end=1436
+  _TASK._serialized_start=1439
+  _TASK._serialized_end=2012
+  _CALLBACKDELIVERY._serialized_start=2015
+  _CALLBACKDELIVERY._serialized_end=2160
+  _TASKEVENT._serialized_start=2163
+  _TASKEVENT._serialized_end=2353
+  _OUTPUTCHUNK._serialized_start=2355
+  _OUTPUTCHUNK._serialized_end=2458
+  _ARTIFACTCHUNK._serialized_start=2460
+  _ARTIFACTCHUNK._serialized_end=2519
 # @@protoc_insertion_point(module_scope)

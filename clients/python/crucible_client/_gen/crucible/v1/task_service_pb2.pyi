@@ -62,6 +62,24 @@ class CreateTaskResponse(_message.Message):
     task: _task_pb2.Task
     def __init__(self, task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ...) -> None: ...
 
+class GetArtifactRequest(_message.Message):
+    __slots__ = ["attempt", "path", "task_id"]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    path: str
+    task_id: str
+    def __init__(self, task_id: _Optional[str] = ..., path: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class GetArtifactResponse(_message.Message):
+    __slots__ = ["chunk", "info"]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    chunk: _task_pb2.ArtifactChunk
+    info: _task_pb2.ArtifactInfo
+    def __init__(self, info: _Optional[_Union[_task_pb2.ArtifactInfo, _Mapping]] = ..., chunk: _Optional[_Union[_task_pb2.ArtifactChunk, _Mapping]] = ...) -> None: ...
+
 class GetTaskRequest(_message.Message):
     __slots__ = ["task_id"]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]

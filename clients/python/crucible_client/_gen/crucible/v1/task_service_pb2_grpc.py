@@ -50,6 +50,11 @@ class TaskServiceStub(object):
                 request_serializer=crucible_dot_v1_dot_task__service__pb2.StreamTaskOutputRequest.SerializeToString,
                 response_deserializer=crucible_dot_v1_dot_task__service__pb2.StreamTaskOutputResponse.FromString,
                 )
+        self.GetArtifact = channel.unary_stream(
+                '/crucible.v1.TaskService/GetArtifact',
+                request_serializer=crucible_dot_v1_dot_task__service__pb2.GetArtifactRequest.SerializeToString,
+                response_deserializer=crucible_dot_v1_dot_task__service__pb2.GetArtifactResponse.FromString,
+                )
 
 
 class TaskServiceServicer(object):
@@ -126,6 +131,16 @@ class TaskServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetArtifact(self, request, context):
+        """Streams one collected artifact of a task: first its ArtifactInfo, then
+        its bytes in order. NOT_FOUND if the task, the attempt or a COLLECTED
+        artifact of that path does not exist (the task's result says why a file
+        was not kept); INVALID_ARGUMENT for an empty task_id or path.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +178,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.StreamTaskOutput,
                     request_deserializer=crucible_dot_v1_dot_task__service__pb2.StreamTaskOutputRequest.FromString,
                     response_serializer=crucible_dot_v1_dot_task__service__pb2.StreamTaskOutputResponse.SerializeToString,
+            ),
+            'GetArtifact': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetArtifact,
+                    request_deserializer=crucible_dot_v1_dot_task__service__pb2.GetArtifactRequest.FromString,
+                    response_serializer=crucible_dot_v1_dot_task__service__pb2.GetArtifactResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -291,5 +311,22 @@ class TaskService(object):
         return grpc.experimental.unary_stream(request, target, '/crucible.v1.TaskService/StreamTaskOutput',
             crucible_dot_v1_dot_task__service__pb2.StreamTaskOutputRequest.SerializeToString,
             crucible_dot_v1_dot_task__service__pb2.StreamTaskOutputResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/crucible.v1.TaskService/GetArtifact',
+            crucible_dot_v1_dot_task__service__pb2.GetArtifactRequest.SerializeToString,
+            crucible_dot_v1_dot_task__service__pb2.GetArtifactResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
