@@ -41,31 +41,31 @@ struct IntLimit {
 };
 
 constexpr IntLimit kIntLimits[] = {
-    {"spec.resources.memory_bytes", "memory_bytes",
+    {"spec.resources.memory_bytes", "memory_bytes.max",
      [](const TaskSpec& s) { return s.resources().memory_bytes(); },
      [](const ExecutorAccepts& a) { return a.max_memory_bytes(); }},
-    {"spec.resources.cpu_millis", "cpu_millis",
+    {"spec.resources.cpu_millis", "cpu_millis.max",
      [](const TaskSpec& s) { return s.resources().cpu_millis(); },
      [](const ExecutorAccepts& a) { return a.max_cpu_millis(); }},
-    {"spec.resources.pids_limit", "pids_limit",
+    {"spec.resources.pids_limit", "pids_limit.max",
      [](const TaskSpec& s) { return s.resources().pids_limit(); },
      [](const ExecutorAccepts& a) { return a.max_pids_limit(); }},
-    {"spec.resources.tmpfs_bytes", "tmpfs_bytes",
+    {"spec.resources.tmpfs_bytes", "tmpfs_bytes.max",
      [](const TaskSpec& s) { return s.resources().tmpfs_bytes(); },
      [](const ExecutorAccepts& a) { return a.max_tmpfs_bytes(); }},
-    {"spec.max_output_bytes", "max_output_bytes",
+    {"spec.max_output_bytes", "max_output_bytes.max",
      [](const TaskSpec& s) { return s.max_output_bytes(); },
      [](const ExecutorAccepts& a) { return a.max_output_bytes(); }},
-    {"spec.resources.scratch_bytes", "scratch_bytes",
+    {"spec.resources.scratch_bytes", "scratch_bytes.max",
      [](const TaskSpec& s) { return s.resources().scratch_bytes(); },
      [](const ExecutorAccepts& a) { return a.max_scratch_bytes(); }},
-    {"spec.max_artifact_bytes", "max_artifact_bytes",
+    {"spec.max_artifact_bytes", "max_artifact_bytes.max",
      [](const TaskSpec& s) { return s.max_artifact_bytes(); },
      [](const ExecutorAccepts& a) { return a.max_artifact_bytes(); }},
-    {"spec.files (count)", "input_files",
+    {"spec.files (count)", "max_input_files",
      [](const TaskSpec& s) { return int64_t{s.files_size()}; },
      [](const ExecutorAccepts& a) { return a.max_input_files(); }},
-    {"spec.files (bytes)", "input_bytes", &InputBytes,
+    {"spec.files (bytes)", "max_input_bytes", &InputBytes,
      [](const ExecutorAccepts& a) { return a.max_input_bytes(); }},
 };
 
@@ -201,7 +201,7 @@ absl::Status CheckAccepts(const ExecutorAccepts& a, const TaskSpec& spec) {
       return Invalid(
           limit.field,
           absl::StrCat(value, " exceeds ", executor, "'s maximum ",
-                       limit.max(a), " (policy rule ", limit.rule, ".max)"));
+                       limit.max(a), " (policy rule ", limit.rule, ")"));
     }
   }
   if (spec.artifacts_size() > 0 && !CollectsArtifacts(a)) {

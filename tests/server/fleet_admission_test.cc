@@ -185,7 +185,7 @@ TEST(CheckAcceptsTest, FilesAndArtifactsNeedAnExecutorThatTakesThem) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), StartsWith("spec.files (count): 1 exceeds executor "
                                       "old's maximum 0 (policy rule "
-                                      "input_files.max)"));
+                                      "max_input_files)"));
 
   TaskSpec artifacts = Spec();
   artifacts.add_artifacts("out/*.json");
