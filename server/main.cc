@@ -30,6 +30,7 @@
 #include "glog/logging.h"
 #include "server/auth/setup.h"
 #include "server/blocking_pool.h"
+#include "server/callback/callback_sender.h"
 #include "server/maintenance.h"
 #include "server/outbox/durable_outbox.h"
 #include "server/periodic.h"
@@ -185,6 +186,23 @@ ABSL_FLAG(std::string, jwt_role_claim, "crucible_role",
 ABSL_FLAG(std::string, jwt_default_role, "user",
           "the role of a JWT without --jwt_role_claim: reader, user or admin");
 
+ABSL_FLAG(std::vector<std::string>, callback_allowed_hosts, {},
+          "host or host:port entries a task's callback_url may name "
+          "(comma-separated; IPv6 in brackets); empty: callbacks refused");
+ABSL_FLAG(std::string, callback_signing_key_file, "",
+          "file of completion callback signing keys, one 'KEY_ID SECRET' a "
+          "line; the first signs (needed with --callback_allowed_hosts)");
+ABSL_FLAG(absl::Duration, callback_horizon, absl::Hours(24),
+          "after a task ends, how long its callback is retried before it "
+          "is given up");
+ABSL_FLAG(absl::Duration, callback_initial_backoff, absl::Seconds(1),
+          "wait before a callback's second POST; doubles each time, with "
+          "jitter");
+ABSL_FLAG(absl::Duration, callback_max_backoff, absl::Minutes(10),
+          "longest wait between two POSTs of a callback");
+ABSL_FLAG(absl::Duration, callback_timeout, absl::Seconds(10),
+          "longest one callback POST may take, connect included");
+
 // Health entry of the store's writes.
 constexpr char kStoreHealth[] = "crucible.store";
 
@@ -318,6 +336,29 @@ int main(int argc, char** argv) {
     task_store = *std::move(store);
   }
 
+  // Completion callbacks: which hosts, and the keys that sign them.
+  auto callback_hosts =
+      server::CallbackHosts::Parse(absl::GetFlag(FLAGS_callback_allowed_hosts));
+  if (!callback_hosts.ok()) {
+    LOG(ERROR) << callback_hosts.status().message();
+    return 2;
+  }
+  std::vector<server::CallbackKey> callback_keys;
+  if (!callback_hosts->empty()) {
+    if (absl::GetFlag(FLAGS_callback_signing_key_file).empty()) {
+      LOG(ERROR) << "--callback_allowed_hosts needs "
+                    "--callback_signing_key_file: callbacks are signed";
+      return 2;
+    }
+    auto keys = server::ReadCallbackKeys(
+        absl::GetFlag(FLAGS_callback_signing_key_file));
+    if (!keys.ok()) {
+      LOG(ERROR) << keys.status().message();
+      return 2;
+    }
+    callback_keys = *std::move(keys);
+  }
+
   common::GrpcServerOptions server_options;
   server_options.credentials = *credentials;
   server_options.health_listen_address = absl::GetFlag(FLAGS_health_listen);
@@ -426,6 +467,21 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "cannot start scheduler: " << scheduler.status();
     return 1;
   }
+  // Completion callbacks go out from the leader only (this point is past
+  // the standby's wait), on a thread of their own.
+  std::unique_ptr<server::CallbackSender> callbacks;
+  if (!callback_hosts->empty()) {
+    callbacks = std::make_unique<server::CallbackSender>(
+        *task_store, outbox,
+        server::CallbackSenderOptions{
+            .hosts = *callback_hosts,
+            .keys = callback_keys,
+            .horizon = absl::GetFlag(FLAGS_callback_horizon),
+            .initial_backoff = absl::GetFlag(FLAGS_callback_initial_backoff),
+            .max_backoff = absl::GetFlag(FLAGS_callback_max_backoff),
+            .post_timeout = absl::GetFlag(FLAGS_callback_timeout)},
+        common::Clock::Real());
+  }
   // Tenants' quotas and weights: read now, and again on a timer (a bad
   // change is logged and the quotas in force stay).
   std::unique_ptr<server::TenantsFile> tenants_file;
@@ -485,6 +541,7 @@ int main(int argc, char** argv) {
     task_options.admission_wait_until =
         absl::Now() + absl::GetFlag(FLAGS_admission_wait);
   }
+  task_options.callback_hosts = &*callback_hosts;
   server::TaskService task_service(**scheduler, pool, *(*auth)->authenticator,
                                    task_options);
   server::TokenService token_service(**api_tokens, pool,

@@ -207,6 +207,15 @@ grpc::ServerUnaryReactor* TaskService::CreateTask(
     reactor->Finish(common::ToGrpcStatus(caller.status()));
     return reactor;
   }
+  if (absl::Status s = CheckCallbacks(*request, options_.callback_hosts);
+      !s.ok()) {
+    auth::Audit({.method = "CreateTask",
+                 .subject = caller->subject,
+                 .tenant = caller->tenant,
+                 .outcome = s});
+    reactor->Finish(common::ToGrpcStatus(s));
+    return reactor;
+  }
   // Just after start, before any worker has said what its executors
   // accept: wait for one on the pool rather than refuse (bounded by
   // admission_wait_until and the call's deadline).
@@ -273,6 +282,15 @@ grpc::ServerUnaryReactor* TaskService::BatchCreateTasks(
   if (!caller.ok()) {
     auth::Audit({.method = "BatchCreateTasks", .outcome = caller.status()});
     reactor->Finish(common::ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  if (absl::Status s = CheckCallbacks(*request, options_.callback_hosts);
+      !s.ok()) {
+    auth::Audit({.method = "BatchCreateTasks",
+                 .subject = caller->subject,
+                 .tenant = caller->tenant,
+                 .outcome = s});
+    reactor->Finish(common::ToGrpcStatus(s));
     return reactor;
   }
   const bool await_fleet = options_.fleet != nullptr &&

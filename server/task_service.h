@@ -6,6 +6,7 @@
 #include "crucible/v1/task_service.grpc.pb.h"
 #include "server/auth/authenticator.h"
 #include "server/blocking_pool.h"
+#include "server/callback/callback_url.h"
 #include "server/scheduler/scheduler.h"
 
 namespace server {
@@ -24,6 +25,8 @@ struct TaskServiceOptions {
   // of a server start) instead of being refused at once as UNAVAILABLE.
   const FleetAdmission* fleet = nullptr;
   absl::Time admission_wait_until = absl::InfinitePast();
+  // Hosts a spec's callback_url may name; null: none (callbacks refused).
+  const CallbackHosts* callback_hosts = nullptr;
 };
 
 // Every TaskService method takes its request as bytes and parses it itself
