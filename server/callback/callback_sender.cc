@@ -194,6 +194,11 @@ void CallbackSender::Deliver(Task task) {
   if (!s.ok()) {
     LOG(WARNING) << "task " << task.id()
                  << ": cannot record its callback's delivery: " << s;
+    // Until the write lands (a full disk waits for space), the store still
+    // says PENDING: not another POST every poll meanwhile.
+    if (cb.state() != crucible::v1::CALLBACK_STATE_PENDING) {
+      next_try_[task.id()] = clock_.Now() + options_.max_backoff;
+    }
   }
 }
 
