@@ -26,6 +26,7 @@
 #include "absl/time/clock.h"
 #include "crucible/v1/task_service.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "tests/testing/http_get.h"
 #include "tests/testing/process.h"
 #include "tests/testing/process_flags.h"
 
@@ -162,7 +163,9 @@ class CallbackProcessTest : public testing::Test {
         absl::StrCat("--callback_signing_key_file=", dir_, "/keys"),
         "--callback_initial_backoff=100ms",
         "--callback_max_backoff=200ms",
-        "--callback_timeout=5s"};
+        "--callback_timeout=5s",
+        "--metrics_listen=127.0.0.1:0",
+        absl::StrCat("--metrics_port_file=", dir_, "/metrics-", run_)};
     argv.insert(argv.end(), extra.begin(), extra.end());
     server_.reset();
     auto p = testing_util::Process::Start(
@@ -173,6 +176,10 @@ class CallbackProcessTest : public testing::Test {
     auto port =
         testing_util::WaitForPortFile(port_file, *server_, absl::Seconds(20));
     ASSERT_TRUE(port.ok()) << port.status() << server_->Log();
+    auto metrics_port = testing_util::WaitForPortFile(
+        absl::StrCat(dir_, "/metrics-", run_), *server_, absl::Seconds(20));
+    ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
+    metrics_port_ = *metrics_port;
     stub_ = v1::TaskService::NewStub(grpc::CreateChannel(
         absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
   }
@@ -238,6 +245,7 @@ class CallbackProcessTest : public testing::Test {
   std::string dir_;
   int run_ = 0;
   std::unique_ptr<testing_util::Process> server_;
+  int metrics_port_ = 0;
   std::unique_ptr<v1::TaskService::Stub> stub_;
 };
 
@@ -256,6 +264,19 @@ TEST_F(CallbackProcessTest, SignedRetriedAfter500AndReplayRejected) {
   EXPECT_TRUE(task.callback().has_end_time());
   EXPECT_EQ(receiver_.posts(), 2);
   EXPECT_EQ(receiver_.accepted(), 1);
+  // Each POST counted by its outcome.
+  auto metrics = testing_util::ScrapeMetrics(metrics_port_);
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_EQ(
+      testing_util::ExposedValue(
+          *metrics,
+          R"(crucible_server_callback_deliveries_total{outcome="failed"})"),
+      1);
+  EXPECT_EQ(
+      testing_util::ExposedValue(
+          *metrics,
+          R"(crucible_server_callback_deliveries_total{outcome="delivered"})"),
+      1);
   // The body is the final task, as protobuf JSON.
   const std::string body = receiver_.last_body();
   EXPECT_TRUE(absl::StrContains(body, id)) << body;
