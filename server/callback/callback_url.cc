@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "server/scheduler/spec_validation.h"
 
 namespace server {
 namespace {
@@ -98,7 +99,10 @@ absl::StatusOr<CallbackTarget> CheckCallbackUrl(absl::string_view field,
         "host: --callback_allowed_hosts is empty); leave callback_url empty "
         "or ask for the host to be allowed");
   }
-  if (url.size() > 2048) return invalid("longer than 2048 characters");
+  if (url.size() > kMaxCallbackUrlBytes) {
+    return invalid(
+        absl::StrCat("longer than ", kMaxCallbackUrlBytes, " characters"));
+  }
   std::unique_ptr<CURLU, UrlDeleter> u(curl_url());
   if (u == nullptr) return absl::ResourceExhaustedError("curl_url failed");
   const std::string text(url);

@@ -34,7 +34,8 @@ inline constexpr size_t kMaxValidRequestBytes =
     kMaxEnvEntries * 16 + kMaxStdinBytes + 8 + kMaxWorkingDirBytes + 8 +
     kMaxLabels * (kMaxLabelKeyBytes + kMaxLabelValueBytes + 16) +
     kMaxRequestIdBytes + 8 + kMaxInputBytes + kMaxInputFiles * 24 +
-    kMaxArtifactPatterns * (kMaxFilePathBytes + 8) + (4 << 10);
+    kMaxArtifactPatterns * (kMaxFilePathBytes + 8) + kMaxCallbackUrlBytes + 8 +
+    (4 << 10);
 // The server's maximum receive message size: just above any valid request
 // (also far above any QueueService message a worker sends). Larger
 // messages are refused by gRPC with RESOURCE_EXHAUSTED.

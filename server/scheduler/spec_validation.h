@@ -25,6 +25,8 @@ inline constexpr int kMaxInputFiles = 1000;
 inline constexpr size_t kMaxFilePathBytes = 1024;
 inline constexpr size_t kMaxFileNameBytes = 255;
 inline constexpr size_t kMaxInputBytes = 2 << 20;
+// spec.callback_url (checked in server/callback/callback_url.cc).
+inline constexpr size_t kMaxCallbackUrlBytes = 2048;
 // Artifact paths or patterns.
 inline constexpr int kMaxArtifactPatterns = 100;
 inline constexpr int kMaxLabels = 64;
