@@ -47,6 +47,12 @@ class RunReactor final : public grpc::ServerWriteReactor<RunResponse>,
     Enqueue(std::move(r));
   }
 
+  void OnArtifact(crucible::v1::ArtifactChunk chunk) override {
+    RunResponse r;
+    *r.mutable_artifact() = std::move(chunk);
+    Enqueue(std::move(r));
+  }
+
   void OnWriteDone(bool ok) override {
     // The caller is gone: stop the run; nothing more is written, and the
     // stream finishes once the run has ended (Body).

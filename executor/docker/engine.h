@@ -109,6 +109,37 @@ class Engine {
   // All containers (running or not) carrying label `key=value`.
   virtual absl::StatusOr<std::vector<ContainerSummary>> ListContainers(
       absl::string_view label_key, absl::string_view label_value) = 0;
+
+  // The scratch area of a run with files or artifacts
+  // (executor/policy/scratch.h). An engine without it answers
+  // UNIMPLEMENTED, and such runs fail (FAILED_PRECONDITION at the runner).
+  //
+  // Creates the volume `name` from a create body.
+  virtual absl::Status CreateVolume(absl::string_view name,
+                                    const nlohmann::json& body) {
+    return absl::UnimplementedError("this engine has no scratch volumes");
+  }
+  // Removes the volume. OK if it is already gone.
+  virtual absl::Status RemoveVolume(absl::string_view name) {
+    return absl::UnimplementedError("this engine has no scratch volumes");
+  }
+  // Prepares a created container without starting it (Podman's init): its
+  // volumes are mounted, so that an archive put lands in them.
+  virtual absl::Status InitContainer(absl::string_view id) {
+    return absl::UnimplementedError("this engine has no container init");
+  }
+  // Extracts the tar `archive` into the directory `dir` of the container.
+  virtual absl::Status PutArchive(absl::string_view id, absl::string_view dir,
+                                  absl::string_view archive) {
+    return absl::UnimplementedError("this engine has no archive upload");
+  }
+  // A tar of `path` in the container (a directory: its tree, under its own
+  // name). RESOURCE_EXHAUSTED past `max_bytes`.
+  virtual absl::StatusOr<std::string> GetArchive(absl::string_view id,
+                                                 absl::string_view path,
+                                                 int64_t max_bytes) {
+    return absl::UnimplementedError("this engine has no archive download");
+  }
 };
 
 }  // namespace docker

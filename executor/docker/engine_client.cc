@@ -90,8 +90,10 @@ struct SlistDeleter {
 
 struct EngineClient::Request {
   std::string method;
-  std::string path;        // with query
-  std::string body;        // sent as application/json if not empty
+  std::string path;  // with query
+  std::string body;  // sent as application/json if not empty
+  // The body's type for a PUT.
+  const char* content_type = "application/x-tar";
   bool streaming = false;  // no total timeout
   // Streaming body sink for 2xx answers; false aborts.
   const std::function<bool(absl::string_view)>* on_bytes = nullptr;
@@ -258,6 +260,15 @@ absl::StatusOr<EngineClient::Response> EngineClient::Do(const Request& r) {
                      static_cast<long>(r.body.size()));
     headers.reset(curl_slist_append(nullptr, "Content-Type: application/json"));
     // No "Expect: 100-continue" round trip.
+    headers.reset(curl_slist_append(headers.release(), "Expect:"));
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
+  } else if (r.method == "PUT") {
+    // A body of a stated length (the proxy refuses chunked requests).
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, r.body.data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(r.body.size()));
+    headers.reset(curl_slist_append(
+        nullptr, absl::StrCat("Content-Type: ", r.content_type).c_str()));
     headers.reset(curl_slist_append(headers.release(), "Expect:"));
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
   }
@@ -622,6 +633,84 @@ void EngineClient::AppendSummaries(const json& j,
     }
     out.push_back(std::move(s));
   }
+}
+
+absl::Status EngineClient::CreateVolume(absl::string_view name,
+                                        const json& body) {
+  auto path = VersionedPath("/volumes/create");
+  if (!path.ok()) return path.status();
+  Request r{.method = "POST", .path = *path, .body = body.dump()};
+  auto resp = Do(r);
+  if (!resp.ok()) return resp.status();
+  if (resp->code == 201 || resp->code == 200) return absl::OkStatus();
+  return HttpError(r.method, r.path, *resp);
+}
+
+absl::Status EngineClient::RemoveVolume(absl::string_view name) {
+  auto path = VersionedPath(absl::StrCat("/volumes/", EscapePath(name)));
+  if (!path.ok()) return path.status();
+  Request r{.method = "DELETE", .path = *path};
+  auto resp = Do(r);
+  if (!resp.ok()) return resp.status();
+  if (resp->code == 204 || resp->code == 200 || resp->code == 404) {
+    return absl::OkStatus();
+  }
+  return HttpError(r.method, r.path, *resp);
+}
+
+absl::Status EngineClient::InitContainer(absl::string_view id) {
+  // Podman's own API: the Docker API has no init. Any 4.x version prefix
+  // is served by Podman 4 (the proxy allows /v4.x.y/ only).
+  Request r{.method = "POST",
+            .path = absl::StrCat("/v4.0.0/libpod/containers/", EscapePath(id),
+                                 "/init")};
+  auto resp = Do(r);
+  if (!resp.ok()) return resp.status();
+  if (resp->code == 204 || resp->code == 304 || resp->code == 200) {
+    return absl::OkStatus();
+  }
+  return HttpError(r.method, r.path, *resp);
+}
+
+absl::Status EngineClient::PutArchive(absl::string_view id,
+                                      absl::string_view dir,
+                                      absl::string_view archive) {
+  auto path = VersionedPath(
+      absl::StrCat("/containers/", EscapePath(id), "/archive?path=", dir));
+  if (!path.ok()) return path.status();
+  Request r{.method = "PUT", .path = *path, .body = std::string(archive)};
+  auto resp = Do(r);
+  if (!resp.ok()) return resp.status();
+  if (resp->code == 200 || resp->code == 204) return absl::OkStatus();
+  return HttpError(r.method, r.path, *resp);
+}
+
+absl::StatusOr<std::string> EngineClient::GetArchive(absl::string_view id,
+                                                     absl::string_view path_in,
+                                                     int64_t max_bytes) {
+  auto path = VersionedPath(
+      absl::StrCat("/containers/", EscapePath(id), "/archive?path=", path_in));
+  if (!path.ok()) return path.status();
+  std::string out;
+  bool over = false;
+  const std::function<bool(absl::string_view)> sink =
+      [&](absl::string_view bytes) {
+        if (static_cast<int64_t>(out.size() + bytes.size()) > max_bytes) {
+          over = true;
+          return false;
+        }
+        out.append(bytes.data(), bytes.size());
+        return true;
+      };
+  Request r{.method = "GET", .path = *path, .on_bytes = &sink};
+  auto resp = Do(r);
+  if (over) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "archive of ", path_in, " is larger than ", max_bytes, " bytes"));
+  }
+  if (!resp.ok()) return resp.status();
+  if (resp->code != 200) return HttpError(r.method, r.path, *resp);
+  return out;
 }
 
 }  // namespace docker

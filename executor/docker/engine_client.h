@@ -104,6 +104,21 @@ class EngineClient final : public Engine {
   absl::Status Remove(absl::string_view id) override;
   absl::StatusOr<std::vector<ContainerSummary>> ListContainers(
       absl::string_view label_key, absl::string_view label_value) override;
+  // POST /volumes/create.
+  absl::Status CreateVolume(absl::string_view name,
+                            const nlohmann::json& body) override;
+  // DELETE /volumes/{name}.
+  absl::Status RemoveVolume(absl::string_view name) override;
+  // POST /v4.0.0/libpod/containers/{id}/init (Podman's API).
+  absl::Status InitContainer(absl::string_view id) override;
+  // PUT /containers/{id}/archive?path={dir}; `dir` goes into the query as
+  // is (a clean absolute path, policy::CheckScratchDir).
+  absl::Status PutArchive(absl::string_view id, absl::string_view dir,
+                          absl::string_view archive) override;
+  // GET /containers/{id}/archive?path={path}.
+  absl::StatusOr<std::string> GetArchive(absl::string_view id,
+                                         absl::string_view path,
+                                         int64_t max_bytes) override;
 
   // The API version used: min(engine's ApiVersion, max_api_version). Cached
   // after the first success; every versioned call negotiates first.

@@ -39,6 +39,15 @@ inline constexpr int kMaxArtifactPatterns = 64;
 // The longest input path or artifact pattern (a ustar header holds 255).
 inline constexpr size_t kMaxScratchPathBytes = 255;
 
+// The holder of a run's scratch volume: a second container of the run's
+// own planned body, named ContainerName(run_id) + kScratchHolderSuffix,
+// created and initialized (never started) before the task's container, and
+// removed after it. Podman unmounts a tmpfs volume when the last container
+// using it stops (its conmon's `container cleanup`), and a tmpfs' bytes go
+// with its mount: without the holder the artifacts are gone a moment
+// after the exit (and a download then mounts a fresh, empty tmpfs).
+inline constexpr char kScratchHolderSuffix[] = ".keep";
+
 // True if the spec has files or artifacts: its run gets a scratch volume.
 bool NeedsScratch(const crucible::v1::TaskSpec& spec);
 

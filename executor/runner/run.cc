@@ -16,6 +16,8 @@
 #include "common/proto_time.h"
 #include "executor/docker/demux.h"
 #include "executor/docker/engine.h"
+#include "executor/policy/scratch.h"
+#include "executor/runner/scratch_area.h"
 #include "glog/logging.h"
 
 namespace runner {
@@ -62,10 +64,45 @@ class Execution {
     if (control_.cancelled())
       return Ended(TerminationReason::TERMINATION_REASON_CANCELLED,
                    "cancelled before the container was created");
+    // A run with files or artifacts: its scratch volume first, removed
+    // after its container (on every path but a lost engine, whose orphans
+    // the reaper removes).
+    const bool scratch = !plan_.scratch_volume.empty();
+    if (scratch) {
+      if (absl::Status s = engine_.CreateVolume(plan_.scratch_volume,
+                                                plan_.scratch_volume_body);
+          !s.ok()) {
+        return s;
+      }
+    }
+    const std::string holder =
+        absl::StrCat(plan_.name, policy::kScratchHolderSuffix);
+    absl::Cleanup remove_volume = [&] {
+      if (!scratch || engine_lost_.load()) return;
+      if (absl::Status s = engine_.Remove(holder); !s.ok()) {
+        LOG(ERROR) << RunTag(request_) << ": could not remove container "
+                   << holder << ": " << s;
+      }
+      if (absl::Status s = engine_.RemoveVolume(plan_.scratch_volume);
+          !s.ok()) {
+        LOG(ERROR) << RunTag(request_) << ": could not remove volume "
+                   << plan_.scratch_volume << ": " << s;
+      }
+    };
+    if (scratch) {
+      absl::Status held =
+          engine_.CreateContainer(holder, plan_.create_body).status();
+      if (held.ok()) held = engine_.InitContainer(holder);
+      if (!held.ok()) return held;
+    }
     absl::StatusOr<std::string> id = Create();
     if (!id.ok()) return id.status();
     id_ = *id;
-    absl::StatusOr<TaskResult> result = RunContainer();
+    const absl::Status filled =
+        scratch ? FillScratch(engine_, plan_, request_.spec())
+                : absl::OkStatus();
+    absl::StatusOr<TaskResult> result =
+        filled.ok() ? RunContainer() : absl::StatusOr<TaskResult>(filled);
     if (engine_lost_.load()) {
       LOG(WARNING)
           << RunTag(request_) << ": container " << name_
@@ -130,6 +167,7 @@ class Execution {
     *limits->mutable_timeout() = common::ToProtoDuration(plan_.timeout);
     *limits->mutable_resources() = plan_.resources;
     limits->set_max_output_bytes(plan_.max_output_bytes);
+    limits->set_max_artifact_bytes(plan_.max_artifact_bytes);
     return started;
   }
 
@@ -223,7 +261,11 @@ class Execution {
         WaitForExit(wait_done, wait_result, stop_wait);
     if (!state.ok()) return state.status();
     if (control_.killed_for() == Kill::kShutdown) return ShutdownError();
-    return Result(*state);
+    TaskResult result = Result(*state);
+    if (!plan_.scratch_volume.empty()) {
+      CollectArtifacts(engine_, plan_, request_.spec(), sink_, result);
+    }
+    return result;
   }
 
   // Streams the output. Podman's log follow sometimes neither ends when the

@@ -107,6 +107,9 @@ class CountingSink final : public RunSink {
     metrics_.Output(chunk.stream(), chunk.data().size());
     sink_.OnOutput(std::move(chunk));
   }
+  void OnArtifact(crucible::v1::ArtifactChunk chunk) override {
+    sink_.OnArtifact(std::move(chunk));
+  }
 
  private:
   RunSink& sink_;
@@ -233,6 +236,13 @@ absl::StatusOr<int> Runner::ReapOrphans() {
       LOG(WARNING) << "could not reap orphan container " << c.name << ": " << s;
       if (first_error.ok()) first_error = s;
       continue;
+    }
+    // Its scratch volume, if it had one (named as the container); an
+    // engine without volumes, or none by that name, is fine.
+    if (absl::Status s = engine_.RemoveVolume(c.name);
+        !s.ok() && s.code() != absl::StatusCode::kUnimplemented) {
+      LOG(WARNING) << "could not remove the volume of orphan " << c.name << ": "
+                   << s;
     }
     LOG(INFO) << "reaped orphan container " << c.name << " (id " << c.id
               << ", state " << c.state << ", " << policy::kRunLabel << "="

@@ -32,6 +32,9 @@ class RunSink {
   // spec's, with the policy's defaults for those it leaves unset).
   virtual void OnStarted(const crucible::v1::RunStarted& started) = 0;
   virtual void OnOutput(crucible::v1::OutputChunk chunk) = 0;
+  // A piece of a collected artifact, after the exit and before the result
+  // (runs with artifacts only). Sinks that keep no artifacts drop it.
+  virtual void OnArtifact(crucible::v1::ArtifactChunk chunk) {}
 };
 
 // The shared control block of one run: the caller (or Runner::Cancel) asks
