@@ -27,6 +27,7 @@
 #include "crucible/v1/task_service.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/testing/http_get.h"
+#include "tests/testing/postgres.h"
 #include "tests/testing/process.h"
 #include "tests/testing/process_flags.h"
 
@@ -182,6 +183,24 @@ class CallbackProcessTest : public testing::Test {
     metrics_port_ = *metrics_port;
     stub_ = v1::TaskService::NewStub(grpc::CreateChannel(
         absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
+    // Until it serves TaskService (a PostgreSQL server stands by first,
+    // answering UNAVAILABLE, and reopens its port as it takes the lead).
+    const absl::Time until = absl::Now() + absl::Seconds(20);
+    grpc::StatusCode code = grpc::StatusCode::UNAVAILABLE;
+    while (code != grpc::StatusCode::NOT_FOUND && absl::Now() < until) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(2));
+      ctx.set_wait_for_ready(true);
+      v1::GetTaskRequest req;
+      req.set_task_id("no-such-task");
+      v1::GetTaskResponse resp;
+      code = stub_->GetTask(&ctx, req, &resp).error_code();
+      if (code != grpc::StatusCode::NOT_FOUND) {
+        absl::SleepFor(absl::Milliseconds(100));
+      }
+    }
+    ASSERT_EQ(code, grpc::StatusCode::NOT_FOUND) << server_->Log();
   }
   std::string Url(const std::string& path) {
     return absl::StrCat("http://127.0.0.1:", receiver_.port(), path);
@@ -190,6 +209,8 @@ class CallbackProcessTest : public testing::Test {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::seconds(20));
+    // A PostgreSQL server reopens its port as it takes the lead.
+    ctx.set_wait_for_ready(true);
     v1::CreateTaskRequest req;
     req.mutable_spec()->set_image("alpine");
     req.mutable_spec()->add_command("true");
@@ -207,6 +228,8 @@ class CallbackProcessTest : public testing::Test {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::seconds(20));
+    // A PostgreSQL server reopens its port as it takes the lead.
+    ctx.set_wait_for_ready(true);
     v1::CancelTaskRequest req;
     req.set_task_id(task.id());
     v1::CancelTaskResponse resp;
@@ -218,6 +241,8 @@ class CallbackProcessTest : public testing::Test {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::seconds(10));
+    // A PostgreSQL server reopens its port as it takes the lead.
+    ctx.set_wait_for_ready(true);
     v1::GetTaskRequest req;
     req.set_task_id(id);
     v1::GetTaskResponse resp;
@@ -375,6 +400,30 @@ TEST_F(CallbackProcessTest, PendingAtSigkillIsDeliveredAfterRestart) {
   receiver_.FailNext(0);
   EXPECT_EQ(receiver_.accepted(), 0);
   StartServer();
+  if (HasFatalFailure()) return;
+  v1::Task task = AwaitCallback(id, Delivered);
+  EXPECT_GE(task.callback().attempts(), 2);
+  EXPECT_EQ(receiver_.accepted(), 1);
+}
+
+// The same on the PostgreSQL store: the next leader (after the killed one's
+// lease lapses) delivers what was owed.
+TEST_F(CallbackProcessTest,
+       PendingAtSigkillIsDeliveredByTheNextLeaderOnPostgres) {
+  CRUCIBLE_REQUIRE_POSTGRES(uri);
+  const std::vector<std::string> pg = {absl::StrCat("--store=", uri),
+                                       "--leader_lease=1s"};
+  StartServer(pg);
+  if (HasFatalFailure()) return;
+  receiver_.FailNext(1000000);
+  const std::string id = CreateAndEnd(Url("/hook"));
+  AwaitCallback(id, [](const v1::CallbackDelivery& cb) {
+    return cb.state() == v1::CALLBACK_STATE_PENDING && cb.attempts() >= 1;
+  });
+  auto killed = server_->Stop(SIGKILL, absl::Seconds(10));
+  ASSERT_TRUE(killed.ok()) << killed.status();
+  receiver_.FailNext(0);
+  StartServer(pg);
   if (HasFatalFailure()) return;
   v1::Task task = AwaitCallback(id, Delivered);
   EXPECT_GE(task.callback().attempts(), 2);
