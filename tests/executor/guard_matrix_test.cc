@@ -355,7 +355,36 @@ TEST_F(GuardMatrixTest, ScratchVolumesAndBindsAreOnlyTheRunsOwn) {
   EXPECT_TRUE(ContainersNamed(prefix_).empty())
       << "a hostile create reached the engine";
 
+  // The holder (crucible-<run id>.keep) only of a body with the scratch
+  // bind, and only under exactly that name.
+  {
+    nlohmann::json plain = create;
+    plain["HostConfig"].erase("Binds");
+    plain.erase("WorkingDir");
+    EXPECT_EQ(
+        Request("POST", absl::StrCat(create_url, ".keep"), plain.dump()).code,
+        403)
+        << "a holder without a scratch volume";
+    for (const char* suffix : {".kept", ".keep.keep", "-keep", ".keep2"}) {
+      EXPECT_EQ(
+          Request("POST", absl::StrCat(create_url, suffix), create.dump()).code,
+          403)
+          << suffix;
+    }
+  }
+  EXPECT_TRUE(ContainersNamed(prefix_).empty())
+      << "a hostile holder create reached the engine";
+
   // The real ones, then removed: nothing left.
+  EXPECT_EQ(
+      Request("POST", absl::StrCat(create_url, ".keep"), create.dump()).code,
+      201);
+  EXPECT_EQ(
+      Request("DELETE",
+              absl::StrCat(base_, "/v1.41/containers/", name, ".keep?force=1"),
+              "")
+          .code,
+      204);
   EXPECT_EQ(Request("POST", volumes_url, volume.dump()).code, 201);
   EXPECT_EQ(Request("POST", create_url, create.dump()).code, 201);
   EXPECT_EQ(
