@@ -153,6 +153,10 @@ std::string Artifacts(const crucible::v1::TaskResult& r) {
       case crucible::v1::ARTIFACT_STATUS_NOT_REGULAR:
         absl::StrAppend(&item, "skipped: not a regular file)");
         break;
+      case crucible::v1::ARTIFACT_STATUS_INCOMPLETE:
+        absl::StrAppend(&item, a.size_bytes(),
+                        " bytes, lost: did not all reach the server)");
+        break;
       default:
         absl::StrAppend(&item, "unknown)");
     }

@@ -5,6 +5,7 @@
 """
 from crucible_client._gen.crucible.v1.task_pb2 import (
     ARTIFACT_STATUS_COLLECTED,
+    ARTIFACT_STATUS_INCOMPLETE,
     ARTIFACT_STATUS_NOT_FOUND,
     ARTIFACT_STATUS_NOT_REGULAR,
     ARTIFACT_STATUS_SKIPPED_OVER_LIMIT,
@@ -73,6 +74,7 @@ from crucible_client._gen.crucible.v1.task_service_pb2_grpc import TaskServiceSt
 
 __all__ = [
     "ARTIFACT_STATUS_COLLECTED",
+    "ARTIFACT_STATUS_INCOMPLETE",
     "ARTIFACT_STATUS_NOT_FOUND",
     "ARTIFACT_STATUS_NOT_REGULAR",
     "ARTIFACT_STATUS_SKIPPED_OVER_LIMIT",

@@ -7,6 +7,7 @@ from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 ARTIFACT_STATUS_COLLECTED: ArtifactStatus
+ARTIFACT_STATUS_INCOMPLETE: ArtifactStatus
 ARTIFACT_STATUS_NOT_FOUND: ArtifactStatus
 ARTIFACT_STATUS_NOT_REGULAR: ArtifactStatus
 ARTIFACT_STATUS_SKIPPED_OVER_LIMIT: ArtifactStatus
