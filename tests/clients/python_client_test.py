@@ -13,6 +13,7 @@ Outside CI a missing prerequisite skips (exit 77); with CI=true it fails.
 """
 import importlib.util
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -407,6 +408,125 @@ class SubmitRetryTest(unittest.TestCase):
             self.assertEqual(caught.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
             self.assertEqual(caught.exception.message, "image is required")
             self.assertEqual(len(seen), 1)
+
+
+class ArtifactCheckTest(unittest.TestCase):
+    """get_artifact and download_artifacts against an in-process TaskService
+    that serves what a broken or hostile server might."""
+
+    def setUp(self):
+        import grpc
+        from concurrent import futures
+        from crucible_client import Client, pb
+        from crucible_client._gen.crucible.v1 import task_service_pb2_grpc
+
+        self.pb = pb
+        self.served = {}  # path -> (info, [chunk data])
+        self.asked = []
+        self.outages = 0
+        self.task = pb.Task(id="t1", state=pb.TASK_STATE_SUCCEEDED,
+                            spec=pb.TaskSpec(image=IMAGE, artifacts=["*"]))
+        test = self
+
+        class Fake(task_service_pb2_grpc.TaskServiceServicer):
+            def GetTask(self, request, context):
+                return pb.GetTaskResponse(task=test.task)
+
+            def GetArtifact(self, request, context):
+                test.asked.append((request.path, request.attempt))
+                if test.outages > 0:
+                    test.outages -= 1
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
+                if request.path not in test.served:
+                    context.abort(grpc.StatusCode.NOT_FOUND, "no such artifact")
+                info, chunks = test.served[request.path]
+                yield pb.GetArtifactResponse(info=info)
+                offset = 0
+                for data in chunks:
+                    yield pb.GetArtifactResponse(chunk=pb.ArtifactChunk(
+                        path=info.path, data=data, offset=offset))
+                    offset += len(data)
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        task_service_pb2_grpc.add_TaskServiceServicer_to_server(Fake(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        self.addCleanup(server.stop, None)
+        self.client = Client(f"127.0.0.1:{port}", call_timeout=5, retry_initial_backoff=0.01,
+                             retry_max_backoff=0.05)
+        self.addCleanup(self.client.close)
+        self.out = tempfile.mkdtemp(prefix="artifacts-", dir=os.getcwd())
+        self.addCleanup(shutil.rmtree, self.out)
+
+    def collected(self, path, data, served=None, listed=True):
+        """Announces `data` at `path`; serves `served` (default: data) in two pieces."""
+        import hashlib
+        pb = self.pb
+        info = pb.ArtifactInfo(path=path, status=pb.ARTIFACT_STATUS_COLLECTED,
+                               size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+        body = data if served is None else served
+        self.served[path] = (info, [body[:len(body) // 2], body[len(body) // 2:]])
+        if listed:
+            self.task.result.artifacts.append(info)
+
+    def tree(self):
+        return sorted(os.path.relpath(os.path.join(d, n), self.out)
+                      for d, dirs, files in os.walk(self.out) for n in dirs + files)
+
+    def test_pieces_in_order_make_the_file_and_an_outage_is_retried(self):
+        self.collected("out/a.bin", b"x" * 100000)
+        self.task.result.artifacts.append(self.pb.ArtifactInfo(
+            path="big.bin", status=self.pb.ARTIFACT_STATUS_SKIPPED_OVER_LIMIT, size_bytes=9))
+        self.outages = 1
+        self.assertEqual(self.client.get_artifact("t1", "out/a.bin", attempt=2), b"x" * 100000)
+        self.assertEqual(self.asked, [("out/a.bin", 2), ("out/a.bin", 2)])
+        written = self.client.download_artifacts("t1", self.out)
+        self.assertEqual(written, [pathlib.Path(self.out, "out/a.bin")])
+        with open(os.path.join(self.out, "out/a.bin"), "rb") as f:
+            self.assertEqual(f.read(), b"x" * 100000)
+        self.assertEqual(self.tree(), ["out", "out/a.bin"])
+
+    def test_bytes_that_do_not_match_are_data_loss_and_leave_no_file(self):
+        import grpc
+        from crucible_client import CrucibleError
+        for name, served in (("sha.bin", b"wrong"), ("short.bin", b"righ"),
+                             ("long.bin", b"right!")):
+            with self.subTest(name):
+                self.task.result.ClearField("artifacts")
+                self.collected(name, b"right", served=served)
+                with self.assertRaises(CrucibleError) as caught:
+                    self.client.get_artifact("t1", name)
+                self.assertEqual(caught.exception.code, grpc.StatusCode.DATA_LOSS)
+                with self.assertRaises(CrucibleError) as caught:
+                    self.client.download_artifacts("t1", self.out)
+                self.assertEqual(caught.exception.code, grpc.StatusCode.DATA_LOSS)
+                self.assertEqual(self.tree(), [])
+
+    def test_a_path_out_of_the_directory_is_refused_before_anything_is_written(self):
+        import grpc
+        from crucible_client import CrucibleError
+        self.collected("good.txt", b"fine")
+        for path in ("../evil", "/tmp/evil", "a//b", "a/./b", "a/.."):
+            with self.subTest(path):
+                self.asked.clear()
+                del self.task.result.artifacts[1:]
+                self.collected(path, b"evil")
+                with self.assertRaises(CrucibleError) as caught:
+                    self.client.download_artifacts("t1", self.out)
+                self.assertEqual(caught.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+                self.assertIn(repr(path), caught.exception.message)
+                self.assertEqual(self.asked, [])
+                self.assertEqual(self.tree(), [])
+
+    def test_no_result_yet_is_failed_precondition_and_no_artifacts_asked_is_empty(self):
+        import grpc
+        from crucible_client import CrucibleError
+        self.task.state = self.pb.TASK_STATE_RUNNING
+        with self.assertRaises(CrucibleError) as caught:
+            self.client.download_artifacts("t1", self.out)
+        self.assertEqual(caught.exception.code, grpc.StatusCode.FAILED_PRECONDITION)
+        self.task.spec.ClearField("artifacts")
+        self.assertEqual(self.client.download_artifacts("t1", self.out), [])
 
 
 if __name__ == "__main__":

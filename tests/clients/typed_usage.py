@@ -3,6 +3,7 @@
 Never run: it shows that the wrapper's annotations hold together for a user.
 """
 import datetime
+import pathlib
 from typing import Iterator, List
 
 import grpc
@@ -32,6 +33,9 @@ def run(client: Client) -> bytes:
     chunks: Iterator[pb.OutputChunk] = client.output(task.id, stream="stdout")
     ids: List[str] = [t.id for t in client.list(states=[State.RUNNING, "queued"], limit=5)]
     assert states and ids is not None and chunks is not None
+    report: bytes = client.get_artifact(task.id, "out/report.txt", attempt=0)
+    written: List[pathlib.Path] = task.download_artifacts(pathlib.Path("results"))
+    assert report is not None and written is not None
     return b"".join(task.logs())
 
 

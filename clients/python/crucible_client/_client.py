@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import datetime
 import enum
+import hashlib
+import os
+import pathlib
 import random
+import secrets
 import time
 import uuid
-from typing import (Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, TypeVar,
-                    Union, cast)
+from typing import (Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence,
+                    TypeVar, Union, cast)
 
 import grpc
 
@@ -401,6 +405,60 @@ class Client:
             finally:
                 call.cancel()
 
+    # -- artifacts ---------------------------------------------------------
+
+    def get_artifact(self, task_id: str, path: str, attempt: int = 0) -> bytes:
+        """The bytes of one collected artifact of the task (GetArtifact).
+
+        `path` is as in the task's result (`result.artifacts[i].path`);
+        `attempt` 0 reads the latest attempt that has it. The bytes are
+        checked against the size and SHA-256 the server announces first: a
+        mismatch raises CrucibleError with DATA_LOSS. NOT_FOUND if the task,
+        the attempt or a collected artifact of that path does not exist.
+        """
+        chunks: List[bytes] = []
+        self._read_artifact(task_id, path, attempt, chunks.clear, chunks.append)
+        return b"".join(chunks)
+
+    def download_artifacts(
+        self,
+        task_id: str,
+        out_dir: Union[str, "os.PathLike[str]"],
+        attempt: int = 0,
+    ) -> List[pathlib.Path]:
+        """Writes every collected artifact of the task under `out_dir`.
+
+        The artifacts are those the task's result lists (its latest ended
+        attempt's), each read from `attempt` (0: the latest that has it) and
+        written to out_dir/PATH: parent directories are made, a file already
+        there is replaced, and the bytes go to a temporary file renamed into
+        place only once their size and SHA-256 match what the server
+        announced (DATA_LOSS otherwise, and no file is left). Every path is
+        checked first, whatever the server says: one that is absolute or has
+        an empty, "." or ".." name raises CrucibleError with
+        INVALID_ARGUMENT before anything is written. Artifacts that were not
+        collected (their status says why) are skipped. Returns the files
+        written, in the result's order. FAILED_PRECONDITION if no attempt of
+        the task has ended yet; OSError if the local filesystem says no.
+        """
+        task = self.get(task_id)
+        if not task.spec.artifacts:
+            return []
+        if not task.HasField("result"):
+            raise CrucibleError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"task {task_id} is {State(task.state).name} and none of its "
+                "attempts has ended: no artifacts")
+        paths: List[str] = []
+        for info in task.result.artifacts:
+            if info.status == pb.ARTIFACT_STATUS_COLLECTED and info.path not in paths:
+                _check_artifact_path(info.path)
+                paths.append(info.path)
+        written = []
+        for path in paths:
+            written.append(self._download_artifact(task_id, path, attempt, pathlib.Path(out_dir)))
+        return written
+
     def health(self, service: str = "") -> str:
         """grpc.health.v1 Check: "SERVING", "NOT_SERVING", ... for `service`."""
         # Imported here: the health messages live in protobuf's default pool
@@ -414,6 +472,77 @@ class Client:
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
     # -- internals ---------------------------------------------------------
+
+    def _read_artifact(self, task_id: str, path: str, attempt: int,
+                       restart: Callable[[], None],
+                       write: Callable[[bytes], object]) -> pb.ArtifactInfo:
+        """Streams one artifact into `write`, checking it as it comes.
+
+        The call is made again from the start (after `restart`) on
+        UNAVAILABLE, up to retry_attempts; its deadline is stream_window.
+        """
+        request = pb.GetArtifactRequest(task_id=task_id, path=path, attempt=attempt)
+        failures = 0
+        while True:
+            restart()
+            call = self._stub.GetArtifact(
+                request, timeout=self._stream_window, metadata=self._metadata)
+            try:
+                info: Optional[pb.ArtifactInfo] = None
+                digest = hashlib.sha256()
+                size = 0
+                for response in call:
+                    kind = response.WhichOneof("kind")
+                    if info is None:
+                        if kind != "info" or response.info.path != path:
+                            raise _data_loss(path, "the stream did not start with its info")
+                        info = response.info
+                        _check_announced(info)
+                        continue
+                    chunk = response.chunk
+                    if kind != "chunk" or chunk.path != path or chunk.offset != size:
+                        raise _data_loss(path, f"a piece out of order where byte {size} was due")
+                    if size + len(chunk.data) > info.size_bytes:
+                        raise _data_loss(path, f"more than the announced {info.size_bytes} bytes")
+                    digest.update(chunk.data)
+                    write(chunk.data)
+                    size += len(chunk.data)
+                if info is None:
+                    raise _data_loss(path, "the stream ended without it")
+                if size != info.size_bytes or digest.hexdigest() != info.sha256:
+                    raise _data_loss(
+                        path, f"received {size} bytes with SHA-256 {digest.hexdigest()}, but "
+                        f"the server announced {info.size_bytes} with {info.sha256}")
+                return info
+            except grpc.RpcError as error:
+                if (_code(error) != grpc.StatusCode.UNAVAILABLE
+                        or failures + 1 >= self._retry_attempts):
+                    raise CrucibleError._from_rpc(error) from None
+                time.sleep(self._delay(failures))
+                failures += 1
+            finally:
+                call.cancel()
+
+    def _download_artifact(self, task_id: str, path: str, attempt: int,
+                           out_dir: pathlib.Path) -> pathlib.Path:
+        """One artifact to out_dir/path through a temporary file beside it."""
+        final = out_dir.joinpath(*path.split("/"))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL never opens what is there (a symbolic link included); mode
+        # 0666 less the umask, as any file this user makes.
+        temp = final.parent / f".{final.name[:100]}.crucible-{secrets.token_hex(8)}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                def restart() -> None:
+                    f.seek(0)
+                    f.truncate()
+                self._read_artifact(task_id, path, attempt, restart, f.write)
+            os.replace(temp, final)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return final
 
     def _unary(self, method: Callable[..., _T], request: Any, *, retry: bool) -> _T:
         attempts = self._retry_attempts if retry else 1
@@ -448,6 +577,34 @@ class Client:
             raise CrucibleError(grpc.StatusCode.UNAVAILABLE, "stream ended early, repeatedly")
         time.sleep(self._delay(failures))
         return failures + 1
+
+
+def _check_artifact_path(path: str) -> None:
+    """Refuses a path that would leave the directory it is written under."""
+    why = None
+    if not path:
+        why = "is empty"
+    elif "\0" in path:
+        why = "has a NUL byte"
+    elif path.startswith("/"):
+        why = "is absolute"
+    elif any(name in ("", ".", "..") for name in path.split("/")):
+        why = 'has an empty, "." or ".." name'
+    if why is not None:
+        raise CrucibleError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"artifact path {path!r} {why}: refused (only plain names under the directory)")
+
+
+def _check_announced(info: pb.ArtifactInfo) -> None:
+    sha = info.sha256
+    if (info.status != pb.ARTIFACT_STATUS_COLLECTED or info.size_bytes < 0 or len(sha) != 64
+            or any(c not in "0123456789abcdef" for c in sha)):
+        raise _data_loss(info.path, f"the server announced no collected artifact ({info})")
+
+
+def _data_loss(path: str, why: str) -> CrucibleError:
+    return CrucibleError(grpc.StatusCode.DATA_LOSS, f"artifact {path}: {why}")
 
 
 def _state(value: Union[State, int, str]) -> int:
@@ -516,3 +673,12 @@ class Task:
     def cancel(self, reason: str = "") -> pb.Task:
         """Cancels the task; returns it as recorded."""
         return self.client.cancel(self.id, reason)
+
+    def get_artifact(self, path: str, attempt: int = 0) -> bytes:
+        """client.get_artifact(task.id, path, attempt)."""
+        return self.client.get_artifact(self.id, path, attempt)
+
+    def download_artifacts(self, out_dir: Union[str, "os.PathLike[str]"],
+                           attempt: int = 0) -> list[pathlib.Path]:
+        """client.download_artifacts(task.id, out_dir, attempt)."""
+        return self.client.download_artifacts(self.id, out_dir, attempt)
