@@ -181,7 +181,8 @@ absl::Status SubmitFlag(const Flag& flag, SubmitArgs& s) {
       !flag.Is("--tmpfs") && !flag.Is("--max-output") &&
       !flag.Is("--priority") && !flag.Is("--attempts") &&
       !flag.Is("--request-id") && !flag.Is("--from-file") &&
-      !flag.Is("--file") && !flag.Is("--artifact") && !flag.Is("--scratch")) {
+      !flag.Is("--file") && !flag.Is("--artifact") && !flag.Is("--scratch") &&
+      !flag.Is("--out")) {
     return Usage(absl::StrCat("unknown flag ", flag.name, " for submit"));
   }
   ASSIGN_OR_RETURN(std::string v, flag.Value());
@@ -229,6 +230,9 @@ absl::Status SubmitFlag(const Flag& flag, SubmitArgs& s) {
     s.artifacts.push_back(v);
   } else if (flag.Is("--scratch")) {
     ASSIGN_OR_RETURN(s.scratch_bytes, ParseMemory(v));
+  } else if (flag.Is("--out")) {
+    if (v.empty()) return Usage("--out needs a directory");
+    s.out_dir = v;
   } else {
     s.request_id = v;
   }
@@ -298,6 +302,20 @@ absl::Status LogsFlag(const Flag& flag, LogsArgs& l) {
   return absl::OkStatus();
 }
 
+absl::Status ArtifactsFlag(const Flag& flag, ArtifactsArgs& a) {
+  if (!flag.Is("--out") && !flag.Is("--attempt")) {
+    return Usage(absl::StrCat("unknown flag ", flag.name, " for artifacts"));
+  }
+  ASSIGN_OR_RETURN(std::string v, flag.Value());
+  if (flag.Is("--out")) {
+    if (v.empty()) return Usage("--out needs a directory");
+    a.out_dir = v;
+  } else {
+    ASSIGN_OR_RETURN(a.attempt, ParseCount<int32_t>(flag.name, v, 1));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status TokenFlag(const Flag& flag, TokenArgs& t) {
   ASSIGN_OR_RETURN(std::string v, flag.Value());
   if (flag.Is("--name")) {
@@ -335,6 +353,8 @@ absl::Status CommandFlag(const Flag& flag, Command command, Args& args) {
       return LogsFlag(flag, args.logs);
     case Command::kToken:
       return TokenFlag(flag, args.token);
+    case Command::kArtifacts:
+      return ArtifactsFlag(flag, args.artifacts);
     case Command::kHealth:
       if (flag.Is("--service")) {
         ASSIGN_OR_RETURN(args.health.service, flag.Value());
@@ -353,11 +373,11 @@ bool IsFlag(const std::string& word) {
 
 absl::StatusOr<Command> ParseCommandName(const std::string& word) {
   static const std::pair<const char*, Command> kNames[] = {
-      {"submit", Command::kSubmit}, {"get", Command::kGet},
-      {"list", Command::kList},     {"cancel", Command::kCancel},
-      {"logs", Command::kLogs},     {"watch", Command::kWatch},
-      {"health", Command::kHealth}, {"token", Command::kToken},
-      {"help", Command::kHelp}};
+      {"submit", Command::kSubmit},       {"get", Command::kGet},
+      {"list", Command::kList},           {"cancel", Command::kCancel},
+      {"logs", Command::kLogs},           {"watch", Command::kWatch},
+      {"health", Command::kHealth},       {"token", Command::kToken},
+      {"artifacts", Command::kArtifacts}, {"help", Command::kHelp}};
   for (const auto& [name, command] : kNames) {
     if (word == name) return command;
   }
@@ -384,7 +404,24 @@ absl::Status Validate(const std::vector<std::string>& positional,
         return Usage(
             "--cancel-on-interrupt needs a followed task, not --detach");
       }
+      if (!args.submit.out_dir.empty()) {
+        if (args.submit.artifacts.empty()) {
+          return Usage("--out writes the task's artifacts: give --artifact");
+        }
+        if (args.submit.detach) {
+          return Usage(
+              "--out needs a followed task, not --detach (then: crucible "
+              "artifacts ID --out DIR)");
+        }
+      }
       return absl::OkStatus();
+    case Command::kArtifacts:
+      if (args.artifacts.attempt != 0 && args.artifacts.out_dir.empty()) {
+        return Usage(
+            "--attempt goes with --out (the task's result lists the artifacts "
+            "of its latest attempt)");
+      }
+      [[fallthrough]];
     case Command::kGet:
     case Command::kCancel:
     case Command::kLogs:

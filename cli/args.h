@@ -26,7 +26,8 @@ enum class Command {
   kLogs,
   kWatch,
   kHealth,
-  kToken
+  kToken,
+  kArtifacts
 };
 enum class OutputFormat { kText, kJson };
 
@@ -67,6 +68,9 @@ struct SubmitArgs {
   std::vector<std::string> artifacts;
   // --scratch SIZE: size of the scratch working directory.
   int64_t scratch_bytes = 0;
+  // --out DIR: once the task has ended, its collected artifacts are written
+  // under DIR (as `crucible artifacts ID --out DIR` does). Needs --artifact.
+  std::string out_dir;
   std::optional<absl::Duration> timeout;
   int64_t memory_bytes = 0;
   int64_t cpu_millis = 0;
@@ -118,6 +122,15 @@ struct LogsArgs {
   int32_t attempt = 0;  // 0: the latest
 };
 
+// `crucible artifacts ID [--out DIR] [--attempt N]`.
+struct ArtifactsArgs {
+  // Where to write the collected artifacts; empty: only list them.
+  std::string out_dir;
+  // The attempt whose bytes to fetch; 0: the latest that has each. Only
+  // with out_dir (a task's result lists its latest attempt's artifacts).
+  int32_t attempt = 0;
+};
+
 // `crucible token create|list|revoke` (admins only).
 struct TokenArgs {
   enum class Action { kCreate, kList, kRevoke };
@@ -141,8 +154,9 @@ struct Args {
   Command command = Command::kHelp;
   ConnectionArgs connection;
   OutputFormat output = OutputFormat::kText;
-  std::string task_id;  // get, cancel, logs, watch
+  std::string task_id;  // get, cancel, logs, watch, artifacts
   SubmitArgs submit;
+  ArtifactsArgs artifacts;
   ListArgs list;
   CancelArgs cancel;
   LogsArgs logs;

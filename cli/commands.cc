@@ -41,6 +41,8 @@ int Commands::Run(const Args& args) {
       return Health(args);
     case Command::kToken:
       return Token(args);
+    case Command::kArtifacts:
+      return Artifacts(args);
     case Command::kHelp:
       output_.Out(HelpText());
       return kExitOk;

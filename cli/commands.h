@@ -48,7 +48,8 @@ class Commands {
   int Logs(const Args& args);
   int Watch(const Args& args);
   int Health(const Args& args);
-  int Token(const Args& args);  // tokens.cc
+  int Token(const Args& args);      // tokens.cc
+  int Artifacts(const Args& args);  // artifacts.cc
 
   // submit --from-file: the file's tasks with BatchCreateTasks, their ids
   // printed in order, each bad line said on stderr (batch_submit.cc).
@@ -57,6 +58,30 @@ class Commands {
   int Follow(const Args& args, const std::string& task_id);
   // Ctrl-C while following `task_id`: cancel (and wait) or leave it running.
   int OnInterrupt(const SubmitArgs& submit, const std::string& task_id);
+  // Writes every COLLECTED artifact of `task`'s result under `dir`, each
+  // fetched from `attempt` (0: the latest attempt that has it), and says on
+  // stderr which were not collected. Each file written is reported on
+  // stdout as its local path (`on_stdout`, -o json: its ArtifactInfo and
+  // "file"), or else on stderr as "crucible: wrote ...". A failed download
+  // is said and the others are still tried. Returns 0 if every collected
+  // artifact was written, else the exit code of the first failure (75 on
+  // Ctrl-C, which stops at once) (artifacts.cc).
+  int DownloadArtifacts(const Task& task, const std::string& dir,
+                        int32_t attempt, OutputFormat format, bool on_stdout);
+  // One artifact through GetArtifact into DIR/PATH (see ArtifactFile); the
+  // stream is opened again, from the start, after an UNAVAILABLE, up to
+  // kArtifactAttempts. Returns the announced info; `written` is DIR/PATH.
+  absl::StatusOr<crucible::v1::ArtifactInfo> DownloadArtifact(
+      const std::string& task_id, const std::string& path, int32_t attempt,
+      const std::string& dir, std::string* written);
+  // Attempts of GetArtifact on UNAVAILABLE, the backoff between them, and
+  // the deadline of one (an artifact is at most 256 MiB).
+  static constexpr int kArtifactAttempts = 4;
+  static constexpr absl::Duration kArtifactInitialBackoff =
+      absl::Milliseconds(250);
+  static constexpr absl::Duration kArtifactMaxBackoff = absl::Seconds(2);
+  static constexpr absl::Duration kArtifactDeadline = absl::Minutes(10);
+
   // The exit code of an ended task, after the line that explains an ending
   // without an exit code (text) or the task itself (json).
   int Ended(const Task& task, OutputFormat format);

@@ -138,34 +138,40 @@ void ClearOutOfRangeTimes(
 std::string Artifacts(const crucible::v1::TaskResult& r) {
   std::vector<std::string> items;
   for (const crucible::v1::ArtifactInfo& a : r.artifacts()) {
-    std::string item = absl::StrCat(a.path(), " (");
-    switch (a.status()) {
-      case crucible::v1::ARTIFACT_STATUS_COLLECTED:
-        absl::StrAppend(&item, a.size_bytes(), " bytes)");
-        break;
-      case crucible::v1::ARTIFACT_STATUS_SKIPPED_OVER_LIMIT:
-        absl::StrAppend(&item, a.size_bytes(),
-                        " bytes, skipped: over the limit)");
-        break;
-      case crucible::v1::ARTIFACT_STATUS_NOT_FOUND:
-        absl::StrAppend(&item, "not found)");
-        break;
-      case crucible::v1::ARTIFACT_STATUS_NOT_REGULAR:
-        absl::StrAppend(&item, "skipped: not a regular file)");
-        break;
-      case crucible::v1::ARTIFACT_STATUS_INCOMPLETE:
-        absl::StrAppend(&item, a.size_bytes(),
-                        " bytes, lost: did not all reach the server)");
-        break;
-      default:
-        absl::StrAppend(&item, "unknown)");
-    }
-    items.push_back(std::move(item));
+    items.push_back(FormatArtifact(a));
   }
   return absl::StrJoin(items, ", ");
 }
 
 }  // namespace
+
+std::string FormatArtifact(const crucible::v1::ArtifactInfo& a, bool sha256) {
+  std::string item = absl::StrCat(a.path(), " (");
+  switch (a.status()) {
+    case crucible::v1::ARTIFACT_STATUS_COLLECTED:
+      absl::StrAppend(&item, a.size_bytes(), " bytes");
+      if (sha256) absl::StrAppend(&item, ", sha256 ", a.sha256());
+      absl::StrAppend(&item, ")");
+      break;
+    case crucible::v1::ARTIFACT_STATUS_SKIPPED_OVER_LIMIT:
+      absl::StrAppend(&item, a.size_bytes(),
+                      " bytes, skipped: over the limit)");
+      break;
+    case crucible::v1::ARTIFACT_STATUS_NOT_FOUND:
+      absl::StrAppend(&item, "not found)");
+      break;
+    case crucible::v1::ARTIFACT_STATUS_NOT_REGULAR:
+      absl::StrAppend(&item, "skipped: not a regular file)");
+      break;
+    case crucible::v1::ARTIFACT_STATUS_INCOMPLETE:
+      absl::StrAppend(&item, a.size_bytes(),
+                      " bytes, lost: did not all reach the server)");
+      break;
+    default:
+      absl::StrAppend(&item, "unknown)");
+  }
+  return item;
+}
 
 std::string FormatAge(absl::Duration age) {
   if (age < absl::ZeroDuration()) age = absl::ZeroDuration();

@@ -21,6 +21,14 @@ std::string FormatTable(const std::vector<crucible::v1::Task>& tasks,
                         absl::Time now, bool header = true,
                         bool tenant_column = false);
 
+// One artifact as `get` and `artifacts` show it: "out/a.json (12 bytes)",
+// "big.bin (9000000 bytes, skipped: over the limit)", "report.txt (not
+// found)", "out/dir (skipped: not a regular file)"; with `sha256`, a
+// collected one's checksum too: "out/a.json (12 bytes, sha256 9f86...)".
+// Pure.
+std::string FormatArtifact(const crucible::v1::ArtifactInfo& artifact,
+                           bool sha256 = false);
+
 // "5s", "3m", "2h", "4d".
 std::string FormatAge(absl::Duration age);
 

@@ -28,6 +28,11 @@ Commands:
                                  * ? [...] match within one name)
         --scratch SIZE           size of the scratch working directory that
                                  --file and --artifact use
+        --out DIR                once the task has ended, write its collected
+                                 artifacts under DIR, as artifacts --out does
+                                 (needs --artifact; each file written is said
+                                 on stderr; the task's exit code wins over a
+                                 failed download's)
         --timeout DUR            wall-clock limit of an attempt: 30s, 5m, 1h30m
         --memory SIZE            memory limit: 64Mi, 1Gi, 500M
         --cpu CPUS               CPU limit in cores: 0.5, 2, 250m
@@ -60,6 +65,24 @@ Commands:
       made the first time and makes only the missing ones; to run a suite
       again as new tasks, give a new --request-id RUN.
   get ID                 shows one task
+  artifacts ID [--out DIR [--attempt N]]
+                         lists what became of each artifact of the task's
+                         latest ended attempt: its size and SHA-256 if
+                         collected, else why not. --out DIR fetches every
+                         collected one (GetArtifact) into DIR/PATH, making
+                         directories and replacing files already there, and
+                         prints each file written; the bytes are checked
+                         against the size and SHA-256 the server announced
+                         and a mismatch is an error that leaves no file. A
+                         path that is absolute or has an empty, . or .. name
+                         is refused whatever the server says. Artifacts that
+                         were not collected (over the limit, not found, not
+                         a regular file, lost on the way to the server) are
+                         said on stderr and do not change the exit code: 0
+                         once every collected one is written. --attempt N
+                         fetches them from attempt N. -o json: one
+                         ArtifactInfo per line (with --out, of each file
+                         written, its local path as "file").
   list [--state S] [--label k=v] [--limit N] [--page-token T] [--watch]
        [--all-tenants]
                          lists your tenant's tasks (every tenant's with
@@ -122,7 +145,8 @@ Exit codes:
   69    infrastructure: the server is unavailable or did not answer in time,
         or the task FAILED because Crucible itself failed (worker lost, engine
         unavailable) after its retries
-  75    Ctrl-C stopped following; the task keeps running
+  75    Ctrl-C stopped following (the task keeps running) or fetching
+        artifacts
   124   the task TIMED_OUT
   125   the task FAILED without an exit code of its own (out of memory,
         output limit, refused by the executor)

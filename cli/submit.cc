@@ -201,7 +201,15 @@ int Commands::Follow(const Args& args, const std::string& id) {
   absl::StatusOr<Task> task = WaitForEnd(id, /*if_interrupted=*/true);
   if (Interrupted()) return OnInterrupt(args.submit, id);
   if (!task.ok()) return Fail(task.status());
-  return Ended(*task, args.output);
+  const int code = Ended(*task, args.output);
+  // --out: the artifacts of whatever attempt ended last, whatever its end
+  // (a failed test run's reports are wanted most). The task's own exit code
+  // wins over a failed download's, which is said on stderr.
+  if (args.submit.out_dir.empty() || !task->has_result()) return code;
+  const int fetched =
+      DownloadArtifacts(*task, args.submit.out_dir, /*attempt=*/0, args.output,
+                        /*on_stdout=*/false);
+  return code != kExitOk ? code : fetched;
 }
 
 int Commands::OnInterrupt(const SubmitArgs& submit, const std::string& id) {

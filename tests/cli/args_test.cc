@@ -230,6 +230,26 @@ TEST(ParseValuesTest, Cpu) {
   EXPECT_FALSE(ParseCpu("fast").ok());
 }
 
+TEST(ParseArgsTest, ArtifactsAndSubmitOut) {
+  absl::StatusOr<Args> a = Parse({"artifacts", "t1"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->command, Command::kArtifacts);
+  EXPECT_EQ(a->task_id, "t1");
+  EXPECT_EQ(a->artifacts.out_dir, "");
+  EXPECT_EQ(a->artifacts.attempt, 0);
+  a = Parse({"artifacts", "--out=res", "t1", "--attempt", "2", "-o", "json"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->task_id, "t1");
+  EXPECT_EQ(a->artifacts.out_dir, "res");
+  EXPECT_EQ(a->artifacts.attempt, 2);
+  EXPECT_EQ(a->output, OutputFormat::kJson);
+  a = Parse({"submit", "--image", "i", "--artifact", "out/*", "--out", "res",
+             "--", "true"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->submit.out_dir, "res");
+  EXPECT_THAT(a->submit.artifacts, ElementsAre("out/*"));
+}
+
 TEST(ParseArgsTest, HelpWinsAndNoCommandIsHelp) {
   EXPECT_EQ(Parse({})->command, Command::kHelp);
   EXPECT_EQ(Parse({"--help"})->command, Command::kHelp);
@@ -254,6 +274,17 @@ TEST(ParseArgsTest, UsageErrors) {
            {"submit", "--image", "i", "--artifact=", "true"},
            {"submit", "--image", "i", "--scratch", "big", "true"},
            {"submit", "--from-file", "f", "--artifact", "a"},
+           {"submit", "--image", "i", "--out", "d", "true"},  // no --artifact
+           {"submit", "--image", "i", "--artifact", "a", "--out=", "true"},
+           {"submit", "--image", "i", "-d", "--artifact", "a", "--out", "d",
+            "true"},
+           {"submit", "--from-file", "f", "--out", "d"},
+           {"artifacts"},
+           {"artifacts", "a", "b"},
+           {"artifacts", "t", "--attempt", "2"},  // no --out
+           {"artifacts", "t", "--out", "d", "--attempt", "0"},
+           {"artifacts", "t", "--out="},
+           {"artifacts", "t", "--follow"},
            {"get"},
            {"get", "a", "b"},
            {"list", "--state", "sleeping"},
@@ -306,6 +337,8 @@ TEST(HelpTextTest, ListsCommandsAndExitCodes) {
                            "cancel ID",
                            "logs ID",
                            "watch ID",
+                           "artifacts ID",
+                           "--out DIR",
                            "health",
                            "124",
                            "125",

@@ -1,13 +1,18 @@
 // Runs the built `crucible` binary against an in-process fake TaskService
 // (real gRPC on 127.0.0.1, ephemeral port).
 #include <grpcpp/grpcpp.h>
+#include <openssl/evp.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "crucible/v1/task_service.grpc.pb.h"
@@ -22,8 +27,35 @@ using crucible::v1::Task;
 using testing::HasSubstr;
 using testing::StartsWith;
 
+// Lowercase hex SHA-256 of `data` (OpenSSL, in one go).
+std::string Sha256Hex(absl::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr);
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(md), n));
+}
+
+// An artifact as GetArtifact serves it: `info`, then `chunks` in order.
+struct FakeArtifact {
+  crucible::v1::ArtifactInfo info;
+  std::vector<std::string> chunks;
+};
+
+// The info of a collected artifact of these bytes.
+crucible::v1::ArtifactInfo Collected(const std::string& path,
+                                     const std::string& bytes) {
+  crucible::v1::ArtifactInfo info;
+  info.set_path(path);
+  info.set_status(crucible::v1::ARTIFACT_STATUS_COLLECTED);
+  info.set_size_bytes(static_cast<int64_t>(bytes.size()));
+  info.set_sha256(Sha256Hex(bytes));
+  return info;
+}
+
 // Serves one task: CreateTask returns it, StreamTaskOutput replays
-// `chunks`, GetTask returns `final`. Thread-safe.
+// `chunks`, GetTask returns `final`, GetArtifact serves `artifacts`.
+// Thread-safe.
 class FakeTasks final : public crucible::v1::TaskService::Service {
  public:
   grpc::Status CreateTask(grpc::ServerContext*,
@@ -85,6 +117,52 @@ class FakeTasks final : public crucible::v1::TaskService::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status GetArtifact(
+      grpc::ServerContext*, const crucible::v1::GetArtifactRequest* request,
+      grpc::ServerWriter<crucible::v1::GetArtifactResponse>* writer) override {
+    FakeArtifact artifact;
+    {
+      absl::MutexLock lock(&mu_);
+      artifact_requests_.push_back(*request);
+      if (artifact_outages_ > 0) {
+        --artifact_outages_;
+        return grpc::Status(grpc::UNAVAILABLE, "try again");
+      }
+      auto it = artifacts_.find(request->path());
+      if (request->task_id() != final_.id() || it == artifacts_.end())
+        return grpc::Status(grpc::NOT_FOUND, "no such artifact");
+      artifact = it->second;
+    }
+    crucible::v1::GetArtifactResponse response;
+    *response.mutable_info() = artifact.info;
+    writer->Write(response);
+    int64_t offset = 0;
+    for (const std::string& data : artifact.chunks) {
+      response.Clear();
+      response.mutable_chunk()->set_path(artifact.info.path());
+      response.mutable_chunk()->set_offset(offset);
+      response.mutable_chunk()->set_data(data);
+      offset += static_cast<int64_t>(data.size());
+      writer->Write(response);
+    }
+    return grpc::Status::OK;
+  }
+
+  void AddArtifact(FakeArtifact artifact) {
+    absl::MutexLock lock(&mu_);
+    std::string path = artifact.info.path();
+    artifacts_[path] = std::move(artifact);
+  }
+  // The next `n` GetArtifact calls fail UNAVAILABLE.
+  void set_artifact_outages(int n) {
+    absl::MutexLock lock(&mu_);
+    artifact_outages_ = n;
+  }
+  std::vector<crucible::v1::GetArtifactRequest> artifact_requests() {
+    absl::MutexLock lock(&mu_);
+    return artifact_requests_;
+  }
+
   void AddChunk(crucible::v1::OutputStream stream, const std::string& data) {
     absl::MutexLock lock(&mu_);
     crucible::v1::OutputChunk c;
@@ -124,6 +202,10 @@ class FakeTasks final : public crucible::v1::TaskService::Service {
   grpc::Status lost_answer_status_ ABSL_GUARDED_BY(mu_);
   std::vector<crucible::v1::CreateTaskRequest> created_ ABSL_GUARDED_BY(mu_);
   std::string last_authorization_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, FakeArtifact> artifacts_ ABSL_GUARDED_BY(mu_);
+  int artifact_outages_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<crucible::v1::GetArtifactRequest> artifact_requests_
+      ABSL_GUARDED_BY(mu_);
 };
 
 Task Final(crucible::v1::TaskState state,
@@ -365,6 +447,186 @@ TEST_F(CliBinaryTest, ListPrintsATable) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, StartsWith("ID "));
   EXPECT_THAT(r.out, HasSubstr("task-1  SUCCEEDED  0 "));
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A task that ended with three artifacts asked for: out/a.txt collected
+// (served in two chunks), big.bin over the limit, missing.txt not found.
+Task TaskWithArtifacts(const std::string& a_txt) {
+  Task t = Final(crucible::v1::TASK_STATE_SUCCEEDED,
+                 crucible::v1::TERMINATION_REASON_EXITED, 0);
+  t.mutable_spec()->add_artifacts("out/*");
+  t.mutable_spec()->add_artifacts("big.bin");
+  t.mutable_spec()->add_artifacts("missing.txt");
+  crucible::v1::TaskResult* r = t.mutable_result();
+  *r->add_artifacts() = Collected("out/a.txt", a_txt);
+  crucible::v1::ArtifactInfo* big = r->add_artifacts();
+  big->set_path("big.bin");
+  big->set_status(crucible::v1::ARTIFACT_STATUS_SKIPPED_OVER_LIMIT);
+  big->set_size_bytes(9000000);
+  crucible::v1::ArtifactInfo* missing = r->add_artifacts();
+  missing->set_path("missing.txt");
+  missing->set_status(crucible::v1::ARTIFACT_STATUS_NOT_FOUND);
+  return t;
+}
+
+TEST_F(CliBinaryTest, ArtifactsListsWhatBecameOfEachWithItsChecksum) {
+  tasks_.set_final(TaskWithArtifacts("hello\n"));
+  testing_util::CommandResult r =
+      Crucible({"--server", address_, "artifacts", "task-1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            absl::StrCat("out/a.txt (6 bytes, sha256 ", Sha256Hex("hello\n"),
+                         ")\n"
+                         "big.bin (9000000 bytes, skipped: over the "
+                         "limit)\n"
+                         "missing.txt (not found)\n"));
+  EXPECT_EQ(r.err, "");
+  r = Crucible({"--server", address_, "-o", "json", "artifacts", "task-1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("{\"path\":\"out/a.txt\",\"status\":"
+                                "\"ARTIFACT_STATUS_COLLECTED\",\"sizeBytes\":"
+                                "\"6\",\"sha256\":\""));
+  EXPECT_TRUE(tasks_.artifact_requests().empty());
+
+  // A task that asked for none, or whose attempt has not ended.
+  tasks_.set_final(Final(crucible::v1::TASK_STATE_SUCCEEDED,
+                         crucible::v1::TERMINATION_REASON_EXITED, 0));
+  r = Crucible({"--server", address_, "artifacts", "task-1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_THAT(r.err, HasSubstr("asked for no artifacts"));
+  Task running = TaskWithArtifacts("x");
+  running.set_state(crucible::v1::TASK_STATE_RUNNING);
+  running.clear_result();
+  tasks_.set_final(running);
+  r = Crucible({"--server", address_, "artifacts", "task-1", "--out",
+                ::testing::TempDir() + "/never"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, StartsWith("crucible: FAILED_PRECONDITION: task task-1 "
+                                "is RUNNING"));
+  EXPECT_FALSE(std::filesystem::exists(::testing::TempDir() + "/never"));
+}
+
+// --out writes each collected artifact under DIR (the chunks in order),
+// prints its path, says on stderr which were not collected and exits 0;
+// --attempt is passed on; an outage is retried.
+TEST_F(CliBinaryTest, ArtifactsOutWritesTheCollectedOnesAndWarnsOfTheRest) {
+  const std::string bytes = std::string(100000, 'a') + "tail";
+  tasks_.set_final(TaskWithArtifacts(bytes));
+  tasks_.AddArtifact({Collected("out/a.txt", bytes),
+                      {bytes.substr(0, 65536), bytes.substr(65536)}});
+  tasks_.set_artifact_outages(1);
+  const std::string dir = ::testing::TempDir() + "/cli-artifacts-out";
+  std::filesystem::remove_all(dir);
+  testing_util::CommandResult r =
+      Crucible({"--server", address_, "artifacts", "task-1", "--out", dir,
+                "--attempt", "2"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, dir + "/out/a.txt\n");
+  EXPECT_EQ(r.err,
+            "crucible: not collected: big.bin (9000000 bytes, skipped: over "
+            "the limit)\n"
+            "crucible: not collected: missing.txt (not found)\n");
+  EXPECT_EQ(ReadAll(dir + "/out/a.txt"), bytes);
+  std::vector<crucible::v1::GetArtifactRequest> asked =
+      tasks_.artifact_requests();
+  ASSERT_EQ(asked.size(), 2u);  // the outage, then the download
+  for (const auto& request : asked) {
+    EXPECT_EQ(request.task_id(), "task-1");
+    EXPECT_EQ(request.path(), "out/a.txt");
+    EXPECT_EQ(request.attempt(), 2);
+  }
+
+  r = Crucible({"--server", address_, "-o", "json", "artifacts", "task-1",
+                "--out", dir});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"path\":\"out/a.txt\""));
+  EXPECT_THAT(r.out, HasSubstr("\"file\":\"" + dir + "/out/a.txt\"}\n"));
+  EXPECT_EQ(tasks_.artifact_requests().back().attempt(), 0);
+}
+
+// Bytes that do not match the announced SHA-256 or size, a path out of
+// DIR, an artifact the server does not have: each an error, no file left,
+// the others still written, exit 1.
+TEST_F(CliBinaryTest, ArtifactsOutRefusesBadBytesAndPathsAndLeavesNoFile) {
+  Task t = TaskWithArtifacts("good\n");
+  for (const char* path :
+       {"sha.bin", "short.bin", "gone.bin", "../evil", "/tmp/evil"}) {
+    *t.mutable_result()->add_artifacts() = Collected(path, "right");
+  }
+  tasks_.set_final(t);
+  tasks_.AddArtifact({Collected("out/a.txt", "good\n"), {"go", "od\n"}});
+  tasks_.AddArtifact({Collected("sha.bin", "right"), {"wrong"}});
+  tasks_.AddArtifact({Collected("short.bin", "right"), {"righ"}});
+  tasks_.AddArtifact({Collected("../evil", "right"), {"right"}});
+  tasks_.AddArtifact({Collected("/tmp/evil", "right"), {"right"}});
+  const std::string parent = ::testing::TempDir() + "/cli-artifacts-bad";
+  std::filesystem::remove_all(parent);
+  const std::string dir = parent + "/out-dir";
+  testing_util::CommandResult r =
+      Crucible({"--server", address_, "artifacts", "task-1", "--out", dir});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.out, dir + "/out/a.txt\n");
+  EXPECT_EQ(ReadAll(dir + "/out/a.txt"), "good\n");
+  EXPECT_THAT(r.err, HasSubstr("crucible: DATA_LOSS: artifact sha.bin: "));
+  EXPECT_THAT(r.err, HasSubstr("crucible: DATA_LOSS: artifact short.bin: "));
+  EXPECT_THAT(r.err,
+              HasSubstr("crucible: NOT_FOUND: artifact gone.bin: no such"));
+  EXPECT_THAT(r.err, HasSubstr("crucible: INVALID_ARGUMENT: artifact path "
+                               "\"../evil\" has an empty"));
+  EXPECT_THAT(r.err, HasSubstr("crucible: INVALID_ARGUMENT: artifact path "
+                               "\"/tmp/evil\" is absolute"));
+  // Only out/a.txt under DIR, nothing beside it; the refused paths were
+  // never asked for.
+  std::vector<std::string> tree;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(parent))
+    tree.push_back(std::filesystem::relative(e.path(), parent).string());
+  std::sort(tree.begin(), tree.end());
+  EXPECT_THAT(tree, testing::ElementsAre("out-dir", "out-dir/out",
+                                         "out-dir/out/a.txt"));
+  for (const auto& request : tasks_.artifact_requests()) {
+    EXPECT_THAT(request.path(), testing::Not(HasSubstr("evil")));
+  }
+}
+
+// submit --out: once the task has ended, its artifacts are written; the
+// files written are said on stderr (stdout is the task's); the task's exit
+// code wins.
+TEST_F(CliBinaryTest, SubmitOutFetchesTheArtifactsOnceTheTaskHasEnded) {
+  Task t = TaskWithArtifacts("report\n");
+  t.set_state(crucible::v1::TASK_STATE_FAILED);
+  t.mutable_result()->set_exit_code(3);
+  tasks_.set_final(t);
+  tasks_.AddChunk(crucible::v1::OUTPUT_STREAM_STDOUT, "hi\n");
+  tasks_.AddArtifact({Collected("out/a.txt", "report\n"), {"report\n"}});
+  const std::string dir = ::testing::TempDir() + "/cli-submit-out";
+  std::filesystem::remove_all(dir);
+  testing_util::CommandResult r =
+      Crucible({"--server", address_, "submit", "--image", "busybox",
+                "--artifact", "out/*", "--out", dir, "--", "true"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(r.out, "hi\n");
+  EXPECT_THAT(r.err,
+              HasSubstr("crucible: wrote " + dir + "/out/a.txt (7 bytes)\n"));
+  EXPECT_THAT(r.err, HasSubstr("crucible: not collected: missing.txt"));
+  EXPECT_EQ(ReadAll(dir + "/out/a.txt"), "report\n");
+
+  // A download that fails makes a succeeded task's submit exit 1.
+  t.set_state(crucible::v1::TASK_STATE_SUCCEEDED);
+  t.mutable_result()->set_exit_code(0);
+  *t.mutable_result()->add_artifacts() = Collected("gone.bin", "x");
+  tasks_.set_final(t);
+  r = Crucible({"--server", address_, "submit", "--image", "busybox",
+                "--artifact", "out/*", "--out", dir, "--", "true"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("crucible: NOT_FOUND: artifact gone.bin"));
 }
 
 TEST(CliBinaryNoServerTest, UnavailableServerExits69) {

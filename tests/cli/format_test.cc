@@ -124,6 +124,25 @@ TEST(FormatTaskTest, FilesAndWhatBecameOfEachArtifact) {
                         "found), out/dir (skipped: not a regular file)\n"));
 }
 
+TEST(FormatArtifactTest, AsGetShowsItWithTheChecksumOnRequest) {
+  crucible::v1::ArtifactInfo a;
+  a.set_path("out/a.json");
+  a.set_status(crucible::v1::ARTIFACT_STATUS_COLLECTED);
+  a.set_size_bytes(12);
+  a.set_sha256(std::string(64, 'f'));
+  EXPECT_EQ(FormatArtifact(a), "out/a.json (12 bytes)");
+  EXPECT_EQ(FormatArtifact(a, /*sha256=*/true),
+            "out/a.json (12 bytes, sha256 " + std::string(64, 'f') + ")");
+  a.set_status(crucible::v1::ARTIFACT_STATUS_NOT_FOUND);
+  a.set_size_bytes(0);
+  a.clear_sha256();
+  EXPECT_EQ(FormatArtifact(a, /*sha256=*/true), "out/a.json (not found)");
+  a.set_status(crucible::v1::ARTIFACT_STATUS_INCOMPLETE);
+  a.set_size_bytes(5);
+  EXPECT_EQ(FormatArtifact(a, /*sha256=*/true),
+            "out/a.json (5 bytes, lost: did not all reach the server)");
+}
+
 std::string Contents(FILE* f) {
   std::string out;
   rewind(f);
