@@ -1,17 +1,16 @@
 #include "executor/runner/scratch_area.h"
 
 #include <fnmatch.h>
-#include <openssl/evp.h>
 
 #include <set>
 #include <string>
 #include <vector>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/sha256.h"
 #include "executor/runner/tar.h"
 #include "glog/logging.h"
 
@@ -19,14 +18,6 @@ namespace runner {
 namespace {
 
 constexpr size_t kChunkBytes = 64 * 1024;
-
-std::string Sha256Hex(absl::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(md), n));
-}
 
 bool IsPattern(absl::string_view p) {
   return p.find_first_of("*?[") != absl::string_view::npos;
@@ -111,7 +102,7 @@ void CollectArtifacts(docker::Engine& engine, const policy::ContainerPlan& plan,
       }
       kept += e->size;
       info->set_status(crucible::v1::ARTIFACT_STATUS_COLLECTED);
-      info->set_sha256(Sha256Hex(e->content));
+      info->set_sha256(common::Sha256Hex(e->content));
       for (size_t off = 0; off < e->content.size() || off == 0;
            off += kChunkBytes) {
         crucible::v1::ArtifactChunk chunk;
