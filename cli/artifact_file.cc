@@ -1,7 +1,6 @@
 #include "cli/artifact_file.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -58,10 +57,6 @@ absl::Status WriteAll(int fd, absl::string_view data) {
 
 }  // namespace
 
-void ArtifactFile::FreeDigest::operator()(EVP_MD_CTX* ctx) const {
-  EVP_MD_CTX_free(ctx);
-}
-
 absl::Status CheckArtifactPath(absl::string_view path) {
   if (path.empty()) return Refused(path, "is empty");
   if (path.find('\0') != absl::string_view::npos) {
@@ -90,11 +85,6 @@ absl::StatusOr<std::unique_ptr<ArtifactFile>> ArtifactFile::Create(
                      info.size_bytes(), " bytes, sha256 \"",
                      absl::CHexEscape(info.sha256()), "\")"));
   }
-  Digest sha256(EVP_MD_CTX_new());
-  if (sha256 == nullptr ||
-      EVP_DigestInit_ex(sha256.get(), EVP_sha256(), nullptr) != 1) {
-    return absl::InternalError("OpenSSL: cannot start a SHA-256");
-  }
   const std::filesystem::path final_path =
       std::filesystem::path(dir) / info.path();
   const std::filesystem::path parent = final_path.parent_path();
@@ -113,8 +103,8 @@ absl::StatusOr<std::unique_ptr<ArtifactFile>> ArtifactFile::Create(
     const int fd =
         open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd >= 0) {
-      return std::unique_ptr<ArtifactFile>(new ArtifactFile(
-          info, final_path.string(), temp, fd, std::move(sha256)));
+      return std::unique_ptr<ArtifactFile>(
+          new ArtifactFile(info, final_path.string(), temp, fd));
     }
     if (errno != EEXIST || tries >= 10) {
       return absl::ErrnoToStatus(
@@ -160,10 +150,7 @@ absl::Status ArtifactFile::Append(const crucible::v1::ArtifactChunk& chunk) {
                         absl::StrCat("artifact ", info_.path(), ": writing ",
                                      temp_path_, ": ", wrote.message()));
   }
-  if (EVP_DigestUpdate(sha256_.get(), chunk.data().data(),
-                       chunk.data().size()) != 1) {
-    return absl::InternalError("OpenSSL: SHA-256 update failed");
-  }
+  sha256_.Update(chunk.data());
   written_ += static_cast<int64_t>(chunk.data().size());
   return absl::OkStatus();
 }
@@ -173,14 +160,7 @@ absl::Status ArtifactFile::Commit() {
     return absl::FailedPreconditionError(
         absl::StrCat("artifact ", info_.path(), " is no longer being written"));
   }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int md_size = 0;
-  if (EVP_DigestFinal_ex(sha256_.get(), md, &md_size) != 1) {
-    Discard();
-    return absl::InternalError("OpenSSL: SHA-256 final failed");
-  }
-  const std::string sha256 = absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(md), md_size));
+  const std::string sha256 = sha256_.HexDigest();
   if (written_ != info_.size_bytes() || sha256 != info_.sha256()) {
     Discard();
     return absl::DataLossError(

@@ -9,9 +9,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/sha256.h"
 #include "crucible/v1/task.pb.h"
-
-typedef struct evp_md_ctx_st EVP_MD_CTX;
 
 namespace cli {
 
@@ -55,18 +54,12 @@ class ArtifactFile {
   const crucible::v1::ArtifactInfo& info() const { return info_; }
 
  private:
-  struct FreeDigest {
-    void operator()(EVP_MD_CTX* ctx) const;
-  };
-  using Digest = std::unique_ptr<EVP_MD_CTX, FreeDigest>;
-
   ArtifactFile(crucible::v1::ArtifactInfo info, std::string path,
-               std::string temp_path, int fd, Digest sha256)
+               std::string temp_path, int fd)
       : info_(std::move(info)),
         path_(std::move(path)),
         temp_path_(std::move(temp_path)),
-        fd_(fd),
-        sha256_(std::move(sha256)) {}
+        fd_(fd) {}
   // Closes the file and removes it.
   void Discard();
 
@@ -76,8 +69,8 @@ class ArtifactFile {
   int fd_;  // -1 once closed
   bool committed_ = false;
   int64_t written_ = 0;
-  // SHA-256 (OpenSSL EVP) of the bytes written, fed as they come.
-  Digest sha256_;
+  // SHA-256 of the bytes written, fed as they come.
+  common::Sha256 sha256_;
 };
 
 }  // namespace cli

@@ -1,6 +1,5 @@
 #include "cli/artifact_file.h"
 
-#include <openssl/evp.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -10,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/escaping.h"
+#include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -20,14 +19,7 @@ namespace {
 using crucible::v1::ArtifactChunk;
 using crucible::v1::ArtifactInfo;
 
-// Lowercase hex SHA-256 of `data` (OpenSSL, in one go).
-std::string Sha256Hex(absl::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(md), n));
-}
+using common::Sha256Hex;
 
 ArtifactInfo Info(const std::string& path, const std::string& bytes) {
   ArtifactInfo info;

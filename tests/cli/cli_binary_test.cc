@@ -1,7 +1,6 @@
 // Runs the built `crucible` binary against an in-process fake TaskService
 // (real gRPC on 127.0.0.1, ephemeral port).
 #include <grpcpp/grpcpp.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -12,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/sha256.h"
 #include "crucible/v1/task_service.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -27,14 +26,7 @@ using crucible::v1::Task;
 using testing::HasSubstr;
 using testing::StartsWith;
 
-// Lowercase hex SHA-256 of `data` (OpenSSL, in one go).
-std::string Sha256Hex(absl::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(md), n));
-}
+using common::Sha256Hex;
 
 // An artifact as GetArtifact serves it: `info`, then `chunks` in order.
 struct FakeArtifact {
