@@ -69,6 +69,26 @@ CREATE TABLE crucible_leader (
 ALTER TABLE tasks ADD COLUMN callback_pending BIGINT;
 CREATE INDEX tasks_by_callback ON tasks(seq) WHERE callback_pending = 1;
 )sql",
+    // 3: artifacts: their chunks as they arrive, and a row per artifact
+    // collected whole (only those are read).
+    R"sql(
+CREATE TABLE artifact_chunks (
+  task_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  path TEXT NOT NULL,
+  byte_offset BIGINT NOT NULL,
+  data BYTEA NOT NULL,
+  PRIMARY KEY (task_id, attempt, path, byte_offset)
+);
+CREATE TABLE artifacts (
+  task_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  path TEXT NOT NULL,
+  size_bytes BIGINT NOT NULL,
+  sha256 TEXT NOT NULL,
+  PRIMARY KEY (task_id, path, attempt)
+);
+)sql",
 };
 constexpr int kNumMigrations = sizeof(kMigrations) / sizeof(kMigrations[0]);
 

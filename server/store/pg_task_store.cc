@@ -14,6 +14,7 @@
 namespace server {
 namespace {
 
+using crucible::v1::ArtifactChunk;
 using crucible::v1::OutputChunk;
 using crucible::v1::OutputStream;
 using crucible::v1::Task;
@@ -145,7 +146,8 @@ absl::Status PgTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
   // One pipeline: the transaction, the fence and the whole batch in one
   // round trip.
   std::vector<PgStatement> statements;
-  statements.reserve(batch.rows.size() + batch.outputs.size() + 3);
+  statements.reserve(batch.rows.size() + batch.outputs.size() +
+                     batch.artifact_chunks.size() + batch.artifacts.size() + 3);
   statements.push_back({.sql = "BEGIN"});
   if (fence_.has_value()) {
     // Locks the lease row (a takeover waits for this commit) and fails
@@ -218,6 +220,30 @@ absl::Status PgTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
         .Int64(w->chunk.offset())
         .Int32(static_cast<int32_t>(w->chunk.stream()))
         .Bytes(w->chunk.data());
+  }
+  for (const TaskWrite* w : batch.artifact_chunks) {
+    PgStatement& st = statements.emplace_back();
+    st.sql =
+        "INSERT INTO artifact_chunks (task_id, attempt, path, byte_offset, "
+        "data) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+    st.name = "crucible_insert_artifact_chunk";
+    st.params.Text(w->task_id)
+        .Int32(w->attempt)
+        .Text(w->artifact_chunk.path())
+        .Int64(w->artifact_chunk.offset())
+        .Bytes(w->artifact_chunk.data());
+  }
+  for (const TaskWrite* w : batch.artifacts) {
+    PgStatement& st = statements.emplace_back();
+    st.sql =
+        "INSERT INTO artifacts (task_id, attempt, path, size_bytes, sha256) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+    st.name = "crucible_insert_artifact";
+    st.params.Text(w->task_id)
+        .Int32(w->attempt)
+        .Text(w->artifact.path())
+        .Int64(w->artifact.size_bytes())
+        .Text(w->artifact.sha256());
   }
   statements.push_back({.sql = "COMMIT"});
   absl::Status s = writer_->ExecPipeline(statements);
@@ -386,6 +412,61 @@ absl::StatusOr<std::vector<OutputChunk>> PgTaskStore::ReadOutput(
       });
 }
 
+absl::StatusOr<StoredArtifact> PgTaskStore::FindArtifact(
+    const std::string& task_id, const std::string& path, int32_t attempt) {
+  return Read<StoredArtifact>(
+      [&](PgConnection& c) -> absl::StatusOr<StoredArtifact> {
+        ASSIGN_OR_RETURN(
+            PgResult r,
+            c.Exec("SELECT attempt, size_bytes, sha256 FROM artifacts WHERE "
+                   "task_id = $1 AND path = $2 AND ($3 = 0 OR attempt = $3) "
+                   "ORDER BY attempt DESC LIMIT 1",
+                   PgParams().Text(task_id).Text(path).Int32(attempt)));
+        if (r.rows() == 0) {
+          return absl::NotFoundError(absl::StrCat(
+              "task ", task_id, " has no collected artifact ", path,
+              attempt == 0 ? "" : absl::StrCat(" of attempt ", attempt)));
+        }
+        StoredArtifact found;
+        found.attempt = r.Int32(0, 0);
+        found.info.set_path(path);
+        found.info.set_status(crucible::v1::ARTIFACT_STATUS_COLLECTED);
+        found.info.set_size_bytes(r.Int64(0, 1));
+        found.info.set_sha256(r.Bytes(0, 2));
+        return found;
+      });
+}
+
+absl::StatusOr<std::vector<ArtifactChunk>> PgTaskStore::ReadArtifact(
+    const std::string& task_id, int32_t attempt, const std::string& path,
+    int64_t offset, int64_t max_bytes) {
+  return Read<std::vector<ArtifactChunk>>(
+      [&](PgConnection& c) -> absl::StatusOr<std::vector<ArtifactChunk>> {
+        // A page of rows, not the whole file: the caller reads on from
+        // where the page ended (executors send 64 KiB chunks).
+        ASSIGN_OR_RETURN(
+            PgResult r,
+            c.Exec("SELECT byte_offset, data FROM artifact_chunks WHERE "
+                   "task_id = $1 AND attempt = $2 AND path = $3 AND "
+                   "byte_offset + length(data) > $4 ORDER BY byte_offset "
+                   "LIMIT 16",
+                   PgParams().Text(task_id).Int32(attempt).Text(path).Int64(
+                       offset)));
+        std::vector<ArtifactChunk> chunks;
+        int64_t total = 0;
+        for (int i = 0; i < r.rows() && total < max_bytes; ++i) {
+          ArtifactChunk chunk;
+          chunk.set_path(path);
+          chunk.set_offset(r.Int64(i, 0));
+          chunk.set_data(r.Bytes(i, 1));
+          CutChunkTo(offset, chunk);
+          total += chunk.data().size();
+          chunks.push_back(std::move(chunk));
+        }
+        return chunks;
+      });
+}
+
 absl::StatusOr<int> PgTaskStore::PurgeEndedBefore(absl::Time cutoff,
                                                   int limit) {
   absl::MutexLock lock(&write_mu_);
@@ -402,10 +483,12 @@ absl::StatusOr<int> PgTaskStore::PurgeEndedBefore(absl::Time cutoff,
             "LIMIT $2) RETURNING seq, id",
             PgParams().Int64(absl::ToUnixMicros(cutoff)).Int64(limit)));
     for (int i = 0; i < old.rows(); ++i) {
-      RETURN_IF_ERROR(writer_
-                          ->Exec("DELETE FROM output_chunks WHERE task_id = $1",
-                                 PgParams().Text(old.Bytes(i, 1)))
-                          .status());
+      for (const char* sql : {"DELETE FROM output_chunks WHERE task_id = $1",
+                              "DELETE FROM artifact_chunks WHERE task_id = $1",
+                              "DELETE FROM artifacts WHERE task_id = $1"}) {
+        RETURN_IF_ERROR(
+            writer_->Exec(sql, PgParams().Text(old.Bytes(i, 1))).status());
+      }
       RETURN_IF_ERROR(writer_
                           ->Exec("DELETE FROM task_labels WHERE seq = $1",
                                  PgParams().Int64(old.Int64(i, 0)))

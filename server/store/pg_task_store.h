@@ -78,6 +78,12 @@ class PgTaskStore final : public TaskStore, public auth::TokenStore {
   absl::StatusOr<std::vector<crucible::v1::OutputChunk>> ReadOutput(
       const std::string& task_id, int32_t attempt, int64_t offset,
       crucible::v1::OutputStream stream, int64_t max_bytes) override;
+  absl::StatusOr<StoredArtifact> FindArtifact(const std::string& task_id,
+                                              const std::string& path,
+                                              int32_t attempt) override;
+  absl::StatusOr<std::vector<crucible::v1::ArtifactChunk>> ReadArtifact(
+      const std::string& task_id, int32_t attempt, const std::string& path,
+      int64_t offset, int64_t max_bytes) override;
   absl::StatusOr<int> PurgeEndedBefore(absl::Time cutoff, int limit) override;
 
   // auth::TokenStore.

@@ -18,6 +18,7 @@
 namespace server {
 namespace {
 
+using crucible::v1::ArtifactChunk;
 using crucible::v1::OutputChunk;
 using crucible::v1::OutputStream;
 using crucible::v1::Task;
@@ -132,6 +133,8 @@ SqliteTaskStore::~SqliteTaskStore() {
     update_task_.reset();
     insert_output_.reset();
     insert_label_.reset();
+    insert_artifact_chunk_.reset();
+    insert_artifact_.reset();
     sqlite3_close(write_db_);
   }
   absl::MutexLock lock(&read_mu_);
@@ -183,7 +186,8 @@ absl::Status SqliteTaskStore::FullError(const absl::Status& s) const {
 
 void SqliteTaskStore::ResetStatements() {
   for (std::unique_ptr<Stmt>* stmt :
-       {&insert_task_, &update_task_, &insert_output_, &insert_label_}) {
+       {&insert_task_, &update_task_, &insert_output_, &insert_label_,
+        &insert_artifact_chunk_, &insert_artifact_}) {
     if (*stmt != nullptr) (*stmt)->Reset();
   }
 }
@@ -243,6 +247,36 @@ absl::Status SqliteTaskStore::ApplyBatch(absl::Span<const TaskWrite> writes) {
           .Bind(4, static_cast<int64_t>(w->chunk.stream()))
           .BindBlob(5, w->chunk.data());
       RETURN_IF_ERROR(out.Run());
+    }
+  }
+  if (!batch.artifact_chunks.empty()) {
+    Stmt& chunk = prepared(
+        insert_artifact_chunk_,
+        "INSERT OR IGNORE INTO artifact_chunks (task_id, attempt, path, "
+        "byte_offset, data) VALUES (?, ?, ?, ?, ?)");
+    for (const TaskWrite* w : batch.artifact_chunks) {
+      chunk.Reset();
+      chunk.Bind(1, w->task_id)
+          .Bind(2, w->attempt)
+          .Bind(3, w->artifact_chunk.path())
+          .Bind(4, w->artifact_chunk.offset())
+          .BindBlob(5, w->artifact_chunk.data());
+      RETURN_IF_ERROR(chunk.Run());
+    }
+  }
+  if (!batch.artifacts.empty()) {
+    Stmt& artifact =
+        prepared(insert_artifact_,
+                 "INSERT OR IGNORE INTO artifacts (task_id, attempt, path, "
+                 "size_bytes, sha256) VALUES (?, ?, ?, ?, ?)");
+    for (const TaskWrite* w : batch.artifacts) {
+      artifact.Reset();
+      artifact.Bind(1, w->task_id)
+          .Bind(2, w->attempt)
+          .Bind(3, w->artifact.path())
+          .Bind(4, w->artifact.size_bytes())
+          .Bind(5, w->artifact.sha256());
+      RETURN_IF_ERROR(artifact.Run());
     }
   }
   return tx.Commit();
@@ -394,6 +428,53 @@ absl::StatusOr<std::vector<OutputChunk>> SqliteTaskStore::ReadOutput(
   return chunks;
 }
 
+absl::StatusOr<StoredArtifact> SqliteTaskStore::FindArtifact(
+    const std::string& task_id, const std::string& path, int32_t attempt) {
+  ReadConnection db(this);
+  Stmt find(db.get(),
+            "SELECT attempt, size_bytes, sha256 FROM artifacts WHERE task_id = "
+            "?1 AND path = ?2 AND (?3 = 0 OR attempt = ?3) ORDER BY attempt "
+            "DESC LIMIT 1");
+  find.Bind(1, task_id).Bind(2, path).Bind(3, attempt);
+  if (find.Step()) {
+    StoredArtifact found;
+    found.attempt = static_cast<int32_t>(find.Int(0));
+    found.info.set_path(path);
+    found.info.set_status(crucible::v1::ARTIFACT_STATUS_COLLECTED);
+    found.info.set_size_bytes(find.Int(1));
+    found.info.set_sha256(find.Blob(2));
+    return found;
+  }
+  RETURN_IF_ERROR(find.status());
+  return absl::NotFoundError(
+      absl::StrCat("task ", task_id, " has no collected artifact ", path,
+                   attempt == 0 ? "" : absl::StrCat(" of attempt ", attempt)));
+}
+
+absl::StatusOr<std::vector<ArtifactChunk>> SqliteTaskStore::ReadArtifact(
+    const std::string& task_id, int32_t attempt, const std::string& path,
+    int64_t offset, int64_t max_bytes) {
+  ReadConnection db(this);
+  Stmt read(db.get(),
+            "SELECT byte_offset, data FROM artifact_chunks WHERE task_id = ? "
+            "AND attempt = ? AND path = ? AND byte_offset + LENGTH(data) > ? "
+            "ORDER BY byte_offset");
+  read.Bind(1, task_id).Bind(2, attempt).Bind(3, path).Bind(4, offset);
+  std::vector<ArtifactChunk> chunks;
+  int64_t total = 0;
+  while (total < max_bytes && read.Step()) {
+    ArtifactChunk chunk;
+    chunk.set_path(path);
+    chunk.set_offset(read.Int(0));
+    chunk.set_data(read.Blob(1));
+    CutChunkTo(offset, chunk);
+    total += chunk.data().size();
+    chunks.push_back(std::move(chunk));
+  }
+  RETURN_IF_ERROR(read.status());
+  return chunks;
+}
+
 absl::StatusOr<int> SqliteTaskStore::PurgeEndedBefore(absl::Time cutoff,
                                                       int limit) {
   absl::MutexLock lock(&write_mu_);
@@ -418,11 +499,16 @@ absl::Status SqliteTaskStore::PurgeLocked(absl::Time cutoff, int limit,
     RETURN_IF_ERROR(find.status());
   }
   Stmt chunks(write_db_, "DELETE FROM output_chunks WHERE task_id = ?");
+  Stmt artifact_chunks(write_db_,
+                       "DELETE FROM artifact_chunks WHERE task_id = ?");
+  Stmt artifacts(write_db_, "DELETE FROM artifacts WHERE task_id = ?");
   Stmt labels(write_db_, "DELETE FROM task_labels WHERE seq = ?");
   Stmt tasks(write_db_, "DELETE FROM tasks WHERE seq = ?");
   for (const auto& [seq, id] : old) {
-    chunks.Reset();
-    RETURN_IF_ERROR(chunks.Bind(1, id).Run());
+    for (Stmt* by_task : {&chunks, &artifact_chunks, &artifacts}) {
+      by_task->Reset();
+      RETURN_IF_ERROR(by_task->Bind(1, id).Run());
+    }
     labels.Reset();
     RETURN_IF_ERROR(labels.Bind(1, seq).Run());
     tasks.Reset();

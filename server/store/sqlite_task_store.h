@@ -64,6 +64,12 @@ class SqliteTaskStore final : public TaskStore, public auth::TokenStore {
   absl::StatusOr<std::vector<crucible::v1::OutputChunk>> ReadOutput(
       const std::string& task_id, int32_t attempt, int64_t offset,
       crucible::v1::OutputStream stream, int64_t max_bytes) override;
+  absl::StatusOr<StoredArtifact> FindArtifact(const std::string& task_id,
+                                              const std::string& path,
+                                              int32_t attempt) override;
+  absl::StatusOr<std::vector<crucible::v1::ArtifactChunk>> ReadArtifact(
+      const std::string& task_id, int32_t attempt, const std::string& path,
+      int64_t offset, int64_t max_bytes) override;
   absl::StatusOr<int> PurgeEndedBefore(absl::Time cutoff, int limit) override;
 
   // auth::TokenStore (sqlite_token_store.cc).
@@ -105,6 +111,8 @@ class SqliteTaskStore final : public TaskStore, public auth::TokenStore {
   std::unique_ptr<Stmt> update_task_ ABSL_GUARDED_BY(write_mu_);
   std::unique_ptr<Stmt> insert_output_ ABSL_GUARDED_BY(write_mu_);
   std::unique_ptr<Stmt> insert_label_ ABSL_GUARDED_BY(write_mu_);
+  std::unique_ptr<Stmt> insert_artifact_chunk_ ABSL_GUARDED_BY(write_mu_);
+  std::unique_ptr<Stmt> insert_artifact_ ABSL_GUARDED_BY(write_mu_);
 
   absl::Mutex read_mu_;
   std::vector<sqlite3*> idle_reads_ ABSL_GUARDED_BY(read_mu_);

@@ -30,9 +30,19 @@ FoldedBatch FoldBatch(absl::Span<const TaskWrite> writes) {
   FoldedBatch batch;
   absl::flat_hash_map<absl::string_view, size_t> row_of;
   for (const TaskWrite& w : writes) {
-    if (w.kind == TaskWrite::Kind::kOutput) {
-      batch.outputs.push_back(&w);
-      continue;
+    switch (w.kind) {
+      case TaskWrite::Kind::kOutput:
+        batch.outputs.push_back(&w);
+        continue;
+      case TaskWrite::Kind::kArtifactChunk:
+        batch.artifact_chunks.push_back(&w);
+        continue;
+      case TaskWrite::Kind::kArtifact:
+        batch.artifacts.push_back(&w);
+        continue;
+      case TaskWrite::Kind::kInsert:
+      case TaskWrite::Kind::kUpdate:
+        break;
     }
     auto [it, fresh] = row_of.try_emplace(w.row.id, batch.rows.size());
     if (fresh) {
@@ -63,10 +73,20 @@ absl::StatusOr<int64_t> SeqOfPageToken(const std::string& token) {
   return seq;
 }
 
-void CutChunkTo(int64_t offset, OutputChunk& chunk) {
+namespace {
+
+template <typename Chunk>
+void CutTo(int64_t offset, Chunk& chunk) {
   if (chunk.offset() >= offset) return;
   chunk.mutable_data()->erase(0, offset - chunk.offset());
   chunk.set_offset(offset);
+}
+
+}  // namespace
+
+void CutChunkTo(int64_t offset, OutputChunk& chunk) { CutTo(offset, chunk); }
+void CutChunkTo(int64_t offset, crucible::v1::ArtifactChunk& chunk) {
+  CutTo(offset, chunk);
 }
 
 absl::StatusOr<Task> ParseStoredTask(const std::string& bytes) {
@@ -113,6 +133,26 @@ TaskWrite TaskWrite::Output(std::string task_id, OutputChunk chunk) {
   w.kind = Kind::kOutput;
   w.task_id = std::move(task_id);
   w.chunk = std::move(chunk);
+  return w;
+}
+
+TaskWrite TaskWrite::ArtifactChunk(std::string task_id, int32_t attempt,
+                                   crucible::v1::ArtifactChunk chunk) {
+  TaskWrite w;
+  w.kind = Kind::kArtifactChunk;
+  w.task_id = std::move(task_id);
+  w.attempt = attempt;
+  w.artifact_chunk = std::move(chunk);
+  return w;
+}
+
+TaskWrite TaskWrite::Artifact(std::string task_id, int32_t attempt,
+                              crucible::v1::ArtifactInfo info) {
+  TaskWrite w;
+  w.kind = Kind::kArtifact;
+  w.task_id = std::move(task_id);
+  w.attempt = attempt;
+  w.artifact = std::move(info);
   return w;
 }
 

@@ -69,20 +69,34 @@ struct TaskWrite {
     kUpdate,
     // Store a chunk of output; ignored if (task, attempt, offset) is stored.
     kOutput,
+    // Store a chunk of an artifact; ignored if (task, attempt, path,
+    // offset) is stored. Not readable before its kArtifact.
+    kArtifactChunk,
+    // Record an artifact of an attempt as collected whole (its size and
+    // checksum), which makes its chunks readable; ignored if recorded.
+    kArtifact,
   };
   Kind kind = Kind::kUpdate;
   TaskRow row;                      // kInsert, kUpdate
-  std::string task_id;              // kOutput
+  std::string task_id;              // kOutput, kArtifactChunk, kArtifact
   crucible::v1::OutputChunk chunk;  // kOutput
+  int32_t attempt = 0;              // kArtifactChunk, kArtifact
+  crucible::v1::ArtifactChunk artifact_chunk;  // kArtifactChunk
+  crucible::v1::ArtifactInfo artifact;         // kArtifact
 
   static TaskWrite Insert(const crucible::v1::Task& task);
   static TaskWrite Update(const crucible::v1::Task& task);
   static TaskWrite Output(std::string task_id, crucible::v1::OutputChunk chunk);
+  static TaskWrite ArtifactChunk(std::string task_id, int32_t attempt,
+                                 crucible::v1::ArtifactChunk chunk);
+  static TaskWrite Artifact(std::string task_id, int32_t attempt,
+                            crucible::v1::ArtifactInfo info);
 };
 
 // What the stores share of a batch (TaskStore::Commit): several writes of
 // one task become one row write, holding the last state, in the row the
-// first one made (so creation order, and seq, hold); output chunks apart.
+// first one made (so creation order, and seq, hold); output and artifacts
+// apart.
 struct FoldedBatch {
   struct Row {
     bool insert = false;
@@ -91,6 +105,8 @@ struct FoldedBatch {
   };
   std::vector<Row> rows;
   std::vector<const TaskWrite*> outputs;
+  std::vector<const TaskWrite*> artifact_chunks;
+  std::vector<const TaskWrite*> artifacts;
 };
 // Points into `writes`, which must outlive the result.
 FoldedBatch FoldBatch(absl::Span<const TaskWrite> writes);
@@ -101,8 +117,16 @@ std::string PageToken(int64_t seq);
 // INT64_MAX for an empty token (the first page).
 absl::StatusOr<int64_t> SeqOfPageToken(const std::string& token);
 
-// `chunk` cut to start at `offset` if it starts before (ReadOutput).
+// `chunk` cut to start at `offset` if it starts before (ReadOutput,
+// ReadArtifact).
 void CutChunkTo(int64_t offset, crucible::v1::OutputChunk& chunk);
+void CutChunkTo(int64_t offset, crucible::v1::ArtifactChunk& chunk);
+
+// A collected artifact as stored (TaskStore::FindArtifact).
+struct StoredArtifact {
+  int32_t attempt = 0;
+  crucible::v1::ArtifactInfo info;  // path, size_bytes, sha256; COLLECTED
+};
 
 // Durable storage of tasks and their output: commits batches of writes and
 // answers reads. Implementations are thread-safe and own no threads: the
@@ -151,9 +175,20 @@ class TaskStore {
       const std::string& task_id, int32_t attempt, int64_t offset,
       crucible::v1::OutputStream stream, int64_t max_bytes) = 0;
 
+  // The collected artifact `path` of `attempt`, or with attempt 0 of the
+  // latest attempt that has one; NOT_FOUND if there is none.
+  virtual absl::StatusOr<StoredArtifact> FindArtifact(
+      const std::string& task_id, const std::string& path, int32_t attempt) = 0;
+  // Bytes of a collected artifact from `offset` on (the first chunk is cut
+  // so that it starts at `offset`), in offset order, at most `max_bytes` in
+  // total (at least one chunk if any).
+  virtual absl::StatusOr<std::vector<crucible::v1::ArtifactChunk>> ReadArtifact(
+      const std::string& task_id, int32_t attempt, const std::string& path,
+      int64_t offset, int64_t max_bytes) = 0;
+
   // Deletes up to `limit` terminal tasks that ended before `cutoff`, with
-  // their output, durably, in a transaction of its own. Returns how many
-  // were deleted.
+  // their output and artifacts, durably, in a transaction of its own. Returns
+  // how many were deleted.
   virtual absl::StatusOr<int> PurgeEndedBefore(absl::Time cutoff,
                                                int limit) = 0;
 };

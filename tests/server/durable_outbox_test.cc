@@ -178,6 +178,16 @@ class ScriptedStore : public TaskStore {
       int64_t) override {
     return absl::UnimplementedError("");
   }
+  absl::StatusOr<StoredArtifact> FindArtifact(const std::string&,
+                                              const std::string&,
+                                              int32_t) override {
+    return absl::UnimplementedError("");
+  }
+  absl::StatusOr<std::vector<crucible::v1::ArtifactChunk>> ReadArtifact(
+      const std::string&, int32_t, const std::string&, int64_t,
+      int64_t) override {
+    return absl::UnimplementedError("");
+  }
   absl::StatusOr<int> PurgeEndedBefore(absl::Time, int) override { return 0; }
 
  private:

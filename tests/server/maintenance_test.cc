@@ -53,6 +53,16 @@ class FailingStore : public TaskStore {
       crucible::v1::OutputStream stream, int64_t max_bytes) override {
     return store_->ReadOutput(id, attempt, offset, stream, max_bytes);
   }
+  absl::StatusOr<StoredArtifact> FindArtifact(const std::string& id,
+                                              const std::string& path,
+                                              int32_t attempt) override {
+    return store_->FindArtifact(id, path, attempt);
+  }
+  absl::StatusOr<std::vector<crucible::v1::ArtifactChunk>> ReadArtifact(
+      const std::string& id, int32_t attempt, const std::string& path,
+      int64_t offset, int64_t max_bytes) override {
+    return store_->ReadArtifact(id, attempt, path, offset, max_bytes);
+  }
   absl::StatusOr<int> PurgeEndedBefore(absl::Time cutoff, int limit) override {
     return store_->PurgeEndedBefore(cutoff, limit);
   }

@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "absl/types/span.h"
 #include "common/proto_time.h"
+#include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "server/store/pg_task_store.h"
 #include "server/store/sqlite_task_store.h"
@@ -74,6 +75,41 @@ class TaskStoreTest : public testing::TestWithParam<Backend> {
     c.set_data(data);
     c.set_stream(stream);
     return c;
+  }
+  static TaskWrite ArtifactBytes(const std::string& task, int attempt,
+                                 const std::string& path, int64_t offset,
+                                 const std::string& data) {
+    crucible::v1::ArtifactChunk c;
+    c.set_path(path);
+    c.set_offset(offset);
+    c.set_data(data);
+    return TaskWrite::ArtifactChunk(task, attempt, std::move(c));
+  }
+  static TaskWrite ArtifactKept(const std::string& task, int attempt,
+                                const std::string& path,
+                                const std::string& bytes) {
+    crucible::v1::ArtifactInfo info;
+    info.set_path(path);
+    info.set_status(crucible::v1::ARTIFACT_STATUS_COLLECTED);
+    info.set_size_bytes(static_cast<int64_t>(bytes.size()));
+    info.set_sha256(common::Sha256Hex(bytes));
+    return TaskWrite::Artifact(task, attempt, std::move(info));
+  }
+  // The bytes of an artifact, read in pages of `page` bytes.
+  std::string ReadAll(const std::string& task, int attempt,
+                      const std::string& path, int64_t page) {
+    std::string got;
+    while (true) {
+      auto chunks = store_->ReadArtifact(
+          task, attempt, path, static_cast<int64_t>(got.size()), page);
+      EXPECT_TRUE(chunks.ok()) << chunks.status();
+      if (!chunks.ok() || chunks->empty()) return got;
+      for (const auto& c : *chunks) {
+        EXPECT_EQ(c.offset(), static_cast<int64_t>(got.size()));
+        EXPECT_EQ(c.path(), path);
+        got += c.data();
+      }
+    }
   }
   // One write committed on its own.
   absl::Status Write(TaskWrite w) {
@@ -284,6 +320,7 @@ TEST_F(SqliteTaskStoreTest, MigrationLabelsTasksStoredBeforeIt) {
   // Back to schema 2, as a store written by the previous release.
   ExecOnFile(
       "DROP TABLE task_labels; DROP TABLE api_tokens; "
+      "DROP TABLE artifact_chunks; DROP TABLE artifacts; "
       "DROP INDEX tasks_by_callback; "
       "ALTER TABLE tasks DROP COLUMN callback_pending; "
       "DELETE FROM schema_version WHERE version > 2");
@@ -404,6 +441,54 @@ TEST_P(TaskStoreTest, OutputIsDedupedAndReadFromOffset) {
   EXPECT_EQ((*err)[0].offset(), 6);
 }
 
+TEST_P(TaskStoreTest, ArtifactsAreFoundByAttemptAndReadInPagesFromAnOffset) {
+  ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("a"))).ok());
+  std::string big;
+  for (int i = 0; i < 20000; ++i) big += absl::StrCat(i, "\n");
+  // Attempt 1: out/big in 64 KiB chunks in one batch, with its record.
+  std::vector<TaskWrite> batch;
+  for (size_t off = 0; off < big.size(); off += 65536) {
+    batch.push_back(
+        ArtifactBytes("a", 1, "out/big", off, big.substr(off, 65536)));
+  }
+  batch.push_back(ArtifactKept("a", 1, "out/big", big));
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  // A replayed chunk is ignored.
+  ASSERT_TRUE(Write(ArtifactBytes("a", 1, "out/big", 0, "XXXX")).ok());
+  // Attempt 2 has its own out/big, and a path whose bytes were never
+  // recorded whole (no kArtifact): not found.
+  ASSERT_TRUE(Write(ArtifactBytes("a", 2, "out/big", 0, "second")).ok());
+  ASSERT_TRUE(Write(ArtifactKept("a", 2, "out/big", "second")).ok());
+  ASSERT_TRUE(Write(ArtifactBytes("a", 2, "out/partial", 0, "par")).ok());
+
+  auto latest = store_->FindArtifact("a", "out/big", 0);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->attempt, 2);
+  EXPECT_EQ(latest->info.size_bytes(), 6);
+  EXPECT_EQ(latest->info.sha256(), common::Sha256Hex("second"));
+  EXPECT_EQ(latest->info.status(), crucible::v1::ARTIFACT_STATUS_COLLECTED);
+  auto first = store_->FindArtifact("a", "out/big", 1);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->attempt, 1);
+  EXPECT_EQ(first->info.size_bytes(), static_cast<int64_t>(big.size()));
+  EXPECT_EQ(store_->FindArtifact("a", "out/big", 3).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->FindArtifact("a", "out/partial", 0).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->FindArtifact("b", "out/big", 0).status().code(),
+            absl::StatusCode::kNotFound);
+
+  EXPECT_EQ(ReadAll("a", 1, "out/big", 100000), big);
+  EXPECT_EQ(ReadAll("a", 1, "out/big", 1), big);
+  EXPECT_EQ(ReadAll("a", 2, "out/big", 1 << 20), "second");
+  // From an offset inside a chunk: the first chunk is cut there.
+  auto from = store_->ReadArtifact("a", 1, "out/big", 70000, 1 << 20);
+  ASSERT_TRUE(from.ok());
+  ASSERT_FALSE(from->empty());
+  EXPECT_EQ((*from)[0].offset(), 70000);
+  EXPECT_EQ((*from)[0].data(), big.substr(70000, 65536 * 2 - 70000));
+}
+
 TEST_P(TaskStoreTest, PurgeDeletesTasksThatEndedBeforeTheCutoff) {
   Task old_task = MakeTask("old");
   (*old_task.mutable_spec()->mutable_labels())["l"] = "v";
@@ -418,6 +503,8 @@ TEST_P(TaskStoreTest, PurgeDeletesTasksThatEndedBeforeTheCutoff) {
   ASSERT_TRUE(Write(TaskWrite::Insert(recent)).ok());
   ASSERT_TRUE(Write(TaskWrite::Insert(MakeTask("queued"))).ok());
   ASSERT_TRUE(Write(TaskWrite::Output("old", Chunk(1, 0, "x"))).ok());
+  ASSERT_TRUE(Write(ArtifactBytes("old", 1, "r.txt", 0, "y")).ok());
+  ASSERT_TRUE(Write(ArtifactKept("old", 1, "r.txt", "y")).ok());
   auto purged = store_->PurgeEndedBefore(absl::FromUnixSeconds(200), 100);
   ASSERT_TRUE(purged.ok()) << purged.status();
   EXPECT_EQ(*purged, 1);
@@ -427,6 +514,9 @@ TEST_P(TaskStoreTest, PurgeDeletesTasksThatEndedBeforeTheCutoff) {
                   ->ReadOutput("old", 1, 0,
                                crucible::v1::OUTPUT_STREAM_UNSPECIFIED, 100)
                   ->empty());
+  EXPECT_EQ(store_->FindArtifact("old", "r.txt", 0).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->ReadArtifact("old", 1, "r.txt", 0, 100)->empty());
   EXPECT_TRUE(store_->GetTask("recent").ok());
   EXPECT_TRUE(store_->GetTask("queued").ok());
   // Its labels went with it: a filter finds only what is left.
