@@ -169,9 +169,9 @@ class WorkerStream final
         }
         return absl::OkStatus();
       case ConnectRequest::kArtifact:
-        // Artifacts are not stored yet (GetArtifact answers UNIMPLEMENTED)
-        // and no worker relays them; a refusal here would make the worker
-        // abandon the run, so the bytes are dropped.
+        Reject(req.artifact().lease_id(),
+               scheduler_.ReportArtifact(req.artifact().lease_id(),
+                                         req.artifact().chunk()));
         return absl::OkStatus();
       case ConnectRequest::KIND_NOT_SET:
         return absl::InvalidArgumentError("empty message");

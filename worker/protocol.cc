@@ -94,6 +94,10 @@ std::optional<ConnectRequest> RelayRunEvent(
       req.mutable_output()->set_lease_id(lease_id);
       *req.mutable_output()->mutable_chunk() = event.output();
       return req;
+    case crucible::v1::RunResponse::kArtifact:
+      req.mutable_artifact()->set_lease_id(lease_id);
+      *req.mutable_artifact()->mutable_chunk() = event.artifact();
+      return req;
     default:
       return std::nullopt;
   }

@@ -40,8 +40,9 @@ crucible::v1::RunRequest MakeRunRequest(
 std::string LeaseTag(const crucible::v1::Assignment& assignment);
 
 // The report to relay for one executor event of `lease_id`: started ->
-// started, output -> output. Returns nullopt for `finished` (it becomes the
-// completion, see MakeCompletion) and for an empty event.
+// started, output -> output, artifact -> artifact. Returns nullopt for
+// `finished` (it becomes the completion, see MakeCompletion) and for an empty
+// event.
 std::optional<crucible::v1::ConnectRequest> RelayRunEvent(
     const std::string& lease_id, const crucible::v1::RunResponse& event);
 

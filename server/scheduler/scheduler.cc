@@ -579,26 +579,62 @@ absl::StatusOr<std::vector<crucible::v1::OutputChunk>> Scheduler::ReadOutput(
     int64_t offset, crucible::v1::OutputStream stream, int64_t max_bytes) {
   RETURN_IF_ERROR(ValidateTaskId(task_id));
   RETURN_IF_ERROR(ValidateOutputRequest(stream, offset, attempt));
-  if (!scope.all_tenants) {
-    std::optional<bool> seen;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = active_.find(task_id);
-      if (it != active_.end()) seen = scope.Sees(it->second.tenant);
-    }
-    if (!seen.has_value()) {
-      absl::StatusOr<Task> task = store_.GetTask(task_id);
-      seen = task.ok() && scope.Sees(task->tenant());
-    }
-    if (!*seen) {
-      return absl::NotFoundError(
-          absl::StrCat("task ", Abbreviate(task_id), " not found"));
-    }
-  }
+  RETURN_IF_ERROR(CheckVisible(scope, task_id));
   // What was reported before this call is readable (or, while the disk is
   // full, what is durable).
   RETURN_IF_ERROR(DurableOrFull(outbox_.AwaitDurable(outbox_.LastTicket())));
   return store_.ReadOutput(task_id, attempt, offset, stream, max_bytes);
+}
+
+absl::Status Scheduler::CheckVisible(const TenantScope& scope,
+                                     const std::string& task_id) {
+  if (scope.all_tenants) return absl::OkStatus();
+  std::optional<bool> seen;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = active_.find(task_id);
+    if (it != active_.end()) seen = scope.Sees(it->second.tenant);
+  }
+  if (!seen.has_value()) {
+    absl::StatusOr<Task> task = store_.GetTask(task_id);
+    seen = task.ok() && scope.Sees(task->tenant());
+  }
+  if (*seen) return absl::OkStatus();
+  return absl::NotFoundError(
+      absl::StrCat("task ", Abbreviate(task_id), " not found"));
+}
+
+absl::StatusOr<StoredArtifact> Scheduler::FindArtifact(
+    const TenantScope& scope, const std::string& task_id,
+    const std::string& path, int32_t attempt) {
+  RETURN_IF_ERROR(ValidateTaskId(task_id));
+  if (path.empty()) return absl::InvalidArgumentError("path: required");
+  if (attempt < 0) {
+    return absl::InvalidArgumentError("attempt: must not be negative");
+  }
+  RETURN_IF_ERROR(CheckVisible(scope, task_id));
+  // An artifact is recorded with its attempt's completion, which may still
+  // be on its way to the store: what was reported before this call is
+  // readable (or, while the disk is full, what is durable).
+  RETURN_IF_ERROR(DurableOrFull(outbox_.AwaitDurable(outbox_.LastTicket())));
+  absl::StatusOr<StoredArtifact> found =
+      store_.FindArtifact(task_id, path, attempt);
+  if (absl::IsNotFound(found.status())) {
+    absl::StatusOr<Task> task = store_.GetTask(task_id);
+    if (!task.ok()) return task.status();
+    return absl::NotFoundError(absl::StrCat(
+        "task ", task_id, " has no collected artifact \"", Abbreviate(path),
+        "\"", attempt > 0 ? absl::StrCat(" of attempt ", attempt) : "",
+        " (its result lists what became of each artifact)"));
+  }
+  return found;
+}
+
+absl::StatusOr<std::vector<crucible::v1::ArtifactChunk>>
+Scheduler::ReadArtifact(const std::string& task_id, int32_t attempt,
+                        const std::string& path, int64_t offset,
+                        int64_t max_bytes) {
+  return store_.ReadArtifact(task_id, attempt, path, offset, max_bytes);
 }
 
 absl::StatusOr<int> Scheduler::PurgeExpired(int limit) {

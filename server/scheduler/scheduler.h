@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -22,6 +23,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/metrics.h"
+#include "common/sha256.h"
 #include "crucible/v1/queue_service.pb.h"
 #include "crucible/v1/task.pb.h"
 #include "server/delivery/delivery.h"
@@ -82,6 +84,10 @@ struct SchedulerOptions {
   // Output kept per attempt when the spec sets no max_output_bytes, and the
   // most the server keeps whatever the spec says.
   int64_t max_output_bytes = int64_t{16} << 20;
+  // Artifact bytes kept per attempt, whatever the spec says: the largest
+  // max_artifact_bytes an executor policy may set. A worker relaying more
+  // has its artifacts reported INCOMPLETE.
+  int64_t max_artifact_bytes = int64_t{256} << 20;
   // Bounded starvation within a tenant: every n-th dispatch of a tenant
   // goes to its oldest ready task whatever its priority, so a ready task
   // waits at most about n times the number of its tenant's older ready
@@ -209,6 +215,18 @@ class Scheduler {
       const TenantScope& scope, const std::string& task_id, int32_t attempt,
       int64_t offset, crucible::v1::OutputStream stream, int64_t max_bytes);
 
+  // The collected artifact `path` of a task the scope sees (attempt 0: the
+  // latest attempt that has one): NOT_FOUND if there is none, or the task is
+  // not visible; INVALID_ARGUMENT for an empty path or a bad task id.
+  absl::StatusOr<StoredArtifact> FindArtifact(const TenantScope& scope,
+                                              const std::string& task_id,
+                                              const std::string& path,
+                                              int32_t attempt);
+  // Stored bytes of an artifact FindArtifact found (TaskStore::ReadArtifact).
+  absl::StatusOr<std::vector<crucible::v1::ArtifactChunk>> ReadArtifact(
+      const std::string& task_id, int32_t attempt, const std::string& path,
+      int64_t offset, int64_t max_bytes);
+
   // --- Worker API (QueueService) ---
   // Opens a session for a worker with `credits` free slots; assignments go
   // to `sink` (not owned; must stay valid until DisconnectWorker returns).
@@ -242,6 +260,12 @@ class Scheduler {
       std::optional<absl::Duration> timeout = std::nullopt);
   absl::Status ReportOutput(const std::string& lease_id,
                             crucible::v1::OutputChunk chunk);
+  // A piece of an artifact of the attempt, after its process exited. Only
+  // paths the spec's artifacts match (else INVALID_ARGUMENT); kept once the
+  // completion lists the artifact COLLECTED with the same size and
+  // SHA-256 as the bytes received (else it is reported INCOMPLETE).
+  absl::Status ReportArtifact(const std::string& lease_id,
+                              crucible::v1::ArtifactChunk chunk);
   absl::Status ReportCompletion(
       const crucible::v1::AttemptCompletion& completion);
 
@@ -317,6 +341,14 @@ class Scheduler {
       int64_t output_end = 0;    // end offset of the last chunk taken
       bool cancel_requested = false;
       std::string cancel_reason;
+      // Artifact bytes received of the attempt, per path, in order.
+      struct ArtifactReceipt {
+        int64_t bytes = 0;
+        common::Sha256 sha256;
+        bool broken = false;  // a gap, or past the limit: not kept
+      };
+      std::map<std::string, ArtifactReceipt> artifacts;
+      int64_t artifact_bytes = 0;  // received of all paths
     };
     Lease& lease();
     // A default Lease if there is none.
@@ -436,6 +468,15 @@ class Scheduler {
   absl::StatusOr<Entry*> ReportedLeaseLocked(const std::string& lease_id,
                                              Outbox& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Checks each artifact `result` lists COLLECTED against the bytes the
+  // attempt received: the same size and SHA-256 records it as kept (its
+  // bytes become readable), anything else makes it INCOMPLETE.
+  void KeepArtifactsLocked(Entry& e, crucible::v1::TaskResult& result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // NOT_FOUND ("task ... not found") unless the scope sees the task.
+  absl::Status CheckVisible(const TenantScope& scope,
+                            const std::string& task_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // A result for an attempt abandoned now (lease lapsed): INFRASTRUCTURE.
   crucible::v1::TaskResult AbandonedResult(const Entry& e,
                                            const std::string& why) const;

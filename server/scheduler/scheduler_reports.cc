@@ -1,4 +1,5 @@
-// The reports of the QueueService protocol (started, output, completion)
+// The reports of the QueueService protocol (started, output, artifacts,
+// completion)
 // and the timer that ends attempts whose lease or run deadline passed.
 #include <algorithm>
 #include <string>
@@ -15,6 +16,8 @@
 
 namespace server {
 
+using crucible::v1::ArtifactChunk;
+using crucible::v1::ArtifactInfo;
 using crucible::v1::OutputChunk;
 using crucible::v1::Task;
 using crucible::v1::TaskResult;
@@ -87,6 +90,85 @@ absl::Status Scheduler::ReportOutput(const std::string& lease_id,
   return absl::OkStatus();
 }
 
+absl::Status Scheduler::ReportArtifact(const std::string& lease_id,
+                                       ArtifactChunk chunk) {
+  Op op(this);
+  ASSIGN_OR_RETURN(Entry * e, ReportedLeaseLocked(lease_id, op.out));
+  RETURN_IF_ERROR(ValidateReportedArtifactPath(e->task().spec(), chunk.path()));
+  if (chunk.offset() < 0) {
+    return absl::InvalidArgumentError(
+        "artifact.chunk.offset: must not be negative");
+  }
+  Entry::Lease& lease = e->lease();
+  auto [it, fresh] = lease.artifacts.try_emplace(chunk.path());
+  Entry::Lease::ArtifactReceipt& got = it->second;
+  const int64_t end =
+      chunk.offset() + static_cast<int64_t>(chunk.data().size());
+  // A replayed report (same or older offsets) adds nothing; an empty file
+  // is one empty chunk.
+  if (got.broken || (!fresh && end <= got.bytes)) return absl::OkStatus();
+  const std::string tag = common::TaskTag(e->task().id(), e->task().trace_id());
+  if (chunk.offset() > got.bytes) {
+    // A report lost on the way (a stream that broke): the artifact cannot
+    // be whole, and the completion will say so.
+    LOG(WARNING) << tag << ": artifact " << chunk.path() << " skips from byte "
+                 << got.bytes << " to " << chunk.offset() << "; not kept";
+    got.broken = true;
+    return absl::OkStatus();
+  }
+  chunk.mutable_data()->erase(0, got.bytes - chunk.offset());
+  chunk.set_offset(got.bytes);
+  const int64_t cap = e->task().spec().max_artifact_bytes() > 0
+                          ? std::min(e->task().spec().max_artifact_bytes(),
+                                     options_.max_artifact_bytes)
+                          : options_.max_artifact_bytes;
+  if (lease.artifact_bytes + static_cast<int64_t>(chunk.data().size()) > cap) {
+    LOG(WARNING) << tag << ": artifact " << chunk.path()
+                 << " goes past the attempt's " << cap
+                 << " artifact bytes; not kept";
+    got.broken = true;
+    return absl::OkStatus();
+  }
+  got.sha256.Update(chunk.data());
+  got.bytes = end;
+  lease.artifact_bytes += chunk.data().size();
+  outbox_.Submit(TaskWrite::ArtifactChunk(e->task().id(), e->task().attempt(),
+                                          std::move(chunk)));
+  return absl::OkStatus();
+}
+
+void Scheduler::KeepArtifactsLocked(Entry& e, TaskResult& result) {
+  Entry::Lease& lease = e.lease();
+  for (ArtifactInfo& info : *result.mutable_artifacts()) {
+    if (info.status() != crucible::v1::ARTIFACT_STATUS_COLLECTED) continue;
+    int64_t bytes = 0;
+    std::string sha256 = common::Sha256Hex("");
+    bool broken =
+        !ValidateReportedArtifactPath(e.task().spec(), info.path()).ok();
+    if (auto it = lease.artifacts.find(info.path());
+        it != lease.artifacts.end()) {
+      bytes = it->second.bytes;
+      sha256 = it->second.sha256.HexDigest();
+      broken = broken || it->second.broken;
+      lease.artifacts.erase(it);  // listed twice: the second is INCOMPLETE
+    } else if (info.size_bytes() != 0) {
+      broken = true;
+    }
+    if (broken || bytes != info.size_bytes() || sha256 != info.sha256()) {
+      LOG(WARNING) << common::TaskTag(e.task().id(), e.task().trace_id())
+                   << ": artifact " << info.path() << " incomplete: " << bytes
+                   << " bytes (SHA-256 " << sha256 << ") received of "
+                   << info.size_bytes() << " (SHA-256 " << info.sha256() << ")";
+      info.set_status(crucible::v1::ARTIFACT_STATUS_INCOMPLETE);
+      info.clear_sha256();
+      continue;
+    }
+    outbox_.Submit(
+        TaskWrite::Artifact(e.task().id(), e.task().attempt(), info));
+  }
+  lease.artifacts.clear();
+}
+
 absl::Status Scheduler::ReportCompletion(
     const crucible::v1::AttemptCompletion& completion) {
   Op op(this);
@@ -94,7 +176,10 @@ absl::Status Scheduler::ReportCompletion(
                    ReportedLeaseLocked(completion.lease_id(), op.out));
   absl::Time now = clock_.Now();
   TaskResult result;
-  if (completion.has_result()) result = completion.result();
+  if (completion.has_result()) {
+    result = completion.result();
+    KeepArtifactsLocked(*e, result);
+  }
   if (!result.has_start_time() &&
       e->lease().start_time != absl::InfinitePast()) {
     *result.mutable_start_time() = common::ToProtoTime(e->lease().start_time);

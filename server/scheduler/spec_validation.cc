@@ -1,5 +1,7 @@
 #include "server/scheduler/spec_validation.h"
 
+#include <fnmatch.h>
+
 #include <algorithm>
 
 #include "absl/container/flat_hash_set.h"
@@ -345,6 +347,20 @@ absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec,
   RETURN_IF_ERROR(ValidateArtifacts(spec));
   RETURN_IF_ERROR(WithinLimits(spec, limits));
   return absl::OkStatus();
+}
+
+absl::Status ValidateReportedArtifactPath(const crucible::v1::TaskSpec& spec,
+                                          const std::string& path) {
+  RETURN_IF_ERROR(ValidateRelativePath("artifact.chunk.path", path));
+  for (const std::string& pattern : spec.artifacts()) {
+    // As the executor matches (executor/runner/scratch_area.cc).
+    if (fnmatch(pattern.c_str(), path.c_str(), FNM_PATHNAME) == 0) {
+      return absl::OkStatus();
+    }
+  }
+  return Invalid("artifact.chunk.path",
+                 absl::StrCat("\"", Abbreviate(path),
+                              "\" matches none of the spec's artifacts"));
 }
 
 absl::Status ValidateRequestId(const std::string& request_id) {

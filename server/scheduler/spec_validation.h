@@ -58,6 +58,12 @@ struct ValidationLimits {
 absl::Status ValidateTaskSpec(const crucible::v1::TaskSpec& spec,
                               const ValidationLimits& limits = {});
 
+// OK if an artifact a worker relays may be kept for `spec`: a plain path
+// under the working directory (as files[].path) that one of spec.artifacts
+// matches; otherwise INVALID_ARGUMENT ("artifact.chunk.path: ...").
+absl::Status ValidateReportedArtifactPath(const crucible::v1::TaskSpec& spec,
+                                          const std::string& path);
+
 // INVALID_ARGUMENT ("request_id: ...") if the idempotency key is too long.
 absl::Status ValidateRequestId(const std::string& request_id);
 

@@ -99,6 +99,19 @@ TEST(ProtocolTest, FinishedIsNotRelayedAsAnEvent) {
   EXPECT_EQ(r->output().chunk().data(), "x");
 }
 
+TEST(ProtocolTest, ArtifactChunksAreRelayedWithTheLease) {
+  crucible::v1::RunResponse artifact;
+  artifact.mutable_artifact()->set_path("out/a");
+  artifact.mutable_artifact()->set_offset(65536);
+  artifact.mutable_artifact()->set_data("y");
+  std::optional<crucible::v1::ConnectRequest> r = RelayRunEvent("L", artifact);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->artifact().lease_id(), "L");
+  EXPECT_EQ(r->artifact().chunk().path(), "out/a");
+  EXPECT_EQ(r->artifact().chunk().offset(), 65536);
+  EXPECT_EQ(r->artifact().chunk().data(), "y");
+}
+
 TEST(ProtocolTest, ResultWinsOverStatus) {
   crucible::v1::TaskResult result;
   result.set_reason(crucible::v1::TERMINATION_REASON_TIMEOUT);
