@@ -17,6 +17,7 @@
 #include "common/task_state.h"
 #include "common/trace.h"
 #include "glog/logging.h"
+#include "server/artifact_stream.h"
 #include "server/auth/audit.h"
 #include "server/call_auth.h"
 #include "server/raw_messages.h"
@@ -456,6 +457,18 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TaskService::StreamTaskOutput(
   if (!caller.ok()) return FailedStream(common::ToGrpcStatus(caller.status()));
   return new TaskOutputStream(scheduler_, pool_, ScopeOf(*caller), request,
                               options_.max_follow_live_bytes);
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* TaskService::GetArtifact(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_request) {
+  crucible::v1::GetArtifactRequest request;
+  if (absl::Status parsed = ParseRequest(*raw_request, request); !parsed.ok()) {
+    return FailedStream(common::ToGrpcStatus(parsed));
+  }
+  absl::StatusOr<auth::Identity> caller =
+      AuthenticateCall(authenticator_, ctx, auth::Right::kRead);
+  if (!caller.ok()) return FailedStream(common::ToGrpcStatus(caller.status()));
+  return new ArtifactStream(scheduler_, pool_, ScopeOf(*caller), request);
 }
 
 }  // namespace server

@@ -42,7 +42,9 @@ using RawTaskServiceBase =
                                 crucible::v1::TaskService::
                                     WithRawCallbackMethod_StreamTaskOutput<
                                         crucible::v1::TaskService::
-                                            Service>>>>>>>;
+                                            WithRawCallbackMethod_GetArtifact<
+                                                crucible::v1::TaskService::
+                                                    Service>>>>>>>>;
 
 // gRPC adapter of the public TaskService over a Scheduler: authenticates the
 // caller (its tenant and role), converts protos and statuses, and writes the
@@ -79,6 +81,9 @@ class TaskService final : public RawTaskServiceBase {
       grpc::CallbackServerContext* ctx,
       const grpc::ByteBuffer* request) override;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* StreamTaskOutput(
+      grpc::CallbackServerContext* ctx,
+      const grpc::ByteBuffer* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* GetArtifact(
       grpc::CallbackServerContext* ctx,
       const grpc::ByteBuffer* request) override;
 

@@ -1,6 +1,7 @@
 // TaskService and QueueService over a real in-process server and real stubs;
 // a fake worker speaks the QueueService protocol from the test thread.
 #include <grpcpp/grpcpp.h>
+#include <sqlite3.h>
 
 #include <chrono>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
+#include "common/sha256.h"
 #include "common/trace.h"
 #include "crucible/v1/queue_service.grpc.pb.h"
 #include "crucible/v1/task_service.grpc.pb.h"
@@ -648,6 +650,102 @@ TEST_F(ServiceTest, OutputPastTheSpecsCapIsDroppedAndReported) {
   EXPECT_TRUE(task.result().output_truncated());
   EXPECT_EQ(ReadOutput(id, 0, v1::OUTPUT_STREAM_UNSPECIFIED), "hello");
   EXPECT_EQ(ReadOutput(id, 2, v1::OUTPUT_STREAM_STDOUT), "llo");
+  worker->WritesDone();
+  EXPECT_TRUE(worker->Finish().ok());
+}
+
+// GetArtifact over gRPC: the info, then the bytes a worker relayed, in
+// order across several pages; a path the spec does not ask for is refused
+// on the worker's stream; errors keep their codes, and stored bytes that end
+// early are DATA_LOSS, not a short file.
+TEST_F(ServiceTest, GetArtifactStreamsTheRelayedBytesInOrder) {
+  std::unique_ptr<WorkerStream> worker = ConnectWorker(1);
+  v1::TaskSpec spec;
+  spec.add_artifacts("out/*");
+  std::string id = CreateTask(spec);
+  const std::string lease = NextLease(*worker);
+  std::string data;
+  for (int i = 0; i < 2500000; ++i) data.push_back(static_cast<char>(i % 251));
+  auto send = [&](const std::string& path, int64_t offset,
+                  const std::string& bytes) {
+    v1::ConnectRequest req;
+    req.mutable_artifact()->set_lease_id(lease);
+    req.mutable_artifact()->mutable_chunk()->set_path(path);
+    req.mutable_artifact()->mutable_chunk()->set_offset(offset);
+    req.mutable_artifact()->mutable_chunk()->set_data(bytes);
+    ASSERT_TRUE(worker->Write(req));
+  };
+  for (size_t off = 0; off < data.size(); off += 65536) {
+    send("out/data.bin", static_cast<int64_t>(off), data.substr(off, 65536));
+  }
+  send("../escape", 0, "x");
+  v1::ConnectResponse msg;
+  ASSERT_TRUE(worker->Read(&msg));
+  ASSERT_TRUE(msg.has_rejected()) << msg.ShortDebugString();
+  EXPECT_EQ(msg.rejected().code(), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::ConnectRequest done;
+  done.mutable_completion()->set_lease_id(lease);
+  v1::TaskResult& result = *done.mutable_completion()->mutable_result();
+  result.set_reason(v1::TERMINATION_REASON_EXITED);
+  v1::ArtifactInfo& info = *result.add_artifacts();
+  info.set_path("out/data.bin");
+  info.set_status(v1::ARTIFACT_STATUS_COLLECTED);
+  info.set_size_bytes(static_cast<int64_t>(data.size()));
+  info.set_sha256(common::Sha256Hex(data));
+  ASSERT_TRUE(worker->Write(done));
+  Sync(*worker);
+  ASSERT_EQ(GetTask(*tasks_, id).state(), v1::TASK_STATE_SUCCEEDED);
+
+  struct Fetched {
+    grpc::Status status;
+    v1::ArtifactInfo info;
+    std::string bytes;
+    int chunks = 0;
+  };
+  auto fetch = [&](const std::string& path) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    v1::GetArtifactRequest req;
+    req.set_task_id(id);
+    req.set_path(path);
+    auto reader = tasks_->GetArtifact(&ctx, req);
+    Fetched got;
+    v1::GetArtifactResponse resp;
+    while (reader->Read(&resp)) {
+      if (resp.has_info()) {
+        EXPECT_EQ(got.chunks, 0) << "the info comes first";
+        got.info = resp.info();
+        continue;
+      }
+      EXPECT_EQ(resp.chunk().offset(), static_cast<int64_t>(got.bytes.size()));
+      got.bytes += resp.chunk().data();
+      ++got.chunks;
+    }
+    got.status = reader->Finish();
+    return got;
+  };
+  Fetched got = fetch("out/data.bin");
+  EXPECT_TRUE(got.status.ok()) << got.status.error_message();
+  EXPECT_EQ(got.info.size_bytes(), static_cast<int64_t>(data.size()));
+  EXPECT_EQ(got.info.sha256(), common::Sha256Hex(data));
+  EXPECT_TRUE(got.bytes == data) << "got " << got.bytes.size() << " bytes";
+  EXPECT_GE(got.chunks, 3);
+  EXPECT_EQ(fetch("out/none").status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(fetch("").status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // The stored bytes lose their end: the stream says so.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(store_path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DELETE FROM artifact_chunks WHERE byte_offset = "
+                         "(SELECT MAX(byte_offset) FROM artifact_chunks)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  got = fetch("out/data.bin");
+  EXPECT_EQ(got.status.error_code(), grpc::StatusCode::DATA_LOSS)
+      << got.status.error_message();
+  EXPECT_LT(got.bytes.size(), data.size());
   worker->WritesDone();
   EXPECT_TRUE(worker->Finish().ok());
 }
