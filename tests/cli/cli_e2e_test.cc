@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -15,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/sha256.h"
 #include "crucible/v1/task_service.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -33,6 +36,8 @@ using testing_util::LocalStack;
 using testing_util::Process;
 
 constexpr char kImage[] = "localhost/crucible/busybox:latest";
+
+using common::Sha256Hex;
 
 std::vector<nlohmann::json> JsonLines(const std::string& text) {
   std::vector<nlohmann::json> out;
@@ -457,6 +462,75 @@ TEST_F(CliEndToEndTest, ProgressLineOnlyOnATerminal) {
       Crucible({"submit", "--image", kImage, "--", "sh", "-c", "sleep 2"});
   EXPECT_EQ(plain.exit_code, 0);
   EXPECT_EQ(plain.err, "");
+}
+
+// Files in, artifacts out, through the whole stack: submit --out writes
+// the task's copy of its input file and a file of several 1 MiB pages of
+// GetArtifact chunks, byte-identical, with the sizes and SHA-256s of the task's
+// result; `artifacts --out` writes the same bytes again, and `artifacts` lists
+// them.
+TEST_F(CliEndToEndTest, SubmitOutAndArtifactsOutFetchTheArtifactsIntact) {
+  const std::string dir = testing_util::MakeTempDir("cli-artifacts");
+  std::string input;
+  for (int i = 0; i < 70000; ++i) input.push_back(static_cast<char>(i * 7));
+  {
+    std::ofstream file(dir + "/input.bin", std::ios::binary);
+    file << input;
+  }
+  CommandResult r =
+      Crucible({"-o", "json", "submit", "--image", kImage, "--file",
+                dir + "/input.bin=in/input.bin", "--artifact", "out/*", "--out",
+                dir + "/first", "--", "sh", "-c",
+                "mkdir out && cp in/input.bin out/copy.bin && "
+                "head -c 2500000 /dev/urandom > out/big.bin"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<nlohmann::json> lines = JsonLines(r.out);
+  ASSERT_EQ(lines.size(), 1u) << r.out;
+  const std::string id = lines[0]["id"];
+  const Task task = GetTask(id);
+  ASSERT_EQ(task.result().artifacts_size(), 2) << task.DebugString();
+  std::map<std::string, crucible::v1::ArtifactInfo> collected;
+  for (const crucible::v1::ArtifactInfo& a : task.result().artifacts()) {
+    EXPECT_EQ(a.status(), crucible::v1::ARTIFACT_STATUS_COLLECTED)
+        << a.DebugString();
+    collected[a.path()] = a;
+    EXPECT_THAT(r.err, HasSubstr(absl::StrCat("crucible: wrote ", dir,
+                                              "/first/", a.path(), " (",
+                                              a.size_bytes(), " bytes)\n")));
+  }
+  ASSERT_EQ(collected.count("out/copy.bin"), 1u);
+  ASSERT_EQ(collected.count("out/big.bin"), 1u);
+  EXPECT_EQ(collected["out/big.bin"].size_bytes(), 2500000);
+  const std::string copy = testing_util::ReadFile(dir + "/first/out/copy.bin");
+  const std::string big = testing_util::ReadFile(dir + "/first/out/big.bin");
+  EXPECT_TRUE(copy == input) << "the copy of the input file differs";
+  EXPECT_EQ(Sha256Hex(copy), collected["out/copy.bin"].sha256());
+  EXPECT_EQ(big.size(), 2500000u);
+  EXPECT_EQ(Sha256Hex(big), collected["out/big.bin"].sha256());
+
+  // Again, from the stored task.
+  r = Crucible({"artifacts", id, "--out", dir + "/second"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_THAT(absl::StrSplit(r.out, '\n', absl::SkipEmpty()),
+              testing::UnorderedElementsAre(dir + "/second/out/copy.bin",
+                                            dir + "/second/out/big.bin"));
+  EXPECT_TRUE(testing_util::ReadFile(dir + "/second/out/copy.bin") == input);
+  EXPECT_TRUE(testing_util::ReadFile(dir + "/second/out/big.bin") == big);
+
+  r = Crucible({"artifacts", id});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(
+      r.out, HasSubstr(absl::StrCat("out/big.bin (2500000 bytes, sha256 ",
+                                    collected["out/big.bin"].sha256(), ")\n")));
+  EXPECT_THAT(r.out,
+              HasSubstr(absl::StrCat("out/copy.bin (70000 bytes, sha256 ",
+                                     Sha256Hex(input), ")\n")));
+  // An attempt the task never had.
+  r = Crucible({"artifacts", id, "--out", dir + "/third", "--attempt", "7"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, StartsWith("crucible: NOT_FOUND: "));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/third/out/big.bin"));
 }
 
 TEST_F(CliEndToEndTest, HealthOfEachProcess) {

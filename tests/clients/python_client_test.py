@@ -326,6 +326,38 @@ class RealStackTest(unittest.TestCase):
             self.assertEqual(caught.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
             self.assertIn("spec.files[0].path", caught.exception.message)
 
+    def test_artifacts_come_back_byte_identical(self):
+        import hashlib
+        from crucible_client import State, pb
+        data = bytes(range(256)) * 300  # 76800 bytes: two chunks
+        task = self.client.submit(
+            IMAGE, ["sh", "-c", "mkdir out && cp in/data.bin out/copy.bin && "
+                    "head -c 300000 /dev/urandom > out/big.bin"],
+            files={"in/data.bin": data}, artifacts=["out/*", "missing.txt"])
+        final = task.wait(timeout=60)
+        self.assertEqual(final.state, State.SUCCEEDED, final)
+        infos = {a.path: a for a in final.result.artifacts}
+        self.assertEqual(infos["missing.txt"].status, pb.ARTIFACT_STATUS_NOT_FOUND)
+        self.assertEqual(infos["out/big.bin"].size_bytes, 300000)
+        self.assertEqual(task.get_artifact("out/copy.bin"), data)
+        big = self.client.get_artifact(task.id, "out/big.bin")
+        self.assertEqual(hashlib.sha256(big).hexdigest(), infos["out/big.bin"].sha256)
+        with tempfile.TemporaryDirectory() as out:
+            written = task.download_artifacts(out)
+            self.assertEqual(sorted(str(p.relative_to(out)) for p in written),
+                             ["out/big.bin", "out/copy.bin"])
+            with open(os.path.join(out, "out/copy.bin"), "rb") as f:
+                self.assertEqual(f.read(), data)
+            with open(os.path.join(out, "out/big.bin"), "rb") as f:
+                self.assertEqual(f.read(), big)
+            self.assertEqual(sorted(os.listdir(os.path.join(out, "out"))),
+                             ["big.bin", "copy.bin"])  # no temporary file left
+        import grpc
+        from crucible_client import CrucibleError
+        with self.assertRaises(CrucibleError) as caught:
+            self.client.get_artifact(task.id, "missing.txt")
+        self.assertEqual(caught.exception.code, grpc.StatusCode.NOT_FOUND)
+
     def test_readme_example(self):
         import contextlib
         import io
