@@ -51,6 +51,11 @@ class GuardServer {
   GuardServer(GuardServerOptions options, CreateGuard guard);
   // Decides one POST: admitted creates go to the engine, the rest 403.
   void Handle(const httplib::Request& req, httplib::Response& res) const;
+  // Decides one PUT (`upload`) or GET of /containers/NAME/archive: given
+  // the engine's inspect of NAME, an admitted call (archive_guard.h) goes to
+  // the engine, the download streamed back; the rest 403.
+  void HandleArchive(const httplib::Request& req, httplib::Response& res,
+                     bool upload) const;
 
   const GuardServerOptions options_;
   const CreateGuard guard_;

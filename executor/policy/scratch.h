@@ -39,6 +39,11 @@ inline constexpr int kMaxArtifactPatterns = 64;
 // The longest input path or artifact pattern (a ustar header holds 255).
 inline constexpr size_t kMaxScratchPathBytes = 255;
 
+// The largest archive upload (the input files' tar) the docker-proxy and
+// the guard take: a tar of max_input_bytes, whose policy maximum this
+// bounds.
+inline constexpr size_t kMaxArchiveUploadBytes = size_t{16} << 20;
+
 // The holder of a run's scratch volume: a second container of the run's
 // own planned body, named ContainerName(run_id) + kScratchHolderSuffix,
 // created and initialized (never started) before the task's container, and

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -73,6 +74,21 @@ bool ParseOctal(absl::string_view field, int64_t& out) {
     if (out > (int64_t{1} << 40)) return false;
   }
   return true;
+}
+
+// An octal field read so that every tar reader agrees on its value: one
+// or more digits from its first byte, then only NULs and spaces.
+bool ParseStrictOctal(absl::string_view field, int64_t& out) {
+  size_t digits = 0;
+  while (digits < field.size() && field[digits] >= '0' &&
+         field[digits] <= '7') {
+    ++digits;
+  }
+  if (digits == 0 || digits > 13) return false;
+  for (char c : field.substr(digits)) {
+    if (c != '\0' && c != ' ') return false;
+  }
+  return ParseOctal(field.substr(0, digits), out);
 }
 
 std::string CString(const char* p, size_t n) {
@@ -156,6 +172,10 @@ absl::StatusOr<std::vector<TarEntry>> ParseTar(absl::string_view archive) {
     while (!e.path.empty() && e.path.back() == '/') e.path.pop_back();
     e.type = type;
     e.size = size;
+    int64_t mode = 0;
+    if (ParseOctal(absl::string_view(h + 100, 8), mode)) {
+      e.mode = static_cast<uint32_t>(mode);
+    }
     if (type == '0' || type == '7') {
       e.type = '0';
       e.content = std::string(data);
@@ -163,6 +183,73 @@ absl::StatusOr<std::vector<TarEntry>> ParseTar(absl::string_view archive) {
     entries.push_back(std::move(e));
   }
   return entries;
+}
+
+absl::StatusOr<std::vector<TarEntry>> ParsePlainUstar(
+    absl::string_view archive) {
+  auto zero = [](absl::string_view bytes) {
+    return std::all_of(bytes.begin(), bytes.end(),
+                       [](char c) { return c == '\0'; });
+  };
+  std::vector<TarEntry> entries;
+  size_t pos = 0;
+  while (true) {
+    if (pos + kBlock > archive.size()) {
+      return absl::InvalidArgumentError("tar: no end-of-archive block");
+    }
+    const absl::string_view header = archive.substr(pos, kBlock);
+    if (zero(header)) {
+      if (!zero(archive.substr(pos))) {
+        return absl::InvalidArgumentError(
+            "tar: bytes after the end-of-archive block");
+      }
+      return entries;
+    }
+    const char* h = header.data();
+    if (std::memcmp(h + 257, "ustar\0", 6) != 0 ||
+        std::memcmp(h + 263, "00", 2) != 0) {
+      return absl::InvalidArgumentError("tar: not a plain ustar header");
+    }
+    int64_t checksum = 0, size = 0, mode = 0;
+    if (!ParseStrictOctal(header.substr(148, 8), checksum) ||
+        !ParseStrictOctal(header.substr(124, 12), size) ||
+        !ParseStrictOctal(header.substr(100, 8), mode)) {
+      return absl::InvalidArgumentError("tar: malformed numeric field");
+    }
+    int64_t sum = 0;
+    for (size_t i = 0; i < kBlock; ++i) {
+      sum += (i >= 148 && i < 156) ? ' ' : static_cast<unsigned char>(h[i]);
+    }
+    if (sum != checksum) {
+      return absl::InvalidArgumentError("tar: header checksum mismatch");
+    }
+    const char type = h[156];
+    if (type != '0' && type != '5') {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tar: an entry of type '", absl::CHexEscape(std::string(1, type)),
+          "' (only regular files '0' and directories '5')"));
+    }
+    if (type == '5' && size != 0) {
+      return absl::InvalidArgumentError("tar: a directory with content");
+    }
+    pos += kBlock;
+    if (pos + static_cast<size_t>(size) > archive.size()) {
+      return absl::InvalidArgumentError("tar: truncated entry");
+    }
+    TarEntry e;
+    const std::string prefix = CString(h + 345, 155);
+    const std::string name = CString(h, 100);
+    e.path = prefix.empty() ? name : absl::StrCat(prefix, "/", name);
+    if (type == '5' && !e.path.empty() && e.path.back() == '/') {
+      e.path.pop_back();
+    }
+    e.type = type;
+    e.size = size;
+    e.mode = static_cast<uint32_t>(mode);
+    if (type == '0') e.content = std::string(archive.substr(pos, size));
+    pos += (static_cast<size_t>(size) + kBlock - 1) / kBlock * kBlock;
+    entries.push_back(std::move(e));
+  }
 }
 
 }  // namespace runner

@@ -29,6 +29,7 @@ struct TarEntry {
   std::string path;  // as in the archive, without a trailing '/'
   char type = '0';   // '0' regular, '5' directory, '2' symlink, ...
   int64_t size = 0;
+  uint32_t mode = 0;    // permission bits as in the header
   std::string content;  // regular files only
 };
 
@@ -36,6 +37,15 @@ struct TarEntry {
 // PAX 'x' path records and GNU 'L' long names are applied to the next
 // entry). INVALID_ARGUMENT for a malformed archive.
 absl::StatusOr<std::vector<TarEntry>> ParseTar(absl::string_view archive);
+
+// The entries of an archive as BuildTar makes them, read strictly, so that
+// any other tar reader (the engine's) sees the same entries: plain ustar
+// headers only (magic "ustar\0", version "00", a valid checksum, octal
+// fields), of regular files and directories only (no PAX, GNU or other
+// extension header, no link), then nothing but the end-of-archive zeros.
+// INVALID_ARGUMENT, saying what, for anything else.
+absl::StatusOr<std::vector<TarEntry>> ParsePlainUstar(
+    absl::string_view archive);
 
 }  // namespace runner
 

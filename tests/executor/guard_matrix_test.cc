@@ -10,7 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/random/random.h"
@@ -20,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "executor/policy/scratch.h"
+#include "executor/runner/tar.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/executor/create_bodies.h"
@@ -115,15 +119,16 @@ class GuardMatrixTest : public ::testing::Test {
   // Whatever a failed assertion let through is removed, on the engine itself.
   void TearDown() override {
     if (stack_.engine_socket.empty()) return;
-    for (const std::string& name : VolumesNamed(prefix_)) {
-      Request("DELETE", absl::StrCat("http://engine/v1.41/volumes/", name), "",
-              stack_.engine_socket);
-    }
+    // Containers first: a volume in use cannot be removed.
     for (const std::string& name : ContainersNamed(prefix_)) {
       Request("DELETE",
               absl::StrCat("http://engine/v1.41/containers/",
                            absl::StripPrefix(name, "/"), "?force=1"),
               "", stack_.engine_socket);
+    }
+    for (const std::string& name : VolumesNamed(prefix_)) {
+      Request("DELETE", absl::StrCat("http://engine/v1.41/volumes/", name), "",
+              stack_.engine_socket);
     }
   }
 
@@ -401,6 +406,171 @@ TEST_F(GuardMatrixTest, ScratchVolumesAndBindsAreOnlyTheRunsOwn) {
       403);
   EXPECT_TRUE(ContainersNamed(prefix_).empty());
   EXPECT_TRUE(VolumesNamed(prefix_).empty());
+}
+
+// `tar` with the header at `at` changed: `bytes` written at `offset` within
+// it, and its checksum made right again (a header any tar reader accepts).
+std::string Patched(std::string tar, size_t at, size_t offset,
+                    const std::string& bytes) {
+  tar.replace(at + offset, bytes.size(), bytes);
+  std::memset(tar.data() + at + 148, ' ', 8);
+  unsigned sum = 0;
+  for (size_t i = 0; i < 512; ++i) {
+    sum += static_cast<unsigned char>(tar[at + i]);
+  }
+  const std::string field = absl::StrFormat("%06o", sum);
+  tar.replace(at + 148, 7, field + std::string(1, '\0'));
+  return tar;
+}
+
+// The scratch area's archive calls reach the engine only as a run makes
+// them, decided by the guard on the engine's inspect of the container: the
+// input files' tar into the run's own scratch directory before start, and
+// the download of DIR/. after. Any other path, container or time, and any
+// tar but plain files and directories, is 403, and nothing of it lands.
+TEST_F(GuardMatrixTest, ArchiveCallsReachOnlyTheRunsScratchDirectory) {
+  auto options = testing_util::GuardTestPolicy(/*named_network=*/false);
+  options.executor_id = prefix_;
+  auto policy = policy::ContainerPolicy::Create(options);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  crucible::v1::RunRequest req;
+  req.set_run_id(prefix_ + "-archive");
+  req.set_task_id("t");
+  req.mutable_spec()->set_image("localhost/crucible/busybox:latest");
+  for (const char* arg :
+       {"sh", "-c",
+        "mkdir out && cp in.txt out/copy.json && ln -s /bin out/bin"}) {
+    req.mutable_spec()->add_command(arg);
+  }
+  crucible::v1::InputFile* file = req.mutable_spec()->add_files();
+  file->set_path("in.txt");
+  file->set_content("hi\n");
+  req.mutable_spec()->add_artifacts("out/*");
+  auto plan = policy->Plan(req);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  const std::string name = plan->name;
+  const std::string dir = plan->scratch_dir;
+  const std::string v = absl::StrCat(base_, "/v1.41");
+  auto archive = [&](const std::string& container, const std::string& path) {
+    return absl::StrCat(v, "/containers/", container, "/archive?path=", path);
+  };
+  ASSERT_EQ(
+      Request("POST", v + "/volumes/create", plan->scratch_volume_body.dump())
+          .code,
+      201);
+  for (const std::string& c : {name + ".keep", name}) {
+    ASSERT_EQ(Request("POST", absl::StrCat(v, "/containers/create?name=", c),
+                      plan->create_body.dump())
+                  .code,
+              201)
+        << c;
+    ASSERT_EQ(
+        Request("POST",
+                absl::StrCat(base_, "/v4.0.0/libpod/containers/", c, "/init"),
+                "")
+            .code,
+        204)
+        << c;
+  }
+  // Another run's container, without a scratch volume.
+  crucible::v1::RunRequest plain_req = req;
+  plain_req.set_run_id(prefix_ + "-plain");
+  plain_req.mutable_spec()->clear_files();
+  plain_req.mutable_spec()->clear_artifacts();
+  auto plain = policy->Plan(plain_req);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  const std::string other = plain->name;
+  ASSERT_EQ(Request("POST", absl::StrCat(v, "/containers/create?name=", other),
+                    plain->create_body.dump())
+                .code,
+            201);
+
+  auto tar =
+      runner::BuildTar({{.path = "in.txt", .content = "hi\n"}}, 65534, 65534);
+  ASSERT_TRUE(tar.ok()) << tar.status();
+  auto evil = runner::BuildTar(
+      {{.path = "evil", .content = "#!/bin/sh\necho owned\n", .mode = 0755}}, 0,
+      0);
+  ASSERT_TRUE(evil.ok()) << evil.status();
+  // Elsewhere in the run's container, in its holder, in another container.
+  for (const std::string& path :
+       std::vector<std::string>{"/", "/bin", "/tmp", dir + "/.", "/etc"}) {
+    EXPECT_EQ(Request("PUT", archive(name, path), *evil).code, 403) << path;
+  }
+  EXPECT_EQ(Request("PUT", archive(name + ".keep", dir), *evil).code, 403);
+  EXPECT_EQ(Request("PUT", archive(other, dir), *evil).code, 403);
+  EXPECT_EQ(Request("PUT", archive(other, "/tmp"), *evil).code, 403);
+  // Tars the engine would make links from, or read otherwise than the guard.
+  std::vector<std::pair<std::string, std::string>> hostile = {
+      {"a symlink", Patched(Patched(*evil, 0, 156, "2"), 0, 157, "/bin")},
+      {"a hard link", Patched(Patched(*evil, 0, 156, "1"), 0, 157, "/bin/sh")},
+      {"a PAX header", Patched(*evil, 0, 156, "x") + *evil},
+      {"a GNU long name", Patched(*evil, 0, 156, "L") + *evil},
+      {"a device", Patched(*evil, 0, 156, "3")},
+      {"setuid", Patched(*evil, 0, 100, "0004755")},
+      {"a name out of the directory", Patched(*evil, 0, 0, "../evil")},
+      {"an absolute name", Patched(*evil, 0, 0, "/bin/evil")},
+      {"GNU magic", Patched(*evil, 0, 257, std::string("ustar  \0", 8))},
+      {"a size read two ways", Patched(*evil, 0, 124, std::string(1, '\0'))},
+      {"a bad checksum",
+       [&] {
+         std::string t = *evil;
+         t[0] = 'E';
+         return t;
+       }()},
+      {"bytes after the end", *evil + "trailing"},
+      {"no end", evil->substr(0, 1024)},
+  };
+  for (const auto& [what, body] : hostile) {
+    Answer a = Request("PUT", archive(name, dir), body);
+    EXPECT_EQ(a.code, 403) << what << ": " << a.body.substr(0, 200);
+  }
+  // Downloads of anything but DIR/. of the run's own container.
+  for (const std::string& path :
+       std::vector<std::string>{"/etc/passwd", "/", dir, dir + "/in.txt"}) {
+    EXPECT_EQ(Request("GET", archive(name, path), "").code, 403) << path;
+  }
+  EXPECT_EQ(Request("GET", archive(name + ".keep", dir + "/."), "").code, 403);
+  EXPECT_EQ(Request("GET", archive(other, dir + "/."), "").code, 403);
+  EXPECT_EQ(Request("GET", archive(name + "-none", dir + "/."), "").code, 404);
+
+  // The run's own calls.
+  Answer put = Request("PUT", archive(name, dir), *tar);
+  EXPECT_EQ(put.code, 200) << put.body;
+  ASSERT_EQ(
+      Request("POST", absl::StrCat(v, "/containers/", name, "/start"), "").code,
+      204);
+  Answer waited = Request(
+      "POST",
+      absl::StrCat(v, "/containers/", name, "/wait?condition=not-running"), "");
+  EXPECT_EQ(waited.code, 200);
+  EXPECT_TRUE(absl::StrContains(waited.body, "\"StatusCode\":0"))
+      << waited.body;
+  // No upload once the task has run (it may have left links, as here).
+  EXPECT_EQ(Request("PUT", archive(name, dir), *tar).code, 403);
+  Answer got = Request("GET", archive(name, dir + "/."), "");
+  ASSERT_EQ(got.code, 200) << got.body.substr(0, 200);
+  auto entries = runner::ParseTar(got.body);
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  std::map<std::string, runner::TarEntry> by_path;
+  for (runner::TarEntry& e : *entries) {
+    by_path[std::string(absl::StripPrefix(e.path, "./"))] = e;
+  }
+  EXPECT_EQ(by_path["in.txt"].content, "hi\n");
+  EXPECT_EQ(by_path["out/copy.json"].content, "hi\n");
+  EXPECT_EQ(by_path["out/bin"].type, '2') << "a link comes back as a link";
+
+  // Nothing of the refused uploads is anywhere, asked on the engine itself.
+  for (const std::string& path : std::vector<std::string>{
+           "/evil", "/bin/evil", "/tmp/evil", "/etc/evil", dir + "/evil"}) {
+    EXPECT_EQ(Request("GET",
+                      absl::StrCat("http://engine/v1.41/containers/", name,
+                                   "/archive?path=", path),
+                      "", stack_.engine_socket)
+                  .code,
+              404)
+        << path;
+  }
 }
 
 }  // namespace

@@ -1,12 +1,15 @@
 // The scratch area's tar archives (executor/runner/tar.h): what goes up
 // parses back, long paths included; the PAX and GNU long names engines send
-// are applied; malformed archives are refused.
+// are applied; malformed archives are refused; the guard's strict reading
+// takes only plain ustar files and directories.
 #include "executor/runner/tar.h"
 
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 
 namespace runner {
@@ -69,6 +72,66 @@ TEST(TarTest, MalformedArchivesAreRefused) {
   std::string bad = *tar;
   bad[124] = 'z';  // size field
   EXPECT_FALSE(ParseTar(bad).ok());
+}
+
+// The guard's strict reading (ParsePlainUstar) takes every archive
+// BuildTar makes, long paths and modes included, entry for entry as
+// ParseTar reads it.
+TEST(TarTest, ThePlainUstarReadingTakesWhatBuildTarMakes) {
+  const std::string deep =
+      absl::StrCat(std::string(120, 'd'), "/", std::string(90, 'f'));
+  auto tar = BuildTar({{.path = "a/b/c.txt", .content = "hello", .mode = 0600},
+                       {.path = "run.sh", .content = "#!", .mode = 0755},
+                       {.path = deep, .content = std::string(513, 'x')}},
+                      65534, 65534);
+  ASSERT_TRUE(tar.ok()) << tar.status();
+  auto strict = ParsePlainUstar(*tar);
+  ASSERT_TRUE(strict.ok()) << strict.status();
+  auto lenient = ParseTar(*tar);
+  ASSERT_TRUE(lenient.ok()) << lenient.status();
+  ASSERT_EQ(strict->size(), lenient->size());
+  for (size_t i = 0; i < strict->size(); ++i) {
+    EXPECT_EQ((*strict)[i].path, (*lenient)[i].path);
+    EXPECT_EQ((*strict)[i].type, (*lenient)[i].type);
+    EXPECT_EQ((*strict)[i].mode, (*lenient)[i].mode);
+    EXPECT_EQ((*strict)[i].content, (*lenient)[i].content);
+  }
+  EXPECT_EQ((*strict)[3].mode, 0755u);
+  EXPECT_EQ((*strict)[5].path, deep);
+  auto empty = ParsePlainUstar(std::string(1024, '\0'));
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(empty->empty());
+}
+
+// Anything another tar reader could read otherwise, or would make a link
+// or a device from, is refused by ParsePlainUstar (the engine-side
+// variants are in guard_matrix_test.cc).
+TEST(TarTest, ThePlainUstarReadingRefusesExtensionsLinksAndAmbiguity) {
+  auto tar = BuildTar({{.path = "f", .content = "x"}}, 1, 1);
+  ASSERT_TRUE(tar.ok());
+  auto with = [&](size_t offset, const std::string& bytes, bool resum = true) {
+    std::string t = *tar;
+    t.replace(offset, bytes.size(), bytes);
+    if (resum) {
+      std::memset(t.data() + 148, ' ', 8);
+      unsigned sum = 0;
+      for (size_t i = 0; i < 512; ++i) sum += static_cast<unsigned char>(t[i]);
+      t.replace(148, 7, absl::StrFormat("%06o", sum) + std::string(1, '\0'));
+    }
+    return t;
+  };
+  EXPECT_TRUE(ParsePlainUstar(with(0, "g")).ok());  // the checksum helper
+  for (char type : {'1', '2', '3', '4', '6', '7', 'x', 'g', 'L', 'K', 'S'}) {
+    EXPECT_FALSE(ParsePlainUstar(with(156, std::string(1, type))).ok()) << type;
+  }
+  EXPECT_FALSE(ParsePlainUstar(with(257, std::string("ustar  \0", 8))).ok());
+  EXPECT_FALSE(ParsePlainUstar(with(124, std::string(1, '\0'))).ok());
+  EXPECT_FALSE(ParsePlainUstar(with(124, " ")).ok());
+  EXPECT_FALSE(ParsePlainUstar(with(124, std::string(1, '\x80'))).ok());
+  EXPECT_FALSE(ParsePlainUstar(with(0, "g", /*resum=*/false)).ok());
+  EXPECT_FALSE(ParsePlainUstar(*tar + "x").ok());
+  EXPECT_FALSE(ParsePlainUstar(tar->substr(0, 1024)).ok());
+  EXPECT_FALSE(ParsePlainUstar(tar->substr(0, 700)).ok());
 }
 
 }  // namespace
