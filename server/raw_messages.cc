@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/utf8.h"
 #include "server/scheduler/request_validation.h"
 
 namespace server {
@@ -49,7 +50,7 @@ std::optional<std::string> FindBadUtf8(
           static_cast<uint32_t>(size) < length) {
         return std::nullopt;
       }
-      if (!IsValidUtf8(
+      if (!common::IsValidUtf8(
               absl::string_view(static_cast<const char*>(data), length))) {
         return field->name();
       }

@@ -42,10 +42,6 @@ inline constexpr size_t kMaxValidRequestBytes =
 inline constexpr size_t kMaxReceiveMessageBytes =
     kMaxValidRequestBytes + (64 << 10);
 
-// True if `s` is well-formed UTF-8 (no overlong forms, no surrogates,
-// nothing above U+10FFFF).
-bool IsValidUtf8(absl::string_view s);
-
 // User input as an error message may show it: at most kMaxEchoBytes of it
 // (cut at a character boundary), control characters and invalid UTF-8 as
 // \xNN, and "…" appended when cut. Every message that names user input goes
