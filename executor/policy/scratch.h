@@ -36,8 +36,12 @@ inline constexpr int64_t kScratchBlockBytes = 4096;
 inline constexpr int64_t kScratchInodes = 16384;
 // At most this many artifact patterns, each at most kMaxScratchPathBytes.
 inline constexpr int kMaxArtifactPatterns = 64;
-// The longest input path or artifact pattern (a ustar header holds 255).
+// The longest input path or artifact pattern (a ustar header holds 255),
+// and the longest artifact path collected.
 inline constexpr size_t kMaxScratchPathBytes = 255;
+// At most this many artifacts are listed in a result (and collected): the
+// result goes in one message and one stored row.
+inline constexpr int kMaxArtifactsListed = 1000;
 
 // The largest archive upload (the input files' tar) the docker-proxy and
 // the guard take: a tar of max_input_bytes, whose policy maximum this

@@ -11,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/sha256.h"
+#include "common/utf8.h"
+#include "executor/policy/scratch.h"
 #include "executor/runner/tar.h"
 #include "glog/logging.h"
 
@@ -21,6 +23,12 @@ constexpr size_t kChunkBytes = 64 * 1024;
 
 bool IsPattern(absl::string_view p) {
   return p.find_first_of("*?[") != absl::string_view::npos;
+}
+
+// Adds `what` to the result's error message, after what is there.
+void AppendError(crucible::v1::TaskResult& result, absl::string_view what) {
+  absl::StrAppend(result.mutable_error_message(),
+                  result.error_message().empty() ? "" : "; ", what);
 }
 
 }  // namespace
@@ -68,9 +76,8 @@ void CollectArtifacts(docker::Engine& engine, const policy::ContainerPlan& plan,
   if (!entries.ok()) {
     LOG(WARNING) << "run " << plan.name
                  << ": artifacts not collected: " << entries.status();
-    absl::StrAppend(result.mutable_error_message(),
-                    result.error_message().empty() ? "" : "; ",
-                    "artifacts not collected: ", entries.status().message());
+    AppendError(result, absl::StrCat("artifacts not collected: ",
+                                     entries.status().message()));
     return;
   }
   std::vector<TarEntry*> files;
@@ -81,6 +88,9 @@ void CollectArtifacts(docker::Engine& engine, const policy::ContainerPlan& plan,
   }
   std::set<std::string> reported;
   int64_t kept = 0;
+  // Matched, but neither collected nor listed: a name a result cannot
+  // carry (proto strings are UTF-8), or past the most listed.
+  int64_t unnamed = 0, unlisted = 0;
   for (const std::string& pattern : spec.artifacts()) {
     bool matched = false;
     for (TarEntry* e : files) {
@@ -89,6 +99,15 @@ void CollectArtifacts(docker::Engine& engine, const policy::ContainerPlan& plan,
       }
       matched = true;
       if (!reported.insert(e->path).second) continue;
+      if (!common::IsValidUtf8(e->path) ||
+          e->path.size() > policy::kMaxScratchPathBytes) {
+        ++unnamed;
+        continue;
+      }
+      if (result.artifacts_size() >= policy::kMaxArtifactsListed) {
+        ++unlisted;
+        continue;
+      }
       crucible::v1::ArtifactInfo* info = result.add_artifacts();
       info->set_path(e->path);
       info->set_size_bytes(e->size);
@@ -118,6 +137,20 @@ void CollectArtifacts(docker::Engine& engine, const policy::ContainerPlan& plan,
       info->set_path(pattern);
       info->set_status(crucible::v1::ARTIFACT_STATUS_NOT_FOUND);
     }
+  }
+  if (unnamed > 0) {
+    AppendError(
+        result,
+        absl::StrCat("artifacts: ", unnamed,
+                     " matching files not collected: their names are not "
+                     "UTF-8 or longer than ",
+                     policy::kMaxScratchPathBytes, " bytes"));
+  }
+  if (unlisted > 0) {
+    AppendError(result,
+                absl::StrCat("artifacts: ", unlisted,
+                             " more matching files not collected: at most ",
+                             policy::kMaxArtifactsListed, " are"));
   }
 }
 

@@ -1,11 +1,11 @@
 // Files in and artifacts out (issue 25) through the real docker-proxy and
 // engine guard to the real engine: a task reads its input files and writes
 // artifacts that come back byte-identical with their sha256; an artifact
-// past the limit is reported SKIPPED_OVER_LIMIT; the scratch area is
+// past the limit is reported SKIPPED_OVER_LIMIT; names a result cannot
+// carry and files past the most listed are counted; the scratch area is
 // noexec; and nothing is left afterwards: no container, no volume (listed
 // on the engine's own socket) and no tmpfs mount in the engine's mount
 // namespace.
-#include <openssl/evp.h>
 
 #include <fstream>
 #include <map>
@@ -14,14 +14,15 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/proto_time.h"
+#include "common/sha256.h"
 #include "executor/docker/engine_client.h"
 #include "executor/policy/container_policy.h"
+#include "executor/policy/scratch.h"
 #include "executor/runner/runner.h"
 #include "gtest/gtest.h"
 #include "tests/executor/engine_env.h"
@@ -30,15 +31,8 @@
 namespace runner {
 namespace {
 
+using common::Sha256Hex;
 using crucible::v1::TerminationReason;
-
-std::string Sha256Hex(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(md), n));
-}
 
 // Keeps output and artifact bytes. Thread-safe.
 class Sink : public RunSink {
@@ -211,6 +205,45 @@ TEST_F(ScratchEngineTest, ArtifactOverTheLimitIsReportedSkipped) {
             crucible::v1::ARTIFACT_STATUS_SKIPPED_OVER_LIMIT);
   EXPECT_EQ(result->artifacts(1).size_bytes(), 5000);
   EXPECT_EQ(sink.artifacts().count("b.bin"), 0u);
+  ExpectNothingLeft(req.run_id());
+}
+
+// A name a result cannot carry (not UTF-8, or too long), and files past
+// the most a result lists, are not collected, and the result says how many;
+// everything else still is.
+TEST_F(ScratchEngineTest, UnlistableAndExcessFilesAreCountedNotCollected) {
+  crucible::v1::RunRequest req = Request(
+      "mkdir out many && echo bad > \"out/$(printf 'x\\377y')\" && "
+      "echo long > out/$(head -c 253 /dev/zero | tr '\\0' l) && "
+      "echo ok > out/ok.txt && i=0; while [ $i -lt 1003 ]; do "
+      ": > many/f$i; i=$((i+1)); done");
+  req.mutable_spec()->add_artifacts("out/*");
+  req.mutable_spec()->add_artifacts("many/*");
+  Sink sink;
+  auto result = runner_->Run(req, sink, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code(), 0) << sink.out();
+  ASSERT_EQ(result->artifacts_size(), policy::kMaxArtifactsListed);
+  EXPECT_EQ(result->artifacts(0).path(), "out/ok.txt");
+  EXPECT_EQ(result->artifacts(0).status(),
+            crucible::v1::ARTIFACT_STATUS_COLLECTED);
+  EXPECT_EQ(sink.artifacts()["out/ok.txt"], "ok\n");
+  EXPECT_EQ(sink.artifacts().size(),
+            static_cast<size_t>(policy::kMaxArtifactsListed));
+  EXPECT_TRUE(absl::StrContains(
+      result->error_message(),
+      "artifacts: 2 matching files not collected: their names are not UTF-8 "
+      "or longer than 255 bytes"))
+      << result->error_message();
+  EXPECT_TRUE(absl::StrContains(
+      result->error_message(),
+      "artifacts: 4 more matching files not collected: at most 1000 are"))
+      << result->error_message();
+  // The whole result fits a message anyone can parse.
+  std::string bytes;
+  ASSERT_TRUE(result->SerializeToString(&bytes));
+  crucible::v1::TaskResult parsed;
+  EXPECT_TRUE(parsed.ParseFromString(bytes));
   ExpectNothingLeft(req.run_id());
 }
 
