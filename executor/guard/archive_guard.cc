@@ -3,11 +3,11 @@
 #include <regex>
 #include <vector>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "executor/guard/create_guard.h"
 #include "executor/policy/scratch.h"
 #include "executor/runner/tar.h"
 #include "nlohmann/json.hpp"
@@ -20,15 +20,6 @@ using nlohmann::json;
 absl::Status Denied(absl::string_view why) {
   return absl::PermissionDeniedError(
       absl::StrCat("crucible engine guard: archive call refused: ", why));
-}
-
-// At most a short, escaped prefix of caller bytes goes into a message.
-std::string Quote(absl::string_view s) {
-  constexpr size_t kMax = 60;
-  std::string out =
-      absl::StrCat("\"", absl::CHexEscape(s.substr(0, kMax)), "\"");
-  if (s.size() > kMax) absl::StrAppend(&out, "...");
-  return out;
 }
 
 // The proxy's c_archive, with the name captured.
@@ -53,7 +44,7 @@ absl::StatusOr<ArchiveTarget> ParseArchiveCall(absl::string_view path,
   std::match_results<absl::string_view::const_iterator> m;
   if (!std::regex_match(path.begin(), path.end(), m, ArchivePath())) {
     return Denied(absl::StrCat("not an archive call on a crucible-* ",
-                               "container: ", Quote(path)));
+                               "container: ", QuoteCallerBytes(path)));
   }
   ArchiveTarget target;
   target.container = m[2].str();
@@ -67,7 +58,7 @@ absl::StatusOr<ArchiveTarget> ParseArchiveCall(absl::string_view path,
       absl::StrContains(dir, "&") || absl::StrContains(dir, "%") ||
       absl::StrContains(dir, "..") || absl::StrContains(dir, "//")) {
     return Denied(absl::StrCat("the query must be exactly path=DIR, a clean ",
-                               "absolute path, not ", Quote(query)));
+                               "absolute path, not ", QuoteCallerBytes(query)));
   }
   target.path = std::string(dir);
   return target;
@@ -100,9 +91,9 @@ absl::Status CheckArchiveCall(const ArchiveTarget& target, bool upload,
   }
   const std::string want = upload ? dir : absl::StrCat(dir, "/.");
   if (target.path != want) {
-    return Denied(absl::StrCat(upload ? "PUT" : "GET", " of path ",
-                               Quote(target.path), " of ", target.container,
-                               ": only ", want, ", its scratch directory"));
+    return Denied(absl::StrCat(
+        upload ? "PUT" : "GET", " of path ", QuoteCallerBytes(target.path),
+        " of ", target.container, ": only ", want, ", its scratch directory"));
   }
   if (!upload) return absl::OkStatus();
 
@@ -125,8 +116,8 @@ absl::Status CheckArchiveCall(const ArchiveTarget& target, bool upload,
       return Denied(s.message());
     }
     if ((e.mode & ~0777u) != 0) {
-      return Denied(absl::StrCat("tar entry ", Quote(e.path), " has mode 0",
-                                 absl::StrFormat("%o", e.mode),
+      return Denied(absl::StrCat("tar entry ", QuoteCallerBytes(e.path),
+                                 " has mode 0", absl::StrFormat("%o", e.mode),
                                  " (setuid, setgid or sticky)"));
     }
   }

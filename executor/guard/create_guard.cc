@@ -27,15 +27,6 @@ absl::Status Denied(absl::string_view why) {
       absl::StrCat("crucible engine guard: container create refused: ", why));
 }
 
-// At most a short, escaped prefix of caller bytes goes into a message.
-std::string Quote(absl::string_view s) {
-  constexpr size_t kMax = 60;
-  std::string out =
-      absl::StrCat("\"", absl::CHexEscape(s.substr(0, kMax)), "\"");
-  if (s.size() > kMax) absl::StrAppend(&out, "...");
-  return out;
-}
-
 bool KeyChar(char c) {
   return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' ||
          c == '_' || c == '-' || c == '/';
@@ -84,7 +75,7 @@ absl::Status CheckRawKeys(absl::string_view body) {
     if (j >= body.size() || body[j] != ':') continue;  // a value, not a key
     if (escaped || token.empty() ||
         !std::all_of(token.begin(), token.end(), KeyChar)) {
-      return Denied(absl::StrCat("key ", Quote(token),
+      return Denied(absl::StrCat("key ", QuoteCallerBytes(token),
                                  " is not plain ASCII [A-Za-z0-9._/-]"));
     }
   }
@@ -123,8 +114,8 @@ absl::StatusOr<json> ParseStrict(absl::string_view body) {
     return Denied("the body is not valid JSON (UTF-8)");
   }
   if (!duplicate.empty()) {
-    return Denied(
-        absl::StrCat("key ", Quote(duplicate), " appears twice in one object"));
+    return Denied(absl::StrCat("key ", QuoteCallerBytes(duplicate),
+                               " appears twice in one object"));
   }
   if (!doc.is_object()) return Denied("the body is not a JSON object");
   return doc;
@@ -251,6 +242,14 @@ std::string FirstDifference(const json& want, const json& got,
 
 }  // namespace
 
+std::string QuoteCallerBytes(absl::string_view s) {
+  constexpr size_t kMax = 60;
+  std::string out =
+      absl::StrCat("\"", absl::CHexEscape(s.substr(0, kMax)), "\"");
+  if (s.size() > kMax) absl::StrAppend(&out, "...");
+  return out;
+}
+
 CreateGuard::CreateGuard(policy::ContainerPolicyOptions options,
                          std::string executor_id)
     : options_(std::move(options)), executor_id_(std::move(executor_id)) {}
@@ -272,7 +271,7 @@ absl::StatusOr<AdmittedCreate> CreateGuard::Check(
   if (!executor_id_.empty() && options.executor_id != executor_id_) {
     return Denied(absl::StrCat("label ", policy::kExecutorLabel, " must be \"",
                                executor_id_, "\" (got ",
-                               Quote(options.executor_id), ")"));
+                               QuoteCallerBytes(options.executor_id), ")"));
   }
   absl::StatusOr<policy::ContainerPolicy> policy =
       policy::ContainerPolicy::Create(options);
@@ -297,7 +296,7 @@ absl::StatusOr<AdmittedCreate> CreateGuard::Check(
   }
   if (query != expected_query) {
     return Denied(absl::StrCat("the query must be exactly ", expected_query,
-                               " (got ", Quote(query), ")"));
+                               " (got ", QuoteCallerBytes(query), ")"));
   }
   return AdmittedCreate{.name = plan->name, .body = want};
 }
@@ -317,7 +316,7 @@ absl::StatusOr<AdmittedCreate> CreateGuard::CheckVolume(
   if (!absl::ConsumePrefix(&run_id, policy::kContainerNamePrefix) ||
       !policy::ValidRunId(run_id)) {
     return denied(absl::StrCat("Name must be ", policy::kContainerNamePrefix,
-                               "<run id> (got ", Quote(name), ")"));
+                               "<run id> (got ", QuoteCallerBytes(name), ")"));
   }
   const json* opts = Field(got, "DriverOpts");
   const std::string o = opts == nullptr ? "" : StringAt(*opts, "o");

@@ -9,6 +9,10 @@
 
 namespace guard {
 
+// Caller bytes as the guard's messages show them: quoted, C-escaped, at
+// most a short prefix ("..." after it when cut).
+std::string QuoteCallerBytes(absl::string_view s);
+
 // What the guard forwards for one admitted container create.
 struct AdmittedCreate {
   std::string name;  // the container's name, crucible-<run id>
