@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "common/image_reference.h"
@@ -172,6 +173,7 @@ absl::Status ValidateFiles(const crucible::v1::TaskSpec& spec) {
                                 spec.files_size(), ")"));
   }
   size_t total = 0;
+  int64_t content = 0;  // the files' bytes, without their paths
   absl::flat_hash_set<absl::string_view> paths;
   for (int i = 0; i < spec.files_size(); ++i) {
     const crucible::v1::InputFile& f = spec.files(i);
@@ -183,11 +185,12 @@ absl::Status ValidateFiles(const crucible::v1::TaskSpec& spec) {
     }
     if (f.mode() > 0777) {
       return Invalid(absl::StrCat("spec.files[", i, "].mode"),
-                     absl::StrCat("at most 0777 (no setuid, setgid or sticky "
-                                  "bit; got 0",
-                                  absl::Hex(f.mode()).value, ")"));
+                     absl::StrFormat("at most 0777 (no setuid, setgid or "
+                                     "sticky bit; got %#o)",
+                                     f.mode()));
     }
     total += f.path().size() + f.content().size();
+    content += static_cast<int64_t>(f.content().size());
   }
   // A file cannot also be the directory of another ("a" and "a/b").
   for (absl::string_view p : paths) {
@@ -206,6 +209,15 @@ absl::Status ValidateFiles(const crucible::v1::TaskSpec& spec) {
         "spec.files",
         absl::StrCat("at most ", kMaxInputBytes,
                      " bytes of paths and contents in all (got ", total, ")"));
+  }
+  // The files must fit the scratch area the spec asks for (the executor
+  // refuses them otherwise, after the task has waited its turn).
+  const int64_t scratch = spec.resources().scratch_bytes();
+  if (scratch > 0 && content > scratch) {
+    return Invalid("spec.files", absl::StrCat(content,
+                                              " bytes of contents do not fit "
+                                              "spec.resources.scratch_bytes (",
+                                              scratch, ")"));
   }
   return absl::OkStatus();
 }

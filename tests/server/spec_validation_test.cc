@@ -201,8 +201,20 @@ TEST(SpecValidationTest, InputFileModesAndSizesAreBounded) {
   crucible::v1::TaskSpec spec = WithFile("setuid");
   spec.mutable_files(0)->set_mode(04755);
   ExpectInvalid(spec, "spec.files[0].mode");
+  EXPECT_TRUE(absl::StrContains(ValidateTaskSpec(spec).message(), "got 04755"))
+      << ValidateTaskSpec(spec);
   spec.mutable_files(0)->set_mode(0777);
   EXPECT_TRUE(ValidateTaskSpec(spec).ok());
+
+  // The files must fit the scratch area the spec asks for.
+  spec = WithFile("data", std::string(5000, 'x'));
+  spec.mutable_resources()->set_scratch_bytes(4096);
+  ExpectInvalid(spec, "spec.files");
+  EXPECT_TRUE(absl::StrContains(ValidateTaskSpec(spec).message(),
+                                "do not fit spec.resources.scratch_bytes"))
+      << ValidateTaskSpec(spec);
+  spec.mutable_resources()->set_scratch_bytes(8192);
+  EXPECT_TRUE(ValidateTaskSpec(spec).ok()) << ValidateTaskSpec(spec);
 
   spec = WithFile("big", std::string(kMaxInputBytes, 'x'));
   ExpectInvalid(spec, "spec.files");
