@@ -134,12 +134,17 @@ class Engine {
     return absl::UnimplementedError("this engine has no archive upload");
   }
   // A tar of `path` in the container (a directory: its tree, under its own
-  // name). RESOURCE_EXHAUSTED past `max_bytes`.
-  virtual absl::StatusOr<std::string> GetArchive(absl::string_view id,
-                                                 absl::string_view path,
-                                                 int64_t max_bytes) {
+  // name), its bytes handed to `on_bytes` as they come; `on_bytes`
+  // returning false stops the download (CANCELLED).
+  virtual absl::Status StreamArchive(
+      absl::string_view id, absl::string_view path,
+      const std::function<bool(absl::string_view)>& on_bytes) {
     return absl::UnimplementedError("this engine has no archive download");
   }
+  // The same held whole: RESOURCE_EXHAUSTED past `max_bytes`.
+  absl::StatusOr<std::string> GetArchive(absl::string_view id,
+                                         absl::string_view path,
+                                         int64_t max_bytes);
 };
 
 }  // namespace docker

@@ -685,32 +685,27 @@ absl::Status EngineClient::PutArchive(absl::string_view id,
   return HttpError(r.method, r.path, *resp);
 }
 
-absl::StatusOr<std::string> EngineClient::GetArchive(absl::string_view id,
-                                                     absl::string_view path_in,
-                                                     int64_t max_bytes) {
+absl::Status EngineClient::StreamArchive(
+    absl::string_view id, absl::string_view path_in,
+    const std::function<bool(absl::string_view)>& on_bytes) {
   auto path = VersionedPath(
       absl::StrCat("/containers/", EscapePath(id), "/archive?path=", path_in));
   if (!path.ok()) return path.status();
-  std::string out;
-  bool over = false;
+  bool stopped = false;
   const std::function<bool(absl::string_view)> sink =
       [&](absl::string_view bytes) {
-        if (static_cast<int64_t>(out.size() + bytes.size()) > max_bytes) {
-          over = true;
-          return false;
-        }
-        out.append(bytes.data(), bytes.size());
-        return true;
+        stopped = !on_bytes(bytes);
+        return !stopped;
       };
   Request r{.method = "GET", .path = *path, .on_bytes = &sink};
   auto resp = Do(r);
-  if (over) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "archive of ", path_in, " is larger than ", max_bytes, " bytes"));
+  if (stopped) {
+    return absl::CancelledError(
+        absl::StrCat("archive of ", path_in, ": download stopped"));
   }
   if (!resp.ok()) return resp.status();
   if (resp->code != 200) return HttpError(r.method, r.path, *resp);
-  return out;
+  return absl::OkStatus();
 }
 
 }  // namespace docker

@@ -116,9 +116,9 @@ class EngineClient final : public Engine {
   absl::Status PutArchive(absl::string_view id, absl::string_view dir,
                           absl::string_view archive) override;
   // GET /containers/{id}/archive?path={path}.
-  absl::StatusOr<std::string> GetArchive(absl::string_view id,
-                                         absl::string_view path,
-                                         int64_t max_bytes) override;
+  absl::Status StreamArchive(
+      absl::string_view id, absl::string_view path,
+      const std::function<bool(absl::string_view)>& on_bytes) override;
 
   // The API version used: min(engine's ApiVersion, max_api_version). Cached
   // after the first success; every versioned call negotiates first.

@@ -67,10 +67,10 @@ class MeteredEngine final : public Engine {
                           absl::string_view archive) override {
     return engine_.PutArchive(id, dir, archive);
   }
-  absl::StatusOr<std::string> GetArchive(absl::string_view id,
-                                         absl::string_view path,
-                                         int64_t max_bytes) override {
-    return engine_.GetArchive(id, path, max_bytes);
+  absl::Status StreamArchive(
+      absl::string_view id, absl::string_view path,
+      const std::function<bool(absl::string_view)>& on_bytes) override {
+    return engine_.StreamArchive(id, path, on_bytes);
   }
 
  private:

@@ -2,6 +2,7 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <set>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/sha256.h"
 #include "common/utf8.h"
 #include "executor/policy/scratch.h"
@@ -67,72 +69,127 @@ void CollectArtifacts(docker::Engine& engine, const policy::ContainerPlan& plan,
   // The tar of the whole area: its bytes plus headers and padding, for at
   // most kScratchInodes entries.
   const int64_t max_tar = plan.resources.scratch_bytes() + (32 << 20);
-  // "DIR/." : Podman answers an empty archive for DIR itself when it is a
-  // volume's mount point; "DIR/." gives its entries, relative to it.
-  absl::StatusOr<std::string> tar = engine.GetArchive(
-      plan.name, absl::StrCat(plan.scratch_dir, "/."), max_tar);
-  absl::StatusOr<std::vector<TarEntry>> entries =
-      tar.ok() ? ParseTar(*tar) : tar.status();
-  if (!entries.ok()) {
-    LOG(WARNING) << "run " << plan.name
-                 << ": artifacts not collected: " << entries.status();
-    AppendError(result, absl::StrCat("artifacts not collected: ",
-                                     entries.status().message()));
-    return;
-  }
-  std::vector<TarEntry*> files;
-  for (TarEntry& e : *entries) {
-    while (absl::StartsWith(e.path, "./")) e.path.erase(0, 2);
-    if (e.path.empty() || e.path == ".") continue;  // the directory itself
-    files.push_back(&e);
-  }
+
+  // Each artifact as the archive brings it, in the archive's order; listed
+  // at the end by the first pattern each matched, then that order.
+  struct Listed {
+    int pattern = 0;
+    crucible::v1::ArtifactInfo info;
+  };
+  std::vector<Listed> listed;
+  std::vector<bool> matched(spec.artifacts_size(), false);
   std::set<std::string> reported;
   int64_t kept = 0;
   // Matched, but neither collected nor listed: a name a result cannot
   // carry (proto strings are UTF-8), or past the most listed.
   int64_t unnamed = 0, unlisted = 0;
-  for (const std::string& pattern : spec.artifacts()) {
-    bool matched = false;
-    for (TarEntry* e : files) {
-      if (fnmatch(pattern.c_str(), e->path.c_str(), FNM_PATHNAME) != 0) {
-        continue;
-      }
-      matched = true;
-      if (!reported.insert(e->path).second) continue;
-      if (!common::IsValidUtf8(e->path) ||
-          e->path.size() > policy::kMaxScratchPathBytes) {
-        ++unnamed;
-        continue;
-      }
-      if (result.artifacts_size() >= policy::kMaxArtifactsListed) {
-        ++unlisted;
-        continue;
-      }
-      crucible::v1::ArtifactInfo* info = result.add_artifacts();
-      info->set_path(e->path);
-      info->set_size_bytes(e->size);
-      if (e->type != '0') {
-        info->set_status(crucible::v1::ARTIFACT_STATUS_NOT_REGULAR);
-        continue;
-      }
-      if (kept + e->size > plan.max_artifact_bytes) {
-        info->set_status(crucible::v1::ARTIFACT_STATUS_SKIPPED_OVER_LIMIT);
-        continue;
-      }
-      kept += e->size;
-      info->set_status(crucible::v1::ARTIFACT_STATUS_COLLECTED);
-      info->set_sha256(common::Sha256Hex(e->content));
-      for (size_t off = 0; off < e->content.size() || off == 0;
-           off += kChunkBytes) {
-        crucible::v1::ArtifactChunk chunk;
-        chunk.set_path(e->path);
-        chunk.set_offset(static_cast<int64_t>(off));
-        chunk.set_data(e->content.substr(off, kChunkBytes));
-        sink.OnArtifact(std::move(chunk));
-        if (e->content.empty()) break;
-      }
-    }
-    if (!matched && !IsPattern(pattern) && reported.insert(pattern).second) {
+  // The artifact whose bytes are coming: hashed, and sent in chunks of
+  // kChunkBytes.
+  Listed* current = nullptr;
+  common::Sha256 sha256;
+  std::string pending;
+  int64_t sent = 0;
+  auto send = [&](size_t n) {
+    crucible::v1::ArtifactChunk chunk;
+    chunk.set_path(current->info.path());
+    chunk.set_offset(sent);
+    chunk.set_data(pending.substr(0, n));
+    pending.erase(0, n);
+    sent += static_cast<int64_t>(n);
+    sink.OnArtifact(std::move(chunk));
+  };
+
+  TarReader reader(
+      [&](const TarEntry& entry) {
+        current = nullptr;
+        absl::string_view path = entry.path;
+        while (absl::ConsumePrefix(&path, "./")) {
+        }
+        if (path.empty() || path == ".") return false;  // the directory
+        int first = -1;
+        for (int i = 0; i < spec.artifacts_size(); ++i) {
+          if (fnmatch(spec.artifacts(i).c_str(), std::string(path).c_str(),
+                      FNM_PATHNAME) == 0) {
+            matched[i] = true;
+            if (first < 0) first = i;
+          }
+        }
+        if (first < 0 || !reported.insert(std::string(path)).second) {
+          return false;
+        }
+        if (!common::IsValidUtf8(path) ||
+            path.size() > policy::kMaxScratchPathBytes) {
+          ++unnamed;
+          return false;
+        }
+        if (static_cast<int>(listed.size()) >= policy::kMaxArtifactsListed) {
+          ++unlisted;
+          return false;
+        }
+        Listed& l = listed.emplace_back();
+        l.pattern = first;
+        l.info.set_path(std::string(path));
+        l.info.set_size_bytes(entry.size);
+        if (entry.type != '0') {
+          l.info.set_status(crucible::v1::ARTIFACT_STATUS_NOT_REGULAR);
+          return false;
+        }
+        if (kept + entry.size > plan.max_artifact_bytes) {
+          l.info.set_status(crucible::v1::ARTIFACT_STATUS_SKIPPED_OVER_LIMIT);
+          return false;
+        }
+        kept += entry.size;
+        // INCOMPLETE until its last byte is sent.
+        l.info.set_status(crucible::v1::ARTIFACT_STATUS_INCOMPLETE);
+        current = &l;
+        sha256 = common::Sha256();
+        pending.clear();
+        sent = 0;
+        return true;
+      },
+      [&](absl::string_view bytes) {
+        sha256.Update(bytes);
+        pending.append(bytes.data(), bytes.size());
+        while (pending.size() >= kChunkBytes) send(kChunkBytes);
+      },
+      [&] {
+        if (!pending.empty() || sent == 0) send(pending.size());
+        current->info.set_status(crucible::v1::ARTIFACT_STATUS_COLLECTED);
+        current->info.set_sha256(sha256.HexDigest());
+        current = nullptr;
+      });
+  int64_t downloaded = 0;
+  absl::Status parsed = absl::OkStatus();
+  // "DIR/." : Podman answers an empty archive for DIR itself when it is a
+  // volume's mount point; "DIR/." gives its entries, relative to it.
+  absl::Status s = engine.StreamArchive(
+      plan.name, absl::StrCat(plan.scratch_dir, "/."),
+      [&](absl::string_view bytes) {
+        downloaded += static_cast<int64_t>(bytes.size());
+        if (downloaded > max_tar) {
+          parsed = absl::ResourceExhaustedError(
+              absl::StrCat("the archive of ", plan.scratch_dir,
+                           " is larger than ", max_tar, " bytes"));
+          return false;
+        }
+        parsed = reader.Feed(bytes);
+        return parsed.ok();
+      });
+  if (!parsed.ok()) s = parsed;
+  if (s.ok()) s = reader.Finish();
+  if (!s.ok()) {
+    LOG(WARNING) << "run " << plan.name << ": artifacts not collected: " << s;
+    AppendError(result, absl::StrCat("artifacts not collected: ", s.message()));
+  }
+
+  std::stable_sort(
+      listed.begin(), listed.end(),
+      [](const Listed& a, const Listed& b) { return a.pattern < b.pattern; });
+  for (Listed& l : listed) *result.add_artifacts() = std::move(l.info);
+  // A path missing from a download that broke may have been in the rest.
+  for (int i = 0; i < spec.artifacts_size() && s.ok(); ++i) {
+    const std::string& pattern = spec.artifacts(i);
+    if (!matched[i] && !IsPattern(pattern) && reported.insert(pattern).second) {
       crucible::v1::ArtifactInfo* info = result.add_artifacts();
       info->set_path(pattern);
       info->set_status(crucible::v1::ARTIFACT_STATUS_NOT_FOUND);

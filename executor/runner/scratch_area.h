@@ -20,9 +20,11 @@ absl::Status FillScratch(docker::Engine& engine,
 
 // After the exit: downloads the working directory, matches the spec's
 // artifact patterns, reports every match (and every exact path missing) in
-// result.artifacts, and sends the bytes of those collected to `sink`, in
-// that order, within plan.max_artifact_bytes. A failed download is logged
-// and noted in the result's error message; the run's outcome stands.
+// result.artifacts, in the order of the first pattern each matched, and
+// sends the bytes of those collected to `sink` as the download brings them
+// (never holding the archive), within plan.max_artifact_bytes, first come
+// first kept. A failed download is logged and noted in the result's error
+// message (an artifact it cut is INCOMPLETE); the run's outcome stands.
 void CollectArtifacts(docker::Engine& engine, const policy::ContainerPlan& plan,
                       const crucible::v1::TaskSpec& spec, RunSink& sink,
                       crucible::v1::TaskResult& result);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -120,68 +121,152 @@ absl::StatusOr<std::string> BuildTar(const std::vector<TarFile>& files,
   return out;
 }
 
+TarReader::TarReader(std::function<bool(const TarEntry&)> on_entry,
+                     std::function<void(absl::string_view)> on_content,
+                     std::function<void()> on_end)
+    : on_entry_(std::move(on_entry)),
+      on_content_(std::move(on_content)),
+      on_end_(std::move(on_end)) {}
+
+absl::Status TarReader::Feed(absl::string_view bytes) {
+  while (!bytes.empty() && state_ != State::kEnd) {
+    switch (state_) {
+      case State::kHeader: {
+        const size_t take = std::min(bytes.size(), kBlock - header_.size());
+        header_.append(bytes.data(), take);
+        bytes.remove_prefix(take);
+        if (header_.size() == kBlock) {
+          absl::Status s = OnHeader();
+          header_.clear();
+          if (!s.ok()) {
+            state_ = State::kEnd;
+            return s;
+          }
+        }
+        break;
+      }
+      case State::kContent:
+      case State::kMeta: {
+        const size_t take =
+            static_cast<size_t>(std::min<int64_t>(bytes.size(), left_));
+        if (state_ == State::kMeta) {
+          meta_.append(bytes.data(), take);
+        } else if (wanted_ && take > 0) {
+          on_content_(bytes.substr(0, take));
+        }
+        bytes.remove_prefix(take);
+        left_ -= static_cast<int64_t>(take);
+        if (left_ > 0) break;
+        if (state_ == State::kContent) {
+          if (wanted_) on_end_();
+        } else if (meta_type_ == 'L') {
+          long_name_ = meta_.substr(0, meta_.find('\0'));
+        } else {
+          // Records "LEN key=value\n".
+          absl::string_view data = meta_;
+          while (!data.empty()) {
+            const size_t sp = data.find(' ');
+            int64_t len = 0;
+            if (sp == absl::string_view::npos ||
+                !absl::SimpleAtoi(data.substr(0, sp), &len) ||
+                len <= static_cast<int64_t>(sp) + 1 ||
+                static_cast<size_t>(len) > data.size()) {
+              state_ = State::kEnd;
+              return absl::InvalidArgumentError("tar: malformed PAX record");
+            }
+            absl::string_view rec = data.substr(sp + 1, len - sp - 2);
+            if (meta_type_ == 'x' && absl::ConsumePrefix(&rec, "path=")) {
+              long_name_ = std::string(rec);
+            }
+            data.remove_prefix(len);
+          }
+        }
+        meta_.clear();
+        state_ = padding_ > 0 ? State::kPadding : State::kHeader;
+        break;
+      }
+      case State::kPadding: {
+        const size_t take =
+            static_cast<size_t>(std::min<int64_t>(bytes.size(), padding_));
+        bytes.remove_prefix(take);
+        padding_ -= static_cast<int64_t>(take);
+        if (padding_ == 0) state_ = State::kHeader;
+        break;
+      }
+      case State::kEnd:
+        break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TarReader::OnHeader() {
+  const char* h = header_.data();
+  if (std::all_of(h, h + kBlock, [](char c) { return c == '\0'; })) {
+    state_ = State::kEnd;
+    return absl::OkStatus();
+  }
+  int64_t size = 0;
+  if (!ParseOctal(absl::string_view(h + 124, 12), size)) {
+    return absl::InvalidArgumentError("tar: malformed size field");
+  }
+  const char type = h[156] == '\0' ? '0' : h[156];
+  left_ = size;
+  padding_ = (kBlock - size % kBlock) % kBlock;
+  if (type == 'L' || type == 'x' || type == 'g') {
+    // Metadata of the next entry: held, but never much of it.
+    if (size > (1 << 20)) {
+      return absl::InvalidArgumentError("tar: metadata record over 1 MiB");
+    }
+    meta_type_ = type;
+    state_ = State::kMeta;  // an empty one ends with the next bytes
+    return absl::OkStatus();
+  }
+  TarEntry e;
+  if (!long_name_.empty()) {
+    e.path = std::move(long_name_);
+    long_name_.clear();
+  } else {
+    std::string prefix = CString(h + 345, 155);
+    std::string name = CString(h, 100);
+    e.path = prefix.empty() ? name : absl::StrCat(prefix, "/", name);
+  }
+  while (!e.path.empty() && e.path.back() == '/') e.path.pop_back();
+  e.type = (type == '0' || type == '7') ? '0' : type;
+  e.size = size;
+  int64_t mode = 0;
+  if (ParseOctal(absl::string_view(h + 100, 8), mode)) {
+    e.mode = static_cast<uint32_t>(mode);
+  }
+  wanted_ = on_entry_(e) && e.type == '0';
+  state_ = State::kContent;
+  if (left_ == 0) {
+    if (wanted_) on_end_();
+    state_ = padding_ > 0 ? State::kPadding : State::kHeader;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TarReader::Finish() const {
+  if ((state_ == State::kContent || state_ == State::kMeta) && left_ > 0) {
+    return absl::InvalidArgumentError("tar: truncated entry");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<TarEntry>> ParseTar(absl::string_view archive) {
   std::vector<TarEntry> entries;
-  std::string long_name;
-  size_t pos = 0;
-  while (pos + kBlock <= archive.size()) {
-    const char* h = archive.data() + pos;
-    if (std::all_of(h, h + kBlock, [](char c) { return c == '\0'; })) break;
-    int64_t size = 0;
-    if (!ParseOctal(absl::string_view(h + 124, 12), size)) {
-      return absl::InvalidArgumentError("tar: malformed size field");
-    }
-    const char type = h[156] == '\0' ? '0' : h[156];
-    pos += kBlock;
-    if (pos + static_cast<size_t>(size) > archive.size()) {
-      return absl::InvalidArgumentError("tar: truncated entry");
-    }
-    absl::string_view data = archive.substr(pos, static_cast<size_t>(size));
-    pos += (static_cast<size_t>(size) + kBlock - 1) / kBlock * kBlock;
-    if (type == 'L') {
-      long_name = std::string(data.substr(0, data.find('\0')));
-      continue;
-    }
-    if (type == 'x' || type == 'g') {
-      // Records "LEN key=value\n".
-      while (!data.empty()) {
-        size_t sp = data.find(' ');
-        int64_t len = 0;
-        if (sp == absl::string_view::npos ||
-            !absl::SimpleAtoi(data.substr(0, sp), &len) || len <= 0 ||
-            static_cast<size_t>(len) > data.size()) {
-          return absl::InvalidArgumentError("tar: malformed PAX record");
-        }
-        absl::string_view rec = data.substr(sp + 1, len - sp - 2);
-        if (type == 'x' && absl::ConsumePrefix(&rec, "path=")) {
-          long_name = std::string(rec);
-        }
-        data.remove_prefix(len);
-      }
-      continue;
-    }
-    TarEntry e;
-    if (!long_name.empty()) {
-      e.path = std::move(long_name);
-      long_name.clear();
-    } else {
-      std::string prefix = CString(h + 345, 155);
-      std::string name = CString(h, 100);
-      e.path = prefix.empty() ? name : absl::StrCat(prefix, "/", name);
-    }
-    while (!e.path.empty() && e.path.back() == '/') e.path.pop_back();
-    e.type = type;
-    e.size = size;
-    int64_t mode = 0;
-    if (ParseOctal(absl::string_view(h + 100, 8), mode)) {
-      e.mode = static_cast<uint32_t>(mode);
-    }
-    if (type == '0' || type == '7') {
-      e.type = '0';
-      e.content = std::string(data);
-    }
-    entries.push_back(std::move(e));
-  }
+  TarReader reader(
+      [&entries](const TarEntry& e) {
+        entries.push_back(e);
+        return true;
+      },
+      [&entries](absl::string_view bytes) {
+        entries.back().content.append(bytes.data(), bytes.size());
+      },
+      [] {});
+  if (absl::Status s = reader.Feed(archive); !s.ok()) return s;
+  if (absl::Status s = reader.Finish(); !s.ok()) return s;
   return entries;
 }
 

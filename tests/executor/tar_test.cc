@@ -65,6 +65,53 @@ TEST(TarTest, PaxAndGnuLongNamesApplyToTheNextEntry) {
   EXPECT_EQ((*entries)[0].content, "x");
 }
 
+// The reader takes the archive in pieces of any size, as the engine sends
+// it, and hands over the content only of the entries that want it.
+TEST(TarTest, TheReaderTakesAnArchiveInAnyPieces) {
+  auto tar = BuildTar(
+      {{.path = "a/one", .content = std::string(700, '1')},
+       {.path = "a/empty", .content = ""},
+       {.path = "skip", .content = "not wanted"},
+       {.path = "a/" + std::string(98, 'q') + "/" + std::string(90, 'r'),
+        .content = "deep"}},
+      1, 1);
+  ASSERT_TRUE(tar.ok()) << tar.status();
+  auto whole = ParseTar(*tar);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  for (size_t piece : {size_t{1}, size_t{7}, size_t{512}, size_t{100000}}) {
+    std::vector<TarEntry> got;
+    int ends = 0;
+    TarReader reader(
+        [&](const TarEntry& e) {
+          got.push_back(e);
+          return e.path != "skip";
+        },
+        [&](absl::string_view bytes) {
+          got.back().content.append(bytes.data(), bytes.size());
+        },
+        [&] { ++ends; });
+    for (size_t off = 0; off < tar->size(); off += piece) {
+      ASSERT_TRUE(reader.Feed(absl::string_view(*tar).substr(off, piece)).ok())
+          << piece;
+    }
+    ASSERT_TRUE(reader.Finish().ok());
+    ASSERT_EQ(got.size(), whole->size()) << piece;
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].path, (*whole)[i].path) << piece;
+      EXPECT_EQ(got[i].type, (*whole)[i].type) << piece;
+      EXPECT_EQ(got[i].content,
+                got[i].path == "skip" ? "" : (*whole)[i].content)
+          << piece << " " << got[i].path;
+    }
+    EXPECT_EQ(ends, 3) << "one end per wanted file, the empty one too";
+  }
+  // Cut inside an entry: Finish says so.
+  TarReader cut([](const TarEntry&) { return true; }, [](absl::string_view) {},
+                [] {});
+  ASSERT_TRUE(cut.Feed(tar->substr(0, 512 * 3 + 100)).ok());
+  EXPECT_FALSE(cut.Finish().ok());
+}
+
 TEST(TarTest, MalformedArchivesAreRefused) {
   auto tar = BuildTar({{.path = "f", .content = std::string(600, 'x')}}, 1, 1);
   ASSERT_TRUE(tar.ok());

@@ -1,5 +1,6 @@
 #include "tests/testing/fake_engine.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -73,6 +74,33 @@ void FakeEngine::SetScript(Script script) {
 void FakeEngine::SetDroppedLimits(std::set<std::string> keys) {
   absl::MutexLock lock(&mu_);
   dropped_limits_ = std::move(keys);
+}
+
+void FakeEngine::SetArchive(std::string tar, absl::Status end, size_t piece) {
+  absl::MutexLock lock(&mu_);
+  archive_ = std::move(tar);
+  archive_end_ = std::move(end);
+  archive_piece_ = std::max<size_t>(piece, 1);
+}
+
+absl::Status FakeEngine::StreamArchive(
+    absl::string_view id, absl::string_view path,
+    const std::function<bool(absl::string_view)>& on_bytes) {
+  std::string tar;
+  absl::Status end;
+  size_t piece;
+  {
+    absl::MutexLock lock(&mu_);
+    tar = archive_;
+    end = archive_end_;
+    piece = archive_piece_;
+  }
+  for (size_t off = 0; off < tar.size(); off += piece) {
+    if (!on_bytes(absl::string_view(tar).substr(off, piece))) {
+      return absl::CancelledError("archive download stopped");
+    }
+  }
+  return end;
 }
 
 void FakeEngine::FailNext(Op op, absl::Status status, int times) {

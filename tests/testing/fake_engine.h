@@ -68,6 +68,10 @@ class FakeEngine final : public docker::Engine {
   // that containers created from now on do not keep (InspectContainer
   // reports 0), as an engine that cannot enforce them drops them.
   void SetDroppedLimits(std::set<std::string> keys);
+  // What StreamArchive answers for any container from now on: `tar`, in
+  // pieces of `piece` bytes, then `end` (not OK: a download that breaks).
+  void SetArchive(std::string tar, absl::Status end = absl::OkStatus(),
+                  size_t piece = 1000);
 
   // The next `times` calls of `op` fail with `status` and have no effect.
   void FailNext(Op op, absl::Status status, int times = 1);
@@ -121,6 +125,9 @@ class FakeEngine final : public docker::Engine {
   absl::Status Remove(absl::string_view id) override;
   absl::StatusOr<std::vector<docker::ContainerSummary>> ListContainers(
       absl::string_view label_key, absl::string_view label_value) override;
+  absl::Status StreamArchive(
+      absl::string_view id, absl::string_view path,
+      const std::function<bool(absl::string_view)>& on_bytes) override;
 
  private:
   struct Container {
@@ -152,6 +159,10 @@ class FakeEngine final : public docker::Engine {
   bool pull_works_ ABSL_GUARDED_BY(mu_) = false;
   Script script_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> dropped_limits_ ABSL_GUARDED_BY(mu_);
+  std::string archive_ ABSL_GUARDED_BY(mu_);
+  absl::Status archive_end_ ABSL_GUARDED_BY(mu_) =
+      absl::UnimplementedError("no archive set");
+  size_t archive_piece_ ABSL_GUARDED_BY(mu_) = 1000;
   std::map<Op, std::deque<absl::Status>> failures_ ABSL_GUARDED_BY(mu_);
   std::set<Op> stall_next_ ABSL_GUARDED_BY(mu_);
   uint64_t unstalls_ ABSL_GUARDED_BY(mu_) = 0;  // bumped by Unstall
