@@ -22,11 +22,8 @@ absl::Status Denied(absl::string_view why) {
       absl::StrCat("crucible engine guard: archive call refused: ", why));
 }
 
-// The proxy's c_archive, with the name captured.
 const std::regex& ArchivePath() {
-  static const std::regex* re = new std::regex(
-      "^(/v[0-9]+\\.[0-9]+)?/containers/"
-      "(crucible-[A-Za-z0-9][A-Za-z0-9_.-]*)/archive$");
+  static const std::regex* re = new std::regex(kArchivePathPattern);
   return *re;
 }
 

@@ -16,6 +16,11 @@
 // read anywhere in it. Pure; the HTTP side is GuardServer.
 namespace guard {
 
+// The path of an archive call, exactly the proxy's c_archive
+// (deploy/docker-proxy/haproxy.cfg); its second group is the container.
+inline constexpr char kArchivePathPattern[] =
+    R"(^(/v[0-9]+\.[0-9]+)?/containers/(crucible-[A-Za-z0-9][A-Za-z0-9_.-]*)/archive$)";
+
 // What an admitted archive call is about.
 struct ArchiveTarget {
   std::string container;  // crucible-<run id>

@@ -49,9 +49,16 @@ void RefuseNotCreate(const httplib::Request& req, httplib::Response& res) {
          "calls are served here");
 }
 
-// Exactly the proxy's c_archive (deploy/docker-proxy/haproxy.cfg).
-constexpr char kArchiveRoute[] =
-    R"(^(/v[0-9]+\.[0-9]+)?/containers/crucible-[A-Za-z0-9][A-Za-z0-9_.-]*/archive$)";
+// The request's target split at its first '?'.
+struct Target {
+  std::string path;
+  std::string query;
+};
+Target SplitTarget(const std::string& target) {
+  const size_t q = target.find('?');
+  return {target.substr(0, q),
+          q == std::string::npos ? "" : target.substr(q + 1)};
+}
 
 struct EngineReply {
   long code = 0;  // NOLINT(runtime/int): curl's type
@@ -163,12 +170,12 @@ absl::StatusOr<std::unique_ptr<GuardServer>> GuardServer::Start(
                                      httplib::Response& res) {
     s->Handle(req, res);
   });
-  http.Put(kArchiveRoute, [s = server.get()](const httplib::Request& req,
-                                             httplib::Response& res) {
+  http.Put(kArchivePathPattern, [s = server.get()](const httplib::Request& req,
+                                                   httplib::Response& res) {
     s->HandleArchive(req, res, /*upload=*/true);
   });
-  http.Get(kArchiveRoute, [s = server.get()](const httplib::Request& req,
-                                             httplib::Response& res) {
+  http.Get(kArchivePathPattern, [s = server.get()](const httplib::Request& req,
+                                                   httplib::Response& res) {
     s->HandleArchive(req, res, /*upload=*/false);
   });
   http.Get(".*", RefuseNotCreate);
@@ -186,10 +193,7 @@ absl::StatusOr<std::unique_ptr<GuardServer>> GuardServer::Start(
 
 void GuardServer::Handle(const httplib::Request& req,
                          httplib::Response& res) const {
-  const size_t q = req.target.find('?');
-  const std::string path = req.target.substr(0, q);
-  const std::string query =
-      q == std::string::npos ? "" : req.target.substr(q + 1);
+  const auto [path, query] = SplitTarget(req.target);
   const bool volume = std::regex_match(path, VolumeCreatePath());
   if (!volume && !std::regex_match(path, CreatePath())) {
     RefuseNotCreate(req, res);
@@ -231,10 +235,7 @@ void GuardServer::Handle(const httplib::Request& req,
 
 void GuardServer::HandleArchive(const httplib::Request& req,
                                 httplib::Response& res, bool upload) const {
-  const size_t q = req.target.find('?');
-  const std::string path = req.target.substr(0, q);
-  const std::string query =
-      q == std::string::npos ? "" : req.target.substr(q + 1);
+  const auto [path, query] = SplitTarget(req.target);
   if (req.has_header("Transfer-Encoding")) {
     Refuse(res, 400, "crucible engine guard: Transfer-Encoding is refused");
     return;
