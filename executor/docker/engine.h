@@ -141,10 +141,6 @@ class Engine {
       const std::function<bool(absl::string_view)>& on_bytes) {
     return absl::UnimplementedError("this engine has no archive download");
   }
-  // The same held whole: RESOURCE_EXHAUSTED past `max_bytes`.
-  absl::StatusOr<std::string> GetArchive(absl::string_view id,
-                                         absl::string_view path,
-                                         int64_t max_bytes);
 };
 
 }  // namespace docker

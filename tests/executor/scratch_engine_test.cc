@@ -109,8 +109,9 @@ class ScratchEngineTest : public ::testing::Test {
     ASSERT_TRUE(left.ok()) << left.status();
     EXPECT_TRUE(left->empty()) << left->size() << " containers left";
     // RemoveVolume answers OK for a volume that is gone (404): ask directly.
-    auto archive = raw_->GetArchive(name, "/work", 1 << 20);
-    EXPECT_EQ(archive.status().code(), absl::StatusCode::kNotFound);
+    absl::Status archive = raw_->StreamArchive(
+        name, "/work", [](absl::string_view) { return true; });
+    EXPECT_EQ(archive.code(), absl::StatusCode::kNotFound);
     std::string volumes = RawGet("/v1.41/volumes");
     EXPECT_FALSE(absl::StrContains(volumes, name)) << volumes;
     const std::string dir =
